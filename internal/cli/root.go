@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// flagError marks errors that come from parsing the command line, for which
+// usage is printed.
+type flagError struct{ err error }
+
+func (e flagError) Error() string { return e.err.Error() }
+func (e flagError) Unwrap() error { return e.err }
+
+// NewRoot builds the ftpatch command tree.
+func NewRoot(io *IO) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ftpatch",
+		Short:         "Patch arm64 ELF function entries for fast call-ops tracing, and prove it",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetOut(io.Out)
+	root.SetErr(io.Err)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return flagError{err}
+	})
+	for _, add := range commands {
+		root.AddCommand(add(io))
+	}
+	return root
+}
+
+// commands lists constructors of subcommands; each command file appends
+// itself in an init function.
+var commands []func(*IO) *cobra.Command
+
+// Main runs the CLI with args and returns the exit code.
+func Main(args []string) int {
+	io := &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, IsTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
+	root := NewRoot(io)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err != nil && !errors.Is(err, ErrFindings) {
+		fmt.Fprintf(io.Err, "ftpatch: %v\n", err)
+		var fe flagError
+		if errors.As(err, &fe) || isArgsError(err) {
+			fmt.Fprint(io.Err, cmd.UsageString())
+		}
+	}
+	return int(exitCode(err))
+}
+
+// usageError is returned by commands for bad arguments (missing file, bad
+// combination of flags); usage is printed and the exit code is 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// UsageErrorf builds a usage error.
+func UsageErrorf(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+func isArgsError(err error) bool {
+	var ue usageError
+	return errors.As(err, &ue)
+}

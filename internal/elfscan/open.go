@@ -1,0 +1,72 @@
+package elfscan
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// ErrNotAArch64 is returned for ELF files that are not 64-bit little-endian AArch64.
+var ErrNotAArch64 = errors.New("not a 64-bit little-endian AArch64 ELF file")
+
+// ErrMalformed wraps every structural error found in an input file.
+var ErrMalformed = errors.New("malformed ELF")
+
+// OpenELF parses r as an ELF file with debug/elf, turning its panics on
+// hostile input into errors, and checks that it is ELF64, little-endian,
+// EM_AARCH64 and of type REL, EXEC or DYN.
+func OpenELF(r io.ReaderAt) (f *elf.File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, err = nil, fmt.Errorf("%w: %v", ErrMalformed, p)
+		}
+	}()
+	f, err = elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB || f.Machine != elf.EM_AARCH64 {
+		return nil, fmt.Errorf("%w (class %v, data %v, machine %v)", ErrNotAArch64, f.Class, f.Data, f.Machine)
+	}
+	switch f.Type {
+	case elf.ET_REL, elf.ET_EXEC, elf.ET_DYN:
+	default:
+		return nil, fmt.Errorf("%w: unsupported ELF type %v", ErrMalformed, f.Type)
+	}
+	return f, nil
+}
+
+// SafeData returns a section's contents, bounded by the file size, turning
+// panics into errors.
+func SafeData(s *elf.Section) (b []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b, err = nil, fmt.Errorf("%w: section %q: %v", ErrMalformed, s.Name, p)
+		}
+	}()
+	if s.Type == elf.SHT_NOBITS {
+		return nil, nil
+	}
+	b, err = s.Data()
+	if err != nil {
+		return nil, fmt.Errorf("%w: section %q at %#x: %w", ErrMalformed, s.Name, s.Offset, err)
+	}
+	return b, nil
+}
+
+// Open opens path for reading as an AArch64 ELF file. The caller closes the
+// returned *os.File; the *elf.File reads through it.
+func Open(path string) (*os.File, *elf.File, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := OpenELF(fd)
+	if err != nil {
+		fd.Close()
+		return nil, nil, err
+	}
+	return fd, f, nil
+}

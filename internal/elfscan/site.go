@@ -1,0 +1,125 @@
+// Package elfscan finds every patchable function entry in an arm64 ELF file
+// and says what state it is in. It only reads: it turns a file into plain
+// values (File, Site) that the patch and verify packages consume.
+//
+// Invariants:
+//   - Scan never panics on malformed input; it returns an error naming the
+//     offset that was wrong, and no result.
+//   - The result is deterministic: sites are sorted by (section index, entry).
+//   - Addresses are mapped through section headers, never assuming
+//     sh_addr == sh_offset.
+//
+// A site in the call-ops layout (-fpatchable-function-entry=4,2):
+//
+//	record ->  literal+0: NOP | low word of ops        (8-byte aligned)
+//	           literal+4: NOP | high word of ops
+//	entry  ->  [BTI C]
+//	           slot1:     NOP | MOV X9, X30
+//	call   ->  slot2:     NOP | BL <trampoline>
+//
+// The classic layout (=2) has no literal; its record points at slot1.
+package elfscan
+
+import "debug/elf"
+
+// Layout is the shape of a patch site.
+type Layout string
+
+const (
+	LayoutCallOps Layout = "call-ops" // an 8-byte literal before the entry
+	LayoutClassic Layout = "classic"  // no literal
+)
+
+// State is what a site's words say about it.
+type State string
+
+const (
+	StateNop     State = "nop"     // as compiled
+	StateInit    State = "init"    // MOV X9,X30 in slot1
+	StateEnabled State = "enabled" // and BL in slot2
+	StateUnknown State = "unknown" // anything else; see Site words
+)
+
+// Code is a stable problem code; scripts match on these strings.
+type Code string
+
+const (
+	CodeMisalignedLiteral Code = "misaligned-literal"
+	CodeUnexpectedInsn    Code = "unexpected-insn"
+	CodeDuplicateEntry    Code = "duplicate-entry"
+	CodeOutsideText       Code = "outside-text"
+	CodeNoFunction        Code = "no-function"
+)
+
+// Problem is one finding at a site.
+type Problem struct {
+	Code   Code   `json:"code"`
+	Detail string `json:"detail"`
+}
+
+// Ref is the value of a literal or a BL target. In linked files Addr is the
+// value and Sym the symbol defined exactly there, if any. In ET_REL files the
+// value comes from a relocation: Sym is its symbol's name, SymIndex its index
+// in .symtab and Addr the addend.
+type Ref struct {
+	Addr     uint64
+	Sym      string
+	SymIndex uint32
+}
+
+// NoOffset marks a slot a site does not have (the literal of a classic site).
+const NoOffset int64 = -1
+
+// Site is one patchable function entry.
+type Site struct {
+	Func         string // containing function, "" when none
+	Section      string // section holding the entry
+	SectionIndex int    // its index in the section header table
+	Record       uint64 // the value in the entries table (where the NOPs start)
+	Entry        uint64 // function entry (where BTI C is, if any); ET_REL: offset in Section
+	CallSite     uint64 // slot2, which holds or will hold the BL
+	Literal      uint64 // address of the literal; valid only when Layout == LayoutCallOps
+	Layout       Layout
+	BTI          bool
+	State        State
+	Ops          *Ref // literal value: nil when zero and unrelocated, or classic
+	Target       *Ref // BL target: nil unless slot2 holds a BL
+	Problems     []Problem
+
+	// Raw words and where they live in the file, for patch and verify.
+	LiteralOff  int64  // file offset of the literal, NoOffset for classic
+	Slot1Off    int64  // file offset of slot1 (MOV X9,X30)
+	Slot2Off    int64  // file offset of slot2 (BL)
+	LiteralWord uint64 // bytes at the literal, in the file's byte order (0 for classic)
+	Slot1Word   uint32
+	Slot2Word   uint32
+}
+
+// Slot1 is the address of the slot that holds or will hold MOV X9,X30.
+func (s *Site) Slot1() uint64 { return s.CallSite - 4 }
+
+// HasProblem reports whether the site carries code c.
+func (s *Site) HasProblem(c Code) bool {
+	for _, p := range s.Problems {
+		if p.Code == c {
+			return true
+		}
+	}
+	return false
+}
+
+// File is the scan of one ELF file.
+type File struct {
+	Path  string
+	Type  elf.Type // ET_REL, ET_EXEC or ET_DYN
+	Sites []Site
+}
+
+// Problems counts the problems across all sites.
+func (f *File) Problems() int {
+	n := 0
+	for i := range f.Sites {
+		n += len(f.Sites[i].Problems)
+	}
+	return n
+}
