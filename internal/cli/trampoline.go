@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/patch"
+)
+
+// TrampolineOptions are the flags of `ftpatch trampoline`.
+type TrampolineOptions struct {
+	Output  string // -o: object (or, with --asm, assembler text) to write
+	Asm     bool   // --asm: GNU assembler text instead of an object
+	Name    string // --name: the function symbol
+	Classic bool   // --classic: variant for sites without a literal
+	Ops     string // --ops: the ops symbol of the classic variant
+}
+
+func init() { commands = append(commands, newTrampolineCmd) }
+
+func newTrampolineCmd(io *IO) *cobra.Command {
+	opts := &TrampolineOptions{}
+	cmd := &cobra.Command{
+		Use:   "trampoline [-o FILE.o] [--asm] [--name SYM] [--classic --ops SYM]",
+		Short: "Write the common trampoline (ftrace_caller) as an object or assembler text",
+		Long: `Write the common trampoline that enabled patch sites branch to, encoded by
+ftpatch itself into an ET_REL object (no assembler needed). It reads the ops
+pointer from the literal before the call site ((X30 & ~7) - 16), returns at
+once for a NULL op, and otherwise calls op->func(ip, parent_ip, op, regs).
+--classic builds the variant for sites without a literal, calling the ops
+named by --ops. --asm prints the same code as GNU assembler text.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return UsageErrorf("trampoline takes no arguments, got %q", args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runTrampoline(opts, io) },
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.Output, "output", "o", "", "write to `FILE` (required unless --asm)")
+	f.BoolVar(&opts.Asm, "asm", false, "write GNU assembler text (to stdout unless -o)")
+	f.StringVar(&opts.Name, "name", "ftrace_caller", "function `SYM`bol name")
+	f.BoolVar(&opts.Classic, "classic", false, "variant for classic sites (no literal); needs --ops")
+	f.StringVar(&opts.Ops, "ops", "", "ops `SYM`bol the classic variant calls")
+	return cmd
+}
+
+func runTrampoline(opts *TrampolineOptions, io *IO) error {
+	switch {
+	case opts.Output == "" && !opts.Asm:
+		return UsageErrorf("-o FILE is required (or --asm to print assembler text)")
+	case opts.Name == "":
+		return UsageErrorf("--name must not be empty")
+	case opts.Classic && opts.Ops == "":
+		return UsageErrorf("--classic needs --ops SYM: classic sites have no literal to read the ops from")
+	case !opts.Classic && opts.Ops != "":
+		return UsageErrorf("--ops is only for --classic: call-ops sites carry their ops in their literal")
+	}
+	prog, err := encode.Trampoline(encode.TrampolineOptions{Name: opts.Name, Classic: opts.Classic, OpsSym: opts.Ops})
+	if err != nil {
+		return fmt.Errorf("trampoline: %w", err)
+	}
+	var out []byte
+	if opts.Asm {
+		s, err := prog.Asm()
+		if err != nil {
+			return fmt.Errorf("trampoline %s: %w", prog.Name, err)
+		}
+		out = []byte(s)
+	} else if out, err = patch.BuildObject(prog); err != nil {
+		return fmt.Errorf("trampoline %s: %w", prog.Name, err)
+	}
+	if opts.Output == "" {
+		_, err := io.Out.Write(out)
+		return err
+	}
+	if err := writeTrampolineFile(opts.Output, out, 0o644); err != nil {
+		return fmt.Errorf("file %s: %w", opts.Output, err)
+	}
+	return nil
+}
+
+// writeTrampolineFile replaces path with data: a temporary file in the same
+// folder, fsync, rename, then fsync of the folder. On any error the
+// temporary file is removed and path is untouched. An existing file keeps
+// its permissions; a new one gets perm.
+func writeTrampolineFile(path string, data []byte, perm os.FileMode) (err error) {
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("not a regular file")
+		}
+		perm = fi.Mode().Perm()
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("cannot create a file in %s: %w", dir, pe.Err)
+		}
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

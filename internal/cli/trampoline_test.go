@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"bytes"
+	"debug/elf"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func trampolineIO() (*IO, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return &IO{In: strings.NewReader(""), Out: &out, Err: &errb}, &out, &errb
+}
+
+// dirEntries lists a folder, to show that nothing (no temp file) was left.
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestTrampolineObject(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		opts    TrampolineOptions
+		globals []string
+	}{
+		{"default", TrampolineOptions{Name: "ftrace_caller"}, []string{"ftrace_caller"}},
+		{"named", TrampolineOptions{Name: "my_tramp"}, []string{"my_tramp"}},
+		{"classic", TrampolineOptions{Name: "ftrace_caller", Classic: true, Ops: "my_ops"}, []string{"ftrace_caller", "my_ops"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tt.opts.Output = filepath.Join(dir, "t.o")
+			io, out, _ := trampolineIO()
+			if err := runTrampoline(&tt.opts, io); err != nil {
+				t.Fatal(err)
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout: %q", out)
+			}
+			if got := dirEntries(t, dir); len(got) != 1 || got[0] != "t.o" {
+				t.Errorf("folder holds %q, want only t.o", got)
+			}
+			f, err := elf.Open(tt.opts.Output)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			syms, err := f.Symbols()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var globals []string
+			for _, s := range syms {
+				if elf.ST_BIND(s.Info) == elf.STB_GLOBAL {
+					globals = append(globals, s.Name)
+				}
+			}
+			if strings.Join(globals, ",") != strings.Join(tt.globals, ",") {
+				t.Errorf("globals %q, want %q", globals, tt.globals)
+			}
+			if fi, _ := os.Stat(tt.opts.Output); fi.Mode().Perm() != 0o644 {
+				t.Errorf("mode %v", fi.Mode())
+			}
+		})
+	}
+}
+
+func TestTrampolineAsm(t *testing.T) {
+	io, out, _ := trampolineIO()
+	if err := runTrampoline(&TrampolineOptions{Asm: true, Name: "ftrace_caller"}, io); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\t.globl\tftrace_caller\n", "\t.type\tftrace_caller, %function\n", "ftrace_caller:\n", "\tbti\tc", "\tblr\tx4", "\t.size\tftrace_caller, .-ftrace_caller\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("asm lacks %q:\n%s", want, out)
+		}
+	}
+	// --asm with -o writes the same text to the file.
+	dir := t.TempDir()
+	io2, out2, _ := trampolineIO()
+	p := filepath.Join(dir, "t.s")
+	if err := runTrampoline(&TrampolineOptions{Asm: true, Name: "ftrace_caller", Output: p}, io2); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != out.String() || out2.Len() != 0 {
+		t.Errorf("file %q (%v), stdout %q", b, err, out2)
+	}
+}
+
+func TestTrampolineKeepsMode(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "t.o")
+	if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	io, _, _ := trampolineIO()
+	if err := runTrampoline(&TrampolineOptions{Name: "ftrace_caller", Output: p}, io); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 64 {
+		t.Errorf("after rewrite: %v, %v", fi.Mode(), err)
+	}
+}
+
+func TestTrampolineErrors(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "adir")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		opts  TrampolineOptions
+		usage bool
+		msg   string
+	}{
+		{"no output", TrampolineOptions{Name: "ftrace_caller"}, true, "-o FILE is required"},
+		{"empty name", TrampolineOptions{Name: "", Asm: true}, true, "--name"},
+		{"classic without ops", TrampolineOptions{Name: "t", Asm: true, Classic: true}, true, "--ops"},
+		{"ops without classic", TrampolineOptions{Name: "t", Asm: true, Ops: "o"}, true, "--classic"},
+		{"missing folder", TrampolineOptions{Name: "t", Output: filepath.Join(dir, "nope", "t.o")}, false, "nope/t.o"},
+		{"output is a folder", TrampolineOptions{Name: "t", Output: sub}, false, "adir"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			io, out, errb := trampolineIO()
+			err := runTrampoline(&tt.opts, io)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var ue usageError
+			if errors.As(err, &ue) != tt.usage || !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("err = %v (usage error: %v), want usage=%v mentioning %q", err, errors.As(err, &ue), tt.usage, tt.msg)
+			}
+			if exitCode(err) != ExitInput {
+				t.Errorf("exit code %d", exitCode(err))
+			}
+			if out.Len()+errb.Len() != 0 {
+				t.Errorf("wrote %q / %q", out, errb)
+			}
+			if got := dirEntries(t, dir); len(got) != 1 || got[0] != "adir" {
+				t.Errorf("folder holds %q, want only adir", got)
+			}
+			if got := dirEntries(t, sub); len(got) != 0 {
+				t.Errorf("adir holds %q", got)
+			}
+		})
+	}
+}
+
+// TestTrampolineFlags drives the cobra command: flags reach the options.
+func TestTrampolineFlags(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.o")
+	io, _, _ := trampolineIO()
+	root := NewRoot(io)
+	root.SetArgs([]string{"trampoline", "--classic", "--ops", "my_ops", "--name", "tr", "-o", p})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	var names []string
+	for _, s := range syms {
+		names = append(names, s.Name)
+	}
+	if !strings.Contains(strings.Join(names, ","), "tr,my_ops") {
+		t.Errorf("symbols %q", names)
+	}
+
+	io2, out, _ := trampolineIO()
+	root = NewRoot(io2)
+	root.SetArgs([]string{"trampoline", "--asm"})
+	if err := root.Execute(); err != nil || !strings.Contains(out.String(), "ftrace_caller:\n") {
+		t.Errorf("--asm default name: %v\n%s", err, out)
+	}
+
+	root = NewRoot(io2)
+	root.SetArgs([]string{"trampoline", "--asm", "extra"})
+	var ue usageError
+	if err := root.Execute(); !errors.As(err, &ue) {
+		t.Errorf("positional argument: err = %v, want usage error", err)
+	}
+}

@@ -1,0 +1,315 @@
+package encode
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/arch/arm64/arm64asm"
+)
+
+// FixupKind says how a symbol's address is patched into a Program word.
+// encode knows no ELF numbers: the object builder maps kinds to relocation
+// types.
+type FixupKind uint8
+
+const (
+	// FixupAdrpPage: an ADRP's immhi:immlo := page(Sym+Addend) - page(P)
+	// (R_AARCH64_ADR_PREL_PG_HI21).
+	FixupAdrpPage FixupKind = iota + 1
+	// FixupAddLo12: an ADD immediate's imm12 := (Sym+Addend) & 0xfff
+	// (R_AARCH64_ADD_ABS_LO12_NC).
+	FixupAddLo12
+)
+
+func (k FixupKind) String() string {
+	switch k {
+	case FixupAdrpPage:
+		return "adrp-page"
+	case FixupAddLo12:
+		return "add-lo12"
+	}
+	return fmt.Sprintf("FixupKind(%d)", k)
+}
+
+// Fixup asks for Words[Index] to be completed with the address of Sym+Addend.
+type Fixup struct {
+	Index  int
+	Kind   FixupKind
+	Sym    string
+	Addend int64
+}
+
+// Program is a position-independent function as data: its words, the
+// symbol references still to resolve, and how it wants to be marked.
+type Program struct {
+	Name   string   // global function symbol
+	Words  []uint32 // instructions, little-endian when written out
+	Fixups []Fixup
+	// BTI is true when every indirect entry point starts with a BTI landing
+	// pad, so an object holding the program may claim BTI compatibility.
+	BTI bool
+	// Labels names word indices that are branch targets, for Asm.
+	Labels map[int]string
+	// Comments annotate words, for Asm.
+	Comments map[int]string
+}
+
+// Bytes returns the program's words as little-endian bytes.
+func (p Program) Bytes() []byte {
+	b := make([]byte, 0, 4*len(p.Words))
+	for _, w := range p.Words {
+		b = binary.LittleEndian.AppendUint32(b, w)
+	}
+	return b
+}
+
+// Layout of the regs area the trampoline passes to op->func in x3: Linux's
+// arm64 struct ftrace_regs (9 argument registers, a spare slot, then the
+// call site's fp, lr, sp and the pc to return to).
+const (
+	RegsX0   = 0   // x0..x8 at RegsX0 + 8*n
+	RegsFP   = 80  // x29 at the call site
+	RegsLR   = 88  // x9: the traced function's return address (parent_ip)
+	RegsSP   = 96  // SP at the call site
+	RegsPC   = 104 // X30 on entry: the instruction after the BL
+	RegsSize = 112
+	// The trampoline's frame: the regs area, then two frame records (the
+	// trampoline's at RegsSize, the call site's at RegsSize+16).
+	TrampolineFrame = RegsSize + 32
+)
+
+// LiteralOffset is where the ops literal sits relative to (X30 &^ 7) on
+// entry: the BL is at literal+12 (no BTI) or literal+16 (BTI), so X30 is
+// literal+16 or literal+20, and aligning down to 8 gives literal+16.
+const LiteralOffset = -16
+
+// TrampolineOptions selects the variant of the common trampoline.
+type TrampolineOptions struct {
+	Name string // symbol name; default "ftrace_caller"
+	// Classic builds the variant for sites without a literal
+	// (-fpatchable-function-entry=2): op is &OpsSym, reached through
+	// ADRP+ADD fixups, and is never NULL.
+	Classic bool
+	OpsSym  string
+}
+
+// ErrTrampoline reports bad trampoline options.
+var ErrTrampoline = errors.New("bad trampoline options")
+
+// Trampoline builds the common trampoline, after Linux's ftrace_caller in
+// arch/arm64/kernel/entry-ftrace.S with DYNAMIC_FTRACE_WITH_CALL_OPS.
+//
+// It is reached by `BL` from a patch site after `MOV X9, X30`, so on entry
+// X30 is the instruction after the BL and X9 the traced function's own
+// return address. x0-x8 (arguments, indirect result) and x19-x29 are live;
+// x9-x17 are free. It loads op from the literal at (X30 &^ 7) - 16; a NULL
+// op returns at once (touching only x10, x11 and X30); otherwise it saves
+// x0-x8 and the call site's fp/lr/sp/pc in a struct ftrace_regs, builds
+// frame records for the call site and for itself, calls
+// op->func(ip = X30-4, parent_ip = X9, op, regs) through the pointer at
+// offset 0 of op, restores x0-x8 and x29, sets X30 to the parent and
+// returns into the traced function. SP stays 16-byte aligned throughout.
+func Trampoline(opts TrampolineOptions) (Program, error) {
+	if opts.Name == "" {
+		opts.Name = "ftrace_caller"
+	}
+	if opts.Classic && opts.OpsSym == "" {
+		return Program{}, fmt.Errorf("%w: the classic trampoline needs an ops symbol", ErrTrampoline)
+	}
+	if !opts.Classic && opts.OpsSym != "" {
+		return Program{}, fmt.Errorf("%w: an ops symbol is only for the classic trampoline (call-ops sites carry their own)", ErrTrampoline)
+	}
+	b := builder{p: Program{Name: opts.Name, BTI: true, Labels: map[int]string{}, Comments: map[int]string{}}}
+	b.word(BTIC, "landing pad for BR x16/x17 veneers")
+	if opts.Classic {
+		b.fixup(ADRP{Rd: X11}, Fixup{Kind: FixupAdrpPage, Sym: opts.OpsSym}, "op = &"+opts.OpsSym)
+		b.fixup(ADD{Rd: X11, Rn: X11}, Fixup{Kind: FixupAddLo12, Sym: opts.OpsSym}, "")
+	} else {
+		b.add(BIC{Rd: X11, Rn: X30, Imm: 7}, "x11 = literal + 16")
+		b.add(LDUR{Rt: X11, Rn: X11, Imm: LiteralOffset}, "op")
+		b.branch("null", func(off int64) encoder { return CBZ{Rt: X11, Offset: off} }, "no op: straight back")
+	}
+	b.add(MOVSP{Rd: X10, Rn: SP}, "call site's SP")
+	b.add(SUB{Rd: SP, Rn: SP, Imm: TrampolineFrame}, "regs area + two frame records")
+	for r := X0; r < X8; r += 2 {
+		b.add(STP{Rt: r, Rt2: r + 1, Rn: SP, Imm: RegsX0 + 8*int64(r)}, "")
+	}
+	b.add(STR{Rt: X8, Rn: SP, Imm: RegsX0 + 8*8}, "")
+	b.add(STR{Rt: X29, Rn: SP, Imm: RegsFP}, "regs->fp")
+	b.add(STR{Rt: X9, Rn: SP, Imm: RegsLR}, "regs->lr = parent")
+	b.add(STR{Rt: X10, Rn: SP, Imm: RegsSP}, "regs->sp")
+	b.add(STR{Rt: X30, Rn: SP, Imm: RegsPC}, "regs->pc = after the BL")
+	b.add(STP{Rt: X29, Rt2: X9, Rn: SP, Imm: RegsSize + 16}, "frame record of the call site")
+	b.add(ADD{Rd: X29, Rn: SP, Imm: RegsSize + 16}, "")
+	b.add(STP{Rt: X29, Rt2: X30, Rn: SP, Imm: RegsSize}, "our frame record")
+	b.add(ADD{Rd: X29, Rn: SP, Imm: RegsSize}, "")
+	b.add(SUB{Rd: X0, Rn: X30, Imm: 4}, "ip: the BL")
+	b.add(MOVReg{Rd: X1, Rm: X9}, "parent_ip")
+	b.add(MOVReg{Rd: X2, Rm: X11}, "op")
+	b.add(MOVSP{Rd: X3, Rn: SP}, "regs")
+	b.add(LDR{Rt: X4, Rn: X2, Imm: 0}, "op->func")
+	b.add(BLR{Rn: X4}, "op->func(ip, parent_ip, op, regs)")
+	for r := X0; r < X8; r += 2 {
+		b.add(LDP{Rt: r, Rt2: r + 1, Rn: SP, Imm: RegsX0 + 8*int64(r)}, "")
+	}
+	b.add(LDR{Rt: X8, Rn: SP, Imm: RegsX0 + 8*8}, "")
+	b.add(LDR{Rt: X29, Rn: SP, Imm: RegsFP}, "")
+	b.add(LDR{Rt: X30, Rn: SP, Imm: RegsLR}, "X30 = parent")
+	b.add(LDR{Rt: X9, Rn: SP, Imm: RegsPC}, "back into the traced function")
+	b.add(ADD{Rd: SP, Rn: SP, Imm: TrampolineFrame}, "")
+	b.add(RET{Rn: X9}, "")
+	if !opts.Classic {
+		b.label("null")
+		b.add(MOVReg{Rd: X10, Rm: X30}, "")
+		b.add(MOVReg{Rd: X30, Rm: X9}, "X30 = parent")
+		b.add(RET{Rn: X10}, "")
+	}
+	return b.finish()
+}
+
+type encoder interface{ Encode() (uint32, error) }
+
+// builder assembles a Program with forward branches to labels.
+type builder struct {
+	p       Program
+	err     error
+	pending []pendingBranch
+	labels  map[string]int
+}
+
+type pendingBranch struct {
+	index int
+	label string
+	make  func(off int64) encoder
+}
+
+func (b *builder) word(w uint32, comment string) {
+	if comment != "" {
+		b.p.Comments[len(b.p.Words)] = comment
+	}
+	b.p.Words = append(b.p.Words, w)
+}
+
+func (b *builder) add(e encoder, comment string) {
+	w, err := e.Encode()
+	if err != nil && b.err == nil {
+		b.err = fmt.Errorf("word %d: %w", len(b.p.Words), err)
+	}
+	b.word(w, comment)
+}
+
+func (b *builder) fixup(e encoder, f Fixup, comment string) {
+	f.Index = len(b.p.Words)
+	b.p.Fixups = append(b.p.Fixups, f)
+	b.add(e, comment)
+}
+
+func (b *builder) branch(label string, mk func(off int64) encoder, comment string) {
+	b.pending = append(b.pending, pendingBranch{len(b.p.Words), label, mk})
+	b.word(0, comment)
+}
+
+func (b *builder) label(name string) {
+	if b.labels == nil {
+		b.labels = map[string]int{}
+	}
+	b.labels[name] = len(b.p.Words)
+	b.p.Labels[len(b.p.Words)] = ".L" + b.p.Name + "_" + name
+}
+
+func (b *builder) finish() (Program, error) {
+	for _, pb := range b.pending {
+		to, ok := b.labels[pb.label]
+		if !ok {
+			return Program{}, fmt.Errorf("label %q undefined", pb.label)
+		}
+		w, err := pb.make(int64(to-pb.index) * 4).Encode()
+		if err != nil {
+			return Program{}, fmt.Errorf("word %d: %w", pb.index, err)
+		}
+		b.p.Words[pb.index] = w
+	}
+	if b.err != nil {
+		return Program{}, b.err
+	}
+	return b.p, nil
+}
+
+// Asm renders the program as GNU assembler text. Each instruction is
+// rendered from its word by arm64asm, so the text cannot disagree with
+// Words; only BTI (which arm64asm shows as a hint) and the operands that
+// fixups complete (a symbol instead of the zero placeholder) are written
+// here.
+func (p Program) Asm() (string, error) {
+	fix := map[int]Fixup{}
+	for _, f := range p.Fixups {
+		fix[f.Index] = f
+	}
+	var s strings.Builder
+	fmt.Fprintf(&s, "// %s: generated by ftpatch; do not edit.\n", p.Name)
+	s.WriteString("\t.text\n")
+	fmt.Fprintf(&s, "\t.globl\t%s\n", p.Name)
+	fmt.Fprintf(&s, "\t.type\t%s, %%function\n", p.Name)
+	s.WriteString("\t.p2align\t3\n")
+	fmt.Fprintf(&s, "%s:\n", p.Name)
+	for i, w := range p.Words {
+		if l, ok := p.Labels[i]; ok {
+			fmt.Fprintf(&s, "%s:\n", l)
+		}
+		text, err := p.insnText(i, w, fix)
+		if err != nil {
+			return "", err
+		}
+		line := "\t" + text
+		if c := p.Comments[i]; c != "" {
+			line = fmt.Sprintf("%-40s// %s", line, c)
+		}
+		s.WriteString(line + "\n")
+	}
+	fmt.Fprintf(&s, "\t.size\t%s, .-%s\n", p.Name, p.Name)
+	return s.String(), nil
+}
+
+func (p Program) insnText(i int, w uint32, fix map[int]Fixup) (string, error) {
+	switch w {
+	case BTIC:
+		return "bti\tc", nil
+	case BTIJ:
+		return "bti\tj", nil
+	case BTIJC:
+		return "bti\tjc", nil
+	}
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], w)
+	in, err := arm64asm.Decode(b[:])
+	if err != nil {
+		return "", fmt.Errorf("word %d (%#08x): %w", i, w, err)
+	}
+	text := arm64asm.GNUSyntax(in)
+	mn, ops, _ := strings.Cut(text, " ")
+	if f, ok := fix[i]; ok {
+		sym := f.Sym
+		if f.Addend != 0 {
+			sym = fmt.Sprintf("%s%+d", f.Sym, f.Addend)
+		}
+		// Replace the last operand, the placeholder the fixup completes.
+		cut := strings.LastIndex(ops, ", ")
+		if cut < 0 {
+			return "", fmt.Errorf("word %d (%s): no operand for fixup %v", i, text, f.Kind)
+		}
+		switch {
+		case f.Kind == FixupAdrpPage && in.Op == arm64asm.ADRP:
+			ops = ops[:cut] + ", " + sym
+		case f.Kind == FixupAddLo12 && in.Op == arm64asm.ADD:
+			ops = ops[:cut] + ", #:lo12:" + sym
+		default:
+			return "", fmt.Errorf("word %d (%s): fixup %v does not apply", i, text, f.Kind)
+		}
+	}
+	if ops == "" {
+		return mn, nil
+	}
+	return mn + "\t" + ops, nil
+}

@@ -1,0 +1,182 @@
+package encode_test
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/arch/arm64/arm64asm"
+
+	. "github.com/ftpatch/ftpatch/internal/encode"
+)
+
+var trampolineVariants = []struct {
+	name string
+	opts TrampolineOptions
+}{
+	{"call-ops", TrampolineOptions{}},
+	{"call-ops named", TrampolineOptions{Name: "my_tramp"}},
+	{"classic", TrampolineOptions{Classic: true, OpsSym: "my_ops"}},
+}
+
+type reloc struct {
+	Off  uint64
+	Type elf.R_AARCH64
+	Sym  string
+	Add  int64
+}
+
+// TestTrampolineAsmAssembles assembles Asm() with GNU as and compares the
+// .text bytes and relocations with Words and Fixups.
+func TestTrampolineAsmAssembles(t *testing.T) {
+	as := needTool(t, "aarch64-linux-gnu-as")
+	for _, v := range trampolineVariants {
+		t.Run(v.name, func(t *testing.T) {
+			p, err := Trampoline(v.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := p.Asm()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			s, o := filepath.Join(dir, "t.s"), filepath.Join(dir, "t.o")
+			if err := os.WriteFile(s, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(as, "-o", o, s).CombinedOutput(); err != nil {
+				t.Fatalf("as: %v\n%s\n%s", err, out, src)
+			}
+			f, err := elf.Open(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			text, err := f.Section(".text").Data()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(p.Bytes(), text); d != "" {
+				t.Errorf(".text differs from Words (-words +as):\n%s", d)
+			}
+			var got []reloc
+			if rs := f.Section(".rela.text"); rs != nil {
+				syms, _ := f.Symbols()
+				b, _ := rs.Data()
+				for ; len(b) >= 24; b = b[24:] {
+					info := binary.LittleEndian.Uint64(b[8:])
+					got = append(got, reloc{binary.LittleEndian.Uint64(b), elf.R_AARCH64(uint32(info)),
+						syms[info>>32-1].Name, int64(binary.LittleEndian.Uint64(b[16:]))})
+				}
+			}
+			kinds := map[FixupKind]elf.R_AARCH64{
+				FixupAdrpPage: elf.R_AARCH64_ADR_PREL_PG_HI21,
+				FixupAddLo12:  elf.R_AARCH64_ADD_ABS_LO12_NC,
+			}
+			var want []reloc
+			for _, fx := range p.Fixups {
+				want = append(want, reloc{uint64(4 * fx.Index), kinds[fx.Kind], fx.Sym, fx.Addend})
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("relocations (-fixups +as):\n%s", d)
+			}
+			// The function symbol: global, FUNC, sized.
+			syms, _ := f.Symbols()
+			name := v.opts.Name
+			if name == "" {
+				name = "ftrace_caller"
+			}
+			found := false
+			for _, s := range syms {
+				if s.Name == name {
+					found = true
+					if elf.ST_BIND(s.Info) != elf.STB_GLOBAL || elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Size != uint64(4*len(p.Words)) {
+						t.Errorf("symbol %+v", s)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no symbol %q", name)
+			}
+		})
+	}
+}
+
+// TestTrampolineRegisters decodes the program with arm64asm and checks the
+// ABI promises: the only registers written are the scratch x9-x17, the
+// argument registers x0-x8 (restored), x29/x30 and SP; SP moves in
+// multiples of 16 and comes back; the program starts with BTI C.
+func TestTrampolineRegisters(t *testing.T) {
+	for _, v := range trampolineVariants {
+		t.Run(v.name, func(t *testing.T) {
+			p, err := Trampoline(v.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Words[0] != BTIC || !p.BTI {
+				t.Errorf("first word %#08x, BTI %v", p.Words[0], p.BTI)
+			}
+			sp := int64(0)
+			for i, w := range p.Words {
+				var b [4]byte
+				binary.LittleEndian.PutUint32(b[:], w)
+				in, err := arm64asm.Decode(b[:])
+				if err != nil {
+					t.Fatalf("word %d: %v", i, err)
+				}
+				text := arm64asm.GNUSyntax(in)
+				var written []arm64asm.Arg
+				switch in.Op {
+				case arm64asm.STP, arm64asm.STR, arm64asm.STUR, arm64asm.CBZ, arm64asm.BLR, arm64asm.RET, arm64asm.HINT, arm64asm.NOP:
+				case arm64asm.LDP:
+					written = in.Args[:2]
+				default:
+					written = in.Args[:1]
+				}
+				for _, a := range written {
+					name := strings.ToLower(a.String())
+					ok := name == "sp" || name == "x29" || name == "x30"
+					for r := 0; r <= 17; r++ {
+						ok = ok || name == "x"+strconv.Itoa(r)
+					}
+					if !ok {
+						t.Errorf("word %d %q writes %s", i, text, name)
+					}
+				}
+				if strings.HasPrefix(text, "sub sp, sp, #") || strings.HasPrefix(text, "add sp, sp, #") {
+					n, err := strconv.ParseInt(text[len("sub sp, sp, #"):], 0, 64)
+					if err != nil {
+						t.Fatalf("word %d %q: %v", i, text, err)
+					}
+					if n%16 != 0 {
+						t.Errorf("word %d %q: SP misaligned", i, text)
+					}
+					if text[0] == 's' {
+						sp -= n
+					} else {
+						sp += n
+					}
+				}
+			}
+			if sp != 0 {
+				t.Errorf("SP changed by %d over the whole program", sp)
+			}
+		})
+	}
+}
+
+func TestTrampolineOptionErrors(t *testing.T) {
+	for _, o := range []TrampolineOptions{{Classic: true}, {OpsSym: "x"}} {
+		if _, err := Trampoline(o); !errors.Is(err, ErrTrampoline) {
+			t.Errorf("%+v: err = %v, want ErrTrampoline", o, err)
+		}
+	}
+}
