@@ -1,0 +1,398 @@
+package elfscan
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+const inputTestC = `
+struct ops { void (*func)(void); };
+void cb(void) {}
+struct ops my_ops = { cb };
+int work(int a) { return a * 3 + 1; }
+__attribute__((cold)) int rare(int a) { return a - 7; }
+int main(void) { return work(1) + rare(2); }
+`
+
+// testELFs returns real aarch64 ELF files: an object and an executable
+// compiled here, and testdata/fixtures/* when present.
+func testELFs(t *testing.T) map[string][]byte {
+	t.Helper()
+	gcc := testutil.NeedTool(t, "aarch64-linux-gnu-gcc")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "t.c")
+	if err := os.WriteFile(src, []byte(inputTestC), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"t.o", []string{"-c"}},
+		{"t.exe", []string{"-static", "-nostdlib", "-Wl,-e,main"}},
+	} {
+		dst := filepath.Join(dir, c.name)
+		args := append([]string{"-O2", "-fpatchable-function-entry=4,2", "-falign-functions=8", "-o", dst, src}, c.args...)
+		if b, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, b)
+		}
+		b, err := os.ReadFile(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[c.name] = b
+	}
+	fixtures, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(t), "testdata", "fixtures", "*"))
+	for _, p := range fixtures {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.HasPrefix(b, elfMagic) {
+			out[filepath.Base(p)] = b
+		}
+	}
+	return out
+}
+
+// goCompress compresses b in format c with the Go libraries.
+func goCompress(t testing.TB, c string, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	var err error
+	switch c {
+	case CompressionXZ:
+		w, err = xz.NewWriter(&buf)
+	case CompressionZstd:
+		w, err = zstd.NewWriter(&buf)
+	case CompressionGzip:
+		w = gzip.NewWriter(&buf)
+	default:
+		t.Fatalf("bad compression %q", c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func readAll(t *testing.T, in *Input) []byte {
+	t.Helper()
+	b := make([]byte, in.Size)
+	if _, err := in.ReadAt(b, 0); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var compressions = []string{CompressionXZ, CompressionZstd, CompressionGzip}
+
+// The real command-line tools; kbuild's modules_install compresses with
+// xz --check=crc32 --lzma2=dict=1MiB, zstd and gzip -n.
+var toolCommands = []struct {
+	name, compression, ext string
+	args                   []string
+}{
+	{"xz", CompressionXZ, ".xz", []string{"-c"}},
+	{"xz", CompressionXZ, ".kmod.xz", []string{"-c", "--check=crc32", "--lzma2=dict=1MiB"}},
+	{"zstd", CompressionZstd, ".zst", []string{"-q", "-c"}},
+	{"zstd", CompressionZstd, ".19.zst", []string{"-q", "-c", "-19"}},
+	{"gzip", CompressionGzip, ".gz", []string{"-c", "-n", "-9"}},
+}
+
+func TestOpenInputRoundTripTools(t *testing.T) {
+	elfs := testELFs(t)
+	for _, tc := range toolCommands {
+		tool := testutil.NeedTool(t, tc.name)
+		for name, want := range elfs {
+			t.Run(name+tc.ext, func(t *testing.T) {
+				dir := t.TempDir()
+				plain := filepath.Join(dir, name)
+				if err := os.WriteFile(plain, want, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(tool, append(tc.args, plain)...)
+				compressed, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("%s: %v", cmd, err)
+				}
+				path := plain + tc.ext
+				if err := os.WriteFile(path, compressed, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				checkInput(t, path, tc.compression, want)
+				// By magic, not by name.
+				renamed := filepath.Join(dir, "renamed.ko")
+				if err := os.Rename(path, renamed); err != nil {
+					t.Fatal(err)
+				}
+				checkInput(t, renamed, tc.compression, want)
+			})
+		}
+	}
+}
+
+func checkInput(t *testing.T, path, compression string, want []byte) {
+	t.Helper()
+	in, err := OpenInput(path)
+	if err != nil {
+		t.Fatalf("OpenInput(%s): %v", path, err)
+	}
+	defer in.Close()
+	if in.Compression != compression || in.Size != int64(len(want)) || in.Path != path {
+		t.Errorf("OpenInput(%s) = {%q, %q, %d}, want {%q, %q, %d}", path, in.Path, in.Compression, in.Size, path, compression, len(want))
+	}
+	if got := readAll(t, in); !bytes.Equal(got, want) {
+		t.Errorf("OpenInput(%s): contents differ from the original", path)
+	}
+	if _, err := OpenELF(in); err != nil {
+		t.Errorf("OpenELF over OpenInput(%s): %v", path, err)
+	}
+	isELF, c, err := SniffELF(path)
+	if err != nil || !isELF || c != compression {
+		t.Errorf("SniffELF(%s) = %v, %q, %v; want true, %q, nil", path, isELF, c, err, compression)
+	}
+	if compression == CompressionNone {
+		if err := RefuseCompressed(path); err != nil {
+			t.Errorf("RefuseCompressed(%s) = %v, want nil", path, err)
+		}
+	} else if err := RefuseCompressed(path); !errors.Is(err, ErrCompressed) {
+		t.Errorf("RefuseCompressed(%s) = %v, want ErrCompressed", path, err)
+	}
+}
+
+func TestOpenInputRoundTripGo(t *testing.T) {
+	for name, want := range testELFs(t) {
+		for _, c := range compressions {
+			t.Run(name+"."+c, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), name+"."+c)
+				if err := os.WriteFile(path, goCompress(t, c, want), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				checkInput(t, path, c, want)
+			})
+		}
+	}
+}
+
+func TestOpenInputPlainReadsInPlace(t *testing.T) {
+	for name, want := range testELFs(t) {
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		checkInput(t, path, CompressionNone, want)
+		in, err := OpenInput(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.file == nil || in.r != io.ReaderAt(in.file) {
+			t.Errorf("%s: plain input is not read through its *os.File", name)
+		}
+		if err := in.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := in.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+	}
+}
+
+// Corrupt and truncated streams: an error, no Input, no panic.
+func TestOpenInputCorrupt(t *testing.T) {
+	payload := bytes.Repeat([]byte("\x7fELF not really an elf, but long enough to span blocks. "), 2000)
+	for _, c := range compressions {
+		good := goCompress(t, c, payload)
+		cases := map[string][]byte{
+			"magic only":    good[:magicLen],
+			"truncated 1/2": good[:len(good)/2],
+			"truncated -1":  good[:len(good)-1],
+			"truncated -5":  good[:len(good)-5],
+		}
+		for _, off := range []int{len(good) / 3, len(good) / 2, len(good) - 6} {
+			bad := bytes.Clone(good)
+			bad[off] ^= 0x55
+			cases["flipped at "+strconv.Itoa(off)] = bad
+		}
+		for name, b := range cases {
+			t.Run(c+"/"+name, func(t *testing.T) {
+				in, err := openBytes(b, MaxDecompressed)
+				if err == nil {
+					// The formats' checksums (xz CRC64, zstd XXH64, gzip
+					// CRC32) catch a flipped byte.
+					t.Fatalf("openBytes(%s %s) = %d bytes, want an error", c, name, in.Size)
+				}
+				if in != nil {
+					t.Errorf("openBytes returned an Input with error %v", err)
+				}
+				if !errors.Is(err, ErrCorrupt) {
+					t.Errorf("error %v is not ErrCorrupt", err)
+				}
+				path := filepath.Join(t.TempDir(), "m.ko")
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if in, err := OpenInput(path); err == nil || in != nil {
+					t.Errorf("OpenInput(%s %s) = %v, %v; want nil, error", c, name, in, err)
+				}
+				if isELF, _, err := SniffELF(path); err != nil || (name == "magic only" && isELF) {
+					t.Errorf("SniffELF(%s %s) = %v, %v", c, name, isELF, err)
+				}
+			})
+		}
+	}
+}
+
+func TestOpenInputSizeCap(t *testing.T) {
+	zeros := make([]byte, 1<<20)
+	for _, c := range compressions {
+		t.Run(c, func(t *testing.T) {
+			bomb := goCompress(t, c, zeros)
+			if in, err := openBytes(bomb, 1<<20-1); !errors.Is(err, ErrTooLarge) || in != nil {
+				t.Errorf("limit-1: openBytes = %v, %v; want ErrTooLarge", in, err)
+			}
+			if in, err := openBytes(bomb, 4096); !errors.Is(err, ErrTooLarge) || in != nil {
+				t.Errorf("limit 4096: openBytes = %v, %v; want ErrTooLarge", in, err)
+			}
+			in, err := openBytes(bomb, 1<<20)
+			if err != nil || in.Size != 1<<20 {
+				t.Fatalf("at the limit: openBytes = %v, %v; want 1 MiB", in, err)
+			}
+		})
+	}
+}
+
+func TestSniffELF(t *testing.T) {
+	dir := t.TempDir()
+	elfHead := append(bytes.Clone(elfMagic), make([]byte, 60)...)
+	text := []byte("#include <linux/module.h>\n")
+	files := []struct {
+		name        string
+		data        []byte
+		isELF       bool
+		compression string
+	}{
+		{"empty", nil, false, ""},
+		{"short", []byte{0x7F, 'E'}, false, ""},
+		{"plain.ko", elfHead, true, ""},
+		{"source.c", text, false, ""},
+		{"gz-magic-only", []byte{0x1F, 0x8B}, false, CompressionGzip},
+	}
+	for _, c := range compressions {
+		files = append(files,
+			struct {
+				name        string
+				data        []byte
+				isELF       bool
+				compression string
+			}{"elf." + c, goCompress(t, c, elfHead), true, c},
+			struct {
+				name        string
+				data        []byte
+				isELF       bool
+				compression string
+			}{"text." + c, goCompress(t, c, text), false, c},
+		)
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, f.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		isELF, c, err := SniffELF(path)
+		if err != nil || isELF != f.isELF || c != f.compression {
+			t.Errorf("SniffELF(%s) = %v, %q, %v; want %v, %q, nil", f.name, isELF, c, err, f.isELF, f.compression)
+		}
+	}
+	if _, _, err := SniffELF(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("SniffELF(missing) error = %v, want ErrNotExist", err)
+	}
+}
+
+func TestRefuseCompressedMessage(t *testing.T) {
+	for _, tc := range []struct{ c, cmd string }{
+		{CompressionXZ, "xz -d"}, {CompressionZstd, "zstd -d"}, {CompressionGzip, "gzip -d"},
+	} {
+		path := filepath.Join(t.TempDir(), "m.ko.x")
+		if err := os.WriteFile(path, goCompress(t, tc.c, elfMagic), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := RefuseCompressed(path)
+		var ce *CompressedError
+		if !errors.As(err, &ce) || ce.Compression != tc.c || !errors.Is(err, ErrCompressed) {
+			t.Fatalf("RefuseCompressed(%s) = %v", tc.c, err)
+		}
+		msg := err.Error()
+		for _, want := range []string{path, tc.c + "-compressed", tc.cmd, "patch commands need an uncompressed file"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("message %q lacks %q", msg, want)
+			}
+		}
+	}
+	if err := RefuseCompressed(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("RefuseCompressed(missing) = %v, want ErrNotExist", err)
+	}
+}
+
+// FuzzOpenInput: error ⇒ no result; never a panic; a result is never larger
+// than the limit, and a plain input is returned unchanged.
+func FuzzOpenInput(f *testing.F) {
+	const limit = 1 << 20
+	seeds := [][]byte{nil, elfMagic, {0x1F, 0x8B}, {0x28, 0xB5, 0x2F, 0xFD}, {0xFD, '7', 'z', 'X', 'Z', 0}}
+	fixtures, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(f), "testdata", "fixtures", "*"))
+	for _, p := range fixtures {
+		if b, err := os.ReadFile(p); err == nil && len(b) < 64<<10 {
+			seeds = append(seeds, b)
+		}
+	}
+	payload := append(bytes.Clone(elfMagic), bytes.Repeat([]byte{2, 1, 1, 0}, 64)...)
+	for _, c := range compressions {
+		z := goCompress(f, c, payload)
+		seeds = append(seeds, z, z[:len(z)/2])
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, err := openBytes(b, limit)
+		if err != nil {
+			if in != nil {
+				t.Fatalf("error %v with a result", err)
+			}
+			return
+		}
+		if in.Size > limit {
+			t.Fatalf("size %d over the limit", in.Size)
+		}
+		got := make([]byte, in.Size)
+		if n, err := in.ReadAt(got, 0); int64(n) != in.Size || (err != nil && err != io.EOF) {
+			t.Fatalf("ReadAt = %d, %v; size %d", n, err, in.Size)
+		}
+		if in.Compression == CompressionNone && !bytes.Equal(got, b) {
+			t.Fatal("plain input changed")
+		}
+		if DetectCompression(b) != in.Compression {
+			t.Fatalf("compression %q, magic says %q", in.Compression, DetectCompression(b))
+		}
+		if ef, err := OpenELF(in); err == nil && ef == nil {
+			t.Fatal("OpenELF: no error and no file")
+		}
+	})
+}
