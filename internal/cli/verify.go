@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/verify"
+)
+
+// VerifyOptions are the flags and arguments of `ftpatch verify`.
+type VerifyOptions struct {
+	Files             []string
+	JSON              bool   // --json: one object per file per line
+	Trampoline        string // --trampoline SYM|ADDR
+	RunFileTrampoline bool   // --run-file-trampoline
+	Against           string // --against ORIG
+	Jobs              int    // -j
+	Seed              uint64 // --seed
+}
+
+// againstHook runs the static --against comparison of orig and patched,
+// writing its report to out, and returns how many findings it had.
+//
+// TODO(lead): wire to verify.Against(orig, patched, verify.AgainstOptions{})
+// when internal/verify/against.go lands; until then --against is refused.
+var againstHook func(orig, patched string, out io.Writer, jsonOut bool) (findings int, err error)
+
+// progressMin is the number of sites above which a terminal gets a bar.
+const progressMin = 20000
+
+func init() { commands = append(commands, newVerifyCmd) }
+
+func newVerifyCmd(io *IO) *cobra.Command {
+	opts := &VerifyOptions{}
+	cmd := &cobra.Command{
+		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--against ORIG] [-j N] FILE|DIR...",
+		Short: "Run every patch site on Unicorn's arm64 CPU and check what it does",
+		Long: `Run every patch site on Unicorn's arm64 CPU, from the function entry to the
+first instruction after the site, and check it behaves as its state says:
+nop and init sites make no call and change no register (init: X9 = the return
+address); enabled sites call op->func once with ip, parent_ip and op right,
+through the trampoline (--trampoline, default ftrace_caller), and come back
+with X0-X8, X19-X29, SP and X30 as they were. By default the tool's own
+trampoline runs at the trampoline's address; --run-file-trampoline runs the
+file's. Exit 1 when a site fails, 2 on input errors.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return UsageErrorf("verify needs at least one FILE")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Files = args
+			return runVerify(opts, io)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per file per line")
+	f.StringVar(&opts.Trampoline, "trampoline", verify.DefaultTrampoline, "`SYM|ADDR` enabled sites must call")
+	f.BoolVar(&opts.RunFileTrampoline, "run-file-trampoline", false, "run the file's own trampoline instead of the tool's")
+	f.StringVar(&opts.Against, "against", "", "also check that FILE differs from `ORIG` only in live-safe site changes")
+	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "parallel workers (`N`)")
+	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the random register values")
+	return cmd
+}
+
+// verifyJSON is the --json line for one file.
+type verifyJSON struct {
+	File     string           `json:"file"`
+	ELFType  string           `json:"elf_type"`
+	Sites    int              `json:"sites"`
+	Passed   int              `json:"passed"`
+	Failed   int              `json:"failed"`
+	ByState  map[string]int   `json:"by_state"`
+	Seconds  float64          `json:"seconds"`
+	Failures []verifyFailJSON `json:"failures"`
+	Error    string           `json:"error,omitempty"`
+}
+
+type verifyFailJSON struct {
+	Func     string   `json:"func"`
+	Address  string   `json:"address"`
+	State    string   `json:"state"`
+	Expected string   `json:"expected"`
+	Observed string   `json:"observed"`
+	Disasm   []string `json:"disasm"`
+}
+
+type verifyResult struct {
+	rep *verify.Report
+	err error
+}
+
+func runVerify(opts *VerifyOptions, io *IO) error {
+	if opts.Jobs < 1 {
+		return UsageErrorf("-j must be at least 1, got %d", opts.Jobs)
+	}
+	if opts.Against != "" {
+		if againstHook == nil {
+			return errors.New("--against is not available in this build yet")
+		}
+		if len(opts.Files) != 1 {
+			return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
+		}
+	}
+	files, err := expandInputs(opts.Files)
+	if err != nil {
+		return err
+	}
+	vopts := verify.Options{Trampoline: opts.Trampoline, RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed}
+
+	// Files run concurrently (at most Jobs at once), each with its own
+	// workers; reports are printed in argument order.
+	results := make([]verifyResult, len(files))
+	done := make([]chan struct{}, len(files))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	sem := make(chan struct{}, opts.Jobs)
+	var wg sync.WaitGroup
+	for i, path := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem; close(done[i]) }()
+			rep, err := verifyOne(path, vopts, io, len(files) == 1)
+			if err != nil {
+				err = fmt.Errorf("file %s: %w", path, err)
+			}
+			results[i] = verifyResult{rep, err}
+		}()
+	}
+	var inputErrs []error
+	failed := 0
+	for i := range files {
+		<-done[i]
+		r := results[i]
+		if r.err != nil {
+			inputErrs = append(inputErrs, r.err)
+			if opts.JSON {
+				writeJSONLine(io.Out, verifyJSON{File: files[i], Error: r.err.Error(), ByState: map[string]int{}, Failures: []verifyFailJSON{}})
+			}
+			continue
+		}
+		failed += r.rep.Failed
+		if opts.JSON {
+			writeJSONLine(io.Out, toVerifyJSON(r.rep))
+		} else {
+			printVerifyText(io.Out, r.rep)
+		}
+	}
+	wg.Wait()
+	if opts.Against != "" && len(inputErrs) == 0 {
+		n, err := againstHook(opts.Against, files[0], io.Out, opts.JSON)
+		if err != nil {
+			inputErrs = append(inputErrs, fmt.Errorf("--against %s: %w", opts.Against, err))
+		}
+		failed += n
+	}
+	switch {
+	case len(inputErrs) > 0:
+		return errors.Join(inputErrs...)
+	case failed > 0:
+		return fmt.Errorf("%d sites failed: %w", failed, ErrFindings)
+	}
+	return nil
+}
+
+// verifyOne loads and checks one file, with a progress bar on a terminal
+// when it has many sites and is the only file.
+func verifyOne(path string, vopts verify.Options, io *IO, bar bool) (*verify.Report, error) {
+	start := time.Now()
+	img, err := verify.Load(path, vopts)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	if bar && io.IsTerminal && img.Sites() >= progressMin {
+		pb := progressbar.NewOptions(img.Sites(),
+			progressbar.OptionSetWriter(io.Err),
+			progressbar.OptionSetDescription("verify"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		vopts.Progress = func(n int) { pb.Add(n) }
+		defer pb.Finish()
+	}
+	rep, err := verify.Check(img, vopts)
+	if err != nil {
+		return nil, err
+	}
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+func writeJSONLine(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	w.Write(append(b, '\n'))
+}
+
+func toVerifyJSON(r *verify.Report) verifyJSON {
+	j := verifyJSON{File: r.File, ELFType: elfTypeName(r), Sites: r.Sites, Passed: r.Passed, Failed: r.Failed,
+		ByState: map[string]int{}, Seconds: r.Elapsed.Seconds(), Failures: []verifyFailJSON{}}
+	for st, n := range r.ByState {
+		j.ByState[string(st)] = n
+	}
+	for _, f := range r.Failures {
+		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: fmt.Sprintf("%#x", f.Address), State: string(f.State),
+			Expected: f.Expected, Observed: f.Observed, Disasm: f.Disasm})
+	}
+	return j
+}
+
+func elfTypeName(r *verify.Report) string { return r.ELFType.String() }
+
+func printVerifyText(w io.Writer, r *verify.Report) {
+	var states []string
+	for _, st := range []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled, elfscan.StateUnknown} {
+		if n := r.ByState[st]; n > 0 {
+			states = append(states, fmt.Sprintf("%s %d", st, n))
+		}
+	}
+	verdict := "ok"
+	if r.Failed > 0 {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(w, "%s: %s: %s, %d sites checked: %d passed, %d failed (%s) in %.3fs\n",
+		verdict, r.File, r.ELFType, r.Sites, r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds())
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "  %s at %#x (%s)\n    expected: %s\n    observed: %s\n", f.Func, f.Address, f.State, f.Expected, f.Observed)
+		for _, l := range f.Disasm {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
+	}
+}

@@ -1,0 +1,430 @@
+package verify
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/patch"
+)
+
+// needTool fails under CI=true when a tool is missing, and skips locally.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI: %v", name, err)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+// scanOrSkip scans path. While elfscan.Scan is still the skeleton's stub,
+// linked files are scanned by miniScan below and objects skipped.
+func scanOrSkip(t *testing.T, path string) *elfscan.File {
+	t.Helper()
+	sf, err := elfscan.ScanFile(path)
+	if err != nil && strings.Contains(err.Error(), "not implemented") {
+		return miniScan(t, path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sf
+}
+
+// miniScan is a stand-in for elfscan.Scan on linked call-ops files only,
+// until the real scanner lands: records from __patchable_function_entries,
+// state from the words.
+func miniScan(t *testing.T, path string) *elfscan.File {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Type == elf.ET_REL {
+		return miniScanRel(t, f, path)
+	}
+	sec := f.Section("__patchable_function_entries")
+	if sec == nil {
+		t.Fatalf("%s: no __patchable_function_entries", path)
+	}
+	data, _ := sec.Data()
+	syms, _ := f.Symbols()
+	off := func(addr uint64) int64 {
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_LOAD && addr >= p.Vaddr && addr < p.Vaddr+p.Filesz {
+				return int64(p.Off + addr - p.Vaddr)
+			}
+		}
+		t.Fatalf("%#x not in the file", addr)
+		return 0
+	}
+	raw, _ := os.ReadFile(path)
+	w32 := func(a uint64) uint32 { return binary.LittleEndian.Uint32(raw[off(a):]) }
+	sf := &elfscan.File{Path: path, Type: f.Type}
+	for i := 0; i+8 <= len(data); i += 8 {
+		rec := binary.LittleEndian.Uint64(data[i:])
+		s := elfscan.Site{Record: rec, Literal: rec, Entry: rec + 8, Layout: elfscan.LayoutCallOps, Section: ".text"}
+		s.BTI = w32(s.Entry) == encode.BTIC
+		s.CallSite = s.Entry + 4
+		if s.BTI {
+			s.CallSite += 4
+		}
+		s.LiteralOff, s.Slot1Off, s.Slot2Off = off(rec), off(s.CallSite-4), off(s.CallSite)
+		s.Slot1Word, s.Slot2Word = w32(s.CallSite-4), w32(s.CallSite)
+		s.LiteralWord = binary.LittleEndian.Uint64(raw[s.LiteralOff:])
+		switch {
+		case s.Slot1Word == encode.NOP && s.Slot2Word == encode.NOP:
+			s.State = elfscan.StateNop
+		case s.Slot1Word == encode.MovX9X30 && s.Slot2Word == encode.NOP:
+			s.State = elfscan.StateInit
+		case s.Slot1Word == encode.MovX9X30 && encode.IsBL(s.Slot2Word):
+			s.State = elfscan.StateEnabled
+		default:
+			s.State = elfscan.StateUnknown
+		}
+		for _, sym := range syms {
+			if sym.Value == s.Entry && elf.ST_TYPE(sym.Info) == elf.STT_FUNC {
+				s.Func = sym.Name
+			}
+		}
+		sf.Sites = append(sf.Sites, s)
+	}
+	return sf
+}
+
+const testSrc = `
+struct ftrace_ops { void (*func)(unsigned long, unsigned long, void *, void *); };
+__attribute__((patchable_function_entry(0, 0))) void cb(unsigned long ip, unsigned long pip, void *op, void *regs) {}
+struct ftrace_ops my_ops = { cb };
+int g;
+__attribute__((noinline)) int f1(int a) { return a + g; }
+__attribute__((noinline)) int f2(int a, int b) { return f1(a) * b; }
+__attribute__((noinline)) long f3(long a, long b, long c) { return a + b + c + f2(a, b); }
+int _start(void) { return f3(1, 2, 3); }
+`
+
+// buildProgram compiles testSrc with 4,2 and BTI, links it with the tool's
+// trampoline object, and returns the executable, the object and the
+// shared library.
+func buildProgram(t *testing.T) (exe, obj, so string) {
+	gcc := needTool(t, "aarch64-linux-gnu-gcc")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "prog.c")
+	os.WriteFile(src, []byte(testSrc), 0o644)
+	prog, err := encode.Trampoline(encode.TrampolineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tobj, err := patch.BuildObject(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tramp := filepath.Join(dir, "tramp.o")
+	os.WriteFile(tramp, tobj, 0o644)
+	obj = filepath.Join(dir, "prog.o")
+	exe = filepath.Join(dir, "prog")
+	so = filepath.Join(dir, "prog.so")
+	flags := []string{"-O2", "-fpatchable-function-entry=4,2", "-mbranch-protection=standard", "-ffunction-sections"}
+	for _, args := range [][]string{
+		append(flags, "-c", "-o", obj, src),
+		{"-nostdlib", "-static", "-o", exe, obj, tramp},
+		append(flags, "-fPIC", "-shared", "-nostdlib", "-o", so, src, tramp),
+	} {
+		if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %q: %v\n%s", args, err, out)
+		}
+	}
+	return exe, obj, so
+}
+
+func symAddr(t *testing.T, path, name string) uint64 {
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	for _, s := range syms {
+		if s.Name == name {
+			return s.Value
+		}
+	}
+	t.Fatalf("%s: no symbol %s", path, name)
+	return 0
+}
+
+// patchCopy writes a copy of a linked file with every site moved to state
+// (init or enabled) by writing words at the site file offsets, and edit,
+// if set, applied to the first site.
+func patchCopy(t *testing.T, path string, sf *elfscan.File, state elfscan.State, edit func(b []byte, s *elfscan.Site)) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops, tramp uint64
+	if state == elfscan.StateEnabled {
+		ops, tramp = symAddr(t, path, "my_ops"), symAddr(t, path, "ftrace_caller")
+	}
+	for i := range sf.Sites {
+		s := &sf.Sites[i]
+		if state != elfscan.StateNop {
+			binary.LittleEndian.PutUint32(b[s.Slot1Off:], encode.MovX9X30)
+		}
+		if state == elfscan.StateEnabled {
+			binary.LittleEndian.PutUint64(b[s.LiteralOff:], ops)
+			w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			binary.LittleEndian.PutUint32(b[s.Slot2Off:], w)
+		}
+	}
+	if edit != nil {
+		edit(b, &sf.Sites[0])
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(path)+"."+string(state))
+	if err := os.WriteFile(out, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// verifyPath verifies path, through scanOrSkip's scan.
+func verifyPath(t *testing.T, path string, opts Options) *Report {
+	t.Helper()
+	sf := scanOrSkip(t, path)
+	fd, f, err := elfscan.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	img, err := LoadELF(f, fd, sf, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	rep, err := Check(img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestELFStatesPass(t *testing.T) {
+	exe, obj, so := buildProgram(t)
+	for _, path := range []string{exe, obj, so} {
+		t.Run(filepath.Base(path), func(t *testing.T) { checkAllStates(t, path) })
+	}
+}
+
+func checkAllStates(t *testing.T, path string) {
+	{
+		sf := scanOrSkip(t, path)
+		if len(sf.Sites) < 4 {
+			t.Fatalf("%s: %d sites", path, len(sf.Sites))
+		}
+		rep := verifyPath(t, path, Options{})
+		if rep.Failed != 0 || rep.ByState[elfscan.StateNop] != len(sf.Sites) {
+			t.Errorf("%s nop: %+v", filepath.Base(path), rep)
+		}
+		for _, st := range []elfscan.State{elfscan.StateInit, elfscan.StateEnabled} {
+			if sf.Type != elf.ET_EXEC && st == elfscan.StateEnabled {
+				// An object needs relocations (patch's job); a DSO, a
+				// dynamic relocation for its absolute literal.
+				continue
+			}
+			for _, runFile := range []bool{false, true} {
+				p := patchCopy(t, path, sf, st, nil)
+				rep := verifyPath(t, p, Options{RunFileTrampoline: runFile})
+				if rep.Failed != 0 || rep.ByState[st] != len(sf.Sites) {
+					t.Errorf("%s %s runfile=%v: %+v", filepath.Base(path), st, runFile, rep)
+				}
+			}
+		}
+	}
+}
+
+func TestELFHostile(t *testing.T) {
+	exe, _, _ := buildProgram(t)
+	sf := scanOrSkip(t, exe)
+	put32 := func(off int64, w uint32) func([]byte, *elfscan.Site) {
+		return func(b []byte, s *elfscan.Site) { binary.LittleEndian.PutUint32(b[off:], w) }
+	}
+	trampOff := func(b []byte) int64 {
+		// file offset of ftrace_caller: the static executable maps its
+		// first PT_LOAD at file offset 0 from the ELF base.
+		f, _ := elf.Open(exe)
+		defer f.Close()
+		a := symAddr(t, exe, "ftrace_caller")
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_LOAD && a >= p.Vaddr && a < p.Vaddr+p.Filesz {
+				return int64(p.Off + a - p.Vaddr)
+			}
+		}
+		t.Fatal("ftrace_caller not in a segment")
+		return 0
+	}
+	tests := []struct {
+		name    string
+		state   elfscan.State
+		runFile bool
+		edit    func(b []byte, s *elfscan.Site)
+		want    string
+		all     bool // every site fails (a broken trampoline)
+	}{
+		// A word that is no known state is never run: it fails as unknown.
+		{"unknown-state-loop", elfscan.StateNop, false, func(b []byte, s *elfscan.Site) { put32(s.Slot1Off, 0x14000000)(b, s) }, "state unknown", false},
+		{"file-trampoline-loops", elfscan.StateEnabled, true, func(b []byte, s *elfscan.Site) { put32(trampOff(b), 0x14000000)(b, s) }, "instruction limit", true},
+		{"file-trampoline-jumps-unmapped", elfscan.StateEnabled, true, func(b []byte, s *elfscan.Site) { put32(trampOff(b), 0xd61f0000)(b, s) }, "UC_ERR_FETCH_UNMAPPED", true},
+		{"file-trampoline-clobbers-x19", elfscan.StateEnabled, true, func(b []byte, s *elfscan.Site) { put32(trampOff(b), 0xd2800013)(b, s) }, "X19 =", true},
+		{"bl-wrong-target", elfscan.StateEnabled, false, func(b []byte, s *elfscan.Site) {
+			w, _ := encode.BL{From: s.CallSite, To: s.Entry}.Encode()
+			put32(s.Slot2Off, w)(b, s)
+		}, "BL to", false},
+		{"literal-junk", elfscan.StateEnabled, false, func(b []byte, s *elfscan.Site) { binary.LittleEndian.PutUint64(b[s.LiteralOff:], 0x8) }, "unmapped", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := patchCopy(t, exe, sf, tc.state, tc.edit)
+			rep := verifyPath(t, p, Options{RunFileTrampoline: tc.runFile})
+			wantFailed := 1
+			if tc.all {
+				wantFailed = len(sf.Sites)
+			}
+			if rep.Failed != wantFailed || rep.Failures[0].Func != sf.Sites[0].Func || !strings.Contains(rep.Failures[0].Observed, tc.want) {
+				t.Fatalf("want %d failures, first in %s observing %q; got %+v", wantFailed, sf.Sites[0].Func, tc.want, rep.Failures)
+			}
+			t.Logf("%s at %#x: %s", rep.Failures[0].Func, rep.Failures[0].Address, rep.Failures[0].Observed)
+		})
+	}
+}
+
+// Every committed fixture, as built (state nop), passes.
+func TestFixturesNop(t *testing.T) {
+	paths, _ := filepath.Glob("../../testdata/fixtures/*")
+	var n int
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err != nil || fi.IsDir() || strings.HasSuffix(p, ".c") || strings.HasSuffix(p, ".S") || strings.HasSuffix(p, ".txt") || strings.HasSuffix(p, ".md") {
+			continue
+		}
+		if ok, _, _ := elfscan.SniffELF(p); !ok {
+			continue
+		}
+		n++
+		if _, err := elfscan.ScanFile(p); err != nil && strings.Contains(err.Error(), "not implemented") {
+			t.Skip("elfscan.Scan not implemented yet; miniScan does not read every fixture kind")
+		}
+		rep, err := File(p, Options{})
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if rep.Failed != 0 {
+			t.Errorf("%s: %d failed: %+v", p, rep.Failed, rep.Failures[0])
+		}
+	}
+	if n == 0 {
+		t.Skip("no fixtures in testdata/fixtures yet")
+	}
+}
+
+// miniScanRel is miniScan for objects: records from the relocations of
+// __patchable_function_entries, offsets within their sections.
+func miniScanRel(t *testing.T, f *elf.File, path string) *elfscan.File {
+	t.Helper()
+	syms, _ := f.Symbols()
+	sf := &elfscan.File{Path: path, Type: elf.ET_REL}
+	relocAt := map[[2]uint64]elf.R_AARCH64{}
+	var recs []elfscan.Rela
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_RELA {
+			continue
+		}
+		rels, err := elfscan.ReadRela(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rels {
+			relocAt[[2]uint64{uint64(s.Info), r.Off}] = r.Type
+		}
+		if f.Sections[s.Info].Name == "__patchable_function_entries" {
+			recs = append(recs, rels...)
+		}
+	}
+	for _, r := range recs {
+		sym := syms[r.Sym-1]
+		sec := f.Sections[sym.Section]
+		data, _ := sec.Data()
+		rec := sym.Value + uint64(r.Addend)
+		s := elfscan.Site{Section: sec.Name, SectionIndex: int(sym.Section), Record: rec, Literal: rec, Entry: rec + 8, Layout: elfscan.LayoutCallOps}
+		w32 := func(off uint64) uint32 { return binary.LittleEndian.Uint32(data[off:]) }
+		s.BTI = w32(s.Entry) == encode.BTIC
+		s.CallSite = s.Entry + 4
+		if s.BTI {
+			s.CallSite += 4
+		}
+		s.LiteralOff, s.Slot1Off, s.Slot2Off = int64(sec.Offset+rec), int64(sec.Offset+s.CallSite-4), int64(sec.Offset+s.CallSite)
+		s.Slot1Word, s.Slot2Word = w32(s.CallSite-4), w32(s.CallSite)
+		_, call26 := relocAt[[2]uint64{uint64(sym.Section), s.CallSite}]
+		call26 = call26 && relocAt[[2]uint64{uint64(sym.Section), s.CallSite}] == elf.R_AARCH64_CALL26
+		switch {
+		case s.Slot1Word == encode.NOP && s.Slot2Word == encode.NOP:
+			s.State = elfscan.StateNop
+		case s.Slot1Word == encode.MovX9X30 && s.Slot2Word == encode.NOP:
+			s.State = elfscan.StateInit
+		case s.Slot1Word == encode.MovX9X30 && (encode.IsBL(s.Slot2Word) || call26):
+			s.State = elfscan.StateEnabled
+		default:
+			s.State = elfscan.StateUnknown
+		}
+		for _, fs := range syms {
+			if fs.Section == sym.Section && fs.Value == s.Entry && elf.ST_TYPE(fs.Info) == elf.STT_FUNC {
+				s.Func = fs.Name
+			}
+		}
+		sf.Sites = append(sf.Sites, s)
+	}
+	return sf
+}
+
+// An object with sites in every state, ops undefined (bound to the
+// stand-in) and defined (its first word relocated to cb), and defects.
+func TestELFRelocatable(t *testing.T) {
+	as := needTool(t, "aarch64-linux-gnu-as")
+	obj := filepath.Join(t.TempDir(), "rel_sites.o")
+	if out, err := exec.Command(as, "-o", obj, "testdata/rel_sites.S").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, runFile := range []bool{false, true} {
+		rep := verifyPath(t, obj, Options{RunFileTrampoline: runFile})
+		failed := map[string]string{}
+		for _, f := range rep.Failures {
+			failed[f.Func] = f.Observed
+		}
+		want := map[string]string{
+			"f_wrong_bl":  "elsewhere",
+			"f_bad_reloc": "",
+			"f_prel":      "R_AARCH64_PREL32",
+		}
+		if rep.Sites != 7 || len(failed) != len(want) {
+			t.Errorf("runfile=%v: %d sites, failures %v", runFile, rep.Sites, failed)
+		}
+		for fn, sub := range want {
+			if obs, ok := failed[fn]; !ok || !strings.Contains(obs, sub) {
+				t.Errorf("runfile=%v: %s: observed %q, want mention of %q", runFile, fn, obs, sub)
+			}
+		}
+		t.Logf("runfile=%v: %v", runFile, failed)
+	}
+}

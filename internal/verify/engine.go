@@ -1,0 +1,246 @@
+package verify
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/verify/uc"
+)
+
+// Register slots in the batches: X0..X30, then SP, NZCV (written and read),
+// then PC (read only).
+const (
+	rSP   = 31
+	rNZCV = 32
+	rPC   = 33
+	nIn   = 33
+	nOut  = 34
+)
+
+var batchRegs = func() []int {
+	r := make([]int, 0, nOut)
+	for i := 0; i <= 28; i++ {
+		r = append(r, uc.ARM64_REG_X0+i)
+	}
+	return append(r, uc.ARM64_REG_X29, uc.ARM64_REG_X30, uc.ARM64_REG_SP, uc.ARM64_REG_NZCV, uc.ARM64_REG_PC)
+}()
+
+// engine is one worker's CPU with the image mapped once.
+type engine struct {
+	mu      uc.Unicorn
+	img     *Image
+	opts    uc.UcOptions
+	seed    uint64
+	in, out *uc.RegBatch
+	args    *uc.RegBatch // X0..X3, X30 at op->func
+	before  [nOut]uint64
+	after   [nOut]uint64
+	argv    [5]uint64
+
+	calls    int
+	callArgs [4]uint64
+
+	dirty bool // a run failed: translations may be stale (see run)
+
+	guard    sync.Mutex // with the watchdog
+	running  bool
+	started  time.Time
+	timedOut bool
+}
+
+func newEngine(img *Image, opts Options) (e *engine, err error) {
+	mu, err := uc.NewUnicorn(uc.ARCH_ARM64, uc.MODE_ARM)
+	if err != nil {
+		return nil, fmt.Errorf("unicorn: %w", err)
+	}
+	e = &engine{mu: mu, img: img, seed: opts.Seed, opts: uc.UcOptions{Count: opts.MaxInsns}}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	for _, r := range img.regions {
+		if err := mu.MemMapPtr(r.addr, r.size, r.prot, unsafe.Pointer(&r.mem[0])); err != nil {
+			return nil, fmt.Errorf("mapping %s at %#x: %w", r.name, r.addr, err)
+		}
+	}
+	if err := mu.MemMapProt(img.stackBase, stackSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		return nil, fmt.Errorf("mapping the stack: %w", err)
+	}
+	if e.in, err = uc.NewRegBatch(batchRegs[:nIn]); err != nil {
+		return nil, err
+	}
+	if e.out, err = uc.NewRegBatch(batchRegs); err != nil {
+		return nil, err
+	}
+	if e.args, err = uc.NewRegBatch([]int{uc.ARM64_REG_X0, uc.ARM64_REG_X1, uc.ARM64_REG_X2, uc.ARM64_REG_X3, uc.ARM64_REG_X30}); err != nil {
+		return nil, err
+	}
+	// Intercept op->func: a hook on each function's first word only; with
+	// many distinct functions, one hook over their span.
+	funcs := make([]uint64, 0, len(img.funcs))
+	for f := range img.funcs {
+		funcs = append(funcs, f)
+	}
+	sort.Slice(funcs, func(i, j int) bool { return funcs[i] < funcs[j] })
+	if len(funcs) <= 256 {
+		for _, f := range funcs {
+			if _, err := mu.HookAdd(uc.HOOK_CODE, e.onFunc, f, f); err != nil {
+				return nil, fmt.Errorf("hook at %#x: %w", f, err)
+			}
+		}
+	} else if len(funcs) > 0 {
+		if _, err := mu.HookAdd(uc.HOOK_CODE, e.onFunc, funcs[0], funcs[len(funcs)-1]); err != nil {
+			return nil, fmt.Errorf("hook over %#x-%#x: %w", funcs[0], funcs[len(funcs)-1], err)
+		}
+	}
+	return e, nil
+}
+
+// onFunc records a call of op->func and returns from it at once.
+func (e *engine) onFunc(mu uc.Unicorn, addr uint64, _ uint32) {
+	if !e.img.funcs[addr] {
+		return
+	}
+	e.calls++
+	if err := mu.ReadBatch(e.args, e.argv[:]); err != nil {
+		mu.Stop()
+		return
+	}
+	copy(e.callArgs[:], e.argv[:4])
+	if err := mu.RegWrite(uc.ARM64_REG_PC, e.argv[4]); err != nil {
+		mu.Stop()
+	}
+}
+
+func (e *engine) close() {
+	if e.mu != nil {
+		e.mu.Close()
+	}
+	e.in.Free()
+	e.out.Free()
+	e.args.Free()
+}
+
+// seedRegs draws X0..X29 (distinct), NZCV, and sets X30 and SP.
+func (e *engine) seedRegs(index int) {
+	var p rand.PCG
+	p.Seed(e.seed, uint64(index))
+	for i := 0; i < 30; i++ {
+	draw:
+		v := p.Uint64() | 1<<63 // never a small value a stray MOV could produce
+		for j := 0; j < i; j++ {
+			if e.before[j] == v {
+				goto draw
+			}
+		}
+		e.before[i] = v
+	}
+	e.before[30] = e.img.sentinel
+	e.before[rSP] = e.img.stackBase + stackSize/2
+	e.before[rNZCV] = (p.Uint64() & 0xf) << 28
+}
+
+var regName = func() [nOut]string {
+	var n [nOut]string
+	for i := 0; i <= 30; i++ {
+		n[i] = fmt.Sprintf("X%d", i)
+	}
+	n[rSP], n[rNZCV], n[rPC] = "SP", "NZCV", "PC"
+	return n
+}()
+
+// run executes one site and returns its failure, if any. Unicorn bakes a
+// run's stop address into the blocks it translates, and a failing run may
+// have executed (translated) code outside its site; so once an engine has
+// seen a failure, each later site's range is dropped from the translation
+// cache before it runs (cheap; a full flush costs ~50 ms). A site's blocks
+// are never reused anyway: each site runs once per engine.
+func (e *engine) run(s *site) *Failure {
+	if e.dirty {
+		e.mu.TBRemoveCache(s.entry, s.callSite+8)
+	}
+	f := e.run1(s)
+	if f != nil {
+		e.dirty = true
+	}
+	return f
+}
+
+func (e *engine) run1(s *site) *Failure {
+	e.seedRegs(s.index)
+	if err := e.mu.WriteBatch(e.in, e.before[:]); err != nil {
+		return &Failure{Expected: "registers set", Observed: err.Error()}
+	}
+	e.calls = 0
+	until := s.callSite + 4
+	e.guard.Lock()
+	e.running, e.started, e.timedOut = true, time.Now(), false
+	e.guard.Unlock()
+	err := e.mu.StartWithOptions(s.entry, until, &e.opts)
+	e.guard.Lock()
+	e.running = false
+	timedOut := e.timedOut
+	e.guard.Unlock()
+	if rerr := e.mu.ReadBatch(e.out, e.after[:]); rerr != nil && err == nil {
+		err = rerr
+	}
+	expect := "stop at " + fmt.Sprintf("%#x", until)
+	switch {
+	case err != nil:
+		return &Failure{Expected: expect, Observed: fmt.Sprintf("emulation error at pc %#x: %v", e.after[rPC], err)}
+	case timedOut:
+		return &Failure{Expected: expect, Observed: fmt.Sprintf("timed out at pc %#x", e.after[rPC])}
+	case e.after[rPC] != until:
+		return &Failure{Expected: expect, Observed: fmt.Sprintf("still running at pc %#x after the %d-instruction limit", e.after[rPC], e.opts.Count)}
+	}
+	switch s.State {
+	case elfscan.StateNop:
+		return e.check(s, "no call; every register unchanged", 0, func(r int) bool { return true })
+	case elfscan.StateInit:
+		if e.after[9] != e.img.sentinel {
+			return &Failure{Expected: fmt.Sprintf("X9 = parent %#x", e.img.sentinel), Observed: fmt.Sprintf("X9 = %#x", e.after[9])}
+		}
+		return e.check(s, "no call; X9 = parent; every other register unchanged", 0, func(r int) bool { return r != 9 })
+	case elfscan.StateEnabled:
+		return e.check(s, "one call of op->func; X0-X8, X19-X29, SP, X30 unchanged", 1, func(r int) bool {
+			return r <= 8 || (r >= 19 && r <= 30) || r == rSP
+		})
+	}
+	return &Failure{Expected: "a known state", Observed: string(s.State)}
+}
+
+// check compares calls and the registers kept(r) says must be unchanged.
+func (e *engine) check(s *site, expected string, calls int, kept func(r int) bool) *Failure {
+	if e.calls != calls {
+		return &Failure{Expected: expected, Observed: fmt.Sprintf("%d calls of op->func", e.calls)}
+	}
+	if calls == 1 {
+		want := [3]uint64{s.callSite, e.img.sentinel, s.op}
+		names := [3]string{"ip", "parent_ip", "op"}
+		for i, w := range want {
+			if e.callArgs[i] != w {
+				return &Failure{
+					Expected: fmt.Sprintf("op->func(ip=%#x, parent_ip=%#x, op=%#x)", want[0], want[1], want[2]),
+					Observed: fmt.Sprintf("op->func(ip=%#x, parent_ip=%#x, op=%#x): wrong %s", e.callArgs[0], e.callArgs[1], e.callArgs[2], names[i]),
+				}
+			}
+		}
+	}
+	var diffs []string
+	for r := 0; r < rPC; r++ {
+		if kept(r) && e.after[r] != e.before[r] {
+			diffs = append(diffs, fmt.Sprintf("%s = %#x (was %#x)", regName[r], e.after[r], e.before[r]))
+		}
+	}
+	if len(diffs) > 0 {
+		return &Failure{Expected: expected, Observed: strings.Join(diffs, ", ")}
+	}
+	return nil
+}

@@ -1,0 +1,387 @@
+package verify
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/verify/uc"
+)
+
+const (
+	pageSize = 0x1000
+	// maxImage bounds the memory verify maps for one file: hostile segment
+	// sizes must give an error, not an attempt to allocate terabytes.
+	maxImage = 4 << 30
+	// relBase is where ET_REL sections are placed.
+	relBase = 0x40000000
+)
+
+// ErrImage reports a file verify cannot lay out in memory.
+var ErrImage = errors.New("cannot load image")
+
+// region is one mapping of the emulated address space. Its bytes live in
+// memory outside the Go heap (mmap), shared by every worker's engine: the
+// engines map it without write permission, so no site can change what
+// another sees.
+type region struct {
+	addr, size uint64
+	prot       int
+	name       string
+	mem        []byte
+}
+
+// Image is a file laid out in emulated memory, with the relocations the
+// patch sites need applied, verify's stand-ins added, and each site's
+// addresses made absolute.
+type Image struct {
+	Path    string
+	Type    elf.Type
+	regions []*region // sorted by addr
+
+	// Stand-ins, in a synthetic region after the file's.
+	standinBase uint64
+	standinFunc uint64 // op->func of the stand-in op: a RET, hooked
+	standinOps  uint64 // the stand-in struct ftrace_ops: .quad standinFunc
+	ourTramp    uint64 // the tool's call-ops trampoline
+	ourClassic  uint64 // the tool's classic trampoline, op = standinOps
+	sentinel    uint64 // X30 on entry: the traced function's parent
+	stackBase   uint64 // per-engine private stack (not in regions)
+
+	trampName string // --trampoline as given
+	tramp     uint64 // where enabled BLs must go; 0 when unresolved
+	trampErr  string // why tramp is unresolved
+
+	sites []site
+	funcs map[uint64]bool // op->func addresses to intercept
+}
+
+const (
+	stackSize    = 0x10000
+	standinSize  = 0x4000
+	offFunc      = 0x0
+	offTramp     = 0x100
+	offClassic   = 0x600
+	offOps       = 0x1000 // second page: read-only data
+	offSentinel  = 0x2000 // never executed: a third, unmapped page
+	standinRegns = 0x2000 // mapped part of the stand-in area
+)
+
+// site is an elfscan.Site with absolute addresses and what loading found.
+type site struct {
+	*elfscan.Site
+	index    int
+	entry    uint64
+	callSite uint64
+	literal  uint64 // 0 for classic
+	op       uint64 // expected X2 at op->func; 0 when unknown
+	static   *Failure
+}
+
+func (img *Image) Close() error {
+	var errs []error
+	for _, r := range img.regions {
+		if r.mem != nil {
+			errs = append(errs, syscall.Munmap(r.mem))
+			r.mem = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (img *Image) addRegion(addr, size uint64, prot int, name string) (*region, error) {
+	if size == 0 || size > maxImage || addr%pageSize != 0 || size%pageSize != 0 || addr+size < addr {
+		return nil, fmt.Errorf("%w: region %s at %#x size %#x", ErrImage, name, addr, size)
+	}
+	var total uint64
+	for _, r := range img.regions {
+		total += r.size
+		if addr < r.addr+r.size && r.addr < addr+size {
+			return nil, fmt.Errorf("%w: region %s at %#x overlaps %s", ErrImage, name, addr, r.name)
+		}
+	}
+	if total+size > maxImage {
+		return nil, fmt.Errorf("%w: more than %d bytes to map", ErrImage, maxImage)
+	}
+	mem, err := syscall.Mmap(-1, 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("%w: region %s size %#x: %w", ErrImage, name, size, err)
+	}
+	r := &region{addr: addr, size: size, prot: prot, name: name, mem: mem}
+	i := sort.Search(len(img.regions), func(i int) bool { return img.regions[i].addr > addr })
+	img.regions = append(img.regions, nil)
+	copy(img.regions[i+1:], img.regions[i:])
+	img.regions[i] = r
+	return r, nil
+}
+
+func (img *Image) find(addr uint64) *region {
+	i := sort.Search(len(img.regions), func(i int) bool { return img.regions[i].addr+img.regions[i].size > addr })
+	if i < len(img.regions) && img.regions[i].addr <= addr {
+		return img.regions[i]
+	}
+	return nil
+}
+
+// bytes returns the n bytes at addr, or nil when they are not all mapped.
+func (img *Image) bytes(addr, n uint64) []byte {
+	r := img.find(addr)
+	if r == nil || addr+n > r.addr+r.size || addr+n < addr {
+		return nil
+	}
+	return r.mem[addr-r.addr : addr-r.addr+n]
+}
+
+func (img *Image) read32(addr uint64) (uint32, bool) {
+	b := img.bytes(addr, 4)
+	if b == nil {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint32(b), true
+}
+
+func (img *Image) read64(addr uint64) (uint64, bool) {
+	b := img.bytes(addr, 8)
+	if b == nil {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(b), true
+}
+
+func (img *Image) write32(addr uint64, w uint32) bool {
+	b := img.bytes(addr, 4)
+	if b != nil {
+		binary.LittleEndian.PutUint32(b, w)
+	}
+	return b != nil
+}
+
+func (img *Image) write64(addr uint64, v uint64) bool {
+	b := img.bytes(addr, 8)
+	if b != nil {
+		binary.LittleEndian.PutUint64(b, v)
+	}
+	return b != nil
+}
+
+func (img *Image) isCode(addr uint64) bool {
+	r := img.find(addr)
+	return r != nil && r.prot&uc.PROT_EXEC != 0 && addr%4 == 0
+}
+
+func (img *Image) end() uint64 {
+	var end uint64
+	for _, r := range img.regions {
+		end = max(end, r.addr+r.size)
+	}
+	return end
+}
+
+// addStandins maps verify's own code and data after the file's regions:
+// the stand-in op and its func, and the tool's trampolines.
+func (img *Image) addStandins() error {
+	base := (img.end() + 0x10000 + 0xffff) &^ 0xffff
+	img.standinBase = base
+	img.standinFunc = base + offFunc
+	img.standinOps = base + offOps
+	img.ourTramp = base + offTramp
+	img.ourClassic = base + offClassic
+	img.sentinel = base + offSentinel
+	img.stackBase = base + standinSize
+	if _, err := img.addRegion(base, offOps, uc.PROT_READ|uc.PROT_EXEC, "verify stand-in code"); err != nil {
+		return err
+	}
+	if _, err := img.addRegion(base+offOps, standinRegns-offOps, uc.PROT_READ, "verify stand-in ops"); err != nil {
+		return err
+	}
+	img.write32(img.standinFunc, 0xd65f03c0) // RET: the hook answers before it runs
+	img.write64(img.standinOps, img.standinFunc)
+	tr, err := encode.Trampoline(encode.TrampolineOptions{})
+	if err != nil {
+		return fmt.Errorf("trampoline: %w", err)
+	}
+	if err := img.place(img.ourTramp, tr, offClassic-offTramp); err != nil {
+		return err
+	}
+	cl, err := encode.Trampoline(encode.TrampolineOptions{Classic: true, OpsSym: "verify_standin_ops"})
+	if err != nil {
+		return fmt.Errorf("classic trampoline: %w", err)
+	}
+	return img.place(img.ourClassic, cl, offOps-offClassic)
+}
+
+// place writes a Program at addr, resolving its fixups against the
+// stand-in ops (the only symbol the tool's trampolines refer to).
+func (img *Image) place(addr uint64, p encode.Program, room uint64) error {
+	if uint64(4*len(p.Words)) > room {
+		return fmt.Errorf("%w: trampoline of %d words does not fit", ErrImage, len(p.Words))
+	}
+	words := append([]uint32(nil), p.Words...)
+	for _, f := range p.Fixups {
+		if f.Index < 0 || f.Index >= len(words) {
+			return fmt.Errorf("%w: trampoline fixup at word %d", ErrImage, f.Index)
+		}
+		w, pc, to := words[f.Index], addr+4*uint64(f.Index), img.standinOps+uint64(f.Addend)
+		var err error
+		switch f.Kind {
+		case encode.FixupAdrpPage:
+			w, err = encode.ADRP{Rd: encode.Reg(w & 31), From: pc, To: to}.Encode()
+		case encode.FixupAddLo12:
+			w, err = encode.AddLo12(encode.Reg(w&31), encode.Reg(w>>5&31), to).Encode()
+		default:
+			err = fmt.Errorf("unknown fixup %v", f.Kind)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: trampoline word %d: %w", ErrImage, f.Index, err)
+		}
+		words[f.Index] = w
+	}
+	for i, w := range words {
+		img.write32(addr+4*uint64(i), w)
+	}
+	return nil
+}
+
+func protOf(flags elf.ProgFlag) int {
+	p := 0
+	if flags&elf.PF_R != 0 {
+		p |= uc.PROT_READ
+	}
+	if flags&elf.PF_X != 0 {
+		p |= uc.PROT_EXEC | uc.PROT_READ
+	}
+	return p // never PROT_WRITE: see region
+}
+
+// loadLinked maps the PT_LOAD segments of an ET_EXEC or ET_DYN file at
+// their addresses, page-rounded; segments sharing a page share a region.
+func (img *Image) loadLinked(f *elf.File, r io.ReaderAt) error {
+	type span struct {
+		lo, hi uint64
+		prot   int
+	}
+	var spans []span
+	var loads []*elf.Prog
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
+			continue
+		}
+		if p.Filesz > p.Memsz || p.Vaddr+p.Memsz < p.Vaddr || p.Memsz > maxImage {
+			return fmt.Errorf("%w: PT_LOAD at %#x: filesz %#x memsz %#x", elfscan.ErrMalformed, p.Vaddr, p.Filesz, p.Memsz)
+		}
+		loads = append(loads, p)
+		spans = append(spans, span{p.Vaddr &^ (pageSize - 1), (p.Vaddr + p.Memsz + pageSize - 1) &^ (pageSize - 1), protOf(p.Flags)})
+	}
+	if len(spans) == 0 {
+		return fmt.Errorf("%w: no PT_LOAD segment", ErrImage)
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].lo < spans[j].lo })
+	merged := spans[:1]
+	for _, s := range spans[1:] {
+		last := &merged[len(merged)-1]
+		if s.lo <= last.hi {
+			last.hi = max(last.hi, s.hi)
+			last.prot |= s.prot
+			continue
+		}
+		merged = append(merged, s)
+	}
+	for _, s := range merged {
+		if _, err := img.addRegion(s.lo, s.hi-s.lo, s.prot, fmt.Sprintf("segment at %#x", s.lo)); err != nil {
+			return err
+		}
+	}
+	for _, p := range loads {
+		dst := img.bytes(p.Vaddr, p.Filesz)
+		if dst == nil {
+			return fmt.Errorf("%w: PT_LOAD at %#x", ErrImage, p.Vaddr)
+		}
+		if n, err := r.ReadAt(dst, int64(p.Off)); n != len(dst) {
+			return fmt.Errorf("%w: PT_LOAD at %#x: reading %d bytes at offset %#x: %w", elfscan.ErrMalformed, p.Vaddr, len(dst), p.Off, err)
+		}
+	}
+	return nil
+}
+
+// applyDynRelocs applies the R_AARCH64_RELATIVE and ABS64/GLOB_DAT entries of
+// an image's allocated RELA sections, as a kernel relocates itself at boot:
+// images linked with --no-apply-dynamic-relocs keep their literals, and the
+// ops' function pointers, only there. The load bias is 0. It returns the
+// address of each relocation of another type, to fail sites that hold one.
+func (img *Image) applyDynRelocs(f *elf.File) (map[uint64]elf.R_AARCH64, error) {
+	other := map[uint64]elf.R_AARCH64{}
+	var dynsyms []elf.Symbol
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
+			continue
+		}
+		rels, err := elfscan.ReadRela(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, rel := range rels {
+			switch rel.Type {
+			case elf.R_AARCH64_RELATIVE:
+				img.write64(rel.Off, uint64(rel.Addend))
+			case elf.R_AARCH64_ABS64, elf.R_AARCH64_GLOB_DAT:
+				if dynsyms == nil {
+					dynsyms, _ = f.DynamicSymbols()
+				}
+				if rel.Sym == 0 || int(rel.Sym) > len(dynsyms) || dynsyms[rel.Sym-1].Section == elf.SHN_UNDEF {
+					other[rel.Off] = rel.Type // undefined: the value is unknown here
+					continue
+				}
+				img.write64(rel.Off, dynsyms[rel.Sym-1].Value+uint64(rel.Addend))
+			default:
+				other[rel.Off] = rel.Type
+			}
+		}
+	}
+	return other, nil
+}
+
+// resolveLinked finds --trampoline in a linked file: 0x… or a defined
+// symbol from .symtab, else .dynsym.
+func resolveLinked(f *elf.File, name string) (uint64, error) {
+	if a, ok := parseAddr(name); ok {
+		return a, nil
+	}
+	if f == nil {
+		return 0, fmt.Errorf("trampoline symbol %q: no symbol table", name)
+	}
+	for _, get := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
+		syms, err := get()
+		if err != nil {
+			continue
+		}
+		var found []uint64
+		for _, s := range syms {
+			if s.Name == name && s.Section != elf.SHN_UNDEF {
+				found = append(found, s.Value)
+			}
+		}
+		switch {
+		case len(found) == 1:
+			return found[0], nil
+		case len(found) > 1:
+			return 0, fmt.Errorf("trampoline symbol %q is defined %d times", name, len(found))
+		}
+	}
+	return 0, fmt.Errorf("trampoline symbol %q is not defined in the file", name)
+}
+
+func parseAddr(s string) (uint64, bool) {
+	if !strings.HasPrefix(s, "0x") && !strings.HasPrefix(s, "0X") {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s[2:], 16, 64)
+	return v, err == nil
+}

@@ -1,0 +1,391 @@
+package verify
+
+import (
+	"debug/elf"
+	"fmt"
+	"io"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/verify/uc"
+)
+
+// DefaultTrampoline is the symbol enabled sites must call, as for enable.
+const DefaultTrampoline = "ftrace_caller"
+
+// Load scans the file at path and lays it out for emulation: see Image.
+// The caller closes the Image.
+func Load(path string, opts Options) (*Image, error) {
+	in, err := elfscan.OpenInput(path)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	f, err := elfscan.OpenELF(in)
+	if err != nil {
+		return nil, err
+	}
+	sf, err := elfscan.Scan(in, path)
+	if err != nil {
+		return nil, err
+	}
+	return LoadELF(f, in, sf, opts)
+}
+
+// LoadELF lays out an opened file whose scan is sf.
+func LoadELF(f *elf.File, r io.ReaderAt, sf *elfscan.File, opts Options) (img *Image, err error) {
+	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.trampoline(), funcs: map[uint64]bool{}}
+	defer func() {
+		if err != nil {
+			img.Close()
+			img = nil
+		}
+	}()
+	var rel *relLayout
+	var dynOther map[uint64]elf.R_AARCH64
+	switch f.Type {
+	case elf.ET_REL:
+		if rel, err = img.loadRel(f); err != nil {
+			return nil, err
+		}
+	default:
+		if err = img.loadLinked(f, r); err != nil {
+			return nil, err
+		}
+		if dynOther, err = img.applyDynRelocs(f); err != nil {
+			return nil, err
+		}
+	}
+	if err = img.addStandins(); err != nil {
+		return nil, err
+	}
+	img.bind(f, rel, dynOther, sf.Sites, opts)
+	return img, nil
+}
+
+func (s *site) fail(expected, observed string) {
+	if s.static == nil {
+		s.static = &Failure{Expected: expected, Observed: observed}
+	}
+}
+
+// checkStatic checks what can be known without running: a known state, and
+// for enabled sites the BL target and the op the literal points at.
+func (img *Image) checkStatic(s *site, classic bool, opts Options) {
+	switch s.State {
+	case elfscan.StateNop, elfscan.StateInit:
+		return
+	case elfscan.StateEnabled:
+	default:
+		detail := "words do not form a known state"
+		if len(s.Problems) > 0 {
+			detail = fmt.Sprintf("%s: %s", s.Problems[0].Code, s.Problems[0].Detail)
+		}
+		s.fail("state nop, init or enabled", "state "+string(s.State)+": "+detail)
+		return
+	}
+	if (s.Layout == elfscan.LayoutClassic) != classic {
+		s.fail("every enabled site in one layout", "a "+string(s.Layout)+" site among sites of the other layout")
+		return
+	}
+	w, ok := img.read32(s.callSite)
+	if !ok || !encode.IsBL(w) {
+		s.fail("BL at the call site", fmt.Sprintf("word %#08x", w))
+		return
+	}
+	to := encode.BLTarget(w, s.callSite)
+	if img.tramp == 0 {
+		s.fail("BL to trampoline "+img.trampName, fmt.Sprintf("BL to %#x; %s", to, img.trampErr))
+		return
+	}
+	if to != img.tramp {
+		s.fail(fmt.Sprintf("BL to trampoline %s at %#x", img.trampName, img.tramp), fmt.Sprintf("BL to %#x", to))
+		return
+	}
+	if classic {
+		if opts.RunFileTrampoline {
+			s.fail("a call-ops site, or verify's classic trampoline", "classic site with --run-file-trampoline: the file's op cannot be intercepted")
+			return
+		}
+		s.op = img.standinOps
+		img.funcs[img.standinFunc] = true
+		return
+	}
+	if s.literal%8 != 0 {
+		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal))
+		return
+	}
+	op, ok := img.read64(s.literal)
+	if !ok {
+		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal))
+		return
+	}
+	fn, ok := img.read64(op)
+	if !ok || !img.isCode(fn) {
+		s.fail("literal -> ops whose first word -> code", fmt.Sprintf("literal %#x -> %s", op, describeFunc(ok, fn)))
+		return
+	}
+	s.op = op
+	img.funcs[fn] = true
+}
+
+func describeFunc(mapped bool, fn uint64) string {
+	if !mapped {
+		return "unmapped memory"
+	}
+	return fmt.Sprintf("func %#x, not code", fn)
+}
+
+// relLayout is where an ET_REL file's sections were placed, and its
+// relocations indexed by the word they apply to.
+type relLayout struct {
+	f      *elf.File
+	placed map[int]uint64 // section index -> address
+	syms   []elf.Symbol
+	relas  map[relKey]elfscan.Rela
+	name   string
+}
+
+type relKey struct {
+	sec int
+	off uint64
+}
+
+// loadRel places every SHF_ALLOC section at a synthetic, page-aligned,
+// non-overlapping address from relBase, and indexes the relocations.
+func (img *Image) loadRel(f *elf.File) (*relLayout, error) {
+	rl := &relLayout{f: f, placed: map[int]uint64{}, relas: map[relKey]elfscan.Rela{}}
+	next := uint64(relBase)
+	for i, s := range f.Sections {
+		if s.Flags&elf.SHF_ALLOC == 0 || s.Size == 0 {
+			continue
+		}
+		if s.Size > maxImage {
+			return nil, fmt.Errorf("%w: section %q size %#x", elfscan.ErrMalformed, s.Name, s.Size)
+		}
+		size := (s.Size + pageSize - 1) &^ (pageSize - 1)
+		prot := uc.PROT_READ
+		if s.Flags&elf.SHF_EXECINSTR != 0 {
+			prot |= uc.PROT_EXEC
+		}
+		if _, err := img.addRegion(next, size, prot, fmt.Sprintf("section %q", s.Name)); err != nil {
+			return nil, err
+		}
+		if s.Type != elf.SHT_NOBITS {
+			b, err := elfscan.SafeData(s)
+			if err != nil {
+				return nil, err
+			}
+			copy(img.bytes(next, size), b)
+		}
+		rl.placed[i] = next
+		next += size + pageSize
+	}
+	rl.syms, _ = f.Symbols()
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_RELA {
+			continue
+		}
+		if _, ok := rl.placed[int(s.Info)]; !ok {
+			continue
+		}
+		rels, err := elfscan.ReadRela(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rels {
+			rl.relas[relKey{int(s.Info), r.Off}] = r
+		}
+	}
+	return rl, nil
+}
+
+// symbol returns the address of symbol index i (0 and undefined: ok false)
+// and its name.
+func (rl *relLayout) symbol(i uint32) (uint64, string, bool) {
+	if i == 0 || int(i) > len(rl.syms) {
+		return 0, "", false
+	}
+	s := rl.syms[i-1]
+	switch {
+	case s.Section == elf.SHN_ABS:
+		return s.Value, s.Name, true
+	case s.Section == elf.SHN_UNDEF || s.Section >= elf.SHN_LORESERVE:
+		return 0, s.Name, false
+	}
+	base, ok := rl.placed[int(s.Section)]
+	if !ok {
+		return 0, s.Name, false
+	}
+	name := s.Name
+	if name == "" && int(s.Section) < len(rl.f.Sections) {
+		name = rl.f.Sections[s.Section].Name
+	}
+	return base + s.Value, name, true
+}
+
+func (rl *relLayout) resolveTramp(img *Image, opts Options, ours uint64) uint64 {
+	if a, ok := parseAddr(img.trampName); ok {
+		return a + relBase // an address in an object is an offset in its layout
+	}
+	for i, s := range rl.syms {
+		if s.Name != img.trampName || s.Section == elf.SHN_UNDEF {
+			continue
+		}
+		a, _, ok := rl.symbol(uint32(i + 1))
+		if !ok {
+			continue
+		}
+		if !opts.RunFileTrampoline {
+			if w, err := (encode.BL{From: a, To: ours}).Encode(); err == nil {
+				img.write32(a, w&^0x80000000)
+			}
+		}
+		return a
+	}
+	// Undefined (or absent): bound to verify's own trampoline.
+	return ours
+}
+
+// sectionOf returns the placed section holding addr.
+func (rl *relLayout) sectionOf(addr uint64) (int, uint64, bool) {
+	for i, base := range rl.placed {
+		if addr >= base && addr-base < rl.f.Sections[i].Size {
+			return i, addr - base, true
+		}
+	}
+	return 0, 0, false
+}
+
+// placeSite makes a site's addresses absolute and applies the relocations
+// at its words: R_AARCH64_ABS64 at the literal, CALL26/JUMP26 at the BL.
+// Undefined symbols at a literal are bound to the stand-in op; at a BL, to
+// verify's trampoline when named like it. Any other relocation at a site
+// word fails the site.
+func (rl *relLayout) placeSite(img *Image, s *site) {
+	base, ok := rl.placed[s.SectionIndex]
+	if !ok {
+		s.fail("site in an allocated section", fmt.Sprintf("section %d (%s) not loaded", s.SectionIndex, s.Section))
+		return
+	}
+	s.entry += base
+	s.callSite += base
+	words := []uint64{s.Site.CallSite - 4, s.Site.CallSite}
+	if s.Layout == elfscan.LayoutCallOps {
+		s.literal += base
+		words = append(words, s.Site.Literal, s.Site.Literal+4)
+	} else {
+		s.literal = 0
+	}
+	for _, off := range words {
+		r, ok := rl.relas[relKey{s.SectionIndex, off}]
+		if !ok {
+			continue
+		}
+		addr := base + off
+		val, name, def := rl.symbol(r.Sym)
+		switch {
+		case s.Layout == elfscan.LayoutCallOps && off == s.Site.Literal && r.Type == elf.R_AARCH64_ABS64:
+			if !def {
+				val = img.standinOps
+			}
+			img.write64(addr, val+uint64(r.Addend))
+			rl.relocOp(img, val+uint64(r.Addend))
+		case off == s.Site.CallSite && (r.Type == elf.R_AARCH64_CALL26 || r.Type == elf.R_AARCH64_JUMP26):
+			if !def {
+				if name != img.trampName {
+					s.fail("BL to trampoline "+img.trampName, "BL to undefined "+name)
+					return
+				}
+				val = img.tramp
+			}
+			w, err := encode.BL{From: addr, To: val + uint64(r.Addend)}.Encode()
+			if err != nil {
+				s.fail("BL in reach", err.Error())
+				return
+			}
+			if r.Type == elf.R_AARCH64_JUMP26 {
+				w &^= 0x80000000
+			}
+			img.write32(addr, w)
+		default:
+			s.fail("only ABS64 at the literal and CALL26 at the BL", fmt.Sprintf("relocation %v against %q at %s+%#x", r.Type, name, s.Section, off))
+			return
+		}
+	}
+}
+
+// relocOp applies the relocation at the first word of an op object, so the
+// trampoline loads op->func from it.
+func (rl *relLayout) relocOp(img *Image, op uint64) {
+	sec, off, ok := rl.sectionOf(op)
+	if !ok {
+		return
+	}
+	r, ok := rl.relas[relKey{sec, off}]
+	if !ok || r.Type != elf.R_AARCH64_ABS64 {
+		return
+	}
+	val, _, def := rl.symbol(r.Sym)
+	if !def {
+		val = img.standinFunc
+	}
+	img.write64(op, val+uint64(r.Addend))
+}
+
+// bind resolves the trampoline, redirects it to the tool's own unless the
+// file's is to run, and makes each site absolute and statically checked.
+// f may be nil for a synthetic image (then --trampoline must be an address).
+func (img *Image) bind(f *elf.File, rel *relLayout, dynOther map[uint64]elf.R_AARCH64, sites []elfscan.Site, opts Options) {
+	classic := false
+	for i := range sites {
+		if sites[i].State == elfscan.StateEnabled {
+			classic = sites[i].Layout == elfscan.LayoutClassic
+			break
+		}
+	}
+	ours := img.ourTramp
+	if classic {
+		ours = img.ourClassic
+	}
+	if rel != nil {
+		img.tramp = rel.resolveTramp(img, opts, ours)
+	} else {
+		a, terr := resolveLinked(f, img.trampName)
+		switch {
+		case terr != nil:
+			img.trampErr = terr.Error()
+		case !opts.RunFileTrampoline:
+			if !img.isCode(a) {
+				img.trampErr = fmt.Sprintf("trampoline %s at %#x is not in an executable segment", img.trampName, a)
+				break
+			}
+			img.tramp = a
+			if w, err := (encode.BL{From: a, To: ours}).Encode(); err == nil {
+				img.write32(a, w&^0x80000000) // B, not BL: X30 must stay the site's
+			} else {
+				img.tramp = 0
+				img.trampErr = fmt.Sprintf("trampoline %s at %#x: verify's own trampoline is out of reach: %v", img.trampName, a, err)
+			}
+		default:
+			img.tramp = a
+		}
+	}
+	img.sites = make([]site, len(sites))
+	for i := range sites {
+		s := &img.sites[i]
+		*s = site{Site: &sites[i], index: i, entry: sites[i].Entry, callSite: sites[i].CallSite, literal: sites[i].Literal}
+		if rel != nil {
+			rel.placeSite(img, s)
+		} else {
+			for _, a := range []uint64{s.literal, s.literal + 4, s.callSite - 4, s.callSite} {
+				if t, ok := dynOther[a]; ok && (a >= s.callSite-4 || s.Layout == elfscan.LayoutCallOps) {
+					s.fail("no unsupported relocation at the site", fmt.Sprintf("dynamic relocation %v at %#x", t, a))
+				}
+			}
+		}
+		if s.static == nil {
+			img.checkStatic(s, classic, opts)
+		}
+	}
+}

@@ -1,0 +1,277 @@
+package verify
+
+import (
+	"debug/elf"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/verify/uc"
+)
+
+// A synthetic linked image built in memory, without ELF: a callback (the
+// file's op->func), a file trampoline, an ops object and n call-ops sites
+// of 32 bytes each:
+//
+//	+0  literal (8)   +8 BTI C   +12 slot1   +16 slot2   +20 RET
+const (
+	synCode     = 0x400000
+	synCallback = synCode          // RET
+	synTramp    = synCode + 0x100  // "ftrace_caller": the tool's trampoline, as linked
+	synBadTramp = synCode + 0x800  // MOV X19, #0; B synTramp
+	synSites    = synCode + 0x1000 // first site
+	siteSize    = 32
+)
+
+type synthSite struct {
+	state    elfscan.State
+	literal  uint64
+	slot1    uint32
+	slot2    uint32
+	bti      bool
+	classicL bool
+}
+
+func synthWords(st elfscan.State, ops uint64) synthSite {
+	switch st {
+	case elfscan.StateInit:
+		return synthSite{state: st, slot1: encode.MovX9X30, slot2: encode.NOP, bti: true}
+	case elfscan.StateEnabled:
+		return synthSite{state: st, literal: ops, slot1: encode.MovX9X30, slot2: 1, bti: true} // slot2 1: BL to trampoline
+	}
+	return synthSite{state: elfscan.StateNop, slot1: encode.NOP, slot2: encode.NOP, bti: true}
+}
+
+// buildSynth lays out ss and binds them; mutate may change memory before bind.
+func buildSynth(t testing.TB, ss []synthSite, opts Options, mutate func(img *Image)) *Image {
+	t.Helper()
+	if opts.Trampoline == "" {
+		opts.Trampoline = fmt.Sprintf("%#x", synTramp)
+	}
+	img := &Image{Path: "synthetic", Type: elf.ET_EXEC, trampName: opts.Trampoline, funcs: map[uint64]bool{}}
+	t.Cleanup(func() { img.Close() })
+	codeSize := uint64(0x1000+siteSize*len(ss)+0xfff) &^ 0xfff
+	if _, err := img.addRegion(synCode, codeSize, uc.PROT_READ|uc.PROT_EXEC, "code"); err != nil {
+		t.Fatal(err)
+	}
+	dataAddr := synCode + codeSize + 0x10000
+	if _, err := img.addRegion(dataAddr, 0x1000, uc.PROT_READ, "data"); err != nil {
+		t.Fatal(err)
+	}
+	ops := dataAddr
+	img.write64(ops, synCallback)
+	img.write32(synCallback, 0xd65f03c0)
+	tr, err := encode.Trampoline(encode.TrampolineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range tr.Words {
+		img.write32(synTramp+4*uint64(i), w)
+	}
+	img.write32(synBadTramp, 0xd2800013) // mov x19, #0
+	b, _ := encode.BL{From: synBadTramp + 4, To: synTramp}.Encode()
+	img.write32(synBadTramp+4, b&^0x80000000)
+	sites := make([]elfscan.Site, len(ss))
+	for i, s := range ss {
+		rec := synSites + uint64(i)*siteSize
+		entry := rec + 8
+		call := entry + 8
+		lit := s.literal
+		if s.state == elfscan.StateEnabled && lit == 0 {
+			lit = ops
+		}
+		img.write64(rec, lit)
+		img.write32(entry, encode.BTIC)
+		img.write32(entry+4, s.slot1)
+		slot2 := s.slot2
+		if slot2 == 1 {
+			slot2, _ = encode.BL{From: call, To: synTramp}.Encode()
+		}
+		img.write32(call, slot2)
+		img.write32(call+4, 0xd65f03c0)
+		sites[i] = elfscan.Site{Func: fmt.Sprintf("f%d", i), Section: ".text", Record: rec, Entry: entry, CallSite: call,
+			Literal: rec, Layout: elfscan.LayoutCallOps, BTI: true, State: s.state}
+	}
+	if err := img.addStandins(); err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(img)
+	}
+	img.bind(nil, nil, nil, sites, opts)
+	return img
+}
+
+func checkSynth(t testing.TB, ss []synthSite, opts Options, mutate func(img *Image)) *Report {
+	t.Helper()
+	img := buildSynth(t, ss, opts, mutate)
+	rep, err := Check(img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestSynthStatesPass(t *testing.T) {
+	for _, runFile := range []bool{false, true} {
+		for _, st := range []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled} {
+			t.Run(fmt.Sprintf("%s/runfile=%v", st, runFile), func(t *testing.T) {
+				ss := make([]synthSite, 300)
+				for i := range ss {
+					ss[i] = synthWords(st, 0)
+				}
+				rep := checkSynth(t, ss, Options{Jobs: 2, RunFileTrampoline: runFile}, nil)
+				if rep.Failed != 0 || rep.Passed != len(ss) || rep.ByState[st] != len(ss) {
+					t.Fatalf("report %+v; first failure %+v", rep, rep.Failures[:min(1, len(rep.Failures))])
+				}
+			})
+		}
+	}
+}
+
+// Each defect must be caught at the mutated site, with the function named.
+func TestSynthDefectsCaught(t *testing.T) {
+	const victim = 3
+	at := func(off uint64) uint64 { return synSites + victim*siteSize + off }
+	tests := []struct {
+		name   string
+		opts   Options
+		state  elfscan.State
+		mutate func(img *Image)
+		want   string // in Observed
+	}{
+		{"nop/infinite-loop", Options{}, elfscan.StateNop, func(img *Image) { img.write32(at(12), 0x14000000) }, "instruction limit"},
+		{"nop/jump-unmapped", Options{}, elfscan.StateNop, func(img *Image) { img.write32(at(12), 0xd61f0000) }, "emulation error"},
+		{"nop/clobber-x0", Options{}, elfscan.StateNop, func(img *Image) { img.write32(at(12), 0x91000400) }, "X0 ="},
+		{"init/missing-mov", Options{}, elfscan.StateInit, func(img *Image) { img.write32(at(12), encode.NOP) }, "X9 ="},
+		{"enabled/missing-mov", Options{}, elfscan.StateEnabled, func(img *Image) { img.write32(at(12), encode.NOP) }, "wrong parent_ip"},
+		{"enabled/bl-wrong-target", Options{}, elfscan.StateEnabled, func(img *Image) {
+			w, _ := encode.BL{From: at(16), To: synCallback}.Encode()
+			img.write32(at(16), w)
+		}, "BL to 0x400000"},
+		{"enabled/literal-junk", Options{}, elfscan.StateEnabled, func(img *Image) { img.write64(at(0), 0x1234) }, "literal 0x1234"},
+		{"enabled/literal-to-data-not-code", Options{}, elfscan.StateEnabled, func(img *Image) { img.write64(at(0), synSites) }, "not code"},
+		{"enabled/infinite-loop", Options{}, elfscan.StateEnabled, func(img *Image) { img.write32(at(20), 0x14000000) }, ""},
+		{"enabled/trampoline-clobbers-x19", Options{RunFileTrampoline: true, Trampoline: fmt.Sprintf("%#x", synBadTramp)}, elfscan.StateEnabled, func(img *Image) {
+			for i := range 8 { // every site calls the bad trampoline
+				w, _ := encode.BL{From: synSites + uint64(i)*siteSize + 16, To: synBadTramp}.Encode()
+				img.write32(synSites+uint64(i)*siteSize+16, w)
+			}
+		}, "X19 ="},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ss := make([]synthSite, 8)
+			for i := range ss {
+				ss[i] = synthWords(tc.state, 0)
+			}
+			rep := checkSynth(t, ss, tc.opts, tc.mutate)
+			if tc.name == "enabled/infinite-loop" {
+				// The RET after the site is outside the run: a loop there is harmless.
+				if rep.Failed != 0 {
+					t.Fatalf("failures %+v", rep.Failures)
+				}
+				return
+			}
+			if rep.Failed == 0 {
+				t.Fatalf("defect not caught: %+v", rep)
+			}
+			f := rep.Failures[0]
+			if tc.name != "enabled/trampoline-clobbers-x19" && (rep.Failed != 1 || f.Func != fmt.Sprintf("f%d", victim)) {
+				t.Errorf("failures %+v, want only f%d", rep.Failures, victim)
+			}
+			if !strings.Contains(f.Observed, tc.want) {
+				t.Errorf("observed %q, want %q", f.Observed, tc.want)
+			}
+			if len(f.Disasm) < 3 {
+				t.Errorf("disasm %q", f.Disasm)
+			}
+			t.Logf("%s: expected %s; observed %s; %q", f.Func, f.Expected, f.Observed, f.Disasm)
+		})
+	}
+}
+
+func TestSynthUnknownStateFails(t *testing.T) {
+	ss := []synthSite{synthWords(elfscan.StateNop, 0), {state: elfscan.StateUnknown, slot1: encode.NOP, slot2: encode.NOP}}
+	rep := checkSynth(t, ss, Options{}, nil)
+	if rep.Failed != 1 || rep.Failures[0].Func != "f1" {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestSynthSeedReproducible(t *testing.T) {
+	ss := []synthSite{synthWords(elfscan.StateNop, 0)}
+	img := buildSynth(t, ss, Options{}, func(img *Image) { img.write32(synSites+12, 0x91000400) })
+	var got []string
+	for range 2 {
+		rep, err := Check(img, Options{Seed: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rep.Failures[0].Observed)
+	}
+	if got[0] != got[1] {
+		t.Errorf("same seed, different values: %q", got)
+	}
+}
+
+// BenchmarkVerifySites runs a whole Check over 40,000 synthetic sites with
+// 2 workers (engine set-up included) and reports sites/s: all in one state,
+// and mixed (a third in each).
+func BenchmarkVerifySites(b *testing.B) {
+	const n = 40000
+	for _, name := range []string{"mixed", "nop", "init", "enabled"} {
+		b.Run(name, func(b *testing.B) {
+			ss := make([]synthSite, n)
+			states := []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled}
+			for i := range ss {
+				st := elfscan.State(name)
+				if name == "mixed" {
+					st = states[i%3]
+				}
+				ss[i] = synthWords(st, 0)
+			}
+			img := buildSynth(b, ss, Options{}, nil)
+			b.ResetTimer()
+			for b.Loop() {
+				rep, err := Check(img, Options{Jobs: 2})
+				if err != nil || rep.Failed != 0 {
+					b.Fatal(err, rep.Failures[:min(1, len(rep.Failures))])
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "sites/s")
+		})
+	}
+}
+
+// With no useful instruction limit, the watchdog's timeout ends a loop.
+func TestSynthTimeout(t *testing.T) {
+	ss := []synthSite{synthWords(elfscan.StateNop, 0), synthWords(elfscan.StateNop, 0)}
+	start := time.Now()
+	rep := checkSynth(t, ss, Options{MaxInsns: 1 << 62, Timeout: 50 * time.Millisecond, Jobs: 1}, func(img *Image) {
+		img.write32(synSites+12, 0x14000000)
+	})
+	if rep.Failed != 1 || rep.Failures[0].Func != "f0" || !strings.Contains(rep.Failures[0].Observed, "timed out") {
+		t.Fatalf("failures %+v", rep.Failures)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
+
+// A hostile site that runs into the next function's body must not leave
+// translations behind that make the next site overshoot its stop address:
+// Unicorn bakes the stop address into translated blocks.
+func TestSynthNoStaleTranslation(t *testing.T) {
+	ss := []synthSite{synthWords(elfscan.StateNop, 0), synthWords(elfscan.StateNop, 0), synthWords(elfscan.StateNop, 0)}
+	rep := checkSynth(t, ss, Options{Jobs: 1}, func(img *Image) {
+		b, _ := encode.BL{From: synSites + 12, To: synSites + siteSize + 8}.Encode()
+		img.write32(synSites+12, b&^0x80000000) // f0: B f1
+	})
+	if rep.Failed != 1 || rep.Failures[0].Func != "f0" {
+		t.Fatalf("failures %+v, want f0 only", rep.Failures)
+	}
+}

@@ -1,0 +1,214 @@
+// Package verify proves patch sites correct by running each one on
+// Unicorn's arm64 CPU. It is the only package that imports the emulator
+// (through internal/verify/uc).
+//
+// Flow: Load lays a file out in emulated memory (linked files at their
+// addresses, ET_REL sections at synthetic ones with the site relocations
+// applied, verify's stand-ins added) and checks what is static; Check then
+// runs every site on a pool of engines, one per worker, each mapping the
+// image once (the bytes are shared, read-only to the CPU) and reused for
+// all its sites.
+//
+// A run starts at the function entry with X0-X29 distinct seeded random
+// values, X30 a sentinel parent address and SP on a private stack, and ends
+// at CallSite+4, the first instruction after the site, under an instruction
+// limit and a timeout. Expectations by state:
+//
+//	nop      no call; every register unchanged
+//	init     no call; X9 = sentinel; every other register unchanged
+//	enabled  one call of op->func(ip = the BL, parent_ip = sentinel, op = literal
+//	         value or, for classic sites, verify's stand-in op), then
+//	         X0-X8, X19-X29, SP and X30 as they were
+//
+// op->func is intercepted by a code hook on its address only, which records
+// X0-X3 and returns to the caller; no hook covers the whole address space.
+package verify
+
+import (
+	"debug/elf"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+)
+
+// Options control a verify run.
+type Options struct {
+	Trampoline        string // SYM or 0xADDR; default DefaultTrampoline
+	RunFileTrampoline bool   // run the file's own trampoline code instead of the tool's
+	Jobs              int    // workers; default runtime.NumCPU()
+	Seed              uint64 // register values are drawn from (Seed, site index)
+	MaxInsns          uint64 // per site; default 10,000
+	Timeout           time.Duration
+	// Progress, when set, is called from the workers with the number of
+	// sites just finished; it must be safe for concurrent use.
+	Progress func(n int)
+}
+
+func (o Options) trampoline() string {
+	if o.Trampoline == "" {
+		return DefaultTrampoline
+	}
+	return o.Trampoline
+}
+
+// Failure is one site that did not behave.
+type Failure struct {
+	Func     string
+	Address  uint64 // function entry
+	State    elfscan.State
+	Expected string
+	Observed string
+	Disasm   []string // the site's words, "address: word  assembly"
+}
+
+// Report is the outcome for one file.
+type Report struct {
+	File     string
+	ELFType  elf.Type
+	Sites    int
+	Passed   int
+	Failed   int
+	ByState  map[elfscan.State]int
+	Elapsed  time.Duration
+	Failures []Failure
+}
+
+// File verifies every site of the file at path.
+func File(path string, opts Options) (*Report, error) {
+	start := time.Now()
+	img, err := Load(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	rep, err := Check(img, opts)
+	if rep != nil {
+		rep.Elapsed = time.Since(start)
+	}
+	return rep, err
+}
+
+// Sites returns how many sites img holds.
+func (img *Image) Sites() int { return len(img.sites) }
+
+// Check runs every site of img.
+func Check(img *Image, opts Options) (*Report, error) {
+	start := time.Now()
+	if opts.MaxInsns == 0 {
+		opts.MaxInsns = 10000
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = time.Second
+	}
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	failures := make([]*Failure, len(img.sites))
+	var toRun []int
+	for i := range img.sites {
+		if f := img.sites[i].static; f != nil {
+			failures[i] = img.finish(&img.sites[i], f)
+			continue
+		}
+		toRun = append(toRun, i)
+	}
+	if opts.Progress != nil && len(img.sites) > len(toRun) {
+		opts.Progress(len(img.sites) - len(toRun))
+	}
+	jobs = max(1, min(jobs, (len(toRun)+255)/256))
+	if len(toRun) > 0 {
+		engines := make([]*engine, jobs)
+		for w := range engines {
+			e, err := newEngine(img, opts)
+			if err != nil {
+				for _, e := range engines[:w] {
+					e.close()
+				}
+				return nil, err
+			}
+			engines[w] = e
+		}
+		stop := make(chan struct{})
+		go watchdog(engines, opts.Timeout, stop)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		const chunk = 128
+		for _, e := range engines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					lo := int(next.Add(chunk)) - chunk
+					if lo >= len(toRun) {
+						return
+					}
+					hi := min(lo+chunk, len(toRun))
+					for _, i := range toRun[lo:hi] {
+						if f := e.run(&img.sites[i]); f != nil {
+							failures[i] = img.finish(&img.sites[i], f)
+						}
+					}
+					if opts.Progress != nil {
+						opts.Progress(hi - lo)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		for _, e := range engines {
+			e.close()
+		}
+	}
+	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites), ByState: map[elfscan.State]int{}}
+	for i := range img.sites {
+		rep.ByState[img.sites[i].State]++
+		if failures[i] != nil {
+			rep.Failures = append(rep.Failures, *failures[i])
+		}
+	}
+	rep.Failed = len(rep.Failures)
+	rep.Passed = rep.Sites - rep.Failed
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// finish completes a failure with the site's identity and words.
+func (img *Image) finish(s *site, f *Failure) *Failure {
+	f.Func = s.Func
+	f.Address = s.entry
+	f.State = s.State
+	f.Disasm = img.disasm(s)
+	if f.Func == "" {
+		f.Func = fmt.Sprintf("<no function at %#x>", s.entry)
+	}
+	return f
+}
+
+// watchdog stops a run that exceeds timeout. Instruction limits end loops;
+// this ends anything else, without the timer thread Unicorn would start
+// for every run given a timeout (~100 µs each).
+func watchdog(engines []*engine, timeout time.Duration, stop <-chan struct{}) {
+	tick := time.NewTicker(max(timeout/4, 5*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			for _, e := range engines {
+				e.guard.Lock()
+				if e.running && now.Sub(e.started) > timeout {
+					e.timedOut = true
+					e.mu.Stop()
+				}
+				e.guard.Unlock()
+			}
+		}
+	}
+}
