@@ -1,0 +1,96 @@
+# ftpatch: build, tests, fixtures, demo and bench. GNU make, bash.
+#
+#   make demo       scan the shipped fixtures (installs missing packages)
+#   make test       vet, all tests, a short run of every fuzz target
+#   make testdata   rebuild testdata/fixtures with the pinned Debian compilers
+#   make testdata-check  rebuild into a temporary folder and compare bytes
+#   make bench      ftpatch vs binutils on a large kernel-like image
+#
+# Every target that needs system packages first runs scripts/deps.sh, which
+# installs only what is missing (apt-get; sudo when not root).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+export GOTOOLCHAIN := local
+ifneq ($(wildcard /usr/local/go/bin/go),)
+export PATH := /usr/local/go/bin:$(PATH)
+endif
+GO ?= go
+
+BIN := bin/ftpatch
+FUZZTIME ?= 10s
+FIXTURES := testdata/fixtures
+
+# Fixtures `make demo` scans (an object with GCC's cold functions, a module,
+# a PIE, a kernel-like image whose cold literal lands misaligned, one with
+# RELR, a classic static executable); extend freely.
+DEMO_FILES ?= \
+	$(FIXTURES)/gcc-callops-bti-obj.o \
+	$(FIXTURES)/clang-callops-module.ko \
+	$(FIXTURES)/gcc-callops-bti-pie.elf \
+	$(FIXTURES)/gcc-callops-kimage.elf \
+	$(FIXTURES)/clang-callops-bti-kimage-relr.elf \
+	$(FIXTURES)/clang-classic-bti-static.elf
+
+.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench clean
+
+deps:
+	@scripts/deps.sh
+
+# Always rebuilt: go's own cache makes that cheap, and make cannot see
+# which Go files changed.
+build: deps
+	$(GO) build -o $(BIN) ./cmd/ftpatch
+
+# One after another, even under make -j: vet first, fuzz last.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+vet: deps
+	$(GO) vet ./...
+
+unit: deps
+	$(GO) test -count=1 -timeout 40m ./...
+
+# Every fuzz target in the tree, found by name so new ones run too.
+fuzz: deps
+	@{ grep -rl --include='*_test.go' --exclude-dir=testdata --exclude-dir=build --exclude-dir=.git '^func Fuzz' . || true; } | sort | while read -r f; do \
+		pkg=./$$(dirname "$${f#./}"); \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+			echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
+		done; \
+	done
+
+testdata: deps
+	scripts/fixtures.sh $(FIXTURES)
+
+testdata-check: deps
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	scripts/fixtures.sh "$$tmp"; \
+	bad=0; \
+	for f in "$$tmp"/*; do \
+		cmp -s "$$f" $(FIXTURES)/$$(basename "$$f") || { echo "differs: $(FIXTURES)/$$(basename "$$f")"; bad=1; }; \
+	done; \
+	for f in $(FIXTURES)/*; do \
+		[[ -e $$tmp/$$(basename "$$f") ]] || { echo "not built by make testdata: $$f"; bad=1; }; \
+	done; \
+	if ((bad)); then echo "testdata-check: committed fixtures differ from a rebuild (run make testdata)"; exit 1; fi; \
+	echo "testdata-check: $$(ls "$$tmp" | wc -l) files identical"
+
+demo: build
+	@for f in $(DEMO_FILES); do \
+		echo "\$$ $(BIN) scan $$f"; \
+		$(BIN) scan "$$f" || [[ $$? == 1 ]]; \
+		echo; \
+	done
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf bin build

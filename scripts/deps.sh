@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# deps.sh: install the Debian packages ftpatch's build, tests, demo and bench
+# need, and only those that are missing. Quiet and quick when all are there;
+# runs apt-get update only when it has something to install; uses sudo only
+# when not root. Debian 12 (bookworm) is the reference system.
+set -euo pipefail
+
+PACKAGES=(
+	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu # cross compiler, readelf/objdump oracles
+	libc6-dev-arm64-cross                            # arm64 libc headers (a gcc Recommends)
+	clang lld llvm                                   # the Clang fixtures
+	libunicorn-dev pkg-config                        # cgo: verify's CPU emulator
+	qemu-user                                        # running patched programs
+	xz-utils zstd gzip                               # compressed modules
+	time                                             # /usr/bin/time for make bench
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	# dpkg-query prints the status even for known-but-removed packages.
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[[ $status == installed ]] || missing+=("$p")
+done
+((${#missing[@]} == 0)) && exit 0
+
+echo "deps.sh: installing ${missing[*]}" >&2
+sudo=()
+if ((EUID != 0)); then
+	command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+	sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
