@@ -1,10 +1,34 @@
 package elfscan
 
 import (
-	"errors"
+	"cmp"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
+	"slices"
+
+	"github.com/ftpatch/ftpatch/internal/encode"
 )
+
+// EntriesSection is the section the compiler fills with one 8-byte record
+// per patchable function entry.
+const EntriesSection = "__patchable_function_entries"
+
+// The symbols a kernel-like linker script puts around the gathered entries
+// when the entries section itself is not kept (Linux's vmlinux.lds).
+const (
+	StartMcountLoc = "__start_mcount_loc"
+	StopMcountLoc  = "__stop_mcount_loc"
+)
+
+// nopLiteral is a call-ops literal as compiled: two NOPs.
+const nopLiteral = uint64(encode.NOP) | uint64(encode.NOP)<<32
+
+// MisalignedHelp is the cause and fix named by every misaligned-literal problem.
+const MisalignedHelp = "usual causes: GCC puts cold functions in .text.unlikely aligned to only 4, or -Os; " +
+	"fix: build with -falign-functions=8 (GCC <= 13) or -fmin-function-alignment=8 (GCC 14+, Clang)"
 
 // ScanFile scans the ELF file at path.
 func ScanFile(path string) (*File, error) {
@@ -18,6 +42,334 @@ func ScanFile(path string) (*File, error) {
 
 // Scan finds every patch site in the ELF file read from r. path is recorded
 // in the result and used in messages only.
+//
+// Where the records come from:
+//   - ET_REL: the R_AARCH64_ABS64 relocations of every __patchable_function_entries
+//     section (symbol value + addend, an offset in the symbol's section);
+//   - linked files: the values stored in __patchable_function_entries, or in
+//     the __start_mcount_loc..__stop_mcount_loc range when that section is
+//     gone; a zero value is replaced by the R_AARCH64_RELATIVE (or ABS64)
+//     addend at that place in an allocated SHT_RELA section (.rela.dyn). With
+//     RELR the addends are stored in place. A zero record with no relocation
+//     is skipped, as Linux's ftrace_process_locs does.
+//
+// Each record is mapped to a site as Linux's ftrace_call_adjust does: in
+// the call-ops layout the record is the literal and the entry is record+8
+// (then BTI C, if any); in the classic layout the record is slot1.
 func Scan(r io.ReaderAt, path string) (*File, error) {
-	return nil, errors.New("elfscan: not implemented yet")
+	f, err := OpenELF(r)
+	if err != nil {
+		return nil, err
+	}
+	sc := &scanner{f: f, r: r, rel: f.Type == elf.ET_REL, rd: chunkReader{r: r}, lastSec: -1}
+	if sc.st, err = loadSymtab(f, sc.rel); err != nil {
+		return nil, err
+	}
+	var recs []record
+	if sc.rel {
+		recs, err = sc.relRecords()
+	} else {
+		recs, err = sc.linkedRecords()
+	}
+	if err != nil {
+		return nil, err
+	}
+	cmpRec := func(a, b record) int {
+		if a.sec != b.sec {
+			return cmp.Compare(a.sec, b.sec)
+		}
+		return cmp.Compare(a.addr, b.addr)
+	}
+	if !slices.IsSortedFunc(recs, cmpRec) {
+		slices.SortFunc(recs, cmpRec)
+	}
+	out := &File{Path: path, Type: f.Type, Sites: make([]Site, 0, len(recs))}
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && recs[j].sec == recs[i].sec && recs[j].addr == recs[i].addr {
+			j++
+		}
+		s, err := sc.site(recs[i])
+		if err != nil {
+			return nil, err
+		}
+		if j-i > 1 {
+			s.Problems = append(s.Problems, Problem{CodeDuplicateEntry,
+				fmt.Sprintf("record %#x appears %d times in the entries table; it is kept once", recs[i].addr, j-i)})
+		}
+		out.Sites = append(out.Sites, s)
+		i = j
+	}
+	cmpSite := func(a, b Site) int {
+		if a.SectionIndex != b.SectionIndex {
+			return cmp.Compare(a.SectionIndex, b.SectionIndex)
+		}
+		return cmp.Compare(a.Entry, b.Entry)
+	}
+	if !slices.IsSortedFunc(out.Sites, cmpSite) {
+		slices.SortStableFunc(out.Sites, cmpSite)
+	}
+	return out, nil
+}
+
+type scanner struct {
+	f   *elf.File
+	r   io.ReaderAt
+	rel bool
+	st  *symtab
+	rd  chunkReader
+
+	relaFor  map[int][]int  // ET_REL: section index -> its SHT_RELA sections
+	relas    map[int][]Rela // ET_REL: loaded relocations of a text section, sorted by offset
+	dynRelas [][]uint64     // linked: relocated value of each entry of each range, once loaded
+
+	lastSec int // SectionAt cache
+}
+
+// record is one entries-table value placed in a section.
+type record struct {
+	sec  int    // section index; 0 when the address is in no section
+	addr uint64 // ET_REL: offset in sec; linked: address
+}
+
+// relRecords reads the records of an ET_REL file from the relocations of
+// its entries sections.
+func (sc *scanner) relRecords() ([]record, error) {
+	f := sc.f
+	sc.relaFor = map[int][]int{}
+	for i, s := range f.Sections {
+		if s.Type == elf.SHT_RELA || s.Type == elf.SHT_REL {
+			if int(s.Info) < len(f.Sections) {
+				sc.relaFor[int(s.Info)] = append(sc.relaFor[int(s.Info)], i)
+			}
+		}
+	}
+	var recs []record
+	for i, s := range f.Sections {
+		if s.Name != EntriesSection || s.Type == elf.SHT_NOBITS {
+			continue
+		}
+		if s.Size%8 != 0 {
+			return nil, fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of 8", ErrMalformed, s.Name, s.Offset, s.Size)
+		}
+		stored, err := SafeData(s)
+		if err != nil {
+			return nil, err
+		}
+		n := int(s.Size / 8)
+		covered := make([]bool, n)
+		for _, ri := range sc.relaFor[i] {
+			rs := f.Sections[ri]
+			if rs.Type != elf.SHT_RELA {
+				return nil, fmt.Errorf("section %q: %w: %v section %q", s.Name, ErrUnsupportedReloc, rs.Type, rs.Name)
+			}
+			rels, err := ReadRela(rs)
+			if err != nil {
+				return nil, err
+			}
+			for k, rl := range rels {
+				if rl.Off%8 != 0 || rl.Off >= s.Size {
+					return nil, fmt.Errorf("%w: section %q relocation %d: offset %#x is not an entry of %q (size %#x)", ErrMalformed, rs.Name, k, rl.Off, s.Name, s.Size)
+				}
+				e := int(rl.Off / 8)
+				if rl.Type != elf.R_AARCH64_ABS64 {
+					return nil, fmt.Errorf("section %q entry %d at %#x: %w %v", s.Name, e, rl.Off, ErrUnsupportedReloc, rl.Type)
+				}
+				if covered[e] {
+					return nil, fmt.Errorf("%w: section %q entry %d at %#x: two relocations", ErrMalformed, s.Name, e, rl.Off)
+				}
+				covered[e] = true
+				if rl.Sym == 0 || int(rl.Sym) >= len(sc.st.syms) {
+					return nil, fmt.Errorf("%w: section %q entry %d at %#x: symbol index %d out of range", ErrMalformed, s.Name, e, rl.Off, rl.Sym)
+				}
+				sym := sc.st.syms[rl.Sym]
+				if sym.shndx == 0 || int(sym.shndx) >= len(f.Sections) {
+					return nil, fmt.Errorf("%w: section %q entry %d at %#x: symbol %q is not defined in a section (st_shndx %d)",
+						ErrMalformed, s.Name, e, rl.Off, sc.st.name(int32(rl.Sym)), sym.shndx)
+				}
+				recs = append(recs, record{sec: int(sym.shndx), addr: sym.value + uint64(rl.Addend)})
+			}
+		}
+		for e, ok := range covered {
+			if !ok && e*8+8 <= len(stored) && binary.LittleEndian.Uint64(stored[e*8:]) != 0 {
+				return nil, fmt.Errorf("%w: section %q entry %d at %#x: value %#x has no relocation, so no section",
+					ErrMalformed, s.Name, e, e*8, binary.LittleEndian.Uint64(stored[e*8:]))
+			}
+		}
+	}
+	return recs, nil
+}
+
+// entriesRange is where a linked file keeps its records.
+type entriesRange struct {
+	name       string // section holding the range, for messages
+	addr, size uint64
+	off        int64
+}
+
+// linkedRecords reads the records of a linked file.
+func (sc *scanner) linkedRecords() ([]record, error) {
+	f := sc.f
+	var ranges []entriesRange
+	for _, s := range f.Sections {
+		if s.Name == EntriesSection && s.Type != elf.SHT_NOBITS && s.Flags&elf.SHF_ALLOC != 0 {
+			ranges = append(ranges, entriesRange{s.Name, s.Addr, s.Size, int64(s.Offset)})
+		}
+	}
+	if len(ranges) == 0 {
+		start, stop := sc.st.lookup(StartMcountLoc), sc.st.lookup(StopMcountLoc)
+		if start >= 0 && stop >= 0 {
+			a, b := sc.st.syms[start].value, sc.st.syms[stop].value
+			if b < a {
+				return nil, fmt.Errorf("%w: %s %#x is after %s %#x", ErrMalformed, StopMcountLoc, b, StartMcountLoc, a)
+			}
+			if b > a {
+				s := SectionAt(f, a)
+				if s == nil || s.Type == elf.SHT_NOBITS || b-s.Addr > s.Size {
+					return nil, fmt.Errorf("%w: %s..%s (%#x..%#x) is not inside one section with contents", ErrMalformed, StartMcountLoc, StopMcountLoc, a, b)
+				}
+				ranges = append(ranges, entriesRange{s.Name, a, b - a, int64(s.Offset + (a - s.Addr))})
+			}
+		}
+	}
+	var recs []record
+	for ri, rg := range ranges {
+		if rg.size%8 != 0 {
+			return nil, fmt.Errorf("%w: section %q entries at %#x: size %d is not a multiple of 8", ErrMalformed, rg.name, rg.addr, rg.size)
+		}
+		b, err := readRange(sc.r, rg.off, rg.size)
+		if err != nil {
+			return nil, fmt.Errorf("%w: section %q entries at file offset %#x (size %#x): %w", ErrMalformed, rg.name, rg.off, rg.size, err)
+		}
+		for e := 0; e+8 <= len(b); e += 8 {
+			v := binary.LittleEndian.Uint64(b[e:])
+			if v == 0 {
+				if err := sc.loadDynRelas(ranges); err != nil {
+					return nil, err
+				}
+				v = sc.dynRelas[ri][e/8]
+				if v == 0 {
+					continue
+				}
+			}
+			recs = append(recs, record{sec: sc.sectionIndexAt(v), addr: v})
+		}
+	}
+	return recs, nil
+}
+
+// readRange reads size bytes at off, growing the buffer as data arrives so
+// that a corrupt size cannot allocate more than the file holds.
+func readRange(r io.ReaderAt, off int64, size uint64) ([]byte, error) {
+	if off < 0 || size > 1<<40 {
+		return nil, fmt.Errorf("offset %#x size %#x out of range", off, size)
+	}
+	b, err := io.ReadAll(io.NewSectionReader(r, off, int64(size)))
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(b)) != size {
+		return nil, fmt.Errorf("file truncated: read %d of %d bytes", len(b), size)
+	}
+	return b, nil
+}
+
+// loadDynRelas collects, once, the dynamic relocations that fall inside the
+// entries ranges: R_AARCH64_RELATIVE (value = addend) and R_AARCH64_ABS64
+// (value = symbol + addend). Any other type there is an error. The RELA
+// sections are streamed in chunks; only matching entries are kept.
+func (sc *scanner) loadDynRelas(ranges []entriesRange) error {
+	if sc.dynRelas != nil {
+		return nil
+	}
+	sc.dynRelas = make([][]uint64, len(ranges))
+	for i, rg := range ranges {
+		sc.dynRelas[i] = make([]uint64, rg.size/8)
+	}
+	// slot returns where the value relocated at a goes, or nil.
+	slot := func(a uint64) *uint64 {
+		for i, rg := range ranges {
+			if a >= rg.addr && a-rg.addr < rg.size && (a-rg.addr)%8 == 0 {
+				return &sc.dynRelas[i][(a-rg.addr)/8]
+			}
+		}
+		return nil
+	}
+	var dynsyms []elf.Symbol
+	for _, s := range sc.f.Sections {
+		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
+			continue
+		}
+		if s.Size%RelaSize != 0 {
+			return fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, s.Name, s.Offset, s.Size, RelaSize)
+		}
+		sr := io.NewSectionReader(sc.r, int64(s.Offset), int64(s.Size))
+		buf := make([]byte, RelaSize*2048)
+		for pos := int64(0); pos < int64(s.Size); {
+			n, err := sr.ReadAt(buf[:min(int64(len(buf)), int64(s.Size)-pos)], pos)
+			if n%RelaSize != 0 || n == 0 {
+				return fmt.Errorf("%w: section %q at %#x: truncated at %#x: %w", ErrMalformed, s.Name, s.Offset, pos+int64(n), err)
+			}
+			rels, _ := DecodeRela(buf[:n], s.Name)
+			for k, rl := range rels {
+				p := slot(rl.Off)
+				if p == nil {
+					continue
+				}
+				idx := int(pos)/RelaSize + k
+				switch {
+				case rl.Type == elf.R_AARCH64_RELATIVE:
+					*p = uint64(rl.Addend)
+				case rl.Type == elf.R_AARCH64_ABS64:
+					if dynsyms == nil {
+						if dynsyms, err = dynamicSymbols(sc.f); err != nil {
+							return err
+						}
+					}
+					if rl.Sym == 0 || int(rl.Sym) > len(dynsyms) || dynsyms[rl.Sym-1].Section == elf.SHN_UNDEF {
+						return fmt.Errorf("section %q relocation %d at %#x: %w: R_AARCH64_ABS64 against undefined symbol %d", s.Name, idx, rl.Off, ErrUnsupportedReloc, rl.Sym)
+					}
+					*p = dynsyms[rl.Sym-1].Value + uint64(rl.Addend)
+				default:
+					return fmt.Errorf("section %q relocation %d at %#x: %w %v in the entries table", s.Name, idx, rl.Off, ErrUnsupportedReloc, rl.Type)
+				}
+			}
+			pos += int64(n)
+		}
+	}
+	return nil
+}
+
+func dynamicSymbols(f *elf.File) (syms []elf.Symbol, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			syms, err = nil, fmt.Errorf("%w: dynamic symbol table: %v", ErrMalformed, p)
+		}
+	}()
+	if syms, err = f.DynamicSymbols(); err != nil {
+		return nil, fmt.Errorf("%w: dynamic symbol table: %w", ErrMalformed, err)
+	}
+	return syms, nil
+}
+
+// sectionIndexAt is SectionAt returning an index (0 when none), with a
+// one-entry cache since records come in address order.
+func (sc *scanner) sectionIndexAt(a uint64) int {
+	if i := sc.lastSec; i > 0 {
+		s := sc.f.Sections[i]
+		if a >= s.Addr && a-s.Addr < s.Size {
+			return i
+		}
+	}
+	s := SectionAt(sc.f, a)
+	if s == nil {
+		return 0
+	}
+	for i, t := range sc.f.Sections {
+		if t == s {
+			sc.lastSec = i
+			return i
+		}
+	}
+	return 0
 }

@@ -1,0 +1,238 @@
+package cli
+
+import (
+	"bufio"
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+)
+
+// ScanOptions are the flags and arguments of `ftpatch scan`.
+type ScanOptions struct {
+	JSON  bool     // --json: one object per file per line
+	Check bool     // --check: exit 1 when any site has a problem
+	Jobs  int      // -j: files scanned at once
+	Files []string // files and folders
+}
+
+func init() { commands = append(commands, newScanCmd) }
+
+func newScanCmd(io *IO) *cobra.Command {
+	opts := &ScanOptions{}
+	cmd := &cobra.Command{
+		Use:   "scan [--json] [--check] FILE|DIR...",
+		Short: "List every patchable function entry and its state",
+		Long: `List the patch sites of arm64 ELF files (objects, kernel modules, executables,
+PIEs, relocatable kernel images), plain or compressed (.xz, .zst, .gz): the
+function, entry, layout (call-ops with an 8-byte literal, or classic), BTI,
+state (nop, init, enabled, unknown), ops and BL target, and problems:
+misaligned-literal, unexpected-insn, duplicate-entry, outside-text, no-function.
+Folders are searched for ELF files. --json prints one object per file per
+line. --check exits 1 when any site has a problem; a file that cannot be
+read is reported on stderr and makes the exit status 2.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return UsageErrorf("scan needs at least one FILE")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Files = args
+			return runScan(opts, io)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per file per line")
+	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
+	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.GOMAXPROCS(0), "scan up to `N` files at once")
+	return cmd
+}
+
+type scanResult struct {
+	f   *elfscan.File
+	err error
+}
+
+func runScan(opts *ScanOptions, io *IO) error {
+	if opts.Jobs < 1 {
+		return UsageErrorf("-j must be at least 1, got %d", opts.Jobs)
+	}
+	files, err := expandInputs(opts.Files)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriterSize(io.Out, 256<<10)
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	var inputErrs []error
+	byCode := map[elfscan.Code]int{}
+	problems, sites := 0, 0
+	var writeErr error
+	forEachOrdered(len(files), opts.Jobs,
+		func(i int) scanResult {
+			f, err := scanOne(files[i])
+			if err != nil {
+				err = fmt.Errorf("file %s: %w", files[i], err)
+			}
+			return scanResult{f, err}
+		},
+		func(i int, r scanResult) {
+			if r.err != nil {
+				inputErrs = append(inputErrs, r.err)
+				// Keep stdout and stderr in order for a reader of both.
+				out.Flush()
+				fmt.Fprintf(io.Err, "%v\n", r.err)
+				return
+			}
+			sites += len(r.f.Sites)
+			for _, s := range r.f.Sites {
+				for _, p := range s.Problems {
+					byCode[p.Code]++
+					problems++
+				}
+			}
+			if writeErr != nil {
+				return
+			}
+			if opts.JSON {
+				writeErr = enc.Encode(r.f.JSON())
+			} else {
+				writeErr = printScanText(out, r.f)
+			}
+		})
+	if opts.Check && len(files) > 1 && !opts.JSON {
+		printCheckSummary(out, len(files)-len(inputErrs), sites, byCode)
+	}
+	if err := out.Flush(); writeErr == nil {
+		writeErr = err
+	}
+	if opts.Check && len(files) > 1 && opts.JSON && problems > 0 {
+		// stdout carries only JSON lines; the summary goes to stderr.
+		printCheckSummary(io.Err, len(files)-len(inputErrs), sites, byCode)
+	}
+	switch {
+	case writeErr != nil:
+		return fmt.Errorf("writing output: %w", writeErr)
+	case len(inputErrs) > 0:
+		return errInputsFailed{len(inputErrs)}
+	case opts.Check && problems > 0:
+		return fmt.Errorf("%d problems in %d sites: %w", problems, sites, ErrFindings)
+	}
+	return nil
+}
+
+// errInputsFailed ends a run in which some files could not be scanned; each
+// was reported on stderr as it came.
+type errInputsFailed struct{ n int }
+
+func (e errInputsFailed) Error() string {
+	if e.n == 1 {
+		return "1 file could not be scanned"
+	}
+	return fmt.Sprintf("%d files could not be scanned", e.n)
+}
+
+// scanOne scans a plain or compressed file.
+func scanOne(path string) (*elfscan.File, error) {
+	in, err := elfscan.OpenInput(path)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	return elfscan.Scan(in, path)
+}
+
+// printScanText writes the human table of one file and its summary line.
+func printScanText(w io.Writer, f *elfscan.File) error {
+	rel := f.Type == elf.ET_REL
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "FUNCTION\tSECTION\tENTRY\tLAYOUT\tBTI\tSTATE\tOPS/TARGET\tPROBLEMS\n")
+	states := map[elfscan.State]int{}
+	for i := range f.Sites {
+		s := &f.Sites[i]
+		states[s.State]++
+		j := s.JSON(rel)
+		fn := s.Func
+		if fn == "" {
+			fn = "?"
+		}
+		bti := "-"
+		if s.BTI {
+			bti = "bti"
+		}
+		var ot []string
+		if j.Ops != nil {
+			ot = append(ot, "ops="+refText(*j.Ops, j.OpsSym))
+		}
+		if j.Target != nil {
+			ot = append(ot, "bl="+refText(*j.Target, j.TargetSym))
+		}
+		if len(ot) == 0 {
+			ot = append(ot, "-")
+		}
+		probs := "-"
+		if len(j.Problems) > 0 {
+			ps := make([]string, len(j.Problems))
+			for k, c := range j.Problems {
+				ps[k] = string(c)
+			}
+			probs = strings.Join(ps, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fn, s.Section, j.Entry, s.Layout, bti, s.State, strings.Join(ot, " "), probs)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for i := range f.Sites {
+		for _, p := range f.Sites[i].Problems {
+			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, elfscan.Hex(f.Sites[i].Entry), p.Code, p.Detail)
+		}
+	}
+	var parts []string
+	for _, st := range []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled, elfscan.StateUnknown} {
+		if states[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", states[st], st))
+		}
+	}
+	summary := "no sites"
+	if len(parts) > 0 {
+		summary = strings.Join(parts, ", ")
+	}
+	_, err := fmt.Fprintf(w, "%s: %s, %d sites (%s), %d problems\n\n", f.Path, elfscan.ElfTypeName(f.Type), len(f.Sites), summary, f.Problems())
+	return err
+}
+
+func refText(v, sym string) string {
+	if sym != "" {
+		return v + "<" + sym + ">"
+	}
+	return v
+}
+
+// printCheckSummary closes a --check run over several files with the
+// problems counted by code.
+func printCheckSummary(w io.Writer, files, sites int, byCode map[elfscan.Code]int) {
+	codes := make([]string, 0, len(byCode))
+	for c := range byCode {
+		codes = append(codes, string(c))
+	}
+	sort.Strings(codes)
+	fmt.Fprintf(w, "check: %d files, %d sites", files, sites)
+	if len(codes) == 0 {
+		fmt.Fprintf(w, ", no problems\n")
+		return
+	}
+	for _, c := range codes {
+		fmt.Fprintf(w, ", %s: %d", c, byCode[elfscan.Code(c)])
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,107 @@
+package elfscan
+
+import (
+	"debug/elf"
+	"strconv"
+)
+
+// FileJSON is the `ftpatch scan --json` object for one file. The field
+// names are a contract scripts rely on; add fields, never rename.
+type FileJSON struct {
+	File     string     `json:"file"`     // path as given
+	ElfType  string     `json:"elf_type"` // REL, EXEC or DYN
+	Sites    []SiteJSON `json:"sites"`    // never null
+	Problems int        `json:"problems"` // count across sites
+}
+
+// SiteJSON is one site in FileJSON. Addresses are "0x…" strings; in ET_REL
+// files they are offsets in "section". ops and target are "0x…" values in
+// linked files (with the symbol there in ops_sym / target_sym when known)
+// and "sym" or "sym+0x10" relocation expressions in ET_REL files.
+type SiteJSON struct {
+	Func           string   `json:"func"`
+	Section        string   `json:"section"`
+	Entry          string   `json:"entry"`
+	CallSite       string   `json:"call_site"`
+	Literal        *string  `json:"literal"`
+	Layout         Layout   `json:"layout"`
+	BTI            bool     `json:"bti"`
+	State          State    `json:"state"`
+	Ops            *string  `json:"ops"`
+	Target         *string  `json:"target"`
+	Problems       []Code   `json:"problems"`
+	ProblemDetails []string `json:"problem_details"`
+	Record         string   `json:"record"`
+	OpsSym         string   `json:"ops_sym,omitempty"`
+	TargetSym      string   `json:"target_sym,omitempty"`
+}
+
+// ElfTypeName is the elf_type string of t.
+func ElfTypeName(t elf.Type) string {
+	switch t {
+	case elf.ET_REL:
+		return "REL"
+	case elf.ET_EXEC:
+		return "EXEC"
+	case elf.ET_DYN:
+		return "DYN"
+	}
+	return t.String()
+}
+
+// Hex formats an address the way the JSON does: "0x" and lower-case hex.
+func Hex(v uint64) string { return "0x" + strconv.FormatUint(v, 16) }
+
+// JSON converts the scan for `--json`.
+func (f *File) JSON() FileJSON {
+	out := FileJSON{File: f.Path, ElfType: ElfTypeName(f.Type), Sites: make([]SiteJSON, len(f.Sites)), Problems: f.Problems()}
+	for i := range f.Sites {
+		out.Sites[i] = f.Sites[i].JSON(f.Type == elf.ET_REL)
+	}
+	return out
+}
+
+// JSON converts one site; rel says the file is ET_REL (refs are relocation
+// expressions).
+func (s *Site) JSON(rel bool) SiteJSON {
+	j := SiteJSON{
+		Func: s.Func, Section: s.Section, Entry: Hex(s.Entry), CallSite: Hex(s.CallSite),
+		Layout: s.Layout, BTI: s.BTI, State: s.State, Record: Hex(s.Record),
+		Problems: make([]Code, len(s.Problems)), ProblemDetails: make([]string, len(s.Problems)),
+	}
+	if s.Layout == LayoutCallOps {
+		l := Hex(s.Literal)
+		j.Literal = &l
+	}
+	for i, p := range s.Problems {
+		j.Problems[i], j.ProblemDetails[i] = p.Code, p.Detail
+	}
+	ref := func(r *Ref, sym *string) *string {
+		if r == nil {
+			return nil
+		}
+		var v string
+		if rel && r.Sym != "" {
+			v = RelExpr(r.Sym, int64(r.Addr))
+		} else {
+			v = Hex(r.Addr)
+			*sym = r.Sym
+		}
+		return &v
+	}
+	j.Ops = ref(s.Ops, &j.OpsSym)
+	j.Target = ref(s.Target, &j.TargetSym)
+	return j
+}
+
+// RelExpr formats a relocation's symbol and addend: "sym", "sym+0x10",
+// "sym-0x8".
+func RelExpr(sym string, addend int64) string {
+	switch {
+	case addend > 0:
+		return sym + "+" + Hex(uint64(addend))
+	case addend < 0:
+		return sym + "-" + Hex(uint64(-addend))
+	}
+	return sym
+}

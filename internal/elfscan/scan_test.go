@@ -1,0 +1,291 @@
+package elfscan_test
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/testutil"
+)
+
+func elfFixtures(t testing.TB) []string {
+	var out []string
+	for _, p := range testutil.Fixtures(t, "*-*-*.*") {
+		if !strings.HasSuffix(p, ".md") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Facts from testdata/src/fixtures: notrace functions have no site; GCC
+// puts cold functions in .text.unlikely aligned to 4, so in its call-ops
+// objects exactly those are flagged; Clang keeps them aligned.
+func TestFixtureFacts(t *testing.T) {
+	noSite := map[string]bool{"fx_nosite": true, "ops_callback": true, "ftrace_stub": true, "ftrace_caller": true, "_start": true}
+	for _, path := range elfFixtures(t) {
+		name := filepath.Base(path)
+		t.Run(name, func(t *testing.T) {
+			sf, err := elfscan.ScanFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			relObj := strings.HasSuffix(name, ".o") || strings.HasSuffix(name, ".ko") // ET_REL
+			for _, s := range sf.Sites {
+				if noSite[s.Func] || s.Func == "" {
+					t.Errorf("site %#x in function %q, which has none", s.Entry, s.Func)
+				}
+				wantMis := relObj && strings.HasPrefix(name, "gcc-callops") && strings.HasPrefix(s.Section, ".text.unlikely")
+				if !strings.Contains(name, "-classic") && !relObj && s.Literal%8 != 0 {
+					wantMis = true // linked: whatever the linker did, the address decides
+				}
+				if got := s.HasProblem(elfscan.CodeMisalignedLiteral); got != wantMis {
+					t.Errorf("%s %s %#x: misaligned-literal = %v, want %v (%v)", s.Func, s.Section, s.Literal, got, wantMis, s.Problems)
+				}
+				// The file offsets point at the words the site reports.
+				if got := binary.LittleEndian.Uint32(raw[s.Slot1Off:]); got != s.Slot1Word {
+					t.Errorf("%s: word at Slot1Off %#x is %#x, site says %#x", s.Func, s.Slot1Off, got, s.Slot1Word)
+				}
+				if got := binary.LittleEndian.Uint32(raw[s.Slot2Off:]); got != s.Slot2Word {
+					t.Errorf("%s: word at Slot2Off %#x is %#x, site says %#x", s.Func, s.Slot2Off, got, s.Slot2Word)
+				}
+				if s.Layout == elfscan.LayoutCallOps {
+					if got := binary.LittleEndian.Uint64(raw[s.LiteralOff:]); got != s.LiteralWord {
+						t.Errorf("%s: literal at %#x is %#x, site says %#x", s.Func, s.LiteralOff, got, s.LiteralWord)
+					}
+				} else if s.LiteralOff != elfscan.NoOffset {
+					t.Errorf("%s: classic site has LiteralOff %#x", s.Func, s.LiteralOff)
+				}
+				if s.Slot2Off-s.Slot1Off != 4 || s.CallSite-s.Slot1() != 4 {
+					t.Errorf("%s: slots not adjacent", s.Func)
+				}
+			}
+			if len(sf.Sites) == 0 {
+				t.Error("no sites")
+			}
+		})
+	}
+}
+
+func TestFileOffsetAgreesWithSites(t *testing.T) {
+	for _, path := range testutil.Fixtures(t, "*.elf") {
+		fd, f, err := elfscan.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sf, err := elfscan.Scan(fd, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range sf.Sites {
+			if off, err := elfscan.FileOffset(f, s.CallSite); err != nil || off != s.Slot2Off {
+				t.Errorf("%s %s: FileOffset(%#x) = %#x, %v; want %#x", filepath.Base(path), s.Func, s.CallSite, off, err, s.Slot2Off)
+			}
+			if sec := elfscan.SectionAt(f, s.Entry); sec == nil || sec.Name != s.Section {
+				t.Errorf("%s %s: SectionAt(%#x) = %v, want %q", filepath.Base(path), s.Func, s.Entry, sec, s.Section)
+			}
+		}
+		fd.Close()
+	}
+}
+
+// mutate returns a copy of the fixture with fn applied to its bytes, given
+// the section header of the first section named sec.
+func mutate(t *testing.T, path, sec string, fn func(b []byte, sh int)) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shoff := int(binary.LittleEndian.Uint64(b[0x28:]))
+	for i, s := range f.Sections {
+		if s.Name == sec {
+			out := append([]byte(nil), b...)
+			fn(out, shoff+i*64)
+			return out
+		}
+	}
+	t.Fatalf("%s has no section %q", path, sec)
+	return nil
+}
+
+func TestScanMalformed(t *testing.T) {
+	obj := testutil.Fixtures(t, "gcc-callops-bti-obj.o")[0]
+	static := testutil.Fixtures(t, "gcc-callops-static.elf")[0]
+	pie := testutil.Fixtures(t, "clang-callops-pie-noapply.elf")[0]
+	read := func(p string) []byte { b, _ := os.ReadFile(p); return b }
+	put64 := func(off int, v uint64) func([]byte, int) {
+		return func(b []byte, sh int) { binary.LittleEndian.PutUint64(b[sh+off:], v) }
+	}
+	tests := []struct {
+		name    string
+		data    []byte
+		is      error  // errors.Is, when set
+		message string // substring of the error
+	}{
+		{"empty", nil, elfscan.ErrMalformed, ""},
+		{"big-endian", func() []byte { b := read(obj); b[5] = 2; return b }(), nil, ""},
+		{"32-bit", func() []byte { b := read(obj); b[4] = 1; return b }(), nil, ""},
+		{"not-aarch64", func() []byte { b := read(obj); b[18] = 62; return b }(), elfscan.ErrNotAArch64, ""},
+		{"core-file", func() []byte { b := read(obj); b[16] = 4; return b }(), elfscan.ErrMalformed, "type"},
+		{"entries-offset-past-eof", mutate(t, obj, "__patchable_function_entries", put64(24, 1<<40)), elfscan.ErrMalformed, "__patchable_function_entries"},
+		{"entries-odd-size-rel", mutate(t, obj, "__patchable_function_entries", put64(32, 12)), elfscan.ErrMalformed, "multiple of 8"},
+		{"entries-odd-size-linked", mutate(t, static, "__patchable_function_entries", put64(32, 20)), elfscan.ErrMalformed, "multiple of 8"},
+		{"entries-huge-linked", mutate(t, static, "__patchable_function_entries", put64(32, 1<<39)), elfscan.ErrMalformed, "__patchable_function_entries"},
+		{"text-offset-past-eof", mutate(t, obj, ".text", put64(24, 1<<40)), elfscan.ErrMalformed, ".text"},
+		{"rela-dyn-truncated", mutate(t, pie, ".rela.dyn", put64(24, uint64(len(read(pie))-24))), elfscan.ErrMalformed, ".rela.dyn"},
+		{"symtab-odd-size", mutate(t, obj, ".symtab", put64(32, 25)), elfscan.ErrMalformed, ".symtab"},
+		{"other-reloc-type", mutate(t, obj, ".rela__patchable_function_entries", func(b []byte, sh int) {
+			off := binary.LittleEndian.Uint64(b[sh+24:])
+			binary.LittleEndian.PutUint32(b[off+8:], uint32(elf.R_AARCH64_PREL64))
+		}), elfscan.ErrUnsupportedReloc, `section "__patchable_function_entries" entry 0 at 0x0`},
+		{"reloc-symbol-out-of-range", mutate(t, obj, ".rela__patchable_function_entries", func(b []byte, sh int) {
+			off := binary.LittleEndian.Uint64(b[sh+24:])
+			binary.LittleEndian.PutUint32(b[off+12:], 1<<30)
+		}), elfscan.ErrMalformed, "symbol index"},
+		{"reloc-offset-outside", mutate(t, obj, ".rela__patchable_function_entries", func(b []byte, sh int) {
+			off := binary.LittleEndian.Uint64(b[sh+24:])
+			binary.LittleEndian.PutUint64(b[off:], 0x1001)
+		}), elfscan.ErrMalformed, "not an entry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := elfscan.Scan(bytes.NewReader(tt.data), tt.name)
+			if err == nil {
+				t.Fatalf("no error; %d sites", len(f.Sites))
+			}
+			if f != nil {
+				t.Errorf("error %v with a result", err)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("error %q is not %q", err, tt.is)
+			}
+			if !strings.Contains(err.Error(), tt.message) {
+				t.Errorf("error %q does not mention %q", err, tt.message)
+			}
+		})
+	}
+}
+
+func TestScanTruncated(t *testing.T) {
+	for _, path := range []string{testutil.Fixtures(t, "gcc-callops-bti-module.ko")[0], testutil.Fixtures(t, "clang-callops-bti-kimage.elf")[0]} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := 0; n < len(b); n += 7 {
+			f, err := elfscan.Scan(bytes.NewReader(b[:n]), path)
+			// Section headers sit at the end of these files: any cut loses some.
+			if err == nil || f != nil {
+				t.Fatalf("%s cut at %d: err %v, result %v", filepath.Base(path), n, err, f != nil)
+			}
+		}
+	}
+}
+
+func TestScanX86Object(t *testing.T) {
+	gcc := testutil.NeedTool(t, "gcc")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.c")
+	os.WriteFile(src, []byte("int f(void) { return 1; }\n"), 0o644)
+	obj := filepath.Join(dir, "a.o")
+	if out, err := exec.Command(gcc, "-c", "-fpatchable-function-entry=2", "-o", obj, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	if _, err := elfscan.ScanFile(obj); !errors.Is(err, elfscan.ErrNotAArch64) {
+		t.Fatalf("x86-64 object: error %v, want ErrNotAArch64", err)
+	}
+}
+
+func TestScanBigEndianObject(t *testing.T) {
+	clang := testutil.NeedTool(t, "clang")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.c")
+	os.WriteFile(src, []byte("int f(void) { return 1; }\n"), 0o644)
+	obj := filepath.Join(dir, "a.o")
+	if out, err := exec.Command(clang, "--target=aarch64_be-linux-gnu", "-c", "-fpatchable-function-entry=2", "-o", obj, src).CombinedOutput(); err != nil {
+		t.Fatalf("clang: %v\n%s", err, out)
+	}
+	if _, err := elfscan.ScanFile(obj); !errors.Is(err, elfscan.ErrNotAArch64) {
+		t.Fatalf("big-endian object: error %v, want ErrNotAArch64", err)
+	}
+}
+
+func FuzzScan(f *testing.F) {
+	for _, p := range elfFixtures(f) {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sf, err := elfscan.Scan(bytes.NewReader(b), "fuzz")
+		if err != nil && sf != nil {
+			t.Fatalf("error %v with a result", err)
+		}
+		if err == nil {
+			for _, s := range sf.Sites {
+				s.JSON(sf.Type == elf.ET_REL)
+			}
+		}
+	})
+}
+
+func BenchmarkScan(b *testing.B) {
+	var best string
+	var size int64
+	for _, p := range elfFixtures(b) {
+		if st, err := os.Stat(p); err == nil && st.Size() > size {
+			best, size = p, st.Size()
+		}
+	}
+	if big := os.Getenv("FTPATCH_BENCH_FILE"); big != "" {
+		best = big
+	}
+	raw, err := os.ReadFile(best)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := elfscan.Scan(bytes.NewReader(raw), best); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScanJSON is what `scan --json` does per file: scan and encode.
+func BenchmarkScanJSON(b *testing.B) {
+	path := os.Getenv("FTPATCH_BENCH_FILE")
+	if path == "" {
+		b.Skip("set FTPATCH_BENCH_FILE (make bench builds build/bench/vmlinux.elf)")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := elfscan.ScanFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc := json.NewEncoder(io.Discard)
+		if err := enc.Encode(f.JSON()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,342 @@
+package elfscan
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+
+	"github.com/ftpatch/ftpatch/internal/encode"
+)
+
+// chunkReader serves small reads from a window of the file, refilled when a
+// read falls outside it; sites are visited in address order, so the words
+// of neighbouring sites come from one read.
+type chunkReader struct {
+	r     io.ReaderAt
+	buf   []byte
+	start int64
+	n     int
+}
+
+// chunkSize is how far ahead one read goes.
+const chunkSize = 128 << 10
+
+// get returns size bytes at off, reading ahead no further than limit.
+func (c *chunkReader) get(off int64, size int, limit int64) ([]byte, error) {
+	if off < 0 || size < 0 || off > math.MaxInt64-int64(size) {
+		return nil, fmt.Errorf("file offset %#x out of range", uint64(off))
+	}
+	if c.n > 0 && off >= c.start && off-c.start <= int64(c.n-size) {
+		return c.buf[off-c.start:][:size], nil
+	}
+	want := min(chunkSize, limit-off)
+	if want < int64(size) {
+		want = int64(size)
+	}
+	if int64(len(c.buf)) < want {
+		c.buf = make([]byte, want)
+	}
+	n, err := c.r.ReadAt(c.buf[:want], off)
+	c.start, c.n = off, n
+	if n < size {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		c.n = 0
+		return nil, err
+	}
+	return c.buf[off-c.start:][:size], nil
+}
+
+// window holds the words around one record: [lo, hi) in the site's address
+// space, read from the file.
+type window struct {
+	lo, hi uint64
+	b      []byte
+}
+
+func (w *window) has(a uint64, n uint64) bool { return a >= w.lo && a+n <= w.hi && a+n >= a }
+
+func (w *window) word(a uint64) (uint32, bool) {
+	if !w.has(a, 4) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint32(w.b[a-w.lo:]), true
+}
+
+func (w *window) dword(a uint64) (uint64, bool) {
+	if !w.has(a, 8) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(w.b[a-w.lo:]), true
+}
+
+// site builds the Site of one record.
+//
+// Layout, when a symbol says it: a function symbol at record+8 means
+// call-ops; one at the record, or at record-4 over a BTI, means classic.
+// Without one (stripped or hand-written code) the words decide: BTI at
+// record+8 → call-ops; BTI at record-4 → classic; MOV X9,X30 at the record →
+// classic (already initialised); an 8-aligned record followed, after the
+// would-be literal, by {NOP|MOV X9,X30} and {NOP|BL} → call-ops; otherwise
+// classic. The site then carries no-function.
+func (sc *scanner) site(rec record) (Site, error) {
+	s := Site{Record: rec.addr, SectionIndex: rec.sec, State: StateUnknown,
+		LiteralOff: NoOffset, Slot1Off: NoOffset, Slot2Off: NoOffset}
+	R := rec.addr
+	var sec *elf.Section
+	var base uint64
+	w := window{}
+	if rec.sec > 0 {
+		sec = sc.f.Sections[rec.sec]
+		s.Section = sec.Name
+		if !sc.rel {
+			base = sec.Addr
+		}
+		end := base + sec.Size
+		if end < base {
+			end = ^uint64(0) // a corrupt size; reading will fail
+		}
+		if sec.Type != elf.SHT_NOBITS && R >= base && R < end && R < ^uint64(0)-20 {
+			lo := max(R, base+4) - 4
+			hi := min(R+20, end) // at most 24 bytes
+			b, err := sc.rd.get(int64(sec.Offset+(lo-base)), int(hi-lo), int64(sec.Offset+sec.Size))
+			if err != nil {
+				return s, fmt.Errorf("%w: section %q at %#x: reading the words of record %#x: %w", ErrMalformed, sec.Name, sec.Offset+(lo-base), R, err)
+			}
+			w = window{lo, hi, b}
+		}
+	}
+	key := uint16(0)
+	if sc.rel {
+		key = uint16(rec.sec)
+	}
+	isBTI := func(a uint64) bool { v, ok := w.word(a); return ok && encode.IsBTI(v) }
+
+	// Layout and entry.
+	fn := int32(-1)
+	layout, entry, bti := LayoutClassic, R, false
+	pick := func(maxRank int) bool {
+		if i := sc.st.at(key, R+8, maxRank); i >= 0 {
+			fn, layout, entry, bti = i, LayoutCallOps, R+8, isBTI(R+8)
+			return true
+		}
+		if i := sc.st.at(key, R, maxRank); i >= 0 {
+			fn, layout, entry = i, LayoutClassic, R
+			return true
+		}
+		if R >= 4 && isBTI(R-4) {
+			if i := sc.st.at(key, R-4, maxRank); i >= 0 {
+				fn, layout, entry, bti = i, LayoutClassic, R-4, true
+				return true
+			}
+		}
+		return false
+	}
+	if !pick(1) && !pick(2) {
+		w0, _ := w.word(R)
+		w2, ok2 := w.word(R + 8)
+		w3, ok3 := w.word(R + 12)
+		switch {
+		case isBTI(R + 8):
+			layout, entry, bti = LayoutCallOps, R+8, true
+		case R >= 4 && isBTI(R-4):
+			layout, entry, bti = LayoutClassic, R-4, true
+		case w0 == encode.MovX9X30:
+			layout, entry = LayoutClassic, R
+		case R%8 == 0 && ok2 && ok3 && (w2 == encode.NOP || w2 == encode.MovX9X30) && (w3 == encode.NOP || encode.IsBL(w3)):
+			layout, entry = LayoutCallOps, R+8
+		}
+		if fn = sc.st.containing(key, entry); fn < 0 {
+			s.Problems = append(s.Problems, Problem{CodeNoFunction, fmt.Sprintf("no function symbol at or around entry %#x", entry)})
+		}
+	}
+	if fn >= 0 {
+		s.Func = sc.st.name(fn)
+	}
+	s.Layout, s.Entry, s.BTI = layout, entry, bti
+	slot1 := entry
+	if bti {
+		slot1 += 4
+	}
+	if layout == LayoutClassic {
+		slot1 = R
+	}
+	s.CallSite = slot1 + 4
+	first := entry
+	if layout == LayoutCallOps {
+		s.Literal = R
+		first = R
+	}
+
+	// Where the site is.
+	switch {
+	case sec == nil:
+		s.Problems = append(s.Problems, Problem{CodeOutsideText, fmt.Sprintf("record %#x is in no section", R)})
+	case sec.Flags&elf.SHF_EXECINSTR == 0:
+		s.Problems = append(s.Problems, Problem{CodeOutsideText, fmt.Sprintf("record %#x is in section %q, which is not executable", R, sec.Name)})
+	case !w.has(first, s.CallSite+4-first):
+		s.Problems = append(s.Problems, Problem{CodeOutsideText, fmt.Sprintf("site words %#x..%#x run past the end of section %q (%#x..%#x)",
+			first, s.CallSite+4, sec.Name, base, base+sec.Size)})
+	}
+	if layout == LayoutCallOps {
+		align := uint64(0)
+		if sec != nil {
+			align = sec.Addralign
+		}
+		switch {
+		case R%8 != 0:
+			s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q is not 8-byte aligned; %s", R, s.Section, MisalignedHelp)})
+		case sc.rel && align < 8:
+			s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q cannot be 8-byte aligned after linking (sh_addralign %d); %s", R, s.Section, align, MisalignedHelp)})
+		}
+	}
+	off := func(a uint64) int64 { return int64(sec.Offset + (a - base)) }
+
+	// Literal and ops.
+	if layout == LayoutCallOps {
+		if v, ok := w.dword(R); ok {
+			s.LiteralOff, s.LiteralWord = off(R), v
+		}
+		ref, err := sc.ops(&s, rec.sec, key)
+		if err != nil {
+			return s, err
+		}
+		s.Ops = ref
+	}
+
+	// Slots and state.
+	w1, ok1 := w.word(slot1)
+	w2, ok2 := w.word(s.CallSite)
+	if ok1 {
+		s.Slot1Off, s.Slot1Word = off(slot1), w1
+	}
+	if ok2 {
+		s.Slot2Off, s.Slot2Word = off(s.CallSite), w2
+	}
+	var call *Rela
+	if sc.rel {
+		rels, err := sc.relocsAt(rec.sec, slot1, s.CallSite+4)
+		if err != nil {
+			return s, err
+		}
+		for _, rl := range rels {
+			switch {
+			case rl.Off == s.CallSite && (rl.Type == elf.R_AARCH64_CALL26 || rl.Type == elf.R_AARCH64_JUMP26):
+				r := rl
+				call = &r
+			default:
+				s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x in the site", rl.Type, rl.Off)})
+			}
+		}
+	}
+	isBL := ok2 && encode.IsBL(w2)
+	switch {
+	case !ok1 || !ok2:
+		// outside-text says why
+	case w1 == encode.NOP && w2 == encode.NOP && call == nil:
+		s.State = StateNop
+	case w1 == encode.MovX9X30 && w2 == encode.NOP && call == nil:
+		s.State = StateInit
+	case w1 == encode.MovX9X30 && isBL:
+		s.State = StateEnabled
+	default:
+		s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf(
+			"slot1 at %#x holds %#08x, slot2 at %#x holds %#08x; expected NOP or MOV X9,X30 (%#08x), then NOP or BL",
+			slot1, w1, s.CallSite, w2, encode.MovX9X30)})
+	}
+	if isBL {
+		if call != nil {
+			s.Target = sc.relRef(*call)
+		} else {
+			t := encode.BLTarget(w2, s.CallSite)
+			s.Target = &Ref{Addr: t, Sym: sc.symName(key, t)}
+		}
+	}
+	return s, nil
+}
+
+// ops returns the value of a call-ops literal.
+func (sc *scanner) ops(s *Site, sec int, key uint16) (*Ref, error) {
+	if sc.rel {
+		rels, err := sc.relocsAt(sec, s.Literal, s.Literal+8)
+		if err != nil {
+			return nil, err
+		}
+		for _, rl := range rels {
+			if rl.Off == s.Literal && rl.Type == elf.R_AARCH64_ABS64 {
+				return sc.relRef(rl), nil
+			}
+			s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x in the literal", rl.Type, rl.Off)})
+		}
+	}
+	v := s.LiteralWord
+	if s.LiteralOff == NoOffset || v == nopLiteral {
+		return nil, nil
+	}
+	if v == 0 {
+		// Zero: as compiled by some toolchains, or relocated at load time
+		// (only the entries' own dynamic relocations are read).
+		return nil, nil
+	}
+	if sc.rel {
+		return &Ref{Addr: v}, nil
+	}
+	return &Ref{Addr: v, Sym: sc.symName(key, v)}, nil
+}
+
+// symName names the symbol defined exactly at (key, a), or "".
+func (sc *scanner) symName(key uint16, a uint64) string {
+	if i := sc.st.at(key, a, 3); i >= 0 {
+		return sc.st.name(i)
+	}
+	return ""
+}
+
+// relRef turns an ET_REL relocation into a Ref: the symbol's name (its
+// section's for a section symbol) and the addend.
+func (sc *scanner) relRef(rl Rela) *Ref {
+	ref := &Ref{Addr: uint64(rl.Addend), SymIndex: rl.Sym}
+	if int(rl.Sym) < len(sc.st.syms) && rl.Sym != 0 {
+		sym := sc.st.syms[rl.Sym]
+		if sym.typ() == elf.STT_SECTION && int(sym.shndx) < len(sc.f.Sections) {
+			ref.Sym = sc.f.Sections[sym.shndx].Name
+		} else {
+			ref.Sym = sc.st.name(int32(rl.Sym))
+		}
+	}
+	return ref
+}
+
+// relocsAt returns the relocations of ET_REL section sec with offsets in
+// [lo, hi), loading and sorting that section's RELA sections once.
+func (sc *scanner) relocsAt(sec int, lo, hi uint64) ([]Rela, error) {
+	if sc.relas == nil {
+		sc.relas = map[int][]Rela{}
+	}
+	rels, ok := sc.relas[sec]
+	if !ok {
+		for _, ri := range sc.relaFor[sec] {
+			rs := sc.f.Sections[ri]
+			if rs.Type != elf.SHT_RELA {
+				return nil, fmt.Errorf("section %q: %w: %v section %q", sc.f.Sections[sec].Name, ErrUnsupportedReloc, rs.Type, rs.Name)
+			}
+			r, err := ReadRela(rs)
+			if err != nil {
+				return nil, err
+			}
+			rels = append(rels, r...)
+		}
+		sort.SliceStable(rels, func(i, j int) bool { return rels[i].Off < rels[j].Off })
+		sc.relas[sec] = rels
+	}
+	i := sort.Search(len(rels), func(i int) bool { return rels[i].Off >= lo })
+	j := i
+	for j < len(rels) && rels[j].Off < hi {
+		j++
+	}
+	return rels[i:j], nil
+}

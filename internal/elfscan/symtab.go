@@ -1,0 +1,234 @@
+package elfscan
+
+import (
+	"bytes"
+	"cmp"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sort"
+	"unsafe"
+)
+
+// symtab is a compact view of one symbol table: names stay in the string
+// table until asked for, so a kernel's 100k symbols cost one allocation.
+type symtab struct {
+	syms   []rawSym // by index; element 0 is the null symbol
+	sorted []symRef // useful symbols sorted by (key section, value, index)
+	strtab []byte
+	rel    bool // ET_REL: values are section offsets, keyed by st_shndx
+	hint   int  // lower's last answer: lookups come in address order
+}
+
+// symRef is one entry of the sorted index, compact for cache-friendly search.
+type symRef struct {
+	value uint64
+	idx   int32
+	key   uint16
+	rank  uint8 // rank()*2, +1 when local: smaller wins
+}
+
+func (a symRef) less(key uint16, v uint64) bool {
+	return a.key < key || a.key == key && a.value < v
+}
+
+type rawSym struct {
+	value, size uint64
+	name        uint32
+	shndx       uint16
+	info        uint8
+}
+
+func (s rawSym) typ() elf.SymType { return elf.ST_TYPE(s.info) }
+
+const symSize = 24 // sizeof(Elf64_Sym)
+
+// loadSymtab reads .symtab (else .dynsym) and its string table.
+func loadSymtab(f *elf.File, rel bool) (*symtab, error) {
+	var sec *elf.Section
+	for _, t := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
+		for _, s := range f.Sections {
+			if s.Type == t {
+				sec = s
+				break
+			}
+		}
+		if sec != nil {
+			break
+		}
+	}
+	st := &symtab{rel: rel}
+	if sec == nil {
+		return st, nil
+	}
+	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
+		return nil, fmt.Errorf("%w: section %q: string table index %d out of range", ErrMalformed, sec.Name, sec.Link)
+	}
+	b, err := SafeData(sec)
+	if err != nil {
+		return nil, err
+	}
+	if len(b)%symSize != 0 {
+		return nil, fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, sec.Name, sec.Offset, len(b), symSize)
+	}
+	if st.strtab, err = SafeData(f.Sections[sec.Link]); err != nil {
+		return nil, err
+	}
+	n := len(b) / symSize
+	st.syms = make([]rawSym, n)
+	st.sorted = make([]symRef, 0, n)
+	for i := range st.syms {
+		e := b[i*symSize : (i+1)*symSize]
+		s := rawSym{
+			name:  binary.LittleEndian.Uint32(e),
+			info:  e[4],
+			shndx: binary.LittleEndian.Uint16(e[6:]),
+			value: binary.LittleEndian.Uint64(e[8:]),
+			size:  binary.LittleEndian.Uint64(e[16:]),
+		}
+		st.syms[i] = s
+		if i == 0 || s.shndx == uint16(elf.SHN_UNDEF) || s.shndx >= uint16(elf.SHN_LORESERVE) && s.shndx != uint16(elf.SHN_ABS) {
+			continue
+		}
+		switch s.typ() {
+		case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_NOTYPE, elf.STT_GNU_IFUNC:
+		default:
+			continue
+		}
+		if st.isMapping(s) {
+			continue
+		}
+		r := uint8(rank(s) * 2)
+		if elf.ST_BIND(s.info) == elf.STB_LOCAL {
+			r++
+		}
+		st.sorted = append(st.sorted, symRef{value: s.value, idx: int32(i), key: st.key(s), rank: r})
+	}
+	cmpRef := func(x, y symRef) int {
+		switch {
+		case x.key != y.key:
+			return cmp.Compare(x.key, y.key)
+		case x.value != y.value:
+			return cmp.Compare(x.value, y.value)
+		}
+		return cmp.Compare(x.idx, y.idx)
+	}
+	if !slices.IsSortedFunc(st.sorted, cmpRef) {
+		slices.SortFunc(st.sorted, cmpRef)
+	}
+	return st, nil
+}
+
+// key is the section a symbol's value is relative to: st_shndx in ET_REL,
+// one address space otherwise.
+func (st *symtab) key(s rawSym) uint16 {
+	if st.rel {
+		return s.shndx
+	}
+	return 0
+}
+
+// isMapping reports AArch64 mapping symbols ($x, $d, $x.42), which mark
+// code and data, not functions.
+func (st *symtab) isMapping(s rawSym) bool {
+	if int(s.name) >= len(st.strtab) || st.strtab[s.name] != '$' {
+		return false
+	}
+	return s.typ() == elf.STT_NOTYPE
+}
+
+func (st *symtab) nameBytes(off uint32) []byte {
+	if int(off) >= len(st.strtab) {
+		return nil
+	}
+	b := st.strtab[off:]
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return b
+}
+
+// name returns symbol i's name. It shares the string table's memory
+// (never written after loading) instead of copying each name.
+func (st *symtab) name(i int32) string {
+	b := st.nameBytes(st.syms[i].name)
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// rank orders candidates at one address: sized functions first.
+func rank(s rawSym) int {
+	switch {
+	case (s.typ() == elf.STT_FUNC || s.typ() == elf.STT_GNU_IFUNC) && s.size > 0:
+		return 0
+	case s.typ() == elf.STT_FUNC || s.typ() == elf.STT_GNU_IFUNC:
+		return 1
+	case s.typ() == elf.STT_NOTYPE:
+		return 2
+	default:
+		return 3
+	}
+}
+
+// lower returns the first position in sorted whose (key, value) >=
+// (sec, v). Lookups mostly come in increasing order, so it first tries a
+// few steps forward from the last answer.
+func (st *symtab) lower(sec uint16, v uint64) int {
+	n := len(st.sorted)
+	if h := st.hint; h <= n && (h == 0 || st.sorted[h-1].less(sec, v)) {
+		for k := 0; k < 8; k, h = k+1, h+1 {
+			if h == n || !st.sorted[h].less(sec, v) {
+				st.hint = h
+				return h
+			}
+		}
+	}
+	i := sort.Search(n, func(i int) bool { return !st.sorted[i].less(sec, v) })
+	st.hint = i
+	return i
+}
+
+// at returns the best symbol defined exactly at (sec, v) whose rank is at
+// most maxRank, or -1: by rank, then global before local, then the lowest
+// index (deterministic).
+func (st *symtab) at(sec uint16, v uint64, maxRank int) int32 {
+	best, bestRank := int32(-1), uint8(maxRank*2+2)
+	for i := st.lower(sec, v); i < len(st.sorted); i++ {
+		r := st.sorted[i]
+		if r.key != sec || r.value != v {
+			break
+		}
+		if r.rank < bestRank {
+			best, bestRank = r.idx, r.rank
+		}
+	}
+	return best
+}
+
+// containing returns a sized function symbol covering (sec, v), or -1.
+func (st *symtab) containing(sec uint16, v uint64) int32 {
+	i := st.lower(sec, v+1) - 1
+	for n := 0; i >= 0 && n < 256; i, n = i-1, n+1 {
+		r := st.sorted[i]
+		if r.key != sec {
+			break
+		}
+		if s := st.syms[r.idx]; r.rank/2 == 0 && v-s.value < s.size {
+			return r.idx
+		}
+	}
+	return -1
+}
+
+// lookup finds a symbol by name, or -1.
+func (st *symtab) lookup(name string) int32 {
+	for i := 1; i < len(st.syms); i++ {
+		if string(st.nameBytes(st.syms[i].name)) == name && st.syms[i].shndx != uint16(elf.SHN_UNDEF) {
+			return int32(i)
+		}
+	}
+	return -1
+}

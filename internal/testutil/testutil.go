@@ -1,0 +1,97 @@
+// Package testutil holds helpers shared by the tests: locating external
+// tools (binutils, cross compilers, qemu) and the committed fixtures.
+//
+// Policy: a test that needs something CI installs fails under CI=true when
+// it is missing, and skips only on a developer's machine.
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI (CI=true), where missing tools
+// and fixtures are failures rather than skips.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// missing fails under CI=true and skips otherwise.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// NeedTool returns the absolute path of the program name found in PATH. When
+// it is missing the test fails under CI=true and is skipped otherwise.
+func NeedTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		missing(t, "%s not found in PATH (apt-get install gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu clang lld llvm qemu-user): %v", name, err)
+	}
+	return p
+}
+
+var (
+	rootOnce sync.Once
+	root     string
+	rootErr  error
+)
+
+// RepoRoot returns the directory holding go.mod, found by walking up from
+// the test's working directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	rootOnce.Do(func() {
+		dir, err := os.Getwd()
+		if err != nil {
+			rootErr = err
+			return
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				root = dir
+				return
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				rootErr = os.ErrNotExist
+				return
+			}
+			dir = parent
+		}
+	})
+	if rootErr != nil {
+		t.Fatalf("cannot find the repository root (go.mod): %v", rootErr)
+	}
+	return root
+}
+
+// Fixtures returns, sorted, the files under testdata/fixtures at the
+// repository root matching glob (filepath.Match syntax, e.g. "*-pie.elf").
+// When none match the test fails under CI=true and is skipped otherwise
+// (run `make testdata` to build them).
+func Fixtures(t testing.TB, glob string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(RepoRoot(t), "testdata", "fixtures", glob))
+	if err != nil {
+		t.Fatalf("fixtures glob %q: %v", glob, err)
+	}
+	var out []string
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		missing(t, "no fixtures match testdata/fixtures/%s (run `make testdata`)", glob)
+	}
+	return out
+}
