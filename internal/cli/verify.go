@@ -28,12 +28,20 @@ type VerifyOptions struct {
 	Seed              uint64 // --seed
 }
 
-// againstHook runs the static --against comparison of orig and patched,
-// writing its report to out, and returns how many findings it had.
-//
-// TODO(lead): wire to verify.Against(orig, patched, verify.AgainstOptions{})
-// when internal/verify/against.go lands; until then --against is refused.
-var againstHook func(orig, patched string, out io.Writer, jsonOut bool) (findings int, err error)
+// runAgainst runs the static --against comparison of orig and patched,
+// writes its report to out and returns how many findings it had.
+func runAgainst(orig, patched string, out io.Writer, jsonOut bool) (findings int, err error) {
+	rep, err := verify.Against(orig, patched, verify.AgainstOptions{})
+	if err != nil {
+		return 0, err
+	}
+	if jsonOut {
+		err = rep.JSON(out)
+	} else {
+		err = rep.Write(out)
+	}
+	return rep.Counts.Problems, err
+}
 
 // progressMin is the number of sites above which a terminal gets a bar.
 const progressMin = 20000
@@ -106,9 +114,6 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 		return UsageErrorf("-j must be at least 1, got %d", opts.Jobs)
 	}
 	if opts.Against != "" {
-		if againstHook == nil {
-			return errors.New("--against is not available in this build yet")
-		}
 		if len(opts.Files) != 1 {
 			return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
 		}
@@ -162,7 +167,7 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 	}
 	wg.Wait()
 	if opts.Against != "" && len(inputErrs) == 0 {
-		n, err := againstHook(opts.Against, files[0], io.Out, opts.JSON)
+		n, err := runAgainst(opts.Against, files[0], io.Out, opts.JSON)
 		if err != nil {
 			inputErrs = append(inputErrs, fmt.Errorf("--against %s: %w", opts.Against, err))
 		}

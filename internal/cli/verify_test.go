@@ -52,7 +52,7 @@ func TestVerifyInputErrors(t *testing.T) {
 		{"not-elf", VerifyOptions{Files: []string{junk}, Jobs: 1}, "file " + junk},
 		{"missing", VerifyOptions{Files: []string{filepath.Join(dir, "nope")}, Jobs: 1}, "nope"},
 		{"bad-jobs", VerifyOptions{Files: []string{junk}, Jobs: 0}, "-j"},
-		{"against-unavailable", VerifyOptions{Files: []string{junk}, Jobs: 1, Against: junk}, "--against"},
+		{"against-two-files", VerifyOptions{Files: []string{junk, junk}, Jobs: 1, Against: junk}, "--against"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			io, _, _ := verifyIO()
