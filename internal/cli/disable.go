@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/ftpatch/ftpatch/internal/patch"
+)
+
+// DisableOptions are the flags of `ftpatch disable`.
+type DisableOptions struct {
+	PatchOptions
+}
+
+func init() { commands = append(commands, newDisableCmd) }
+
+func newDisableCmd(io *IO) *cobra.Command {
+	opts := &DisableOptions{}
+	cmd := &cobra.Command{
+		Use:   "disable [--func GLOB]... [--exclude GLOB]... [--default-ops SYM|ADDR] [-o OUT] [--dry-run] FILE",
+		Short: "Disable patch sites: BL := NOP, literal := default ops",
+		Long: `Disable the selected enabled sites as Linux's ftrace_make_nop does: the BL
+becomes a NOP first, then the literal gets the default ops back (0 unless
+--default-ops). Disable after enable gives the init bytes back exactly;
+sites that are not enabled are left alone.`,
+		Args: oneFile("disable", &opts.File),
+		RunE: func(cmd *cobra.Command, args []string) error { return runDisable(opts, io) },
+	}
+	opts.addFlags(cmd.Flags(), true)
+	return cmd
+}
+
+func runDisable(opts *DisableOptions, io *IO) error {
+	req, err := opts.request(patch.OpDisable)
+	if err != nil {
+		return err
+	}
+	return runPatch(&opts.PatchOptions, req, io)
+}

@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/ftpatch/ftpatch/internal/patch"
+)
+
+// InitOptions are the flags of `ftpatch init`.
+type InitOptions struct {
+	PatchOptions
+}
+
+func init() { commands = append(commands, newInitCmd) }
+
+func newInitCmd(io *IO) *cobra.Command {
+	opts := &InitOptions{}
+	cmd := &cobra.Command{
+		Use:   "init [--default-ops SYM|ADDR] [-o OUT] [--dry-run] FILE",
+		Short: "Initialise patch sites: literal := default ops, MOV X9,X30 after the entry",
+		Long: `Initialise every selected patch site as Linux's ftrace_init_nop does: the
+literal (call-ops layout) gets the default ops (0 unless --default-ops), and
+the first slot after the entry gets MOV X9, X30. Sites already initialised
+are left alone (init is idempotent); an enabled site is refused: disable it
+first. Without -o the file is replaced atomically.`,
+		Args: oneFile("init", &opts.File),
+		RunE: func(cmd *cobra.Command, args []string) error { return runInit(opts, io) },
+	}
+	opts.addFlags(cmd.Flags(), true)
+	return cmd
+}
+
+func runInit(opts *InitOptions, io *IO) error {
+	req, err := opts.request(patch.OpInit)
+	if err != nil {
+		return err
+	}
+	return runPatch(&opts.PatchOptions, req, io)
+}

@@ -1,0 +1,105 @@
+package cli
+
+// Flags and the run function shared by init, enable and disable.
+
+import (
+	"fmt"
+	"path"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ftpatch/ftpatch/internal/patch"
+)
+
+// PatchOptions are the flags every patch command takes.
+type PatchOptions struct {
+	File       string   // the input
+	Output     string   // -o: write here instead of replacing File
+	DryRun     bool     // --dry-run: print the plan, write nothing
+	DefaultOps string   // --default-ops: the literal's idle value (init, disable)
+	Funcs      []string // --func: globs of functions to touch
+	Exclude    []string // --exclude: globs of functions to leave alone
+}
+
+func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
+	f.StringVarP(&o.Output, "output", "o", "", "write to `OUT` instead of replacing FILE")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the planned writes (function, address, old word, new word) and write nothing")
+	f.StringArrayVar(&o.Funcs, "func", nil, "only functions matching `GLOB` (path.Match; repeatable)")
+	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave functions matching `GLOB` alone (repeatable)")
+	if defaultOps {
+		f.StringVar(&o.DefaultOps, "default-ops", "", "idle value of the literal: `SYM` or 0xADDR (default 0)")
+	}
+}
+
+// oneFile is the Args check of the patch commands.
+func oneFile(name string, file *string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return UsageErrorf("%s needs exactly one FILE, got %d arguments", name, len(args))
+		}
+		*file = args[0]
+		return nil
+	}
+}
+
+// request builds the common part of a patch request from the flags.
+func (o *PatchOptions) request(op patch.Op) (patch.Request, error) {
+	req := patch.Request{Op: op, Funcs: o.Funcs, Exclude: o.Exclude}
+	for _, g := range append(append([]string(nil), o.Funcs...), o.Exclude...) {
+		if _, err := path.Match(g, ""); err != nil {
+			return req, UsageErrorf("bad glob %q: %v", g, err)
+		}
+	}
+	if o.DefaultOps != "" {
+		v, err := patch.ParseValue(o.DefaultOps)
+		if err != nil {
+			return req, UsageErrorf("--default-ops: %v", err)
+		}
+		req.DefaultOps = v
+	}
+	return req, nil
+}
+
+// runPatch opens, plans and (unless --dry-run) writes one file.
+func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
+	if o.File == "" {
+		return UsageErrorf("%s needs a FILE", req.Op)
+	}
+	in, err := patch.Open(o.File)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", o.File, err)
+	}
+	defer in.Close()
+	c, err := patch.Plan(in, req)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", o.File, err)
+	}
+	for _, s := range c.Skipped {
+		fmt.Fprintf(io.Err, "ftpatch: file %s: skipped function %s at %s: %s\n", o.File, s.Func, s.Where, s.Reason)
+	}
+	if o.DryRun {
+		return c.Print(io.Out)
+	}
+	out := o.Output
+	if out == "" {
+		out = o.File
+		if c.Empty() {
+			fmt.Fprintf(io.Out, "%s: %s: nothing to change (%d sites)\n", o.File, req.Op, len(in.Scan.Sites))
+			return nil
+		}
+	}
+	if err := patch.Apply(in, c, out); err != nil {
+		return fmt.Errorf("file %s: %w", o.File, err)
+	}
+	fmt.Fprintf(io.Out, "%s: %s: %d sites changed (%d words, %d relocations, %d symbols added)%s\n",
+		out, req.Op, c.Sites, len(c.Writes), len(c.Relocs), len(c.NewSyms), skippedNote(c))
+	return nil
+}
+
+func skippedNote(c *patch.Changes) string {
+	if len(c.Skipped) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d skipped", len(c.Skipped))
+}

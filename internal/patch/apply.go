@@ -1,0 +1,125 @@
+package patch
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Apply writes in with c applied to out (which may be in.Path) atomically:
+// a temporary file in out's folder, fsync, rename, the input's permissions.
+// The old bytes of every write are checked first; on any error out is left
+// as it was and the temporary file is removed.
+//
+// Linked files are streamed: the input is copied in the kernel
+// (copy_file_range where the file system allows it, else in chunks) and the
+// planned words are written over the copy, so memory does not grow with the
+// file. Relocatable objects are rebuilt in memory.
+func Apply(in *Input, c *Changes, out string) error {
+	if in.Scan.Type == elf.ET_REL {
+		b, err := in.rel.rewrite(c)
+		if err != nil {
+			return err
+		}
+		return writeAtomic(out, in.Mode, func(f *os.File) error {
+			_, err := f.Write(b)
+			return err
+		})
+	}
+	src, err := os.Open(in.Path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for _, w := range c.Writes {
+		got := make([]byte, len(w.Old))
+		if _, err := src.ReadAt(got, w.Off); err != nil {
+			return fmt.Errorf("%s at %#x: reading file offset %#x: %w", funcName(w.Func), w.Addr, w.Off, err)
+		}
+		if !bytes.Equal(got, w.Old) {
+			return fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func), w.Addr, w.Slot, hexWord(w.Old), hexWord(got))
+		}
+	}
+	return writeAtomic(out, in.Mode, func(f *os.File) error {
+		st, err := src.Stat()
+		if err != nil {
+			return err
+		}
+		n, err := copyFile(f, src)
+		if err != nil {
+			return err
+		}
+		if n != st.Size() {
+			return fmt.Errorf("%w: copied %d of %d bytes", ErrChanged, n, st.Size())
+		}
+		for _, w := range c.Writes {
+			if _, err := f.WriteAt(w.New, w.Off); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// copyBuf is the chunk size when the kernel cannot copy for us.
+const copyBuf = 1 << 20
+
+// copyFile copies src from its start to dst. *os.File.ReadFrom uses
+// copy_file_range (or splice/sendfile) when it can; its fallback copies in
+// 1 MiB chunks.
+func copyFile(dst, src *os.File) (int64, error) {
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := dst.ReadFrom(src)
+	if err == nil {
+		return n, nil
+	}
+	// Fall back to a plain chunked copy from where we are.
+	if _, err := src.Seek(n, io.SeekStart); err != nil {
+		return n, err
+	}
+	m, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, copyBuf))
+	return n + m, err
+}
+
+// writeAtomic creates out through a temporary file in its folder.
+func writeAtomic(out string, mode os.FileMode, fill func(*os.File) error) (err error) {
+	dir, base := filepath.Split(out)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".ftpatch-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = fill(tmp); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), out); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,527 @@
+package patch
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+)
+
+// Input is a file opened for patching: its scan, and for ET_REL its raw
+// sections, symbols and relocations.
+type Input struct {
+	Path string
+	Mode os.FileMode
+	ELF  *elf.File
+	Scan *elfscan.File
+
+	fd  *os.File
+	rel *relFile // ET_REL only
+}
+
+// Open opens and scans the file at path. Compressed inputs are refused:
+// the patch commands rewrite files in place.
+func Open(path string) (*Input, error) {
+	if err := elfscan.RefuseCompressed(path); err != nil {
+		return nil, err
+	}
+	fd, ef, err := elfscan.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	in := &Input{Path: path, ELF: ef, fd: fd}
+	st, err := fd.Stat()
+	if err != nil {
+		fd.Close()
+		return nil, err
+	}
+	in.Mode = st.Mode().Perm()
+	if in.Scan, err = elfscan.Scan(fd, path); err != nil {
+		fd.Close()
+		return nil, err
+	}
+	if ef.Type == elf.ET_REL {
+		b, err := io.ReadAll(io.NewSectionReader(fd, 0, st.Size()))
+		if err != nil {
+			fd.Close()
+			return nil, err
+		}
+		if in.rel, err = parseRel(b); err != nil {
+			fd.Close()
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// Close releases the file.
+func (in *Input) Close() error { return in.fd.Close() }
+
+// Slot names the word a write touches.
+type Slot string
+
+const (
+	SlotLiteral Slot = "literal"
+	SlotSlot1   Slot = "slot1"
+	SlotSlot2   Slot = "slot2"
+)
+
+// Write replaces Old by New (4 or 8 bytes) at file offset Off.
+type Write struct {
+	Func    string
+	Section string
+	Addr    uint64 // address of the word; ET_REL: offset in Section
+	Slot    Slot
+	Off     int64
+	Old     []byte
+	New     []byte
+}
+
+// Reloc replaces the relocation Old (nil: none) at Off in the text section
+// SectionIndex by New (nil: none). ET_REL only.
+type Reloc struct {
+	Func         string
+	Section      string
+	SectionIndex int
+	Off          uint64
+	Old, New     *elfscan.Rela
+	OldSym       string // names, for printing
+	NewSym       string
+}
+
+// Skip is a site left untouched on request.
+type Skip struct {
+	Func    string
+	Section string
+	Addr    uint64 // entry; ET_REL: offset in Section
+	Where   string // Addr as printed: 0x… or section+0x…
+	Reason  string
+}
+
+// Changes is a plan: every byte and relocation a request changes.
+type Changes struct {
+	Path    string
+	Type    elf.Type
+	Op      Op
+	Writes  []Write
+	Relocs  []Reloc
+	NewSyms []string // ET_REL: undefined globals appended to .symtab, in order
+	Skipped []Skip
+	Sites   int // sites the plan changes
+}
+
+// Empty reports whether the plan changes nothing.
+func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0 }
+
+// Print writes the plan, one line per word or relocation:
+//
+//	FUNC  ADDR  SLOT  OLD -> NEW
+func (c *Changes) Print(w io.Writer) error {
+	rel := c.Type == elf.ET_REL
+	for _, x := range c.Writes {
+		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", funcName(x.Func), addrString(rel, x.Section, x.Addr), x.Slot, hexWord(x.Old), hexWord(x.New)); err != nil {
+			return err
+		}
+	}
+	for _, r := range c.Relocs {
+		if _, err := fmt.Fprintf(w, "%s\t%s\treloc\t%s -> %s\n", funcName(r.Func), addrString(rel, r.Section, r.Off), relaString(r.Old, r.OldSym), relaString(r.New, r.NewSym)); err != nil {
+			return err
+		}
+	}
+	for _, s := range c.NewSyms {
+		if _, err := fmt.Fprintf(w, "-\t.symtab\tsymbol\t- -> %s (undefined global)\n", s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func funcName(f string) string {
+	if f == "" {
+		return "<no function>"
+	}
+	return f
+}
+
+func addrString(rel bool, sec string, a uint64) string {
+	if rel {
+		return fmt.Sprintf("%s+%#x", sec, a)
+	}
+	return fmt.Sprintf("%#x", a)
+}
+
+func hexWord(b []byte) string {
+	if len(b) == 8 {
+		return fmt.Sprintf("%016x", binary.LittleEndian.Uint64(b))
+	}
+	return fmt.Sprintf("%08x", binary.LittleEndian.Uint32(b))
+}
+
+func relaString(r *elfscan.Rela, sym string) string {
+	if r == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%v %s", r.Type, elfscan.RelExpr(sym, r.Addend))
+}
+
+// siteName names a site in messages: function and address.
+func siteName(rel bool, s *elfscan.Site) string {
+	return fmt.Sprintf("function %s at %s", funcName(s.Func), addrString(rel, s.Section, s.Entry))
+}
+
+// issues collects every refusal of a plan, by kind, so one error lists all
+// the sites at fault.
+type issues struct {
+	kinds []error
+	msgs  map[error][]string
+}
+
+func (is *issues) add(kind error, format string, a ...any) {
+	if is.msgs == nil {
+		is.msgs = map[error][]string{}
+	}
+	if _, ok := is.msgs[kind]; !ok {
+		is.kinds = append(is.kinds, kind)
+	}
+	is.msgs[kind] = append(is.msgs[kind], fmt.Sprintf(format, a...))
+}
+
+func (is *issues) err() error {
+	var errs []error
+	for _, k := range is.kinds {
+		m := is.msgs[k]
+		if len(m) == 1 {
+			errs = append(errs, fmt.Errorf("%w: %s", k, m[0]))
+		} else {
+			errs = append(errs, fmt.Errorf("%w (%d sites):\n  %s", k, len(m), strings.Join(m, "\n  ")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// literal is the value of a call-ops literal: its bytes and, in ET_REL, the
+// R_AARCH64_ABS64 relocation at it.
+type literal struct {
+	bytes uint64
+	rel   *elfscan.Rela
+	sym   string
+}
+
+func (l literal) same(o literal) bool {
+	if l.bytes != o.bytes || (l.rel == nil) != (o.rel == nil) {
+		return false
+	}
+	return l.rel == nil || (l.rel.Sym == o.rel.Sym && l.rel.Addend == o.rel.Addend && l.rel.Type == o.rel.Type)
+}
+
+// call is slot2: its word and, in ET_REL, the CALL26 relocation at it.
+type call struct {
+	word uint32
+	rel  *elfscan.Rela
+	sym  string
+}
+
+// planner holds what one Plan call resolves once.
+type planner struct {
+	in   *Input
+	req  Request
+	rel  bool
+	out  *Changes
+	is   issues
+	syms *symIndex // linked files
+}
+
+// Plan decides every change req makes to in, or fails with nothing planned.
+// Errors wrap ErrState, ErrSymbol, ErrRange, ErrClassic, ErrAbsolute,
+// ErrMisaligned or ErrRequest.
+func Plan(in *Input, req Request) (*Changes, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
+	if req.Op == OpEnable && req.Trampoline.IsZero() {
+		req.Trampoline = Value{Sym: DefaultTrampoline}
+	}
+	p := &planner{in: in, req: req, rel: in.Scan.Type == elf.ET_REL,
+		out: &Changes{Path: in.Path, Type: in.Scan.Type, Op: req.Op}}
+
+	// Resolve the values once (errors are per file, not per site).
+	var defLit, opsLit literal
+	var tramp uint64
+	var trampRel *elfscan.Rela
+	var err error
+	needOps, needTramp := false, req.Op == OpEnable
+	for i := range in.Scan.Sites {
+		s := &in.Scan.Sites[i]
+		if req.Selects(s.Func) && s.Layout == elfscan.LayoutCallOps {
+			needOps = true
+		}
+	}
+	if !p.rel {
+		if p.syms, err = loadSymIndex(in.ELF); err != nil {
+			return nil, err
+		}
+	}
+	if defLit, err = p.literalOf(req.DefaultOps); err != nil {
+		return nil, err
+	}
+	if req.Op == OpEnable && req.Ops != nil {
+		if opsLit, err = p.literalOf(*req.Ops); err != nil {
+			return nil, err
+		}
+	}
+	if req.Op == OpEnable && needOps && req.Ops == nil {
+		return nil, fmt.Errorf("%w: enable needs --ops SYM|ADDR: the selected call-ops sites take their ops from the literal", ErrRequest)
+	}
+	if needTramp && p.hasSelected() {
+		if p.rel {
+			if req.Trampoline.Sym == "" {
+				return nil, fmt.Errorf("%w: trampoline %s: a relocatable object has no addresses; name the trampoline by symbol", ErrSymbol, req.Trampoline)
+			}
+			idx, err := p.relSymbol(req.Trampoline.Sym)
+			if err != nil {
+				return nil, err
+			}
+			trampRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
+		} else if tramp, err = p.resolve(req.Trampoline); err != nil {
+			return nil, err
+		}
+	}
+
+	for i := range in.Scan.Sites {
+		s := &in.Scan.Sites[i]
+		if !req.Selects(s.Func) {
+			continue
+		}
+		n := len(p.out.Writes) + len(p.out.Relocs)
+		p.site(s, defLit, opsLit, tramp, trampRel)
+		if len(p.out.Writes)+len(p.out.Relocs) > n {
+			p.out.Sites++
+		}
+	}
+	if err := p.is.err(); err != nil {
+		return nil, err
+	}
+	return p.out, nil
+}
+
+func (p *planner) hasSelected() bool {
+	for i := range p.in.Scan.Sites {
+		if p.req.Selects(p.in.Scan.Sites[i].Func) {
+			return true
+		}
+	}
+	return false
+}
+
+// literalOf resolves the value a literal should hold.
+func (p *planner) literalOf(v Value) (literal, error) {
+	if p.rel {
+		if v.Sym == "" {
+			return literal{bytes: v.Addr}, nil
+		}
+		idx, err := p.relSymbol(v.Sym)
+		if err != nil {
+			return literal{}, err
+		}
+		return literal{rel: &elfscan.Rela{Type: elf.R_AARCH64_ABS64, Sym: idx}, sym: v.Sym}, nil
+	}
+	a, err := p.resolve(v)
+	if err != nil {
+		return literal{}, err
+	}
+	if a != 0 && p.in.Scan.Type == elf.ET_DYN && !p.req.AllowAbsolute && p.usesLiteral() {
+		return literal{}, fmt.Errorf("%w: ops %s = %#x would be stored as an absolute address, but this position-independent (ET_DYN) file "+
+			"has no dynamic relocation for the literal, so the value is wrong once the file is loaded elsewhere; "+
+			"patch the objects before linking, or link without PIE, or pass --allow-absolute if the file is loaded at its link address",
+			ErrAbsolute, v, a)
+	}
+	return literal{bytes: a, sym: v.Sym}, nil
+}
+
+// usesLiteral reports whether any selected site has a literal.
+func (p *planner) usesLiteral() bool {
+	for i := range p.in.Scan.Sites {
+		s := &p.in.Scan.Sites[i]
+		if p.req.Selects(s.Func) && s.Layout == elfscan.LayoutCallOps {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve turns a value into an address of a linked file.
+func (p *planner) resolve(v Value) (uint64, error) {
+	if v.Sym == "" {
+		return v.Addr, nil
+	}
+	return p.syms.lookup(v.Sym)
+}
+
+// relSymbol returns the .symtab index of name in an ET_REL file, planning
+// an undefined global when it is missing.
+func (p *planner) relSymbol(name string) (uint32, error) {
+	idx, err := p.in.rel.symbol(name)
+	if err != nil {
+		return 0, err
+	}
+	if idx > 0 {
+		return idx, nil
+	}
+	for k, s := range p.out.NewSyms {
+		if s == name {
+			return uint32(len(p.in.rel.syms) + k), nil
+		}
+	}
+	p.out.NewSyms = append(p.out.NewSyms, name)
+	return uint32(len(p.in.rel.syms) + len(p.out.NewSyms) - 1), nil
+}
+
+// site plans one site.
+func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, trampRel *elfscan.Rela) {
+	name := siteName(p.rel, s)
+	op := p.req.Op
+	callOps := s.Layout == elfscan.LayoutCallOps
+	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
+		p.is.add(ErrState, "%s: state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", name, s.State, s.Slot1Word, s.Slot2Word)
+		return
+	}
+	switch {
+	case op == OpInit && s.State == elfscan.StateEnabled:
+		p.is.add(ErrState, "%s: is enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first", name)
+		return
+	case op == OpEnable && s.State == elfscan.StateNop && !p.req.InitToo:
+		p.is.add(ErrState, "%s: is nop (not initialised); run init first, or pass --init to do both", name)
+		return
+	case op == OpDisable && s.State == elfscan.StateNop:
+		return // nothing to disable; the literal is left as compiled
+	}
+	if !callOps {
+		switch {
+		case op == OpEnable && p.req.Ops != nil:
+			p.is.add(ErrClassic, "%s: --ops given, but the site is classic (-fpatchable-function-entry=2) and has no literal; "+
+				"use a classic trampoline (ftpatch trampoline --classic --ops SYM)", name)
+			return
+		case op != OpEnable && !p.req.DefaultOps.IsZero():
+			p.is.add(ErrClassic, "%s: --default-ops given, but the site is classic and has no literal", name)
+			return
+		}
+	}
+	if callOps && op == OpEnable && s.HasProblem(elfscan.CodeMisalignedLiteral) {
+		if p.req.SkipMisaligned {
+			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, addrString(p.rel, s.Section, s.Entry), "misaligned-literal"})
+			return
+		}
+		p.is.add(ErrMisaligned, "%s: literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
+			name, addrString(p.rel, s.Section, s.Literal), elfscan.MisalignedHelp)
+		return
+	}
+
+	switch op {
+	case OpInit:
+		if callOps {
+			p.setLiteral(s, defLit)
+		}
+		p.setWord(s, SlotSlot1, s.Slot1Off, s.Slot1(), s.Slot1Word, encode.MovX9X30)
+	case OpEnable:
+		want := call{}
+		if p.rel {
+			r := *trampRel
+			r.Off = s.CallSite
+			want = call{word: 0x94000000, rel: &r, sym: p.req.Trampoline.Sym}
+		} else {
+			w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
+			if err != nil {
+				kind := ErrRange
+				if errors.Is(err, encode.ErrMisaligned) {
+					kind = ErrMisaligned
+				}
+				p.is.add(kind, "%s: trampoline %s: %v", name, p.req.Trampoline, err)
+				return
+			}
+			want = call{word: w}
+		}
+		if callOps {
+			p.setLiteral(s, opsLit)
+		}
+		p.setWord(s, SlotSlot1, s.Slot1Off, s.Slot1(), s.Slot1Word, encode.MovX9X30)
+		p.setCall(s, want)
+	case OpDisable:
+		p.setCall(s, call{word: encode.NOP})
+		if callOps {
+			p.setLiteral(s, defLit)
+		}
+	}
+}
+
+func (p *planner) setWord(s *elfscan.Site, slot Slot, off int64, addr uint64, old, new uint32) {
+	if old == new {
+		return
+	}
+	p.out.Writes = append(p.out.Writes, Write{Func: s.Func, Section: s.Section, Addr: addr, Slot: slot, Off: off,
+		Old: binary.LittleEndian.AppendUint32(nil, old), New: binary.LittleEndian.AppendUint32(nil, new)})
+}
+
+// currentRel returns the relocation of the types given at off in s's
+// section (ET_REL), or nil.
+func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64) *elfscan.Rela {
+	if !p.rel {
+		return nil
+	}
+	for _, r := range p.in.rel.relocsAt(s.SectionIndex, off) {
+		for _, t := range types {
+			if r.Type == t {
+				r := r
+				return &r
+			}
+		}
+	}
+	return nil
+}
+
+func (p *planner) setLiteral(s *elfscan.Site, want literal) {
+	cur := literal{bytes: s.LiteralWord, rel: p.currentRel(s, s.Literal, elf.R_AARCH64_ABS64)}
+	if cur.rel != nil {
+		cur.sym = p.in.rel.symName(cur.rel.Sym)
+	}
+	if want.rel != nil {
+		r := *want.rel
+		r.Off = s.Literal
+		want.rel = &r
+	}
+	if cur.same(want) {
+		return
+	}
+	if cur.bytes != want.bytes {
+		p.out.Writes = append(p.out.Writes, Write{Func: s.Func, Section: s.Section, Addr: s.Literal, Slot: SlotLiteral, Off: s.LiteralOff,
+			Old: binary.LittleEndian.AppendUint64(nil, cur.bytes), New: binary.LittleEndian.AppendUint64(nil, want.bytes)})
+	}
+	if !sameRel(cur.rel, want.rel) {
+		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.Literal,
+			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})
+	}
+}
+
+func (p *planner) setCall(s *elfscan.Site, want call) {
+	cur := call{word: s.Slot2Word, rel: p.currentRel(s, s.CallSite, elf.R_AARCH64_CALL26, elf.R_AARCH64_JUMP26)}
+	if cur.rel != nil {
+		cur.sym = p.in.rel.symName(cur.rel.Sym)
+	}
+	p.setWord(s, SlotSlot2, s.Slot2Off, s.CallSite, cur.word, want.word)
+	if !sameRel(cur.rel, want.rel) {
+		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.CallSite,
+			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})
+	}
+}
+
+func sameRel(a, b *elfscan.Rela) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
