@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -86,50 +84,17 @@ func runTrampoline(opts *TrampolineOptions, io *IO) error {
 	return nil
 }
 
-// writeTrampolineFile replaces path with data: a temporary file in the same
-// folder, fsync, rename, then fsync of the folder. On any error the
-// temporary file is removed and path is untouched. An existing file keeps
-// its permissions; a new one gets perm.
-func writeTrampolineFile(path string, data []byte, perm os.FileMode) (err error) {
+// writeTrampolineFile replaces path with data atomically (patch.WriteAtomic).
+// An existing file keeps its permissions; a new one gets perm.
+func writeTrampolineFile(path string, data []byte, perm os.FileMode) error {
 	if fi, err := os.Stat(path); err == nil {
 		if !fi.Mode().IsRegular() {
 			return fmt.Errorf("not a regular file")
 		}
 		perm = fi.Mode().Perm()
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			return fmt.Errorf("cannot create a file in %s: %w", dir, pe.Err)
-		}
+	return patch.WriteAtomic(path, perm, func(f *os.File) error {
+		_, err := f.Write(data)
 		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil { // make the rename durable
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	})
 }

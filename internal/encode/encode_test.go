@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"github.com/ftpatch/ftpatch/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,8 +203,8 @@ func TestGoldenDecodesWithArm64asm(t *testing.T) {
 // TestGoldenAssembles assembles every golden line with GNU as, links the
 // result at a fixed address and compares the bytes with the golden hex.
 func TestGoldenAssembles(t *testing.T) {
-	as := needTool(t, "aarch64-linux-gnu-as")
-	ld := needTool(t, "aarch64-linux-gnu-ld")
+	as := testutil.NeedTool(t, "aarch64-linux-gnu-as")
+	ld := testutil.NeedTool(t, "aarch64-linux-gnu-ld")
 	gold := readGolden(t)
 	dir := t.TempDir()
 	var src strings.Builder

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"github.com/ftpatch/ftpatch/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,7 @@ type reloc struct {
 // TestTrampolineAsmAssembles assembles Asm() with GNU as and compares the
 // .text bytes and relocations with Words and Fixups.
 func TestTrampolineAsmAssembles(t *testing.T) {
-	as := needTool(t, "aarch64-linux-gnu-as")
+	as := testutil.NeedTool(t, "aarch64-linux-gnu-as")
 	for _, v := range trampolineVariants {
 		t.Run(v.name, func(t *testing.T) {
 			p, err := Trampoline(v.opts)

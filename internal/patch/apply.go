@@ -24,7 +24,7 @@ func Apply(in *Input, c *Changes, out string) error {
 		if err != nil {
 			return err
 		}
-		return writeAtomic(out, in.Mode, func(f *os.File) error {
+		return WriteAtomic(out, in.Mode, func(f *os.File) error {
 			_, err := f.Write(b)
 			return err
 		})
@@ -43,7 +43,7 @@ func Apply(in *Input, c *Changes, out string) error {
 			return fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func), w.Addr, w.Slot, hexWord(w.Old), hexWord(got))
 		}
 	}
-	return writeAtomic(out, in.Mode, func(f *os.File) error {
+	return WriteAtomic(out, in.Mode, func(f *os.File) error {
 		st, err := src.Stat()
 		if err != nil {
 			return err
@@ -86,8 +86,11 @@ func copyFile(dst, src *os.File) (int64, error) {
 	return n + m, err
 }
 
-// writeAtomic creates out through a temporary file in its folder.
-func writeAtomic(out string, mode os.FileMode, fill func(*os.File) error) (err error) {
+// WriteAtomic creates or replaces out through a temporary file in its folder:
+// fill writes the contents, then the file gets mode, is fsynced and renamed
+// over out, and the folder is fsynced. On any error the temporary file is
+// removed and out is untouched, so no reader ever sees a half-written file.
+func WriteAtomic(out string, mode os.FileMode, fill func(*os.File) error) (err error) {
 	dir, base := filepath.Split(out)
 	if dir == "" {
 		dir = "."

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"errors"
+	"github.com/ftpatch/ftpatch/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,21 +16,6 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
-
-// objectNeedTool returns the path of an external oracle; a missing tool
-// fails under CI=true and skips only locally.
-// (internal/testutil.NeedTool did not exist when this was written.)
-func objectNeedTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found, required under CI: %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return p
-}
 
 func objectRun(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
@@ -74,7 +60,7 @@ func writeObject(t *testing.T, dir string, opts encode.TrampolineOptions) (strin
 // TestBuildObjectReadelf: readelf -a reads the object with no warning, and
 // debug/elf sees the promised symbols, relocations and BTI note.
 func TestBuildObjectReadelf(t *testing.T) {
-	readelf := objectNeedTool(t, "aarch64-linux-gnu-readelf")
+	readelf := testutil.NeedTool(t, "aarch64-linux-gnu-readelf")
 	for _, v := range objectVariants {
 		t.Run(v.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -125,8 +111,8 @@ func TestBuildObjectReadelf(t *testing.T) {
 // TestBuildObjectObjdump: objdump -dr of the built object is the same as
 // objdump -dr of what GNU as makes of Program.Asm().
 func TestBuildObjectObjdump(t *testing.T) {
-	objdump := objectNeedTool(t, "aarch64-linux-gnu-objdump")
-	as := objectNeedTool(t, "aarch64-linux-gnu-as")
+	objdump := testutil.NeedTool(t, "aarch64-linux-gnu-objdump")
+	as := testutil.NeedTool(t, "aarch64-linux-gnu-as")
 	for _, v := range objectVariants {
 		t.Run(v.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -156,9 +142,9 @@ func TestBuildObjectObjdump(t *testing.T) {
 // object keeps the BTI, PAC property; with an unmarked one it is dropped,
 // showing the note is what carries the marking.
 func TestBuildObjectLdRelocatable(t *testing.T) {
-	gcc := objectNeedTool(t, "aarch64-linux-gnu-gcc")
-	ld := objectNeedTool(t, "aarch64-linux-gnu-ld")
-	readelf := objectNeedTool(t, "aarch64-linux-gnu-readelf")
+	gcc := testutil.NeedTool(t, "aarch64-linux-gnu-gcc")
+	ld := testutil.NeedTool(t, "aarch64-linux-gnu-ld")
+	readelf := testutil.NeedTool(t, "aarch64-linux-gnu-readelf")
 	dir := t.TempDir()
 	o, _ := writeObject(t, dir, encode.TrampolineOptions{})
 	if err := os.WriteFile(filepath.Join(dir, "c.c"), []byte("int f(int x) { return x + 1; }\n"), 0o644); err != nil {
@@ -183,17 +169,17 @@ func TestBuildObjectLdRelocatable(t *testing.T) {
 // ip, parent_ip, op, arguments and callee-saved registers independently
 // of the trampoline, and prints "ok NAME" per site.
 func TestTrampolineRunsUnderQemu(t *testing.T) {
-	gcc := objectNeedTool(t, "aarch64-linux-gnu-gcc")
-	clang := objectNeedTool(t, "clang")
-	objectNeedTool(t, "ld.lld")
-	qemu := objectNeedTool(t, "qemu-aarch64")
+	gcc := testutil.NeedTool(t, "aarch64-linux-gnu-gcc")
+	clang := testutil.NeedTool(t, "clang")
+	testutil.NeedTool(t, "ld.lld")
+	qemu := testutil.NeedTool(t, "qemu-aarch64")
 	dir := t.TempDir()
 	var objs []string
 	for _, v := range objectVariants {
 		o, _ := writeObject(t, dir, v.opts)
 		objs = append(objs, o)
 	}
-	readelf := objectNeedTool(t, "aarch64-linux-gnu-readelf")
+	readelf := testutil.NeedTool(t, "aarch64-linux-gnu-readelf")
 	for name, src := range map[string]string{"main.c": qemuMainC, "sites.S": qemuSitesS, "start.S": qemuStartS, "neg.S": qemuNegativeS} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
