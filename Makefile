@@ -1,10 +1,13 @@
 # ftpatch: build, tests, fixtures, demo and bench. GNU make, bash.
 #
-#   make demo       scan the shipped fixtures (installs missing packages)
+#   make demo       the whole job on testdata/src/e2e: compile, link with the
+#                   emitted trampoline, scan, init, enable, run under qemu,
+#                   verify, disable (scripts/demo.sh; installs missing packages)
 #   make test       vet, all tests, a short run of every fuzz target
 #   make testdata   rebuild testdata/fixtures with the pinned Debian compilers
 #   make testdata-check  rebuild into a temporary folder and compare bytes
-#   make bench      ftpatch vs binutils on a large kernel-like image
+#   make bench      scan, patch and verify on a large kernel-like image and on
+#                   1,000 small objects, against binutils and cp (scripts/bench.sh)
 #
 # Every target that needs system packages first runs scripts/deps.sh, which
 # installs only what is missing (apt-get; sudo when not root).
@@ -22,17 +25,6 @@ GO ?= go
 BIN := bin/ftpatch
 FUZZTIME ?= 10s
 FIXTURES := testdata/fixtures
-
-# Fixtures `make demo` scans (an object with GCC's cold functions, a module,
-# a PIE, a kernel-like image whose cold literal lands misaligned, one with
-# RELR, a classic static executable); extend freely.
-DEMO_FILES ?= \
-	$(FIXTURES)/gcc-callops-bti-obj.o \
-	$(FIXTURES)/clang-callops-module.ko \
-	$(FIXTURES)/gcc-callops-bti-pie.elf \
-	$(FIXTURES)/gcc-callops-kimage.elf \
-	$(FIXTURES)/clang-callops-bti-kimage-relr.elf \
-	$(FIXTURES)/clang-classic-bti-static.elf
 
 .PHONY: deps build test vet unit fuzz testdata testdata-check demo bench clean
 
@@ -82,12 +74,9 @@ testdata-check: deps
 	if ((bad)); then echo "testdata-check: committed fixtures differ from a rebuild (run make testdata)"; exit 1; fi; \
 	echo "testdata-check: $$(ls "$$tmp" | wc -l) files identical"
 
+# Everything in build/demo/; exits non-zero if any step or check fails.
 demo: build
-	@for f in $(DEMO_FILES); do \
-		echo "\$$ $(BIN) scan $$f"; \
-		$(BIN) scan "$$f" || [[ $$? == 1 ]]; \
-		echo; \
-	done
+	scripts/demo.sh
 
 bench: build
 	scripts/bench.sh
