@@ -2,11 +2,13 @@ package patch
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Apply writes in with c applied to out (which may be in.Path) atomically:
@@ -34,20 +36,19 @@ func Apply(in *Input, c *Changes, out string) error {
 		return err
 	}
 	defer src.Close()
-	for _, w := range c.Writes {
-		got := make([]byte, len(w.Old))
-		if _, err := src.ReadAt(got, w.Off); err != nil {
-			return fmt.Errorf("%s at %#x: reading file offset %#x: %w", funcName(w.Func), w.Addr, w.Off, err)
-		}
-		if !bytes.Equal(got, w.Old) {
-			return fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func), w.Addr, w.Slot, hexWord(w.Old), hexWord(got))
+	st, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	spans := writeSpans(c.Writes)
+	buf := make([]byte, 0, spanMax)
+	// Check every old word before anything is created, one read per span.
+	for _, sp := range spans {
+		if buf, err = readSpan(src, sp, buf); err != nil {
+			return err
 		}
 	}
 	return WriteAtomic(out, in.Mode, func(f *os.File) error {
-		st, err := src.Stat()
-		if err != nil {
-			return err
-		}
 		n, err := copyFile(f, src)
 		if err != nil {
 			return err
@@ -55,13 +56,71 @@ func Apply(in *Input, c *Changes, out string) error {
 		if n != st.Size() {
 			return fmt.Errorf("%w: copied %d of %d bytes", ErrChanged, n, st.Size())
 		}
-		for _, w := range c.Writes {
-			if _, err := f.WriteAt(w.New, w.Off); err != nil {
+		// Re-read each span (the check again, against what was just
+		// copied from), patch it in memory and write it back in one call.
+		for _, sp := range spans {
+			if buf, err = readSpan(src, sp, buf); err != nil {
+				return err
+			}
+			for _, w := range sp.writes {
+				copy(buf[w.Off-sp.off:], w.New)
+			}
+			if _, err := f.WriteAt(buf, sp.off); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// spanMax bounds the bytes read and written at once when patching a linked
+// file, so memory does not grow with the size of its text.
+const spanMax = 1 << 20
+
+// span is a stretch of the file holding nearby planned writes.
+type span struct {
+	off    int64
+	end    int64
+	writes []*Write
+}
+
+// writeSpans groups the writes, in file order, into spans of at most
+// spanMax bytes. Sites are dense in .text, so a span usually holds
+// thousands of words: one read and one write instead of one per word.
+func writeSpans(ws []Write) []span {
+	sorted := make([]*Write, len(ws))
+	for i := range ws {
+		sorted[i] = &ws[i]
+	}
+	slices.SortFunc(sorted, func(a, b *Write) int { return cmp.Compare(a.Off, b.Off) })
+	var out []span
+	for _, w := range sorted {
+		end := w.Off + int64(len(w.New))
+		if n := len(out); n > 0 && end-out[n-1].off <= spanMax && w.Off >= out[n-1].end {
+			out[n-1].end = end
+			out[n-1].writes = append(out[n-1].writes, w)
+			continue
+		}
+		out = append(out, span{off: w.Off, end: end, writes: []*Write{w}})
+	}
+	return out
+}
+
+// readSpan reads sp into buf and checks the old bytes of its writes, as
+// Linux's ftrace_modify_code checks the old instruction before patching.
+func readSpan(src *os.File, sp span, buf []byte) ([]byte, error) {
+	buf = buf[:sp.end-sp.off]
+	if _, err := src.ReadAt(buf, sp.off); err != nil {
+		w := sp.writes[0]
+		return buf, fmt.Errorf("%s at %#x: reading file offsets %#x-%#x: %w", funcName(w.Func), w.Addr, sp.off, sp.end, err)
+	}
+	for _, w := range sp.writes {
+		got := buf[w.Off-sp.off:][:len(w.Old)]
+		if !bytes.Equal(got, w.Old) {
+			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func), w.Addr, w.Slot, hexWord(w.Old), hexWord(got))
+		}
+	}
+	return buf, nil
 }
 
 // copyBuf is the chunk size when the kernel cannot copy for us.

@@ -235,6 +235,8 @@ type planner struct {
 	out  *Changes
 	is   issues
 	syms *symIndex // linked files
+
+	arena []byte // backs the Old/New bytes of writes; see bytes
 }
 
 // Plan decides every change req makes to in, or fails with nothing planned.
@@ -248,7 +250,8 @@ func Plan(in *Input, req Request) (*Changes, error) {
 		req.Trampoline = Value{Sym: DefaultTrampoline}
 	}
 	p := &planner{in: in, req: req, rel: in.Scan.Type == elf.ET_REL,
-		out: &Changes{Path: in.Path, Type: in.Scan.Type, Op: req.Op}}
+		out: &Changes{Path: in.Path, Type: in.Scan.Type, Op: req.Op,
+			Writes: make([]Write, 0, 3*len(in.Scan.Sites))}} // at most literal, slot1, slot2 a site
 
 	// Resolve the values once (errors are per file, not per site).
 	var defLit, opsLit literal
@@ -384,31 +387,31 @@ func (p *planner) relSymbol(name string) (uint32, error) {
 
 // site plans one site.
 func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, trampRel *elfscan.Rela) {
-	name := siteName(p.rel, s)
+	name := func() string { return siteName(p.rel, s) } // only errors need it
 	op := p.req.Op
 	callOps := s.Layout == elfscan.LayoutCallOps
 	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
-		p.is.add(ErrState, "%s: state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", name, s.State, s.Slot1Word, s.Slot2Word)
+		p.is.add(ErrState, "%s: state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", name(), s.State, s.Slot1Word, s.Slot2Word)
 		return
 	}
 	switch {
 	case op == OpInit && s.State == elfscan.StateEnabled:
-		p.is.add(ErrState, "%s: is enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first", name)
+		p.is.add(ErrState, "%s: is enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first", name())
 		return
 	case op == OpEnable && s.State == elfscan.StateNop && !p.req.InitToo:
-		p.is.add(ErrState, "%s: is nop (not initialised); run init first, or pass --init to do both", name)
+		p.is.add(ErrState, "%s: is nop (not initialised); run init first, or pass --init to do both", name())
 		return
-	case op == OpDisable && s.State == elfscan.StateNop:
-		return // nothing to disable; the literal is left as compiled
+	case op == OpDisable && s.State != elfscan.StateEnabled:
+		return // never enabled: nothing to disable, its literal is left as it is
 	}
 	if !callOps {
 		switch {
 		case op == OpEnable && p.req.Ops != nil:
 			p.is.add(ErrClassic, "%s: --ops given, but the site is classic (-fpatchable-function-entry=2) and has no literal; "+
-				"use a classic trampoline (ftpatch trampoline --classic --ops SYM)", name)
+				"use a classic trampoline (ftpatch trampoline --classic --ops SYM)", name())
 			return
 		case op != OpEnable && !p.req.DefaultOps.IsZero():
-			p.is.add(ErrClassic, "%s: --default-ops given, but the site is classic and has no literal", name)
+			p.is.add(ErrClassic, "%s: --default-ops given, but the site is classic and has no literal", name())
 			return
 		}
 	}
@@ -418,7 +421,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			return
 		}
 		p.is.add(ErrMisaligned, "%s: literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			name, addrString(p.rel, s.Section, s.Literal), elfscan.MisalignedHelp)
+			name(), addrString(p.rel, s.Section, s.Literal), elfscan.MisalignedHelp)
 		return
 	}
 
@@ -441,7 +444,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 				if errors.Is(err, encode.ErrMisaligned) {
 					kind = ErrMisaligned
 				}
-				p.is.add(kind, "%s: trampoline %s: %v", name, p.req.Trampoline, err)
+				p.is.add(kind, "%s: trampoline %s: %v", name(), p.req.Trampoline, err)
 				return
 			}
 			want = call{word: w}
@@ -459,12 +462,24 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	}
 }
 
+// bytes returns an empty slice with room for n bytes, carved from a shared
+// arena: a plan of a kernel image has ~100k words, and two small
+// allocations per word dominated planning.
+func (p *planner) bytes(n int) []byte {
+	if cap(p.arena)-len(p.arena) < n {
+		p.arena = make([]byte, 0, 64<<10)
+	}
+	b := p.arena[len(p.arena) : len(p.arena) : len(p.arena)+n]
+	p.arena = p.arena[:len(p.arena)+n]
+	return b
+}
+
 func (p *planner) setWord(s *elfscan.Site, slot Slot, off int64, addr uint64, old, new uint32) {
 	if old == new {
 		return
 	}
 	p.out.Writes = append(p.out.Writes, Write{Func: s.Func, Section: s.Section, Addr: addr, Slot: slot, Off: off,
-		Old: binary.LittleEndian.AppendUint32(nil, old), New: binary.LittleEndian.AppendUint32(nil, new)})
+		Old: binary.LittleEndian.AppendUint32(p.bytes(4), old), New: binary.LittleEndian.AppendUint32(p.bytes(4), new)})
 }
 
 // currentRel returns the relocation of the types given at off in s's
@@ -499,7 +514,7 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 	}
 	if cur.bytes != want.bytes {
 		p.out.Writes = append(p.out.Writes, Write{Func: s.Func, Section: s.Section, Addr: s.Literal, Slot: SlotLiteral, Off: s.LiteralOff,
-			Old: binary.LittleEndian.AppendUint64(nil, cur.bytes), New: binary.LittleEndian.AppendUint64(nil, want.bytes)})
+			Old: binary.LittleEndian.AppendUint64(p.bytes(8), cur.bytes), New: binary.LittleEndian.AppendUint64(p.bytes(8), want.bytes)})
 	}
 	if !sameRel(cur.rel, want.rel) {
 		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.Literal,
