@@ -247,8 +247,9 @@ type CompressedError struct {
 }
 
 func (e *CompressedError) Error() string {
-	return fmt.Sprintf("file %s is %s-compressed; patch commands need an uncompressed file: decompress it first (%s %s)",
-		e.Path, e.Compression, decompressCommand(e.Compression), e.Path)
+	// No "file X" prefix: the command names the file once, as for any error.
+	return fmt.Sprintf("is %s-compressed; patch commands need an uncompressed file: decompress it first (%s %s)",
+		e.Compression, decompressCommand(e.Compression), e.Path)
 }
 
 // Is makes errors.Is(err, ErrCompressed) true.

@@ -44,16 +44,21 @@ func DecodeRela(b []byte, name string) ([]Rela, error) {
 	}
 	out := make([]Rela, len(b)/RelaSize)
 	for i := range out {
-		e := b[i*RelaSize:]
-		info := binary.LittleEndian.Uint64(e[8:])
-		out[i] = Rela{
-			Off:    binary.LittleEndian.Uint64(e),
-			Type:   elf.R_AARCH64(uint32(info)),
-			Sym:    uint32(info >> 32),
-			Addend: int64(binary.LittleEndian.Uint64(e[16:])),
-		}
+		out[i] = decodeRela(b[i*RelaSize:])
 	}
 	return out, nil
+}
+
+// decodeRela decodes the Elf64_Rela at the start of e.
+func decodeRela(e []byte) Rela {
+	e = e[:RelaSize]
+	info := binary.LittleEndian.Uint64(e[8:])
+	return Rela{
+		Off:    binary.LittleEndian.Uint64(e),
+		Type:   elf.R_AARCH64(uint32(info)),
+		Sym:    uint32(info >> 32),
+		Addend: int64(binary.LittleEndian.Uint64(e[16:])),
+	}
 }
 
 // EncodeRela appends the little-endian encoding of rs to b.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
@@ -62,7 +64,7 @@ func Scan(r io.ReaderAt, path string) (*File, error) {
 		return nil, err
 	}
 	sc := &scanner{f: f, r: r, rel: f.Type == elf.ET_REL, rd: chunkReader{r: r}, lastSec: -1}
-	if sc.st, err = loadSymtab(f, sc.rel); err != nil {
+	if sc.st, err = loadSymtab(f, sc.rel, &sc.scratch); err != nil {
 		return nil, err
 	}
 	var recs []record
@@ -74,31 +76,25 @@ func Scan(r io.ReaderAt, path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmpRec := func(a, b record) int {
-		if a.sec != b.sec {
-			return cmp.Compare(a.sec, b.sec)
+	radixSort(recs, &sc.scratch)
+	// Equal records make one site: compact them in place, counting the
+	// (rare) repeats by site.
+	var dups map[int]int
+	n := 0
+	for i := range recs {
+		if i > 0 && recs[i].key == recs[n-1].key && recs[i].value == recs[n-1].value {
+			if dups == nil {
+				dups = map[int]int{}
+			}
+			dups[n-1]++
+			continue
 		}
-		return cmp.Compare(a.addr, b.addr)
+		recs[n] = recs[i]
+		n++
 	}
-	if !slices.IsSortedFunc(recs, cmpRec) {
-		slices.SortFunc(recs, cmpRec)
-	}
-	out := &File{Path: path, Type: f.Type, Sites: make([]Site, 0, len(recs))}
-	for i := 0; i < len(recs); {
-		j := i + 1
-		for j < len(recs) && recs[j].sec == recs[i].sec && recs[j].addr == recs[i].addr {
-			j++
-		}
-		s, err := sc.site(recs[i])
-		if err != nil {
-			return nil, err
-		}
-		if j-i > 1 {
-			s.Problems = append(s.Problems, Problem{CodeDuplicateEntry,
-				fmt.Sprintf("record %#x appears %d times in the entries table; it is kept once", recs[i].addr, j-i)})
-		}
-		out.Sites = append(out.Sites, s)
-		i = j
+	out := &File{Path: path, Type: f.Type, Sites: make([]Site, n)}
+	if err := sc.sites(out.Sites, recs[:n], dups); err != nil {
+		return nil, err
 	}
 	cmpSite := func(a, b Site) int {
 		if a.SectionIndex != b.SectionIndex {
@@ -123,13 +119,62 @@ type scanner struct {
 	relas    map[int][]Rela // ET_REL: loaded relocations of a text section, sorted by offset
 	dynRelas [][]uint64     // linked: relocated value of each entry of each range, once loaded
 
-	lastSec int // SectionAt cache
+	lastSec int     // SectionAt cache
+	scratch []keyed // radixSort's buffer, shared by the symbol and record sorts
 }
 
-// record is one entries-table value placed in a section.
-type record struct {
-	sec  int    // section index; 0 when the address is in no section
-	addr uint64 // ET_REL: offset in sec; linked: address
+// record is one entries-table value placed in a section: key is the
+// section index (0 when the address is in no section), value the offset in
+// it (ET_REL) or the address (linked files).
+type record = keyed
+
+// parallelSites is the fewest sites per goroutine worth starting one for.
+const parallelSites = 8192
+
+// sites fills out[k] with the site of recs[k], flagged duplicate-entry
+// when the entries table had dups[k] more copies of it. A large linked file's
+// sites are built on up to GOMAXPROCS goroutines, each with its own reader
+// window and lookup hint; the error is the one the first failing record
+// gives, as if built in order.
+func (sc *scanner) sites(out []Site, recs []record, dups map[int]int) error {
+	build := func(sc *scanner, lo, hi int) error {
+		for k := lo; k < hi; k++ {
+			s := &out[k]
+			if err := sc.site(recs[k], s); err != nil {
+				return err
+			}
+			if d := dups[k]; d > 0 {
+				s.Problems = append(s.Problems, Problem{CodeDuplicateEntry,
+					fmt.Sprintf("record %#x appears %d times in the entries table; it is kept once", recs[k].value, d+1)})
+			}
+		}
+		return nil
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(out)/parallelSites)
+	if sc.rel || workers <= 1 {
+		// ET_REL loads relocations lazily into shared maps; its files are small.
+		return build(sc, 0, len(out))
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		c := *sc
+		st := *sc.st
+		c.st, c.rd = &st, chunkReader{r: sc.r}
+		wg.Go(func() { errs[w] = build(&c, w*len(out)/workers, (w+1)*len(out)/workers) })
+	}
+	wg.Wait()
+	return firstErr(errs)
+}
+
+// firstErr returns the first non-nil error, or nil.
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // relRecords reads the records of an ET_REL file from the relocations of
@@ -187,7 +232,7 @@ func (sc *scanner) relRecords() ([]record, error) {
 					return nil, fmt.Errorf("%w: section %q entry %d at %#x: symbol %q is not defined in a section (st_shndx %d)",
 						ErrMalformed, s.Name, e, rl.Off, sc.st.name(int32(rl.Sym)), sym.shndx)
 				}
-				recs = append(recs, record{sec: int(sym.shndx), addr: sym.value + uint64(rl.Addend)})
+				recs = append(recs, record{key: uint32(sym.shndx), value: sym.value + uint64(rl.Addend)})
 			}
 		}
 		for e, ok := range covered {
@@ -232,7 +277,12 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 			}
 		}
 	}
-	var recs []record
+	total := uint64(0)
+	for _, rg := range ranges {
+		total += rg.size / 8
+	}
+	// One record per entry at most; a corrupt size is caught by readRange.
+	recs := make([]record, 0, min(total, 1<<20))
 	for ri, rg := range ranges {
 		if rg.size%8 != 0 {
 			return nil, fmt.Errorf("%w: section %q entries at %#x: size %d is not a multiple of 8", ErrMalformed, rg.name, rg.addr, rg.size)
@@ -252,24 +302,32 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 					continue
 				}
 			}
-			recs = append(recs, record{sec: sc.sectionIndexAt(v), addr: v})
+			recs = append(recs, record{key: uint32(sc.sectionIndexAt(v)), value: v})
 		}
 	}
 	return recs, nil
 }
 
 // readRange reads size bytes at off, growing the buffer as data arrives so
-// that a corrupt size cannot allocate more than the file holds.
+// that a corrupt size cannot allocate much more than the file holds.
 func readRange(r io.ReaderAt, off int64, size uint64) ([]byte, error) {
 	if off < 0 || size > 1<<40 {
 		return nil, fmt.Errorf("offset %#x size %#x out of range", off, size)
 	}
-	b, err := io.ReadAll(io.NewSectionReader(r, off, int64(size)))
-	if err != nil {
-		return nil, err
-	}
-	if uint64(len(b)) != size {
-		return nil, fmt.Errorf("file truncated: read %d of %d bytes", len(b), size)
+	b := make([]byte, 0, min(size, 4<<20))
+	for uint64(len(b)) < size {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, int(min(size-uint64(len(b)), uint64(cap(b)))))
+		}
+		end := min(uint64(cap(b)), size)
+		n, err := r.ReadAt(b[len(b):end], off+int64(len(b)))
+		b = b[:len(b)+n]
+		if uint64(len(b)) < end {
+			if err != nil && err != io.EOF {
+				return nil, err
+			}
+			return nil, fmt.Errorf("file truncated: read %d of %d bytes", len(b), size)
+		}
 	}
 	return b, nil
 }
@@ -310,12 +368,13 @@ func (sc *scanner) loadDynRelas(ranges []entriesRange) error {
 			if n%RelaSize != 0 || n == 0 {
 				return fmt.Errorf("%w: section %q at %#x: truncated at %#x: %w", ErrMalformed, s.Name, s.Offset, pos+int64(n), err)
 			}
-			rels, _ := DecodeRela(buf[:n], s.Name)
-			for k, rl := range rels {
-				p := slot(rl.Off)
+			for k := 0; k < n/RelaSize; k++ {
+				e := buf[k*RelaSize:]
+				p := slot(binary.LittleEndian.Uint64(e))
 				if p == nil {
 					continue
 				}
+				rl := decodeRela(e)
 				idx := int(pos)/RelaSize + k
 				switch {
 				case rl.Type == elf.R_AARCH64_RELATIVE:

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -283,8 +282,7 @@ func BenchmarkScanJSON(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		enc := json.NewEncoder(io.Discard)
-		if err := enc.Encode(f.JSON()); err != nil {
+		if err := f.WriteJSON(io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -74,7 +74,8 @@ func (w *window) dword(a uint64) (uint64, bool) {
 	return binary.LittleEndian.Uint64(w.b[a-w.lo:]), true
 }
 
-// site builds the Site of one record.
+// site fills *s (in place: a kernel has many, and a Site is large) with
+// the Site of one record.
 //
 // Layout, when a symbol says it: a function symbol at record+8 means
 // call-ops; one at the record, or at record-4 over a BTI, means classic.
@@ -83,15 +84,16 @@ func (w *window) dword(a uint64) (uint64, bool) {
 // classic (already initialised); an 8-aligned record followed, after the
 // would-be literal, by {NOP|MOV X9,X30} and {NOP|BL} → call-ops; otherwise
 // classic. The site then carries no-function.
-func (sc *scanner) site(rec record) (Site, error) {
-	s := Site{Record: rec.addr, SectionIndex: rec.sec, State: StateUnknown,
+func (sc *scanner) site(rec record, s *Site) error {
+	recSec := int(rec.key)
+	*s = Site{Record: rec.value, SectionIndex: recSec, State: StateUnknown,
 		LiteralOff: NoOffset, Slot1Off: NoOffset, Slot2Off: NoOffset}
-	R := rec.addr
+	R := rec.value
 	var sec *elf.Section
 	var base uint64
 	w := window{}
-	if rec.sec > 0 {
-		sec = sc.f.Sections[rec.sec]
+	if recSec > 0 {
+		sec = sc.f.Sections[recSec]
 		s.Section = sec.Name
 		if !sc.rel {
 			base = sec.Addr
@@ -105,14 +107,14 @@ func (sc *scanner) site(rec record) (Site, error) {
 			hi := min(R+20, end) // at most 24 bytes
 			b, err := sc.rd.get(int64(sec.Offset+(lo-base)), int(hi-lo), int64(sec.Offset+sec.Size))
 			if err != nil {
-				return s, fmt.Errorf("%w: section %q at %#x: reading the words of record %#x: %w", ErrMalformed, sec.Name, sec.Offset+(lo-base), R, err)
+				return fmt.Errorf("%w: section %q at %#x: reading the words of record %#x: %w", ErrMalformed, sec.Name, sec.Offset+(lo-base), R, err)
 			}
 			w = window{lo, hi, b}
 		}
 	}
-	key := uint16(0)
+	key := uint32(0)
 	if sc.rel {
-		key = uint16(rec.sec)
+		key = rec.key
 	}
 	isBTI := func(a uint64) bool { v, ok := w.word(a); return ok && encode.IsBTI(v) }
 
@@ -201,9 +203,9 @@ func (sc *scanner) site(rec record) (Site, error) {
 		if v, ok := w.dword(R); ok {
 			s.LiteralOff, s.LiteralWord = off(R), v
 		}
-		ref, err := sc.ops(&s, rec.sec, key)
+		ref, err := sc.ops(s, recSec, key)
 		if err != nil {
-			return s, err
+			return err
 		}
 		s.Ops = ref
 	}
@@ -219,9 +221,9 @@ func (sc *scanner) site(rec record) (Site, error) {
 	}
 	var call *Rela
 	if sc.rel {
-		rels, err := sc.relocsAt(rec.sec, slot1, s.CallSite+4)
+		rels, err := sc.relocsAt(recSec, slot1, s.CallSite+4)
 		if err != nil {
-			return s, err
+			return err
 		}
 		for _, rl := range rels {
 			switch {
@@ -256,11 +258,11 @@ func (sc *scanner) site(rec record) (Site, error) {
 			s.Target = &Ref{Addr: t, Sym: sc.symName(key, t)}
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // ops returns the value of a call-ops literal.
-func (sc *scanner) ops(s *Site, sec int, key uint16) (*Ref, error) {
+func (sc *scanner) ops(s *Site, sec int, key uint32) (*Ref, error) {
 	if sc.rel {
 		rels, err := sc.relocsAt(sec, s.Literal, s.Literal+8)
 		if err != nil {
@@ -289,7 +291,7 @@ func (sc *scanner) ops(s *Site, sec int, key uint16) (*Ref, error) {
 }
 
 // symName names the symbol defined exactly at (key, a), or "".
-func (sc *scanner) symName(key uint16, a uint64) string {
+func (sc *scanner) symName(key uint32, a uint64) string {
 	if i := sc.st.at(key, a, 3); i >= 0 {
 		return sc.st.name(i)
 	}

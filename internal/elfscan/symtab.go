@@ -1,18 +1,15 @@
 package elfscan
 
 import (
-	"bytes"
-	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"sort"
 	"unsafe"
 )
 
 // symtab is a compact view of one symbol table: names stay in the string
-// table until asked for, so a kernel's 100k symbols cost one allocation.
+// table until asked for, so a kernel's 100k symbols cost a few allocations.
 type symtab struct {
 	syms   []rawSym // by index; element 0 is the null symbol
 	sorted []symRef // useful symbols sorted by (key section, value, index)
@@ -21,15 +18,11 @@ type symtab struct {
 	hint   int  // lower's last answer: lookups come in address order
 }
 
-// symRef is one entry of the sorted index, compact for cache-friendly search.
-type symRef struct {
-	value uint64
-	idx   int32
-	key   uint16
-	rank  uint8 // rank()*2, +1 when local: smaller wins
-}
+// symRef is one entry of the sorted index: 16 bytes, for a cache-friendly
+// search and a cheap radix sort.
+type symRef = keyed
 
-func (a symRef) less(key uint16, v uint64) bool {
+func (a symRef) less(key uint32, v uint64) bool {
 	return a.key < key || a.key == key && a.value < v
 }
 
@@ -42,10 +35,22 @@ type rawSym struct {
 
 func (s rawSym) typ() elf.SymType { return elf.ST_TYPE(s.info) }
 
+// rank2 orders candidates at one address: rank()*2, +1 when local, so
+// smaller wins.
+func (s rawSym) rank2() uint8 {
+	r := uint8(rank(s) * 2)
+	if elf.ST_BIND(s.info) == elf.STB_LOCAL {
+		r++
+	}
+	return r
+}
+
 const symSize = 24 // sizeof(Elf64_Sym)
 
-// loadSymtab reads .symtab (else .dynsym) and its string table.
-func loadSymtab(f *elf.File, rel bool) (*symtab, error) {
+// loadSymtab reads .symtab (else .dynsym) and its string table. The
+// symbols are decoded as they stream in; only the string table is kept
+// whole (names share its memory).
+func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, error) {
 	var sec *elf.Section
 	for _, t := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 		for _, s := range f.Sections {
@@ -65,66 +70,61 @@ func loadSymtab(f *elf.File, rel bool) (*symtab, error) {
 	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
 		return nil, fmt.Errorf("%w: section %q: string table index %d out of range", ErrMalformed, sec.Name, sec.Link)
 	}
-	b, err := SafeData(sec)
-	if err != nil {
-		return nil, err
+	if sec.Type == elf.SHT_NOBITS {
+		return st, nil
 	}
-	if len(b)%symSize != 0 {
-		return nil, fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, sec.Name, sec.Offset, len(b), symSize)
+	if sec.Size%symSize != 0 {
+		return nil, fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, sec.Name, sec.Offset, sec.Size, symSize)
 	}
+	var err error
 	if st.strtab, err = SafeData(f.Sections[sec.Link]); err != nil {
 		return nil, err
 	}
-	n := len(b) / symSize
-	st.syms = make([]rawSym, n)
+	// Capacity from the header, but bounded: a corrupt size must not
+	// allocate more than the data that actually arrives.
+	n := int(min(sec.Size/symSize, 1<<20))
+	st.syms = make([]rawSym, 0, n)
 	st.sorted = make([]symRef, 0, n)
-	for i := range st.syms {
-		e := b[i*symSize : (i+1)*symSize]
-		s := rawSym{
-			name:  binary.LittleEndian.Uint32(e),
-			info:  e[4],
-			shndx: binary.LittleEndian.Uint16(e[6:]),
-			value: binary.LittleEndian.Uint64(e[8:]),
-			size:  binary.LittleEndian.Uint64(e[16:]),
+	err = streamSection(sec, symSize*2048, func(b []byte) error {
+		for ; len(b) >= symSize; b = b[symSize:] {
+			i := len(st.syms)
+			s := rawSym{
+				name:  binary.LittleEndian.Uint32(b),
+				info:  b[4],
+				shndx: binary.LittleEndian.Uint16(b[6:]),
+				value: binary.LittleEndian.Uint64(b[8:]),
+				size:  binary.LittleEndian.Uint64(b[16:]),
+			}
+			st.syms = append(st.syms, s)
+			if i == 0 || s.shndx == uint16(elf.SHN_UNDEF) || s.shndx >= uint16(elf.SHN_LORESERVE) && s.shndx != uint16(elf.SHN_ABS) {
+				continue
+			}
+			switch s.typ() {
+			case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_NOTYPE, elf.STT_GNU_IFUNC:
+			default:
+				continue
+			}
+			if st.isMapping(s) {
+				continue
+			}
+			st.sorted = append(st.sorted, symRef{value: s.value, idx: int32(i), key: st.key(s)})
 		}
-		st.syms[i] = s
-		if i == 0 || s.shndx == uint16(elf.SHN_UNDEF) || s.shndx >= uint16(elf.SHN_LORESERVE) && s.shndx != uint16(elf.SHN_ABS) {
-			continue
-		}
-		switch s.typ() {
-		case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_NOTYPE, elf.STT_GNU_IFUNC:
-		default:
-			continue
-		}
-		if st.isMapping(s) {
-			continue
-		}
-		r := uint8(rank(s) * 2)
-		if elf.ST_BIND(s.info) == elf.STB_LOCAL {
-			r++
-		}
-		st.sorted = append(st.sorted, symRef{value: s.value, idx: int32(i), key: st.key(s), rank: r})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	cmpRef := func(x, y symRef) int {
-		switch {
-		case x.key != y.key:
-			return cmp.Compare(x.key, y.key)
-		case x.value != y.value:
-			return cmp.Compare(x.value, y.value)
-		}
-		return cmp.Compare(x.idx, y.idx)
-	}
-	if !slices.IsSortedFunc(st.sorted, cmpRef) {
-		slices.SortFunc(st.sorted, cmpRef)
-	}
+	// Entries were appended in index order and radixSort is stable, so ties
+	// stay ordered by index.
+	radixSort(st.sorted, scratch)
 	return st, nil
 }
 
 // key is the section a symbol's value is relative to: st_shndx in ET_REL,
 // one address space otherwise.
-func (st *symtab) key(s rawSym) uint16 {
+func (st *symtab) key(s rawSym) uint32 {
 	if st.rel {
-		return s.shndx
+		return uint32(s.shndx)
 	}
 	return 0
 }
@@ -143,8 +143,11 @@ func (st *symtab) nameBytes(off uint32) []byte {
 		return nil
 	}
 	b := st.strtab[off:]
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
+	// Names are short: a plain loop beats IndexByte's set-up.
+	for i, c := range b {
+		if c == 0 {
+			return b[:i]
+		}
 	}
 	return b
 }
@@ -176,7 +179,7 @@ func rank(s rawSym) int {
 // lower returns the first position in sorted whose (key, value) >=
 // (sec, v). Lookups mostly come in increasing order, so it first tries a
 // few steps forward from the last answer.
-func (st *symtab) lower(sec uint16, v uint64) int {
+func (st *symtab) lower(sec uint32, v uint64) int {
 	n := len(st.sorted)
 	if h := st.hint; h <= n && (h == 0 || st.sorted[h-1].less(sec, v)) {
 		for k := 0; k < 8; k, h = k+1, h+1 {
@@ -194,29 +197,29 @@ func (st *symtab) lower(sec uint16, v uint64) int {
 // at returns the best symbol defined exactly at (sec, v) whose rank is at
 // most maxRank, or -1: by rank, then global before local, then the lowest
 // index (deterministic).
-func (st *symtab) at(sec uint16, v uint64, maxRank int) int32 {
+func (st *symtab) at(sec uint32, v uint64, maxRank int) int32 {
 	best, bestRank := int32(-1), uint8(maxRank*2+2)
 	for i := st.lower(sec, v); i < len(st.sorted); i++ {
 		r := st.sorted[i]
 		if r.key != sec || r.value != v {
 			break
 		}
-		if r.rank < bestRank {
-			best, bestRank = r.idx, r.rank
+		if rk := st.syms[r.idx].rank2(); rk < bestRank {
+			best, bestRank = r.idx, rk
 		}
 	}
 	return best
 }
 
 // containing returns a sized function symbol covering (sec, v), or -1.
-func (st *symtab) containing(sec uint16, v uint64) int32 {
+func (st *symtab) containing(sec uint32, v uint64) int32 {
 	i := st.lower(sec, v+1) - 1
 	for n := 0; i >= 0 && n < 256; i, n = i-1, n+1 {
 		r := st.sorted[i]
 		if r.key != sec {
 			break
 		}
-		if s := st.syms[r.idx]; r.rank/2 == 0 && v-s.value < s.size {
+		if s := st.syms[r.idx]; rank(s) == 0 && v-s.value < s.size {
 			return r.idx
 		}
 	}
@@ -226,7 +229,10 @@ func (st *symtab) containing(sec uint16, v uint64) int32 {
 // lookup finds a symbol by name, or -1.
 func (st *symtab) lookup(name string) int32 {
 	for i := 1; i < len(st.syms); i++ {
-		if string(st.nameBytes(st.syms[i].name)) == name && st.syms[i].shndx != uint16(elf.SHN_UNDEF) {
+		// nameBytes(...) == name, without scanning every name for its end.
+		off, end := int(st.syms[i].name), int(st.syms[i].name)+len(name)
+		if end <= len(st.strtab) && (end == len(st.strtab) || st.strtab[end] == 0) &&
+			string(st.strtab[off:end]) == name && st.syms[i].shndx != uint16(elf.SHN_UNDEF) {
 			return int32(i)
 		}
 	}

@@ -1,0 +1,147 @@
+package elfscan
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
+)
+
+// encodingJSON is the oracle: what `scan --json` wrote before the
+// hand-written encoder, json.Encoder over File.JSON().
+func encodingJSON(t testing.TB, f *File, html bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(html)
+	if err := enc.Encode(f.JSON()); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// appendJSONMode is AppendJSON with HTML escaping on or off, so that the
+// string escaping is checked against both of encoding/json's modes.
+func appendJSONMode(f *File, html bool) []byte {
+	b := f.appendHead(nil, html)
+	b = f.appendSites(b, 0, len(f.Sites), html)
+	return f.appendTail(b)
+}
+
+func checkJSON(t *testing.T, name string, f *File) {
+	t.Helper()
+	for _, html := range []bool{false, true} {
+		want := encodingJSON(t, f, html)
+		if got := appendJSONMode(f, html); !bytes.Equal(got, want) {
+			t.Fatalf("%s (html %v): hand-written JSON differs from encoding/json at byte %d:\n got %q\nwant %q",
+				name, html, firstDiff(got, want), clip(got, firstDiff(got, want)), clip(want, firstDiff(got, want)))
+		}
+	}
+	want := encodingJSON(t, f, false)
+	if got := f.AppendJSON(nil); !bytes.Equal(got, want) {
+		t.Fatalf("%s: AppendJSON differs from encoding/json at byte %d", name, firstDiff(got, want))
+	}
+	var buf bytes.Buffer
+	if err := f.WriteJSON(&buf); err != nil || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("%s: WriteJSON (err %v) differs from encoding/json at byte %d", name, err, firstDiff(buf.Bytes(), want))
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func clip(b []byte, at int) []byte { return b[max(0, at-60):min(len(b), at+60)] }
+
+func TestAppendJSONFixtures(t *testing.T) {
+	for _, p := range testutil.Fixtures(t, "*-*-*.*") {
+		if strings.HasSuffix(p, ".md") {
+			continue
+		}
+		f, err := ScanFile(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		checkJSON(t, p, f)
+	}
+}
+
+// hostile are strings that exercise every branch of the escaping.
+var hostile = []string{
+	"", "plain", `q"uote`, `back\slash`, "ctl\x00\x01\x1f\x7f", "\b\f\n\r\t", "<script>&amp;</script>",
+	"caf\u00e9", "\u2028\u2029", "emoji \U0001F600", "bad\xff\xfeutf8", "trunc\xe2\x80", "\xe2\x80",
+	"\xed\xa0\x80 surrogate", "\xf4\x90\x80\x80 too big", "\xc0\xaf overlong", "mix\"\\<\u2028\xff",
+}
+
+func randString(r *rand.Rand) string {
+	if r.IntN(3) == 0 {
+		return hostile[r.IntN(len(hostile))]
+	}
+	const alphabet = "ab_.$<>&\"\\\x00\x1f\x7f\xc3\xa9\xe2\x80\xa8\xa9\xff\xf0\x9f\x98\x80"
+	b := make([]byte, r.IntN(12))
+	for i := range b {
+		b[i] = alphabet[r.IntN(len(alphabet))]
+	}
+	return string(b)
+}
+
+func randRef(r *rand.Rand) *Ref {
+	if r.IntN(3) == 0 {
+		return nil
+	}
+	addrs := []uint64{0, 1, 0x10, math.MaxUint64, 1 << 63, uint64(math.MaxInt64), r.Uint64()}
+	ref := &Ref{Addr: addrs[r.IntN(len(addrs))]}
+	if r.IntN(2) == 0 {
+		ref.Sym = randString(r)
+	}
+	return ref
+}
+
+// Random sites and names, in every ELF type, against encoding/json.
+func TestAppendJSONRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	layouts := []Layout{LayoutCallOps, LayoutClassic, Layout(`we<ird"`)}
+	states := []State{StateNop, StateInit, StateEnabled, StateUnknown, State("\xff")}
+	for iter := range 300 {
+		f := &File{Path: randString(r), Type: []elf.Type{elf.ET_REL, elf.ET_EXEC, elf.ET_DYN, elf.ET_CORE}[iter%4]}
+		n := r.IntN(6)
+		if iter%50 == 0 {
+			n = 2*jsonChunk + r.IntN(jsonChunk) // WriteJSON's chunked path
+		}
+		for range n {
+			s := Site{Func: randString(r), Section: randString(r), Entry: r.Uint64(), CallSite: r.Uint64() >> r.IntN(64),
+				Literal: r.Uint64(), Record: r.Uint64() >> 8, Layout: layouts[r.IntN(len(layouts))], BTI: r.IntN(2) == 0,
+				State: states[r.IntN(len(states))], Ops: randRef(r), Target: randRef(r)}
+			for range r.IntN(3) {
+				s.Problems = append(s.Problems, Problem{Code(randString(r)), randString(r)})
+			}
+			f.Sites = append(f.Sites, s)
+		}
+		checkJSON(t, "random", f)
+	}
+}
+
+// Every string, as a site's names and a file path, against encoding/json.
+func FuzzAppendJSON(f *testing.F) {
+	for _, s := range hostile {
+		f.Add(s, int64(-8))
+	}
+	f.Fuzz(func(t *testing.T, s string, addend int64) {
+		ref := &Ref{Addr: uint64(addend), Sym: s}
+		for _, typ := range []elf.Type{elf.ET_REL, elf.ET_DYN} {
+			file := &File{Path: s, Type: typ, Sites: []Site{{Func: s, Section: s, Layout: LayoutCallOps, State: State(s),
+				Ops: ref, Target: ref, Problems: []Problem{{Code(s), s}}}}}
+			checkJSON(t, "fuzz", file)
+		}
+	})
+}

@@ -1,0 +1,90 @@
+package elfscan
+
+// keyed is a value placed in a section: the element of radixSort, 16
+// bytes. It is a symbol in the sorted index (idx its symbol index) or an
+// entries-table record (key its section index, value its address).
+type keyed struct {
+	value uint64
+	key   uint32 // section: compared first
+	idx   int32
+}
+
+// radixSort sorts a by (key, value), stably, with an LSD radix sort on
+// bytes: a kernel's symbols and entries are large and only nearly sorted,
+// where a comparison sort spends most of a scan. Bytes that are the same
+// in every element (the high bytes of kernel addresses, the key of linked
+// files) cost no pass. *scratch is grown as needed and kept for the next
+// sort.
+func radixSort(a []keyed, scratch *[]keyed) {
+	const small = 64
+	if len(a) <= small {
+		insertionSort(a)
+		return
+	}
+	if isSorted(a) {
+		return
+	}
+	// Digits 0..7 are value's bytes, 8..11 key's, least significant first.
+	digit := func(e *keyed, d int) byte {
+		if d < 8 {
+			return byte(e.value >> (8 * d))
+		}
+		return byte(e.key >> (8 * (d - 8)))
+	}
+	var counts [12][256]int
+	for i := range a {
+		e := &a[i]
+		for d := range 8 {
+			counts[d][byte(e.value>>(8*d))]++
+		}
+		for d := range 4 {
+			counts[8+d][byte(e.key>>(8*d))]++
+		}
+	}
+	if cap(*scratch) < len(a) {
+		*scratch = make([]keyed, len(a))
+	}
+	tmp := (*scratch)[:len(a)]
+	src, dst := a, tmp
+	for d := range 12 {
+		c := &counts[d]
+		if c[digit(&src[0], d)] == len(a) {
+			continue // the same in every element
+		}
+		pos := 0
+		for b := range c {
+			c[b], pos = pos, pos+c[b]
+		}
+		for i := range src {
+			k := digit(&src[i], d)
+			dst[c[k]] = src[i]
+			c[k]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &a[0] {
+		copy(a, src)
+	}
+}
+
+func keyedLess(x, y *keyed) bool {
+	return x.key < y.key || x.key == y.key && x.value < y.value
+}
+
+func isSorted(a []keyed) bool {
+	for i := 1; i < len(a); i++ {
+		if keyedLess(&a[i], &a[i-1]) {
+			return false
+		}
+	}
+	return true
+}
+
+// insertionSort is stable, for short slices.
+func insertionSort(a []keyed) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && keyedLess(&a[j], &a[j-1]); j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
