@@ -29,10 +29,15 @@ type VerifyOptions struct {
 }
 
 // runAgainst runs the static --against comparison of orig and patched,
-// writes its report to out and returns how many findings it had.
-func runAgainst(orig, patched string, out io.Writer, jsonOut bool) (findings int, err error) {
+// then runs each intermediate state on the emulator with vopts, writes the
+// report to out and returns how many findings it had.
+func runAgainst(orig, patched string, vopts verify.Options, out io.Writer, jsonOut bool) (findings int, err error) {
 	rep, err := verify.Against(orig, patched, verify.AgainstOptions{})
 	if err != nil {
+		return 0, err
+	}
+	vopts.Progress = nil
+	if err := verify.RunIntermediates(rep, vopts); err != nil {
 		return 0, err
 	}
 	if jsonOut {
@@ -167,7 +172,7 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 	}
 	wg.Wait()
 	if opts.Against != "" && len(inputErrs) == 0 {
-		n, err := runAgainst(opts.Against, files[0], io.Out, opts.JSON)
+		n, err := runAgainst(opts.Against, files[0], vopts, io.Out, opts.JSON)
 		if err != nil {
 			inputErrs = append(inputErrs, fmt.Errorf("--against %s: %w", opts.Against, err))
 		}

@@ -94,6 +94,12 @@ type IntermediateCheck struct {
 	Like    string `json:"like"`   // "old" or "new": the state it must behave as
 	Proven  bool   `json:"proven"` // shown statically: slot2 is NOP, so the literal is unreachable
 	Detail  string `json:"detail"`
+	// Set by RunIntermediates: the state was run on the emulator (Ran) and
+	// behaved as Like says (Behaves); Run says what it showed, or why no
+	// run happened.
+	Ran     bool   `json:"ran"`
+	Behaves bool   `json:"behaves"`
+	Run     string `json:"run,omitempty"`
 }
 
 // AgainstCounts sums up a report.
@@ -105,6 +111,8 @@ type AgainstCounts struct {
 	NotLiveSafe    int                `json:"not_live_safe"`
 	Intermediates  int                `json:"intermediates"`
 	Unproven       int                `json:"intermediates_unproven"`
+	Ran            int                `json:"intermediates_ran"`    // RunIntermediates
+	RunFailed      int                `json:"intermediates_failed"` // RunIntermediates: each also a problem
 	RelocsAdded    int                `json:"relocs_added"`
 	RelocsRemoved  int                `json:"relocs_removed"`
 	SymbolsAdded   int                `json:"symbols_added"`
@@ -173,6 +181,9 @@ func (r *AgainstReport) Write(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "  live-safe: %s (%d changes live-safe, %d not; %d intermediate states, %d unproven)\n",
 		live, c.LiveSafe, c.NotLiveSafe, c.Intermediates, c.Unproven)
+	if c.Ran > 0 || c.RunFailed > 0 {
+		fmt.Fprintf(&b, "  intermediate states run on the CPU: %d, %d behave as required, %d failed\n", c.Ran, c.Ran-c.RunFailed, c.RunFailed)
+	}
 	if c.Problems > 0 {
 		fmt.Fprintf(&b, "  problems: %d\n", c.Problems)
 		for i, p := range r.Problems {

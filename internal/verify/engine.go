@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -45,8 +46,17 @@ type engine struct {
 
 	calls    int
 	callArgs [4]uint64
+	// runEntry is where the current run starts; atEntry is true until its
+	// first instruction: when op->func is itself a traced function, the
+	// hook fires there, and that is the run starting, not a call.
+	runEntry uint64
+	atEntry  bool
 
 	dirty bool // a run failed: translations may be stale (see run)
+
+	// priv are the engine's own copies of some regions (newEngineCOW),
+	// which it may overwrite; every other region is the image's, shared.
+	priv []privRegion
 
 	guard    sync.Mutex // with the watchdog
 	running  bool
@@ -54,7 +64,21 @@ type engine struct {
 	timedOut bool
 }
 
+// privRegion is an engine's private copy of a region's bytes.
+type privRegion struct {
+	addr uint64
+	mem  []byte
+}
+
 func newEngine(img *Image, opts Options) (e *engine, err error) {
+	return newEngineCOW(img, opts, nil)
+}
+
+// newEngineCOW is newEngine with the regions for which cow returns true
+// mapped from a private copy of the image's bytes, made now: the engine may
+// overwrite them (see engine.overlay) without any other engine, or the
+// image, seeing it. cow nil copies nothing.
+func newEngineCOW(img *Image, opts Options, cow func(*region) bool) (e *engine, err error) {
 	mu, err := uc.NewUnicorn(uc.ARCH_ARM64, uc.MODE_ARM)
 	if err != nil {
 		return nil, fmt.Errorf("unicorn: %w", err)
@@ -66,7 +90,17 @@ func newEngine(img *Image, opts Options) (e *engine, err error) {
 		}
 	}()
 	for _, r := range img.regions {
-		if err := mu.MemMapPtr(r.addr, r.size, r.prot, unsafe.Pointer(&r.mem[0])); err != nil {
+		mem := r.mem
+		if cow != nil && cow(r) {
+			m, err := syscall.Mmap(-1, 0, int(r.size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+			if err != nil {
+				return nil, fmt.Errorf("copying %s: %w", r.name, err)
+			}
+			copy(m, r.mem)
+			e.priv = append(e.priv, privRegion{r.addr, m})
+			mem = m
+		}
+		if err := mu.MemMapPtr(r.addr, r.size, r.prot, unsafe.Pointer(&mem[0])); err != nil {
 			return nil, fmt.Errorf("mapping %s at %#x: %w", r.name, r.addr, err)
 		}
 	}
@@ -108,6 +142,12 @@ func (e *engine) onFunc(mu uc.Unicorn, addr uint64, _ uint32) {
 	if !e.img.funcs[addr] {
 		return
 	}
+	if e.atEntry {
+		e.atEntry = false
+		if addr == e.runEntry {
+			return
+		}
+	}
 	e.calls++
 	if err := mu.ReadBatch(e.args, e.argv[:]); err != nil {
 		mu.Stop()
@@ -126,6 +166,21 @@ func (e *engine) close() {
 	e.in.Free()
 	e.out.Free()
 	e.args.Free()
+	for _, p := range e.priv { // after Close: Unicorn maps them until then
+		syscall.Munmap(p.mem)
+	}
+	e.priv = nil
+}
+
+// private returns the n bytes at addr in the engine's own copy of a region,
+// or nil when they are not all in one.
+func (e *engine) private(addr, n uint64) []byte {
+	for _, p := range e.priv {
+		if addr >= p.addr && addr+n >= addr && addr+n <= p.addr+uint64(len(p.mem)) {
+			return p.mem[addr-p.addr : addr-p.addr+n]
+		}
+	}
+	return nil
 }
 
 // seedRegs draws X0..X29 (distinct), NZCV, and sets X30 and SP.
@@ -179,6 +234,7 @@ func (e *engine) run1(s *site) *Failure {
 		return &Failure{Expected: "registers set", Observed: err.Error()}
 	}
 	e.calls = 0
+	e.runEntry, e.atEntry = s.entry, true
 	until := s.callSite + 4
 	e.guard.Lock()
 	e.running, e.started, e.timedOut = true, time.Now(), false

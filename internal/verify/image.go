@@ -62,6 +62,7 @@ type Image struct {
 
 	sites []site
 	funcs map[uint64]bool // op->func addresses to intercept
+	rel   *relLayout      // ET_REL: where sections went (nil when linked)
 }
 
 const (

@@ -35,9 +35,10 @@ func Load(path string, opts Options) (*Image, error) {
 // LoadELF lays out an opened file whose scan is sf.
 func LoadELF(f *elf.File, r io.ReaderAt, sf *elfscan.File, opts Options) (img *Image, err error) {
 	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.trampoline(), funcs: map[uint64]bool{}}
+	built := img // `return nil, err` has cleared img by the time this runs
 	defer func() {
 		if err != nil {
-			img.Close()
+			built.Close()
 			img = nil
 		}
 	}()
@@ -59,6 +60,7 @@ func LoadELF(f *elf.File, r io.ReaderAt, sf *elfscan.File, opts Options) (img *I
 	if err = img.addStandins(); err != nil {
 		return nil, err
 	}
+	img.rel = rel
 	img.bind(f, rel, dynOther, sf.Sites, opts)
 	return img, nil
 }
@@ -121,6 +123,12 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		return
 	}
 	fn, ok := img.read64(op)
+	if ok && fn >= op && fn-op < 16 {
+		// op->func inside the ops struct (a literal pointing at itself):
+		// data that would run as code.
+		s.fail("literal -> ops whose first word -> code", fmt.Sprintf("literal %#x -> func %#x, inside the ops itself", op, fn))
+		return
+	}
 	if !ok || !img.isCode(fn) {
 		s.fail("literal -> ops whose first word -> code", fmt.Sprintf("literal %#x -> %s", op, describeFunc(ok, fn)))
 		return
