@@ -13,7 +13,6 @@ type EnableOptions struct {
 	Trampoline     string // --trampoline: the BL target
 	InitToo        bool   // --init: also initialise nop sites
 	SkipMisaligned bool   // --skip-misaligned
-	AllowAbsolute  bool   // --allow-absolute
 }
 
 func init() { commands = append(commands, newEnableCmd) }
@@ -39,7 +38,6 @@ R_AARCH64_CALL26 relocations; missing symbols are added as undefined.`,
 	f.StringVar(&opts.Trampoline, "trampoline", patch.DefaultTrampoline, "BL target: `SYM` or 0xADDR")
 	f.BoolVar(&opts.InitToo, "init", false, "also initialise sites that are still nop")
 	f.BoolVar(&opts.SkipMisaligned, "skip-misaligned", false, "leave sites with a misaligned literal untouched (reported on stderr)")
-	f.BoolVar(&opts.AllowAbsolute, "allow-absolute", false, "store an absolute ops address in a PIE/shared file (no dynamic relocation)")
 	return cmd
 }
 
@@ -64,6 +62,6 @@ func runEnable(opts *EnableOptions, io *IO) error {
 	if req.Trampoline.IsZero() {
 		return UsageErrorf("--trampoline 0: a BL to address 0 is not a trampoline")
 	}
-	req.InitToo, req.SkipMisaligned, req.AllowAbsolute = opts.InitToo, opts.SkipMisaligned, opts.AllowAbsolute
+	req.InitToo, req.SkipMisaligned = opts.InitToo, opts.SkipMisaligned
 	return runPatch(&opts.PatchOptions, req, io)
 }

@@ -20,6 +20,9 @@ type PatchOptions struct {
 	DefaultOps string   // --default-ops: the literal's idle value (init, disable)
 	Funcs      []string // --func: globs of functions to touch
 	Exclude    []string // --exclude: globs of functions to leave alone
+	// AllowAbsolute (--allow-absolute) lets a non-zero literal be stored in
+	// a PIE or shared file that has no dynamic relocation for it.
+	AllowAbsolute bool
 }
 
 func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
@@ -27,6 +30,7 @@ func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the planned writes (function, address, old word, new word) and write nothing")
 	f.StringArrayVar(&o.Funcs, "func", nil, "only functions matching `GLOB` (path.Match; repeatable)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave functions matching `GLOB` alone (repeatable)")
+	f.BoolVar(&o.AllowAbsolute, "allow-absolute", false, "store an absolute ops address in a PIE/shared file (no dynamic relocation)")
 	if defaultOps {
 		f.StringVar(&o.DefaultOps, "default-ops", "", "idle value of the literal: `SYM` or 0xADDR (default 0)")
 	}
@@ -45,7 +49,7 @@ func oneFile(name string, file *string) cobra.PositionalArgs {
 
 // request builds the common part of a patch request from the flags.
 func (o *PatchOptions) request(op patch.Op) (patch.Request, error) {
-	req := patch.Request{Op: op, Funcs: o.Funcs, Exclude: o.Exclude}
+	req := patch.Request{Op: op, Funcs: o.Funcs, Exclude: o.Exclude, AllowAbsolute: o.AllowAbsolute}
 	for _, g := range append(append([]string(nil), o.Funcs...), o.Exclude...) {
 		if _, err := path.Match(g, ""); err != nil {
 			return req, UsageErrorf("bad glob %q: %v", g, err)

@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"debug/elf"
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -58,9 +57,14 @@ read is reported on stderr and makes the exit status 2.`,
 }
 
 type scanResult struct {
-	f   *elfscan.File
-	err error
+	f    *elfscan.File
+	json []byte // --json line, encoded by the worker for a small file
+	err  error
 }
+
+// smallJSON is the most sites a worker encodes itself; larger files are
+// encoded by File.WriteJSON, in parallel chunks, as they are written.
+const smallJSON = 4096
 
 func runScan(opts *ScanOptions, io *IO) error {
 	if opts.Jobs < 1 {
@@ -71,8 +75,6 @@ func runScan(opts *ScanOptions, io *IO) error {
 		return err
 	}
 	out := bufio.NewWriterSize(io.Out, 256<<10)
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
 	var inputErrs []error
 	byCode := map[elfscan.Code]int{}
 	problems, sites := 0, 0
@@ -81,9 +83,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 		func(i int) scanResult {
 			f, err := scanOne(files[i])
 			if err != nil {
-				err = fmt.Errorf("file %s: %w", files[i], err)
+				return scanResult{err: fmt.Errorf("file %s: %w", files[i], err)}
 			}
-			return scanResult{f, err}
+			r := scanResult{f: f}
+			if opts.JSON && len(f.Sites) <= smallJSON {
+				r.json = f.AppendJSON(nil)
+			}
+			return r
 		},
 		func(i int, r scanResult) {
 			if r.err != nil {
@@ -103,9 +109,12 @@ func runScan(opts *ScanOptions, io *IO) error {
 			if writeErr != nil {
 				return
 			}
-			if opts.JSON {
-				writeErr = enc.Encode(r.f.JSON())
-			} else {
+			switch {
+			case r.json != nil:
+				_, writeErr = out.Write(r.json)
+			case opts.JSON:
+				writeErr = r.f.WriteJSON(out)
+			default:
 				writeErr = printScanText(out, r.f)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -181,5 +182,19 @@ func TestScanFlags(t *testing.T) {
 	cmd.SetArgs([]string{})
 	if err := cmd.Execute(); err == nil || !isArgsError(err) {
 		t.Errorf("no FILE: err %v, want a usage error", err)
+	}
+}
+
+// BenchmarkScanJSONFile is `scan --json FILE` without the process around it.
+func BenchmarkScanJSONFile(b *testing.B) {
+	path := os.Getenv("FTPATCH_BENCH_FILE")
+	if path == "" {
+		b.Skip("set FTPATCH_BENCH_FILE (make bench builds build/bench/vmlinux.elf)")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := runScan(&ScanOptions{JSON: true, Jobs: 2, Files: []string{path}}, &IO{Out: io.Discard, Err: io.Discard}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -310,7 +310,20 @@ func Plan(in *Input, req Request) (*Changes, error) {
 	if err := p.is.err(); err != nil {
 		return nil, err
 	}
+	p.dropUnusedSymbols()
 	return p.out, nil
+}
+
+// dropUnusedSymbols forgets the planned undefined symbols when no planned
+// relocation refers to one (say, --func matched nothing), so the file is
+// left as it was rather than gaining symbols nothing uses.
+func (p *planner) dropUnusedSymbols() {
+	for _, r := range p.out.Relocs {
+		if r.New != nil && int(r.New.Sym) >= len(p.in.rel.syms) {
+			return
+		}
+	}
+	p.out.NewSyms = nil
 }
 
 func (p *planner) hasSelected() bool {
