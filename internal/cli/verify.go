@@ -233,7 +233,7 @@ func toVerifyJSON(r *verify.Report) verifyJSON {
 	return j
 }
 
-func elfTypeName(r *verify.Report) string { return r.ELFType.String() }
+func elfTypeName(r *verify.Report) string { return elfscan.ElfTypeName(r.ELFType) }
 
 func printVerifyText(w io.Writer, r *verify.Report) {
 	var states []string

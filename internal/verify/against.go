@@ -31,6 +31,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -64,8 +65,8 @@ const (
 // Change is one changed word of a patch site.
 type Change struct {
 	Section    string     `json:"section"`
-	Offset     uint64     `json:"offset"`      // in Section
-	Address    uint64     `json:"address"`     // linked: virtual address; ET_REL: = Offset
+	Offset     Addr       `json:"offset"`      // in Section
+	Address    Addr       `json:"address"`     // linked: virtual address; ET_REL: = Offset
 	FileOffset int64      `json:"file_offset"` // in ORIG
 	Func       string     `json:"func"`
 	Kind       ChangeKind `json:"kind"`
@@ -78,8 +79,8 @@ type Change struct {
 // AgainstProblem is one difference that is not an allowed patch.
 type AgainstProblem struct {
 	Section    string `json:"section"`
-	Offset     uint64 `json:"offset"`  // in Section
-	Address    uint64 `json:"address"` // linked: virtual address (0 when not allocated); ET_REL: = Offset
+	Offset     Addr   `json:"offset"`  // in Section
+	Address    Addr   `json:"address"` // linked: virtual address (0 when not allocated); ET_REL: = Offset
 	FileOffset int64  `json:"file_offset"`
 	Func       string `json:"func,omitempty"`
 	Detail     string `json:"detail"`
@@ -88,7 +89,7 @@ type AgainstProblem struct {
 // IntermediateCheck is the static verdict on one site's intermediate state.
 type IntermediateCheck struct {
 	Section string `json:"section"`
-	Address uint64 `json:"address"` // the site's entry
+	Address Addr   `json:"address"` // the site's entry
 	Func    string `json:"func"`
 	Order   string `json:"order"`
 	Like    string `json:"like"`   // "old" or "new": the state it must behave as
@@ -127,12 +128,32 @@ type AgainstCounts struct {
 type AgainstReport struct {
 	Orig          string              `json:"orig"`
 	File          string              `json:"file"`
-	Type          string              `json:"type"`
+	Type          string              `json:"elf_type"`
 	Changes       []Change            `json:"changes"`
 	Intermediates []IntermediateCheck `json:"intermediates"`
 	Problems      []AgainstProblem    `json:"problems"`
 	Counts        AgainstCounts       `json:"counts"`
 	LiveSafe      bool                `json:"live_safe"` // no problem, every change live-safe, every intermediate proven
+}
+
+// Addr is an address or offset; in JSON a "0x…" string, as in scan --json.
+type Addr uint64
+
+// MarshalJSON writes a as a quoted hex string.
+func (a Addr) MarshalJSON() ([]byte, error) { return []byte(`"` + elfscan.Hex(uint64(a)) + `"`), nil }
+
+// UnmarshalJSON reads a "0x…" string.
+func (a *Addr) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", s, err)
+	}
+	*a = Addr(v)
+	return nil
 }
 
 // Failed reports whether some difference is not an allowed patch.
@@ -455,7 +476,7 @@ func (a *against) problem(l agLoc, detail string) {
 	if len(a.r.Problems) >= a.opts.MaxProblems {
 		return
 	}
-	a.r.Problems = append(a.r.Problems, AgainstProblem{Section: l.section, Offset: l.offset, Address: l.addr,
+	a.r.Problems = append(a.r.Problems, AgainstProblem{Section: l.section, Offset: Addr(l.offset), Address: Addr(l.addr),
 		FileOffset: l.fileOffset, Func: l.fn, Detail: detail})
 }
 
@@ -1072,7 +1093,7 @@ func (a *against) classify(i int) {
 		return l
 	}
 	change := func(l agLoc, kind ChangeKind, old, new string, safe bool, why string) {
-		a.r.Changes = append(a.r.Changes, Change{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset,
+		a.r.Changes = append(a.r.Changes, Change{Section: l.section, Offset: Addr(l.offset), Address: Addr(l.addr), FileOffset: l.fileOffset,
 			Func: l.fn, Kind: kind, Old: old, New: new, LiveSafe: safe, Why: why})
 		a.r.Counts.Changes[kind]++
 		if safe {
@@ -1180,7 +1201,7 @@ func (a *against) classify(i int) {
 		if !in.Proven {
 			a.r.Counts.Unproven++
 		}
-		a.r.Intermediates = append(a.r.Intermediates, IntermediateCheck{Section: o.Section, Address: o.Entry, Func: o.Func,
+		a.r.Intermediates = append(a.r.Intermediates, IntermediateCheck{Section: o.Section, Address: Addr(o.Entry), Func: o.Func,
 			Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail})
 	}
 }

@@ -227,7 +227,7 @@ func agExpect(t *testing.T, r *AgainstReport, w agWant) {
 		t.Fatalf("defect not caught, want %+v", w)
 	}
 	for _, p := range r.Problems {
-		if p.Section == w.section && p.Offset == w.offset && p.Func == w.fn && strings.Contains(p.Detail, w.detail) {
+		if p.Section == w.section && uint64(p.Offset) == w.offset && p.Func == w.fn && strings.Contains(p.Detail, w.detail) {
 			return
 		}
 	}

@@ -107,7 +107,7 @@ func RunIntermediates(r *AgainstReport, opts Options) error {
 	}
 	listed := make(map[key]int, len(r.Intermediates))
 	for i, ic := range r.Intermediates {
-		listed[key{ic.Section, ic.Address}] = i
+		listed[key{ic.Section, uint64(ic.Address)}] = i
 	}
 	patched := make(map[agSiteKey]int, len(psf.Sites))
 	for i := range psf.Sites {
@@ -243,9 +243,9 @@ func RunIntermediates(r *AgainstReport, opts Options) error {
 		f.Disasm = j.disasm
 		ic.Run = fmt.Sprintf("ran on the CPU: does not behave as the %s state (%s): expected %s; observed %s", ic.Like, like, f.Expected, f.Observed)
 		r.Counts.RunFailed++
-		l := agLoc{section: ic.Section, addr: ic.Address, offset: ic.Address, fn: f.Func}
+		l := agLoc{section: ic.Section, addr: uint64(ic.Address), offset: uint64(ic.Address), fn: f.Func}
 		if sec := j.s.SectionIndex; of.Type != elf.ET_REL && sec > 0 && sec < len(of.Sections) {
-			l.offset = ic.Address - of.Sections[sec].Addr
+			l.offset = uint64(ic.Address) - of.Sections[sec].Addr
 		}
 		if j.s.Slot1Off != elfscan.NoOffset {
 			l.fileOffset = j.s.Slot1Off
