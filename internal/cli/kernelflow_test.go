@@ -95,6 +95,8 @@ type kfScanSite struct {
 	State          string   `json:"state"`
 	Ops            *string  `json:"ops"`
 	Target         *string  `json:"target"`
+	OpsSym         string   `json:"ops_sym"`
+	TargetSym      string   `json:"target_sym"`
 	Problems       []string `json:"problems"`
 	ProblemDetails []string `json:"problem_details"`
 }
@@ -175,6 +177,11 @@ func kfWantStates(t *testing.T, file string, sites map[string]kfScanSite, enable
 		}
 		if s.State != want {
 			t.Errorf("%s: %s is %s, want %s", file, fn, s.State, want)
+		}
+		// In the linked image the literal and the BL are named by the
+		// symbols defined there (not by a linker-script marker).
+		if want == "enabled" && s.Ops != nil && strings.HasPrefix(*s.Ops, "0x") && (s.OpsSym != "ops" || s.TargetSym != "ftrace_caller") {
+			t.Errorf("%s: %s names ops %q and target %q, want ops and ftrace_caller", file, fn, s.OpsSym, s.TargetSym)
 		}
 	}
 	for _, fn := range enabled {

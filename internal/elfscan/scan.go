@@ -29,8 +29,9 @@ const (
 const nopLiteral = uint64(encode.NOP) | uint64(encode.NOP)<<32
 
 // MisalignedHelp is the cause and fix named by every misaligned-literal problem.
-const MisalignedHelp = "usual causes: GCC puts cold functions in .text.unlikely aligned to only 4, or -Os; " +
-	"fix: build with -falign-functions=8 (GCC <= 13) or -fmin-function-alignment=8 (GCC 14+, Clang)"
+const MisalignedHelp = "usual causes: GCC before 14 puts cold functions in .text.unlikely aligned to only 4 " +
+	"(-falign-functions does not reach them), or -Os; fix: GCC 14+: -fmin-function-alignment=8; " +
+	"Clang: -falign-functions=8; older GCC: no -Os, and leave such functions untraced (enable --skip-misaligned)"
 
 // ScanFile scans the ELF file at path.
 func ScanFile(path string) (*File, error) {

@@ -211,6 +211,25 @@ func (st *symtab) at(sec uint32, v uint64, maxRank int) int32 {
 	return best
 }
 
+// object returns a data object (STT_OBJECT) defined exactly at (sec, v),
+// global before local, or -1.
+func (st *symtab) object(sec uint32, v uint64) int32 {
+	best := int32(-1)
+	for i := st.lower(sec, v); i < len(st.sorted); i++ {
+		r := st.sorted[i]
+		if r.key != sec || r.value != v {
+			break
+		}
+		if s := st.syms[r.idx]; s.typ() == elf.STT_OBJECT && (best < 0 || elf.ST_BIND(s.info) != elf.STB_LOCAL) {
+			best = r.idx
+			if elf.ST_BIND(s.info) != elf.STB_LOCAL {
+				break
+			}
+		}
+	}
+	return best
+}
+
 // containing returns a sized function symbol covering (sec, v), or -1.
 func (st *symtab) containing(sec uint32, v uint64) int32 {
 	i := st.lower(sec, v+1) - 1
