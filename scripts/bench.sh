@@ -271,11 +271,12 @@ bench_vs "init + enable --ops vs cp (big)" patch_big -- cp_big
 target "init + enable vs cp (big image)" "$last_ratio" "<=" 1.5 "${last_ratio:+${last_ratio}x}" "<= 1.50x"
 bench_vs "init + enable --ops vs cp + sync (big)" patch_big -- cp_sync_big
 target "init + enable vs cp + sync (big image)" "$last_ratio" "<=" 1.5 "${last_ratio:+${last_ratio}x}" "<= 1.50x"
-rss_cmds=()
+rss_cmds=("\"\$FTPATCH\" enable --init --ops ops --allow-absolute -o \"\$tmp/onepass-big.elf\" \"\$big\"")
 bench_vs "enable --init (one pass) vs cp (big)" onepass_big -- cp_big
 target "enable --init vs cp (big image)" "$last_ratio" "<=" 1.5 "${last_ratio:+${last_ratio}x}" "<= 1.50x"
 bench_vs "enable --init (one pass) vs cp + sync (big)" onepass_big -- cp_sync_big
 target "enable --init vs cp + sync (big image)" "$last_ratio" "<=" 1.5 "${last_ratio:+${last_ratio}x}" "<= 1.50x"
+rss_cmds=()
 rm -f "$tmp"/*-big.elf
 
 echo
