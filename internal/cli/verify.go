@@ -247,7 +247,7 @@ func printVerifyText(w io.Writer, r *verify.Report) {
 		verdict = "FAIL"
 	}
 	fmt.Fprintf(w, "%s: %s: %s, %d sites checked: %d passed, %d failed (%s) in %.3fs\n",
-		verdict, r.File, r.ELFType, r.Sites, r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds())
+		verdict, r.File, elfTypeName(r), r.Sites, r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds())
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "  %s at %#x (%s)\n    expected: %s\n    observed: %s\n", f.Func, f.Address, f.State, f.Expected, f.Observed)
 		for _, l := range f.Disasm {

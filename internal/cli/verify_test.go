@@ -84,7 +84,7 @@ func sampleReport() *verify.Report {
 func TestVerifyTextReport(t *testing.T) {
 	var b bytes.Buffer
 	printVerifyText(&b, sampleReport())
-	want := `FAIL: vmlinux: ET_DYN, 3 sites checked: 2 passed, 1 failed (nop 1, enabled 2) in 1.500s
+	want := `FAIL: vmlinux: DYN, 3 sites checked: 2 passed, 1 failed (nop 1, enabled 2) in 1.500s
   f3 at 0x401068 (enabled)
     expected: one call of op->func
     observed: X19 = 0x0 (was 0x1)

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
@@ -60,14 +61,18 @@ func ScanFile(path string) (*File, error) {
 // the call-ops layout the record is the literal and the entry is record+8
 // (then BTI C, if any); in the classic layout the record is slot1.
 func Scan(r io.ReaderAt, path string) (*File, error) {
+	T0 := time.Now()
+	tr := func(m string) { if os.Getenv("FTT") != "" { fmt.Fprintf(os.Stderr, "%s %v\n", m, time.Since(T0)) } }
 	f, err := OpenELF(r)
 	if err != nil {
 		return nil, err
 	}
+	tr("open")
 	sc := &scanner{f: f, r: r, rel: f.Type == elf.ET_REL, rd: chunkReader{r: r}, lastSec: -1}
 	if sc.st, err = loadSymtab(f, sc.rel, &sc.scratch); err != nil {
 		return nil, err
 	}
+	tr("symtab")
 	var recs []record
 	if sc.rel {
 		recs, err = sc.relRecords()
@@ -77,7 +82,9 @@ func Scan(r io.ReaderAt, path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr("recs")
 	radixSort(recs, &sc.scratch)
+	tr("sort")
 	// Equal records make one site: compact them in place, counting the
 	// (rare) repeats by site.
 	var dups map[int]int
@@ -97,6 +104,7 @@ func Scan(r io.ReaderAt, path string) (*File, error) {
 	if err := sc.sites(out.Sites, recs[:n], dups); err != nil {
 		return nil, err
 	}
+	tr("sites")
 	cmpSite := func(a, b Site) int {
 		if a.SectionIndex != b.SectionIndex {
 			return cmp.Compare(a.SectionIndex, b.SectionIndex)
