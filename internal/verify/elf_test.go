@@ -12,93 +12,15 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
-// needTool fails under CI=true when a tool is missing, and skips locally.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
-// scanOrSkip scans path. While elfscan.Scan is still the skeleton's stub,
-// linked files are scanned by miniScan below and objects skipped.
+// scanOrSkip scans path, failing the test on error.
 func scanOrSkip(t *testing.T, path string) *elfscan.File {
 	t.Helper()
 	sf, err := elfscan.ScanFile(path)
-	if err != nil && strings.Contains(err.Error(), "not implemented") {
-		return miniScan(t, path)
-	}
 	if err != nil {
 		t.Fatal(err)
-	}
-	return sf
-}
-
-// miniScan is a stand-in for elfscan.Scan on linked call-ops files only,
-// until the real scanner lands: records from __patchable_function_entries,
-// state from the words.
-func miniScan(t *testing.T, path string) *elfscan.File {
-	t.Helper()
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if f.Type == elf.ET_REL {
-		return miniScanRel(t, f, path)
-	}
-	sec := f.Section("__patchable_function_entries")
-	if sec == nil {
-		t.Fatalf("%s: no __patchable_function_entries", path)
-	}
-	data, _ := sec.Data()
-	syms, _ := f.Symbols()
-	off := func(addr uint64) int64 {
-		for _, p := range f.Progs {
-			if p.Type == elf.PT_LOAD && addr >= p.Vaddr && addr < p.Vaddr+p.Filesz {
-				return int64(p.Off + addr - p.Vaddr)
-			}
-		}
-		t.Fatalf("%#x not in the file", addr)
-		return 0
-	}
-	raw, _ := os.ReadFile(path)
-	w32 := func(a uint64) uint32 { return binary.LittleEndian.Uint32(raw[off(a):]) }
-	sf := &elfscan.File{Path: path, Type: f.Type}
-	for i := 0; i+8 <= len(data); i += 8 {
-		rec := binary.LittleEndian.Uint64(data[i:])
-		s := elfscan.Site{Record: rec, Literal: rec, Entry: rec + 8, Layout: elfscan.LayoutCallOps, Section: ".text"}
-		s.BTI = w32(s.Entry) == encode.BTIC
-		s.CallSite = s.Entry + 4
-		if s.BTI {
-			s.CallSite += 4
-		}
-		s.LiteralOff, s.Slot1Off, s.Slot2Off = off(rec), off(s.CallSite-4), off(s.CallSite)
-		s.Slot1Word, s.Slot2Word = w32(s.CallSite-4), w32(s.CallSite)
-		s.LiteralWord = binary.LittleEndian.Uint64(raw[s.LiteralOff:])
-		switch {
-		case s.Slot1Word == encode.NOP && s.Slot2Word == encode.NOP:
-			s.State = elfscan.StateNop
-		case s.Slot1Word == encode.MovX9X30 && s.Slot2Word == encode.NOP:
-			s.State = elfscan.StateInit
-		case s.Slot1Word == encode.MovX9X30 && encode.IsBL(s.Slot2Word):
-			s.State = elfscan.StateEnabled
-		default:
-			s.State = elfscan.StateUnknown
-		}
-		for _, sym := range syms {
-			if sym.Value == s.Entry && elf.ST_TYPE(sym.Info) == elf.STT_FUNC {
-				s.Func = sym.Name
-			}
-		}
-		sf.Sites = append(sf.Sites, s)
 	}
 	return sf
 }
@@ -118,7 +40,7 @@ int _start(void) { return f3(1, 2, 3); }
 // trampoline object, and returns the executable, the object and the
 // shared library.
 func buildProgram(t *testing.T) (exe, obj, so string) {
-	gcc := needTool(t, "aarch64-linux-gnu-gcc")
+	gcc := testutil.NeedTool(t, "aarch64-linux-gnu-gcc")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "prog.c")
 	os.WriteFile(src, []byte(testSrc), 0o644)
@@ -312,18 +234,9 @@ func TestELFHostile(t *testing.T) {
 
 // Every committed fixture, as built (state nop), passes.
 func TestFixturesNop(t *testing.T) {
-	paths, _ := filepath.Glob("../../testdata/fixtures/*")
-	var n int
-	for _, p := range paths {
-		if fi, err := os.Stat(p); err != nil || fi.IsDir() || strings.HasSuffix(p, ".c") || strings.HasSuffix(p, ".S") || strings.HasSuffix(p, ".txt") || strings.HasSuffix(p, ".md") {
-			continue
-		}
+	for _, p := range testutil.Fixtures(t, "*") {
 		if ok, _, _ := elfscan.SniffELF(p); !ok {
-			continue
-		}
-		n++
-		if _, err := elfscan.ScanFile(p); err != nil && strings.Contains(err.Error(), "not implemented") {
-			t.Skip("elfscan.Scan not implemented yet; miniScan does not read every fixture kind")
+			continue // the fixtures' README
 		}
 		rep, err := File(p, Options{})
 		if err != nil {
@@ -334,74 +247,12 @@ func TestFixturesNop(t *testing.T) {
 			t.Errorf("%s: %d failed: %+v", p, rep.Failed, rep.Failures[0])
 		}
 	}
-	if n == 0 {
-		t.Skip("no fixtures in testdata/fixtures yet")
-	}
-}
-
-// miniScanRel is miniScan for objects: records from the relocations of
-// __patchable_function_entries, offsets within their sections.
-func miniScanRel(t *testing.T, f *elf.File, path string) *elfscan.File {
-	t.Helper()
-	syms, _ := f.Symbols()
-	sf := &elfscan.File{Path: path, Type: elf.ET_REL}
-	relocAt := map[[2]uint64]elf.R_AARCH64{}
-	var recs []elfscan.Rela
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_RELA {
-			continue
-		}
-		rels, err := elfscan.ReadRela(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rels {
-			relocAt[[2]uint64{uint64(s.Info), r.Off}] = r.Type
-		}
-		if f.Sections[s.Info].Name == "__patchable_function_entries" {
-			recs = append(recs, rels...)
-		}
-	}
-	for _, r := range recs {
-		sym := syms[r.Sym-1]
-		sec := f.Sections[sym.Section]
-		data, _ := sec.Data()
-		rec := sym.Value + uint64(r.Addend)
-		s := elfscan.Site{Section: sec.Name, SectionIndex: int(sym.Section), Record: rec, Literal: rec, Entry: rec + 8, Layout: elfscan.LayoutCallOps}
-		w32 := func(off uint64) uint32 { return binary.LittleEndian.Uint32(data[off:]) }
-		s.BTI = w32(s.Entry) == encode.BTIC
-		s.CallSite = s.Entry + 4
-		if s.BTI {
-			s.CallSite += 4
-		}
-		s.LiteralOff, s.Slot1Off, s.Slot2Off = int64(sec.Offset+rec), int64(sec.Offset+s.CallSite-4), int64(sec.Offset+s.CallSite)
-		s.Slot1Word, s.Slot2Word = w32(s.CallSite-4), w32(s.CallSite)
-		_, call26 := relocAt[[2]uint64{uint64(sym.Section), s.CallSite}]
-		call26 = call26 && relocAt[[2]uint64{uint64(sym.Section), s.CallSite}] == elf.R_AARCH64_CALL26
-		switch {
-		case s.Slot1Word == encode.NOP && s.Slot2Word == encode.NOP:
-			s.State = elfscan.StateNop
-		case s.Slot1Word == encode.MovX9X30 && s.Slot2Word == encode.NOP:
-			s.State = elfscan.StateInit
-		case s.Slot1Word == encode.MovX9X30 && (encode.IsBL(s.Slot2Word) || call26):
-			s.State = elfscan.StateEnabled
-		default:
-			s.State = elfscan.StateUnknown
-		}
-		for _, fs := range syms {
-			if fs.Section == sym.Section && fs.Value == s.Entry && elf.ST_TYPE(fs.Info) == elf.STT_FUNC {
-				s.Func = fs.Name
-			}
-		}
-		sf.Sites = append(sf.Sites, s)
-	}
-	return sf
 }
 
 // An object with sites in every state, ops undefined (bound to the
 // stand-in) and defined (its first word relocated to cb), and defects.
 func TestELFRelocatable(t *testing.T) {
-	as := needTool(t, "aarch64-linux-gnu-as")
+	as := testutil.NeedTool(t, "aarch64-linux-gnu-as")
 	obj := filepath.Join(t.TempDir(), "rel_sites.o")
 	if out, err := exec.Command(as, "-o", obj, "testdata/rel_sites.S").CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
