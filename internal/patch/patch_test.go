@@ -203,7 +203,7 @@ func TestFixtureProperties(t *testing.T) {
 			}
 			opsAddr := uint64(0)
 			if orig.Type != elf.ET_REL && !classic(path) {
-				opsAddr = symbolAddr(t, path, "ops")
+				opsAddr = testutil.SymbolAddr(t, path, "ops")
 			}
 			for _, s := range scan(t, enf).Sites {
 				want := elfscan.StateEnabled
@@ -301,7 +301,7 @@ func TestObjectsWithBinutils(t *testing.T) {
 					t.Fatalf("%s: %v\n%s", name, err, b)
 				}
 				f := scan(t, exe)
-				tramp := symbolAddr(t, exe, "ftrace_caller")
+				tramp := testutil.SymbolAddr(t, exe, "ftrace_caller")
 				n := 0
 				for _, s := range f.Sites {
 					if s.State != elfscan.StateEnabled {
@@ -321,23 +321,6 @@ func TestObjectsWithBinutils(t *testing.T) {
 			}
 		})
 	}
-}
-
-func symbolAddr(t *testing.T, path, name string) uint64 {
-	t.Helper()
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	syms, _ := f.Symbols()
-	for _, s := range syms {
-		if s.Name == name {
-			return s.Value
-		}
-	}
-	t.Fatalf("%s: no symbol %s", path, name)
-	return 0
 }
 
 // TestPlanDeterministic plans twice and prints the same lines; enable

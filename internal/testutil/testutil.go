@@ -6,6 +6,7 @@
 package testutil
 
 import (
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,4 +95,23 @@ func Fixtures(t testing.TB, glob string) []string {
 		missing(t, "no fixtures match testdata/fixtures/%s (run `make testdata`)", glob)
 	}
 	return out
+}
+
+// SymbolAddr returns the value of the first symbol called name in the ELF
+// file at path (.symtab), failing the test when there is none.
+func SymbolAddr(t testing.TB, path, name string) uint64 {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	for _, s := range syms {
+		if s.Name == name {
+			return s.Value
+		}
+	}
+	t.Fatalf("%s: no symbol %s", path, name)
+	return 0
 }

@@ -70,22 +70,6 @@ func buildProgram(t *testing.T) (exe, obj, so string) {
 	return exe, obj, so
 }
 
-func symAddr(t *testing.T, path, name string) uint64 {
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	syms, _ := f.Symbols()
-	for _, s := range syms {
-		if s.Name == name {
-			return s.Value
-		}
-	}
-	t.Fatalf("%s: no symbol %s", path, name)
-	return 0
-}
-
 // patchCopy writes a copy of a linked file with every site moved to state
 // (init or enabled) by writing words at the site file offsets, and edit,
 // if set, applied to the first site.
@@ -96,7 +80,7 @@ func patchCopy(t *testing.T, path string, sf *elfscan.File, state elfscan.State,
 	}
 	var ops, tramp uint64
 	if state == elfscan.StateEnabled {
-		ops, tramp = symAddr(t, path, "my_ops"), symAddr(t, path, "ftrace_caller")
+		ops, tramp = testutil.SymbolAddr(t, path, "my_ops"), testutil.SymbolAddr(t, path, "ftrace_caller")
 	}
 	for i := range sf.Sites {
 		s := &sf.Sites[i]
@@ -188,7 +172,7 @@ func TestELFHostile(t *testing.T) {
 		// first PT_LOAD at file offset 0 from the ELF base.
 		f, _ := elf.Open(exe)
 		defer f.Close()
-		a := symAddr(t, exe, "ftrace_caller")
+		a := testutil.SymbolAddr(t, exe, "ftrace_caller")
 		for _, p := range f.Progs {
 			if p.Type == elf.PT_LOAD && a >= p.Vaddr && a < p.Vaddr+p.Filesz {
 				return int64(p.Off + a - p.Vaddr)

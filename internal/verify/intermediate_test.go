@@ -44,7 +44,7 @@ func TestIntermediatesRunLinked(t *testing.T) {
 		t.Run(filepath.Base(src), func(t *testing.T) {
 			f := agScan(t, src)
 			_, lit := agEligibleCount(f)
-			ops, tramp := symAddr(t, src, "ops"), symAddr(t, src, "ftrace_caller")
+			ops, tramp := testutil.SymbolAddr(t, src, "ops"), testutil.SymbolAddr(t, src, "ftrace_caller")
 			init := agLinked(t, src, "init", elfscan.StateInit, 0, tramp)
 			enabled := agLinked(t, src, "enabled", elfscan.StateEnabled, ops, tramp)
 			interAllBehave(t, interAgainst(t, src, init), 0)
@@ -107,7 +107,7 @@ func interFindProblem(r *AgainstReport, fn string) *AgainstProblem {
 func TestIntermediatesBadCaught(t *testing.T) {
 	src := testutil.Fixtures(t, "gcc-callops-bti-static.elf")[0]
 	f := agScan(t, src)
-	ops, other, tramp := symAddr(t, src, "ops"), symAddr(t, src, "ftrace_list_ops"), symAddr(t, src, "ftrace_caller")
+	ops, other, tramp := testutil.SymbolAddr(t, src, "ops"), testutil.SymbolAddr(t, src, "ftrace_list_ops"), testutil.SymbolAddr(t, src, "ftrace_caller")
 	s := agPick(t, f, true)
 
 	// ORIG's BL goes to the wrong place (a function); FILE retargets it to

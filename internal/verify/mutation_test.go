@@ -404,7 +404,7 @@ func TestMutants(t *testing.T) {
 		"clang-callops-bti-kimage-relr.elf", "clang-classic-bti-static.elf", "gcc-classic-pie-noapply.elf"} {
 		src := testutil.Fixtures(t, name)[0]
 		f := agScan(t, src)
-		ops, tramp := symAddr(t, src, "ops"), symAddr(t, src, "ftrace_caller")
+		ops, tramp := testutil.SymbolAddr(t, src, "ops"), testutil.SymbolAddr(t, src, "ftrace_caller")
 		good := agLinked(t, src, "good", elfscan.StateEnabled, ops, tramp)
 		b, err := os.ReadFile(good)
 		if err != nil {
