@@ -75,6 +75,9 @@ func runScan(opts *ScanOptions, io *IO) error {
 		return err
 	}
 	out := bufio.NewWriterSize(io.Out, 256<<10)
+	if opts.JSON && len(files) == 1 {
+		return scanJSONOne(opts, files[0], out, io)
+	}
 	var inputErrs []error
 	byCode := map[elfscan.Code]int{}
 	problems, sites := 0, 0
@@ -137,6 +140,52 @@ func runScan(opts *ScanOptions, io *IO) error {
 		return fmt.Errorf("%d problems in %d sites: %w", problems, sites, ErrFindings)
 	}
 	return nil
+}
+
+// scanJSONOne is `scan --json` of a single file, which elfscan.ScanJSON
+// streams: a kernel's sites are never held whole. It ends as runScan would.
+func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) error {
+	w := &errWriter{w: out}
+	sites, problems, err := scanJSONFile(path, w)
+	ferr := out.Flush()
+	if err != nil && w.err == nil {
+		// The file's own error: ScanJSON found it before writing.
+		fmt.Fprintf(io.Err, "file %s: %v\n", path, err)
+		return errInputsFailed{1}
+	}
+	if err == nil {
+		err = ferr
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("writing output: %w", err)
+	case opts.Check && problems > 0:
+		return fmt.Errorf("%d problems in %d sites: %w", problems, sites, ErrFindings)
+	}
+	return nil
+}
+
+func scanJSONFile(path string, w io.Writer) (sites, problems int, err error) {
+	in, err := elfscan.OpenInput(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer in.Close()
+	return elfscan.ScanJSON(in, path, w)
+}
+
+// errWriter remembers the first error of w.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *errWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // errInputsFailed ends a run in which some files could not be scanned; each

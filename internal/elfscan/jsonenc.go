@@ -39,25 +39,24 @@ func (f *File) WriteJSON(w io.Writer) error {
 		_, err := w.Write(f.AppendJSON(make([]byte, 0, 64+300*n)))
 		return err
 	}
-	// Chunk c goes to slot c%window; a worker waits for its slot's buffer
-	// to come back before encoding into it, so at most window chunks are
-	// in memory and the writer never waits on a chunk nobody holds.
+	// A worker takes a buffer, then the next chunk, whose encoding goes to
+	// done[c%window]: at most window chunks hold buffers, and they are the
+	// window after the last one written, so no two share a channel and the
+	// chunk the writer waits for always has its buffer.
 	chunks := (n + jsonChunk - 1) / jsonChunk
 	window := 2 * workers
-	type slot struct {
-		done chan []byte // encoded chunk, to the writer
-		free chan []byte // the buffer back, to a worker
-	}
-	slots := make([]slot, window)
-	for i := range slots {
-		slots[i] = slot{make(chan []byte, 1), make(chan []byte, 1)}
-		slots[i].free <- make([]byte, 0, 320*jsonChunk)
+	pool := make(chan []byte, window)
+	done := make([]chan []byte, window)
+	for i := range done {
+		done[i] = make(chan []byte, 1)
+		pool <- make([]byte, 0, 320*jsonChunk)
 	}
 	var next sync.Mutex
 	taken := 0
 	for range workers {
 		go func() {
 			for {
+				b := <-pool
 				next.Lock()
 				c := taken
 				taken++
@@ -65,8 +64,6 @@ func (f *File) WriteJSON(w io.Writer) error {
 				if c >= chunks {
 					return
 				}
-				s := slots[c%window]
-				b := <-s.free
 				lo := c * jsonChunk
 				hi := min(lo+jsonChunk, n)
 				b = b[:0]
@@ -77,18 +74,17 @@ func (f *File) WriteJSON(w io.Writer) error {
 				if c == chunks-1 {
 					b = f.appendTail(b)
 				}
-				s.done <- b
+				done[c%window] <- b
 			}
 		}()
 	}
 	var err error
 	for c := range chunks {
-		s := slots[c%window]
-		b := <-s.done
+		b := <-done[c%window]
 		if err == nil {
 			_, err = w.Write(b)
 		}
-		s.free <- b
+		pool <- b
 	}
 	return err
 }

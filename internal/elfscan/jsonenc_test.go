@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -144,4 +145,49 @@ func FuzzAppendJSON(f *testing.F) {
 			checkJSON(t, "fuzz", file)
 		}
 	})
+}
+
+// TestScanJSONStreams checks the streaming ScanJSON against Scan then
+// WriteJSON over every fixture (and the bench image when
+// FTPATCH_BENCH_FILE names one), with chunks small enough that each file
+// is cut into many, so the cuts and per-chunk sorts are exercised.
+func TestScanJSONStreams(t *testing.T) {
+	var paths []string
+	for _, p := range testutil.Fixtures(t, "*-*-*.*") {
+		if !strings.HasSuffix(p, ".md") {
+			paths = append(paths, p)
+		}
+	}
+	if big := os.Getenv("FTPATCH_BENCH_FILE"); big != "" {
+		paths = append(paths, big)
+	}
+	for _, path := range paths {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, scanErr := Scan(bytes.NewReader(raw), path)
+		var want bytes.Buffer
+		if scanErr == nil {
+			if err := f.WriteJSON(&want); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, chunk := range []int{1, 3, 64, jsonChunk} {
+			var got bytes.Buffer
+			sites, problems, err := scanJSON(bytes.NewReader(raw), path, &got, chunk)
+			switch {
+			case scanErr != nil:
+				if err == nil || got.Len() != 0 {
+					t.Errorf("%s chunk %d: Scan fails (%v); ScanJSON: err %v after %d bytes", path, chunk, scanErr, err, got.Len())
+				}
+			case err != nil:
+				t.Errorf("%s chunk %d: %v", path, chunk, err)
+			case !bytes.Equal(got.Bytes(), want.Bytes()):
+				t.Errorf("%s chunk %d: ScanJSON differs from WriteJSON at byte %d", path, chunk, firstDiff(got.Bytes(), want.Bytes()))
+			case sites != len(f.Sites) || problems != f.Problems():
+				t.Errorf("%s chunk %d: %d sites, %d problems; want %d, %d", path, chunk, sites, problems, len(f.Sites), f.Problems())
+			}
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
@@ -61,18 +60,30 @@ func ScanFile(path string) (*File, error) {
 // the call-ops layout the record is the literal and the entry is record+8
 // (then BTI C, if any); in the classic layout the record is slot1.
 func Scan(r io.ReaderAt, path string) (*File, error) {
-	T0 := time.Now()
-	tr := func(m string) { if os.Getenv("FTT") != "" { fmt.Fprintf(os.Stderr, "%s %v\n", m, time.Since(T0)) } }
-	f, err := OpenELF(r)
+	sc, recs, dups, err := prepare(r)
 	if err != nil {
 		return nil, err
 	}
-	tr("open")
-	sc := &scanner{f: f, r: r, rel: f.Type == elf.ET_REL, rd: chunkReader{r: r}, lastSec: -1}
-	if sc.st, err = loadSymtab(f, sc.rel, &sc.scratch); err != nil {
+	out := &File{Path: path, Type: sc.f.Type, Sites: make([]Site, len(recs))}
+	if err := sc.sites(out.Sites, recs, dups); err != nil {
 		return nil, err
 	}
-	tr("symtab")
+	sortSites(out.Sites)
+	return out, nil
+}
+
+// prepare opens the file, loads its symbols and returns its records,
+// sorted and with equal records made one, with the (rare) repeats counted
+// by record index.
+func prepare(r io.ReaderAt) (*scanner, []record, map[int]int, error) {
+	f, err := OpenELF(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sc := &scanner{f: f, r: r, rel: f.Type == elf.ET_REL, rd: chunkReader{r: r}, lastSec: -1}
+	if sc.st, err = loadSymtab(f, sc.rel, &sc.scratch); err != nil {
+		return nil, nil, nil, err
+	}
 	var recs []record
 	if sc.rel {
 		recs, err = sc.relRecords()
@@ -80,11 +91,9 @@ func Scan(r io.ReaderAt, path string) (*File, error) {
 		recs, err = sc.linkedRecords()
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	tr("recs")
 	radixSort(recs, &sc.scratch)
-	tr("sort")
 	// Equal records make one site: compact them in place, counting the
 	// (rare) repeats by site.
 	var dups map[int]int
@@ -100,21 +109,20 @@ func Scan(r io.ReaderAt, path string) (*File, error) {
 		recs[n] = recs[i]
 		n++
 	}
-	out := &File{Path: path, Type: f.Type, Sites: make([]Site, n)}
-	if err := sc.sites(out.Sites, recs[:n], dups); err != nil {
-		return nil, err
-	}
-	tr("sites")
+	return sc, recs[:n], dups, nil
+}
+
+// sortSites sorts sites by (section index, entry), stably.
+func sortSites(sites []Site) {
 	cmpSite := func(a, b Site) int {
 		if a.SectionIndex != b.SectionIndex {
 			return cmp.Compare(a.SectionIndex, b.SectionIndex)
 		}
 		return cmp.Compare(a.Entry, b.Entry)
 	}
-	if !slices.IsSortedFunc(out.Sites, cmpSite) {
-		slices.SortStableFunc(out.Sites, cmpSite)
+	if !slices.IsSortedFunc(sites, cmpSite) {
+		slices.SortStableFunc(sites, cmpSite)
 	}
-	return out, nil
 }
 
 type scanner struct {
@@ -146,19 +154,7 @@ const parallelSites = 8192
 // window and lookup hint; the error is the one the first failing record
 // gives, as if built in order.
 func (sc *scanner) sites(out []Site, recs []record, dups map[int]int) error {
-	build := func(sc *scanner, lo, hi int) error {
-		for k := lo; k < hi; k++ {
-			s := &out[k]
-			if err := sc.site(recs[k], s); err != nil {
-				return err
-			}
-			if d := dups[k]; d > 0 {
-				s.Problems = append(s.Problems, Problem{CodeDuplicateEntry,
-					fmt.Sprintf("record %#x appears %d times in the entries table; it is kept once", recs[k].value, d+1)})
-			}
-		}
-		return nil
-	}
+	build := func(sc *scanner, lo, hi int) error { return sc.buildSites(out[lo:hi], recs, lo, dups) }
 	workers := min(runtime.GOMAXPROCS(0), len(out)/parallelSites)
 	if sc.rel || workers <= 1 {
 		// ET_REL loads relocations lazily into shared maps; its files are small.
@@ -174,6 +170,23 @@ func (sc *scanner) sites(out []Site, recs []record, dups map[int]int) error {
 	}
 	wg.Wait()
 	return firstErr(errs)
+}
+
+// buildSites fills out[k] with the site of recs[lo+k], flagged
+// duplicate-entry when dups says so.
+func (sc *scanner) buildSites(out []Site, recs []record, lo int, dups map[int]int) error {
+	for k := range out {
+		s := &out[k]
+		rec := recs[lo+k]
+		if err := sc.site(rec, s); err != nil {
+			return err
+		}
+		if d := dups[lo+k]; d > 0 {
+			s.Problems = append(s.Problems, Problem{CodeDuplicateEntry,
+				fmt.Sprintf("record %#x appears %d times in the entries table; it is kept once", rec.value, d+1)})
+		}
+	}
+	return nil
 }
 
 // firstErr returns the first non-nil error, or nil.
