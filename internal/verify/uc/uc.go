@@ -11,10 +11,19 @@
 //
 // Errors are UcError values carrying the uc_err code; their text is
 // uc_strerror's.
+//
+// libunicorn (19 MB) is not a link-time dependency: the headers come from
+// libunicorn-dev through pkg-config, but --as-needed drops the library from
+// the link since no object refers to it, and NewUnicorn dlopens it on first
+// use (see load.go, uc.h). Commands that never emulate start without it, and
+// a missing library is an error from NewUnicorn, not a failure to start.
 package uc
 
 /*
+#cgo LDFLAGS: -Wl,--as-needed
 #cgo pkg-config: unicorn
+#cgo LDFLAGS: -ldl
+// -ldl: dlopen is in libc since glibc 2.34; older ones need libdl.
 #include <stdlib.h>
 #include "uc.h"
 */
@@ -31,7 +40,12 @@ import (
 // UcError is a uc_err code; Error returns uc_strerror's text.
 type UcError C.uc_err
 
-func (e UcError) Error() string { return C.GoString(C.uc_strerror(C.uc_err(e))) }
+func (e UcError) Error() string {
+	if load() != nil {
+		return fmt.Sprintf("unicorn error %d", int(e))
+	}
+	return C.GoString(C.ftp_uc_strerror(C.uc_err(e)))
+}
 
 // Code returns the numeric uc_err value.
 func (e UcError) Code() int { return int(e) }
@@ -99,8 +113,11 @@ type unicorn struct {
 
 // NewUnicorn opens an engine for arch (ARCH_ARM64, ...) in mode.
 func NewUnicorn(arch, mode int) (Unicorn, error) {
+	if err := load(); err != nil {
+		return nil, err
+	}
 	var h *C.uc_engine
-	if err := errReturn(C.uc_open(C.uc_arch(arch), C.uc_mode(mode), &h)); err != nil {
+	if err := errReturn(C.ftp_uc_open(C.uc_arch(arch), C.uc_mode(mode), &h)); err != nil {
 		return nil, err
 	}
 	return &unicorn{handle: h, arch: arch, mode: mode, hooks: map[Hook]cgo.Handle{}}, nil
@@ -113,7 +130,7 @@ func (u *unicorn) Close() error {
 		return nil
 	}
 	u.closed = true
-	err := errReturn(C.uc_close(u.handle))
+	err := errReturn(C.ftp_uc_close(u.handle))
 	for _, h := range u.hooks {
 		h.Delete()
 	}
@@ -125,21 +142,21 @@ func (u *unicorn) Close() error {
 func (u *unicorn) MemMap(addr, size uint64) error { return u.MemMapProt(addr, size, PROT_ALL) }
 
 func (u *unicorn) MemMapProt(addr, size uint64, prot int) error {
-	return errReturn(C.uc_mem_map(u.handle, C.uint64_t(addr), C.size_t(size), C.uint32_t(prot)))
+	return errReturn(C.ftp_uc_mem_map(u.handle, C.uint64_t(addr), C.size_t(size), C.uint32_t(prot)))
 }
 
 // MemMapPtr maps host memory at ptr, which must not be Go-managed memory
 // (use C or mmap'd memory) and must outlive the engine.
 func (u *unicorn) MemMapPtr(addr, size uint64, prot int, ptr unsafe.Pointer) error {
-	return errReturn(C.uc_mem_map_ptr(u.handle, C.uint64_t(addr), C.size_t(size), C.uint32_t(prot), ptr))
+	return errReturn(C.ftp_uc_mem_map_ptr(u.handle, C.uint64_t(addr), C.size_t(size), C.uint32_t(prot), ptr))
 }
 
 func (u *unicorn) MemProtect(addr, size uint64, prot int) error {
-	return errReturn(C.uc_mem_protect(u.handle, C.uint64_t(addr), C.size_t(size), C.uint32_t(prot)))
+	return errReturn(C.ftp_uc_mem_protect(u.handle, C.uint64_t(addr), C.size_t(size), C.uint32_t(prot)))
 }
 
 func (u *unicorn) MemUnmap(addr, size uint64) error {
-	return errReturn(C.uc_mem_unmap(u.handle, C.uint64_t(addr), C.size_t(size)))
+	return errReturn(C.ftp_uc_mem_unmap(u.handle, C.uint64_t(addr), C.size_t(size)))
 }
 
 func (u *unicorn) MemRead(addr, size uint64) ([]byte, error) {
@@ -151,25 +168,25 @@ func (u *unicorn) MemReadInto(dst []byte, addr uint64) error {
 	if len(dst) == 0 {
 		return nil
 	}
-	return errReturn(C.uc_mem_read(u.handle, C.uint64_t(addr), unsafe.Pointer(&dst[0]), C.size_t(len(dst))))
+	return errReturn(C.ftp_uc_mem_read(u.handle, C.uint64_t(addr), unsafe.Pointer(&dst[0]), C.size_t(len(dst))))
 }
 
 func (u *unicorn) MemWrite(addr uint64, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
-	return errReturn(C.uc_mem_write(u.handle, C.uint64_t(addr), unsafe.Pointer(&data[0]), C.size_t(len(data))))
+	return errReturn(C.ftp_uc_mem_write(u.handle, C.uint64_t(addr), unsafe.Pointer(&data[0]), C.size_t(len(data))))
 }
 
 func (u *unicorn) RegRead(reg int) (uint64, error) {
 	var v C.uint64_t
-	err := errReturn(C.uc_reg_read(u.handle, C.int(reg), unsafe.Pointer(&v)))
+	err := errReturn(C.ftp_uc_reg_read(u.handle, C.int(reg), unsafe.Pointer(&v)))
 	return uint64(v), err
 }
 
 func (u *unicorn) RegWrite(reg int, value uint64) error {
 	v := C.uint64_t(value)
-	return errReturn(C.uc_reg_write(u.handle, C.int(reg), unsafe.Pointer(&v)))
+	return errReturn(C.ftp_uc_reg_write(u.handle, C.int(reg), unsafe.Pointer(&v)))
 }
 
 func (u *unicorn) RegReadBatch(regs []int) ([]uint64, error) {
@@ -243,7 +260,7 @@ func (u *unicorn) ReadBatch(b *RegBatch, dst []uint64) error {
 	if len(dst) < b.n {
 		return fmt.Errorf("uc: batch of %d registers, room for %d", b.n, len(dst))
 	}
-	if err := errReturn(C.uc_reg_read_batch(u.handle, b.regs, b.ptrs, C.int(b.n))); err != nil {
+	if err := errReturn(C.ftp_uc_reg_read_batch(u.handle, b.regs, b.ptrs, C.int(b.n))); err != nil {
 		return err
 	}
 	for i, v := range unsafe.Slice(b.vals, b.n) {
@@ -260,7 +277,7 @@ func (u *unicorn) WriteBatch(b *RegBatch, vals []uint64) error {
 	for i := range vs {
 		vs[i] = C.uint64_t(vals[i])
 	}
-	return errReturn(C.uc_reg_write_batch(u.handle, b.regs, b.ptrs, C.int(b.n)))
+	return errReturn(C.ftp_uc_reg_write_batch(u.handle, b.regs, b.ptrs, C.int(b.n)))
 }
 
 func (u *unicorn) Start(begin, until uint64) error {
@@ -271,7 +288,7 @@ func (u *unicorn) StartWithOptions(begin, until uint64, o *UcOptions) error {
 	if o == nil {
 		o = &UcOptions{}
 	}
-	return errReturn(C.uc_emu_start(u.handle, C.uint64_t(begin), C.uint64_t(until), C.uint64_t(o.Timeout), C.size_t(o.Count)))
+	return errReturn(C.ftp_uc_emu_start(u.handle, C.uint64_t(begin), C.uint64_t(until), C.uint64_t(o.Timeout), C.size_t(o.Count)))
 }
 
 // Stop asks a running emulation to stop; safe from any goroutine.
@@ -281,7 +298,7 @@ func (u *unicorn) Stop() error {
 	if u.closed {
 		return nil
 	}
-	return errReturn(C.uc_emu_stop(u.handle))
+	return errReturn(C.ftp_uc_emu_stop(u.handle))
 }
 
 func (u *unicorn) TBFlush() error { return errReturn(C.ftp_tb_flush(u.handle)) }
@@ -292,7 +309,7 @@ func (u *unicorn) TBRemoveCache(begin, end uint64) error {
 
 func (u *unicorn) Query(queryType int) (uint64, error) {
 	var v C.size_t
-	err := errReturn(C.uc_query(u.handle, C.uc_query_type(queryType), &v))
+	err := errReturn(C.ftp_uc_query(u.handle, C.uc_query_type(queryType), &v))
 	return uint64(v), err
 }
 
@@ -344,7 +361,7 @@ func (u *unicorn) HookDel(hook Hook) error {
 	ch, ok := u.hooks[hook]
 	delete(u.hooks, hook)
 	u.mu.Unlock()
-	err := errReturn(C.uc_hook_del(u.handle, C.uc_hook(hook)))
+	err := errReturn(C.ftp_uc_hook_del(u.handle, C.uc_hook(hook)))
 	if ok {
 		ch.Delete()
 	}
