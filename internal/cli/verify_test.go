@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
+	"github.com/ftpatch/ftpatch/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,13 +121,7 @@ func TestVerifyJSONReport(t *testing.T) {
 // TestVerifyELF runs the command end to end on a small program built with
 // 4,2 (nop state): exit 0 and a passing summary.
 func TestVerifyELF(t *testing.T) {
-	gcc, err := exec.LookPath("aarch64-linux-gnu-gcc")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("aarch64-linux-gnu-gcc is required in CI")
-		}
-		t.Skip("aarch64-linux-gnu-gcc not installed")
-	}
+	gcc := testutil.NeedTool(t, "aarch64-linux-gnu-gcc")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "p.c")
 	os.WriteFile(src, []byte("int g; int f1(int a){return a+g;} int f2(int a){return f1(a)*2;} int _start(void){return f2(1);}\n"), 0o644)
