@@ -129,11 +129,8 @@ func TestVerifyELF(t *testing.T) {
 	if out, err := exec.Command(gcc, "-O2", "-fpatchable-function-entry=4,2", "-nostdlib", "-static", "-o", exe, src).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if _, err := elfscan.ScanFile(exe); err != nil && strings.Contains(err.Error(), "not implemented") {
-		t.Skip("elfscan.Scan not implemented yet")
-	}
 	io, out, _ := verifyIO()
-	err = runVerify(&VerifyOptions{Files: []string{exe}, Jobs: 2, JSON: true, Trampoline: "ftrace_caller"}, io)
+	err := runVerify(&VerifyOptions{Files: []string{exe}, Jobs: 2, JSON: true, Trampoline: "ftrace_caller"}, io)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
