@@ -81,7 +81,7 @@ const spanMax = 1 << 20
 type span struct {
 	off    int64
 	end    int64
-	writes []*Write
+	writes []*Write // in file order
 }
 
 // writeSpans groups the writes, in file order, into spans of at most
@@ -92,16 +92,21 @@ func writeSpans(ws []Write) []span {
 	for i := range ws {
 		sorted[i] = &ws[i]
 	}
-	slices.SortFunc(sorted, func(a, b *Write) int { return cmp.Compare(a.Off, b.Off) })
+	byOff := func(a, b *Write) int { return cmp.Compare(a.Off, b.Off) }
+	if !slices.IsSortedFunc(sorted, byOff) { // plans come in site order, mostly sorted
+		slices.SortFunc(sorted, byOff)
+	}
 	var out []span
-	for _, w := range sorted {
+	lo := 0
+	for i, w := range sorted {
 		end := w.Off + int64(len(w.New))
 		if n := len(out); n > 0 && end-out[n-1].off <= spanMax && w.Off >= out[n-1].end {
 			out[n-1].end = end
-			out[n-1].writes = append(out[n-1].writes, w)
+			out[n-1].writes = sorted[lo : i+1]
 			continue
 		}
-		out = append(out, span{off: w.Off, end: end, writes: []*Write{w}})
+		lo = i
+		out = append(out, span{off: w.Off, end: end, writes: sorted[i : i+1]})
 	}
 	return out
 }

@@ -251,7 +251,7 @@ func Plan(in *Input, req Request) (*Changes, error) {
 	}
 	p := &planner{in: in, req: req, rel: in.Scan.Type == elf.ET_REL,
 		out: &Changes{Path: in.Path, Type: in.Scan.Type, Op: req.Op,
-			Writes: make([]Write, 0, 3*len(in.Scan.Sites))}} // at most literal, slot1, slot2 a site
+			Writes: make([]Write, 0, wordsPerSite(req.Op)*len(in.Scan.Sites))}}
 
 	// Resolve the values once (errors are per file, not per site).
 	var defLit, opsLit literal
@@ -263,11 +263,6 @@ func Plan(in *Input, req Request) (*Changes, error) {
 		s := &in.Scan.Sites[i]
 		if req.Selects(s.Func) && s.Layout == elfscan.LayoutCallOps {
 			needOps = true
-		}
-	}
-	if !p.rel {
-		if p.syms, err = loadSymIndex(in.ELF); err != nil {
-			return nil, err
 		}
 	}
 	if defLit, err = p.literalOf(req.DefaultOps); err != nil {
@@ -376,6 +371,12 @@ func (p *planner) resolve(v Value) (uint64, error) {
 	if v.Sym == "" {
 		return v.Addr, nil
 	}
+	if p.syms == nil { // only when a symbol is named: reading it costs
+		var err error
+		if p.syms, err = loadSymIndex(p.in.ELF); err != nil {
+			return 0, err
+		}
+	}
 	return p.syms.lookup(v.Sym)
 }
 
@@ -473,6 +474,16 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			p.setLiteral(s, defLit)
 		}
 	}
+}
+
+// wordsPerSite is the most words op writes at one site: init writes the
+// literal and slot1, disable the literal and slot2, enable (with --init)
+// all three.
+func wordsPerSite(op Op) int {
+	if op == OpEnable {
+		return 3
+	}
+	return 2
 }
 
 // bytes returns an empty slice with room for n bytes, carved from a shared
