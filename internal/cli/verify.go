@@ -7,7 +7,6 @@ import (
 	"io"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -131,46 +130,31 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 
 	// Files run concurrently (at most Jobs at once), each with its own
 	// workers; reports are printed in argument order.
-	results := make([]verifyResult, len(files))
-	done := make([]chan struct{}, len(files))
-	for i := range done {
-		done[i] = make(chan struct{})
-	}
-	sem := make(chan struct{}, opts.Jobs)
-	var wg sync.WaitGroup
-	for i, path := range files {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem; close(done[i]) }()
-			rep, err := verifyOne(path, vopts, io, len(files) == 1)
-			if err != nil {
-				err = fmt.Errorf("file %s: %w", path, err)
-			}
-			results[i] = verifyResult{rep, err}
-		}()
-	}
 	var inputErrs []error
 	failed := 0
-	for i := range files {
-		<-done[i]
-		r := results[i]
-		if r.err != nil {
-			inputErrs = append(inputErrs, r.err)
-			if opts.JSON {
-				writeJSONLine(io.Out, verifyJSON{File: files[i], Error: r.err.Error(), ByState: map[string]int{}, Failures: []verifyFailJSON{}})
+	forEachOrdered(len(files), opts.Jobs,
+		func(i int) verifyResult {
+			rep, err := verifyOne(files[i], vopts, io, len(files) == 1)
+			if err != nil {
+				err = fmt.Errorf("file %s: %w", files[i], err)
 			}
-			continue
-		}
-		failed += r.rep.Failed
-		if opts.JSON {
-			writeJSONLine(io.Out, toVerifyJSON(r.rep))
-		} else {
-			printVerifyText(io.Out, r.rep)
-		}
-	}
-	wg.Wait()
+			return verifyResult{rep, err}
+		},
+		func(i int, r verifyResult) {
+			if r.err != nil {
+				inputErrs = append(inputErrs, r.err)
+				if opts.JSON {
+					writeJSONLine(io.Out, verifyJSON{File: files[i], Error: r.err.Error(), ByState: map[string]int{}, Failures: []verifyFailJSON{}})
+				}
+				return
+			}
+			failed += r.rep.Failed
+			if opts.JSON {
+				writeJSONLine(io.Out, toVerifyJSON(r.rep))
+			} else {
+				printVerifyText(io.Out, r.rep)
+			}
+		})
 	if opts.Against != "" && len(inputErrs) == 0 {
 		n, err := runAgainst(opts.Against, files[0], vopts, io.Out, opts.JSON)
 		if err != nil {
