@@ -15,8 +15,8 @@ import (
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
-// scanOrSkip scans path, failing the test on error.
-func scanOrSkip(t *testing.T, path string) *elfscan.File {
+// mustScan scans path, failing the test on error.
+func mustScan(t *testing.T, path string) *elfscan.File {
 	t.Helper()
 	sf, err := elfscan.ScanFile(path)
 	if err != nil {
@@ -106,10 +106,10 @@ func patchCopy(t *testing.T, path string, sf *elfscan.File, state elfscan.State,
 	return out
 }
 
-// verifyPath verifies path, through scanOrSkip's scan.
+// verifyPath verifies path, through mustScan's scan.
 func verifyPath(t *testing.T, path string, opts Options) *Report {
 	t.Helper()
-	sf := scanOrSkip(t, path)
+	sf := mustScan(t, path)
 	fd, f, err := elfscan.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestELFStatesPass(t *testing.T) {
 
 func checkAllStates(t *testing.T, path string) {
 	{
-		sf := scanOrSkip(t, path)
+		sf := mustScan(t, path)
 		if len(sf.Sites) < 4 {
 			t.Fatalf("%s: %d sites", path, len(sf.Sites))
 		}
@@ -163,7 +163,7 @@ func checkAllStates(t *testing.T, path string) {
 
 func TestELFHostile(t *testing.T) {
 	exe, _, _ := buildProgram(t)
-	sf := scanOrSkip(t, exe)
+	sf := mustScan(t, exe)
 	put32 := func(off int64, w uint32) func([]byte, *elfscan.Site) {
 		return func(b []byte, s *elfscan.Site) { binary.LittleEndian.PutUint32(b[off:], w) }
 	}
