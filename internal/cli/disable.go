@@ -16,7 +16,7 @@ func init() { commands = append(commands, newDisableCmd) }
 func newDisableCmd(io *IO) *cobra.Command {
 	opts := &DisableOptions{}
 	cmd := &cobra.Command{
-		Use:   "disable [--func GLOB]... [--exclude GLOB]... [--default-ops SYM|ADDR] [-o OUT] [--dry-run] FILE",
+		Use:   "disable [--default-ops SYM|ADDR] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE] [--dry-run] FILE",
 		Short: "Disable patch sites: BL := NOP, literal := default ops",
 		Long: `Disable the selected enabled sites as Linux's ftrace_make_nop does: the BL
 becomes a NOP first, then the literal gets the default ops back (0 unless

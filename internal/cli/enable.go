@@ -20,7 +20,7 @@ func init() { commands = append(commands, newEnableCmd) }
 func newEnableCmd(io *IO) *cobra.Command {
 	opts := &EnableOptions{}
 	cmd := &cobra.Command{
-		Use:   "enable [--ops SYM|ADDR] [--trampoline SYM|ADDR] [--func GLOB]... [--exclude GLOB]... [--init] FILE",
+		Use:   "enable [--ops SYM|ADDR] [--trampoline SYM|ADDR] [--init] [--skip-misaligned] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE] [--dry-run] FILE",
 		Short: "Enable patch sites: literal := ops, then BL trampoline",
 		Long: `Enable the selected sites as Linux's ftrace_make_call does: the literal gets
 --ops (required for call-ops sites, refused for classic ones), then the
@@ -34,8 +34,8 @@ R_AARCH64_CALL26 relocations; missing symbols are added as undefined.`,
 	}
 	f := cmd.Flags()
 	opts.addFlags(f, false)
-	f.StringVar(&opts.Ops, "ops", "", "literal value: ops `SYM` or 0xADDR")
-	f.StringVar(&opts.Trampoline, "trampoline", patch.DefaultTrampoline, "BL target: `SYM` or 0xADDR")
+	f.StringVar(&opts.Ops, "ops", "", "literal value: the ops `SYM|ADDR`")
+	addTrampolineFlag(f, &opts.Trampoline, patch.DefaultTrampoline, "the BL branches to")
 	f.BoolVar(&opts.InitToo, "init", false, "also initialise sites that are still nop")
 	f.BoolVar(&opts.SkipMisaligned, "skip-misaligned", false, "leave sites with a misaligned literal untouched (reported on stderr)")
 	return cmd

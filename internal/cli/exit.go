@@ -6,6 +6,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -40,4 +41,26 @@ func exitCode(err error) ExitCode {
 	default:
 		return ExitInput
 	}
+}
+
+// errInputsFailed ends a run over several inputs in which some could not be
+// processed; each was reported on stderr as it came (reportInput), so Main
+// prints nothing more. It maps to ExitInput.
+type errInputsFailed struct{ n int }
+
+func (e errInputsFailed) Error() string {
+	if e.n == 1 {
+		return "1 input failed"
+	}
+	return fmt.Sprintf("%d inputs failed", e.n)
+}
+
+// reportInput reports the error of one input of several: on stderr with
+// the prefix every ftpatch message has, and, when jsonOut is set, as that
+// input's JSON line, {"file":…,"error":…} with the same text.
+func reportInput(stdio *IO, jsonOut io.Writer, file string, err error) {
+	if jsonOut != nil {
+		writeJSONLine(jsonOut, errorJSON{File: file, Error: err.Error()})
+	}
+	fmt.Fprintf(stdio.Err, "ftpatch: %v\n", err)
 }

@@ -4,7 +4,6 @@ package cli
 
 import (
 	"fmt"
-	"path"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -14,25 +13,23 @@ import (
 
 // PatchOptions are the flags every patch command takes.
 type PatchOptions struct {
-	File       string   // the input
-	Output     string   // -o: write here instead of replacing File
-	DryRun     bool     // --dry-run: print the plan, write nothing
-	DefaultOps string   // --default-ops: the literal's idle value (init, disable)
-	Funcs      []string // --func: globs of functions to touch
-	Exclude    []string // --exclude: globs of functions to leave alone
+	File       string    // the input
+	Output     string    // -o: write here instead of replacing File
+	DryRun     bool      // --dry-run: print the plan, write nothing
+	DefaultOps string    // --default-ops: the literal's idle value (init, disable)
+	Select     Selection // --func, --exclude
 	// AllowAbsolute (--allow-absolute) lets a non-zero literal be stored in
 	// a PIE or shared file that has no dynamic relocation for it.
 	AllowAbsolute bool
 }
 
 func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
-	f.StringVarP(&o.Output, "output", "o", "", "write to `OUT` instead of replacing FILE")
+	addOutputFlag(f, &o.Output, "instead of replacing the input")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the planned writes (function, address, old word, new word) and write nothing")
-	f.StringArrayVar(&o.Funcs, "func", nil, "only functions matching `GLOB` (path.Match; repeatable)")
-	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave functions matching `GLOB` alone (repeatable)")
+	o.Select.addFlags(f)
 	f.BoolVar(&o.AllowAbsolute, "allow-absolute", false, "store an absolute ops address in a PIE/shared file (no dynamic relocation)")
 	if defaultOps {
-		f.StringVar(&o.DefaultOps, "default-ops", "", "idle value of the literal: `SYM` or 0xADDR (default 0)")
+		f.StringVar(&o.DefaultOps, "default-ops", "", "idle value of the literal: `SYM|ADDR` (default 0)")
 	}
 }
 
@@ -49,11 +46,9 @@ func oneFile(name string, file *string) cobra.PositionalArgs {
 
 // request builds the common part of a patch request from the flags.
 func (o *PatchOptions) request(op patch.Op) (patch.Request, error) {
-	req := patch.Request{Op: op, Funcs: o.Funcs, Exclude: o.Exclude, AllowAbsolute: o.AllowAbsolute}
-	for _, g := range append(append([]string(nil), o.Funcs...), o.Exclude...) {
-		if _, err := path.Match(g, ""); err != nil {
-			return req, UsageErrorf("bad glob %q: %v", g, err)
-		}
+	req := patch.Request{Op: op, Funcs: o.Select.Funcs, Exclude: o.Select.Exclude, AllowAbsolute: o.AllowAbsolute}
+	if err := o.Select.check(); err != nil {
+		return req, err
 	}
 	if o.DefaultOps != "" {
 		v, err := patch.ParseValue(o.DefaultOps)
@@ -70,11 +65,20 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 	if o.File == "" {
 		return UsageErrorf("%s needs a FILE", req.Op)
 	}
+	if err := checkOutput(o.Output); err != nil {
+		return err
+	}
 	in, err := patch.Open(o.File)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", o.File, err)
 	}
 	defer in.Close()
+	for i := range in.Scan.Sites {
+		o.Select.Selects(in.Scan.Sites[i].Func)
+	}
+	if err := o.Select.unmatched(o.File); err != nil {
+		return err
+	}
 	c, err := patch.Plan(in, req)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", o.File, err)
@@ -94,7 +98,7 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 		}
 	}
 	if err := patch.Apply(in, c, out); err != nil {
-		return fmt.Errorf("file %s: %w", o.File, err)
+		return fmt.Errorf("file %s: %w", o.File, outputError(out, err))
 	}
 	fmt.Fprintf(io.Out, "%s: %s: %d sites changed (%d words, %d relocations, %d symbols added)%s\n",
 		out, req.Op, c.Sites, len(c.Writes), len(c.Relocs), len(c.NewSyms), skippedNote(c))

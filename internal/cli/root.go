@@ -24,7 +24,9 @@ func NewRoot(io *IO) *cobra.Command {
 		Short:         "Patch arm64 ELF function entries for fast call-ops tracing, and prove it",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Version:       Version(),
 	}
+	root.SetVersionTemplate(versionText())
 	root.SetOut(io.Out)
 	root.SetErr(io.Err)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -63,7 +65,8 @@ func Main(args []string) int {
 	root := NewRoot(io)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
-	if err != nil && !errors.Is(err, ErrFindings) {
+	var said errInputsFailed
+	if err != nil && !errors.Is(err, ErrFindings) && !errors.As(err, &said) {
 		fmt.Fprintf(io.Err, "ftpatch: %v\n", err)
 		var fe flagError
 		if errors.As(err, &fe) || isArgsError(err) {

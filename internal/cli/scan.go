@@ -4,8 +4,7 @@ import (
 	"bufio"
 	"debug/elf"
 	"fmt"
-	"io"
-	"runtime"
+	goio "io"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -17,10 +16,11 @@ import (
 
 // ScanOptions are the flags and arguments of `ftpatch scan`.
 type ScanOptions struct {
-	JSON  bool     // --json: one object per file per line
-	Check bool     // --check: exit 1 when any site has a problem
-	Jobs  int      // -j: files scanned at once
-	Files []string // files and folders
+	JSON   bool // --json: one object per file per line
+	Check  bool // --check: exit 1 when any site has a problem
+	Jobs   int  // -j: files scanned at once
+	Select Selection
+	Files  []string // files and folders
 }
 
 func init() { commands = append(commands, newScanCmd) }
@@ -28,7 +28,7 @@ func init() { commands = append(commands, newScanCmd) }
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}
 	cmd := &cobra.Command{
-		Use:   "scan [--json] [--check] FILE|DIR...",
+		Use:   "scan [--json] [--check] [--func GLOB]... [--exclude GLOB]... [-j N] FILE|DIR...",
 		Short: "List every patchable function entry and its state",
 		Long: `List the patch sites of arm64 ELF files (objects, kernel modules, executables,
 PIEs, relocatable kernel images), plain or compressed (.xz, .zst, .gz): the
@@ -36,11 +36,12 @@ function, entry, layout (call-ops with an 8-byte literal, or classic), BTI,
 state (nop, init, enabled, unknown), ops and BL target, and problems:
 misaligned-literal, unexpected-insn, duplicate-entry, outside-text, no-function.
 Folders are searched for ELF files. --json prints one object per file per
-line. --check exits 1 when any site has a problem; a file that cannot be
-read is reported on stderr and makes the exit status 2.`,
+line (docs/json.md). --check exits 1 when any site has a problem; a file
+that cannot be read is reported on stderr (and, with --json, as its line)
+and makes the exit status 2.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return UsageErrorf("scan needs at least one FILE")
+				return UsageErrorf("scan needs at least one FILE or DIR")
 			}
 			return nil
 		},
@@ -50,9 +51,10 @@ read is reported on stderr and makes the exit status 2.`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per file per line")
+	addJSONFlag(f, &opts.JSON)
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
-	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.GOMAXPROCS(0), "scan up to `N` files at once")
+	addJobsFlag(f, &opts.Jobs, "scan up to `N` files at once")
+	opts.Select.addFlags(f)
 	return cmd
 }
 
@@ -67,18 +69,30 @@ type scanResult struct {
 const smallJSON = 4096
 
 func runScan(opts *ScanOptions, io *IO) error {
-	if opts.Jobs < 1 {
-		return UsageErrorf("-j must be at least 1, got %d", opts.Jobs)
+	if err := checkJobs(&opts.Jobs); err != nil {
+		return err
+	}
+	if err := opts.Select.check(); err != nil {
+		return err
 	}
 	files, err := expandInputs(opts.Files)
 	if err != nil {
 		return err
 	}
-	out := bufio.NewWriterSize(io.Out, 256<<10)
-	if opts.JSON && len(files) == 1 {
+	var out *bufio.Writer
+	var stdout goio.Writer = io.Out
+	if opts.JSON {
+		stdout = newVersionStamp(io.Out)
+	}
+	out = bufio.NewWriterSize(stdout, 256<<10)
+	if opts.JSON && len(files) == 1 && !opts.Select.Active() {
 		return scanJSONOne(opts, files[0], out, io)
 	}
-	var inputErrs []error
+	var jsonErr goio.Writer
+	if opts.JSON {
+		jsonErr = out
+	}
+	failed := 0
 	byCode := map[elfscan.Code]int{}
 	problems, sites := 0, 0
 	var writeErr error
@@ -88,6 +102,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			if err != nil {
 				return scanResult{err: fmt.Errorf("file %s: %w", files[i], err)}
 			}
+			f.Sites = opts.Select.Filter(f.Sites)
 			r := scanResult{f: f}
 			if opts.JSON && len(f.Sites) <= smallJSON {
 				r.json = f.AppendJSON(nil)
@@ -96,10 +111,10 @@ func runScan(opts *ScanOptions, io *IO) error {
 		},
 		func(i int, r scanResult) {
 			if r.err != nil {
-				inputErrs = append(inputErrs, r.err)
+				failed++
+				reportInput(io, jsonErr, files[i], r.err)
 				// Keep stdout and stderr in order for a reader of both.
 				out.Flush()
-				fmt.Fprintf(io.Err, "%v\n", r.err)
 				return
 			}
 			sites += len(r.f.Sites)
@@ -118,28 +133,43 @@ func runScan(opts *ScanOptions, io *IO) error {
 			case opts.JSON:
 				writeErr = r.f.WriteJSON(out)
 			default:
+				if i > 0 {
+					out.WriteByte('\n') // a blank line between files, none after the last
+				}
 				writeErr = printScanText(out, r.f)
 			}
 		})
 	if opts.Check && len(files) > 1 && !opts.JSON {
-		printCheckSummary(out, len(files)-len(inputErrs), sites, byCode)
+		printCheckSummary(out, len(files)-failed, sites, byCode)
 	}
 	if err := out.Flush(); writeErr == nil {
 		writeErr = err
 	}
 	if opts.Check && len(files) > 1 && opts.JSON && problems > 0 {
 		// stdout carries only JSON lines; the summary goes to stderr.
-		printCheckSummary(io.Err, len(files)-len(inputErrs), sites, byCode)
+		printCheckSummary(io.Err, len(files)-failed, sites, byCode)
 	}
 	switch {
 	case writeErr != nil:
 		return fmt.Errorf("writing output: %w", writeErr)
-	case len(inputErrs) > 0:
-		return errInputsFailed{len(inputErrs)}
-	case opts.Check && problems > 0:
+	case failed > 0:
+		return errInputsFailed{failed}
+	}
+	if err := opts.Select.unmatched(inputsName(files)); err != nil {
+		return err
+	}
+	if opts.Check && problems > 0 {
 		return fmt.Errorf("%d problems in %d sites: %w", problems, sites, ErrFindings)
 	}
 	return nil
+}
+
+// inputsName names the inputs in a message: the file, or how many.
+func inputsName(files []string) string {
+	if len(files) == 1 {
+		return files[0]
+	}
+	return fmt.Sprintf("%d files", len(files))
 }
 
 // scanJSONOne is `scan --json` of a single file, which elfscan.ScanJSON
@@ -147,12 +177,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) error {
 	w := &errWriter{w: out}
 	sites, problems, err := scanJSONFile(path, w)
-	ferr := out.Flush()
 	if err != nil && w.err == nil {
 		// The file's own error: ScanJSON found it before writing.
-		fmt.Fprintf(io.Err, "file %s: %v\n", path, err)
+		reportInput(io, out, path, fmt.Errorf("file %s: %w", path, err))
+		out.Flush()
 		return errInputsFailed{1}
 	}
+	ferr := out.Flush()
 	if err == nil {
 		err = ferr
 	}
@@ -165,7 +196,7 @@ func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) erro
 	return nil
 }
 
-func scanJSONFile(path string, w io.Writer) (sites, problems int, err error) {
+func scanJSONFile(path string, w goio.Writer) (sites, problems int, err error) {
 	in, err := elfscan.OpenInput(path)
 	if err != nil {
 		return 0, 0, err
@@ -176,7 +207,7 @@ func scanJSONFile(path string, w io.Writer) (sites, problems int, err error) {
 
 // errWriter remembers the first error of w.
 type errWriter struct {
-	w   io.Writer
+	w   goio.Writer
 	err error
 }
 
@@ -186,17 +217,6 @@ func (c *errWriter) Write(p []byte) (int, error) {
 		c.err = err
 	}
 	return n, err
-}
-
-// errInputsFailed ends a run in which some files could not be scanned; each
-// was reported on stderr as it came.
-type errInputsFailed struct{ n int }
-
-func (e errInputsFailed) Error() string {
-	if e.n == 1 {
-		return "1 file could not be scanned"
-	}
-	return fmt.Sprintf("%d files could not be scanned", e.n)
 }
 
 // scanOne scans a plain or compressed file.
@@ -210,7 +230,7 @@ func scanOne(path string) (*elfscan.File, error) {
 }
 
 // printScanText writes the human table of one file and its summary line.
-func printScanText(w io.Writer, f *elfscan.File) error {
+func printScanText(w goio.Writer, f *elfscan.File) error {
 	rel := f.Type == elf.ET_REL
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "FUNCTION\tSECTION\tENTRY\tLAYOUT\tBTI\tSTATE\tOPS/TARGET\tPROBLEMS\n")
@@ -265,7 +285,7 @@ func printScanText(w io.Writer, f *elfscan.File) error {
 	if len(parts) > 0 {
 		summary = strings.Join(parts, ", ")
 	}
-	_, err := fmt.Fprintf(w, "%s: %s, %d sites (%s), %d problems\n\n", f.Path, elfscan.ElfTypeName(f.Type), len(f.Sites), summary, f.Problems())
+	_, err := fmt.Fprintf(w, "%s: %s, %d sites (%s), %d problems\n", f.Path, elfscan.ElfTypeName(f.Type), len(f.Sites), summary, f.Problems())
 	return err
 }
 
@@ -278,7 +298,7 @@ func refText(v, sym string) string {
 
 // printCheckSummary closes a --check run over several files with the
 // problems counted by code.
-func printCheckSummary(w io.Writer, files, sites int, byCode map[elfscan.Code]int) {
+func printCheckSummary(w goio.Writer, files, sites int, byCode map[elfscan.Code]int) {
 	codes := make([]string, 0, len(byCode))
 	for c := range byCode {
 		codes = append(codes, string(c))

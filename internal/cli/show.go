@@ -4,7 +4,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
-	"path"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -17,8 +17,9 @@ import (
 
 // ShowOptions are the flags of `ftpatch show`.
 type ShowOptions struct {
-	File  string
-	Funcs []string // --func: globs of functions to show
+	File   string
+	JSON   bool // --json: one object for the file
+	Select Selection
 }
 
 func init() { commands = append(commands, newShowCmd) }
@@ -26,23 +27,54 @@ func init() { commands = append(commands, newShowCmd) }
 func newShowCmd(io *IO) *cobra.Command {
 	opts := &ShowOptions{}
 	cmd := &cobra.Command{
-		Use:   "show [--func GLOB]... FILE",
+		Use:   "show [--json] [--func GLOB]... [--exclude GLOB]... FILE",
 		Short: "Disassemble the words of each patch site, with its state",
 		Long: `Print each selected patch site: its function, entry, layout and state,
 then its words (literal, BTI, slot1, slot2) with their addresses,
-disassembled by golang.org/x/arch/arm64/arm64asm in GNU syntax.`,
+disassembled by golang.org/x/arch/arm64/arm64asm in GNU syntax, and its
+problems. --json prints the same as one JSON object (docs/json.md).`,
 		Args: oneFile("show", &opts.File),
 		RunE: func(cmd *cobra.Command, args []string) error { return runShow(opts, io) },
 	}
-	cmd.Flags().StringArrayVar(&opts.Funcs, "func", nil, "only functions matching `GLOB` (repeatable)")
+	addJSONFlag(cmd.Flags(), &opts.JSON)
+	opts.Select.addFlags(cmd.Flags())
 	return cmd
 }
 
-func runShow(opts *ShowOptions, io *IO) error {
-	for _, g := range opts.Funcs {
-		if _, err := path.Match(g, ""); err != nil {
-			return UsageErrorf("bad glob %q: %v", g, err)
-		}
+// showJSON is the show --json line.
+type showJSON struct {
+	File    string         `json:"file"`
+	ELFType string         `json:"elf_type"`
+	Sites   []showSiteJSON `json:"sites"`
+	Total   int            `json:"total"` // sites in the file, selected or not
+}
+
+type showSiteJSON struct {
+	Func     string            `json:"func"`
+	Section  string            `json:"section"`
+	Entry    string            `json:"entry"`
+	Layout   string            `json:"layout"`
+	BTI      bool              `json:"bti"`
+	State    string            `json:"state"`
+	Words    []showWordJSON    `json:"words"`
+	Problems []showProblemJSON `json:"problems"`
+}
+
+type showWordJSON struct {
+	Slot    string `json:"slot"` // literal, bti, slot1, slot2
+	Address string `json:"address"`
+	Word    string `json:"word"` // hex digits: 16 for the literal, 8 for an instruction
+	Asm     string `json:"asm"`
+}
+
+type showProblemJSON struct {
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+}
+
+func runShow(opts *ShowOptions, stdio *IO) error {
+	if err := opts.Select.check(); err != nil {
+		return err
 	}
 	in, err := elfscan.OpenInput(opts.File)
 	if err != nil {
@@ -60,14 +92,50 @@ func runShow(opts *ShowOptions, io *IO) error {
 		}
 		return fmt.Sprintf("%#x", a)
 	}
-	tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
-	n := 0
+	doc := showJSON{File: opts.File, ELFType: elfscan.ElfTypeName(f.Type), Sites: []showSiteJSON{}, Total: len(f.Sites)}
 	for i := range f.Sites {
 		s := &f.Sites[i]
-		if !selected(opts.Funcs, s.Func) {
+		if !opts.Select.Selects(s.Func) {
 			continue
 		}
-		n++
+		j := showSiteJSON{Func: s.Func, Section: s.Section, Entry: at(s, s.Entry), Layout: string(s.Layout), BTI: s.BTI,
+			State: string(s.State), Words: []showWordJSON{}, Problems: []showProblemJSON{}}
+		if s.Layout == elfscan.LayoutCallOps && s.LiteralOff != elfscan.NoOffset {
+			j.Words = append(j.Words, showWordJSON{"literal", at(s, s.Literal), fmt.Sprintf("%016x", s.LiteralWord), literalText(s)})
+		}
+		if s.BTI && s.Slot1Off != elfscan.NoOffset {
+			var b [4]byte
+			w := uint32(0)
+			if _, err := in.ReadAt(b[:], s.Slot1Off-4); err == nil {
+				w = binary.LittleEndian.Uint32(b[:])
+			}
+			j.Words = append(j.Words, showWordJSON{"bti", at(s, s.Entry), fmt.Sprintf("%08x", w), disasm(w, s.Entry, nil)})
+		}
+		if s.Slot1Off != elfscan.NoOffset {
+			j.Words = append(j.Words, showWordJSON{"slot1", at(s, s.Slot1()), fmt.Sprintf("%08x", s.Slot1Word), disasm(s.Slot1Word, s.Slot1(), nil)})
+		}
+		if s.Slot2Off != elfscan.NoOffset {
+			j.Words = append(j.Words, showWordJSON{"slot2", at(s, s.CallSite), fmt.Sprintf("%08x", s.Slot2Word), disasm(s.Slot2Word, s.CallSite, s.Target)})
+		}
+		for _, p := range s.Problems {
+			j.Problems = append(j.Problems, showProblemJSON{string(p.Code), p.Detail})
+		}
+		doc.Sites = append(doc.Sites, j)
+	}
+	if err := opts.Select.unmatched(opts.File); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSONLine(newVersionStamp(stdio.Out), doc)
+	}
+	return printShowText(stdio.Out, &doc)
+}
+
+// printShowText writes the human form: per site a header line, its words
+// in aligned columns, then its problems (unaligned: their text is long).
+func printShowText(w io.Writer, doc *showJSON) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range doc.Sites {
 		bti := "-"
 		if s.BTI {
 			bti = "bti"
@@ -76,45 +144,24 @@ func runShow(opts *ShowOptions, io *IO) error {
 		if name == "" {
 			name = "<no function>"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", name, at(s, s.Entry), s.Layout, bti, s.State)
-		if s.Layout == elfscan.LayoutCallOps && s.LiteralOff != elfscan.NoOffset {
-			fmt.Fprintf(tw, "  %s\t%016x\t%s\t\t\t\n", at(s, s.Literal), s.LiteralWord, literalText(s))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, s.Entry, s.Layout, bti, s.State)
+		for _, wd := range s.Words {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", wd.Address, wd.Word, wd.Asm)
 		}
-		if s.BTI && s.Slot1Off != elfscan.NoOffset {
-			var b [4]byte
-			w := uint32(0)
-			if _, err := in.ReadAt(b[:], s.Slot1Off-4); err == nil {
-				w = binary.LittleEndian.Uint32(b[:])
+		if len(s.Problems) > 0 {
+			if err := tw.Flush(); err != nil {
+				return err
 			}
-			fmt.Fprintf(tw, "  %s\t%08x\t%s\t\t\t\n", at(s, s.Entry), w, disasm(w, s.Entry, nil))
-		}
-		if s.Slot1Off != elfscan.NoOffset {
-			fmt.Fprintf(tw, "  %s\t%08x\t%s\t\t\t\n", at(s, s.Slot1()), s.Slot1Word, disasm(s.Slot1Word, s.Slot1(), nil))
-		}
-		if s.Slot2Off != elfscan.NoOffset {
-			fmt.Fprintf(tw, "  %s\t%08x\t%s\t\t\t\n", at(s, s.CallSite), s.Slot2Word, disasm(s.Slot2Word, s.CallSite, s.Target))
-		}
-		for _, p := range s.Problems {
-			fmt.Fprintf(tw, "  problem\t%s\t%s\t\t\t\n", p.Code, p.Detail)
+			for _, p := range s.Problems {
+				fmt.Fprintf(w, "  problem %s: %s\n", p.Code, p.Detail)
+			}
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "%s: %d of %d sites shown\n", opts.File, n, len(f.Sites))
-	return nil
-}
-
-func selected(globs []string, fn string) bool {
-	if len(globs) == 0 {
-		return true
-	}
-	for _, g := range globs {
-		if m, _ := path.Match(g, fn); m {
-			return true
-		}
-	}
-	return false
+	_, err := fmt.Fprintf(w, "%s: %d of %d sites shown\n", doc.File, len(doc.Sites), doc.Total)
+	return err
 }
 
 // literalText shows the literal as data: two NOPs as compiled, else its value.
@@ -157,5 +204,5 @@ func disasm(w uint32, pc uint64, target *elfscan.Ref) string {
 		}
 		return t
 	}
-	return strings.ToLower(arm64asm.GNUSyntax(inst))
+	return strings.TrimSpace(strings.ToLower(arm64asm.GNUSyntax(inst)))
 }

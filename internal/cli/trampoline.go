@@ -24,7 +24,7 @@ func init() { commands = append(commands, newTrampolineCmd) }
 func newTrampolineCmd(io *IO) *cobra.Command {
 	opts := &TrampolineOptions{}
 	cmd := &cobra.Command{
-		Use:   "trampoline [-o FILE.o] [--asm] [--name SYM] [--classic --ops SYM]",
+		Use:   "trampoline [-o FILE] [--asm] [--name SYM] [--classic --ops SYM]",
 		Short: "Write the common trampoline (ftrace_caller) as an object or assembler text",
 		Long: `Write the common trampoline that enabled patch sites branch to, encoded by
 ftpatch itself into an ET_REL object (no assembler needed). It reads the ops
@@ -41,11 +41,11 @@ named by --ops. --asm prints the same code as GNU assembler text.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runTrampoline(opts, io) },
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.Output, "output", "o", "", "write to `FILE` (required unless --asm)")
+	addOutputFlag(f, &opts.Output, "(required unless --asm)")
 	f.BoolVar(&opts.Asm, "asm", false, "write GNU assembler text (to stdout unless -o)")
-	f.StringVar(&opts.Name, "name", "ftrace_caller", "function `SYM`bol name")
+	f.StringVar(&opts.Name, "name", "ftrace_caller", "name of the function: `SYM`")
 	f.BoolVar(&opts.Classic, "classic", false, "variant for classic sites (no literal); needs --ops")
-	f.StringVar(&opts.Ops, "ops", "", "ops `SYM`bol the classic variant calls")
+	f.StringVar(&opts.Ops, "ops", "", "the ops `SYM` the classic variant calls")
 	return cmd
 }
 
@@ -78,8 +78,11 @@ func runTrampoline(opts *TrampolineOptions, io *IO) error {
 		_, err := io.Out.Write(out)
 		return err
 	}
+	if err := checkOutput(opts.Output); err != nil {
+		return err
+	}
 	if err := writeTrampolineFile(opts.Output, out, 0o644); err != nil {
-		return fmt.Errorf("file %s: %w", opts.Output, err)
+		return outputError(opts.Output, err)
 	}
 	return nil
 }

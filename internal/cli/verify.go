@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"time"
 
@@ -25,6 +22,7 @@ type VerifyOptions struct {
 	Against           string // --against ORIG
 	Jobs              int    // -j
 	Seed              uint64 // --seed
+	Select            Selection
 }
 
 // runAgainst runs the static --against comparison of orig and patched,
@@ -55,7 +53,7 @@ func init() { commands = append(commands, newVerifyCmd) }
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--against ORIG] [-j N] FILE|DIR...",
+		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--against ORIG] [--func GLOB]... [--exclude GLOB]... [--seed N] [-j N] FILE|DIR...",
 		Short: "Run every patch site on Unicorn's arm64 CPU and check what it does",
 		Long: `Run every patch site on Unicorn's arm64 CPU, from the function entry to the
 first instruction after the site, and check it behaves as its state says:
@@ -67,7 +65,7 @@ trampoline runs at the trampoline's address; --run-file-trampoline runs the
 file's. Exit 1 when a site fails, 2 on input errors.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return UsageErrorf("verify needs at least one FILE")
+				return UsageErrorf("verify needs at least one FILE or DIR")
 			}
 			return nil
 		},
@@ -77,12 +75,13 @@ file's. Exit 1 when a site fails, 2 on input errors.`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per file per line")
-	f.StringVar(&opts.Trampoline, "trampoline", verify.DefaultTrampoline, "`SYM|ADDR` enabled sites must call")
+	addJSONFlag(f, &opts.JSON)
+	addTrampolineFlag(f, &opts.Trampoline, verify.DefaultTrampoline, "enabled sites must call")
 	f.BoolVar(&opts.RunFileTrampoline, "run-file-trampoline", false, "run the file's own trampoline instead of the tool's")
 	f.StringVar(&opts.Against, "against", "", "also check that FILE differs from `ORIG` only in live-safe site changes")
-	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "parallel workers (`N`)")
-	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the random register values")
+	addJobsFlag(f, &opts.Jobs, "run sites on `N` workers")
+	f.Uint64Var(&opts.Seed, "seed", 1, "seed `N` of the random register values")
+	opts.Select.addFlags(f)
 	return cmd
 }
 
@@ -96,7 +95,6 @@ type verifyJSON struct {
 	ByState  map[string]int   `json:"by_state"`
 	Seconds  float64          `json:"seconds"`
 	Failures []verifyFailJSON `json:"failures"`
-	Error    string           `json:"error,omitempty"`
 }
 
 type verifyFailJSON struct {
@@ -113,9 +111,12 @@ type verifyResult struct {
 	err error
 }
 
-func runVerify(opts *VerifyOptions, io *IO) error {
-	if opts.Jobs < 1 {
-		return UsageErrorf("-j must be at least 1, got %d", opts.Jobs)
+func runVerify(opts *VerifyOptions, stdio *IO) error {
+	if err := checkJobs(&opts.Jobs); err != nil {
+		return err
+	}
+	if err := opts.Select.check(); err != nil {
+		return err
 	}
 	if opts.Against != "" {
 		if len(opts.Files) != 1 {
@@ -127,14 +128,22 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 		return err
 	}
 	vopts := verify.Options{Trampoline: opts.Trampoline, RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed}
+	if opts.Select.Active() {
+		vopts.Select = opts.Select.Selects
+	}
+	var out, jsonErr io.Writer = stdio.Out, nil
+	if opts.JSON {
+		out = newVersionStamp(stdio.Out)
+		jsonErr = out
+	}
 
 	// Files run concurrently (at most Jobs at once), each with its own
 	// workers; reports are printed in argument order.
-	var inputErrs []error
+	inputErrs := 0
 	failed := 0
 	forEachOrdered(len(files), opts.Jobs,
 		func(i int) verifyResult {
-			rep, err := verifyOne(files[i], vopts, io, len(files) == 1)
+			rep, err := verifyOne(files[i], vopts, stdio, len(files) == 1)
 			if err != nil {
 				err = fmt.Errorf("file %s: %w", files[i], err)
 			}
@@ -142,29 +151,32 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 		},
 		func(i int, r verifyResult) {
 			if r.err != nil {
-				inputErrs = append(inputErrs, r.err)
-				if opts.JSON {
-					writeJSONLine(io.Out, verifyJSON{File: files[i], Error: r.err.Error(), ByState: map[string]int{}, Failures: []verifyFailJSON{}})
-				}
+				inputErrs++
+				reportInput(stdio, jsonErr, files[i], r.err)
 				return
 			}
 			failed += r.rep.Failed
 			if opts.JSON {
-				writeJSONLine(io.Out, toVerifyJSON(r.rep))
+				writeJSONLine(out, toVerifyJSON(r.rep))
 			} else {
-				printVerifyText(io.Out, r.rep)
+				printVerifyText(out, r.rep)
 			}
 		})
-	if opts.Against != "" && len(inputErrs) == 0 {
-		n, err := runAgainst(opts.Against, files[0], vopts, io.Out, opts.JSON)
+	if opts.Against != "" && inputErrs == 0 {
+		n, err := runAgainst(opts.Against, files[0], vopts, out, opts.JSON)
 		if err != nil {
-			inputErrs = append(inputErrs, fmt.Errorf("--against %s: %w", opts.Against, err))
+			return fmt.Errorf("--against %s: %w", opts.Against, err)
 		}
 		failed += n
 	}
 	switch {
-	case len(inputErrs) > 0:
-		return errors.Join(inputErrs...)
+	case inputErrs > 0:
+		return errInputsFailed{inputErrs}
+	}
+	if err := opts.Select.unmatched(inputsName(files)); err != nil {
+		return err
+	}
+	switch {
 	case failed > 0:
 		return fmt.Errorf("%d sites failed: %w", failed, ErrFindings)
 	}
@@ -197,11 +209,6 @@ func verifyOne(path string, vopts verify.Options, io *IO, bar bool) (*verify.Rep
 	}
 	rep.Elapsed = time.Since(start)
 	return rep, nil
-}
-
-func writeJSONLine(w io.Writer, v any) {
-	b, _ := json.Marshal(v)
-	w.Write(append(b, '\n'))
 }
 
 func toVerifyJSON(r *verify.Report) verifyJSON {

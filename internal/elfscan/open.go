@@ -25,7 +25,13 @@ func OpenELF(r io.ReaderAt) (f *elf.File, err error) {
 	}()
 	f, err = elf.NewFile(r)
 	if err != nil {
+		if t := truncation(r); t != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMalformed, t)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if t := truncatedSections(f, r); t != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, t)
 	}
 	if f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB || f.Machine != elf.EM_AARCH64 {
 		return nil, fmt.Errorf("%w (class %v, data %v, machine %v)", ErrNotAArch64, f.Class, f.Data, f.Machine)

@@ -176,30 +176,54 @@ func siteName(rel bool, s *elfscan.Site) string {
 }
 
 // issues collects every refusal of a plan, by kind, so one error lists all
-// the sites at fault.
+// the sites at fault. Sites refused for the same reason (a request mistake
+// such as --ops on classic sites, or sites not initialised) are said once,
+// with the sites they concern.
 type issues struct {
-	kinds []error
-	msgs  map[error][]string
+	kinds   []error
+	reasons map[error][]string            // in order of first appearance
+	sites   map[error]map[string][]string // kind -> reason -> sites
 }
 
-func (is *issues) add(kind error, format string, a ...any) {
-	if is.msgs == nil {
-		is.msgs = map[error][]string{}
+// add records that site (siteName) is refused for kind with a reason.
+func (is *issues) add(kind error, site, format string, a ...any) {
+	if is.reasons == nil {
+		is.reasons, is.sites = map[error][]string{}, map[error]map[string][]string{}
 	}
-	if _, ok := is.msgs[kind]; !ok {
+	if _, ok := is.reasons[kind]; !ok {
 		is.kinds = append(is.kinds, kind)
+		is.sites[kind] = map[string][]string{}
 	}
-	is.msgs[kind] = append(is.msgs[kind], fmt.Sprintf(format, a...))
+	reason := fmt.Sprintf(format, a...)
+	if _, ok := is.sites[kind][reason]; !ok {
+		is.reasons[kind] = append(is.reasons[kind], reason)
+	}
+	is.sites[kind][reason] = append(is.sites[kind][reason], site)
 }
+
+// sitesNamed is how many sites one message names before "and N more".
+const sitesNamed = 3
 
 func (is *issues) err() error {
 	var errs []error
 	for _, k := range is.kinds {
-		m := is.msgs[k]
-		if len(m) == 1 {
-			errs = append(errs, fmt.Errorf("%w: %s", k, m[0]))
+		var lines []string
+		for _, r := range is.reasons[k] {
+			ss := is.sites[k][r]
+			if len(ss) == 1 {
+				lines = append(lines, ss[0]+": "+r)
+				continue
+			}
+			named := strings.Join(ss[:min(len(ss), sitesNamed)], ", ")
+			if len(ss) > sitesNamed {
+				named += fmt.Sprintf(" and %d more", len(ss)-sitesNamed)
+			}
+			lines = append(lines, fmt.Sprintf("%d sites (%s): %s", len(ss), named, r))
+		}
+		if len(lines) == 1 {
+			errs = append(errs, fmt.Errorf("%w: %s", k, lines[0]))
 		} else {
-			errs = append(errs, fmt.Errorf("%w (%d sites):\n  %s", k, len(m), strings.Join(m, "\n  ")))
+			errs = append(errs, fmt.Errorf("%w:\n  %s", k, strings.Join(lines, "\n  ")))
 		}
 	}
 	return errors.Join(errs...)
@@ -288,6 +312,9 @@ func Plan(in *Input, req Request) (*Changes, error) {
 			trampRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
 		} else if tramp, err = p.resolve(req.Trampoline); err != nil {
 			return nil, err
+		} else if tramp%4 != 0 {
+			return nil, fmt.Errorf("%w: --trampoline %s is at %#x, which is not 4-byte aligned: a BL can only branch to an instruction; "+
+				"give the trampoline's symbol or its 4-aligned address", ErrRequest, req.Trampoline, tramp)
 		}
 	}
 
@@ -405,15 +432,15 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	op := p.req.Op
 	callOps := s.Layout == elfscan.LayoutCallOps
 	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
-		p.is.add(ErrState, "%s: state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", name(), s.State, s.Slot1Word, s.Slot2Word)
+		p.is.add(ErrState, name(), "state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", s.State, s.Slot1Word, s.Slot2Word)
 		return
 	}
 	switch {
 	case op == OpInit && s.State == elfscan.StateEnabled:
-		p.is.add(ErrState, "%s: is enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first", name())
+		p.is.add(ErrState, name(), "enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first")
 		return
 	case op == OpEnable && s.State == elfscan.StateNop && !p.req.InitToo:
-		p.is.add(ErrState, "%s: is nop (not initialised); run init first, or pass --init to do both", name())
+		p.is.add(ErrState, name(), "nop (not initialised); run init first, or pass --init to do both")
 		return
 	case op == OpDisable && s.State != elfscan.StateEnabled:
 		return // never enabled: nothing to disable, its literal is left as it is
@@ -421,11 +448,11 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	if !callOps {
 		switch {
 		case op == OpEnable && p.req.Ops != nil:
-			p.is.add(ErrClassic, "%s: --ops given, but the site is classic (-fpatchable-function-entry=2) and has no literal; "+
-				"use a classic trampoline (ftpatch trampoline --classic --ops SYM)", name())
+			p.is.add(ErrClassic, name(), "--ops %s given, but classic sites (-fpatchable-function-entry=2) have no literal; "+
+				"drop --ops and branch to a classic trampoline (ftpatch trampoline --classic --ops %s)", p.req.Ops, p.req.Ops)
 			return
 		case op != OpEnable && !p.req.DefaultOps.IsZero():
-			p.is.add(ErrClassic, "%s: --default-ops given, but the site is classic and has no literal", name())
+			p.is.add(ErrClassic, name(), "--default-ops %s given, but classic sites have no literal; drop --default-ops", p.req.DefaultOps)
 			return
 		}
 	}
@@ -434,8 +461,8 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, addrString(p.rel, s.Section, s.Entry), "misaligned-literal"})
 			return
 		}
-		p.is.add(ErrMisaligned, "%s: literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			name(), addrString(p.rel, s.Section, s.Literal), elfscan.MisalignedHelp)
+		p.is.add(ErrMisaligned, name(), "literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
+			addrString(p.rel, s.Section, s.Literal), elfscan.MisalignedHelp)
 		return
 	}
 
@@ -454,11 +481,8 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		} else {
 			w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
 			if err != nil {
-				kind := ErrRange
-				if errors.Is(err, encode.ErrMisaligned) {
-					kind = ErrMisaligned
-				}
-				p.is.add(kind, "%s: trampoline %s: %v", name(), p.req.Trampoline, err)
+				// Alignment was checked once, in Plan: what is left is range.
+				p.is.add(ErrRange, name(), "--trampoline %s: %v", p.req.Trampoline, err)
 				return
 			}
 			want = call{word: w}

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
@@ -28,6 +29,9 @@ func Load(path string, opts Options) (*Image, error) {
 	sf, err := elfscan.Scan(in, path)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Select != nil {
+		sf.Sites = slices.DeleteFunc(sf.Sites, func(s elfscan.Site) bool { return !opts.Select(s.Func) })
 	}
 	return LoadELF(f, in, sf, opts)
 }

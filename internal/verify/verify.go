@@ -41,8 +41,11 @@ type Options struct {
 	RunFileTrampoline bool   // run the file's own trampoline code instead of the tool's
 	Jobs              int    // workers; default runtime.NumCPU()
 	Seed              uint64 // register values are drawn from (Seed, site index)
-	MaxInsns          uint64 // per site; default 10,000
-	Timeout           time.Duration
+	// Select, when set, keeps the sites of the functions it accepts
+	// (--func/--exclude); Load drops the others.
+	Select   func(fn string) bool
+	MaxInsns uint64 // per site; default 10,000
+	Timeout  time.Duration
 	// Progress, when set, is called from the workers with the number of
 	// sites just finished; it must be safe for concurrent use.
 	Progress func(n int)

@@ -1,0 +1,130 @@
+package main
+
+// The acceptance suite: testscript scripts under testdata/script, each a
+// readable transcript of ftpatch commands on the committed fixtures, with
+// their exit status, stdout and stderr. `exec ftpatch` runs this package's
+// main (testscript.RunMain), the binary users run.
+//
+// Each script starts in an empty $WORK with:
+//
+//	$FIXTURES  testdata/fixtures (read-only: cp a fixture before patching it)
+//	$REPO      the repository root
+//	scripts/, examples/, testdata/  symlinks into the repository, so that
+//	           commands from the docs run as written
+//	bin/ftpatch  the ftpatch under test, as the docs call it
+//
+// and these commands besides testscript's own:
+//
+//	jsonkeys FILE...   check every JSON line of each file against docs/json.md
+//
+// and the condition [tool:NAME], true when NAME is on PATH; under CI=true a
+// missing tool fails the script instead: `[!tool:qemu-aarch64] skip`.
+//
+// `go test ./cmd/ftpatch -run TestScripts -update` rewrites the expected
+// outputs of the cmp lines; review the diff before committing it.
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/ftpatch/ftpatch/internal/cli"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected output in testdata/script")
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"ftpatch": func() { os.Exit(cli.Main(os.Args[1:])) },
+	})
+}
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("repository root: %v", err)
+	}
+	return root
+}
+
+func TestScripts(t *testing.T) {
+	root := repoRoot(t)
+	contract, err := loadContract(filepath.Join(root, "docs", "json.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join(root, "testdata", "script"),
+		RequireExplicitExec: true,
+		UpdateScripts:       *update,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("FIXTURES", filepath.Join(root, "testdata", "fixtures"))
+			env.Setenv("REPO", root)
+			env.Setenv("CI", os.Getenv("CI"))
+			for _, d := range []string{"scripts", "examples", "testdata"} {
+				if err := os.Symlink(filepath.Join(root, d), filepath.Join(env.WorkDir, d)); err != nil {
+					return err
+				}
+			}
+			self, err := exec.LookPath("ftpatch")
+			for _, kv := range env.Vars {
+				if len(kv) > 5 && kv[:5] == "PATH=" {
+					self, err = lookIn(kv[5:], "ftpatch")
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if err := os.Mkdir(filepath.Join(env.WorkDir, "bin"), 0o755); err != nil {
+				return err
+			}
+			return os.Symlink(self, filepath.Join(env.WorkDir, "bin", "ftpatch"))
+		},
+		Condition: func(cond string) (bool, error) {
+			tool, ok := strings.CutPrefix(cond, "tool:")
+			if !ok {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			if _, err := exec.LookPath(tool); err != nil {
+				if os.Getenv("CI") == "true" {
+					return false, fmt.Errorf("%s not found, and CI=true: install it (scripts/deps.sh)", tool)
+				}
+				return false, nil
+			}
+			return true, nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"jsonkeys": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg {
+					ts.Fatalf("unsupported: ! jsonkeys")
+				}
+				for _, f := range args {
+					if err := contract.checkLines([]byte(ts.ReadFile(f))); err != nil {
+						ts.Fatalf("%s: %v", f, err)
+					}
+				}
+			},
+		},
+	})
+}
+
+// lookIn finds name in the folders of a PATH value.
+func lookIn(path, name string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	return exec.LookPath(name)
+}

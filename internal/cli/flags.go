@@ -1,0 +1,225 @@
+package cli
+
+// The flags several commands share, defined once so that their names,
+// placeholders and help read the same everywhere:
+//
+//	--func GLOB, --exclude GLOB   scan, show, init, enable, disable, verify
+//	-o FILE                       init, enable, disable, trampoline
+//	--trampoline SYM|ADDR         enable, verify
+//	--json                        scan, show, verify
+//	-j N                          scan, verify
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+)
+
+// Selection is --func and --exclude: which functions' sites a command
+// touches. A function is selected when it matches some --func (or there is
+// none) and no --exclude. Every pattern must match some function among the
+// inputs: a typo is an input error (exit 2) naming the pattern, never a
+// silent no-op.
+type Selection struct {
+	Funcs   []string // --func
+	Exclude []string // --exclude
+
+	mu      sync.Mutex
+	matched map[string]bool // "func\x00GLOB" and "exclude\x00GLOB" that matched a function
+	chosen  int             // sites selected so far
+}
+
+func (s *Selection) addFlags(f *pflag.FlagSet) {
+	f.StringArrayVar(&s.Funcs, "func", nil, "only functions matching `GLOB` (path.Match syntax; repeatable)")
+	f.StringArrayVar(&s.Exclude, "exclude", nil, "leave functions matching `GLOB` alone (repeatable)")
+}
+
+// Active reports whether the user selected anything.
+func (s *Selection) Active() bool { return len(s.Funcs)+len(s.Exclude) > 0 }
+
+// check validates the patterns before any file is read.
+func (s *Selection) check() error {
+	for _, flag := range []struct {
+		name  string
+		globs []string
+	}{{"--func", s.Funcs}, {"--exclude", s.Exclude}} {
+		for _, g := range flag.globs {
+			if g == "" {
+				return UsageErrorf("%s: empty pattern; give a function name or a glob such as 'sched_*'", flag.name)
+			}
+			if _, err := path.Match(g, ""); err != nil {
+				return UsageErrorf("%s %q: bad pattern (path.Match syntax: * ? [a-z] \\): %v", flag.name, g, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Selects reports whether fn is selected, and remembers which patterns
+// matched; safe for concurrent use.
+func (s *Selection) Selects(fn string) bool {
+	if !s.Active() {
+		return true
+	}
+	in := len(s.Funcs) == 0
+	var hits []string
+	for _, g := range s.Funcs {
+		if m, _ := path.Match(g, fn); m {
+			in = true
+			hits = append(hits, "func\x00"+g)
+		}
+	}
+	out := false
+	for _, g := range s.Exclude {
+		if m, _ := path.Match(g, fn); m {
+			out = true
+			hits = append(hits, "exclude\x00"+g)
+		}
+	}
+	s.mu.Lock()
+	if s.matched == nil {
+		s.matched = map[string]bool{}
+	}
+	for _, h := range hits {
+		s.matched[h] = true
+	}
+	if in && !out {
+		s.chosen++
+	}
+	s.mu.Unlock()
+	return in && !out
+}
+
+// Filter keeps the selected sites of f, in place.
+func (s *Selection) Filter(sites []elfscan.Site) []elfscan.Site {
+	if !s.Active() {
+		return sites
+	}
+	kept := sites[:0]
+	for i := range sites {
+		if s.Selects(sites[i].Func) {
+			kept = append(kept, sites[i])
+		}
+	}
+	return kept
+}
+
+// unmatched is the error for patterns that matched no function of the
+// inputs (named by what, e.g. "s.elf" or "3 files"), or for a selection
+// that left no site; nil when every pattern did its part.
+func (s *Selection) unmatched(what string) error {
+	if !s.Active() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var bad []string
+	for _, g := range s.Funcs {
+		if !s.matched["func\x00"+g] {
+			bad = append(bad, fmt.Sprintf("--func %q", g))
+		}
+	}
+	for _, g := range s.Exclude {
+		if !s.matched["exclude\x00"+g] {
+			bad = append(bad, fmt.Sprintf("--exclude %q", g))
+		}
+	}
+	switch {
+	case len(bad) == 1:
+		return fmt.Errorf("%w: %s matches no function in %s; list the functions with: ftpatch scan %s", ErrSelection, bad[0], what, what)
+	case len(bad) > 1:
+		return fmt.Errorf("%w: %s match no function in %s; list the functions with: ftpatch scan %s", ErrSelection, strings.Join(bad, ", "), what, what)
+	case s.chosen == 0:
+		return fmt.Errorf("%w: %s selects no site in %s: every function --func matches is excluded", ErrSelection, s.String(), what)
+	}
+	return nil
+}
+
+// String is the selection as the user gave it.
+func (s *Selection) String() string {
+	var parts []string
+	for _, g := range s.Funcs {
+		parts = append(parts, fmt.Sprintf("--func %q", g))
+	}
+	for _, g := range s.Exclude {
+		parts = append(parts, fmt.Sprintf("--exclude %q", g))
+	}
+	return strings.Join(parts, " ")
+}
+
+// ErrSelection marks a --func/--exclude selection that matched nothing.
+var ErrSelection = errors.New("selection matches nothing")
+
+// addOutputFlag is -o FILE.
+func addOutputFlag(f *pflag.FlagSet, p *string, usage string) {
+	f.StringVarP(p, "output", "o", "", "write to `FILE` "+usage)
+}
+
+// checkOutput refuses, before any work, an -o path that cannot be written,
+// naming the path the user gave (not the temporary file that would be
+// written beside it).
+func checkOutput(out string) error {
+	if out == "" {
+		return nil
+	}
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return UsageErrorf("-o %s: is a folder; give the path of the file to write", out)
+	}
+	dir := filepath.Dir(out)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("-o %s: folder %s does not exist; create it first (mkdir -p %s)", out, dir, dir)
+	case err != nil:
+		return fmt.Errorf("-o %s: %w", out, err)
+	case !st.IsDir():
+		return fmt.Errorf("-o %s: %s is not a folder", out, dir)
+	}
+	return nil
+}
+
+// outputError names out in err from writing it, instead of the temporary
+// file written beside it.
+func outputError(out string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Path != out {
+		return fmt.Errorf("writing %s: %s: %w", out, pe.Op, pe.Err)
+	}
+	return fmt.Errorf("writing %s: %w", out, err)
+}
+
+// addTrampolineFlag is --trampoline SYM|ADDR.
+func addTrampolineFlag(f *pflag.FlagSet, p *string, def, usage string) {
+	f.StringVar(p, "trampoline", def, usage+" `SYM|ADDR`")
+}
+
+// addJSONFlag is --json.
+func addJSONFlag(f *pflag.FlagSet, p *bool) {
+	f.BoolVar(p, "json", false, "print one JSON object per input per line (docs/json.md)")
+}
+
+// addJobsFlag is -j N; 0 (the default) stands for the number of CPUs
+// Go may use, so that help reads the same on every machine.
+func addJobsFlag(f *pflag.FlagSet, p *int, usage string) {
+	f.IntVarP(p, "jobs", "j", 0, usage+" (default 0: the number of CPUs)")
+}
+
+// checkJobs validates -j and resolves its default.
+func checkJobs(n *int) error {
+	switch {
+	case *n < 0:
+		return UsageErrorf("-j %d: give at least 1 (or 0 for the number of CPUs)", *n)
+	case *n == 0:
+		*n = runtime.GOMAXPROCS(0)
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package elfscan
+
+// A file cut short (a partial download or copy) makes debug/elf fail with
+// a bare EOF. truncation says what is missing instead: the file's size and
+// the offset its own headers say it reaches.
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// ErrTruncated is wrapped (with ErrMalformed) when a file is shorter than
+// its ELF headers say.
+var ErrTruncated = errors.New("truncated")
+
+// sizeOf is the size of what r reads, when r can say.
+func sizeOf(r io.ReaderAt) (int64, bool) {
+	switch v := r.(type) {
+	case interface{ Size() int64 }:
+		return v.Size(), true
+	case *os.File:
+		if st, err := v.Stat(); err == nil && st.Mode().IsRegular() {
+			return st.Size(), true
+		}
+	case *Input:
+		return v.Size, true
+	}
+	return 0, false
+}
+
+// truncation returns an error naming the size and the first structure that
+// lies past the end of r, or nil when r is not short (or cannot say).
+// It reads the ELF64 header itself, so it works where debug/elf gave up.
+func truncation(r io.ReaderAt) error {
+	size, ok := sizeOf(r)
+	if !ok {
+		return nil
+	}
+	const ehsize = 64
+	if size < ehsize {
+		return fmt.Errorf("%w: the file is %d bytes, shorter than the %d-byte ELF64 header", ErrTruncated, size, ehsize)
+	}
+	var h [ehsize]byte
+	if _, err := r.ReadAt(h[:], 0); err != nil {
+		return nil
+	}
+	le := binary.LittleEndian
+	phoff, shoff := le.Uint64(h[0x20:]), le.Uint64(h[0x28:])
+	phentsize, phnum := uint64(le.Uint16(h[0x36:])), uint64(le.Uint16(h[0x38:]))
+	shentsize, shnum := uint64(le.Uint16(h[0x3a:])), uint64(le.Uint16(h[0x3c:]))
+	short := func(what string, end uint64) error {
+		return fmt.Errorf("%w: the file is %d bytes (%#x), but %s ends at offset %#x (%d bytes expected); was it cut short while copying or downloading?",
+			ErrTruncated, size, size, what, end, end)
+	}
+	if phnum > 0 && phoff+phnum*phentsize > uint64(size) {
+		return short("its program header table", phoff+phnum*phentsize)
+	}
+	if shnum > 0 && shoff+shnum*shentsize > uint64(size) {
+		return short("its section header table", shoff+shnum*shentsize)
+	}
+	return nil
+}
+
+// truncatedSections is the error for a section whose contents run past the
+// end of r, or nil.
+func truncatedSections(f *elf.File, r io.ReaderAt) error {
+	size, ok := sizeOf(r)
+	if !ok {
+		return nil
+	}
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_NOBITS || s.Size == 0 {
+			continue
+		}
+		if end := s.Offset + s.Size; end < s.Offset || end > uint64(size) {
+			return fmt.Errorf("%w: the file is %d bytes (%#x), but section %q ends at offset %#x (%d bytes expected); was it cut short while copying or downloading?",
+				ErrTruncated, size, size, s.Name, end, end)
+		}
+	}
+	return nil
+}
