@@ -23,6 +23,10 @@ func OpenELF(r io.ReaderAt) (f *elf.File, err error) {
 			f, err = nil, fmt.Errorf("%w: %v", ErrMalformed, p)
 		}
 	}()
+	var magic [4]byte
+	if n, _ := r.ReadAt(magic[:], 0); n < len(magic) || string(magic[:]) != elf.ELFMAG {
+		return nil, fmt.Errorf("%w: not an ELF file: it starts with %q, not %q", ErrMalformed, magic[:n], elf.ELFMAG)
+	}
 	f, err = elf.NewFile(r)
 	if err != nil {
 		if t := truncation(r); t != nil {

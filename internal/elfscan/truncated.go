@@ -41,11 +41,15 @@ func truncation(r io.ReaderAt) error {
 		return nil
 	}
 	const ehsize = 64
+	var magic [4]byte
+	if n, _ := r.ReadAt(magic[:], 0); n < len(magic) || string(magic[:]) != "\x7fELF" {
+		return nil // not ELF at all: debug/elf says so
+	}
 	if size < ehsize {
 		return fmt.Errorf("%w: the file is %d bytes, shorter than the %d-byte ELF64 header", ErrTruncated, size, ehsize)
 	}
 	var h [ehsize]byte
-	if _, err := r.ReadAt(h[:], 0); err != nil {
+	if _, err := r.ReadAt(h[:], 0); err != nil || string(h[:4]) != "\x7fELF" || h[4] != byte(elf.ELFCLASS64) {
 		return nil
 	}
 	le := binary.LittleEndian
