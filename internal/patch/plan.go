@@ -481,8 +481,10 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		} else {
 			w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
 			if err != nil {
-				// Alignment was checked once, in Plan: what is left is range.
-				p.is.add(ErrRange, name(), "--trampoline %s: %v", p.req.Trampoline, err)
+				// Alignment was checked once, in Plan: what is left is range,
+				// said once for all the sites it concerns.
+				p.is.add(ErrRange, name(), "--trampoline %s at %#x is beyond a BL's reach (±128 MiB) from the call site; "+
+					"link the trampoline within 128 MiB of the code", p.req.Trampoline, tramp)
 				return
 			}
 			want = call{word: w}
