@@ -24,6 +24,11 @@ if [[ $# -lt 1 || $# -gt 2 ]]; then
 fi
 out=$1
 ftpatch=${2:-}
+# The build below changes folder: make a relative FTPATCH path absolute first
+# (a bare name is looked up in PATH, as the shell would).
+if [[ -n $ftpatch && $ftpatch == */* ]]; then
+	ftpatch=$(cd "$(dirname "$ftpatch")" && pwd)/$(basename "$ftpatch")
+fi
 src=$(cd "$(dirname "$0")/../testdata/kernel" && pwd)
 cross=${CROSS_COMPILE:-aarch64-linux-gnu-}
 cc=${cross}gcc

@@ -1,0 +1,147 @@
+package main
+
+// Every command shown in README.md and docs/*.md runs in the acceptance
+// scripts as written:
+//
+//   - a "$ CMD" line in a fenced block must be a command line of some
+//     script in testdata/script: `exec CMD` or `! exec CMD` (a testscript
+//     builtin such as cmp may stand without exec); `$ echo $?` lines are
+//     what testscript's `!` asserts;
+//   - a ```sh block must be a file of some script's archive, byte for byte,
+//     that the script runs (`exec bash NAME`);
+//   - `make TARGET` lines are CI's own entry points: the target must exist in
+//     the Makefile (CI runs make test; the others run in their own jobs).
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+)
+
+type docCommand struct {
+	where string // file:line
+	text  string
+	block bool // a whole ```sh block
+}
+
+func docCommands(t *testing.T, root string) []docCommand {
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	docs = append([]string{filepath.Join(root, "README.md")}, docs...)
+	var cmds []docCommand
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, doc)
+		lines := strings.Split(string(b), "\n")
+		for i := 0; i < len(lines); i++ {
+			fence := strings.TrimSpace(lines[i])
+			if !strings.HasPrefix(fence, "```") {
+				continue
+			}
+			lang := strings.TrimPrefix(fence, "```")
+			start := i
+			var body []string
+			for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+				body = append(body, lines[i])
+			}
+			where := rel + ":" + itoa(start+1)
+			if lang == "sh" {
+				cmds = append(cmds, docCommand{where, strings.Join(body, "\n") + "\n", true})
+				continue
+			}
+			for k, l := range body {
+				if c, ok := strings.CutPrefix(l, "$ "); ok {
+					cmds = append(cmds, docCommand{rel + ":" + itoa(start+2+k), strings.TrimSpace(c), false})
+				}
+			}
+		}
+	}
+	return cmds
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+var makeLine = regexp.MustCompile(`^make ([a-z-]+)\s*(#.*)?$`)
+
+func TestDocsCommandsRun(t *testing.T) {
+	root := repoRoot(t)
+	scripts, _ := filepath.Glob(filepath.Join(root, "testdata", "script", "*.txtar"))
+	lines := map[string]bool{}
+	files := map[string]bool{}
+	for _, s := range scripts {
+		ar, err := txtar.ParseFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(strings.NewReader(string(ar.Comment)))
+		var run []string
+		for sc.Scan() {
+			l := strings.TrimSpace(sc.Text())
+			l = strings.TrimPrefix(l, "! ")
+			lines[l] = true
+			if c, ok := strings.CutPrefix(l, "exec "); ok {
+				lines[c] = true
+				if f, ok := strings.CutPrefix(c, "bash "); ok {
+					run = append(run, f)
+				}
+			}
+		}
+		for _, f := range ar.Files {
+			for _, r := range run {
+				if r == f.Name {
+					files[string(f.Data)] = true
+				}
+			}
+		}
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := docCommands(t, root)
+	if len(cmds) < 10 {
+		t.Fatalf("found only %d commands in the docs", len(cmds))
+	}
+	for _, c := range cmds {
+		switch {
+		case c.block:
+			if onlyMake(c.text, string(makefile)) {
+				continue
+			}
+			if !files[c.text] {
+				t.Errorf("%s: this ```sh block is run by no script in testdata/script (add it as a file of a script, byte for byte, and `exec bash` it):\n%s", c.where, c.text)
+			}
+		case c.text == "echo $?":
+		case makeLine.MatchString(c.text):
+			if !onlyMake(c.text, string(makefile)) {
+				t.Errorf("%s: %s: no such Makefile target", c.where, c.text)
+			}
+		default:
+			if !lines[c.text] {
+				t.Errorf("%s: `%s` runs in no script in testdata/script (want a line `exec %s`)", c.where, c.text, c.text)
+			}
+		}
+	}
+}
+
+// onlyMake reports whether every line of block is `make TARGET` for a
+// target of the Makefile.
+func onlyMake(block, makefile string) bool {
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(block), "\n") {
+		m := makeLine.FindStringSubmatch(strings.TrimSpace(l))
+		if m == nil || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(m[1])+`:`).MatchString(makefile) {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
