@@ -14,14 +14,18 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/ftpatch/ftpatch/internal/cli"
 )
 
 type docCommand struct {
@@ -144,4 +148,34 @@ func onlyMake(block, makefile string) bool {
 		n++
 	}
 	return n > 0
+}
+
+// The synopsis in README.md's "Commands" is each command's usage line, as
+// `ftpatch CMD --help` prints it.
+func TestReadmeSynopsis(t *testing.T) {
+	root := repoRoot(t)
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, "## Commands")
+	if i < 0 {
+		t.Fatal("README.md has no Commands section")
+	}
+	block := doc[i:]
+	block = block[strings.Index(block, "```\n")+4:]
+	block = block[:strings.Index(block, "```")]
+	got := strings.Split(strings.TrimSpace(block), "\n")
+	var want []string
+	for _, c := range cli.NewRoot(&cli.IO{Out: io.Discard, Err: io.Discard}).Commands() {
+		if c.IsAvailableCommand() && c.Name() != "help" && c.Name() != "completion" {
+			want = append(want, "ftpatch "+c.Use)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("README.md synopsis:\n%s\nwant the commands' usage lines:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
