@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"debug/elf"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,87 +113,3 @@ func TestTrampolineKeepsMode(t *testing.T) {
 	}
 }
 
-func TestTrampolineErrors(t *testing.T) {
-	dir := t.TempDir()
-	sub := filepath.Join(dir, "adir")
-	if err := os.Mkdir(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name  string
-		opts  TrampolineOptions
-		usage bool
-		msg   string
-	}{
-		{"no output", TrampolineOptions{Name: "ftrace_caller"}, true, "-o FILE is required"},
-		{"empty name", TrampolineOptions{Name: "", Asm: true}, true, "--name"},
-		{"classic without ops", TrampolineOptions{Name: "t", Asm: true, Classic: true}, true, "--ops"},
-		{"ops without classic", TrampolineOptions{Name: "t", Asm: true, Ops: "o"}, true, "--classic"},
-		{"missing folder", TrampolineOptions{Name: "t", Output: filepath.Join(dir, "nope", "t.o")}, false, "nope/t.o"},
-		{"output is a folder", TrampolineOptions{Name: "t", Output: sub}, false, "adir"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			io, out, errb := trampolineIO()
-			err := runTrampoline(&tt.opts, io)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			var ue usageError
-			if errors.As(err, &ue) != tt.usage || !strings.Contains(err.Error(), tt.msg) {
-				t.Errorf("err = %v (usage error: %v), want usage=%v mentioning %q", err, errors.As(err, &ue), tt.usage, tt.msg)
-			}
-			if exitCode(err) != ExitInput {
-				t.Errorf("exit code %d", exitCode(err))
-			}
-			if out.Len()+errb.Len() != 0 {
-				t.Errorf("wrote %q / %q", out, errb)
-			}
-			if got := dirEntries(t, dir); len(got) != 1 || got[0] != "adir" {
-				t.Errorf("folder holds %q, want only adir", got)
-			}
-			if got := dirEntries(t, sub); len(got) != 0 {
-				t.Errorf("adir holds %q", got)
-			}
-		})
-	}
-}
-
-// TestTrampolineFlags drives the cobra command: flags reach the options.
-func TestTrampolineFlags(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "c.o")
-	io, _, _ := trampolineIO()
-	root := NewRoot(io)
-	root.SetArgs([]string{"trampoline", "--classic", "--ops", "my_ops", "--name", "tr", "-o", p})
-	if err := root.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	f, err := elf.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	syms, _ := f.Symbols()
-	var names []string
-	for _, s := range syms {
-		names = append(names, s.Name)
-	}
-	if !strings.Contains(strings.Join(names, ","), "tr,my_ops") {
-		t.Errorf("symbols %q", names)
-	}
-
-	io2, out, _ := trampolineIO()
-	root = NewRoot(io2)
-	root.SetArgs([]string{"trampoline", "--asm"})
-	if err := root.Execute(); err != nil || !strings.Contains(out.String(), "ftrace_caller:\n") {
-		t.Errorf("--asm default name: %v\n%s", err, out)
-	}
-
-	root = NewRoot(io2)
-	root.SetArgs([]string{"trampoline", "--asm", "extra"})
-	var ue usageError
-	if err := root.Execute(); !errors.As(err, &ue) {
-		t.Errorf("positional argument: err = %v, want usage error", err)
-	}
-}

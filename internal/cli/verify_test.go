@@ -22,55 +22,6 @@ func verifyIO() (*IO, *bytes.Buffer, *bytes.Buffer) {
 	return &IO{In: strings.NewReader(""), Out: &out, Err: &errb}, &out, &errb
 }
 
-func TestVerifyFlags(t *testing.T) {
-	io, _, _ := verifyIO()
-	cmd := newVerifyCmd(io)
-	if err := cmd.ParseFlags([]string{"--json", "--trampoline", "0x1000", "--run-file-trampoline", "-j", "3", "--seed", "9", "--against", "orig"}); err != nil {
-		t.Fatal(err)
-	}
-	f := cmd.Flags()
-	for name, want := range map[string]string{"json": "true", "trampoline": "0x1000", "run-file-trampoline": "true", "jobs": "3", "seed": "9", "against": "orig"} {
-		if got := f.Lookup(name).Value.String(); got != want {
-			t.Errorf("--%s = %q, want %q", name, got, want)
-		}
-	}
-	cmd = newVerifyCmd(io)
-	cmd.ParseFlags(nil)
-	if got := cmd.Flags().Lookup("trampoline").Value.String(); got != "ftrace_caller" {
-		t.Errorf("default --trampoline = %q", got)
-	}
-}
-
-func TestVerifyInputErrors(t *testing.T) {
-	dir := t.TempDir()
-	junk := filepath.Join(dir, "junk")
-	os.WriteFile(junk, []byte("not an ELF file"), 0o644)
-	for _, tc := range []struct {
-		name string
-		opts VerifyOptions
-		want string
-	}{
-		{"not-elf", VerifyOptions{Files: []string{junk}, Jobs: 1}, "file " + junk},
-		{"missing", VerifyOptions{Files: []string{filepath.Join(dir, "nope")}, Jobs: 1}, "nope"},
-		{"bad-jobs", VerifyOptions{Files: []string{junk}, Jobs: 0}, "-j"},
-		{"against-two-files", VerifyOptions{Files: []string{junk, junk}, Jobs: 1, Against: junk}, "--against"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			io, _, _ := verifyIO()
-			err := runVerify(&tc.opts, io)
-			if exitCode(err) != ExitInput || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v (exit %d), want exit 2 mentioning %q", err, exitCode(err), tc.want)
-			}
-		})
-	}
-	io, out, _ := verifyIO()
-	runVerify(&VerifyOptions{Files: []string{junk}, Jobs: 1, JSON: true}, io)
-	var j verifyJSON
-	if err := json.Unmarshal(out.Bytes(), &j); err != nil || j.File != junk || j.Error == "" {
-		t.Errorf("JSON line %q: %+v, %v", out, j, err)
-	}
-}
-
 func sampleReport() *verify.Report {
 	return &verify.Report{
 		File: "vmlinux", ELFType: elf.ET_DYN, Sites: 3, Passed: 2, Failed: 1,
