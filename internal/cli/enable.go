@@ -47,17 +47,14 @@ func runEnable(opts *EnableOptions, io *IO) error {
 		return err
 	}
 	if opts.Ops != "" {
-		v, err := patch.ParseValue(opts.Ops)
+		v, err := parseValueFlag("--ops", opts.Ops)
 		if err != nil {
-			return UsageErrorf("--ops: %v", err)
+			return err
 		}
 		req.Ops = &v
 	}
-	if opts.Trampoline == "" {
-		return UsageErrorf("--trampoline must not be empty")
-	}
-	if req.Trampoline, err = patch.ParseValue(opts.Trampoline); err != nil {
-		return UsageErrorf("--trampoline: %v", err)
+	if req.Trampoline, err = parseValueFlag("--trampoline", opts.Trampoline); err != nil {
+		return err
 	}
 	if req.Trampoline.IsZero() {
 		return UsageErrorf("--trampoline 0: a BL to address 0 is not a trampoline")

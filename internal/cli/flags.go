@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/patch"
 )
 
 // Selection is --func and --exclude: which functions' sites a command
@@ -222,4 +223,14 @@ func checkJobs(n *int) error {
 		*n = runtime.GOMAXPROCS(0)
 	}
 	return nil
+}
+
+// parseValueFlag reads the SYM|ADDR of a flag (--ops, --default-ops,
+// --trampoline), naming the flag and what it takes when s is neither.
+func parseValueFlag(flag, s string) (patch.Value, error) {
+	v, err := patch.ParseValue(s)
+	if err != nil {
+		return v, UsageErrorf("%s %q: give a symbol name or a 0x… address", flag, s)
+	}
+	return v, nil
 }

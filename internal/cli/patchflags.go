@@ -51,9 +51,9 @@ func (o *PatchOptions) request(op patch.Op) (patch.Request, error) {
 		return req, err
 	}
 	if o.DefaultOps != "" {
-		v, err := patch.ParseValue(o.DefaultOps)
+		v, err := parseValueFlag("--default-ops", o.DefaultOps)
 		if err != nil {
-			return req, UsageErrorf("--default-ops: %v", err)
+			return req, err
 		}
 		req.DefaultOps = v
 	}
