@@ -11,10 +11,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"testing"
 )
 
 type field struct {
@@ -222,4 +224,31 @@ func (c contract) value(t string, v any) error {
 		return fmt.Errorf("%v (%T), documented as %s", v, v, t)
 	}
 	return nil
+}
+
+// The checker itself: it accepts what the tables say and rejects an
+// undocumented field, a missing one, and a value of the wrong type.
+func TestContractChecker(t *testing.T) {
+	c, err := loadContract(filepath.Join(repoRoot(t), "docs", "json.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := `{"ftpatch":"v1","file":"a.o","error":"file a.o: bad"}` + "\n" +
+		`{"ftpatch":"v1","file":"a.o","elf_type":"REL","sites":[],"problems":0}` + "\n"
+	if err := c.checkLines([]byte(good)); err != nil {
+		t.Errorf("documented lines rejected: %v", err)
+	}
+	for _, bad := range []string{
+		`{"ftpatch":"v1","file":"a.o","elf_type":"REL","sites":[],"problems":0,"extra":1}`,
+		`{"ftpatch":"v1","file":"a.o","elf_type":"REL","sites":[]}`,
+		`{"ftpatch":"v1","file":"a.o","elf_type":"REL","sites":[],"problems":"0"}`,
+		`{"ftpatch":"v1","file":"a.o","elf_type":"REL","sites":null,"problems":0}`,
+		`{"ftpatch":"v1","file":"a.o","elf_type":"REL","sites":[{"func":"f"}],"problems":0}`,
+		`{"ftpatch":"v1","file":"a.o","sites":1,"passed":1,"failed":0,"by_state":{"nop":"1"},"seconds":0.1,"failures":[],"elf_type":"REL"}`,
+		`not json`,
+	} {
+		if err := c.checkLines([]byte(bad + "\n")); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
 }
