@@ -10,7 +10,10 @@ package main
 //   - a ```sh block must be a file of some script's archive, byte for byte,
 //     that the script runs (`exec bash NAME`);
 //   - `make TARGET` lines are CI's own entry points: the target must exist in
-//     the Makefile (CI runs make test; the others run in their own jobs).
+//     the Makefile (CI runs make test; the others run in their own jobs);
+//   - a fenced block right after `<!-- output: SCRIPT FILE -->` is output the
+//     script compares (cmp) with its file FILE: the two must be equal, so
+//     the docs show what the tool prints.
 
 import (
 	"bufio"
@@ -177,5 +180,60 @@ func TestReadmeSynopsis(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("README.md synopsis:\n%s\nwant the commands' usage lines:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+var outputRe = regexp.MustCompile(`^<!-- output: ([a-z0-9-]+\.txtar) (\S+) -->$`)
+
+func TestDocsOutputs(t *testing.T) {
+	root := repoRoot(t)
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	docs = append([]string{filepath.Join(root, "README.md")}, docs...)
+	n := 0
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		for i, l := range lines {
+			m := outputRe.FindStringSubmatch(strings.TrimSpace(l))
+			if m == nil {
+				continue
+			}
+			n++
+			where := filepath.Base(doc) + ":" + strconv.Itoa(i+1)
+			if i+1 >= len(lines) || !strings.HasPrefix(lines[i+1], "```") {
+				t.Errorf("%s: no fenced block right after the output comment", where)
+				continue
+			}
+			var body []string
+			for k := i + 2; k < len(lines) && lines[k] != "```"; k++ {
+				body = append(body, lines[k])
+			}
+			ar, err := txtar.ParseFile(filepath.Join(root, "testdata", "script", m[1]))
+			if err != nil {
+				t.Errorf("%s: %v", where, err)
+				continue
+			}
+			found := false
+			for _, f := range ar.Files {
+				if f.Name == m[2] {
+					found = true
+					if got, want := strings.Join(body, "\n")+"\n", string(f.Data); got != want {
+						t.Errorf("%s: the block differs from %s's %s (the tool's output):\n%s\nwant:\n%s", where, m[1], m[2], got, want)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("%s: %s has no file %s", where, m[1], m[2])
+			}
+			if !strings.Contains(string(ar.Comment), "cmp stdout "+m[2]) && !strings.Contains(string(ar.Comment), "cmp stdout $WORK/"+m[2]) {
+				t.Errorf("%s: %s never compares stdout with %s", where, m[1], m[2])
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no <!-- output: --> block in the docs")
 	}
 }
