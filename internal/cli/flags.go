@@ -192,8 +192,12 @@ func checkOutput(out string) error {
 // file written beside it.
 func outputError(out string, err error) error {
 	var pe *os.PathError
-	if errors.As(err, &pe) && pe.Path != out {
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe) && pe.Path != out:
 		return fmt.Errorf("writing %s: %s: %w", out, pe.Op, pe.Err)
+	case errors.As(err, &le) && le.New != out:
+		return fmt.Errorf("writing %s: %s: %w", out, le.Op, le.Err)
 	}
 	return fmt.Errorf("writing %s: %w", out, err)
 }
