@@ -92,7 +92,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if opts.JSON {
 		jsonErr = out
 	}
-	failed := 0
+	failed, printed := 0, 0
 	byCode := map[elfscan.Code]int{}
 	problems, sites := 0, 0
 	var writeErr error
@@ -133,9 +133,10 @@ func runScan(opts *ScanOptions, io *IO) error {
 			case opts.JSON:
 				writeErr = r.f.WriteJSON(out)
 			default:
-				if i > 0 {
-					out.WriteByte('\n') // a blank line between files, none after the last
+				if printed > 0 {
+					out.WriteByte('\n') // a blank line between tables, none after the last
 				}
+				printed++
 				writeErr = printScanText(out, r.f)
 			}
 		})
