@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // ExitCode is the process exit status; mapped from errors in one place.
@@ -62,5 +63,34 @@ func reportInput(stdio *IO, jsonOut io.Writer, file string, err error) {
 	if jsonOut != nil {
 		writeJSONLine(jsonOut, errorJSON{File: file, Error: err.Error()})
 	}
-	fmt.Fprintf(stdio.Err, "ftpatch: %v\n", err)
+	printError(stdio.Err, err)
+}
+
+// printError writes err as ftpatch's messages are written: each message
+// (several when errors were joined) on its own line starting "ftpatch: ";
+// indented lines continue the message above them.
+func printError(w io.Writer, err error) {
+	var b strings.Builder
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if !strings.HasPrefix(line, " ") {
+			b.WriteString("ftpatch: ")
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	io.WriteString(w, b.String())
+}
+
+// inFile names path in err; errors joined together (a plan's refusals of
+// several kinds) each get the name, as each is printed as its own message.
+func inFile(path string, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		named := make([]error, len(errs))
+		for i, e := range errs {
+			named[i] = fmt.Errorf("file %s: %w", path, e)
+		}
+		return errors.Join(named...)
+	}
+	return fmt.Errorf("file %s: %w", path, err)
 }

@@ -81,7 +81,7 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 	}
 	c, err := patch.Plan(in, req)
 	if err != nil {
-		return fmt.Errorf("file %s: %w", o.File, err)
+		return inFile(o.File, err)
 	}
 	for _, s := range c.Skipped {
 		fmt.Fprintf(io.Err, "ftpatch: file %s: skipped function %s at %s: %s\n", o.File, s.Func, s.Where, s.Reason)

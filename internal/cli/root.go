@@ -25,8 +25,15 @@ func NewRoot(io *IO) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Version:       Version(),
+		Long: `Patch arm64 ELF function entries for fast call-ops tracing, and prove it.
+
+Exit status: 0 success; 1 findings (scan --check found a problem, verify a
+failing site or change); 2 usage or input error, nothing written. Messages
+go to stderr, one line each, starting "ftpatch: ". --json output is one
+object per input per line, described in docs/json.md.`,
 	}
 	root.SetVersionTemplate(versionText())
+	root.Flags().BoolP("version", "v", false, "print the version, VCS revision and Go version of this build")
 	root.SetOut(io.Out)
 	root.SetErr(io.Err)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -67,7 +74,7 @@ func Main(args []string) int {
 	cmd, err := root.ExecuteC()
 	var said errInputsFailed
 	if err != nil && !errors.Is(err, ErrFindings) && !errors.As(err, &said) {
-		fmt.Fprintf(io.Err, "ftpatch: %v\n", err)
+		printError(io.Err, err)
 		var fe flagError
 		if errors.As(err, &fe) || isArgsError(err) {
 			fmt.Fprint(io.Err, cmd.UsageString())
