@@ -112,4 +112,3 @@ func TestTrampolineKeepsMode(t *testing.T) {
 		t.Errorf("after rewrite: %v, %v", fi.Mode(), err)
 	}
 }
-
