@@ -17,6 +17,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -235,5 +236,55 @@ func TestDocsOutputs(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no <!-- output: --> block in the docs")
+	}
+}
+
+// Every ```json block in the docs is JSON ftpatch could print: each object
+// passes the docs/json.md contract (a lone site as a scan site).
+func TestDocsJSONExamples(t *testing.T) {
+	root := repoRoot(t)
+	c, err := loadContract(filepath.Join(root, "docs", "json.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	docs = append([]string{filepath.Join(root, "README.md")}, docs...)
+	n := 0
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		for i := 0; i < len(lines); i++ {
+			if strings.TrimSpace(lines[i]) != "```json" {
+				continue
+			}
+			where := filepath.Base(doc) + ":" + strconv.Itoa(i+1)
+			var body []string
+			for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+				body = append(body, lines[i])
+			}
+			d := json.NewDecoder(strings.NewReader(strings.Join(body, "\n")))
+			d.UseNumber()
+			for d.More() {
+				var obj map[string]any
+				if err := d.Decode(&obj); err != nil {
+					t.Errorf("%s: not JSON objects: %v", where, err)
+					break
+				}
+				n++
+				kind := c.kindOf(obj)
+				if obj["call_site"] != nil {
+					kind = "site"
+				}
+				if err := c.check(kind, obj); err != nil {
+					t.Errorf("%s: a %s object against docs/json.md: %v", where, kind, err)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no ```json example in the docs")
 	}
 }
