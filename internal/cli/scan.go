@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"debug/elf"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/pool"
 )
 
 // ScanOptions are the flags and arguments of `ftpatch scan`.
@@ -59,7 +61,6 @@ read is reported on stderr and makes the exit status 2.`,
 type scanResult struct {
 	f    *elfscan.File
 	json []byte // --json line, encoded by the worker for a small file
-	err  error
 }
 
 // smallJSON is the most sites a worker encodes itself; larger files are
@@ -82,25 +83,25 @@ func runScan(opts *ScanOptions, io *IO) error {
 	byCode := map[elfscan.Code]int{}
 	problems, sites := 0, 0
 	var writeErr error
-	forEachOrdered(len(files), opts.Jobs,
-		func(i int) scanResult {
+	pool.Ordered(context.Background(), len(files), opts.Jobs,
+		func(_ context.Context, i int) (scanResult, error) {
 			f, err := scanOne(files[i])
 			if err != nil {
-				return scanResult{err: fmt.Errorf("file %s: %w", files[i], err)}
+				return scanResult{}, fmt.Errorf("file %s: %w", files[i], err)
 			}
 			r := scanResult{f: f}
 			if opts.JSON && len(f.Sites) <= smallJSON {
 				r.json = f.AppendJSON(nil)
 			}
-			return r
+			return r, nil
 		},
-		func(i int, r scanResult) {
-			if r.err != nil {
-				inputErrs = append(inputErrs, r.err)
+		func(i int, r scanResult, err error) error {
+			if err != nil {
+				inputErrs = append(inputErrs, err)
 				// Keep stdout and stderr in order for a reader of both.
 				out.Flush()
-				fmt.Fprintf(io.Err, "%v\n", r.err)
-				return
+				fmt.Fprintf(io.Err, "%v\n", err)
+				return nil
 			}
 			sites += len(r.f.Sites)
 			for _, s := range r.f.Sites {
@@ -108,9 +109,6 @@ func runScan(opts *ScanOptions, io *IO) error {
 					byCode[p.Code]++
 					problems++
 				}
-			}
-			if writeErr != nil {
-				return
 			}
 			switch {
 			case r.json != nil:
@@ -120,6 +118,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			default:
 				writeErr = printScanText(out, r.f)
 			}
+			return writeErr // output failed: no point scanning on
 		})
 	if opts.Check && len(files) > 1 && !opts.JSON {
 		printCheckSummary(out, len(files)-len(inputErrs), sites, byCode)

@@ -8,12 +8,14 @@ package elfscan
 // the documented shape and the two can never drift silently.
 
 import (
+	"context"
 	"debug/elf"
 	"io"
 	"runtime"
 	"strconv"
-	"sync"
 	"unicode/utf8"
+
+	"github.com/ftpatch/ftpatch/internal/pool"
 )
 
 // AppendJSON appends f's --json line, newline included, to dst: the bytes
@@ -39,54 +41,56 @@ func (f *File) WriteJSON(w io.Writer) error {
 		_, err := w.Write(f.AppendJSON(make([]byte, 0, 64+300*n)))
 		return err
 	}
-	// A worker takes a buffer, then the next chunk, whose encoding goes to
-	// done[c%window]: at most window chunks hold buffers, and they are the
-	// window after the last one written, so no two share a channel and the
-	// chunk the writer waits for always has its buffer.
+	// Chunk buffers are recycled: at most the pool's window of them is in
+	// use at once, so the JSON is never held whole.
 	chunks := (n + jsonChunk - 1) / jsonChunk
-	window := 2 * workers
-	pool := make(chan []byte, window)
-	done := make([]chan []byte, window)
-	for i := range done {
-		done[i] = make(chan []byte, 1)
-		pool <- make([]byte, 0, 320*jsonChunk)
-	}
-	var next sync.Mutex
-	taken := 0
-	for range workers {
-		go func() {
-			for {
-				b := <-pool
-				next.Lock()
-				c := taken
-				taken++
-				next.Unlock()
-				if c >= chunks {
-					return
-				}
-				lo := c * jsonChunk
-				hi := min(lo+jsonChunk, n)
-				b = b[:0]
-				if c == 0 {
-					b = f.appendHead(b, false)
-				}
-				b = f.appendSites(b, lo, hi, false)
-				if c == chunks-1 {
-					b = f.appendTail(b)
-				}
-				done[c%window] <- b
+	free := newFreeList(func() []byte { return make([]byte, 0, 320*jsonChunk) })
+	return pool.Ordered(context.Background(), chunks, workers,
+		func(_ context.Context, c int) ([]byte, error) {
+			lo := c * jsonChunk
+			hi := min(lo+jsonChunk, n)
+			b := free.get()[:0]
+			if c == 0 {
+				b = f.appendHead(b, false)
 			}
-		}()
+			b = f.appendSites(b, lo, hi, false)
+			if c == chunks-1 {
+				b = f.appendTail(b)
+			}
+			return b, nil
+		},
+		func(_ int, b []byte, _ error) error {
+			_, err := w.Write(b)
+			free.put(b)
+			return err
+		})
+}
+
+// freeList recycles buffers between the encoding workers and the writer.
+// It keeps a bounded number; a get on an empty list makes a new one.
+type freeList[T any] struct {
+	c    chan T
+	make func() T
+}
+
+func newFreeList[T any](mk func() T) *freeList[T] {
+	return &freeList[T]{c: make(chan T, 2*runtime.GOMAXPROCS(0)), make: mk}
+}
+
+func (l *freeList[T]) get() T {
+	select {
+	case v := <-l.c:
+		return v
+	default:
+		return l.make()
 	}
-	var err error
-	for c := range chunks {
-		b := <-done[c%window]
-		if err == nil {
-			_, err = w.Write(b)
-		}
-		pool <- b
+}
+
+func (l *freeList[T]) put(v T) {
+	select {
+	case l.c <- v:
+	default:
 	}
-	return err
 }
 
 func (f *File) appendHead(b []byte, html bool) []byte {

@@ -2,6 +2,7 @@ package elfscan
 
 import (
 	"cmp"
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
@@ -9,9 +10,9 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"sync"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/pool"
 )
 
 // EntriesSection is the section the compiler fills with one 8-byte record
@@ -160,16 +161,12 @@ func (sc *scanner) sites(out []Site, recs []record, dups map[int]int) error {
 		// ET_REL loads relocations lazily into shared maps; its files are small.
 		return build(sc, 0, len(out))
 	}
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
+	return pool.Each(context.Background(), workers, workers, func(_ context.Context, w int) error {
 		c := *sc
 		st := *sc.st
 		c.st, c.rd = &st, chunkReader{r: sc.r}
-		wg.Go(func() { errs[w] = build(&c, w*len(out)/workers, (w+1)*len(out)/workers) })
-	}
-	wg.Wait()
-	return firstErr(errs)
+		return build(&c, w*len(out)/workers, (w+1)*len(out)/workers)
+	})
 }
 
 // buildSites fills out[k] with the site of recs[lo+k], flagged
@@ -189,15 +186,6 @@ func (sc *scanner) buildSites(out []Site, recs []record, lo int, dups map[int]in
 	return nil
 }
 
-// firstErr returns the first non-nil error, or nil.
-func firstErr(errs []error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // relRecords reads the records of an ET_REL file from the relocations of
 // its entries sections.
