@@ -25,7 +25,6 @@ type ScanOptions struct {
 	Files []string // files and folders
 }
 
-func init() { commands = append(commands, newScanCmd) }
 
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}

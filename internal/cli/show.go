@@ -21,7 +21,6 @@ type ShowOptions struct {
 	Funcs []string // --func: globs of functions to show
 }
 
-func init() { commands = append(commands, newShowCmd) }
 
 func newShowCmd(io *IO) *cobra.Command {
 	opts := &ShowOptions{}

@@ -52,7 +52,6 @@ func runAgainst(orig, patched string, vopts verify.Options, out io.Writer, jsonO
 // progressMin is the number of sites above which a terminal gets a bar.
 const progressMin = 20000
 
-func init() { commands = append(commands, newVerifyCmd) }
 
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
