@@ -5,11 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/arch/arm64/arm64asm"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
@@ -130,22 +128,9 @@ func literalText(s *elfscan.Site) string {
 	return fmt.Sprintf(".quad %#x", s.LiteralWord)
 }
 
-// disasm decodes w at pc in GNU syntax; a BL shows its target.
+// disasm decodes w at pc in GNU syntax (encode.Disasm); a BL shows its
+// target as the scan resolved it: a symbol, or relocation expression.
 func disasm(w uint32, pc uint64, target *elfscan.Ref) string {
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], w)
-	switch w { // arm64asm prints BTI as the hint it aliases
-	case encode.BTIC:
-		return "bti c"
-	case encode.BTIJ:
-		return "bti j"
-	case encode.BTIJC:
-		return "bti jc"
-	}
-	inst, err := arm64asm.Decode(b[:])
-	if err != nil {
-		return fmt.Sprintf(".inst %#08x", w)
-	}
 	if encode.IsBL(w) && target != nil {
 		if target.SymIndex != 0 {
 			return "bl " + elfscan.RelExpr(target.Sym, int64(target.Addr))
@@ -156,5 +141,5 @@ func disasm(w uint32, pc uint64, target *elfscan.Ref) string {
 		}
 		return t
 	}
-	return strings.ToLower(arm64asm.GNUSyntax(inst))
+	return encode.Disasm(w, pc)
 }

@@ -450,7 +450,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		if p.rel {
 			r := *trampRel
 			r.Off = s.CallSite
-			want = call{word: 0x94000000, rel: &r, sym: p.req.Trampoline.Sym}
+			want = call{word: encode.BLZero, rel: &r, sym: p.req.Trampoline.Sym}
 		} else {
 			w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
 			if err != nil {

@@ -356,7 +356,7 @@ func IntermediateWords(orig, patched elfscan.Site) (Intermediate, bool) {
 		in.Proven = true
 		in.Detail = fmt.Sprintf("slot2 is still NOP after the first write, so the literal is unreachable: behaves as the %s state", like)
 	} else {
-		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", Insn(in.Words.Slot2, orig.CallSite))
+		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", encode.Disasm(in.Words.Slot2, orig.CallSite))
 	}
 	return in, true
 }
@@ -1150,7 +1150,7 @@ func (a *against) classify(i int) {
 	// Slot1.
 	if o.Slot1Word != p.Slot1Word {
 		l := where(o.CallSite-4, o.Slot1Off)
-		old, new := Insn(o.Slot1Word, o.CallSite-4), Insn(p.Slot1Word, o.CallSite-4)
+		old, new := encode.Disasm(o.Slot1Word, o.CallSite-4), encode.Disasm(p.Slot1Word, o.CallSite-4)
 		switch {
 		case o.Slot1Word == encode.NOP && p.Slot1Word == encode.MovX9X30:
 			change(l, KindMov, old, new, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
@@ -1190,7 +1190,7 @@ func (a *against) classify(i int) {
 	}
 	if !bad && p.State == elfscan.StateUnknown {
 		a.problem(where(o.Entry, o.Slot1Off), fmt.Sprintf("the patched site is in no known state (slot1 %s, slot2 %s)",
-			Insn(p.Slot1Word, o.CallSite-4), Insn(p.Slot2Word, o.CallSite)))
+			encode.Disasm(p.Slot1Word, o.CallSite-4), encode.Disasm(p.Slot2Word, o.CallSite)))
 	}
 	if in, ok := IntermediateWords(*o, *p); ok {
 		a.r.Counts.Intermediates++
@@ -1248,7 +1248,7 @@ func (a *against) slot2Text(w uint32, pc uint64, rel string) string {
 	if a.rel && encode.IsBL(w) {
 		return fmt.Sprintf("%#08x bl (no relocation)", w)
 	}
-	return Insn(w, pc)
+	return encode.Disasm(w, pc)
 }
 
 func (a *against) fileWord(r io.ReaderAt, off int64, pc uint64) string {
@@ -1256,7 +1256,7 @@ func (a *against) fileWord(r io.ReaderAt, off int64, pc uint64) string {
 	if off < 0 || agReadFull(r, b[:], off) != nil {
 		return "?"
 	}
-	return Insn(binary.LittleEndian.Uint32(b[:]), pc)
+	return encode.Disasm(binary.LittleEndian.Uint32(b[:]), pc)
 }
 
 func (a *against) relWord(r io.ReaderAt, sec int, f *elf.File, off uint64) string {
