@@ -11,7 +11,6 @@ type DisableOptions struct {
 	PatchOptions
 }
 
-
 func newDisableCmd(io *IO) *cobra.Command {
 	opts := &DisableOptions{}
 	cmd := &cobra.Command{

@@ -15,7 +15,6 @@ type EnableOptions struct {
 	SkipMisaligned bool   // --skip-misaligned
 }
 
-
 func newEnableCmd(io *IO) *cobra.Command {
 	opts := &EnableOptions{}
 	cmd := &cobra.Command{

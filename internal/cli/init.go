@@ -11,7 +11,6 @@ type InitOptions struct {
 	PatchOptions
 }
 
-
 func newInitCmd(io *IO) *cobra.Command {
 	opts := &InitOptions{}
 	cmd := &cobra.Command{

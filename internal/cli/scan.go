@@ -15,6 +15,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // ScanOptions are the flags and arguments of `ftpatch scan`.
@@ -24,7 +25,6 @@ type ScanOptions struct {
 	Jobs  int      // -j: files scanned at once
 	Files []string // files and folders
 }
-
 
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}
@@ -250,7 +250,7 @@ func printScanText(w io.Writer, f *elfscan.File) error {
 	}
 	for i := range f.Sites {
 		for _, p := range f.Sites[i].Problems {
-			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, elfscan.Hex(f.Sites[i].Entry), p.Code, p.Detail)
+			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, render.Hex(f.Sites[i].Entry), p.Code, p.Detail)
 		}
 	}
 	var parts []string

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // ShowOptions are the flags of `ftpatch show`.
@@ -18,7 +19,6 @@ type ShowOptions struct {
 	File  string
 	Funcs []string // --func: globs of functions to show
 }
-
 
 func newShowCmd(io *IO) *cobra.Command {
 	opts := &ShowOptions{}
@@ -51,12 +51,7 @@ func runShow(opts *ShowOptions, io *IO) error {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}
 	rel := f.Type == elf.ET_REL
-	at := func(s *elfscan.Site, a uint64) string {
-		if rel {
-			return fmt.Sprintf("%s+%#x", s.Section, a)
-		}
-		return fmt.Sprintf("%#x", a)
-	}
+	at := func(s *elfscan.Site, a uint64) string { return render.Place(rel, s.Section, a) }
 	tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
 	n := 0
 	for i := range f.Sites {
@@ -121,7 +116,7 @@ func literalText(s *elfscan.Site) string {
 	}
 	if s.Ops != nil && s.Ops.Sym != "" {
 		if s.Ops.SymIndex != 0 || s.Ops.Addr == 0 {
-			return fmt.Sprintf(".quad %s", elfscan.RelExpr(s.Ops.Sym, int64(s.Ops.Addr)))
+			return fmt.Sprintf(".quad %s", render.RelExpr(s.Ops.Sym, int64(s.Ops.Addr)))
 		}
 		return fmt.Sprintf(".quad %#x <%s>", s.Ops.Addr, s.Ops.Sym)
 	}
@@ -133,7 +128,7 @@ func literalText(s *elfscan.Site) string {
 func disasm(w uint32, pc uint64, target *elfscan.Ref) string {
 	if encode.IsBL(w) && target != nil {
 		if target.SymIndex != 0 {
-			return "bl " + elfscan.RelExpr(target.Sym, int64(target.Addr))
+			return "bl " + render.RelExpr(target.Sym, int64(target.Addr))
 		}
 		t := fmt.Sprintf("bl %#x", target.Addr)
 		if target.Sym != "" {

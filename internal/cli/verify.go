@@ -15,6 +15,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
@@ -51,7 +52,6 @@ func runAgainst(orig, patched string, vopts verify.Options, out io.Writer, jsonO
 
 // progressMin is the number of sites above which a terminal gets a bar.
 const progressMin = 20000
-
 
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
@@ -208,7 +208,7 @@ func toVerifyJSON(r *verify.Report) verifyJSON {
 		j.ByState[string(st)] = n
 	}
 	for _, f := range r.Failures {
-		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: fmt.Sprintf("%#x", f.Address), State: string(f.State),
+		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: render.Hex(f.Address).String(), State: string(f.State),
 			Expected: f.Expected, Observed: f.Observed, Disasm: f.Disasm})
 	}
 	return j

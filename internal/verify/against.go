@@ -31,11 +31,11 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // AgainstOptions control Against.
@@ -137,24 +137,7 @@ type AgainstReport struct {
 }
 
 // Addr is an address or offset; in JSON a "0x…" string, as in scan --json.
-type Addr uint64
-
-// MarshalJSON writes a as a quoted hex string.
-func (a Addr) MarshalJSON() ([]byte, error) { return []byte(`"` + elfscan.Hex(uint64(a)) + `"`), nil }
-
-// UnmarshalJSON reads a "0x…" string.
-func (a *Addr) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
-	if err != nil {
-		return fmt.Errorf("address %q: %w", s, err)
-	}
-	*a = Addr(v)
-	return nil
-}
+type Addr = render.Hex
 
 // Failed reports whether some difference is not an allowed patch.
 func (r *AgainstReport) Failed() bool { return r.Counts.Problems > 0 }
@@ -974,8 +957,8 @@ func (a *against) relocatable() error {
 		return fmt.Errorf("file %s: %w", a.r.File, err)
 	}
 	a.oRel, a.pRel = map[agRelPos]string{}, map[agRelPos]string{}
-	render := func(r elfscan.Rela) string {
-		return fmt.Sprintf("%s %s", strings.TrimPrefix(r.Type.String(), "R_AARCH64_"), elfscan.RelExpr(symName(r.Sym), r.Addend))
+	relText := func(r elfscan.Rela) string {
+		return fmt.Sprintf("%s %s", strings.TrimPrefix(r.Type.String(), "R_AARCH64_"), render.RelExpr(symName(r.Sym), r.Addend))
 	}
 	targets := map[int]bool{}
 	for t := range orels {
@@ -994,13 +977,13 @@ func (a *against) relocatable() error {
 		for _, r := range orels[t] {
 			count[agRelKey{r.Off, r.Type, r.Sym, r.Addend}]++
 			if _, ok := sitePos[agRelPos{t, r.Off}]; ok {
-				a.oRel[agRelPos{t, r.Off}] = render(r)
+				a.oRel[agRelPos{t, r.Off}] = relText(r)
 			}
 		}
 		for _, r := range prels[t] {
 			count[agRelKey{r.Off, r.Type, r.Sym, r.Addend}]--
 			if _, ok := sitePos[agRelPos{t, r.Off}]; ok {
-				a.pRel[agRelPos{t, r.Off}] = render(r)
+				a.pRel[agRelPos{t, r.Off}] = relText(r)
 			}
 		}
 		var keys []agRelKey
@@ -1039,7 +1022,7 @@ func (a *against) relocatable() error {
 				l.fn = a.os.Sites[sp.site].Func
 			}
 			a.problem(l, fmt.Sprintf("relocation %s %s %s (x%d): only R_AARCH64_ABS64 at a site's literal and R_AARCH64_CALL26 at its slot2 may change",
-				verb, strings.TrimPrefix(k.typ.String(), "R_AARCH64_"), elfscan.RelExpr(symName(k.sym), k.addend), n))
+				verb, strings.TrimPrefix(k.typ.String(), "R_AARCH64_"), render.RelExpr(symName(k.sym), k.addend), n))
 		}
 	}
 	return nil
