@@ -178,7 +178,7 @@ func TestScanJSONStreams(t *testing.T) {
 			sites, problems, err := scanJSON(bytes.NewReader(raw), path, &got, chunk)
 			switch {
 			case scanErr != nil:
-				if err == nil || got.Len() != 0 {
+				if err == nil || got.Len() != 0 || err.Error() != scanErr.Error() {
 					t.Errorf("%s chunk %d: Scan fails (%v); ScanJSON: err %v after %d bytes", path, chunk, scanErr, err, got.Len())
 				}
 			case err != nil:
