@@ -1,6 +1,8 @@
 // Package encode knows AArch64 instructions and nothing of ELF. Every
 // instruction the tool writes is a typed value whose Encode checks its
-// operands and returns an error instead of panicking.
+// operands and returns an error instead of panicking. Words the tool only
+// checks (NOP, BTI, RET, …) are named constants here, and Disasm is the
+// tool's one disassembler.
 //
 // Instructions are always little-endian 32-bit words, whatever the data
 // byte order of the file that holds them.
