@@ -24,8 +24,9 @@ import (
 // Workers is the default parallelism: GOMAXPROCS, at most n, at least 1.
 func Workers(n int) int { return max(1, min(runtime.GOMAXPROCS(0), n)) }
 
-// Ordered runs work(ctx, i) for i in [0, n) on up to workers goroutines and
-// calls emit(i, result, err) on the calling goroutine in input order, err
+// Ordered runs work(ctx, i) for i in [0, n) on up to workers goroutines
+// (GOMAXPROCS when workers <= 0) and calls emit(i, result, err) on the
+// calling goroutine in input order, err
 // being what work returned for that item (a per-item error does not stop
 // the others: emit decides).
 //
@@ -38,6 +39,9 @@ func Ordered[T any](ctx context.Context, n, workers int,
 	emit func(i int, r T, err error) error) error {
 	if n <= 0 {
 		return ctx.Err()
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
 	}
 	workers = max(1, min(workers, n))
 	if workers == 1 {

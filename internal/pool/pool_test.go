@@ -82,7 +82,11 @@ func TestOrdered(t *testing.T) {
 					t.Errorf("work(%d) called %d times", i, c)
 				}
 			}
-			if w := int64(max(1, tc.workers)); tr.peak.Load() > w {
+			w := int64(tc.workers)
+			if w <= 0 {
+				w = int64(runtime.GOMAXPROCS(0))
+			}
+			if tr.peak.Load() > w {
 				t.Errorf("peak concurrency %d over %d workers", tr.peak.Load(), w)
 			}
 		})
@@ -117,7 +121,11 @@ func TestOrderedProperty(t *testing.T) {
 				tr.emitted.Add(1)
 				return nil
 			})
-		w := int64(max(1, workers))
+		w := int64(workers)
+		if w <= 0 {
+			w = int64(runtime.GOMAXPROCS(0))
+		}
+		w = max(1, min(w, int64(n)))
 		ok := err == nil && len(got) == n && slices.IsSorted(got) &&
 			tr.peak.Load() <= w && tr.running.Load() == 0 && (n == 0 || tr.maxAhead.Load() < 2*w)
 		for i := range tr.calls {
