@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/arch/arm64/arm64asm"
 )
@@ -50,6 +51,7 @@ func HintName(w uint32) (string, bool) {
 // everything else as golang.org/x/arch's arm64asm prints it; ".inst 0x…"
 // for a word it cannot decode. It is the one disassembler of the tool:
 // show, verify's failure reports and the trampoline's assembler text use it.
+// It is safe for concurrent use.
 func Disasm(w uint32, pc uint64) string {
 	switch {
 	case IsBL(w):
@@ -75,11 +77,24 @@ func decode(w uint32) (string, bool) {
 	case 0xd65f0fff:
 		return "retab", true
 	}
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], w)
-	in, err := arm64asm.Decode(b[:])
+	in, err := decodeInst(w)
 	if err != nil {
 		return "", false
 	}
 	return strings.TrimSpace(arm64asm.GNUSyntax(in)), true
+}
+
+// decodeMu serialises arm64asm.Decode, which records coverage in a global
+// table on every call: verify renders failures and classifies sites on many
+// goroutines, and unserialised calls are a data race (go test -race).
+var decodeMu sync.Mutex
+
+// decodeInst is arm64asm.Decode of the little-endian word w, safe for
+// concurrent use.
+func decodeInst(w uint32) (arm64asm.Inst, error) {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], w)
+	decodeMu.Lock()
+	defer decodeMu.Unlock()
+	return arm64asm.Decode(b[:])
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	. "github.com/ftpatch/ftpatch/internal/encode"
@@ -107,5 +108,33 @@ func TestDisasmBranchesAgainstObjdump(t *testing.T) {
 	}
 	if !IsB(BSelf) || IsB(BLZero) || !IsBL(BLZero) || IsBL(BSelf) {
 		t.Error("IsB/IsBL confuse B and BL")
+	}
+}
+
+// TestDisasmConcurrent: Disasm is called from many goroutines at once
+// (verify's workers); under -race an unserialised decoder is reported.
+func TestDisasmConcurrent(t *testing.T) {
+	words := []uint32{NOP, BTIC, MovX9X30, RetX30, 0xa9bf7bfd, 0x910003fd, 0xf9400000, 0}
+	want := make([]string, len(words))
+	for i, w := range words {
+		want[i] = Disasm(w, 0)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8*len(words))
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				k := (g + i) % len(words)
+				if got := Disasm(words[k], 0); got != want[k] {
+					errs <- fmt.Sprintf("Disasm(%#08x) = %q, want %q", words[k], got, want[k])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

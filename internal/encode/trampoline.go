@@ -283,9 +283,7 @@ func (p Program) insnText(i int, w uint32, fix map[int]Fixup) (string, error) {
 		}
 		return mn + "\t" + ops, nil
 	}
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], w)
-	in, err := arm64asm.Decode(b[:])
+	in, err := decodeInst(w)
 	if err != nil {
 		return "", fmt.Errorf("word %d (%#08x): %w", i, w, err)
 	}
