@@ -62,6 +62,9 @@ func (e errInputsFailed) Error() string {
 func reportInput(stdio *IO, jsonOut io.Writer, file string, err error) {
 	if jsonOut != nil {
 		writeJSONLine(jsonOut, errorJSON{File: file, Error: err.Error()})
+		if f, ok := jsonOut.(interface{ Flush() error }); ok {
+			f.Flush() // the line before the message, for a reader of both
+		}
 	}
 	printError(stdio.Err, err)
 }

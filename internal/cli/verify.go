@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
@@ -47,8 +50,6 @@ func runAgainst(orig, patched string, vopts verify.Options, out io.Writer, jsonO
 
 // progressMin is the number of sites above which a terminal gets a bar.
 const progressMin = 20000
-
-func init() { commands = append(commands, newVerifyCmd) }
 
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
@@ -106,11 +107,6 @@ type verifyFailJSON struct {
 	Disasm   []string `json:"disasm"`
 }
 
-type verifyResult struct {
-	rep *verify.Report
-	err error
-}
-
 func runVerify(opts *VerifyOptions, stdio *IO) error {
 	if err := checkJobs(&opts.Jobs); err != nil {
 		return err
@@ -141,26 +137,27 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 	// workers; reports are printed in argument order.
 	inputErrs := 0
 	failed := 0
-	forEachOrdered(len(files), opts.Jobs,
-		func(i int) verifyResult {
+	pool.Ordered(context.Background(), len(files), opts.Jobs,
+		func(_ context.Context, i int) (*verify.Report, error) {
 			rep, err := verifyOne(files[i], vopts, stdio, len(files) == 1)
 			if err != nil {
 				err = fmt.Errorf("file %s: %w", files[i], err)
 			}
-			return verifyResult{rep, err}
+			return rep, err
 		},
-		func(i int, r verifyResult) {
-			if r.err != nil {
+		func(i int, rep *verify.Report, err error) error {
+			if err != nil {
 				inputErrs++
-				reportInput(stdio, jsonErr, files[i], r.err)
-				return
+				reportInput(stdio, jsonErr, files[i], err)
+				return nil
 			}
-			failed += r.rep.Failed
+			failed += rep.Failed
 			if opts.JSON {
-				writeJSONLine(out, toVerifyJSON(r.rep))
+				writeJSONLine(out, toVerifyJSON(rep))
 			} else {
-				printVerifyText(out, r.rep)
+				printVerifyText(out, rep)
 			}
+			return nil
 		})
 	if opts.Against != "" && inputErrs == 0 {
 		n, err := runAgainst(opts.Against, files[0], vopts, out, opts.JSON)
@@ -218,7 +215,7 @@ func toVerifyJSON(r *verify.Report) verifyJSON {
 		j.ByState[string(st)] = n
 	}
 	for _, f := range r.Failures {
-		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: fmt.Sprintf("%#x", f.Address), State: string(f.State),
+		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: render.Hex(f.Address).String(), State: string(f.State),
 			Expected: f.Expected, Observed: f.Observed, Disasm: f.Disasm})
 	}
 	return j
