@@ -277,11 +277,11 @@ func Plan(in *Input, req Request) (*Changes, error) {
 		}
 	}
 	if defLit, err = p.literalOf(req.DefaultOps); err != nil {
-		return nil, err
+		return nil, forFlag("--default-ops", err)
 	}
 	if req.Op == OpEnable && req.Ops != nil {
 		if opsLit, err = p.literalOf(*req.Ops); err != nil {
-			return nil, err
+			return nil, forFlag("--ops", err)
 		}
 	}
 	if req.Op == OpEnable && needOps && req.Ops == nil {
@@ -294,11 +294,11 @@ func Plan(in *Input, req Request) (*Changes, error) {
 			}
 			idx, err := p.relSymbol(req.Trampoline.Sym)
 			if err != nil {
-				return nil, err
+				return nil, forFlag("--trampoline", err)
 			}
 			trampRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
 		} else if tramp, err = p.resolve(req.Trampoline); err != nil {
-			return nil, err
+			return nil, forFlag("--trampoline", err)
 		} else if tramp%4 != 0 {
 			return nil, fmt.Errorf("%w: --trampoline %s is at %#x, which is not 4-byte aligned: a BL can only branch to an instruction; "+
 				"give the trampoline's symbol or its 4-aligned address", ErrRequest, req.Trampoline, tramp)
@@ -321,6 +321,15 @@ func Plan(in *Input, req Request) (*Changes, error) {
 	}
 	p.dropUnusedSymbols()
 	return p.out, nil
+}
+
+// forFlag names the flag whose symbol could not be used (an unknown or
+// ambiguous name), so the message says what the user gave.
+func forFlag(flag string, err error) error {
+	if errors.Is(err, ErrSymbol) {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	return err
 }
 
 // dropUnusedSymbols forgets the planned undefined symbols when no planned
