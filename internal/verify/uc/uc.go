@@ -1,22 +1,3 @@
-// Package uc is a small cgo binding to the Unicorn CPU emulator (Debian's
-// libunicorn-dev 2.0.x), shaped like the official Go bindings
-// (github.com/unicorn-engine/unicorn/bindings/go/unicorn) so that it could be
-// swapped for them: NewUnicorn, MemMap, MemWrite, RegRead/RegWrite, Start
-// with until and count, HookAdd, Close. The official bindings cannot be
-// fetched from the module proxy this project reaches.
-//
-// Beyond them it offers RegBatch, a register list kept in C memory so a
-// batch read or write costs one cgo call and no allocation, which verify
-// uses once per patch site.
-//
-// Errors are UcError values carrying the uc_err code; their text is
-// uc_strerror's.
-//
-// libunicorn (19 MB) is not a link-time dependency: the headers come from
-// libunicorn-dev through pkg-config, but --as-needed drops the library from
-// the link since no object refers to it, and NewUnicorn dlopens it on first
-// use (see load.go, uc.h). Commands that never emulate start without it, and
-// a missing library is an error from NewUnicorn, not a failure to start.
 package uc
 
 /*
