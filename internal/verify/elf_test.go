@@ -106,16 +106,15 @@ func patchCopy(t *testing.T, path string, sf *elfscan.File, state elfscan.State,
 	return out
 }
 
-// verifyPath verifies path, through mustScan's scan.
+// verifyPath verifies path, loaded through its Object.
 func verifyPath(t *testing.T, path string, opts Options) *Report {
 	t.Helper()
-	sf := mustScan(t, path)
 	fd, err := elfscan.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fd.Close()
-	img, err := LoadELF(fd.ELF(), fd, sf, opts)
+	img, err := LoadObject(fd, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
