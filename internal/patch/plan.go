@@ -52,7 +52,17 @@ func Open(path string) (in *Input, err error) {
 	if err != nil {
 		return nil, err
 	}
-	in = &Input{Path: path, Mode: st.Mode().Perm(), Obj: o, ELF: o.ELF(), fd: fd}
+	if in, err = newInput(o, st.Mode().Perm()); err != nil {
+		return nil, err
+	}
+	in.fd = fd
+	return in, nil
+}
+
+// newInput scans o and, for ET_REL, reads its headers for the rewrite.
+func newInput(o *elfscan.Object, mode os.FileMode) (*Input, error) {
+	in := &Input{Path: o.Path, Mode: mode, Obj: o, ELF: o.ELF()}
+	var err error
 	if in.Scan, err = o.Scan(); err != nil {
 		return nil, err
 	}
@@ -65,7 +75,12 @@ func Open(path string) (in *Input, err error) {
 }
 
 // Close releases the file.
-func (in *Input) Close() error { return in.fd.Close() }
+func (in *Input) Close() error {
+	if in.fd == nil {
+		return nil
+	}
+	return in.fd.Close()
+}
 
 // Slot names the word a write touches.
 type Slot string
