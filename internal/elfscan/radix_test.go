@@ -17,7 +17,7 @@ func TestRadixSortProperty(t *testing.T) {
 	values := []func() uint64{
 		func() uint64 { return rng.Uint64() },
 		func() uint64 { return 0xffff800080000000 + uint64(rng.Intn(1<<24))*4 }, // a kernel's text
-		func() uint64 { return uint64(rng.Intn(8)) },                              // many ties
+		func() uint64 { return uint64(rng.Intn(8)) },                            // many ties
 	}
 	keys := []func() uint32{
 		func() uint32 { return 0 },
