@@ -31,7 +31,7 @@ type VerifyOptions struct {
 // runAgainst runs the static --against comparison of orig and patched
 // (livesafe.Compare), then runs each intermediate state on the emulator with
 // vopts, writes the report to out and returns how many findings it had.
-func runAgainst(orig, patched *livesafe.Input, vopts verify.Options, out io.Writer, jsonOut bool) (findings int, err error) {
+func runAgainst(orig, patched *elfscan.Object, vopts verify.Options, out io.Writer, jsonOut bool) (findings int, err error) {
 	rep, err := livesafe.Compare(orig, patched, livesafe.Options{})
 	if err != nil {
 		return 0, err
@@ -176,21 +176,21 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 
 // runVerifyAgainst verifies file and compares it with opts.Against, each
 // file opened (and decompressed, and scanned) once: FILE's sites run from
-// the same Input the comparison reads, and ORIG's intermediate states from
+// the same Object the comparison reads, and ORIG's intermediate states from
 // ORIG's.
 func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, io *IO) error {
-	orig, err := livesafe.Open(opts.Against)
+	orig, err := elfscan.Open(opts.Against)
 	if err != nil {
 		return fmt.Errorf("--against %s: file %s: %w", opts.Against, opts.Against, err)
 	}
 	defer orig.Close()
-	patched, err := livesafe.Open(file)
+	patched, err := elfscan.Open(file)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", file, err)
 	}
 	defer patched.Close()
 	rep, err := verifyImage(func() (*verify.Image, error) {
-		return verify.LoadELF(patched.ELF, patched.R, patched.Scan, vopts)
+		return verify.LoadObject(patched, vopts)
 	}, vopts, io, true)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", file, err)

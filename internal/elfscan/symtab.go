@@ -47,10 +47,9 @@ func (s rawSym) rank2() uint8 {
 
 const symSize = 24 // sizeof(Elf64_Sym)
 
-// loadSymtab reads .symtab (else .dynsym) and its string table. The
-// symbols are decoded as they stream in; only the string table is kept
-// whole (names share its memory).
-func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, error) {
+// loadSymtab reads .symtab (else .dynsym) and its string table, and
+// returns the section it read (nil when there is neither).
+func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, *elf.Section, error) {
 	var sec *elf.Section
 	for _, t := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 		for _, s := range f.Sections {
@@ -63,10 +62,18 @@ func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, error) {
 			break
 		}
 	}
-	st := &symtab{rel: rel}
 	if sec == nil {
-		return st, nil
+		return &symtab{rel: rel}, nil, nil
 	}
+	st, err := loadSymtabSection(f, sec, rel, scratch)
+	return st, sec, err
+}
+
+// loadSymtabSection reads the symbol table sec and its string table. The
+// symbols are decoded as they stream in; only the string table is kept
+// whole (names share its memory).
+func loadSymtabSection(f *elf.File, sec *elf.Section, rel bool, scratch *[]keyed) (*symtab, error) {
+	st := &symtab{rel: rel}
 	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
 		return nil, fmt.Errorf("%w: section %q: string table index %d out of range", ErrMalformed, sec.Name, sec.Link)
 	}

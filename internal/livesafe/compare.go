@@ -34,78 +34,37 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 )
 
-// Input is one side of a comparison: a file opened once (compressed or
-// not), its ELF header and sections, and its scan. verify uses ORIG's to
-// run the intermediate states, so nothing is opened twice.
-type Input struct {
-	Path   string
-	ELF    *elf.File
-	R      io.ReaderAt // the (decompressed) bytes
-	Size   int64
-	Header elf.Header64
-	Scan   *elfscan.File
-
-	in *elfscan.Input
-}
-
-// Open opens the file at path (plain, xz, zstd or gzip), parses its ELF
-// header and scans its sites. The caller closes the Input.
-func Open(path string) (*Input, error) {
-	in, err := elfscan.OpenInput(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := NewInput(path, in, in.Size)
-	if err != nil {
-		in.Close()
-		return nil, err
-	}
-	f.in = in
-	return f, nil
-}
-
-// NewInput builds an Input over bytes already open (r, size bytes long);
-// closing it does not close r.
-func NewInput(path string, r io.ReaderAt, size int64) (*Input, error) {
-	f, err := elfscan.OpenELF(r)
-	if err != nil {
-		return nil, err
-	}
-	if f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB {
-		return nil, fmt.Errorf("%w: %v %v, need a 64-bit little-endian file", elfscan.ErrMalformed, f.Class, f.Data)
-	}
-	in := &Input{Path: path, ELF: f, R: r, Size: size}
-	if err := binary.Read(io.NewSectionReader(r, 0, size), binary.LittleEndian, &in.Header); err != nil {
-		return nil, fmt.Errorf("ELF header: %w", err)
-	}
-	if in.Scan, err = elfscan.Scan(r, path); err != nil {
-		return nil, err
-	}
-	return in, nil
-}
-
-// Close releases the file Open opened.
-func (in *Input) Close() error {
-	if in == nil || in.in == nil {
-		return nil
-	}
-	return in.in.Close()
-}
-
-// Compare checks that every difference between orig and patched is an
-// allowed patch. Errors are for unreadable input; a difference that is not
-// a patch is a problem in the report.
-func Compare(orig, patched *Input, opts Options) (*Report, error) {
+// Compare checks that every difference between orig and patched (each
+// opened once, compressed or not, by elfscan.Open) is an allowed patch.
+// It reads both files' scans, symbols and relocations through the
+// Objects, so verify can run the intermediate states from orig without
+// reading anything again. Errors are for unreadable input; a difference
+// that is not a patch is a problem in the report.
+func Compare(orig, patched *elfscan.Object, opts Options) (*Report, error) {
 	if opts.ChunkSize <= 0 {
 		opts.ChunkSize = 4 << 20
 	}
 	if opts.MaxProblems <= 0 {
 		opts.MaxProblems = DefaultMaxProblems
 	}
-	of, pf, os_, ps := orig.ELF, patched.ELF, orig.Scan, patched.Scan
 	origPath, patchedPath := orig.Path, patched.Path
-	var err error
-	a := &comparison{opts: opts, o: orig, p: patched, of: of, pf: pf, or: orig.R, pr: patched.R, os: os_, ps: ps, rel: of.Type == elf.ET_REL,
+	of, pf := orig.ELF(), patched.ELF()
+	os_, err := orig.Scan()
+	if err != nil {
+		return nil, fmt.Errorf("file %s: %w", origPath, err)
+	}
+	ps, err := patched.Scan()
+	if err != nil {
+		return nil, fmt.Errorf("file %s: %w", patchedPath, err)
+	}
+	var oh, ph elf.Header64
+	if err := readHeader(orig, &oh); err != nil {
+		return nil, fmt.Errorf("file %s: %w", origPath, err)
+	}
+	if err := readHeader(patched, &ph); err != nil {
+		return nil, fmt.Errorf("file %s: %w", patchedPath, err)
+	}
+	a := &comparison{opts: opts, o: orig, p: patched, oh: oh, ph: ph, of: of, pf: pf, or: orig, pr: patched, os: os_, ps: ps, rel: of.Type == elf.ET_REL,
 		r: &Report{Orig: origPath, File: patchedPath, Type: elfscan.ElfTypeName(of.Type), maxProblems: opts.MaxProblems,
 			Changes: []Change{}, Intermediates: []Intermediate{}, Problems: []Problem{},
 			Counts: Counts{Sites: len(os_.Sites), Changes: map[Kind]int{}}}}
@@ -167,7 +126,8 @@ type loc struct {
 // comparison is one run of Compare.
 type comparison struct {
 	opts    Options
-	o, p    *Input
+	o, p    *elfscan.Object
+	oh, ph  elf.Header64 // ORIG's and FILE's ELF headers
 	of, pf  *elf.File
 	or, pr  io.ReaderAt
 	os, ps  *elfscan.File
@@ -175,9 +135,6 @@ type comparison struct {
 	r       *Report
 	touched []uint8
 	patched map[siteKey]int
-
-	funcs []funcSym // lazily loaded, for naming functions outside sites
-	fdone bool
 
 	// ET_REL relocations at site words, by (section, offset): the value
 	// each file gives the literal or BL.
@@ -230,38 +187,34 @@ func (a *comparison) spansOf(i int, s *elfscan.Site) []span {
 	return out
 }
 
-// funcSym is a function symbol for naming places outside sites.
-type funcSym struct {
-	sec    int
-	lo, hi uint64
-	name   string
-}
-
 // funcAt names the function holding addr (ET_REL: the offset in section
 // sec), or "".
 func (a *comparison) funcAt(sec int, addr uint64) string {
-	if !a.fdone {
-		a.fdone = true
-		syms, _ := elfscan.Symbols(a.of)
-		for _, s := range syms {
-			if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Section == elf.SHN_UNDEF || s.Section >= elf.SHN_LORESERVE {
-				continue
-			}
-			fs := funcSym{lo: s.Value, hi: s.Value + max(s.Size, 1), name: s.Name}
-			if a.rel {
-				fs.sec = int(s.Section)
-			}
-			a.funcs = append(a.funcs, fs)
-		}
+	st, err := a.o.Symbols()
+	if err != nil {
+		return ""
 	}
 	if !a.rel {
 		sec = 0
 	}
-	best := ""
-	for _, f := range a.funcs {
-		if f.sec == sec && f.lo <= addr && addr < f.hi {
-			best = f.name
-		}
+	if s, ok := st.Containing(sec, addr); ok {
+		return s.Name
 	}
-	return best
+	if s, ok := st.Func(sec, addr); ok && s.Type() == elf.STT_FUNC {
+		return s.Name
+	}
+	return ""
+}
+
+// readHeader reads o's ELF header (an ELF64 little-endian file: the Object
+// checked that).
+func readHeader(o *elfscan.Object, h *elf.Header64) error {
+	var b [64]byte
+	if err := readFull(o, b[:], 0); err != nil {
+		return fmt.Errorf("ELF header: %w", err)
+	}
+	if _, err := binary.Decode(b[:], binary.LittleEndian, h); err != nil {
+		return fmt.Errorf("ELF header: %w", err)
+	}
+	return nil
 }

@@ -21,9 +21,9 @@ func FuzzCompare(f *testing.F) {
 	for _, pat := range []string{"*.elf", "*.o", "*.ko"} {
 		paths = append(paths, testutil.Fixtures(f, pat)...)
 	}
-	origs := make([]*Input, 0, len(paths))
+	origs := make([]*elfscan.Object, 0, len(paths))
 	for _, p := range paths {
-		in, err := Open(p)
+		in, err := elfscan.Open(p)
 		if err != nil {
 			f.Fatalf("%s: %v", p, err)
 		}
@@ -46,10 +46,10 @@ func FuzzCompare(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, which uint16, b []byte) {
 		orig := origs[int(which)%len(origs)]
-		p, err := NewInput("fuzz", bytes.NewReader(b), int64(len(b)))
+		p, err := elfscan.NewObject(bytes.NewReader(b), "fuzz")
 		if err != nil {
 			if p != nil {
-				t.Fatalf("NewInput: error %v with an input", err)
+				t.Fatalf("NewObject: error %v with an object", err)
 			}
 			return
 		}
@@ -71,9 +71,10 @@ func FuzzCompare(f *testing.F) {
 		if c.Intermediates != len(r.Intermediates) || c.LiveSafe+c.NotLiveSafe != len(r.Changes) {
 			t.Fatalf("counts disagree with the lists: %+v, %d intermediates, %d changes", c, len(r.Intermediates), len(r.Changes))
 		}
+		osf, _ := orig.Scan()
 		for _, ic := range r.Intermediates {
-			if ic.Site < 0 || ic.Site >= len(orig.Scan.Sites) {
-				t.Fatalf("intermediate names site %d of %d", ic.Site, len(orig.Scan.Sites))
+			if ic.Site < 0 || ic.Site >= len(osf.Sites) {
+				t.Fatalf("intermediate names site %d of %d", ic.Site, len(osf.Sites))
 			}
 		}
 		var w bytes.Buffer

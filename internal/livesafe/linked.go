@@ -11,7 +11,10 @@ import (
 
 func (a *comparison) linked() error {
 	of := a.of
-	osz, psz := a.o.Size, a.p.Size
+	osz, psz := a.o.Size(), a.p.Size()
+	if osz < 0 || psz < 0 {
+		return fmt.Errorf("comparing %s with %s: file size unknown", a.r.Orig, a.r.File)
+	}
 	if osz != psz {
 		a.problem(loc{section: "ELF header"}, fmt.Sprintf("file size changed from %d to %d bytes: a linked file must keep its layout", osz, psz))
 		return nil
@@ -30,7 +33,7 @@ func (a *comparison) linked() error {
 	}
 	var regs []region
 	regs = append(regs, region{0, 64, "ELF header", -1})
-	h := &a.o.Header
+	h := &a.oh
 	phoff, phnum, shoff, shnum := int64(h.Phoff), int64(h.Phnum), int64(h.Shoff), int64(h.Shnum)
 	if phnum > 0 {
 		regs = append(regs, region{phoff, phoff + phnum*56, "program headers", -1})

@@ -20,14 +20,25 @@ import (
 // Pairs are made by pairtest, not by the patch commands, so Compare is
 // checked independently of the patcher.
 
+// openELF parses the file at path.
+func openELF(t testing.TB, path string) (*elf.File, error) {
+	t.Helper()
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { o.Close() })
+	return o.ELF(), nil
+}
+
 // compare opens both files and compares them.
 func compare(orig, patched string, opts Options) (*Report, error) {
-	o, err := Open(orig)
+	o, err := elfscan.Open(orig)
 	if err != nil {
 		return nil, err
 	}
 	defer o.Close()
-	p, err := Open(patched)
+	p, err := elfscan.Open(patched)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +166,7 @@ func TestAgainstLinkedDefects(t *testing.T) {
 	files = append(files, testutil.Fixtures(t, "clang-callops-bti-kimage-relr.elf")...)
 	for _, src := range files {
 		f := pairtest.Scan(t, src)
-		_, ef, err := elfscan.Open(src)
+		ef, err := openELF(t, src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +228,7 @@ func TestAgainstLinkedDefects(t *testing.T) {
 func TestAgainstMisalignedLiteral(t *testing.T) {
 	src := testutil.Fixtures(t, "gcc-callops-static.elf")[0]
 	f := pairtest.Scan(t, src)
-	_, ef, err := elfscan.Open(src)
+	ef, err := openELF(t, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +257,7 @@ func TestAgainstUnknownState(t *testing.T) {
 	}
 	pairtest.PatchBytes(t, p, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, w))
 	r := compareFiles(t, src, p)
-	_, ef, _ := elfscan.Open(src)
+	ef, _ := openELF(t, src)
 	sec := ef.Sections[s.SectionIndex]
 	expect(t, r, want{sec.Name, s.Entry - sec.Addr, s.Func, "no known state"})
 }
@@ -340,7 +351,7 @@ func TestAgainstRelocatableDefects(t *testing.T) {
 	for _, src := range append(testutil.Fixtures(t, "gcc-callops-bti-obj.o"), testutil.Fixtures(t, "clang-classic-bti-fsobj.o")...) {
 		f := pairtest.Scan(t, src)
 		s := pairtest.Pick(t, f, true)
-		_, f0, err := elfscan.Open(src)
+		f0, err := openELF(t, src)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,50 +11,22 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 )
 
-// symbol is an Elf64_Sym with its name resolved.
-type symbol struct {
-	name  string
-	info  byte
-	other byte
-	shndx uint16
-	value uint64
-	size  uint64
-}
-
-func readSymtab(f *elf.File) (syms []symbol, idx int, err error) {
-	idx = -1
-	for i, s := range f.Sections {
-		if s.Type == elf.SHT_SYMTAB {
+// symbolsOf returns every entry of o's symbol table (null symbol first)
+// and the table's section index, -1 when there is none.
+func symbolsOf(o *elfscan.Object) ([]elfscan.Sym, int, error) {
+	st, err := o.Symbols()
+	if err != nil {
+		return nil, -1, err
+	}
+	idx := -1
+	for i, s := range o.ELF().Sections {
+		if s == st.SectionHeader() {
 			idx = i
 		}
 	}
-	if idx < 0 {
-		return nil, -1, nil
-	}
-	s := f.Sections[idx]
-	b, err := elfscan.SafeData(s)
-	if err != nil {
-		return nil, idx, err
-	}
-	if int(s.Link) >= len(f.Sections) {
-		return nil, idx, fmt.Errorf("%w: section %q: sh_link %d out of range", elfscan.ErrMalformed, s.Name, s.Link)
-	}
-	str, err := elfscan.SafeData(f.Sections[s.Link])
-	if err != nil {
-		return nil, idx, err
-	}
-	le := binary.LittleEndian
-	for o := 0; o+24 <= len(b); o += 24 {
-		e := b[o:]
-		n := le.Uint32(e)
-		name := ""
-		if int(n) < len(str) {
-			name = string(str[n:])
-			if z := strings.IndexByte(name, 0); z >= 0 {
-				name = name[:z]
-			}
-		}
-		syms = append(syms, symbol{name, e[4], e[5], le.Uint16(e[6:]), le.Uint64(e[8:]), le.Uint64(e[16:])})
+	syms := make([]elfscan.Sym, st.Len())
+	for i := range syms {
+		syms[i], _ = st.Sym(uint32(i))
 	}
 	return syms, idx, nil
 }
@@ -70,21 +42,21 @@ type relKey struct {
 
 func (a *comparison) relocatable() error {
 	of, pf := a.of, a.pf
-	osyms, osymIdx, err := readSymtab(of)
+	osyms, osymIdx, err := symbolsOf(a.o)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", a.r.Orig, err)
 	}
-	psyms, _, err := readSymtab(pf)
+	psyms, _, err := symbolsOf(a.p)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", a.r.File, err)
 	}
 	hdr := loc{section: "ELF header"}
 	// The header may change only where sections are: e_shoff and e_shnum.
-	oh, err := headerBytes(&a.o.Header)
+	oh, err := headerBytes(&a.oh)
 	if err != nil {
 		return fmt.Errorf("file %s: ELF header: %w", a.r.Orig, err)
 	}
-	ph, err := headerBytes(&a.p.Header)
+	ph, err := headerBytes(&a.ph)
 	if err != nil {
 		return fmt.Errorf("file %s: ELF header: %w", a.r.File, err)
 	}
@@ -192,10 +164,10 @@ func (a *comparison) relocatable() error {
 		if s != p {
 			a.problem(loc{section: symtabName, offset: uint64(k * 24), addr: uint64(k * 24)},
 				fmt.Sprintf("symbol %d %q changed (info %#x shndx %d value %#x size %#x -> %q info %#x shndx %d value %#x size %#x)",
-					k, s.name, s.info, s.shndx, s.value, s.size, p.name, p.info, p.shndx, p.value, p.size))
+					k, s.Name, s.Info, s.Section, s.Value, s.Size, p.Name, p.Info, p.Section, p.Value, p.Size))
 		}
-		if elf.ST_BIND(s.info) != elf.STB_LOCAL {
-			names[s.name] = true
+		if s.Bind() != elf.STB_LOCAL {
+			names[s.Name] = true
 		}
 	}
 	for k := len(osyms); k < len(psyms); k++ {
@@ -203,37 +175,28 @@ func (a *comparison) relocatable() error {
 		a.r.Counts.SymbolsAdded++
 		bad := ""
 		switch {
-		case p.name == "":
+		case p.Name == "":
 			bad = "has no name"
-		case elf.ST_BIND(p.info) != elf.STB_GLOBAL:
-			bad = fmt.Sprintf("is %v, not GLOBAL", elf.ST_BIND(p.info))
-		case p.shndx != uint16(elf.SHN_UNDEF) || p.value != 0 || p.size != 0:
-			bad = fmt.Sprintf("is defined (shndx %d value %#x size %#x), not undefined", p.shndx, p.value, p.size)
-		case names[p.name]:
+		case p.Bind() != elf.STB_GLOBAL:
+			bad = fmt.Sprintf("is %v, not GLOBAL", p.Bind())
+		case p.Section != elf.SHN_UNDEF || p.Value != 0 || p.Size != 0:
+			bad = fmt.Sprintf("is defined (shndx %d value %#x size %#x), not undefined", p.Section, p.Value, p.Size)
+		case names[p.Name]:
 			bad = "duplicates an existing global symbol"
 		}
-		names[p.name] = true
+		names[p.Name] = true
 		if bad != "" {
-			a.problem(loc{section: symtabName, offset: uint64(k * 24), addr: uint64(k * 24)}, fmt.Sprintf("added symbol %d %q %s", k, p.name, bad))
+			a.problem(loc{section: symtabName, offset: uint64(k * 24), addr: uint64(k * 24)}, fmt.Sprintf("added symbol %d %q %s", k, p.Name, bad))
 		}
 	}
-	symName := func(i uint32) string {
-		if int(i) < len(psyms) {
-			p := psyms[i]
-			if elf.ST_TYPE(p.info) == elf.STT_SECTION && int(p.shndx) < len(pf.Sections) {
-				return pf.Sections[p.shndx].Name
-			}
-			return p.name
-		}
-		return fmt.Sprintf("symbol#%d", i)
-	}
+	symName := a.p.SymName
 
 	// Relocations, as multisets per target section.
-	orels, err := relasByTarget(of)
+	orels, err := relasByTarget(a.o)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", a.r.Orig, err)
 	}
-	prels, err := relasByTarget(pf)
+	prels, err := relasByTarget(a.p)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", a.r.File, err)
 	}
@@ -309,19 +272,23 @@ func (a *comparison) relocatable() error {
 	return nil
 }
 
-// relasByTarget loads every SHT_RELA section, grouped by the section it
-// relocates (sh_info).
-func relasByTarget(f *elf.File) (map[int][]elfscan.Rela, error) {
+// relasByTarget returns o's relocations grouped by the section they
+// relocate (sh_info), from the Object's one relocation index.
+func relasByTarget(o *elfscan.Object) (map[int][]elfscan.Rela, error) {
+	x, err := o.Relocs()
+	if err != nil {
+		return nil, err
+	}
 	out := map[int][]elfscan.Rela{}
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_RELA {
+	for t := range o.ELF().Sections {
+		if len(x.Tables(t)) == 0 {
 			continue
 		}
-		rs, err := elfscan.ReadRela(s)
+		rs, err := x.For(t)
 		if err != nil {
 			return nil, err
 		}
-		out[int(s.Info)] = append(out[int(s.Info)], rs...)
+		out[t] = rs
 	}
 	return out, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
-// FuzzLoad lays mutated files out for the emulator (LoadELF) and, when
+// FuzzLoad lays mutated files out for the emulator (LoadObject) and, when
 // they have few sites, runs them (Check): an error comes with no image or
 // report, a report adds up, and nothing panics. Seeded from every fixture.
 func FuzzLoad(f *testing.F) {
@@ -26,20 +26,19 @@ func FuzzLoad(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r := bytes.NewReader(b)
-		ef, err := elfscan.OpenELF(r)
+		o, err := elfscan.NewObject(bytes.NewReader(b), "fuzz")
 		if err != nil {
 			return
 		}
-		sf, err := elfscan.Scan(r, "fuzz")
+		sf, err := o.Scan()
 		if err != nil {
 			return
 		}
 		opts := Options{Jobs: 1, MaxInsns: 2000}
-		img, err := LoadELF(ef, r, sf, opts)
+		img, err := LoadObject(o, opts)
 		if err != nil {
 			if img != nil {
-				t.Fatalf("LoadELF: error %v with an image", err)
+				t.Fatalf("LoadObject: error %v with an image", err)
 			}
 			return
 		}

@@ -56,7 +56,7 @@ type interJob struct {
 // livesafe.Compare made r from (its sites are those r's Intermediates
 // index); opts are those of the verify run (trampoline, workers, seed,
 // limits). Errors are for unreadable input.
-func RunIntermediates(r *livesafe.Report, orig *livesafe.Input, opts Options) error {
+func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) error {
 	if len(r.Intermediates) == 0 {
 		return nil
 	}
@@ -69,8 +69,11 @@ func RunIntermediates(r *livesafe.Report, orig *livesafe.Input, opts Options) er
 	for k := range r.Intermediates {
 		r.Intermediates[k].Run = "not run"
 	}
-	of, osf := orig.ELF, orig.Scan
-	img, err := LoadELF(of, orig.R, osf, opts)
+	osf, err := orig.Scan()
+	if err != nil {
+		return fmt.Errorf("file %s: %w", orig.Path, err)
+	}
+	img, err := LoadObject(orig, opts)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", orig.Path, err)
 	}
@@ -191,7 +194,7 @@ func (img *Image) relLiteral(w livesafe.Words) uint64 {
 	}
 	rl := img.rel
 	val := img.standinOps
-	if i := w.Ops.SymIndex; i >= 1 && int(i) <= len(rl.syms) && rl.syms[i-1].Name == w.Ops.Sym {
+	if i := w.Ops.SymIndex; i >= 1 && rl.symName(i) == w.Ops.Sym {
 		if v, _, def := rl.symbol(i); def {
 			val = v
 		}

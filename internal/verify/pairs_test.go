@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/livesafe/pairtest"
 )
@@ -30,12 +31,12 @@ type agObj = pairtest.Obj
 // compareRun compares orig with patched (livesafe.Compare), then runs the
 // intermediate states with opts; ORIG is opened once for both.
 func compareRun(orig, patched string, opts Options) (*livesafe.Report, error) {
-	o, err := livesafe.Open(orig)
+	o, err := elfscan.Open(orig)
 	if err != nil {
 		return nil, err
 	}
 	defer o.Close()
-	p, err := livesafe.Open(patched)
+	p, err := elfscan.Open(patched)
 	if err != nil {
 		return nil, err
 	}
