@@ -11,6 +11,7 @@ package verify
 import (
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -288,9 +289,10 @@ type mutResult struct {
 	killed          bool
 }
 
-// mutKilled plants m into a copy of good and reports whether a check caught
-// it naming m.fn (or, for stray bytes, the place).
-func mutKilled(t testing.TB, orig, good string, rel bool, m mutant) (bool, string) {
+// mutPlant writes m into a copy of good and returns its path. It runs on
+// the test's goroutine (it may fail the test); mutKilled, which the
+// workers run, only returns errors.
+func mutPlant(t testing.TB, orig, good string, m mutant) string {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "mutant")
 	switch {
@@ -316,56 +318,64 @@ func mutKilled(t testing.TB, orig, good string, rel bool, m mutant) (bool, strin
 			t.Fatal(err)
 		}
 	}
+	return p
+}
+
+// mutKilled reports whether a check caught the mutant at p naming m.fn
+// (or, for stray bytes, the place). An error is a broken test, not a kill.
+func mutKilled(orig, p string, rel bool, m mutant) (bool, string, error) {
 	opts := Options{Jobs: 1}
 	if m.clobber != 0 {
 		img, err := Load(p, opts)
 		if err != nil {
-			return true, "load error: " + err.Error()
+			return true, "load error: " + err.Error(), nil
 		}
 		defer img.Close()
-		mutPlantTrampoline(t, img, m.clobber)
+		if err := mutPlantTrampoline(img, m.clobber); err != nil {
+			return false, "", err
+		}
 		rep, err := Check(img, opts)
 		if err != nil {
-			t.Fatal(err)
+			return false, "", err
 		}
 		for _, f := range rep.Failures {
 			if f.Func != "" && !strings.HasPrefix(f.Func, "<") {
-				return true, "verify: " + f.Func + ": " + f.Observed
+				return true, "verify: " + f.Func + ": " + f.Observed, nil
 			}
 		}
-		return false, ""
+		return false, "", nil
 	}
 	// verify FILE.
 	if rep, err := File(p, opts); err != nil {
 		if m.fn == "" {
-			return true, "verify: input error: " + err.Error()
+			return true, "verify: input error: " + err.Error(), nil
 		}
 	} else {
 		for _, f := range rep.Failures {
 			if m.fn != "" && f.Func == m.fn {
-				return true, "verify: " + f.Observed
+				return true, "verify: " + f.Observed, nil
 			}
 		}
 	}
 	// verify --against ORIG FILE.
 	r, err := compareRun(orig, p, opts)
 	if err != nil {
-		return m.fn == "", "against: input error: " + err.Error()
+		return m.fn == "", "against: input error: " + err.Error(), nil
 	}
 	for _, pr := range r.Problems {
 		switch {
 		case m.fn != "" && pr.Func == m.fn:
-			return true, "against: " + pr.Detail
+			return true, "against: " + pr.Detail, nil
 		case m.fn == "" && !rel && pr.FileOffset <= m.strayOff && m.strayOff < pr.FileOffset+16:
-			return true, "against: " + pr.String()
+			return true, "against: " + pr.String(), nil
 		}
 	}
-	return false, ""
+	return false, "", nil
 }
 
 // mutPlantTrampoline replaces verify's own trampolines in img with ones
 // that first execute w (a clobber), before any engine maps the image.
-func mutPlantTrampoline(t testing.TB, img *Image, w uint32) {
+func mutPlantTrampoline(img *Image, w uint32) error {
 	for _, c := range []struct {
 		addr    uint64
 		room    uint64
@@ -377,7 +387,7 @@ func mutPlantTrampoline(t testing.TB, img *Image, w uint32) {
 		}
 		p, err := encode.Trampoline(o)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		// After the BTI: PC-relative branches inside move together.
 		p.Words = append([]uint32{p.Words[0], w}, p.Words[1:]...)
@@ -387,9 +397,10 @@ func mutPlantTrampoline(t testing.TB, img *Image, w uint32) {
 			}
 		}
 		if err := img.place(c.addr, p, c.room); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }
 
 func TestMutants(t *testing.T) {
@@ -436,18 +447,23 @@ func TestMutants(t *testing.T) {
 	var mu sync.Mutex
 	var results []mutResult
 	type work struct {
-		b base
-		m mutant
+		b    base
+		m    mutant
+		path string // the planted mutant
 	}
 	ch := make(chan work)
 	var wg sync.WaitGroup
+	var errs []error // the workers never fail the test themselves
 	for w := 0; w < max(2, runtime.NumCPU()); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for x := range ch {
-				killed, how := mutKilled(t, x.b.orig, x.b.good, x.b.rel, x.m)
+				killed, how, err := mutKilled(x.b.orig, x.path, x.b.rel, x.m)
 				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s on %s: %w", x.m.kind, filepath.Base(x.b.orig), err))
+				}
 				results = append(results, mutResult{x.m.kind, filepath.Base(x.b.orig), how, killed})
 				mu.Unlock()
 			}
@@ -455,11 +471,14 @@ func TestMutants(t *testing.T) {
 	}
 	for _, b := range bases {
 		for _, m := range b.ms {
-			ch <- work{b, m}
+			ch <- work{b, m, mutPlant(t, b.orig, b.good, m)}
 		}
 	}
 	close(ch)
 	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("mutation checks could not run: %v", errors.Join(errs...))
+	}
 
 	type tally struct{ killed, total, allowed int }
 	byKind := map[string]*tally{}
