@@ -143,7 +143,7 @@ func disasm(w uint32, pc uint64, target *elfscan.Ref) string {
 	case encode.BTIJC:
 		return "bti jc"
 	}
-	inst, err := arm64asm.Decode(b[:])
+	inst, err := encode.Decode(w)
 	if err != nil {
 		return fmt.Sprintf(".inst %#08x", w)
 	}

@@ -281,9 +281,7 @@ func (p Program) insnText(i int, w uint32, fix map[int]Fixup) (string, error) {
 	case BTIJC:
 		return "bti\tjc", nil
 	}
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], w)
-	in, err := arm64asm.Decode(b[:])
+	in, err := Decode(w)
 	if err != nil {
 		return "", fmt.Errorf("word %d (%#08x): %w", i, w, err)
 	}

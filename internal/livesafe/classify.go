@@ -10,6 +10,16 @@ import (
 )
 
 func (a *comparison) classifySites() {
+	n := 0
+	for _, t := range a.touched {
+		if t != 0 {
+			n++
+		}
+	}
+	// At most three changed words a site (literal, slot1, slot2): one
+	// allocation, not a doubling per thousand sites.
+	a.r.Changes = make([]Change, 0, 3*n)
+	a.r.Intermediates = make([]Intermediate, 0, n)
 	for i := range a.os.Sites {
 		if a.touched[i] != 0 {
 			a.classify(i)
@@ -53,11 +63,12 @@ func (a *comparison) classify(i int) {
 	}
 	// The words are read from the patched file where ORIG has them: a
 	// changed BTI can make the patched scan place the slots elsewhere.
-	pv := a.patchedView(o, p)
+	// The view lives in a (one Site for all sites), not on the heap per site.
+	a.view = a.patchedView(o, p)
 	if p.CallSite != o.CallSite || p.Layout != o.Layout {
-		pv.State = elfscan.StateUnknown
+		a.view.State = elfscan.StateUnknown
 	}
-	p = &pv
+	p = &a.view
 	bad := false
 	if t&bitBTI != 0 {
 		bti := o.Entry

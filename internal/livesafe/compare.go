@@ -134,6 +134,7 @@ type comparison struct {
 	rel     bool
 	r       *Report
 	touched []uint8
+	view    elfscan.Site // classify's patched view of the current site
 	patched map[siteKey]int
 
 	// ET_REL relocations at site words, by (section, offset): the value
