@@ -168,9 +168,9 @@ long get(void) { ext_fn(); return defined_var + ext_var; }
 			t.Errorf("relocation at %#x: readelf lists none", r.Off)
 			continue
 		}
-		if r.Type.String() != w.typ || r.Resolved != w.resolved || r.Resolved && r.Value != w.value {
+		if r.Type().String() != w.typ || r.Resolved != w.resolved || r.Resolved && r.Value != w.value {
 			t.Errorf("relocation at %#x: %v value %#x resolved %v; readelf: %s value %#x resolved %v",
-				r.Off, r.Type, r.Value, r.Resolved, w.typ, w.value, w.resolved)
+				r.Off, r.Type(), r.Value, r.Resolved, w.typ, w.value, w.resolved)
 		}
 		v, found, err := d.Value(r.Off)
 		if !found || (err == nil) != r.Resolved || err == nil && v != r.Value {
