@@ -10,14 +10,19 @@ import (
 
 // DynReloc is one dynamic relocation of a linked file and the value the
 // loader stores at Off with a load bias of 0, as a kernel relocates itself
-// at boot.
+// at boot. It is kept small (32 bytes): a kernel image has ~100k.
 type DynReloc struct {
-	Rela
+	Off      uint64
 	Value    uint64 // when Resolved
+	Sym      uint32 // .dynsym index (0: none)
+	typ      uint32
+	index    int32  // entry index in its table, for messages
+	table    uint16 // section index of its table, for messages
 	Resolved bool   // false: a type the tool does not apply, or an undefined symbol
-	table    int32  // section index of the table, for messages
-	index    int32  // entry index in the table
 }
+
+// Type is the relocation type.
+func (r DynReloc) Type() elf.R_AARCH64 { return elf.R_AARCH64(r.typ) }
 
 // DynRelocs are the dynamic relocations (allocated SHT_RELA sections) of a
 // linked file, applied by one set of rules:
@@ -51,35 +56,49 @@ func (o *Object) buildDynRelocs() (*DynRelocs, error) {
 		return d, nil
 	}
 	var syms *Symtab
-	for i, s := range o.f.Sections {
+	var tables []*elf.Section
+	total := uint64(0)
+	for _, s := range o.f.Sections {
 		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
 			continue
 		}
 		if s.Size%RelaSize != 0 {
 			return nil, fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, s.Name, s.Offset, s.Size, RelaSize)
 		}
+		tables = append(tables, s)
+		total += s.Size / RelaSize
+	}
+	// Sized once from the headers, bounded by what the file can hold (a
+	// corrupt size fails when read, below).
+	if o.size >= 0 {
+		total = min(total, uint64(o.size)/RelaSize)
+	}
+	d.rels = make([]DynReloc, 0, min(total, 1<<24))
+	buf := make([]byte, RelaSize*2048)
+	for _, s := range tables {
+		i := slices.Index(o.f.Sections, s)
 		sr := io.NewSectionReader(o.r, int64(s.Offset), int64(s.Size))
-		buf := make([]byte, RelaSize*2048)
 		for pos := int64(0); pos < int64(s.Size); {
 			n, err := sr.ReadAt(buf[:min(int64(len(buf)), int64(s.Size)-pos)], pos)
 			if n%RelaSize != 0 || n == 0 {
 				return nil, fmt.Errorf("%w: section %q at %#x: truncated at %#x: %w", ErrMalformed, s.Name, s.Offset, pos+int64(n), err)
 			}
 			for k := 0; k < n/RelaSize; k++ {
-				rl := DynReloc{Rela: decodeRela(buf[k*RelaSize:]), table: int32(i), index: int32(int(pos)/RelaSize + k)}
-				switch rl.Type {
+				e := decodeRela(buf[k*RelaSize:])
+				rl := DynReloc{Off: e.Off, Sym: e.Sym, typ: uint32(e.Type), table: uint16(i), index: int32(int(pos)/RelaSize + k)}
+				switch e.Type {
 				case elf.R_AARCH64_NONE:
 					continue
 				case elf.R_AARCH64_RELATIVE:
-					rl.Value, rl.Resolved = uint64(rl.Addend), true
+					rl.Value, rl.Resolved = uint64(e.Addend), true
 				case elf.R_AARCH64_ABS64, elf.R_AARCH64_GLOB_DAT, elf.R_AARCH64_JUMP_SLOT:
 					if syms == nil {
 						if syms, err = o.DynSymbols(); err != nil {
 							return nil, err
 						}
 					}
-					if sym, ok := syms.Sym(rl.Sym); ok && rl.Sym != 0 && sym.Defined() {
-						rl.Value, rl.Resolved = sym.Value+uint64(rl.Addend), true
+					if sym, ok := syms.Sym(e.Sym); ok && e.Sym != 0 && sym.Defined() {
+						rl.Value, rl.Resolved = sym.Value+uint64(e.Addend), true
 					}
 				}
 				d.rels = append(d.rels, rl)
@@ -131,10 +150,10 @@ func (d *DynRelocs) Value(addr uint64) (v uint64, found bool, err error) {
 		return 0, false, nil
 	}
 	if !r.Resolved {
-		what := fmt.Sprintf("%v", r.Type)
-		switch r.Type {
+		what := r.Type().String()
+		switch r.Type() {
 		case elf.R_AARCH64_ABS64, elf.R_AARCH64_GLOB_DAT, elf.R_AARCH64_JUMP_SLOT:
-			what = fmt.Sprintf("%v against undefined symbol %d (its value is known only at load time)", r.Type, r.Sym)
+			what = fmt.Sprintf("%v against undefined symbol %d (its value is known only at load time)", r.Type(), r.Sym)
 		}
 		return 0, true, fmt.Errorf("%s: %w: %s", d.Describe(r), ErrUnsupportedReloc, what)
 	}

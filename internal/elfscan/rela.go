@@ -23,7 +23,7 @@ type Rela struct {
 }
 
 // Info returns the packed r_info.
-func (r Rela) Info() uint64 { return uint64(r.Sym)<<32 | uint64(r.Type) }
+func (r Rela) Info() uint64 { return elf.R_INFO(r.Sym, uint32(r.Type)) }
 
 // RelaSize is sizeof(Elf64_Rela).
 const RelaSize = 24
@@ -52,24 +52,29 @@ func DecodeRela(b []byte, name string) ([]Rela, error) {
 	return out, nil
 }
 
-// decodeRela decodes the Elf64_Rela at the start of e.
+// decodeRela decodes the Elf64_Rela (elf.Rela64) at the start of e. It is
+// written out rather than through binary.Decode: a kernel image's dynamic
+// relocations are decoded by the hundred thousand.
 func decodeRela(e []byte) Rela {
 	e = e[:RelaSize]
 	info := binary.LittleEndian.Uint64(e[8:])
 	return Rela{
 		Off:    binary.LittleEndian.Uint64(e),
-		Type:   elf.R_AARCH64(uint32(info)),
-		Sym:    uint32(info >> 32),
+		Type:   elf.R_AARCH64(elf.R_TYPE64(info)),
+		Sym:    elf.R_SYM64(info),
 		Addend: int64(binary.LittleEndian.Uint64(e[16:])),
 	}
+}
+
+// Rela64 returns r as debug/elf's Elf64_Rela.
+func (r Rela) Rela64() elf.Rela64 {
+	return elf.Rela64{Off: r.Off, Info: elf.R_INFO(r.Sym, uint32(r.Type)), Addend: r.Addend}
 }
 
 // EncodeRela appends the little-endian encoding of rs to b.
 func EncodeRela(b []byte, rs []Rela) []byte {
 	for _, r := range rs {
-		b = binary.LittleEndian.AppendUint64(b, r.Off)
-		b = binary.LittleEndian.AppendUint64(b, r.Info())
-		b = binary.LittleEndian.AppendUint64(b, uint64(r.Addend))
+		b, _ = binary.Append(b, binary.LittleEndian, r.Rela64()) // fixed-size: cannot fail
 	}
 	return b
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -286,9 +287,15 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 		}
 	}
 	if len(ranges) == 0 {
-		start, stop := sc.st.lookup(StartMcountLoc), sc.st.lookup(StopMcountLoc)
-		if start >= 0 && stop >= 0 {
-			a, b := sc.st.syms[start].value, sc.st.syms[stop].value
+		start, err1 := sc.o.Lookup(StartMcountLoc)
+		stop, err2 := sc.o.Lookup(StopMcountLoc)
+		for _, err := range []error{err1, err2} {
+			if err != nil && !errors.Is(err, ErrSymbolNotFound) {
+				return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+			}
+		}
+		if err1 == nil && err2 == nil {
+			a, b := start.Value, stop.Value
 			if b < a {
 				return nil, fmt.Errorf("%w: %s %#x is after %s %#x", ErrMalformed, StopMcountLoc, b, StartMcountLoc, a)
 			}

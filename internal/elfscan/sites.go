@@ -293,13 +293,7 @@ func (sc *scanner) ops(s *Site, sec int, key uint32) (*Ref, error) {
 // else a data object (ops is one), else any other symbol — so a linker
 // script's untyped marker such as _sdata never hides the object it starts.
 func (sc *scanner) symName(key uint32, a uint64) string {
-	if i := sc.st.at(key, a, 1); i >= 0 {
-		return sc.st.name(i)
-	}
-	if i := sc.st.object(key, a); i >= 0 {
-		return sc.st.name(i)
-	}
-	if i := sc.st.at(key, a, 3); i >= 0 {
+	if i := sc.st.named(key, a); i >= 0 {
 		return sc.st.name(i)
 	}
 	return ""

@@ -85,13 +85,7 @@ func (t *Symtab) Containing(sec int, v uint64) (Sym, bool) {
 // At names the symbol defined exactly at (sec, v), as scan names a BL
 // target or an ops: a function, else a data object, else any other symbol.
 func (t *Symtab) At(sec int, v uint64) (Sym, bool) {
-	st := t.view()
-	for _, i := range []int32{st.at(uint32(sec), v, 1), st.object(uint32(sec), v), st.at(uint32(sec), v, 3)} {
-		if i >= 0 {
-			return t.Sym(uint32(i))
-		}
-	}
-	return Sym{}, false
+	return t.sym(t.view().named(uint32(sec), v))
 }
 
 // each calls fn with the index of every symbol named name.

@@ -92,6 +92,7 @@ func loadSymtabSection(f *elf.File, sec *elf.Section, rel bool, scratch *[]keyed
 	n := int(min(sec.Size/symSize, 1<<20))
 	st.syms = make([]rawSym, 0, n)
 	st.sorted = make([]symRef, 0, n)
+	// Each entry is an elf.Sym64, decoded by hand: a kernel has ~100k.
 	err = streamSection(sec, symSize*2048, func(b []byte) error {
 		for ; len(b) >= symSize; b = b[symSize:] {
 			i := len(st.syms)
@@ -252,15 +253,14 @@ func (st *symtab) containing(sec uint32, v uint64) int32 {
 	return -1
 }
 
-// lookup finds a symbol by name, or -1.
-func (st *symtab) lookup(name string) int32 {
-	for i := 1; i < len(st.syms); i++ {
-		// nameBytes(...) == name, without scanning every name for its end.
-		off, end := int(st.syms[i].name), int(st.syms[i].name)+len(name)
-		if end <= len(st.strtab) && (end == len(st.strtab) || st.strtab[end] == 0) &&
-			string(st.strtab[off:end]) == name && st.syms[i].shndx != uint16(elf.SHN_UNDEF) {
-			return int32(i)
-		}
+// named returns the symbol that names (sec, v): a function, else a data
+// object, else any other symbol defined there; or -1.
+func (st *symtab) named(sec uint32, v uint64) int32 {
+	if i := st.at(sec, v, 1); i >= 0 {
+		return i
 	}
-	return -1
+	if i := st.object(sec, v); i >= 0 {
+		return i
+	}
+	return st.at(sec, v, 3)
 }

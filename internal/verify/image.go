@@ -328,7 +328,7 @@ func (img *Image) applyDynRelocs(o *elfscan.Object) (map[uint64]elf.R_AARCH64, e
 			img.write64(r.Off, r.Value)
 			delete(other, r.Off)
 		} else {
-			other[r.Off] = r.Type
+			other[r.Off] = r.Type()
 		}
 	}
 	return other, nil
