@@ -1,5 +1,8 @@
 package livesafe
 
+// The byte diff: two files (or sections) streamed side by side in chunks,
+// each maximal differing range attributed to site words or reported.
+
 import (
 	"bytes"
 	"fmt"
@@ -7,6 +10,7 @@ import (
 	"sort"
 )
 
+// sortSpans orders site words by position, for attribute's search.
 func sortSpans(sp []span) {
 	sort.Slice(sp, func(i, j int) bool { return sp[i].lo < sp[j].lo })
 }
@@ -96,6 +100,7 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 	return err
 }
 
+// hexAt shows up to 16 bytes at off of r in hex, "?" if unreadable.
 func hexAt(r io.ReaderAt, off, n int64) string {
 	n = min(n, 16)
 	b := make([]byte, n)

@@ -1,5 +1,9 @@
 package livesafe
 
+// Classification: each site some difference touched becomes changes (an
+// allowed write of a literal, slot1 or slot2, live-safe or not), problems
+// (anything else), and its intermediate state when it takes two writes.
+
 import (
 	"encoding/binary"
 	"fmt"
@@ -9,6 +13,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
 
+// classifySites classifies every touched site, in ORIG's site order.
 func (a *comparison) classifySites() {
 	n := 0
 	for _, t := range a.touched {
@@ -27,6 +32,8 @@ func (a *comparison) classifySites() {
 	}
 }
 
+// classify compares ORIG's site i with the patched file's words at the same
+// places.
 func (a *comparison) classify(i int) {
 	o := &a.os.Sites[i]
 	t := a.touched[i]

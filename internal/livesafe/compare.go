@@ -147,8 +147,10 @@ type relPos struct {
 	off uint64
 }
 
+// problem reports a difference that is not an allowed patch.
 func (a *comparison) problem(l loc, detail string) { a.r.add(l.problem(detail)) }
 
+// problem is the Problem at l.
 func (l loc) problem(detail string) Problem {
 	return Problem{Section: l.section, Offset: Addr(l.offset), Address: Addr(l.addr), FileOffset: l.fileOffset, Func: l.fn, Detail: detail}
 }

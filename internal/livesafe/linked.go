@@ -9,6 +9,8 @@ import (
 	"sort"
 )
 
+// linked compares linked files: same size, every differing byte range a
+// site word or a problem named by its section and function.
 func (a *comparison) linked() error {
 	of := a.of
 	osz, psz := a.o.Size(), a.p.Size()

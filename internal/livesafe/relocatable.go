@@ -1,5 +1,8 @@
 package livesafe
 
+// Relocatable files (ET_REL): rewritten by the patcher, so compared section
+// by section, then relocations as multisets, then symbols.
+
 import (
 	"bytes"
 	"debug/elf"
@@ -40,6 +43,11 @@ type relKey struct {
 	addend int64
 }
 
+// relocatable compares ET_REL files: the ELF header but for the section
+// table's place, section headers and bytes (site words attributed), added
+// sections (only .rela<text>), symbols (existing unchanged, added ones
+// undefined globals) and relocations (only ABS64 at a literal and CALL26 at
+// a slot2 may change).
 func (a *comparison) relocatable() error {
 	of, pf := a.of, a.pf
 	osyms, osymIdx, err := symbolsOf(a.o)

@@ -125,11 +125,11 @@ type Report struct {
 // add records a problem, keeping at most maxProblems of them.
 func (r *Report) add(p Problem) {
 	r.Counts.Problems++
-	max := r.maxProblems
-	if max <= 0 {
-		max = DefaultMaxProblems
+	limit := r.maxProblems
+	if limit <= 0 {
+		limit = DefaultMaxProblems
 	}
-	if len(r.Problems) < max {
+	if len(r.Problems) < limit {
 		r.Problems = append(r.Problems, p)
 	}
 	r.Counts.ProblemsKept = len(r.Problems)
@@ -260,6 +260,7 @@ func (r *Report) Write(w io.Writer) error {
 	return err
 }
 
+// writeChanges lists up to writeLimit changes under title.
 func writeChanges(b *strings.Builder, title string, cs []Change) {
 	if len(cs) == 0 {
 		return
@@ -278,6 +279,7 @@ func writeChanges(b *strings.Builder, title string, cs []Change) {
 	}
 }
 
+// funcName is f, or says there is none.
 func funcName(f string) string {
 	if f == "" {
 		return "(no function)"

@@ -41,6 +41,7 @@ type IntermediateState struct {
 	Detail  string
 }
 
+// sameRef reports whether two scanned references name the same place.
 func sameRef(a, b *elfscan.Ref) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -89,9 +90,7 @@ func IntermediateOf(orig, patched elfscan.Site) (IntermediateState, bool) {
 	return in, true
 }
 
-// Against checks that every difference between the files at origPath and
-// patchedPath is an allowed patch. Errors are for unreadable input; a
-
+// literalText shows a literal's value, and its relocation in ET_REL files.
 func literalText(v uint64, rel string) string {
 	s := fmt.Sprintf("%#016x", v)
 	if v == uint64(encode.NOP)|uint64(encode.NOP)<<32 {
@@ -103,6 +102,8 @@ func literalText(v uint64, rel string) string {
 	return s
 }
 
+// slot2Text shows a slot2 word: its relocation in ET_REL files (a BL
+// without one would call itself), else its instruction.
 func (a *comparison) slot2Text(w uint32, pc uint64, rel string) string {
 	if rel != "" {
 		return fmt.Sprintf("%#08x %s", w, rel)
@@ -113,6 +114,7 @@ func (a *comparison) slot2Text(w uint32, pc uint64, rel string) string {
 	return encode.Insn(w, pc)
 }
 
+// fileWord disassembles the word at file offset off of r, "?" if unreadable.
 func (a *comparison) fileWord(r io.ReaderAt, off int64, pc uint64) string {
 	var b [4]byte
 	if off < 0 || readFull(r, b[:], off) != nil {
@@ -121,6 +123,7 @@ func (a *comparison) fileWord(r io.ReaderAt, off int64, pc uint64) string {
 	return encode.Insn(binary.LittleEndian.Uint32(b[:]), pc)
 }
 
+// relWord is fileWord at offset off of ET_REL section sec of f.
 func (a *comparison) relWord(r io.ReaderAt, sec int, f *elf.File, off uint64) string {
 	if sec <= 0 || sec >= len(f.Sections) {
 		return "?"
