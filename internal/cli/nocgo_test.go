@@ -14,9 +14,9 @@ import (
 )
 
 // TestBuildWithoutCgo builds ./cmd/ftpatch with CGO_ENABLED=0 and runs it:
-// scan and enable work (the patched copy scans as enabled, checked by
-// scanning it in this process), and verify stops at once with exit 2 and
-// ErrNoEmulator's words, touching nothing.
+// scan, enable --init, show, trampoline and disable work (states checked by
+// scanning in this process, the trampoline by opening it), and verify
+// stops at once with exit 2 and ErrNoEmulator's words, touching nothing.
 func TestBuildWithoutCgo(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
@@ -62,6 +62,16 @@ func TestBuildWithoutCgo(t *testing.T) {
 	if enabled == 0 {
 		t.Fatalf("enable by the cgo-free binary enabled no site of %s", file)
 	}
+	if r := kfExit(t, 0, bin, dir, "show", file); !strings.Contains(r.stdout, "enabled") {
+		t.Fatalf("show after enable:\n%s", r.stdout)
+	}
+	tramp := filepath.Join(dir, "tramp.o")
+	kfExit(t, 0, bin, dir, "trampoline", "-o", tramp)
+	if tf, err := elfscan.Open(tramp); err != nil {
+		t.Fatalf("trampoline -o: %v", err)
+	} else {
+		tf.Close()
+	}
 	before, _ := os.ReadFile(file)
 	for _, args := range [][]string{{"verify", file}, {"verify", "--against", src, file}} {
 		r = kfExit(t, 2, bin, dir, args...)
@@ -71,5 +81,14 @@ func TestBuildWithoutCgo(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(file); string(after) != string(before) {
 		t.Fatal("verify changed the file")
+	}
+	kfExit(t, 0, bin, dir, "disable", file)
+	if f, err = elfscan.ScanFile(file); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range f.Sites {
+		if s.State == elfscan.StateEnabled {
+			t.Fatalf("disable by the cgo-free binary left %s enabled", s.Func)
+		}
 	}
 }
