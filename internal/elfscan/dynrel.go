@@ -3,6 +3,7 @@ package elfscan
 import (
 	"cmp"
 	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
@@ -158,4 +159,41 @@ func (d *DynRelocs) Value(addr uint64) (v uint64, found bool, err error) {
 		return 0, true, fmt.Errorf("%s: %w: %s", d.Describe(r), ErrUnsupportedReloc, what)
 	}
 	return r.Value, true, nil
+}
+
+// Load64 returns the 64-bit little-endian value a linked file holds at
+// addr once loaded at its link address: the bytes its PT_LOAD segment
+// gives (zero past the file contents), replaced by the value of a dynamic
+// relocation there (see DynRelocs: one that is not resolved is an error).
+func (o *Object) Load64(addr uint64) (uint64, error) {
+	if o.Rel() {
+		return 0, fmt.Errorf("%#x: a relocatable object is not loaded; its values are in relocations", addr)
+	}
+	var v uint64
+	found := false
+	for _, p := range o.f.Progs {
+		if p.Type != elf.PT_LOAD || addr < p.Vaddr || addr-p.Vaddr > p.Memsz || p.Memsz-(addr-p.Vaddr) < 8 {
+			continue
+		}
+		found = true
+		if in := addr - p.Vaddr; in < p.Filesz && p.Filesz-in >= 8 {
+			var b [8]byte
+			if n, err := o.r.ReadAt(b[:], int64(p.Off+in)); n != 8 {
+				return 0, fmt.Errorf("%w: reading %#x at file offset %#x: %w", ErrMalformed, addr, p.Off+in, err)
+			}
+			v = binary.LittleEndian.Uint64(b[:])
+		}
+		break
+	}
+	if !found {
+		return 0, fmt.Errorf("%w: %#x is not in a loaded segment", ErrNoMapping, addr)
+	}
+	d, err := o.DynRelocs()
+	if err != nil {
+		return 0, err
+	}
+	if r, found, err := d.Value(addr); err != nil || found {
+		return r, err
+	}
+	return v, nil
 }

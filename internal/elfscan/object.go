@@ -99,7 +99,8 @@ func (o *Object) Size() int64 { return o.size }
 // ReadAt reads the (decompressed) bytes of the file.
 func (o *Object) ReadAt(p []byte, off int64) (int, error) { return o.r.ReadAt(p, off) }
 
-// Close releases the file Open opened.
+// Close releases the file Open opened. Views already computed (symbols,
+// relocations, scan) stay usable; none can be computed afterwards.
 func (o *Object) Close() error {
 	if o.closer == nil {
 		return nil

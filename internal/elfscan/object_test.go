@@ -155,7 +155,8 @@ long get(void) { ext_fn(); return defined_var + ext_var; }
 			t.Errorf("the test library has no %s (readelf lists %v)", typ, types)
 		}
 	}
-	d, err := openObject(t, so).DynRelocs()
+	o := openObject(t, so)
+	d, err := o.DynRelocs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +179,9 @@ long get(void) { ext_fn(); return defined_var + ext_var; }
 		}
 		if err != nil && !errors.Is(err, elfscan.ErrUnsupportedReloc) {
 			t.Errorf("Value(%#x): %v, want ErrUnsupportedReloc", r.Off, err)
+		}
+		if v, err := o.Load64(r.Off); w.resolved && (err != nil || v != w.value) || !w.resolved && err == nil {
+			t.Errorf("Load64(%#x) = %#x, %v; readelf: %#x resolved %v", r.Off, v, err, w.value, w.resolved)
 		}
 	}
 }
