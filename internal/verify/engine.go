@@ -7,6 +7,7 @@ package verify
 // nocgo.go stands in for it when cgo is off.
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -256,7 +257,10 @@ func (e *engine) run1(s *site) *Failure {
 		err = rerr
 	}
 	expect := "stop at " + fmt.Sprintf("%#x", until)
+	var bug *uc.HookPanicError
 	switch {
+	case errors.As(err, &bug):
+		return &Failure{Expected: expect, Observed: fmt.Sprintf("verify's own hook failed at pc %#x", e.after[rPC]), bug: err}
 	case err != nil:
 		return &Failure{Expected: expect, Observed: fmt.Sprintf("emulation error at pc %#x: %v", e.after[rPC], err)}
 	case timedOut:

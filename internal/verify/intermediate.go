@@ -168,6 +168,11 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 	// Report, after the workers: failures are rendered here, never in a
 	// worker.
 	for _, j := range jobs {
+		if j.fail != nil && j.fail.bug != nil {
+			return fmt.Errorf("file %s: intermediate state of %s at %#x: %w", orig.Path, j.s.Func, j.s.entry, j.fail.bug)
+		}
+	}
+	for _, j := range jobs {
 		ic := &r.Intermediates[j.check]
 		like := j.s.State
 		if j.fail == nil {

@@ -65,6 +65,10 @@ type Failure struct {
 	Expected string
 	Observed string
 	Disasm   []string // the site's words, "address: word  assembly"
+
+	// bug is set when the run failed because of ftpatch itself (a hook
+	// panicked), not because of the file: Check returns it as an error.
+	bug error
 }
 
 // Report is the outcome for one file.
@@ -129,6 +133,11 @@ func Check(img *Image, opts Options) (*Report, error) {
 	}
 	// Failures are rendered (disassembled) here, after the workers: x/arch's
 	// decoder is not for concurrent use from the run loop.
+	for i, f := range failures {
+		if f != nil && f.bug != nil {
+			return nil, fmt.Errorf("site %s at %#x: %w", img.sites[i].Func, img.sites[i].entry, f.bug)
+		}
+	}
 	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites), ByState: map[elfscan.State]int{}}
 	for i := range img.sites {
 		rep.ByState[img.sites[i].State]++
