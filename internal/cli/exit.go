@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
 // ExitCode is the process exit status; mapped from errors in one place.
@@ -39,6 +41,8 @@ func exitCode(err error) ExitCode {
 		return ExitOK
 	case errors.Is(err, ErrFindings):
 		return ExitFindings
+	case errors.Is(err, verify.ErrNoEmulator): // built without cgo
+		return ExitInput
 	default:
 		return ExitInput
 	}

@@ -73,12 +73,12 @@ func runShow(opts *ShowOptions, stdio *IO) error {
 	if err := opts.Select.check(); err != nil {
 		return err
 	}
-	in, err := elfscan.OpenInput(opts.File)
+	in, err := elfscan.Open(opts.File)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}
 	defer in.Close()
-	f, err := elfscan.Scan(in, opts.File)
+	f, err := in.Scan()
 	if err != nil {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}

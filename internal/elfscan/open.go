@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"strings"
 )
 
 // ErrNotAArch64 is returned for ELF files that are not 64-bit little-endian AArch64.
@@ -24,8 +24,11 @@ func OpenELF(r io.ReaderAt) (f *elf.File, err error) {
 		}
 	}()
 	var magic [4]byte
-	if n, _ := r.ReadAt(magic[:], 0); n < len(magic) || string(magic[:]) != elf.ELFMAG {
+	switch n, _ := r.ReadAt(magic[:], 0); {
+	case !strings.HasPrefix(elf.ELFMAG, string(magic[:n])):
 		return nil, fmt.Errorf("%w: not an ELF file: it starts with %q, not %q", ErrMalformed, magic[:n], elf.ELFMAG)
+	case n < len(magic):
+		return nil, fmt.Errorf("%w: %w: the file is %d bytes, shorter than the 64-byte ELF64 header", ErrMalformed, ErrTruncated, n)
 	}
 	f, err = elf.NewFile(r)
 	if err != nil {
@@ -88,19 +91,4 @@ func SafeData(s *elf.Section) (b []byte, err error) {
 		return nil, fmt.Errorf("%w: section %q at %#x: %w", ErrMalformed, s.Name, s.Offset, err)
 	}
 	return b, nil
-}
-
-// Open opens path for reading as an AArch64 ELF file. The caller closes the
-// returned *os.File; the *elf.File reads through it.
-func Open(path string) (*os.File, *elf.File, error) {
-	fd, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	f, err := OpenELF(fd)
-	if err != nil {
-		fd.Close()
-		return nil, nil, err
-	}
-	return fd, f, nil
 }

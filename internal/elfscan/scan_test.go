@@ -81,16 +81,17 @@ func TestFixtureFacts(t *testing.T) {
 
 func TestFileOffsetAgreesWithSites(t *testing.T) {
 	for _, path := range testutil.Fixtures(t, "*.elf") {
-		fd, f, err := elfscan.Open(path)
+		fd, err := elfscan.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sf, err := elfscan.Scan(fd, path)
+		f := fd.ELF()
+		sf, err := fd.Scan()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range sf.Sites {
-			if off, err := elfscan.FileOffset(f, s.CallSite); err != nil || off != s.Slot2Off {
+			if off, err := fd.FileOffset(s.CallSite); err != nil || off != s.Slot2Off {
 				t.Errorf("%s %s: FileOffset(%#x) = %#x, %v; want %#x", filepath.Base(path), s.Func, s.CallSite, off, err, s.Slot2Off)
 			}
 			if sec := elfscan.SectionAt(f, s.Entry); sec == nil || sec.Name != s.Section {
@@ -139,7 +140,7 @@ func TestScanMalformed(t *testing.T) {
 		is      error  // errors.Is
 		message string // substring of the error
 	}{
-		{"empty", nil, elfscan.ErrMalformed, "EOF"},
+		{"empty", nil, elfscan.ErrTruncated, "the file is 0 bytes"},
 		// A little-endian file marked big-endian: its fields read swapped.
 		{"big-endian", func() []byte { b := read(obj); b[5] = 2; return b }(), elfscan.ErrMalformed, "ELF version"},
 		{"32-bit", func() []byte { b := read(obj); b[4] = 1; return b }(), elfscan.ErrNotAArch64, "ELFCLASS32"},

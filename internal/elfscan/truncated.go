@@ -10,34 +10,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // ErrTruncated is wrapped (with ErrMalformed) when a file is shorter than
 // its ELF headers say.
 var ErrTruncated = errors.New("truncated")
 
-// sizeOf is the size of what r reads, when r can say.
-func sizeOf(r io.ReaderAt) (int64, bool) {
-	switch v := r.(type) {
-	case interface{ Size() int64 }:
-		return v.Size(), true
-	case *os.File:
-		if st, err := v.Stat(); err == nil && st.Mode().IsRegular() {
-			return st.Size(), true
-		}
-	case *Input:
-		return v.Size, true
-	}
-	return 0, false
-}
-
 // truncation returns an error naming the size and the first structure that
 // lies past the end of r, or nil when r is not short (or cannot say).
 // It reads the ELF64 header itself, so it works where debug/elf gave up.
 func truncation(r io.ReaderAt) error {
-	size, ok := sizeOf(r)
-	if !ok {
+	size := sizeOf(r)
+	if size < 0 {
 		return nil
 	}
 	const ehsize = 64
@@ -72,8 +56,8 @@ func truncation(r io.ReaderAt) error {
 // truncatedSections is the error for a section whose contents run past the
 // end of r, or nil.
 func truncatedSections(f *elf.File, r io.ReaderAt) error {
-	size, ok := sizeOf(r)
-	if !ok {
+	size := sizeOf(r)
+	if size < 0 {
 		return nil
 	}
 	for _, s := range f.Sections {

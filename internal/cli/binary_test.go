@@ -1,0 +1,46 @@
+package cli
+
+// Helpers for the few tests that run a separately built ftpatch binary
+// (TestBuildWithoutCgo); the command line itself is tested by the
+// acceptance scripts in testdata/script (cmd/ftpatch TestScripts).
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+type kfResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// kfExit runs bin in dir and fails the test unless it exits with want.
+func kfExit(t *testing.T, want int, bin, dir string, args ...string) kfResult {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := kfResult{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("ftpatch %s: %v", strings.Join(args, " "), err)
+	}
+	if r.code != want {
+		t.Fatalf("ftpatch %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, want, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// kfScanFile is the part of a scan --json line these tests read.
+type kfScanFile struct {
+	File  string `json:"file"`
+	Sites []struct {
+		Func  string `json:"func"`
+		State string `json:"state"`
+	} `json:"sites"`
+}
