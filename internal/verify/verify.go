@@ -123,9 +123,16 @@ func Check(img *Image, opts Options) (*Report, error) {
 		opts.Progress(len(img.sites) - len(toRun))
 	}
 	if len(toRun) > 0 {
-		err := runPool(img, opts, 0, nil, len(toRun), 128, func(e *engine, n int) {
-			i := toRun[n]
-			failures[i] = e.run(&img.sites[i])
+		err := runPool(img, opts, 0, nil, len(toRun), 4*batchSites, func(e *engine, lo, hi int) {
+			ss := make([]*site, hi-lo)
+			for k, i := range toRun[lo:hi] {
+				ss[k] = &img.sites[i]
+			}
+			fs := make([]*Failure, hi-lo)
+			e.runSites(ss, fs)
+			for k, i := range toRun[lo:hi] {
+				failures[i] = fs[k]
+			}
 		})
 		if err != nil {
 			return nil, err
