@@ -101,7 +101,7 @@ type engineRes struct {
 	mu     sync.Mutex // guards hooks, handle and closing against Stop
 	handle *C.uc_engine
 	hooks  map[Hook]cgo.Handle
-	panic  error // set by a hook that panicked; returned by the run
+	panic  error  // set by a hook that panicked; returned by the run
 	abort  *C.int // C memory: set by a hook that panicked, for Runner's loop in C
 }
 
