@@ -337,7 +337,6 @@ type planner struct {
 	rel bool
 	out *Changes
 	is  issues
-
 }
 
 // Plan decides every change req makes to in, or fails with nothing planned.
