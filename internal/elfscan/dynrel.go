@@ -68,12 +68,11 @@ func (o *Object) buildDynRelocs() (*DynRelocs, error) {
 		}
 		tables = append(tables, s)
 		total += s.Size / RelaSize
+		if !inFile(o.r, int64(s.Offset), s.Size) {
+			total = min(total, 64) // a corrupt size: fails when read, below
+		}
 	}
-	// Sized once from the headers, bounded by what the file can hold (a
-	// corrupt size fails when read, below).
-	if o.size >= 0 {
-		total = min(total, uint64(o.size)/RelaSize)
-	}
+	// Sized once from the headers, which must fit in the file.
 	d.rels = make([]DynReloc, 0, min(total, 1<<24))
 	buf := make([]byte, RelaSize*2048)
 	for _, s := range tables {

@@ -82,6 +82,8 @@ func NewObject(r io.ReaderAt, path string) (*Object, error) {
 // sizeOf returns the size of what r reads, or -1.
 func sizeOf(r io.ReaderAt) int64 {
 	switch v := r.(type) {
+	case *Input:
+		return v.Size
 	case interface{ Size() int64 }:
 		return v.Size()
 	case *os.File:

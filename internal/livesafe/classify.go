@@ -11,6 +11,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // classifySites classifies every touched site, in ORIG's site order.
@@ -55,7 +56,7 @@ func (a *comparison) classify(i int) {
 		return l
 	}
 	change := func(l loc, kind Kind, old, new string, safe bool, why string) {
-		a.r.Changes = append(a.r.Changes, Change{Section: l.section, Offset: Addr(l.offset), Address: Addr(l.addr), FileOffset: l.fileOffset,
+		a.r.Changes = append(a.r.Changes, Change{Section: l.section, Offset: render.Hex(l.offset), Address: render.Hex(l.addr), FileOffset: l.fileOffset,
 			Func: l.fn, Kind: kind, Old: old, New: new, LiveSafe: safe, Why: why})
 		a.r.Counts.Changes[kind]++
 		if safe {
@@ -113,7 +114,7 @@ func (a *comparison) classify(i int) {
 	// Slot1.
 	if o.Slot1Word != p.Slot1Word {
 		l := where(o.CallSite-4, o.Slot1Off)
-		old, new := encode.Insn(o.Slot1Word, o.CallSite-4), encode.Insn(p.Slot1Word, o.CallSite-4)
+		old, new := encode.Disasm(o.Slot1Word, o.CallSite-4), encode.Disasm(p.Slot1Word, o.CallSite-4)
 		switch {
 		case o.Slot1Word == encode.NOP && p.Slot1Word == encode.MovX9X30:
 			change(l, KindMov, old, new, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
@@ -153,7 +154,7 @@ func (a *comparison) classify(i int) {
 	}
 	if !bad && p.State == elfscan.StateUnknown {
 		a.problem(where(o.Entry, o.Slot1Off), fmt.Sprintf("the patched site is in no known state (slot1 %s, slot2 %s)",
-			encode.Insn(p.Slot1Word, o.CallSite-4), encode.Insn(p.Slot2Word, o.CallSite)))
+			encode.Disasm(p.Slot1Word, o.CallSite-4), encode.Disasm(p.Slot2Word, o.CallSite)))
 	}
 	if in, ok := IntermediateOf(*o, *p); ok {
 		a.r.Counts.Intermediates++
@@ -175,7 +176,7 @@ func (a *comparison) classify(i int) {
 		if at.fn == "" {
 			at.fn = fmt.Sprintf("<no function at %#x>", o.Entry)
 		}
-		a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: Addr(o.Entry), Func: o.Func,
+		a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: render.Hex(o.Entry), Func: o.Func,
 			Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail, Site: i, Words: in.Words, State: state, at: at})
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"io"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // Compare checks that every difference between orig and patched (each
@@ -152,7 +153,7 @@ func (a *comparison) problem(l loc, detail string) { a.r.add(l.problem(detail)) 
 
 // problem is the Problem at l.
 func (l loc) problem(detail string) Problem {
-	return Problem{Section: l.section, Offset: Addr(l.offset), Address: Addr(l.addr), FileOffset: l.fileOffset, Func: l.fn, Detail: detail}
+	return Problem{Section: l.section, Offset: render.Hex(l.offset), Address: render.Hex(l.addr), FileOffset: l.fileOffset, Func: l.fn, Detail: detail}
 }
 
 // spansOf returns the positions of a site's words: literal, BTI, slot1,

@@ -472,3 +472,22 @@ func BenchmarkAgainst(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "sites")
 }
+
+// Write shows addresses as 0x… text: render.Hex is a Stringer, so %#x would
+// hex-encode its text ("0x3078…").
+func TestWriteShowsAddresses(t *testing.T) {
+	r := &Report{Orig: "o", File: "f", Type: "EXEC",
+		Changes:       []Change{{Section: ".text", Offset: 0x10, Address: 0x400010, Func: "fn", Kind: KindMov, Old: "nop", New: "mov x9, x30"}},
+		Intermediates: []Intermediate{{Section: ".text", Address: 0x400008, Func: "fn", Order: OrderLiteralFirst, Detail: "d"}},
+		Problems:      []Problem{{Section: ".data", Offset: 0x8, Address: 0x410008, FileOffset: 0x1008, Detail: "changed"}},
+		Counts:        Counts{Changes: map[Kind]int{KindMov: 1}, Problems: 1, ProblemsKept: 1, NotLiveSafe: 1, Intermediates: 1, Unproven: 1}}
+	var b strings.Builder
+	if err := r.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".text+0x10 (0x400010) fn", ".text 0x400008 fn", ".data+0x8 (0x410008) file offset 0x1008"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // symbolsOf returns every entry of o's symbol table (null symbol first)
@@ -209,8 +210,8 @@ func (a *comparison) relocatable() error {
 		return fmt.Errorf("file %s: %w", a.r.File, err)
 	}
 	a.oRel, a.pRel = map[relPos]string{}, map[relPos]string{}
-	render := func(r elfscan.Rela) string {
-		return fmt.Sprintf("%s %s", strings.TrimPrefix(r.Type.String(), "R_AARCH64_"), elfscan.RelExpr(symName(r.Sym), r.Addend))
+	relText := func(r elfscan.Rela) string {
+		return fmt.Sprintf("%s %s", strings.TrimPrefix(r.Type.String(), "R_AARCH64_"), render.RelExpr(symName(r.Sym), r.Addend))
 	}
 	targets := map[int]bool{}
 	for t := range orels {
@@ -229,13 +230,13 @@ func (a *comparison) relocatable() error {
 		for _, r := range orels[t] {
 			count[relKey{r.Off, r.Type, r.Sym, r.Addend}]++
 			if _, ok := sitePos[relPos{t, r.Off}]; ok {
-				a.oRel[relPos{t, r.Off}] = render(r)
+				a.oRel[relPos{t, r.Off}] = relText(r)
 			}
 		}
 		for _, r := range prels[t] {
 			count[relKey{r.Off, r.Type, r.Sym, r.Addend}]--
 			if _, ok := sitePos[relPos{t, r.Off}]; ok {
-				a.pRel[relPos{t, r.Off}] = render(r)
+				a.pRel[relPos{t, r.Off}] = relText(r)
 			}
 		}
 		var keys []relKey
@@ -274,7 +275,7 @@ func (a *comparison) relocatable() error {
 				l.fn = a.os.Sites[sp.site].Func
 			}
 			a.problem(l, fmt.Sprintf("relocation %s %s %s (x%d): only R_AARCH64_ABS64 at a site's literal and R_AARCH64_CALL26 at its slot2 may change",
-				verb, strings.TrimPrefix(k.typ.String(), "R_AARCH64_"), elfscan.RelExpr(symName(k.sym), k.addend), n))
+				verb, strings.TrimPrefix(k.typ.String(), "R_AARCH64_"), render.RelExpr(symName(k.sym), k.addend), n))
 		}
 	}
 	return nil

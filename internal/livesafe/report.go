@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // DefaultMaxProblems is how many problems a report keeps unless
@@ -40,38 +40,38 @@ const (
 
 // Change is one changed word of a patch site.
 type Change struct {
-	Section    string `json:"section"`
-	Offset     Addr   `json:"offset"`      // in Section
-	Address    Addr   `json:"address"`     // linked: virtual address; ET_REL: = Offset
-	FileOffset int64  `json:"file_offset"` // in ORIG
-	Func       string `json:"func"`
-	Kind       Kind   `json:"kind"`
-	Old        string `json:"old"`
-	New        string `json:"new"`
-	LiveSafe   bool   `json:"live_safe"`
-	Why        string `json:"why,omitempty"` // why not live-safe
+	Section    string     `json:"section"`
+	Offset     render.Hex `json:"offset"`      // in Section
+	Address    render.Hex `json:"address"`     // linked: virtual address; ET_REL: = Offset
+	FileOffset int64      `json:"file_offset"` // in ORIG
+	Func       string     `json:"func"`
+	Kind       Kind       `json:"kind"`
+	Old        string     `json:"old"`
+	New        string     `json:"new"`
+	LiveSafe   bool       `json:"live_safe"`
+	Why        string     `json:"why,omitempty"` // why not live-safe
 }
 
 // Problem is one difference that is not an allowed patch.
 type Problem struct {
-	Section    string `json:"section"`
-	Offset     Addr   `json:"offset"`  // in Section
-	Address    Addr   `json:"address"` // linked: virtual address (0 when not allocated); ET_REL: = Offset
-	FileOffset int64  `json:"file_offset"`
-	Func       string `json:"func,omitempty"`
-	Detail     string `json:"detail"`
+	Section    string     `json:"section"`
+	Offset     render.Hex `json:"offset"`  // in Section
+	Address    render.Hex `json:"address"` // linked: virtual address (0 when not allocated); ET_REL: = Offset
+	FileOffset int64      `json:"file_offset"`
+	Func       string     `json:"func,omitempty"`
+	Detail     string     `json:"detail"`
 }
 
 // Intermediate is the static verdict on one site's intermediate state and,
 // once verify.RunIntermediates has run it (RecordRun), what the CPU showed.
 type Intermediate struct {
-	Section string `json:"section"`
-	Address Addr   `json:"address"` // the site's entry
-	Func    string `json:"func"`
-	Order   string `json:"order"`
-	Like    string `json:"like"`   // "old" or "new": the state it must behave as
-	Proven  bool   `json:"proven"` // shown statically: slot2 is NOP, so the literal is unreachable
-	Detail  string `json:"detail"`
+	Section string     `json:"section"`
+	Address render.Hex `json:"address"` // the site's entry
+	Func    string     `json:"func"`
+	Order   string     `json:"order"`
+	Like    string     `json:"like"`   // "old" or "new": the state it must behave as
+	Proven  bool       `json:"proven"` // shown statically: slot2 is NOP, so the literal is unreachable
+	Detail  string     `json:"detail"`
 	// Set by RunIntermediates: the state was run on the emulator (Ran) and
 	// behaved as Like says (Behaves); Run says what it showed, or why no
 	// run happened.
@@ -147,26 +147,6 @@ func (r *Report) RecordRun(i int, behaves bool, run, detail string) {
 		r.add(ic.at.problem(detail))
 		r.LiveSafe = false
 	}
-}
-
-// Addr is an address or offset; in JSON a "0x…" string, as in scan --json.
-type Addr uint64
-
-// MarshalJSON writes a as a quoted hex string.
-func (a Addr) MarshalJSON() ([]byte, error) { return []byte(`"` + elfscan.Hex(uint64(a)) + `"`), nil }
-
-// UnmarshalJSON reads a "0x…" string.
-func (a *Addr) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
-	if err != nil {
-		return fmt.Errorf("address %q: %w", s, err)
-	}
-	*a = Addr(v)
-	return nil
 }
 
 // Failed reports whether some difference is not an allowed patch.
@@ -253,7 +233,7 @@ func (r *Report) Write(w io.Writer) error {
 			b.WriteString("    ...\n")
 			break
 		}
-		fmt.Fprintf(&b, "    %s %#x %s (%s): %s\n", ic.Section, ic.Address, funcName(ic.Func), ic.Order, ic.Detail)
+		fmt.Fprintf(&b, "    %s %s %s (%s): %s\n", ic.Section, ic.Address, funcName(ic.Func), ic.Order, ic.Detail)
 	}
 	writeChanges(&b, "  changes (! = not live-safe):", r.Changes)
 	_, err := io.WriteString(w, b.String())
@@ -275,7 +255,7 @@ func writeChanges(b *strings.Builder, title string, cs []Change) {
 		if !ch.LiveSafe {
 			mark = "!"
 		}
-		fmt.Fprintf(b, "  %s %s+%#x (%#x) %s: %s: %s -> %s\n", mark, ch.Section, ch.Offset, ch.Address, funcName(ch.Func), ch.Kind, ch.Old, ch.New)
+		fmt.Fprintf(b, "  %s %s+%s (%s) %s: %s: %s -> %s\n", mark, ch.Section, ch.Offset, ch.Address, funcName(ch.Func), ch.Kind, ch.Old, ch.New)
 	}
 }
 
@@ -289,9 +269,9 @@ func funcName(f string) string {
 
 // String names where the problem is and what it is.
 func (p Problem) String() string {
-	where := fmt.Sprintf("%s+%#x", p.Section, p.Offset)
+	where := fmt.Sprintf("%s+%s", p.Section, p.Offset)
 	if p.Address != p.Offset && p.Address != 0 {
-		where += fmt.Sprintf(" (%#x)", p.Address)
+		where += fmt.Sprintf(" (%s)", p.Address)
 	}
 	where += fmt.Sprintf(" file offset %#x", p.FileOffset)
 	if p.Func != "" {

@@ -85,7 +85,7 @@ func IntermediateOf(orig, patched elfscan.Site) (IntermediateState, bool) {
 		in.Proven = true
 		in.Detail = fmt.Sprintf("slot2 is still NOP after the first write, so the literal is unreachable: behaves as the %s state", like)
 	} else {
-		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", encode.Insn(in.Words.Slot2, orig.CallSite))
+		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", encode.Disasm(in.Words.Slot2, orig.CallSite))
 	}
 	return in, true
 }
@@ -111,7 +111,7 @@ func (a *comparison) slot2Text(w uint32, pc uint64, rel string) string {
 	if a.rel && encode.IsBL(w) {
 		return fmt.Sprintf("%#08x bl (no relocation)", w)
 	}
-	return encode.Insn(w, pc)
+	return encode.Disasm(w, pc)
 }
 
 // fileWord disassembles the word at file offset off of r, "?" if unreadable.
@@ -120,7 +120,7 @@ func (a *comparison) fileWord(r io.ReaderAt, off int64, pc uint64) string {
 	if off < 0 || readFull(r, b[:], off) != nil {
 		return "?"
 	}
-	return encode.Insn(binary.LittleEndian.Uint32(b[:]), pc)
+	return encode.Disasm(binary.LittleEndian.Uint32(b[:]), pc)
 }
 
 // relWord is fileWord at offset off of ET_REL section sec of f.

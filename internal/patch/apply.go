@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // Apply writes in with c applied to out (which may be in.Path) atomically:
@@ -122,7 +124,7 @@ func readSpan(src *os.File, sp span, buf []byte) ([]byte, error) {
 	for _, w := range sp.writes {
 		got := buf[w.Off()-sp.off:][:w.Size()]
 		if !w.Matches(got) {
-			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func()), w.Addr(), w.Slot, hexWord(w.OldBytes()), hexWord(got))
+			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func()), w.Addr(), w.Slot, render.Word(w.OldBytes()), render.Word(got))
 		}
 	}
 	return buf, nil

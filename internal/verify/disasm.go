@@ -22,10 +22,7 @@ func (img *Image) disasm(s *site) []string {
 			out = append(out, fmt.Sprintf("%#x: unmapped", a))
 			break
 		}
-		out = append(out, fmt.Sprintf("%#x: %08x  %s", a, w, Insn(w, a)))
+		out = append(out, fmt.Sprintf("%#x: %08x  %s", a, w, encode.Disasm(w, a)))
 	}
 	return out
 }
-
-// Insn disassembles the word w at pc in GNU syntax (encode.Insn).
-func Insn(w uint32, pc uint64) string { return encode.Insn(w, pc) }

@@ -11,12 +11,10 @@ package verify
 import (
 	"debug/elf"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -289,10 +287,9 @@ type mutResult struct {
 	killed          bool
 }
 
-// mutPlant writes m into a copy of good and returns its path. It runs on
-// the test's goroutine (it may fail the test); mutKilled, which the
-// workers run, only returns errors.
-func mutPlant(t testing.TB, orig, good string, m mutant) string {
+// mutKilled plants m into a copy of good and reports whether a check caught
+// it naming m.fn (or, for stray bytes, the place).
+func mutKilled(t testing.TB, orig, good string, rel bool, m mutant) (bool, string) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "mutant")
 	switch {
@@ -318,64 +315,56 @@ func mutPlant(t testing.TB, orig, good string, m mutant) string {
 			t.Fatal(err)
 		}
 	}
-	return p
-}
-
-// mutKilled reports whether a check caught the mutant at p naming m.fn
-// (or, for stray bytes, the place). An error is a broken test, not a kill.
-func mutKilled(orig, p string, rel bool, m mutant) (bool, string, error) {
 	opts := Options{Jobs: 1}
 	if m.clobber != 0 {
 		img, err := Load(p, opts)
 		if err != nil {
-			return true, "load error: " + err.Error(), nil
+			return true, "load error: " + err.Error()
 		}
 		defer img.Close()
-		if err := mutPlantTrampoline(img, m.clobber); err != nil {
-			return false, "", err
-		}
+		mutPlantTrampoline(t, img, m.clobber)
 		rep, err := Check(img, opts)
 		if err != nil {
-			return false, "", err
+			t.Fatal(err)
 		}
 		for _, f := range rep.Failures {
 			if f.Func != "" && !strings.HasPrefix(f.Func, "<") {
-				return true, "verify: " + f.Func + ": " + f.Observed, nil
+				return true, "verify: " + f.Func + ": " + f.Observed
 			}
 		}
-		return false, "", nil
+		return false, ""
 	}
 	// verify FILE.
 	if rep, err := File(p, opts); err != nil {
 		if m.fn == "" {
-			return true, "verify: input error: " + err.Error(), nil
+			return true, "verify: input error: " + err.Error()
 		}
 	} else {
 		for _, f := range rep.Failures {
 			if m.fn != "" && f.Func == m.fn {
-				return true, "verify: " + f.Observed, nil
+				return true, "verify: " + f.Observed
 			}
 		}
 	}
 	// verify --against ORIG FILE.
 	r, err := compareRun(orig, p, opts)
 	if err != nil {
-		return m.fn == "", "against: input error: " + err.Error(), nil
+		return m.fn == "", "against: input error: " + err.Error()
 	}
 	for _, pr := range r.Problems {
 		switch {
 		case m.fn != "" && pr.Func == m.fn:
-			return true, "against: " + pr.Detail, nil
+			return true, "against: " + pr.Detail
 		case m.fn == "" && !rel && pr.FileOffset <= m.strayOff && m.strayOff < pr.FileOffset+16:
-			return true, "against: " + pr.String(), nil
+			return true, "against: " + pr.String()
 		}
 	}
-	return false, "", nil
+	return false, ""
 }
 
 // mutPlantTrampoline replaces verify's own trampolines in img with ones
 // that first execute w (a clobber), before any engine maps the image.
-func mutPlantTrampoline(img *Image, w uint32) error {
+func mutPlantTrampoline(t testing.TB, img *Image, w uint32) {
 	for _, c := range []struct {
 		addr    uint64
 		room    uint64
@@ -387,7 +376,7 @@ func mutPlantTrampoline(img *Image, w uint32) error {
 		}
 		p, err := encode.Trampoline(o)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		// After the BTI: PC-relative branches inside move together.
 		p.Words = append([]uint32{p.Words[0], w}, p.Words[1:]...)
@@ -397,10 +386,9 @@ func mutPlantTrampoline(img *Image, w uint32) error {
 			}
 		}
 		if err := img.place(c.addr, p, c.room); err != nil {
-			return err
+			t.Fatal(err)
 		}
 	}
-	return nil
 }
 
 func TestMutants(t *testing.T) {
@@ -444,40 +432,25 @@ func TestMutants(t *testing.T) {
 		}
 	}
 
+	// Each mutant is a parallel subtest, so a helper's t.Fatal stops only
+	// that mutant, on its own test goroutine.
 	var mu sync.Mutex
 	var results []mutResult
-	type work struct {
-		b    base
-		m    mutant
-		path string // the planted mutant
-	}
-	ch := make(chan work)
-	var wg sync.WaitGroup
-	var errs []error // the workers never fail the test themselves
-	for w := 0; w < max(2, runtime.NumCPU()); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for x := range ch {
-				killed, how, err := mutKilled(x.b.orig, x.path, x.b.rel, x.m)
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s on %s: %w", x.m.kind, filepath.Base(x.b.orig), err))
-				}
-				results = append(results, mutResult{x.m.kind, filepath.Base(x.b.orig), how, killed})
-				mu.Unlock()
+	t.Run("mutants", func(t *testing.T) {
+		for _, b := range bases {
+			for _, m := range b.ms {
+				t.Run(m.kind+"/"+filepath.Base(b.orig), func(t *testing.T) {
+					t.Parallel()
+					killed, how := mutKilled(t, b.orig, b.good, b.rel, m)
+					mu.Lock()
+					results = append(results, mutResult{m.kind, filepath.Base(b.orig), how, killed})
+					mu.Unlock()
+				})
 			}
-		}()
-	}
-	for _, b := range bases {
-		for _, m := range b.ms {
-			ch <- work{b, m, mutPlant(t, b.orig, b.good, m)}
 		}
-	}
-	close(ch)
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("mutation checks could not run: %v", errors.Join(errs...))
+	})
+	if t.Failed() {
+		t.FailNow()
 	}
 
 	type tally struct{ killed, total, allowed int }
