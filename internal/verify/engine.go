@@ -39,7 +39,13 @@ const batchSites = 128
 // slice is the CPU time a run may take on the fast path (no instruction
 // count) before the watchdog stops it and it runs again on the budget
 // path; a site's run takes microseconds.
-const slice = 5 * time.Millisecond
+const slice = 2 * time.Millisecond
+
+// maxSliced is how many runs of an engine may be stopped at slice before
+// it sends every later site straight to its budget engine: a file full of
+// looping sites then costs what it cost when every run counted
+// instructions, not a slice each.
+const maxSliced = 8
 
 // engine is one worker's CPU with the image mapped once.
 //
@@ -63,7 +69,8 @@ type engine struct {
 	calls    int
 	callArgs [4]uint64
 
-	dirty bool // a run failed: translations may be stale (see run)
+	dirty  bool // a run failed: translations may be stale (see run)
+	sliced int  // runs stopped at slice (see maxSliced)
 
 	// priv are the engine's own copies of some regions (newEngineCOW),
 	// which it may overwrite; every other region is the image's, shared.
@@ -248,6 +255,17 @@ func (e *engine) run(s *site) *Failure {
 // batch after the failure run again that way. A site's blocks are never
 // reused anyway: each site runs once per engine.
 func (e *engine) runSites(ss []*site, fails []*Failure) {
+	if e.sliced >= maxSliced {
+		b, err := e.budgetEngine()
+		if err != nil {
+			for i := range fails {
+				fails[i] = &Failure{Expected: "a run counting instructions", Observed: err.Error(), bug: err}
+			}
+			return
+		}
+		b.runSites(ss, fails)
+		return
+	}
 	for i := 0; i < len(ss); {
 		n := min(len(ss)-i, len(e.runs))
 		for k := range n {
@@ -268,6 +286,9 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 			}
 			fails[i+k] = f
 			res := &e.res[k]
+			if res.Stopped == uc.StopSlice {
+				e.sliced++
+			}
 			if f != nil || res.Err != 0 || res.Stopped != 0 || res.Regs[rPC] != e.runs[k].Until {
 				e.dirty = true
 			}

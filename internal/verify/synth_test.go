@@ -277,6 +277,30 @@ func TestSynthTimeout(t *testing.T) {
 	}
 }
 
+// Many looping sites: the first few are stopped at the CPU slice and run
+// again counting instructions, the rest go straight to the count (see
+// maxSliced); every one reports the instruction limit, as when every run
+// counted.
+func TestSynthManyLoops(t *testing.T) {
+	ss := make([]synthSite, 3*maxSliced)
+	for i := range ss {
+		ss[i] = synthWords(elfscan.StateNop, 0)
+	}
+	rep := checkSynth(t, ss, Options{Jobs: 1}, func(img *Image) {
+		for i := range ss {
+			img.write32(synSites+uint64(i)*siteSize+12, 0x14000000) // slot1: B .
+		}
+	})
+	if rep.Failed != len(ss) {
+		t.Fatalf("%d of %d looping sites failed", rep.Failed, len(ss))
+	}
+	for _, f := range rep.Failures {
+		if !strings.Contains(f.Observed, "instruction limit") {
+			t.Errorf("%s: observed %q, want the instruction limit", f.Func, f.Observed)
+		}
+	}
+}
+
 // A hostile site that runs into the next function's body must not leave
 // translations behind that make the next site overshoot its stop address:
 // Unicorn bakes the stop address into translated blocks.
