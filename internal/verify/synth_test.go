@@ -254,7 +254,7 @@ func BenchmarkVerifySites(b *testing.B) {
 
 // cpuTime is the process's CPU time (user and system) so far: on a shared
 // machine the CPU a run takes varies less than its wall time.
-func cpuTime(b *testing.B) time.Duration {
+func cpuTime(b testing.TB) time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
