@@ -255,6 +255,9 @@ func lock(name string, how int, opt Options) (locked, error) {
 			f.Close()
 			return locked{}, notRegular(fst.Mode)
 		}
+		if testAfterOpen != nil {
+			testAfterOpen()
+		}
 		err = flock(f, how)
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
@@ -282,6 +285,10 @@ func lock(name string, how int, opt Options) (locked, error) {
 		}
 	}
 }
+
+// testAfterOpen, when set by a test, runs between lock's open and flock:
+// where another run's rename can slip in.
+var testAfterOpen func()
 
 // flock locks f without blocking, retrying when a signal interrupts it.
 func flock(f *os.File, how int) error {
