@@ -238,7 +238,7 @@ func (p *promise) testWait(t *testing.T) {
 	exited := make(chan struct{})
 	var werr error
 	go func() { werr = cmd.Wait(); close(exited) }()
-	for !hasOpen(cmd.Process.Pid, f) {                // it is waiting once it has the file open
+	for !hasOpen(cmd.Process.Pid, f) { // it is waiting once it has the file open
 		select {
 		case <-exited:
 			release()
