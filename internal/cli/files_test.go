@@ -377,6 +377,17 @@ func (p *promise) testHardLink(t *testing.T) {
 	if strings.Contains(r.stderr, "hard link") {
 		t.Errorf("warning for a file with one link: %q", r.stderr)
 	}
+	// -o naming another hard link of the input: that name gets the
+	// output, the input keeps its bytes.
+	writeFile(t, f, p.init, 0o755)
+	os.Remove(other)
+	if err := os.Link(f, other); err != nil {
+		t.Fatal(err)
+	}
+	p.mustRun(t, append(enableArgs, "--func", "fx_add", "-o", other, f)...)
+	if !bytes.Equal(readFile(t, other), p.add) || !bytes.Equal(readFile(t, f), p.init) {
+		t.Error("-o a hard link of the input: want the output under that name and the input unchanged")
+	}
 }
 
 // xattrDir returns a folder whose file system takes user.* extended

@@ -158,7 +158,11 @@ func Begin(input, output string, opt Options) (*Job, error) {
 		inPlace = outSt != nil && outSt.Dev == inSt.Dev && outSt.Ino == inSt.Ino
 	}
 	if inPlace {
-		t, err := Lock(input, opt)
+		name := input
+		if output != "" { // the same file by another name (a hard link): replace that name
+			name = output
+		}
+		t, err := Lock(name, opt)
 		if err != nil {
 			return nil, err
 		}
