@@ -160,6 +160,35 @@ func TestFilePromise(t *testing.T) {
 	t.Run("owner, group, setuid and xattrs kept (root)", p.testOwnership)
 	t.Run("an owner that cannot be kept is an error (root drops to nobody)", p.testCannotKeep)
 	t.Run("a signal at each stage of a write", p.testSignalStages)
+	t.Run("temporaries of killed runs are removed under the lock", p.testStale)
+}
+
+// A kill -9 between link and rename (or an ftpatch before safefile) leaves a
+// named temporary; the next run on the file, holding its lock, removes it
+// and says so, and leaves other files alone.
+func (p *promise) testStale(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "k.elf")
+	writeFile(t, f, p.init, 0o755)
+	stale := []string{".k.elf.ftpatch-4242-17", ".k.elf.ftpatch-123456789"}
+	keep := []string{".k.elf2.ftpatch-1-1", ".other.ftpatch-1-1", "k.elf.ftpatch-1-1"}
+	for _, n := range append(append([]string(nil), stale...), keep...) {
+		writeFile(t, filepath.Join(dir, n), []byte("half a file"), 0o600)
+	}
+	r := p.mustRun(t, append(enableArgs, "--func", "fx_add", f)...)
+	for _, n := range stale {
+		if !strings.Contains(r.stderr, "removed "+filepath.Join(dir, n)+", a temporary file left by an ftpatch run that was killed") {
+			t.Errorf("no note on stderr about removing %s: %q", n, r.stderr)
+		}
+	}
+	want := append([]string{"k.elf"}, keep...)
+	slices.Sort(want)
+	if n := names(t, dir); !slices.Equal(n, want) {
+		t.Errorf("folder holds %q, want %q", n, want)
+	}
+	if !bytes.Equal(readFile(t, f), p.add) {
+		t.Error("not patched")
+	}
 }
 
 // Three in-place enables of different functions, started together, again

@@ -23,6 +23,9 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 			t.Name, t.st.Nlink, t.st.Nlink-1)
 	}
 	dir, base := filepath.Split(t.Path)
+	if t.Exists() {
+		t.removeStale(dir, base)
+	}
 	tmp, err := createTemp(dir, base)
 	if err != nil {
 		return fmt.Errorf("creating a temporary file in %s: %w", dir, err)
@@ -61,6 +64,38 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 		}
 	}
 	return nil
+}
+
+// removeStale removes temporary files of this target left by a run that was
+// killed with SIGKILL between linking its file and renaming it (or, before
+// safefile, at any moment). Under the exclusive lock no live run can be
+// writing one: a run creates its temporary only once it holds the lock.
+func (t *Target) removeStale(dir, base string) {
+	if dir == "" {
+		dir = "."
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, "."+escapeGlob(base)+".ftpatch-*"))
+	for _, name := range stale {
+		if fi, err := os.Lstat(name); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if os.Remove(name) == nil && t.opt.Warn != nil {
+			fmt.Fprintf(t.opt.Warn, "ftpatch: removed %s, a temporary file left by an ftpatch run that was killed\n", name)
+		}
+	}
+}
+
+// escapeGlob quotes the characters filepath.Match treats specially.
+func escapeGlob(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
 }
 
 // keep gives f the target's owner, group, extended attributes and mode
