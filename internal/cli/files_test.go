@@ -158,7 +158,7 @@ func TestFilePromise(t *testing.T) {
 	t.Run("bad -o is refused before anything is touched", p.testBadOutput)
 	t.Run("hard links: warning, only the name given changes", p.testHardLink)
 	t.Run("owner, group, setuid and xattrs kept (root)", p.testOwnership)
-	t.Run("an owner that cannot be kept is an error (root drops to nobody)", p.testCannotKeep)
+	t.Run("as nobody: root's file refused, its own setuid file kept", p.testCannotKeep)
 	t.Run("a signal at each stage of a write", p.testSignalStages)
 	t.Run("temporaries of killed runs are removed under the lock", p.testStale)
 }
@@ -452,6 +452,10 @@ func needRoot(t *testing.T) {
 	}
 }
 
+// fileCaps is a security.capability value (struct vfs_cap_data, revision
+// 2, little-endian): effective, permitted CAP_NET_BIND_SERVICE (10).
+var fileCaps = []byte{1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
 // nobody is the uid and gid the ownership tests give away files to.
 const nobody = 65534
 
@@ -471,6 +475,11 @@ func (p *promise) testOwnership(t *testing.T) {
 			if err := unix.Setxattr(f, "user.origin", []byte("built by ci #42"), 0); err != nil {
 				t.Fatal(err)
 			}
+			// setcap cap_net_bind_service+ep: the kernel drops file
+			// capabilities when a file is written.
+			if err := unix.Setxattr(f, "security.capability", fileCaps, 0); err != nil {
+				t.Fatal(err)
+			}
 			p.mustRun(t, append(enableArgs, "--func", "fx_add", f)...)
 			var st unix.Stat_t
 			if err := unix.Stat(f, &st); err != nil {
@@ -483,6 +492,10 @@ func (p *promise) testOwnership(t *testing.T) {
 			n, err := unix.Getxattr(f, "user.origin", buf)
 			if err != nil || string(buf[:n]) != "built by ci #42" {
 				t.Errorf("user.origin after an in-place enable: %q, %v", buf[:max(n, 0)], err)
+			}
+			n, err = unix.Getxattr(f, "security.capability", buf)
+			if err != nil || !bytes.Equal(buf[:n], fileCaps) {
+				t.Errorf("security.capability after an in-place enable: %x, %v; want %x", buf[:max(n, 0)], err, fileCaps)
 			}
 			if !bytes.Equal(readFile(t, f), p.add) {
 				t.Error("not patched")
@@ -528,6 +541,37 @@ func (p *promise) testCannotKeep(t *testing.T) {
 	}
 	if n := names(t, dir); !slices.Equal(n, []string{"ftpatch", "k.elf"}) {
 		t.Errorf("folder holds %q", n)
+	}
+
+	// nobody's own setuid file: the kernel clears setuid when a process
+	// without CAP_FSETID writes a file, so the mode is set again after the
+	// contents.
+	if err := os.Chown(f, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Chmod(f, 0o4750); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, append(enableArgs, "--func", "fx_add", f)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out.Reset()
+	errb.Reset()
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, cmd, &out, &errb); r.code != 0 {
+		t.Fatalf("as nobody on its own 4750 file: exit %d: %s", r.code, r.stderr)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(f, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != nobody || st.Mode&0o7777 != 0o4750 {
+		t.Errorf("as nobody on its own 4750 file: now uid %d mode %#o", st.Uid, st.Mode&0o7777)
+	}
+	if !bytes.Equal(readFile(t, f), p.add) {
+		t.Error("as nobody on its own file: not patched")
 	}
 }
 
