@@ -18,6 +18,8 @@
 # exit status (0 if it finished first, else 128+signal: ftpatch's own exit,
 # or the shell's status for a process the signal killed),
 # the bytes (cmp against the old and the new image) and the folder listing.
+# The summary counts kills by whether the run had its temporary open
+# ("temporary open") when the signal was sent.
 # Work files go to KILLTEST_DIR (default build/killtest: a disk, not tmpfs,
 # as the files people patch are). Exit status 1 on the first violation.
 set -euo pipefail
@@ -63,6 +65,12 @@ for ((i = 0; i < kills; i++)); do
 	env "${env[@]}" "$ftp" "${enable[@]}" "$target" >/dev/null 2>"$dir/bin/stderr" &
 	pid=$!
 	sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+	# Writing? Its temporary shows among its open files: unnamed,
+	# "/…/#INODE (deleted)", or the named fallback.
+	phase="(no temporary open)"
+	if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q -e "$dir/run/#" -e "$dir/run/\.vmlinux\.ftpatch-"; then
+		phase="(temporary open)"
+	fi
 	kill -s "$sig" "$pid" 2>/dev/null || true
 	status=0
 	wait "$pid" 2>/dev/null || status=$? # the shell's "Killed" line is noise here
@@ -85,7 +93,9 @@ for ((i = 0; i < kills; i++)); do
 		echo "killtest: round $i (SIG$sig after $delay_ms ms${env:+, ${env[*]}}): folder holds: $left" >&2
 		exit 1
 	fi
-	seen["SIG$sig: $outcome, $bytes bytes"]=$((${seen["SIG$sig: $outcome, $bytes bytes"]:-0} + 1))
+	[[ $outcome == "finished first" ]] && phase="(after it)"
+	key="SIG$sig $phase: $outcome, $bytes bytes"
+	seen[$key]=$((${seen[$key]:-0} + 1))
 done
 echo "killtest: $kills kills, every file old or new, nothing left beside it:"
 for k in "${!seen[@]}"; do echo "  ${seen[$k]}  $k"; done | sort -k2
