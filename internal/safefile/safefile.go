@@ -358,12 +358,12 @@ func notRegular(mode uint32) error {
 func (t *Target) check() error {
 	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
 	if t.st.Uid != uid && uid != 0 {
-		return fmt.Errorf("%w: it is owned by uid %d and ftpatch runs as uid %d, so the patched file would change owner; run as root or as its owner, or write a copy with -o", ErrCannotKeep, t.st.Uid, uid)
+		return fmt.Errorf("%w: it is owned by uid %d and ftpatch runs as uid %d, so the patched file would change owner; run as root or as its owner, or write a copy you own elsewhere (-o)", ErrCannotKeep, t.st.Uid, uid)
 	}
 	if t.st.Gid != gid && uid != 0 {
 		groups, _ := unix.Getgroups()
 		if !slices.Contains(groups, int(t.st.Gid)) {
-			return fmt.Errorf("%w: its group is gid %d, which uid %d is not a member of, so the patched file would change group; run as root, or write a copy with -o", ErrCannotKeep, t.st.Gid, uid)
+			return fmt.Errorf("%w: its group is gid %d, which uid %d is not a member of, so the patched file would change group; run as root, or write a copy elsewhere (-o)", ErrCannotKeep, t.st.Gid, uid)
 		}
 	}
 	var err error
