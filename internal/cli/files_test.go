@@ -340,6 +340,20 @@ func (p *promise) testSymlinks(t *testing.T) {
 	if n := names(t, dir); !slices.Equal(n, []string{"link.elf", "real.elf", "src.elf"}) {
 		t.Fatalf("folder holds %q", n)
 	}
+
+	// -o over an existing file keeps that file's mode; a new one gets the
+	// input's.
+	if err := os.Chmod(real, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	p.mustRun(t, append(enableArgs, "--func", "fx_mul", "-o", real, src)...)
+	fresh := filepath.Join(dir, "fresh.elf")
+	p.mustRun(t, append(enableArgs, "--func", "fx_mul", "-o", fresh, src)...)
+	for f, want := range map[string]os.FileMode{real: 0o640, fresh: 0o755} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("-o %s: mode %v (%v), want %v", filepath.Base(f), fi.Mode(), err, want)
+		}
+	}
 }
 
 func (p *promise) testBadOutput(t *testing.T) {
