@@ -23,9 +23,6 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 			t.Name, t.st.Nlink, t.st.Nlink-1)
 	}
 	dir, base := filepath.Split(t.Path)
-	if t.Exists() {
-		t.removeStale(dir, base)
-	}
 	tmp, err := createTemp(dir, base)
 	if err != nil {
 		return fmt.Errorf("creating a temporary file in %s: %w", dir, err)
@@ -70,7 +67,8 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 // killed with SIGKILL between linking its file and renaming it (or, before
 // safefile, at any moment). Under the exclusive lock no live run can be
 // writing one: a run creates its temporary only once it holds the lock.
-func (t *Target) removeStale(dir, base string) {
+func (t *Target) removeStale() {
+	dir, base := filepath.Split(t.Path)
 	if dir == "" {
 		dir = "."
 	}
@@ -227,15 +225,14 @@ func (t *temp) commit(path string) error {
 		cleanup.paths[name] = true
 	}
 	testSignal("linked")
-	if err := t.f.Close(); err != nil {
-		return err
-	}
+	// Nothing between link and rename: a kill -9 there leaves the name
+	// (for the next run's Lock to remove).
 	if err := os.Rename(t.name, path); err != nil {
 		return err
 	}
 	delete(cleanup.paths, t.name)
 	t.name = ""
-	return nil
+	return t.f.Close()
 }
 
 // link gives the unnamed file a temporary name, through /proc/self/fd, or

@@ -105,6 +105,7 @@ func Lock(name string, opt Options) (*Target, error) {
 		t.Close()
 		return nil, err
 	}
+	t.removeStale()
 	return t, nil
 }
 
