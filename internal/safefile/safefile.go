@@ -147,7 +147,7 @@ func Begin(input, output string, opt Options) (*Job, error) {
 		return nil, err
 	}
 	if inSt == nil {
-		return nil, fmt.Errorf("%w", fs.ErrNotExist)
+		return nil, fs.ErrNotExist
 	}
 	inPlace := output == ""
 	var outReal string
@@ -176,7 +176,7 @@ func Begin(input, output string, opt Options) (*Job, error) {
 			return err
 		}
 		if l.f == nil {
-			return fmt.Errorf("%w", fs.ErrNotExist)
+			return fs.ErrNotExist
 		}
 		j.in = &Input{Name: input, Path: l.path, lock: l.f}
 		j.Input = l.path
