@@ -12,9 +12,7 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -160,46 +158,13 @@ func (s *Selection) String() string {
 // ErrSelection marks a --func/--exclude selection that matched nothing.
 var ErrSelection = errors.New("selection matches nothing")
 
-// addOutputFlag is -o FILE.
-func addOutputFlag(f *pflag.FlagSet, p *string, usage string) {
-	f.StringVarP(p, "output", "o", "", "write to `FILE` "+usage)
-}
-
-// checkOutput refuses, before any work, an -o path that cannot be written,
-// naming the path the user gave (not the temporary file that would be
-// written beside it).
-func checkOutput(out string) error {
-	if out == "" {
-		return nil
+// addOutputFlag is -o FILE; set records that it was given (an empty -o
+// is a mistake, not "no -o"), and may be nil.
+func addOutputFlag(f *pflag.FlagSet, p *string, set *bool, usage string) {
+	if set == nil {
+		set = new(bool)
 	}
-	if st, err := os.Stat(out); err == nil && st.IsDir() {
-		return UsageErrorf("-o %s: is a folder; give the path of the file to write", out)
-	}
-	dir := filepath.Dir(out)
-	st, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("-o %s: folder %s does not exist; create it first (mkdir -p %s)", out, dir, dir)
-	case err != nil:
-		return fmt.Errorf("-o %s: %w", out, err)
-	case !st.IsDir():
-		return fmt.Errorf("-o %s: %s is not a folder", out, dir)
-	}
-	return nil
-}
-
-// outputError names out in err from writing it, instead of the temporary
-// file written beside it.
-func outputError(out string, err error) error {
-	var pe *os.PathError
-	var le *os.LinkError
-	switch {
-	case errors.As(err, &pe) && pe.Path != out:
-		return fmt.Errorf("writing %s: %s: %w", out, pe.Op, pe.Err)
-	case errors.As(err, &le) && le.New != out:
-		return fmt.Errorf("writing %s: %s: %w", out, le.Op, le.Err)
-	}
-	return fmt.Errorf("writing %s: %w", out, err)
+	f.VarP(outputFlag{p, set}, "output", "o", "write to `FILE` "+usage)
 }
 
 // addTrampolineFlag is --trampoline SYM|ADDR.
