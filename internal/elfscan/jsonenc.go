@@ -125,7 +125,7 @@ func (s *Site) appendJSON(b []byte, rel, html bool) []byte {
 	b = strconv.AppendUint(b, s.Entry, 16)
 	b = append(b, `","call_site":"0x`...)
 	b = strconv.AppendUint(b, s.CallSite, 16)
-	if s.Layout == LayoutCallOps {
+	if s.Layout.HasLiteral() {
 		b = append(b, `","literal":"0x`...)
 		b = strconv.AppendUint(b, s.Literal, 16)
 		b = append(b, `","layout":`...)
@@ -167,6 +167,16 @@ func (s *Site) appendJSON(b []byte, rel, html bool) []byte {
 	if targetSym != "" {
 		b = append(b, `,"target_sym":`...)
 		b = appendJSONString(b, targetSym, html)
+	}
+	if s.Layout == LayoutCallOps53 {
+		b = append(b, `,"spare":"0x`...)
+		b = strconv.AppendUint(b, s.Spare, 16)
+		b = append(b, '"')
+	}
+	if s.CFIHashOff != NoOffset {
+		b = append(b, `,"cfi_hash":"0x`...)
+		b = strconv.AppendUint(b, uint64(s.CFIHash), 16)
+		b = append(b, '"')
 	}
 	return append(b, '}')
 }
