@@ -232,6 +232,12 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 		copy(data[w.Off:], w.New)
 	}
 	sh := append([]shdr(nil), rf.sh...)
+	for _, a := range c.Aligns {
+		if a.SectionIndex <= 0 || a.SectionIndex >= len(sh) {
+			return nil, malformed("alignment of section %d outside the file", a.SectionIndex)
+		}
+		sh[a.SectionIndex].Align = 8
+	}
 	content := make([][]byte, len(sh))
 	for i := range sh {
 		content[i], _ = rf.section(i)
