@@ -299,7 +299,7 @@ type SiteWords struct {
 
 // WordsOf returns the words a scan found at a site.
 func WordsOf(s elfscan.Site) SiteWords {
-	return SiteWords{HasLiteral: s.Layout == elfscan.LayoutCallOps && s.LiteralOff != elfscan.NoOffset,
+	return SiteWords{HasLiteral: s.Layout.HasLiteral() && s.LiteralOff != elfscan.NoOffset,
 		Literal: s.LiteralWord, Ops: s.Ops, Slot1: s.Slot1Word, Slot2: s.Slot2Word, Target: s.Target}
 }
 
@@ -423,6 +423,8 @@ const (
 	agSlot1
 	agSlot2
 	agBTI
+	agSpare // call-ops-5-3: the pre-entry word outside the literal
+	agCFI   // a kCFI type hash before the NOPs
 )
 
 type agSiteKey struct {
@@ -490,8 +492,14 @@ func (a *against) spansOf(i int, s *elfscan.Site) []agSpan {
 		}
 	}
 	if a.rel {
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			add(int64(s.Literal), 8, agLiteral)
+		}
+		if s.SpareOff != elfscan.NoOffset {
+			add(int64(s.Spare), 4, agSpare)
+		}
+		if s.CFIHashOff != elfscan.NoOffset {
+			add(int64(s.CFIHashAddr()), 4, agCFI)
 		}
 		if s.BTI {
 			add(int64(s.Entry), 4, agBTI)
@@ -503,6 +511,8 @@ func (a *against) spansOf(i int, s *elfscan.Site) []agSpan {
 	if s.LiteralOff != elfscan.NoOffset {
 		add(s.LiteralOff, 8, agLiteral)
 	}
+	add(s.SpareOff, 4, agSpare)
+	add(s.CFIHashOff, 4, agCFI)
 	if s.BTI && s.Slot1Off != elfscan.NoOffset {
 		add(s.Slot1Off-4, 4, agBTI)
 	}
@@ -1127,6 +1137,28 @@ func (a *against) classify(i int) {
 		a.problem(l, fmt.Sprintf("the BTI at the function entry changed: %s -> %s", old, new))
 		bad = true
 	}
+	// Words no patch may touch: the 5,3 spare word and a kCFI type hash.
+	for _, w := range []struct {
+		bit  uint8
+		addr uint64
+		off  int64
+		what string
+	}{
+		{agSpare, o.Spare, o.SpareOff, fmt.Sprintf("the spare word of this 5,3 site (the literal is at %#x) changed", o.Literal)},
+		{agCFI, o.CFIHashAddr(), o.CFIHashOff, "the kCFI type hash before the NOPs changed (indirect calls to the function would trap)"},
+	} {
+		if t&w.bit == 0 {
+			continue
+		}
+		old, new := "?", "?"
+		if a.rel {
+			old, new = a.relWord(a.or, o.SectionIndex, a.of, w.addr), a.relWord(a.pr, o.SectionIndex, a.pf, w.addr)
+		} else {
+			old, new = a.fileWord(a.or, w.off, w.addr), a.fileWord(a.pr, w.off, w.addr)
+		}
+		a.problem(where(w.addr, w.off), fmt.Sprintf("%s: %s -> %s; it must never change", w.what, old, new))
+		bad = true
+	}
 	relOf := func(m map[agRelPos]string, addr uint64) string {
 		if !a.rel {
 			return ""
@@ -1134,7 +1166,7 @@ func (a *against) classify(i int) {
 		return m[agRelPos{o.SectionIndex, addr}]
 	}
 	// Literal.
-	if o.Layout == elfscan.LayoutCallOps && o.LiteralOff != elfscan.NoOffset {
+	if o.Layout.HasLiteral() && o.LiteralOff != elfscan.NoOffset {
 		oldRel, newRel := relOf(a.oRel, o.Literal), relOf(a.pRel, o.Literal)
 		if o.LiteralWord != p.LiteralWord || oldRel != newRel {
 			l := where(o.Literal, o.LiteralOff)
