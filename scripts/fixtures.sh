@@ -145,7 +145,8 @@ Names: `<cc>-<variant>-<kind>` with
 `<cc>` is `gcc`, `clang` (14) or `clang16` (Debian 12's `clang-16`, which
 compiles; Clang 14 and ld.lld 14 link). The `callops53*` and `kcfi-*`
 variants are built as `obj`, `module`, `static` and `kimage` only, linked
-with `-z max-page-size=4096`.
+with `-z max-page-size=4096`, and with `-DFX_LIT24` (`funcs.c` then also
+defines `ftrace_caller_lit24`, the stand-in for the trampoline's second entry).
 
 | kind | file |
 |---|---|
@@ -242,7 +243,7 @@ for cc in gcc clang clang16; do
 	clang16) CC=$CLANG16 LDR=$LLD LINK="-fuse-ld=lld" NOPIE="" LCC=$CLANG vs="kcfi-callops-bti kcfi-callops53-bti" ;;
 	esac
 	for v in $vs; do
-		flags="$COMMON ${VARIANT53[$v]}"
+		flags="$COMMON ${VARIANT53[$v]} -DFX_LIT24"
 		o=$tmp/$cc-$v
 		mkdir -p "$o"
 		base=$out/$cc-$v

@@ -63,8 +63,9 @@ func agLinked(t testing.TB, src, name string, state elfscan.State, ops, tramp ui
 		t.Fatal(err)
 	}
 	defer fd.Close()
+	alt := tramp // the trampoline's second entry, for agAltSite sites
 	if tramp == 0 && len(f.Sites) > 0 {
-		tramp = f.Sites[0].Entry
+		tramp, alt = f.Sites[0].Entry, f.Sites[0].Entry
 	}
 	for i := range f.Sites {
 		s := &f.Sites[i]
@@ -77,7 +78,14 @@ func agLinked(t testing.TB, src, name string, state elfscan.State, ops, tramp ui
 			lit, s1 = uint64(encode.NOP)|uint64(encode.NOP)<<32, encode.NOP
 		case elfscan.StateEnabled:
 			lit = ops
-			if s2, err = (encode.BL{From: s.CallSite, To: tramp}).Encode(); err != nil {
+			to := tramp
+			if agAltSite(s) {
+				if alt == tramp && tramp != f.Sites[0].Entry {
+					alt = testutil.SymbolAddr(t, src, "ftrace_caller_lit24")
+				}
+				to = alt
+			}
+			if s2, err = (encode.BL{From: s.CallSite, To: to}).Encode(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -88,6 +96,12 @@ func agLinked(t testing.TB, src, name string, state elfscan.State, ops, tramp ui
 		agPwrite(t, fd, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, s2))
 	}
 	return dst
+}
+
+// agAltSite reports whether s calls the trampoline's second entry: a 5,3
+// site with BTI whose entry is 4 mod 8 (literal at entry-12 = X30-24).
+func agAltSite(s *elfscan.Site) bool {
+	return s.Layout == elfscan.LayoutCallOps53 && s.BTI && s.Entry%8 == 4
 }
 
 func agPwrite(t testing.TB, fd *os.File, off int64, b []byte) {
@@ -141,7 +155,7 @@ func agEligibleCount(f *elfscan.File) (n, lit int) {
 	for i := range f.Sites {
 		if agEligible(&f.Sites[i]) {
 			n++
-			if f.Sites[i].Layout == elfscan.LayoutCallOps {
+			if f.Sites[i].Layout.HasLiteral() {
 				lit++
 			}
 		}
@@ -244,7 +258,7 @@ func agPick(t *testing.T, f *elfscan.File, needBTI bool) *elfscan.Site {
 		if !agEligible(s) || s.Func == "" || (needBTI && !s.BTI) {
 			continue
 		}
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			return s
 		}
 		if best == nil {
@@ -543,14 +557,18 @@ func agRelEnable(t testing.TB, o *agObj, f *elfscan.File, skip *elfscan.Site) {
 		if !agEligible(s) || s == skip {
 			continue
 		}
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			o.put32(s.SectionIndex, s.Literal, 0)
 			o.put32(s.SectionIndex, s.Literal+4, 0)
 			o.addRela(t, s.SectionIndex, elfscan.Rela{Off: s.Literal, Type: elf.R_AARCH64_ABS64, Sym: ops})
 		}
 		o.put32(s.SectionIndex, s.CallSite-4, encode.MovX9X30)
 		o.put32(s.SectionIndex, s.CallSite, 0x94000000)
-		o.addRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite, Type: elf.R_AARCH64_CALL26, Sym: tramp})
+		to := tramp
+		if agAltSite(s) {
+			to = o.sym(t, "ftrace_caller_lit24")
+		}
+		o.addRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite, Type: elf.R_AARCH64_CALL26, Sym: to})
 	}
 }
 

@@ -118,7 +118,7 @@ func mutLinked(t testing.TB, src string, f *elfscan.File, tramp, ops uint64, goo
 		w := func(kind string, off int64, b []byte) {
 			ms = append(ms, mutant{kind: kind, fn: s.Func, writes: []mutWrite{{off, b}}})
 		}
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			bl("bl-literal", s.Literal)
 			w("lit-junk", s.LiteralOff, le64(0x0bad_cafe_dead_beef))
 			w("lit-ops+8", s.LiteralOff, le64(ops+8))
@@ -248,7 +248,7 @@ func mutRel(t testing.TB, src string, f *elfscan.File) []mutant {
 		if s.BTI {
 			ed("bti-nop", func(o *agObj) { o.put32(s.SectionIndex, s.Entry, encode.NOP) })
 		}
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			ed("rel-lit-addend+8", func(o *agObj) {
 				binary.LittleEndian.PutUint64(rela(o, s.SectionIndex, s.Literal)[16:], 8)
 			})
