@@ -1,36 +1,3 @@
-// Package elfscan finds every patchable function entry in an arm64 ELF file
-// and says what state it is in. It only reads: it turns a file into plain
-// values (File, Site) that the patch and verify packages consume.
-//
-// Invariants:
-//   - Scan never panics on malformed input; it returns an error naming the
-//     offset that was wrong, and no result.
-//   - The result is deterministic: sites are sorted by (section index, entry).
-//   - Addresses are mapped through section headers, never assuming
-//     sh_addr == sh_offset.
-//
-// A site in the call-ops layout (-fpatchable-function-entry=4,2):
-//
-//	record ->  literal+0: NOP | low word of ops        (8-byte aligned)
-//	           literal+4: NOP | high word of ops
-//	entry  ->  [BTI C]
-//	           slot1:     NOP | MOV X9, X30
-//	call   ->  slot2:     NOP | BL <trampoline>
-//
-// The call-ops layout with three NOPs before the entry
-// (-fpatchable-function-entry=5,3), so no function needs 8-byte alignment:
-//
-//	record ->  record+0:  NOP | literal (low word)   one of the two 8-byte
-//	           record+4:  NOP | literal              pairs is 8-byte aligned:
-//	           record+8:  NOP | literal (high word)  it holds the literal; the
-//	entry  ->  [BTI C]                               other word, the spare,
-//	           slot1:     NOP | MOV X9, X30          stays a NOP
-//	call   ->  slot2:     NOP | BL <trampoline>
-//
-// The classic layout (=2) has no literal; its record points at slot1.
-//
-// With Clang's kCFI (-fsanitize=kcfi) a 4-byte type hash precedes the
-// NOPs (at record-4); it is data, never patched.
 package elfscan
 
 import "debug/elf"

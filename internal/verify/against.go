@@ -371,21 +371,22 @@ func Against(origPath, patchedPath string, opts AgainstOptions) (*AgainstReport,
 	if opts.MaxProblems <= 0 {
 		opts.MaxProblems = 1000
 	}
-	ofd, of, err := elfscan.Open(origPath)
+	ofd, err := elfscan.Open(origPath)
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", origPath, err)
 	}
 	defer ofd.Close()
-	pfd, pf, err := elfscan.Open(patchedPath)
+	pfd, err := elfscan.Open(patchedPath)
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", patchedPath, err)
 	}
 	defer pfd.Close()
-	os_, err := elfscan.Scan(ofd, origPath)
+	of, pf := ofd.ELF(), pfd.ELF()
+	os_, err := ofd.Scan()
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", origPath, err)
 	}
-	ps, err := elfscan.Scan(pfd, patchedPath)
+	ps, err := pfd.Scan()
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", patchedPath, err)
 	}
@@ -706,6 +707,9 @@ func agFileSize(r io.ReaderAt) (int64, error) {
 			return 0, err
 		}
 		return st.Size(), nil
+	}
+	if s, ok := r.(interface{ Size() int64 }); ok && s.Size() >= 0 {
+		return s.Size(), nil
 	}
 	return 0, fmt.Errorf("cannot size %T", r)
 }

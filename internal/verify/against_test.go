@@ -276,7 +276,7 @@ func TestAgainstLinkedDefects(t *testing.T) {
 	files = append(files, testutil.Fixtures(t, "clang-callops-bti-kimage-relr.elf")...)
 	for _, src := range files {
 		f := agScan(t, src)
-		_, ef, err := elfscan.Open(src)
+		ef, err := openELF(t, src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,7 +338,7 @@ func TestAgainstLinkedDefects(t *testing.T) {
 func TestAgainstMisalignedLiteral(t *testing.T) {
 	src := testutil.Fixtures(t, "gcc-callops-static.elf")[0]
 	f := agScan(t, src)
-	_, ef, err := elfscan.Open(src)
+	ef, err := openELF(t, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestAgainstUnknownState(t *testing.T) {
 	}
 	agPatchBytes(t, p, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, w))
 	r := agAgainst(t, src, p)
-	_, ef, _ := elfscan.Open(src)
+	ef, _ := openELF(t, src)
 	sec := ef.Sections[s.SectionIndex]
 	agExpect(t, r, agWant{sec.Name, s.Entry - sec.Addr, s.Func, "no known state"})
 }
@@ -624,7 +624,7 @@ func TestAgainstRelocatableDefects(t *testing.T) {
 	for _, src := range append(testutil.Fixtures(t, "gcc-callops-bti-obj.o"), testutil.Fixtures(t, "clang-classic-bti-fsobj.o")...) {
 		f := agScan(t, src)
 		s := agPick(t, f, true)
-		_, f0, err := elfscan.Open(src)
+		f0, err := openELF(t, src)
 		if err != nil {
 			t.Fatal(err)
 		}

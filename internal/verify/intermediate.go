@@ -70,32 +70,25 @@ func RunIntermediates(r *AgainstReport, opts Options) error {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
 	}
-	oin, err := elfscan.OpenInput(r.Orig)
+	oin, err := elfscan.Open(r.Orig)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", r.Orig, err)
 	}
 	defer oin.Close()
-	of, err := elfscan.OpenELF(oin)
+	osf, err := oin.Scan()
 	if err != nil {
 		return fmt.Errorf("file %s: %w", r.Orig, err)
 	}
-	osf, err := elfscan.Scan(oin, r.Orig)
-	if err != nil {
-		return fmt.Errorf("file %s: %w", r.Orig, err)
-	}
-	pin, err := elfscan.OpenInput(r.File)
+	pin, err := elfscan.Open(r.File)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", r.File, err)
 	}
 	defer pin.Close()
-	pf, err := elfscan.OpenELF(pin)
+	psf, err := pin.Scan()
 	if err != nil {
 		return fmt.Errorf("file %s: %w", r.File, err)
 	}
-	psf, err := elfscan.Scan(pin, r.File)
-	if err != nil {
-		return fmt.Errorf("file %s: %w", r.File, err)
-	}
+	of, pf := oin.ELF(), pin.ELF()
 	if of.Type != pf.Type {
 		return nil // Against reported it; there is nothing to pair
 	}
@@ -145,7 +138,7 @@ func RunIntermediates(r *AgainstReport, opts Options) error {
 		return nil
 	}
 
-	img, err := LoadELF(of, oin, osf, opts)
+	img, err := LoadObject(oin, opts)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", r.Orig, err)
 	}
@@ -280,7 +273,7 @@ func (img *Image) relLiteral(w SiteWords) uint64 {
 	}
 	rl := img.rel
 	val := img.standinOps
-	if i := w.Ops.SymIndex; i >= 1 && int(i) <= len(rl.syms) && rl.syms[i-1].Name == w.Ops.Sym {
+	if i := w.Ops.SymIndex; i >= 1 && rl.symName(i) == w.Ops.Sym {
 		if v, _, def := rl.symbol(i); def {
 			val = v
 		}
