@@ -33,24 +33,6 @@ func encodeCB(insn string, op uint32, i CBZ) (uint32, error) {
 	return 0xb4000000 | op<<24 | fieldBits(i.Offset/4, 19)<<5 | uint32(i.Rt), nil
 }
 
-// B branches to PC+Offset, without link.
-//
-//	31 30   26 25                       0
-//	 0  0 0101 |          imm26          |   imm26 = Offset / 4
-//
-// Offset is relative to the B itself, a multiple of 4 in [-128 MiB, 128 MiB-4].
-type B struct{ Offset int64 }
-
-func (i B) Encode() (uint32, error) {
-	if i.Offset%4 != 0 {
-		return 0, fmt.Errorf("b: offset %d: %w", i.Offset, ErrMisaligned)
-	}
-	if i.Offset < -BLRange || i.Offset >= BLRange {
-		return 0, fmt.Errorf("b: offset %d (reach ±128 MiB): %w", i.Offset, ErrOutOfRange)
-	}
-	return 0x14000000 | fieldBits(i.Offset/4, 26), nil
-}
-
 // BLR calls the address in Rn, setting X30; BR jumps to it; RET returns to
 // it (a hint to the return predictor, otherwise as BR).
 //
