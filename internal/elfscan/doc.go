@@ -6,7 +6,9 @@
 // and file offset maps), and the scan that turns a file into plain values
 // (File, Site) that the patch and verify packages consume. It also owns the
 // encodings of those values it defines: Elf64_Rela (EncodeRela, for patch's
-// ET_REL rewrite), RELR, and the JSON of a scan. It never writes files.
+// ET_REL rewrite), RELR, and the scan's --json line: its shape (FileJSON)
+// and the streaming encoder (WriteJSON, ScanJSON) that writes the same
+// bytes as encoding/json would. It never writes files.
 //
 // Invariants:
 //   - Nothing panics on malformed input: debug/elf's panics become

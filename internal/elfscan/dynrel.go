@@ -3,6 +3,7 @@ package elfscan
 import (
 	"cmp"
 	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
@@ -67,12 +68,11 @@ func (o *Object) buildDynRelocs() (*DynRelocs, error) {
 		}
 		tables = append(tables, s)
 		total += s.Size / RelaSize
+		if !inFile(o.r, int64(s.Offset), s.Size) {
+			total = min(total, 64) // a corrupt size: fails when read, below
+		}
 	}
-	// Sized once from the headers, bounded by what the file can hold (a
-	// corrupt size fails when read, below).
-	if o.size >= 0 {
-		total = min(total, uint64(o.size)/RelaSize)
-	}
+	// Sized once from the headers, which must fit in the file.
 	d.rels = make([]DynReloc, 0, min(total, 1<<24))
 	buf := make([]byte, RelaSize*2048)
 	for _, s := range tables {
@@ -158,4 +158,41 @@ func (d *DynRelocs) Value(addr uint64) (v uint64, found bool, err error) {
 		return 0, true, fmt.Errorf("%s: %w: %s", d.Describe(r), ErrUnsupportedReloc, what)
 	}
 	return r.Value, true, nil
+}
+
+// Load64 returns the 64-bit little-endian value a linked file holds at
+// addr once loaded at its link address: the bytes its PT_LOAD segment
+// gives (zero past the file contents), replaced by the value of a dynamic
+// relocation there (see DynRelocs: one that is not resolved is an error).
+func (o *Object) Load64(addr uint64) (uint64, error) {
+	if o.Rel() {
+		return 0, fmt.Errorf("%#x: a relocatable object is not loaded; its values are in relocations", addr)
+	}
+	var v uint64
+	found := false
+	for _, p := range o.f.Progs {
+		if p.Type != elf.PT_LOAD || addr < p.Vaddr || addr-p.Vaddr > p.Memsz || p.Memsz-(addr-p.Vaddr) < 8 {
+			continue
+		}
+		found = true
+		if in := addr - p.Vaddr; in < p.Filesz && p.Filesz-in >= 8 {
+			var b [8]byte
+			if n, err := o.r.ReadAt(b[:], int64(p.Off+in)); n != 8 {
+				return 0, fmt.Errorf("%w: reading %#x at file offset %#x: %w", ErrMalformed, addr, p.Off+in, err)
+			}
+			v = binary.LittleEndian.Uint64(b[:])
+		}
+		break
+	}
+	if !found {
+		return 0, fmt.Errorf("%w: %#x is not in a loaded segment", ErrNoMapping, addr)
+	}
+	d, err := o.DynRelocs()
+	if err != nil {
+		return 0, err
+	}
+	if r, found, err := d.Value(addr); err != nil || found {
+		return r, err
+	}
+	return v, nil
 }

@@ -82,6 +82,8 @@ func NewObject(r io.ReaderAt, path string) (*Object, error) {
 // sizeOf returns the size of what r reads, or -1.
 func sizeOf(r io.ReaderAt) int64 {
 	switch v := r.(type) {
+	case *Input:
+		return v.Size
 	case interface{ Size() int64 }:
 		return v.Size()
 	case *os.File:
@@ -99,7 +101,8 @@ func (o *Object) Size() int64 { return o.size }
 // ReadAt reads the (decompressed) bytes of the file.
 func (o *Object) ReadAt(p []byte, off int64) (int, error) { return o.r.ReadAt(p, off) }
 
-// Close releases the file Open opened.
+// Close releases the file Open opened. Views already computed (symbols,
+// relocations, scan) stay usable; none can be computed afterwards.
 func (o *Object) Close() error {
 	if o.closer == nil {
 		return nil

@@ -5,6 +5,7 @@ package elfscan_test
 // output only.
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -155,7 +156,8 @@ long get(void) { ext_fn(); return defined_var + ext_var; }
 			t.Errorf("the test library has no %s (readelf lists %v)", typ, types)
 		}
 	}
-	d, err := openObject(t, so).DynRelocs()
+	o := openObject(t, so)
+	d, err := o.DynRelocs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +180,9 @@ long get(void) { ext_fn(); return defined_var + ext_var; }
 		}
 		if err != nil && !errors.Is(err, elfscan.ErrUnsupportedReloc) {
 			t.Errorf("Value(%#x): %v, want ErrUnsupportedReloc", r.Off, err)
+		}
+		if v, err := o.Load64(r.Off); w.resolved && (err != nil || v != w.value) || !w.resolved && err == nil {
+			t.Errorf("Load64(%#x) = %#x, %v; readelf: %#x resolved %v", r.Off, v, err, w.value, w.resolved)
 		}
 	}
 }
@@ -228,4 +233,53 @@ func TestObjectConcurrent(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzObject asks a mutated fixture's Object for every view: never a
+// panic, and an error never comes with a result.
+func FuzzObject(f *testing.F) {
+	for _, p := range elfFixtures(f) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, err := elfscan.NewObject(bytes.NewReader(b), "fuzz")
+		if err != nil {
+			if o != nil {
+				t.Fatal("object with error")
+			}
+			return
+		}
+		if x, err := o.Relocs(); err != nil && x != nil {
+			t.Fatal("relocation index with error")
+		} else if err == nil {
+			for i := range o.ELF().Sections {
+				x.For(i)
+			}
+		}
+		if d, err := o.DynRelocs(); err != nil && d != nil {
+			t.Fatal("dynamic relocations with error")
+		} else if err == nil {
+			for _, r := range d.All() {
+				o.Load64(r.Off)
+			}
+		}
+		if st, err := o.Symbols(); err != nil && st != nil {
+			t.Fatal("symbols with error")
+		} else if err == nil {
+			for i := range min(st.Len(), 64) {
+				if s, ok := st.Sym(uint32(i)); ok && s.Name != "" {
+					o.Lookup(s.Name)
+					st.At(int(s.Section), s.Value)
+					st.Containing(int(s.Section), s.Value)
+				}
+			}
+		}
+		if sf, err := o.Scan(); err != nil && sf != nil {
+			t.Fatal("scan with error")
+		}
+	})
 }
