@@ -58,7 +58,7 @@ type showSiteJSON struct {
 }
 
 type showWordJSON struct {
-	Slot    string `json:"slot"` // literal, bti, slot1, slot2
+	Slot    string `json:"slot"` // cfi_hash, spare, literal, bti, slot1, slot2
 	Address string `json:"address"`
 	Word    string `json:"word"` // hex digits: 16 for the literal, 8 for an instruction
 	Asm     string `json:"asm"`
@@ -92,8 +92,22 @@ func runShow(opts *ShowOptions, stdio *IO) error {
 		}
 		j := showSiteJSON{Func: s.Func, Section: s.Section, Entry: at(s, s.Entry), Layout: string(s.Layout), BTI: s.BTI,
 			State: string(s.State), Words: []showWordJSON{}, Problems: []showProblemJSON{}}
-		if s.Layout == elfscan.LayoutCallOps && s.LiteralOff != elfscan.NoOffset {
+		if s.CFIHashOff != elfscan.NoOffset {
+			j.Words = append(j.Words, showWordJSON{"cfi_hash", at(s, s.CFIHashAddr()), fmt.Sprintf("%08x", s.CFIHash), fmt.Sprintf(".word %#x (kCFI type hash)", s.CFIHash)})
+		}
+		spare := func() {
+			if s.SpareOff != elfscan.NoOffset {
+				j.Words = append(j.Words, showWordJSON{"spare", at(s, s.Spare), fmt.Sprintf("%08x", s.SpareWord), disasm(s.SpareWord, s.Spare, nil) + " (spare)"})
+			}
+		}
+		if s.Spare < s.Literal {
+			spare()
+		}
+		if s.Layout.HasLiteral() && s.LiteralOff != elfscan.NoOffset {
 			j.Words = append(j.Words, showWordJSON{"literal", at(s, s.Literal), fmt.Sprintf("%016x", s.LiteralWord), literalText(s)})
+		}
+		if s.Spare > s.Literal {
+			spare()
 		}
 		if s.BTI && s.Slot1Off != elfscan.NoOffset {
 			var b [4]byte

@@ -198,6 +198,15 @@ type Skip struct {
 	Reason  string
 }
 
+// Align raises an ET_REL text section's sh_addralign from Old to 8, so the
+// pair a 5,3 literal was written into (chosen by its offset) stays 8-byte
+// aligned when the object is linked.
+type Align struct {
+	Section      string
+	SectionIndex int
+	Old          uint64
+}
+
 // Changes is a plan: every byte and relocation a request changes.
 type Changes struct {
 	Path    string
@@ -206,12 +215,13 @@ type Changes struct {
 	Writes  []Write
 	Relocs  []Reloc
 	NewSyms []string // ET_REL: undefined globals appended to .symtab, in order
+	Aligns  []Align  // ET_REL: sections whose sh_addralign rises to 8
 	Skipped []Skip
 	Sites   int // sites the plan changes
 }
 
 // Empty reports whether the plan changes nothing.
-func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0 }
+func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0 && len(c.Aligns) == 0 }
 
 // Print writes the plan, one line per word or relocation:
 //
@@ -231,6 +241,11 @@ func (c *Changes) Print(w io.Writer) error {
 	}
 	for _, s := range c.NewSyms {
 		if _, err := fmt.Fprintf(w, "-\t.symtab\tsymbol\t- -> %s (undefined global)\n", s); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.Aligns {
+		if _, err := fmt.Fprintf(w, "-\t%s\tsh_addralign\t%d -> 8 (keeps 5,3 literals aligned when linked)\n", a.Section, a.Old); err != nil {
 			return err
 		}
 	}
@@ -366,13 +381,13 @@ func Plan(in *Input, req Request) (*Changes, error) {
 
 	// Resolve the values once (errors are per file, not per site).
 	var defLit, opsLit literal
-	var tramp uint64
-	var trampRel *elfscan.Rela
+	var tramp, alt uint64
+	var trampRel, altRel *elfscan.Rela
 	var err error
 	needOps, needTramp := false, req.Op == OpEnable
 	for i := range in.Scan.Sites {
 		s := &in.Scan.Sites[i]
-		if req.Selects(s.Func) && s.Layout == elfscan.LayoutCallOps {
+		if req.Selects(s.Func) && s.Layout.HasLiteral() {
 			needOps = true
 		}
 	}
@@ -403,6 +418,22 @@ func Plan(in *Input, req Request) (*Changes, error) {
 			return nil, fmt.Errorf("%w: --trampoline %s is at %#x, which is not 4-byte aligned: a BL can only branch to an instruction; "+
 				"give the trampoline's symbol or its 4-aligned address", ErrRequest, req.Trampoline, tramp)
 		}
+		if p.needsAltEntry() {
+			if req.Trampoline.Sym == "" {
+				return nil, fmt.Errorf("%w: trampoline %s: 5,3 sites with BTI whose entry is 4 mod 8 call the trampoline's second entry (%s); name the trampoline by symbol",
+					ErrSymbol, req.Trampoline, encode.AltEntryName("SYM"))
+			}
+			name := encode.AltEntryName(req.Trampoline.Sym)
+			if p.rel {
+				idx, err := p.relSymbol(name)
+				if err != nil {
+					return nil, err
+				}
+				altRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
+			} else if alt, err = p.resolve(Value{Sym: name}); err != nil {
+				return nil, fmt.Errorf("5,3 sites with BTI whose entry is 4 mod 8 call the trampoline's second entry (ftpatch trampoline emits it): %w", err)
+			}
+		}
 	}
 
 	for i := range in.Scan.Sites {
@@ -411,7 +442,11 @@ func Plan(in *Input, req Request) (*Changes, error) {
 			continue
 		}
 		n := len(p.out.Writes) + len(p.out.Relocs)
-		p.site(s, defLit, opsLit, tramp, trampRel)
+		t, tr := tramp, trampRel
+		if p.altEntry(s) {
+			t, tr = alt, altRel
+		}
+		p.site(s, defLit, opsLit, t, tr)
 		if len(p.out.Writes)+len(p.out.Relocs) > n {
 			p.out.Sites++
 		}
@@ -430,6 +465,27 @@ func forFlag(flag string, err error) error {
 		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return err
+}
+
+// altEntry reports whether s's BL goes to the trampoline's second entry
+// (encode.LiteralOffsetAlt): 5,3 sites with BTI whose entry is 4 mod 8.
+func (p *planner) altEntry(s *elfscan.Site) bool {
+	if s.Layout != elfscan.LayoutCallOps53 {
+		return false
+	}
+	alt, ok := encode.TrampolineEntry(s.CallSite+4, s.Literal)
+	return ok && alt
+}
+
+// needsAltEntry reports whether any selected site calls the second entry.
+func (p *planner) needsAltEntry() bool {
+	for i := range p.in.Scan.Sites {
+		s := &p.in.Scan.Sites[i]
+		if p.req.Selects(s.Func) && p.altEntry(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // dropUnusedSymbols forgets the planned undefined symbols when no planned
@@ -482,7 +538,7 @@ func (p *planner) literalOf(v Value) (literal, error) {
 func (p *planner) usesLiteral() bool {
 	for i := range p.in.Scan.Sites {
 		s := &p.in.Scan.Sites[i]
-		if p.req.Selects(s.Func) && s.Layout == elfscan.LayoutCallOps {
+		if p.req.Selects(s.Func) && s.Layout.HasLiteral() {
 			return true
 		}
 	}
@@ -531,7 +587,7 @@ func (p *planner) relSymbol(name string) (uint32, error) {
 func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, trampRel *elfscan.Rela) {
 	name := func() string { return siteName(p.rel, s) } // only errors need it
 	op := p.req.Op
-	callOps := s.Layout == elfscan.LayoutCallOps
+	callOps := s.Layout.HasLiteral()
 	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
 		p.is.add(ErrState, name(), "state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", s.State, s.Slot1Word, s.Slot2Word)
 		return
@@ -563,7 +619,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			return
 		}
 		p.is.add(ErrMisaligned, name(), "literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			render.Place(p.rel, s.Section, s.Literal), elfscan.MisalignedHelp)
+			render.Place(p.rel, s.Section, s.Literal), elfscan.MisalignedAdvice(s))
 		return
 	}
 
@@ -628,7 +684,7 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 	}
 	rels, err := p.in.rel.relocsAt(s.SectionIndex, off)
 	if err != nil {
-		p.is.add(elfscan.ErrMalformed, "%s: %v", siteName(p.rel, s), err)
+		p.is.add(elfscan.ErrMalformed, siteName(p.rel, s), "%v", err)
 		return nil
 	}
 	for _, r := range rels {
@@ -655,6 +711,9 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 	if cur.same(want) {
 		return
 	}
+	if p.rel && s.Layout == elfscan.LayoutCallOps53 {
+		p.raiseAlign(s)
+	}
 	if cur.bytes != want.bytes {
 		p.out.Writes = append(p.out.Writes, Write{site: s, Slot: SlotLiteral, Old: cur.bytes, New: want.bytes})
 	}
@@ -662,6 +721,20 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.Literal,
 			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})
 	}
+}
+
+// raiseAlign plans sh_addralign 8 for s's section when it is lower, once.
+func (p *planner) raiseAlign(s *elfscan.Site) {
+	old := p.in.rel.sh[s.SectionIndex].Addralign
+	if old >= 8 {
+		return
+	}
+	for _, a := range p.out.Aligns {
+		if a.SectionIndex == s.SectionIndex {
+			return
+		}
+	}
+	p.out.Aligns = append(p.out.Aligns, Align{Section: s.Section, SectionIndex: s.SectionIndex, Old: old})
 }
 
 func (p *planner) setCall(s *elfscan.Site, want call) {

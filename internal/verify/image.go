@@ -52,6 +52,7 @@ type Image struct {
 	standinFunc uint64 // op->func of the stand-in op: a RET, hooked
 	standinOps  uint64 // the stand-in struct ftrace_ops: .quad standinFunc
 	ourTramp    uint64 // the tool's call-ops trampoline
+	ourTrampAlt uint64 // its second entry (encode.AltEntryName)
 	ourClassic  uint64 // the tool's classic trampoline, op = standinOps
 	sentinel    uint64 // X30 on entry: the traced function's parent
 	stackBase   uint64 // per-engine private stack (not in regions)
@@ -59,6 +60,11 @@ type Image struct {
 	trampName string // --trampoline as given
 	tramp     uint64 // where enabled BLs must go; 0 when unresolved
 	trampErr  string // why tramp is unresolved
+	// The trampoline's second entry, for 5,3 sites with BTI whose entry
+	// is 4 mod 8 (encode.LiteralOffsetAlt): resolved when such a site is
+	// enabled.
+	trampAlt    uint64
+	trampAltErr string
 
 	sites []site
 	funcs map[uint64]bool // op->func addresses to intercept
@@ -83,6 +89,7 @@ type site struct {
 	entry    uint64
 	callSite uint64
 	literal  uint64 // 0 for classic
+	spare    uint64 // call-ops-5-3: the spare word
 	op       uint64 // expected X2 at op->func; 0 when unknown
 	static   *Failure
 }
@@ -211,6 +218,11 @@ func (img *Image) addStandins() error {
 	}
 	if err := img.place(img.ourTramp, tr, offClassic-offTramp); err != nil {
 		return err
+	}
+	for _, e := range tr.Entries {
+		if e.Name == encode.AltEntryName(tr.Name) {
+			img.ourTrampAlt = img.ourTramp + 4*uint64(e.Index)
+		}
 	}
 	cl, err := encode.Trampoline(encode.TrampolineOptions{Classic: true, OpsSym: "verify_standin_ops"})
 	if err != nil {
