@@ -11,7 +11,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
-	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/input"
 )
 
 // expandInputs turns command-line arguments into the list of files to
@@ -36,7 +36,7 @@ func expandInputs(args []string) ([]string, error) {
 }
 
 func sniffELF(path string) (bool, error) {
-	isELF, _, err := elfscan.SniffELF(path)
+	isELF, _, err := input.Sniff(path)
 	return isELF, err
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/input"
 )
 
 // ScanOptions are the flags and arguments of `ftpatch scan`.
@@ -166,7 +167,7 @@ func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) erro
 }
 
 func scanJSONFile(path string, w io.Writer) (sites, problems int, err error) {
-	in, err := elfscan.OpenInput(path)
+	in, err := input.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -201,7 +202,7 @@ func (e errInputsFailed) Error() string {
 
 // scanOne scans a plain or compressed file.
 func scanOne(path string) (*elfscan.File, error) {
-	in, err := elfscan.OpenInput(path)
+	in, err := input.Open(path)
 	if err != nil {
 		return nil, err
 	}

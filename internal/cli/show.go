@@ -13,6 +13,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/input"
 )
 
 // ShowOptions are the flags of `ftpatch show`.
@@ -44,7 +45,7 @@ func runShow(opts *ShowOptions, io *IO) error {
 			return UsageErrorf("bad glob %q: %v", g, err)
 		}
 	}
-	in, err := elfscan.OpenInput(opts.File)
+	in, err := input.Open(opts.File)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}

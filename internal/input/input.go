@@ -1,241 +1,266 @@
-package elfscan
-
-// Inputs as distributions ship them: kernel modules are often compressed
-// (.ko.xz, .ko.zst, .ko.gz). Scan and verify read them through an Input,
-// which decompresses into memory behind a size cap; patch commands refuse
-// them (see RefuseCompressed), since they rewrite words in place.
+// Package input opens the files ftpatch reads. It owns one concern: turning
+// a path into the bytes of an ELF file, an io.ReaderAt with its size.
 //
-// The compression is recognised by its magic bytes, never by the file name
-// alone: a renamed module is still found, and a .gz that is not gzip is not
-// mistaken for one.
+//   - Only regular files are opened. A FIFO, socket or device is refused by
+//     name from its stat, before any open for reading (a FIFO would block
+//     forever); the open itself is non-blocking as a second guard.
+//   - Kernel modules are often compressed (.ko.xz, .ko.zst, .ko.gz). Scan and
+//     verify read them decompressed into memory behind a size cap (see
+//     SetMaxDecompressed); patch commands refuse them (RefuseCompressed),
+//     since they rewrite words in place.
+//   - The compression is recognised by its magic bytes, never by the file
+//     name: a renamed module is still found, and a .gz that is not gzip is not
+//     mistaken for one.
+//   - Decompression runs at the speed of the reference decoders: xz through
+//     liblzma when the binary was built with cgo and the library loads (it is
+//     dlopened on first use, so a binary without it still starts), else the
+//     pure-Go decoder; zstd and gzip through klauspost/compress. Decoders and
+//     buffers are pooled, so a folder of thousands of modules reuses a few.
+//   - A decompression bomb costs at most the cap plus a window (xz
+//     dictionary, zstd window: both checked before they are allocated) plus
+//     one output chunk: output is kept in chunks, never a buffer that doubles.
+//
+// Invariant: a File's bytes are exactly the file's (plain) or the
+// decompressed stream's (compressed); an error means no File.
+package input
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"sync/atomic"
+	"syscall"
 )
 
-// Compression formats, as reported by Input.Compression and SniffELF.
+// Compression formats, as reported by File.Compression and Sniff.
 const (
-	CompressionNone = ""
-	CompressionXZ   = "xz"
-	CompressionZstd = "zstd"
-	CompressionGzip = "gzip"
+	None = ""
+	XZ   = "xz"
+	Zstd = "zstd"
+	Gzip = "gzip"
 )
 
-// MaxDecompressed caps the decompressed size of one input (2 GiB): a kernel
-// image with debug info is ~300 MB, so anything larger is treated as a
-// decompression bomb.
-const MaxDecompressed int64 = 2 << 30
+// DefaultMaxDecompressed is the default cap on the decompressed size of one
+// input (2 GiB): a kernel image with debug info is ~300 MB, so anything
+// larger is treated as a decompression bomb.
+const DefaultMaxDecompressed int64 = 2 << 30
 
-// zstdMaxWindow caps the window a zstd frame may ask for (zstd --ultra -22
-// and --long=27 use 128 MiB); larger windows are refused before allocation.
-const zstdMaxWindow = 128 << 20
+var maxDecompressed atomic.Int64
+
+func init() { maxDecompressed.Store(DefaultMaxDecompressed) }
+
+// SetMaxDecompressed sets the cap Open applies to compressed inputs (the
+// --max-decompressed flag); n <= 0 restores the default.
+func SetMaxDecompressed(n int64) {
+	if n <= 0 {
+		n = DefaultMaxDecompressed
+	}
+	maxDecompressed.Store(n)
+}
+
+// MaxDecompressed returns the cap Open applies.
+func MaxDecompressed() int64 { return maxDecompressed.Load() }
 
 var (
 	// ErrCompressed is returned (via *CompressedError) when a command that
 	// rewrites files is given a compressed one.
 	ErrCompressed = errors.New("compressed input")
-	// ErrTooLarge is returned when an input decompresses to more than the cap.
+	// ErrTooLarge is returned when an input decompresses to more than the
+	// cap, or asks for a window (xz dictionary, zstd window) larger than the
+	// decoder allows.
 	ErrTooLarge = errors.New("decompressed size exceeds the limit")
 	// ErrCorrupt wraps every error from a decompressor: truncated or corrupt
 	// streams, bad checksums.
 	ErrCorrupt = errors.New("corrupt compressed data")
+	// ErrNotRegular is returned for a path that is not a regular file (a
+	// FIFO, socket, device or directory), which is never opened for reading.
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 var magics = []struct {
 	compression string
 	magic       []byte
 }{
-	{CompressionXZ, []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}},
-	{CompressionZstd, []byte{0x28, 0xB5, 0x2F, 0xFD}},
-	{CompressionGzip, []byte{0x1F, 0x8B}},
+	{XZ, []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}},
+	{Zstd, []byte{0x28, 0xB5, 0x2F, 0xFD}},
+	{Gzip, []byte{0x1F, 0x8B}},
 }
 
 // magicLen is how many leading bytes DetectCompression needs.
 const magicLen = 6
 
+// elfMagic starts every ELF file.
 var elfMagic = []byte{0x7F, 'E', 'L', 'F'}
 
 // DetectCompression returns the compression whose magic head starts with,
-// or CompressionNone.
+// or None.
 func DetectCompression(head []byte) string {
 	for _, m := range magics {
 		if bytes.HasPrefix(head, m.magic) {
 			return m.compression
 		}
 	}
-	return CompressionNone
+	return None
 }
 
-// Input is a file opened for reading, decompressed in memory when it is
+// File is a file opened for reading, decompressed in memory when it is
 // compressed. It is an io.ReaderAt over the (decompressed) ELF bytes.
-type Input struct {
+type File struct {
 	Path        string
-	Compression string // CompressionNone for a plain file
+	Compression string // None for a plain file
 	Size        int64  // size of the (decompressed) contents
 
 	r    io.ReaderAt
 	file *os.File // plain files: read in place, closed by Close
+	buf  *chunks  // compressed files: the decompressed bytes
 }
 
-// ReadAt reads from the decompressed contents.
-func (in *Input) ReadAt(p []byte, off int64) (int, error) { return in.r.ReadAt(p, off) }
+// ReadAt reads from the (decompressed) contents.
+func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.r.ReadAt(p, off) }
 
-// Close releases the file (plain inputs) or the buffer (compressed ones).
-func (in *Input) Close() error {
-	in.r = bytes.NewReader(nil)
-	if in.file != nil {
-		f := in.file
-		in.file = nil
-		return f.Close()
+// Close releases the file (plain inputs) or returns the decompressed bytes
+// to the pool (compressed ones). The File must not be read afterwards.
+func (f *File) Close() error {
+	f.r = bytes.NewReader(nil)
+	if f.buf != nil {
+		f.buf.release()
+		f.buf = nil
+	}
+	if f.file != nil {
+		file := f.file
+		f.file = nil
+		return file.Close()
 	}
 	return nil
 }
 
-// OpenInput opens path for reading. A plain file is read in place through
-// its *os.File (never read whole into memory); an xz, zstd or gzip file is
-// decompressed into memory, up to MaxDecompressed bytes. The caller closes
-// the Input. Errors do not repeat the path unless they come from the OS.
-func OpenInput(path string) (*Input, error) {
-	return openInput(path, MaxDecompressed)
+// Open opens path for reading. A plain file is read in place through its
+// *os.File (never read whole into memory); an xz, zstd or gzip file is
+// decompressed into memory, up to MaxDecompressed() bytes. A path that is not
+// a regular file is refused (ErrNotRegular) without being opened for
+// reading. The caller closes the File. Errors do not repeat the path unless
+// they come from the OS.
+func Open(path string) (*File, error) {
+	return OpenLimit(path, MaxDecompressed())
 }
 
-func openInput(path string, limit int64) (*Input, error) {
-	f, err := os.Open(path)
+// OpenLimit is Open with an explicit cap on the decompressed size.
+func OpenLimit(path string, limit int64) (*File, error) {
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
-	head := make([]byte, magicLen)
-	n, err := io.ReadFull(f, head)
+	var head [magicLen]byte
+	n, err := io.ReadFull(f, head[:])
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		f.Close()
 		return nil, err
 	}
 	c := DetectCompression(head[:n])
-	if c == CompressionNone {
+	if c == None {
 		st, err := f.Stat()
 		if err != nil {
 			f.Close()
 			return nil, err
 		}
-		return &Input{Path: path, Size: st.Size(), r: f, file: f}, nil
+		return &File{Path: path, Size: st.Size(), r: f, file: f}, nil
 	}
 	defer f.Close()
-	b, err := decompress(c, io.MultiReader(bytes.NewReader(head[:n]), f), limit)
+	buf, err := decompress(c, io.MultiReader(bytes.NewReader(head[:n]), f), limit)
 	if err != nil {
 		return nil, err
 	}
-	return &Input{Path: path, Compression: c, Size: int64(len(b)), r: bytes.NewReader(b)}, nil
+	return &File{Path: path, Compression: c, Size: buf.size, r: buf, buf: buf}, nil
 }
 
-// openBytes is OpenInput over bytes already in memory (fuzzing, tests).
-func openBytes(b []byte, limit int64) (*Input, error) {
+// openBytes is Open over bytes already in memory (fuzzing, tests).
+func openBytes(b []byte, limit int64) (*File, error) {
 	c := DetectCompression(b)
-	if c == CompressionNone {
-		return &Input{Size: int64(len(b)), r: bytes.NewReader(b)}, nil
+	if c == None {
+		return &File{Size: int64(len(b)), r: bytes.NewReader(b)}, nil
 	}
-	d, err := decompress(c, bytes.NewReader(b), limit)
+	buf, err := decompress(c, bytes.NewReader(b), limit)
 	if err != nil {
 		return nil, err
 	}
-	return &Input{Compression: c, Size: int64(len(d)), r: bytes.NewReader(d)}, nil
+	return &File{Compression: c, Size: buf.size, r: buf, buf: buf}, nil
 }
 
-// newDecoder returns a reader decompressing r in format c, and a function
-// releasing the decoder's resources.
-func newDecoder(c string, r io.Reader, limit int64) (io.Reader, func(), error) {
-	switch c {
-	case CompressionXZ:
-		d, err := xz.NewReader(r)
-		return d, func() {}, err
-	case CompressionZstd:
-		// One goroutine per decoder: callers already run files in parallel.
-		d, err := zstd.NewReader(r,
-			zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(zstdMaxWindow),
-			// MaxMemory also bounds the window; the output size itself is
-			// capped by decompress.
-			zstd.WithDecoderMaxMemory(uint64(max(limit, zstdMaxWindow))))
-		if err != nil {
-			return nil, func() {}, err
-		}
-		return d, d.Close, nil
-	case CompressionGzip:
-		d, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, func() {}, err
-		}
-		return d, func() { d.Close() }, nil
-	}
-	return nil, func() {}, fmt.Errorf("unknown compression %q", c)
-}
-
-// decompress reads all of r, compressed in format c, refusing more than
-// limit bytes of output.
-func decompress(c string, r io.Reader, limit int64) ([]byte, error) {
-	d, release, err := newDecoder(c, r, limit)
-	defer release()
+// openRegular opens path for reading if it is a regular file (symlinks
+// followed). The kind of file is checked from its stat before the open, so
+// a FIFO, socket or device is never opened; O_NONBLOCK guards the window
+// between the two (a FIFO swapped in would not block the open), and the
+// opened file is checked again.
+func openRegular(path string) (*os.File, error) {
+	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, c, err)
+		return nil, err
 	}
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(d, limit+1))
+	if err := checkRegular(st); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			return nil, fmt.Errorf("%w (%d bytes) or window too large: %s: %w", ErrTooLarge, limit, c, err)
-		}
-		return nil, fmt.Errorf("%w: %s at decompressed byte %d: %w", ErrCorrupt, c, n, err)
+		return nil, err
 	}
-	if n > limit {
-		return nil, fmt.Errorf("%w: %s data decompresses to more than %d bytes", ErrTooLarge, c, limit)
+	st, err = f.Stat()
+	if err == nil {
+		err = checkRegular(st)
 	}
-	return buf.Bytes(), nil
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
-// SniffELF reports whether the file at path is an ELF file, plain or
+// checkRegular returns an error wrapping ErrNotRegular that names the kind
+// of file, or nil for a regular file.
+func checkRegular(st fs.FileInfo) error {
+	m := st.Mode()
+	if m.IsRegular() {
+		return nil
+	}
+	kind := "a special file"
+	switch {
+	case m.IsDir():
+		kind = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&fs.ModeDevice != 0:
+		kind = "a block device"
+	}
+	return fmt.Errorf("is %s, %w: ftpatch reads only ELF files (plain or compressed)", kind, ErrNotRegular)
+}
+
+// Sniff reports whether the file at path is an ELF file, plain or
 // compressed, reading only its first bytes (for a compressed file: only a
 // small decompressed prefix). It is meant for directory walks: a file that
 // is not ELF, or whose compressed stream is unreadable, is (false, c, nil);
-// err is set only when the file cannot be read.
-func SniffELF(path string) (isELF bool, compression string, err error) {
-	f, err := os.Open(path)
+// err is set only when the file cannot be read (or is not a regular file).
+func Sniff(path string) (isELF bool, compression string, err error) {
+	f, err := openRegular(path)
 	if err != nil {
 		return false, "", err
 	}
 	defer f.Close()
-	head := make([]byte, magicLen)
-	n, err := io.ReadFull(f, head)
+	var head [magicLen]byte
+	n, err := io.ReadFull(f, head[:])
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return false, "", err
 	}
-	head = head[:n]
-	c := DetectCompression(head)
-	if c == CompressionNone {
-		return bytes.HasPrefix(head, elfMagic), c, nil
+	c := DetectCompression(head[:n])
+	if c == None {
+		return bytes.HasPrefix(head[:n], elfMagic), c, nil
 	}
-	return sniffCompressed(c, io.MultiReader(bytes.NewReader(head), f)), c, nil
-}
-
-// sniffCompressed decompresses just enough of r to see the ELF magic.
-func sniffCompressed(c string, r io.Reader) bool {
-	d, release, err := newDecoder(c, r, MaxDecompressed)
-	defer release()
-	if err != nil {
-		return false
-	}
-	got := make([]byte, len(elfMagic))
-	if _, err := io.ReadFull(d, got); err != nil {
-		return false
-	}
-	return bytes.Equal(got, elfMagic)
+	return sniffCompressed(c, io.MultiReader(bytes.NewReader(head[:n]), f)), c, nil
 }
 
 // CompressedError says that a command that rewrites files was given a
@@ -257,31 +282,32 @@ func (e *CompressedError) Is(target error) bool { return target == ErrCompressed
 
 func decompressCommand(c string) string {
 	switch c {
-	case CompressionXZ:
+	case XZ:
 		return "xz -d"
-	case CompressionZstd:
+	case Zstd:
 		return "zstd -d --rm"
-	case CompressionGzip:
+	case Gzip:
 		return "gzip -d"
 	}
 	return "decompress"
 }
 
 // RefuseCompressed returns a *CompressedError when the file at path starts
-// with a compression magic, nil for a plain file, and the OS error when it
-// cannot be read. Patch commands call it before opening a file for writing.
+// with a compression magic, nil for a plain file, and an error when it
+// cannot be read or is not a regular file. Patch commands call it before
+// opening a file for writing.
 func RefuseCompressed(path string) error {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	head := make([]byte, magicLen)
-	n, err := io.ReadFull(f, head)
+	var head [magicLen]byte
+	n, err := io.ReadFull(f, head[:])
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return err
 	}
-	if c := DetectCompression(head[:n]); c != CompressionNone {
+	if c := DetectCompression(head[:n]); c != None {
 		return &CompressedError{Path: path, Compression: c}
 	}
 	return nil

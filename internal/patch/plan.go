@@ -11,6 +11,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/input"
 )
 
 // Input is a file opened for patching: its scan, and for ET_REL its raw
@@ -28,7 +29,7 @@ type Input struct {
 // Open opens and scans the file at path. Compressed inputs are refused:
 // the patch commands rewrite files in place.
 func Open(path string) (*Input, error) {
-	if err := elfscan.RefuseCompressed(path); err != nil {
+	if err := input.RefuseCompressed(path); err != nil {
 		return nil, err
 	}
 	fd, ef, err := elfscan.Open(path)

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/input"
 )
 
 // cowBudget bounds the bytes of private region copies all intermediate
@@ -70,7 +71,7 @@ func RunIntermediates(r *AgainstReport, opts Options) error {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
 	}
-	oin, err := elfscan.OpenInput(r.Orig)
+	oin, err := input.Open(r.Orig)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", r.Orig, err)
 	}
@@ -83,7 +84,7 @@ func RunIntermediates(r *AgainstReport, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("file %s: %w", r.Orig, err)
 	}
-	pin, err := elfscan.OpenInput(r.File)
+	pin, err := input.Open(r.File)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", r.File, err)
 	}

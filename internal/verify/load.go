@@ -7,6 +7,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
@@ -16,7 +17,7 @@ const DefaultTrampoline = "ftrace_caller"
 // Load scans the file at path and lays it out for emulation: see Image.
 // The caller closes the Image.
 func Load(path string, opts Options) (*Image, error) {
-	in, err := elfscan.OpenInput(path)
+	in, err := input.Open(path)
 	if err != nil {
 		return nil, err
 	}
