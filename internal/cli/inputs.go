@@ -4,36 +4,51 @@ package cli
 // parallel and reported in a deterministic order.
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/input"
 )
 
 // expandInputs turns command-line arguments into the list of files to
 // process:
-//   - a file argument is kept as given, even when it is not ELF or does not
-//     exist: the command reports it;
+//   - a file argument is kept as given, even when it is not ELF, does not
+//     exist or is a special file: the command reports it (input.Open refuses
+//     FIFOs, sockets and devices by name without opening them for reading);
 //   - a directory argument (or a symlink to one) is recursed: the ELF files
 //     in it, plain or compressed (recognised by their magic, not their name),
 //     are kept and every other file is skipped silently. Symlinks inside it
 //     to files are kept when their target is ELF; symlinks to directories are
 //     not followed (no loops, no escaping the tree); broken ones are skipped.
+//     Special files in it are skipped without being opened.
+//   - a file in a directory whose first bytes cannot be read is kept: the
+//     command reports it on its own line (a file that might be ELF is never
+//     dropped silently) and still reports the others;
+//   - a directory with no ELF file in it is an error naming it (exit 2): a
+//     check that looked at nothing must not pass;
 //   - order: argument order, and within a directory a depth-first walk in
 //     lexical order;
 //   - a file reached twice (same cleaned path, or a symlink and its target)
 //     is kept once, where it is first seen.
 //
-// A directory that cannot be read, or a file in one whose first bytes cannot
-// be read, is an error naming it: a file that might be ELF is never dropped
-// silently.
+// A directory that cannot be read is an error naming it.
 func expandInputs(args []string) ([]string, error) {
 	return walker{readDir: os.ReadDir, sniff: sniffELF}.expand(args)
 }
+
+// errNoELF: a folder argument holds no ELF file.
+var errNoELF = errors.New("no ELF file in it (plain, or compressed with xz, zstd or gzip)")
 
 func sniffELF(path string) (bool, error) {
 	isELF, _, err := input.Sniff(path)
@@ -71,23 +86,21 @@ func (w walker) expand(args []string) ([]string, error) {
 			isELF bool
 			err   error
 		}
-		var firstErr error
+		found := 0
 		forEachOrdered(len(candidates), runtime.GOMAXPROCS(0),
 			func(i int) sniffed {
 				ok, err := w.sniff(candidates[i])
 				return sniffed{ok, err}
 			},
 			func(i int, r sniffed) {
-				switch {
-				case firstErr != nil:
-				case r.err != nil:
-					firstErr = fmt.Errorf("reading %s: %w", candidates[i], r.err)
-				case r.isELF:
+				// Unreadable: kept, for the command to report.
+				if r.isELF || r.err != nil {
 					keep(candidates[i])
+					found++
 				}
 			})
-		if firstErr != nil {
-			return nil, firstErr
+		if found == 0 {
+			return nil, fmt.Errorf("folder %s: %w", arg, errNoELF)
 		}
 	}
 	return out, nil
@@ -190,4 +203,86 @@ func forEachOrdered[T any](n, workers int, work func(i int) T, emit func(i int, 
 		emit(i, r)
 		<-tokens
 	}
+}
+
+// addMaxDecompressedFlag adds --max-decompressed to a command that reads
+// inputs (scan, verify, show): the cap on one compressed input's
+// decompressed size, applied before the command runs.
+func addMaxDecompressedFlag(cmd *cobra.Command) {
+	v := &sizeFlag{n: input.DefaultMaxDecompressed}
+	cmd.Flags().Var(v, "max-decompressed",
+		"refuse a compressed input that decompresses to more than `SIZE` bytes (suffix K, M, G: powers of 1024)")
+	prev := cmd.PreRunE
+	cmd.PreRunE = func(c *cobra.Command, args []string) error {
+		input.SetMaxDecompressed(v.n)
+		if prev != nil {
+			return prev(c, args)
+		}
+		return nil
+	}
+}
+
+// sizeFlag is a byte count given as digits with an optional K, M or G
+// suffix (powers of 1024; KiB, MiB, GiB and a trailing B accepted).
+type sizeFlag struct{ n int64 }
+
+func (s *sizeFlag) String() string { return formatSize(s.n) }
+func (s *sizeFlag) Type() string   { return "size" }
+
+func (s *sizeFlag) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	s.n = n
+	return nil
+}
+
+func parseSize(v string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(v))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	shift := 0
+	if k := len(t); k > 0 {
+		switch t[k-1] {
+		case 'K':
+			shift = 10
+		case 'M':
+			shift = 20
+		case 'G':
+			shift = 30
+		case 'T':
+			shift = 40
+		}
+		if shift > 0 {
+			t = t[:k-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("bad size %q: want a positive number of bytes, optionally with K, M or G (e.g. 512M, 4G)", v)
+	}
+	return n << shift, nil
+}
+
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		s     string
+		shift uint
+	}{{"G", 30}, {"M", 20}, {"K", 10}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// writeJSONError writes the --json line of a file that could not be read:
+// {"file": PATH, "error": MESSAGE}.
+func writeJSONError(w io.Writer, path string, err error) error {
+	b, _ := json.Marshal(struct {
+		File  string `json:"file"`
+		Error string `json:"error"`
+	}{path, err.Error()})
+	_, werr := w.Write(append(b, '\n'))
+	return werr
 }

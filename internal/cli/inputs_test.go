@@ -2,19 +2,24 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"net"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 // elfBytes is enough of an ELF file for a magic-based walk.
@@ -218,6 +223,7 @@ func TestExpandInputsPermissionDenied(t *testing.T) {
 		}
 	})
 	t.Run("injected unreadable file", func(t *testing.T) {
+		// Kept, for the command to report, and the others are still there.
 		bad := filepath.Join(root, "mm", "slab.o")
 		w := walker{readDir: os.ReadDir, sniff: func(p string) (bool, error) {
 			if p == bad {
@@ -225,9 +231,10 @@ func TestExpandInputsPermissionDenied(t *testing.T) {
 			}
 			return sniffELF(p)
 		}}
-		_, err := w.expand([]string{root})
-		if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), bad) {
-			t.Errorf("error = %v, want permission denied naming %s", err, bad)
+		got, err := w.expand([]string{root})
+		want, _ := expandInputs([]string{root})
+		if err != nil || !slices.Equal(got, want) || !slices.Contains(got, bad) {
+			t.Errorf("expand = %q, %v; want %q (with %s)", rel(root, got), err, rel(root, want), bad)
 		}
 	})
 	t.Run("chmod", func(t *testing.T) {
@@ -306,5 +313,113 @@ func TestForEachOrderedParallelAndBounded(t *testing.T) {
 	}
 	if maxAhead.Load() >= 2*workers {
 		t.Errorf("work ran %d items ahead of emit, want < %d", maxAhead.Load(), 2*workers)
+	}
+}
+
+// A folder with no ELF file in it is an error naming it: a check over
+// nothing must not pass.
+func TestExpandInputsNoELF(t *testing.T) {
+	for name, files := range map[string]map[string][]byte{
+		"empty":        {},
+		"no elf":       {"a.txt": []byte("hello\n"), "sub/b.gz": compressed(t, "gz", []byte("text"))},
+		"broken xz":    {"m.ko.xz": {0xFD, '7', 'z', 'X', 'Z', 0, 1, 2, 3}},
+		"special only": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := tree(t, files)
+			if name == "special only" {
+				if err := syscall.Mkfifo(filepath.Join(root, "fifo.ko"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := expandInputs([]string{root})
+			if !errors.Is(err, errNoELF) || !strings.Contains(err.Error(), root) {
+				t.Fatalf("expandInputs = %q, %v; want an error naming %s", got, err, root)
+			}
+			_, _, err = scanRun(t, ScanOptions{Check: true, Files: []string{root}})
+			if exitCode(err) != ExitInput {
+				t.Errorf("scan --check: err %v (exit %d), want exit 2", err, exitCode(err))
+			}
+		})
+	}
+}
+
+// FIFOs, sockets and devices: skipped in a folder, refused by name as an
+// argument, never opened for reading (a FIFO with no writer would block
+// the open, and so the test, forever).
+func TestSpecialFiles(t *testing.T) {
+	obj := testutil.Fixtures(t, "gcc-callops-bti-obj.o")[0]
+	b, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree(t, map[string][]byte{"a.o": b})
+	fifo := filepath.Join(root, "fifo.ko")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(root, "sock.ko")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got, err := expandInputs([]string{root})
+	if err != nil || !slices.Equal(rel(root, got), []string{"a.o"}) {
+		t.Fatalf("expandInputs = %q, %v; want [a.o]", rel(root, got), err)
+	}
+	for _, tc := range []struct{ path, kind string }{
+		{fifo, "named pipe"}, {sock, "socket"}, {"/dev/null", "character device"},
+	} {
+		for _, json := range []bool{false, true} {
+			stdout, stderr, err := scanRun(t, ScanOptions{JSON: json, Files: []string{tc.path}})
+			msg := stderr
+			if json {
+				msg = stdout
+			}
+			if exitCode(err) != ExitInput || !strings.Contains(msg, tc.path) || !strings.Contains(msg, tc.kind) {
+				t.Errorf("scan (json %v) %s: err %v, stdout %q, stderr %q; want exit 2 naming it a %s", json, tc.path, err, stdout, stderr, tc.kind)
+			}
+		}
+		var out, errb bytes.Buffer
+		err := runVerify(&VerifyOptions{Jobs: 1, Files: []string{tc.path}}, &IO{Out: &out, Err: &errb})
+		if exitCode(err) != ExitInput || !strings.Contains(err.Error(), tc.kind) {
+			t.Errorf("verify %s: err %v; want exit 2 naming it a %s", tc.path, err, tc.kind)
+		}
+	}
+}
+
+// In a folder, a file that cannot be scanned is reported on its own line
+// (JSON: {"file", "error"}; text: stderr) and the others still are.
+func TestScanFolderReportsEachFile(t *testing.T) {
+	obj := testutil.Fixtures(t, "gcc-callops-bti-obj.o")[0]
+	b, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree(t, map[string][]byte{"a.o": b, "b.o": elfBytes, "c.o": b})
+	stdout, stderr, err := scanRun(t, ScanOptions{JSON: true, Files: []string{root}})
+	if exitCode(err) != ExitInput || stderr != "" {
+		t.Fatalf("err %v (exit %d), stderr %q; want exit 2 and nothing on stderr", err, exitCode(err), stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3:\n%s", len(lines), stdout)
+	}
+	for i, name := range []string{"a.o", "b.o", "c.o"} {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &m); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		_, hasErr := m["error"]
+		_, hasSites := m["sites"]
+		if m["file"] != filepath.Join(root, name) || hasErr != (name == "b.o") || hasSites == (name == "b.o") {
+			t.Errorf("line %d = %s; want %s with %s", i, lines[i], name, map[bool]string{true: "an error", false: "its sites"}[name == "b.o"])
+		}
+	}
+	stdout, stderr, err = scanRun(t, ScanOptions{Files: []string{root}})
+	if exitCode(err) != ExitInput || !strings.Contains(stderr, filepath.Join(root, "b.o")) ||
+		strings.Count(stdout, "REL, ") != 2 {
+		t.Errorf("text: err %v, stderr %q, stdout:\n%s\nwant b.o on stderr and a.o, c.o on stdout", err, stderr, stdout)
 	}
 }

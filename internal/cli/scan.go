@@ -54,6 +54,7 @@ read is reported on stderr and makes the exit status 2.`,
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per file per line")
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
 	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.GOMAXPROCS(0), "scan up to `N` files at once")
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
@@ -98,6 +99,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 		func(i int, r scanResult) {
 			if r.err != nil {
 				inputErrs = append(inputErrs, r.err)
+				if opts.JSON {
+					// Its own line, as verify --json does.
+					if writeErr == nil {
+						writeErr = writeJSONError(out, files[i], r.err)
+					}
+					return
+				}
 				// Keep stdout and stderr in order for a reader of both.
 				out.Flush()
 				fmt.Fprintf(io.Err, "%v\n", r.err)
@@ -151,7 +159,13 @@ func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) erro
 	ferr := out.Flush()
 	if err != nil && w.err == nil {
 		// The file's own error: ScanJSON found it before writing.
-		fmt.Fprintf(io.Err, "file %s: %v\n", path, err)
+		werr := writeJSONError(out, path, fmt.Errorf("file %s: %w", path, err))
+		if werr == nil {
+			werr = out.Flush()
+		}
+		if werr != nil {
+			return fmt.Errorf("writing output: %w", werr)
+		}
 		return errInputsFailed{1}
 	}
 	if err == nil {

@@ -83,6 +83,7 @@ file's. Exit 1 when a site fails, 2 on input errors.`,
 	f.StringVar(&opts.Against, "against", "", "also check that FILE differs from `ORIG` only in live-safe site changes")
 	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "parallel workers (`N`)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the random register values")
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
