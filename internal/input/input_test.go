@@ -119,6 +119,12 @@ var toolCommands = []struct {
 }
 
 func TestOpenInputRoundTripTools(t *testing.T) {
+	// xz through liblzma and through the pure-Go decoder.
+	withGoXZ(t, false, testRoundTripTools)
+	withGoXZ(t, true, testRoundTripTools)
+}
+
+func testRoundTripTools(t *testing.T) {
 	elfs := testELFs(t)
 	for _, tc := range toolCommands {
 		tool := testutil.NeedTool(t, tc.name)
