@@ -10,7 +10,7 @@ import (
 
 // gcFloor is the heap size under which the collector does not run; see
 // tuneGC.
-const gcFloor = 40 << 20
+const gcFloor = 32 << 20
 
 // tuneGC sets the garbage collector for a short-lived process that may also
 // walk a folder of thousands of files, unless the user set GOGC or
