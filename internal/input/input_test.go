@@ -119,12 +119,6 @@ var toolCommands = []struct {
 }
 
 func TestOpenInputRoundTripTools(t *testing.T) {
-	// xz through liblzma and through the pure-Go decoder.
-	withGoXZ(t, false, testRoundTripTools)
-	withGoXZ(t, true, testRoundTripTools)
-}
-
-func testRoundTripTools(t *testing.T) {
 	elfs := testELFs(t)
 	for _, tc := range toolCommands {
 		tool := testutil.NeedTool(t, tc.name)
@@ -144,13 +138,22 @@ func testRoundTripTools(t *testing.T) {
 				if err := os.WriteFile(path, compressed, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				checkInput(t, path, tc.compression, want)
 				// By magic, not by name.
 				renamed := filepath.Join(dir, "renamed.ko")
-				if err := os.Rename(path, renamed); err != nil {
+				if err := os.Link(path, renamed); err != nil {
 					t.Fatal(err)
 				}
-				checkInput(t, renamed, tc.compression, want)
+				check := func(t *testing.T) {
+					checkInput(t, path, tc.compression, want)
+					checkInput(t, renamed, tc.compression, want)
+				}
+				if tc.compression != XZ {
+					check(t)
+					return
+				}
+				// Through liblzma and through the pure-Go decoder.
+				withGoXZ(t, false, check)
+				withGoXZ(t, true, check)
 			})
 		}
 	}
