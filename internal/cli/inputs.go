@@ -65,21 +65,20 @@ type walker struct {
 func (w walker) expand(args []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
-	keep := func(path string) {
-		k := identity(path)
-		if !seen[k] {
-			seen[k] = true
+	keep := func(path, key string) {
+		if !seen[key] {
+			seen[key] = true
 			out = append(out, path)
 		}
 	}
 	for _, arg := range args {
 		st, err := os.Stat(arg)
 		if err != nil || !st.IsDir() {
-			keep(arg)
+			keep(arg, identity(arg))
 			continue
 		}
-		var candidates []string
-		if err := w.walk(arg, &candidates); err != nil {
+		var candidates []candidate
+		if err := w.walk(arg, identity(arg), &candidates); err != nil {
 			return nil, err
 		}
 		type sniffed struct {
@@ -89,13 +88,13 @@ func (w walker) expand(args []string) ([]string, error) {
 		found := 0
 		forEachOrdered(len(candidates), runtime.GOMAXPROCS(0),
 			func(i int) sniffed {
-				ok, err := w.sniff(candidates[i])
+				ok, err := w.sniff(candidates[i].path)
 				return sniffed{ok, err}
 			},
 			func(i int, r sniffed) {
 				// Unreadable: kept, for the command to report.
 				if r.isELF || r.err != nil {
-					keep(candidates[i])
+					keep(candidates[i].path, candidates[i].key)
 					found++
 				}
 			})
@@ -106,26 +105,31 @@ func (w walker) expand(args []string) ([]string, error) {
 	return out, nil
 }
 
+// candidate is a file found in a folder, and its identity (see identity).
+type candidate struct{ path, key string }
+
 // walk appends to files, in lexical depth-first order, every regular file
 // under dir and every symlink under it that resolves to a regular file.
-func (w walker) walk(dir string, files *[]string) error {
+// dirKey is dir's identity: a file's is dirKey/name, without resolving the
+// path again for each file (directory symlinks are not followed).
+func (w walker) walk(dir, dirKey string, files *[]candidate) error {
 	entries, err := w.readDir(dir)
 	if err != nil {
 		return fmt.Errorf("reading directory %s: %w", dir, err)
 	}
 	for _, e := range entries { // os.ReadDir sorts by name
-		path := filepath.Join(dir, e.Name())
+		path, key := filepath.Join(dir, e.Name()), filepath.Join(dirKey, e.Name())
 		switch t := e.Type(); {
 		case t.IsDir():
-			if err := w.walk(path, files); err != nil {
+			if err := w.walk(path, key, files); err != nil {
 				return err
 			}
 		case t.IsRegular():
-			*files = append(*files, path)
+			*files = append(*files, candidate{path, key})
 		case t&fs.ModeSymlink != 0:
 			// Follow to files only; a dangling link or a loop is skipped.
 			if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-				*files = append(*files, path)
+				*files = append(*files, candidate{path, identity(path)})
 			}
 		}
 		// Devices, pipes and sockets are never ELF files.
