@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
@@ -421,5 +423,66 @@ func TestScanFolderReportsEachFile(t *testing.T) {
 	if exitCode(err) != ExitInput || !strings.Contains(stderr, filepath.Join(root, "b.o")) ||
 		strings.Count(stdout, "REL, ") != 2 {
 		t.Errorf("text: err %v, stderr %q, stdout:\n%s\nwant b.o on stderr and a.o, c.o on stdout", err, stderr, stdout)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"1": 1, "4096": 4096, "1K": 1 << 10, "1k": 1 << 10, "512M": 512 << 20, "512MiB": 512 << 20,
+		"2G": 2 << 30, "2GB": 2 << 30, "1T": 1 << 40,
+	} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1", "1.5G", "G", "1X", "99999999999T"} {
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
+		}
+	}
+	for _, n := range []int64{1, 1000, 1 << 10, 3 << 20, 2 << 30} {
+		if got, err := parseSize(formatSize(n)); err != nil || got != n {
+			t.Errorf("parseSize(formatSize(%d) = %q) = %d, %v", n, formatSize(n), got, err)
+		}
+	}
+}
+
+// --max-decompressed: a compressed module over the cap is refused (exit 2,
+// naming the flag), and the next run without the flag has the default cap.
+func TestMaxDecompressedFlag(t *testing.T) {
+	obj := testutil.Fixtures(t, "gcc-callops-bti-module.ko")[0]
+	b, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.ko.zst")
+	if err := os.WriteFile(path, compressed(t, "zst", b), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer input.SetMaxDecompressed(0)
+	run := func(args ...string) (stdout, stderr string, err error) {
+		var out, errb bytes.Buffer
+		root := NewRoot(&IO{Out: &out, Err: &errb})
+		root.SetArgs(args)
+		root.SetOut(&errb)
+		root.SetErr(&errb)
+		_, err = root.ExecuteC()
+		return out.String(), errb.String(), err
+	}
+	for _, cmd := range []string{"scan", "verify", "show"} {
+		_, stderr, err := run(cmd, "--max-decompressed", "1K", path)
+		msg := stderr
+		if err != nil {
+			msg += err.Error()
+		}
+		if exitCode(err) != ExitInput || !strings.Contains(msg, "more than 1024 bytes") || !strings.Contains(msg, "--max-decompressed") {
+			t.Errorf("%s --max-decompressed 1K: exit %d, %q; want exit 2 naming the cap and the flag", cmd, exitCode(err), msg)
+		}
+	}
+	if out, _, err := run("scan", path); err != nil || !strings.Contains(out, "sites") {
+		t.Errorf("scan without the flag after one with it: %v\n%s", err, out)
+	}
+	if out, _, err := run("scan", "--max-decompressed", strconv.Itoa(len(b)), path); err != nil || !strings.Contains(out, "sites") {
+		t.Errorf("scan --max-decompressed %d (the exact size): %v\n%s", len(b), err, out)
 	}
 }
