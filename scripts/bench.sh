@@ -108,8 +108,9 @@ median() {
 	sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'
 }
 
-# measure CMD: runs the shell command CMD once (stdout discarded) and prints
-# "wall cpu maxrss_kib". Fails if CMD fails.
+# measure CMD: runs the shell command CMD (stdout discarded) and prints
+# "wall cpu maxrss_kib", cpu being user + sys and maxrss the largest of
+# CMD's processes. Fails if CMD fails.
 measure() {
 	local f
 	f=$(mktemp)
@@ -128,7 +129,8 @@ summary=()
 header() { printf "$fmt" benchmark ftpatch baseline ratio "peak RSS"; }
 
 # pair NAME METRIC A B: one row from REPS interleaved pairs of the shell
-# commands A (ftpatch) and B (baseline, may be empty), METRIC cpu or wall.
+# commands A (ftpatch) and B (baseline, may be empty), METRIC cpu or wall;
+# times are per run of the command.
 # Prints the medians of A and B, the median of the per-pair ratios and A's
 # largest peak memory. Sets last_ratio, last_a (median of A) and last_rss
 # (MiB); last_ratio is empty when a command failed or there is no B.
@@ -138,19 +140,28 @@ pair() {
 	col=2
 	[[ $metric == wall ]] && col=1
 	last_ratio= last_a= last_rss=
-	if ! measure "$a" >/dev/null || { [[ -n $b ]] && ! measure "$b" >/dev/null; }; then
+	# Warm-up, which also sizes the repetitions: /usr/bin/time counts in
+	# hundredths of a second, so a command shorter than ~0.3 s runs n times
+	# in a loop per measurement (both commands of the pair alike) and the
+	# times are divided by n.
+	if ! ra=$(measure "$a") || { [[ -n $b ]] && ! rb=$(measure "$b"); }; then
 		printf "$fmt" "$name" FAILED - - -
 		echo "bench: failed: $a / $b" >&2
 		failed=1
 		return
 	fi
+	local n shortest
+	shortest=$(cut -d' ' -f1 <<<"$ra")
+	[[ -n $b ]] && shortest=$(awk -v x="$shortest" -v y="$(cut -d' ' -f1 <<<"$rb")" 'BEGIN { print (y < x ? y : x) }')
+	n=$(awk -v w="$shortest" 'BEGIN { n = (w >= 0.3 ? 1 : int(0.3 / (w > 0.005 ? w : 0.005)) + 1); print (n > 60 ? 60 : n) }')
+	local la="for ((k = 0; k < $n; k++)); do $a || exit 1; done" lb="for ((k = 0; k < $n; k++)); do $b || exit 1; done"
 	for ((i = 0; i < REPS; i++)); do
-		ra=$(measure "$a") || { failed=1; printf "$fmt" "$name" FAILED - - -; return; }
-		ta+=("$(cut -d' ' -f$col <<<"$ra")")
+		ra=$(measure "$la") || { failed=1; printf "$fmt" "$name" FAILED - - -; return; }
+		ta+=("$(awk -v t="$(cut -d' ' -f$col <<<"$ra")" -v n="$n" 'BEGIN { printf "%.4f", t / n }')")
 		rss=$(awk -v a="$rss" -v b="$(cut -d' ' -f3 <<<"$ra")" 'BEGIN { print (b > a ? b : a) }')
 		[[ -z $b ]] && continue
-		rb=$(measure "$b") || { failed=1; printf "$fmt" "$name" - FAILED - -; return; }
-		tb+=("$(cut -d' ' -f$col <<<"$rb")")
+		rb=$(measure "$lb") || { failed=1; printf "$fmt" "$name" - FAILED - -; return; }
+		tb+=("$(awk -v t="$(cut -d' ' -f$col <<<"$rb")" -v n="$n" 'BEGIN { printf "%.4f", t / n }')")
 		ratios+=("$(awk -v x="${ta[-1]}" -v y="${tb[-1]}" 'BEGIN { printf "%.4f", (y > 0 ? x / y : 0) }')")
 	done
 	last_a=$(printf '%s\n' "${ta[@]}" | median)

@@ -10,6 +10,7 @@ PACKAGES=(
 	libc6-dev-arm64-cross                            # arm64 libc headers (a gcc Recommends)
 	clang lld llvm                                   # the Clang fixtures
 	libunicorn-dev pkg-config                        # cgo: verify's CPU emulator
+	liblzma-dev                                      # cgo: xz through liblzma (headers; dlopened at run time)
 	qemu-user                                        # running patched programs
 	xz-utils zstd gzip                               # compressed modules
 	time                                             # /usr/bin/time for make bench
