@@ -30,20 +30,24 @@ var (
 // loadLzma dlopens liblzma once: the SONAME of Debian's liblzma5, then the
 // unversioned name liblzma-dev installs.
 func loadLzma() error {
-	lzmaOnce.Do(func() {
-		var msgs []string
-		for _, name := range []string{"liblzma.so.5", "liblzma.so"} {
-			cs := C.CString(name)
-			e := C.ftp_lzma_load(cs)
-			C.free(unsafe.Pointer(cs))
-			if e == nil {
-				return
-			}
-			msgs = append(msgs, C.GoString(e))
-		}
-		lzmaErr = fmt.Errorf("cannot load liblzma (Debian package liblzma5): %s", strings.Join(msgs, "; "))
-	})
+	lzmaOnce.Do(func() { lzmaErr = loadLzmaFrom("liblzma.so.5", "liblzma.so") })
 	return lzmaErr
+}
+
+// loadLzmaFrom tries names in order; on failure the functions loaded before
+// (if any) stay.
+func loadLzmaFrom(names ...string) error {
+	var msgs []string
+	for _, name := range names {
+		cs := C.CString(name)
+		e := C.ftp_lzma_load(cs)
+		C.free(unsafe.Pointer(cs))
+		if e == nil {
+			return nil
+		}
+		msgs = append(msgs, C.GoString(e))
+	}
+	return fmt.Errorf("cannot load liblzma (Debian package liblzma5): %s", strings.Join(msgs, "; "))
 }
 
 // lzmaDecoder decodes xz through liblzma: one C call per refill of the
