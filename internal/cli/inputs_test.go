@@ -388,6 +388,16 @@ func TestSpecialFiles(t *testing.T) {
 		if exitCode(err) != ExitInput || !strings.Contains(err.Error(), tc.kind) {
 			t.Errorf("verify %s: err %v; want exit 2 naming it a %s", tc.path, err, tc.kind)
 		}
+		for _, args := range [][]string{{"init"}, {"enable", "--init", "--ops", "0x10"}, {"disable"}, {"show"}} {
+			root := NewRoot(&IO{Out: &out, Err: &errb})
+			root.SetArgs(append(args, tc.path))
+			root.SetOut(&errb)
+			root.SetErr(&errb)
+			_, err := root.ExecuteC()
+			if exitCode(err) != ExitInput || err == nil || !strings.Contains(err.Error(), tc.kind) {
+				t.Errorf("%s %s: err %v; want exit 2 naming it a %s", args[0], tc.path, err, tc.kind)
+			}
+		}
 	}
 }
 
