@@ -1,33 +1,35 @@
 package cli
 
 import (
-	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 )
 
-// gcFloor is the heap size under which the collector does not run; see
-// tuneGC.
-const gcFloor = 32 << 20
+const (
+	// gcFloor is the heap size at which the collector runs while little
+	// stays live; see tuneGC.
+	gcFloor = 24 << 20
+	// gcBig is where it runs while much stays live (a kernel image's scan or
+	// patch plan): at least twice what is live.
+	gcBig = 256 << 20
+)
 
 // tuneGC sets the garbage collector for a short-lived process that may also
 // walk a folder of thousands of files, unless the user set GOGC or
-// GOMEMLIMIT:
-//   - below gcFloor of heap, no pacing: the collector runs only when the
-//     heap reaches gcFloor (a memory limit with GOGC off). A single file's
-//     scan stays live until its output is written, and the default pacer
-//     would collect it over and over for nothing (about a third of
-//     `scan --json` of a small kernel image);
-//   - a folder walk keeps little live (the files in flight), so each
-//     collection at gcFloor frees almost everything: peak memory stays near
-//     gcFloor whatever the number of files, instead of growing with all
-//     ever allocated;
-//   - once a collection finds more than half of gcFloor still live (a large
-//     kernel image, a patch plan of 200k sites), a floor that low would
-//     collect continuously: the default pacing (GOGC=100) takes over for
-//     the rest of the run.
+// GOMEMLIMIT. There is no pacing (GOGC off); the collector runs when the
+// heap reaches a limit, which is set again after each collection from what
+// it left live:
+//   - little live (at most half of gcFloor: a folder walk holds only the
+//     files in flight): the limit is gcFloor, so peak memory stays near it
+//     whatever the number of files, instead of growing with all ever
+//     allocated;
+//   - more live (one large file, whose scan or plan stays live until its
+//     output is written): the limit is gcBig, or twice what is live. The
+//     default pacer would collect such a heap over and over for nothing
+//     (about a third of `scan --json` of a small kernel image, twice the
+//     cpu of `enable --init`).
 func tuneGC() {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
@@ -38,29 +40,32 @@ func tuneGC() {
 }
 
 // gcSentinel is allocated for its finalizer, which runs after each
-// collection that found it unreachable.
-type gcSentinel struct{ _ [16]byte }
+// collection (the one that finds it unreachable).
+type gcSentinel struct{ _ [32]byte }
 
-// watchGC runs pacingAfterGC after the next collection, and again after
-// each until pacing is switched on.
+// watchGC sets the limit after the next collection, and after each one.
 func watchGC() {
 	runtime.SetFinalizer(new(gcSentinel), func(*gcSentinel) {
-		if !pacingAfterGC() {
-			watchGC()
-		}
+		debug.SetMemoryLimit(gcLimit(liveHeap()))
+		watchGC()
 	})
+}
+
+// gcLimit is the heap limit for a heap with live bytes live.
+func gcLimit(live int64) int64 {
+	if live <= gcFloor/2 {
+		return gcFloor
+	}
+	return max(gcBig, 2*live)
 }
 
 var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 
-// pacingAfterGC switches to the default pacing when the last collection
-// left more than half of gcFloor live, and reports whether it did.
-func pacingAfterGC() bool {
+// liveHeap is what the last collection left live.
+func liveHeap() int64 {
 	metrics.Read(liveSample)
-	if v := liveSample[0].Value; v.Kind() != metrics.KindUint64 || v.Uint64() <= gcFloor/2 {
-		return false
+	if v := liveSample[0].Value; v.Kind() == metrics.KindUint64 {
+		return int64(v.Uint64())
 	}
-	debug.SetGCPercent(100)
-	debug.SetMemoryLimit(math.MaxInt64)
-	return true
+	return 0
 }

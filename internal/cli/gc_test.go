@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// tuneGC: no pacing while the heap is small; once a collection finds more
-// than half of gcFloor live, the default pacing (GOGC=100) takes over.
+// tuneGC: no pacing; the collector runs at gcFloor while little is live,
+// at gcBig once much is, and at gcFloor again when that is freed.
 func TestTuneGC(t *testing.T) {
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
@@ -16,29 +16,37 @@ func TestTuneGC(t *testing.T) {
 	defer debug.SetGCPercent(100)
 	tuneGC()
 	gcPercent := func() int { p := debug.SetGCPercent(-2); debug.SetGCPercent(p); return p }
-	if p, l := gcPercent(), debug.SetMemoryLimit(-1); p != -1 || l != gcFloor {
+	limit := func() int64 { return debug.SetMemoryLimit(-1) }
+	// gc collects until the limit is want (the watcher runs as a
+	// finalizer, on its own goroutine), at most 100 times.
+	gc := func(want int64) {
+		for i := 0; i < 100 && limit() != want; i++ {
+			runtime.GC()
+			runtime.Gosched()
+		}
+	}
+	if p, l := gcPercent(), limit(); p >= 0 || l != gcFloor {
 		t.Fatalf("after tuneGC: GOGC %d, limit %d; want off and %d", p, l, gcFloor)
 	}
-	// Little live: collections keep the floor.
-	for range 3 {
-		runtime.GC()
-		runtime.Gosched()
-	}
-	if p := gcPercent(); p != -1 {
-		t.Fatalf("GOGC %d after collections with little live, want still off", p)
-	}
-	// More than half the floor live: pacing takes over after a collection
-	// (the watcher runs as a finalizer, on its own goroutine).
 	live := make([]byte, gcFloor)
 	for i := range live {
 		live[i] = byte(i)
 	}
-	for i := 0; i < 100 && gcPercent() == -1; i++ {
-		runtime.GC()
-		runtime.Gosched()
+	gc(gcBig)
+	if p, l := gcPercent(), limit(); p >= 0 || l != gcBig {
+		t.Errorf("with %d MiB live: GOGC %d, limit %d MiB; want off and %d MiB", len(live)>>20, p, l>>20, gcBig>>20)
 	}
 	runtime.KeepAlive(live)
-	if p, l := gcPercent(), debug.SetMemoryLimit(-1); p != 100 || l != math.MaxInt64 {
-		t.Errorf("with %d MiB live: GOGC %d, limit %d; want 100 and no limit", gcFloor>>20, p, l)
+	live = nil
+	gc(gcFloor)
+	if l := limit(); l != gcFloor {
+		t.Errorf("after freeing it: limit %d MiB, want %d MiB", l>>20, gcFloor>>20)
+	}
+	for _, tc := range []struct{ live, want int64 }{
+		{0, gcFloor}, {gcFloor / 2, gcFloor}, {gcFloor/2 + 1, gcBig}, {gcBig, 2 * gcBig},
+	} {
+		if got := gcLimit(tc.live); got != tc.want {
+			t.Errorf("gcLimit(%d) = %d, want %d", tc.live, got, tc.want)
+		}
 	}
 }
