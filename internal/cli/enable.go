@@ -15,8 +15,6 @@ type EnableOptions struct {
 	SkipMisaligned bool   // --skip-misaligned
 }
 
-func init() { commands = append(commands, newEnableCmd) }
-
 func newEnableCmd(io *IO) *cobra.Command {
 	opts := &EnableOptions{}
 	cmd := &cobra.Command{

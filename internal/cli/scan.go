@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"debug/elf"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/input"
+	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // ScanOptions are the flags and arguments of `ftpatch scan`.
@@ -23,8 +26,6 @@ type ScanOptions struct {
 	Jobs  int      // -j: files scanned at once
 	Files []string // files and folders
 }
-
-func init() { commands = append(commands, newScanCmd) }
 
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}
@@ -61,7 +62,6 @@ read is reported on stderr and makes the exit status 2.`,
 type scanResult struct {
 	f    *elfscan.File
 	json []byte // --json line, encoded by the worker for a small file
-	err  error
 }
 
 // smallJSON is the most sites a worker encodes itself; larger files are
@@ -84,32 +84,32 @@ func runScan(opts *ScanOptions, io *IO) error {
 	byCode := map[elfscan.Code]int{}
 	problems, sites := 0, 0
 	var writeErr error
-	forEachOrdered(len(files), opts.Jobs,
-		func(i int) scanResult {
+	pool.Ordered(context.Background(), len(files), opts.Jobs,
+		func(_ context.Context, i int) (scanResult, error) {
 			f, err := scanOne(files[i])
 			if err != nil {
-				return scanResult{err: fmt.Errorf("file %s: %w", files[i], err)}
+				return scanResult{}, fmt.Errorf("file %s: %w", files[i], err)
 			}
 			r := scanResult{f: f}
 			if opts.JSON && len(f.Sites) <= smallJSON {
 				r.json = f.AppendJSON(nil)
 			}
-			return r
+			return r, nil
 		},
-		func(i int, r scanResult) {
-			if r.err != nil {
-				inputErrs = append(inputErrs, r.err)
+		func(i int, r scanResult, err error) error {
+			if err != nil {
+				inputErrs = append(inputErrs, err)
 				if opts.JSON {
 					// Its own line, as verify --json does.
 					if writeErr == nil {
-						writeErr = writeJSONError(out, files[i], r.err)
+						writeErr = writeJSONError(out, files[i], err)
 					}
-					return
+					return nil
 				}
 				// Keep stdout and stderr in order for a reader of both.
 				out.Flush()
-				fmt.Fprintf(io.Err, "%v\n", r.err)
-				return
+				fmt.Fprintf(io.Err, "%v\n", err)
+				return nil
 			}
 			sites += len(r.f.Sites)
 			for _, s := range r.f.Sites {
@@ -117,9 +117,6 @@ func runScan(opts *ScanOptions, io *IO) error {
 					byCode[p.Code]++
 					problems++
 				}
-			}
-			if writeErr != nil {
-				return
 			}
 			switch {
 			case r.json != nil:
@@ -129,6 +126,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			default:
 				writeErr = printScanText(out, r.f)
 			}
+			return writeErr // output failed: no point scanning on
 		})
 	if opts.Check && len(files) > 1 && !opts.JSON {
 		printCheckSummary(out, len(files)-len(inputErrs), sites, byCode)
@@ -267,7 +265,7 @@ func printScanText(w io.Writer, f *elfscan.File) error {
 	}
 	for i := range f.Sites {
 		for _, p := range f.Sites[i].Problems {
-			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, elfscan.Hex(f.Sites[i].Entry), p.Code, p.Detail)
+			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, render.Hex(f.Sites[i].Entry), p.Code, p.Detail)
 		}
 	}
 	var parts []string

@@ -158,9 +158,16 @@ func TestScanBadFileContinues(t *testing.T) {
 		}
 	}
 	_, stderr, _ = scanRun(t, ScanOptions{Check: true, Files: []string{bad, good, missing}})
-	for _, p := range []string{"file " + bad + ": ", "file " + missing + ": "} {
-		if !strings.Contains(stderr, p) {
-			t.Errorf("stderr does not name %q:\n%s", p, stderr)
+	// Each file's line says what is wrong with it.
+	for _, want := range [][2]string{{"file " + bad + ": ", "ELF"}, {"file " + missing + ": ", "no such file or directory"}} {
+		i := strings.Index(stderr, want[0])
+		if i < 0 {
+			t.Errorf("stderr does not name %q:\n%s", want[0], stderr)
+			continue
+		}
+		line, _, _ := strings.Cut(stderr[i:], "\n")
+		if !strings.Contains(line, want[1]) {
+			t.Errorf("stderr line %q does not say %q", line, want[1])
 		}
 	}
 }

@@ -19,8 +19,6 @@ type TrampolineOptions struct {
 	Ops     string // --ops: the ops symbol of the classic variant
 }
 
-func init() { commands = append(commands, newTrampolineCmd) }
-
 func newTrampolineCmd(io *IO) *cobra.Command {
 	opts := &TrampolineOptions{}
 	cmd := &cobra.Command{

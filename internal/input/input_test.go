@@ -260,8 +260,8 @@ func TestOpenInputCorrupt(t *testing.T) {
 				if err := os.WriteFile(path, b, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				if in, err := Open(path); err == nil || in != nil {
-					t.Errorf("Open(%s %s) = %v, %v; want nil, error", c, name, in, err)
+				if in, err := Open(path); !errors.Is(err, ErrCorrupt) || in != nil {
+					t.Errorf("Open(%s %s) = %v, %v; want nil, ErrCorrupt", c, name, in, err)
 				}
 				if isELF, _, err := Sniff(path); err != nil || (name == "magic only" && isELF) {
 					t.Errorf("Sniff(%s %s) = %v, %v", c, name, isELF, err)
