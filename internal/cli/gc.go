@@ -7,29 +7,24 @@ import (
 	"runtime/metrics"
 )
 
-const (
-	// gcFloor is the heap size at which the collector runs while little
-	// stays live; see tuneGC.
-	gcFloor = 24 << 20
-	// gcBig is where it runs while much stays live (a kernel image's scan or
-	// patch plan): at least twice what is live.
-	gcBig = 256 << 20
-)
+// gcFloor is the heap size below which the collector does not run; see
+// tuneGC.
+const gcFloor = 24 << 20
 
 // tuneGC sets the garbage collector for a short-lived process that may also
 // walk a folder of thousands of files, unless the user set GOGC or
-// GOMEMLIMIT. There is no pacing (GOGC off); the collector runs when the
-// heap reaches a limit, which is set again after each collection from what
-// it left live:
-//   - little live (at most half of gcFloor: a folder walk holds only the
-//     files in flight): the limit is gcFloor, so peak memory stays near it
-//     whatever the number of files, instead of growing with all ever
-//     allocated;
-//   - more live (one large file, whose scan or plan stays live until its
-//     output is written): the limit is gcBig, or twice what is live. The
-//     default pacer would collect such a heap over and over for nothing
-//     (about a third of `scan --json` of a small kernel image, twice the
-//     cpu of `enable --init`).
+// GOMEMLIMIT. There is no pacing (GOGC off): the collector runs when the
+// heap reaches a limit, set again after each collection to twice what it
+// left live, and never below gcFloor:
+//   - a folder walk keeps little live (the files in flight), so each
+//     collection at gcFloor frees almost everything: peak memory stays near
+//     gcFloor whatever the number of files, instead of growing with all
+//     ever allocated;
+//   - one file's scan stays live until its output is written; the default
+//     pacer, starting at a 4 MiB heap, collected it over and over for
+//     nothing (about a third of `scan --json` of a small kernel image).
+//     Below gcFloor nothing is collected; above it, as with GOGC=100, the
+//     heap may grow to twice what is live (a kernel's patch plan).
 func tuneGC() {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
@@ -52,12 +47,7 @@ func watchGC() {
 }
 
 // gcLimit is the heap limit for a heap with live bytes live.
-func gcLimit(live int64) int64 {
-	if live <= gcFloor/2 {
-		return gcFloor
-	}
-	return max(gcBig, 2*live)
-}
+func gcLimit(live int64) int64 { return max(gcFloor, 2*live) }
 
 var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 
