@@ -164,8 +164,15 @@ func TestBombPeakRSS(t *testing.T) {
 			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 			peak := ru.Maxrss << 10 // KiB on Linux
 			t.Logf("%s bomb refused at %d MiB, peak RSS %d MiB", c, limit>>20, peak>>20)
-			if peak > limit+256<<20 {
-				t.Errorf("peak RSS %d MiB, want at most the cap + 256 MiB = %d MiB", peak>>20, (limit+256<<20)>>20)
+			bound := int64(limit + 256<<20)
+			if testutil.Race {
+				// The race detector's shadow memory: measured 3.1x here
+				// (Go's documentation says 5-10x for typical programs).
+				// Before the chunked output a bomb cost 3x the cap.
+				bound *= 4
+			}
+			if peak > bound {
+				t.Errorf("peak RSS %d MiB, want at most %d MiB (the cap + 256 MiB, x4 under -race)", peak>>20, bound>>20)
 			}
 		})
 	}
