@@ -11,7 +11,6 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
-	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/render"
 )
 
@@ -43,12 +42,12 @@ func runShow(opts *ShowOptions, io *IO) error {
 			return UsageErrorf("bad glob %q: %v", g, err)
 		}
 	}
-	in, err := input.Open(opts.File)
+	in, err := elfscan.Open(opts.File)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}
 	defer in.Close()
-	f, err := elfscan.Scan(in, opts.File)
+	f, err := in.Scan()
 	if err != nil {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}

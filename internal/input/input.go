@@ -294,21 +294,33 @@ func decompressCommand(c string) string {
 
 // RefuseCompressed returns a *CompressedError when the file at path starts
 // with a compression magic, nil for a plain file, and an error when it
-// cannot be read or is not a regular file. Patch commands call it before
-// opening a file for writing.
+// cannot be read or is not a regular file.
 func RefuseCompressed(path string) error {
-	f, err := openRegular(path)
+	f, err := OpenPlain(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	return f.Close()
+}
+
+// OpenPlain opens path for a command that rewrites it (init, enable,
+// disable): a regular file (special files are refused without being opened
+// for reading, as by Open) that is not compressed (a *CompressedError
+// naming the command that decompresses it). The caller closes the file.
+func OpenPlain(path string) (*os.File, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
 	var head [magicLen]byte
-	n, err := io.ReadFull(f, head[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return err
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
+		f.Close()
+		return nil, err
 	}
 	if c := DetectCompression(head[:n]); c != None {
-		return &CompressedError{Path: path, Compression: c}
+		f.Close()
+		return nil, &CompressedError{Path: path, Compression: c}
 	}
-	return nil
+	return f, nil
 }

@@ -15,11 +15,12 @@ import (
 	"github.com/ftpatch/ftpatch/internal/render"
 )
 
-// Input is a file opened for patching: its scan, and for ET_REL its raw
-// sections, symbols and relocations.
+// Input is a file opened for patching: the opened object, its scan, and
+// for ET_REL its raw view for the rewrite.
 type Input struct {
 	Path string
 	Mode os.FileMode
+	Obj  *elfscan.Object
 	ELF  *elf.File
 	Scan *elfscan.File
 
@@ -27,35 +28,43 @@ type Input struct {
 	rel *relFile // ET_REL only
 }
 
-// Open opens and scans the file at path. Compressed inputs are refused:
-// the patch commands rewrite files in place.
-func Open(path string) (*Input, error) {
-	if err := input.RefuseCompressed(path); err != nil {
-		return nil, err
-	}
-	fd, ef, err := elfscan.Open(path)
+// Open opens and scans the file at path, opening it once. Compressed
+// inputs are refused before anything is decompressed: the patch commands
+// rewrite files in place.
+func Open(path string) (in *Input, err error) {
+	fd, err := input.OpenPlain(path)
 	if err != nil {
 		return nil, err
 	}
-	in := &Input{Path: path, ELF: ef, fd: fd}
-	st, err := fd.Stat()
-	if err != nil {
-		fd.Close()
-		return nil, err
-	}
-	in.Mode = st.Mode().Perm()
-	if in.Scan, err = elfscan.Scan(fd, path); err != nil {
-		fd.Close()
-		return nil, err
-	}
-	if ef.Type == elf.ET_REL {
-		b, err := io.ReadAll(io.NewSectionReader(fd, 0, st.Size()))
+	defer func() {
 		if err != nil {
 			fd.Close()
-			return nil, err
 		}
-		if in.rel, err = parseRel(b); err != nil {
-			fd.Close()
+	}()
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, err
+	}
+	o, err := elfscan.NewObject(fd, path)
+	if err != nil {
+		return nil, err
+	}
+	if in, err = newInput(o, st.Mode().Perm()); err != nil {
+		return nil, err
+	}
+	in.fd = fd
+	return in, nil
+}
+
+// newInput scans o and, for ET_REL, reads its headers for the rewrite.
+func newInput(o *elfscan.Object, mode os.FileMode) (*Input, error) {
+	in := &Input{Path: o.Path, Mode: mode, Obj: o, ELF: o.ELF()}
+	var err error
+	if in.Scan, err = o.Scan(); err != nil {
+		return nil, err
+	}
+	if o.Rel() {
+		if in.rel, err = parseRel(o); err != nil {
 			return nil, err
 		}
 	}
@@ -63,26 +72,105 @@ func Open(path string) (*Input, error) {
 }
 
 // Close releases the file.
-func (in *Input) Close() error { return in.fd.Close() }
+func (in *Input) Close() error {
+	if in.fd == nil {
+		return nil
+	}
+	return in.fd.Close()
+}
 
 // Slot names the word a write touches.
-type Slot string
+type Slot uint8
 
 const (
-	SlotLiteral Slot = "literal"
-	SlotSlot1   Slot = "slot1"
-	SlotSlot2   Slot = "slot2"
+	SlotLiteral Slot = iota
+	SlotSlot1
+	SlotSlot2
 )
 
-// Write replaces Old by New (4 or 8 bytes) at file offset Off.
+var slotNames = [...]string{SlotLiteral: "literal", SlotSlot1: "slot1", SlotSlot2: "slot2"}
+
+func (s Slot) String() string {
+	if int(s) < len(slotNames) {
+		return slotNames[s]
+	}
+	return fmt.Sprintf("slot(%d)", uint8(s))
+}
+
+// Write replaces the word Old by New at one slot of a site: 8 bytes for
+// the literal, 4 for slot1 and slot2, little-endian in the file at Off().
+// A plan of a kernel image holds hundreds of thousands, so a Write is the
+// site it belongs to and the two words (32 bytes); its place comes from
+// the site.
 type Write struct {
-	Func    string
-	Section string
-	Addr    uint64 // address of the word; ET_REL: offset in Section
-	Slot    Slot
-	Off     int64
-	Old     []byte
-	New     []byte
+	site     *elfscan.Site
+	Old, New uint64
+	Slot     Slot
+}
+
+// Func is the function holding the site.
+func (w *Write) Func() string { return w.site.Func }
+
+// Section is the section holding the site.
+func (w *Write) Section() string { return w.site.Section }
+
+// Addr is the address of the word; ET_REL: its offset in Section.
+func (w *Write) Addr() uint64 {
+	switch w.Slot {
+	case SlotLiteral:
+		return w.site.Literal
+	case SlotSlot1:
+		return w.site.Slot1()
+	}
+	return w.site.CallSite
+}
+
+// Off is the word's file offset.
+func (w *Write) Off() int64 {
+	switch w.Slot {
+	case SlotLiteral:
+		return w.site.LiteralOff
+	case SlotSlot1:
+		return w.site.Slot1Off
+	}
+	return w.site.Slot2Off
+}
+
+// Size is the word's size in bytes.
+func (w *Write) Size() int {
+	if w.Slot == SlotLiteral {
+		return 8
+	}
+	return 4
+}
+
+// OldBytes and NewBytes are the words as the file holds them.
+func (w *Write) OldBytes() []byte { return w.bytes(w.Old) }
+func (w *Write) NewBytes() []byte { return w.bytes(w.New) }
+
+func (w *Write) bytes(v uint64) []byte {
+	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8), v)
+	return b[:w.Size()]
+}
+
+// Matches reports whether b (Size() bytes) holds Old.
+func (w *Write) Matches(b []byte) bool {
+	if len(b) != w.Size() {
+		return false
+	}
+	if w.Size() == 8 {
+		return binary.LittleEndian.Uint64(b) == w.Old
+	}
+	return uint64(binary.LittleEndian.Uint32(b)) == w.Old
+}
+
+// Put stores New in b (Size() bytes).
+func (w *Write) Put(b []byte) {
+	if w.Size() == 8 {
+		binary.LittleEndian.PutUint64(b, w.New)
+		return
+	}
+	binary.LittleEndian.PutUint32(b, uint32(w.New))
 }
 
 // Reloc replaces the relocation Old (nil: none) at Off in the text section
@@ -126,8 +214,9 @@ func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0
 //	FUNC  ADDR  SLOT  OLD -> NEW
 func (c *Changes) Print(w io.Writer) error {
 	rel := c.Type == elf.ET_REL
-	for _, x := range c.Writes {
-		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", funcName(x.Func), render.Place(rel, x.Section, x.Addr), x.Slot, render.Word(x.Old), render.Word(x.New)); err != nil {
+	for i := range c.Writes {
+		x := &c.Writes[i]
+		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", funcName(x.Func()), render.Place(rel, x.Section(), x.Addr()), x.Slot, render.Word(x.OldBytes()), render.Word(x.NewBytes())); err != nil {
 			return err
 		}
 	}
@@ -156,6 +245,15 @@ func relaString(r *elfscan.Rela, sym string) string {
 		return "none"
 	}
 	return fmt.Sprintf("%v %s", r.Type, render.RelExpr(sym, r.Addend))
+}
+
+// symbolErr marks a failed lookup by name as ErrSymbol; elfscan's
+// message says what to do.
+func symbolErr(err error) error {
+	if errors.Is(err, elfscan.ErrSymbolNotFound) || errors.Is(err, elfscan.ErrSymbolAmbiguous) {
+		return fmt.Errorf("%w: %w", ErrSymbol, err)
+	}
+	return err
 }
 
 // siteName names a site in messages: function and address.
@@ -217,14 +315,11 @@ type call struct {
 
 // planner holds what one Plan call resolves once.
 type planner struct {
-	in   *Input
-	req  Request
-	rel  bool
-	out  *Changes
-	is   issues
-	syms *symIndex // linked files
-
-	arena []byte // backs the Old/New bytes of writes; see bytes
+	in  *Input
+	req Request
+	rel bool
+	out *Changes
+	is  issues
 }
 
 // Plan decides every change req makes to in, or fails with nothing planned.
@@ -302,7 +397,7 @@ func Plan(in *Input, req Request) (*Changes, error) {
 // left as it was rather than gaining symbols nothing uses.
 func (p *planner) dropUnusedSymbols() {
 	for _, r := range p.out.Relocs {
-		if r.New != nil && int(r.New.Sym) >= len(p.in.rel.syms) {
+		if r.New != nil && int(r.New.Sym) >= p.in.rel.nsyms {
 			return
 		}
 	}
@@ -359,32 +454,37 @@ func (p *planner) resolve(v Value) (uint64, error) {
 	if v.Sym == "" {
 		return v.Addr, nil
 	}
-	if p.syms == nil { // only when a symbol is named: reading it costs
-		var err error
-		if p.syms, err = loadSymIndex(p.in.ELF); err != nil {
-			return 0, err
-		}
+	s, err := p.in.Obj.Lookup(v.Sym) // only when a symbol is named: reading them costs
+	if err != nil {
+		return 0, symbolErr(err)
 	}
-	return p.syms.lookup(v.Sym)
+	return s.Value, nil
 }
 
 // relSymbol returns the .symtab index of name in an ET_REL file, planning
 // an undefined global when it is missing.
 func (p *planner) relSymbol(name string) (uint32, error) {
-	idx, err := p.in.rel.symbol(name)
+	s, err := p.in.Obj.Lookup(name)
+	switch {
+	case err == nil:
+		return s.Index, nil
+	case !errors.Is(err, elfscan.ErrSymbolNotFound):
+		return 0, symbolErr(err)
+	}
+	st, err := p.in.Obj.Symbols()
 	if err != nil {
 		return 0, err
 	}
-	if idx > 0 {
+	if idx := st.Undefined(name); idx > 0 {
 		return idx, nil
 	}
 	for k, s := range p.out.NewSyms {
 		if s == name {
-			return uint32(len(p.in.rel.syms) + k), nil
+			return uint32(p.in.rel.nsyms + k), nil
 		}
 	}
 	p.out.NewSyms = append(p.out.NewSyms, name)
-	return uint32(len(p.in.rel.syms) + len(p.out.NewSyms) - 1), nil
+	return uint32(p.in.rel.nsyms + len(p.out.NewSyms) - 1), nil
 }
 
 // site plans one site.
@@ -432,7 +532,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		if callOps {
 			p.setLiteral(s, defLit)
 		}
-		p.setWord(s, SlotSlot1, s.Slot1Off, s.Slot1(), s.Slot1Word, encode.MovX9X30)
+		p.setWord(s, SlotSlot1, s.Slot1Word, encode.MovX9X30)
 	case OpEnable:
 		want := call{}
 		if p.rel {
@@ -454,7 +554,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		if callOps {
 			p.setLiteral(s, opsLit)
 		}
-		p.setWord(s, SlotSlot1, s.Slot1Off, s.Slot1(), s.Slot1Word, encode.MovX9X30)
+		p.setWord(s, SlotSlot1, s.Slot1Word, encode.MovX9X30)
 		p.setCall(s, want)
 	case OpDisable:
 		p.setCall(s, call{word: encode.NOP})
@@ -474,24 +574,11 @@ func wordsPerSite(op Op) int {
 	return 2
 }
 
-// bytes returns an empty slice with room for n bytes, carved from a shared
-// arena: a plan of a kernel image has ~100k words, and two small
-// allocations per word dominated planning.
-func (p *planner) bytes(n int) []byte {
-	if cap(p.arena)-len(p.arena) < n {
-		p.arena = make([]byte, 0, 64<<10)
-	}
-	b := p.arena[len(p.arena) : len(p.arena) : len(p.arena)+n]
-	p.arena = p.arena[:len(p.arena)+n]
-	return b
-}
-
-func (p *planner) setWord(s *elfscan.Site, slot Slot, off int64, addr uint64, old, new uint32) {
+func (p *planner) setWord(s *elfscan.Site, slot Slot, old, new uint32) {
 	if old == new {
 		return
 	}
-	p.out.Writes = append(p.out.Writes, Write{Func: s.Func, Section: s.Section, Addr: addr, Slot: slot, Off: off,
-		Old: binary.LittleEndian.AppendUint32(p.bytes(4), old), New: binary.LittleEndian.AppendUint32(p.bytes(4), new)})
+	p.out.Writes = append(p.out.Writes, Write{site: s, Slot: slot, Old: uint64(old), New: uint64(new)})
 }
 
 // currentRel returns the relocation of the types given at off in s's
@@ -500,7 +587,12 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 	if !p.rel {
 		return nil
 	}
-	for _, r := range p.in.rel.relocsAt(s.SectionIndex, off) {
+	rels, err := p.in.rel.relocsAt(s.SectionIndex, off)
+	if err != nil {
+		p.is.add(elfscan.ErrMalformed, "%s: %v", siteName(p.rel, s), err)
+		return nil
+	}
+	for _, r := range rels {
 		for _, t := range types {
 			if r.Type == t {
 				r := r
@@ -514,7 +606,7 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 	cur := literal{bytes: s.LiteralWord, rel: p.currentRel(s, s.Literal, elf.R_AARCH64_ABS64)}
 	if cur.rel != nil {
-		cur.sym = p.in.rel.symName(cur.rel.Sym)
+		cur.sym = p.in.Obj.SymName(cur.rel.Sym)
 	}
 	if want.rel != nil {
 		r := *want.rel
@@ -525,8 +617,7 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 		return
 	}
 	if cur.bytes != want.bytes {
-		p.out.Writes = append(p.out.Writes, Write{Func: s.Func, Section: s.Section, Addr: s.Literal, Slot: SlotLiteral, Off: s.LiteralOff,
-			Old: binary.LittleEndian.AppendUint64(p.bytes(8), cur.bytes), New: binary.LittleEndian.AppendUint64(p.bytes(8), want.bytes)})
+		p.out.Writes = append(p.out.Writes, Write{site: s, Slot: SlotLiteral, Old: cur.bytes, New: want.bytes})
 	}
 	if !sameRel(cur.rel, want.rel) {
 		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.Literal,
@@ -537,9 +628,9 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 func (p *planner) setCall(s *elfscan.Site, want call) {
 	cur := call{word: s.Slot2Word, rel: p.currentRel(s, s.CallSite, elf.R_AARCH64_CALL26, elf.R_AARCH64_JUMP26)}
 	if cur.rel != nil {
-		cur.sym = p.in.rel.symName(cur.rel.Sym)
+		cur.sym = p.in.Obj.SymName(cur.rel.Sym)
 	}
-	p.setWord(s, SlotSlot2, s.Slot2Off, s.CallSite, cur.word, want.word)
+	p.setWord(s, SlotSlot2, cur.word, want.word)
 	if !sameRel(cur.rel, want.rel) {
 		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.CallSite,
 			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})

@@ -5,14 +5,17 @@
 // Flow: Load lays a file out in emulated memory (linked files at their
 // addresses, ET_REL sections at synthetic ones with the site relocations
 // applied, verify's stand-ins added) and checks what is static; Check then
-// runs every site on a pool of engines, one per worker, each mapping the
+// runs every site on a pool of engines (runPool), one per worker, each mapping the
 // image once (the bytes are shared, read-only to the CPU) and reused for
 // all its sites.
 //
 // A run starts at the function entry with X0-X29 distinct seeded random
 // values, X30 a sentinel parent address and SP on a private stack, and ends
-// at CallSite+4, the first instruction after the site, under an instruction
-// limit and a timeout. Expectations by state:
+// at CallSite+4, the first instruction after the site. Sites run in batches
+// in C without counting instructions (that costs a hook call on each); a
+// run that does not end there normally, or takes more than a few
+// milliseconds of CPU, runs again under the instruction limit and the
+// timeout, which decide what it reports. Expectations by state:
 //
 //	nop      no call; every register unchanged
 //	init     no call; X9 = sentinel; every other register unchanged
@@ -26,14 +29,16 @@ package verify
 
 import (
 	"debug/elf"
+	"errors"
 	"fmt"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 )
+
+// ErrNoEmulator reports a build without cgo, which has no emulator: verify
+// cannot run there (scan and the patch commands can).
+var ErrNoEmulator = errors.New("this ftpatch was built without cgo, so without the Unicorn emulator verify runs sites on: rebuild it with CGO_ENABLED=1 (and Debian's libunicorn-dev installed) to verify")
 
 // Options control a verify run.
 type Options struct {
@@ -41,7 +46,7 @@ type Options struct {
 	RunFileTrampoline bool   // run the file's own trampoline code instead of the tool's
 	Jobs              int    // workers; default runtime.NumCPU()
 	Seed              uint64 // register values are drawn from (Seed, site index)
-	MaxInsns          uint64 // per site; default 10,000
+	MaxInsns          uint64 // per site, for a run that ran too long or went wrong (see engine); default 10,000
 	Timeout           time.Duration
 	// Progress, when set, is called from the workers with the number of
 	// sites just finished; it must be safe for concurrent use.
@@ -63,6 +68,10 @@ type Failure struct {
 	Expected string
 	Observed string
 	Disasm   []string // the site's words, "address: word  assembly"
+
+	// bug is set when the run failed because of ftpatch itself (a hook
+	// panicked), not because of the file: Check returns it as an error.
+	bug error
 }
 
 // Report is the outcome for one file.
@@ -104,15 +113,11 @@ func Check(img *Image, opts Options) (*Report, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
 	}
-	jobs := opts.Jobs
-	if jobs <= 0 {
-		jobs = runtime.NumCPU()
-	}
 	failures := make([]*Failure, len(img.sites))
 	var toRun []int
 	for i := range img.sites {
 		if f := img.sites[i].static; f != nil {
-			failures[i] = img.finish(&img.sites[i], f)
+			failures[i] = f
 			continue
 		}
 		toRun = append(toRun, i)
@@ -120,56 +125,34 @@ func Check(img *Image, opts Options) (*Report, error) {
 	if opts.Progress != nil && len(img.sites) > len(toRun) {
 		opts.Progress(len(img.sites) - len(toRun))
 	}
-	jobs = max(1, min(jobs, (len(toRun)+255)/256))
 	if len(toRun) > 0 {
-		engines := make([]*engine, jobs)
-		for w := range engines {
-			e, err := newEngine(img, opts)
-			if err != nil {
-				for _, e := range engines[:w] {
-					e.close()
-				}
-				return nil, err
+		err := runPool(img, opts, 0, nil, len(toRun), 4*batchSites, func(e *engine, lo, hi int) {
+			ss := make([]*site, hi-lo)
+			for k, i := range toRun[lo:hi] {
+				ss[k] = &img.sites[i]
 			}
-			engines[w] = e
+			fs := make([]*Failure, hi-lo)
+			e.runSites(ss, fs)
+			for k, i := range toRun[lo:hi] {
+				failures[i] = fs[k]
+			}
+		})
+		if err != nil {
+			return nil, err
 		}
-		stop := make(chan struct{})
-		go watchdog(engines, opts.Timeout, stop)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		const chunk = 128
-		for _, e := range engines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					lo := int(next.Add(chunk)) - chunk
-					if lo >= len(toRun) {
-						return
-					}
-					hi := min(lo+chunk, len(toRun))
-					for _, i := range toRun[lo:hi] {
-						if f := e.run(&img.sites[i]); f != nil {
-							failures[i] = img.finish(&img.sites[i], f)
-						}
-					}
-					if opts.Progress != nil {
-						opts.Progress(hi - lo)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(stop)
-		for _, e := range engines {
-			e.close()
+	}
+	// Failures are rendered (disassembled) here, after the workers: x/arch's
+	// decoder is not for concurrent use from the run loop.
+	for i, f := range failures {
+		if f != nil && f.bug != nil {
+			return nil, fmt.Errorf("site %s at %#x: %w", img.sites[i].Func, img.sites[i].entry, f.bug)
 		}
 	}
 	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites), ByState: map[elfscan.State]int{}}
 	for i := range img.sites {
 		rep.ByState[img.sites[i].State]++
 		if failures[i] != nil {
-			rep.Failures = append(rep.Failures, *failures[i])
+			rep.Failures = append(rep.Failures, *img.finish(&img.sites[i], failures[i]))
 		}
 	}
 	rep.Failed = len(rep.Failures)
@@ -188,27 +171,4 @@ func (img *Image) finish(s *site, f *Failure) *Failure {
 		f.Func = fmt.Sprintf("<no function at %#x>", s.entry)
 	}
 	return f
-}
-
-// watchdog stops a run that exceeds timeout. Instruction limits end loops;
-// this ends anything else, without the timer thread Unicorn would start
-// for every run given a timeout (~100 µs each).
-func watchdog(engines []*engine, timeout time.Duration, stop <-chan struct{}) {
-	tick := time.NewTicker(max(timeout/4, 5*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-tick.C:
-			for _, e := range engines {
-				e.guard.Lock()
-				if e.running && now.Sub(e.started) > timeout {
-					e.timedOut = true
-					e.mu.Stop()
-				}
-				e.guard.Unlock()
-			}
-		}
-	}
 }
