@@ -305,7 +305,7 @@ func TestSpecialFiles(t *testing.T) {
 		t.Fatalf("expandInputs = %q, %v; want [a.o]", rel(root, got), err)
 	}
 	for _, tc := range []struct{ path, kind string }{
-		{fifo, "named pipe"}, {sock, "socket"}, {"/dev/null", "character device"},
+		{fifo, "FIFO"}, {sock, "socket"}, {"/dev/null", "character device"},
 	} {
 		for _, json := range []bool{false, true} {
 			stdout, stderr, err := scanRun(t, ScanOptions{JSON: json, Files: []string{tc.path}})

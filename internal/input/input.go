@@ -227,9 +227,9 @@ func checkRegular(st fs.FileInfo) error {
 	kind := "a special file"
 	switch {
 	case m.IsDir():
-		kind = "a directory"
+		kind = "a folder"
 	case m&fs.ModeNamedPipe != 0:
-		kind = "a named pipe (FIFO)"
+		kind = "a FIFO"
 	case m&fs.ModeSocket != 0:
 		kind = "a socket"
 	case m&fs.ModeCharDevice != 0:
