@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
 	"github.com/ftpatch/ftpatch/internal/render"
 )
@@ -54,6 +55,7 @@ read is reported on stderr and makes the exit status 2.`,
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per file per line")
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
 	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.GOMAXPROCS(0), "scan up to `N` files at once")
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
@@ -97,6 +99,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 		func(i int, r scanResult, err error) error {
 			if err != nil {
 				inputErrs = append(inputErrs, err)
+				if opts.JSON {
+					// Its own line, as verify --json does.
+					if writeErr == nil {
+						writeErr = writeJSONError(out, files[i], err)
+					}
+					return nil
+				}
 				// Keep stdout and stderr in order for a reader of both.
 				out.Flush()
 				fmt.Fprintf(io.Err, "%v\n", err)
@@ -148,7 +157,13 @@ func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) erro
 	ferr := out.Flush()
 	if err != nil && w.err == nil {
 		// The file's own error: ScanJSON found it before writing.
-		fmt.Fprintf(io.Err, "file %s: %v\n", path, err)
+		werr := writeJSONError(out, path, fmt.Errorf("file %s: %w", path, err))
+		if werr == nil {
+			werr = out.Flush()
+		}
+		if werr != nil {
+			return fmt.Errorf("writing output: %w", werr)
+		}
 		return errInputsFailed{1}
 	}
 	if err == nil {
@@ -164,7 +179,7 @@ func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) erro
 }
 
 func scanJSONFile(path string, w io.Writer) (sites, problems int, err error) {
-	in, err := elfscan.OpenInput(path)
+	in, err := input.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}

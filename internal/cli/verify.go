@@ -110,6 +110,7 @@ not running yet. Exit 1 when a site fails, 2 on input errors.`,
 	f.BoolVar(&opts.AllowInit, "allow-init", false, "with --against: accept init changes (NOP -> MOV X9,X30), for a FILE that is not running yet")
 	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "parallel workers (`N`)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the random register values")
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
