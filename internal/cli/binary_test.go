@@ -1,7 +1,9 @@
 package cli
 
-// Helpers for the few tests that run a separately built ftpatch binary
-// (TestBuildWithoutCgo); the command line itself is tested by the
+// Helpers for the few Go tests that run ftpatch as a whole: a separately
+// built binary
+// (TestBuildWithoutCgo), or scan in-process (TestScanCompressed); the command
+// line itself is tested by the
 // acceptance scripts in testdata/script (cmd/ftpatch TestScripts).
 
 import (
@@ -43,4 +45,16 @@ type kfScanFile struct {
 		Func  string `json:"func"`
 		State string `json:"state"`
 	} `json:"sites"`
+}
+
+// scanRun runs scan in-process with buffers (TestScanCompressed compares
+// the output of plain and compressed inputs).
+func scanRun(t *testing.T, opts ScanOptions) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if opts.Jobs == 0 {
+		opts.Jobs = 2
+	}
+	err = runScan(&opts, &IO{Out: &out, Err: &errb})
+	return out.String(), errb.String(), err
 }

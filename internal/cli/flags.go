@@ -32,9 +32,23 @@ type Selection struct {
 	Funcs   []string // --func
 	Exclude []string // --exclude
 
+	st *selState // made by check, which every command calls first
+}
+
+// selState is what a Selection has seen; shared by copies of it.
+type selState struct {
 	mu      sync.Mutex
 	matched map[string]bool // "func\x00GLOB" and "exclude\x00GLOB" that matched a function
 	chosen  int             // sites selected so far
+}
+
+// state returns the shared state, making it on first use (check does,
+// before any worker runs).
+func (s *Selection) state() *selState {
+	if s.st == nil {
+		s.st = &selState{matched: map[string]bool{}}
+	}
+	return s.st
 }
 
 func (s *Selection) addFlags(f *pflag.FlagSet) {
@@ -47,6 +61,7 @@ func (s *Selection) Active() bool { return len(s.Funcs)+len(s.Exclude) > 0 }
 
 // check validates the patterns before any file is read.
 func (s *Selection) check() error {
+	s.state()
 	for _, flag := range []struct {
 		name  string
 		globs []string
@@ -84,17 +99,15 @@ func (s *Selection) Selects(fn string) bool {
 			hits = append(hits, "exclude\x00"+g)
 		}
 	}
-	s.mu.Lock()
-	if s.matched == nil {
-		s.matched = map[string]bool{}
-	}
+	st := s.state()
+	st.mu.Lock()
 	for _, h := range hits {
-		s.matched[h] = true
+		st.matched[h] = true
 	}
 	if in && !out {
-		s.chosen++
+		st.chosen++
 	}
-	s.mu.Unlock()
+	st.mu.Unlock()
 	return in && !out
 }
 
@@ -119,16 +132,17 @@ func (s *Selection) unmatched(what string) error {
 	if !s.Active() {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	st := s.state()
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	var bad []string
 	for _, g := range s.Funcs {
-		if !s.matched["func\x00"+g] {
+		if !st.matched["func\x00"+g] {
 			bad = append(bad, fmt.Sprintf("--func %q", g))
 		}
 	}
 	for _, g := range s.Exclude {
-		if !s.matched["exclude\x00"+g] {
+		if !st.matched["exclude\x00"+g] {
 			bad = append(bad, fmt.Sprintf("--exclude %q", g))
 		}
 	}
@@ -137,7 +151,7 @@ func (s *Selection) unmatched(what string) error {
 		return fmt.Errorf("%w: %s matches no function in %s; list the functions with: ftpatch scan %s", ErrSelection, bad[0], what, what)
 	case len(bad) > 1:
 		return fmt.Errorf("%w: %s match no function in %s; list the functions with: ftpatch scan %s", ErrSelection, strings.Join(bad, ", "), what, what)
-	case s.chosen == 0:
+	case st.chosen == 0:
 		return fmt.Errorf("%w: %s selects no site in %s: every function --func matches is excluded", ErrSelection, s.String(), what)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
 	"github.com/ftpatch/ftpatch/internal/render"
 )
@@ -29,7 +30,7 @@ type ScanOptions struct {
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}
 	cmd := &cobra.Command{
-		Use:   "scan [--json] [--check] [--func GLOB]... [--exclude GLOB]... [-j N] FILE|DIR...",
+		Use:   "scan [--json] [--check] [--func GLOB]... [--exclude GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "List every patchable function entry and its state",
 		Long: `List the patch sites of arm64 ELF files (objects, kernel modules, executables,
 PIEs, relocatable kernel images), plain or compressed (.xz, .zst, .gz): the
@@ -56,6 +57,7 @@ and makes the exit status 2.`,
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
 	addJobsFlag(f, &opts.Jobs, "scan up to `N` files at once")
 	opts.Select.addFlags(f)
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
@@ -179,7 +181,6 @@ func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) erro
 	if err != nil && w.err == nil {
 		// The file's own error: ScanJSON found it before writing.
 		reportInput(io, out, path, fmt.Errorf("file %s: %w", path, err))
-		out.Flush()
 		return errInputsFailed{1}
 	}
 	ferr := out.Flush()
@@ -196,7 +197,7 @@ func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) erro
 }
 
 func scanJSONFile(path string, w goio.Writer) (sites, problems int, err error) {
-	in, err := elfscan.OpenInput(path)
+	in, err := input.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -24,7 +24,7 @@ type ShowOptions struct {
 func newShowCmd(io *IO) *cobra.Command {
 	opts := &ShowOptions{}
 	cmd := &cobra.Command{
-		Use:   "show [--json] [--func GLOB]... [--exclude GLOB]... FILE",
+		Use:   "show [--json] [--func GLOB]... [--exclude GLOB]... [--max-decompressed SIZE] FILE",
 		Short: "Disassemble the words of each patch site, with its state",
 		Long: `Print each selected patch site: its function, entry, layout and state,
 then its words (literal, BTI, slot1, slot2) with their addresses,
@@ -35,6 +35,7 @@ problems. --json prints the same as one JSON object (docs/json.md).`,
 	}
 	addJSONFlag(cmd.Flags(), &opts.JSON)
 	opts.Select.addFlags(cmd.Flags())
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 

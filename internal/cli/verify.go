@@ -76,7 +76,7 @@ const progressMin = 20000
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--against ORIG [--allow-init]] [--func GLOB]... [--exclude GLOB]... [--seed N] [-j N] FILE|DIR...",
+		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--against ORIG [--allow-init]] [--func GLOB]... [--exclude GLOB]... [--seed N] [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "Run every patch site on Unicorn's arm64 CPU and check what it does",
 		Long: `Run every patch site on Unicorn's arm64 CPU, from the function entry to the
 first instruction after the site, and check it behaves as its state says:
@@ -109,6 +109,7 @@ not running yet. Exit 1 when a site fails, 2 on input errors.`,
 	addJobsFlag(f, &opts.Jobs, "run sites on `N` workers")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed `N` of the random register values")
 	opts.Select.addFlags(f)
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
