@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,9 @@ import (
 type ScanOptions struct {
 	JSON  bool     // --json: one object per file per line
 	Check bool     // --check: exit 1 when any site has a problem
+	// Ignore lists problem codes --check accepts (--ignore CODE[,CODE]):
+	// still reported, but they do not make the exit status 1.
+	Ignore []string
 	Jobs  int      // -j: files scanned at once
 	Files []string // files and folders
 }
@@ -36,8 +40,9 @@ function, entry, layout (call-ops with an 8-byte literal, or classic), BTI,
 state (nop, init, enabled, unknown), ops and BL target, and problems:
 misaligned-literal, unexpected-insn, duplicate-entry, outside-text, no-function.
 Folders are searched for ELF files. --json prints one object per file per
-line. --check exits 1 when any site has a problem; a file that cannot be
-read is reported on stderr and makes the exit status 2.`,
+line. --check exits 1 when any site has a problem, except those whose code
+--ignore lists (they are still reported); a file that cannot be read is
+reported on stderr and makes the exit status 2.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("scan needs at least one FILE")
@@ -52,6 +57,7 @@ read is reported on stderr and makes the exit status 2.`,
 	f := cmd.Flags()
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per file per line")
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
+	f.StringSliceVar(&opts.Ignore, "ignore", nil, "with --check: problem `CODE[,CODE]` that do not make the exit status 1")
 	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.GOMAXPROCS(0), "scan up to `N` files at once")
 	return cmd
 }
@@ -70,17 +76,21 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if opts.Jobs < 1 {
 		return UsageErrorf("-j must be at least 1, got %d", opts.Jobs)
 	}
+	ignore, err := ignoredCodes(opts)
+	if err != nil {
+		return err
+	}
 	files, err := expandInputs(opts.Files)
 	if err != nil {
 		return err
 	}
 	out := bufio.NewWriterSize(io.Out, 256<<10)
-	if opts.JSON && len(files) == 1 {
+	if opts.JSON && len(files) == 1 && len(ignore) == 0 {
 		return scanJSONOne(opts, files[0], out, io)
 	}
 	var inputErrs []error
 	byCode := map[elfscan.Code]int{}
-	problems, sites := 0, 0
+	problems, sites, ignored := 0, 0, 0
 	var writeErr error
 	forEachOrdered(len(files), opts.Jobs,
 		func(i int) scanResult {
@@ -106,6 +116,10 @@ func runScan(opts *ScanOptions, io *IO) error {
 			for _, s := range r.f.Sites {
 				for _, p := range s.Problems {
 					byCode[p.Code]++
+					if ignore[p.Code] {
+						ignored++
+						continue
+					}
 					problems++
 				}
 			}
@@ -122,14 +136,17 @@ func runScan(opts *ScanOptions, io *IO) error {
 			}
 		})
 	if opts.Check && len(files) > 1 && !opts.JSON {
-		printCheckSummary(out, len(files)-len(inputErrs), sites, byCode)
+		printCheckSummary(out, len(files)-len(inputErrs), sites, byCode, ignore)
 	}
 	if err := out.Flush(); writeErr == nil {
 		writeErr = err
 	}
-	if opts.Check && len(files) > 1 && opts.JSON && problems > 0 {
+	if opts.Check && opts.JSON && (problems > 0 || ignored > 0) && (len(files) > 1 || len(ignore) > 0) {
 		// stdout carries only JSON lines; the summary goes to stderr.
-		printCheckSummary(io.Err, len(files)-len(inputErrs), sites, byCode)
+		printCheckSummary(io.Err, len(files)-len(inputErrs), sites, byCode, ignore)
+	}
+	if opts.Check && !opts.JSON && len(files) == 1 && ignored > 0 {
+		fmt.Fprintf(io.Err, "check: %d problems ignored (--ignore %s)\n", ignored, strings.Join(opts.Ignore, ","))
 	}
 	switch {
 	case writeErr != nil:
@@ -276,9 +293,32 @@ func refText(v, sym string) string {
 	return v
 }
 
+// ignoredCodes checks --ignore: known codes only, and only with --check.
+func ignoredCodes(opts *ScanOptions) (map[elfscan.Code]bool, error) {
+	if len(opts.Ignore) == 0 {
+		return nil, nil
+	}
+	if !opts.Check {
+		return nil, UsageErrorf("--ignore only applies with --check")
+	}
+	ignore := map[elfscan.Code]bool{}
+	for _, c := range opts.Ignore {
+		c = strings.TrimSpace(c)
+		if !slices.Contains(elfscan.Codes, elfscan.Code(c)) {
+			known := make([]string, len(elfscan.Codes))
+			for i, k := range elfscan.Codes {
+				known[i] = string(k)
+			}
+			return nil, UsageErrorf("--ignore: unknown problem code %q (known: %s)", c, strings.Join(known, ", "))
+		}
+		ignore[elfscan.Code(c)] = true
+	}
+	return ignore, nil
+}
+
 // printCheckSummary closes a --check run over several files with the
-// problems counted by code.
-func printCheckSummary(w io.Writer, files, sites int, byCode map[elfscan.Code]int) {
+// problems counted by code; ignored codes are marked.
+func printCheckSummary(w io.Writer, files, sites int, byCode map[elfscan.Code]int, ignore map[elfscan.Code]bool) {
 	codes := make([]string, 0, len(byCode))
 	for c := range byCode {
 		codes = append(codes, string(c))
@@ -291,6 +331,9 @@ func printCheckSummary(w io.Writer, files, sites int, byCode map[elfscan.Code]in
 	}
 	for _, c := range codes {
 		fmt.Fprintf(w, ", %s: %d", c, byCode[elfscan.Code(c)])
+		if ignore[elfscan.Code(c)] {
+			fmt.Fprint(w, " (ignored)")
+		}
 	}
 	fmt.Fprintln(w)
 }

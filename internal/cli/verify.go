@@ -93,6 +93,7 @@ type verifyJSON struct {
 	Sites    int              `json:"sites"`
 	Passed   int              `json:"passed"`
 	Failed   int              `json:"failed"`
+	Skipped  int              `json:"skipped"` // no-function sites, not run
 	ByState  map[string]int   `json:"by_state"`
 	Seconds  float64          `json:"seconds"`
 	Failures []verifyFailJSON `json:"failures"`
@@ -205,7 +206,7 @@ func writeJSONLine(w io.Writer, v any) {
 }
 
 func toVerifyJSON(r *verify.Report) verifyJSON {
-	j := verifyJSON{File: r.File, ELFType: elfTypeName(r), Sites: r.Sites, Passed: r.Passed, Failed: r.Failed,
+	j := verifyJSON{File: r.File, ELFType: elfTypeName(r), Sites: r.Sites, Skipped: r.Skipped, Passed: r.Passed, Failed: r.Failed,
 		ByState: map[string]int{}, Seconds: r.Elapsed.Seconds(), Failures: []verifyFailJSON{}}
 	for st, n := range r.ByState {
 		j.ByState[string(st)] = n
@@ -230,8 +231,12 @@ func printVerifyText(w io.Writer, r *verify.Report) {
 	if r.Failed > 0 {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "%s: %s: %s, %d sites checked: %d passed, %d failed (%s) in %.3fs\n",
-		verdict, r.File, elfTypeName(r), r.Sites, r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds())
+	skipped := ""
+	if r.Skipped > 0 {
+		skipped = fmt.Sprintf("; %d skipped (no-function)", r.Skipped)
+	}
+	fmt.Fprintf(w, "%s: %s: %s, %d sites checked: %d passed, %d failed (%s) in %.3fs%s\n",
+		verdict, r.File, elfTypeName(r), r.Sites, r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds(), skipped)
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "  %s at %#x (%s)\n    expected: %s\n    observed: %s\n", f.Func, f.Address, f.State, f.Expected, f.Observed)
 		for _, l := range f.Disasm {

@@ -51,6 +51,9 @@ const (
 	CodeNoFunction        Code = "no-function"
 )
 
+// Codes lists every problem code, in the order the docs give them.
+var Codes = []Code{CodeMisalignedLiteral, CodeUnexpectedInsn, CodeDuplicateEntry, CodeOutsideText, CodeNoFunction}
+
 // Problem is one finding at a site.
 type Problem struct {
 	Code   Code   `json:"code"`

@@ -153,7 +153,7 @@ func (sc *scanner) site(rec record, s *Site) error {
 			layout, entry = LayoutCallOps, R+8
 		}
 		if fn = sc.st.containing(key, entry); fn < 0 {
-			s.Problems = append(s.Problems, Problem{CodeNoFunction, fmt.Sprintf("no function symbol at or around entry %#x", entry)})
+			s.Problems = append(s.Problems, Problem{CodeNoFunction, fmt.Sprintf("no function symbol at or around entry %#x; %s", entry, NoFunctionHelp)})
 		}
 	}
 	if fn >= 0 {

@@ -404,6 +404,11 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	name := func() string { return siteName(p.rel, s) } // only errors need it
 	op := p.req.Op
 	callOps := s.Layout == elfscan.LayoutCallOps
+	if s.HasProblem(elfscan.CodeNoFunction) {
+		// As Linux, which disables a record it finds no symbol for.
+		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, addrString(p.rel, s.Section, s.Entry), string(elfscan.CodeNoFunction)})
+		return
+	}
 	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
 		p.is.add(ErrState, "%s: state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", name(), s.State, s.Slot1Word, s.Slot2Word)
 		return

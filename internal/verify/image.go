@@ -85,6 +85,7 @@ type site struct {
 	literal  uint64 // 0 for classic
 	op       uint64 // expected X2 at op->func; 0 when unknown
 	static   *Failure
+	skip     bool // no-function: not run, counted in Report.Skipped
 }
 
 func (img *Image) Close() error {

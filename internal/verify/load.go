@@ -383,6 +383,10 @@ func (img *Image) bind(f *elf.File, rel *relLayout, dynOther map[uint64]elf.R_AA
 	for i := range sites {
 		s := &img.sites[i]
 		*s = site{Site: &sites[i], index: i, entry: sites[i].Entry, callSite: sites[i].CallSite, literal: sites[i].Literal}
+		if s.HasProblem(elfscan.CodeNoFunction) {
+			s.skip = true // as Linux, which disables a record it finds no symbol for
+			continue
+		}
 		if rel != nil {
 			rel.placeSite(img, s)
 		} else {

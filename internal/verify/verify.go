@@ -69,7 +69,8 @@ type Failure struct {
 type Report struct {
 	File     string
 	ELFType  elf.Type
-	Sites    int
+	Sites    int // sites checked
+	Skipped  int // sites not checked: no-function (elfscan.NoFunctionHelp)
 	Passed   int
 	Failed   int
 	ByState  map[elfscan.State]int
@@ -110,15 +111,20 @@ func Check(img *Image, opts Options) (*Report, error) {
 	}
 	failures := make([]*Failure, len(img.sites))
 	var toRun []int
+	skipped := 0
 	for i := range img.sites {
+		if img.sites[i].skip {
+			skipped++
+			continue
+		}
 		if f := img.sites[i].static; f != nil {
 			failures[i] = img.finish(&img.sites[i], f)
 			continue
 		}
 		toRun = append(toRun, i)
 	}
-	if opts.Progress != nil && len(img.sites) > len(toRun) {
-		opts.Progress(len(img.sites) - len(toRun))
+	if opts.Progress != nil && len(img.sites)-skipped > len(toRun) {
+		opts.Progress(len(img.sites) - skipped - len(toRun))
 	}
 	jobs = max(1, min(jobs, (len(toRun)+255)/256))
 	if len(toRun) > 0 {
@@ -165,8 +171,11 @@ func Check(img *Image, opts Options) (*Report, error) {
 			e.close()
 		}
 	}
-	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites), ByState: map[elfscan.State]int{}}
+	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites) - skipped, Skipped: skipped, ByState: map[elfscan.State]int{}}
 	for i := range img.sites {
+		if img.sites[i].skip {
+			continue
+		}
 		rep.ByState[img.sites[i].State]++
 		if failures[i] != nil {
 			rep.Failures = append(rep.Failures, *failures[i])
