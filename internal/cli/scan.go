@@ -18,13 +18,13 @@ import (
 
 // ScanOptions are the flags and arguments of `ftpatch scan`.
 type ScanOptions struct {
-	JSON  bool     // --json: one object per file per line
-	Check bool     // --check: exit 1 when any site has a problem
+	JSON  bool // --json: one object per file per line
+	Check bool // --check: exit 1 when any site has a problem
 	// Ignore lists problem codes --check accepts (--ignore CODE[,CODE]):
 	// still reported, but they do not make the exit status 1.
 	Ignore []string
-	Jobs  int      // -j: files scanned at once
-	Files []string // files and folders
+	Jobs   int      // -j: files scanned at once
+	Files  []string // files and folders
 }
 
 func init() { commands = append(commands, newScanCmd) }

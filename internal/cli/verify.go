@@ -13,18 +13,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
 // VerifyOptions are the flags and arguments of `ftpatch verify`.
 type VerifyOptions struct {
 	Files             []string
-	JSON              bool   // --json: one object per file per line
-	Trampoline        string // --trampoline SYM|ADDR
-	RunFileTrampoline bool   // --run-file-trampoline
-	Against           string // --against ORIG
-	Jobs              int    // -j
-	Seed              uint64 // --seed
+	JSON              bool     // --json: one object per file per line
+	Trampoline        string   // --trampoline SYM|ADDR
+	RunFileTrampoline bool     // --run-file-trampoline
+	Against           string   // --against ORIG
+	Jobs              int      // -j
+	Seed              uint64   // --seed
+	Direct            []string // --direct: legal direct trampolines
+	DirectCallOffset  int64    // --direct-call-offset
 }
 
 // runAgainst runs the static --against comparison of orig and patched,
@@ -64,7 +67,18 @@ address); enabled sites call op->func once with ip, parent_ip and op right,
 through the trampoline (--trampoline, default ftrace_caller), and come back
 with X0-X8, X19-X29, SP and X30 as they were. By default the tool's own
 trampoline runs at the trampoline's address; --run-file-trampoline runs the
-file's. Exit 1 when a site fails, 2 on input errors.`,
+file's.
+
+--direct SYM|ADDR names a legal direct trampoline (repeatable; Linux 6.4+
+direct calls). A site whose BL goes to one, or to the trampoline with an op
+whose direct_call (at --direct-call-offset, default 208 as in Linux 6.12) is
+set, runs that direct trampoline's code (the file's; for an address with no
+code, or an object's undefined symbol, a stand-in like Linux's
+ftrace_stub_direct_tramp): it must be entered once with X9 = the parent and
+X30 = the return into the function, call no op->func, and come back with
+X30 = the parent and X0-X8, X19-X29, SP as they were. With --direct the
+tool's trampoline has the direct-call path. Exit 1 when a site fails, 2 on
+input errors.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("verify needs at least one FILE")
@@ -83,6 +97,8 @@ file's. Exit 1 when a site fails, 2 on input errors.`,
 	f.StringVar(&opts.Against, "against", "", "also check that FILE differs from `ORIG` only in live-safe site changes")
 	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "parallel workers (`N`)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the random register values")
+	f.StringSliceVar(&opts.Direct, "direct", nil, "`SYM|ADDR` of a legal direct trampoline (repeatable): direct sites run it and must come back with X30 = parent")
+	f.Int64Var(&opts.DirectCallOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "with --direct: offset `N` of direct_call in struct ftrace_ops")
 	return cmd
 }
 
@@ -127,7 +143,8 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 	if err != nil {
 		return err
 	}
-	vopts := verify.Options{Trampoline: opts.Trampoline, RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed}
+	vopts := verify.Options{Trampoline: opts.Trampoline, RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
+		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
 
 	// Files run concurrently (at most Jobs at once), each with its own
 	// workers; reports are printed in argument order.

@@ -229,12 +229,13 @@ type call struct {
 
 // planner holds what one Plan call resolves once.
 type planner struct {
-	in   *Input
-	req  Request
-	rel  bool
-	out  *Changes
-	is   issues
-	syms *symIndex // linked files
+	in     *Input
+	req    Request
+	rel    bool
+	out    *Changes
+	is     issues
+	syms   *symIndex // linked files
+	direct *direct   // Request.Direct resolved (direct.go)
 
 	arena []byte // backs the Old/New bytes of writes; see bytes
 }
@@ -287,6 +288,12 @@ func Plan(in *Input, req Request) (*Changes, error) {
 			}
 			trampRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
 		} else if tramp, err = p.resolve(req.Trampoline); err != nil {
+			return nil, err
+		}
+	}
+
+	if req.Op == OpEnable && req.Direct != nil && p.hasSelected() {
+		if err := p.resolveDirect(opsLit); err != nil {
 			return nil, err
 		}
 	}
@@ -452,7 +459,12 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		p.setWord(s, SlotSlot1, s.Slot1Off, s.Slot1(), s.Slot1Word, encode.MovX9X30)
 	case OpEnable:
 		want := call{}
-		if p.rel {
+		if p.direct != nil {
+			var ok bool
+			if want, ok = p.directCall(s, tramp, name); !ok {
+				return
+			}
+		} else if p.rel {
 			r := *trampRel
 			r.Off = s.CallSite
 			want = call{word: 0x94000000, rel: &r, sym: p.req.Trampoline.Sym}

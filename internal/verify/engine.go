@@ -46,6 +46,10 @@ type engine struct {
 
 	calls    int
 	callArgs [4]uint64
+	// Entries into direct trampolines (direct.go).
+	directHits          int
+	directAt            uint64
+	directX9, directX30 uint64
 	// runEntry is where the current run starts; atEntry is true until its
 	// first instruction: when op->func is itself a traced function, the
 	// hook fires there, and that is the run starting, not a call.
@@ -132,6 +136,11 @@ func newEngineCOW(img *Image, opts Options, cow func(*region) bool) (e *engine, 
 	} else if len(funcs) > 0 {
 		if _, err := mu.HookAdd(uc.HOOK_CODE, e.onFunc, funcs[0], funcs[len(funcs)-1]); err != nil {
 			return nil, fmt.Errorf("hook over %#x-%#x: %w", funcs[0], funcs[len(funcs)-1], err)
+		}
+	}
+	for d := range img.directs {
+		if _, err := mu.HookAdd(uc.HOOK_CODE, e.onDirect, d, d); err != nil {
+			return nil, fmt.Errorf("hook at %#x: %w", d, err)
 		}
 	}
 	return e, nil
@@ -233,7 +242,7 @@ func (e *engine) run1(s *site) *Failure {
 	if err := e.mu.WriteBatch(e.in, e.before[:]); err != nil {
 		return &Failure{Expected: "registers set", Observed: err.Error()}
 	}
-	e.calls = 0
+	e.calls, e.directHits = 0, 0
 	e.runEntry, e.atEntry = s.entry, true
 	until := s.callSite + 4
 	e.guard.Lock()
@@ -256,6 +265,9 @@ func (e *engine) run1(s *site) *Failure {
 	case e.after[rPC] != until:
 		return &Failure{Expected: expect, Observed: fmt.Sprintf("still running at pc %#x after the %d-instruction limit", e.after[rPC], e.opts.Count)}
 	}
+	if s.direct == 0 && e.directHits != 0 {
+		return &Failure{Expected: "no direct trampoline (the op's direct_call is 0)", Observed: fmt.Sprintf("entered direct trampoline at %#x", e.directAt)}
+	}
 	switch s.State {
 	case elfscan.StateNop:
 		return e.check(s, "no call; every register unchanged", 0, func(r int) bool { return true })
@@ -265,6 +277,9 @@ func (e *engine) run1(s *site) *Failure {
 		}
 		return e.check(s, "no call; X9 = parent; every other register unchanged", 0, func(r int) bool { return r != 9 })
 	case elfscan.StateEnabled:
+		if s.direct != 0 {
+			return e.checkDirectRun(s)
+		}
 		return e.check(s, "one call of op->func; X0-X8, X19-X29, SP, X30 unchanged", 1, func(r int) bool {
 			return r <= 8 || (r >= 19 && r <= 30) || r == rSP
 		})

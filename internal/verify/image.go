@@ -62,7 +62,11 @@ type Image struct {
 
 	sites []site
 	funcs map[uint64]bool // op->func addresses to intercept
-	rel   *relLayout      // ET_REL: where sections went (nil when linked)
+
+	directs         map[uint64]string // legal direct trampolines (direct.go); nil without --direct
+	directOff       int64             // op->direct_call offset; 0 without --direct
+	standinDirectAt uint64
+	rel             *relLayout // ET_REL: where sections went (nil when linked)
 }
 
 const (
@@ -85,7 +89,8 @@ type site struct {
 	literal  uint64 // 0 for classic
 	op       uint64 // expected X2 at op->func; 0 when unknown
 	static   *Failure
-	skip     bool // no-function: not run, counted in Report.Skipped
+	direct   uint64 // the direct trampoline the site must reach; 0: none
+	skip     bool   // no-function: not run, counted in Report.Skipped
 }
 
 func (img *Image) Close() error {
@@ -206,7 +211,7 @@ func (img *Image) addStandins() error {
 	}
 	img.write32(img.standinFunc, 0xd65f03c0) // RET: the hook answers before it runs
 	img.write64(img.standinOps, img.standinFunc)
-	tr, err := encode.Trampoline(encode.TrampolineOptions{})
+	tr, err := encode.Trampoline(encode.TrampolineOptions{DirectCalls: img.directOff != 0, DirectCallOffset: img.directOff})
 	if err != nil {
 		return fmt.Errorf("trampoline: %w", err)
 	}

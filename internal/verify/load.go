@@ -57,7 +57,13 @@ func LoadELF(f *elf.File, r io.ReaderAt, sf *elfscan.File, opts Options) (img *I
 			return nil, err
 		}
 	}
+	if len(opts.Direct) > 0 {
+		img.directOff = opts.directCallOffset()
+	}
 	if err = img.addStandins(); err != nil {
+		return nil, err
+	}
+	if err = img.resolveDirects(f, rel, opts); err != nil {
 		return nil, err
 	}
 	img.rel = rel
@@ -96,12 +102,15 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		return
 	}
 	to := encode.BLTarget(w, s.callSite)
+	if !classic && img.checkDirect(s, to) {
+		return
+	}
 	if img.tramp == 0 {
 		s.fail("BL to trampoline "+img.trampName, fmt.Sprintf("BL to %#x; %s", to, img.trampErr))
 		return
 	}
 	if to != img.tramp {
-		s.fail(fmt.Sprintf("BL to trampoline %s at %#x", img.trampName, img.tramp), fmt.Sprintf("BL to %#x", to))
+		s.fail(fmt.Sprintf("BL to trampoline %s at %#x%s", img.trampName, img.tramp, img.directNames()), fmt.Sprintf("BL to %#x", to))
 		return
 	}
 	if classic {
@@ -300,6 +309,9 @@ func (rl *relLayout) placeSite(img *Image, s *site) {
 			img.write64(addr, val+uint64(r.Addend))
 			rl.relocOp(img, val+uint64(r.Addend))
 		case off == s.Site.CallSite && (r.Type == elf.R_AARCH64_CALL26 || r.Type == elf.R_AARCH64_JUMP26):
+			if d, ok := img.relDirect(name); !def && ok {
+				val, def = d, true
+			}
 			if !def {
 				if name != img.trampName {
 					s.fail("BL to trampoline "+img.trampName, "BL to undefined "+name)

@@ -39,10 +39,14 @@ import (
 type Options struct {
 	Trampoline        string // SYM or 0xADDR; default DefaultTrampoline
 	RunFileTrampoline bool   // run the file's own trampoline code instead of the tool's
-	Jobs              int    // workers; default runtime.NumCPU()
-	Seed              uint64 // register values are drawn from (Seed, site index)
-	MaxInsns          uint64 // per site; default 10,000
-	Timeout           time.Duration
+	// Direct names the legal direct trampolines (SYM or 0xADDR), and turns
+	// on the direct-call path of the tool's trampoline: see direct.go.
+	Direct           []string
+	DirectCallOffset int64  // op->direct_call; 0: encode.DefaultDirectCallOffset
+	Jobs             int    // workers; default runtime.NumCPU()
+	Seed             uint64 // register values are drawn from (Seed, site index)
+	MaxInsns         uint64 // per site; default 10,000
+	Timeout          time.Duration
 	// Progress, when set, is called from the workers with the number of
 	// sites just finished; it must be safe for concurrent use.
 	Progress func(n int)

@@ -1,0 +1,141 @@
+package patch
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+)
+
+// ErrDirect reports a direct call enable cannot make (Request.Direct).
+var ErrDirect = errors.New("direct call not possible")
+
+// direct is what Plan resolves once for Request.Direct.
+type direct struct {
+	addr uint64        // linked files: the direct trampoline
+	rel  *elfscan.Rela // ET_REL: CALL26 against its symbol
+	// opsDirect is op->direct_call of --ops in a linked file (0 when
+	// unset or unknown), for sites the direct trampoline is out of reach of.
+	opsDirect uint64
+	opsErr    string // why opsDirect could not be read
+}
+
+// resolveDirect resolves Request.Direct and reads --ops' direct_call.
+func (p *planner) resolveDirect(ops literal) error {
+	v := *p.req.Direct
+	if v.IsZero() {
+		return fmt.Errorf("%w: --direct 0: a BL to address 0 is not a direct trampoline", ErrRequest)
+	}
+	if p.rel {
+		if v.Sym == "" {
+			return fmt.Errorf("%w: direct trampoline %s: a relocatable object has no addresses; name it by symbol", ErrSymbol, v)
+		}
+		idx, err := p.relSymbol(v.Sym)
+		if err != nil {
+			return err
+		}
+		p.direct = &direct{rel: &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}}
+		return nil
+	}
+	a, err := p.resolve(v)
+	if err != nil {
+		return err
+	}
+	d := &direct{addr: a}
+	off := p.req.DirectCallOffset
+	if off == 0 {
+		off = encode.DefaultDirectCallOffset
+	}
+	if off < 8 || off%8 != 0 {
+		return fmt.Errorf("%w: direct-call offset %d: must be a positive multiple of 8 (op->func is at 0)", ErrRequest, off)
+	}
+	if ops.bytes == 0 {
+		d.opsErr = "--ops is 0"
+	} else if d.opsDirect, err = readLinked64(p.in.ELF, ops.bytes+uint64(off)); err != nil {
+		d.opsErr = err.Error()
+	} else if d.opsDirect == 0 {
+		d.opsErr = fmt.Sprintf("its direct_call (offset %d) is 0", off)
+	}
+	p.direct = d
+	return nil
+}
+
+// directCall is the call word of an enabled direct site: BL straight to the
+// direct trampoline when it is in reach (the literal still holds --ops, as
+// Linux writes it), otherwise BL to the common trampoline, which branches
+// to the op's direct_call: so --ops must have one.
+func (p *planner) directCall(s *elfscan.Site, tramp uint64, name func() string) (call, bool) {
+	d := p.direct
+	if p.rel {
+		r := *d.rel
+		r.Off = s.CallSite
+		return call{word: 0x94000000, rel: &r, sym: p.req.Direct.Sym}, true
+	}
+	if w, err := (encode.BL{From: s.CallSite, To: d.addr}).Encode(); err == nil {
+		return call{word: w}, true
+	}
+	if s.Layout != elfscan.LayoutCallOps {
+		p.is.add(ErrDirect, "%s: direct trampoline %s at %#x is out of BL range of %#x, and a classic site has no literal to reach it through the common trampoline",
+			name(), p.req.Direct, d.addr, s.CallSite)
+		return call{}, false
+	}
+	if d.opsErr != "" {
+		p.is.add(ErrDirect, "%s: direct trampoline %s at %#x is out of BL range of %#x, so the site must call %s with an ops whose direct_call is set, "+
+			"but ops %s: %s (pass --ops naming the direct ops, or --direct-call-offset N for your struct ftrace_ops)",
+			name(), p.req.Direct, d.addr, s.CallSite, p.req.Trampoline, p.req.Ops, d.opsErr)
+		return call{}, false
+	}
+	w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
+	if err != nil {
+		p.is.add(ErrRange, "%s: trampoline %s: %v", name(), p.req.Trampoline, err)
+		return call{}, false
+	}
+	return call{word: w}, true
+}
+
+// readLinked64 reads the 64-bit value a linked file holds at address a,
+// from its PT_LOAD segments, or, when the file stores 0 there, from an
+// R_AARCH64_RELATIVE relocation at a (images linked with
+// --no-apply-dynamic-relocs keep such values only there).
+func readLinked64(f *elf.File, a uint64) (uint64, error) {
+	var v uint64
+	found := false
+	for _, pr := range f.Progs {
+		if pr.Type != elf.PT_LOAD || a < pr.Vaddr || a+8 > pr.Vaddr+pr.Memsz || a+8 < a {
+			continue
+		}
+		found = true
+		if a+8 <= pr.Vaddr+pr.Filesz {
+			var b [8]byte
+			if _, err := pr.ReadAt(b[:], int64(a-pr.Vaddr)); err != nil {
+				return 0, fmt.Errorf("reading %#x: %w", a, err)
+			}
+			v = binary.LittleEndian.Uint64(b[:])
+		}
+		break
+	}
+	if !found {
+		return 0, fmt.Errorf("%#x is not in a loaded segment", a)
+	}
+	if v != 0 {
+		return v, nil
+	}
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
+			continue
+		}
+		rels, err := elfscan.ReadRela(s)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range rels {
+			if r.Off == a && r.Type == elf.R_AARCH64_RELATIVE {
+				return uint64(r.Addend), nil
+			}
+		}
+	}
+	return 0, nil
+}

@@ -1,0 +1,203 @@
+package verify
+
+// Direct calls (Linux 6.4+, ftrace_ops::direct_call). A site may call a
+// direct trampoline instead of the common one: straight, by its BL, or
+// through the common trampoline, which branches to a non-zero
+// op->direct_call. Either way the direct trampoline is entered with X9 = the
+// traced function's parent (its own return address) and X30 = the return
+// into the traced function, and must come back there with X30 = X9 and the
+// registers a call preserves as they were; op->func is not called.
+//
+// Options.Direct names the legal direct trampolines. The code at each runs:
+// the file's, or for an address with no code (or an object's undefined
+// symbol) a stand-in shaped as Linux's ftrace_stub_direct_tramp. A hook on
+// each entry records X9 and X30, so a run shows it was reached, and how.
+
+import (
+	"debug/elf"
+	"fmt"
+	"slices"
+
+	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/verify/uc"
+)
+
+// offDirect is the stand-in direct trampoline in the stand-in code page.
+const offDirect = 0xf00
+
+// standinDirect is Linux's simplest direct trampoline: back into the
+// traced function with X30 = the parent.
+var standinDirect = []uint32{
+	encode.BTIC,
+	0xaa1e03ea, // mov x10, x30
+	0xaa0903fe, // mov x30, x9
+	0xd65f0140, // ret x10
+}
+
+func (o Options) directCallOffset() int64 {
+	if o.DirectCallOffset == 0 {
+		return encode.DefaultDirectCallOffset
+	}
+	return o.DirectCallOffset
+}
+
+// placeStandinDirect writes the stand-in direct trampoline at addr.
+func (img *Image) placeStandinDirect(addr uint64) {
+	for i, w := range standinDirect {
+		img.write32(addr+4*uint64(i), w)
+	}
+}
+
+// resolveDirects fills img.directs from opts.Direct. In a linked file a
+// name is a symbol or an address; an address with no code gets a page of its
+// own holding the stand-in. In an object, a defined symbol is its placed
+// address; an undefined one (resolved when the module loads) is bound to
+// the stand-in in verify's own page, see relDirect.
+func (img *Image) resolveDirects(f *elf.File, rel *relLayout, opts Options) error {
+	if len(opts.Direct) == 0 {
+		return nil
+	}
+	img.directs = map[uint64]string{}
+	img.standinDirectAt = img.standinBase + offDirect
+	img.placeStandinDirect(img.standinDirectAt)
+	for _, name := range opts.Direct {
+		if rel != nil {
+			a, ok := rel.definedSymbol(name)
+			if !ok {
+				if _, isAddr := parseAddr(name); isAddr {
+					return fmt.Errorf("--direct %s: an object has no addresses; name the direct trampoline by symbol", name)
+				}
+				a = img.standinDirectAt
+			}
+			img.directs[a] = name
+			continue
+		}
+		a, err := resolveLinked(f, name)
+		if err != nil {
+			return fmt.Errorf("--direct %s: %w", name, err)
+		}
+		if !img.isCode(a) {
+			if img.find(a) != nil || a%4 != 0 {
+				return fmt.Errorf("--direct %s: %#x is mapped but not code (or misaligned)", name, a)
+			}
+			page := a &^ (pageSize - 1)
+			if _, err := img.addRegion(page, pageSize, uc.PROT_READ|uc.PROT_EXEC, "stand-in direct trampoline "+name); err != nil {
+				return fmt.Errorf("--direct %s: %w", name, err)
+			}
+			if a+uint64(4*len(standinDirect)) > page+pageSize {
+				return fmt.Errorf("--direct %s: %#x: the stand-in does not fit before the page end", name, a)
+			}
+			img.placeStandinDirect(a)
+		}
+		img.directs[a] = name
+	}
+	return nil
+}
+
+// definedSymbol returns the placed address of a defined symbol name.
+func (rl *relLayout) definedSymbol(name string) (uint64, bool) {
+	for i, s := range rl.syms {
+		if s.Name != name || s.Section == elf.SHN_UNDEF {
+			continue
+		}
+		if a, _, ok := rl.symbol(uint32(i + 1)); ok {
+			return a, true
+		}
+	}
+	return 0, false
+}
+
+// relDirect is where a CALL26 against the undefined symbol name goes, when
+// name is a direct trampoline.
+func (img *Image) relDirect(name string) (uint64, bool) {
+	for a, n := range img.directs {
+		if n == name {
+			return a, true
+		}
+	}
+	return 0, false
+}
+
+// checkDirect decides, for an enabled call-ops site whose BL goes to to,
+// whether it is a direct site: to is a direct trampoline (straight), or to
+// is the common trampoline and op->direct_call is set (through it). It
+// returns true when it settled the site (s.direct set, or s failed).
+func (img *Image) checkDirect(s *site, to uint64) bool {
+	if img.directs == nil {
+		return false
+	}
+	if _, ok := img.directs[to]; ok && to != img.tramp {
+		s.direct = to
+		return true
+	}
+	if s.literal == 0 || s.literal%8 != 0 {
+		return false
+	}
+	op, ok := img.read64(s.literal)
+	if !ok || op == 0 {
+		return false
+	}
+	dc, ok := img.read64(op + uint64(img.directOff))
+	if !ok || dc == 0 {
+		return false
+	}
+	if _, legal := img.directs[dc]; !legal {
+		s.fail(fmt.Sprintf("op->direct_call (op %#x + %d) 0 or a direct trampoline named by --direct", op, img.directOff),
+			fmt.Sprintf("op->direct_call = %#x", dc))
+		return true
+	}
+	s.direct = dc
+	return true
+}
+
+// onDirect records an entry into a direct trampoline.
+func (e *engine) onDirect(mu uc.Unicorn, addr uint64, _ uint32) {
+	if _, ok := e.img.directs[addr]; !ok {
+		return
+	}
+	e.directHits++
+	e.directAt = addr
+	x9, err1 := mu.RegRead(uc.ARM64_REG_X9)
+	x30, err2 := mu.RegRead(uc.ARM64_REG_X30)
+	if err1 != nil || err2 != nil {
+		mu.Stop()
+		return
+	}
+	e.directX9, e.directX30 = x9, x30
+}
+
+// checkDirectRun checks a direct site's run: one entry into the expected
+// direct trampoline, with X9 = the parent and X30 = the return into the
+// function, no op->func call, and back with X0-X8, X19-X29, SP as they
+// were and X30 = the parent.
+func (e *engine) checkDirectRun(s *site) *Failure {
+	exp := fmt.Sprintf("one entry into direct trampoline %s at %#x with X9 = parent %#x, X30 = %#x", e.img.directs[s.direct], s.direct, e.img.sentinel, s.callSite+4)
+	switch {
+	case e.directHits != 1:
+		return &Failure{Expected: exp, Observed: fmt.Sprintf("%d entries into direct trampolines", e.directHits)}
+	case e.directAt != s.direct:
+		return &Failure{Expected: exp, Observed: fmt.Sprintf("entered direct trampoline at %#x", e.directAt)}
+	case e.directX9 != e.img.sentinel || e.directX30 != s.callSite+4:
+		return &Failure{Expected: exp, Observed: fmt.Sprintf("entered with X9 = %#x, X30 = %#x", e.directX9, e.directX30)}
+	}
+	return e.check(s, "direct trampoline, no op->func; X0-X8, X19-X29, SP unchanged; X30 = parent", 0, func(r int) bool {
+		return r <= 8 || (r >= 19 && r <= 30) || r == rSP
+	})
+}
+
+// directNames lists the legal direct trampolines for a failure message.
+func (img *Image) directNames() string {
+	if len(img.directs) == 0 {
+		return ""
+	}
+	var as []uint64
+	for a := range img.directs {
+		as = append(as, a)
+	}
+	slices.Sort(as)
+	s := " or a direct trampoline:"
+	for _, a := range as {
+		s += fmt.Sprintf(" %s (%#x)", img.directs[a], a)
+	}
+	return s
+}
