@@ -59,6 +59,9 @@ type Image struct {
 	trampName string // --trampoline as given
 	tramp     uint64 // where enabled BLs must go; 0 when unresolved
 	trampErr  string // why tramp is unresolved
+	// classicFileErr says why a classic image's own trampoline cannot run
+	// (classicfile.go); "" when it can.
+	classicFileErr string
 
 	sites []site
 	funcs map[uint64]bool // op->func addresses to intercept

@@ -114,8 +114,12 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		return
 	}
 	if classic {
-		if opts.RunFileTrampoline {
-			s.fail("a call-ops site, or verify's classic trampoline", "classic site with --run-file-trampoline: the file's op cannot be intercepted")
+		if opts.RunFileTrampoline && (img.rel != nil || img.classicFileErr != "") {
+			why := "an object has no trampoline of its own to run"
+			if img.rel == nil {
+				why = img.classicFileErr
+			}
+			s.fail("a call-ops site, or a classic kernel's ftrace_caller, or verify's classic trampoline", "classic site with --run-file-trampoline: "+why)
 			return
 		}
 		s.op = img.standinOps
@@ -389,6 +393,9 @@ func (img *Image) bind(f *elf.File, rel *relLayout, dynOther map[uint64]elf.R_AA
 			}
 		default:
 			img.tramp = a
+			if classic {
+				img.classicFileErr = img.setupClassicFile(f)
+			}
 		}
 	}
 	img.sites = make([]site, len(sites))
