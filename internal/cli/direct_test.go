@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
+)
+
+// directProg builds testdata/src/direct: prog.c with patch sites, the
+// direct trampolines and ops of direct.S, and ftpatch's trampoline with the
+// direct-call path, linked into one program; then init.
+func directProg(t *testing.T) (dir, initProg string) {
+	t.Helper()
+	cc := testutil.NeedTool(t, "aarch64-linux-gnu-gcc")
+	src := filepath.Join(testutil.RepoRoot(t), "testdata", "src", "direct")
+	dir = t.TempDir()
+	run(t, dir, cc, "-O2", "-fpatchable-function-entry=4,2", "-falign-functions=8", "-c", filepath.Join(src, "prog.c"), "-o", "prog.o")
+	run(t, dir, cc, "-c", filepath.Join(src, "direct.S"), "-o", "direct.o")
+	mustFtp(t, "trampoline", "--direct-calls", "-o", filepath.Join(dir, "tramp.o"))
+	run(t, dir, cc, "-no-pie", "-o", "prog", "prog.o", "direct.o", "tramp.o")
+	initProg = filepath.Join(dir, "prog.init")
+	mustFtp(t, "init", "-o", initProg, filepath.Join(dir, "prog"))
+	return dir, initProg
+}
+
+// objdumpBLs maps each BL's address to its target symbol, from objdump.
+func objdumpBLs(t *testing.T, prog string) map[uint64]string {
+	t.Helper()
+	objdump := testutil.NeedTool(t, "aarch64-linux-gnu-objdump")
+	out, err := exec.Command(objdump, "-d", prog).Output()
+	if err != nil {
+		t.Fatalf("objdump: %v", err)
+	}
+	bls := map[uint64]string{}
+	re := regexp.MustCompile(`(?m)^\s*([0-9a-f]+):\s+[0-9a-f]{8}\s+bl\s+[0-9a-f]+ <([^>+]+)>`)
+	for _, m := range re.FindAllStringSubmatch(string(out), -1) {
+		a, _ := strconv.ParseUint(m[1], 16, 64)
+		bls[a] = m[2]
+	}
+	return bls
+}
+
+// Each traced call reaches the direct trampoline with X9 = the parent's
+// return address (just after a BL to the traced function, says objdump)
+// and X30 = the return into the traced function (its call site + 4, says
+// scan), straight (f_add: BL to my_direct_tramp) or through ftrace_caller
+// (f_mul: BL ftrace_caller, ops_direct's direct_call); and the program
+// computes what it computes unpatched.
+func TestDirectCallsUnderQemu(t *testing.T) {
+	qemu := testutil.NeedTool(t, "qemu-aarch64")
+	dir, initProg := directProg(t)
+	traced := filepath.Join(dir, "prog.traced")
+	mustFtp(t, "enable", "--ops", "ops_plain", "--direct", "my_direct_tramp", "--func", "f_add", "-o", filepath.Join(dir, "prog.1"), initProg)
+	mustFtp(t, "enable", "--ops", "ops_direct", "--func", "f_mul", "-o", traced, filepath.Join(dir, "prog.1"))
+
+	sites := map[string]kfScanSite{}
+	for _, f := range kfJSONLines[kfScanFile](t, mustFtp(t, "scan", "--json", traced)) {
+		for _, s := range f.Sites {
+			sites[s.Func] = s
+		}
+	}
+	if got := sites["f_add"].TargetSym; got != "my_direct_tramp" {
+		t.Fatalf("f_add's BL goes to %q, want my_direct_tramp", got)
+	}
+	if got := sites["f_mul"].TargetSym; got != "ftrace_caller" {
+		t.Fatalf("f_mul's BL goes to %q, want ftrace_caller", got)
+	}
+	// verify maps the program read-only, so it runs the same patch with
+	// the direct trampoline that writes no log.
+	quiet := filepath.Join(dir, "prog.quiet")
+	mustFtp(t, "enable", "--ops", "ops_plain", "--direct", "quiet_direct_tramp", "--func", "f_add", "-o", filepath.Join(dir, "prog.2"), initProg)
+	mustFtp(t, "enable", "--ops", "ops_quiet", "--func", "f_mul", "-o", quiet, filepath.Join(dir, "prog.2"))
+	if out := mustFtp(t, "verify", "--direct", "quiet_direct_tramp", quiet); !strings.HasPrefix(out, "ok:") {
+		t.Errorf("verify --direct: %s", out)
+	}
+	if out := mustFtp(t, "verify", "--direct", "quiet_direct_tramp", "--run-file-trampoline", quiet); !strings.HasPrefix(out, "ok:") {
+		t.Errorf("verify --direct --run-file-trampoline: %s", out)
+	}
+
+	plain := runQemuPlain(t, qemu, filepath.Join(dir, "prog"))
+	out := runQemuPlain(t, qemu, traced)
+	if !strings.Contains(plain, "sum 39\nlog 0\n") {
+		t.Fatalf("unpatched program: %q", plain)
+	}
+	if !strings.HasPrefix(out, "sum 39\nlog 5\n") {
+		t.Fatalf("traced program: want the same sum and 5 direct entries, got %q", out)
+	}
+	bls := objdumpBLs(t, traced)
+	retInto := map[uint64]string{}
+	for _, fn := range []string{"f_add", "f_mul"} {
+		cs, err := strconv.ParseUint(strings.TrimPrefix(sites[fn].CallSite, "0x"), 16, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		retInto[cs+4] = fn
+	}
+	seen := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[2:] {
+		var x9, x30 uint64
+		f := strings.Fields(l)
+		if len(f) != 4 || f[0] != "x9" || f[2] != "x30" {
+			t.Fatalf("bad log line %q", l)
+		}
+		x9, _ = strconv.ParseUint(f[1], 0, 64)
+		x30, _ = strconv.ParseUint(f[3], 0, 64)
+		fn, ok := retInto[x30]
+		if !ok {
+			t.Errorf("X30 = %#x is not the return into a traced function (call site + 4)", x30)
+			continue
+		}
+		if bls[x9-4] != fn {
+			t.Errorf("%s: X9 = %#x, but the word before it is not a BL to %s (objdump: %q)", fn, x9, fn, bls[x9-4])
+		}
+		seen[fn]++
+	}
+	if seen["f_add"] != 3 || seen["f_mul"] != 2 {
+		t.Errorf("direct entries per function %v, want f_add 3 (straight), f_mul 2 (through ftrace_caller)", seen)
+	}
+}
+
+func runQemuPlain(t *testing.T, qemu, prog string) string {
+	t.Helper()
+	out, err := exec.Command(qemu, "-L", "/usr/aarch64-linux-gnu", prog).CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-aarch64 %s: %v\n%s", prog, err, out)
+	}
+	return string(out)
+}
+
+// Mutations verify --direct must catch.
+func TestDirectCallsVerifyCatches(t *testing.T) {
+	dir, initProg := directProg(t)
+	for _, tc := range []struct {
+		name   string
+		enable []string
+		want   string
+	}{
+		{"direct trampoline returns without the parent", []string{"--ops", "ops_plain", "--direct", "bad_direct_tramp", "--func", "f_add"}, "X30 = "},
+		{"BL to a function that is no direct trampoline", []string{"--ops", "ops_plain", "--trampoline", "cb", "--func", "f_add"}, "or a direct trampoline: "},
+		{"direct_call pointing at data", []string{"--ops", "ops_junk", "--func", "f_mul"}, "op->direct_call = "},
+		{"ops without direct_call: a plain op->func call", []string{"--ops", "ops_plain", "--func", "f_mul"}, ""},
+		{"ops with direct_call through the common trampoline", []string{"--ops", "ops_quiet", "--func", "f_mul"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, "m.elf")
+			os.Remove(out)
+			mustFtp(t, append(append([]string{"enable"}, tc.enable...), "-o", out, initProg)...)
+			// bad_direct_tramp is named legal too: its run must fail.
+			stdout, stderr, code := ftp(t, "verify", "--direct", "quiet_direct_tramp", "--direct", "bad_direct_tramp", out)
+			if tc.want == "" {
+				if code != 0 {
+					t.Fatalf("verify: exit %d, want 0 (a plain op->func call)\n%s%s", code, stdout, stderr)
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(stdout, tc.want) {
+				t.Fatalf("verify: exit %d, want 1 with %q\n%s%s", code, tc.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+// enable --direct out of BL range needs an ops whose direct_call is set;
+// disable and init handle direct sites.
+func TestDirectEnableDisable(t *testing.T) {
+	dir, initProg := directProg(t)
+	far := "0x" + strconv.FormatUint(testutil.SymbolAddr(t, initProg, "f_add")+1<<30, 16) // 1 GiB away
+	out := filepath.Join(dir, "far.elf")
+	_, stderr, code := ftp(t, "enable", "--ops", "ops_plain", "--direct", far, "--func", "f_add", "-o", out, initProg)
+	if code != 2 || !strings.Contains(stderr, "out of BL range") || !strings.Contains(stderr, "direct_call (offset 208) is 0") {
+		t.Fatalf("enable --direct out of range with ops_plain: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a refused enable wrote its output")
+	}
+	mustFtp(t, "enable", "--ops", "ops_direct", "--direct", far, "--func", "f_add", "-o", out, initProg)
+	for _, f := range kfJSONLines[kfScanFile](t, mustFtp(t, "scan", "--json", out)) {
+		for _, s := range f.Sites {
+			if s.Func == "f_add" && s.TargetSym != "ftrace_caller" {
+				t.Errorf("out of range: f_add's BL goes to %q, want ftrace_caller", s.TargetSym)
+			}
+		}
+	}
+	direct := filepath.Join(dir, "d.elf")
+	mustFtp(t, "enable", "--ops", "ops_plain", "--direct", "quiet_direct_tramp", "-o", direct, initProg)
+	off := filepath.Join(dir, "off.elf")
+	mustFtp(t, "disable", "-o", off, direct)
+	a, _ := os.ReadFile(off)
+	b, _ := os.ReadFile(initProg)
+	if string(a) != string(b) {
+		t.Error("disable of direct sites does not give init's bytes back")
+	}
+	if _, stderr, code := ftp(t, "init", "-o", filepath.Join(dir, "x.elf"), direct); code != 2 || !strings.Contains(stderr, "is enabled") {
+		t.Errorf("init of a direct site: exit %d, stderr %q (want the enabled-site refusal)", code, stderr)
+	}
+	if stdout, stderr, code := ftp(t, "verify", "--direct", "quiet_direct_tramp", "--against", initProg, direct); code != 0 {
+		t.Errorf("verify --against init -> direct: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
