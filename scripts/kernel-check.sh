@@ -41,6 +41,10 @@ fi
 [[ -x $ftpatch ]] || { echo "$0: $ftpatch: not an executable (make build)" >&2; exit 2; }
 [[ -n $readelf ]] || { echo "$0: no readelf (apt: binutils-aarch64-linux-gnu)" >&2; exit 2; }
 command -v xz >/dev/null || { echo "$0: xz not found (apt: xz-utils)" >&2; exit 2; }
+# Absolute: the flow runs from inside the cache.
+ftpatch=$(cd "$(dirname "$ftpatch")" && pwd)/$(basename "$ftpatch")
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
 
 declare -a summary=()
 t_total=0
@@ -56,6 +60,7 @@ step() {
 	log=$(mktemp)
 	"$@" >"$log" 2>&1 || rc=$?
 	local t1=$EPOCHREALTIME
+	sed -i '/^$/d' "$log"
 	local secs
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
 	if (($(wc -l <"$log") > 6)); then
@@ -88,7 +93,9 @@ check() {
 
 # addr SYM FILE: the symbol's address (hex, no 0x) from .symtab.
 addr() {
-	"$readelf" -sW "$2" | awk -v s="$1" '$8 == s && $7 != "UND" { print $2; exit }'
+	# awk reads to the end: an early exit would kill readelf with SIGPIPE,
+	# which pipefail turns into a failure.
+	"$readelf" -sW "$2" | awk -v s="$1" '$8 == s && $7 != "UND" && !found { print $2; found = 1 }'
 }
 
 # fileoff FILE HEXADDR: the file offset of a virtual address, through the
@@ -98,7 +105,7 @@ fileoff() {
 		function h(x,  i, c, v) { v = 0; x = tolower(x); for (i = 1; i <= length(x); i++) { c = index("0123456789abcdef", substr(x, i, 1)); v = v * 16 + c - 1 } return v }
 		$1 ~ /^\[[0-9]+\]$/ && $3 != "NOBITS" && NF >= 6 {
 			va = h($4); off = h($5); sz = h($6); x = h(a)
-			if (va != 0 && x >= va && x < va + sz) { printf "%d\n", off + (x - va); exit }
+			if (va != 0 && x >= va && x < va + sz && !found) { printf "%d\n", off + (x - va); found = 1 }
 		}'
 }
 
@@ -210,6 +217,9 @@ for suite in "${suites[@]}"; do
 	echo "=== $suite: fetching Debian's arm64 cloud kernel"
 	t0=$EPOCHREALTIME
 	root=$("$here/scripts/kernel-fetch.sh" "$cache" "$suite" 2>"$cache/fetch-$suite.log") || { cat "$cache/fetch-$suite.log" >&2; exit 2; }
+	# Work from the cache, with paths relative to it: shorter output.
+	cd "$cache"
+	root=${root#"$(pwd)"/}
 	echo "   fetched and unpacked in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s (cached after the first run)"
 	v=$(ls "$root"/usr/lib/debug/boot/vmlinux-* | head -n1)
 	kver=${v##*/vmlinux-}
@@ -220,8 +230,8 @@ for suite in "${suites[@]}"; do
 		[[ -d $d ]] && mods=$d
 	done
 	[[ -n $mods ]] || { echo "kernel-check: no modules folder for $kver under $root" >&2; exit 2; }
-	echo "   vmlinux: $v ($(($(stat -c %s "$v") / 1048576)) MiB)"
-	w=$cache/work/$suite
+	echo "   vmlinux: $v ($(($(stat -c %s "$v") / 1048576)) MiB; in $cache)"
+	w=work/$suite
 	rm -rf "$w"
 	mkdir -p "$w"
 	t_suite=$EPOCHREALTIME
