@@ -203,3 +203,42 @@ func TestDirectEnableDisable(t *testing.T) {
 		t.Errorf("verify --against init -> direct: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// Direct sites in an object (a module: CALL26 against the direct
+// trampoline's symbol, undefined until load, so verify runs its stand-in)
+// and at an address with no code in a linked file (a stand-in there).
+func TestDirectStandins(t *testing.T) {
+	cc := testutil.NeedTool(t, "aarch64-linux-gnu-gcc")
+	dir, initProg := directProg(t)
+	src := filepath.Join(testutil.RepoRoot(t), "testdata", "src", "direct", "prog.c")
+	run(t, dir, cc, "-O2", "-fpatchable-function-entry=4,2", "-falign-functions=8", "-c", src, "-o", "mod.o")
+	mustFtp(t, "init", "--default-ops", "ftrace_nop_ops", "-o", filepath.Join(dir, "mod.init.o"), filepath.Join(dir, "mod.o"))
+	en := filepath.Join(dir, "mod.en.o")
+	mustFtp(t, "enable", "--ops", "ops_plain", "--direct", "some_direct_tramp", "--func", "f_*", "-o", en, filepath.Join(dir, "mod.init.o"))
+	for _, f := range kfJSONLines[kfScanFile](t, mustFtp(t, "scan", "--json", en)) {
+		for _, s := range f.Sites {
+			if strings.HasPrefix(s.Func, "f_") && (s.Target == nil || *s.Target != "some_direct_tramp") {
+				t.Errorf("%s: BL target %v, want a CALL26 against some_direct_tramp", s.Func, s.Target)
+			}
+		}
+	}
+	if out := mustFtp(t, "verify", "--direct", "some_direct_tramp", en); !strings.Contains(out, "2 enabled") && !strings.Contains(out, "enabled 2") {
+		t.Errorf("verify --direct of the object: %s", out)
+	}
+	if out, _, code := ftp(t, "verify", en); code != 1 || !strings.Contains(out, "BL to undefined some_direct_tramp") {
+		t.Errorf("verify without --direct must refuse the direct BL: exit %d\n%s", code, out)
+	}
+	if out, _, code := ftp(t, "verify", "--direct", "some_direct_tramp", "--against", filepath.Join(dir, "mod.init.o"), en); code != 0 {
+		t.Errorf("verify --against init -> direct (object): exit %d\n%s", code, out)
+	}
+
+	// 32 MiB from the text: in BL range, mapped by nothing.
+	near := "0x" + strconv.FormatUint(testutil.SymbolAddr(t, initProg, "f_add")+32<<20&^0xfff, 16)
+	p := filepath.Join(dir, "near.elf")
+	mustFtp(t, "enable", "--ops", "ops_plain", "--direct", near, "--func", "f_add", "-o", p, initProg)
+	for _, rf := range []string{"--run-file-trampoline=false", "--run-file-trampoline"} {
+		if out, errs, code := ftp(t, "verify", rf, "--direct", near, p); code != 0 {
+			t.Errorf("verify %s --direct %s (stand-in): exit %d\n%s%s", rf, near, code, out, errs)
+		}
+	}
+}

@@ -77,15 +77,19 @@ func (p *planner) directCall(s *elfscan.Site, tramp uint64, name func() string) 
 	if w, err := (encode.BL{From: s.CallSite, To: d.addr}).Encode(); err == nil {
 		return call{word: w}, true
 	}
+	where := p.req.Direct.String()
+	if p.req.Direct.Sym != "" {
+		where += fmt.Sprintf(" at %#x", d.addr)
+	}
 	if s.Layout != elfscan.LayoutCallOps {
-		p.is.add(ErrDirect, "%s: direct trampoline %s at %#x is out of BL range of %#x, and a classic site has no literal to reach it through the common trampoline",
-			name(), p.req.Direct, d.addr, s.CallSite)
+		p.is.add(ErrDirect, "%s: direct trampoline %s is out of BL range of %#x, and a classic site has no literal to reach it through the common trampoline",
+			name(), where, s.CallSite)
 		return call{}, false
 	}
 	if d.opsErr != "" {
-		p.is.add(ErrDirect, "%s: direct trampoline %s at %#x is out of BL range of %#x, so the site must call %s with an ops whose direct_call is set, "+
+		p.is.add(ErrDirect, "%s: direct trampoline %s is out of BL range of %#x, so the site must call %s with an ops whose direct_call is set, "+
 			"but ops %s: %s (pass --ops naming the direct ops, or --direct-call-offset N for your struct ftrace_ops)",
-			name(), p.req.Direct, d.addr, s.CallSite, p.req.Trampoline, p.req.Ops, d.opsErr)
+			name(), where, s.CallSite, p.req.Trampoline, p.req.Ops, d.opsErr)
 		return call{}, false
 	}
 	w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
