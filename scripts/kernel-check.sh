@@ -99,14 +99,21 @@ addr() {
 }
 
 # fileoff FILE HEXADDR: the file offset of a virtual address, through the
-# section headers.
+# section headers. Bash arithmetic, not awk: kernel addresses need all 64
+# bits (awk's doubles have 53), and differences wrap correctly.
 fileoff() {
-	"$readelf" -SW "$1" | sed 's/\[ *\([0-9]*\)\]/[\1]/' | awk -v a="$2" '
-		function h(x,  i, c, v) { v = 0; x = tolower(x); for (i = 1; i <= length(x); i++) { c = index("0123456789abcdef", substr(x, i, 1)); v = v * 16 + c - 1 } return v }
-		$1 ~ /^\[[0-9]+\]$/ && $3 != "NOBITS" && NF >= 6 {
-			va = h($4); off = h($5); sz = h($6); x = h(a)
-			if (va != 0 && x >= va && x < va + sz && !found) { printf "%d\n", off + (x - va); found = 1 }
-		}'
+	local x=$((0x$2)) line va off sz d
+	while read -r line; do
+		line=${line#*]}
+		read -r _ typ va off sz _ <<<"$line"
+		[[ $typ == NOBITS || ! $va =~ ^[0-9a-f]+$ || ! $sz =~ ^[0-9a-f]+$ ]] && continue
+		((0x$va != 0)) || continue
+		d=$((x - 0x$va))
+		if ((d >= 0 && d < 0x$sz)); then
+			echo $((0x$off + d))
+			return
+		fi
+	done < <("$readelf" -SW "$1" | grep '^ *\[ *[0-9]')
 }
 
 # plant FILE HEXADDR WORD: write the 32-bit WORD (hex) at HEXADDR.
