@@ -33,13 +33,6 @@ const MisalignedHelp = "usual causes: GCC before 14 puts cold functions in .text
 	"(-falign-functions does not reach them), or -Os; fix: GCC 14+: -fmin-function-alignment=8; " +
 	"Clang: -falign-functions=8; older GCC: no -Os, and leave such functions untraced (enable --skip-misaligned)"
 
-// NoFunctionHelp explains a no-function record: in a linked kernel it is the
-// code of a weak function that a strong definition replaced at link time
-// (the weak copy stays in .text, without a symbol, and its record stays in
-// the table); Linux finds no symbol for it at boot and disables the record.
-const NoFunctionHelp = "likely cause: a weak function overridden at link time (its code stays, without a symbol; " +
-	"Linux disables such records at boot), or a stripped .symtab; init, enable, disable and verify skip it"
-
 // ScanFile scans the ELF file at path.
 func ScanFile(path string) (*File, error) {
 	fd, err := os.Open(path)
