@@ -202,6 +202,16 @@ func TestDirectEnableDisable(t *testing.T) {
 	if stdout, stderr, code := ftp(t, "verify", "--direct", "quiet_direct_tramp", "--against", initProg, direct); code != 0 {
 		t.Errorf("verify --against init -> direct: exit %d\n%s%s", code, stdout, stderr)
 	}
+	// Common trampoline -> direct trampoline and back: BL <-> BL, one
+	// 4-byte write each, live-safe (the literal stays).
+	common := filepath.Join(dir, "common.elf")
+	mustFtp(t, "enable", "--ops", "ops_plain", "-o", common, initProg)
+	for _, pair := range [][2]string{{common, direct}, {direct, common}} {
+		stdout, stderr, code := ftp(t, "verify", "--direct", "quiet_direct_tramp", "--against", pair[0], pair[1])
+		if code != 0 || !strings.Contains(stdout, "3 retarget") || !strings.Contains(stdout, "live-safe: yes") {
+			t.Errorf("verify --against %s -> %s: exit %d, want 3 live-safe retargets\n%s%s", filepath.Base(pair[0]), filepath.Base(pair[1]), code, stdout, stderr)
+		}
+	}
 }
 
 // Direct sites in an object (a module: CALL26 against the direct
