@@ -14,7 +14,8 @@
 #   init with the kernel's nop ops, enable with its list ops
 #   verify --run-file-trampoline: every site through the kernel's own
 #     ftrace_caller
-#   6.12: enable --direct ftrace_stub_direct_tramp for a subset, verify again
+#   6.12: enable --direct ftrace_stub_direct_tramp for a subset, verify again;
+#     every site through ftrace_caller's own direct-call branch
 #   verify --against (every change live-safe), disable (= init, byte for byte)
 #   one module: decompressed, patched, verified the same way
 #   a planted defect in the kernel's trampoline, which verify must catch
@@ -31,7 +32,7 @@ ftpatch=${1:-$here/bin/ftpatch}
 cache=${CACHE:-$here/build/kernels}
 read -r -a suites <<<"${SUITES:-trixie bookworm}"
 direct_funcs=${DIRECT_FUNCS:-vfs_*}
-module=${MODULE:-fs/fuse/fuse.ko}
+module=${MODULE:-fs/xfs/xfs}
 readelf=${READELF:-}
 if [[ -z $readelf ]]; then
 	for r in aarch64-linux-gnu-readelf llvm-readelf readelf; do
@@ -116,6 +117,15 @@ fileoff() {
 	done < <("$readelf" -SW "$1" | grep '^ *\[ *[0-9]')
 }
 
+# plant64 FILE HEXADDR HEXVALUE: write the 64-bit HEXVALUE at HEXADDR.
+plant64() {
+	local off v
+	off=$(fileoff "$1" "$2")
+	[[ -n $off ]] || { echo "kernel-check: $2 is in no section of $1" >&2; exit 2; }
+	v=$(printf '%016x' $((0x$3)))
+	printf "\\x${v:14:2}\\x${v:12:2}\\x${v:10:2}\\x${v:8:2}\\x${v:6:2}\\x${v:4:2}\\x${v:2:2}\\x${v:0:2}" | dd of="$1" bs=1 seek="$off" conv=notrunc status=none
+}
+
 # plant FILE HEXADDR WORD: write the 32-bit WORD (hex) at HEXADDR.
 plant() {
 	local off w=$3
@@ -171,6 +181,24 @@ check_callops() {
 	step 1 "planted defect: direct trampoline keeps X30" "$ftpatch" verify --run-file-trampoline --direct ftrace_stub_direct_tramp "$w/v.bad"
 	rm -f "$w/v.bad"
 
+	# The kernel's own direct-call path: ftrace_caller, given an op whose
+	# direct_call is set, branches to it. No ops in the image has one (the
+	# kernel sets it at run time), so plant it in a copy: ftrace_list_ops'
+	# direct_call := ftrace_stub_direct_tramp. Every site then goes through
+	# ftrace_caller's direct branch; pointing it at ftrace_stub (not a
+	# direct trampoline) must fail every site.
+	local lo
+	lo=$(addr ftrace_list_ops "$v")
+	st=$(addr ftrace_stub_direct_tramp "$v")
+	cp "$w/v.list" "$w/v.viadirect"
+	plant64 "$w/v.viadirect" "$(hexadd "$lo" 208)" "$st"
+	step 0 "verify: every site through ftrace_caller's direct path (list ops' direct_call planted)" \
+		"$ftpatch" verify --run-file-trampoline --direct ftrace_stub_direct_tramp "$w/v.viadirect"
+	plant64 "$w/v.viadirect" "$(hexadd "$lo" 208)" "$(addr ftrace_stub "$v")"
+	step 1 "planted defect: direct_call pointing at ftrace_stub" \
+		"$ftpatch" verify --run-file-trampoline --direct ftrace_stub_direct_tramp "$w/v.viadirect"
+	rm -f "$w/v.viadirect"
+
 	check_module "$mods" "$w" ftrace_nop_ops ftrace_list_ops
 }
 
@@ -207,9 +235,12 @@ check_classic() {
 # check_module MODS WORK DEFAULT_OPS OPS: one module through the flow.
 check_module() {
 	local mods=$1 w=$2 def=$3 ops=$4 m
-	m=$(find "$mods" -path "*/$module.xz" | head -n1)
-	[[ -n $m ]] || { echo "kernel-check: module $module.xz not found under $mods" >&2; exit 2; }
-	xz -dc "$m" >"$w/m.ko"
+	m=$(find "$mods" -path "*/$module.ko" -o -path "*/$module.ko.xz" | head -n1)
+	[[ -n $m ]] || { echo "kernel-check: module $module.ko[.xz] not found under $mods" >&2; exit 2; }
+	case $m in
+	*.xz) xz -dc "$m" >"$w/m.ko" ;;
+	*) cp "$m" "$w/m.ko" ;;
+	esac
 	local initargs=() enargs=()
 	[[ -n $def ]] && initargs=(--default-ops "$def")
 	[[ -n $ops ]] && enargs=(--ops "$ops")
