@@ -71,6 +71,11 @@ step() {
 	else
 		cat "$log"
 	fi
+	if [[ $rc -ne $want ]]; then
+		# Everything that is not a passing file, so the cause shows.
+		echo "   --- output other than ok: lines:"
+		grep -v '^ok: ' "$log" | head -n 60 || true
+	fi
 	rm -f "$log"
 	echo "   exit $rc in ${secs}s"
 	summary+=("$(printf '%-9s %-52s %7ss' "$kver_short" "$name" "$secs")")
