@@ -78,7 +78,7 @@ step() {
 	fi
 	rm -f "$log"
 	echo "   exit $rc in ${secs}s"
-	summary+=("$(printf '%-9s %-52s %7ss' "$kver_short" "$name" "$secs")")
+	summary+=("$(printf '%-9s %-64s %7ss' "$kver_short" "$name" "$secs")")
 	if [[ $rc -ne $want ]]; then
 		echo "kernel-check: FAIL: $name: exit $rc, want $want" >&2
 		exit 1
@@ -286,7 +286,7 @@ for suite in "${suites[@]}"; do
 		echo "   layout: classic (-fpatchable-function-entry=2)"
 		check_classic "$v" "$mods" "$w"
 	fi
-	summary+=("$(printf '%-9s %-52s %7ss' "$kver_short" "whole flow" "$(awk -v a="$t_suite" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b-a}')")")
+	summary+=("$(printf '%-9s %-64s %7ss' "$kver_short" "whole flow" "$(awk -v a="$t_suite" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b-a}')")")
 	[[ ${KEEP:-0} == 1 ]] || rm -rf "$w"
 done
 
