@@ -252,3 +252,23 @@ func TestDirectStandins(t *testing.T) {
 		}
 	}
 }
+
+// Flag errors of the direct-call options: usage errors, exit 2.
+func TestDirectFlagErrors(t *testing.T) {
+	fixture := testutil.Fixtures(t, "gcc-callops-bti-pie.elf")[0]
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trampoline", "--asm", "--direct-calls", "--classic", "--ops", "o"}, "--direct-calls is for call-ops sites"},
+		{[]string{"trampoline", "--asm", "--direct-calls", "--direct-call-offset", "12"}, "direct-call offset 12"},
+		{[]string{"verify", "--direct-call-offset", "64", fixture}, "--direct-call-offset needs --direct"},
+		{[]string{"verify", "--direct", "x", "--direct-call-offset", "4", fixture}, "--direct-call-offset 4"},
+		{[]string{"enable", "--ops", "0x0", "--direct-call-offset", "64", "--dry-run", fixture}, "--direct-call-offset needs --direct"},
+		{[]string{"enable", "--ops", "0x0", "--init", "--direct", "0x1000", "--direct-call-offset", "12", "--dry-run", fixture}, "direct-call offset 12"},
+	} {
+		if out, errs, code := ftp(t, tc.args...); code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("ftpatch %s: exit %d, want 2 with %q\n%s%s", strings.Join(tc.args, " "), code, tc.want, out, errs)
+		}
+	}
+}
