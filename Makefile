@@ -3,7 +3,7 @@
 #   make demo       the whole job on testdata/src/e2e: compile, link with the
 #                   emitted trampoline, scan, init, enable, run under qemu,
 #                   verify, disable (scripts/demo.sh; installs missing packages)
-#   make test       vet, all tests, a short run of every fuzz target
+#   make test       vet, all tests (-race), a short run of every fuzz target
 #   make testdata   rebuild testdata/fixtures with the pinned Debian compilers
 #   make testdata-check  rebuild into a temporary folder and compare bytes
 #   make kernel-check  the whole flow on Debian's arm64 cloud kernels 6.12
@@ -39,10 +39,12 @@ deps:
 build: deps
 	$(GO) build -o $(BIN) ./cmd/ftpatch
 
-# One after another, even under make -j: vet first, fuzz last.
+# One after another, even under make -j: vet first, fuzz last. Tests run
+# under the race detector: the file pool, the JSON chunk writers and
+# verify's engines all share data between goroutines.
 test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 	@$(MAKE) --no-print-directory fuzz
 
 vet: deps
@@ -57,7 +59,7 @@ fuzz: deps
 		pkg=./$$(dirname "$${f#./}"); \
 		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
 			echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=0 "$$pkg"; \
 		done; \
 	done
 

@@ -11,8 +11,6 @@ type DisableOptions struct {
 	PatchOptions
 }
 
-func init() { commands = append(commands, newDisableCmd) }
-
 func newDisableCmd(io *IO) *cobra.Command {
 	opts := &DisableOptions{}
 	cmd := &cobra.Command{

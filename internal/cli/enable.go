@@ -21,8 +21,6 @@ type EnableOptions struct {
 	DirectOffset   int64  // --direct-call-offset
 }
 
-func init() { commands = append(commands, newEnableCmd) }
-
 func newEnableCmd(io *IO) *cobra.Command {
 	opts := &EnableOptions{}
 	cmd := &cobra.Command{

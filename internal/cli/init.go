@@ -11,8 +11,6 @@ type InitOptions struct {
 	PatchOptions
 }
 
-func init() { commands = append(commands, newInitCmd) }
-
 func newInitCmd(io *IO) *cobra.Command {
 	opts := &InitOptions{}
 	cmd := &cobra.Command{

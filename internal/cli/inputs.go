@@ -4,14 +4,14 @@ package cli
 // parallel and reported in a deterministic order.
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync/atomic"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/pool"
 )
 
 // expandInputs turns command-line arguments into the list of files to
@@ -67,27 +67,19 @@ func (w walker) expand(args []string) ([]string, error) {
 		if err := w.walk(arg, &candidates); err != nil {
 			return nil, err
 		}
-		type sniffed struct {
-			isELF bool
-			err   error
-		}
-		var firstErr error
-		forEachOrdered(len(candidates), runtime.GOMAXPROCS(0),
-			func(i int) sniffed {
-				ok, err := w.sniff(candidates[i])
-				return sniffed{ok, err}
-			},
-			func(i int, r sniffed) {
-				switch {
-				case firstErr != nil:
-				case r.err != nil:
-					firstErr = fmt.Errorf("reading %s: %w", candidates[i], r.err)
-				case r.isELF:
+		err = pool.Ordered(context.Background(), len(candidates), pool.Workers(len(candidates)),
+			func(_ context.Context, i int) (bool, error) { return w.sniff(candidates[i]) },
+			func(i int, isELF bool, err error) error {
+				if err != nil {
+					return fmt.Errorf("reading %s: %w", candidates[i], err)
+				}
+				if isELF {
 					keep(candidates[i])
 				}
+				return nil
 			})
-		if firstErr != nil {
-			return nil, firstErr
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -130,64 +122,4 @@ func identity(path string) string {
 		return p
 	}
 	return filepath.Clean(path)
-}
-
-// forEachOrdered runs work(i) for i in [0, n) on up to workers goroutines
-// and calls emit(i, result) on the calling goroutine in order 0, 1, …, n-1,
-// each as soon as it and every earlier result are ready. At most 2×workers
-// results are held at once, so a slow early item stalls the workers instead
-// of letting results pile up in memory. work must be safe for concurrent
-// use; emit needs no locking.
-func forEachOrdered[T any](n, workers int, work func(i int) T, emit func(i int, r T)) {
-	if n <= 0 {
-		return
-	}
-	workers = max(1, min(workers, n))
-	if workers == 1 {
-		for i := range n {
-			emit(i, work(i))
-		}
-		return
-	}
-	// Item i lives in slot i%window from when a worker takes it until it is
-	// emitted. A worker takes a token before taking an item and the emitter
-	// returns it after emitting, so at most window items are in flight and
-	// their slots are distinct. The smallest unemitted item has always been
-	// taken (items are taken in order), so the emitter never waits on an
-	// item no worker holds.
-	window := 2 * workers
-	type slot struct {
-		r     T
-		ready chan struct{}
-	}
-	slots := make([]slot, window)
-	for i := range slots {
-		slots[i].ready = make(chan struct{}, 1)
-	}
-	tokens := make(chan struct{}, window)
-	var next atomic.Int64
-	for range workers {
-		go func() {
-			for {
-				tokens <- struct{}{}
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					<-tokens
-					return
-				}
-				s := &slots[i%window]
-				s.r = work(i)
-				s.ready <- struct{}{}
-			}
-		}()
-	}
-	var zero T
-	for i := range n {
-		s := &slots[i%window]
-		<-s.ready
-		r := s.r
-		s.r = zero
-		emit(i, r)
-		<-tokens
-	}
 }

@@ -8,9 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -243,68 +241,4 @@ func TestExpandInputsPermissionDenied(t *testing.T) {
 			t.Errorf("error = %v, want permission denied naming %s", err, locked)
 		}
 	})
-}
-
-func TestForEachOrdered(t *testing.T) {
-	for _, tc := range []struct{ n, workers int }{
-		{0, 4}, {1, 4}, {5, 1}, {5, 0}, {7, 3}, {100, 2}, {1000, 8}, {3, 64},
-	} {
-		var order []int
-		forEachOrdered(tc.n, tc.workers,
-			func(i int) int {
-				if i%7 == 0 {
-					time.Sleep(time.Millisecond) // early items finish late
-				}
-				return i * i
-			},
-			func(i, r int) {
-				if r != i*i {
-					t.Errorf("n=%d workers=%d: emit(%d, %d)", tc.n, tc.workers, i, r)
-				}
-				order = append(order, i)
-			})
-		if len(order) != tc.n || !slices.IsSorted(order) {
-			t.Errorf("n=%d workers=%d: emitted %d items, in order %v", tc.n, tc.workers, len(order), slices.IsSorted(order))
-		}
-	}
-}
-
-func TestForEachOrderedParallelAndBounded(t *testing.T) {
-	const n, workers = 200, 4
-	var running, peak, maxAhead atomic.Int64
-	var emitted atomic.Int64
-	forEachOrdered(n, workers,
-		func(i int) int {
-			r := running.Add(1)
-			for {
-				p := peak.Load()
-				if r <= p || peak.CompareAndSwap(p, r) {
-					break
-				}
-			}
-			a := int64(i) - emitted.Load()
-			for {
-				m := maxAhead.Load()
-				if a <= m || maxAhead.CompareAndSwap(m, a) {
-					break
-				}
-			}
-			if i == 0 {
-				time.Sleep(20 * time.Millisecond) // the first item is slow
-			} else {
-				time.Sleep(200 * time.Microsecond)
-			}
-			running.Add(-1)
-			return i
-		},
-		func(i, r int) { emitted.Add(1) })
-	if peak.Load() < 2 { // the work sleeps, so goroutines overlap even on one CPU
-		t.Errorf("peak concurrency %d, want parallel work", peak.Load())
-	}
-	if peak.Load() > workers {
-		t.Errorf("peak concurrency %d over %d workers", peak.Load(), workers)
-	}
-	if maxAhead.Load() >= 2*workers {
-		t.Errorf("work ran %d items ahead of emit, want < %d", maxAhead.Load(), 2*workers)
-	}
 }

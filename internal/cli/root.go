@@ -30,15 +30,17 @@ func NewRoot(io *IO) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return flagError{err}
 	})
-	for _, add := range commands {
-		root.AddCommand(add(io))
-	}
+	root.AddCommand(
+		newScanCmd(io),
+		newShowCmd(io),
+		newInitCmd(io),
+		newEnableCmd(io),
+		newDisableCmd(io),
+		newVerifyCmd(io),
+		newTrampolineCmd(io),
+	)
 	return root
 }
-
-// commands lists constructors of subcommands; each command file appends
-// itself in an init function.
-var commands []func(*IO) *cobra.Command
 
 // gcLimit is the heap size at which the collector runs; see tuneGC.
 const gcLimit = 256 << 20

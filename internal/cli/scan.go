@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"debug/elf"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // ScanOptions are the flags and arguments of `ftpatch scan`.
@@ -26,8 +29,6 @@ type ScanOptions struct {
 	Jobs   int      // -j: files scanned at once
 	Files  []string // files and folders
 }
-
-func init() { commands = append(commands, newScanCmd) }
 
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}
@@ -65,7 +66,6 @@ reported on stderr and makes the exit status 2.`,
 type scanResult struct {
 	f    *elfscan.File
 	json []byte // --json line, encoded by the worker for a small file
-	err  error
 }
 
 // smallJSON is the most sites a worker encodes itself; larger files are
@@ -92,25 +92,25 @@ func runScan(opts *ScanOptions, io *IO) error {
 	byCode := map[elfscan.Code]int{}
 	problems, sites, ignored := 0, 0, 0
 	var writeErr error
-	forEachOrdered(len(files), opts.Jobs,
-		func(i int) scanResult {
+	pool.Ordered(context.Background(), len(files), opts.Jobs,
+		func(_ context.Context, i int) (scanResult, error) {
 			f, err := scanOne(files[i])
 			if err != nil {
-				return scanResult{err: fmt.Errorf("file %s: %w", files[i], err)}
+				return scanResult{}, fmt.Errorf("file %s: %w", files[i], err)
 			}
 			r := scanResult{f: f}
 			if opts.JSON && len(f.Sites) <= smallJSON {
 				r.json = f.AppendJSON(nil)
 			}
-			return r
+			return r, nil
 		},
-		func(i int, r scanResult) {
-			if r.err != nil {
-				inputErrs = append(inputErrs, r.err)
+		func(i int, r scanResult, err error) error {
+			if err != nil {
+				inputErrs = append(inputErrs, err)
 				// Keep stdout and stderr in order for a reader of both.
 				out.Flush()
-				fmt.Fprintf(io.Err, "%v\n", r.err)
-				return
+				fmt.Fprintf(io.Err, "%v\n", err)
+				return nil
 			}
 			sites += len(r.f.Sites)
 			for _, s := range r.f.Sites {
@@ -123,9 +123,6 @@ func runScan(opts *ScanOptions, io *IO) error {
 					problems++
 				}
 			}
-			if writeErr != nil {
-				return
-			}
 			switch {
 			case r.json != nil:
 				_, writeErr = out.Write(r.json)
@@ -134,6 +131,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			default:
 				writeErr = printScanText(out, r.f)
 			}
+			return writeErr // output failed: no point scanning on
 		})
 	if opts.Check && len(files) > 1 && !opts.JSON {
 		printCheckSummary(out, len(files)-len(inputErrs), sites, byCode, ignore)
@@ -269,7 +267,7 @@ func printScanText(w io.Writer, f *elfscan.File) error {
 	}
 	for i := range f.Sites {
 		for _, p := range f.Sites[i].Problems {
-			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, elfscan.Hex(f.Sites[i].Entry), p.Code, p.Detail)
+			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, render.Hex(f.Sites[i].Entry), p.Code, p.Detail)
 		}
 	}
 	var parts []string

@@ -142,9 +142,16 @@ func TestScanBadFileContinues(t *testing.T) {
 	if err == nil || errors.Is(err, ErrFindings) || exitCode(err) != ExitInput {
 		t.Fatalf("err %v (exit %d), want an input error", err, exitCode(err))
 	}
-	for _, p := range []string{"file " + bad + ": ", "file " + missing + ": "} {
-		if !strings.Contains(stderr, p) {
-			t.Errorf("stderr does not name %q:\n%s", p, stderr)
+	// Each file's line says what is wrong with it.
+	for _, want := range [][2]string{{"file " + bad + ": ", "ELF"}, {"file " + missing + ": ", "no such file or directory"}} {
+		i := strings.Index(stderr, want[0])
+		if i < 0 {
+			t.Errorf("stderr does not name %q:\n%s", want[0], stderr)
+			continue
+		}
+		line, _, _ := strings.Cut(stderr[i:], "\n")
+		if !strings.Contains(line, want[1]) {
+			t.Errorf("stderr line %q does not say %q", line, want[1])
 		}
 	}
 	if n := strings.Count(stdout, "\n"); n != 1 || !strings.Contains(stdout, good) {

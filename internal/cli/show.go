@@ -5,14 +5,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/arch/arm64/arm64asm"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // ShowOptions are the flags of `ftpatch show`.
@@ -20,8 +19,6 @@ type ShowOptions struct {
 	File  string
 	Funcs []string // --func: globs of functions to show
 }
-
-func init() { commands = append(commands, newShowCmd) }
 
 func newShowCmd(io *IO) *cobra.Command {
 	opts := &ShowOptions{}
@@ -54,12 +51,7 @@ func runShow(opts *ShowOptions, io *IO) error {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}
 	rel := f.Type == elf.ET_REL
-	at := func(s *elfscan.Site, a uint64) string {
-		if rel {
-			return fmt.Sprintf("%s+%#x", s.Section, a)
-		}
-		return fmt.Sprintf("%#x", a)
-	}
+	at := func(s *elfscan.Site, a uint64) string { return render.Place(rel, s.Section, a) }
 	tw := tabwriter.NewWriter(io.Out, 0, 4, 2, ' ', 0)
 	n := 0
 	for i := range f.Sites {
@@ -124,32 +116,19 @@ func literalText(s *elfscan.Site) string {
 	}
 	if s.Ops != nil && s.Ops.Sym != "" {
 		if s.Ops.SymIndex != 0 || s.Ops.Addr == 0 {
-			return fmt.Sprintf(".quad %s", elfscan.RelExpr(s.Ops.Sym, int64(s.Ops.Addr)))
+			return fmt.Sprintf(".quad %s", render.RelExpr(s.Ops.Sym, int64(s.Ops.Addr)))
 		}
 		return fmt.Sprintf(".quad %#x <%s>", s.Ops.Addr, s.Ops.Sym)
 	}
 	return fmt.Sprintf(".quad %#x", s.LiteralWord)
 }
 
-// disasm decodes w at pc in GNU syntax; a BL shows its target.
+// disasm decodes w at pc in GNU syntax (encode.Disasm); a BL shows its
+// target as the scan resolved it: a symbol, or relocation expression.
 func disasm(w uint32, pc uint64, target *elfscan.Ref) string {
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], w)
-	switch w { // arm64asm prints BTI as the hint it aliases
-	case encode.BTIC:
-		return "bti c"
-	case encode.BTIJ:
-		return "bti j"
-	case encode.BTIJC:
-		return "bti jc"
-	}
-	inst, err := arm64asm.Decode(b[:])
-	if err != nil {
-		return fmt.Sprintf(".inst %#08x", w)
-	}
 	if encode.IsBL(w) && target != nil {
 		if target.SymIndex != 0 {
-			return "bl " + elfscan.RelExpr(target.Sym, int64(target.Addr))
+			return "bl " + render.RelExpr(target.Sym, int64(target.Addr))
 		}
 		t := fmt.Sprintf("bl %#x", target.Addr)
 		if target.Sym != "" {
@@ -157,5 +136,5 @@ func disasm(w uint32, pc uint64, target *elfscan.Ref) string {
 		}
 		return t
 	}
-	return strings.ToLower(arm64asm.GNUSyntax(inst))
+	return encode.Disasm(w, pc)
 }

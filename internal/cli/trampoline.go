@@ -24,8 +24,6 @@ type TrampolineOptions struct {
 	DirectCallOffset int64
 }
 
-func init() { commands = append(commands, newTrampolineCmd) }
-
 func newTrampolineCmd(io *IO) *cobra.Command {
 	opts := &TrampolineOptions{}
 	cmd := &cobra.Command{

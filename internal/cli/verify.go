@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
@@ -52,8 +55,6 @@ func runAgainst(orig, patched string, vopts verify.Options, out io.Writer, jsonO
 
 // progressMin is the number of sites above which a terminal gets a bar.
 const progressMin = 20000
-
-func init() { commands = append(commands, newVerifyCmd) }
 
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
@@ -125,11 +126,6 @@ type verifyFailJSON struct {
 	Disasm   []string `json:"disasm"`
 }
 
-type verifyResult struct {
-	rep *verify.Report
-	err error
-}
-
 func runVerify(opts *VerifyOptions, io *IO) error {
 	if opts.Jobs < 1 {
 		return UsageErrorf("-j must be at least 1, got %d", opts.Jobs)
@@ -156,28 +152,29 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 	// workers; reports are printed in argument order.
 	var inputErrs []error
 	failed := 0
-	forEachOrdered(len(files), opts.Jobs,
-		func(i int) verifyResult {
+	pool.Ordered(context.Background(), len(files), opts.Jobs,
+		func(_ context.Context, i int) (*verify.Report, error) {
 			rep, err := verifyOne(files[i], vopts, io, len(files) == 1)
 			if err != nil {
 				err = fmt.Errorf("file %s: %w", files[i], err)
 			}
-			return verifyResult{rep, err}
+			return rep, err
 		},
-		func(i int, r verifyResult) {
-			if r.err != nil {
-				inputErrs = append(inputErrs, r.err)
+		func(i int, rep *verify.Report, err error) error {
+			if err != nil {
+				inputErrs = append(inputErrs, err)
 				if opts.JSON {
-					writeJSONLine(io.Out, verifyJSON{File: files[i], Error: r.err.Error(), ByState: map[string]int{}, Failures: []verifyFailJSON{}})
+					writeJSONLine(io.Out, verifyJSON{File: files[i], Error: err.Error(), ByState: map[string]int{}, Failures: []verifyFailJSON{}})
 				}
-				return
+				return nil
 			}
-			failed += r.rep.Failed
+			failed += rep.Failed
 			if opts.JSON {
-				writeJSONLine(io.Out, toVerifyJSON(r.rep))
+				writeJSONLine(io.Out, toVerifyJSON(rep))
 			} else {
-				printVerifyText(io.Out, r.rep)
+				printVerifyText(io.Out, rep)
 			}
+			return nil
 		})
 	if opts.Against != "" && len(inputErrs) == 0 {
 		n, err := runAgainst(opts.Against, files[0], vopts, io.Out, opts.JSON)
@@ -235,7 +232,7 @@ func toVerifyJSON(r *verify.Report) verifyJSON {
 		j.ByState[string(st)] = n
 	}
 	for _, f := range r.Failures {
-		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: fmt.Sprintf("%#x", f.Address), State: string(f.State),
+		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: render.Hex(f.Address).String(), State: string(f.State),
 			Expected: f.Expected, Observed: f.Observed, Disasm: f.Disasm})
 	}
 	return j

@@ -249,8 +249,8 @@ func TestOpenInputCorrupt(t *testing.T) {
 				if err := os.WriteFile(path, b, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				if in, err := OpenInput(path); err == nil || in != nil {
-					t.Errorf("OpenInput(%s %s) = %v, %v; want nil, error", c, name, in, err)
+				if in, err := OpenInput(path); !errors.Is(err, ErrCorrupt) || in != nil {
+					t.Errorf("OpenInput(%s %s) = %v, %v; want nil, ErrCorrupt", c, name, in, err)
 				}
 				if isELF, _, err := SniffELF(path); err != nil || (name == "magic only" && isELF) {
 					t.Errorf("SniffELF(%s %s) = %v, %v", c, name, isELF, err)

@@ -2,7 +2,8 @@ package elfscan
 
 import (
 	"debug/elf"
-	"strconv"
+
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // FileJSON is the `ftpatch scan --json` object for one file. The field
@@ -19,21 +20,21 @@ type FileJSON struct {
 // linked files (with the symbol there in ops_sym / target_sym when known)
 // and "sym" or "sym+0x10" relocation expressions in ET_REL files.
 type SiteJSON struct {
-	Func           string   `json:"func"`
-	Section        string   `json:"section"`
-	Entry          string   `json:"entry"`
-	CallSite       string   `json:"call_site"`
-	Literal        *string  `json:"literal"`
-	Layout         Layout   `json:"layout"`
-	BTI            bool     `json:"bti"`
-	State          State    `json:"state"`
-	Ops            *string  `json:"ops"`
-	Target         *string  `json:"target"`
-	Problems       []Code   `json:"problems"`
-	ProblemDetails []string `json:"problem_details"`
-	Record         string   `json:"record"`
-	OpsSym         string   `json:"ops_sym,omitempty"`
-	TargetSym      string   `json:"target_sym,omitempty"`
+	Func           string      `json:"func"`
+	Section        string      `json:"section"`
+	Entry          render.Hex  `json:"entry"`
+	CallSite       render.Hex  `json:"call_site"`
+	Literal        *render.Hex `json:"literal"`
+	Layout         Layout      `json:"layout"`
+	BTI            bool        `json:"bti"`
+	State          State       `json:"state"`
+	Ops            *string     `json:"ops"`
+	Target         *string     `json:"target"`
+	Problems       []Code      `json:"problems"`
+	ProblemDetails []string    `json:"problem_details"`
+	Record         render.Hex  `json:"record"`
+	OpsSym         string      `json:"ops_sym,omitempty"`
+	TargetSym      string      `json:"target_sym,omitempty"`
 }
 
 // ElfTypeName is the elf_type string of t.
@@ -49,9 +50,6 @@ func ElfTypeName(t elf.Type) string {
 	return t.String()
 }
 
-// Hex formats an address the way the JSON does: "0x" and lower-case hex.
-func Hex(v uint64) string { return "0x" + strconv.FormatUint(v, 16) }
-
 // JSON converts the scan for `--json`.
 func (f *File) JSON() FileJSON {
 	out := FileJSON{File: f.Path, ElfType: ElfTypeName(f.Type), Sites: make([]SiteJSON, len(f.Sites)), Problems: f.Problems()}
@@ -65,12 +63,12 @@ func (f *File) JSON() FileJSON {
 // expressions).
 func (s *Site) JSON(rel bool) SiteJSON {
 	j := SiteJSON{
-		Func: s.Func, Section: s.Section, Entry: Hex(s.Entry), CallSite: Hex(s.CallSite),
-		Layout: s.Layout, BTI: s.BTI, State: s.State, Record: Hex(s.Record),
+		Func: s.Func, Section: s.Section, Entry: render.Hex(s.Entry), CallSite: render.Hex(s.CallSite),
+		Layout: s.Layout, BTI: s.BTI, State: s.State, Record: render.Hex(s.Record),
 		Problems: make([]Code, len(s.Problems)), ProblemDetails: make([]string, len(s.Problems)),
 	}
 	if s.Layout == LayoutCallOps {
-		l := Hex(s.Literal)
+		l := render.Hex(s.Literal)
 		j.Literal = &l
 	}
 	for i, p := range s.Problems {
@@ -82,9 +80,9 @@ func (s *Site) JSON(rel bool) SiteJSON {
 		}
 		var v string
 		if rel && r.Sym != "" {
-			v = RelExpr(r.Sym, int64(r.Addr))
+			v = render.RelExpr(r.Sym, int64(r.Addr))
 		} else {
-			v = Hex(r.Addr)
+			v = render.Hex(r.Addr).String()
 			*sym = r.Sym
 		}
 		return &v
@@ -92,16 +90,4 @@ func (s *Site) JSON(rel bool) SiteJSON {
 	j.Ops = ref(s.Ops, &j.OpsSym)
 	j.Target = ref(s.Target, &j.TargetSym)
 	return j
-}
-
-// RelExpr formats a relocation's symbol and addend: "sym", "sym+0x10",
-// "sym-0x8".
-func RelExpr(sym string, addend int64) string {
-	switch {
-	case addend > 0:
-		return sym + "+" + Hex(uint64(addend))
-	case addend < 0:
-		return sym + "-" + Hex(uint64(-addend))
-	}
-	return sym
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -178,7 +179,7 @@ func TestScanJSONStreams(t *testing.T) {
 			sites, problems, err := scanJSON(bytes.NewReader(raw), path, &got, chunk)
 			switch {
 			case scanErr != nil:
-				if err == nil || got.Len() != 0 {
+				if err == nil || got.Len() != 0 || err.Error() != scanErr.Error() {
 					t.Errorf("%s chunk %d: Scan fails (%v); ScanJSON: err %v after %d bytes", path, chunk, scanErr, err, got.Len())
 				}
 			case err != nil:
@@ -189,5 +190,50 @@ func TestScanJSONStreams(t *testing.T) {
 				t.Errorf("%s chunk %d: %d sites, %d problems; want %d, %d", path, chunk, sites, problems, len(f.Sites), f.Problems())
 			}
 		}
+	}
+}
+
+// failWriter accepts limit bytes, then fails every write.
+type failWriter struct {
+	limit, n  int
+	failed    bool
+	afterFail int // writes attempted after the first failure
+}
+
+var errWriteFailed = errors.New("disk full")
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if w.failed {
+		w.afterFail++
+	}
+	if w.n+len(p) > w.limit {
+		w.failed = true
+		return 0, errWriteFailed
+	}
+	w.n += len(p)
+	return len(p), nil
+}
+
+// A failed write ends WriteJSON's chunked path with that error, at once:
+// no chunk is written after it.
+func TestWriteJSONWriteError(t *testing.T) {
+	f := &File{Path: "big", Type: elf.ET_DYN}
+	for i := range 8 * jsonChunk {
+		f.Sites = append(f.Sites, Site{Func: "f", Section: ".text", Entry: uint64(8 * i), Layout: LayoutCallOps, State: StateNop})
+	}
+	whole := f.AppendJSON(nil)
+	for _, limit := range []int{0, 1, len(whole) / 2, len(whole) - 1} {
+		w := &failWriter{limit: limit}
+		err := f.WriteJSON(w)
+		if !errors.Is(err, errWriteFailed) {
+			t.Errorf("limit %d: WriteJSON = %v, want the writer's error", limit, err)
+		}
+		if !w.failed || w.afterFail != 0 {
+			t.Errorf("limit %d: %d writes after the failed one", limit, w.afterFail)
+		}
+	}
+	w := &failWriter{limit: len(whole)}
+	if err := f.WriteJSON(w); err != nil || w.n != len(whole) {
+		t.Errorf("WriteJSON with room = %v after %d of %d bytes", err, w.n, len(whole))
 	}
 }

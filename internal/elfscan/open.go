@@ -49,6 +49,30 @@ func SafeData(s *elf.Section) (b []byte, err error) {
 	if s.Type == elf.SHT_NOBITS {
 		return nil, nil
 	}
+	// debug/elf sizes its buffer from the header (up to 10 MiB at once), so
+	// a corrupt size would allocate that much for a small file: a section
+	// running past the end of the file fails first, and a compressed one is
+	// read as its data arrives.
+	if s.Flags&elf.SHF_COMPRESSED != 0 {
+		if b, err = io.ReadAll(io.LimitReader(s.Open(), int64(min(s.Size, 1<<62)))); err == nil && uint64(len(b)) != s.Size {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: section %q at %#x: %w", ErrMalformed, s.Name, s.Offset, err)
+		}
+		return b, nil
+	}
+	if s.Size > 0 {
+		var last [1]byte
+		if int64(s.Size-1) < 0 {
+			err = io.ErrUnexpectedEOF
+		} else {
+			_, err = s.ReadAt(last[:], int64(s.Size-1))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: section %q at %#x: size %#x runs past the end of the file: %w", ErrMalformed, s.Name, s.Offset, s.Size, io.ErrUnexpectedEOF)
+		}
+	}
 	b, err = s.Data()
 	if err != nil {
 		return nil, fmt.Errorf("%w: section %q at %#x: %w", ErrMalformed, s.Name, s.Offset, err)

@@ -2,6 +2,7 @@ package elfscan
 
 import (
 	"cmp"
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
@@ -9,9 +10,9 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"sync"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/pool"
 )
 
 // EntriesSection is the section the compiler fills with one 8-byte record
@@ -160,16 +161,12 @@ func (sc *scanner) sites(out []Site, recs []record, dups map[int]int) error {
 		// ET_REL loads relocations lazily into shared maps; its files are small.
 		return build(sc, 0, len(out))
 	}
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
+	return pool.Each(context.Background(), workers, workers, func(_ context.Context, w int) error {
 		c := *sc
 		st := *sc.st
 		c.st, c.rd = &st, chunkReader{r: sc.r}
-		wg.Go(func() { errs[w] = build(&c, w*len(out)/workers, (w+1)*len(out)/workers) })
-	}
-	wg.Wait()
-	return firstErr(errs)
+		return build(&c, w*len(out)/workers, (w+1)*len(out)/workers)
+	})
 }
 
 // buildSites fills out[k] with the site of recs[lo+k], flagged
@@ -184,16 +181,6 @@ func (sc *scanner) buildSites(out []Site, recs []record, lo int, dups map[int]in
 		if d := dups[lo+k]; d > 0 {
 			s.Problems = append(s.Problems, Problem{CodeDuplicateEntry,
 				fmt.Sprintf("record %#x appears %d times in the entries table; it is kept once", rec.value, d+1)})
-		}
-	}
-	return nil
-}
-
-// firstErr returns the first non-nil error, or nil.
-func firstErr(errs []error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
 		}
 	}
 	return nil
@@ -303,8 +290,15 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 	for _, rg := range ranges {
 		total += rg.size / 8
 	}
-	// One record per entry at most; a corrupt size is caught by readRange.
-	recs := make([]record, 0, min(total, 1<<20))
+	// One record per entry at most; a corrupt size is caught by readRange
+	// and must not pre-size more than the file holds.
+	n := min(total, 1<<20)
+	for _, rg := range ranges {
+		if !inFile(sc.r, rg.off, rg.size) {
+			n = min(n, 64)
+		}
+	}
+	recs := make([]record, 0, n)
 	for ri, rg := range ranges {
 		if rg.size%8 != 0 {
 			return nil, fmt.Errorf("%w: section %q entries at %#x: size %d is not a multiple of 8", ErrMalformed, rg.name, rg.addr, rg.size)
@@ -336,7 +330,11 @@ func readRange(r io.ReaderAt, off int64, size uint64) ([]byte, error) {
 	if off < 0 || size > 1<<40 {
 		return nil, fmt.Errorf("offset %#x size %#x out of range", off, size)
 	}
-	b := make([]byte, 0, min(size, 4<<20))
+	c := min(size, 4<<20)
+	if !inFile(r, off, size) {
+		c = min(c, 4<<10) // it will fail: grow only as data arrives
+	}
+	b := make([]byte, 0, c)
 	for uint64(len(b)) < size {
 		if len(b) == cap(b) {
 			b = slices.Grow(b, int(min(size-uint64(len(b)), uint64(cap(b)))))
@@ -352,6 +350,21 @@ func readRange(r io.ReaderAt, off int64, size uint64) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// inFile reports whether the last of size bytes at off can be read: whether
+// a buffer of that size is worth allocating up front.
+func inFile(r io.ReaderAt, off int64, size uint64) bool {
+	if size == 0 {
+		return true
+	}
+	end := uint64(off) + size - 1
+	if off < 0 || end < uint64(off) || end > 1<<62 {
+		return false
+	}
+	var b [1]byte
+	n, _ := r.ReadAt(b[:], int64(end))
+	return n == 1
 }
 
 // loadDynRelas collects, once, the dynamic relocations that fall inside the

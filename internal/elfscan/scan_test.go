@@ -136,13 +136,14 @@ func TestScanMalformed(t *testing.T) {
 	tests := []struct {
 		name    string
 		data    []byte
-		is      error  // errors.Is, when set
+		is      error  // errors.Is
 		message string // substring of the error
 	}{
-		{"empty", nil, elfscan.ErrMalformed, ""},
-		{"big-endian", func() []byte { b := read(obj); b[5] = 2; return b }(), nil, ""},
-		{"32-bit", func() []byte { b := read(obj); b[4] = 1; return b }(), nil, ""},
-		{"not-aarch64", func() []byte { b := read(obj); b[18] = 62; return b }(), elfscan.ErrNotAArch64, ""},
+		{"empty", nil, elfscan.ErrMalformed, "EOF"},
+		// A little-endian file marked big-endian: its fields read swapped.
+		{"big-endian", func() []byte { b := read(obj); b[5] = 2; return b }(), elfscan.ErrMalformed, "ELF version"},
+		{"32-bit", func() []byte { b := read(obj); b[4] = 1; return b }(), elfscan.ErrNotAArch64, "ELFCLASS32"},
+		{"not-aarch64", func() []byte { b := read(obj); b[18] = 62; return b }(), elfscan.ErrNotAArch64, "EM_X86_64"},
 		{"core-file", func() []byte { b := read(obj); b[16] = 4; return b }(), elfscan.ErrMalformed, "type"},
 		{"entries-offset-past-eof", mutate(t, obj, "__patchable_function_entries", put64(24, 1<<40)), elfscan.ErrMalformed, "__patchable_function_entries"},
 		{"entries-odd-size-rel", mutate(t, obj, "__patchable_function_entries", put64(32, 12)), elfscan.ErrMalformed, "multiple of 8"},
@@ -173,7 +174,7 @@ func TestScanMalformed(t *testing.T) {
 			if f != nil {
 				t.Errorf("error %v with a result", err)
 			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
+			if !errors.Is(err, tt.is) {
 				t.Errorf("error %q is not %q", err, tt.is)
 			}
 			if !strings.Contains(err.Error(), tt.message) {
@@ -194,6 +195,9 @@ func TestScanTruncated(t *testing.T) {
 			// Section headers sit at the end of these files: any cut loses some.
 			if err == nil || f != nil {
 				t.Fatalf("%s cut at %d: err %v, result %v", filepath.Base(path), n, err, f != nil)
+			}
+			if !errors.Is(err, elfscan.ErrMalformed) {
+				t.Fatalf("%s cut at %d: error %v is not ErrMalformed", filepath.Base(path), n, err)
 			}
 		}
 	}

@@ -1,12 +1,14 @@
 package elfscan
 
 import (
+	"context"
 	"debug/elf"
 	"io"
 	"math"
 	"runtime"
 	"strconv"
-	"sync"
+
+	"github.com/ftpatch/ftpatch/internal/pool"
 )
 
 // ScanJSON scans the ELF file read from r and writes its --json line to w:
@@ -42,10 +44,16 @@ func scanJSON(r io.ReaderAt, path string, w io.Writer, chunk int) (sites, proble
 	head := &File{Path: path, Type: sc.f.Type}
 	chunks := len(bounds) - 1
 	workers := min(runtime.GOMAXPROCS(0), chunks)
-	// A worker takes a buffer, then the next chunk: chunk k's result goes
-	// to done[k%window]. At most window chunks hold buffers, and they are
-	// the window after the last one written, so no two share a channel and
-	// the chunk the writer waits for always has its buffer.
+	// Each worker builds with its own copy of the scanner (reader window,
+	// lookup hint), taken from scanners; chunk buffers are recycled, at
+	// most the pool's window of them in use at once.
+	scanners := make(chan *scanner, workers)
+	for range workers {
+		c := *sc
+		st := *sc.st
+		c.st, c.rd = &st, chunkReader{r: sc.r}
+		scanners <- &c
+	}
 	type buffers struct {
 		b     []byte
 		sites []Site
@@ -53,69 +61,47 @@ func scanJSON(r io.ReaderAt, path string, w io.Writer, chunk int) (sites, proble
 	type result struct {
 		buf      *buffers
 		problems int
-		err      error
 	}
-	window := 2 * workers
-	pool := make(chan *buffers, window)
-	done := make([]chan result, window)
-	for i := range done {
-		done[i] = make(chan result, 1)
-		pool <- &buffers{b: make([]byte, 0, 320*chunk)}
-	}
-	var next sync.Mutex
-	taken := 0
-	for range workers {
-		c := *sc
-		st := *sc.st
-		c.st, c.rd = &st, chunkReader{r: sc.r}
-		go func(sc *scanner) {
-			for {
-				buf := <-pool
-				next.Lock()
-				k := taken
-				taken++
-				next.Unlock()
-				if k >= chunks {
-					return
-				}
-				lo, hi := bounds[k], bounds[k+1]
-				if cap(buf.sites) < hi-lo {
-					buf.sites = make([]Site, hi-lo)
-				}
-				part := buf.sites[:hi-lo]
-				if err := sc.buildSites(part, recs, lo, dups); err != nil {
-					done[k%window] <- result{buf: buf, err: err}
-					continue
-				}
-				sortSites(part)
-				b := buf.b[:0]
-				if k == 0 {
-					b = head.appendHead(b, false)
-				}
-				n := 0
-				for i := range part {
-					if lo+i > 0 {
-						b = append(b, ',')
-					}
-					b = part[i].appendJSON(b, false, false)
-					n += len(part[i].Problems)
-				}
-				buf.b = b
-				done[k%window] <- result{buf: buf, problems: n}
+	free := newFreeList(func() *buffers { return &buffers{b: make([]byte, 0, 320*chunk)} })
+	err = pool.Ordered(context.Background(), chunks, workers,
+		func(_ context.Context, k int) (result, error) {
+			sc := <-scanners
+			defer func() { scanners <- sc }()
+			buf := free.get()
+			lo, hi := bounds[k], bounds[k+1]
+			if cap(buf.sites) < hi-lo {
+				buf.sites = make([]Site, hi-lo)
 			}
-		}(&c)
-	}
-	for k := range chunks {
-		res := <-done[k%window]
-		if err == nil {
-			err = res.err
-		}
-		if err == nil {
+			part := buf.sites[:hi-lo]
+			if err := sc.buildSites(part, recs, lo, dups); err != nil {
+				free.put(buf)
+				return result{}, err
+			}
+			sortSites(part)
+			b := buf.b[:0]
+			if k == 0 {
+				b = head.appendHead(b, false)
+			}
+			n := 0
+			for i := range part {
+				if lo+i > 0 {
+					b = append(b, ',')
+				}
+				b = part[i].appendJSON(b, false, false)
+				n += len(part[i].Problems)
+			}
+			buf.b = b
+			return result{buf: buf, problems: n}, nil
+		},
+		func(_ int, res result, err error) error {
+			if err != nil {
+				return err
+			}
 			_, err = w.Write(res.buf.b)
 			problems += res.problems
-		}
-		pool <- res.buf
-	}
+			free.put(res.buf)
+			return err
+		})
 	if err != nil {
 		return 0, 0, err
 	}

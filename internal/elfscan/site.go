@@ -1,6 +1,11 @@
 // Package elfscan finds every patchable function entry in an arm64 ELF file
-// and says what state it is in. It only reads: it turns a file into plain
-// values (File, Site) that the patch and verify packages consume.
+// and says what state it is in: it turns a file into plain values (File,
+// Site) that the patch and verify packages consume, and never writes a
+// file. It owns reading an input (opening it, decompressing xz/zstd/gzip
+// within a size limit, the panic-safe ELF reader, symbols, relocations and
+// address mapping) and the scan's --json line: its shape (FileJSON) and
+// the streaming encoder (WriteJSON, ScanJSON) that writes the same bytes
+// as encoding/json would.
 //
 // Invariants:
 //   - Scan never panics on malformed input; it returns an error naming the

@@ -83,6 +83,12 @@ func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, error) {
 	// Capacity from the header, but bounded: a corrupt size must not
 	// allocate more than the data that actually arrives.
 	n := int(min(sec.Size/symSize, 1<<20))
+	if n > 64 {
+		var last [1]byte
+		if _, err := sec.ReadAt(last[:], int64(sec.Size-1)); err != nil {
+			n = 64 // the section runs past the file: grow as data arrives
+		}
+	}
 	st.syms = make([]rawSym, 0, n)
 	st.sorted = make([]symRef, 0, n)
 	err = streamSection(sec, symSize*2048, func(b []byte) error {

@@ -1,6 +1,8 @@
 // Package encode knows AArch64 instructions and nothing of ELF. Every
 // instruction the tool writes is a typed value whose Encode checks its
-// operands and returns an error instead of panicking.
+// operands and returns an error instead of panicking. Words the tool only
+// checks (NOP, BTI, RET, …) are named constants here, and Disasm is the
+// tool's one disassembler.
 //
 // Instructions are always little-endian 32-bit words, whatever the data
 // byte order of the file that holds them.
@@ -37,24 +39,37 @@ type BL struct{ From, To uint64 }
 
 // Encode checks that both addresses are word aligned and To is within
 // ±128 MiB of From.
-func (b BL) Encode() (uint32, error) {
-	if b.From%4 != 0 || b.To%4 != 0 {
-		return 0, fmt.Errorf("BL from %#x to %#x: %w", b.From, b.To, ErrMisaligned)
+func (b BL) Encode() (uint32, error) { return encodeImm26("BL", BLZero, b.From, b.To) }
+
+// B is a branch (without link) from the instruction at From to To: BL's
+// encoding with bit 31 clear; X30 is left alone.
+//
+//	31 30   26 25                       0
+//	 0  0 0101 |          imm26          |   imm26 = (To - From) / 4
+type B struct{ From, To uint64 }
+
+// Encode checks as BL.Encode does.
+func (b B) Encode() (uint32, error) { return encodeImm26("B", BSelf, b.From, b.To) }
+
+func encodeImm26(insn string, op uint32, from, to uint64) (uint32, error) {
+	if from%4 != 0 || to%4 != 0 {
+		return 0, fmt.Errorf("%s from %#x to %#x: %w", insn, from, to, ErrMisaligned)
 	}
-	d := int64(b.To - b.From)
+	d := int64(to - from)
 	if d < -BLRange || d >= BLRange {
-		return 0, fmt.Errorf("BL from %#x to %#x (distance %d bytes, reach ±128 MiB): %w", b.From, b.To, d, ErrOutOfRange)
+		return 0, fmt.Errorf("%s from %#x to %#x (distance %d bytes, reach ±128 MiB): %w", insn, from, to, d, ErrOutOfRange)
 	}
-	return 0x94000000 | uint32(d>>2)&0x03ffffff, nil
+	return op | uint32(d>>2)&0x03ffffff, nil
 }
 
 // IsBL reports whether w is a BL instruction.
-func IsBL(w uint32) bool { return w&0xfc000000 == 0x94000000 }
+func IsBL(w uint32) bool { return w&0xfc000000 == BLZero }
 
 // IsBTI reports whether w is any BTI hint (C, J or JC; also plain BTI).
 func IsBTI(w uint32) bool { return w&0xffffff3f == 0xd503241f }
 
-// BLTarget returns the destination of the BL instruction w placed at pc.
+// BLTarget returns the destination of the BL (or B) instruction w placed
+// at pc.
 func BLTarget(w uint32, pc uint64) uint64 {
 	imm := int64(int32(w<<6) >> 6) // sign-extend imm26
 	return pc + uint64(imm*4)

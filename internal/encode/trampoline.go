@@ -278,9 +278,9 @@ func (b *builder) finish() (Program, error) {
 
 // Asm renders the program as GNU assembler text. Each instruction is
 // rendered from its word by arm64asm, so the text cannot disagree with
-// Words; only BTI (which arm64asm shows as a hint) and the operands that
-// fixups complete (a symbol instead of the zero placeholder) are written
-// here.
+// Words; only named hints such as BTI (which arm64asm shows as "hint #n";
+// see HintName) and the operands that fixups complete (a symbol instead of
+// the zero placeholder) are written here.
 func (p Program) Asm() (string, error) {
 	fix := map[int]Fixup{}
 	for _, f := range p.Fixups {
@@ -312,17 +312,17 @@ func (p Program) Asm() (string, error) {
 }
 
 func (p Program) insnText(i int, w uint32, fix map[int]Fixup) (string, error) {
-	switch w {
-	case BTIC:
-		return "bti\tc", nil
-	case BTIJ:
-		return "bti\tj", nil
-	case BTIJC:
-		return "bti\tjc", nil
+	if n, ok := HintName(w); ok { // arm64asm prints most hints as "hint #n"
+		if _, isFixup := fix[i]; isFixup {
+			return "", fmt.Errorf("word %d (%s): fixup %v does not apply", i, n, fix[i].Kind)
+		}
+		mn, ops, _ := strings.Cut(n, " ")
+		if ops == "" {
+			return mn, nil
+		}
+		return mn + "\t" + ops, nil
 	}
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], w)
-	in, err := arm64asm.Decode(b[:])
+	in, err := decodeInst(w)
 	if err != nil {
 		return "", fmt.Errorf("word %d (%#08x): %w", i, w, err)
 	}

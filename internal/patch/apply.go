@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // Apply writes in with c applied to out (which may be in.Path) atomically:
@@ -122,7 +124,7 @@ func readSpan(src *os.File, sp span, buf []byte) ([]byte, error) {
 	for _, w := range sp.writes {
 		got := buf[w.Off-sp.off:][:len(w.Old)]
 		if !bytes.Equal(got, w.Old) {
-			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func), w.Addr, w.Slot, hexWord(w.Old), hexWord(got))
+			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func), w.Addr, w.Slot, render.Word(w.Old), render.Word(got))
 		}
 	}
 	return buf, nil

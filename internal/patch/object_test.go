@@ -474,14 +474,15 @@ func TestBuildObjectErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		mod  func(p *encode.Program)
+		msg  string // in the error
 	}{
-		{"no name", func(p *encode.Program) { p.Name = "" }},
-		{"NUL in name", func(p *encode.Program) { p.Name = "a\x00b" }},
-		{"no words", func(p *encode.Program) { p.Words = nil }},
-		{"fixup past the end", func(p *encode.Program) { p.Fixups = []encode.Fixup{{Index: 1, Kind: encode.FixupAddLo12, Sym: "s"}} }},
-		{"negative fixup index", func(p *encode.Program) { p.Fixups = []encode.Fixup{{Index: -1, Kind: encode.FixupAddLo12, Sym: "s"}} }},
-		{"unknown fixup kind", func(p *encode.Program) { p.Fixups = []encode.Fixup{{Kind: 99, Sym: "s"}} }},
-		{"fixup without symbol", func(p *encode.Program) { p.Fixups = []encode.Fixup{{Kind: encode.FixupAdrpPage}} }},
+		{"no name", func(p *encode.Program) { p.Name = "" }, `bad name ""`},
+		{"NUL in name", func(p *encode.Program) { p.Name = "a\x00b" }, `bad name "a\x00b"`},
+		{"no words", func(p *encode.Program) { p.Words = nil }, "f has no instructions"},
+		{"fixup past the end", func(p *encode.Program) { p.Fixups = []encode.Fixup{{Index: 1, Kind: encode.FixupAddLo12, Sym: "s"}} }, "fixup 0: word 1 of 1"},
+		{"negative fixup index", func(p *encode.Program) { p.Fixups = []encode.Fixup{{Index: -1, Kind: encode.FixupAddLo12, Sym: "s"}} }, "fixup 0: word -1 of 1"},
+		{"unknown fixup kind", func(p *encode.Program) { p.Fixups = []encode.Fixup{{Kind: 99, Sym: "s"}} }, "unknown kind FixupKind(99)"},
+		{"fixup without symbol", func(p *encode.Program) { p.Fixups = []encode.Fixup{{Kind: encode.FixupAdrpPage}} }, `fixup 0: bad symbol ""`},
 	}
 	if _, err := BuildObject(ok); err != nil {
 		t.Fatalf("baseline: %v", err)
@@ -493,6 +494,9 @@ func TestBuildObjectErrors(t *testing.T) {
 			b, err := BuildObject(p)
 			if !errors.Is(err, ErrObjectProgram) || b != nil {
 				t.Errorf("BuildObject = %d bytes, %v; want ErrObjectProgram", len(b), err)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("error %q does not say %q", err, tt.msg)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // Input is a file opened for patching: its scan, and for ET_REL its raw
@@ -125,12 +126,12 @@ func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0
 func (c *Changes) Print(w io.Writer) error {
 	rel := c.Type == elf.ET_REL
 	for _, x := range c.Writes {
-		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", funcName(x.Func), addrString(rel, x.Section, x.Addr), x.Slot, hexWord(x.Old), hexWord(x.New)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", funcName(x.Func), render.Place(rel, x.Section, x.Addr), x.Slot, render.Word(x.Old), render.Word(x.New)); err != nil {
 			return err
 		}
 	}
 	for _, r := range c.Relocs {
-		if _, err := fmt.Fprintf(w, "%s\t%s\treloc\t%s -> %s\n", funcName(r.Func), addrString(rel, r.Section, r.Off), relaString(r.Old, r.OldSym), relaString(r.New, r.NewSym)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s\t%s\treloc\t%s -> %s\n", funcName(r.Func), render.Place(rel, r.Section, r.Off), relaString(r.Old, r.OldSym), relaString(r.New, r.NewSym)); err != nil {
 			return err
 		}
 	}
@@ -149,30 +150,16 @@ func funcName(f string) string {
 	return f
 }
 
-func addrString(rel bool, sec string, a uint64) string {
-	if rel {
-		return fmt.Sprintf("%s+%#x", sec, a)
-	}
-	return fmt.Sprintf("%#x", a)
-}
-
-func hexWord(b []byte) string {
-	if len(b) == 8 {
-		return fmt.Sprintf("%016x", binary.LittleEndian.Uint64(b))
-	}
-	return fmt.Sprintf("%08x", binary.LittleEndian.Uint32(b))
-}
-
 func relaString(r *elfscan.Rela, sym string) string {
 	if r == nil {
 		return "none"
 	}
-	return fmt.Sprintf("%v %s", r.Type, elfscan.RelExpr(sym, r.Addend))
+	return fmt.Sprintf("%v %s", r.Type, render.RelExpr(sym, r.Addend))
 }
 
 // siteName names a site in messages: function and address.
 func siteName(rel bool, s *elfscan.Site) string {
-	return fmt.Sprintf("function %s at %s", funcName(s.Func), addrString(rel, s.Section, s.Entry))
+	return fmt.Sprintf("function %s at %s", funcName(s.Func), render.Place(rel, s.Section, s.Entry))
 }
 
 // issues collects every refusal of a plan, by kind, so one error lists all
@@ -413,7 +400,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	callOps := s.Layout == elfscan.LayoutCallOps
 	if s.HasProblem(elfscan.CodeNoFunction) {
 		// As Linux, which disables a record it finds no symbol for.
-		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, addrString(p.rel, s.Section, s.Entry), string(elfscan.CodeNoFunction)})
+		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, render.Place(p.rel, s.Section, s.Entry), string(elfscan.CodeNoFunction)})
 		return
 	}
 	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
@@ -443,11 +430,11 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	}
 	if callOps && op == OpEnable && s.HasProblem(elfscan.CodeMisalignedLiteral) {
 		if p.req.SkipMisaligned {
-			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, addrString(p.rel, s.Section, s.Entry), "misaligned-literal"})
+			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, render.Place(p.rel, s.Section, s.Entry), "misaligned-literal"})
 			return
 		}
 		p.is.add(ErrMisaligned, "%s: literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			name(), addrString(p.rel, s.Section, s.Literal), elfscan.MisalignedHelp)
+			name(), render.Place(p.rel, s.Section, s.Literal), elfscan.MisalignedHelp)
 		return
 	}
 
@@ -467,7 +454,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		} else if p.rel {
 			r := *trampRel
 			r.Off = s.CallSite
-			want = call{word: 0x94000000, rel: &r, sym: p.req.Trampoline.Sym}
+			want = call{word: encode.BLZero, rel: &r, sym: p.req.Trampoline.Sym}
 		} else {
 			w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
 			if err != nil {

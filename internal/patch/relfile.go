@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 const (
@@ -227,7 +228,7 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 			return nil, malformed("write at %#x outside the file", w.Off)
 		}
 		if !bytes.Equal(data[w.Off:w.Off+int64(len(w.Old))], w.Old) {
-			return nil, fmt.Errorf("%w: %s at %s: expected %s at file offset %#x", ErrChanged, funcName(w.Func), addrString(true, w.Section, w.Addr), hexWord(w.Old), w.Off)
+			return nil, fmt.Errorf("%w: %s at %s: expected %s at file offset %#x", ErrChanged, funcName(w.Func), render.Place(true, w.Section, w.Addr), render.Word(w.Old), w.Off)
 		}
 		copy(data[w.Off:], w.New)
 	}
@@ -302,7 +303,7 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 		if r.Old != nil {
 			k := indexRela(l, *r.Old)
 			if k < 0 {
-				return nil, fmt.Errorf("%w: %s at %s: relocation %s not found", ErrChanged, funcName(r.Func), addrString(true, r.Section, r.Off), relaString(r.Old, r.OldSym))
+				return nil, fmt.Errorf("%w: %s at %s: relocation %s not found", ErrChanged, funcName(r.Func), render.Place(true, r.Section, r.Off), relaString(r.Old, r.OldSym))
 			}
 			l = append(l[:k], l[k+1:]...)
 		}

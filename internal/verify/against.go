@@ -31,11 +31,11 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // AgainstOptions control Against.
@@ -137,24 +137,7 @@ type AgainstReport struct {
 }
 
 // Addr is an address or offset; in JSON a "0x…" string, as in scan --json.
-type Addr uint64
-
-// MarshalJSON writes a as a quoted hex string.
-func (a Addr) MarshalJSON() ([]byte, error) { return []byte(`"` + elfscan.Hex(uint64(a)) + `"`), nil }
-
-// UnmarshalJSON reads a "0x…" string.
-func (a *Addr) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
-	if err != nil {
-		return fmt.Errorf("address %q: %w", s, err)
-	}
-	*a = Addr(v)
-	return nil
-}
+type Addr = render.Hex
 
 // Failed reports whether some difference is not an allowed patch.
 func (r *AgainstReport) Failed() bool { return r.Counts.Problems > 0 }
@@ -356,7 +339,7 @@ func IntermediateWords(orig, patched elfscan.Site) (Intermediate, bool) {
 		in.Proven = true
 		in.Detail = fmt.Sprintf("slot2 is still NOP after the first write, so the literal is unreachable: behaves as the %s state", like)
 	} else {
-		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", Insn(in.Words.Slot2, orig.CallSite))
+		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", encode.Disasm(in.Words.Slot2, orig.CallSite))
 	}
 	return in, true
 }
@@ -974,8 +957,8 @@ func (a *against) relocatable() error {
 		return fmt.Errorf("file %s: %w", a.r.File, err)
 	}
 	a.oRel, a.pRel = map[agRelPos]string{}, map[agRelPos]string{}
-	render := func(r elfscan.Rela) string {
-		return fmt.Sprintf("%s %s", strings.TrimPrefix(r.Type.String(), "R_AARCH64_"), elfscan.RelExpr(symName(r.Sym), r.Addend))
+	relText := func(r elfscan.Rela) string {
+		return fmt.Sprintf("%s %s", strings.TrimPrefix(r.Type.String(), "R_AARCH64_"), render.RelExpr(symName(r.Sym), r.Addend))
 	}
 	targets := map[int]bool{}
 	for t := range orels {
@@ -994,13 +977,13 @@ func (a *against) relocatable() error {
 		for _, r := range orels[t] {
 			count[agRelKey{r.Off, r.Type, r.Sym, r.Addend}]++
 			if _, ok := sitePos[agRelPos{t, r.Off}]; ok {
-				a.oRel[agRelPos{t, r.Off}] = render(r)
+				a.oRel[agRelPos{t, r.Off}] = relText(r)
 			}
 		}
 		for _, r := range prels[t] {
 			count[agRelKey{r.Off, r.Type, r.Sym, r.Addend}]--
 			if _, ok := sitePos[agRelPos{t, r.Off}]; ok {
-				a.pRel[agRelPos{t, r.Off}] = render(r)
+				a.pRel[agRelPos{t, r.Off}] = relText(r)
 			}
 		}
 		var keys []agRelKey
@@ -1039,7 +1022,7 @@ func (a *against) relocatable() error {
 				l.fn = a.os.Sites[sp.site].Func
 			}
 			a.problem(l, fmt.Sprintf("relocation %s %s %s (x%d): only R_AARCH64_ABS64 at a site's literal and R_AARCH64_CALL26 at its slot2 may change",
-				verb, strings.TrimPrefix(k.typ.String(), "R_AARCH64_"), elfscan.RelExpr(symName(k.sym), k.addend), n))
+				verb, strings.TrimPrefix(k.typ.String(), "R_AARCH64_"), render.RelExpr(symName(k.sym), k.addend), n))
 		}
 	}
 	return nil
@@ -1150,7 +1133,7 @@ func (a *against) classify(i int) {
 	// Slot1.
 	if o.Slot1Word != p.Slot1Word {
 		l := where(o.CallSite-4, o.Slot1Off)
-		old, new := Insn(o.Slot1Word, o.CallSite-4), Insn(p.Slot1Word, o.CallSite-4)
+		old, new := encode.Disasm(o.Slot1Word, o.CallSite-4), encode.Disasm(p.Slot1Word, o.CallSite-4)
 		switch {
 		case o.Slot1Word == encode.NOP && p.Slot1Word == encode.MovX9X30:
 			change(l, KindMov, old, new, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
@@ -1190,7 +1173,7 @@ func (a *against) classify(i int) {
 	}
 	if !bad && p.State == elfscan.StateUnknown {
 		a.problem(where(o.Entry, o.Slot1Off), fmt.Sprintf("the patched site is in no known state (slot1 %s, slot2 %s)",
-			Insn(p.Slot1Word, o.CallSite-4), Insn(p.Slot2Word, o.CallSite)))
+			encode.Disasm(p.Slot1Word, o.CallSite-4), encode.Disasm(p.Slot2Word, o.CallSite)))
 	}
 	if in, ok := IntermediateWords(*o, *p); ok {
 		a.r.Counts.Intermediates++
@@ -1248,7 +1231,7 @@ func (a *against) slot2Text(w uint32, pc uint64, rel string) string {
 	if a.rel && encode.IsBL(w) {
 		return fmt.Sprintf("%#08x bl (no relocation)", w)
 	}
-	return Insn(w, pc)
+	return encode.Disasm(w, pc)
 }
 
 func (a *against) fileWord(r io.ReaderAt, off int64, pc uint64) string {
@@ -1256,7 +1239,7 @@ func (a *against) fileWord(r io.ReaderAt, off int64, pc uint64) string {
 	if off < 0 || agReadFull(r, b[:], off) != nil {
 		return "?"
 	}
-	return Insn(binary.LittleEndian.Uint32(b[:]), pc)
+	return encode.Disasm(binary.LittleEndian.Uint32(b[:]), pc)
 }
 
 func (a *against) relWord(r io.ReaderAt, sec int, f *elf.File, off uint64) string {

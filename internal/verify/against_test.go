@@ -796,7 +796,11 @@ func TestAgainstMemoryBounded(t *testing.T) {
 		agDump(t, r)
 		t.Fatalf("want %d sites enabled", n)
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+	limit := uint64(16 << 20)
+	if testutil.Race {
+		limit += 8 << 20 // pooled chunk buffers are dropped at random
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > limit {
 		t.Fatalf("allocated %d MiB comparing 64 MiB files", alloc>>20)
 	}
 }

@@ -1,11 +1,7 @@
 package verify
 
 import (
-	"encoding/binary"
 	"fmt"
-	"strings"
-
-	"golang.org/x/arch/arm64/arm64asm"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
@@ -26,26 +22,7 @@ func (img *Image) disasm(s *site) []string {
 			out = append(out, fmt.Sprintf("%#x: unmapped", a))
 			break
 		}
-		out = append(out, fmt.Sprintf("%#x: %08x  %s", a, w, Insn(w, a)))
+		out = append(out, fmt.Sprintf("%#x: %08x  %s", a, w, encode.Disasm(w, a)))
 	}
 	return out
-}
-
-// Insn disassembles the word w at pc in GNU syntax.
-func Insn(w uint32, pc uint64) string {
-	switch {
-	case w == encode.BTIC:
-		return "bti c"
-	case encode.IsBL(w):
-		return fmt.Sprintf("bl %#x", encode.BLTarget(w, pc))
-	case w&0xfc000000 == 0x14000000:
-		return fmt.Sprintf("b %#x", encode.BLTarget(w, pc))
-	}
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], w)
-	in, err := arm64asm.Decode(b[:])
-	if err != nil {
-		return fmt.Sprintf(".inst %#08x", w)
-	}
-	return strings.TrimSpace(arm64asm.GNUSyntax(in))
 }

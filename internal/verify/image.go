@@ -212,7 +212,7 @@ func (img *Image) addStandins() error {
 	if _, err := img.addRegion(base+offOps, standinRegns-offOps, uc.PROT_READ, "verify stand-in ops"); err != nil {
 		return err
 	}
-	img.write32(img.standinFunc, 0xd65f03c0) // RET: the hook answers before it runs
+	img.write32(img.standinFunc, encode.RetX30) // the hook answers before it runs
 	img.write64(img.standinOps, img.standinFunc)
 	tr, err := encode.Trampoline(encode.TrampolineOptions{DirectCalls: img.directOff != 0, DirectCallOffset: img.directOff})
 	if err != nil {

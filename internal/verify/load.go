@@ -258,8 +258,8 @@ func (rl *relLayout) resolveTramp(img *Image, opts Options, ours uint64) uint64 
 			continue
 		}
 		if !opts.RunFileTrampoline {
-			if w, err := (encode.BL{From: a, To: ours}).Encode(); err == nil {
-				img.write32(a, w&^0x80000000)
+			if w, err := (encode.B{From: a, To: ours}).Encode(); err == nil {
+				img.write32(a, w)
 			}
 		}
 		return a
@@ -323,13 +323,16 @@ func (rl *relLayout) placeSite(img *Image, s *site) {
 				}
 				val = img.tramp
 			}
-			w, err := encode.BL{From: addr, To: val + uint64(r.Addend)}.Encode()
+			var w uint32
+			var err error
+			if r.Type == elf.R_AARCH64_JUMP26 {
+				w, err = encode.B{From: addr, To: val + uint64(r.Addend)}.Encode()
+			} else {
+				w, err = encode.BL{From: addr, To: val + uint64(r.Addend)}.Encode()
+			}
 			if err != nil {
 				s.fail("BL in reach", err.Error())
 				return
-			}
-			if r.Type == elf.R_AARCH64_JUMP26 {
-				w &^= 0x80000000
 			}
 			img.write32(addr, w)
 		default:
@@ -385,8 +388,8 @@ func (img *Image) bind(f *elf.File, rel *relLayout, dynOther map[uint64]elf.R_AA
 				break
 			}
 			img.tramp = a
-			if w, err := (encode.BL{From: a, To: ours}).Encode(); err == nil {
-				img.write32(a, w&^0x80000000) // B, not BL: X30 must stay the site's
+			if w, err := (encode.B{From: a, To: ours}).Encode(); err == nil {
+				img.write32(a, w) // B, not BL: X30 must stay the site's
 			} else {
 				img.tramp = 0
 				img.trampErr = fmt.Sprintf("trampoline %s at %#x: verify's own trampoline is out of reach: %v", img.trampName, a, err)

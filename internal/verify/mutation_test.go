@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -434,33 +433,26 @@ func TestMutants(t *testing.T) {
 		}
 	}
 
+	// Each mutant is a parallel subtest, so a helper's t.Fatal stops only
+	// that mutant, on its own test goroutine.
 	var mu sync.Mutex
 	var results []mutResult
-	type work struct {
-		b base
-		m mutant
-	}
-	ch := make(chan work)
-	var wg sync.WaitGroup
-	for w := 0; w < max(2, runtime.NumCPU()); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for x := range ch {
-				killed, how := mutKilled(t, x.b.orig, x.b.good, x.b.rel, x.m)
-				mu.Lock()
-				results = append(results, mutResult{x.m.kind, filepath.Base(x.b.orig), how, killed})
-				mu.Unlock()
+	t.Run("mutants", func(t *testing.T) {
+		for _, b := range bases {
+			for _, m := range b.ms {
+				t.Run(m.kind+"/"+filepath.Base(b.orig), func(t *testing.T) {
+					t.Parallel()
+					killed, how := mutKilled(t, b.orig, b.good, b.rel, m)
+					mu.Lock()
+					results = append(results, mutResult{m.kind, filepath.Base(b.orig), how, killed})
+					mu.Unlock()
+				})
 			}
-		}()
-	}
-	for _, b := range bases {
-		for _, m := range b.ms {
-			ch <- work{b, m}
 		}
+	})
+	if t.Failed() {
+		t.FailNow()
 	}
-	close(ch)
-	wg.Wait()
 
 	type tally struct{ killed, total, allowed int }
 	byKind := map[string]*tally{}

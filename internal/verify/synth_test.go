@@ -250,15 +250,15 @@ func BenchmarkVerifySites(b *testing.B) {
 // With no useful instruction limit, the watchdog's timeout ends a loop.
 func TestSynthTimeout(t *testing.T) {
 	ss := []synthSite{synthWords(elfscan.StateNop, 0), synthWords(elfscan.StateNop, 0)}
-	start := time.Now()
 	rep := checkSynth(t, ss, Options{MaxInsns: 1 << 62, Timeout: 50 * time.Millisecond, Jobs: 1}, func(img *Image) {
 		img.write32(synSites+12, 0x14000000)
 	})
 	if rep.Failed != 1 || rep.Failures[0].Func != "f0" || !strings.Contains(rep.Failures[0].Observed, "timed out") {
 		t.Fatalf("failures %+v", rep.Failures)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %v", d)
+	// The other site ran to its end: the watchdog stopped only the loop.
+	if rep.Passed != 1 {
+		t.Errorf("passed %d, want 1", rep.Passed)
 	}
 }
 
