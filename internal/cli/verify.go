@@ -130,10 +130,11 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 	if opts.Jobs < 1 {
 		return UsageErrorf("-j must be at least 1, got %d", opts.Jobs)
 	}
-	if len(opts.Direct) == 0 && opts.DirectCallOffset != encode.DefaultDirectCallOffset {
+	// 0 (a caller that sets no offset) means the default.
+	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
 		return UsageErrorf("--direct-call-offset needs --direct")
 	}
-	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && (off < 8 || off%8 != 0 || off > 32760) {
+	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
 		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
 	}
 	if opts.Against != "" {
