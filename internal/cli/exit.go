@@ -7,6 +7,8 @@ package cli
 import (
 	"errors"
 	"io"
+
+	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
 // ExitCode is the process exit status; mapped from errors in one place.
@@ -37,6 +39,8 @@ func exitCode(err error) ExitCode {
 		return ExitOK
 	case errors.Is(err, ErrFindings):
 		return ExitFindings
+	case errors.Is(err, verify.ErrNoEmulator): // built without cgo
+		return ExitInput
 	default:
 		return ExitInput
 	}

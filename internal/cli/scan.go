@@ -215,14 +215,7 @@ func (e errInputsFailed) Error() string {
 }
 
 // scanOne scans a plain or compressed file.
-func scanOne(path string) (*elfscan.File, error) {
-	in, err := elfscan.OpenInput(path)
-	if err != nil {
-		return nil, err
-	}
-	defer in.Close()
-	return elfscan.Scan(in, path)
-}
+func scanOne(path string) (*elfscan.File, error) { return elfscan.ScanFile(path) }
 
 // printScanText writes the human table of one file and its summary line.
 func printScanText(w io.Writer, f *elfscan.File) error {

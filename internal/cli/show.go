@@ -41,12 +41,12 @@ func runShow(opts *ShowOptions, io *IO) error {
 			return UsageErrorf("bad glob %q: %v", g, err)
 		}
 	}
-	in, err := elfscan.OpenInput(opts.File)
+	in, err := elfscan.Open(opts.File)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}
 	defer in.Close()
-	f, err := elfscan.Scan(in, opts.File)
+	f, err := in.Scan()
 	if err != nil {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}

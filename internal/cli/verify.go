@@ -15,6 +15,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/pool"
 	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/verify"
@@ -33,16 +34,16 @@ type VerifyOptions struct {
 	DirectCallOffset  int64    // --direct-call-offset
 }
 
-// runAgainst runs the static --against comparison of orig and patched,
-// then runs each intermediate state on the emulator with vopts, writes the
-// report to out and returns how many findings it had.
-func runAgainst(orig, patched string, vopts verify.Options, out io.Writer, jsonOut bool) (findings int, err error) {
-	rep, err := verify.Against(orig, patched, verify.AgainstOptions{})
+// runAgainst runs the static --against comparison of orig and patched
+// (livesafe.Compare), then runs each intermediate state on the emulator with
+// vopts, writes the report to out and returns how many findings it had.
+func runAgainst(orig, patched *elfscan.Object, vopts verify.Options, out io.Writer, jsonOut bool) (findings int, err error) {
+	rep, err := livesafe.Compare(orig, patched, livesafe.Options{})
 	if err != nil {
 		return 0, err
 	}
 	vopts.Progress = nil
-	if err := verify.RunIntermediates(rep, vopts); err != nil {
+	if err := verify.RunIntermediates(rep, orig, vopts); err != nil {
 		return 0, err
 	}
 	if jsonOut {
@@ -142,12 +143,21 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 			return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
 		}
 	}
+	if err := verify.EmulatorBuilt(); err != nil {
+		return err
+	}
 	files, err := expandInputs(opts.Files)
 	if err != nil {
 		return err
 	}
 	vopts := verify.Options{Trampoline: opts.Trampoline, RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
 		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
+	if opts.Against != "" {
+		if len(files) != 1 {
+			return UsageErrorf("--against ORIG compares one FILE, got %d files in %s", len(files), opts.Files[0])
+		}
+		return runVerifyAgainst(opts, files[0], vopts, io)
+	}
 
 	// Files run concurrently (at most Jobs at once), each with its own
 	// workers; reports are printed in argument order.
@@ -177,13 +187,6 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 			}
 			return nil
 		})
-	if opts.Against != "" && len(inputErrs) == 0 {
-		n, err := runAgainst(opts.Against, files[0], vopts, io.Out, opts.JSON)
-		if err != nil {
-			inputErrs = append(inputErrs, fmt.Errorf("--against %s: %w", opts.Against, err))
-		}
-		failed += n
-	}
 	switch {
 	case len(inputErrs) > 0:
 		return errors.Join(inputErrs...)
@@ -193,11 +196,52 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 	return nil
 }
 
+// runVerifyAgainst verifies file and compares it with opts.Against, each
+// file opened (and decompressed, and scanned) once: FILE's sites run from
+// the same Object the comparison reads, and ORIG's intermediate states from
+// ORIG's.
+func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, io *IO) error {
+	orig, err := elfscan.Open(opts.Against)
+	if err != nil {
+		return fmt.Errorf("--against %s: file %s: %w", opts.Against, opts.Against, err)
+	}
+	defer orig.Close()
+	patched, err := elfscan.Open(file)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", file, err)
+	}
+	defer patched.Close()
+	rep, err := verifyImage(func() (*verify.Image, error) {
+		return verify.LoadObject(patched, vopts)
+	}, vopts, io, true)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", file, err)
+	}
+	if opts.JSON {
+		writeJSONLine(io.Out, toVerifyJSON(rep))
+	} else {
+		printVerifyText(io.Out, rep)
+	}
+	n, err := runAgainst(orig, patched, vopts, io.Out, opts.JSON)
+	if err != nil {
+		return fmt.Errorf("--against %s: %w", opts.Against, err)
+	}
+	if failed := rep.Failed + n; failed > 0 {
+		return fmt.Errorf("%d sites failed: %w", failed, ErrFindings)
+	}
+	return nil
+}
+
 // verifyOne loads and checks one file, with a progress bar on a terminal
 // when it has many sites and is the only file.
 func verifyOne(path string, vopts verify.Options, io *IO, bar bool) (*verify.Report, error) {
+	return verifyImage(func() (*verify.Image, error) { return verify.Load(path, vopts) }, vopts, io, bar)
+}
+
+// verifyImage loads an image with load and checks it.
+func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *IO, bar bool) (*verify.Report, error) {
 	start := time.Now()
-	img, err := verify.Load(path, vopts)
+	img, err := load()
 	if err != nil {
 		return nil, err
 	}

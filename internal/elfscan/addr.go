@@ -49,6 +49,9 @@ func FileOffset(f *elf.File, addr uint64) (int64, error) {
 // debug/elf decodes it (without the null symbol: relocation symbol index i
 // is element i-1), turning debug/elf panics into errors. A file with
 // neither table has no symbols and no error.
+//
+// Deprecated: use Object.Symbols, read once and shared; this remains only
+// for verify/against.go until it moves to internal/livesafe.
 func Symbols(f *elf.File) (syms []elf.Symbol, err error) {
 	defer func() {
 		if p := recover(); p != nil {

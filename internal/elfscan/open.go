@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // ErrNotAArch64 is returned for ELF files that are not 64-bit little-endian AArch64.
@@ -78,19 +77,4 @@ func SafeData(s *elf.Section) (b []byte, err error) {
 		return nil, fmt.Errorf("%w: section %q at %#x: %w", ErrMalformed, s.Name, s.Offset, err)
 	}
 	return b, nil
-}
-
-// Open opens path for reading as an AArch64 ELF file. The caller closes the
-// returned *os.File; the *elf.File reads through it.
-func Open(path string) (*os.File, *elf.File, error) {
-	fd, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	f, err := OpenELF(fd)
-	if err != nil {
-		fd.Close()
-		return nil, nil, err
-	}
-	return fd, f, nil
 }

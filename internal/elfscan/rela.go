@@ -1,10 +1,13 @@
 package elfscan
 
 import (
+	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 )
 
 // ErrUnsupportedReloc is returned for relocation types the tool does not
@@ -20,7 +23,7 @@ type Rela struct {
 }
 
 // Info returns the packed r_info.
-func (r Rela) Info() uint64 { return uint64(r.Sym)<<32 | uint64(r.Type) }
+func (r Rela) Info() uint64 { return elf.R_INFO(r.Sym, uint32(r.Type)) }
 
 // RelaSize is sizeof(Elf64_Rela).
 const RelaSize = 24
@@ -49,24 +52,167 @@ func DecodeRela(b []byte, name string) ([]Rela, error) {
 	return out, nil
 }
 
-// decodeRela decodes the Elf64_Rela at the start of e.
+// decodeRela decodes the Elf64_Rela (elf.Rela64) at the start of e. It is
+// written out rather than through binary.Decode: a kernel image's dynamic
+// relocations are decoded by the hundred thousand.
 func decodeRela(e []byte) Rela {
 	e = e[:RelaSize]
 	info := binary.LittleEndian.Uint64(e[8:])
 	return Rela{
 		Off:    binary.LittleEndian.Uint64(e),
-		Type:   elf.R_AARCH64(uint32(info)),
-		Sym:    uint32(info >> 32),
+		Type:   elf.R_AARCH64(elf.R_TYPE64(info)),
+		Sym:    elf.R_SYM64(info),
 		Addend: int64(binary.LittleEndian.Uint64(e[16:])),
 	}
+}
+
+// Rela64 returns r as debug/elf's Elf64_Rela.
+func (r Rela) Rela64() elf.Rela64 {
+	return elf.Rela64{Off: r.Off, Info: elf.R_INFO(r.Sym, uint32(r.Type)), Addend: r.Addend}
 }
 
 // EncodeRela appends the little-endian encoding of rs to b.
 func EncodeRela(b []byte, rs []Rela) []byte {
 	for _, r := range rs {
-		b = binary.LittleEndian.AppendUint64(b, r.Off)
-		b = binary.LittleEndian.AppendUint64(b, r.Info())
-		b = binary.LittleEndian.AppendUint64(b, uint64(r.Addend))
+		b, _ = binary.Append(b, binary.LittleEndian, r.Rela64()) // fixed-size: cannot fail
 	}
 	return b
 }
+
+// Relocs indexes the relocations of an ET_REL file by the section they
+// apply to. The tables' headers are checked once, when the index is built,
+// so scan, patch and verify refuse a malformed one with the same error;
+// each table's entries are decoded on first use.
+type Relocs struct {
+	f       *elf.File
+	nsyms   int           // entries of the symbol table the tables refer to
+	tables  map[int][]int // target section -> its SHT_RELA sections, in order
+	mu      sync.Mutex
+	entries map[int][]Rela // SHT_RELA section -> entries, file order
+	sorted  map[int][]Rela // target section -> entries, by offset (stable)
+}
+
+// Relocs returns the relocation index of an ET_REL file (empty for linked
+// files). Every SHT_RELA section must apply to a section with contents
+// (sh_info) and refer to the symbol table (sh_link); an SHT_REL section
+// is refused (AArch64 objects use RELA), as are relocations naming a symbol
+// past the table's end.
+func (o *Object) Relocs() (*Relocs, error) {
+	o.relOnce.Do(func() {
+		defer recovered(&o.relErr, "relocations")
+		o.relocs, o.relErr = o.buildRelocs()
+	})
+	return o.relocs, o.relErr
+}
+
+func (o *Object) buildRelocs() (*Relocs, error) {
+	x := &Relocs{f: o.f, tables: map[int][]int{}, entries: map[int][]Rela{}, sorted: map[int][]Rela{}}
+	if !o.Rel() {
+		return x, nil
+	}
+	st, err := o.Symbols()
+	if err != nil {
+		return nil, err
+	}
+	x.nsyms = st.Len()
+	for i, s := range o.f.Sections {
+		if s.Type != elf.SHT_RELA && s.Type != elf.SHT_REL {
+			continue
+		}
+		where := fmt.Sprintf("relocation section %q (#%d)", s.Name, i)
+		if s.Type == elf.SHT_REL {
+			return nil, fmt.Errorf("%s: %w: SHT_REL (AArch64 objects use SHT_RELA); rebuild the object", where, ErrUnsupportedReloc)
+		}
+		if s.Info == 0 || int(s.Info) >= len(o.f.Sections) {
+			return nil, fmt.Errorf("%w: %s: sh_info %d is not a section index (%d sections); the object is corrupt, rebuild it",
+				ErrMalformed, where, s.Info, len(o.f.Sections))
+		}
+		if t := o.f.Sections[s.Info]; t.Type == elf.SHT_NOBITS && s.Size > 0 {
+			return nil, fmt.Errorf("%w: %s: applies to %q, which has no file contents (SHT_NOBITS); the object is corrupt, rebuild it",
+				ErrMalformed, where, t.Name)
+		}
+		if st.sec == nil || int(s.Link) >= len(o.f.Sections) || o.f.Sections[s.Link] != st.sec {
+			return nil, fmt.Errorf("%w: %s: sh_link %d is not the symbol table; the object is corrupt, rebuild it", ErrMalformed, where, s.Link)
+		}
+		if s.Size%RelaSize != 0 {
+			return nil, fmt.Errorf("%w: %s at %#x: size %d is not a multiple of %d", ErrMalformed, where, s.Offset, s.Size, RelaSize)
+		}
+		x.tables[int(s.Info)] = append(x.tables[int(s.Info)], i)
+	}
+	return x, nil
+}
+
+// Tables returns the SHT_RELA sections applying to section sec, in section
+// order.
+func (x *Relocs) Tables(sec int) []int { return x.tables[sec] }
+
+// Table returns the entries of SHT_RELA section i, in file order. The
+// caller must not modify them.
+func (x *Relocs) Table(i int) ([]Rela, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.table(i)
+}
+
+func (x *Relocs) table(i int) (rs []Rela, err error) {
+	if rs, ok := x.entries[i]; ok {
+		return rs, nil
+	}
+	if i <= 0 || i >= len(x.f.Sections) || x.f.Sections[i].Type != elf.SHT_RELA {
+		return nil, fmt.Errorf("%w: section %d is not a relocation section", ErrMalformed, i)
+	}
+	defer recovered(&err, fmt.Sprintf("section %q", x.f.Sections[i].Name))
+	s := x.f.Sections[i]
+	if rs, err = ReadRela(s); err != nil {
+		return nil, err
+	}
+	for k, r := range rs {
+		if int(r.Sym) >= x.nsyms {
+			return nil, fmt.Errorf("%w: relocation section %q entry %d at %#x: symbol index %d out of range (%d symbols)",
+				ErrMalformed, s.Name, k, r.Off, r.Sym, x.nsyms)
+		}
+	}
+	x.entries[i] = rs
+	return rs, nil
+}
+
+// For returns the relocations applying to section sec, sorted by offset
+// (entries at one offset in table order). The caller must not modify them.
+func (x *Relocs) For(sec int) ([]Rela, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if rs, ok := x.sorted[sec]; ok {
+		return rs, nil
+	}
+	var all []Rela
+	for _, ri := range x.tables[sec] {
+		rs, err := x.table(ri)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, rs...)
+	}
+	if len(x.tables[sec]) == 1 && len(all) > 0 {
+		all = slices.Clone(all) // do not sort the table's own slice
+	}
+	slices.SortStableFunc(all, func(a, b Rela) int { return cmp.Compare(a.Off, b.Off) })
+	x.sorted[sec] = all
+	return all, nil
+}
+
+// In returns the relocations of section sec with offsets in [lo, hi).
+func (x *Relocs) In(sec int, lo, hi uint64) ([]Rela, error) {
+	rs, err := x.For(sec)
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearchFunc(rs, lo, func(r Rela, v uint64) int { return cmp.Compare(r.Off, v) })
+	j := i
+	for j < len(rs) && rs[j].Off < hi {
+		j++
+	}
+	return rs[i:j], nil
+}
+
+// At returns the relocations of section sec at offset off.
+func (x *Relocs) At(sec int, off uint64) ([]Rela, error) { return x.In(sec, off, off+1) }

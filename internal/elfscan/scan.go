@@ -5,9 +5,9 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 
@@ -34,38 +34,47 @@ const MisalignedHelp = "usual causes: GCC before 14 puts cold functions in .text
 	"(-falign-functions does not reach them), or -Os; fix: GCC 14+: -fmin-function-alignment=8; " +
 	"Clang: -falign-functions=8; older GCC: no -Os, and leave such functions untraced (enable --skip-misaligned)"
 
-// ScanFile scans the ELF file at path.
+// ScanFile scans the (possibly compressed) ELF file at path.
 func ScanFile(path string) (*File, error) {
-	fd, err := os.Open(path)
+	o, err := Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer fd.Close()
-	return Scan(fd, path)
+	defer o.Close()
+	return o.Scan()
 }
 
-// Scan finds every patch site in the ELF file read from r. path is recorded
-// in the result and used in messages only.
+// Scan finds every patch site in the ELF file read from r (see
+// Object.Scan). path is recorded in the result and used in messages only.
+func Scan(r io.ReaderAt, path string) (*File, error) {
+	o, err := NewObject(r, path)
+	if err != nil {
+		return nil, err
+	}
+	return o.Scan()
+}
+
+// scanSites finds every patch site of the file.
 //
 // Where the records come from:
 //   - ET_REL: the R_AARCH64_ABS64 relocations of every __patchable_function_entries
 //     section (symbol value + addend, an offset in the symbol's section);
 //   - linked files: the values stored in __patchable_function_entries, or in
 //     the __start_mcount_loc..__stop_mcount_loc range when that section is
-//     gone; a zero value is replaced by the R_AARCH64_RELATIVE (or ABS64)
-//     addend at that place in an allocated SHT_RELA section (.rela.dyn). With
-//     RELR the addends are stored in place. A zero record with no relocation
-//     is skipped, as Linux's ftrace_process_locs does.
+//     gone; a zero value is replaced by the value the dynamic relocation at
+//     that place stores (see DynRelocs). With RELR the addends are stored in
+//     place. A zero record with no relocation is skipped, as Linux's
+//     ftrace_process_locs does.
 //
 // Each record is mapped to a site as Linux's ftrace_call_adjust does: in
 // the call-ops layout the record is the literal and the entry is record+8
 // (then BTI C, if any); in the classic layout the record is slot1.
-func Scan(r io.ReaderAt, path string) (*File, error) {
-	sc, recs, dups, err := prepare(r)
+func (o *Object) scanSites() (*File, error) {
+	sc, recs, dups, err := o.prepare()
 	if err != nil {
 		return nil, err
 	}
-	out := &File{Path: path, Type: sc.f.Type, Sites: make([]Site, len(recs))}
+	out := &File{Path: o.Path, Type: sc.f.Type, Sites: make([]Site, len(recs))}
 	if err := sc.sites(out.Sites, recs, dups); err != nil {
 		return nil, err
 	}
@@ -73,20 +82,29 @@ func Scan(r io.ReaderAt, path string) (*File, error) {
 	return out, nil
 }
 
-// prepare opens the file, loads its symbols and returns its records,
-// sorted and with equal records made one, with the (rare) repeats counted
-// by record index.
+// prepare is Object.prepare over a file read from r.
 func prepare(r io.ReaderAt) (*scanner, []record, map[int]int, error) {
-	f, err := OpenELF(r)
+	o, err := NewObject(r, "")
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sc := &scanner{f: f, r: r, rel: f.Type == elf.ET_REL, rd: chunkReader{r: r}, lastSec: -1}
-	if sc.st, err = loadSymtab(f, sc.rel, &sc.scratch); err != nil {
+	return o.prepare()
+}
+
+// prepare loads the file's symbols and returns its records, sorted and
+// with equal records made one, with the (rare) repeats counted by record
+// index.
+func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
+	st, err := o.Symbols()
+	if err != nil {
 		return nil, nil, nil, err
 	}
+	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r}, lastSec: -1}
 	var recs []record
 	if sc.rel {
+		if sc.relocs, err = o.Relocs(); err != nil {
+			return nil, nil, nil, err
+		}
 		recs, err = sc.relRecords()
 	} else {
 		recs, err = sc.linkedRecords()
@@ -127,15 +145,14 @@ func sortSites(sites []Site) {
 }
 
 type scanner struct {
+	o   *Object
 	f   *elf.File
 	r   io.ReaderAt
 	rel bool
-	st  *symtab
+	st  *symtab // this scanner's view: lookups move its hint
 	rd  chunkReader
 
-	relaFor  map[int][]int  // ET_REL: section index -> its SHT_RELA sections
-	relas    map[int][]Rela // ET_REL: loaded relocations of a text section, sorted by offset
-	dynRelas [][]uint64     // linked: relocated value of each entry of each range, once loaded
+	relocs *Relocs // ET_REL
 
 	lastSec int     // SectionAt cache
 	scratch []keyed // radixSort's buffer, shared by the symbol and record sorts
@@ -190,14 +207,6 @@ func (sc *scanner) buildSites(out []Site, recs []record, lo int, dups map[int]in
 // its entries sections.
 func (sc *scanner) relRecords() ([]record, error) {
 	f := sc.f
-	sc.relaFor = map[int][]int{}
-	for i, s := range f.Sections {
-		if s.Type == elf.SHT_RELA || s.Type == elf.SHT_REL {
-			if int(s.Info) < len(f.Sections) {
-				sc.relaFor[int(s.Info)] = append(sc.relaFor[int(s.Info)], i)
-			}
-		}
-	}
 	var recs []record
 	for i, s := range f.Sections {
 		if s.Name != EntriesSection || s.Type == elf.SHT_NOBITS {
@@ -212,37 +221,31 @@ func (sc *scanner) relRecords() ([]record, error) {
 		}
 		n := int(s.Size / 8)
 		covered := make([]bool, n)
-		for _, ri := range sc.relaFor[i] {
-			rs := f.Sections[ri]
-			if rs.Type != elf.SHT_RELA {
-				return nil, fmt.Errorf("section %q: %w: %v section %q", s.Name, ErrUnsupportedReloc, rs.Type, rs.Name)
+		rels, err := sc.relocs.For(i)
+		if err != nil {
+			return nil, err
+		}
+		for _, rl := range rels {
+			if rl.Off%8 != 0 || rl.Off >= s.Size {
+				return nil, fmt.Errorf("%w: section %q: relocation at offset %#x is not an entry (size %#x)", ErrMalformed, s.Name, rl.Off, s.Size)
 			}
-			rels, err := ReadRela(rs)
-			if err != nil {
-				return nil, err
+			e := int(rl.Off / 8)
+			if rl.Type != elf.R_AARCH64_ABS64 {
+				return nil, fmt.Errorf("section %q entry %d at %#x: %w %v", s.Name, e, rl.Off, ErrUnsupportedReloc, rl.Type)
 			}
-			for k, rl := range rels {
-				if rl.Off%8 != 0 || rl.Off >= s.Size {
-					return nil, fmt.Errorf("%w: section %q relocation %d: offset %#x is not an entry of %q (size %#x)", ErrMalformed, rs.Name, k, rl.Off, s.Name, s.Size)
-				}
-				e := int(rl.Off / 8)
-				if rl.Type != elf.R_AARCH64_ABS64 {
-					return nil, fmt.Errorf("section %q entry %d at %#x: %w %v", s.Name, e, rl.Off, ErrUnsupportedReloc, rl.Type)
-				}
-				if covered[e] {
-					return nil, fmt.Errorf("%w: section %q entry %d at %#x: two relocations", ErrMalformed, s.Name, e, rl.Off)
-				}
-				covered[e] = true
-				if rl.Sym == 0 || int(rl.Sym) >= len(sc.st.syms) {
-					return nil, fmt.Errorf("%w: section %q entry %d at %#x: symbol index %d out of range", ErrMalformed, s.Name, e, rl.Off, rl.Sym)
-				}
-				sym := sc.st.syms[rl.Sym]
-				if sym.shndx == 0 || int(sym.shndx) >= len(f.Sections) {
-					return nil, fmt.Errorf("%w: section %q entry %d at %#x: symbol %q is not defined in a section (st_shndx %d)",
-						ErrMalformed, s.Name, e, rl.Off, sc.st.name(int32(rl.Sym)), sym.shndx)
-				}
-				recs = append(recs, record{key: uint32(sym.shndx), value: sym.value + uint64(rl.Addend)})
+			if covered[e] {
+				return nil, fmt.Errorf("%w: section %q entry %d at %#x: two relocations", ErrMalformed, s.Name, e, rl.Off)
 			}
+			covered[e] = true
+			if rl.Sym == 0 || int(rl.Sym) >= len(sc.st.syms) {
+				return nil, fmt.Errorf("%w: section %q entry %d at %#x: symbol index %d out of range", ErrMalformed, s.Name, e, rl.Off, rl.Sym)
+			}
+			sym := sc.st.syms[rl.Sym]
+			if sym.shndx == 0 || int(sym.shndx) >= len(f.Sections) {
+				return nil, fmt.Errorf("%w: section %q entry %d at %#x: symbol %q is not defined in a section (st_shndx %d)",
+					ErrMalformed, s.Name, e, rl.Off, sc.st.name(int32(rl.Sym)), sym.shndx)
+			}
+			recs = append(recs, record{key: uint32(sym.shndx), value: sym.value + uint64(rl.Addend)})
 		}
 		for e, ok := range covered {
 			if !ok && e*8+8 <= len(stored) && binary.LittleEndian.Uint64(stored[e*8:]) != 0 {
@@ -271,9 +274,15 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 		}
 	}
 	if len(ranges) == 0 {
-		start, stop := sc.st.lookup(StartMcountLoc), sc.st.lookup(StopMcountLoc)
-		if start >= 0 && stop >= 0 {
-			a, b := sc.st.syms[start].value, sc.st.syms[stop].value
+		start, err1 := sc.o.Lookup(StartMcountLoc)
+		stop, err2 := sc.o.Lookup(StopMcountLoc)
+		for _, err := range []error{err1, err2} {
+			if err != nil && !errors.Is(err, ErrSymbolNotFound) {
+				return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+			}
+		}
+		if err1 == nil && err2 == nil {
+			a, b := start.Value, stop.Value
 			if b < a {
 				return nil, fmt.Errorf("%w: %s %#x is after %s %#x", ErrMalformed, StopMcountLoc, b, StartMcountLoc, a)
 			}
@@ -299,7 +308,8 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 		}
 	}
 	recs := make([]record, 0, n)
-	for ri, rg := range ranges {
+	var dyn *DynRelocs
+	for _, rg := range ranges {
 		if rg.size%8 != 0 {
 			return nil, fmt.Errorf("%w: section %q entries at %#x: size %d is not a multiple of 8", ErrMalformed, rg.name, rg.addr, rg.size)
 		}
@@ -310,10 +320,14 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 		for e := 0; e+8 <= len(b); e += 8 {
 			v := binary.LittleEndian.Uint64(b[e:])
 			if v == 0 {
-				if err := sc.loadDynRelas(ranges); err != nil {
-					return nil, err
+				if dyn == nil {
+					if dyn, err = sc.o.DynRelocs(); err != nil {
+						return nil, err
+					}
 				}
-				v = sc.dynRelas[ri][e/8]
+				if v, _, err = dyn.Value(rg.addr + uint64(e)); err != nil {
+					return nil, fmt.Errorf("section %q entry %d: %w", rg.name, e/8, err)
+				}
 				if v == 0 {
 					continue
 				}
@@ -365,85 +379,6 @@ func inFile(r io.ReaderAt, off int64, size uint64) bool {
 	var b [1]byte
 	n, _ := r.ReadAt(b[:], int64(end))
 	return n == 1
-}
-
-// loadDynRelas collects, once, the dynamic relocations that fall inside the
-// entries ranges: R_AARCH64_RELATIVE (value = addend) and R_AARCH64_ABS64
-// (value = symbol + addend). Any other type there is an error. The RELA
-// sections are streamed in chunks; only matching entries are kept.
-func (sc *scanner) loadDynRelas(ranges []entriesRange) error {
-	if sc.dynRelas != nil {
-		return nil
-	}
-	sc.dynRelas = make([][]uint64, len(ranges))
-	for i, rg := range ranges {
-		sc.dynRelas[i] = make([]uint64, rg.size/8)
-	}
-	// slot returns where the value relocated at a goes, or nil.
-	slot := func(a uint64) *uint64 {
-		for i, rg := range ranges {
-			if a >= rg.addr && a-rg.addr < rg.size && (a-rg.addr)%8 == 0 {
-				return &sc.dynRelas[i][(a-rg.addr)/8]
-			}
-		}
-		return nil
-	}
-	var dynsyms []elf.Symbol
-	for _, s := range sc.f.Sections {
-		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
-			continue
-		}
-		if s.Size%RelaSize != 0 {
-			return fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, s.Name, s.Offset, s.Size, RelaSize)
-		}
-		sr := io.NewSectionReader(sc.r, int64(s.Offset), int64(s.Size))
-		buf := make([]byte, RelaSize*2048)
-		for pos := int64(0); pos < int64(s.Size); {
-			n, err := sr.ReadAt(buf[:min(int64(len(buf)), int64(s.Size)-pos)], pos)
-			if n%RelaSize != 0 || n == 0 {
-				return fmt.Errorf("%w: section %q at %#x: truncated at %#x: %w", ErrMalformed, s.Name, s.Offset, pos+int64(n), err)
-			}
-			for k := 0; k < n/RelaSize; k++ {
-				e := buf[k*RelaSize:]
-				p := slot(binary.LittleEndian.Uint64(e))
-				if p == nil {
-					continue
-				}
-				rl := decodeRela(e)
-				idx := int(pos)/RelaSize + k
-				switch {
-				case rl.Type == elf.R_AARCH64_RELATIVE:
-					*p = uint64(rl.Addend)
-				case rl.Type == elf.R_AARCH64_ABS64:
-					if dynsyms == nil {
-						if dynsyms, err = dynamicSymbols(sc.f); err != nil {
-							return err
-						}
-					}
-					if rl.Sym == 0 || int(rl.Sym) > len(dynsyms) || dynsyms[rl.Sym-1].Section == elf.SHN_UNDEF {
-						return fmt.Errorf("section %q relocation %d at %#x: %w: R_AARCH64_ABS64 against undefined symbol %d", s.Name, idx, rl.Off, ErrUnsupportedReloc, rl.Sym)
-					}
-					*p = dynsyms[rl.Sym-1].Value + uint64(rl.Addend)
-				default:
-					return fmt.Errorf("section %q relocation %d at %#x: %w %v in the entries table", s.Name, idx, rl.Off, ErrUnsupportedReloc, rl.Type)
-				}
-			}
-			pos += int64(n)
-		}
-	}
-	return nil
-}
-
-func dynamicSymbols(f *elf.File) (syms []elf.Symbol, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			syms, err = nil, fmt.Errorf("%w: dynamic symbol table: %v", ErrMalformed, p)
-		}
-	}()
-	if syms, err = f.DynamicSymbols(); err != nil {
-		return nil, fmt.Errorf("%w: dynamic symbol table: %w", ErrMalformed, err)
-	}
-	return syms, nil
 }
 
 // sectionIndexAt is SectionAt returning an index (0 when none), with a

@@ -81,16 +81,17 @@ func TestFixtureFacts(t *testing.T) {
 
 func TestFileOffsetAgreesWithSites(t *testing.T) {
 	for _, path := range testutil.Fixtures(t, "*.elf") {
-		fd, f, err := elfscan.Open(path)
+		fd, err := elfscan.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sf, err := elfscan.Scan(fd, path)
+		f := fd.ELF()
+		sf, err := fd.Scan()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range sf.Sites {
-			if off, err := elfscan.FileOffset(f, s.CallSite); err != nil || off != s.Slot2Off {
+			if off, err := fd.FileOffset(s.CallSite); err != nil || off != s.Slot2Off {
 				t.Errorf("%s %s: FileOffset(%#x) = %#x, %v; want %#x", filepath.Base(path), s.Func, s.CallSite, off, err, s.Slot2Off)
 			}
 			if sec := elfscan.SectionAt(f, s.Entry); sec == nil || sec.Name != s.Section {

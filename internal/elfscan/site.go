@@ -1,28 +1,3 @@
-// Package elfscan finds every patchable function entry in an arm64 ELF file
-// and says what state it is in: it turns a file into plain values (File,
-// Site) that the patch and verify packages consume, and never writes a
-// file. It owns reading an input (opening it, decompressing xz/zstd/gzip
-// within a size limit, the panic-safe ELF reader, symbols, relocations and
-// address mapping) and the scan's --json line: its shape (FileJSON) and
-// the streaming encoder (WriteJSON, ScanJSON) that writes the same bytes
-// as encoding/json would.
-//
-// Invariants:
-//   - Scan never panics on malformed input; it returns an error naming the
-//     offset that was wrong, and no result.
-//   - The result is deterministic: sites are sorted by (section index, entry).
-//   - Addresses are mapped through section headers, never assuming
-//     sh_addr == sh_offset.
-//
-// A site in the call-ops layout (-fpatchable-function-entry=4,2):
-//
-//	record ->  literal+0: NOP | low word of ops        (8-byte aligned)
-//	           literal+4: NOP | high word of ops
-//	entry  ->  [BTI C]
-//	           slot1:     NOP | MOV X9, X30
-//	call   ->  slot2:     NOP | BL <trampoline>
-//
-// The classic layout (=2) has no literal; its record points at slot1.
 package elfscan
 
 import "debug/elf"

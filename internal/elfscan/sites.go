@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
@@ -294,13 +293,7 @@ func (sc *scanner) ops(s *Site, sec int, key uint32) (*Ref, error) {
 // else a data object (ops is one), else any other symbol — so a linker
 // script's untyped marker such as _sdata never hides the object it starts.
 func (sc *scanner) symName(key uint32, a uint64) string {
-	if i := sc.st.at(key, a, 1); i >= 0 {
-		return sc.st.name(i)
-	}
-	if i := sc.st.object(key, a); i >= 0 {
-		return sc.st.name(i)
-	}
-	if i := sc.st.at(key, a, 3); i >= 0 {
+	if i := sc.st.named(key, a); i >= 0 {
 		return sc.st.name(i)
 	}
 	return ""
@@ -322,31 +315,5 @@ func (sc *scanner) relRef(rl Rela) *Ref {
 }
 
 // relocsAt returns the relocations of ET_REL section sec with offsets in
-// [lo, hi), loading and sorting that section's RELA sections once.
-func (sc *scanner) relocsAt(sec int, lo, hi uint64) ([]Rela, error) {
-	if sc.relas == nil {
-		sc.relas = map[int][]Rela{}
-	}
-	rels, ok := sc.relas[sec]
-	if !ok {
-		for _, ri := range sc.relaFor[sec] {
-			rs := sc.f.Sections[ri]
-			if rs.Type != elf.SHT_RELA {
-				return nil, fmt.Errorf("section %q: %w: %v section %q", sc.f.Sections[sec].Name, ErrUnsupportedReloc, rs.Type, rs.Name)
-			}
-			r, err := ReadRela(rs)
-			if err != nil {
-				return nil, err
-			}
-			rels = append(rels, r...)
-		}
-		sort.SliceStable(rels, func(i, j int) bool { return rels[i].Off < rels[j].Off })
-		sc.relas[sec] = rels
-	}
-	i := sort.Search(len(rels), func(i int) bool { return rels[i].Off >= lo })
-	j := i
-	for j < len(rels) && rels[j].Off < hi {
-		j++
-	}
-	return rels[i:j], nil
-}
+// [lo, hi).
+func (sc *scanner) relocsAt(sec int, lo, hi uint64) ([]Rela, error) { return sc.relocs.In(sec, lo, hi) }

@@ -47,10 +47,9 @@ func (s rawSym) rank2() uint8 {
 
 const symSize = 24 // sizeof(Elf64_Sym)
 
-// loadSymtab reads .symtab (else .dynsym) and its string table. The
-// symbols are decoded as they stream in; only the string table is kept
-// whole (names share its memory).
-func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, error) {
+// loadSymtab reads .symtab (else .dynsym) and its string table, and
+// returns the section it read (nil when there is neither).
+func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, *elf.Section, error) {
 	var sec *elf.Section
 	for _, t := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 		for _, s := range f.Sections {
@@ -63,10 +62,18 @@ func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, error) {
 			break
 		}
 	}
-	st := &symtab{rel: rel}
 	if sec == nil {
-		return st, nil
+		return &symtab{rel: rel}, nil, nil
 	}
+	st, err := loadSymtabSection(f, sec, rel, scratch)
+	return st, sec, err
+}
+
+// loadSymtabSection reads the symbol table sec and its string table. The
+// symbols are decoded as they stream in; only the string table is kept
+// whole (names share its memory).
+func loadSymtabSection(f *elf.File, sec *elf.Section, rel bool, scratch *[]keyed) (*symtab, error) {
+	st := &symtab{rel: rel}
 	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
 		return nil, fmt.Errorf("%w: section %q: string table index %d out of range", ErrMalformed, sec.Name, sec.Link)
 	}
@@ -91,6 +98,7 @@ func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, error) {
 	}
 	st.syms = make([]rawSym, 0, n)
 	st.sorted = make([]symRef, 0, n)
+	// Each entry is an elf.Sym64, decoded by hand: a kernel has ~100k.
 	err = streamSection(sec, symSize*2048, func(b []byte) error {
 		for ; len(b) >= symSize; b = b[symSize:] {
 			i := len(st.syms)
@@ -251,15 +259,14 @@ func (st *symtab) containing(sec uint32, v uint64) int32 {
 	return -1
 }
 
-// lookup finds a symbol by name, or -1.
-func (st *symtab) lookup(name string) int32 {
-	for i := 1; i < len(st.syms); i++ {
-		// nameBytes(...) == name, without scanning every name for its end.
-		off, end := int(st.syms[i].name), int(st.syms[i].name)+len(name)
-		if end <= len(st.strtab) && (end == len(st.strtab) || st.strtab[end] == 0) &&
-			string(st.strtab[off:end]) == name && st.syms[i].shndx != uint16(elf.SHN_UNDEF) {
-			return int32(i)
-		}
+// named returns the symbol that names (sec, v): a function, else a data
+// object, else any other symbol defined there; or -1.
+func (st *symtab) named(sec uint32, v uint64) int32 {
+	if i := st.at(sec, v, 1); i >= 0 {
+		return i
 	}
-	return -1
+	if i := st.object(sec, v); i >= 0 {
+		return i
+	}
+	return st.at(sec, v, 3)
 }

@@ -2,7 +2,6 @@ package patch
 
 import (
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -54,7 +53,7 @@ func (p *planner) resolveDirect(ops literal) error {
 	}
 	if ops.bytes == 0 {
 		d.opsErr = "--ops is 0"
-	} else if d.opsDirect, err = readLinked64(p.in.ELF, ops.bytes+uint64(off)); err != nil {
+	} else if d.opsDirect, err = p.in.Obj.Load64(ops.bytes + uint64(off)); err != nil {
 		d.opsErr = err.Error()
 	} else if d.opsDirect == 0 {
 		d.opsErr = fmt.Sprintf("its direct_call (offset %d) is 0", off)
@@ -98,48 +97,4 @@ func (p *planner) directCall(s *elfscan.Site, tramp uint64, name func() string) 
 		return call{}, false
 	}
 	return call{word: w}, true
-}
-
-// readLinked64 reads the 64-bit value a linked file holds at address a,
-// from its PT_LOAD segments, or, when the file stores 0 there, from an
-// R_AARCH64_RELATIVE relocation at a (images linked with
-// --no-apply-dynamic-relocs keep such values only there).
-func readLinked64(f *elf.File, a uint64) (uint64, error) {
-	var v uint64
-	found := false
-	for _, pr := range f.Progs {
-		if pr.Type != elf.PT_LOAD || a < pr.Vaddr || a+8 > pr.Vaddr+pr.Memsz || a+8 < a {
-			continue
-		}
-		found = true
-		if a+8 <= pr.Vaddr+pr.Filesz {
-			var b [8]byte
-			if _, err := pr.ReadAt(b[:], int64(a-pr.Vaddr)); err != nil {
-				return 0, fmt.Errorf("reading %#x: %w", a, err)
-			}
-			v = binary.LittleEndian.Uint64(b[:])
-		}
-		break
-	}
-	if !found {
-		return 0, fmt.Errorf("%#x is not in a loaded segment", a)
-	}
-	if v != 0 {
-		return v, nil
-	}
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
-			continue
-		}
-		rels, err := elfscan.ReadRela(s)
-		if err != nil {
-			return 0, err
-		}
-		for _, r := range rels {
-			if r.Off == a && r.Type == elf.R_AARCH64_RELATIVE {
-				return uint64(r.Addend), nil
-			}
-		}
-	}
-	return 0, nil
 }

@@ -14,11 +14,12 @@ import (
 	"github.com/ftpatch/ftpatch/internal/render"
 )
 
-// Input is a file opened for patching: its scan, and for ET_REL its raw
-// sections, symbols and relocations.
+// Input is a file opened for patching: the opened object, its scan, and
+// for ET_REL its raw view for the rewrite.
 type Input struct {
 	Path string
 	Mode os.FileMode
+	Obj  *elfscan.Object
 	ELF  *elf.File
 	Scan *elfscan.File
 
@@ -26,35 +27,48 @@ type Input struct {
 	rel *relFile // ET_REL only
 }
 
-// Open opens and scans the file at path. Compressed inputs are refused:
-// the patch commands rewrite files in place.
-func Open(path string) (*Input, error) {
-	if err := elfscan.RefuseCompressed(path); err != nil {
-		return nil, err
-	}
-	fd, ef, err := elfscan.Open(path)
+// Open opens and scans the file at path, opening it once. Compressed
+// inputs are refused before anything is decompressed: the patch commands
+// rewrite files in place.
+func Open(path string) (in *Input, err error) {
+	fd, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	in := &Input{Path: path, ELF: ef, fd: fd}
-	st, err := fd.Stat()
-	if err != nil {
-		fd.Close()
-		return nil, err
-	}
-	in.Mode = st.Mode().Perm()
-	if in.Scan, err = elfscan.Scan(fd, path); err != nil {
-		fd.Close()
-		return nil, err
-	}
-	if ef.Type == elf.ET_REL {
-		b, err := io.ReadAll(io.NewSectionReader(fd, 0, st.Size()))
+	defer func() {
 		if err != nil {
 			fd.Close()
-			return nil, err
 		}
-		if in.rel, err = parseRel(b); err != nil {
-			fd.Close()
+	}()
+	head := make([]byte, 8)
+	n, _ := fd.ReadAt(head, 0)
+	if c := elfscan.DetectCompression(head[:n]); c != elfscan.CompressionNone {
+		return nil, &elfscan.CompressedError{Path: path, Compression: c}
+	}
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, err
+	}
+	o, err := elfscan.NewObject(fd, path)
+	if err != nil {
+		return nil, err
+	}
+	if in, err = newInput(o, st.Mode().Perm()); err != nil {
+		return nil, err
+	}
+	in.fd = fd
+	return in, nil
+}
+
+// newInput scans o and, for ET_REL, reads its headers for the rewrite.
+func newInput(o *elfscan.Object, mode os.FileMode) (*Input, error) {
+	in := &Input{Path: o.Path, Mode: mode, Obj: o, ELF: o.ELF()}
+	var err error
+	if in.Scan, err = o.Scan(); err != nil {
+		return nil, err
+	}
+	if o.Rel() {
+		if in.rel, err = parseRel(o); err != nil {
 			return nil, err
 		}
 	}
@@ -62,7 +76,12 @@ func Open(path string) (*Input, error) {
 }
 
 // Close releases the file.
-func (in *Input) Close() error { return in.fd.Close() }
+func (in *Input) Close() error {
+	if in.fd == nil {
+		return nil
+	}
+	return in.fd.Close()
+}
 
 // Slot names the word a write touches.
 type Slot string
@@ -157,6 +176,15 @@ func relaString(r *elfscan.Rela, sym string) string {
 	return fmt.Sprintf("%v %s", r.Type, render.RelExpr(sym, r.Addend))
 }
 
+// symbolErr marks a failed lookup by name as ErrSymbol; elfscan's
+// message says what to do.
+func symbolErr(err error) error {
+	if errors.Is(err, elfscan.ErrSymbolNotFound) || errors.Is(err, elfscan.ErrSymbolAmbiguous) {
+		return fmt.Errorf("%w: %w", ErrSymbol, err)
+	}
+	return err
+}
+
 // siteName names a site in messages: function and address.
 func siteName(rel bool, s *elfscan.Site) string {
 	return fmt.Sprintf("function %s at %s", funcName(s.Func), render.Place(rel, s.Section, s.Entry))
@@ -221,8 +249,7 @@ type planner struct {
 	rel    bool
 	out    *Changes
 	is     issues
-	syms   *symIndex // linked files
-	direct *direct   // Request.Direct resolved (direct.go)
+	direct *direct // Request.Direct resolved (direct.go)
 
 	arena []byte // backs the Old/New bytes of writes; see bytes
 }
@@ -308,7 +335,7 @@ func Plan(in *Input, req Request) (*Changes, error) {
 // left as it was rather than gaining symbols nothing uses.
 func (p *planner) dropUnusedSymbols() {
 	for _, r := range p.out.Relocs {
-		if r.New != nil && int(r.New.Sym) >= len(p.in.rel.syms) {
+		if r.New != nil && int(r.New.Sym) >= p.in.rel.nsyms {
 			return
 		}
 	}
@@ -365,32 +392,37 @@ func (p *planner) resolve(v Value) (uint64, error) {
 	if v.Sym == "" {
 		return v.Addr, nil
 	}
-	if p.syms == nil { // only when a symbol is named: reading it costs
-		var err error
-		if p.syms, err = loadSymIndex(p.in.ELF); err != nil {
-			return 0, err
-		}
+	s, err := p.in.Obj.Lookup(v.Sym) // only when a symbol is named: reading them costs
+	if err != nil {
+		return 0, symbolErr(err)
 	}
-	return p.syms.lookup(v.Sym)
+	return s.Value, nil
 }
 
 // relSymbol returns the .symtab index of name in an ET_REL file, planning
 // an undefined global when it is missing.
 func (p *planner) relSymbol(name string) (uint32, error) {
-	idx, err := p.in.rel.symbol(name)
+	s, err := p.in.Obj.Lookup(name)
+	switch {
+	case err == nil:
+		return s.Index, nil
+	case !errors.Is(err, elfscan.ErrSymbolNotFound):
+		return 0, symbolErr(err)
+	}
+	st, err := p.in.Obj.Symbols()
 	if err != nil {
 		return 0, err
 	}
-	if idx > 0 {
+	if idx := st.Undefined(name); idx > 0 {
 		return idx, nil
 	}
 	for k, s := range p.out.NewSyms {
 		if s == name {
-			return uint32(len(p.in.rel.syms) + k), nil
+			return uint32(p.in.rel.nsyms + k), nil
 		}
 	}
 	p.out.NewSyms = append(p.out.NewSyms, name)
-	return uint32(len(p.in.rel.syms) + len(p.out.NewSyms) - 1), nil
+	return uint32(p.in.rel.nsyms + len(p.out.NewSyms) - 1), nil
 }
 
 // site plans one site.
@@ -516,7 +548,12 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 	if !p.rel {
 		return nil
 	}
-	for _, r := range p.in.rel.relocsAt(s.SectionIndex, off) {
+	rels, err := p.in.rel.relocsAt(s.SectionIndex, off)
+	if err != nil {
+		p.is.add(elfscan.ErrMalformed, "%s: %v", siteName(p.rel, s), err)
+		return nil
+	}
+	for _, r := range rels {
 		for _, t := range types {
 			if r.Type == t {
 				r := r
@@ -530,7 +567,7 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 	cur := literal{bytes: s.LiteralWord, rel: p.currentRel(s, s.Literal, elf.R_AARCH64_ABS64)}
 	if cur.rel != nil {
-		cur.sym = p.in.rel.symName(cur.rel.Sym)
+		cur.sym = p.in.Obj.SymName(cur.rel.Sym)
 	}
 	if want.rel != nil {
 		r := *want.rel
@@ -553,7 +590,7 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 func (p *planner) setCall(s *elfscan.Site, want call) {
 	cur := call{word: s.Slot2Word, rel: p.currentRel(s, s.CallSite, elf.R_AARCH64_CALL26, elf.R_AARCH64_JUMP26)}
 	if cur.rel != nil {
-		cur.sym = p.in.rel.symName(cur.rel.Sym)
+		cur.sym = p.in.Obj.SymName(cur.rel.Sym)
 	}
 	p.setWord(s, SlotSlot2, s.Slot2Off, s.CallSite, cur.word, want.word)
 	if !sameRel(cur.rel, want.rel) {

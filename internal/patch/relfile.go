@@ -1,13 +1,17 @@
 package patch
 
 // Relocatable objects (ET_REL) are rewritten whole in memory: they are small,
-// and their .symtab, .strtab and .rela sections change size.
+// and their .symtab, .strtab and .rela sections change size. Symbols and
+// relocations are read through the elfscan.Object; this file reads and
+// writes only the headers, with debug/elf's types, and bounds every field
+// it uses before it sizes an allocation or a loop by it.
 
 import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"sort"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -15,56 +19,38 @@ import (
 )
 
 const (
-	ehdrSize = 64
-	shdrSize = 64
-	symSize  = 24
+	ehdrSize = 64 // sizeof(Elf64_Ehdr)
+	shdrSize = 64 // sizeof(Elf64_Shdr)
 )
 
-// shdr is one Elf64_Shdr.
-type shdr struct {
-	Name           uint32
-	Type           elf.SectionType
-	Flags          elf.SectionFlag
-	Addr, Off      uint64
-	Size           uint64
-	Link, Info     uint32
-	Align, Entsize uint64
+func hasData(h elf.Section64) bool {
+	return elf.SectionType(h.Type) != elf.SHT_NULL && elf.SectionType(h.Type) != elf.SHT_NOBITS
 }
 
-func (h shdr) hasData() bool { return h.Type != elf.SHT_NULL && h.Type != elf.SHT_NOBITS }
-
-// relSym is what planning needs of a .symtab entry.
-type relSym struct {
-	name  string
-	info  uint8
-	shndx uint16
-}
-
-// relFile is the raw view of an ET_REL file.
+// relFile is the raw view of an ET_REL file: its bytes and headers.
 type relFile struct {
-	data     []byte
-	sh       []shdr
-	shstrndx int
-	symtab   int // index of .symtab, 0 when none
-	strtab   int
-	syms     []relSym               // by index, element 0 the null symbol
-	relaFor  map[int][]int          // text section -> its SHT_RELA sections
-	relas    map[int][]elfscan.Rela // SHT_RELA section -> entries, file order
+	o      *elfscan.Object
+	relocs *elfscan.Relocs
+	data   []byte
+	hdr    elf.Header64
+	sh     []elf.Section64
+	symtab int // index of .symtab
+	strtab int
+	nsyms  int // entries of .symtab, the null symbol included
 }
 
 func malformed(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", elfscan.ErrMalformed, fmt.Sprintf(format, a...))
 }
 
-func (rf *relFile) section(i int) ([]byte, error) {
+// section returns the contents of section i (nil without data); parseRel
+// has checked they lie in the file.
+func (rf *relFile) section(i int) []byte {
 	h := rf.sh[i]
-	if !h.hasData() {
-		return nil, nil
+	if !hasData(h) {
+		return nil
 	}
-	if h.Off > uint64(len(rf.data)) || h.Size > uint64(len(rf.data))-h.Off {
-		return nil, malformed("section %d at %#x size %#x runs past the end of the file (%#x)", i, h.Off, h.Size, len(rf.data))
-	}
-	return rf.data[h.Off : h.Off+h.Size], nil
+	return rf.data[h.Off : h.Off+h.Size]
 }
 
 func cstring(b []byte, off uint32) string {
@@ -78,37 +64,47 @@ func cstring(b []byte, off uint32) string {
 	return string(b)
 }
 
-func parseRel(b []byte) (*relFile, error) {
-	le := binary.LittleEndian
-	if len(b) < ehdrSize {
+// parseRel reads the headers of the ET_REL object o. Every field used later
+// is checked here: the section header table and each section's contents lie
+// in the file, sh_addralign is 0 or a power of two no larger than the file
+// (a section that large could not have been laid out in it), the symbol
+// table is the one o reads and links to a string table.
+func parseRel(o *elfscan.Object) (*relFile, error) {
+	b, err := o.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	rf := &relFile{o: o, data: b}
+	if _, err := binary.Decode(b, binary.LittleEndian, &rf.hdr); err != nil {
 		return nil, malformed("file shorter than an ELF header")
 	}
-	rf := &relFile{data: b, relaFor: map[int][]int{}, relas: map[int][]elfscan.Rela{}}
-	shoff := le.Uint64(b[0x28:])
-	if le.Uint16(b[0x36:]) != 0 { // e_phnum
+	h := rf.hdr
+	if h.Phnum != 0 {
 		return nil, malformed("relocatable object with program headers is not supported")
 	}
-	shentsize, shnum, shstrndx := le.Uint16(b[0x3a:]), int(le.Uint16(b[0x3c:])), int(le.Uint16(b[0x3e:]))
-	if shnum == 0 || shentsize != shdrSize || shstrndx >= shnum {
-		return nil, malformed("section header table: e_shnum %d, e_shentsize %d, e_shstrndx %d not supported", shnum, shentsize, shstrndx)
+	shnum, shstrndx := int(h.Shnum), int(h.Shstrndx)
+	if shnum == 0 || h.Shentsize != shdrSize || shstrndx >= shnum {
+		return nil, malformed("section header table: e_shnum %d, e_shentsize %d, e_shstrndx %d not supported", shnum, h.Shentsize, shstrndx)
 	}
-	if shoff > uint64(len(b)) || uint64(shnum)*shdrSize > uint64(len(b))-shoff {
-		return nil, malformed("section header table at %#x runs past the end of the file", shoff)
+	size := uint64(len(b))
+	if h.Shoff > size || uint64(shnum)*shdrSize > size-h.Shoff {
+		return nil, malformed("section header table at %#x (%d entries) runs past the end of the file (%#x)", h.Shoff, shnum, size)
 	}
-	rf.shstrndx = shstrndx
-	for i := 0; i < shnum; i++ {
-		e := b[shoff+uint64(i)*shdrSize:]
-		rf.sh = append(rf.sh, shdr{
-			Name: le.Uint32(e), Type: elf.SectionType(le.Uint32(e[4:])), Flags: elf.SectionFlag(le.Uint64(e[8:])),
-			Addr: le.Uint64(e[16:]), Off: le.Uint64(e[24:]), Size: le.Uint64(e[32:]),
-			Link: le.Uint32(e[40:]), Info: le.Uint32(e[44:]), Align: le.Uint64(e[48:]), Entsize: le.Uint64(e[56:]),
-		})
+	rf.sh = make([]elf.Section64, shnum)
+	if _, err := binary.Decode(b[h.Shoff:], binary.LittleEndian, rf.sh); err != nil {
+		return nil, malformed("section header table at %#x: %v", h.Shoff, err)
 	}
-	for i, h := range rf.sh {
-		if _, err := rf.section(i); err != nil {
-			return nil, err
+	for i, s := range rf.sh {
+		if !hasData(s) {
+			continue
 		}
-		switch h.Type {
+		if s.Off > size || s.Size > size-s.Off {
+			return nil, malformed("section %d at %#x size %#x runs past the end of the file (%#x)", i, s.Off, s.Size, size)
+		}
+		if s.Addralign > 1 && (bits.OnesCount64(s.Addralign) != 1 || s.Addralign > size) {
+			return nil, malformed("section %d: sh_addralign %#x is not a power of two no larger than the file (%#x)", i, s.Addralign, size)
+		}
+		switch elf.SectionType(s.Type) {
 		case elf.SHT_SYMTAB:
 			if rf.symtab != 0 {
 				return nil, malformed("two symbol tables")
@@ -116,105 +112,38 @@ func parseRel(b []byte) (*relFile, error) {
 			rf.symtab = i
 		case elf.SHT_SYMTAB_SHNDX:
 			return nil, malformed("SHT_SYMTAB_SHNDX (more than 65279 sections) is not supported")
-		case elf.SHT_RELA:
-			if int(h.Info) >= shnum {
-				return nil, malformed("section %d: sh_info %d out of range", i, h.Info)
-			}
-			d, _ := rf.section(i)
-			rs, err := elfscan.DecodeRela(d, fmt.Sprintf("#%d", i))
-			if err != nil {
-				return nil, err
-			}
-			rf.relas[i] = rs
-			rf.relaFor[int(h.Info)] = append(rf.relaFor[int(h.Info)], i)
 		}
 	}
 	if rf.symtab == 0 {
 		return nil, malformed("relocatable object without .symtab")
 	}
-	st := rf.sh[rf.symtab]
-	rf.strtab = int(st.Link)
-	if rf.strtab == 0 || rf.strtab >= shnum || rf.sh[rf.strtab].Type != elf.SHT_STRTAB {
-		return nil, malformed(".symtab: sh_link %d is not a string table", st.Link)
+	st, err := o.Symbols()
+	if err != nil {
+		return nil, err
 	}
-	d, _ := rf.section(rf.symtab)
-	strs, _ := rf.section(rf.strtab)
-	if len(d)%symSize != 0 || len(d) == 0 {
-		return nil, malformed(".symtab size %d is not a non-zero multiple of %d", len(d), symSize)
+	if st.SectionHeader() != o.ELF().Sections[rf.symtab] {
+		return nil, malformed(".symtab: section %d is not the symbol table the object reads", rf.symtab)
 	}
-	for k := 0; k < len(d); k += symSize {
-		rf.syms = append(rf.syms, relSym{name: cstring(strs, le.Uint32(d[k:])), info: d[k+4], shndx: le.Uint16(d[k+6:])})
+	rf.strtab = int(rf.sh[rf.symtab].Link)
+	if rf.strtab == 0 || rf.strtab >= shnum || elf.SectionType(rf.sh[rf.strtab].Type) != elf.SHT_STRTAB {
+		return nil, malformed(".symtab: sh_link %d is not a string table", rf.strtab)
 	}
-	for i, rs := range rf.relas {
-		if rf.sh[i].Link != uint32(rf.symtab) {
-			return nil, malformed("relocation section %d: sh_link %d is not .symtab", i, rf.sh[i].Link)
-		}
-		for k, r := range rs {
-			if int(r.Sym) >= len(rf.syms) {
-				return nil, malformed("relocation section %d entry %d: symbol %d out of range", i, k, r.Sym)
-			}
-		}
+	if rf.nsyms = st.Len(); rf.nsyms == 0 {
+		return nil, malformed(".symtab is empty")
+	}
+	if rf.relocs, err = o.Relocs(); err != nil {
+		return nil, err
 	}
 	return rf, nil
 }
 
 func (rf *relFile) name(i int) string {
-	d, _ := rf.section(rf.shstrndx)
-	return cstring(d, rf.sh[i].Name)
-}
-
-// symbol returns the index of a usable .symtab symbol named name: the one
-// definition, else an undefined reference; 0 when there is none.
-func (rf *relFile) symbol(name string) (uint32, error) {
-	var defined []int
-	undef := 0
-	for i, s := range rf.syms {
-		if i == 0 || s.name != name {
-			continue
-		}
-		switch elf.ST_TYPE(s.info) {
-		case elf.STT_SECTION, elf.STT_FILE:
-			continue
-		}
-		if s.shndx == uint16(elf.SHN_UNDEF) {
-			if undef == 0 {
-				undef = i
-			}
-		} else {
-			defined = append(defined, i)
-		}
-	}
-	switch {
-	case len(defined) == 1:
-		return uint32(defined[0]), nil
-	case len(defined) > 1:
-		return 0, fmt.Errorf("%w: symbol %q is ambiguous: .symtab defines it %d times (indices %v)", ErrSymbol, name, len(defined), defined)
-	}
-	return uint32(undef), nil
-}
-
-func (rf *relFile) symName(i uint32) string {
-	if int(i) < len(rf.syms) {
-		s := rf.syms[i]
-		if elf.ST_TYPE(s.info) == elf.STT_SECTION && int(s.shndx) < len(rf.sh) {
-			return rf.name(int(s.shndx))
-		}
-		return s.name
-	}
-	return fmt.Sprintf("#%d", i)
+	return cstring(rf.section(int(rf.hdr.Shstrndx)), rf.sh[i].Name)
 }
 
 // relocsAt returns the relocations of text section sec at offset off.
-func (rf *relFile) relocsAt(sec int, off uint64) []elfscan.Rela {
-	var out []elfscan.Rela
-	for _, ri := range rf.relaFor[sec] {
-		for _, r := range rf.relas[ri] {
-			if r.Off == off {
-				out = append(out, r)
-			}
-		}
-	}
-	return out
+func (rf *relFile) relocsAt(sec int, off uint64) ([]elfscan.Rela, error) {
+	return rf.relocs.At(sec, off)
 }
 
 // rewrite returns the file with c applied: words, relocations, symbols.
@@ -232,11 +161,10 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 		}
 		copy(data[w.Off:], w.New)
 	}
-	sh := append([]shdr(nil), rf.sh...)
+	sh := append([]elf.Section64(nil), rf.sh...)
 	content := make([][]byte, len(sh))
 	for i := range sh {
-		content[i], _ = rf.section(i)
-		if sh[i].hasData() {
+		if hasData(sh[i]) {
 			content[i] = data[sh[i].Off : sh[i].Off+sh[i].Size]
 		}
 	}
@@ -254,14 +182,15 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 	// Symbols: undefined globals at the end; globals already follow the
 	// locals (sh_info), so no index moves.
 	if len(c.NewSyms) > 0 {
-		var add []byte
+		syms := modified(rf.symtab)
 		for _, name := range c.NewSyms {
-			e := make([]byte, symSize)
-			le.PutUint32(e, appendStr(rf.strtab, name))
-			e[4] = byte(elf.STB_GLOBAL)<<4 | byte(elf.STT_NOTYPE)
-			add = append(add, e...)
+			var err error
+			syms, err = binary.Append(syms, le, elf.Sym64{Name: appendStr(rf.strtab, name), Info: elf.ST_INFO(elf.STB_GLOBAL, elf.STT_NOTYPE)})
+			if err != nil {
+				return nil, err
+			}
 		}
-		content[rf.symtab] = append(modified(rf.symtab), add...)
+		content[rf.symtab] = syms
 	}
 
 	// Relocations, grouped by the text section they apply to.
@@ -270,11 +199,15 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 	var order []int
 	for _, r := range c.Relocs {
 		ri := 0
-		if l := rf.relaFor[r.SectionIndex]; len(l) > 0 {
+		if l := rf.relocs.Tables(r.SectionIndex); len(l) > 0 {
 			ri = l[0]
 			if r.Old != nil {
 				for _, x := range l { // remove from whichever holds it
-					if containsRela(rf.relas[x], *r.Old) {
+					t, err := rf.relocs.Table(x)
+					if err != nil {
+						return nil, err
+					}
+					if containsRela(t, *r.Old) {
 						ri = x
 					}
 				}
@@ -285,16 +218,21 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 			ri = len(sh)
 			newRela[r.SectionIndex] = ri
 			text := sh[r.SectionIndex]
-			h := shdr{Type: elf.SHT_RELA, Flags: elf.SHF_INFO_LINK, Link: uint32(rf.symtab), Info: uint32(r.SectionIndex), Align: 8, Entsize: elfscan.RelaSize}
-			if text.Flags&elf.SHF_GROUP != 0 {
-				h.Flags |= elf.SHF_GROUP
+			h := elf.Section64{Type: uint32(elf.SHT_RELA), Flags: uint64(elf.SHF_INFO_LINK), Link: uint32(rf.symtab), Info: uint32(r.SectionIndex),
+				Addralign: 8, Entsize: elfscan.RelaSize}
+			if elf.SectionFlag(text.Flags)&elf.SHF_GROUP != 0 {
+				h.Flags |= uint64(elf.SHF_GROUP)
 			}
 			sh = append(sh, h)
 			content = append(content, nil)
 			lists[ri] = nil
 		}
 		if _, ok := lists[ri]; !ok && ri < len(rf.sh) {
-			lists[ri] = append([]elfscan.Rela(nil), rf.relas[ri]...)
+			t, err := rf.relocs.Table(ri)
+			if err != nil {
+				return nil, err
+			}
+			lists[ri] = append([]elfscan.Rela(nil), t...)
 		}
 		if !containsKey(order, ri) {
 			order = append(order, ri)
@@ -324,12 +262,12 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 	sort.Ints(texts)
 	for _, t := range texts {
 		ri := newRela[t]
-		sh[ri].Name = appendStr(rf.shstrndx, ".rela"+rf.name(t))
-		if sh[t].Flags&elf.SHF_GROUP == 0 {
+		sh[ri].Name = appendStr(int(rf.hdr.Shstrndx), ".rela"+rf.name(t))
+		if elf.SectionFlag(sh[t].Flags)&elf.SHF_GROUP == 0 {
 			continue
 		}
 		for g := range rf.sh {
-			if sh[g].Type != elf.SHT_GROUP {
+			if elf.SectionType(sh[g].Type) != elf.SHT_GROUP {
 				continue
 			}
 			members := content[g]
@@ -345,7 +283,7 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 	// Layout: header, sections in their old file order, new ones, headers.
 	idx := make([]int, 0, len(sh))
 	for i := 1; i < len(sh); i++ {
-		if sh[i].hasData() {
+		if hasData(sh[i]) {
 			idx = append(idx, i)
 		}
 	}
@@ -359,11 +297,22 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 		}
 		return sh[x].Off < sh[y].Off
 	})
-	out := bytes.Clone(data[:ehdrSize])
+	if len(sh) >= int(elf.SHN_LORESERVE) {
+		return nil, malformed("too many sections (%d)", len(sh))
+	}
+	// Padding is bounded: each gap is below its section's alignment, which
+	// parseRel bounded by the file size, and all of them together by the
+	// padding the file itself could hold plus a page per section.
+	maxPad := uint64(len(data)) + uint64(len(idx))*4096
+	var pad uint64
+	out := make([]byte, ehdrSize, len(data)+len(data)/8+4096)
 	for _, i := range idx {
-		al := max(sh[i].Align, 1)
-		for uint64(len(out))%al != 0 {
-			out = append(out, 0)
+		al := max(sh[i].Addralign, 1)
+		if n := (al - uint64(len(out))%al) % al; n > 0 {
+			if pad += n; pad > maxPad {
+				return nil, malformed("laying out section %d (sh_addralign %#x) needs more than %d bytes of padding", i, al, maxPad)
+			}
+			out = append(out, make([]byte, n)...)
 		}
 		sh[i].Off = uint64(len(out))
 		sh[i].Size = uint64(len(content[i]))
@@ -372,29 +321,17 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 	for len(out)%8 != 0 {
 		out = append(out, 0)
 	}
-	le.PutUint64(out[0x28:], uint64(len(out)))
-	le.PutUint16(out[0x3c:], uint16(len(sh)))
-	for i, h := range sh {
-		if !h.hasData() && i > 0 && h.Type != elf.SHT_NOBITS {
-			h.Off = 0
+	hdr := rf.hdr
+	hdr.Shoff, hdr.Shnum = uint64(len(out)), uint16(len(sh))
+	if _, err := binary.Encode(out, le, hdr); err != nil {
+		return nil, err
+	}
+	for i := range sh {
+		if !hasData(sh[i]) && i > 0 && elf.SectionType(sh[i].Type) != elf.SHT_NOBITS {
+			sh[i].Off = 0
 		}
-		e := make([]byte, shdrSize)
-		le.PutUint32(e, h.Name)
-		le.PutUint32(e[4:], uint32(h.Type))
-		le.PutUint64(e[8:], uint64(h.Flags))
-		le.PutUint64(e[16:], h.Addr)
-		le.PutUint64(e[24:], h.Off)
-		le.PutUint64(e[32:], h.Size)
-		le.PutUint32(e[40:], h.Link)
-		le.PutUint32(e[44:], h.Info)
-		le.PutUint64(e[48:], h.Align)
-		le.PutUint64(e[56:], h.Entsize)
-		out = append(out, e...)
 	}
-	if len(sh) >= int(elf.SHN_LORESERVE) {
-		return nil, malformed("too many sections (%d)", len(sh))
-	}
-	return out, nil
+	return binary.Append(out, le, sh)
 }
 
 func containsKey(l []int, v int) bool {

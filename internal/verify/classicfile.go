@@ -10,9 +10,9 @@ package verify
 // the kernel's own trampoline passes it.
 
 import (
-	"debug/elf"
 	"fmt"
 
+	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
 
@@ -24,12 +24,12 @@ const (
 
 // setupClassicFile prepares a linked classic image whose own trampoline is
 // to run; it returns why it cannot, or "".
-func (img *Image) setupClassicFile(f *elf.File) string {
-	opAt, err := resolveLinked(f, classicOpSym)
+func (img *Image) setupClassicFile(o *elfscan.Object) string {
+	opAt, err := resolveLinked(o, classicOpSym)
 	if err != nil {
 		return fmt.Sprintf("a classic kernel's trampoline takes the op from %s: %v", classicOpSym, err)
 	}
-	callAt, err := resolveLinked(f, classicCallSym)
+	callAt, err := resolveLinked(o, classicCallSym)
 	if err != nil {
 		return fmt.Sprintf("a classic kernel's trampoline calls the callback at %s: %v", classicCallSym, err)
 	}

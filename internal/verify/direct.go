@@ -14,10 +14,10 @@ package verify
 // each entry records X9 and X30, so a run shows it was reached, and how.
 
 import (
-	"debug/elf"
 	"fmt"
 	"slices"
 
+	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
@@ -53,7 +53,7 @@ func (img *Image) placeStandinDirect(addr uint64) {
 // own holding the stand-in. In an object, a defined symbol is its placed
 // address; an undefined one (resolved when the module loads) is bound to
 // the stand-in in verify's own page, see relDirect.
-func (img *Image) resolveDirects(f *elf.File, rel *relLayout, opts Options) error {
+func (img *Image) resolveDirects(o *elfscan.Object, rel *relLayout, opts Options) error {
 	if len(opts.Direct) == 0 {
 		return nil
 	}
@@ -72,7 +72,7 @@ func (img *Image) resolveDirects(f *elf.File, rel *relLayout, opts Options) erro
 			img.directs[a] = name
 			continue
 		}
-		a, err := resolveLinked(f, name)
+		a, err := resolveLinked(o, name)
 		if err != nil {
 			return fmt.Errorf("--direct %s: %w", name, err)
 		}
@@ -96,15 +96,12 @@ func (img *Image) resolveDirects(f *elf.File, rel *relLayout, opts Options) erro
 
 // definedSymbol returns the placed address of a defined symbol name.
 func (rl *relLayout) definedSymbol(name string) (uint64, bool) {
-	for i, s := range rl.syms {
-		if s.Name != name || s.Section == elf.SHN_UNDEF {
-			continue
-		}
-		if a, _, ok := rl.symbol(uint32(i + 1)); ok {
-			return a, true
-		}
+	s, err := rl.o.Lookup(name)
+	if err != nil {
+		return 0, false
 	}
-	return 0, false
+	a, _, ok := rl.symbol(s.Index)
+	return a, ok
 }
 
 // relDirect is where a CALL26 against the undefined symbol name goes, when

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package verify
 
 import (
@@ -106,16 +108,15 @@ func patchCopy(t *testing.T, path string, sf *elfscan.File, state elfscan.State,
 	return out
 }
 
-// verifyPath verifies path, through mustScan's scan.
+// verifyPath verifies path, loaded through its Object.
 func verifyPath(t *testing.T, path string, opts Options) *Report {
 	t.Helper()
-	sf := mustScan(t, path)
-	fd, f, err := elfscan.Open(path)
+	fd, err := elfscan.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fd.Close()
-	img, err := LoadELF(f, fd, sf, opts)
+	img, err := LoadObject(fd, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,4 +263,16 @@ func TestELFRelocatable(t *testing.T) {
 		}
 		t.Logf("runfile=%v: %v", runFile, failed)
 	}
+}
+
+// openELF opens path as an Object for the rest of the test and returns its
+// *elf.File.
+func openELF(t *testing.T, path string) (*elf.File, error) {
+	t.Helper()
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { o.Close() })
+	return o.ELF(), nil
 }

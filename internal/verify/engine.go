@@ -1,11 +1,20 @@
+//go:build cgo
+
 package verify
 
+// The emulator side of verify, built only with cgo (the Unicorn binding
+// needs it): engines, the pool that runs sites on them, the watchdog.
+// nocgo.go stands in for it when cgo is off.
+
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -257,7 +266,10 @@ func (e *engine) run1(s *site) *Failure {
 		err = rerr
 	}
 	expect := "stop at " + fmt.Sprintf("%#x", until)
+	var bug *uc.HookPanicError
 	switch {
+	case errors.As(err, &bug):
+		return &Failure{Expected: expect, Observed: fmt.Sprintf("verify's own hook failed at pc %#x", e.after[rPC]), bug: err}
 	case err != nil:
 		return &Failure{Expected: expect, Observed: fmt.Sprintf("emulation error at pc %#x: %v", e.after[rPC], err)}
 	case timedOut:
@@ -314,4 +326,110 @@ func (e *engine) check(s *site, expected string, calls int, kept func(r int) boo
 		return &Failure{Expected: expected, Observed: strings.Join(diffs, ", ")}
 	}
 	return nil
+}
+
+// EmulatorBuilt reports whether this build has the emulator: it has.
+func EmulatorBuilt() error { return nil }
+
+// runPool runs do(e, k) for k in [0, n) on a pool of engines over img, one
+// goroutine each, handing out chunk indices at a time, with a watchdog
+// that stops a run exceeding opts.Timeout. Workers: opts.Jobs (default
+// runtime.NumCPU()), no more than one per 256 jobs, and at most limit when
+// limit > 0. cow selects the regions each engine copies (newEngineCOW).
+// Check and RunIntermediates both run on it; do must not render failures
+// (disassembly is done after the pool returns) and must not call t.Fatal.
+func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chunk int, do func(e *engine, k int)) error {
+	workers := opts.Jobs
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	workers = max(1, min(workers, (n+255)/256))
+	if limit > 0 {
+		workers = min(workers, limit)
+	}
+	chunk = max(chunk, 1)
+	engines := make([]*engine, workers)
+	for w := range engines {
+		e, err := newEngineCOW(img, opts, cow)
+		if err != nil {
+			for _, e := range engines[:w] {
+				e.close()
+			}
+			return err
+		}
+		engines[w] = e
+	}
+	stop := make(chan struct{})
+	go watchdog(engines, opts.Timeout, stop)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, e := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				lo := int(next.Add(int64(chunk))) - chunk
+				if lo >= n {
+					return
+				}
+				hi := min(lo+chunk, n)
+				for k := lo; k < hi; k++ {
+					do(e, k)
+				}
+				if opts.Progress != nil {
+					opts.Progress(hi - lo)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	for _, e := range engines {
+		e.close()
+	}
+	return nil
+}
+
+// watchdog stops a run that exceeds timeout. Instruction limits end loops;
+// this ends anything else, without the timer thread Unicorn would start
+// for every run given a timeout (~100 µs each).
+func watchdog(engines []*engine, timeout time.Duration, stop <-chan struct{}) {
+	tick := time.NewTicker(max(timeout/4, 5*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			for _, e := range engines {
+				e.guard.Lock()
+				if e.running && now.Sub(e.started) > timeout {
+					e.timedOut = true
+					e.mu.Stop()
+				}
+				e.guard.Unlock()
+			}
+		}
+	}
+}
+
+// runOverlay runs j's site with its overlay written in the engine's own
+// copy, then restores the image's bytes. The site's range leaves the
+// translation cache both before the run (blocks translated from the image's
+// words) and after the restore (blocks translated from the overlay).
+func (e *engine) runOverlay(j *interJob) *Failure {
+	for _, w := range j.ov {
+		b := e.private(w.addr, uint64(len(w.b)))
+		if b == nil {
+			return &Failure{Expected: "site words in a private copy", Observed: fmt.Sprintf("%#x not copied", w.addr)}
+		}
+		copy(b, w.b)
+	}
+	e.mu.TBRemoveCache(j.lo, j.hi)
+	f := e.run(&j.s)
+	for _, w := range j.ov {
+		copy(e.private(w.addr, uint64(len(w.b))), e.img.bytes(w.addr, uint64(len(w.b))))
+	}
+	e.mu.TBRemoveCache(j.lo, j.hi)
+	return f
 }

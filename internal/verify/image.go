@@ -321,71 +321,42 @@ func (img *Image) loadLinked(f *elf.File, r io.ReaderAt) error {
 	return nil
 }
 
-// applyDynRelocs applies the R_AARCH64_RELATIVE and ABS64/GLOB_DAT entries of
-// an image's allocated RELA sections, as a kernel relocates itself at boot:
-// images linked with --no-apply-dynamic-relocs keep their literals, and the
-// ops' function pointers, only there. The load bias is 0. It returns the
-// address of each relocation of another type, to fail sites that hold one.
-func (img *Image) applyDynRelocs(f *elf.File) (map[uint64]elf.R_AARCH64, error) {
+// applyDynRelocs applies the dynamic relocations the object resolves (see
+// elfscan.DynRelocs), as a kernel relocates itself at boot: images linked
+// with --no-apply-dynamic-relocs keep their literals, and the ops' function
+// pointers, only there. The load bias is 0. It returns the address of each
+// relocation that is not resolved, to fail sites that hold one.
+func (img *Image) applyDynRelocs(o *elfscan.Object) (map[uint64]elf.R_AARCH64, error) {
+	d, err := o.DynRelocs()
+	if err != nil {
+		return nil, err
+	}
 	other := map[uint64]elf.R_AARCH64{}
-	var dynsyms []elf.Symbol
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
-			continue
-		}
-		rels, err := elfscan.ReadRela(s)
-		if err != nil {
-			return nil, err
-		}
-		for _, rel := range rels {
-			switch rel.Type {
-			case elf.R_AARCH64_RELATIVE:
-				img.write64(rel.Off, uint64(rel.Addend))
-			case elf.R_AARCH64_ABS64, elf.R_AARCH64_GLOB_DAT:
-				if dynsyms == nil {
-					dynsyms, _ = f.DynamicSymbols()
-				}
-				if rel.Sym == 0 || int(rel.Sym) > len(dynsyms) || dynsyms[rel.Sym-1].Section == elf.SHN_UNDEF {
-					other[rel.Off] = rel.Type // undefined: the value is unknown here
-					continue
-				}
-				img.write64(rel.Off, dynsyms[rel.Sym-1].Value+uint64(rel.Addend))
-			default:
-				other[rel.Off] = rel.Type
-			}
+	for _, r := range d.All() {
+		if r.Resolved {
+			img.write64(r.Off, r.Value)
+			delete(other, r.Off)
+		} else {
+			other[r.Off] = r.Type()
 		}
 	}
 	return other, nil
 }
 
 // resolveLinked finds --trampoline in a linked file: 0x… or a defined
-// symbol from .symtab, else .dynsym.
-func resolveLinked(f *elf.File, name string) (uint64, error) {
+// symbol (see elfscan.Object.Lookup).
+func resolveLinked(o *elfscan.Object, name string) (uint64, error) {
 	if a, ok := parseAddr(name); ok {
 		return a, nil
 	}
-	if f == nil {
+	if o == nil {
 		return 0, fmt.Errorf("trampoline symbol %q: no symbol table", name)
 	}
-	for _, get := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
-		syms, err := get()
-		if err != nil {
-			continue
-		}
-		var found []uint64
-		for _, s := range syms {
-			if s.Name == name && s.Section != elf.SHN_UNDEF {
-				found = append(found, s.Value)
-			}
-		}
-		switch {
-		case len(found) == 1:
-			return found[0], nil
-		case len(found) > 1:
-			return 0, fmt.Errorf("trampoline symbol %q is defined %d times", name, len(found))
-		}
+	s, err := o.Lookup(name)
+	if err != nil {
+		return 0, fmt.Errorf("trampoline: %w", err)
 	}
-	return 0, fmt.Errorf("trampoline symbol %q is not defined in the file", name)
+	return s.Value, nil
 }
 
 func parseAddr(s string) (uint64, bool) {

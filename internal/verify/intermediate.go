@@ -2,9 +2,9 @@ package verify
 
 // This file runs the intermediate state of each two-write site change on
 // the emulator: `ftpatch verify --against ORIG FILE` shows statically that
-// every difference is an allowed write (against.go); here each site whose
-// literal and slot2 both change is run as it is between the two writes
-// (IntermediateWords) and must behave as the state it stands for — the old
+// every difference is an allowed write (package livesafe); here each site
+// whose literal and slot2 both change is run as it is between the two
+// writes (livesafe.IntermediateOf) and must behave as the state it stands for — the old
 // one for enable (literal first, ftrace_make_call), the new one for disable
 // (BL removed first).
 //
@@ -19,24 +19,18 @@ package verify
 // after the restore.
 
 import (
-	"debug/elf"
 	"encoding/binary"
 	"fmt"
-	"runtime"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/livesafe"
 )
 
 // cowBudget bounds the bytes of private region copies all intermediate
 // engines hold together: fewer workers rather than more memory.
 const cowBudget = 1 << 30
-
-// agMaxProblems is Against's default limit of problems kept, which the
-// failures of intermediate runs respect too.
-const agMaxProblems = 1000
 
 // ovWrite is one write of an overlay: bytes at an emulated address.
 type ovWrite struct {
@@ -46,7 +40,7 @@ type ovWrite struct {
 
 // interJob is one intermediate state to run.
 type interJob struct {
-	check  int  // index in AgainstReport.Intermediates
+	check  int  // index in livesafe.Report.Intermediates
 	s      site // ORIG's site, with the state it must behave as
 	ov     []ovWrite
 	lo, hi uint64   // the site's range, for the translation cache
@@ -56,11 +50,13 @@ type interJob struct {
 
 // RunIntermediates runs the intermediate state of every site r lists in
 // Intermediates on Unicorn's CPU, as Check runs sites, and records in each
-// IntermediateCheck whether it behaved as the old state (enable) or the new
-// one (disable). A state that does not is a problem of r naming the
-// function, so r.Failed() reports it. opts are those of the verify run
-// (trampoline, workers, seed, limits). Errors are for unreadable input.
-func RunIntermediates(r *AgainstReport, opts Options) error {
+// (livesafe.Report.RecordRun) whether it behaved as the old state (enable)
+// or the new one (disable). A state that does not is a problem of r naming
+// the function, so r.Failed() reports it. orig is the ORIG that
+// livesafe.Compare made r from (its sites are those r's Intermediates
+// index); opts are those of the verify run (trampoline, workers, seed,
+// limits). Errors are for unreadable input.
+func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) error {
 	if len(r.Intermediates) == 0 {
 		return nil
 	}
@@ -70,84 +66,16 @@ func RunIntermediates(r *AgainstReport, opts Options) error {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
 	}
-	oin, err := elfscan.OpenInput(r.Orig)
-	if err != nil {
-		return fmt.Errorf("file %s: %w", r.Orig, err)
-	}
-	defer oin.Close()
-	of, err := elfscan.OpenELF(oin)
-	if err != nil {
-		return fmt.Errorf("file %s: %w", r.Orig, err)
-	}
-	osf, err := elfscan.Scan(oin, r.Orig)
-	if err != nil {
-		return fmt.Errorf("file %s: %w", r.Orig, err)
-	}
-	pin, err := elfscan.OpenInput(r.File)
-	if err != nil {
-		return fmt.Errorf("file %s: %w", r.File, err)
-	}
-	defer pin.Close()
-	pf, err := elfscan.OpenELF(pin)
-	if err != nil {
-		return fmt.Errorf("file %s: %w", r.File, err)
-	}
-	psf, err := elfscan.Scan(pin, r.File)
-	if err != nil {
-		return fmt.Errorf("file %s: %w", r.File, err)
-	}
-	if of.Type != pf.Type {
-		return nil // Against reported it; there is nothing to pair
-	}
-
-	// Pair the sites as Against does, and find each listed intermediate.
-	type key struct {
-		sec  string
-		addr uint64
-	}
-	listed := make(map[key]int, len(r.Intermediates))
-	for i, ic := range r.Intermediates {
-		listed[key{ic.Section, uint64(ic.Address)}] = i
-	}
-	patched := make(map[agSiteKey]int, len(psf.Sites))
-	for i := range psf.Sites {
-		patched[agSiteKey{psf.Sites[i].SectionIndex, psf.Sites[i].Record}] = i
-	}
-	a := &against{of: of, pf: pf, pr: pin, rel: of.Type == elf.ET_REL}
-	inters := make(map[int]Intermediate) // ORIG site index -> its intermediate
-	checkOf := make(map[int]int)         // -> index in r.Intermediates
-	likeState := make(map[int]elfscan.State)
-	for i := range osf.Sites {
-		o := &osf.Sites[i]
-		k, ok := listed[key{o.Section, o.Entry}]
-		if !ok {
-			continue
-		}
-		pk, ok := patched[agSiteKey{o.SectionIndex, o.Record}]
-		if !ok {
-			continue
-		}
-		pv := a.patchedView(o, &psf.Sites[pk])
-		if pv.CallSite != o.CallSite || pv.Layout != o.Layout || psf.Sites[pk].CallSite != o.CallSite || psf.Sites[pk].Layout != o.Layout {
-			pv.State = elfscan.StateUnknown
-		}
-		if in, ok := IntermediateWords(*o, pv); ok {
-			inters[i], checkOf[i], likeState[i] = in, k, pv.State
-			if in.LikeOld {
-				likeState[i] = o.State
-			}
-		}
-	}
 	for k := range r.Intermediates {
-		r.Intermediates[k].Run = "not run: no site of the patched file pairs with it"
+		r.Intermediates[k].Run = "not run"
 	}
-	if len(inters) == 0 {
-		return nil
-	}
-
-	img, err := LoadELF(of, oin, osf, opts)
+	osf, err := orig.Scan()
 	if err != nil {
-		return fmt.Errorf("file %s: %w", r.Orig, err)
+		return fmt.Errorf("file %s: %w", orig.Path, err)
+	}
+	img, err := LoadObject(orig, opts)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", orig.Path, err)
 	}
 	defer img.Close()
 	classic := false
@@ -162,31 +90,30 @@ func RunIntermediates(r *AgainstReport, opts Options) error {
 	// image's bytes while no engine exists; then restore them.
 	var jobs []*interJob
 	cowAt := map[*region]bool{}
-	for i := range osf.Sites {
-		in, ok := inters[i]
-		if !ok {
-			continue
+	for k := range r.Intermediates {
+		ic := &r.Intermediates[k]
+		if ic.Site < 0 || ic.Site >= len(img.sites) {
+			return fmt.Errorf("file %s: intermediate %d names site %d of %d: the report is not from this file", orig.Path, k, ic.Site, len(img.sites))
 		}
-		k := checkOf[i]
-		base := &img.sites[i]
+		base := &img.sites[ic.Site]
 		st := *base.Site
-		st.State = likeState[i]
+		st.State = ic.State
 		j := &interJob{check: k, s: *base}
 		j.s.Site, j.s.static, j.s.op = &st, nil, 0
 		j.lo, j.hi = j.s.entry, j.s.callSite+8
-		if in.Order == OrderLiteralFirst {
+		if ic.Order == livesafe.OrderLiteralFirst {
 			if j.s.literal != 0 {
-				v := in.Words.Literal
+				v := ic.Words.Literal
 				if img.rel != nil {
-					v = img.relLiteral(in.Words)
+					v = img.relLiteral(ic.Words)
 				}
 				j.ov = append(j.ov, ovWrite{j.s.literal, binary.LittleEndian.AppendUint64(nil, v)})
 				j.lo = min(j.lo, j.s.literal)
 			}
 		} else {
 			j.ov = append(j.ov,
-				ovWrite{j.s.callSite - 4, binary.LittleEndian.AppendUint32(nil, in.Words.Slot1)},
-				ovWrite{j.s.callSite, binary.LittleEndian.AppendUint32(nil, in.Words.Slot2)})
+				ovWrite{j.s.callSite - 4, binary.LittleEndian.AppendUint32(nil, ic.Words.Slot1)},
+				ovWrite{j.s.callSite, binary.LittleEndian.AppendUint32(nil, ic.Words.Slot2)})
 		}
 		saved := make([][]byte, len(j.ov))
 		for n, w := range j.ov {
@@ -223,64 +150,56 @@ func RunIntermediates(r *AgainstReport, opts Options) error {
 		}
 	}
 	if len(toRun) > 0 {
-		if err := runInterJobs(img, toRun, opts, cowAt, cowBytes); err != nil {
-			return fmt.Errorf("file %s: %w", r.Orig, err)
+		// Fewer workers rather than more memory: each holds its own copy
+		// of the regions with sites.
+		limit := 0
+		if cowBytes > 0 {
+			limit = max(1, int(min(cowBudget/cowBytes, 1<<20)))
+		}
+		cow := func(rg *region) bool { return cowAt[rg] }
+		err := runPool(img, opts, limit, cow, len(toRun), 1, func(e *engine, n int) {
+			toRun[n].fail = e.runOverlay(toRun[n])
+		})
+		if err != nil {
+			return fmt.Errorf("file %s: %w", orig.Path, err)
 		}
 	}
 
-	// Report.
+	// Report, after the workers: failures are rendered here, never in a
+	// worker.
+	for _, j := range jobs {
+		if j.fail != nil && j.fail.bug != nil {
+			return fmt.Errorf("file %s: intermediate state of %s at %#x: %w", orig.Path, j.s.Func, j.s.entry, j.fail.bug)
+		}
+	}
 	for _, j := range jobs {
 		ic := &r.Intermediates[j.check]
 		like := j.s.State
-		ic.Ran = true
-		r.Counts.Ran++
 		if j.fail == nil {
-			ic.Behaves = true
-			ic.Run = fmt.Sprintf("ran on the CPU: behaves as the %s state (%s)", ic.Like, like)
+			r.RecordRun(j.check, true, fmt.Sprintf("ran on the CPU: behaves as the %s state (%s)", ic.Like, like), "")
 			continue
 		}
 		f := img.finish(&j.s, j.fail)
 		f.Disasm = j.disasm
-		ic.Run = fmt.Sprintf("ran on the CPU: does not behave as the %s state (%s): expected %s; observed %s", ic.Like, like, f.Expected, f.Observed)
-		r.Counts.RunFailed++
-		l := agLoc{section: ic.Section, addr: uint64(ic.Address), offset: uint64(ic.Address), fn: f.Func}
-		if sec := j.s.SectionIndex; of.Type != elf.ET_REL && sec > 0 && sec < len(of.Sections) {
-			l.offset = uint64(ic.Address) - of.Sections[sec].Addr
-		}
-		if j.s.Slot1Off != elfscan.NoOffset {
-			l.fileOffset = j.s.Slot1Off
-		}
-		a.r, a.opts = r, AgainstOptions{MaxProblems: agMaxProblems}
-		a.problem(l, fmt.Sprintf("intermediate state (%s, between the two writes) does not behave as the %s state %s: expected %s; observed %s; site: %s",
-			ic.Order, ic.Like, like, f.Expected, f.Observed, joinDisasm(f.Disasm)))
-		r.Counts.ProblemsKept = len(r.Problems)
+		r.RecordRun(j.check, false,
+			fmt.Sprintf("ran on the CPU: does not behave as the %s state (%s): expected %s; observed %s", ic.Like, like, f.Expected, f.Observed),
+			fmt.Sprintf("intermediate state (%s, between the two writes) does not behave as the %s state %s: expected %s; observed %s; site: %s",
+				ic.Order, ic.Like, like, f.Expected, f.Observed, strings.Join(f.Disasm, "; ")))
 	}
-	r.LiveSafe = r.LiveSafe && !r.Failed()
 	return nil
-}
-
-func joinDisasm(lines []string) string {
-	out := ""
-	for i, l := range lines {
-		if i > 0 {
-			out += "; "
-		}
-		out += l
-	}
-	return out
 }
 
 // relLiteral is the value an ET_REL literal takes in img's layout from the
 // words' relocation: a symbol ORIG defines at its placed address, one it
 // does not define (or the patched file added) bound to verify's stand-in
 // op, as placeSite binds them; the op's own first word is relocated too.
-func (img *Image) relLiteral(w SiteWords) uint64 {
+func (img *Image) relLiteral(w livesafe.Words) uint64 {
 	if w.Ops == nil {
 		return w.Literal
 	}
 	rl := img.rel
 	val := img.standinOps
-	if i := w.Ops.SymIndex; i >= 1 && int(i) <= len(rl.syms) && rl.syms[i-1].Name == w.Ops.Sym {
+	if i := w.Ops.SymIndex; i >= 1 && rl.symName(i) == w.Ops.Sym {
 		if v, _, def := rl.symbol(i); def {
 			val = v
 		}
@@ -288,76 +207,4 @@ func (img *Image) relLiteral(w SiteWords) uint64 {
 	val += w.Ops.Addr
 	rl.relocOp(img, val)
 	return val
-}
-
-// runInterJobs runs jobs on a pool of engines that each own a copy of the
-// regions in cow, overlaying one site at a time.
-func runInterJobs(img *Image, jobs []*interJob, opts Options, cow map[*region]bool, cowBytes uint64) error {
-	workers := opts.Jobs
-	if workers <= 0 {
-		workers = runtime.NumCPU()
-	}
-	workers = max(1, min(workers, (len(jobs)+255)/256))
-	if cowBytes > 0 {
-		workers = max(1, min(workers, int(cowBudget/cowBytes)))
-	}
-	engines := make([]*engine, workers)
-	for w := range engines {
-		e, err := newEngineCOW(img, opts, func(r *region) bool { return cow[r] })
-		if err != nil {
-			for _, e := range engines[:w] {
-				e.close()
-			}
-			return err
-		}
-		engines[w] = e
-	}
-	stop := make(chan struct{})
-	go watchdog(engines, opts.Timeout, stop)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for _, e := range engines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				n := int(next.Add(1)) - 1
-				if n >= len(jobs) {
-					return
-				}
-				j := jobs[n]
-				j.fail = e.runOverlay(j)
-				if opts.Progress != nil {
-					opts.Progress(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(stop)
-	for _, e := range engines {
-		e.close()
-	}
-	return nil
-}
-
-// runOverlay runs j's site with its overlay written in the engine's own
-// copy, then restores the image's bytes. The site's range leaves the
-// translation cache both before the run (blocks translated from the image's
-// words) and after the restore (blocks translated from the overlay).
-func (e *engine) runOverlay(j *interJob) *Failure {
-	for _, w := range j.ov {
-		b := e.private(w.addr, uint64(len(w.b)))
-		if b == nil {
-			return &Failure{Expected: "site words in a private copy", Observed: fmt.Sprintf("%#x not copied", w.addr)}
-		}
-		copy(b, w.b)
-	}
-	e.mu.TBRemoveCache(j.lo, j.hi)
-	f := e.run(&j.s)
-	for _, w := range j.ov {
-		copy(e.private(w.addr, uint64(len(w.b))), e.img.bytes(w.addr, uint64(len(w.b))))
-	}
-	e.mu.TBRemoveCache(j.lo, j.hi)
-	return f
 }

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package verify
 
 import (
@@ -8,22 +10,23 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
-// interAgainst runs Against and then RunIntermediates on a pair.
-func interAgainst(t testing.TB, orig, patched string) *AgainstReport {
+// interAgainst runs livesafe.Compare and then RunIntermediates on a pair.
+func interAgainst(t testing.TB, orig, patched string) *livesafe.Report {
 	t.Helper()
-	r := agAgainst(t, orig, patched)
-	if err := RunIntermediates(r, Options{Jobs: 2}); err != nil {
-		t.Fatalf("RunIntermediates(%s, %s): %v", orig, patched, err)
+	r, err := compareRun(orig, patched, Options{Jobs: 2})
+	if err != nil {
+		t.Fatalf("compare and RunIntermediates(%s, %s): %v", orig, patched, err)
 	}
 	return r
 }
 
 // interAllBehave fails unless every intermediate of r ran and behaved, and
 // there are want of them.
-func interAllBehave(t *testing.T, r *AgainstReport, want int) {
+func interAllBehave(t *testing.T, r *livesafe.Report, want int) {
 	t.Helper()
 	if r.Failed() || r.Counts.Intermediates != want || r.Counts.Ran != want || r.Counts.RunFailed != 0 {
 		agDump(t, r)
@@ -59,7 +62,7 @@ func TestIntermediatesRunLinked(t *testing.T) {
 			r = interAgainst(t, enabled, init)
 			interAllBehave(t, r, lit)
 			for _, ic := range r.Intermediates {
-				if ic.Like != "new" || ic.Order != OrderCallFirst {
+				if ic.Like != "new" || ic.Order != livesafe.OrderCallFirst {
 					t.Fatalf("disable: %+v", ic)
 				}
 			}
@@ -84,7 +87,7 @@ func TestIntermediatesRunRelocatable(t *testing.T) {
 			o := agReadObj(t, src)
 			agRelEnable(t, o, f, nil)
 			enabled := filepath.Join(t.TempDir(), "enabled.o")
-			o.write(t, enabled)
+			o.Write(t, enabled)
 			interAllBehave(t, interAgainst(t, src, enabled), lit)
 			if rep, err := File(enabled, Options{Jobs: 1}); err != nil || rep.Failed != 0 {
 				t.Fatalf("%+v %v", rep, err)
@@ -94,7 +97,7 @@ func TestIntermediatesRunRelocatable(t *testing.T) {
 }
 
 // interFindProblem returns the intermediate-run problem naming fn.
-func interFindProblem(r *AgainstReport, fn string) *AgainstProblem {
+func interFindProblem(r *livesafe.Report, fn string) *livesafe.Problem {
 	for i, p := range r.Problems {
 		if p.Func == fn && strings.Contains(p.Detail, "intermediate state") {
 			return &r.Problems[i]

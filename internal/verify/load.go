@@ -2,8 +2,8 @@ package verify
 
 import (
 	"debug/elf"
+	"errors"
 	"fmt"
-	"io"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
@@ -13,27 +13,25 @@ import (
 // DefaultTrampoline is the symbol enabled sites must call, as for enable.
 const DefaultTrampoline = "ftrace_caller"
 
-// Load scans the file at path and lays it out for emulation: see Image.
-// The caller closes the Image.
+// Load opens and scans the (possibly compressed) file at path and lays it
+// out for emulation: see Image. The caller closes the Image.
 func Load(path string, opts Options) (*Image, error) {
-	in, err := elfscan.OpenInput(path)
+	o, err := elfscan.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer in.Close()
-	f, err := elfscan.OpenELF(in)
-	if err != nil {
-		return nil, err
-	}
-	sf, err := elfscan.Scan(in, path)
-	if err != nil {
-		return nil, err
-	}
-	return LoadELF(f, in, sf, opts)
+	defer o.Close()
+	return LoadObject(o, opts)
 }
 
-// LoadELF lays out an opened file whose scan is sf.
-func LoadELF(f *elf.File, r io.ReaderAt, sf *elfscan.File, opts Options) (img *Image, err error) {
+// LoadObject lays out an opened file, with its (shared) scan. The Image
+// does not keep o: the caller may close it once LoadObject returns.
+func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
+	sf, err := o.Scan()
+	if err != nil {
+		return nil, err
+	}
+	f := o.ELF()
 	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.trampoline(), funcs: map[uint64]bool{}}
 	built := img // `return nil, err` has cleared img by the time this runs
 	defer func() {
@@ -46,14 +44,14 @@ func LoadELF(f *elf.File, r io.ReaderAt, sf *elfscan.File, opts Options) (img *I
 	var dynOther map[uint64]elf.R_AARCH64
 	switch f.Type {
 	case elf.ET_REL:
-		if rel, err = img.loadRel(f); err != nil {
+		if rel, err = img.loadRel(o); err != nil {
 			return nil, err
 		}
 	default:
-		if err = img.loadLinked(f, r); err != nil {
+		if err = img.loadLinked(f, o); err != nil {
 			return nil, err
 		}
-		if dynOther, err = img.applyDynRelocs(f); err != nil {
+		if dynOther, err = img.applyDynRelocs(o); err != nil {
 			return nil, err
 		}
 	}
@@ -63,11 +61,11 @@ func LoadELF(f *elf.File, r io.ReaderAt, sf *elfscan.File, opts Options) (img *I
 	if err = img.addStandins(); err != nil {
 		return nil, err
 	}
-	if err = img.resolveDirects(f, rel, opts); err != nil {
+	if err = img.resolveDirects(o, rel, opts); err != nil {
 		return nil, err
 	}
 	img.rel = rel
-	img.bind(f, rel, dynOther, sf.Sites, opts)
+	img.bind(o, rel, dynOther, sf.Sites, opts)
 	return img, nil
 }
 
@@ -157,25 +155,28 @@ func describeFunc(mapped bool, fn uint64) string {
 	return fmt.Sprintf("func %#x, not code", fn)
 }
 
-// relLayout is where an ET_REL file's sections were placed, and its
-// relocations indexed by the word they apply to.
+// relLayout is where an ET_REL file's sections were placed, with the
+// object's symbols and relocation index.
 type relLayout struct {
+	o      *elfscan.Object
 	f      *elf.File
 	placed map[int]uint64 // section index -> address
-	syms   []elf.Symbol
-	relas  map[relKey]elfscan.Rela
-	name   string
-}
-
-type relKey struct {
-	sec int
-	off uint64
+	syms   *elfscan.Symtab
+	relocs *elfscan.Relocs
 }
 
 // loadRel places every SHF_ALLOC section at a synthetic, page-aligned,
-// non-overlapping address from relBase, and indexes the relocations.
-func (img *Image) loadRel(f *elf.File) (*relLayout, error) {
-	rl := &relLayout{f: f, placed: map[int]uint64{}, relas: map[relKey]elfscan.Rela{}}
+// non-overlapping address from relBase.
+func (img *Image) loadRel(o *elfscan.Object) (*relLayout, error) {
+	f := o.ELF()
+	rl := &relLayout{o: o, f: f, placed: map[int]uint64{}}
+	var err error
+	if rl.syms, err = o.Symbols(); err != nil {
+		return nil, err
+	}
+	if rl.relocs, err = o.Relocs(); err != nil {
+		return nil, err
+	}
 	next := uint64(relBase)
 	for i, s := range f.Sections {
 		if s.Flags&elf.SHF_ALLOC == 0 || s.Size == 0 {
@@ -202,32 +203,26 @@ func (img *Image) loadRel(f *elf.File) (*relLayout, error) {
 		rl.placed[i] = next
 		next += size + pageSize
 	}
-	rl.syms, _ = f.Symbols()
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_RELA {
-			continue
-		}
-		if _, ok := rl.placed[int(s.Info)]; !ok {
-			continue
-		}
-		rels, err := elfscan.ReadRela(s)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rels {
-			rl.relas[relKey{int(s.Info), r.Off}] = r
-		}
-	}
 	return rl, nil
 }
 
+// relaAt returns the relocation that decides the word at off in section
+// sec (the last one there), if any.
+func (rl *relLayout) relaAt(sec int, off uint64) (elfscan.Rela, bool) {
+	rs, err := rl.relocs.At(sec, off)
+	if err != nil || len(rs) == 0 {
+		return elfscan.Rela{}, false
+	}
+	return rs[len(rs)-1], true
+}
+
 // symbol returns the address of symbol index i (0 and undefined: ok false)
-// and its name.
+// and its name (a section symbol's is its section's).
 func (rl *relLayout) symbol(i uint32) (uint64, string, bool) {
-	if i == 0 || int(i) > len(rl.syms) {
+	s, ok := rl.syms.Sym(i)
+	if i == 0 || !ok {
 		return 0, "", false
 	}
-	s := rl.syms[i-1]
 	switch {
 	case s.Section == elf.SHN_ABS:
 		return s.Value, s.Name, true
@@ -245,18 +240,25 @@ func (rl *relLayout) symbol(i uint32) (uint64, string, bool) {
 	return base + s.Value, name, true
 }
 
+// symName is symbol i's own name ("" for none), as the symbol table has it.
+func (rl *relLayout) symName(i uint32) string {
+	s, _ := rl.syms.Sym(i)
+	return s.Name
+}
+
+// resolveTramp finds --trampoline in the object (see Object.Lookup): an
+// address is an offset in the layout; a defined symbol is redirected to
+// ours unless the file's is to run; an undefined one is bound to ours.
 func (rl *relLayout) resolveTramp(img *Image, opts Options, ours uint64) uint64 {
 	if a, ok := parseAddr(img.trampName); ok {
 		return a + relBase // an address in an object is an offset in its layout
 	}
-	for i, s := range rl.syms {
-		if s.Name != img.trampName || s.Section == elf.SHN_UNDEF {
-			continue
-		}
-		a, _, ok := rl.symbol(uint32(i + 1))
-		if !ok {
-			continue
-		}
+	s, err := rl.o.Lookup(img.trampName)
+	if err != nil && !errors.Is(err, elfscan.ErrSymbolNotFound) {
+		img.trampErr = err.Error()
+		return 0
+	}
+	if a, _, ok := rl.symbol(s.Index); err == nil && ok {
 		if !opts.RunFileTrampoline {
 			if w, err := (encode.B{From: a, To: ours}).Encode(); err == nil {
 				img.write32(a, w)
@@ -299,7 +301,7 @@ func (rl *relLayout) placeSite(img *Image, s *site) {
 		s.literal = 0
 	}
 	for _, off := range words {
-		r, ok := rl.relas[relKey{s.SectionIndex, off}]
+		r, ok := rl.relaAt(s.SectionIndex, off)
 		if !ok {
 			continue
 		}
@@ -349,7 +351,7 @@ func (rl *relLayout) relocOp(img *Image, op uint64) {
 	if !ok {
 		return
 	}
-	r, ok := rl.relas[relKey{sec, off}]
+	r, ok := rl.relaAt(sec, off)
 	if !ok || r.Type != elf.R_AARCH64_ABS64 {
 		return
 	}
@@ -362,8 +364,8 @@ func (rl *relLayout) relocOp(img *Image, op uint64) {
 
 // bind resolves the trampoline, redirects it to the tool's own unless the
 // file's is to run, and makes each site absolute and statically checked.
-// f may be nil for a synthetic image (then --trampoline must be an address).
-func (img *Image) bind(f *elf.File, rel *relLayout, dynOther map[uint64]elf.R_AARCH64, sites []elfscan.Site, opts Options) {
+// o may be nil for a synthetic image (then --trampoline must be an address).
+func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]elf.R_AARCH64, sites []elfscan.Site, opts Options) {
 	classic := false
 	for i := range sites {
 		if sites[i].State == elfscan.StateEnabled {
@@ -378,7 +380,7 @@ func (img *Image) bind(f *elf.File, rel *relLayout, dynOther map[uint64]elf.R_AA
 	if rel != nil {
 		img.tramp = rel.resolveTramp(img, opts, ours)
 	} else {
-		a, terr := resolveLinked(f, img.trampName)
+		a, terr := resolveLinked(o, img.trampName)
 		switch {
 		case terr != nil:
 			img.trampErr = terr.Error()
@@ -397,7 +399,7 @@ func (img *Image) bind(f *elf.File, rel *relLayout, dynOther map[uint64]elf.R_AA
 		default:
 			img.tramp = a
 			if classic {
-				img.classicFileErr = img.setupClassicFile(f)
+				img.classicFileErr = img.setupClassicFile(o)
 			}
 		}
 	}

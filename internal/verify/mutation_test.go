@@ -1,3 +1,5 @@
+//go:build cgo
+
 package verify
 
 // Mutation tests (issue 4, Deliver 6): defects are planted into correctly
@@ -196,11 +198,11 @@ func mutStrays(t testing.TB, src string, f *elfscan.File, size int64) []mutant {
 func mutRel(t testing.TB, src string, f *elfscan.File) []mutant {
 	var ms []mutant
 	rela := func(o *agObj, sec int, off uint64) []byte {
-		for i, sh := range o.sh {
+		for i, sh := range o.Sh {
 			if sh.Type == uint32(elf.SHT_RELA) && int(sh.Info) == sec {
-				for k := 0; k+24 <= len(o.data[i]); k += 24 {
-					if binary.LittleEndian.Uint64(o.data[i][k:]) == off {
-						return o.data[i][k : k+24]
+				for k := 0; k+24 <= len(o.Data[i]); k += 24 {
+					if binary.LittleEndian.Uint64(o.Data[i][k:]) == off {
+						return o.Data[i][k : k+24]
 					}
 				}
 			}
@@ -224,28 +226,28 @@ func mutRel(t testing.TB, src string, f *elfscan.File) []mutant {
 		ed("rel-bl-other-func", func(o *agObj) {
 			for i := range f.Sites {
 				if f.Sites[i].Func != s.Func && f.Sites[i].Func != "" {
-					setSym(rela(o, s.SectionIndex, s.CallSite), o.sym(t, f.Sites[i].Func))
+					setSym(rela(o, s.SectionIndex, s.CallSite), o.Sym(t, f.Sites[i].Func))
 					return
 				}
 			}
 		})
 		ed("rel-bl-undefined", func(o *agObj) {
-			setSym(rela(o, s.SectionIndex, s.CallSite), o.addSym(t, "not_a_trampoline"))
+			setSym(rela(o, s.SectionIndex, s.CallSite), o.AddSym(t, "not_a_trampoline"))
 		})
 		ed("rel-bl-jump26", func(o *agObj) {
 			e := rela(o, s.SectionIndex, s.CallSite)
 			binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])&^0xffffffff|uint64(elf.R_AARCH64_JUMP26))
-			o.put32(s.SectionIndex, s.CallSite, 0x14000000)
+			o.Put32(s.SectionIndex, s.CallSite, 0x14000000)
 		})
 		ed("rel-bl-none", func(o *agObj) {
 			e := rela(o, s.SectionIndex, s.CallSite)
 			binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])&^0xffffffff)
 		})
-		ed("no-mov", func(o *agObj) { o.put32(s.SectionIndex, s.CallSite-4, encode.NOP) })
-		ed("mov-x10-x30", func(o *agObj) { o.put32(s.SectionIndex, s.CallSite-4, movX10) })
-		ed("slot2-br", func(o *agObj) { o.put32(s.SectionIndex, s.CallSite, brX16) })
+		ed("no-mov", func(o *agObj) { o.Put32(s.SectionIndex, s.CallSite-4, encode.NOP) })
+		ed("mov-x10-x30", func(o *agObj) { o.Put32(s.SectionIndex, s.CallSite-4, movX10) })
+		ed("slot2-br", func(o *agObj) { o.Put32(s.SectionIndex, s.CallSite, brX16) })
 		if s.BTI {
-			ed("bti-nop", func(o *agObj) { o.put32(s.SectionIndex, s.Entry, encode.NOP) })
+			ed("bti-nop", func(o *agObj) { o.Put32(s.SectionIndex, s.Entry, encode.NOP) })
 		}
 		if s.Layout == elfscan.LayoutCallOps {
 			ed("rel-lit-addend+8", func(o *agObj) {
@@ -261,18 +263,18 @@ func mutRel(t testing.TB, src string, f *elfscan.File) []mutant {
 				binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])&^0xffffffff)
 			})
 		}
-		ed("stray-text", func(o *agObj) { o.data[s.SectionIndex][s.CallSite+4] ^= 0x10 })
+		ed("stray-text", func(o *agObj) { o.Data[s.SectionIndex][s.CallSite+4] ^= 0x10 })
 	}
 	return ms
 }
 
 // mutDefined returns the index of the defined symbol name, local or not.
 func mutDefined(t testing.TB, o *agObj, name string) uint32 {
-	st := o.index(t, elf.SHT_SYMTAB)
-	str := o.sh[st].Link
-	for k := 1; k < len(o.data[st])/24; k++ {
-		e := o.data[st][k*24:]
-		if binary.LittleEndian.Uint16(e[6:]) != uint16(elf.SHN_UNDEF) && agCString(o.data[str], binary.LittleEndian.Uint32(e)) == name {
+	st := o.Index(t, elf.SHT_SYMTAB)
+	str := o.Sh[st].Link
+	for k := 1; k < len(o.Data[st])/24; k++ {
+		e := o.Data[st][k*24:]
+		if binary.LittleEndian.Uint16(e[6:]) != uint16(elf.SHN_UNDEF) && agCString(o.Data[str], binary.LittleEndian.Uint32(e)) == name {
 			return uint32(k)
 		}
 	}
@@ -296,7 +298,7 @@ func mutKilled(t testing.TB, orig, good string, rel bool, m mutant) (bool, strin
 		f := agScan(t, orig)
 		agRelEnable(t, o, f, nil)
 		m.relEdit(o)
-		o.write(t, p)
+		o.Write(t, p)
 	default:
 		b, err := os.ReadFile(good)
 		if err != nil {
@@ -345,12 +347,9 @@ func mutKilled(t testing.TB, orig, good string, rel bool, m mutant) (bool, strin
 		}
 	}
 	// verify --against ORIG FILE.
-	r, err := Against(orig, p, AgainstOptions{})
+	r, err := compareRun(orig, p, opts)
 	if err != nil {
 		return m.fn == "", "against: input error: " + err.Error()
-	}
-	if err := RunIntermediates(r, opts); err != nil {
-		return m.fn == "", "intermediates: input error: " + err.Error()
 	}
 	for _, pr := range r.Problems {
 		switch {
@@ -422,7 +421,7 @@ func TestMutants(t *testing.T) {
 			o := agReadObj(t, b.orig)
 			agRelEnable(t, o, agScan(t, b.orig), nil)
 			good = filepath.Join(t.TempDir(), "good.o")
-			o.write(t, good)
+			o.Write(t, good)
 		}
 		if rep, err := File(good, Options{Jobs: 1}); err != nil || rep.Failed != 0 {
 			t.Fatalf("%s: good file fails verify: %+v %v", b.orig, rep, err)

@@ -5,7 +5,7 @@
 // Flow: Load lays a file out in emulated memory (linked files at their
 // addresses, ET_REL sections at synthetic ones with the site relocations
 // applied, verify's stand-ins added) and checks what is static; Check then
-// runs every site on a pool of engines, one per worker, each mapping the
+// runs every site on a pool of engines (runPool), one per worker, each mapping the
 // image once (the bytes are shared, read-only to the CPU) and reused for
 // all its sites.
 //
@@ -26,14 +26,16 @@ package verify
 
 import (
 	"debug/elf"
+	"errors"
 	"fmt"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 )
+
+// ErrNoEmulator reports a build without cgo, which has no emulator: verify
+// cannot run there (scan and the patch commands can).
+var ErrNoEmulator = errors.New("this ftpatch was built without cgo, so without the Unicorn emulator verify runs sites on: rebuild it with CGO_ENABLED=1 (and Debian's libunicorn-dev installed) to verify")
 
 // Options control a verify run.
 type Options struct {
@@ -67,6 +69,10 @@ type Failure struct {
 	Expected string
 	Observed string
 	Disasm   []string // the site's words, "address: word  assembly"
+
+	// bug is set when the run failed because of ftpatch itself (a hook
+	// panicked), not because of the file: Check returns it as an error.
+	bug error
 }
 
 // Report is the outcome for one file.
@@ -109,10 +115,6 @@ func Check(img *Image, opts Options) (*Report, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
 	}
-	jobs := opts.Jobs
-	if jobs <= 0 {
-		jobs = runtime.NumCPU()
-	}
 	failures := make([]*Failure, len(img.sites))
 	var toRun []int
 	skipped := 0
@@ -122,7 +124,7 @@ func Check(img *Image, opts Options) (*Report, error) {
 			continue
 		}
 		if f := img.sites[i].static; f != nil {
-			failures[i] = img.finish(&img.sites[i], f)
+			failures[i] = f
 			continue
 		}
 		toRun = append(toRun, i)
@@ -130,49 +132,20 @@ func Check(img *Image, opts Options) (*Report, error) {
 	if opts.Progress != nil && len(img.sites)-skipped > len(toRun) {
 		opts.Progress(len(img.sites) - skipped - len(toRun))
 	}
-	jobs = max(1, min(jobs, (len(toRun)+255)/256))
 	if len(toRun) > 0 {
-		engines := make([]*engine, jobs)
-		for w := range engines {
-			e, err := newEngine(img, opts)
-			if err != nil {
-				for _, e := range engines[:w] {
-					e.close()
-				}
-				return nil, err
-			}
-			engines[w] = e
+		err := runPool(img, opts, 0, nil, len(toRun), 128, func(e *engine, n int) {
+			i := toRun[n]
+			failures[i] = e.run(&img.sites[i])
+		})
+		if err != nil {
+			return nil, err
 		}
-		stop := make(chan struct{})
-		go watchdog(engines, opts.Timeout, stop)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		const chunk = 128
-		for _, e := range engines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					lo := int(next.Add(chunk)) - chunk
-					if lo >= len(toRun) {
-						return
-					}
-					hi := min(lo+chunk, len(toRun))
-					for _, i := range toRun[lo:hi] {
-						if f := e.run(&img.sites[i]); f != nil {
-							failures[i] = img.finish(&img.sites[i], f)
-						}
-					}
-					if opts.Progress != nil {
-						opts.Progress(hi - lo)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(stop)
-		for _, e := range engines {
-			e.close()
+	}
+	// Failures are rendered (disassembled) here, after the workers: x/arch's
+	// decoder is not for concurrent use from the run loop.
+	for i, f := range failures {
+		if f != nil && f.bug != nil {
+			return nil, fmt.Errorf("site %s at %#x: %w", img.sites[i].Func, img.sites[i].entry, f.bug)
 		}
 	}
 	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites) - skipped, Skipped: skipped, ByState: map[elfscan.State]int{}}
@@ -182,7 +155,7 @@ func Check(img *Image, opts Options) (*Report, error) {
 		}
 		rep.ByState[img.sites[i].State]++
 		if failures[i] != nil {
-			rep.Failures = append(rep.Failures, *failures[i])
+			rep.Failures = append(rep.Failures, *img.finish(&img.sites[i], failures[i]))
 		}
 	}
 	rep.Failed = len(rep.Failures)
@@ -201,27 +174,4 @@ func (img *Image) finish(s *site, f *Failure) *Failure {
 		f.Func = fmt.Sprintf("<no function at %#x>", s.entry)
 	}
 	return f
-}
-
-// watchdog stops a run that exceeds timeout. Instruction limits end loops;
-// this ends anything else, without the timer thread Unicorn would start
-// for every run given a timeout (~100 µs each).
-func watchdog(engines []*engine, timeout time.Duration, stop <-chan struct{}) {
-	tick := time.NewTicker(max(timeout/4, 5*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-tick.C:
-			for _, e := range engines {
-				e.guard.Lock()
-				if e.running && now.Sub(e.started) > timeout {
-					e.timedOut = true
-					e.mu.Stop()
-				}
-				e.guard.Unlock()
-			}
-		}
-	}
 }

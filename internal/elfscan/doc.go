@@ -1,0 +1,34 @@
+// Package elfscan owns reading arm64 ELF inputs: opening a file (plain, or
+// xz/zstd/gzip-compressed, decompressed in memory behind a size cap), the
+// one object model every command takes (Object: the *elf.File, its symbol
+// tables with the one lookup policy, the ET_REL relocation index, the
+// dynamic relocations applied by one set of rules, the address <-> section
+// and file offset maps), and the scan that turns a file into plain values
+// (File, Site) that the patch and verify packages consume. It also owns the
+// encodings of those values it defines: Elf64_Rela (EncodeRela, for patch's
+// ET_REL rewrite), RELR, and the scan's --json line: its shape (FileJSON)
+// and the streaming encoder (WriteJSON, ScanJSON) that writes the same
+// bytes as encoding/json would. It never writes files.
+//
+// Invariants:
+//   - Nothing panics on malformed input: debug/elf's panics become
+//     ErrMalformed errors naming the section or offset that was wrong, and
+//     no result.
+//   - An Object computes each derived view at most once and is safe for
+//     concurrent use; its scan result is shared and must not be modified.
+//   - Unknown relocation types where a value is needed are errors
+//     (ErrUnsupportedReloc), never silently skipped.
+//   - The scan is deterministic: sites are sorted by (section index, entry).
+//   - Addresses are mapped through section headers (then PT_LOAD segments),
+//     never assuming sh_addr == sh_offset.
+//
+// A site in the call-ops layout (-fpatchable-function-entry=4,2):
+//
+//	record ->  literal+0: NOP | low word of ops        (8-byte aligned)
+//	           literal+4: NOP | high word of ops
+//	entry  ->  [BTI C]
+//	           slot1:     NOP | MOV X9, X30
+//	call   ->  slot2:     NOP | BL <trampoline>
+//
+// The classic layout (=2) has no literal; its record points at slot1.
+package elfscan

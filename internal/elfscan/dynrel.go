@@ -1,0 +1,198 @@
+package elfscan
+
+import (
+	"cmp"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// DynReloc is one dynamic relocation of a linked file and the value the
+// loader stores at Off with a load bias of 0, as a kernel relocates itself
+// at boot. It is kept small (32 bytes): a kernel image has ~100k.
+type DynReloc struct {
+	Off      uint64
+	Value    uint64 // when Resolved
+	Sym      uint32 // .dynsym index (0: none)
+	typ      uint32
+	index    int32  // entry index in its table, for messages
+	table    uint16 // section index of its table, for messages
+	Resolved bool   // false: a type the tool does not apply, or an undefined symbol
+}
+
+// Type is the relocation type.
+func (r DynReloc) Type() elf.R_AARCH64 { return elf.R_AARCH64(r.typ) }
+
+// DynRelocs are the dynamic relocations (allocated SHT_RELA sections) of a
+// linked file, applied by one set of rules:
+//
+//   - R_AARCH64_RELATIVE: the addend;
+//   - R_AARCH64_ABS64, GLOB_DAT, JUMP_SLOT: the .dynsym symbol's value plus
+//     the addend, when the symbol is defined;
+//   - R_AARCH64_NONE: nothing;
+//   - anything else (and an undefined symbol): not resolved. A caller that
+//     needs the value there reports it (see Value); none skips it silently.
+//
+// RELR entries need no work with a bias of 0: their values are in place.
+type DynRelocs struct {
+	f    *elf.File
+	rels []DynReloc // by Off; entries at one Off in file order
+}
+
+// DynRelocs returns the dynamic relocations of a linked file (none for an
+// ET_REL one), computed once.
+func (o *Object) DynRelocs() (*DynRelocs, error) {
+	o.dynRelOnce.Do(func() {
+		defer recovered(&o.dynRelErr, "dynamic relocations")
+		o.dynRelocs, o.dynRelErr = o.buildDynRelocs()
+	})
+	return o.dynRelocs, o.dynRelErr
+}
+
+func (o *Object) buildDynRelocs() (*DynRelocs, error) {
+	d := &DynRelocs{f: o.f}
+	if o.Rel() {
+		return d, nil
+	}
+	var syms *Symtab
+	var tables []*elf.Section
+	total := uint64(0)
+	for _, s := range o.f.Sections {
+		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
+			continue
+		}
+		if s.Size%RelaSize != 0 {
+			return nil, fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, s.Name, s.Offset, s.Size, RelaSize)
+		}
+		tables = append(tables, s)
+		total += s.Size / RelaSize
+		if !inFile(o.r, int64(s.Offset), s.Size) {
+			total = min(total, 64) // a corrupt size: fails when read, below
+		}
+	}
+	// Sized once from the headers, which must fit in the file.
+	d.rels = make([]DynReloc, 0, min(total, 1<<24))
+	buf := make([]byte, RelaSize*2048)
+	for _, s := range tables {
+		i := slices.Index(o.f.Sections, s)
+		sr := io.NewSectionReader(o.r, int64(s.Offset), int64(s.Size))
+		for pos := int64(0); pos < int64(s.Size); {
+			n, err := sr.ReadAt(buf[:min(int64(len(buf)), int64(s.Size)-pos)], pos)
+			if n%RelaSize != 0 || n == 0 {
+				return nil, fmt.Errorf("%w: section %q at %#x: truncated at %#x: %w", ErrMalformed, s.Name, s.Offset, pos+int64(n), err)
+			}
+			for k := 0; k < n/RelaSize; k++ {
+				e := decodeRela(buf[k*RelaSize:])
+				rl := DynReloc{Off: e.Off, Sym: e.Sym, typ: uint32(e.Type), table: uint16(i), index: int32(int(pos)/RelaSize + k)}
+				switch e.Type {
+				case elf.R_AARCH64_NONE:
+					continue
+				case elf.R_AARCH64_RELATIVE:
+					rl.Value, rl.Resolved = uint64(e.Addend), true
+				case elf.R_AARCH64_ABS64, elf.R_AARCH64_GLOB_DAT, elf.R_AARCH64_JUMP_SLOT:
+					if syms == nil {
+						if syms, err = o.DynSymbols(); err != nil {
+							return nil, err
+						}
+					}
+					if sym, ok := syms.Sym(e.Sym); ok && e.Sym != 0 && sym.Defined() {
+						rl.Value, rl.Resolved = sym.Value+uint64(e.Addend), true
+					}
+				}
+				d.rels = append(d.rels, rl)
+			}
+			pos += int64(n)
+		}
+	}
+	if !slices.IsSortedFunc(d.rels, cmpDynOff) {
+		slices.SortStableFunc(d.rels, cmpDynOff)
+	}
+	return d, nil
+}
+
+func cmpDynOff(a, b DynReloc) int { return cmp.Compare(a.Off, b.Off) }
+
+// All returns every dynamic relocation, by address (entries at one address
+// in file order: the last one wins). The caller must not modify them.
+func (d *DynRelocs) All() []DynReloc { return d.rels }
+
+// At returns the relocation that decides the word at addr (the last one
+// there), if any.
+func (d *DynRelocs) At(addr uint64) (DynReloc, bool) {
+	i, found := slices.BinarySearchFunc(d.rels, addr, func(r DynReloc, a uint64) int { return cmp.Compare(r.Off, a) })
+	if !found {
+		return DynReloc{}, false
+	}
+	for i+1 < len(d.rels) && d.rels[i+1].Off == addr {
+		i++
+	}
+	return d.rels[i], true
+}
+
+// Describe names a relocation for messages: its table, index and address.
+func (d *DynRelocs) Describe(r DynReloc) string {
+	name := fmt.Sprintf("#%d", r.table)
+	if int(r.table) < len(d.f.Sections) {
+		name = d.f.Sections[r.table].Name
+	}
+	return fmt.Sprintf("section %q relocation %d at %#x", name, r.index, r.Off)
+}
+
+// Value returns the value the loader stores at addr: found is false when no
+// relocation applies there; a relocation there that is not resolved
+// (unsupported type, undefined symbol) is an error wrapping
+// ErrUnsupportedReloc, never a silent zero.
+func (d *DynRelocs) Value(addr uint64) (v uint64, found bool, err error) {
+	r, ok := d.At(addr)
+	if !ok {
+		return 0, false, nil
+	}
+	if !r.Resolved {
+		what := r.Type().String()
+		switch r.Type() {
+		case elf.R_AARCH64_ABS64, elf.R_AARCH64_GLOB_DAT, elf.R_AARCH64_JUMP_SLOT:
+			what = fmt.Sprintf("%v against undefined symbol %d (its value is known only at load time)", r.Type(), r.Sym)
+		}
+		return 0, true, fmt.Errorf("%s: %w: %s", d.Describe(r), ErrUnsupportedReloc, what)
+	}
+	return r.Value, true, nil
+}
+
+// Load64 returns the 64-bit little-endian value a linked file holds at
+// addr once loaded at its link address: the bytes its PT_LOAD segment
+// gives (zero past the file contents), replaced by the value of a dynamic
+// relocation there (see DynRelocs: one that is not resolved is an error).
+func (o *Object) Load64(addr uint64) (uint64, error) {
+	if o.Rel() {
+		return 0, fmt.Errorf("%#x: a relocatable object is not loaded; its values are in relocations", addr)
+	}
+	var v uint64
+	found := false
+	for _, p := range o.f.Progs {
+		if p.Type != elf.PT_LOAD || addr < p.Vaddr || addr-p.Vaddr > p.Memsz || p.Memsz-(addr-p.Vaddr) < 8 {
+			continue
+		}
+		found = true
+		if in := addr - p.Vaddr; in < p.Filesz && p.Filesz-in >= 8 {
+			var b [8]byte
+			if n, err := o.r.ReadAt(b[:], int64(p.Off+in)); n != 8 {
+				return 0, fmt.Errorf("%w: reading %#x at file offset %#x: %w", ErrMalformed, addr, p.Off+in, err)
+			}
+			v = binary.LittleEndian.Uint64(b[:])
+		}
+		break
+	}
+	if !found {
+		return 0, fmt.Errorf("%w: %#x is not in a loaded segment", ErrNoMapping, addr)
+	}
+	d, err := o.DynRelocs()
+	if err != nil {
+		return 0, err
+	}
+	if r, found, err := d.Value(addr); err != nil || found {
+		return r, err
+	}
+	return v, nil
+}

@@ -1,0 +1,212 @@
+package elfscan
+
+import (
+	"debug/elf"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// Object is one opened input: its (decompressed) bytes, its *elf.File, and
+// everything every command derives from them, each computed at most once,
+// on first use, and safe for concurrent use:
+//
+//   - the symbol table (.symtab, else .dynsym), and .dynsym for the dynamic
+//     relocations, read once into a compact index;
+//   - the relocation index of an ET_REL file, by (section, offset);
+//   - the dynamic relocations of a linked file, applied by one set of rules;
+//   - the scan result.
+//
+// Malformed input never panics: debug/elf's panics become ErrMalformed.
+// scan, patch and verify all take an Object; none of them reads symbols or
+// relocations by itself.
+type Object struct {
+	Path        string
+	Compression string // CompressionNone for a plain file
+
+	size   int64 // of the (decompressed) bytes; -1 when unknown
+	r      io.ReaderAt
+	closer io.Closer
+	f      *elf.File
+
+	symOnce sync.Once
+	syms    *Symtab
+	symErr  error
+
+	dynOnce sync.Once
+	dynsyms *Symtab
+	dynErr  error
+
+	relOnce sync.Once
+	relocs  *Relocs
+	relErr  error
+
+	dynRelOnce sync.Once
+	dynRelocs  *DynRelocs
+	dynRelErr  error
+
+	scanOnce sync.Once
+	scan     *File
+	scanErr  error
+}
+
+// Open opens the file at path, decompressing it when it is compressed (see
+// OpenInput), and checks it is an AArch64 ELF file (see NewObject). The
+// caller closes the Object.
+func Open(path string) (*Object, error) {
+	in, err := OpenInput(path)
+	if err != nil {
+		return nil, err
+	}
+	o, err := NewObject(in, path)
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	o.Compression, o.size, o.closer = in.Compression, in.Size, in
+	return o, nil
+}
+
+// NewObject parses r as an ELF64 little-endian EM_AARCH64 file of type REL,
+// EXEC or DYN. path is used in results and messages only. Close does not
+// close r.
+func NewObject(r io.ReaderAt, path string) (*Object, error) {
+	f, err := OpenELF(r)
+	if err != nil {
+		return nil, err
+	}
+	return &Object{Path: path, size: sizeOf(r), r: r, f: f}, nil
+}
+
+// sizeOf returns the size of what r reads, or -1.
+func sizeOf(r io.ReaderAt) int64 {
+	switch v := r.(type) {
+	case *Input:
+		return v.Size
+	case interface{ Size() int64 }:
+		return v.Size()
+	case *os.File:
+		if st, err := v.Stat(); err == nil {
+			return st.Size()
+		}
+	}
+	return -1
+}
+
+// Size is the size of the (decompressed) bytes, or -1 when the reader
+// NewObject was given cannot tell.
+func (o *Object) Size() int64 { return o.size }
+
+// ReadAt reads the (decompressed) bytes of the file.
+func (o *Object) ReadAt(p []byte, off int64) (int, error) { return o.r.ReadAt(p, off) }
+
+// Close releases the file Open opened. Views already computed (symbols,
+// relocations, scan) stay usable; none can be computed afterwards.
+func (o *Object) Close() error {
+	if o.closer == nil {
+		return nil
+	}
+	c := o.closer
+	o.closer = nil
+	return c.Close()
+}
+
+// ELF returns the parsed ELF file.
+func (o *Object) ELF() *elf.File { return o.f }
+
+// Type is the ELF type: ET_REL, ET_EXEC or ET_DYN.
+func (o *Object) Type() elf.Type { return o.f.Type }
+
+// Rel reports whether the file is relocatable (ET_REL): its addresses are
+// offsets in sections, and its values live in relocations.
+func (o *Object) Rel() bool { return o.f.Type == elf.ET_REL }
+
+// Bytes reads the whole file into memory (patch rewrites ET_REL objects
+// whole). The size must be known.
+func (o *Object) Bytes() ([]byte, error) {
+	if o.size < 0 {
+		return nil, fmt.Errorf("%w: size unknown", ErrMalformed)
+	}
+	b := make([]byte, o.size)
+	if n, err := o.r.ReadAt(b, 0); n != len(b) {
+		return nil, fmt.Errorf("reading %d bytes: %w", len(b), err)
+	}
+	return b, nil
+}
+
+// recovered turns a panic into an ErrMalformed error naming what was read.
+func recovered(err *error, what string) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: %s: %v", ErrMalformed, what, p)
+	}
+}
+
+// Symbols returns the symbol table: .symtab, else .dynsym, else an empty
+// table. Relocation symbol index i is Sym(i) (0 is the null symbol).
+func (o *Object) Symbols() (*Symtab, error) {
+	o.symOnce.Do(func() {
+		defer recovered(&o.symErr, "symbol table")
+		var scratch []keyed
+		st, sec, err := loadSymtab(o.f, o.Rel(), &scratch)
+		if err != nil {
+			o.symErr = err
+			return
+		}
+		o.syms = &Symtab{st: st, sec: sec}
+	})
+	return o.syms, o.symErr
+}
+
+// DynSymbols returns .dynsym (the table dynamic relocations index), or an
+// empty table.
+func (o *Object) DynSymbols() (*Symtab, error) {
+	o.dynOnce.Do(func() {
+		defer recovered(&o.dynErr, "dynamic symbol table")
+		var sec *elf.Section
+		for _, s := range o.f.Sections {
+			if s.Type == elf.SHT_DYNSYM {
+				sec = s
+				break
+			}
+		}
+		if sec == nil {
+			o.dynsyms = &Symtab{st: &symtab{}}
+			return
+		}
+		var scratch []keyed
+		st, err := loadSymtabSection(o.f, sec, o.Rel(), &scratch)
+		if err != nil {
+			o.dynErr = err
+			return
+		}
+		o.dynsyms = &Symtab{st: st, sec: sec}
+	})
+	return o.dynsyms, o.dynErr
+}
+
+// Scan returns the file's patch sites (see Scan), computed once and shared:
+// callers must not modify the result.
+func (o *Object) Scan() (*File, error) {
+	o.scanOnce.Do(func() {
+		defer recovered(&o.scanErr, "scan")
+		o.scan, o.scanErr = o.scanSites()
+	})
+	return o.scan, o.scanErr
+}
+
+// SectionAt returns the allocated section of a linked file holding addr
+// (see SectionAt).
+func (o *Object) SectionAt(addr uint64) *elf.Section { return SectionAt(o.f, addr) }
+
+// FileOffset maps an address of a linked file to its file offset (see
+// FileOffset).
+func (o *Object) FileOffset(addr uint64) (int64, error) { return FileOffset(o.f, addr) }
+
+// Section returns section i, or an error naming the index.
+func (o *Object) Section(i int) (*elf.Section, error) {
+	if i <= 0 || i >= len(o.f.Sections) {
+		return nil, fmt.Errorf("%w: section index %d out of range (%d sections)", ErrMalformed, i, len(o.f.Sections))
+	}
+	return o.f.Sections[i], nil
+}

@@ -1,0 +1,65 @@
+package elfscan
+
+import (
+	"cmp"
+	"math/rand"
+	"slices"
+	"testing"
+)
+
+// TestRadixSortProperty compares radixSort with the standard library's
+// stable sort on random inputs shaped like its real ones: kernel addresses
+// sharing their high bytes, few and many section keys, runs already sorted,
+// many equal values, and sizes on both sides of the insertion-sort cutoff.
+// Elements carry their input position in idx, so stability is checked too.
+func TestRadixSortProperty(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	values := []func() uint64{
+		func() uint64 { return rng.Uint64() },
+		func() uint64 { return 0xffff800080000000 + uint64(rng.Intn(1<<24))*4 }, // a kernel's text
+		func() uint64 { return uint64(rng.Intn(8)) },                            // many ties
+	}
+	keys := []func() uint32{
+		func() uint32 { return 0 },
+		func() uint32 { return uint32(rng.Intn(40)) },
+		func() uint32 { return rng.Uint32() },
+	}
+	var scratch []keyed
+	for it := 0; it < 600; it++ {
+		n := []int{0, 1, 2, 63, 64, 65, 200, 5000}[it%8]
+		v, k := values[rng.Intn(len(values))], keys[rng.Intn(len(keys))]
+		a := make([]keyed, n)
+		for i := range a {
+			a[i] = keyed{value: v(), key: k(), idx: int32(i)}
+		}
+		if rng.Intn(4) == 0 { // nearly sorted: sorted, then a few swaps
+			slices.SortStableFunc(a, cmpKeyed)
+			for i := range a {
+				a[i].idx = int32(i)
+			}
+			for s := 0; s < 3 && n > 1; s++ {
+				i, j := rng.Intn(n), rng.Intn(n)
+				a[i].value, a[j].value = a[j].value, a[i].value
+			}
+		}
+		want := slices.Clone(a)
+		slices.SortStableFunc(want, cmpKeyed)
+		radixSort(a, &scratch)
+		if !slices.Equal(a, want) {
+			i := 0
+			for i < n && a[i] == want[i] {
+				i++
+			}
+			t.Fatalf("iteration %d (n=%d): first difference at %d: got %+v, want %+v", it, n, i, a[i], want[i])
+		}
+	}
+}
+
+// cmpKeyed orders by (key, value); equal elements keep their order under a
+// stable sort, which idx records.
+func cmpKeyed(x, y keyed) int {
+	if c := cmp.Compare(x.key, y.key); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.value, y.value)
+}

@@ -1,0 +1,493 @@
+package livesafe
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/livesafe/pairtest"
+	"github.com/ftpatch/ftpatch/internal/testutil"
+)
+
+// Pairs are made by pairtest, not by the patch commands, so Compare is
+// checked independently of the patcher.
+
+// openELF parses the file at path.
+func openELF(t testing.TB, path string) (*elf.File, error) {
+	t.Helper()
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { o.Close() })
+	return o.ELF(), nil
+}
+
+// compare opens both files and compares them.
+func compare(orig, patched string, opts Options) (*Report, error) {
+	o, err := elfscan.Open(orig)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	p, err := elfscan.Open(patched)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	return Compare(o, p, opts)
+}
+
+func compareFiles(t testing.TB, orig, patched string) *Report {
+	t.Helper()
+	r, err := compare(orig, patched, Options{ChunkSize: 4096})
+	if err != nil {
+		t.Fatalf("Against(%s, %s): %v", orig, patched, err)
+	}
+	// Every report renders and round-trips through JSON.
+	var w bytes.Buffer
+	if err := r.Write(&w); err != nil || w.Len() == 0 {
+		t.Fatalf("Write: %v", err)
+	}
+	w.Reset()
+	if err := r.JSON(&w); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(w.Bytes(), &back); err != nil || back.Counts.Problems != r.Counts.Problems {
+		t.Fatalf("JSON round trip: %v", err)
+	}
+	return r
+}
+
+func dump(t testing.TB, r *Report) {
+	t.Helper()
+	var b strings.Builder
+	r.Write(&b)
+	t.Log("\n" + b.String())
+}
+
+func TestAgainstLinkedStates(t *testing.T) {
+	for _, src := range testutil.Fixtures(t, "*.elf") {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			f := pairtest.Scan(t, src)
+			n, lit := pairtest.EligibleCount(f)
+			if n == 0 {
+				t.Fatalf("no eligible sites")
+			}
+			init := pairtest.Linked(t, src, "init", elfscan.StateInit, 0, 0)
+			enabled := pairtest.Linked(t, src, "enabled", elfscan.StateEnabled, pairtest.Ops, 0)
+			other := pairtest.Linked(t, src, "other", elfscan.StateEnabled, pairtest.Ops+8, f.Sites[len(f.Sites)-1].Entry)
+
+			if r := compareFiles(t, src, src); r.Failed() || len(r.Changes) != 0 || !r.LiveSafe {
+				dump(t, r)
+				t.Fatal("identical files")
+			}
+			// nop -> init: MOV (and literal := 0) everywhere, allowed but not live-safe.
+			r := compareFiles(t, src, init)
+			if r.Failed() || r.LiveSafe || r.Counts.Changes[KindMov] != n || r.Counts.Changes[KindLiteral] != lit {
+				dump(t, r)
+				t.Fatalf("nop -> init: want %d mov, %d literal, not live-safe", n, lit)
+			}
+			// init -> enabled: literal + BL, live-safe, each intermediate proven like the old state.
+			r = compareFiles(t, init, enabled)
+			if r.Failed() || !r.LiveSafe || r.Counts.Changes[KindCall] != n || r.Counts.Changes[KindLiteral] != lit ||
+				r.Counts.Intermediates != lit || r.Counts.Unproven != 0 {
+				dump(t, r)
+				t.Fatalf("init -> enabled: want %d call, %d literal, live-safe", n, lit)
+			}
+			for _, ic := range r.Intermediates {
+				if ic.Order != OrderLiteralFirst || ic.Like != "old" || !ic.Proven || ic.Func == "" {
+					t.Errorf("intermediate %+v", ic)
+				}
+			}
+			// enabled -> init (disable): BL removed first, literal back.
+			r = compareFiles(t, enabled, init)
+			if r.Failed() || !r.LiveSafe || r.Counts.Changes[KindUncall] != n || r.Counts.Intermediates != lit {
+				dump(t, r)
+				t.Fatal("enabled -> init")
+			}
+			for _, ic := range r.Intermediates {
+				if ic.Order != OrderCallFirst || ic.Like != "new" || !ic.Proven {
+					t.Errorf("intermediate %+v", ic)
+				}
+			}
+			// enabled -> other trampoline and ops: BL -> BL is allowed, but the
+			// old BL reading the new literal cannot be proven.
+			r = compareFiles(t, enabled, other)
+			if r.Failed() || r.Counts.Changes[KindRetarget] == 0 || (lit > 0) != (r.Counts.Unproven > 0) || (lit > 0) == r.LiveSafe {
+				dump(t, r)
+				t.Fatal("enabled -> other")
+			}
+			// nop -> enabled in one go: every change allowed, the MOVs not live-safe.
+			r = compareFiles(t, src, enabled)
+			if r.Failed() || r.LiveSafe || r.Counts.Changes[KindMov] != n || r.Counts.Changes[KindCall] != n {
+				dump(t, r)
+				t.Fatal("nop -> enabled")
+			}
+		})
+	}
+}
+
+// want is what a planted defect must produce: a problem naming section,
+// offset and function (when inside one).
+type want struct {
+	section string
+	offset  uint64
+	fn      string
+	detail  string
+}
+
+func expect(t *testing.T, r *Report, w want) {
+	t.Helper()
+	if !r.Failed() {
+		dump(t, r)
+		t.Fatalf("defect not caught, want %+v", w)
+	}
+	for _, p := range r.Problems {
+		if p.Section == w.section && uint64(p.Offset) == w.offset && p.Func == w.fn && strings.Contains(p.Detail, w.detail) {
+			return
+		}
+	}
+	dump(t, r)
+	t.Fatalf("no problem %+v among %+v", w, r.Problems)
+}
+
+func TestAgainstLinkedDefects(t *testing.T) {
+	files := append(testutil.Fixtures(t, "*-callops-bti-static.elf"), testutil.Fixtures(t, "*-classic-bti-pie.elf")...)
+	files = append(files, testutil.Fixtures(t, "clang-callops-bti-kimage-relr.elf")...)
+	for _, src := range files {
+		f := pairtest.Scan(t, src)
+		ef, err := openELF(t, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := pairtest.Pick(t, f, true)
+		sec := ef.Sections[s.SectionIndex]
+		secOff := func(addr uint64) uint64 { return addr - sec.Addr }
+		enabled := pairtest.Linked(t, src, "enabled", elfscan.StateEnabled, pairtest.Ops, 0)
+		var data *elf.Section
+		for _, c := range ef.Sections {
+			if c.Type == elf.SHT_PROGBITS && c.Flags&elf.SHF_EXECINSTR == 0 && c.Size > 0 && c.Name != elfscan.EntriesSection {
+				data = c
+				break
+			}
+		}
+		cases := []struct {
+			name  string
+			plant func(p string)
+			want  want
+		}{
+			{"stray byte in a function body", func(p string) {
+				pairtest.PatchBytes(t, p, s.Slot2Off+4, []byte{0xff})
+			}, want{sec.Name, secOff(s.CallSite + 4), s.Func, "outside any patch site"}},
+			{"stray byte in data", func(p string) {
+				pairtest.PatchBytes(t, p, int64(data.Offset)+1, []byte{0xa5})
+			}, want{data.Name, 1, "", "outside any patch site"}},
+			{"BTI changed", func(p string) {
+				pairtest.PatchBytes(t, p, s.Slot1Off-4, binary.LittleEndian.AppendUint32(nil, encode.NOP))
+			}, want{sec.Name, secOff(s.Entry), s.Func, "BTI"}},
+			{"slot2 to another instruction", func(p string) {
+				pairtest.PatchBytes(t, p, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, 0x91000400)) // add x0, x0, #1
+			}, want{sec.Name, secOff(s.CallSite), s.Func, "slot2 changed"}},
+			{"slot2 to B (no link)", func(p string) {
+				pairtest.PatchBytes(t, p, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, 0x14000010))
+			}, want{sec.Name, secOff(s.CallSite), s.Func, "slot2 changed"}},
+			{"slot1 to another instruction", func(p string) {
+				pairtest.PatchBytes(t, p, s.Slot1Off, binary.LittleEndian.AppendUint32(nil, 0xaa1e03ea)) // mov x10, x30
+			}, want{sec.Name, secOff(s.CallSite - 4), s.Func, "slot1 changed"}},
+			{"ELF header", func(p string) {
+				pairtest.PatchBytes(t, p, 24, []byte{0x44}) // e_entry
+			}, want{"ELF header", 24, "", "outside any patch site"}},
+		}
+		for _, c := range cases {
+			t.Run(filepath.Base(src)+"/"+c.name, func(t *testing.T) {
+				p := pairtest.Copy(t, enabled, "defect")
+				c.plant(p)
+				expect(t, compareFiles(t, src, p), c.want)
+			})
+		}
+		t.Run(filepath.Base(src)+"/size", func(t *testing.T) {
+			p := pairtest.Copy(t, enabled, "defect")
+			fd, _ := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0)
+			fd.Write([]byte{0})
+			fd.Close()
+			expect(t, compareFiles(t, src, p), want{"ELF header", 0, "", "size changed"})
+		})
+	}
+}
+
+func TestAgainstMisalignedLiteral(t *testing.T) {
+	src := testutil.Fixtures(t, "gcc-callops-static.elf")[0]
+	f := pairtest.Scan(t, src)
+	ef, err := openELF(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range f.Sites {
+		if !s.HasProblem(elfscan.CodeMisalignedLiteral) {
+			continue
+		}
+		p := pairtest.Copy(t, src, "misaligned")
+		pairtest.PatchBytes(t, p, s.LiteralOff, binary.LittleEndian.AppendUint64(nil, pairtest.Ops))
+		sec := ef.Sections[s.SectionIndex]
+		expect(t, compareFiles(t, src, p), want{sec.Name, s.Literal - sec.Addr, s.Func, "not 8-byte aligned"})
+		return
+	}
+	t.Fatal("gcc-callops-static.elf has no misaligned literal any more; pick another fixture")
+}
+
+// TestAgainstUnknownState: a BL in slot2 without the MOV would clobber X30.
+func TestAgainstUnknownState(t *testing.T) {
+	src := testutil.Fixtures(t, "clang-callops-static.elf")[0]
+	f := pairtest.Scan(t, src)
+	s := pairtest.Pick(t, f, false)
+	p := pairtest.Copy(t, src, "nomov")
+	w, err := (encode.BL{From: s.CallSite, To: s.Entry}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairtest.PatchBytes(t, p, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, w))
+	r := compareFiles(t, src, p)
+	ef, _ := openELF(t, src)
+	sec := ef.Sections[s.SectionIndex]
+	expect(t, r, want{sec.Name, s.Entry - sec.Addr, s.Func, "no known state"})
+}
+
+func TestIntermediateOf(t *testing.T) {
+	bl := uint32(0x94000010)
+	site := func(lit uint64, s1, s2 uint32) elfscan.Site {
+		return elfscan.Site{Layout: elfscan.LayoutCallOps, LiteralOff: 0, LiteralWord: lit, Slot1Word: s1, Slot2Word: s2, CallSite: 0x100}
+	}
+	tests := []struct {
+		name          string
+		orig, patched elfscan.Site
+		ok            bool
+		want          IntermediateState
+	}{
+		{"enable", site(0, encode.MovX9X30, encode.NOP), site(pairtest.Ops, encode.MovX9X30, bl), true,
+			IntermediateState{Words: WordsOf(site(pairtest.Ops, encode.MovX9X30, encode.NOP)), Order: OrderLiteralFirst, LikeOld: true, Proven: true}},
+		{"enable with init", site(0, encode.NOP, encode.NOP), site(pairtest.Ops, encode.MovX9X30, bl), true,
+			IntermediateState{Words: WordsOf(site(pairtest.Ops, encode.NOP, encode.NOP)), Order: OrderLiteralFirst, LikeOld: true, Proven: true}},
+		{"disable", site(pairtest.Ops, encode.MovX9X30, bl), site(0, encode.MovX9X30, encode.NOP), true,
+			IntermediateState{Words: WordsOf(site(pairtest.Ops, encode.MovX9X30, encode.NOP)), Order: OrderCallFirst, Proven: true}},
+		{"retarget with new ops", site(pairtest.Ops, encode.MovX9X30, bl), site(pairtest.Ops+8, encode.MovX9X30, bl+1), true,
+			IntermediateState{Words: WordsOf(site(pairtest.Ops+8, encode.MovX9X30, bl)), Order: OrderLiteralFirst, LikeOld: true}},
+		{"literal only", site(0, encode.MovX9X30, bl), site(pairtest.Ops, encode.MovX9X30, bl), false, IntermediateState{}},
+		{"call only", site(0, encode.MovX9X30, encode.NOP), site(0, encode.MovX9X30, bl), false, IntermediateState{}},
+		{"classic", elfscan.Site{Layout: elfscan.LayoutClassic, LiteralOff: elfscan.NoOffset, Slot2Word: encode.NOP},
+			elfscan.Site{Layout: elfscan.LayoutClassic, LiteralOff: elfscan.NoOffset, Slot2Word: bl}, false, IntermediateState{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := IntermediateOf(tt.orig, tt.patched)
+			got.Detail = ""
+			if ok != tt.ok || got.Words != tt.want.Words || got.Order != tt.want.Order || got.LikeOld != tt.want.LikeOld || got.Proven != tt.want.Proven {
+				t.Fatalf("got %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// ---- ET_REL ----
+
+func TestAgainstRelocatable(t *testing.T) {
+	files := append(testutil.Fixtures(t, "*.o"), testutil.Fixtures(t, "*.ko")...)
+	for _, src := range files {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			f := pairtest.Scan(t, src)
+			n, lit := pairtest.EligibleCount(f)
+			if r := compareFiles(t, src, src); r.Failed() || len(r.Changes) != 0 {
+				dump(t, r)
+				t.Fatal("identical files")
+			}
+			// A rewrite with a new layout but nothing patched is no change.
+			same := filepath.Join(t.TempDir(), "same.o")
+			pairtest.ReadObj(t, src).Write(t, same)
+			if r := compareFiles(t, src, same); r.Failed() || len(r.Changes) != 0 {
+				dump(t, r)
+				t.Fatal("relaid-out file")
+			}
+			o := pairtest.ReadObj(t, src)
+			nsyms := len(o.Data[o.Index(t, elf.SHT_SYMTAB)])
+			pairtest.RelEnable(t, o, f, nil)
+			added := (len(o.Data[o.Index(t, elf.SHT_SYMTAB)]) - nsyms) / 24
+			enabled := filepath.Join(t.TempDir(), "enabled.o")
+			o.Write(t, enabled)
+			if pf := pairtest.Scan(t, enabled); func() bool {
+				for _, s := range pf.Sites {
+					if pairtest.Eligible(&s) && s.State != elfscan.StateEnabled {
+						return true
+					}
+				}
+				return false
+			}() {
+				t.Fatal("the test's rewrite does not scan as enabled")
+			}
+			r := compareFiles(t, src, enabled)
+			if r.Failed() || r.Counts.Changes[KindCall] != n || r.Counts.Changes[KindMov] != n || r.Counts.Changes[KindLiteral] != lit ||
+				r.Counts.RelocsAdded != n+lit || r.Counts.SymbolsAdded != added || r.Counts.Unproven != 0 {
+				dump(t, r)
+				t.Fatalf("nop -> enabled: want %d call/mov, %d literal", n, lit)
+			}
+			// And back: disable removes the relocations; the symbols stay.
+			if r := compareFiles(t, enabled, same); !r.Failed() {
+				dump(t, r)
+				t.Fatal("enabled -> fewer symbols must fail: symbols may only be added")
+			}
+		})
+	}
+}
+
+func TestAgainstRelocatableDefects(t *testing.T) {
+	for _, src := range append(testutil.Fixtures(t, "gcc-callops-bti-obj.o"), testutil.Fixtures(t, "clang-classic-bti-fsobj.o")...) {
+		f := pairtest.Scan(t, src)
+		s := pairtest.Pick(t, f, true)
+		f0, err := openELF(t, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct {
+			name  string
+			plant func(o *pairtest.Obj)
+			want  want
+		}{
+			{"extra relocation in a body", func(o *pairtest.Obj) {
+				o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite + 4, Type: elf.R_AARCH64_CALL26, Sym: o.AddSym(t, "evil")})
+			}, want{s.Section, s.CallSite + 4, s.Func, "relocation added"}},
+			{"CALL26 at slot1", func(o *pairtest.Obj) {
+				o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite - 4, Type: elf.R_AARCH64_CALL26, Sym: 1})
+			}, want{s.Section, s.CallSite - 4, s.Func, "relocation added"}},
+			{"ABS64 at slot2", func(o *pairtest.Obj) {
+				o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite, Type: elf.R_AARCH64_ABS64, Sym: 1})
+			}, want{s.Section, s.CallSite, s.Func, "relocation added"}},
+			{"changed addend", func(o *pairtest.Obj) {
+				for i, sh := range o.Sh[:len(f0.Sections)] {
+					if sh.Type == uint32(elf.SHT_RELA) && o.Names[sh.Info] != elfscan.EntriesSection && len(o.Data[i]) >= 24 {
+						binary.LittleEndian.PutUint64(o.Data[i][16:], binary.LittleEndian.Uint64(o.Data[i][16:])+4)
+						return
+					}
+				}
+				t.Fatal("no relocation to change")
+			}, want{detail: "relocation removed"}},
+			{"BL without relocation", func(o *pairtest.Obj) {
+				o.Put32(s.SectionIndex, s.CallSite-4, encode.MovX9X30)
+				o.Put32(s.SectionIndex, s.CallSite, 0x94000000)
+			}, want{s.Section, s.CallSite, s.Func, "without an R_AARCH64_CALL26"}},
+			{"stray byte in a body", func(o *pairtest.Obj) {
+				o.Data[s.SectionIndex][s.CallSite+5] ^= 1
+			}, want{s.Section, s.CallSite + 5, s.Func, "outside any patch site"}},
+			{"BTI changed", func(o *pairtest.Obj) {
+				o.Put32(s.SectionIndex, s.Entry, encode.NOP)
+			}, want{s.Section, s.Entry, s.Func, "BTI"}},
+			{"defined symbol added", func(o *pairtest.Obj) {
+				i := o.AddSym(t, "sneaky")
+				st := o.Index(t, elf.SHT_SYMTAB)
+				binary.LittleEndian.PutUint16(o.Data[st][i*24+6:], uint16(s.SectionIndex))
+			}, want{".symtab", 0, "", "not undefined"}},
+			{"existing symbol changed", func(o *pairtest.Obj) {
+				st := o.Index(t, elf.SHT_SYMTAB)
+				e := o.Data[st][24:]
+				binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])+4)
+			}, want{".symtab", 0, "", "changed"}},
+			{"section added", func(o *pairtest.Obj) {
+				o.AddRela(t, o.Index(t, elf.SHT_SYMTAB), elfscan.Rela{})
+			}, want{".rela.symtab", 0, "", "added section"}},
+		}
+		for _, c := range cases {
+			t.Run(filepath.Base(src)+"/"+c.name, func(t *testing.T) {
+				o := pairtest.ReadObj(t, src)
+				var skip *elfscan.Site
+				if c.name == "BL without relocation" { // s is left out of the enable
+					skip = s
+				}
+				pairtest.RelEnable(t, o, f, skip)
+				c.plant(o)
+				p := filepath.Join(t.TempDir(), "defect.o")
+				o.Write(t, p)
+				r := compareFiles(t, src, p)
+				if c.want.section == "" || c.want.section == ".symtab" || c.want.section == ".rela.symtab" {
+					// The place is a table entry: check the words only.
+					if !r.Failed() {
+						dump(t, r)
+						t.Fatal("defect not caught")
+					}
+					for _, p := range r.Problems {
+						if strings.Contains(p.Detail, c.want.detail) && (c.want.section == "" || p.Section == c.want.section) {
+							return
+						}
+					}
+					dump(t, r)
+					t.Fatalf("no problem %+v", c.want)
+				}
+				expect(t, r, c.want)
+			})
+		}
+	}
+}
+
+// fixed amount (chunk buffers, the sites), not the file size.
+func TestAgainstMemoryBounded(t *testing.T) {
+	dir := t.TempDir()
+	orig, n := pairtest.Synth(t, dir, 64<<20, 32<<10, false)
+	patched, _ := pairtest.Synth(t, dir, 64<<20, 32<<10, true)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r, err := compare(orig, patched, Options{})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Failed() || r.Counts.Changes[KindCall] != n || r.Counts.Changes[KindLiteral] != n {
+		dump(t, r)
+		t.Fatalf("want %d sites enabled", n)
+	}
+	t.Logf("allocated %d KiB comparing 64 MiB files", (after.TotalAlloc-before.TotalAlloc)>>10)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Fatalf("allocated %d MiB comparing 64 MiB files", alloc>>20)
+	}
+}
+
+func BenchmarkAgainst(b *testing.B) {
+	dir := b.TempDir()
+	const size = 256 << 20
+	orig, n := pairtest.Synth(b, dir, size, 64<<10, false)
+	patched, _ := pairtest.Synth(b, dir, size, 64<<10, true)
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		r, err := compare(orig, patched, Options{})
+		if err != nil || r.Failed() || r.Counts.SitesChanged != n {
+			b.Fatalf("%v %+v", err, r.Counts)
+		}
+	}
+	b.ReportMetric(float64(n), "sites")
+}
+
+// Write shows addresses as 0x… text: render.Hex is a Stringer, so %#x would
+// hex-encode its text ("0x3078…").
+func TestWriteShowsAddresses(t *testing.T) {
+	r := &Report{Orig: "o", File: "f", Type: "EXEC",
+		Changes:       []Change{{Section: ".text", Offset: 0x10, Address: 0x400010, Func: "fn", Kind: KindMov, Old: "nop", New: "mov x9, x30"}},
+		Intermediates: []Intermediate{{Section: ".text", Address: 0x400008, Func: "fn", Order: OrderLiteralFirst, Detail: "d"}},
+		Problems:      []Problem{{Section: ".data", Offset: 0x8, Address: 0x410008, FileOffset: 0x1008, Detail: "changed"}},
+		Counts:        Counts{Changes: map[Kind]int{KindMov: 1}, Problems: 1, ProblemsKept: 1, NotLiveSafe: 1, Intermediates: 1, Unproven: 1}}
+	var b strings.Builder
+	if err := r.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".text+0x10 (0x400010) fn", ".text 0x400008 fn", ".data+0x8 (0x410008) file offset 0x1008"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
+}

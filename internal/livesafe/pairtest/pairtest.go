@@ -1,0 +1,398 @@
+// Package pairtest makes pairs of files for tests of the live-safety diff
+// and of verify's intermediate runs: it writes site words itself (and, for
+// ET_REL, rewrites the object with new relocations and symbols), so the
+// checks are tested independently of the patcher. It is for tests only.
+package pairtest
+
+import (
+	"bufio"
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+)
+
+// Ops is the ops value pairs' enabled sites hold.
+const Ops uint64 = 0x1234_5678_9abc_def0
+
+// Scan scans path or fails the test.
+func Scan(t testing.TB, path string) *elfscan.File {
+	t.Helper()
+	f, err := elfscan.ScanFile(path)
+	if err != nil {
+		t.Fatalf("scan %s: %v", path, err)
+	}
+	return f
+}
+
+// Copy copies src to a file name in a new temporary folder.
+func Copy(t testing.TB, src, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// Eligible is what enable would touch: known state, aligned literal.
+func Eligible(s *elfscan.Site) bool {
+	return s.State != elfscan.StateUnknown && !s.HasProblem(elfscan.CodeMisalignedLiteral) &&
+		s.Slot1Off != elfscan.NoOffset && s.Slot2Off != elfscan.NoOffset
+}
+
+// Linked returns a copy of src with every eligible site put in state
+// (nop, init or enabled), ops in the literal and the BL aimed at tramp
+// (0: the first site's entry).
+func Linked(t testing.TB, src, name string, state elfscan.State, ops, tramp uint64) string {
+	t.Helper()
+	f := Scan(t, src)
+	dst := Copy(t, src, name)
+	fd, err := os.OpenFile(dst, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	if tramp == 0 && len(f.Sites) > 0 {
+		tramp = f.Sites[0].Entry
+	}
+	for i := range f.Sites {
+		s := &f.Sites[i]
+		if !Eligible(s) {
+			continue
+		}
+		lit, s1, s2 := uint64(0), encode.MovX9X30, encode.NOP
+		switch state {
+		case elfscan.StateNop:
+			lit, s1 = uint64(encode.NOP)|uint64(encode.NOP)<<32, encode.NOP
+		case elfscan.StateEnabled:
+			lit = ops
+			if s2, err = (encode.BL{From: s.CallSite, To: tramp}).Encode(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s.LiteralOff != elfscan.NoOffset {
+			pwrite(t, fd, s.LiteralOff, binary.LittleEndian.AppendUint64(nil, lit))
+		}
+		pwrite(t, fd, s.Slot1Off, binary.LittleEndian.AppendUint32(nil, s1))
+		pwrite(t, fd, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, s2))
+	}
+	return dst
+}
+
+func pwrite(t testing.TB, fd *os.File, off int64, b []byte) {
+	t.Helper()
+	if _, err := fd.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PatchBytes writes b at off in the file at path.
+func PatchBytes(t testing.TB, path string, off int64, b []byte) {
+	t.Helper()
+	fd, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	pwrite(t, fd, off, b)
+}
+
+// EligibleCount counts sites enable would touch, and those with a literal.
+func EligibleCount(f *elfscan.File) (n, lit int) {
+	for i := range f.Sites {
+		if Eligible(&f.Sites[i]) {
+			n++
+			if f.Sites[i].Layout == elfscan.LayoutCallOps {
+				lit++
+			}
+		}
+	}
+	return n, lit
+}
+
+// Pick returns the first eligible call-ops site with a function (and a BTI
+// when needBTI), else the first eligible one.
+func Pick(t testing.TB, f *elfscan.File, needBTI bool) *elfscan.Site {
+	t.Helper()
+	var best *elfscan.Site
+	for i := range f.Sites {
+		s := &f.Sites[i]
+		if !Eligible(s) || s.Func == "" || (needBTI && !s.BTI) {
+			continue
+		}
+		if s.Layout == elfscan.LayoutCallOps {
+			return s
+		}
+		if best == nil {
+			best = s
+		}
+	}
+	if best == nil {
+		t.Fatal("no site to plant a defect at")
+	}
+	return best
+}
+
+// Obj is a minimal ET_REL rewriter for tests: it keeps every section's
+// bytes in memory, and writes them back with a fresh layout (sections in
+// index order, then the header table), as the patch commands do.
+type Obj struct {
+	Hdr   []byte   // the ELF header
+	Sh    []Shdr   // the section headers
+	Data  [][]byte // each section's bytes (nil for NOBITS)
+	Names []string // each section's name
+}
+
+// Shdr is an Elf64_Shdr.
+type Shdr struct {
+	Name, Type         uint32
+	Flags, Addr, Off   uint64
+	Size               uint64
+	Link, Info         uint32
+	Addralign, Entsize uint64
+}
+
+// ReadObj reads the ET_REL file at path.
+func ReadObj(t testing.TB, path string) *Obj {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	o := &Obj{Hdr: append([]byte(nil), b[:64]...)}
+	shoff, shnum := le.Uint64(b[40:]), int(le.Uint16(b[60:]))
+	o.Sh = make([]Shdr, shnum)
+	if err := binary.Read(bytes.NewReader(b[shoff:]), le, o.Sh); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range o.Sh {
+		var d []byte
+		if s.Type != uint32(elf.SHT_NOBITS) {
+			d = append([]byte(nil), b[s.Off:s.Off+s.Size]...)
+		}
+		o.Data = append(o.Data, d)
+	}
+	shstr := o.Data[le.Uint16(b[62:])]
+	for _, s := range o.Sh {
+		o.Names = append(o.Names, CString(shstr, s.Name))
+	}
+	return o
+}
+
+// CString is the NUL-terminated string at off in b.
+func CString(b []byte, off uint32) string {
+	s := b[off:]
+	return string(s[:bytes.IndexByte(s, 0)])
+}
+
+// Index is the first section of type typ.
+func (o *Obj) Index(t testing.TB, typ elf.SectionType) int {
+	for i, s := range o.Sh {
+		if s.Type == uint32(typ) {
+			return i
+		}
+	}
+	t.Fatalf("no %v section", typ)
+	return -1
+}
+
+// Sym returns the index of the global symbol name, appending an undefined
+// global when there is none (as the patch commands do).
+func (o *Obj) Sym(t testing.TB, name string) uint32 {
+	st := o.Index(t, elf.SHT_SYMTAB)
+	str := o.Sh[st].Link
+	for k := 1; k < len(o.Data[st])/24; k++ {
+		e := o.Data[st][k*24:]
+		if elf.ST_BIND(e[4]) != elf.STB_LOCAL && CString(o.Data[str], binary.LittleEndian.Uint32(e)) == name {
+			return uint32(k)
+		}
+	}
+	return o.AddSym(t, name)
+}
+
+// AddSym appends an undefined global and returns its index.
+func (o *Obj) AddSym(t testing.TB, name string) uint32 {
+	st := o.Index(t, elf.SHT_SYMTAB)
+	str := o.Sh[st].Link
+	n := uint32(len(o.Data[str]))
+	o.Data[str] = append(append(o.Data[str], name...), 0)
+	e := make([]byte, 24)
+	binary.LittleEndian.PutUint32(e, n)
+	e[4] = byte(elf.ST_INFO(elf.STB_GLOBAL, elf.STT_NOTYPE))
+	o.Data[st] = append(o.Data[st], e...)
+	return uint32(len(o.Data[st])/24 - 1)
+}
+
+// AddRela adds r to the RELA section of target, creating .rela<name> at
+// the end of the header table when there is none.
+func (o *Obj) AddRela(t testing.TB, target int, r elfscan.Rela) {
+	for i, s := range o.Sh {
+		if s.Type == uint32(elf.SHT_RELA) && int(s.Info) == target {
+			o.Data[i] = elfscan.EncodeRela(o.Data[i], []elfscan.Rela{r})
+			return
+		}
+	}
+	shstr := int(binary.LittleEndian.Uint16(o.Hdr[62:]))
+	name := ".rela" + o.Names[target]
+	n := uint32(len(o.Data[shstr]))
+	o.Data[shstr] = append(append(o.Data[shstr], name...), 0)
+	o.Sh = append(o.Sh, Shdr{Name: n, Type: uint32(elf.SHT_RELA), Flags: uint64(elf.SHF_INFO_LINK),
+		Link: uint32(o.Index(t, elf.SHT_SYMTAB)), Info: uint32(target), Addralign: 8, Entsize: 24})
+	o.Data = append(o.Data, elfscan.EncodeRela(nil, []elfscan.Rela{r}))
+	o.Names = append(o.Names, name)
+}
+
+// Put32 writes w at off in section sec.
+func (o *Obj) Put32(sec int, off uint64, w uint32) {
+	binary.LittleEndian.PutUint32(o.Data[sec][off:], w)
+}
+
+// Write writes the object to path with a fresh layout.
+func (o *Obj) Write(t testing.TB, path string) {
+	t.Helper()
+	out := append([]byte(nil), o.Hdr...)
+	for i := 1; i < len(o.Sh); i++ {
+		s := &o.Sh[i]
+		al := max(s.Addralign, 1)
+		for uint64(len(out))%al != 0 {
+			out = append(out, 0)
+		}
+		s.Off = uint64(len(out))
+		if s.Type != uint32(elf.SHT_NOBITS) {
+			s.Size = uint64(len(o.Data[i]))
+			out = append(out, o.Data[i]...)
+		}
+	}
+	for len(out)%8 != 0 {
+		out = append(out, 0)
+	}
+	binary.LittleEndian.PutUint64(out[40:], uint64(len(out)))
+	binary.LittleEndian.PutUint16(out[60:], uint16(len(o.Sh)))
+	var b bytes.Buffer
+	binary.Write(&b, binary.LittleEndian, o.Sh)
+	if err := os.WriteFile(path, append(out, b.Bytes()...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RelEnable writes init + enable into every eligible site of o, as
+// `ftpatch enable --init` would: literal := 0 + ABS64 ops, slot1 := MOV,
+// slot2 := BL + CALL26 trampoline, new undefined globals for both.
+func RelEnable(t testing.TB, o *Obj, f *elfscan.File, skip *elfscan.Site) {
+	ops := o.Sym(t, "my_ops")
+	tramp := o.Sym(t, "ftrace_caller")
+	for i := range f.Sites {
+		s := &f.Sites[i]
+		if !Eligible(s) || s == skip {
+			continue
+		}
+		if s.Layout == elfscan.LayoutCallOps {
+			o.Put32(s.SectionIndex, s.Literal, 0)
+			o.Put32(s.SectionIndex, s.Literal+4, 0)
+			o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.Literal, Type: elf.R_AARCH64_ABS64, Sym: ops})
+		}
+		o.Put32(s.SectionIndex, s.CallSite-4, encode.MovX9X30)
+		o.Put32(s.SectionIndex, s.CallSite, 0x94000000)
+		o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite, Type: elf.R_AARCH64_CALL26, Sym: tramp})
+	}
+}
+
+// Synth writes an ET_EXEC of size bytes: one .text of call-ops sites, one
+// every stride bytes (the rest RET-free filler), and the entries table. It
+// returns the path and the number of sites.
+func Synth(t testing.TB, dir string, size, stride int64, enabled bool) (string, int) {
+	t.Helper()
+	const base = 0x400000
+	const textOff = 0x1000
+	nsites := int((size - textOff - 0x10000) / stride)
+	textSize := int64(nsites) * stride
+	entOff := textOff + textSize
+	entSize := int64(nsites) * 8
+	shstr := []byte("\x00.text\x00__patchable_function_entries\x00.shstrtab\x00")
+	strOff := entOff + entSize
+	shOff := (strOff + int64(len(shstr)) + 7) &^ 7
+	path := filepath.Join(dir, map[bool]string{false: "orig.elf", true: "patched.elf"}[enabled])
+	fd, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(fd, 1<<20)
+	le := binary.LittleEndian
+	h := make([]byte, 0x1000)
+	copy(h, "\x7fELF\x02\x01\x01")
+	le.PutUint16(h[16:], uint16(elf.ET_EXEC))
+	le.PutUint16(h[18:], uint16(elf.EM_AARCH64))
+	le.PutUint32(h[20:], 1)
+	le.PutUint64(h[24:], base+textOff+8)
+	le.PutUint64(h[32:], 64)
+	le.PutUint64(h[40:], uint64(shOff))
+	le.PutUint16(h[52:], 64)
+	le.PutUint16(h[54:], 56)
+	le.PutUint16(h[56:], 1)
+	le.PutUint16(h[58:], 64)
+	le.PutUint16(h[60:], 4)
+	le.PutUint16(h[62:], 3)
+	ph := h[64:]
+	le.PutUint32(ph, uint32(elf.PT_LOAD))
+	le.PutUint32(ph[4:], uint32(elf.PF_R|elf.PF_X))
+	le.PutUint64(ph[16:], base)
+	le.PutUint64(ph[24:], base)
+	le.PutUint64(ph[32:], uint64(strOff))
+	le.PutUint64(ph[40:], uint64(strOff))
+	le.PutUint64(ph[48:], 0x10000)
+	w.Write(h)
+	fill := make([]byte, stride)
+	for i := 0; i < len(fill); i += 4 {
+		le.PutUint32(fill[i:], 0x91000400) // add x0, x0, #1
+	}
+	for k := 0; k < nsites; k++ {
+		a := uint64(base + textOff + int64(k)*stride)
+		lit, s2 := uint64(encode.NOP)|uint64(encode.NOP)<<32, encode.NOP
+		s1 := encode.NOP
+		if enabled {
+			lit, s1 = Ops, encode.MovX9X30
+			// The function's own entry stands in for the trampoline: one
+			// trampoline would be out of BL range of a 256 MiB text.
+			if s2, err = (encode.BL{From: a + 12, To: a + 8}).Encode(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		le.PutUint64(fill, lit)
+		le.PutUint32(fill[8:], s1)
+		le.PutUint32(fill[12:], s2)
+		w.Write(fill)
+	}
+	e := make([]byte, 8)
+	for k := 0; k < nsites; k++ {
+		le.PutUint64(e, uint64(base+textOff+int64(k)*stride))
+		w.Write(e)
+	}
+	w.Write(shstr)
+	w.Write(make([]byte, shOff-strOff-int64(len(shstr))))
+	sh := []Shdr{{},
+		{Name: 1, Type: uint32(elf.SHT_PROGBITS), Flags: uint64(elf.SHF_ALLOC | elf.SHF_EXECINSTR), Addr: base + textOff, Off: textOff, Size: uint64(textSize), Addralign: 8},
+		{Name: 7, Type: uint32(elf.SHT_PROGBITS), Flags: uint64(elf.SHF_ALLOC | elf.SHF_WRITE), Addr: uint64(base + entOff), Off: uint64(entOff), Size: uint64(entSize), Addralign: 8},
+		{Name: 36, Type: uint32(elf.SHT_STRTAB), Off: uint64(strOff), Size: uint64(len(shstr)), Addralign: 1},
+	}
+	binary.Write(w, le, sh)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, nsites
+}
+
+// TestAgainstMemoryBounded: comparing two 64 MiB files allocates a small,

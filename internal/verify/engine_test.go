@@ -1,0 +1,45 @@
+//go:build cgo
+
+package verify
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/verify/uc"
+)
+
+// A hook that panics during a site's run is ftpatch's bug, not the file's:
+// the run's failure carries it (Check and RunIntermediates return it as an
+// error), the process survives, and the engine runs the site again once
+// the hook is gone.
+func TestEngineHookPanicIsABug(t *testing.T) {
+	src := testutil.Fixtures(t, "clang-callops-static.elf")[0]
+	img, err := Load(src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	e, err := newEngine(img, Options{MaxInsns: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	s := &img.sites[0]
+	h, err := e.mu.HookAdd(uc.HOOK_CODE, func(uc.Unicorn, uint64, uint32) { panic("hook bug") }, s.entry, s.entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := e.run(s)
+	var hp *uc.HookPanicError
+	if f == nil || !errors.As(f.bug, &hp) || hp.Value != "hook bug" || hp.Addr != s.entry {
+		t.Fatalf("run with a panicking hook: %+v", f)
+	}
+	if err := e.mu.HookDel(h); err != nil {
+		t.Fatal(err)
+	}
+	if f := e.run(s); f != nil {
+		t.Fatalf("the site fails once the hook is gone: %+v", f)
+	}
+}

@@ -1,0 +1,25 @@
+//go:build !cgo
+
+package verify
+
+// Without cgo there is no emulator: verify loads and checks what is static
+// as usual, and running a site is ErrNoEmulator (engine.go is the real
+// thing). The command line asks EmulatorBuilt first and stops there.
+
+// EmulatorBuilt reports whether this build has the emulator: it has not.
+func EmulatorBuilt() error { return ErrNoEmulator }
+
+// engine has no instance without cgo: runPool never makes one.
+type engine struct{}
+
+func (e *engine) run(*site) *Failure {
+	return &Failure{Expected: "a run", Observed: ErrNoEmulator.Error()}
+}
+func (e *engine) runOverlay(*interJob) *Failure {
+	return &Failure{Expected: "a run", Observed: ErrNoEmulator.Error()}
+}
+
+// runPool fails: there is no engine to run on.
+func runPool(*Image, Options, int, func(*region) bool, int, int, func(*engine, int)) error {
+	return ErrNoEmulator
+}
