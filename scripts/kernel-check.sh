@@ -57,9 +57,15 @@ step() {
 	shift 2
 	echo "== $name"
 	echo "\$ ${*/#$here\//}"
-	local t0=$EPOCHREALTIME rc=0 log
+	local t0=$EPOCHREALTIME rc=0 log rss=""
 	log=$(mktemp)
-	"$@" >"$log" 2>&1 || rc=$?
+	if [[ -x /usr/bin/time ]]; then
+		/usr/bin/time -f '%M' -o "$log.rss" "$@" >"$log" 2>&1 || rc=$?
+		rss=$(tail -n1 "$log.rss" 2>/dev/null || true)
+		rm -f "$log.rss"
+	else
+		"$@" >"$log" 2>&1 || rc=$?
+	fi
 	local t1=$EPOCHREALTIME
 	sed -i '/^$/d' "$log"
 	local secs
@@ -77,8 +83,10 @@ step() {
 		grep -v '^ok: ' "$log" | head -n 60 || true
 	fi
 	rm -f "$log"
-	echo "   exit $rc in ${secs}s"
-	summary+=("$(printf '%-9s %-64s %7ss' "$kver_short" "$name" "$secs")")
+	local mib=""
+	[[ $rss =~ ^[0-9]+$ ]] && mib=$(printf '%5d MiB' $((rss / 1024)))
+	echo "   exit $rc in ${secs}s${mib:+, peak $mib}"
+	summary+=("$(printf '%-9s %-64s %7ss %s' "$kver_short" "$name" "$secs" "$mib")")
 	if [[ $rc -ne $want ]]; then
 		echo "kernel-check: FAIL: $name: exit $rc, want $want" >&2
 		exit 1
@@ -291,6 +299,6 @@ for suite in "${suites[@]}"; do
 done
 
 echo
-echo "=== timings ($(nproc) CPUs)"
+echo "=== timings ($(nproc) CPUs; peak resident memory of each step)"
 printf '%s\n' "${summary[@]}"
 echo "kernel-check: OK"
