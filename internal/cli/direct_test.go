@@ -272,3 +272,32 @@ func TestDirectFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// Switching a site between a plain ops on the common trampoline and a
+// direct ops on its direct trampoline, literal and BL both changing, as
+// Linux does: the intermediate state (new literal, old BL) is run and
+// proven by its run, both ways, so the change is live-safe; with an ops
+// whose direct_call is junk the intermediate fails.
+func TestDirectSwitchLiveSafe(t *testing.T) {
+	dir, initProg := directProg(t)
+	common := filepath.Join(dir, "c.elf")
+	direct := filepath.Join(dir, "d.elf")
+	junk := filepath.Join(dir, "j.elf")
+	mustFtp(t, "enable", "--ops", "ops_plain", "-o", common, initProg)
+	mustFtp(t, "enable", "--ops", "ops_quiet", "--direct", "quiet_direct_tramp", "-o", direct, common)
+	mustFtp(t, "enable", "--ops", "ops_junk", "--direct", "quiet_direct_tramp", "-o", junk, common)
+	for _, pair := range [][2]string{{common, direct}, {direct, common}} {
+		out, errs, code := ftp(t, "verify", "--direct", "quiet_direct_tramp", "--against", pair[0], pair[1])
+		if code != 0 || !strings.Contains(out, "live-safe: yes") || !strings.Contains(out, "3 intermediate states, 0 unproven") {
+			t.Errorf("%s -> %s: exit %d, want live-safe with every intermediate proven by its run\n%s%s", filepath.Base(pair[0]), filepath.Base(pair[1]), code, out, errs)
+		}
+	}
+	// Without --direct the same switch cannot be proven.
+	if out, _, _ := ftp(t, "verify", "--against", common, direct); strings.Contains(out, "live-safe: yes") {
+		t.Errorf("without --direct the direct switch was accepted:\n%s", out)
+	}
+	out, _, code := ftp(t, "verify", "--direct", "quiet_direct_tramp", "--against", common, junk)
+	if code != 1 || !strings.Contains(out, "3 failed") || strings.Contains(out, "live-safe: yes") {
+		t.Errorf("switch to an ops with a junk direct_call: exit %d\n%s", code, out)
+	}
+}

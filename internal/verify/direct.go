@@ -19,6 +19,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
@@ -162,4 +163,32 @@ func (img *Image) directNames() string {
 		s += fmt.Sprintf(" %s (%#x)", img.directs[a], a)
 	}
 	return s
+}
+
+// provenDirect says why an intermediate state that ran and behaved is
+// proven, or "". Only for a literal-first change of a call-ops site in a
+// linked file (an object's BL targets are relocations) whose BL moves
+// between the common trampoline and a direct trampoline D, and whose run
+// entered D:
+//   - old BL to the common trampoline, new BL to D: with the new literal the
+//     common trampoline's direct-call path went to D, so the old call
+//     reading the new ops does what the new state does (Linux switches a
+//     site to a direct ops this way);
+//   - old BL straight to D: it reads no literal at all, so the new literal
+//     cannot change what it does.
+func provenDirect(ic *livesafe.Intermediate, s *site) string {
+	if s.direct == 0 || ic.Order != livesafe.OrderLiteralFirst || !encode.IsBL(ic.Words.Slot2) || !encode.IsBL(ic.Next.Slot2) ||
+		ic.Words.Target != nil && ic.Words.Target.SymIndex != 0 {
+		return ""
+	}
+	from, to := encode.BLTarget(ic.Words.Slot2, s.callSite), encode.BLTarget(ic.Next.Slot2, s.callSite)
+	switch {
+	case from == to:
+		return ""
+	case to == s.direct:
+		return fmt.Sprintf("the old call reaches direct trampoline %#x through op->direct_call, as the new BL does", s.direct)
+	case from == s.direct:
+		return fmt.Sprintf("the old BL goes straight to direct trampoline %#x, which reads no literal", s.direct)
+	}
+	return ""
 }
