@@ -48,7 +48,8 @@ mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
 declare -a summary=()
-t_total=0
+log_last=$(mktemp)
+trap 'rm -f "$log_last"' EXIT
 
 # step WANT NAME CMD...: run CMD, print its output (trimmed to its last
 # lines), its time, and stop unless it exits with WANT.
@@ -82,6 +83,7 @@ step() {
 		echo "   --- output other than ok: lines:"
 		grep -v '^ok: ' "$log" | head -n 60 || true
 	fi
+	cp "$log" "$log_last" # for a check on the whole output
 	rm -f "$log"
 	local mib=""
 	[[ $rss =~ ^[0-9]+$ ]] && mib=$(printf '%5d MiB' $((rss / 1024)))
@@ -211,6 +213,22 @@ check_callops() {
 	step 1 "planted defect: direct_call pointing at ftrace_stub" \
 		"$ftpatch" verify --run-file-trampoline --direct ftrace_stub_direct_tramp "$w/v.viadirect"
 	rm -f "$w/v.viadirect"
+
+	# Linux's switch of a site to a direct ops: literal := the direct ops,
+	# then BL := the direct trampoline. With a direct ops (here
+	# ftrace_nop_ops, its direct_call planted) the state between the writes
+	# goes through ftrace_caller's direct branch to the same trampoline: the
+	# switch is live-safe, proven by running that state.
+	local no
+	no=$(addr ftrace_nop_ops "$v")
+	cp "$w/v.list" "$w/v.list2"
+	plant64 "$w/v.list2" "$(hexadd "$no" 208)" "$st"
+	step 0 "enable --ops (direct ops) --direct, literal and BL switched" \
+		"$ftpatch" enable --ops ftrace_nop_ops --direct ftrace_stub_direct_tramp --allow-absolute --func "$direct_funcs" -o "$w/v.switch" "$w/v.list2"
+	step 0 "verify --against: the switch is live-safe (intermediates proven by running)" \
+		"$ftpatch" verify --run-file-trampoline --direct ftrace_stub_direct_tramp --against "$w/v.list2" "$w/v.switch"
+	check "every intermediate state proven" grep -q ' 0 unproven)' "$log_last"
+	rm -f "$w/v.list2" "$w/v.switch"
 
 	check_module "$mods" "$w" ftrace_nop_ops ftrace_list_ops
 }
