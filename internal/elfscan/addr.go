@@ -44,29 +44,3 @@ func FileOffset(f *elf.File, addr uint64) (int64, error) {
 	}
 	return 0, fmt.Errorf("%w: %#x", ErrNoMapping, addr)
 }
-
-// Symbols returns the symbol table (.symtab, else .dynsym) of f as
-// debug/elf decodes it (without the null symbol: relocation symbol index i
-// is element i-1), turning debug/elf panics into errors. A file with
-// neither table has no symbols and no error.
-//
-// Deprecated: use Object.Symbols, read once and shared; this remains only
-// for verify/against.go until it moves to internal/livesafe.
-func Symbols(f *elf.File) (syms []elf.Symbol, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			syms, err = nil, fmt.Errorf("%w: symbol table: %v", ErrMalformed, p)
-		}
-	}()
-	syms, err = f.Symbols()
-	if errors.Is(err, elf.ErrNoSymbols) {
-		syms, err = f.DynamicSymbols()
-		if errors.Is(err, elf.ErrNoSymbols) {
-			return nil, nil
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: symbol table: %w", ErrMalformed, err)
-	}
-	return syms, nil
-}

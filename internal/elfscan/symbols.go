@@ -24,6 +24,7 @@ type Sym struct {
 	Size    uint64
 	Section elf.SectionIndex
 	Info    uint8
+	Other   uint8 // st_other: visibility (STV_*)
 }
 
 // Type is the symbol's STT_ type.
@@ -56,7 +57,7 @@ func (t *Symtab) Sym(i uint32) (s Sym, ok bool) {
 		return Sym{}, false
 	}
 	r := t.st.syms[i]
-	return Sym{Index: i, Name: t.st.name(int32(i)), Value: r.value, Size: r.size, Section: elf.SectionIndex(r.shndx), Info: r.info}, true
+	return Sym{Index: i, Name: t.st.name(int32(i)), Value: r.value, Size: r.size, Section: elf.SectionIndex(r.shndx), Info: r.info, Other: r.other}, true
 }
 
 // view is a private copy of the index for one lookup: lower's hint is

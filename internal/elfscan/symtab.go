@@ -31,6 +31,7 @@ type rawSym struct {
 	name        uint32
 	shndx       uint16
 	info        uint8
+	other       uint8 // st_other: visibility
 }
 
 func (s rawSym) typ() elf.SymType { return elf.ST_TYPE(s.info) }
@@ -105,6 +106,7 @@ func loadSymtabSection(f *elf.File, sec *elf.Section, rel bool, scratch *[]keyed
 			s := rawSym{
 				name:  binary.LittleEndian.Uint32(b),
 				info:  b[4],
+				other: b[5],
 				shndx: binary.LittleEndian.Uint16(b[6:]),
 				value: binary.LittleEndian.Uint64(b[8:]),
 				size:  binary.LittleEndian.Uint64(b[16:]),

@@ -398,6 +398,15 @@ func TestAgainstRelocatableDefects(t *testing.T) {
 				e := o.Data[st][24:]
 				binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])+4)
 			}, want{".symtab", 0, "", "changed"}},
+			{"existing symbol's visibility changed", func(o *pairtest.Obj) {
+				st := o.Index(t, elf.SHT_SYMTAB)
+				o.Data[st][24+5] ^= byte(elf.STV_HIDDEN)
+			}, want{".symtab", 0, "", "other"}},
+			{"added symbol hidden", func(o *pairtest.Obj) {
+				i := o.AddSym(t, "hidden_ops")
+				st := o.Index(t, elf.SHT_SYMTAB)
+				o.Data[st][i*24+5] = byte(elf.STV_HIDDEN)
+			}, want{".symtab", 0, "", "visibility STV_HIDDEN"}},
 			{"section added", func(o *pairtest.Obj) {
 				o.AddRela(t, o.Index(t, elf.SHT_SYMTAB), elfscan.Rela{})
 			}, want{".rela.symtab", 0, "", "added section"}},

@@ -172,8 +172,8 @@ func (a *comparison) relocatable() error {
 		p := psyms[k]
 		if s != p {
 			a.problem(loc{section: symtabName, offset: uint64(k * 24), addr: uint64(k * 24)},
-				fmt.Sprintf("symbol %d %q changed (info %#x shndx %d value %#x size %#x -> %q info %#x shndx %d value %#x size %#x)",
-					k, s.Name, s.Info, s.Section, s.Value, s.Size, p.Name, p.Info, p.Section, p.Value, p.Size))
+				fmt.Sprintf("symbol %d %q changed (info %#x other %#x shndx %d value %#x size %#x -> %q info %#x other %#x shndx %d value %#x size %#x)",
+					k, s.Name, s.Info, s.Other, s.Section, s.Value, s.Size, p.Name, p.Info, p.Other, p.Section, p.Value, p.Size))
 		}
 		if s.Bind() != elf.STB_LOCAL {
 			names[s.Name] = true
@@ -188,6 +188,8 @@ func (a *comparison) relocatable() error {
 			bad = "has no name"
 		case p.Bind() != elf.STB_GLOBAL:
 			bad = fmt.Sprintf("is %v, not GLOBAL", p.Bind())
+		case elf.ST_VISIBILITY(p.Other) != elf.STV_DEFAULT:
+			bad = fmt.Sprintf("has visibility %v, not DEFAULT", elf.ST_VISIBILITY(p.Other))
 		case p.Section != elf.SHN_UNDEF || p.Value != 0 || p.Size != 0:
 			bad = fmt.Sprintf("is defined (shndx %d value %#x size %#x), not undefined", p.Section, p.Value, p.Size)
 		case names[p.Name]:

@@ -1,7 +1,6 @@
 package patch
 
 import (
-	"bytes"
 	"cmp"
 	"debug/elf"
 	"fmt"
@@ -65,7 +64,7 @@ func Apply(in *Input, c *Changes, out string) error {
 				return err
 			}
 			for _, w := range sp.writes {
-				copy(buf[w.Off-sp.off:], w.New)
+				w.Put(buf[w.Off()-sp.off:])
 			}
 			if _, err := f.WriteAt(buf, sp.off); err != nil {
 				return err
@@ -94,21 +93,22 @@ func writeSpans(ws []Write) []span {
 	for i := range ws {
 		sorted[i] = &ws[i]
 	}
-	byOff := func(a, b *Write) int { return cmp.Compare(a.Off, b.Off) }
+	byOff := func(a, b *Write) int { return cmp.Compare(a.Off(), b.Off()) }
 	if !slices.IsSortedFunc(sorted, byOff) { // plans come in site order, mostly sorted
 		slices.SortFunc(sorted, byOff)
 	}
 	var out []span
 	lo := 0
 	for i, w := range sorted {
-		end := w.Off + int64(len(w.New))
-		if n := len(out); n > 0 && end-out[n-1].off <= spanMax && w.Off >= out[n-1].end {
+		off := w.Off()
+		end := off + int64(w.Size())
+		if n := len(out); n > 0 && end-out[n-1].off <= spanMax && off >= out[n-1].end {
 			out[n-1].end = end
 			out[n-1].writes = sorted[lo : i+1]
 			continue
 		}
 		lo = i
-		out = append(out, span{off: w.Off, end: end, writes: sorted[i : i+1]})
+		out = append(out, span{off: off, end: end, writes: sorted[i : i+1]})
 	}
 	return out
 }
@@ -119,12 +119,12 @@ func readSpan(src *os.File, sp span, buf []byte) ([]byte, error) {
 	buf = buf[:sp.end-sp.off]
 	if _, err := src.ReadAt(buf, sp.off); err != nil {
 		w := sp.writes[0]
-		return buf, fmt.Errorf("%s at %#x: reading file offsets %#x-%#x: %w", funcName(w.Func), w.Addr, sp.off, sp.end, err)
+		return buf, fmt.Errorf("%s at %#x: reading file offsets %#x-%#x: %w", funcName(w.Func()), w.Addr(), sp.off, sp.end, err)
 	}
 	for _, w := range sp.writes {
-		got := buf[w.Off-sp.off:][:len(w.Old)]
-		if !bytes.Equal(got, w.Old) {
-			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func), w.Addr, w.Slot, render.Word(w.Old), render.Word(got))
+		got := buf[w.Off()-sp.off:][:w.Size()]
+		if !w.Matches(got) {
+			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func()), w.Addr(), w.Slot, render.Word(w.OldBytes()), render.Word(got))
 		}
 	}
 	return buf, nil

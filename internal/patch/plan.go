@@ -84,23 +84,97 @@ func (in *Input) Close() error {
 }
 
 // Slot names the word a write touches.
-type Slot string
+type Slot uint8
 
 const (
-	SlotLiteral Slot = "literal"
-	SlotSlot1   Slot = "slot1"
-	SlotSlot2   Slot = "slot2"
+	SlotLiteral Slot = iota
+	SlotSlot1
+	SlotSlot2
 )
 
-// Write replaces Old by New (4 or 8 bytes) at file offset Off.
+var slotNames = [...]string{SlotLiteral: "literal", SlotSlot1: "slot1", SlotSlot2: "slot2"}
+
+func (s Slot) String() string {
+	if int(s) < len(slotNames) {
+		return slotNames[s]
+	}
+	return fmt.Sprintf("slot(%d)", uint8(s))
+}
+
+// Write replaces the word Old by New at one slot of a site: 8 bytes for
+// the literal, 4 for slot1 and slot2, little-endian in the file at Off().
+// A plan of a kernel image holds hundreds of thousands, so a Write is the
+// site it belongs to and the two words (32 bytes); its place comes from
+// the site.
 type Write struct {
-	Func    string
-	Section string
-	Addr    uint64 // address of the word; ET_REL: offset in Section
-	Slot    Slot
-	Off     int64
-	Old     []byte
-	New     []byte
+	site     *elfscan.Site
+	Old, New uint64
+	Slot     Slot
+}
+
+// Func is the function holding the site.
+func (w *Write) Func() string { return w.site.Func }
+
+// Section is the section holding the site.
+func (w *Write) Section() string { return w.site.Section }
+
+// Addr is the address of the word; ET_REL: its offset in Section.
+func (w *Write) Addr() uint64 {
+	switch w.Slot {
+	case SlotLiteral:
+		return w.site.Literal
+	case SlotSlot1:
+		return w.site.Slot1()
+	}
+	return w.site.CallSite
+}
+
+// Off is the word's file offset.
+func (w *Write) Off() int64 {
+	switch w.Slot {
+	case SlotLiteral:
+		return w.site.LiteralOff
+	case SlotSlot1:
+		return w.site.Slot1Off
+	}
+	return w.site.Slot2Off
+}
+
+// Size is the word's size in bytes.
+func (w *Write) Size() int {
+	if w.Slot == SlotLiteral {
+		return 8
+	}
+	return 4
+}
+
+// OldBytes and NewBytes are the words as the file holds them.
+func (w *Write) OldBytes() []byte { return w.bytes(w.Old) }
+func (w *Write) NewBytes() []byte { return w.bytes(w.New) }
+
+func (w *Write) bytes(v uint64) []byte {
+	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8), v)
+	return b[:w.Size()]
+}
+
+// Matches reports whether b (Size() bytes) holds Old.
+func (w *Write) Matches(b []byte) bool {
+	if len(b) != w.Size() {
+		return false
+	}
+	if w.Size() == 8 {
+		return binary.LittleEndian.Uint64(b) == w.Old
+	}
+	return uint64(binary.LittleEndian.Uint32(b)) == w.Old
+}
+
+// Put stores New in b (Size() bytes).
+func (w *Write) Put(b []byte) {
+	if w.Size() == 8 {
+		binary.LittleEndian.PutUint64(b, w.New)
+		return
+	}
+	binary.LittleEndian.PutUint32(b, uint32(w.New))
 }
 
 // Reloc replaces the relocation Old (nil: none) at Off in the text section
@@ -144,8 +218,9 @@ func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0
 //	FUNC  ADDR  SLOT  OLD -> NEW
 func (c *Changes) Print(w io.Writer) error {
 	rel := c.Type == elf.ET_REL
-	for _, x := range c.Writes {
-		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", funcName(x.Func), render.Place(rel, x.Section, x.Addr), x.Slot, render.Word(x.Old), render.Word(x.New)); err != nil {
+	for i := range c.Writes {
+		x := &c.Writes[i]
+		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", funcName(x.Func()), render.Place(rel, x.Section(), x.Addr()), x.Slot, render.Word(x.OldBytes()), render.Word(x.NewBytes())); err != nil {
 			return err
 		}
 	}
@@ -250,8 +325,6 @@ type planner struct {
 	out    *Changes
 	is     issues
 	direct *direct // Request.Direct resolved (direct.go)
-
-	arena []byte // backs the Old/New bytes of writes; see bytes
 }
 
 // Plan decides every change req makes to in, or fails with nothing planned.
@@ -475,7 +548,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		if callOps {
 			p.setLiteral(s, defLit)
 		}
-		p.setWord(s, SlotSlot1, s.Slot1Off, s.Slot1(), s.Slot1Word, encode.MovX9X30)
+		p.setWord(s, SlotSlot1, s.Slot1Word, encode.MovX9X30)
 	case OpEnable:
 		want := call{}
 		if p.direct != nil {
@@ -502,7 +575,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		if callOps {
 			p.setLiteral(s, opsLit)
 		}
-		p.setWord(s, SlotSlot1, s.Slot1Off, s.Slot1(), s.Slot1Word, encode.MovX9X30)
+		p.setWord(s, SlotSlot1, s.Slot1Word, encode.MovX9X30)
 		p.setCall(s, want)
 	case OpDisable:
 		p.setCall(s, call{word: encode.NOP})
@@ -522,24 +595,11 @@ func wordsPerSite(op Op) int {
 	return 2
 }
 
-// bytes returns an empty slice with room for n bytes, carved from a shared
-// arena: a plan of a kernel image has ~100k words, and two small
-// allocations per word dominated planning.
-func (p *planner) bytes(n int) []byte {
-	if cap(p.arena)-len(p.arena) < n {
-		p.arena = make([]byte, 0, 64<<10)
-	}
-	b := p.arena[len(p.arena) : len(p.arena) : len(p.arena)+n]
-	p.arena = p.arena[:len(p.arena)+n]
-	return b
-}
-
-func (p *planner) setWord(s *elfscan.Site, slot Slot, off int64, addr uint64, old, new uint32) {
+func (p *planner) setWord(s *elfscan.Site, slot Slot, old, new uint32) {
 	if old == new {
 		return
 	}
-	p.out.Writes = append(p.out.Writes, Write{Func: s.Func, Section: s.Section, Addr: addr, Slot: slot, Off: off,
-		Old: binary.LittleEndian.AppendUint32(p.bytes(4), old), New: binary.LittleEndian.AppendUint32(p.bytes(4), new)})
+	p.out.Writes = append(p.out.Writes, Write{site: s, Slot: slot, Old: uint64(old), New: uint64(new)})
 }
 
 // currentRel returns the relocation of the types given at off in s's
@@ -578,8 +638,7 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 		return
 	}
 	if cur.bytes != want.bytes {
-		p.out.Writes = append(p.out.Writes, Write{Func: s.Func, Section: s.Section, Addr: s.Literal, Slot: SlotLiteral, Off: s.LiteralOff,
-			Old: binary.LittleEndian.AppendUint64(p.bytes(8), cur.bytes), New: binary.LittleEndian.AppendUint64(p.bytes(8), want.bytes)})
+		p.out.Writes = append(p.out.Writes, Write{site: s, Slot: SlotLiteral, Old: cur.bytes, New: want.bytes})
 	}
 	if !sameRel(cur.rel, want.rel) {
 		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.Literal,
@@ -592,7 +651,7 @@ func (p *planner) setCall(s *elfscan.Site, want call) {
 	if cur.rel != nil {
 		cur.sym = p.in.Obj.SymName(cur.rel.Sym)
 	}
-	p.setWord(s, SlotSlot2, s.Slot2Off, s.CallSite, cur.word, want.word)
+	p.setWord(s, SlotSlot2, cur.word, want.word)
 	if !sameRel(cur.rel, want.rel) {
 		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.CallSite,
 			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})

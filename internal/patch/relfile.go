@@ -152,14 +152,16 @@ func (rf *relFile) relocsAt(sec int, off uint64) ([]elfscan.Rela, error) {
 func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 	le := binary.LittleEndian
 	data := bytes.Clone(rf.data)
-	for _, w := range c.Writes {
-		if w.Off < 0 || w.Off+int64(len(w.New)) > int64(len(data)) {
-			return nil, malformed("write at %#x outside the file", w.Off)
+	for i := range c.Writes {
+		w := &c.Writes[i]
+		off, size := w.Off(), int64(w.Size())
+		if off < 0 || off+size > int64(len(data)) {
+			return nil, malformed("write at %#x outside the file", off)
 		}
-		if !bytes.Equal(data[w.Off:w.Off+int64(len(w.Old))], w.Old) {
-			return nil, fmt.Errorf("%w: %s at %s: expected %s at file offset %#x", ErrChanged, funcName(w.Func), render.Place(true, w.Section, w.Addr), render.Word(w.Old), w.Off)
+		if !w.Matches(data[off : off+size]) {
+			return nil, fmt.Errorf("%w: %s at %s: expected %s at file offset %#x", ErrChanged, funcName(w.Func()), render.Place(true, w.Section(), w.Addr()), render.Word(w.OldBytes()), off)
 		}
-		copy(data[w.Off:], w.New)
+		w.Put(data[off:])
 	}
 	sh := append([]elf.Section64(nil), rf.sh...)
 	content := make([][]byte, len(sh))

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,58 +23,68 @@ import (
 	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
-// Register slots in the batches: X0..X30, then SP, NZCV (written and read),
-// then PC (read only).
+// Register slots of a run (uc.Run, uc.Result): X0..X30, then SP, NZCV
+// (written and read), then PC (read only).
 const (
-	rSP   = 31
-	rNZCV = 32
-	rPC   = 33
-	nIn   = 33
-	nOut  = 34
+	rSP   = uc.BatchSP
+	rNZCV = uc.BatchNZCV
+	rPC   = uc.BatchPC
+	nIn   = uc.BatchIn
+	nOut  = uc.BatchOut
 )
 
-var batchRegs = func() []int {
-	r := make([]int, 0, nOut)
-	for i := 0; i <= 28; i++ {
-		r = append(r, uc.ARM64_REG_X0+i)
-	}
-	return append(r, uc.ARM64_REG_X29, uc.ARM64_REG_X30, uc.ARM64_REG_SP, uc.ARM64_REG_NZCV, uc.ARM64_REG_PC)
-}()
+// batchSites is how many sites an engine runs per call into C.
+const batchSites = 128
+
+// slice is the CPU time a run may take on the fast path (no instruction
+// count) before the watchdog stops it and it runs again on the budget
+// path; a site's run takes microseconds.
+const slice = 2 * time.Millisecond
+
+// maxSliced is how many runs of an engine may be stopped at slice before
+// it sends every later site straight to its budget engine: a file full of
+// looping sites then costs what it cost when every run counted
+// instructions, not a slice each.
+const maxSliced = 8
 
 // engine is one worker's CPU with the image mapped once.
+//
+// Sites run in batches, many per call into C (uc.Runner), with no
+// instruction count: counting instructions costs a hook call on each. A
+// run that does not end at its stop address, fails in the emulator, or
+// uses more CPU than slice (the watchdog stops it) runs again on the
+// budget engine, which counts instructions (opts.MaxInsns) as every run
+// once did, so what such a run reports is what it always reported.
 type engine struct {
-	mu      uc.Unicorn
-	img     *Image
-	opts    uc.UcOptions
-	seed    uint64
-	in, out *uc.RegBatch
-	args    *uc.RegBatch // X0..X3, X30 at op->func
-	before  [nOut]uint64
-	after   [nOut]uint64
-	argv    [5]uint64
+	mu     uc.Unicorn
+	runner *uc.Runner
+	img    *Image
+	seed   uint64
+	count  uint64 // instruction limit of each run: 0 on the fast path
+	runs   []uc.Run
+	res    []uc.Result
+	before [nIn]uint64
+	after  [nOut]uint64
 
 	calls    int
 	callArgs [4]uint64
-	// Entries into direct trampolines (direct.go).
+	// Entries into direct trampolines during the current run (direct.go;
+	// runSites runs one site at a time when the image has any).
 	directHits          int
 	directAt            uint64
 	directX9, directX30 uint64
-	// runEntry is where the current run starts; atEntry is true until its
-	// first instruction: when op->func is itself a traced function, the
-	// hook fires there, and that is the run starting, not a call.
-	runEntry uint64
-	atEntry  bool
 
-	dirty bool // a run failed: translations may be stale (see run)
+	dirty  bool // a run failed: translations may be stale (see run)
+	sliced int  // runs stopped at slice (see maxSliced)
 
 	// priv are the engine's own copies of some regions (newEngineCOW),
 	// which it may overwrite; every other region is the image's, shared.
-	priv []privRegion
+	priv  []privRegion
+	owned bool // priv is this engine's to unmap (a budget engine shares its parent's)
 
-	guard    sync.Mutex // with the watchdog
-	running  bool
-	started  time.Time
-	timedOut bool
+	opts    Options
+	budget  atomic.Pointer[engine] // made on first need (budgetEngine)
+	overlay *interJob              // the job runOverlay is running, if any
 }
 
 // privRegion is an engine's private copy of a region's bytes.
@@ -92,60 +102,57 @@ func newEngine(img *Image, opts Options) (e *engine, err error) {
 // overwrite them (see engine.overlay) without any other engine, or the
 // image, seeing it. cow nil copies nothing.
 func newEngineCOW(img *Image, opts Options, cow func(*region) bool) (e *engine, err error) {
+	return newEngineOver(img, opts, 0, func(r *region) ([]byte, error) {
+		if cow == nil || !cow(r) {
+			return r.mem, nil
+		}
+		m, err := syscall.Mmap(-1, 0, int(r.size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		if err != nil {
+			return nil, fmt.Errorf("copying %s: %w", r.name, err)
+		}
+		copy(m, r.mem)
+		e.priv = append(e.priv, privRegion{r.addr, m})
+		return m, nil
+	}, &e)
+}
+
+// newEngineOver makes an engine whose runs count instructions up to count
+// (0: none), mapping each region from the bytes mem returns; *ep is the
+// engine while mem runs.
+func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]byte, error), ep **engine) (e *engine, err error) {
 	mu, err := uc.NewUnicorn(uc.ARCH_ARM64, uc.MODE_ARM)
 	if err != nil {
 		return nil, fmt.Errorf("unicorn: %w", err)
 	}
-	e = &engine{mu: mu, img: img, seed: opts.Seed, opts: uc.UcOptions{Count: opts.MaxInsns}}
+	e = &engine{mu: mu, img: img, seed: opts.Seed, opts: opts, count: count, owned: true,
+		runs: make([]uc.Run, batchSites), res: make([]uc.Result, batchSites)}
+	*ep = e
 	defer func() {
 		if err != nil {
 			e.close()
 		}
 	}()
 	for _, r := range img.regions {
-		mem := r.mem
-		if cow != nil && cow(r) {
-			m, err := syscall.Mmap(-1, 0, int(r.size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-			if err != nil {
-				return nil, fmt.Errorf("copying %s: %w", r.name, err)
-			}
-			copy(m, r.mem)
-			e.priv = append(e.priv, privRegion{r.addr, m})
-			mem = m
+		m, err := mem(r)
+		if err != nil {
+			return nil, err
 		}
-		if err := mu.MemMapPtr(r.addr, r.size, r.prot, unsafe.Pointer(&mem[0])); err != nil {
+		if err := mu.MemMapPtr(r.addr, r.size, r.prot, unsafe.Pointer(&m[0])); err != nil {
 			return nil, fmt.Errorf("mapping %s at %#x: %w", r.name, r.addr, err)
 		}
 	}
 	if err := mu.MemMapProt(img.stackBase, stackSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return nil, fmt.Errorf("mapping the stack: %w", err)
 	}
-	if e.in, err = uc.NewRegBatch(batchRegs[:nIn]); err != nil {
-		return nil, err
-	}
-	if e.out, err = uc.NewRegBatch(batchRegs); err != nil {
-		return nil, err
-	}
-	if e.args, err = uc.NewRegBatch([]int{uc.ARM64_REG_X0, uc.ARM64_REG_X1, uc.ARM64_REG_X2, uc.ARM64_REG_X3, uc.ARM64_REG_X30}); err != nil {
-		return nil, err
-	}
-	// Intercept op->func: a hook on each function's first word only; with
-	// many distinct functions, one hook over their span.
+	// Intercept op->func: the runner's hook in C, on each function's first
+	// word (or their span, when many).
 	funcs := make([]uint64, 0, len(img.funcs))
 	for f := range img.funcs {
 		funcs = append(funcs, f)
 	}
-	sort.Slice(funcs, func(i, j int) bool { return funcs[i] < funcs[j] })
-	if len(funcs) <= 256 {
-		for _, f := range funcs {
-			if _, err := mu.HookAdd(uc.HOOK_CODE, e.onFunc, f, f); err != nil {
-				return nil, fmt.Errorf("hook at %#x: %w", f, err)
-			}
-		}
-	} else if len(funcs) > 0 {
-		if _, err := mu.HookAdd(uc.HOOK_CODE, e.onFunc, funcs[0], funcs[len(funcs)-1]); err != nil {
-			return nil, fmt.Errorf("hook over %#x-%#x: %w", funcs[0], funcs[len(funcs)-1], err)
-		}
+	slices.Sort(funcs)
+	if e.runner, err = uc.NewRunner(mu, funcs); err != nil {
+		return nil, fmt.Errorf("op->func hooks: %w", err)
 	}
 	for d := range img.directs {
 		if _, err := mu.HookAdd(uc.HOOK_CODE, e.onDirect, d, d); err != nil {
@@ -155,37 +162,42 @@ func newEngineCOW(img *Image, opts Options, cow func(*region) bool) (e *engine, 
 	return e, nil
 }
 
-// onFunc records a call of op->func and returns from it at once.
-func (e *engine) onFunc(mu uc.Unicorn, addr uint64, _ uint32) {
-	if !e.img.funcs[addr] {
-		return
+// budgetEngine returns the engine that runs e's sites again counting
+// instructions, made on first use: it maps what e maps (e's private copies
+// included, so it sees e's overlays).
+func (e *engine) budgetEngine() (*engine, error) {
+	if b := e.budget.Load(); b != nil {
+		return b, nil
 	}
-	if e.atEntry {
-		e.atEntry = false
-		if addr == e.runEntry {
-			return
+	var b *engine
+	_, err := newEngineOver(e.img, e.opts, e.opts.MaxInsns, func(r *region) ([]byte, error) {
+		if p := e.private(r.addr, r.size); p != nil {
+			return p, nil
 		}
+		return r.mem, nil
+	}, &b)
+	if err != nil {
+		return nil, err
 	}
-	e.calls++
-	if err := mu.ReadBatch(e.args, e.argv[:]); err != nil {
-		mu.Stop()
-		return
-	}
-	copy(e.callArgs[:], e.argv[:4])
-	if err := mu.RegWrite(uc.ARM64_REG_PC, e.argv[4]); err != nil {
-		mu.Stop()
-	}
+	b.priv, b.owned = e.priv, false
+	b.dirty = true // it runs only sites that went wrong: drop what they translated
+	e.budget.Store(b)
+	return b, nil
 }
 
+// close closes e and its budget engine; the watchdog must have stopped.
 func (e *engine) close() {
+	if b := e.budget.Load(); b != nil {
+		b.close()
+	}
 	if e.mu != nil {
 		e.mu.Close()
 	}
-	e.in.Free()
-	e.out.Free()
-	e.args.Free()
-	for _, p := range e.priv { // after Close: Unicorn maps them until then
-		syscall.Munmap(p.mem)
+	e.runner.Free() // after Close: the engine's hooks point at it
+	if e.owned {
+		for _, p := range e.priv { // after Close: Unicorn maps them until then
+			syscall.Munmap(p.mem)
+		}
 	}
 	e.priv = nil
 }
@@ -201,23 +213,31 @@ func (e *engine) private(addr, n uint64) []byte {
 	return nil
 }
 
-// seedRegs draws X0..X29 (distinct), NZCV, and sets X30 and SP.
-func (e *engine) seedRegs(index int) {
+// seedRegs draws X0..X29 (distinct), NZCV, and sets X30 and SP, in regs.
+func (e *engine) seedRegs(index int, regs *[nIn]uint64) {
 	var p rand.PCG
 	p.Seed(e.seed, uint64(index))
+	// seen is a filter of the values drawn so far (one bit per value of
+	// their low 10 bits): only a value whose bit is set is compared with
+	// each earlier one.
+	var seen [1024 / 64]uint64
 	for i := 0; i < 30; i++ {
 	draw:
 		v := p.Uint64() | 1<<63 // never a small value a stray MOV could produce
-		for j := 0; j < i; j++ {
-			if e.before[j] == v {
-				goto draw
+		if b := v & 1023; seen[b/64]&(1<<(b%64)) != 0 {
+			for j := 0; j < i; j++ {
+				if regs[j] == v {
+					goto draw
+				}
 			}
+		} else {
+			seen[b/64] |= 1 << (b % 64)
 		}
-		e.before[i] = v
+		regs[i] = v
 	}
-	e.before[30] = e.img.sentinel
-	e.before[rSP] = e.img.stackBase + stackSize/2
-	e.before[rNZCV] = (p.Uint64() & 0xf) << 28
+	regs[30] = e.img.sentinel
+	regs[rSP] = e.img.stackBase + stackSize/2
+	regs[rNZCV] = (p.Uint64() & 0xf) << 28
 }
 
 var regName = func() [nOut]string {
@@ -229,53 +249,124 @@ var regName = func() [nOut]string {
 	return n
 }()
 
-// run executes one site and returns its failure, if any. Unicorn bakes a
-// run's stop address into the blocks it translates, and a failing run may
-// have executed (translated) code outside its site; so once an engine has
-// seen a failure, each later site's range is dropped from the translation
-// cache before it runs (cheap; a full flush costs ~50 ms). A site's blocks
-// are never reused anyway: each site runs once per engine.
+// run executes one site and returns its failure, if any.
 func (e *engine) run(s *site) *Failure {
-	if e.dirty {
-		e.mu.TBRemoveCache(s.entry, s.callSite+8)
-	}
-	f := e.run1(s)
-	if f != nil {
-		e.dirty = true
-	}
-	return f
+	var f [1]*Failure
+	e.runSites([]*site{s}, f[:])
+	return f[0]
 }
 
-func (e *engine) run1(s *site) *Failure {
-	e.seedRegs(s.index)
-	if err := e.mu.WriteBatch(e.in, e.before[:]); err != nil {
-		return &Failure{Expected: "registers set", Observed: err.Error()}
+// runSites runs ss, batchSites per call into C, and sets fails[i] to the
+// failure of ss[i] (nil when it behaved). Unicorn bakes a run's stop
+// address into the blocks it translates, and a failing run may have
+// executed (translated) code outside its site; so once an engine has seen
+// a failure, each later site's range is dropped from the translation cache
+// before it runs (cheap; a full flush costs ~50 ms), and the sites of the
+// batch after the failure run again that way. A site's blocks are never
+// reused anyway: each site runs once per engine.
+func (e *engine) runSites(ss []*site, fails []*Failure) {
+	if e.sliced >= maxSliced {
+		b, err := e.budgetEngine()
+		if err != nil {
+			for i := range fails {
+				fails[i] = &Failure{Expected: "a run counting instructions", Observed: err.Error(), bug: err}
+			}
+			return
+		}
+		b.runSites(ss, fails)
+		return
 	}
-	e.calls, e.directHits = 0, 0
-	e.runEntry, e.atEntry = s.entry, true
-	until := s.callSite + 4
-	e.guard.Lock()
-	e.running, e.started, e.timedOut = true, time.Now(), false
-	e.guard.Unlock()
-	err := e.mu.StartWithOptions(s.entry, until, &e.opts)
-	e.guard.Lock()
-	e.running = false
-	timedOut := e.timedOut
-	e.guard.Unlock()
-	if rerr := e.mu.ReadBatch(e.out, e.after[:]); rerr != nil && err == nil {
-		err = rerr
+	if e.img.directs != nil {
+		// The direct-trampoline hook counts per engine, not per run: one
+		// site per batch, counters cleared before it.
+		if len(ss) > 1 {
+			for i := range ss {
+				e.runSites(ss[i:i+1], fails[i:i+1])
+			}
+			return
+		}
+		e.directHits = 0
 	}
-	expect := "stop at " + fmt.Sprintf("%#x", until)
+	for i := 0; i < len(ss); {
+		n := min(len(ss)-i, len(e.runs))
+		for k := range n {
+			s := ss[i+k]
+			r := &e.runs[k]
+			r.Begin, r.Until = s.entry, s.callSite+4
+			e.seedRegs(s.index, &r.Regs)
+		}
+		dirty := e.dirty
+		got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty)
+		done := got
+		for k := range got {
+			var f *Failure
+			if k == got-1 && err != nil {
+				f = e.failure(ss[i+k], &e.runs[k], &e.res[k], err)
+			} else {
+				f = e.judge(ss[i+k], &e.runs[k], &e.res[k])
+			}
+			fails[i+k] = f
+			res := &e.res[k]
+			if res.Stopped == uc.StopSlice {
+				e.sliced++
+			}
+			if f != nil || res.Err != 0 || res.Stopped != 0 || res.Regs[rPC] != e.runs[k].Until {
+				e.dirty = true
+			}
+			if e.dirty && !dirty {
+				done = k + 1 // the rest ran before the cache was cleaned
+				break
+			}
+		}
+		if got == 0 { // cannot happen: the runner runs at least one
+			for k := i; k < len(ss); k++ {
+				fails[k] = &Failure{Expected: "a run", Observed: "the emulator ran nothing", bug: errors.New("verify: runner ran no site")}
+			}
+			return
+		}
+		i += done
+	}
+}
+
+// judge is the failure of the run of s, or nil. A run that did not end
+// normally runs again on the budget engine, which reports it.
+func (e *engine) judge(s *site, run *uc.Run, res *uc.Result) *Failure {
+	if e.count == 0 && (res.Err != 0 || res.Stopped != 0 || res.Regs[rPC] != run.Until) {
+		b, err := e.budgetEngine()
+		if err != nil {
+			return &Failure{Expected: "a run counting instructions", Observed: err.Error(), bug: err}
+		}
+		if e.overlay != nil {
+			b.mu.TBRemoveCache(e.overlay.lo, e.overlay.hi)
+		}
+		return b.run(s)
+	}
+	return e.failure(s, run, res, nil)
+}
+
+// failure judges a run: its error (hookErr: a Go hook panicked), how it
+// stopped, then the site's state's expectations.
+func (e *engine) failure(s *site, run *uc.Run, res *uc.Result, hookErr error) *Failure {
+	e.before = run.Regs
+	e.after = res.Regs
+	e.calls = int(res.Calls)
+	e.callArgs = res.Args
+	err := hookErr
+	if err == nil {
+		err = res.Error()
+	}
+	until := run.Until
+	expect := func() string { return fmt.Sprintf("stop at %#x", until) }
 	var bug *uc.HookPanicError
 	switch {
 	case errors.As(err, &bug):
-		return &Failure{Expected: expect, Observed: fmt.Sprintf("verify's own hook failed at pc %#x", e.after[rPC]), bug: err}
+		return &Failure{Expected: expect(), Observed: fmt.Sprintf("verify's own hook failed at pc %#x", e.after[rPC]), bug: err}
 	case err != nil:
-		return &Failure{Expected: expect, Observed: fmt.Sprintf("emulation error at pc %#x: %v", e.after[rPC], err)}
-	case timedOut:
-		return &Failure{Expected: expect, Observed: fmt.Sprintf("timed out at pc %#x", e.after[rPC])}
+		return &Failure{Expected: expect(), Observed: fmt.Sprintf("emulation error at pc %#x: %v", e.after[rPC], err)}
+	case res.Stopped != 0:
+		return &Failure{Expected: expect(), Observed: fmt.Sprintf("timed out at pc %#x", e.after[rPC])}
 	case e.after[rPC] != until:
-		return &Failure{Expected: expect, Observed: fmt.Sprintf("still running at pc %#x after the %d-instruction limit", e.after[rPC], e.opts.Count)}
+		return &Failure{Expected: expect(), Observed: fmt.Sprintf("still running at pc %#x after the %d-instruction limit", e.after[rPC], e.count)}
 	}
 	if s.direct == 0 && e.directHits != 0 {
 		return &Failure{Expected: "no direct trampoline (the op's direct_call is 0)", Observed: fmt.Sprintf("entered direct trampoline at %#x", e.directAt)}
@@ -331,14 +422,15 @@ func (e *engine) check(s *site, expected string, calls int, kept func(r int) boo
 // EmulatorBuilt reports whether this build has the emulator: it has.
 func EmulatorBuilt() error { return nil }
 
-// runPool runs do(e, k) for k in [0, n) on a pool of engines over img, one
-// goroutine each, handing out chunk indices at a time, with a watchdog
-// that stops a run exceeding opts.Timeout. Workers: opts.Jobs (default
-// runtime.NumCPU()), no more than one per 256 jobs, and at most limit when
-// limit > 0. cow selects the regions each engine copies (newEngineCOW).
-// Check and RunIntermediates both run on it; do must not render failures
+// runPool runs do(e, lo, hi) for the jobs [lo, hi) of [0, n) on a pool
+// of engines over img, one goroutine each, handing out chunk indices at a
+// time, with a watchdog that stops a run exceeding opts.Timeout (and, on
+// the fast path, slice). Workers: opts.Jobs (default runtime.NumCPU()), no
+// more than one per 256 jobs, and at most limit when limit > 0. cow selects
+// the regions each engine copies (newEngineCOW). Check and
+// RunIntermediates both run on it; do must not render failures
 // (disassembly is done after the pool returns) and must not call t.Fatal.
-func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chunk int, do func(e *engine, k int)) error {
+func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chunk int, do func(e *engine, lo, hi int)) error {
 	workers := opts.Jobs
 	if workers <= 0 {
 		workers = runtime.NumCPU()
@@ -360,7 +452,11 @@ func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chu
 		engines[w] = e
 	}
 	stop := make(chan struct{})
-	go watchdog(engines, opts.Timeout, stop)
+	stopped := make(chan struct{})
+	go func() {
+		watchdog(engines, opts.Timeout, stop)
+		close(stopped)
+	}()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for _, e := range engines {
@@ -373,9 +469,7 @@ func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chu
 					return
 				}
 				hi := min(lo+chunk, n)
-				for k := lo; k < hi; k++ {
-					do(e, k)
-				}
+				do(e, lo, hi)
 				if opts.Progress != nil {
 					opts.Progress(hi - lo)
 				}
@@ -384,30 +478,57 @@ func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chu
 	}
 	wg.Wait()
 	close(stop)
+	<-stopped // before the engines close: it polls their runners
 	for _, e := range engines {
 		e.close()
 	}
 	return nil
 }
 
-// watchdog stops a run that exceeds timeout. Instruction limits end loops;
-// this ends anything else, without the timer thread Unicorn would start
-// for every run given a timeout (~100 µs each).
+// watched is what the watchdog knows of one runner's current run.
+type watched struct {
+	seq  uint64
+	wall time.Time
+	cpu  int64
+}
+
+// watchdog stops a run that exceeds timeout (wall clock), or slice (CPU
+// time of its thread) on the fast path, where the run goes on to the
+// budget engine. Every run is seen at least once by a tick of a few
+// milliseconds, without the timer thread Unicorn would start for every run
+// given a timeout (~100 µs each).
 func watchdog(engines []*engine, timeout time.Duration, stop <-chan struct{}) {
-	tick := time.NewTicker(max(timeout/4, 5*time.Millisecond))
+	tick := time.NewTicker(min(max(timeout/4, 500*time.Microsecond), slice/2))
 	defer tick.Stop()
+	seen := map[*engine]*watched{}
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-tick.C:
 			for _, e := range engines {
-				e.guard.Lock()
-				if e.running && now.Sub(e.started) > timeout {
-					e.timedOut = true
-					e.mu.Stop()
+				for _, x := range []*engine{e, e.budget.Load()} {
+					if x == nil {
+						continue
+					}
+					seq, running, cpu := x.runner.Poll()
+					w := seen[x]
+					if !running {
+						continue
+					}
+					if w == nil || w.seq != seq {
+						seen[x] = &watched{seq, now, cpu}
+						continue
+					}
+					switch {
+					case now.Sub(w.wall) > timeout:
+						x.runner.Stop(seq, uc.StopTimeout)
+					case x.count == 0 && cpu >= 0 && w.cpu >= 0 && time.Duration(cpu-w.cpu) > slice:
+						x.runner.Stop(seq, uc.StopSlice)
+					case x.count == 0 && (cpu < 0 || w.cpu < 0) && now.Sub(w.wall) > slice:
+						x.runner.Stop(seq, uc.StopSlice)
+					}
 				}
-				e.guard.Unlock()
 			}
 		}
 	}
@@ -416,7 +537,8 @@ func watchdog(engines []*engine, timeout time.Duration, stop <-chan struct{}) {
 // runOverlay runs j's site with its overlay written in the engine's own
 // copy, then restores the image's bytes. The site's range leaves the
 // translation cache both before the run (blocks translated from the image's
-// words) and after the restore (blocks translated from the overlay).
+// words) and after the restore (blocks translated from the overlay), on the
+// budget engine too when the site went there.
 func (e *engine) runOverlay(j *interJob) *Failure {
 	for _, w := range j.ov {
 		b := e.private(w.addr, uint64(len(w.b)))
@@ -426,10 +548,15 @@ func (e *engine) runOverlay(j *interJob) *Failure {
 		copy(b, w.b)
 	}
 	e.mu.TBRemoveCache(j.lo, j.hi)
+	e.overlay = j
 	f := e.run(&j.s)
+	e.overlay = nil
 	for _, w := range j.ov {
 		copy(e.private(w.addr, uint64(len(w.b))), e.img.bytes(w.addr, uint64(len(w.b))))
 	}
 	e.mu.TBRemoveCache(j.lo, j.hi)
+	if b := e.budget.Load(); b != nil {
+		b.mu.TBRemoveCache(j.lo, j.hi)
+	}
 	return f
 }

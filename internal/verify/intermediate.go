@@ -157,8 +157,10 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 			limit = max(1, int(min(cowBudget/cowBytes, 1<<20)))
 		}
 		cow := func(rg *region) bool { return cowAt[rg] }
-		err := runPool(img, opts, limit, cow, len(toRun), 1, func(e *engine, n int) {
-			toRun[n].fail = e.runOverlay(toRun[n])
+		err := runPool(img, opts, limit, cow, len(toRun), 1, func(e *engine, lo, hi int) {
+			for _, j := range toRun[lo:hi] {
+				j.fail = e.runOverlay(j)
+			}
 		})
 		if err != nil {
 			return fmt.Errorf("file %s: %w", orig.Path, err)

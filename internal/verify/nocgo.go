@@ -12,6 +12,14 @@ func EmulatorBuilt() error { return ErrNoEmulator }
 // engine has no instance without cgo: runPool never makes one.
 type engine struct{}
 
+// batchSites is how many sites an engine runs per call into C.
+const batchSites = 128
+
+func (e *engine) runSites(_ []*site, fails []*Failure) {
+	for i := range fails {
+		fails[i] = &Failure{Expected: "a run", Observed: ErrNoEmulator.Error()}
+	}
+}
 func (e *engine) run(*site) *Failure {
 	return &Failure{Expected: "a run", Observed: ErrNoEmulator.Error()}
 }
@@ -20,6 +28,6 @@ func (e *engine) runOverlay(*interJob) *Failure {
 }
 
 // runPool fails: there is no engine to run on.
-func runPool(*Image, Options, int, func(*region) bool, int, int, func(*engine, int)) error {
+func runPool(*Image, Options, int, func(*region) bool, int, int, func(*engine, int, int)) error {
 	return ErrNoEmulator
 }

@@ -11,8 +11,11 @@
 //
 // A run starts at the function entry with X0-X29 distinct seeded random
 // values, X30 a sentinel parent address and SP on a private stack, and ends
-// at CallSite+4, the first instruction after the site, under an instruction
-// limit and a timeout. Expectations by state:
+// at CallSite+4, the first instruction after the site. Sites run in batches
+// in C without counting instructions (that costs a hook call on each); a
+// run that does not end there normally, or takes more than a few
+// milliseconds of CPU, runs again under the instruction limit and the
+// timeout, which decide what it reports. Expectations by state:
 //
 //	nop      no call; every register unchanged
 //	init     no call; X9 = sentinel; every other register unchanged
@@ -47,7 +50,7 @@ type Options struct {
 	DirectCallOffset int64  // op->direct_call; 0: encode.DefaultDirectCallOffset
 	Jobs             int    // workers; default runtime.NumCPU()
 	Seed             uint64 // register values are drawn from (Seed, site index)
-	MaxInsns         uint64 // per site; default 10,000
+	MaxInsns         uint64 // per site, for a run that ran too long or went wrong (see engine); default 10,000
 	Timeout          time.Duration
 	// Progress, when set, is called from the workers with the number of
 	// sites just finished; it must be safe for concurrent use.
@@ -133,9 +136,16 @@ func Check(img *Image, opts Options) (*Report, error) {
 		opts.Progress(len(img.sites) - skipped - len(toRun))
 	}
 	if len(toRun) > 0 {
-		err := runPool(img, opts, 0, nil, len(toRun), 128, func(e *engine, n int) {
-			i := toRun[n]
-			failures[i] = e.run(&img.sites[i])
+		err := runPool(img, opts, 0, nil, len(toRun), 4*batchSites, func(e *engine, lo, hi int) {
+			ss := make([]*site, hi-lo)
+			for k, i := range toRun[lo:hi] {
+				ss[k] = &img.sites[i]
+			}
+			fs := make([]*Failure, hi-lo)
+			e.runSites(ss, fs)
+			for k, i := range toRun[lo:hi] {
+				failures[i] = fs[k]
+			}
 		})
 		if err != nil {
 			return nil, err

@@ -32,6 +32,9 @@ func (e *hookEntry) recover(uc *C.uc_engine, addr uint64) {
 		return
 	}
 	e.eng.setPanic(&HookPanicError{Addr: addr, Value: p, Stack: debug.Stack()})
+	if e.eng.abort != nil { // the engine runs: it is not closed
+		*e.eng.abort = 1
+	}
 	C.ftp_uc_emu_stop(uc)
 }
 

@@ -101,7 +101,8 @@ type engineRes struct {
 	mu     sync.Mutex // guards hooks, handle and closing against Stop
 	handle *C.uc_engine
 	hooks  map[Hook]cgo.Handle
-	panic  error // set by a hook that panicked; returned by the run
+	panic  error  // set by a hook that panicked; returned by the run
+	abort  *C.int // C memory: set by a hook that panicked, for Runner's loop in C
 }
 
 // ErrClosed is returned by every method of an engine after Close.
@@ -167,7 +168,12 @@ func NewUnicorn(arch, mode int) (Unicorn, error) {
 		C.ftp_uc_close(h)
 		return nil, err
 	}
-	eng := &engineRes{handle: h, hooks: map[Hook]cgo.Handle{}}
+	abort := (*C.int)(C.calloc(1, C.size_t(unsafe.Sizeof(C.int(0)))))
+	if abort == nil {
+		C.ftp_uc_close(h)
+		return nil, errors.New("uc: cannot allocate an engine")
+	}
+	eng := &engineRes{handle: h, hooks: map[Hook]cgo.Handle{}, abort: abort}
 	openEngines.Add(1)
 	u := &unicorn{arch: arch, mode: mode, eng: eng}
 	u.cleanup = runtime.AddCleanup(u, func(r *engineRes) { r.close() }, eng)
@@ -188,6 +194,8 @@ func (r *engineRes) close() error {
 		h.Delete()
 	}
 	r.hooks = nil
+	C.free(unsafe.Pointer(r.abort))
+	r.abort = nil
 	return err
 }
 

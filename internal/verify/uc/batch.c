@@ -1,0 +1,184 @@
+// Runner: see batch.h and batch.go.
+#include <stdlib.h>
+#include <string.h>
+#include "batch.h"
+
+static int is_func(const struct ftp_runner *r, uint64_t a) {
+	size_t lo = 0, hi = r->nfuncs;
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+		if (r->funcs[m] < a) {
+			lo = m + 1;
+		} else {
+			hi = m;
+		}
+	}
+	return lo < r->nfuncs && r->funcs[lo] == a;
+}
+
+// on_func records a call of an intercepted address and returns from it at
+// once (PC = X30). The run's first instruction is the run starting, not a
+// call, when the run begins at an intercepted address.
+static void on_func(uc_engine *uc, uint64_t addr, uint32_t size, void *user) {
+	struct ftp_runner *r = user;
+	(void)size;
+	if (!is_func(r, addr)) {
+		return;
+	}
+	if (r->at_entry) {
+		r->at_entry = 0;
+		if (addr == r->run_entry) {
+			return;
+		}
+	}
+	r->calls++;
+	int regs[5] = {UC_ARM64_REG_X0, UC_ARM64_REG_X1, UC_ARM64_REG_X2, UC_ARM64_REG_X3, UC_ARM64_REG_X30};
+	uint64_t v[5];
+	void *p[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
+	uc_err e = ftp_uc.uc_reg_read_batch(uc, regs, p, 5);
+	if (e == UC_ERR_OK) {
+		memcpy(r->args, v, sizeof r->args);
+		e = ftp_uc.uc_reg_write(uc, UC_ARM64_REG_PC, &v[4]);
+	}
+	if (e != UC_ERR_OK) {
+		r->hook_err = e;
+		ftp_uc.uc_emu_stop(uc);
+	}
+}
+
+struct ftp_runner *ftp_runner_new(uc_engine *uc, int *abort, const uint64_t *funcs, size_t nfuncs, uc_err *err) {
+	*err = UC_ERR_NOMEM;
+	struct ftp_runner *r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		return NULL;
+	}
+	r->uc = uc;
+	r->abort = abort;
+	if (nfuncs > 0) {
+		r->funcs = malloc(nfuncs * sizeof *funcs);
+		if (r->funcs == NULL) {
+			free(r);
+			return NULL;
+		}
+		memcpy(r->funcs, funcs, nfuncs * sizeof *funcs);
+		r->nfuncs = nfuncs;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	for (int i = 0; i <= 28; i++) {
+		r->regs_in[i] = UC_ARM64_REG_X0 + i;
+	}
+	r->regs_in[29] = UC_ARM64_REG_X29;
+	r->regs_in[30] = UC_ARM64_REG_X30;
+	r->regs_in[31] = UC_ARM64_REG_SP;
+	r->regs_in[32] = UC_ARM64_REG_NZCV;
+	memcpy(r->regs_out, r->regs_in, sizeof r->regs_in);
+	r->regs_out[33] = UC_ARM64_REG_PC;
+	// A hook on each intercepted address; with many, one over their span
+	// (on_func checks the address).
+	*err = UC_ERR_OK;
+	if (nfuncs > 0 && nfuncs <= 256) {
+		for (size_t i = 0; i < nfuncs && *err == UC_ERR_OK; i++) {
+			uc_hook h;
+			*err = ftp_uc.uc_hook_add(uc, &h, UC_HOOK_CODE, (void *)on_func, r, r->funcs[i], r->funcs[i]);
+		}
+	} else if (nfuncs > 0) {
+		*err = ftp_uc.uc_hook_add(uc, &r->hook, UC_HOOK_CODE, (void *)on_func, r, r->funcs[0], r->funcs[nfuncs - 1]);
+	}
+	// On an error the hooks added stay registered with user data r: the
+	// engine must be closed before r is freed, as always.
+	return r;
+}
+
+// ftp_runner_free releases r; its engine must be closed first (its hooks
+// point at r).
+void ftp_runner_free(struct ftp_runner *r) {
+	if (r == NULL) {
+		return;
+	}
+	pthread_mutex_destroy(&r->mu);
+	free(r->funcs);
+	free(r);
+}
+
+// ftp_runner_batch runs runs[0..n) in order, each under the instruction
+// count (0: none), first dropping the translations of [begin, until+4) when
+// flush is set. It stops after a run the watchdog stopped or during which a
+// Go hook panicked, and returns how many ran.
+int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush) {
+	pthread_mutex_lock(&r->mu);
+	r->have_clock = pthread_getcpuclockid(pthread_self(), &r->clock) == 0;
+	pthread_mutex_unlock(&r->mu);
+	int i;
+	for (i = 0; i < n; i++) {
+		const struct ftp_run *run = &runs[i];
+		struct ftp_result *res = &out[i];
+		if (flush) {
+			ftp_uc.uc_ctl(r->uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), run->begin, run->until + 4);
+		}
+		for (int k = 0; k < FTP_NIN; k++) {
+			r->ptr_in[k] = (void *)&run->regs[k];
+		}
+		for (int k = 0; k < FTP_NOUT; k++) {
+			r->ptr_out[k] = &res->regs[k];
+		}
+		uc_err e = ftp_uc.uc_reg_write_batch(r->uc, r->regs_in, r->ptr_in, FTP_NIN);
+		r->calls = 0;
+		r->hook_err = 0;
+		r->run_entry = run->begin;
+		r->at_entry = 1;
+		memset(r->args, 0, sizeof r->args);
+		if (e == UC_ERR_OK) {
+			pthread_mutex_lock(&r->mu);
+			r->seq++;
+			r->running = 1;
+			r->stopped = 0;
+			pthread_mutex_unlock(&r->mu);
+			e = ftp_uc.uc_emu_start(r->uc, run->begin, run->until, 0, count);
+			pthread_mutex_lock(&r->mu);
+			r->running = 0;
+			res->stopped = r->stopped;
+			pthread_mutex_unlock(&r->mu);
+		} else {
+			res->stopped = 0;
+		}
+		uc_err re = ftp_uc.uc_reg_read_batch(r->uc, r->regs_out, r->ptr_out, FTP_NOUT);
+		if (e == UC_ERR_OK && r->hook_err != 0) {
+			e = r->hook_err;
+		}
+		if (e == UC_ERR_OK) {
+			e = re;
+		}
+		res->err = e;
+		res->calls = r->calls;
+		memcpy(res->args, r->args, sizeof res->args);
+		res->aborted = r->abort != NULL && *r->abort;
+		if (res->stopped || res->aborted) {
+			return i + 1;
+		}
+	}
+	return i;
+}
+
+// ftp_runner_poll reports the runs started, whether one is running, and the
+// CPU time of the thread running the batch (-1 when unknown).
+void ftp_runner_poll(struct ftp_runner *r, uint64_t *seq, int *running, int64_t *cpu_ns) {
+	pthread_mutex_lock(&r->mu);
+	*seq = r->seq;
+	*running = r->running;
+	*cpu_ns = -1;
+	struct timespec ts;
+	if (r->have_clock && clock_gettime(r->clock, &ts) == 0) {
+		*cpu_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+// ftp_runner_stop stops run seq if it is still running.
+void ftp_runner_stop(struct ftp_runner *r, uint64_t seq, uint32_t why) {
+	pthread_mutex_lock(&r->mu);
+	if (r->running && r->seq == seq) {
+		r->stopped = why;
+		ftp_uc.uc_emu_stop(r->uc);
+	}
+	pthread_mutex_unlock(&r->mu);
+}

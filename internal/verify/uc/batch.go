@@ -1,0 +1,154 @@
+package uc
+
+/*
+#include <stdlib.h>
+#include "batch.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// Register slots of Run.Regs and Result.Regs: X0..X30, then SP, NZCV (in
+// and out), then PC (out only).
+const (
+	BatchSP   = 31
+	BatchNZCV = 32
+	BatchPC   = 33
+	BatchIn   = C.FTP_NIN
+	BatchOut  = C.FTP_NOUT
+)
+
+// Run is one arm64 run of a batch: from Begin until Until, with Regs set
+// first.
+type Run struct {
+	Begin, Until uint64
+	Regs         [BatchIn]uint64
+}
+
+// Why the watchdog stopped a run (Result.Stopped).
+const (
+	StopSlice   = C.FTP_STOP_SLICE   // it used more CPU than its slice
+	StopTimeout = C.FTP_STOP_TIMEOUT // it ran past its timeout
+)
+
+// Result is what a run did.
+type Result struct {
+	Regs    [BatchOut]uint64
+	Args    [4]uint64 // X0..X3 at the last intercepted call
+	Calls   uint32    // intercepted calls
+	Err     int32     // uc_err of the run (or of the hook's register access)
+	Stopped uint32    // StopSlice, StopTimeout, or 0
+	aborted uint32    // a Go hook panicked (Runner.Run returns it)
+}
+
+// Error is the run's error, or nil.
+func (r *Result) Error() error { return errReturn(C.uc_err(r.Err)) }
+
+func init() {
+	if unsafe.Sizeof(Run{}) != C.sizeof_struct_ftp_run || unsafe.Sizeof(Result{}) != C.sizeof_struct_ftp_result ||
+		unsafe.Offsetof(Result{}.Calls) != C.ftp_off_calls {
+		panic("uc: Run or Result does not match batch.h")
+	}
+}
+
+// Runner runs arm64 code many times per cgo call (Go to C crossings cost
+// more than a short run): each run sets X0-X30, SP and NZCV, runs until an
+// address, and reads them back with PC. A code hook in C intercepts calls
+// of a set of addresses: it records X0-X3 and returns to X30 at once.
+// A watchdog in another goroutine may stop a run by Poll and Stop. Not safe
+// for concurrent use, except Poll and Stop.
+type Runner struct {
+	u *unicorn
+	r *C.struct_ftp_runner
+}
+
+// NewRunner makes a runner on u (arm64) intercepting calls of funcs. Close
+// u before Free.
+func NewRunner(mu Unicorn, funcs []uint64) (*Runner, error) {
+	u, ok := mu.(*unicorn)
+	if !ok {
+		return nil, fmt.Errorf("uc: runner on a %T", mu)
+	}
+	h, err := u.h()
+	if err != nil {
+		return nil, err
+	}
+	defer runtime.KeepAlive(u)
+	var fp *C.uint64_t
+	if len(funcs) > 0 {
+		fp = (*C.uint64_t)(unsafe.Pointer(&funcs[0]))
+	}
+	var cerr C.uc_err
+	r := C.ftp_runner_new(h, u.eng.abort, fp, C.size_t(len(funcs)), &cerr)
+	if r == nil {
+		return nil, errors.New("uc: cannot allocate a runner")
+	}
+	run := &Runner{u: u, r: r}
+	if cerr != C.UC_ERR_OK {
+		return run, fmt.Errorf("uc: runner hooks: %w", UcError(cerr))
+	}
+	return run, nil
+}
+
+// Free releases the runner; its engine must be closed already.
+func (r *Runner) Free() {
+	if r == nil || r.r == nil {
+		return
+	}
+	C.ftp_runner_free(r.r)
+	r.r = nil
+}
+
+// Run runs runs in order into out (len(out) >= len(runs)), each under count
+// instructions (0: no limit), dropping the translations of [Begin, Until+4)
+// before each when flush is set. It stops after a run the watchdog stopped,
+// and returns how many ran. When a Go hook panicked during run n-1, it
+// returns n and a *HookPanicError.
+func (r *Runner) Run(runs []Run, out []Result, count uint64, flush bool) (int, error) {
+	if r == nil || r.r == nil {
+		return 0, ErrClosed
+	}
+	if _, err := r.u.h(); err != nil {
+		return 0, err
+	}
+	if len(runs) == 0 {
+		return 0, nil
+	}
+	if len(out) < len(runs) {
+		return 0, fmt.Errorf("uc: %d runs, room for %d results", len(runs), len(out))
+	}
+	defer runtime.KeepAlive(r.u)
+	*r.u.eng.abort = 0
+	r.u.eng.setPanic(nil)
+	fl := C.int(0)
+	if flush {
+		fl = 1
+	}
+	n := int(C.ftp_runner_batch(r.r, (*C.struct_ftp_run)(unsafe.Pointer(&runs[0])), (*C.struct_ftp_result)(unsafe.Pointer(&out[0])),
+		C.int(len(runs)), C.uint64_t(count), fl))
+	if p := r.u.eng.takePanic(); p != nil {
+		return n, p
+	}
+	return n, nil
+}
+
+// Poll reports how many runs have started, whether one is running, and the
+// CPU time the thread running them has used (-1 when unknown).
+func (r *Runner) Poll() (seq uint64, running bool, cpuNS int64) {
+	var s C.uint64_t
+	var on C.int
+	var c C.int64_t
+	C.ftp_runner_poll(r.r, &s, &on, &c)
+	return uint64(s), on != 0, int64(c)
+}
+
+// Stop stops run seq (as Poll counts) if it is still running; its Result
+// says why.
+func (r *Runner) Stop(seq uint64, why uint32) {
+	C.ftp_runner_stop(r.r, C.uint64_t(seq), C.uint32_t(why))
+}

@@ -1,0 +1,73 @@
+// The C side of Runner (batch.go): many arm64 runs per cgo call, with the
+// registers of each run in and out through arrays, and calls of a set of
+// addresses intercepted by a hook in C. Go crosses into C once per batch,
+// not four or five times per run.
+#ifndef FTPATCH_BATCH_H
+#define FTPATCH_BATCH_H
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include "uc.h"
+
+// Registers in: X0..X30, SP, NZCV; out: the same and PC.
+#define FTP_NIN 33
+#define FTP_NOUT 34
+
+// One run: from begin until until, with regs set first. Layout shared with
+// batch.go's Run.
+struct ftp_run {
+	uint64_t begin, until;
+	uint64_t regs[FTP_NIN];
+};
+
+// What a run did. Layout shared with batch.go's Result.
+struct ftp_result {
+	uint64_t regs[FTP_NOUT];
+	uint64_t args[4];  // X0..X3 at the last intercepted call
+	uint32_t calls;    // intercepted calls
+	int32_t err;       // uc_err of uc_emu_start, or of the hook's register access
+	uint32_t stopped;  // why the watchdog stopped the run (FTP_STOP_*), 0 when it did not
+	uint32_t aborted;  // a Go hook panicked during the run
+};
+
+enum { ftp_off_calls = offsetof(struct ftp_result, calls) };
+
+// Why the watchdog stopped a run.
+#define FTP_STOP_SLICE 1   // it used more CPU than a run should
+#define FTP_STOP_TIMEOUT 2 // it ran longer than the timeout (wall clock)
+
+struct ftp_runner {
+	uc_engine *uc;
+	uc_hook hook;
+	int hooked;
+	uint64_t *funcs; // intercepted addresses, sorted
+	size_t nfuncs;
+	int *abort; // set by a panicking Go hook (uc.go's engineRes)
+
+	// The run in progress, for the hook.
+	uint64_t run_entry;
+	int at_entry;
+	uint32_t calls;
+	uint64_t args[4];
+	int32_t hook_err;
+
+	// With the watchdog (ftp_runner_poll, ftp_runner_stop).
+	pthread_mutex_t mu;
+	uint64_t seq;     // runs started
+	int running;
+	uint32_t stopped;
+	clockid_t clock;  // CPU clock of the thread running the batch
+	int have_clock;
+
+	int regs_in[FTP_NIN], regs_out[FTP_NOUT];
+	void *ptr_in[FTP_NIN], *ptr_out[FTP_NOUT];
+};
+
+struct ftp_runner *ftp_runner_new(uc_engine *uc, int *abort, const uint64_t *funcs, size_t nfuncs, uc_err *err);
+void ftp_runner_free(struct ftp_runner *r);
+int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush);
+void ftp_runner_poll(struct ftp_runner *r, uint64_t *seq, int *running, int64_t *cpu_ns);
+void ftp_runner_stop(struct ftp_runner *r, uint64_t seq, uint32_t why);
+
+#endif
