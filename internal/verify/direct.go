@@ -128,7 +128,9 @@ func (img *Image) checkDirect(s *site, to uint64) bool {
 		s.direct = to
 		return true
 	}
-	if s.literal == 0 || s.literal%8 != 0 {
+	if to != img.tramp || s.literal == 0 || s.literal%8 != 0 {
+		// Only the common trampoline reads op->direct_call; any other
+		// target fails in checkStatic.
 		return false
 	}
 	op, ok := img.read64(s.literal)
