@@ -5,29 +5,34 @@ package cli
 import (
 	"fmt"
 	"path"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/safefile"
 )
 
 // PatchOptions are the flags every patch command takes.
 type PatchOptions struct {
-	File       string   // the input
-	Output     string   // -o: write here instead of replacing File
-	DryRun     bool     // --dry-run: print the plan, write nothing
-	DefaultOps string   // --default-ops: the literal's idle value (init, disable)
-	Funcs      []string // --func: globs of functions to touch
-	Exclude    []string // --exclude: globs of functions to leave alone
+	File       string        // the input
+	Output     string        // -o: write here instead of replacing File
+	OutputSet  bool          // -o was given (an empty -o is an error, not "in place")
+	Wait       time.Duration // --wait: how long to wait for another run's lock
+	DryRun     bool          // --dry-run: print the plan, write nothing
+	DefaultOps string        // --default-ops: the literal's idle value (init, disable)
+	Funcs      []string      // --func: globs of functions to touch
+	Exclude    []string      // --exclude: globs of functions to leave alone
 	// AllowAbsolute (--allow-absolute) lets a non-zero literal be stored in
 	// a PIE or shared file that has no dynamic relocation for it.
 	AllowAbsolute bool
 }
 
 func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
-	f.StringVarP(&o.Output, "output", "o", "", "write to `OUT` instead of replacing FILE")
+	f.VarP(outputFlag{&o.Output, &o.OutputSet}, "output", "o", "write to `OUT` instead of replacing FILE")
+	f.DurationVar(&o.Wait, "wait", 0, "if another ftpatch is patching the file, wait up to `DURATION` (e.g. 30s) for it instead of failing at once")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the planned writes (function, address, old word, new word) and write nothing")
 	f.StringArrayVar(&o.Funcs, "func", nil, "only functions matching `GLOB` (path.Match; repeatable)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave functions matching `GLOB` alone (repeatable)")
@@ -36,6 +41,22 @@ func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
 		f.StringVar(&o.DefaultOps, "default-ops", "", "idle value of the literal: `SYM` or 0xADDR (default 0)")
 	}
 }
+
+// outputFlag is -o: a string that remembers being set, so that `-o ""`
+// (an unset variable in a script) is an error instead of "in place".
+type outputFlag struct {
+	path *string
+	set  *bool
+}
+
+func (f outputFlag) String() string {
+	if f.path == nil {
+		return ""
+	}
+	return *f.path
+}
+func (f outputFlag) Set(s string) error { *f.path, *f.set = s, true; return nil }
+func (f outputFlag) Type() string       { return "string" }
 
 // oneFile is the Args check of the patch commands.
 func oneFile(name string, file *string) cobra.PositionalArgs {
@@ -71,7 +92,23 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 	if o.File == "" {
 		return UsageErrorf("%s needs a FILE", req.Op)
 	}
-	in, err := patch.Open(o.File)
+	if o.OutputSet && o.Output == "" {
+		return UsageErrorf("-o is empty (an unset variable?): give a file name, or leave -o out to patch %s in place", o.File)
+	}
+	if o.Wait < 0 {
+		return UsageErrorf("--wait %v: a duration must not be negative", o.Wait)
+	}
+	path := o.File
+	var job *safefile.Job
+	if !o.DryRun { // lock before reading, until the new file is in place
+		var err error
+		if job, err = safefile.Begin(o.File, o.Output, safefile.Options{Wait: o.Wait, Warn: io.Err}); err != nil {
+			return fmt.Errorf("file %s: %w", o.File, err)
+		}
+		defer job.Close()
+		path = job.Input
+	}
+	in, err := patch.Open(path)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", o.File, err)
 	}
@@ -102,7 +139,7 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 			return nil
 		}
 	}
-	if err := patch.Apply(in, c, out); err != nil {
+	if err := patch.Apply(in, c, job.Target); err != nil {
 		return fmt.Errorf("file %s: %w", o.File, err)
 	}
 	fmt.Fprintf(io.Out, "%s: %s: %d sites changed (%d words, %d relocations, %d symbols added)%s\n",

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/ftpatch/ftpatch/internal/safefile"
 )
 
 // flagError marks errors that come from parsing the command line, for which
@@ -61,6 +63,7 @@ func tuneGC() {
 // Main runs the CLI with args and returns the exit code.
 func Main(args []string) int {
 	tuneGC()
+	defer safefile.HandleSignals()() // a signal removes what a write created, exits 128+signal
 	io := &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, IsTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
 	root := NewRoot(io)
 	root.SetArgs(args)

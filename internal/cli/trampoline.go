@@ -3,12 +3,14 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/safefile"
 )
 
 // TrampolineOptions are the flags of `ftpatch trampoline`.
@@ -99,23 +101,22 @@ func runTrampoline(opts *TrampolineOptions, io *IO) error {
 		_, err := io.Out.Write(out)
 		return err
 	}
-	if err := writeTrampolineFile(opts.Output, out, 0o644); err != nil {
+	if err := writeTrampolineFile(opts.Output, out, 0o644, io.Err); err != nil {
 		return fmt.Errorf("file %s: %w", opts.Output, err)
 	}
 	return nil
 }
 
-// writeTrampolineFile replaces path with data atomically (patch.WriteAtomic).
-// An existing file keeps its permissions; a new one gets perm.
-func writeTrampolineFile(path string, data []byte, perm os.FileMode) error {
-	if fi, err := os.Stat(path); err == nil {
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("not a regular file")
-		}
-		perm = fi.Mode().Perm()
+// writeTrampolineFile replaces path with data as safefile promises. An
+// existing file keeps its owner, mode and attributes; a new one gets perm.
+func writeTrampolineFile(path string, data []byte, perm os.FileMode, warn io.Writer) error {
+	t, err := safefile.Lock(path, safefile.Options{Warn: warn})
+	if err != nil {
+		return err
 	}
-	return patch.WriteAtomic(path, perm, func(f *os.File) error {
+	defer t.Close()
+	return t.Replace(func(f *os.File) error {
 		_, err := f.Write(data)
 		return err
-	})
+	}, perm)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -28,6 +29,8 @@ type VerifyOptions struct {
 	Trampoline        string   // --trampoline SYM|ADDR
 	RunFileTrampoline bool     // --run-file-trampoline
 	Against           string   // --against ORIG
+	AllowInit         bool     // --allow-init: NOP -> MOV X9,X30 changes do not fail --against
+	TrampolineNamed   bool     // --trampoline was given: a missing symbol is an input error
 	Jobs              int      // -j
 	Seed              uint64   // --seed
 	Direct            []string // --direct: legal direct trampolines
@@ -36,22 +39,40 @@ type VerifyOptions struct {
 
 // runAgainst runs the static --against comparison of orig and patched
 // (livesafe.Compare), then runs each intermediate state on the emulator with
-// vopts, writes the report to out and returns how many findings it had.
-func runAgainst(orig, patched *elfscan.Object, vopts verify.Options, out io.Writer, jsonOut bool) (findings int, err error) {
+// vopts and writes the report to out.
+func runAgainst(orig, patched *elfscan.Object, vopts verify.Options, out io.Writer, jsonOut bool) (*livesafe.Report, error) {
 	rep, err := livesafe.Compare(orig, patched, livesafe.Options{})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	vopts.Progress = nil
 	if err := verify.RunIntermediates(rep, orig, vopts); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if jsonOut {
 		err = rep.JSON(out)
 	} else {
 		err = rep.Write(out)
 	}
-	return rep.Counts.Problems, err
+	return rep, err
+}
+
+// notLiveSafe counts the changes of rep running code may not take; init
+// changes (NOP -> MOV X9,X30) separately, and not at all with allowInit.
+func notLiveSafe(rep *livesafe.Report, allowInit bool) (n, inits int) {
+	for _, ch := range rep.Changes {
+		switch {
+		case ch.LiveSafe:
+		case ch.Kind == livesafe.KindMov:
+			if !allowInit {
+				n++
+				inits++
+			}
+		default:
+			n++
+		}
+	}
+	return n, inits
 }
 
 // progressMin is the number of sites above which a terminal gets a bar.
@@ -69,7 +90,9 @@ address); enabled sites call op->func once with ip, parent_ip and op right,
 through the trampoline (--trampoline, default ftrace_caller), and come back
 with X0-X8, X19-X29, SP and X30 as they were. By default the tool's own
 trampoline runs at the trampoline's address; --run-file-trampoline runs the
-file's.
+file's. With --against ORIG, also exit 1 when a change from ORIG is not
+live-safe; NOP -> MOV X9,X30 (init) is one unless --allow-init says FILE is
+not running yet.
 
 --direct SYM|ADDR names a legal direct trampoline (repeatable; Linux 6.4+
 direct calls). A site whose BL goes to one, or to the trampoline with an op
@@ -89,6 +112,7 @@ input errors.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Files = args
+			opts.TrampolineNamed = cmd.Flags().Changed("trampoline")
 			return runVerify(opts, io)
 		},
 	}
@@ -97,6 +121,7 @@ input errors.`,
 	f.StringVar(&opts.Trampoline, "trampoline", verify.DefaultTrampoline, "`SYM|ADDR` enabled sites must call")
 	f.BoolVar(&opts.RunFileTrampoline, "run-file-trampoline", false, "run the file's own trampoline instead of the tool's")
 	f.StringVar(&opts.Against, "against", "", "also check that FILE differs from `ORIG` only in live-safe site changes")
+	f.BoolVar(&opts.AllowInit, "allow-init", false, "with --against: accept init changes (NOP -> MOV X9,X30), for a FILE that is not running yet")
 	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.NumCPU(), "parallel workers (`N`)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the random register values")
 	f.StringSliceVar(&opts.Direct, "direct", nil, "`SYM|ADDR` of a legal direct trampoline (repeatable): direct sites run it and must come back with X30 = parent")
@@ -150,7 +175,11 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 	if err != nil {
 		return err
 	}
-	vopts := verify.Options{Trampoline: opts.Trampoline, RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
+	if opts.AllowInit && opts.Against == "" {
+		return UsageErrorf("--allow-init is for --against ORIG")
+	}
+	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
+		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
 		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
 	if opts.Against != "" {
 		if len(files) != 1 {
@@ -201,6 +230,9 @@ func runVerify(opts *VerifyOptions, io *IO) error {
 // the same Object the comparison reads, and ORIG's intermediate states from
 // ORIG's.
 func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, io *IO) error {
+	if fi, err := os.Stat(opts.Against); err == nil && fi.IsDir() {
+		return fmt.Errorf("--against %s is a folder: ORIG must be the one file %s was patched from (run verify --against once per file)", opts.Against, file)
+	}
 	orig, err := elfscan.Open(opts.Against)
 	if err != nil {
 		return fmt.Errorf("--against %s: file %s: %w", opts.Against, opts.Against, err)
@@ -222,12 +254,20 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, io
 	} else {
 		printVerifyText(io.Out, rep)
 	}
-	n, err := runAgainst(orig, patched, vopts, io.Out, opts.JSON)
+	against, err := runAgainst(orig, patched, vopts, io.Out, opts.JSON)
 	if err != nil {
 		return fmt.Errorf("--against %s: %w", opts.Against, err)
 	}
-	if failed := rep.Failed + n; failed > 0 {
-		return fmt.Errorf("%d sites failed: %w", failed, ErrFindings)
+	unsafe, inits := notLiveSafe(against, opts.AllowInit)
+	if unsafe > 0 {
+		note := ""
+		if inits > 0 {
+			note = fmt.Sprintf(" (%d of them init changes NOP -> MOV X9,X30: pass --allow-init if %s is not running yet)", inits, file)
+		}
+		fmt.Fprintf(io.Err, "ftpatch: file %s: %d changes from %s are not live-safe%s\n", file, unsafe, opts.Against, note)
+	}
+	if failed := rep.Failed + against.Counts.Problems + unsafe; failed > 0 {
+		return fmt.Errorf("%d findings: %w", failed, ErrFindings)
 	}
 	return nil
 }

@@ -6,31 +6,32 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/ftpatch/ftpatch/internal/render"
+	"github.com/ftpatch/ftpatch/internal/safefile"
 )
 
-// Apply writes in with c applied to out (which may be in.Path) atomically:
-// a temporary file in out's folder, fsync, rename, the input's permissions.
-// The old bytes of every write are checked first; on any error out is left
-// as it was and the temporary file is removed.
+// Apply writes in with c applied to the target out (which may be the file
+// in was opened from), as safefile promises: locked, atomic, owner, mode
+// and attributes kept (a new file gets the input's permissions). The old
+// bytes of every write are checked first; on any error out is left as it
+// was and no temporary file remains.
 //
 // Linked files are streamed: the input is copied in the kernel
 // (copy_file_range where the file system allows it, else in chunks) and the
 // planned words are written over the copy, so memory does not grow with the
 // file. Relocatable objects are rebuilt in memory.
-func Apply(in *Input, c *Changes, out string) error {
+func Apply(in *Input, c *Changes, out *safefile.Target) error {
 	if in.Scan.Type == elf.ET_REL {
 		b, err := in.rel.rewrite(c)
 		if err != nil {
 			return err
 		}
-		return WriteAtomic(out, in.Mode, func(f *os.File) error {
+		return out.Replace(func(f *os.File) error {
 			_, err := f.Write(b)
 			return err
-		})
+		}, in.Mode)
 	}
 	src, err := os.Open(in.Path)
 	if err != nil {
@@ -49,7 +50,7 @@ func Apply(in *Input, c *Changes, out string) error {
 			return err
 		}
 	}
-	return WriteAtomic(out, in.Mode, func(f *os.File) error {
+	return out.Replace(func(f *os.File) error {
 		n, err := copyFile(f, src)
 		if err != nil {
 			return err
@@ -71,7 +72,7 @@ func Apply(in *Input, c *Changes, out string) error {
 			}
 		}
 		return nil
-	})
+	}, in.Mode)
 }
 
 // spanMax bounds the bytes read and written at once when patching a linked
@@ -150,45 +151,4 @@ func copyFile(dst, src *os.File) (int64, error) {
 	}
 	m, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, copyBuf))
 	return n + m, err
-}
-
-// WriteAtomic creates or replaces out through a temporary file in its folder:
-// fill writes the contents, then the file gets mode, is fsynced and renamed
-// over out, and the folder is fsynced. On any error the temporary file is
-// removed and out is untouched, so no reader ever sees a half-written file.
-func WriteAtomic(out string, mode os.FileMode, fill func(*os.File) error) (err error) {
-	dir, base := filepath.Split(out)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".ftpatch-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = fill(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), out); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil { // make the rename durable
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

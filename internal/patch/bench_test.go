@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/safefile"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
@@ -62,8 +63,13 @@ func BenchmarkApplyLinked(b *testing.B) {
 				b.Fatal(err)
 			}
 			c, err := patch.Plan(in, step.req)
+			var out *safefile.Target
 			if err == nil {
-				err = patch.Apply(in, c, step.out)
+				out, err = safefile.Lock(step.out, safefile.Options{})
+			}
+			if err == nil {
+				err = patch.Apply(in, c, out)
+				out.Close()
 			}
 			in.Close()
 			if err != nil {

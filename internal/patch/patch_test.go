@@ -13,6 +13,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/safefile"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
@@ -28,7 +29,12 @@ func apply(t *testing.T, path, out string, req patch.Request) *patch.Changes {
 	if err != nil {
 		t.Fatalf("plan %s on %s: %v", req.Op, filepath.Base(path), err)
 	}
-	if err := patch.Apply(in, c, out); err != nil {
+	target, err := safefile.Lock(out, safefile.Options{})
+	if err != nil {
+		t.Fatalf("lock %s: %v", out, err)
+	}
+	defer target.Close()
+	if err := patch.Apply(in, c, target); err != nil {
 		t.Fatalf("apply %s on %s: %v", req.Op, filepath.Base(path), err)
 	}
 	return c

@@ -31,6 +31,9 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkTrampolineNamed(o, sf.Sites, opts); err != nil {
+		return nil, err
+	}
 	f := o.ELF()
 	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.trampoline(), funcs: map[uint64]bool{}}
 	built := img // `return nil, err` has cleared img by the time this runs

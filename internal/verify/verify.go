@@ -31,6 +31,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -42,7 +43,11 @@ var ErrNoEmulator = errors.New("this ftpatch was built without cgo, so without t
 
 // Options control a verify run.
 type Options struct {
-	Trampoline        string // SYM or 0xADDR; default DefaultTrampoline
+	Trampoline string // SYM or 0xADDR; default DefaultTrampoline
+	// TrampolineNamed says the user named Trampoline (--trampoline): a
+	// symbol the file does not have is then an input error, not a failure
+	// of its enabled sites (or, with none enabled, no error at all).
+	TrampolineNamed   bool
 	RunFileTrampoline bool   // run the file's own trampoline code instead of the tool's
 	// Direct names the legal direct trampolines (SYM or 0xADDR), and turns
 	// on the direct-call path of the tool's trampoline: see direct.go.
@@ -184,4 +189,32 @@ func (img *Image) finish(s *site, f *Failure) *Failure {
 		f.Func = fmt.Sprintf("<no function at %#x>", s.entry)
 	}
 	return f
+}
+
+// checkTrampolineNamed refuses a named trampoline symbol that o does not
+// define, or, an object, does not reference as undefined either. An object
+// with no enabled site names no trampoline (the linker binds it later), so
+// there is nothing to check the name against.
+func checkTrampolineNamed(o *elfscan.Object, sites []elfscan.Site, opts Options) error {
+	name := opts.trampoline()
+	if _, ok := parseAddr(name); ok || !opts.TrampolineNamed {
+		return nil
+	}
+	_, err := o.Lookup(name)
+	if err == nil || !errors.Is(err, elfscan.ErrSymbolNotFound) {
+		return nil // found, or ambiguous: the sites say which (as before)
+	}
+	if o.ELF().Type == elf.ET_REL {
+		if !slices.ContainsFunc(sites, func(s elfscan.Site) bool { return s.State == elfscan.StateEnabled }) {
+			return nil
+		}
+		if t, terr := o.Symbols(); terr == nil {
+			for i := 1; i < t.Len(); i++ { // an object calls it through an undefined symbol
+				if s, _ := t.Sym(uint32(i)); s.Name == name {
+					return nil
+				}
+			}
+		}
+	}
+	return fmt.Errorf("--trampoline %s: %w; name the function the enabled sites branch to (default %s), or give its address (0x…)", name, err, DefaultTrampoline)
 }

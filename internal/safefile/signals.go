@@ -1,0 +1,76 @@
+package safefile
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// cleanup holds the named temporary files that exist right now; mu also
+// keeps a signal from exiting between a link and its rename.
+var cleanup = struct {
+	mu    sync.Mutex
+	paths map[string]bool
+}{paths: map[string]bool{}}
+
+func forget(name string) {
+	cleanup.mu.Lock()
+	delete(cleanup.paths, name)
+	cleanup.mu.Unlock()
+}
+
+// HandleSignals makes SIGINT, SIGTERM and SIGHUP remove the named
+// temporary files of writes in progress and exit with status 128+signal,
+// the status a shell reports for a process the signal killed. A target
+// being replaced is left with its old bytes, or, once the rename has
+// happened, the new ones; never anything in between. The returned stop
+// function restores the default handling.
+func HandleSignals() (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig, ok := <-ch
+		if !ok {
+			return
+		}
+		cleanup.mu.Lock() // never unlocked: waits for a rename under way, then holds off others
+		for p := range cleanup.paths {
+			os.Remove(p)
+		}
+		fmt.Fprintf(os.Stderr, "ftpatch: %v\n", sig)
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(ch)
+	}
+}
+
+// Test hooks, for tests that run the real binary: FTPATCH_TEST_SIGNAL_AT
+// names a stage of Replace ("filled": before the rename; "linked": between
+// link and rename; "renamed": after it) at which the process sends itself
+// SIGTERM; FTPATCH_TEST_NO_TMPFILE=1 makes it use a named temporary as on a
+// file system without O_TMPFILE.
+const (
+	testSignalAt  = "FTPATCH_TEST_SIGNAL_AT"
+	testNoTmpfile = "FTPATCH_TEST_NO_TMPFILE"
+)
+
+// testSignal sends SIGTERM to this process when stage is the one named by
+// FTPATCH_TEST_SIGNAL_AT. Except in "linked", where the handler must wait
+// for the rename, it then waits for the handler to end the process.
+func testSignal(stage string) {
+	if os.Getenv(testSignalAt) != stage {
+		return
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	if stage == "linked" {
+		return
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
+}
