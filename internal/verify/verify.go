@@ -48,7 +48,7 @@ type Options struct {
 	// symbol the file does not have is then an input error, not a failure
 	// of its enabled sites (or, with none enabled, no error at all).
 	TrampolineNamed   bool
-	RunFileTrampoline bool   // run the file's own trampoline code instead of the tool's
+	RunFileTrampoline bool // run the file's own trampoline code instead of the tool's
 	// Direct names the legal direct trampolines (SYM or 0xADDR), and turns
 	// on the direct-call path of the tool's trampoline: see direct.go.
 	Direct           []string
