@@ -207,9 +207,12 @@ func (sc *scanner) buildSites(out []Site, recs []record, lo int, dups map[int]in
 // its entries sections.
 func (sc *scanner) relRecords() ([]record, error) {
 	f := sc.f
+	if err := checkEntriesTables(f); err != nil {
+		return nil, err
+	}
 	var recs []record
 	for i, s := range f.Sections {
-		if s.Name != EntriesSection || s.Type == elf.SHT_NOBITS {
+		if s.Name != EntriesSection {
 			continue
 		}
 		if s.Size%8 != 0 {
@@ -247,14 +250,39 @@ func (sc *scanner) relRecords() ([]record, error) {
 			}
 			recs = append(recs, record{key: uint32(sym.shndx), value: sym.value + uint64(rl.Addend)})
 		}
+		// Compilers relocate every entry of an object: an entry without a
+		// relocation names no section, so its site cannot be found.
 		for e, ok := range covered {
-			if !ok && e*8+8 <= len(stored) && binary.LittleEndian.Uint64(stored[e*8:]) != 0 {
-				return nil, fmt.Errorf("%w: section %q entry %d at %#x: value %#x has no relocation, so no section",
-					ErrMalformed, s.Name, e, e*8, binary.LittleEndian.Uint64(stored[e*8:]))
+			if !ok {
+				return nil, fmt.Errorf("%w: section %q entry %d at %#x (stored value %#x) has no relocation, so no function: "+
+					"the relocation table for %q is missing or points elsewhere",
+					ErrMalformed, s.Name, e, e*8, binary.LittleEndian.Uint64(stored[e*8:]), s.Name)
 			}
 		}
 	}
 	return recs, nil
+}
+
+// checkEntriesTables refuses entries tables that would otherwise read as
+// "no sites": an entries section without contents, and a relocation table
+// named for the entries section that applies to another section.
+func checkEntriesTables(f *elf.File) error {
+	for _, s := range f.Sections {
+		switch {
+		case s.Name == EntriesSection && s.Type == elf.SHT_NOBITS && s.Size > 0:
+			return fmt.Errorf("%w: section %q at %#x is SHT_NOBITS: an entries table must have contents", ErrMalformed, s.Name, s.Offset)
+		case (s.Type == elf.SHT_RELA || s.Type == elf.SHT_REL) && (s.Name == ".rela"+EntriesSection || s.Name == ".rel"+EntriesSection):
+			if int(s.Info) <= 0 || int(s.Info) >= len(f.Sections) || f.Sections[s.Info].Name != EntriesSection {
+				target := "none"
+				if int(s.Info) > 0 && int(s.Info) < len(f.Sections) {
+					target = fmt.Sprintf("%q", f.Sections[s.Info].Name)
+				}
+				return fmt.Errorf("%w: section %q at %#x applies to section %d (%s), not to %q (sh_info is wrong)",
+					ErrMalformed, s.Name, s.Offset, s.Info, target, EntriesSection)
+			}
+		}
+	}
+	return nil
 }
 
 // entriesRange is where a linked file keeps its records.
@@ -267,6 +295,9 @@ type entriesRange struct {
 // linkedRecords reads the records of a linked file.
 func (sc *scanner) linkedRecords() ([]record, error) {
 	f := sc.f
+	if err := checkEntriesTables(f); err != nil {
+		return nil, err
+	}
 	var ranges []entriesRange
 	for _, s := range f.Sections {
 		if s.Name == EntriesSection && s.Type != elf.SHT_NOBITS && s.Flags&elf.SHF_ALLOC != 0 {

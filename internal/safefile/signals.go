@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -15,6 +16,10 @@ var cleanup = struct {
 	mu    sync.Mutex
 	paths map[string]bool
 }{paths: map[string]bool{}}
+
+// signalled is set once the handler has a signal: from then on the process
+// ends only through the handler, with 128+signal.
+var signalled atomic.Bool
 
 func forget(name string) {
 	cleanup.mu.Lock()
@@ -36,6 +41,7 @@ func HandleSignals() (stop func()) {
 		if !ok {
 			return
 		}
+		signalled.Store(true)
 		cleanup.mu.Lock() // never unlocked: waits for a rename under way, then holds off others
 		for p := range cleanup.paths {
 			os.Remove(p)
@@ -45,6 +51,9 @@ func HandleSignals() (stop func()) {
 	}()
 	return func() {
 		signal.Stop(ch)
+		if signalled.Load() {
+			select {} // the handler is removing temporaries; it exits
+		}
 		close(ch)
 	}
 }
@@ -68,6 +77,11 @@ func testSignal(stage string) {
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	if stage == "linked" {
+		// Let the handler take the signal before the rename, so that the
+		// run deterministically shows it waiting for the rename.
+		for !signalled.Load() {
+			time.Sleep(time.Millisecond)
+		}
 		return
 	}
 	for {

@@ -29,8 +29,14 @@ func TestMalformedEntriesRelocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rela, nobits := -1, -1
+	rela, nobits, text, entries := -1, -1, -1, -1
 	for i, s := range f.Sections {
+		if s.Name == ".text" {
+			text = i
+		}
+		if s.Name == elfscan.EntriesSection && entries < 0 {
+			entries = i
+		}
 		if s.Type == elf.SHT_RELA && s.Info > 0 && int(s.Info) < len(f.Sections) && f.Sections[s.Info].Name == elfscan.EntriesSection {
 			rela = i
 		}
@@ -38,22 +44,28 @@ func TestMalformedEntriesRelocations(t *testing.T) {
 			nobits = i
 		}
 	}
-	if rela < 0 || nobits < 0 {
-		t.Fatalf("%s: no relocations of %s (%d) or no SHT_NOBITS section (%d)", src, elfscan.EntriesSection, rela, nobits)
+	if rela < 0 || nobits < 0 || text < 0 || entries < 0 {
+		t.Fatalf("%s: no relocations of %s (%d), no SHT_NOBITS section (%d), no .text (%d) or no entries (%d)",
+			src, elfscan.EntriesSection, rela, nobits, text, entries)
 	}
 	shoff := binary.LittleEndian.Uint64(orig[0x28:])
+	// Each row writes one 32-bit field of one section header (sh_type at
+	// +4, sh_info at +44).
 	for _, tc := range []struct {
-		name string
-		info uint32
-		want string
+		name       string
+		sec, field int
+		value      uint32
+		want       string
 	}{
-		{"sh_info out of range", 0xfff0, "sh_info"},
-		{"sh_info zero", 0, "sh_info"},
-		{"sh_info NOBITS", uint32(nobits), "SHT_NOBITS"},
+		{"sh_info out of range", rela, 44, 0xfff0, "sh_info"},
+		{"sh_info zero", rela, 44, 0, "sh_info"},
+		{"sh_info NOBITS", rela, 44, uint32(nobits), "SHT_NOBITS"},
+		{"sh_info another section with contents", rela, 44, uint32(text), "sh_info is wrong"},
+		{"entries table NOBITS", entries, 4, uint32(elf.SHT_NOBITS), "SHT_NOBITS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := bytes.Clone(orig)
-			binary.LittleEndian.PutUint32(b[shoff+uint64(rela)*64+44:], tc.info)
+			binary.LittleEndian.PutUint32(b[shoff+uint64(tc.sec)*64+uint64(tc.field):], tc.value)
 			p := filepath.Join(t.TempDir(), "bad.o")
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
