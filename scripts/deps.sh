@@ -9,6 +9,7 @@ PACKAGES=(
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu # cross compiler, readelf/objdump oracles
 	libc6-dev-arm64-cross                            # arm64 libc headers (a gcc Recommends)
 	clang lld llvm                                   # the Clang fixtures
+	clang-16                                         # kCFI (-fsanitize=kcfi) fixtures and tests
 	libunicorn-dev pkg-config                        # cgo: verify's CPU emulator
 	qemu-user                                        # running patched programs
 	xz-utils zstd gzip                               # compressed modules

@@ -4,7 +4,8 @@
 # the exact command of each, and check each with readelf -a (no warnings).
 # `make testdata` runs it on testdata/fixtures; `make testdata-check` runs it
 # on a temporary folder and compares. The output is byte-for-byte
-# reproducible with Debian 12's aarch64-linux-gnu-gcc 12 and clang/lld 14.
+# reproducible with Debian 12's aarch64-linux-gnu-gcc 12, clang/lld 14 and
+# clang-16 (kCFI fixtures only: compiled by clang-16, linked by clang 14/lld).
 set -euo pipefail
 
 [[ $# -eq 1 ]] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
@@ -22,14 +23,16 @@ LLD=ld.lld
 READELF=aarch64-linux-gnu-readelf
 
 # The committed bytes come from these exact compiler versions.
-want_gcc=12 want_clang=14
+want_gcc=12 want_clang=14 want_clang16=16
 gcc_ver=$($GCC -dumpversion)
 clang_ver=$(clang -dumpversion)
-if [[ ${gcc_ver%%.*} != "$want_gcc" || ${clang_ver%%.*} != "$want_clang" ]]; then
-	echo "fixtures.sh: need aarch64-linux-gnu-gcc $want_gcc and clang $want_clang" \
-		"(Debian 12); have $gcc_ver and $clang_ver" >&2
+clang16_ver=$(clang-16 -dumpversion 2>/dev/null || echo none)
+if [[ ${gcc_ver%%.*} != "$want_gcc" || ${clang_ver%%.*} != "$want_clang" || ${clang16_ver%%.*} != "$want_clang16" ]]; then
+	echo "fixtures.sh: need aarch64-linux-gnu-gcc $want_gcc, clang $want_clang and clang-16" \
+		"(Debian 12); have $gcc_ver, $clang_ver and $clang16_ver" >&2
 	exit 1
 fi
+CLANG16="clang-16 --target=aarch64-linux-gnu"
 
 COMMON="-O2 -g0 -ffreestanding -fno-builtin -fno-stack-protector -fPIE"
 COMMON+=" -fno-asynchronous-unwind-tables -fno-unwind-tables"
@@ -40,6 +43,16 @@ declare -A VARIANT=(
 	[classic-bti]="-fpatchable-function-entry=2 -mbranch-protection=standard"
 )
 VARIANTS="callops callops-bti classic classic-bti"
+# The 5,3 layout (three NOPs before the entry) and kCFI: a smaller matrix
+# (object, module, static executable, kernel-like image), linked with 4 KiB
+# pages to keep the files small.
+declare -A VARIANT53=(
+	[callops53]="-fpatchable-function-entry=5,3 -falign-functions=4"
+	[callops53-bti]="-fpatchable-function-entry=5,3 -falign-functions=4 -mbranch-protection=standard"
+	[callops53-os]="-Os -fpatchable-function-entry=5,3 -mbranch-protection=standard"
+	[kcfi-callops-bti]="-fsanitize=kcfi -fpatchable-function-entry=4,2 -falign-functions=8 -mbranch-protection=standard"
+	[kcfi-callops53-bti]="-fsanitize=kcfi -fpatchable-function-entry=5,3 -mbranch-protection=standard"
+)
 KLINK="-shared -Wl,-Bsymbolic -Wl,-z,notext -Wl,--no-apply-dynamic-relocs -Wl,-z,max-page-size=4096 -Wl,-T,kernel.lds"
 
 readme=$tmp/README.md
@@ -123,6 +136,17 @@ Names: `<cc>-<variant>-<kind>` with
 | `callops-bti` | the same plus `-mbranch-protection=standard` |
 | `classic` | `-fpatchable-function-entry=2` |
 | `classic-bti` | the same plus `-mbranch-protection=standard` |
+| `callops53` | `-fpatchable-function-entry=5,3 -falign-functions=4` (three NOPs before the entry) |
+| `callops53-bti` | the same plus `-mbranch-protection=standard` |
+| `callops53-os` | `-Os -fpatchable-function-entry=5,3 -mbranch-protection=standard` |
+| `kcfi-callops-bti` | `clang16` only: `-fsanitize=kcfi -fpatchable-function-entry=4,2 -falign-functions=8 -mbranch-protection=standard` |
+| `kcfi-callops53-bti` | `clang16` only: `-fsanitize=kcfi -fpatchable-function-entry=5,3 -mbranch-protection=standard` |
+
+`<cc>` is `gcc`, `clang` (14) or `clang16` (Debian 12's `clang-16`, which
+compiles; Clang 14 and ld.lld 14 link). The `callops53*` and `kcfi-*`
+variants are built as `obj`, `module`, `static` and `kimage` only, linked
+with `-z max-page-size=4096`, and with `-DFX_LIT24` (`funcs.c` then also
+defines `ftrace_caller_lit24`, the stand-in for the trampoline's second entry).
 
 | kind | file |
 |---|---|
@@ -158,6 +182,13 @@ Notes:
   (trailing dot) but keeps it aligned to 8.
 - GCC renames the static cold functions `*.constprop.0` (a real symbol name
   that scanners must print as is).
+- kCFI (`-fsanitize=kcfi`) puts a 4-byte type hash before the NOPs and
+  aligns the hash: with 4,2 and `-falign-functions=8` every entry lands at 4
+  mod 8 and every literal is misaligned (`clang16-kcfi-callops-bti-*`, on
+  purpose); with 5,3 the aligned pair is always there.
+- In the 5,3 fixtures entries fall at both 0 and 4 mod 8 (GCC aligns the
+  first NOP, Clang packs functions at 4), so both pairs and, with BTI, both
+  trampoline entries are exercised.
 - Every fixture passes `aarch64-linux-gnu-readelf -a` without a warning, and
   every `kimage` is checked to know its entries only from relocations of the
   `__start_mcount_loc`..`__stop_mcount_loc` words.
@@ -200,6 +231,32 @@ for cc in gcc clang; do
 			check_kimage "$base-kimage-relr.elf" relr
 		fi
 		for k in $kinds; do
+			check "$base-$k"
+		done
+		check_kimage "$base-kimage.elf"
+	done
+done
+for cc in gcc clang clang16; do
+	case $cc in
+	gcc) CC=$GCC LDR=$GLD LINK="" NOPIE="-no-pie" LCC=$GCC vs="callops53 callops53-bti callops53-os" ;;
+	clang) CC=$CLANG LDR=$LLD LINK="-fuse-ld=lld" NOPIE="" LCC=$CLANG vs="callops53 callops53-bti callops53-os" ;;
+	clang16) CC=$CLANG16 LDR=$LLD LINK="-fuse-ld=lld" NOPIE="" LCC=$CLANG vs="kcfi-callops-bti kcfi-callops53-bti" ;;
+	esac
+	for v in $vs; do
+		flags="$COMMON ${VARIANT53[$v]} -DFX_LIT24"
+		o=$tmp/$cc-$v
+		mkdir -p "$o"
+		base=$out/$cc-$v
+		link="$LCC $COMMON $LINK -nostdlib -Wl,--build-id=none -Wl,-z,max-page-size=4096"
+		printf '\n### %s-%s\n\n' "$cc" "$v" >>"$readme"
+		for f in funcs more start; do
+			run $CC $flags -c $f.c -o "$o/$f.o"
+		done
+		run cp "$o/funcs.o" "$base-obj.o"
+		run $LDR -r "$o/funcs.o" "$o/more.o" -o "$base-module.ko"
+		run $link -static $NOPIE "$o/start.o" "$o/funcs.o" "$o/more.o" -o "$base-static.elf"
+		run $link $KLINK "$o/funcs.o" "$o/more.o" -o "$base-kimage.elf"
+		for k in obj.o module.ko static.elf kimage.elf; do
 			check "$base-$k"
 		done
 		check_kimage "$base-kimage.elf"

@@ -147,27 +147,78 @@ func checkCounts(t *testing.T, prog string, counts map[uint64]uint64, want bool)
 	}
 }
 
-// TestEndToEnd builds prog.c with GCC and Clang, links it with the output
+// e2eVariant is one build of prog.c: a compiler and its patch-site flags.
+type e2eVariant struct {
+	name  string
+	cc    e2eCC
+	flags []string
+}
+
+// e2eVariants: 4,2 with both compilers, and the 5,3 layout with entries at
+// both 0 and 4 mod 8, with and without BTI (so both pairs and both
+// trampoline entries run), at -Os, and under clang-16's kCFI.
+func e2eVariants(t *testing.T) []e2eVariant {
+	ccs := e2eCompilers(t)
+	gcc, clang := ccs[0], ccs[1]
+	clang16 := e2eCC{"clang16", []string{testutil.NeedTool(t, "clang-16"), "--target=aarch64-linux-gnu"}, clang.link}
+	bti := "-mbranch-protection=standard"
+	return []e2eVariant{
+		{"gcc", gcc, []string{"-O2", bti, "-fpatchable-function-entry=4,2", "-falign-functions=8"}},
+		{"clang", clang, []string{"-O2", bti, "-fpatchable-function-entry=4,2", "-falign-functions=8"}},
+		{"gcc-53-align4", gcc, []string{"-O2", "-fpatchable-function-entry=5,3", "-falign-functions=4"}},
+		{"gcc-53-os-bti", gcc, []string{"-Os", bti, "-fpatchable-function-entry=5,3"}},
+		{"clang-53-bti", clang, []string{"-O2", bti, "-fpatchable-function-entry=5,3"}},
+		{"clang16-kcfi-53-bti", clang16, []string{"-O2", bti, "-fsanitize=kcfi", "-fpatchable-function-entry=5,3"}},
+	}
+}
+
+// checkLayout checks that an enabled build of variant v has the layout its
+// flags ask for, and that a 5,3 build with BTI exercises both trampoline
+// entries (its sites' entries fall at 0 and at 4 mod 8).
+func checkLayout(t *testing.T, v e2eVariant, path string) {
+	t.Helper()
+	f, err := elfscan.ScanFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := elfscan.LayoutCallOps
+	if strings.Contains(v.name, "-53") {
+		want = elfscan.LayoutCallOps53
+	}
+	entries := map[string]int{}
+	for _, s := range f.Sites {
+		if s.Layout != want || s.State != elfscan.StateEnabled || s.Target == nil {
+			t.Errorf("%s: %s %s %s, want %s enabled", path, s.Func, s.Layout, s.State, want)
+			continue
+		}
+		entries[s.Target.Sym]++
+	}
+	if want == elfscan.LayoutCallOps53 && strings.Contains(v.name, "bti") && (entries["ftrace_caller"] == 0 || entries["ftrace_caller_lit24"] == 0) {
+		t.Errorf("%s: BL targets %v: want both trampoline entries used", path, entries)
+	}
+}
+
+// TestEndToEnd builds prog.c in every e2eVariant, links it with the output
 // of `ftpatch trampoline` and counter.o, patches it (a) as a linked
 // executable and (b) as an object before linking, and runs it under
 // qemu-aarch64.
 func TestEndToEnd(t *testing.T) {
 	qemu := testutil.NeedTool(t, "qemu-aarch64")
 	src := filepath.Join(testutil.RepoRoot(t), "testdata", "src", "e2e")
-	for _, cc := range e2eCompilers(t) {
-		t.Run(cc.name, func(t *testing.T) {
+	for _, v := range e2eVariants(t) {
+		cc := v.cc
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			flags := []string{"-O2", "-mbranch-protection=standard"}
-			compile := func(out, in string, extra ...string) {
-				args := append(append(append(cc.cc[1:len(cc.cc):len(cc.cc)], flags...), extra...), "-c", filepath.Join(src, in), "-o", out)
+			compile := func(out, in string, flags ...string) {
+				args := append(append(cc.cc[1:len(cc.cc):len(cc.cc)], flags...), "-c", filepath.Join(src, in), "-o", out)
 				run(t, dir, cc.cc[0], args...)
 			}
 			link := func(out string, objs ...string) {
 				run(t, dir, cc.link[0], append(append(cc.link[1:len(cc.link):len(cc.link)], "-o", out), objs...)...)
 			}
-			compile("prog.o", "prog.c", "-fpatchable-function-entry=4,2", "-falign-functions=8")
-			compile("counter.o", "counter.c")
+			compile("prog.o", "prog.c", v.flags...)
+			compile("counter.o", "counter.c", "-O2", "-mbranch-protection=standard")
 			mustFtp(t, "trampoline", "-o", filepath.Join(dir, "tramp.o"))
 			link("plain", "prog.o", "tramp.o", "counter.o")
 			want, counts, bad := runQemu(t, qemu, filepath.Join(dir, "plain"))
@@ -191,8 +242,17 @@ func TestEndToEnd(t *testing.T) {
 			exe := filepath.Join(dir, "linked")
 			mustFtp(t, "init", "-o", exe, filepath.Join(dir, "plain"))
 			initBytes, _ := os.ReadFile(exe)
+			if err := os.WriteFile(exe+".init", initBytes, 0o755); err != nil {
+				t.Fatal(err)
+			}
 			mustFtp(t, "enable", "--ops", "ops", exe)
 			check("linked", true)
+			checkLayout(t, v, exe)
+			// Live-safe from init: only literals and BLs changed, never a
+			// spare word or a kCFI hash.
+			if out := mustFtp(t, "verify", "--against", exe+".init", exe); !strings.Contains(out, "live-safe: yes") {
+				t.Errorf("verify --against the init copy:\n%s", out)
+			}
 			mustFtp(t, "disable", exe)
 			if b, _ := os.ReadFile(exe); !bytes.Equal(b, initBytes) {
 				t.Errorf("linked: disable after enable does not give the init bytes back")
@@ -203,8 +263,10 @@ func TestEndToEnd(t *testing.T) {
 			obj := filepath.Join(dir, "prog-patched.o")
 			mustFtp(t, "init", "-o", obj, filepath.Join(dir, "prog.o"))
 			mustFtp(t, "enable", "--ops", "ops", obj)
+			mustFtp(t, "verify", obj)
 			link("objects", "prog-patched.o", "tramp.o", "counter.o")
 			check("objects", true)
+			checkLayout(t, v, filepath.Join(dir, "objects"))
 			mustFtp(t, "disable", obj)
 			link("objects-off", "prog-patched.o", "tramp.o", "counter.o")
 			check("objects-off", false)

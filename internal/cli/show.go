@@ -69,8 +69,22 @@ func runShow(opts *ShowOptions, io *IO) error {
 			name = "<no function>"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", name, at(s, s.Entry), s.Layout, bti, s.State)
-		if s.Layout == elfscan.LayoutCallOps && s.LiteralOff != elfscan.NoOffset {
+		if s.CFIHashOff != elfscan.NoOffset {
+			fmt.Fprintf(tw, "  %s\t%08x\t.word %#x (kCFI type hash)\t\t\t\n", at(s, s.CFIHashAddr()), s.CFIHash, s.CFIHash)
+		}
+		spare := func() {
+			if s.SpareOff != elfscan.NoOffset {
+				fmt.Fprintf(tw, "  %s\t%08x\t%s (spare)\t\t\t\n", at(s, s.Spare), s.SpareWord, disasm(s.SpareWord, s.Spare, nil))
+			}
+		}
+		if s.Spare < s.Literal {
+			spare()
+		}
+		if s.Layout.HasLiteral() && s.LiteralOff != elfscan.NoOffset {
 			fmt.Fprintf(tw, "  %s\t%016x\t%s\t\t\t\n", at(s, s.Literal), s.LiteralWord, literalText(s))
+		}
+		if s.Spare > s.Literal {
+			spare()
 		}
 		if s.BTI && s.Slot1Off != elfscan.NoOffset {
 			var b [4]byte

@@ -35,6 +35,9 @@ func newTrampolineCmd(io *IO) *cobra.Command {
 ftpatch itself into an ET_REL object (no assembler needed). It reads the ops
 pointer from the literal before the call site ((X30 & ~7) - 16), returns at
 once for a NULL op, and otherwise calls op->func(ip, parent_ip, op, regs).
+A second entry, SYM_lit24, reads the literal at X30 - 24: enable aims the
+5,3 sites (-fpatchable-function-entry=5,3) with BTI whose entry is 4 mod 8
+at it; every other site, 4,2 or 5,3, calls SYM.
 --classic builds the variant for sites without a literal, calling the ops
 named by --ops. --asm prints the same code as GNU assembler text.
 

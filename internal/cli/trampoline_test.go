@@ -35,8 +35,8 @@ func TestTrampolineObject(t *testing.T) {
 		opts    TrampolineOptions
 		globals []string
 	}{
-		{"default", TrampolineOptions{Name: "ftrace_caller"}, []string{"ftrace_caller"}},
-		{"named", TrampolineOptions{Name: "my_tramp"}, []string{"my_tramp"}},
+		{"default", TrampolineOptions{Name: "ftrace_caller"}, []string{"ftrace_caller", "ftrace_caller_lit24"}},
+		{"named", TrampolineOptions{Name: "my_tramp"}, []string{"my_tramp", "my_tramp_lit24"}},
 		{"classic", TrampolineOptions{Name: "ftrace_caller", Classic: true, Ops: "my_ops"}, []string{"ftrace_caller", "my_ops"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -205,6 +205,7 @@ type siteFacts struct {
 	BTI          bool
 	State        elfscan.State
 	Slot1, Slot2 uint32
+	CFIHash      bool // objdump shows data (.word), not code, just before the NOPs
 }
 
 func TestScanMatchesBinutils(t *testing.T) {
@@ -215,10 +216,7 @@ func TestScanMatchesBinutils(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			layout := elfscan.LayoutCallOps
-			if strings.Contains(name, "-classic") {
-				layout = elfscan.LayoutClassic
-			}
+			layout := fixtureLayout(name)
 			secs := readSections(t, path)
 			type rec struct {
 				sec  string
@@ -289,8 +287,12 @@ func TestScanMatchesBinutils(t *testing.T) {
 				words := d.words[r.sec]
 				f := siteFacts{Section: r.sec, Record: r.addr, Layout: layout, Entry: r.addr}
 				slot1 := r.addr
-				if layout == elfscan.LayoutCallOps {
+				if layout != elfscan.LayoutClassic {
 					f.Entry = r.addr + 8
+					if layout == elfscan.LayoutCallOps53 {
+						f.Entry = r.addr + 12
+					}
+					f.CFIHash = strings.HasPrefix(words[r.addr-4].mnem, ".word")
 					f.BTI = words[f.Entry].mnem == "bti c"
 					slot1 = f.Entry
 					if f.BTI {
@@ -312,7 +314,7 @@ func TestScanMatchesBinutils(t *testing.T) {
 			}
 			var got []siteFacts
 			for _, s := range sf.Sites {
-				got = append(got, siteFacts{s.Section, s.Record, s.Entry, s.Func, s.Layout, s.BTI, s.State, s.Slot1Word, s.Slot2Word})
+				got = append(got, siteFacts{s.Section, s.Record, s.Entry, s.Func, s.Layout, s.BTI, s.State, s.Slot1Word, s.Slot2Word, s.CFIHashOff != elfscan.NoOffset})
 			}
 			key := func(f siteFacts) string { return fmt.Sprintf("%s %016x", f.Section, f.Record) }
 			if diff := cmp.Diff(want, got, cmpSortBy(key)); diff != "" {

@@ -30,5 +30,18 @@
 //	           slot1:     NOP | MOV X9, X30
 //	call   ->  slot2:     NOP | BL <trampoline>
 //
+// The call-ops layout with three NOPs before the entry
+// (-fpatchable-function-entry=5,3), so no function needs 8-byte alignment:
+//
+//	record ->  record+0:  NOP | literal (low word)   one of the two 8-byte
+//	           record+4:  NOP | literal              pairs is 8-byte aligned:
+//	           record+8:  NOP | literal (high word)  it holds the literal; the
+//	entry  ->  [BTI C]                               other word, the spare,
+//	           slot1:     NOP | MOV X9, X30          stays a NOP
+//	call   ->  slot2:     NOP | BL <trampoline>
+//
 // The classic layout (=2) has no literal; its record points at slot1.
+//
+// With Clang's kCFI (-fsanitize=kcfi) a 4-byte type hash precedes the
+// NOPs (at record-4); it is data, never patched.
 package elfscan

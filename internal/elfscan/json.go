@@ -35,6 +35,11 @@ type SiteJSON struct {
 	Record         render.Hex  `json:"record"`
 	OpsSym         string      `json:"ops_sym,omitempty"`
 	TargetSym      string      `json:"target_sym,omitempty"`
+	// call-ops-5-3 only: the pre-entry word outside the literal, which
+	// stays NOP.
+	Spare *render.Hex `json:"spare,omitempty"`
+	// The kCFI type hash before the NOPs, when there is one: its value.
+	CFIHash *render.Hex `json:"cfi_hash,omitempty"`
 }
 
 // ElfTypeName is the elf_type string of t.
@@ -67,9 +72,17 @@ func (s *Site) JSON(rel bool) SiteJSON {
 		Layout: s.Layout, BTI: s.BTI, State: s.State, Record: render.Hex(s.Record),
 		Problems: make([]Code, len(s.Problems)), ProblemDetails: make([]string, len(s.Problems)),
 	}
-	if s.Layout == LayoutCallOps {
+	if s.Layout.HasLiteral() {
 		l := render.Hex(s.Literal)
 		j.Literal = &l
+	}
+	if s.Layout == LayoutCallOps53 {
+		sp := render.Hex(s.Spare)
+		j.Spare = &sp
+	}
+	if s.CFIHashOff != NoOffset {
+		h := render.Hex(uint64(s.CFIHash))
+		j.CFIHash = &h
 	}
 	for i, p := range s.Problems {
 		j.Problems[i], j.ProblemDetails[i] = p.Code, p.Detail

@@ -129,7 +129,7 @@ func (s *Site) appendJSON(b []byte, rel, html bool) []byte {
 	b = render.Hex(s.Entry).Append(b)
 	b = append(b, `","call_site":"`...)
 	b = render.Hex(s.CallSite).Append(b)
-	if s.Layout == LayoutCallOps {
+	if s.Layout.HasLiteral() {
 		b = append(b, `","literal":"`...)
 		b = render.Hex(s.Literal).Append(b)
 		b = append(b, `","layout":`...)
@@ -171,6 +171,16 @@ func (s *Site) appendJSON(b []byte, rel, html bool) []byte {
 	if targetSym != "" {
 		b = append(b, `,"target_sym":`...)
 		b = render.AppendJSONString(b, targetSym, html)
+	}
+	if s.Layout == LayoutCallOps53 {
+		b = append(b, `,"spare":"`...)
+		b = render.Hex(s.Spare).Append(b)
+		b = append(b, '"')
+	}
+	if s.CFIHashOff != NoOffset {
+		b = append(b, `,"cfi_hash":"`...)
+		b = render.Hex(uint64(s.CFIHash)).Append(b)
+		b = append(b, '"')
 	}
 	return append(b, '}')
 }

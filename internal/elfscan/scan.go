@@ -31,8 +31,22 @@ const nopLiteral = uint64(encode.NOP) | uint64(encode.NOP)<<32
 
 // MisalignedHelp is the cause and fix named by every misaligned-literal problem.
 const MisalignedHelp = "usual causes: GCC before 14 puts cold functions in .text.unlikely aligned to only 4 " +
-	"(-falign-functions does not reach them), or -Os; fix: GCC 14+: -fmin-function-alignment=8; " +
-	"Clang: -falign-functions=8; older GCC: no -Os, and leave such functions untraced (enable --skip-misaligned)"
+	"(-falign-functions does not reach them), or -Os; fix: -fpatchable-function-entry=5,3 (no alignment needed), " +
+	"or GCC 14+: -fmin-function-alignment=8; Clang: -falign-functions=8; older GCC: no -Os, and leave such functions untraced (enable --skip-misaligned)"
+
+// kcfiHelp is the advice for a misaligned 4,2 literal behind a kCFI hash.
+const kcfiHelp = "cause: kCFI (-fsanitize=kcfi) puts a 4-byte type hash before the NOPs and aligns the hash, " +
+	"so the entry lands at 4 mod 8 and no -falign-functions helps; fix: compile with -fpatchable-function-entry=5,3 " +
+	"(three NOPs before the entry: one pair of them is always 8-byte aligned)"
+
+// MisalignedAdvice is the cause and fix for a misaligned literal at s:
+// kCFI's when a type hash precedes the site, MisalignedHelp otherwise.
+func MisalignedAdvice(s *Site) string {
+	if s.CFIHashOff != NoOffset {
+		return kcfiHelp
+	}
+	return MisalignedHelp
+}
 
 // ScanFile scans the (possibly compressed) ELF file at path.
 func ScanFile(path string) (*File, error) {

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
@@ -26,9 +28,24 @@ func elfFixtures(t testing.TB) []string {
 	return out
 }
 
+// fixtureLayout is the layout a fixture's name promises (see
+// testdata/fixtures/README.md).
+func fixtureLayout(name string) elfscan.Layout {
+	switch {
+	case strings.Contains(name, "-classic"):
+		return elfscan.LayoutClassic
+	case strings.Contains(name, "callops53"):
+		return elfscan.LayoutCallOps53
+	}
+	return elfscan.LayoutCallOps
+}
+
 // Facts from testdata/src/fixtures: notrace functions have no site; GCC
-// puts cold functions in .text.unlikely aligned to 4, so in its call-ops
-// objects exactly those are flagged; Clang keeps them aligned.
+// puts cold functions in .text.unlikely aligned to 4, so in its 4,2
+// objects exactly those are flagged; Clang keeps them aligned; kCFI's hash
+// puts 4,2 literals at 4 mod 8 (flagged with the kCFI advice); 5,3 sites are
+// never misaligned, their literal is the aligned pair and the spare word a
+// NOP.
 func TestFixtureFacts(t *testing.T) {
 	noSite := map[string]bool{"fx_nosite": true, "ops_callback": true, "ftrace_stub": true, "ftrace_caller": true, "_start": true}
 	for _, path := range elfFixtures(t) {
@@ -47,12 +64,32 @@ func TestFixtureFacts(t *testing.T) {
 				if noSite[s.Func] || s.Func == "" {
 					t.Errorf("site %#x in function %q, which has none", s.Entry, s.Func)
 				}
-				wantMis := relObj && strings.HasPrefix(name, "gcc-callops") && strings.HasPrefix(s.Section, ".text.unlikely")
-				if !strings.Contains(name, "-classic") && !relObj && s.Literal%8 != 0 {
-					wantMis = true // linked: whatever the linker did, the address decides
+				layout := fixtureLayout(name)
+				if s.Layout != layout {
+					t.Errorf("%s: layout %s, want %s", s.Func, s.Layout, layout)
+				}
+				wantMis := relObj && strings.HasPrefix(name, "gcc-callops-") && strings.HasPrefix(s.Section, ".text.unlikely")
+				if layout == elfscan.LayoutCallOps && s.Literal%8 != 0 {
+					wantMis = true // linked: whatever the linker did, the address decides; kCFI objects: the offset
 				}
 				if got := s.HasProblem(elfscan.CodeMisalignedLiteral); got != wantMis {
 					t.Errorf("%s %s %#x: misaligned-literal = %v, want %v (%v)", s.Func, s.Section, s.Literal, got, wantMis, s.Problems)
+				}
+				if wantMis && strings.Contains(name, "kcfi") && !strings.Contains(fmt.Sprint(s.Problems), "-fpatchable-function-entry=5,3") {
+					t.Errorf("%s: kCFI misaligned literal without the 5,3 advice: %v", s.Func, s.Problems)
+				}
+				if layout == elfscan.LayoutCallOps53 {
+					if s.Literal%8 != 0 || s.Entry != s.Record+12 || !(s.Literal == s.Record && s.Spare == s.Record+8 || s.Literal == s.Record+4 && s.Spare == s.Record) {
+						t.Errorf("%s: record %#x entry %#x literal %#x spare %#x", s.Func, s.Record, s.Entry, s.Literal, s.Spare)
+					}
+					if got := binary.LittleEndian.Uint32(raw[s.SpareOff:]); got != s.SpareWord || got != encode.NOP {
+						t.Errorf("%s: spare word at %#x is %#x, site says %#x", s.Func, s.SpareOff, got, s.SpareWord)
+					}
+				} else if s.SpareOff != elfscan.NoOffset {
+					t.Errorf("%s: %s site has a spare word", s.Func, s.Layout)
+				}
+				if s.CFIHashOff != elfscan.NoOffset && (!strings.Contains(name, "kcfi") || binary.LittleEndian.Uint32(raw[s.CFIHashOff:]) != s.CFIHash) {
+					t.Errorf("%s: kCFI hash %#x at %#x in %s", s.Func, s.CFIHash, s.CFIHashOff, name)
 				}
 				// The file offsets point at the words the site reports.
 				if got := binary.LittleEndian.Uint32(raw[s.Slot1Off:]); got != s.Slot1Word {
@@ -61,7 +98,7 @@ func TestFixtureFacts(t *testing.T) {
 				if got := binary.LittleEndian.Uint32(raw[s.Slot2Off:]); got != s.Slot2Word {
 					t.Errorf("%s: word at Slot2Off %#x is %#x, site says %#x", s.Func, s.Slot2Off, got, s.Slot2Word)
 				}
-				if s.Layout == elfscan.LayoutCallOps {
+				if s.Layout.HasLiteral() {
 					if got := binary.LittleEndian.Uint64(raw[s.LiteralOff:]); got != s.LiteralWord {
 						t.Errorf("%s: literal at %#x is %#x, site says %#x", s.Func, s.LiteralOff, got, s.LiteralWord)
 					}

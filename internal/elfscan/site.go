@@ -6,9 +6,13 @@ import "debug/elf"
 type Layout string
 
 const (
-	LayoutCallOps Layout = "call-ops" // an 8-byte literal before the entry
-	LayoutClassic Layout = "classic"  // no literal
+	LayoutCallOps   Layout = "call-ops"     // =4,2: an 8-byte literal just before the entry
+	LayoutCallOps53 Layout = "call-ops-5-3" // =5,3: three words before the entry, the aligned pair holds the literal
+	LayoutClassic   Layout = "classic"      // =2: no literal
 )
+
+// HasLiteral reports whether sites of layout l carry an ops literal.
+func (l Layout) HasLiteral() bool { return l == LayoutCallOps || l == LayoutCallOps53 }
 
 // State is what a site's words say about it.
 type State string
@@ -68,7 +72,8 @@ type Site struct {
 	Record       uint64 // the value in the entries table (where the NOPs start)
 	Entry        uint64 // function entry (where BTI C is, if any); ET_REL: offset in Section
 	CallSite     uint64 // slot2, which holds or will hold the BL
-	Literal      uint64 // address of the literal; valid only when Layout == LayoutCallOps
+	Literal      uint64 // address of the literal; valid only when Layout.HasLiteral()
+	Spare        uint64 // LayoutCallOps53: the pre-entry word outside the literal (stays NOP)
 	Layout       Layout
 	BTI          bool
 	State        State
@@ -83,7 +88,19 @@ type Site struct {
 	LiteralWord uint64 // bytes at the literal, in the file's byte order (0 for classic)
 	Slot1Word   uint32
 	Slot2Word   uint32
+	SpareOff    int64 // file offset of the spare word, NoOffset unless LayoutCallOps53
+	SpareWord   uint32
+
+	// A kCFI type hash just before the pre-entry NOPs (record-4), which
+	// patching never touches: CFIHashOff is its file offset, NoOffset when
+	// there is none.
+	CFIHashOff int64
+	CFIHash    uint32
 }
+
+// CFIHashAddr is the address of the kCFI type hash (valid when CFIHashOff
+// != NoOffset).
+func (s *Site) CFIHashAddr() uint64 { return s.Record - 4 }
 
 // Slot1 is the address of the slot that holds or will hold MOV X9,X30.
 func (s *Site) Slot1() uint64 { return s.CallSite - 4 }

@@ -77,16 +77,18 @@ func (w *window) dword(a uint64) (uint64, bool) {
 // the Site of one record.
 //
 // Layout, when a symbol says it: a function symbol at record+8 means
-// call-ops; one at the record, or at record-4 over a BTI, means classic.
-// Without one (stripped or hand-written code) the words decide: BTI at
-// record+8 → call-ops; BTI at record-4 → classic; MOV X9,X30 at the record →
-// classic (already initialised); an 8-aligned record followed, after the
-// would-be literal, by {NOP|MOV X9,X30} and {NOP|BL} → call-ops; otherwise
-// classic. The site then carries no-function.
+// call-ops (4,2); at record+12, call-ops-5-3; at the record, or at record-4
+// over a BTI, classic. Without one (stripped or hand-written code) the words
+// decide: BTI at record+8 → call-ops; BTI at record+12 → call-ops-5-3; BTI
+// at record-4 → classic; MOV X9,X30 at the record → classic (already
+// initialised); MOV X9,X30 at record+12, or five NOPs from the record →
+// call-ops-5-3; an 8-aligned record followed, after the would-be literal, by
+// {NOP|MOV X9,X30} and {NOP|BL} → call-ops; otherwise classic. The site then
+// carries no-function.
 func (sc *scanner) site(rec record, s *Site) error {
 	recSec := int(rec.key)
 	*s = Site{Record: rec.value, SectionIndex: recSec, State: StateUnknown,
-		LiteralOff: NoOffset, Slot1Off: NoOffset, Slot2Off: NoOffset}
+		LiteralOff: NoOffset, Slot1Off: NoOffset, Slot2Off: NoOffset, SpareOff: NoOffset, CFIHashOff: NoOffset}
 	R := rec.value
 	var sec *elf.Section
 	var base uint64
@@ -101,9 +103,9 @@ func (sc *scanner) site(rec record, s *Site) error {
 		if end < base {
 			end = ^uint64(0) // a corrupt size; reading will fail
 		}
-		if sec.Type != elf.SHT_NOBITS && R >= base && R < end && R < ^uint64(0)-20 {
+		if sec.Type != elf.SHT_NOBITS && R >= base && R < end && R < ^uint64(0)-24 {
 			lo := max(R, base+4) - 4
-			hi := min(R+20, end) // at most 24 bytes
+			hi := min(R+24, end) // at most 28 bytes: a kCFI hash, 5,3's three words, BTI, two slots
 			b, err := sc.rd.get(int64(sec.Offset+(lo-base)), int(hi-lo), int64(sec.Offset+sec.Size))
 			if err != nil {
 				return fmt.Errorf("%w: section %q at %#x: reading the words of record %#x: %w", ErrMalformed, sec.Name, sec.Offset+(lo-base), R, err)
@@ -116,6 +118,7 @@ func (sc *scanner) site(rec record, s *Site) error {
 		key = rec.key
 	}
 	isBTI := func(a uint64) bool { v, ok := w.word(a); return ok && encode.IsBTI(v) }
+	isWord := func(a uint64, want uint32) bool { v, ok := w.word(a); return ok && v == want }
 
 	// Layout and entry.
 	fn := int32(-1)
@@ -123,6 +126,10 @@ func (sc *scanner) site(rec record, s *Site) error {
 	pick := func(maxRank int) bool {
 		if i := sc.st.at(key, R+8, maxRank); i >= 0 {
 			fn, layout, entry, bti = i, LayoutCallOps, R+8, isBTI(R+8)
+			return true
+		}
+		if i := sc.st.at(key, R+12, maxRank); i >= 0 {
+			fn, layout, entry, bti = i, LayoutCallOps53, R+12, isBTI(R+12)
 			return true
 		}
 		if i := sc.st.at(key, R, maxRank); i >= 0 {
@@ -141,13 +148,21 @@ func (sc *scanner) site(rec record, s *Site) error {
 		w0, _ := w.word(R)
 		w2, ok2 := w.word(R + 8)
 		w3, ok3 := w.word(R + 12)
+		nops5 := true
+		for a := R; a < R+20; a += 4 {
+			nops5 = nops5 && isWord(a, encode.NOP)
+		}
 		switch {
 		case isBTI(R + 8):
 			layout, entry, bti = LayoutCallOps, R+8, true
+		case isBTI(R + 12):
+			layout, entry, bti = LayoutCallOps53, R+12, true
 		case R >= 4 && isBTI(R-4):
 			layout, entry, bti = LayoutClassic, R-4, true
 		case w0 == encode.MovX9X30:
 			layout, entry = LayoutClassic, R
+		case ok3 && w3 == encode.MovX9X30, nops5:
+			layout, entry = LayoutCallOps53, R+12
 		case R%8 == 0 && ok2 && ok3 && (w2 == encode.NOP || w2 == encode.MovX9X30) && (w3 == encode.NOP || encode.IsBL(w3)):
 			layout, entry = LayoutCallOps, R+8
 		}
@@ -168,9 +183,26 @@ func (sc *scanner) site(rec record, s *Site) error {
 	}
 	s.CallSite = slot1 + 4
 	first := entry
-	if layout == LayoutCallOps {
+	switch layout {
+	case LayoutCallOps:
 		s.Literal = R
 		first = R
+	case LayoutCallOps53:
+		// Of the three words, the 8-byte aligned pair holds the literal
+		// (in ET_REL, aligned as an offset: patching raises the section's
+		// alignment to 8, so it stays aligned when linked).
+		s.Literal, s.Spare = R, R+8
+		if R%8 != 0 {
+			s.Literal, s.Spare = R+4, R
+		}
+		first = R
+	}
+	if layout.HasLiteral() && R >= 4 {
+		// A kCFI type hash: a word just before the NOPs that no function
+		// covers and no NOP, BTI or padding explains.
+		if h, ok := w.word(R - 4); ok && h != encode.NOP && h != 0 && !encode.IsBTI(h) && fn >= 0 && sc.st.containing(key, R-4) < 0 {
+			s.CFIHashOff, s.CFIHash = int64(sec.Offset+(R-4-base)), h
+		}
 	}
 
 	// Where the site is.
@@ -183,24 +215,33 @@ func (sc *scanner) site(rec record, s *Site) error {
 		s.Problems = append(s.Problems, Problem{CodeOutsideText, fmt.Sprintf("site words %#x..%#x run past the end of section %q (%#x..%#x)",
 			first, s.CallSite+4, sec.Name, base, base+sec.Size)})
 	}
-	if layout == LayoutCallOps {
-		align := uint64(0)
-		if sec != nil {
-			align = sec.Addralign
-		}
-		switch {
-		case R%8 != 0:
-			s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q is not 8-byte aligned; %s", R, s.Section, MisalignedHelp)})
-		case sc.rel && align < 8:
-			s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q cannot be 8-byte aligned after linking (sh_addralign %d); %s", R, s.Section, align, MisalignedHelp)})
-		}
+	align := uint64(0)
+	if sec != nil {
+		align = sec.Addralign
+	}
+	switch {
+	case layout == LayoutCallOps && R%8 != 0:
+		s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q is not 8-byte aligned; %s", R, s.Section, MisalignedAdvice(s))})
+	case layout == LayoutCallOps && sc.rel && align < 8:
+		s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q cannot be 8-byte aligned after linking (sh_addralign %d); %s", R, s.Section, align, MisalignedAdvice(s))})
+	case layout == LayoutCallOps53 && R%4 != 0:
+		s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("record %#x in section %q is not 4-byte aligned, so no pair of its words is 8-byte aligned", R, s.Section)})
 	}
 	off := func(a uint64) int64 { return int64(sec.Offset + (a - base)) }
 
-	// Literal and ops.
-	if layout == LayoutCallOps {
-		if v, ok := w.dword(R); ok {
-			s.LiteralOff, s.LiteralWord = off(R), v
+	// Literal, spare word and ops.
+	if layout == LayoutCallOps53 {
+		if v, ok := w.word(s.Spare); ok {
+			s.SpareOff, s.SpareWord = off(s.Spare), v
+			if v != encode.NOP {
+				s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf(
+					"spare word at %#x (the pre-entry word outside the literal at %#x) holds %#08x; it must stay NOP", s.Spare, s.Literal, v)})
+			}
+		}
+	}
+	if layout.HasLiteral() {
+		if v, ok := w.dword(s.Literal); ok {
+			s.LiteralOff, s.LiteralWord = off(s.Literal), v
 		}
 		ref, err := sc.ops(s, recSec, key)
 		if err != nil {
@@ -248,6 +289,21 @@ func (sc *scanner) site(rec record, s *Site) error {
 		s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf(
 			"slot1 at %#x holds %#08x, slot2 at %#x holds %#08x; expected NOP or MOV X9,X30 (%#08x), then NOP or BL",
 			slot1, w1, s.CallSite, w2, encode.MovX9X30)})
+	}
+	if layout == LayoutCallOps53 {
+		if sc.rel {
+			rels, err := sc.relocsAt(recSec, s.Spare, s.Spare+4)
+			if err != nil {
+				return err
+			}
+			for _, rl := range rels {
+				s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x, the spare word (the literal is at %#x)", rl.Type, rl.Off, s.Literal)})
+			}
+		}
+		if sc.rel && align < 8 && (s.LiteralWord != nopLiteral || s.Ops != nil) {
+			s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf(
+				"literal written at %#x in section %q, whose sh_addralign %d does not keep it 8-byte aligned after linking (ftpatch raises it to 8 when it writes a literal)", s.Literal, s.Section, align)})
+		}
 	}
 	if isBL {
 		if call != nil {

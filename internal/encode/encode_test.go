@@ -41,6 +41,7 @@ var cases = []struct {
 	{"bl .+0x0", BL{0x1000, 0x1000}},
 	{"bl .+0x40", BL{0, 0x40}},
 	{"bl .+0xfffffffffffffffc", BL{4, 0}},
+	{"b .+0xfffffffffffffff8", B{8, 0}},
 	{"bl .+0x7fffffc", BL{0x10000000, 0x10000000 + BLRange - 4}},
 	{"bl .+0xfffffffff8000000", BL{0x10000000, 0x10000000 - BLRange}},
 	{"b .+0x0", B{0x1000, 0x1000}},

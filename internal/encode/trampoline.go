@@ -54,6 +54,16 @@ type Program struct {
 	Labels map[int]string
 	// Comments annotate words, for Asm.
 	Comments map[int]string
+	// Entries are further global function symbols inside the program, in
+	// word order after Name (which is at word 0).
+	Entries []Entry
+}
+
+// Entry is a second way into a Program: a global function symbol at word
+// Index.
+type Entry struct {
+	Name  string
+	Index int
 }
 
 // Bytes returns the program's words as little-endian bytes.
@@ -84,6 +94,45 @@ const (
 // entry: the BL is at literal+12 (no BTI) or literal+16 (BTI), so X30 is
 // literal+16 or literal+20, and aligning down to 8 gives literal+16.
 const LiteralOffset = -16
+
+// The 5,3 layout (three words before the entry; the 8-aligned pair holds the
+// literal, the other word is spare). X30 = BL+4 = entry+8 (no BTI) or
+// entry+12 (BTI); the literal is at entry-8 when the entry is 0 mod 8 and
+// at entry-12 when it is 4 mod 8:
+//
+//	entry mod 8  BTI  X30       X30 mod 8  literal   (X30&^7)-16
+//	0            no   entry+8   0          X30-16    X30-16  ok
+//	0            yes  entry+12  4          X30-20    X30-20  ok
+//	4            no   entry+8   4          X30-20    X30-20  ok
+//	4            yes  entry+12  0          X30-24    X30-16  wrong
+//
+// The first and last rows have the same X30 mod 8 but different literal
+// offsets, so no computation on X30 alone finds the literal in every case:
+// the missing bit has to come from memory (reading the code word at X30-12
+// to test for BTI: a load, a compare and a branch on every traced call) or
+// from the BL target, which the patcher chooses knowing the site. ftpatch
+// uses the BL target: the trampoline has a second entry, AltEntryName(name),
+// that loads the literal at X30-24 and joins the common path; every other
+// site, 4,2 or 5,3, calls the first entry, whose code is unchanged.
+const LiteralOffsetAlt = -24
+
+// AltEntryName is the symbol of the trampoline's second entry, for 5,3
+// sites with BTI whose entry is 4 mod 8.
+func AltEntryName(name string) string { return name + "_lit24" }
+
+// TrampolineEntry says which entry of the call-ops trampoline finds the
+// literal at literal for a BL whose X30 (the BL's address + 4) is x30: the
+// first (alt false) when (x30 &^ 7) - 16 == literal, the second (alt true)
+// when x30 - 24 == literal, and ok false when neither.
+func TrampolineEntry(x30, literal uint64) (alt, ok bool) {
+	switch literal {
+	case x30&^7 - 16:
+		return false, true
+	case x30 - 24:
+		return true, literal%8 == 0
+	}
+	return false, false
+}
 
 // TrampolineOptions selects the variant of the common trampoline.
 type TrampolineOptions struct {
@@ -129,7 +178,8 @@ var ErrTrampoline = errors.New("bad trampoline options")
 // It is reached by `BL` from a patch site after `MOV X9, X30`, so on entry
 // X30 is the instruction after the BL and X9 the traced function's own
 // return address. x0-x8 (arguments, indirect result) and x19-x29 are live;
-// x9-x17 are free. It loads op from the literal at (X30 &^ 7) - 16; a NULL
+// x9-x17 are free. It loads op from the literal at (X30 &^ 7) - 16 (at its
+// second entry, AltEntryName, from X30 - 24: see LiteralOffsetAlt); a NULL
 // op returns at once (touching only x10, x11 and X30); otherwise it saves
 // x0-x8 and the call site's fp/lr/sp/pc in a struct ftrace_regs, builds
 // frame records for the call site and for itself, calls
@@ -160,6 +210,7 @@ func Trampoline(opts TrampolineOptions) (Program, error) {
 	} else {
 		b.add(BIC{Rd: X11, Rn: X30, Imm: 7}, "x11 = literal + 16")
 		b.add(LDUR{Rt: X11, Rn: X11, Imm: LiteralOffset}, "op")
+		b.label("have_op") // the second entry joins here with op in x11
 		b.branch("null", func(off int64) encoder { return CBZ{Rt: X11, Offset: off} }, "no op: straight back")
 		if opts.DirectCalls {
 			b.add(LDR{Rt: X17, Rn: X11, Imm: opts.directCallOffset()}, "op->direct_call")
@@ -204,6 +255,13 @@ func Trampoline(opts TrampolineOptions) (Program, error) {
 			b.label("direct")
 			b.add(BR{Rn: X17}, "x17: a BTI c landing pad accepts it")
 		}
+
+		// Second entry: 5,3 sites with BTI whose entry is 4 mod 8 (see
+		// LiteralOffsetAlt). As many instructions to the join as the first.
+		b.entry(AltEntryName(opts.Name))
+		b.word(BTIC, "landing pad for BR x16/x17 veneers")
+		b.add(LDUR{Rt: X11, Rn: X30, Imm: LiteralOffsetAlt}, "op: the literal at X30-24")
+		b.branch("have_op", func(off int64) encoder { return B{From: 0, To: uint64(off)} }, "") // off: relative to the B
 	}
 	return b.finish()
 }
@@ -258,6 +316,10 @@ func (b *builder) label(name string) {
 	b.p.Labels[len(b.p.Words)] = ".L" + b.p.Name + "_" + name
 }
 
+func (b *builder) entry(name string) {
+	b.p.Entries = append(b.p.Entries, Entry{Name: name, Index: len(b.p.Words)})
+}
+
 func (b *builder) finish() (Program, error) {
 	for _, pb := range b.pending {
 		to, ok := b.labels[pb.label]
@@ -293,7 +355,18 @@ func (p Program) Asm() (string, error) {
 	fmt.Fprintf(&s, "\t.type\t%s, %%function\n", p.Name)
 	s.WriteString("\t.p2align\t3\n")
 	fmt.Fprintf(&s, "%s:\n", p.Name)
+	entries, cur := map[int]string{}, p.Name
+	for _, e := range p.Entries {
+		entries[e.Index] = e.Name
+	}
 	for i, w := range p.Words {
+		if e, ok := entries[i]; ok {
+			fmt.Fprintf(&s, "\t.size\t%s, .-%s\n", cur, cur)
+			cur = e
+			fmt.Fprintf(&s, "\t.globl\t%s\n", e)
+			fmt.Fprintf(&s, "\t.type\t%s, %%function\n", e)
+			fmt.Fprintf(&s, "%s:\n", e)
+		}
 		if l, ok := p.Labels[i]; ok {
 			fmt.Fprintf(&s, "%s:\n", l)
 		}
@@ -307,7 +380,7 @@ func (p Program) Asm() (string, error) {
 		}
 		s.WriteString(line + "\n")
 	}
-	fmt.Fprintf(&s, "\t.size\t%s, .-%s\n", p.Name, p.Name)
+	fmt.Fprintf(&s, "\t.size\t%s, .-%s\n", cur, cur)
 	return s.String(), nil
 }
 

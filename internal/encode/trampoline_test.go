@@ -98,17 +98,26 @@ func TestTrampolineAsmAssembles(t *testing.T) {
 			if name == "" {
 				name = "ftrace_caller"
 			}
-			found := false
-			for _, s := range syms {
-				if s.Name == name {
-					found = true
-					if elf.ST_BIND(s.Info) != elf.STB_GLOBAL || elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Size != uint64(4*len(p.Words)) {
-						t.Errorf("symbol %+v", s)
+			// Each entry: global, FUNC, at its word, sized to the next.
+			starts := append([]Entry{{Name: name}}, p.Entries...)
+			for i, e := range starts {
+				end := len(p.Words)
+				if i+1 < len(starts) {
+					end = starts[i+1].Index
+				}
+				found := false
+				for _, s := range syms {
+					if s.Name == e.Name {
+						found = true
+						if elf.ST_BIND(s.Info) != elf.STB_GLOBAL || elf.ST_TYPE(s.Info) != elf.STT_FUNC ||
+							s.Value != uint64(4*e.Index) || s.Size != uint64(4*(end-e.Index)) {
+							t.Errorf("symbol %+v, want at word %d, %d words", s, e.Index, end-e.Index)
+						}
 					}
 				}
-			}
-			if !found {
-				t.Errorf("no symbol %q", name)
+				if !found {
+					t.Errorf("no symbol %q", e.Name)
+				}
 			}
 		})
 	}
@@ -139,7 +148,7 @@ func TestTrampolineRegisters(t *testing.T) {
 				text := arm64asm.GNUSyntax(in)
 				var written []arm64asm.Arg
 				switch in.Op {
-				case arm64asm.STP, arm64asm.STR, arm64asm.STUR, arm64asm.CBZ, arm64asm.BLR, arm64asm.RET, arm64asm.HINT, arm64asm.NOP:
+				case arm64asm.STP, arm64asm.STR, arm64asm.STUR, arm64asm.CBZ, arm64asm.B, arm64asm.BLR, arm64asm.RET, arm64asm.HINT, arm64asm.NOP:
 				case arm64asm.LDP:
 					written = in.Args[:2]
 				default:
@@ -232,5 +241,54 @@ func TestTrampolineDirectPath(t *testing.T) {
 				t.Errorf("offset %d: word %d %q touches X9/X30 before the direct branch", off, i, text[i])
 			}
 		}
+	}
+}
+
+// TestTrampolineEntry53: for the four 5,3 cases (entry 0 or 4 mod 8, with
+// and without BTI) and for 4,2, the literal found by the entry
+// TrampolineEntry picks is the aligned pair before the entry; only 5,3 with
+// BTI at 4 mod 8 needs the second entry.
+func TestTrampolineEntry53(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		entry   uint64
+		bti     bool
+		pre     uint64 // words before the entry
+		wantAlt bool
+	}{
+		{"4,2", 0x1000, false, 2, false},
+		{"4,2 bti", 0x1000, true, 2, false},
+		{"5,3 0mod8", 0x1000, false, 3, false},
+		{"5,3 0mod8 bti", 0x1000, true, 3, false},
+		{"5,3 4mod8", 0x1004, false, 3, false},
+		{"5,3 4mod8 bti", 0x1004, true, 3, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// The literal: the first 8-aligned address among the pre-entry words.
+			lit := c.entry - 4*c.pre
+			for lit%8 != 0 {
+				lit += 4
+			}
+			bl := c.entry + 4
+			if c.bti {
+				bl += 4
+			}
+			x30 := bl + 4
+			alt, ok := TrampolineEntry(x30, lit)
+			if !ok || alt != c.wantAlt {
+				t.Fatalf("TrampolineEntry(%#x, %#x) = %v, %v; want %v, true", x30, lit, alt, ok, c.wantAlt)
+			}
+			off, alto := int64(LiteralOffset), int64(LiteralOffsetAlt)
+			got := x30&^7 + uint64(off)
+			if alt {
+				got = x30 + uint64(alto)
+			}
+			if got != lit {
+				t.Errorf("entry loads %#x, literal at %#x", got, lit)
+			}
+		})
+	}
+	if _, ok := TrampolineEntry(0x1010, 0x1004); ok {
+		t.Error("a literal neither entry reaches was accepted")
 	}
 }

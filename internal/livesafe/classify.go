@@ -91,6 +91,28 @@ func (a *comparison) classify(i int) {
 		a.problem(l, fmt.Sprintf("the BTI at the function entry changed: %s -> %s", old, new))
 		bad = true
 	}
+	// Words no patch may touch: the 5,3 spare word and a kCFI type hash.
+	for _, w := range []struct {
+		bit  uint8
+		addr uint64
+		off  int64
+		what string
+	}{
+		{bitSpare, o.Spare, o.SpareOff, fmt.Sprintf("the spare word of this 5,3 site (the literal is at %#x) changed", o.Literal)},
+		{bitCFI, o.CFIHashAddr(), o.CFIHashOff, "the kCFI type hash before the NOPs changed (indirect calls to the function would trap)"},
+	} {
+		if t&w.bit == 0 {
+			continue
+		}
+		old, new := "?", "?"
+		if a.rel {
+			old, new = a.relWord(a.or, o.SectionIndex, a.of, w.addr), a.relWord(a.pr, o.SectionIndex, a.pf, w.addr)
+		} else {
+			old, new = a.fileWord(a.or, w.off, w.addr), a.fileWord(a.pr, w.off, w.addr)
+		}
+		a.problem(where(w.addr, w.off), fmt.Sprintf("%s: %s -> %s; it must never change", w.what, old, new))
+		bad = true
+	}
 	relOf := func(m map[relPos]string, addr uint64) string {
 		if !a.rel {
 			return ""
@@ -98,7 +120,7 @@ func (a *comparison) classify(i int) {
 		return m[relPos{o.SectionIndex, addr}]
 	}
 	// Literal.
-	if o.Layout == elfscan.LayoutCallOps && o.LiteralOff != elfscan.NoOffset {
+	if o.Layout.HasLiteral() && o.LiteralOff != elfscan.NoOffset {
 		oldRel, newRel := relOf(a.oRel, o.Literal), relOf(a.pRel, o.Literal)
 		if o.LiteralWord != p.LiteralWord || oldRel != newRel {
 			l := where(o.Literal, o.LiteralOff)

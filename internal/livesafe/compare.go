@@ -99,6 +99,8 @@ const (
 	bitSlot1
 	bitSlot2
 	bitBTI
+	bitSpare // call-ops-5-3: the pre-entry word outside the literal
+	bitCFI   // a kCFI type hash before the NOPs
 )
 
 type siteKey struct {
@@ -166,8 +168,14 @@ func (a *comparison) spansOf(i int, s *elfscan.Site) []span {
 		}
 	}
 	if a.rel {
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			add(int64(s.Literal), 8, bitLiteral)
+		}
+		if s.SpareOff != elfscan.NoOffset {
+			add(int64(s.Spare), 4, bitSpare)
+		}
+		if s.CFIHashOff != elfscan.NoOffset {
+			add(int64(s.CFIHashAddr()), 4, bitCFI)
 		}
 		if s.BTI {
 			add(int64(s.Entry), 4, bitBTI)
@@ -179,6 +187,8 @@ func (a *comparison) spansOf(i int, s *elfscan.Site) []span {
 	if s.LiteralOff != elfscan.NoOffset {
 		add(s.LiteralOff, 8, bitLiteral)
 	}
+	add(s.SpareOff, 4, bitSpare)
+	add(s.CFIHashOff, 4, bitCFI)
 	if s.BTI && s.Slot1Off != elfscan.NoOffset {
 		add(s.Slot1Off-4, 4, bitBTI)
 	}

@@ -27,7 +27,7 @@ type Words struct {
 
 // WordsOf returns the words a scan found at a site.
 func WordsOf(s elfscan.Site) Words {
-	return Words{HasLiteral: s.Layout == elfscan.LayoutCallOps && s.LiteralOff != elfscan.NoOffset,
+	return Words{HasLiteral: s.Layout.HasLiteral() && s.LiteralOff != elfscan.NoOffset,
 		Literal: s.LiteralWord, Ops: s.Ops, Slot1: s.Slot1Word, Slot2: s.Slot2Word, Target: s.Target}
 }
 

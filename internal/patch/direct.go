@@ -80,7 +80,7 @@ func (p *planner) directCall(s *elfscan.Site, tramp uint64, name func() string) 
 	if p.req.Direct.Sym != "" {
 		where += fmt.Sprintf(" at %#x", d.addr)
 	}
-	if s.Layout != elfscan.LayoutCallOps {
+	if !s.Layout.HasLiteral() {
 		p.is.add(ErrDirect, "%s: direct trampoline %s is out of BL range of %#x, and a classic site has no literal to reach it through the common trampoline",
 			name(), where, s.CallSite)
 		return call{}, false

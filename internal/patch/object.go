@@ -41,7 +41,8 @@ const (
 //	                        -mbranch-protection=standard (only when prog.BTI)
 //	    .note.GNU-stack     empty: no executable stack
 //	    .symtab             null, section .text, $x, NAME (GLOBAL FUNC, sized),
-//	                        then one undefined GLOBAL per fixup symbol
+//	                        each further entry (GLOBAL FUNC, sized), then one
+//	                        undefined GLOBAL per fixup symbol
 //	    .strtab, .shstrtab
 //
 // The same program always gives the same bytes.
@@ -73,9 +74,22 @@ func BuildObject(prog encode.Program) ([]byte, error) {
 		{name: addStr("$x"), info: elf.ST_INFO(elf.STB_LOCAL, elf.STT_NOTYPE), shndx: textIdx}, // AAELF64 mapping symbol: code from here
 	}
 	firstGlobal := uint32(len(syms))
-	symIndex := map[string]uint32{prog.Name: uint32(len(syms))}
-	syms = append(syms, sym{name: addStr(prog.Name), info: elf.ST_INFO(elf.STB_GLOBAL, elf.STT_FUNC),
-		shndx: textIdx, size: uint64(4 * len(prog.Words))})
+	symIndex := map[string]uint32{}
+	// NAME at word 0, then each further entry; each sized to the next.
+	starts := append([]encode.Entry{{Name: prog.Name}}, prog.Entries...)
+	for i, e := range starts {
+		end := len(prog.Words)
+		if i+1 < len(starts) {
+			end = starts[i+1].Index
+		}
+		_, dup := symIndex[e.Name]
+		if e.Name == "" || strings.IndexByte(e.Name, 0) >= 0 || dup || e.Index < 0 || e.Index >= end {
+			return nil, fmt.Errorf("%w: %s: bad entry %q at word %d", ErrObjectProgram, prog.Name, e.Name, e.Index)
+		}
+		symIndex[e.Name] = uint32(len(syms))
+		syms = append(syms, sym{name: addStr(e.Name), info: elf.ST_INFO(elf.STB_GLOBAL, elf.STT_FUNC),
+			shndx: textIdx, value: uint64(4 * e.Index), size: uint64(4 * (end - e.Index))})
+	}
 
 	var relas []elfscan.Rela
 	for i, f := range prog.Fixups {

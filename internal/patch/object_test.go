@@ -91,6 +91,9 @@ func TestBuildObjectReadelf(t *testing.T) {
 				}
 			}
 			want := []string{p.Name}
+			for _, e := range p.Entries {
+				want = append(want, e.Name)
+			}
 			if v.opts.Classic {
 				want = append(want, v.opts.OpsSym)
 			}

@@ -198,6 +198,15 @@ type Skip struct {
 	Reason  string
 }
 
+// Align raises an ET_REL text section's sh_addralign from Old to 8, so the
+// pair a 5,3 literal was written into (chosen by its offset) stays 8-byte
+// aligned when the object is linked.
+type Align struct {
+	Section      string
+	SectionIndex int
+	Old          uint64
+}
+
 // Changes is a plan: every byte and relocation a request changes.
 type Changes struct {
 	Path    string
@@ -206,12 +215,13 @@ type Changes struct {
 	Writes  []Write
 	Relocs  []Reloc
 	NewSyms []string // ET_REL: undefined globals appended to .symtab, in order
+	Aligns  []Align  // ET_REL: sections whose sh_addralign rises to 8
 	Skipped []Skip
 	Sites   int // sites the plan changes
 }
 
 // Empty reports whether the plan changes nothing.
-func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0 }
+func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0 && len(c.Aligns) == 0 }
 
 // Print writes the plan, one line per word or relocation:
 //
@@ -231,6 +241,11 @@ func (c *Changes) Print(w io.Writer) error {
 	}
 	for _, s := range c.NewSyms {
 		if _, err := fmt.Fprintf(w, "-\t.symtab\tsymbol\t- -> %s (undefined global)\n", s); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.Aligns {
+		if _, err := fmt.Fprintf(w, "-\t%s\tsh_addralign\t%d -> 8 (keeps 5,3 literals aligned when linked)\n", a.Section, a.Old); err != nil {
 			return err
 		}
 	}
@@ -343,13 +358,13 @@ func Plan(in *Input, req Request) (*Changes, error) {
 
 	// Resolve the values once (errors are per file, not per site).
 	var defLit, opsLit literal
-	var tramp uint64
-	var trampRel *elfscan.Rela
+	var tramp, alt uint64
+	var trampRel, altRel *elfscan.Rela
 	var err error
 	needOps, needTramp := false, req.Op == OpEnable
 	for i := range in.Scan.Sites {
 		s := &in.Scan.Sites[i]
-		if req.Selects(s.Func) && s.Layout == elfscan.LayoutCallOps {
+		if req.Selects(s.Func) && s.Layout.HasLiteral() {
 			needOps = true
 		}
 	}
@@ -377,6 +392,22 @@ func Plan(in *Input, req Request) (*Changes, error) {
 		} else if tramp, err = p.resolve(req.Trampoline); err != nil {
 			return nil, err
 		}
+		if p.needsAltEntry() {
+			if req.Trampoline.Sym == "" {
+				return nil, fmt.Errorf("%w: trampoline %s: 5,3 sites with BTI whose entry is 4 mod 8 call the trampoline's second entry (%s); name the trampoline by symbol",
+					ErrSymbol, req.Trampoline, encode.AltEntryName("SYM"))
+			}
+			name := encode.AltEntryName(req.Trampoline.Sym)
+			if p.rel {
+				idx, err := p.relSymbol(name)
+				if err != nil {
+					return nil, err
+				}
+				altRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
+			} else if alt, err = p.resolve(Value{Sym: name}); err != nil {
+				return nil, fmt.Errorf("5,3 sites with BTI whose entry is 4 mod 8 call the trampoline's second entry (ftpatch trampoline emits it): %w", err)
+			}
+		}
 	}
 
 	if req.Op == OpEnable && req.Direct != nil && p.hasSelected() {
@@ -391,7 +422,11 @@ func Plan(in *Input, req Request) (*Changes, error) {
 			continue
 		}
 		n := len(p.out.Writes) + len(p.out.Relocs)
-		p.site(s, defLit, opsLit, tramp, trampRel)
+		t, tr := tramp, trampRel
+		if p.altEntry(s) {
+			t, tr = alt, altRel
+		}
+		p.site(s, defLit, opsLit, t, tr)
 		if len(p.out.Writes)+len(p.out.Relocs) > n {
 			p.out.Sites++
 		}
@@ -401,6 +436,27 @@ func Plan(in *Input, req Request) (*Changes, error) {
 	}
 	p.dropUnusedSymbols()
 	return p.out, nil
+}
+
+// altEntry reports whether s's BL goes to the trampoline's second entry
+// (encode.LiteralOffsetAlt): 5,3 sites with BTI whose entry is 4 mod 8.
+func (p *planner) altEntry(s *elfscan.Site) bool {
+	if s.Layout != elfscan.LayoutCallOps53 {
+		return false
+	}
+	alt, ok := encode.TrampolineEntry(s.CallSite+4, s.Literal)
+	return ok && alt
+}
+
+// needsAltEntry reports whether any selected site calls the second entry.
+func (p *planner) needsAltEntry() bool {
+	for i := range p.in.Scan.Sites {
+		s := &p.in.Scan.Sites[i]
+		if p.req.Selects(s.Func) && p.altEntry(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // dropUnusedSymbols forgets the planned undefined symbols when no planned
@@ -453,7 +509,7 @@ func (p *planner) literalOf(v Value) (literal, error) {
 func (p *planner) usesLiteral() bool {
 	for i := range p.in.Scan.Sites {
 		s := &p.in.Scan.Sites[i]
-		if p.req.Selects(s.Func) && s.Layout == elfscan.LayoutCallOps {
+		if p.req.Selects(s.Func) && s.Layout.HasLiteral() {
 			return true
 		}
 	}
@@ -502,7 +558,7 @@ func (p *planner) relSymbol(name string) (uint32, error) {
 func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, trampRel *elfscan.Rela) {
 	name := func() string { return siteName(p.rel, s) } // only errors need it
 	op := p.req.Op
-	callOps := s.Layout == elfscan.LayoutCallOps
+	callOps := s.Layout.HasLiteral()
 	if s.HasProblem(elfscan.CodeNoFunction) {
 		// As Linux, which disables a record it finds no symbol for.
 		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, render.Place(p.rel, s.Section, s.Entry), string(elfscan.CodeNoFunction)})
@@ -539,7 +595,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			return
 		}
 		p.is.add(ErrMisaligned, "%s: literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			name(), render.Place(p.rel, s.Section, s.Literal), elfscan.MisalignedHelp)
+			name(), render.Place(p.rel, s.Section, s.Literal), elfscan.MisalignedAdvice(s))
 		return
 	}
 
@@ -637,6 +693,9 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 	if cur.same(want) {
 		return
 	}
+	if p.rel && s.Layout == elfscan.LayoutCallOps53 {
+		p.raiseAlign(s)
+	}
 	if cur.bytes != want.bytes {
 		p.out.Writes = append(p.out.Writes, Write{site: s, Slot: SlotLiteral, Old: cur.bytes, New: want.bytes})
 	}
@@ -644,6 +703,20 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.Literal,
 			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})
 	}
+}
+
+// raiseAlign plans sh_addralign 8 for s's section when it is lower, once.
+func (p *planner) raiseAlign(s *elfscan.Site) {
+	old := p.in.rel.sh[s.SectionIndex].Addralign
+	if old >= 8 {
+		return
+	}
+	for _, a := range p.out.Aligns {
+		if a.SectionIndex == s.SectionIndex {
+			return
+		}
+	}
+	p.out.Aligns = append(p.out.Aligns, Align{Section: s.Section, SectionIndex: s.SectionIndex, Old: old})
 }
 
 func (p *planner) setCall(s *elfscan.Site, want call) {

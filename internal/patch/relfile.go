@@ -164,6 +164,12 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 		w.Put(data[off:])
 	}
 	sh := append([]elf.Section64(nil), rf.sh...)
+	for _, a := range c.Aligns {
+		if a.SectionIndex <= 0 || a.SectionIndex >= len(sh) {
+			return nil, malformed("alignment of section %d outside the file", a.SectionIndex)
+		}
+		sh[a.SectionIndex].Addralign = 8
+	}
 	content := make([][]byte, len(sh))
 	for i := range sh {
 		if hasData(sh[i]) {

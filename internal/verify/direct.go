@@ -128,7 +128,11 @@ func (img *Image) checkDirect(s *site, to uint64) bool {
 		s.direct = to
 		return true
 	}
-	if to != img.tramp || s.literal == 0 || s.literal%8 != 0 {
+	common := img.tramp
+	if img.usesAltEntry(s) {
+		common = img.trampAlt // the entry that finds this site's literal
+	}
+	if to != common || common == 0 || s.literal == 0 || s.literal%8 != 0 {
 		// Only the common trampoline reads op->direct_call; any other
 		// target fails in checkStatic.
 		return false

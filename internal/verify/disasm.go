@@ -11,10 +11,21 @@ import (
 // syntax: the literal as .quad, then the entry up to the call site.
 func (img *Image) disasm(s *site) []string {
 	var out []string
-	if s.Layout == elfscan.LayoutCallOps && s.literal != 0 {
+	spare := func() {
+		if w, ok := img.read32(s.spare); ok && s.Layout == elfscan.LayoutCallOps53 {
+			out = append(out, fmt.Sprintf("%#x: %08x  %s (spare)", s.spare, w, encode.Disasm(w, s.spare)))
+		}
+	}
+	if s.spare < s.literal {
+		spare()
+	}
+	if s.Layout.HasLiteral() && s.literal != 0 {
 		if v, ok := img.read64(s.literal); ok {
 			out = append(out, fmt.Sprintf("%#x: %016x  .quad %#x", s.literal, v, v))
 		}
+	}
+	if s.spare > s.literal {
+		spare()
 	}
 	for a := s.entry; a <= s.callSite && a >= s.entry && len(out) < 8; a += 4 {
 		w, ok := img.read32(a)

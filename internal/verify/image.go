@@ -52,6 +52,7 @@ type Image struct {
 	standinFunc uint64 // op->func of the stand-in op: a RET, hooked
 	standinOps  uint64 // the stand-in struct ftrace_ops: .quad standinFunc
 	ourTramp    uint64 // the tool's call-ops trampoline
+	ourTrampAlt uint64 // its second entry (encode.AltEntryName)
 	ourClassic  uint64 // the tool's classic trampoline, op = standinOps
 	sentinel    uint64 // X30 on entry: the traced function's parent
 	stackBase   uint64 // per-engine private stack (not in regions)
@@ -62,6 +63,11 @@ type Image struct {
 	// classicFileErr says why a classic image's own trampoline cannot run
 	// (classicfile.go); "" when it can.
 	classicFileErr string
+	// The trampoline's second entry, for 5,3 sites with BTI whose entry
+	// is 4 mod 8 (encode.LiteralOffsetAlt): resolved when such a site is
+	// enabled.
+	trampAlt    uint64
+	trampAltErr string
 
 	sites []site
 	funcs map[uint64]bool // op->func addresses to intercept
@@ -90,6 +96,7 @@ type site struct {
 	entry    uint64
 	callSite uint64
 	literal  uint64 // 0 for classic
+	spare    uint64 // call-ops-5-3: the spare word
 	op       uint64 // expected X2 at op->func; 0 when unknown
 	static   *Failure
 	direct   uint64 // the direct trampoline the site must reach; 0: none
@@ -220,6 +227,11 @@ func (img *Image) addStandins() error {
 	}
 	if err := img.place(img.ourTramp, tr, offClassic-offTramp); err != nil {
 		return err
+	}
+	for _, e := range tr.Entries {
+		if e.Name == encode.AltEntryName(tr.Name) {
+			img.ourTrampAlt = img.ourTramp + 4*uint64(e.Index)
+		}
 	}
 	cl, err := encode.Trampoline(encode.TrampolineOptions{Classic: true, OpsSym: "verify_standin_ops"})
 	if err != nil {

@@ -81,6 +81,12 @@ func (s *site) fail(expected, observed string) {
 // checkStatic checks what can be known without running: a known state, and
 // for enabled sites the BL target and the op the literal points at.
 func (img *Image) checkStatic(s *site, classic bool, opts Options) {
+	if s.Layout == elfscan.LayoutCallOps53 {
+		if w, ok := img.read32(s.spare); !ok || w != encode.NOP {
+			s.fail(fmt.Sprintf("spare word at %#x (outside the literal at %#x) NOP", s.spare, s.literal), fmt.Sprintf("word %#08x", w))
+			return
+		}
+	}
 	switch s.State {
 	case elfscan.StateNop, elfscan.StateInit:
 		return
@@ -106,12 +112,16 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 	if !classic && img.checkDirect(s, to) {
 		return
 	}
-	if img.tramp == 0 {
-		s.fail("BL to trampoline "+img.trampName, fmt.Sprintf("BL to %#x; %s", to, img.trampErr))
+	name, want, werr := img.trampName, img.tramp, img.trampErr
+	if img.usesAltEntry(s) {
+		name, want, werr = encode.AltEntryName(img.trampName), img.trampAlt, img.trampAltErr
+	}
+	if want == 0 {
+		s.fail("BL to trampoline "+name, fmt.Sprintf("BL to %#x; %s", to, werr))
 		return
 	}
-	if to != img.tramp {
-		s.fail(fmt.Sprintf("BL to trampoline %s at %#x%s", img.trampName, img.tramp, img.directNames()), fmt.Sprintf("BL to %#x", to))
+	if to != want {
+		s.fail(fmt.Sprintf("BL to trampoline %s at %#x%s", name, want, img.directNames()), fmt.Sprintf("BL to %#x", to))
 		return
 	}
 	if classic {
@@ -149,6 +159,16 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 	}
 	s.op = op
 	img.funcs[fn] = true
+}
+
+// usesAltEntry reports whether s (absolute addresses) must call the
+// trampoline's second entry: a 5,3 site with BTI whose entry is 4 mod 8.
+func (img *Image) usesAltEntry(s *site) bool {
+	if s.Layout != elfscan.LayoutCallOps53 {
+		return false
+	}
+	alt, ok := encode.TrampolineEntry(s.callSite+4, s.literal)
+	return ok && alt
 }
 
 func describeFunc(mapped bool, fn uint64) string {
@@ -249,16 +269,17 @@ func (rl *relLayout) symName(i uint32) string {
 	return s.Name
 }
 
-// resolveTramp finds --trampoline in the object (see Object.Lookup): an
-// address is an offset in the layout; a defined symbol is redirected to
-// ours unless the file's is to run; an undefined one is bound to ours.
-func (rl *relLayout) resolveTramp(img *Image, opts Options, ours uint64) uint64 {
-	if a, ok := parseAddr(img.trampName); ok {
+// resolveTramp finds the trampoline entry name in the object (see
+// Object.Lookup): an address is an offset in the layout; a defined symbol
+// is redirected to ours unless the file's is to run; an undefined one is
+// bound to ours. A lookup error is stored in *errOut and gives 0.
+func (rl *relLayout) resolveTramp(img *Image, opts Options, name string, ours uint64, errOut *string) uint64 {
+	if a, ok := parseAddr(name); ok {
 		return a + relBase // an address in an object is an offset in its layout
 	}
-	s, err := rl.o.Lookup(img.trampName)
+	s, err := rl.o.Lookup(name)
 	if err != nil && !errors.Is(err, elfscan.ErrSymbolNotFound) {
-		img.trampErr = err.Error()
+		*errOut = err.Error()
 		return 0
 	}
 	if a, _, ok := rl.symbol(s.Index); err == nil && ok {
@@ -297,11 +318,15 @@ func (rl *relLayout) placeSite(img *Image, s *site) {
 	s.entry += base
 	s.callSite += base
 	words := []uint64{s.Site.CallSite - 4, s.Site.CallSite}
-	if s.Layout == elfscan.LayoutCallOps {
+	if s.Layout.HasLiteral() {
 		s.literal += base
 		words = append(words, s.Site.Literal, s.Site.Literal+4)
 	} else {
 		s.literal = 0
+	}
+	if s.Layout == elfscan.LayoutCallOps53 {
+		s.spare += base
+		words = append(words, s.Site.Spare)
 	}
 	for _, off := range words {
 		r, ok := rl.relaAt(s.SectionIndex, off)
@@ -311,7 +336,7 @@ func (rl *relLayout) placeSite(img *Image, s *site) {
 		addr := base + off
 		val, name, def := rl.symbol(r.Sym)
 		switch {
-		case s.Layout == elfscan.LayoutCallOps && off == s.Site.Literal && r.Type == elf.R_AARCH64_ABS64:
+		case s.Layout.HasLiteral() && off == s.Site.Literal && r.Type == elf.R_AARCH64_ABS64:
 			if !def {
 				val = img.standinOps
 			}
@@ -322,11 +347,15 @@ func (rl *relLayout) placeSite(img *Image, s *site) {
 				val, def = d, true
 			}
 			if !def {
-				if name != img.trampName {
+				switch name {
+				case img.trampName:
+					val = img.tramp
+				case encode.AltEntryName(img.trampName):
+					val = img.trampAlt
+				default:
 					s.fail("BL to trampoline "+img.trampName, "BL to undefined "+name)
 					return
 				}
-				val = img.tramp
 			}
 			var w uint32
 			var err error
@@ -365,6 +394,51 @@ func (rl *relLayout) relocOp(img *Image, op uint64) {
 	img.write64(op, val+uint64(r.Addend))
 }
 
+// bindAlt resolves the trampoline's second entry when an enabled site
+// needs it, redirecting it to the tool's own unless the file's is to run.
+func (img *Image) bindAlt(o *elfscan.Object, rel *relLayout, sites []elfscan.Site, opts Options) {
+	need := false
+	for i := range sites {
+		s := &sites[i]
+		if s.State == elfscan.StateEnabled && s.Layout == elfscan.LayoutCallOps53 {
+			// In ET_REL, offsets: sections are placed page-aligned, so
+			// the offsets' residues mod 8 are the addresses'.
+			if alt, ok := encode.TrampolineEntry(s.CallSite+4, s.Literal); ok && alt {
+				need = true
+				break
+			}
+		}
+	}
+	if !need {
+		return
+	}
+	name := encode.AltEntryName(img.trampName)
+	if _, isAddr := parseAddr(img.trampName); isAddr {
+		img.trampAltErr = "the trampoline is given as an address; its second entry needs a symbol"
+		return
+	}
+	if rel != nil {
+		img.trampAlt = rel.resolveTramp(img, opts, name, img.ourTrampAlt, &img.trampAltErr)
+		return
+	}
+	a, err := resolveLinked(o, name)
+	switch {
+	case err != nil:
+		img.trampAltErr = err.Error()
+	case opts.RunFileTrampoline:
+		img.trampAlt = a
+	case !img.isCode(a):
+		img.trampAltErr = fmt.Sprintf("trampoline entry %s at %#x is not in an executable segment", name, a)
+	default:
+		if w, err := (encode.BL{From: a, To: img.ourTrampAlt}).Encode(); err == nil {
+			img.trampAlt = a
+			img.write32(a, w&^0x80000000) // B, not BL: X30 must stay the site's
+		} else {
+			img.trampAltErr = fmt.Sprintf("trampoline entry %s at %#x: verify's own trampoline is out of reach: %v", name, a, err)
+		}
+	}
+}
+
 // bind resolves the trampoline, redirects it to the tool's own unless the
 // file's is to run, and makes each site absolute and statically checked.
 // o may be nil for a synthetic image (then --trampoline must be an address).
@@ -381,7 +455,7 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 		ours = img.ourClassic
 	}
 	if rel != nil {
-		img.tramp = rel.resolveTramp(img, opts, ours)
+		img.tramp = rel.resolveTramp(img, opts, img.trampName, ours, &img.trampErr)
 	} else {
 		a, terr := resolveLinked(o, img.trampName)
 		switch {
@@ -406,10 +480,13 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 			}
 		}
 	}
+	if !classic && img.ourTrampAlt != 0 {
+		img.bindAlt(o, rel, sites, opts)
+	}
 	img.sites = make([]site, len(sites))
 	for i := range sites {
 		s := &img.sites[i]
-		*s = site{Site: &sites[i], index: i, entry: sites[i].Entry, callSite: sites[i].CallSite, literal: sites[i].Literal}
+		*s = site{Site: &sites[i], index: i, entry: sites[i].Entry, callSite: sites[i].CallSite, literal: sites[i].Literal, spare: sites[i].Spare}
 		if s.HasProblem(elfscan.CodeNoFunction) {
 			s.skip = true // as Linux, which disables a record it finds no symbol for
 			continue
@@ -417,8 +494,12 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 		if rel != nil {
 			rel.placeSite(img, s)
 		} else {
-			for _, a := range []uint64{s.literal, s.literal + 4, s.callSite - 4, s.callSite} {
-				if t, ok := dynOther[a]; ok && (a >= s.callSite-4 || s.Layout == elfscan.LayoutCallOps) {
+			words := []uint64{s.literal, s.literal + 4, s.callSite - 4, s.callSite}
+			if s.Layout == elfscan.LayoutCallOps53 {
+				words = append(words, s.spare)
+			}
+			for _, a := range words {
+				if t, ok := dynOther[a]; ok && (a >= s.callSite-4 || s.Layout.HasLiteral()) {
 					s.fail("no unsupported relocation at the site", fmt.Sprintf("dynamic relocation %v at %#x", t, a))
 				}
 			}

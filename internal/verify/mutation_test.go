@@ -104,7 +104,14 @@ func mutLinked(t testing.TB, src string, f *elfscan.File, tramp, ops uint64, goo
 		return s
 	}
 	for _, s := range sites {
+		right := tramp
+		if agAltSite(s) {
+			right = testutil.SymbolAddr(t, src, "ftrace_caller_lit24")
+		}
 		bl := func(kind string, to uint64) {
+			if to == right {
+				return // not a defect: the trampoline's second entry may lie there
+			}
 			ms = append(ms, mutant{kind: kind, fn: s.Func, writes: []mutWrite{{s.Slot2Off, le32(mustBL(t, s.CallSite, to))}}})
 		}
 		bl("bl-tramp+4", tramp+4)
@@ -119,7 +126,7 @@ func mutLinked(t testing.TB, src string, f *elfscan.File, tramp, ops uint64, goo
 		w := func(kind string, off int64, b []byte) {
 			ms = append(ms, mutant{kind: kind, fn: s.Func, writes: []mutWrite{{off, b}}})
 		}
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			bl("bl-literal", s.Literal)
 			w("lit-junk", s.LiteralOff, le64(0x0bad_cafe_dead_beef))
 			w("lit-ops+8", s.LiteralOff, le64(ops+8))
@@ -128,6 +135,31 @@ func mutLinked(t testing.TB, src string, f *elfscan.File, tramp, ops uint64, goo
 			w("lit-zero", s.LiteralOff, le64(0))
 			w("lit-nop-nop", s.LiteralOff, le64(uint64(encode.NOP)|uint64(encode.NOP)<<32))
 			w("lit-misaligned-ops", s.LiteralOff, le64(ops+1))
+		}
+		if s.Layout == elfscan.LayoutCallOps53 {
+			// The other trampoline entry: it loads the wrong word pair.
+			if agAltSite(s) {
+				bl("bl-wrong-entry", tramp)
+			} else {
+				bl("bl-wrong-entry", testutil.SymbolAddr(t, src, "ftrace_caller_lit24"))
+			}
+			// The literal written into the other pair: the spare word
+			// gets half of it and the aligned pair a NOP and the rest.
+			wrong := s.Literal - 4
+			if s.Spare > s.Literal {
+				wrong = s.Literal + 4
+			}
+			wrongOff := s.LiteralOff + int64(wrong) - int64(s.Literal)
+			w("lit-wrong-pair", wrongOff, le64(ops))
+			ms = append(ms, mutant{kind: "lit-wrong-pair-spare-nop", fn: s.Func, writes: []mutWrite{
+				{s.LiteralOff, le64(uint64(encode.NOP) | uint64(encode.NOP)<<32)}, {wrongOff, le64(ops)}, {s.SpareOff, le32(encode.NOP)}}})
+			w("spare-zero", s.SpareOff, le32(0))
+			w("spare-mov", s.SpareOff, le32(encode.MovX9X30))
+			w("spare-bti", s.SpareOff, le32(encode.BTIC))
+		}
+		if s.CFIHashOff != elfscan.NoOffset {
+			w("cfi-hash-nop", s.CFIHashOff, le32(encode.NOP))
+			w("cfi-hash-flip", s.CFIHashOff, le32(s.CFIHash^1))
 		}
 		w("no-mov", s.Slot1Off, le32(encode.NOP))
 		w("mov-x10-x30", s.Slot1Off, le32(movX10))
@@ -161,7 +193,7 @@ func mutStrays(t testing.TB, src string, f *elfscan.File, size int64) []mutant {
 	siteByte := map[int64]bool{}
 	for i := range f.Sites {
 		s := &f.Sites[i]
-		for _, w := range [][2]int64{{s.LiteralOff, 8}, {s.Slot1Off - 4, 4}, {s.Slot1Off, 4}, {s.Slot2Off, 4}} {
+		for _, w := range [][2]int64{{s.LiteralOff, 8}, {s.Slot1Off - 4, 4}, {s.Slot1Off, 4}, {s.Slot2Off, 4}, {s.SpareOff, 4}, {s.CFIHashOff, 4}} {
 			if w[0] >= 0 {
 				for k := w[0]; k < w[0]+w[1]; k++ {
 					siteByte[k] = true
@@ -249,7 +281,7 @@ func mutRel(t testing.TB, src string, f *elfscan.File) []mutant {
 		if s.BTI {
 			ed("bti-nop", func(o *agObj) { o.Put32(s.SectionIndex, s.Entry, encode.NOP) })
 		}
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			ed("rel-lit-addend+8", func(o *agObj) {
 				binary.LittleEndian.PutUint64(rela(o, s.SectionIndex, s.Literal)[16:], 8)
 			})
@@ -262,6 +294,23 @@ func mutRel(t testing.TB, src string, f *elfscan.File) []mutant {
 				e := rela(o, s.SectionIndex, s.Literal)
 				binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])&^0xffffffff)
 			})
+		}
+		if s.Layout == elfscan.LayoutCallOps53 {
+			wrong := s.Literal - 4
+			if s.Spare > s.Literal {
+				wrong = s.Literal + 4
+			}
+			ed("rel-lit-wrong-pair", func(o *agObj) {
+				binary.LittleEndian.PutUint64(rela(o, s.SectionIndex, s.Literal), wrong)
+				o.Put32(s.SectionIndex, s.Literal, encode.NOP)
+				o.Put32(s.SectionIndex, s.Literal+4, encode.NOP)
+				o.Put32(s.SectionIndex, wrong, 0)
+				o.Put32(s.SectionIndex, wrong+4, 0)
+			})
+			ed("spare-zero", func(o *agObj) { o.Put32(s.SectionIndex, s.Spare, 0) })
+		}
+		if s.CFIHashOff != elfscan.NoOffset {
+			ed("cfi-hash-nop", func(o *agObj) { o.Put32(s.SectionIndex, s.CFIHashAddr(), encode.NOP) })
 		}
 		ed("stray-text", func(o *agObj) { o.Data[s.SectionIndex][s.CallSite+4] ^= 0x10 })
 	}
@@ -399,7 +448,8 @@ func TestMutants(t *testing.T) {
 	}
 	var bases []base
 	for _, name := range []string{"gcc-callops-bti-static.elf", "clang-callops-pie.elf", "gcc-callops-kimage.elf",
-		"clang-callops-bti-kimage-relr.elf", "clang-classic-bti-static.elf", "gcc-classic-pie-noapply.elf"} {
+		"clang-callops-bti-kimage-relr.elf", "clang-classic-bti-static.elf", "gcc-classic-pie-noapply.elf",
+		"gcc-callops53-os-static.elf", "clang16-kcfi-callops53-bti-kimage.elf"} {
 		src := testutil.Fixtures(t, name)[0]
 		f := agScan(t, src)
 		ops, tramp := testutil.SymbolAddr(t, src, "ops"), testutil.SymbolAddr(t, src, "ftrace_caller")
@@ -410,7 +460,8 @@ func TestMutants(t *testing.T) {
 		}
 		bases = append(bases, base{src, good, false, mutLinked(t, src, f, tramp, ops, b)})
 	}
-	for _, name := range []string{"gcc-callops-bti-obj.o", "clang-callops-module.ko", "clang-classic-fsobj.o"} {
+	for _, name := range []string{"gcc-callops-bti-obj.o", "clang-callops-module.ko", "clang-classic-fsobj.o",
+		"clang-callops53-bti-module.ko", "clang16-kcfi-callops53-bti-obj.o"} {
 		src := testutil.Fixtures(t, name)[0]
 		bases = append(bases, base{src, "", true, mutRel(t, src, agScan(t, src))})
 	}

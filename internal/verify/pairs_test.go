@@ -24,6 +24,7 @@ var (
 	agReadObj       = pairtest.ReadObj
 	agCString       = pairtest.CString
 	agRelEnable     = pairtest.RelEnable
+	agAltSite       = pairtest.AltSite
 )
 
 type agObj = pairtest.Obj

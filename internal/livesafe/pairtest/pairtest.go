@@ -15,6 +15,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 // Ops is the ops value pairs' enabled sites hold.
@@ -62,8 +63,9 @@ func Linked(t testing.TB, src, name string, state elfscan.State, ops, tramp uint
 		t.Fatal(err)
 	}
 	defer fd.Close()
+	alt := tramp // the trampoline's second entry, for AltSite sites
 	if tramp == 0 && len(f.Sites) > 0 {
-		tramp = f.Sites[0].Entry
+		tramp, alt = f.Sites[0].Entry, f.Sites[0].Entry
 	}
 	for i := range f.Sites {
 		s := &f.Sites[i]
@@ -76,7 +78,14 @@ func Linked(t testing.TB, src, name string, state elfscan.State, ops, tramp uint
 			lit, s1 = uint64(encode.NOP)|uint64(encode.NOP)<<32, encode.NOP
 		case elfscan.StateEnabled:
 			lit = ops
-			if s2, err = (encode.BL{From: s.CallSite, To: tramp}).Encode(); err != nil {
+			to := tramp
+			if AltSite(s) {
+				if alt == tramp && tramp != f.Sites[0].Entry {
+					alt = testutil.SymbolAddr(t, src, "ftrace_caller_lit24")
+				}
+				to = alt
+			}
+			if s2, err = (encode.BL{From: s.CallSite, To: to}).Encode(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -87,6 +96,12 @@ func Linked(t testing.TB, src, name string, state elfscan.State, ops, tramp uint
 		pwrite(t, fd, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, s2))
 	}
 	return dst
+}
+
+// AltSite reports whether s calls the trampoline's second entry: a 5,3
+// site with BTI whose entry is 4 mod 8 (literal at entry-12 = X30-24).
+func AltSite(s *elfscan.Site) bool {
+	return s.Layout == elfscan.LayoutCallOps53 && s.BTI && s.Entry%8 == 4
 }
 
 func pwrite(t testing.TB, fd *os.File, off int64, b []byte) {
@@ -112,7 +127,7 @@ func EligibleCount(f *elfscan.File) (n, lit int) {
 	for i := range f.Sites {
 		if Eligible(&f.Sites[i]) {
 			n++
-			if f.Sites[i].Layout == elfscan.LayoutCallOps {
+			if f.Sites[i].Layout.HasLiteral() {
 				lit++
 			}
 		}
@@ -130,7 +145,7 @@ func Pick(t testing.TB, f *elfscan.File, needBTI bool) *elfscan.Site {
 		if !Eligible(s) || s.Func == "" || (needBTI && !s.BTI) {
 			continue
 		}
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			return s
 		}
 		if best == nil {
@@ -297,14 +312,18 @@ func RelEnable(t testing.TB, o *Obj, f *elfscan.File, skip *elfscan.Site) {
 		if !Eligible(s) || s == skip {
 			continue
 		}
-		if s.Layout == elfscan.LayoutCallOps {
+		if s.Layout.HasLiteral() {
 			o.Put32(s.SectionIndex, s.Literal, 0)
 			o.Put32(s.SectionIndex, s.Literal+4, 0)
 			o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.Literal, Type: elf.R_AARCH64_ABS64, Sym: ops})
 		}
 		o.Put32(s.SectionIndex, s.CallSite-4, encode.MovX9X30)
 		o.Put32(s.SectionIndex, s.CallSite, 0x94000000)
-		o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite, Type: elf.R_AARCH64_CALL26, Sym: tramp})
+		to := tramp
+		if AltSite(s) {
+			to = o.Sym(t, "ftrace_caller_lit24")
+		}
+		o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite, Type: elf.R_AARCH64_CALL26, Sym: to})
 	}
 }
 
