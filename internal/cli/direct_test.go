@@ -17,10 +17,16 @@ import (
 // direct-call path, linked into one program; then init.
 func directProg(t *testing.T) (dir, initProg string) {
 	t.Helper()
+	return directProgLayout(t, "-fpatchable-function-entry=4,2", "-falign-functions=8")
+}
+
+// directProgLayout is directProg with prog.c's patch-site flags.
+func directProgLayout(t *testing.T, flags ...string) (dir, initProg string) {
+	t.Helper()
 	cc := testutil.NeedTool(t, "aarch64-linux-gnu-gcc")
 	src := filepath.Join(testutil.RepoRoot(t), "testdata", "src", "direct")
 	dir = t.TempDir()
-	run(t, dir, cc, "-O2", "-fpatchable-function-entry=4,2", "-falign-functions=8", "-c", filepath.Join(src, "prog.c"), "-o", "prog.o")
+	run(t, dir, cc, append(append([]string{"-O2"}, flags...), "-c", filepath.Join(src, "prog.c"), "-o", "prog.o")...)
 	run(t, dir, cc, "-c", filepath.Join(src, "direct.S"), "-o", "direct.o")
 	mustFtp(t, "trampoline", "--direct-calls", "-o", filepath.Join(dir, "tramp.o"))
 	run(t, dir, cc, "-no-pie", "-o", "prog", "prog.o", "direct.o", "tramp.o")
@@ -53,8 +59,22 @@ func objdumpBLs(t *testing.T, prog string) map[uint64]string {
 // (f_mul: BL ftrace_caller, ops_direct's direct_call); and the program
 // computes what it computes unpatched.
 func TestDirectCallsUnderQemu(t *testing.T) {
+	for _, layout := range []struct {
+		name  string
+		flags []string
+	}{
+		{"4,2", []string{"-fpatchable-function-entry=4,2", "-falign-functions=8"}},
+		// 5,3 with BTI: GCC puts f_add and f_mul at 4 mod 8, so the
+		// common trampoline is reached at its second entry (_lit24).
+		{"5,3 bti", []string{"-fpatchable-function-entry=5,3", "-mbranch-protection=standard"}},
+	} {
+		t.Run(layout.name, func(t *testing.T) { directCallsUnderQemu(t, layout.flags) })
+	}
+}
+
+func directCallsUnderQemu(t *testing.T, flags []string) {
 	qemu := testutil.NeedTool(t, "qemu-aarch64")
-	dir, initProg := directProg(t)
+	dir, initProg := directProgLayout(t, flags...)
 	traced := filepath.Join(dir, "prog.traced")
 	mustFtp(t, "enable", "--ops", "ops_plain", "--direct", "my_direct_tramp", "--func", "f_add", "-o", filepath.Join(dir, "prog.1"), initProg)
 	mustFtp(t, "enable", "--ops", "ops_direct", "--func", "f_mul", "-o", traced, filepath.Join(dir, "prog.1"))
@@ -68,8 +88,12 @@ func TestDirectCallsUnderQemu(t *testing.T) {
 	if got := sites["f_add"].TargetSym; got != "my_direct_tramp" {
 		t.Fatalf("f_add's BL goes to %q, want my_direct_tramp", got)
 	}
-	if got := sites["f_mul"].TargetSym; got != "ftrace_caller" {
-		t.Fatalf("f_mul's BL goes to %q, want ftrace_caller", got)
+	wantCommon := "ftrace_caller"
+	if e, _ := strconv.ParseUint(strings.TrimPrefix(sites["f_mul"].Entry, "0x"), 16, 64); sites["f_mul"].Layout == "call-ops-5-3" && sites["f_mul"].BTI && e%8 == 4 {
+		wantCommon = "ftrace_caller_lit24"
+	}
+	if got := sites["f_mul"].TargetSym; got != wantCommon {
+		t.Fatalf("f_mul's BL goes to %q, want %s", got, wantCommon)
 	}
 	// verify maps the program read-only, so it runs the same patch with
 	// the direct trampoline that writes no log.
