@@ -11,6 +11,7 @@ PACKAGES=(
 	clang lld llvm                                   # the Clang fixtures
 	clang-16                                         # kCFI (-fsanitize=kcfi) fixtures and tests
 	libunicorn-dev pkg-config                        # cgo: verify's CPU emulator
+	liblzma-dev                                      # cgo: xz through liblzma (headers; dlopened at run time)
 	qemu-user                                        # running patched programs
 	xz-utils zstd gzip                               # compressed modules
 	time                                             # /usr/bin/time for make bench

@@ -2,17 +2,24 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/ftpatch/ftpatch/internal/input"
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 // elfBytes is enough of an ELF file for a magic-based walk.
@@ -216,6 +223,7 @@ func TestExpandInputsPermissionDenied(t *testing.T) {
 		}
 	})
 	t.Run("injected unreadable file", func(t *testing.T) {
+		// Kept, for the command to report, and the others are still there.
 		bad := filepath.Join(root, "mm", "slab.o")
 		w := walker{readDir: os.ReadDir, sniff: func(p string) (bool, error) {
 			if p == bad {
@@ -223,9 +231,10 @@ func TestExpandInputsPermissionDenied(t *testing.T) {
 			}
 			return sniffELF(p)
 		}}
-		_, err := w.expand([]string{root})
-		if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), bad) {
-			t.Errorf("error = %v, want permission denied naming %s", err, bad)
+		got, err := w.expand([]string{root})
+		want, _ := expandInputs([]string{root})
+		if err != nil || !slices.Equal(got, want) || !slices.Contains(got, bad) {
+			t.Errorf("expand = %q, %v; want %q (with %s)", rel(root, got), err, rel(root, want), bad)
 		}
 	})
 	t.Run("chmod", func(t *testing.T) {
@@ -241,4 +250,183 @@ func TestExpandInputsPermissionDenied(t *testing.T) {
 			t.Errorf("error = %v, want permission denied naming %s", err, locked)
 		}
 	})
+}
+
+// A folder with no ELF file in it is an error naming it: a check over
+// nothing must not pass.
+func TestExpandInputsNoELF(t *testing.T) {
+	for name, files := range map[string]map[string][]byte{
+		"empty":        {},
+		"no elf":       {"a.txt": []byte("hello\n"), "sub/b.gz": compressed(t, "gz", []byte("text"))},
+		"broken xz":    {"m.ko.xz": {0xFD, '7', 'z', 'X', 'Z', 0, 1, 2, 3}},
+		"special only": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := tree(t, files)
+			if name == "special only" {
+				if err := syscall.Mkfifo(filepath.Join(root, "fifo.ko"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := expandInputs([]string{root})
+			if !errors.Is(err, errNoELF) || !strings.Contains(err.Error(), root) {
+				t.Fatalf("expandInputs = %q, %v; want an error naming %s", got, err, root)
+			}
+			_, _, err = scanRun(t, ScanOptions{Check: true, Files: []string{root}})
+			if exitCode(err) != ExitInput {
+				t.Errorf("scan --check: err %v (exit %d), want exit 2", err, exitCode(err))
+			}
+		})
+	}
+}
+
+// FIFOs, sockets and devices: skipped in a folder, refused by name as an
+// argument, never opened for reading (a FIFO with no writer would block
+// the open, and so the test, forever).
+func TestSpecialFiles(t *testing.T) {
+	obj := testutil.Fixtures(t, "gcc-callops-bti-obj.o")[0]
+	b, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree(t, map[string][]byte{"a.o": b})
+	fifo := filepath.Join(root, "fifo.ko")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(root, "sock.ko")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got, err := expandInputs([]string{root})
+	if err != nil || !slices.Equal(rel(root, got), []string{"a.o"}) {
+		t.Fatalf("expandInputs = %q, %v; want [a.o]", rel(root, got), err)
+	}
+	for _, tc := range []struct{ path, kind string }{
+		{fifo, "FIFO"}, {sock, "socket"}, {"/dev/null", "character device"},
+	} {
+		for _, json := range []bool{false, true} {
+			stdout, stderr, err := scanRun(t, ScanOptions{JSON: json, Files: []string{tc.path}})
+			msg := stderr
+			if json {
+				msg = stdout
+			}
+			if exitCode(err) != ExitInput || !strings.Contains(msg, tc.path) || !strings.Contains(msg, tc.kind) {
+				t.Errorf("scan (json %v) %s: err %v, stdout %q, stderr %q; want exit 2 naming it a %s", json, tc.path, err, stdout, stderr, tc.kind)
+			}
+		}
+		var out, errb bytes.Buffer
+		err := runVerify(&VerifyOptions{Jobs: 1, Files: []string{tc.path}}, &IO{Out: &out, Err: &errb})
+		if exitCode(err) != ExitInput || !strings.Contains(err.Error(), tc.kind) {
+			t.Errorf("verify %s: err %v; want exit 2 naming it a %s", tc.path, err, tc.kind)
+		}
+		for _, args := range [][]string{{"init"}, {"enable", "--init", "--ops", "0x10"}, {"disable"}, {"show"}} {
+			root := NewRoot(&IO{Out: &out, Err: &errb})
+			root.SetArgs(append(args, tc.path))
+			root.SetOut(&errb)
+			root.SetErr(&errb)
+			_, err := root.ExecuteC()
+			if exitCode(err) != ExitInput || err == nil || !strings.Contains(err.Error(), tc.kind) {
+				t.Errorf("%s %s: err %v; want exit 2 naming it a %s", args[0], tc.path, err, tc.kind)
+			}
+		}
+	}
+}
+
+// In a folder, a file that cannot be scanned is reported on its own line
+// (JSON: {"file", "error"}; text: stderr) and the others still are.
+func TestScanFolderReportsEachFile(t *testing.T) {
+	obj := testutil.Fixtures(t, "gcc-callops-bti-obj.o")[0]
+	b, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree(t, map[string][]byte{"a.o": b, "b.o": elfBytes, "c.o": b})
+	stdout, stderr, err := scanRun(t, ScanOptions{JSON: true, Files: []string{root}})
+	if exitCode(err) != ExitInput || stderr != "" {
+		t.Fatalf("err %v (exit %d), stderr %q; want exit 2 and nothing on stderr", err, exitCode(err), stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3:\n%s", len(lines), stdout)
+	}
+	for i, name := range []string{"a.o", "b.o", "c.o"} {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &m); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		_, hasErr := m["error"]
+		_, hasSites := m["sites"]
+		if m["file"] != filepath.Join(root, name) || hasErr != (name == "b.o") || hasSites == (name == "b.o") {
+			t.Errorf("line %d = %s; want %s with %s", i, lines[i], name, map[bool]string{true: "an error", false: "its sites"}[name == "b.o"])
+		}
+	}
+	stdout, stderr, err = scanRun(t, ScanOptions{Files: []string{root}})
+	if exitCode(err) != ExitInput || !strings.Contains(stderr, filepath.Join(root, "b.o")) ||
+		strings.Count(stdout, "REL, ") != 2 {
+		t.Errorf("text: err %v, stderr %q, stdout:\n%s\nwant b.o on stderr and a.o, c.o on stdout", err, stderr, stdout)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"1": 1, "4096": 4096, "1K": 1 << 10, "1k": 1 << 10, "512M": 512 << 20, "512MiB": 512 << 20,
+		"2G": 2 << 30, "2GB": 2 << 30, "1T": 1 << 40,
+	} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1", "1.5G", "G", "1X", "99999999999T"} {
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
+		}
+	}
+	for _, n := range []int64{1, 1000, 1 << 10, 3 << 20, 2 << 30} {
+		if got, err := parseSize(formatSize(n)); err != nil || got != n {
+			t.Errorf("parseSize(formatSize(%d) = %q) = %d, %v", n, formatSize(n), got, err)
+		}
+	}
+}
+
+// --max-decompressed: a compressed module over the cap is refused (exit 2,
+// naming the flag), and the next run without the flag has the default cap.
+func TestMaxDecompressedFlag(t *testing.T) {
+	obj := testutil.Fixtures(t, "gcc-callops-bti-module.ko")[0]
+	b, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.ko.zst")
+	if err := os.WriteFile(path, compressed(t, "zst", b), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer input.SetMaxDecompressed(0)
+	run := func(args ...string) (stdout, stderr string, err error) {
+		var out, errb bytes.Buffer
+		root := NewRoot(&IO{Out: &out, Err: &errb})
+		root.SetArgs(args)
+		root.SetOut(&errb)
+		root.SetErr(&errb)
+		_, err = root.ExecuteC()
+		return out.String(), errb.String(), err
+	}
+	for _, cmd := range []string{"scan", "verify", "show"} {
+		_, stderr, err := run(cmd, "--max-decompressed", "1K", path)
+		msg := stderr
+		if err != nil {
+			msg += err.Error()
+		}
+		if exitCode(err) != ExitInput || !strings.Contains(msg, "more than 1024 bytes") || !strings.Contains(msg, "--max-decompressed") {
+			t.Errorf("%s --max-decompressed 1K: exit %d, %q; want exit 2 naming the cap and the flag", cmd, exitCode(err), msg)
+		}
+	}
+	if out, _, err := run("scan", path); err != nil || !strings.Contains(out, "sites") {
+		t.Errorf("scan without the flag after one with it: %v\n%s", err, out)
+	}
+	if out, _, err := run("scan", "--max-decompressed", strconv.Itoa(len(b)), path); err != nil || !strings.Contains(out, "sites") {
+		t.Errorf("scan --max-decompressed %d (the exact size): %v\n%s", len(b), err, out)
+	}
 }

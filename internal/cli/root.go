@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -42,22 +41,6 @@ func NewRoot(io *IO) *cobra.Command {
 		newTrampolineCmd(io),
 	)
 	return root
-}
-
-// gcLimit is the heap size at which the collector runs; see tuneGC.
-const gcLimit = 256 << 20
-
-// tuneGC turns the collector's pacing off in favour of a memory limit,
-// unless the user set GOGC or GOMEMLIMIT. ftpatch is a short-lived process
-// whose allocations (a scan of a kernel image: ~20 MB of sites) stay live
-// until the output is written; the default pacer collected them over and
-// over for nothing, about a third of `scan --json` time. A long folder walk
-// still collects once its heap reaches gcLimit.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetGCPercent(-1)
-		debug.SetMemoryLimit(gcLimit)
-	}
 }
 
 // Main runs the CLI with args and returns the exit code.

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
 	"github.com/ftpatch/ftpatch/internal/render"
 )
@@ -60,6 +61,7 @@ reported on stderr and makes the exit status 2.`,
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
 	f.StringSliceVar(&opts.Ignore, "ignore", nil, "with --check: problem `CODE[,CODE]` that do not make the exit status 1")
 	f.IntVarP(&opts.Jobs, "jobs", "j", runtime.GOMAXPROCS(0), "scan up to `N` files at once")
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
@@ -107,6 +109,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 		func(i int, r scanResult, err error) error {
 			if err != nil {
 				inputErrs = append(inputErrs, err)
+				if opts.JSON {
+					// Its own line, as verify --json does.
+					if writeErr == nil {
+						writeErr = writeJSONError(out, files[i], err)
+					}
+					return nil
+				}
 				// Keep stdout and stderr in order for a reader of both.
 				out.Flush()
 				fmt.Fprintf(io.Err, "%v\n", err)
@@ -165,7 +174,13 @@ func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) erro
 	ferr := out.Flush()
 	if err != nil && w.err == nil {
 		// The file's own error: ScanJSON found it before writing.
-		fmt.Fprintf(io.Err, "file %s: %v\n", path, err)
+		werr := writeJSONError(out, path, fmt.Errorf("file %s: %w", path, err))
+		if werr == nil {
+			werr = out.Flush()
+		}
+		if werr != nil {
+			return fmt.Errorf("writing output: %w", werr)
+		}
 		return errInputsFailed{1}
 	}
 	if err == nil {
@@ -181,7 +196,7 @@ func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) erro
 }
 
 func scanJSONFile(path string, w io.Writer) (sites, problems int, err error) {
-	in, err := elfscan.OpenInput(path)
+	in, err := input.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -142,6 +142,22 @@ func TestScanBadFileContinues(t *testing.T) {
 	if err == nil || errors.Is(err, ErrFindings) || exitCode(err) != ExitInput {
 		t.Fatalf("err %v (exit %d), want an input error", err, exitCode(err))
 	}
+	// --json: each file on its own line, in order, the unreadable ones
+	// with an "error" field; text: errors on stderr.
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if len(lines) != 3 || stderr != "" {
+		t.Fatalf("stdout should hold one line per file, stderr nothing; stdout:\n%s\nstderr: %s", stdout, stderr)
+	}
+	for i, p := range []string{bad, good, missing} {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, hasErr := m["error"]; m["file"] != p || hasErr != (p != good) {
+			t.Errorf("line %d = %s, want %s", i, lines[i], p)
+		}
+	}
+	_, stderr, _ = scanRun(t, ScanOptions{Check: true, Files: []string{bad, good, missing}})
 	// Each file's line says what is wrong with it.
 	for _, want := range [][2]string{{"file " + bad + ": ", "ELF"}, {"file " + missing + ": ", "no such file or directory"}} {
 		i := strings.Index(stderr, want[0])
@@ -153,9 +169,6 @@ func TestScanBadFileContinues(t *testing.T) {
 		if !strings.Contains(line, want[1]) {
 			t.Errorf("stderr line %q does not say %q", line, want[1])
 		}
-	}
-	if n := strings.Count(stdout, "\n"); n != 1 || !strings.Contains(stdout, good) {
-		t.Errorf("stdout should hold the good file's line only:\n%s", stdout)
 	}
 }
 

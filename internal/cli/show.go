@@ -32,6 +32,7 @@ disassembled by golang.org/x/arch/arm64/arm64asm in GNU syntax.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runShow(opts, io) },
 	}
 	cmd.Flags().StringArrayVar(&opts.Funcs, "func", nil, "only functions matching `GLOB` (repeatable)")
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 

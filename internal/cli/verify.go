@@ -126,6 +126,7 @@ input errors.`,
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the random register values")
 	f.StringSliceVar(&opts.Direct, "direct", nil, "`SYM|ADDR` of a legal direct trampoline (repeatable): direct sites run it and must come back with X30 = parent")
 	f.Int64Var(&opts.DirectCallOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "with --direct: offset `N` of direct_call in struct ftrace_ops")
+	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 

@@ -1,6 +1,6 @@
-// Package elfscan owns reading arm64 ELF inputs: opening a file (plain, or
-// xz/zstd/gzip-compressed, decompressed in memory behind a size cap), the
-// one object model every command takes (Object: the *elf.File, its symbol
+// Package elfscan owns reading arm64 ELF inputs: the bytes of a path come
+// from package input (plain, or xz/zstd/gzip-compressed, decompressed in
+// memory behind a size cap; special files refused), then the one object model every command takes (Object: the *elf.File, its symbol
 // tables with the one lookup policy, the ET_REL relocation index, the
 // dynamic relocations applied by one set of rules, the address <-> section
 // and file offset maps), and the scan that turns a file into plain values

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/ftpatch/ftpatch/internal/input"
 )
 
 // Object is one opened input: its (decompressed) bytes, its *elf.File, and
@@ -23,7 +25,7 @@ import (
 // relocations by itself.
 type Object struct {
 	Path        string
-	Compression string // CompressionNone for a plain file
+	Compression string // input.None for a plain file
 
 	size   int64 // of the (decompressed) bytes; -1 when unknown
 	r      io.ReaderAt
@@ -52,10 +54,10 @@ type Object struct {
 }
 
 // Open opens the file at path, decompressing it when it is compressed (see
-// OpenInput), and checks it is an AArch64 ELF file (see NewObject). The
+// input.Open), and checks it is an AArch64 ELF file (see NewObject). The
 // caller closes the Object.
 func Open(path string) (*Object, error) {
-	in, err := OpenInput(path)
+	in, err := input.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +84,7 @@ func NewObject(r io.ReaderAt, path string) (*Object, error) {
 // sizeOf returns the size of what r reads, or -1.
 func sizeOf(r io.ReaderAt) int64 {
 	switch v := r.(type) {
-	case *Input:
+	case *input.File:
 		return v.Size
 	case interface{ Size() int64 }:
 		return v.Size()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/render"
 )
 
@@ -31,7 +32,7 @@ type Input struct {
 // inputs are refused before anything is decompressed: the patch commands
 // rewrite files in place.
 func Open(path string) (in *Input, err error) {
-	fd, err := os.Open(path)
+	fd, err := input.OpenPlain(path)
 	if err != nil {
 		return nil, err
 	}
@@ -40,11 +41,6 @@ func Open(path string) (in *Input, err error) {
 			fd.Close()
 		}
 	}()
-	head := make([]byte, 8)
-	n, _ := fd.ReadAt(head, 0)
-	if c := elfscan.DetectCompression(head[:n]); c != elfscan.CompressionNone {
-		return nil, &elfscan.CompressedError{Path: path, Compression: c}
-	}
 	st, err := fd.Stat()
 	if err != nil {
 		return nil, err

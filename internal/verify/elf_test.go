@@ -13,6 +13,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
@@ -220,7 +221,7 @@ func TestELFHostile(t *testing.T) {
 // Every committed fixture, as built (state nop), passes.
 func TestFixturesNop(t *testing.T) {
 	for _, p := range testutil.Fixtures(t, "*") {
-		if ok, _, _ := elfscan.SniffELF(p); !ok {
+		if ok, _, _ := input.Sniff(p); !ok {
 			continue // the fixtures' README
 		}
 		rep, err := File(p, Options{})

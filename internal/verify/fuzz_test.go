@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
@@ -16,7 +17,7 @@ import (
 // report, a report adds up, and nothing panics. Seeded from every fixture.
 func FuzzLoad(f *testing.F) {
 	for _, p := range testutil.Fixtures(f, "*") {
-		if ok, _, _ := elfscan.SniffELF(p); !ok {
+		if ok, _, _ := input.Sniff(p); !ok {
 			continue // the fixtures' README
 		}
 		b, err := os.ReadFile(p)

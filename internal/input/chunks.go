@@ -1,0 +1,135 @@
+package input
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+// Decompressed bytes live in chunks of growing size (64 KiB, 128 KiB, …,
+// 8 MiB, then 8 MiB each) rather than one buffer that doubles: growing never
+// copies, so the peak for an input of n bytes is n plus less than one chunk
+// (a doubling buffer peaks near 3n, and for a bomb refused at the cap, at
+// three times the cap). Chunks are pooled by size class and reused by the
+// next input, so a folder of modules allocates a few chunks, not one buffer
+// per file.
+const (
+	firstChunkShift = 16 // 64 KiB
+	lastChunkShift  = 23 // 8 MiB
+	chunkClasses    = lastChunkShift - firstChunkShift + 1
+)
+
+var chunkPools [chunkClasses]sync.Pool
+
+// chunkClass is the size class of the i-th chunk of an input.
+func chunkClass(i int) int { return min(i, chunkClasses-1) }
+
+func getChunk(class int) []byte {
+	if p, ok := chunkPools[class].Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, 1<<(firstChunkShift+class))
+}
+
+func putChunk(b []byte) {
+	b = b[:cap(b)]
+	class := 0
+	for ; class < chunkClasses-1 && len(b) > 1<<(firstChunkShift+class); class++ {
+	}
+	chunkPools[class].Put(&b)
+}
+
+// chunks is an io.ReaderAt over decompressed bytes held in chunks.
+type chunks struct {
+	bufs  [][]byte // full chunks, then the last one cut to its used length
+	start []int64  // start[i] is the offset of bufs[i]
+	size  int64
+}
+
+var chunksPool = sync.Pool{New: func() any { return new(chunks) }}
+
+// errOverLimit is readChunks' way of saying that r had more than limit
+// bytes.
+var errOverLimit = errors.New("over the limit")
+
+// readChunks reads r to its end into chunks, reading at most limit+1
+// bytes. On error (errOverLimit when r had more than limit bytes) the
+// chunks are released, and n says how many bytes were read.
+func readChunks(r io.Reader, limit int64) (*chunks, int64, error) {
+	c := chunksPool.Get().(*chunks)
+	for {
+		b := getChunk(chunkClass(len(c.bufs)))
+		if room := limit + 1 - c.size; int64(len(b)) > room {
+			b = b[:room]
+		}
+		n, err := fill(r, b)
+		if n == 0 && len(c.bufs) > 0 {
+			putChunk(b)
+		} else {
+			c.bufs = append(c.bufs, b[:n])
+			c.start = append(c.start, c.size)
+			c.size += int64(n)
+		}
+		switch {
+		case c.size > limit:
+			err = errOverLimit
+		case err == io.EOF:
+			return c, c.size, nil
+		}
+		if err != nil {
+			size := c.size
+			c.release()
+			return nil, size, err
+		}
+	}
+}
+
+// fill reads from r until b is full (nil error) or r fails (io.EOF at its
+// end). Unlike io.ReadFull it passes r's own io.ErrUnexpectedEOF, a
+// truncated stream, through as an error.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// release returns the chunks to their pools; c must not be used after.
+func (c *chunks) release() {
+	for i, b := range c.bufs {
+		putChunk(b)
+		c.bufs[i] = nil
+	}
+	c.bufs, c.start, c.size = c.bufs[:0], c.start[:0], 0
+	chunksPool.Put(c)
+}
+
+// ReadAt implements io.ReaderAt.
+func (c *chunks) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	if off >= c.size {
+		return 0, io.EOF
+	}
+	// The last chunk starting at or before off; few chunks, so a linear
+	// search from the end (most inputs are one or two chunks).
+	i := len(c.start) - 1
+	for c.start[i] > off {
+		i--
+	}
+	n := 0
+	for n < len(p) && i < len(c.bufs) {
+		n += copy(p[n:], c.bufs[i][off+int64(n)-c.start[i]:])
+		i++
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}

@@ -1,0 +1,326 @@
+// Package input opens the files ftpatch reads. It owns one concern: turning
+// a path into the bytes of an ELF file, an io.ReaderAt with its size.
+//
+//   - Only regular files are opened. A FIFO, socket or device is refused by
+//     name from its stat, before any open for reading (a FIFO would block
+//     forever); the open itself is non-blocking as a second guard.
+//   - Kernel modules are often compressed (.ko.xz, .ko.zst, .ko.gz). Scan and
+//     verify read them decompressed into memory behind a size cap (see
+//     SetMaxDecompressed); patch commands refuse them (RefuseCompressed),
+//     since they rewrite words in place.
+//   - The compression is recognised by its magic bytes, never by the file
+//     name: a renamed module is still found, and a .gz that is not gzip is not
+//     mistaken for one.
+//   - Decompression runs at the speed of the reference decoders: xz through
+//     liblzma when the binary was built with cgo and the library loads (it is
+//     dlopened on first use, so a binary without it still starts), else the
+//     pure-Go decoder; zstd and gzip through klauspost/compress. Decoders and
+//     buffers are pooled, so a folder of thousands of modules reuses a few.
+//   - A decompression bomb costs at most the cap plus a window (xz
+//     dictionary, zstd window: both checked before they are allocated) plus
+//     one output chunk: output is kept in chunks, never a buffer that doubles.
+//
+// Invariant: a File's bytes are exactly the file's (plain) or the
+// decompressed stream's (compressed); an error means no File.
+package input
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync/atomic"
+	"syscall"
+)
+
+// Compression formats, as reported by File.Compression and Sniff.
+const (
+	None = ""
+	XZ   = "xz"
+	Zstd = "zstd"
+	Gzip = "gzip"
+)
+
+// DefaultMaxDecompressed is the default cap on the decompressed size of one
+// input (2 GiB): a kernel image with debug info is ~300 MB, so anything
+// larger is treated as a decompression bomb.
+const DefaultMaxDecompressed int64 = 2 << 30
+
+var maxDecompressed atomic.Int64
+
+func init() { maxDecompressed.Store(DefaultMaxDecompressed) }
+
+// SetMaxDecompressed sets the cap Open applies to compressed inputs (the
+// --max-decompressed flag); n <= 0 restores the default.
+func SetMaxDecompressed(n int64) {
+	if n <= 0 {
+		n = DefaultMaxDecompressed
+	}
+	maxDecompressed.Store(n)
+}
+
+// MaxDecompressed returns the cap Open applies.
+func MaxDecompressed() int64 { return maxDecompressed.Load() }
+
+var (
+	// ErrCompressed is returned (via *CompressedError) when a command that
+	// rewrites files is given a compressed one.
+	ErrCompressed = errors.New("compressed input")
+	// ErrTooLarge is returned when an input decompresses to more than the
+	// cap, or asks for a window (xz dictionary, zstd window) larger than the
+	// decoder allows.
+	ErrTooLarge = errors.New("decompressed size exceeds the limit")
+	// ErrCorrupt wraps every error from a decompressor: truncated or corrupt
+	// streams, bad checksums.
+	ErrCorrupt = errors.New("corrupt compressed data")
+	// ErrNotRegular is returned for a path that is not a regular file (a
+	// FIFO, socket, device or directory), which is never opened for reading.
+	ErrNotRegular = errors.New("not a regular file")
+)
+
+var magics = []struct {
+	compression string
+	magic       []byte
+}{
+	{XZ, []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}},
+	{Zstd, []byte{0x28, 0xB5, 0x2F, 0xFD}},
+	{Gzip, []byte{0x1F, 0x8B}},
+}
+
+// magicLen is how many leading bytes DetectCompression needs.
+const magicLen = 6
+
+// elfMagic starts every ELF file.
+var elfMagic = []byte{0x7F, 'E', 'L', 'F'}
+
+// DetectCompression returns the compression whose magic head starts with,
+// or None.
+func DetectCompression(head []byte) string {
+	for _, m := range magics {
+		if bytes.HasPrefix(head, m.magic) {
+			return m.compression
+		}
+	}
+	return None
+}
+
+// File is a file opened for reading, decompressed in memory when it is
+// compressed. It is an io.ReaderAt over the (decompressed) ELF bytes.
+type File struct {
+	Path        string
+	Compression string // None for a plain file
+	Size        int64  // size of the (decompressed) contents
+
+	r    io.ReaderAt
+	file *os.File // plain files: read in place, closed by Close
+	buf  *chunks  // compressed files: the decompressed bytes
+}
+
+// ReadAt reads from the (decompressed) contents.
+func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.r.ReadAt(p, off) }
+
+// Close releases the file (plain inputs) or returns the decompressed bytes
+// to the pool (compressed ones). The File must not be read afterwards.
+func (f *File) Close() error {
+	f.r = bytes.NewReader(nil)
+	if f.buf != nil {
+		f.buf.release()
+		f.buf = nil
+	}
+	if f.file != nil {
+		file := f.file
+		f.file = nil
+		return file.Close()
+	}
+	return nil
+}
+
+// Open opens path for reading. A plain file is read in place through its
+// *os.File (never read whole into memory); an xz, zstd or gzip file is
+// decompressed into memory, up to MaxDecompressed() bytes. A path that is not
+// a regular file is refused (ErrNotRegular) without being opened for
+// reading. The caller closes the File. Errors do not repeat the path unless
+// they come from the OS.
+func Open(path string) (*File, error) {
+	return OpenLimit(path, MaxDecompressed())
+}
+
+// OpenLimit is Open with an explicit cap on the decompressed size.
+func OpenLimit(path string, limit int64) (*File, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	var head [magicLen]byte
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		f.Close()
+		return nil, err
+	}
+	c := DetectCompression(head[:n])
+	if c == None {
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return &File{Path: path, Size: st.Size(), r: f, file: f}, nil
+	}
+	defer f.Close()
+	buf, err := decompress(c, io.MultiReader(bytes.NewReader(head[:n]), f), limit)
+	if err != nil {
+		return nil, err
+	}
+	return &File{Path: path, Compression: c, Size: buf.size, r: buf, buf: buf}, nil
+}
+
+// openBytes is Open over bytes already in memory (fuzzing, tests).
+func openBytes(b []byte, limit int64) (*File, error) {
+	c := DetectCompression(b)
+	if c == None {
+		return &File{Size: int64(len(b)), r: bytes.NewReader(b)}, nil
+	}
+	buf, err := decompress(c, bytes.NewReader(b), limit)
+	if err != nil {
+		return nil, err
+	}
+	return &File{Compression: c, Size: buf.size, r: buf, buf: buf}, nil
+}
+
+// openRegular opens path for reading if it is a regular file (symlinks
+// followed). The kind of file is checked from its stat before the open, so
+// a FIFO, socket or device is never opened; O_NONBLOCK guards the window
+// between the two (a FIFO swapped in would not block the open), and the
+// opened file is checked again.
+func openRegular(path string) (*os.File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRegular(st); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err = f.Stat()
+	if err == nil {
+		err = checkRegular(st)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkRegular returns an error wrapping ErrNotRegular that names the kind
+// of file, or nil for a regular file.
+func checkRegular(st fs.FileInfo) error {
+	m := st.Mode()
+	if m.IsRegular() {
+		return nil
+	}
+	kind := "a special file"
+	switch {
+	case m.IsDir():
+		kind = "a folder"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a FIFO"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&fs.ModeDevice != 0:
+		kind = "a block device"
+	}
+	return fmt.Errorf("is %s, %w: ftpatch reads only ELF files (plain or compressed)", kind, ErrNotRegular)
+}
+
+// Sniff reports whether the file at path is an ELF file, plain or
+// compressed, reading only its first bytes (for a compressed file: only a
+// small decompressed prefix). It is meant for directory walks: a file that
+// is not ELF, or whose compressed stream is unreadable, is (false, c, nil);
+// err is set only when the file cannot be read (or is not a regular file).
+func Sniff(path string) (isELF bool, compression string, err error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return false, "", err
+	}
+	defer f.Close()
+	var head [magicLen]byte
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return false, "", err
+	}
+	c := DetectCompression(head[:n])
+	if c == None {
+		return bytes.HasPrefix(head[:n], elfMagic), c, nil
+	}
+	return sniffCompressed(c, io.MultiReader(bytes.NewReader(head[:n]), f)), c, nil
+}
+
+// CompressedError says that a command that rewrites files was given a
+// compressed one, and how to decompress it. errors.Is(err, ErrCompressed)
+// holds. Its message names the file, so commands need not wrap it again.
+type CompressedError struct {
+	Path        string
+	Compression string
+}
+
+func (e *CompressedError) Error() string {
+	// No "file X" prefix: the command names the file once, as for any error.
+	return fmt.Sprintf("is %s-compressed; patch commands need an uncompressed file: decompress it first (%s %s)",
+		e.Compression, decompressCommand(e.Compression), e.Path)
+}
+
+// Is makes errors.Is(err, ErrCompressed) true.
+func (e *CompressedError) Is(target error) bool { return target == ErrCompressed }
+
+func decompressCommand(c string) string {
+	switch c {
+	case XZ:
+		return "xz -d"
+	case Zstd:
+		return "zstd -d --rm"
+	case Gzip:
+		return "gzip -d"
+	}
+	return "decompress"
+}
+
+// RefuseCompressed returns a *CompressedError when the file at path starts
+// with a compression magic, nil for a plain file, and an error when it
+// cannot be read or is not a regular file.
+func RefuseCompressed(path string) error {
+	f, err := OpenPlain(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// OpenPlain opens path for a command that rewrites it (init, enable,
+// disable): a regular file (special files are refused without being opened
+// for reading, as by Open) that is not compressed (a *CompressedError
+// naming the command that decompresses it). The caller closes the file.
+func OpenPlain(path string) (*os.File, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	var head [magicLen]byte
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
+		f.Close()
+		return nil, err
+	}
+	if c := DetectCompression(head[:n]); c != None {
+		f.Close()
+		return nil, &CompressedError{Path: path, Compression: c}
+	}
+	return f, nil
+}
