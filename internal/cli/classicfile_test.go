@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -109,5 +110,49 @@ func TestClassicFileTrampoline(t *testing.T) {
 	out, _, code = ftp(t, "verify", "--run-file-trampoline", stripped)
 	if code != 1 || !strings.Contains(out, "function_trace_op") {
 		t.Errorf("no function_trace_op: exit %d, want a failure naming it\n%s", code, out)
+	}
+}
+
+// A classic site whose function is 12 bytes long (NOP, NOP, BRK), right
+// before another function, as Debian 12's 6.1 has abort before
+// bitmap_copy: the record starts a function, so it is that function's
+// classic site, not a 5,3 site of the next one.
+func TestClassicTinyFunctionBeforeAnother(t *testing.T) {
+	cc := testutil.NeedTool(t, "aarch64-linux-gnu-gcc")
+	dir := t.TempDir()
+	src := `	.text
+	.globl	_start
+	.type	_start, %function
+	.p2align 3
+_start:
+	ret
+	.size	_start, .-_start
+	.p2align 3
+	.globl	tiny
+	.type	tiny, %function
+tiny:
+1:	nop
+	nop
+	brk	#0x800
+	.size	tiny, .-tiny
+	.type	next, %function
+next:
+	paciasp
+	add	w2, w2, #0x3f
+	autiasp
+	ret
+	.size	next, .-next
+	.section __patchable_function_entries,"aw",@progbits
+	.p2align 3
+	.8byte	1b
+	.section .note.GNU-stack,"",%progbits
+`
+	if err := os.WriteFile(filepath.Join(dir, "t.S"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, cc, "-nostdlib", "-static", "-o", "t", "t.S")
+	out := mustFtp(t, "scan", "--check", filepath.Join(dir, "t"))
+	if !strings.Contains(out, "1 sites (1 nop), 0 problems") || !regexp.MustCompile(`(?m)^tiny\s.*\sclassic\s`).MatchString(out) {
+		t.Errorf("want tiny's classic nop site and no problem:\n%s", out)
 	}
 }

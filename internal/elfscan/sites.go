@@ -128,12 +128,16 @@ func (sc *scanner) site(rec record, s *Site) error {
 			fn, layout, entry, bti = i, LayoutCallOps, R+8, isBTI(R+8)
 			return true
 		}
-		if i := sc.st.at(key, R+12, maxRank); i >= 0 {
-			fn, layout, entry, bti = i, LayoutCallOps53, R+12, isBTI(R+12)
-			return true
-		}
+		// A function at the record itself is a classic site, even with
+		// another 12 bytes on: Debian 12's 6.1 has `abort` (NOP, NOP, BRK)
+		// right before bitmap_copy. A 5,3 record cannot start a function:
+		// its three words come before the entry.
 		if i := sc.st.at(key, R, maxRank); i >= 0 {
 			fn, layout, entry = i, LayoutClassic, R
+			return true
+		}
+		if i := sc.st.at(key, R+12, maxRank); i >= 0 {
+			fn, layout, entry, bti = i, LayoutCallOps53, R+12, isBTI(R+12)
 			return true
 		}
 		if R >= 4 && isBTI(R-4) {
