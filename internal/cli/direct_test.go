@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,35 @@ func directProgLayout(t *testing.T, flags ...string) (dir, initProg string) {
 	initProg = filepath.Join(dir, "prog.init")
 	mustFtp(t, "init", "-o", initProg, filepath.Join(dir, "prog"))
 	return dir, initProg
+}
+
+// directSite is the part of a scan --json site these tests read.
+type directSite struct {
+	Func      string  `json:"func"`
+	Entry     string  `json:"entry"`
+	CallSite  string  `json:"call_site"`
+	Layout    string  `json:"layout"`
+	BTI       bool    `json:"bti"`
+	Target    *string `json:"target"`
+	TargetSym string  `json:"target_sym"`
+}
+
+// directScan scans one file with scan --json and returns its sites by
+// function.
+func directScan(t *testing.T, path string) map[string]directSite {
+	t.Helper()
+	var f struct {
+		Sites []directSite `json:"sites"`
+	}
+	out := mustFtp(t, "scan", "--json", path)
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &f); err != nil {
+		t.Fatalf("scan --json %s: %v\n%s", path, err, out)
+	}
+	sites := map[string]directSite{}
+	for _, s := range f.Sites {
+		sites[s.Func] = s
+	}
+	return sites
 }
 
 // objdumpBLs maps each BL's address to its target symbol, from objdump.
@@ -79,12 +109,7 @@ func directCallsUnderQemu(t *testing.T, flags []string) {
 	mustFtp(t, "enable", "--ops", "ops_plain", "--direct", "my_direct_tramp", "--func", "f_add", "-o", filepath.Join(dir, "prog.1"), initProg)
 	mustFtp(t, "enable", "--ops", "ops_direct", "--func", "f_mul", "-o", traced, filepath.Join(dir, "prog.1"))
 
-	sites := map[string]kfScanSite{}
-	for _, f := range kfJSONLines[kfScanFile](t, mustFtp(t, "scan", "--json", traced)) {
-		for _, s := range f.Sites {
-			sites[s.Func] = s
-		}
-	}
+	sites := directScan(t, traced)
 	if got := sites["f_add"].TargetSym; got != "my_direct_tramp" {
 		t.Fatalf("f_add's BL goes to %q, want my_direct_tramp", got)
 	}
@@ -205,12 +230,8 @@ func TestDirectEnableDisable(t *testing.T) {
 		t.Fatal("a refused enable wrote its output")
 	}
 	mustFtp(t, "enable", "--ops", "ops_direct", "--direct", far, "--func", "f_add", "-o", out, initProg)
-	for _, f := range kfJSONLines[kfScanFile](t, mustFtp(t, "scan", "--json", out)) {
-		for _, s := range f.Sites {
-			if s.Func == "f_add" && s.TargetSym != "ftrace_caller" {
-				t.Errorf("out of range: f_add's BL goes to %q, want ftrace_caller", s.TargetSym)
-			}
-		}
+	if s := directScan(t, out)["f_add"]; s.TargetSym != "ftrace_caller" {
+		t.Errorf("out of range: f_add's BL goes to %q, want ftrace_caller", s.TargetSym)
 	}
 	direct := filepath.Join(dir, "d.elf")
 	mustFtp(t, "enable", "--ops", "ops_plain", "--direct", "quiet_direct_tramp", "-o", direct, initProg)
@@ -250,11 +271,9 @@ func TestDirectStandins(t *testing.T) {
 	mustFtp(t, "init", "--default-ops", "ftrace_nop_ops", "-o", filepath.Join(dir, "mod.init.o"), filepath.Join(dir, "mod.o"))
 	en := filepath.Join(dir, "mod.en.o")
 	mustFtp(t, "enable", "--ops", "ops_plain", "--direct", "some_direct_tramp", "--func", "f_*", "-o", en, filepath.Join(dir, "mod.init.o"))
-	for _, f := range kfJSONLines[kfScanFile](t, mustFtp(t, "scan", "--json", en)) {
-		for _, s := range f.Sites {
-			if strings.HasPrefix(s.Func, "f_") && (s.Target == nil || *s.Target != "some_direct_tramp") {
-				t.Errorf("%s: BL target %v, want a CALL26 against some_direct_tramp", s.Func, s.Target)
-			}
+	for fn, s := range directScan(t, en) {
+		if strings.HasPrefix(fn, "f_") && (s.Target == nil || *s.Target != "some_direct_tramp") {
+			t.Errorf("%s: BL target %v, want a CALL26 against some_direct_tramp", fn, s.Target)
 		}
 	}
 	if out := mustFtp(t, "verify", "--direct", "some_direct_tramp", en); !strings.Contains(out, "2 enabled") && !strings.Contains(out, "enabled 2") {
