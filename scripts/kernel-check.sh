@@ -57,7 +57,7 @@ step() {
 	local want=$1 name=$2
 	shift 2
 	echo "== $name"
-	echo "\$ ${*/#$here\//}"
+	echo "+ ${*/#$here\//}" # as bash -x shows a command
 	local t0=$EPOCHREALTIME rc=0 log rss=""
 	log=$(mktemp)
 	if [[ -x /usr/bin/time ]]; then

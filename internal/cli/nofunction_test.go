@@ -119,6 +119,10 @@ func TestNoFunctionRecords(t *testing.T) {
 			if rc != 0 || !strings.Contains(out, "; 1 skipped (no-function)") {
 				t.Errorf("verify: exit %d, want the no-function site skipped and counted\n%s%s", rc, out, errs)
 			}
+			out, errs, rc = ftp(t, "verify", "--json", filepath.Join(dir, "prog.init"))
+			if rc != 0 || !strings.Contains(out, `"skipped":1`) {
+				t.Errorf("verify --json: exit %d, want \"skipped\":1\n%s%s", rc, out, errs)
+			}
 		})
 	}
 }

@@ -137,7 +137,7 @@ type verifyJSON struct {
 	Sites    int              `json:"sites"`
 	Passed   int              `json:"passed"`
 	Failed   int              `json:"failed"`
-	Skipped  int              `json:"skipped"` // no-function sites, not run
+	Skipped  int              `json:"skipped,omitempty"` // no-function sites, not run
 	ByState  map[string]int   `json:"by_state"`
 	Seconds  float64          `json:"seconds"`
 	Failures []verifyFailJSON `json:"failures"`
