@@ -137,10 +137,10 @@ type verifyJSON struct {
 	Sites    int              `json:"sites"`
 	Passed   int              `json:"passed"`
 	Failed   int              `json:"failed"`
-	Skipped  int              `json:"skipped,omitempty"` // no-function sites, not run
 	ByState  map[string]int   `json:"by_state"`
 	Seconds  float64          `json:"seconds"`
 	Failures []verifyFailJSON `json:"failures"`
+	Skipped  int              `json:"skipped"` // no-function sites, not run (last: earlier keys keep their order)
 	Error    string           `json:"error,omitempty"`
 }
 
