@@ -242,7 +242,7 @@ func TestDirectEnableDisable(t *testing.T) {
 	if string(a) != string(b) {
 		t.Error("disable of direct sites does not give init's bytes back")
 	}
-	if _, stderr, code := ftp(t, "init", "-o", filepath.Join(dir, "x.elf"), direct); code != 2 || !strings.Contains(stderr, "is enabled") {
+	if _, stderr, code := ftp(t, "init", "-o", filepath.Join(dir, "x.elf"), direct); code != 2 || !strings.Contains(stderr, "init never touches an enabled site") {
 		t.Errorf("init of a direct site: exit %d, stderr %q (want the enabled-site refusal)", code, stderr)
 	}
 	if stdout, stderr, code := ftp(t, "verify", "--direct", "quiet_direct_tramp", "--against", initProg, direct); code != 0 {
