@@ -6,6 +6,9 @@
 #   make test       vet, all tests (-race), a short run of every fuzz target
 #   make testdata   rebuild testdata/fixtures with the pinned Debian compilers
 #   make testdata-check  rebuild into a temporary folder and compare bytes
+#   make kernel-check  the whole flow on Debian's arm64 cloud kernels 6.12
+#                   and 6.1, downloaded into build/kernels (opt-in, slow,
+#                   needs the network; scripts/kernel-check.sh)
 #   make bench      scan, patch and verify on a large kernel-like image and on
 #                   1,000 small objects, against binutils and cp (scripts/bench.sh)
 #
@@ -26,7 +29,7 @@ BIN := bin/ftpatch
 FUZZTIME ?= 10s
 FIXTURES := testdata/fixtures
 
-.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench clean
+.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench kernel-check clean
 
 deps:
 	@scripts/deps.sh
@@ -84,6 +87,10 @@ demo: build
 
 bench: build
 	scripts/bench.sh
+
+# Not part of test: downloads ~1 GB once, then runs for a few minutes.
+kernel-check: build
+	scripts/kernel-check.sh
 
 clean:
 	rm -rf bin build

@@ -3,8 +3,12 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/patch"
 )
+
+// cmdFlagChanged: --direct-call-offset differs from its default.
+func cmdFlagChanged(off int64) bool { return off != encode.DefaultDirectCallOffset }
 
 // EnableOptions are the flags of `ftpatch enable`.
 type EnableOptions struct {
@@ -13,12 +17,14 @@ type EnableOptions struct {
 	Trampoline     string // --trampoline: the BL target
 	InitToo        bool   // --init: also initialise nop sites
 	SkipMisaligned bool   // --skip-misaligned
+	Direct         string // --direct: direct trampoline
+	DirectOffset   int64  // --direct-call-offset
 }
 
 func newEnableCmd(io *IO) *cobra.Command {
 	opts := &EnableOptions{}
 	cmd := &cobra.Command{
-		Use:   "enable [--ops SYM|ADDR] [--trampoline SYM|ADDR] [--init] [--skip-misaligned] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE] [--wait DURATION] [--dry-run] FILE",
+		Use:   "enable [--ops SYM|ADDR] [--trampoline SYM|ADDR] [--direct SYM|ADDR [--direct-call-offset N]] [--init] [--skip-misaligned] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE] [--wait DURATION] [--dry-run] FILE",
 		Short: "Enable patch sites: literal := ops, then BL trampoline",
 		Long: `Enable the selected sites as Linux's ftrace_make_call does: the literal gets
 --ops (required for call-ops sites, refused for classic ones), then the
@@ -26,7 +32,15 @@ second slot gets BL to the trampoline (default ftrace_caller). Sites must be
 initialised (or enabled already); --init does both steps for nop sites.
 A site whose literal is misaligned is refused unless --skip-misaligned.
 In relocatable objects the literal and the BL get R_AARCH64_ABS64 and
-R_AARCH64_CALL26 relocations; missing symbols are added as undefined.`,
+R_AARCH64_CALL26 relocations; missing symbols are added as undefined.
+
+--direct SYM|ADDR enables direct calls, as Linux does for an ops with a
+direct trampoline (ftrace_ops::direct_call, Linux 6.4+): the BL goes straight
+to that trampoline when it is within BL range (±128 MiB); the literal still
+gets --ops. Out of range, the BL goes to the common trampoline, which
+branches to op->direct_call: then --ops must name an ops whose direct_call
+(at --direct-call-offset, default 208 as in Linux 6.12) is set, or enable
+refuses. In objects the BL gets a CALL26 against the direct trampoline.`,
 		Args: oneFile("enable", &opts.File),
 		RunE: func(cmd *cobra.Command, args []string) error { return runEnable(opts, io) },
 	}
@@ -36,6 +50,8 @@ R_AARCH64_CALL26 relocations; missing symbols are added as undefined.`,
 	addTrampolineFlag(f, &opts.Trampoline, patch.DefaultTrampoline, "the BL branches to")
 	f.BoolVar(&opts.InitToo, "init", false, "also initialise sites that are still nop")
 	f.BoolVar(&opts.SkipMisaligned, "skip-misaligned", false, "leave sites with a misaligned literal untouched (reported on stderr)")
+	f.StringVar(&opts.Direct, "direct", "", "direct trampoline `SYM|ADDR`: BL straight to it when in range")
+	f.Int64Var(&opts.DirectOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "with --direct: offset `N` of direct_call in struct ftrace_ops")
 	return cmd
 }
 
@@ -58,5 +74,14 @@ func runEnable(opts *EnableOptions, io *IO) error {
 		return UsageErrorf("--trampoline 0: a BL to address 0 is not a trampoline")
 	}
 	req.InitToo, req.SkipMisaligned = opts.InitToo, opts.SkipMisaligned
+	if opts.Direct != "" {
+		v, err := patch.ParseValue(opts.Direct)
+		if err != nil {
+			return UsageErrorf("--direct: %v", err)
+		}
+		req.Direct, req.DirectCallOffset = &v, opts.DirectOffset
+	} else if cmdFlagChanged(opts.DirectOffset) {
+		return UsageErrorf("--direct-call-offset needs --direct")
+	}
 	return runPatch(&opts.PatchOptions, req, io)
 }

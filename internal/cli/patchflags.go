@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/safefile"
 )
@@ -117,8 +118,16 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 	if err != nil {
 		return inFile(o.File, err)
 	}
+	noFunc := 0
 	for _, s := range c.Skipped {
+		if s.Reason == string(elfscan.CodeNoFunction) {
+			noFunc++ // one line for all: a kernel has hundreds
+			continue
+		}
 		fmt.Fprintf(io.Err, "ftpatch: file %s: skipped function %s at %s: %s\n", o.File, s.Func, s.Where, s.Reason)
+	}
+	if noFunc > 0 {
+		fmt.Fprintf(io.Err, "ftpatch: file %s: skipped %d sites in no function (no-function; %s)\n", o.File, noFunc, elfscan.NoFunctionHelp)
 	}
 	if o.DryRun {
 		return c.Print(io.Out)

@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"fmt"
 	goio "io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -20,9 +21,12 @@ import (
 
 // ScanOptions are the flags and arguments of `ftpatch scan`.
 type ScanOptions struct {
-	JSON   bool // --json: one object per file per line
-	Check  bool // --check: exit 1 when any site has a problem
-	Jobs   int  // -j: files scanned at once
+	JSON  bool // --json: one object per file per line
+	Check bool // --check: exit 1 when any site has a problem
+	// Ignore lists problem codes --check accepts (--ignore CODE[,CODE]):
+	// still reported, but they do not make the exit status 1.
+	Ignore []string
+	Jobs   int // -j: files scanned at once
 	Select Selection
 	Files  []string // files and folders
 }
@@ -30,7 +34,7 @@ type ScanOptions struct {
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}
 	cmd := &cobra.Command{
-		Use:   "scan [--json] [--check] [--func GLOB]... [--exclude GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
+		Use:   "scan [--json] [--check [--ignore CODE[,CODE]]] [--func GLOB]... [--exclude GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "List every patchable function entry and its state",
 		Long: `List the patch sites of arm64 ELF files (objects, kernel modules, executables,
 PIEs, relocatable kernel images), plain or compressed (.xz, .zst, .gz): the
@@ -38,9 +42,10 @@ function, entry, layout (call-ops with an 8-byte literal, or classic), BTI,
 state (nop, init, enabled, unknown), ops and BL target, and problems:
 misaligned-literal, unexpected-insn, duplicate-entry, outside-text, no-function.
 Folders are searched for ELF files. --json prints one object per file per
-line (docs/json.md). --check exits 1 when any site has a problem; a file
-that cannot be read is reported on stderr (and, with --json, as its line)
-and makes the exit status 2.`,
+line (docs/json.md). --check exits 1 when any site has a problem, except
+those whose code --ignore lists (they are still reported); a file that
+cannot be read is reported on stderr (and, with --json, as its line) and
+makes the exit status 2.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("scan needs at least one FILE or DIR")
@@ -55,6 +60,7 @@ and makes the exit status 2.`,
 	f := cmd.Flags()
 	addJSONFlag(f, &opts.JSON)
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
+	f.StringSliceVar(&opts.Ignore, "ignore", nil, "with --check: problem `CODE[,CODE]` that do not make the exit status 1")
 	addJobsFlag(f, &opts.Jobs, "scan up to `N` files at once")
 	opts.Select.addFlags(f)
 	addMaxDecompressedFlag(cmd)
@@ -77,6 +83,10 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if err := opts.Select.check(); err != nil {
 		return err
 	}
+	ignore, err := ignoredCodes(opts)
+	if err != nil {
+		return err
+	}
 	files, err := expandInputs(opts.Files)
 	if err != nil {
 		return err
@@ -87,7 +97,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 		stdout = newVersionStamp(io.Out)
 	}
 	out = bufio.NewWriterSize(stdout, 256<<10)
-	if opts.JSON && len(files) == 1 && !opts.Select.Active() {
+	if opts.JSON && len(files) == 1 && !opts.Select.Active() && len(ignore) == 0 {
 		return scanJSONOne(opts, files[0], out, io)
 	}
 	var jsonErr goio.Writer
@@ -96,7 +106,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 	}
 	failed, printed := 0, 0
 	byCode := map[elfscan.Code]int{}
-	problems, sites := 0, 0
+	problems, sites, ignored := 0, 0, 0
 	var writeErr error
 	pool.Ordered(context.Background(), len(files), opts.Jobs,
 		func(_ context.Context, i int) (scanResult, error) {
@@ -123,6 +133,10 @@ func runScan(opts *ScanOptions, io *IO) error {
 			for _, s := range r.f.Sites {
 				for _, p := range s.Problems {
 					byCode[p.Code]++
+					if ignore[p.Code] {
+						ignored++
+						continue
+					}
 					problems++
 				}
 			}
@@ -141,14 +155,17 @@ func runScan(opts *ScanOptions, io *IO) error {
 			return writeErr // output failed: no point scanning on
 		})
 	if opts.Check && len(files) > 1 && !opts.JSON {
-		printCheckSummary(out, len(files)-failed, sites, byCode)
+		printCheckSummary(out, len(files)-failed, sites, byCode, ignore)
 	}
 	if err := out.Flush(); writeErr == nil {
 		writeErr = err
 	}
-	if opts.Check && len(files) > 1 && opts.JSON && problems > 0 {
+	if opts.Check && opts.JSON && (problems > 0 || ignored > 0) && (len(files) > 1 || len(ignore) > 0) {
 		// stdout carries only JSON lines; the summary goes to stderr.
-		printCheckSummary(io.Err, len(files)-failed, sites, byCode)
+		printCheckSummary(io.Err, len(files)-failed, sites, byCode, ignore)
+	}
+	if opts.Check && !opts.JSON && len(files) == 1 && ignored > 0 {
+		fmt.Fprintf(io.Err, "check: %d problems ignored (--ignore %s)\n", ignored, strings.Join(opts.Ignore, ","))
 	}
 	switch {
 	case writeErr != nil:
@@ -289,9 +306,32 @@ func refText(v, sym string) string {
 	return v
 }
 
+// ignoredCodes checks --ignore: known codes only, and only with --check.
+func ignoredCodes(opts *ScanOptions) (map[elfscan.Code]bool, error) {
+	if len(opts.Ignore) == 0 {
+		return nil, nil
+	}
+	if !opts.Check {
+		return nil, UsageErrorf("--ignore only applies with --check")
+	}
+	ignore := map[elfscan.Code]bool{}
+	for _, c := range opts.Ignore {
+		c = strings.TrimSpace(c)
+		if !slices.Contains(elfscan.Codes, elfscan.Code(c)) {
+			known := make([]string, len(elfscan.Codes))
+			for i, k := range elfscan.Codes {
+				known[i] = string(k)
+			}
+			return nil, UsageErrorf("--ignore: unknown problem code %q (known: %s)", c, strings.Join(known, ", "))
+		}
+		ignore[elfscan.Code(c)] = true
+	}
+	return ignore, nil
+}
+
 // printCheckSummary closes a --check run over several files with the
-// problems counted by code.
-func printCheckSummary(w goio.Writer, files, sites int, byCode map[elfscan.Code]int) {
+// problems counted by code; ignored codes are marked.
+func printCheckSummary(w goio.Writer, files, sites int, byCode map[elfscan.Code]int, ignore map[elfscan.Code]bool) {
 	codes := make([]string, 0, len(byCode))
 	for c := range byCode {
 		codes = append(codes, string(c))
@@ -304,6 +344,9 @@ func printCheckSummary(w goio.Writer, files, sites int, byCode map[elfscan.Code]
 	}
 	for _, c := range codes {
 		fmt.Fprintf(w, ", %s: %d", c, byCode[elfscan.Code(c)])
+		if ignore[elfscan.Code(c)] {
+			fmt.Fprint(w, " (ignored)")
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,12 +20,16 @@ type TrampolineOptions struct {
 	Name    string // --name: the function symbol
 	Classic bool   // --classic: variant for sites without a literal
 	Ops     string // --ops: the ops symbol of the classic variant
+	// --direct-calls: the direct-call path (op->direct_call at
+	// --direct-call-offset)
+	DirectCalls      bool
+	DirectCallOffset int64
 }
 
 func newTrampolineCmd(io *IO) *cobra.Command {
 	opts := &TrampolineOptions{}
 	cmd := &cobra.Command{
-		Use:   "trampoline [-o FILE] [--asm] [--name SYM] [--classic --ops SYM]",
+		Use:   "trampoline [-o FILE] [--asm] [--name SYM] [--classic --ops SYM | --direct-calls [--direct-call-offset N]]",
 		Short: "Write the common trampoline (ftrace_caller) as an object or assembler text",
 		Long: `Write the common trampoline that enabled patch sites branch to, encoded by
 ftpatch itself into an ET_REL object (no assembler needed). It reads the ops
@@ -34,7 +39,17 @@ A second entry, SYM_lit24, reads the literal at X30 - 24: enable aims the
 5,3 sites (-fpatchable-function-entry=5,3) with BTI whose entry is 4 mod 8
 at it; every other site, 4,2 or 5,3, calls SYM.
 --classic builds the variant for sites without a literal, calling the ops
-named by --ops. --asm prints the same code as GNU assembler text.`,
+named by --ops. --asm prints the same code as GNU assembler text.
+
+--direct-calls adds the direct-call path of Linux's ftrace_caller (Linux 6.4+,
+DYNAMIC_FTRACE_WITH_DIRECT_CALLS): after loading a non-NULL op it loads
+op->direct_call, the 8 bytes at --direct-call-offset, and when that is
+non-zero branches to it (BR x17) with X9 = the parent's return address and
+X30 = the return into the traced function; the direct trampoline returns
+there itself, with X30 = X9. The default offset, 208, is struct ftrace_ops'
+layout in Debian 13's Linux 6.12 on arm64 (its ftrace_caller reads
+[x11, #208]); it depends on the kernel's configuration, so take yours from
+the kernel's ftrace_caller or asm-offsets.h (FTRACE_OPS_DIRECT_CALL).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return UsageErrorf("trampoline takes no arguments, got %q", args)
@@ -49,6 +64,8 @@ named by --ops. --asm prints the same code as GNU assembler text.`,
 	f.StringVar(&opts.Name, "name", "ftrace_caller", "name of the function: `SYM`")
 	f.BoolVar(&opts.Classic, "classic", false, "variant for classic sites (no literal); needs --ops")
 	f.StringVar(&opts.Ops, "ops", "", "the ops `SYM` the classic variant calls")
+	f.BoolVar(&opts.DirectCalls, "direct-calls", false, "add the direct-call path: branch to a non-zero op->direct_call")
+	f.Int64Var(&opts.DirectCallOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "offset `N` of direct_call in struct ftrace_ops (Linux 6.12 arm64)")
 	return cmd
 }
 
@@ -62,8 +79,14 @@ func runTrampoline(opts *TrampolineOptions, io *IO) error {
 		return UsageErrorf("--classic needs --ops SYM: classic sites have no literal to read the ops from")
 	case !opts.Classic && opts.Ops != "":
 		return UsageErrorf("--ops is only for --classic: call-ops sites carry their ops in their literal")
+	case opts.DirectCalls && opts.Classic:
+		return UsageErrorf("--direct-calls is for call-ops sites, not --classic: the op comes from the literal")
 	}
-	prog, err := encode.Trampoline(encode.TrampolineOptions{Name: opts.Name, Classic: opts.Classic, OpsSym: opts.Ops})
+	prog, err := encode.Trampoline(encode.TrampolineOptions{Name: opts.Name, Classic: opts.Classic, OpsSym: opts.Ops,
+		DirectCalls: opts.DirectCalls, DirectCallOffset: opts.DirectCallOffset})
+	if errors.Is(err, encode.ErrTrampoline) {
+		return UsageErrorf("%v", err)
+	}
 	if err != nil {
 		return fmt.Errorf("trampoline: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/pool"
 	"github.com/ftpatch/ftpatch/internal/render"
@@ -21,14 +22,16 @@ import (
 // VerifyOptions are the flags and arguments of `ftpatch verify`.
 type VerifyOptions struct {
 	Files             []string
-	JSON              bool   // --json: one object per file per line
-	Trampoline        string // --trampoline SYM|ADDR
-	RunFileTrampoline bool   // --run-file-trampoline
-	Against           string // --against ORIG
-	AllowInit         bool   // --allow-init: NOP -> MOV X9,X30 changes do not fail --against
-	TrampolineNamed   bool   // --trampoline was given: a missing symbol is an input error
-	Jobs              int    // -j
-	Seed              uint64 // --seed
+	JSON              bool     // --json: one object per file per line
+	Trampoline        string   // --trampoline SYM|ADDR
+	RunFileTrampoline bool     // --run-file-trampoline
+	Against           string   // --against ORIG
+	AllowInit         bool     // --allow-init: NOP -> MOV X9,X30 changes do not fail --against
+	TrampolineNamed   bool     // --trampoline was given: a missing symbol is an input error
+	Jobs              int      // -j
+	Seed              uint64   // --seed
+	Direct            []string // --direct: legal direct trampolines
+	DirectCallOffset  int64    // --direct-call-offset
 	Select            Selection
 }
 
@@ -76,7 +79,7 @@ const progressMin = 20000
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--against ORIG [--allow-init]] [--func GLOB]... [--exclude GLOB]... [--seed N] [-j N] [--max-decompressed SIZE] FILE|DIR...",
+		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--func GLOB]... [--exclude GLOB]... [--seed N] [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "Run every patch site on Unicorn's arm64 CPU and check what it does",
 		Long: `Run every patch site on Unicorn's arm64 CPU, from the function entry to the
 first instruction after the site, and check it behaves as its state says:
@@ -87,7 +90,18 @@ with X0-X8, X19-X29, SP and X30 as they were. By default the tool's own
 trampoline runs at the trampoline's address; --run-file-trampoline runs the
 file's. With --against ORIG, also exit 1 when a change from ORIG is not
 live-safe; NOP -> MOV X9,X30 (init) is one unless --allow-init says FILE is
-not running yet. Exit 1 when a site fails, 2 on input errors.`,
+not running yet.
+
+--direct SYM|ADDR names a legal direct trampoline (repeatable; Linux 6.4+
+direct calls). A site whose BL goes to one, or to the trampoline with an op
+whose direct_call (at --direct-call-offset, default 208 as in Linux 6.12) is
+set, runs that direct trampoline's code (the file's; for an address with no
+code, or an object's undefined symbol, a stand-in like Linux's
+ftrace_stub_direct_tramp): it must be entered once with X9 = the parent and
+X30 = the return into the function, call no op->func, and come back with
+X30 = the parent and X0-X8, X19-X29, SP as they were. With --direct the
+tool's trampoline has the direct-call path. Exit 1 when a site fails, 2 on
+input errors.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("verify needs at least one FILE or DIR")
@@ -109,6 +123,8 @@ not running yet. Exit 1 when a site fails, 2 on input errors.`,
 	addJobsFlag(f, &opts.Jobs, "run sites on `N` workers")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed `N` of the random register values")
 	opts.Select.addFlags(f)
+	f.StringSliceVar(&opts.Direct, "direct", nil, "`SYM|ADDR` of a legal direct trampoline (repeatable): direct sites run it and must come back with X30 = parent")
+	f.Int64Var(&opts.DirectCallOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "with --direct: offset `N` of direct_call in struct ftrace_ops")
 	addMaxDecompressedFlag(cmd)
 	return cmd
 }
@@ -123,6 +139,7 @@ type verifyJSON struct {
 	ByState  map[string]int   `json:"by_state"`
 	Seconds  float64          `json:"seconds"`
 	Failures []verifyFailJSON `json:"failures"`
+	Skipped  int              `json:"skipped"` // no-function sites, not run (last: earlier keys keep their order)
 }
 
 type verifyFailJSON struct {
@@ -141,6 +158,13 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 	if err := opts.Select.check(); err != nil {
 		return err
 	}
+	// 0 (a caller that sets no offset) means the default.
+	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
+		return UsageErrorf("--direct-call-offset needs --direct")
+	}
+	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
+		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
+	}
 	if opts.Against != "" {
 		if len(opts.Files) != 1 {
 			return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
@@ -157,7 +181,8 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		return UsageErrorf("--allow-init is for --against ORIG")
 	}
 	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
-		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed}
+		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
+		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
 	if opts.Select.Active() {
 		vopts.Select = opts.Select.Selects
 	}
@@ -299,7 +324,7 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 }
 
 func toVerifyJSON(r *verify.Report) verifyJSON {
-	j := verifyJSON{File: r.File, ELFType: elfTypeName(r), Sites: r.Sites, Passed: r.Passed, Failed: r.Failed,
+	j := verifyJSON{File: r.File, ELFType: elfTypeName(r), Sites: r.Sites, Skipped: r.Skipped, Passed: r.Passed, Failed: r.Failed,
 		ByState: map[string]int{}, Seconds: r.Elapsed.Seconds(), Failures: []verifyFailJSON{}}
 	for st, n := range r.ByState {
 		j.ByState[string(st)] = n
@@ -324,8 +349,12 @@ func printVerifyText(w io.Writer, r *verify.Report) {
 	if r.Failed > 0 {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "%s: %s: %s, %d sites checked: %d passed, %d failed (%s) in %.3fs\n",
-		verdict, r.File, elfTypeName(r), r.Sites, r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds())
+	skipped := ""
+	if r.Skipped > 0 {
+		skipped = fmt.Sprintf("; %d skipped (no-function)", r.Skipped)
+	}
+	fmt.Fprintf(w, "%s: %s: %s, %d sites checked: %d passed, %d failed (%s) in %.3fs%s\n",
+		verdict, r.File, elfTypeName(r), r.Sites, r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds(), skipped)
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "  %s at %#x (%s)\n    expected: %s\n    observed: %s\n", f.Func, f.Address, f.State, f.Expected, f.Observed)
 		for _, l := range f.Disasm {

@@ -35,6 +35,16 @@ const (
 	CodeNoFunction        Code = "no-function"
 )
 
+// Codes lists every problem code, in the order the docs give them.
+var Codes = []Code{CodeMisalignedLiteral, CodeUnexpectedInsn, CodeDuplicateEntry, CodeOutsideText, CodeNoFunction}
+
+// NoFunctionHelp explains a no-function record: in a linked kernel it is the
+// code of a weak function that a strong definition replaced at link time
+// (the weak copy stays in .text, without a symbol, and its record stays in
+// the table); Linux finds no symbol for it at boot and disables the record.
+const NoFunctionHelp = "likely cause: a weak function overridden at link time (its code stays, without a symbol; " +
+	"Linux disables such records at boot), or a stripped .symtab; init, enable, disable and verify skip it"
+
 // Problem is one finding at a site.
 type Problem struct {
 	Code   Code   `json:"code"`

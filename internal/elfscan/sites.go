@@ -128,12 +128,16 @@ func (sc *scanner) site(rec record, s *Site) error {
 			fn, layout, entry, bti = i, LayoutCallOps, R+8, isBTI(R+8)
 			return true
 		}
-		if i := sc.st.at(key, R+12, maxRank); i >= 0 {
-			fn, layout, entry, bti = i, LayoutCallOps53, R+12, isBTI(R+12)
-			return true
-		}
+		// A function at the record itself is a classic site, even with
+		// another 12 bytes on: Debian 12's 6.1 has `abort` (NOP, NOP, BRK)
+		// right before bitmap_copy. A 5,3 record cannot start a function:
+		// its three words come before the entry.
 		if i := sc.st.at(key, R, maxRank); i >= 0 {
 			fn, layout, entry = i, LayoutClassic, R
+			return true
+		}
+		if i := sc.st.at(key, R+12, maxRank); i >= 0 {
+			fn, layout, entry, bti = i, LayoutCallOps53, R+12, isBTI(R+12)
 			return true
 		}
 		if R >= 4 && isBTI(R-4) {
@@ -167,7 +171,7 @@ func (sc *scanner) site(rec record, s *Site) error {
 			layout, entry = LayoutCallOps, R+8
 		}
 		if fn = sc.st.containing(key, entry); fn < 0 {
-			s.Problems = append(s.Problems, Problem{CodeNoFunction, fmt.Sprintf("no function symbol at or around entry %#x", entry)})
+			s.Problems = append(s.Problems, Problem{CodeNoFunction, fmt.Sprintf("no function symbol at or around entry %#x; %s", entry, NoFunctionHelp)})
 		}
 	}
 	if fn >= 0 {

@@ -142,6 +142,31 @@ type TrampolineOptions struct {
 	// ADRP+ADD fixups, and is never NULL.
 	Classic bool
 	OpsSym  string
+	// DirectCalls adds the direct-call path of Linux's ftrace_caller
+	// (DYNAMIC_FTRACE_WITH_DIRECT_CALLS, Linux 6.4+): after loading a
+	// non-NULL op, load op->direct_call at DirectCallOffset (0: the
+	// default, DefaultDirectCallOffset) and, when it is non-zero, branch to
+	// it with X9 = the parent's return address and X30 = the return into
+	// the traced function, untouched; the direct trampoline returns to X30
+	// with X30 = X9 itself. Call-ops only.
+	DirectCalls      bool
+	DirectCallOffset int64
+}
+
+// DefaultDirectCallOffset is where struct ftrace_ops holds direct_call in
+// Linux 6.12 on arm64 as Debian 13 builds it (asm-offsets
+// FTRACE_OPS_DIRECT_CALL; its ftrace_caller loads it with
+// ldr x17, [x11, #208]). The offset depends on the kernel's configuration
+// (the ops' hash locks grow with lock debugging): take the value from the
+// kernel's own ftrace_caller or asm-offsets.h when they differ.
+const DefaultDirectCallOffset = 208
+
+// DirectCallOffset returns the offset the options ask for.
+func (o TrampolineOptions) directCallOffset() int64 {
+	if o.DirectCallOffset == 0 {
+		return DefaultDirectCallOffset
+	}
+	return o.DirectCallOffset
 }
 
 // ErrTrampoline reports bad trampoline options.
@@ -168,6 +193,12 @@ func Trampoline(opts TrampolineOptions) (Program, error) {
 	if opts.Classic && opts.OpsSym == "" {
 		return Program{}, fmt.Errorf("%w: the classic trampoline needs an ops symbol", ErrTrampoline)
 	}
+	if opts.DirectCalls && opts.Classic {
+		return Program{}, fmt.Errorf("%w: direct calls need call-ops sites (the op comes from the literal)", ErrTrampoline)
+	}
+	if off := opts.directCallOffset(); opts.DirectCalls && (off < 8 || off%8 != 0 || off > 32760) {
+		return Program{}, fmt.Errorf("%w: direct-call offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", ErrTrampoline, off)
+	}
 	if !opts.Classic && opts.OpsSym != "" {
 		return Program{}, fmt.Errorf("%w: an ops symbol is only for the classic trampoline (call-ops sites carry their own)", ErrTrampoline)
 	}
@@ -181,6 +212,10 @@ func Trampoline(opts TrampolineOptions) (Program, error) {
 		b.add(LDUR{Rt: X11, Rn: X11, Imm: LiteralOffset}, "op")
 		b.label("have_op") // the second entry joins here with op in x11
 		b.branch("null", func(off int64) encoder { return CBZ{Rt: X11, Offset: off} }, "no op: straight back")
+		if opts.DirectCalls {
+			b.add(LDR{Rt: X17, Rn: X11, Imm: opts.directCallOffset()}, "op->direct_call")
+			b.branch("direct", func(off int64) encoder { return CBNZ{Rt: X17, Offset: off} }, "direct trampoline: X9, X30 as on entry")
+		}
 	}
 	b.add(MOVSP{Rd: X10, Rn: SP}, "call site's SP")
 	b.add(SUB{Rd: SP, Rn: SP, Imm: TrampolineFrame}, "regs area + two frame records")
@@ -216,6 +251,10 @@ func Trampoline(opts TrampolineOptions) (Program, error) {
 		b.add(MOVReg{Rd: X10, Rm: X30}, "")
 		b.add(MOVReg{Rd: X30, Rm: X9}, "X30 = parent")
 		b.add(RET{Rn: X10}, "")
+		if opts.DirectCalls {
+			b.label("direct")
+			b.add(BR{Rn: X17}, "x17: a BTI c landing pad accepts it")
+		}
 
 		// Second entry: 5,3 sites with BTI whose entry is 4 mod 8 (see
 		// LiteralOffsetAlt). As many instructions to the join as the first.

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 	"os"
 	"os/exec"
@@ -25,6 +26,8 @@ var trampolineVariants = []struct {
 	{"call-ops", TrampolineOptions{}},
 	{"call-ops named", TrampolineOptions{Name: "my_tramp"}},
 	{"classic", TrampolineOptions{Classic: true, OpsSym: "my_ops"}},
+	{"call-ops direct", TrampolineOptions{DirectCalls: true}},
+	{"call-ops direct at 64", TrampolineOptions{DirectCalls: true, DirectCallOffset: 64}},
 }
 
 type reloc struct {
@@ -184,9 +187,59 @@ func TestTrampolineRegisters(t *testing.T) {
 }
 
 func TestTrampolineOptionErrors(t *testing.T) {
-	for _, o := range []TrampolineOptions{{Classic: true}, {OpsSym: "x"}} {
+	for _, o := range []TrampolineOptions{{Classic: true}, {OpsSym: "x"}, {DirectCalls: true, Classic: true, OpsSym: "x"},
+		{DirectCalls: true, DirectCallOffset: 12}, {DirectCalls: true, DirectCallOffset: -8}, {DirectCalls: true, DirectCallOffset: 32768}} {
 		if _, err := Trampoline(o); !errors.Is(err, ErrTrampoline) {
 			t.Errorf("%+v: err = %v, want ErrTrampoline", o, err)
+		}
+	}
+}
+
+// The direct-call path, read back by arm64asm: after the NULL check, a load
+// of op->direct_call from the op at the offset asked for, and a CBNZ on it
+// to a BR of the same register; X9 and X30 are not written on the way.
+func TestTrampolineDirectPath(t *testing.T) {
+	for _, off := range []int64{0, 64, 208, 4096} {
+		p, err := Trampoline(TrampolineOptions{DirectCalls: true, DirectCallOffset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := off
+		if want == 0 {
+			want = DefaultDirectCallOffset
+		}
+		text := make([]string, len(p.Words))
+		for i, w := range p.Words {
+			var b [4]byte
+			binary.LittleEndian.PutUint32(b[:], w)
+			in, err := arm64asm.Decode(b[:])
+			if err == nil {
+				text[i] = arm64asm.GNUSyntax(in)
+			}
+		}
+		ld := -1
+		for i, s := range text {
+			if s == fmt.Sprintf("ldr x17, [x11,#%d]", want) {
+				ld = i
+			}
+		}
+		if ld < 0 || ld+1 >= len(text) || !strings.HasPrefix(text[ld+1], "cbnz x17, ") {
+			t.Fatalf("offset %d: no ldr x17, [x11,#%d] then cbnz x17:\n%s", off, want, strings.Join(text, "\n"))
+		}
+		if !strings.HasPrefix(text[ld-1], "cbz x11, ") {
+			t.Errorf("offset %d: the direct_call load is not right after the NULL check: %q", off, text[ld-1])
+		}
+		rel, err := strconv.ParseInt(strings.TrimPrefix(text[ld+1], "cbnz x17, .+"), 0, 64)
+		if err != nil {
+			t.Fatalf("cbnz %q: %v", text[ld+1], err)
+		}
+		if to := ld + 1 + int(rel/4); to >= len(text) || text[to] != "br x17" {
+			t.Errorf("offset %d: cbnz goes to word %d, not a br x17", off, to)
+		}
+		for i := 1; i < ld; i++ {
+			if strings.HasPrefix(text[i], "mov x9,") || strings.Contains(text[i], "x30, ") && !strings.HasPrefix(text[i], "and x11, x30") {
+				t.Errorf("offset %d: word %d %q touches X9/X30 before the direct branch", off, i, text[i])
+			}
 		}
 	}
 }

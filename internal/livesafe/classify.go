@@ -199,7 +199,7 @@ func (a *comparison) classify(i int) {
 			at.fn = fmt.Sprintf("<no function at %#x>", o.Entry)
 		}
 		a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: render.Hex(o.Entry), Func: o.Func,
-			Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail, Site: i, Words: in.Words, State: state, at: at})
+			Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail, Site: i, Words: in.Words, Next: WordsOf(*p), State: state, at: at})
 	}
 }
 

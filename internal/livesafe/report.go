@@ -83,6 +83,7 @@ type Intermediate struct {
 	// words of the intermediate state and the scan state it must behave as.
 	Site  int           `json:"-"`
 	Words Words         `json:"-"`
+	Next  Words         `json:"-"` // the patched (new) state's words
 	State elfscan.State `json:"-"`
 	at    loc           // where a failed run is reported
 }
@@ -147,6 +148,24 @@ func (r *Report) RecordRun(i int, behaves bool, run, detail string) {
 		r.add(ic.at.problem(detail))
 		r.LiveSafe = false
 	}
+}
+
+// ProveByRun marks intermediate i proven by its run: the CPU showed that
+// the old call reading the new literal does what the new state does. One
+// case (verify.RunIntermediates): the old BL goes to the common trampoline,
+// the new one to a direct trampoline, and the new ops' direct_call sends
+// the common trampoline there (Linux switches a site to a direct ops this
+// way). A report left with no unproven state and nothing else against it
+// becomes live-safe.
+func (r *Report) ProveByRun(i int, why string) {
+	ic := &r.Intermediates[i]
+	if ic.Proven || !ic.Ran || !ic.Behaves {
+		return
+	}
+	ic.Proven = true
+	ic.Detail += "; " + why
+	r.Counts.Unproven--
+	r.LiveSafe = !r.Failed() && r.Counts.NotLiveSafe == 0 && r.Counts.Unproven == 0
 }
 
 // Failed reports whether some difference is not an allowed patch.

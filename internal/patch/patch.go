@@ -115,6 +115,11 @@ type Request struct {
 	// AllowAbsolute lets enable store an absolute ops address in an ET_DYN
 	// file, which has no dynamic relocation for it.
 	AllowAbsolute bool
+	// Direct (enable) is a direct trampoline: the BL goes straight to it
+	// when in reach, else to Trampoline, and then Ops must have a non-zero
+	// direct_call at DirectCallOffset (0: encode.DefaultDirectCallOffset).
+	Direct           *Value
+	DirectCallOffset int64
 }
 
 // Check validates the globs.

@@ -354,11 +354,12 @@ type call struct {
 
 // planner holds what one Plan call resolves once.
 type planner struct {
-	in  *Input
-	req Request
-	rel bool
-	out *Changes
-	is  issues
+	in     *Input
+	req    Request
+	rel    bool
+	out    *Changes
+	is     issues
+	direct *direct // Request.Direct resolved (direct.go)
 }
 
 // Plan decides every change req makes to in, or fails with nothing planned.
@@ -429,6 +430,12 @@ func Plan(in *Input, req Request) (*Changes, error) {
 			} else if alt, err = p.resolve(Value{Sym: name}); err != nil {
 				return nil, fmt.Errorf("5,3 sites with BTI whose entry is 4 mod 8 call the trampoline's second entry (ftpatch trampoline emits it): %w", err)
 			}
+		}
+	}
+
+	if req.Op == OpEnable && req.Direct != nil && p.hasSelected() {
+		if err := p.resolveDirect(opsLit); err != nil {
+			return nil, err
 		}
 	}
 
@@ -584,6 +591,11 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	name := func() string { return siteName(p.rel, s) } // only errors need it
 	op := p.req.Op
 	callOps := s.Layout.HasLiteral()
+	if s.HasProblem(elfscan.CodeNoFunction) {
+		// As Linux, which disables a record it finds no symbol for.
+		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, render.Place(p.rel, s.Section, s.Entry), string(elfscan.CodeNoFunction)})
+		return
+	}
 	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
 		p.is.add(ErrState, name(), "state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", s.State, s.Slot1Word, s.Slot2Word)
 		return
@@ -627,7 +639,12 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		p.setWord(s, SlotSlot1, s.Slot1Word, encode.MovX9X30)
 	case OpEnable:
 		want := call{}
-		if p.rel {
+		if p.direct != nil {
+			var ok bool
+			if want, ok = p.directCall(s, tramp, name); !ok {
+				return
+			}
+		} else if p.rel {
 			r := *trampRel
 			r.Off = s.CallSite
 			want = call{word: encode.BLZero, rel: &r, sym: p.req.Trampoline.Sym}

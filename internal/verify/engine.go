@@ -68,6 +68,11 @@ type engine struct {
 
 	calls    int
 	callArgs [4]uint64
+	// Entries into direct trampolines during the current run (direct.go;
+	// runSites runs one site at a time when the image has any).
+	directHits          int
+	directAt            uint64
+	directX9, directX30 uint64
 
 	dirty  bool // a run failed: translations may be stale (see run)
 	sliced int  // runs stopped at slice (see maxSliced)
@@ -148,6 +153,11 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 	slices.Sort(funcs)
 	if e.runner, err = uc.NewRunner(mu, funcs); err != nil {
 		return nil, fmt.Errorf("op->func hooks: %w", err)
+	}
+	for d := range img.directs {
+		if _, err := mu.HookAdd(uc.HOOK_CODE, e.onDirect, d, d); err != nil {
+			return nil, fmt.Errorf("hook at %#x: %w", d, err)
+		}
 	}
 	return e, nil
 }
@@ -266,6 +276,17 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 		b.runSites(ss, fails)
 		return
 	}
+	if e.img.directs != nil {
+		// The direct-trampoline hook counts per engine, not per run: one
+		// site per batch, counters cleared before it.
+		if len(ss) > 1 {
+			for i := range ss {
+				e.runSites(ss[i:i+1], fails[i:i+1])
+			}
+			return
+		}
+		e.directHits = 0
+	}
 	for i := 0; i < len(ss); {
 		n := min(len(ss)-i, len(e.runs))
 		for k := range n {
@@ -347,6 +368,9 @@ func (e *engine) failure(s *site, run *uc.Run, res *uc.Result, hookErr error) *F
 	case e.after[rPC] != until:
 		return &Failure{Expected: expect(), Observed: fmt.Sprintf("still running at pc %#x after the %d-instruction limit", e.after[rPC], e.count)}
 	}
+	if s.direct == 0 && e.directHits != 0 {
+		return &Failure{Expected: "no direct trampoline (the op's direct_call is 0)", Observed: fmt.Sprintf("entered direct trampoline at %#x", e.directAt)}
+	}
 	switch s.State {
 	case elfscan.StateNop:
 		return e.check(s, "no call; every register unchanged", 0, func(r int) bool { return true })
@@ -356,6 +380,9 @@ func (e *engine) failure(s *site, run *uc.Run, res *uc.Result, hookErr error) *F
 		}
 		return e.check(s, "no call; X9 = parent; every other register unchanged", 0, func(r int) bool { return r != 9 })
 	case elfscan.StateEnabled:
+		if s.direct != 0 {
+			return e.checkDirectRun(s)
+		}
 		return e.check(s, "one call of op->func; X0-X8, X19-X29, SP, X30 unchanged", 1, func(r int) bool {
 			return r <= 8 || (r >= 19 && r <= 30) || r == rSP
 		})

@@ -60,6 +60,9 @@ type Image struct {
 	trampName string // --trampoline as given
 	tramp     uint64 // where enabled BLs must go; 0 when unresolved
 	trampErr  string // why tramp is unresolved
+	// classicFileErr says why a classic image's own trampoline cannot run
+	// (classicfile.go); "" when it can.
+	classicFileErr string
 	// The trampoline's second entry, for 5,3 sites with BTI whose entry
 	// is 4 mod 8 (encode.LiteralOffsetAlt): resolved when such a site is
 	// enabled.
@@ -68,7 +71,11 @@ type Image struct {
 
 	sites []site
 	funcs map[uint64]bool // op->func addresses to intercept
-	rel   *relLayout      // ET_REL: where sections went (nil when linked)
+
+	directs         map[uint64]string // legal direct trampolines (direct.go); nil without --direct
+	directOff       int64             // op->direct_call offset; 0 without --direct
+	standinDirectAt uint64
+	rel             *relLayout // ET_REL: where sections went (nil when linked)
 }
 
 const (
@@ -92,6 +99,8 @@ type site struct {
 	spare    uint64 // call-ops-5-3: the spare word
 	op       uint64 // expected X2 at op->func; 0 when unknown
 	static   *Failure
+	direct   uint64 // the direct trampoline the site must reach; 0: none
+	skip     bool   // no-function: not run, counted in Report.Skipped
 }
 
 func (img *Image) Close() error {
@@ -212,7 +221,7 @@ func (img *Image) addStandins() error {
 	}
 	img.write32(img.standinFunc, encode.RetX30) // the hook answers before it runs
 	img.write64(img.standinOps, img.standinFunc)
-	tr, err := encode.Trampoline(encode.TrampolineOptions{})
+	tr, err := encode.Trampoline(encode.TrampolineOptions{DirectCalls: img.directOff != 0, DirectCallOffset: img.directOff})
 	if err != nil {
 		return fmt.Errorf("trampoline: %w", err)
 	}

@@ -99,7 +99,7 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 		st := *base.Site
 		st.State = ic.State
 		j := &interJob{check: k, s: *base}
-		j.s.Site, j.s.static, j.s.op = &st, nil, 0
+		j.s.Site, j.s.static, j.s.op, j.s.direct = &st, nil, 0, 0
 		j.lo, j.hi = j.s.entry, j.s.callSite+8
 		if ic.Order == livesafe.OrderLiteralFirst {
 			if j.s.literal != 0 {
@@ -179,6 +179,9 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 		like := j.s.State
 		if j.fail == nil {
 			r.RecordRun(j.check, true, fmt.Sprintf("ran on the CPU: behaves as the %s state (%s)", ic.Like, like), "")
+			if why := provenDirect(ic, &j.s); why != "" {
+				r.ProveByRun(j.check, why)
+			}
 			continue
 		}
 		f := img.finish(&j.s, j.fail)

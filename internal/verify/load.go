@@ -59,7 +59,13 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 			return nil, err
 		}
 	}
+	if len(opts.Direct) > 0 {
+		img.directOff = opts.directCallOffset()
+	}
 	if err = img.addStandins(); err != nil {
+		return nil, err
+	}
+	if err = img.resolveDirects(o, rel, opts); err != nil {
 		return nil, err
 	}
 	img.rel = rel
@@ -108,6 +114,9 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		return
 	}
 	to := encode.BLTarget(w, s.callSite)
+	if !classic && img.checkDirect(s, to) {
+		return
+	}
 	name, want, werr := img.trampName, img.tramp, img.trampErr
 	if img.usesAltEntry(s) {
 		name, want, werr = encode.AltEntryName(img.trampName), img.trampAlt, img.trampAltErr
@@ -117,12 +126,16 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		return
 	}
 	if to != want {
-		s.fail(fmt.Sprintf("BL to trampoline %s at %#x", name, want), fmt.Sprintf("BL to %#x", to))
+		s.fail(fmt.Sprintf("BL to trampoline %s at %#x%s", name, want, img.directNames()), fmt.Sprintf("BL to %#x", to))
 		return
 	}
 	if classic {
-		if opts.RunFileTrampoline {
-			s.fail("a call-ops site, or verify's classic trampoline", "classic site with --run-file-trampoline: the file's op cannot be intercepted")
+		if opts.RunFileTrampoline && (img.rel != nil || img.classicFileErr != "") {
+			why := "an object has no trampoline of its own to run"
+			if img.rel == nil {
+				why = img.classicFileErr
+			}
+			s.fail("a call-ops site, or a classic kernel's ftrace_caller, or verify's classic trampoline", "classic site with --run-file-trampoline: "+why)
 			return
 		}
 		s.op = img.standinOps
@@ -335,6 +348,9 @@ func (rl *relLayout) placeSite(img *Image, s *site) {
 			img.write64(addr, val+uint64(r.Addend))
 			rl.relocOp(img, val+uint64(r.Addend))
 		case off == s.Site.CallSite && (r.Type == elf.R_AARCH64_CALL26 || r.Type == elf.R_AARCH64_JUMP26):
+			if d, ok := img.relDirect(name); !def && ok {
+				val, def = d, true
+			}
 			if !def {
 				switch name {
 				case img.trampName:
@@ -464,6 +480,9 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 			}
 		default:
 			img.tramp = a
+			if classic {
+				img.classicFileErr = img.setupClassicFile(o)
+			}
 		}
 	}
 	if !classic && img.ourTrampAlt != 0 {
@@ -473,6 +492,10 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 	for i := range sites {
 		s := &img.sites[i]
 		*s = site{Site: &sites[i], index: i, entry: sites[i].Entry, callSite: sites[i].CallSite, literal: sites[i].Literal, spare: sites[i].Spare}
+		if s.HasProblem(elfscan.CodeNoFunction) {
+			s.skip = true // as Linux, which disables a record it finds no symbol for
+			continue
+		}
 		if rel != nil {
 			rel.placeSite(img, s)
 		} else {

@@ -48,11 +48,15 @@ type Options struct {
 	// symbol the file does not have is then an input error, not a failure
 	// of its enabled sites (or, with none enabled, no error at all).
 	TrampolineNamed   bool
-	RunFileTrampoline bool   // run the file's own trampoline code instead of the tool's
-	Jobs              int    // workers; default runtime.NumCPU()
-	Seed              uint64 // register values are drawn from (Seed, site index)
-	MaxInsns          uint64 // per site, for a run that ran too long or went wrong (see engine); default 10,000
-	Timeout           time.Duration
+	RunFileTrampoline bool // run the file's own trampoline code instead of the tool's
+	// Direct names the legal direct trampolines (SYM or 0xADDR), and turns
+	// on the direct-call path of the tool's trampoline: see direct.go.
+	Direct           []string
+	DirectCallOffset int64  // op->direct_call; 0: encode.DefaultDirectCallOffset
+	Jobs             int    // workers; default runtime.NumCPU()
+	Seed             uint64 // register values are drawn from (Seed, site index)
+	MaxInsns         uint64 // per site, for a run that ran too long or went wrong (see engine); default 10,000
+	Timeout          time.Duration
 	// Select, when set, keeps the sites of the functions it accepts
 	// (--func/--exclude); LoadObject drops the others.
 	Select func(fn string) bool
@@ -86,7 +90,8 @@ type Failure struct {
 type Report struct {
 	File     string
 	ELFType  elf.Type
-	Sites    int
+	Sites    int // sites checked
+	Skipped  int // sites not checked: no-function (elfscan.NoFunctionHelp)
 	Passed   int
 	Failed   int
 	ByState  map[elfscan.State]int
@@ -123,15 +128,20 @@ func Check(img *Image, opts Options) (*Report, error) {
 	}
 	failures := make([]*Failure, len(img.sites))
 	var toRun []int
+	skipped := 0
 	for i := range img.sites {
+		if img.sites[i].skip {
+			skipped++
+			continue
+		}
 		if f := img.sites[i].static; f != nil {
 			failures[i] = f
 			continue
 		}
 		toRun = append(toRun, i)
 	}
-	if opts.Progress != nil && len(img.sites) > len(toRun) {
-		opts.Progress(len(img.sites) - len(toRun))
+	if opts.Progress != nil && len(img.sites)-skipped > len(toRun) {
+		opts.Progress(len(img.sites) - skipped - len(toRun))
 	}
 	if len(toRun) > 0 {
 		err := runPool(img, opts, 0, nil, len(toRun), 4*batchSites, func(e *engine, lo, hi int) {
@@ -156,8 +166,11 @@ func Check(img *Image, opts Options) (*Report, error) {
 			return nil, fmt.Errorf("site %s at %#x: %w", img.sites[i].Func, img.sites[i].entry, f.bug)
 		}
 	}
-	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites), ByState: map[elfscan.State]int{}}
+	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites) - skipped, Skipped: skipped, ByState: map[elfscan.State]int{}}
 	for i := range img.sites {
+		if img.sites[i].skip {
+			continue
+		}
 		rep.ByState[img.sites[i].State]++
 		if failures[i] != nil {
 			rep.Failures = append(rep.Failures, *img.finish(&img.sites[i], failures[i]))

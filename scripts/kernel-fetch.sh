@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# kernel-fetch.sh CACHE SUITE
+#
+# Downloads Debian's arm64 cloud kernel of SUITE (trixie: 6.12, bookworm: 6.1)
+# into CACHE/SUITE and unpacks it, without touching the machine's apt state:
+# apt-get runs for the foreign architecture arm64 with a private sources
+# list, lists folder and package cache under CACHE/SUITE/apt. It fetches the
+# -dbg package (vmlinux with symbols) and the -unsigned one (the modules).
+# Prints the unpacked root on stdout:
+#
+#   ROOT/usr/lib/debug/boot/vmlinux-VERSION
+#   ROOT/lib/modules/VERSION/kernel/**.ko[.xz]
+#
+# MIRROR (default: the one this machine's apt uses, else deb.debian.org) and
+# KEYRING (default /usr/share/keyrings/debian-archive-keyring.gpg) can be set.
+# A second run reuses what is there (apt checks the lists; debs are kept).
+set -euo pipefail
+export LC_ALL=C
+
+if [[ $# -ne 2 ]]; then
+	echo "usage: $0 CACHE SUITE" >&2
+	exit 2
+fi
+cache=$1
+suite=$2
+keyring=${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
+if [[ -z ${MIRROR:-} ]]; then
+	MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
+		grep -v '^[[:space:]]*#' | grep -o -E 'https?://[^ ]+/debian/?( |$)' | head -n1 | tr -d ' ' || true)
+	MIRROR=${MIRROR:-http://deb.debian.org/debian}
+fi
+for tool in apt-get apt-cache dpkg-deb; do
+	command -v "$tool" >/dev/null || { echo "$0: $tool not found (a Debian or Ubuntu host is needed)" >&2; exit 2; }
+done
+[[ -r $keyring ]] || { echo "$0: keyring $keyring not readable (apt: debian-archive-keyring)" >&2; exit 2; }
+
+dir=$cache/$suite
+mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$dir/debs"
+dir=$(cd "$dir" && pwd)
+echo "deb [arch=arm64 signed-by=$keyring] $MIRROR $suite main" >"$dir/apt/sources.list"
+apt=(
+	-q -oAPT::Architecture=arm64 -oAPT::Architectures=arm64
+	-oDir::State::Lists="$dir/apt/lists" -oDir::Etc::SourceList="$dir/apt/sources.list"
+	-oDir::Etc::SourceParts=/dev/null -oDir::Cache="$dir/apt/cache"
+	-oDir::State::status=/dev/null -oAcquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
+	-oAcquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false
+	-oAcquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false
+	-oAcquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false
+	-oAcquire::Languages=none
+)
+# As root, apt would drop to _apt for downloads, which cannot write here.
+[[ $EUID -eq 0 ]] && apt+=(-oAPT::Sandbox::User=root)
+apt-get "${apt[@]}" update >&2
+
+# The metapackage names the current ABI's image package; -unsigned holds the
+# same kernel and its modules, -dbg the vmlinux with symbols.
+image=$(apt-cache "${apt[@]}" depends linux-image-cloud-arm64 | sed -n 's/^ *Depends: \(linux-image-[^ ]*-cloud-arm64\)$/\1/p' | head -n1)
+[[ -n $image ]] || { echo "$0: $suite: linux-image-cloud-arm64 names no image package" >&2; exit 1; }
+want=("$image-unsigned" "$image-dbg")
+(
+	cd "$dir/debs"
+	for p in "${want[@]}"; do
+		ls "$p"_*_arm64.deb >/dev/null 2>&1 || apt-get "${apt[@]}" download "$p" >&2
+	done
+)
+root=$dir/root-${image#linux-image-}
+if [[ ! -e $root/.done ]]; then
+	rm -rf "$root"
+	mkdir -p "$root"
+	for p in "${want[@]}"; do
+		dpkg-deb -x "$(ls "$dir/debs/$p"_*_arm64.deb | head -n1)" "$root"
+	done
+	touch "$root/.done"
+fi
+echo "$root"
