@@ -114,6 +114,9 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 		return nil, nil, nil, err
 	}
 	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r}, lastSec: -1}
+	if buf := o.sortBuf.Swap(nil); buf != nil {
+		sc.scratch = *buf
+	}
 	var recs []record
 	if sc.rel {
 		if sc.relocs, err = o.Relocs(); err != nil {
