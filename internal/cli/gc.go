@@ -5,11 +5,19 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync/atomic"
 )
 
 // gcFloor is the heap size below which the collector does not run; see
-// tuneGC.
-const gcFloor = 24 << 20
+// tuneGC. oneFileFloor replaces it in a command that reads one file (see
+// gcOneFile).
+const (
+	gcFloor      = 24 << 20
+	oneFileFloor = 64 << 20
+)
+
+// floor is the floor in force: gcFloor, or oneFileFloor after gcOneFile.
+var floor atomic.Int64
 
 // tuneGC sets the garbage collector for a short-lived process that may also
 // walk a folder of thousands of files, unless the user set GOGC or
@@ -33,11 +41,28 @@ const gcFloor = 24 << 20
 // and had pages returned to the kernel and faulted in again, ~40% of
 // `init` of a 53k-site image.
 func tuneGC() {
+	floor.Store(gcFloor)
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	debug.SetGCPercent(gcPercent(liveHeap()))
 	watchGC()
+}
+
+// gcOneFile raises the floor to oneFileFloor, for a command that reads a
+// single file (the patch commands, scan of one file): what it reads stays
+// live until its output is written, so a collection below that frees
+// little. A patch command of the 53k-site bench image, whose heap ends near
+// 24 MiB with 21 MiB live, spent ~15 ms of cpu per run (idle-core mark
+// workers included) in the one collection the gcFloor made, for a peak
+// 0.5 MiB higher than with no collection at all. Above the floor the goal
+// is twice what is live, as before. Unless the user set GOGC or GOMEMLIMIT.
+func gcOneFile() {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	floor.Store(oneFileFloor)
+	debug.SetGCPercent(gcPercent(liveHeap()))
 }
 
 // gcSentinel is allocated for its finalizer, which runs after each
@@ -53,7 +78,7 @@ func watchGC() {
 }
 
 // gcLimit is the heap goal for a heap with live bytes live.
-func gcLimit(live int64) int64 { return max(gcFloor, 2*live) }
+func gcLimit(live int64) int64 { return max(floor.Load(), 2*live) }
 
 // heapMinimum is the runtime's smallest heap goal at GOGC=100; it scales
 // with GOGC (runtime/mgcpacer.go, defaultHeapMinimum).

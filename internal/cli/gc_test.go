@@ -9,7 +9,8 @@ import (
 )
 
 // tuneGC: the collector runs at gcFloor while little is live, at twice what
-// is live once that is more, and at gcFloor again when that is freed. The
+// is live once that is more, and at gcFloor again when that is freed;
+// gcOneFile moves the floor to oneFileFloor. The
 // runtime's own heap goal (runtime/metrics) is the oracle, whatever knob
 // sets it; the goal also counts goroutine stacks and globals scaled by
 // GOGC, hence the slack.
@@ -58,6 +59,20 @@ func TestTuneGC(t *testing.T) {
 		if got := gcLimit(tc.live); got != tc.want {
 			t.Errorf("gcLimit(%d) = %d, want %d", tc.live, got, tc.want)
 		}
+	}
+	// A command reading one file: the floor is oneFileFloor until the next
+	// tuneGC (the next command).
+	gcOneFile()
+	gc(func(g int64) bool { return near(g, oneFileFloor) })
+	if g := goal(); !near(g, oneFileFloor) {
+		t.Errorf("after gcOneFile: heap goal %d MiB, want %d MiB", g>>20, oneFileFloor>>20)
+	}
+	if got := gcLimit(oneFileFloor/2 + 1); got != oneFileFloor+2 {
+		t.Errorf("after gcOneFile: gcLimit(%d) = %d, want %d", oneFileFloor/2+1, got, oneFileFloor+2)
+	}
+	tuneGC()
+	if got := gcLimit(0); got != gcFloor {
+		t.Errorf("after tuneGC again: gcLimit(0) = %d, want %d", got, gcFloor)
 	}
 	// gcPercent against the runtime's goal formula, max(live*(1+p/100),
 	// heapMinimum*p/100), over live heaps from none to far above gcFloor.

@@ -76,6 +76,9 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if err != nil {
 		return err
 	}
+	if len(files) == 1 {
+		gcOneFile()
+	}
 	out := bufio.NewWriterSize(io.Out, 256<<10)
 	if opts.JSON && len(files) == 1 {
 		return scanJSONOne(opts, files[0], out, io)
