@@ -57,11 +57,18 @@ func tuneGC() {
 // workers included) in the one collection the gcFloor made, for a peak
 // 0.5 MiB higher than with no collection at all. Above the floor the goal
 // is twice what is live, as before. Unless the user set GOGC or GOMEMLIMIT.
-func gcOneFile() {
+// The returned function puts gcFloor back, for a caller that goes on (tests
+// run many commands in one process).
+func gcOneFile() (restore func()) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		return
+		return func() {}
 	}
-	floor.Store(oneFileFloor)
+	setFloor(oneFileFloor)
+	return func() { setFloor(gcFloor) }
+}
+
+func setFloor(f int64) {
+	floor.Store(f)
 	debug.SetGCPercent(gcPercent(liveHeap()))
 }
 

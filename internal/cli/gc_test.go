@@ -60,9 +60,9 @@ func TestTuneGC(t *testing.T) {
 			t.Errorf("gcLimit(%d) = %d, want %d", tc.live, got, tc.want)
 		}
 	}
-	// A command reading one file: the floor is oneFileFloor until the next
-	// tuneGC (the next command).
-	gcOneFile()
+	// A command reading one file: the floor is oneFileFloor until it ends
+	// (restore), or the next tuneGC.
+	restore := gcOneFile()
 	gc(func(g int64) bool { return near(g, oneFileFloor) })
 	if g := goal(); !near(g, oneFileFloor) {
 		t.Errorf("after gcOneFile: heap goal %d MiB, want %d MiB", g>>20, oneFileFloor>>20)
@@ -70,6 +70,11 @@ func TestTuneGC(t *testing.T) {
 	if got := gcLimit(oneFileFloor/2 + 1); got != oneFileFloor+2 {
 		t.Errorf("after gcOneFile: gcLimit(%d) = %d, want %d", oneFileFloor/2+1, got, oneFileFloor+2)
 	}
+	restore()
+	if got := gcLimit(0); got != gcFloor {
+		t.Errorf("after the command: gcLimit(0) = %d, want %d", got, gcFloor)
+	}
+	gcOneFile()
 	tuneGC()
 	if got := gcLimit(0); got != gcFloor {
 		t.Errorf("after tuneGC again: gcLimit(0) = %d, want %d", got, gcFloor)

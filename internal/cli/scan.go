@@ -77,7 +77,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 		return err
 	}
 	if len(files) == 1 {
-		gcOneFile()
+		defer gcOneFile()()
 	}
 	out := bufio.NewWriterSize(io.Out, 256<<10)
 	if opts.JSON && len(files) == 1 {
