@@ -4,53 +4,88 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 )
 
-// tuneGC: no pacing; the collector runs at gcFloor while little is live,
-// at twice what is live once that is more, and at gcFloor again when that
-// is freed.
+// tuneGC: the collector runs at gcFloor while little is live, at twice what
+// is live once that is more, and at gcFloor again when that is freed;
+// gcOneFile moves the floor to oneFileFloor. The
+// runtime's own heap goal (runtime/metrics) is the oracle, whatever knob
+// sets it; the goal also counts goroutine stacks and globals scaled by
+// GOGC, hence the slack.
 func TestTuneGC(t *testing.T) {
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
 	defer debug.SetMemoryLimit(math.MaxInt64)
 	defer debug.SetGCPercent(100)
-	tuneGC()
-	gcPercent := func() int { p := debug.SetGCPercent(-2); debug.SetGCPercent(p); return p }
-	limit := func() int64 { return debug.SetMemoryLimit(-1) }
-	// gc collects until the limit is want (the watcher runs as a
-	// finalizer, on its own goroutine), at most 100 times.
-	gc := func(want int64) {
-		for i := 0; i < 100 && limit() != want; i++ {
+	goalSample := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+	goal := func() int64 { metrics.Read(goalSample); return int64(goalSample[0].Value.Uint64()) }
+	near := func(g, want int64) bool { return g >= want-want/16 && g <= want+want/8 }
+	// gc collects until ok holds (the watcher runs as a finalizer, on its
+	// own goroutine), at most 100 times.
+	gc := func(ok func(int64) bool) {
+		for i := 0; i < 100 && !ok(goal()); i++ {
 			runtime.GC()
 			runtime.Gosched()
 		}
 	}
-	if p, l := gcPercent(), limit(); p >= 0 || l != gcFloor {
-		t.Fatalf("after tuneGC: GOGC %d, limit %d; want off and %d", p, l, gcFloor)
+	runtime.GC()
+	tuneGC()
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		t.Errorf("after tuneGC: memory limit %d; want none (it counts more than the heap)", l)
+	}
+	gc(func(g int64) bool { return near(g, gcFloor) })
+	if g := goal(); !near(g, gcFloor) {
+		t.Fatalf("after tuneGC: heap goal %d MiB; want %d MiB", g>>20, gcFloor>>20)
 	}
 	live := make([]byte, gcFloor)
 	for i := range live {
 		live[i] = byte(i)
 	}
-	for i := 0; i < 100 && limit() == gcFloor; i++ {
-		runtime.GC()
-		runtime.Gosched()
-	}
-	if p, l := gcPercent(), limit(); p >= 0 || l < 2*gcFloor || l > 3*gcFloor {
-		t.Errorf("with %d MiB live: GOGC %d, limit %d MiB; want off and twice what is live", len(live)>>20, p, l>>20)
+	gc(func(g int64) bool { return g >= 2*gcFloor })
+	if g := goal(); g < 2*gcFloor || g > 3*gcFloor {
+		t.Errorf("with %d MiB live: heap goal %d MiB; want twice what is live", len(live)>>20, g>>20)
 	}
 	runtime.KeepAlive(live)
 	live = nil
-	gc(gcFloor)
-	if l := limit(); l != gcFloor {
-		t.Errorf("after freeing it: limit %d MiB, want %d MiB", l>>20, gcFloor>>20)
+	gc(func(g int64) bool { return near(g, gcFloor) })
+	if g := goal(); !near(g, gcFloor) {
+		t.Errorf("after freeing it: heap goal %d MiB, want %d MiB", g>>20, gcFloor>>20)
 	}
 	for _, tc := range []struct{ live, want int64 }{
 		{0, gcFloor}, {gcFloor / 2, gcFloor}, {gcFloor/2 + 1, gcFloor + 2}, {256 << 20, 512 << 20},
 	} {
 		if got := gcLimit(tc.live); got != tc.want {
 			t.Errorf("gcLimit(%d) = %d, want %d", tc.live, got, tc.want)
+		}
+	}
+	// A command reading one file: the floor is oneFileFloor until it ends
+	// (restore), or the next tuneGC.
+	restore := gcOneFile()
+	gc(func(g int64) bool { return near(g, oneFileFloor) })
+	if g := goal(); !near(g, oneFileFloor) {
+		t.Errorf("after gcOneFile: heap goal %d MiB, want %d MiB", g>>20, oneFileFloor>>20)
+	}
+	if got := gcLimit(oneFileFloor/2 + 1); got != oneFileFloor+2 {
+		t.Errorf("after gcOneFile: gcLimit(%d) = %d, want %d", oneFileFloor/2+1, got, oneFileFloor+2)
+	}
+	restore()
+	if got := gcLimit(0); got != gcFloor {
+		t.Errorf("after the command: gcLimit(0) = %d, want %d", got, gcFloor)
+	}
+	gcOneFile()
+	tuneGC()
+	if got := gcLimit(0); got != gcFloor {
+		t.Errorf("after tuneGC again: gcLimit(0) = %d, want %d", got, gcFloor)
+	}
+	// gcPercent against the runtime's goal formula, max(live*(1+p/100),
+	// heapMinimum*p/100), over live heaps from none to far above gcFloor.
+	for _, live := range []int64{0, 1 << 10, 1 << 20, 3 << 20, 4 << 20, 5 << 20, 11 << 20, gcFloor / 2, gcFloor, 100 << 20, 3 << 30} {
+		p := int64(gcPercent(live))
+		got := max(live+live*p/100, heapMinimum*p/100)
+		if want := gcLimit(live); got > want || got < want-want/64 {
+			t.Errorf("gcPercent(%d) = %d: goal %d, want %d", live, p, got, want)
 		}
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/testutil"
@@ -63,17 +63,32 @@ func TestHostileHeaders(t *testing.T) {
 	rela := sectionIndex(t, mod, ".rela__patchable_function_entries")
 
 	// run under ulimit -v so that a regression fails instead of eating the
-	// machine's memory; returns the result and the peak RSS in KiB.
+	// machine's memory; returns the result and the peak RSS in KiB, as
+	// /usr/bin/time reports it for the command alone. (This process's
+	// ru_maxrss for its child would not do: Go starts a child with vfork, so
+	// the child's maxrss starts at this test process's peak, which -race
+	// and the other tests' in-process commands make hundreds of MiB.)
+	timeBin := testutil.NeedTool(t, "time")
 	run := func(args ...string) (result, int64) {
 		t.Helper()
-		cmd := exec.Command("/bin/sh", append([]string{"-c", `ulimit -v 2097152 && exec "$0" "$@"`, p.bin}, args...)...)
+		rssFile := filepath.Join(t.TempDir(), "rss")
+		cmd := exec.Command("/bin/sh", append([]string{"-c", `ulimit -v 2097152 && exec "$0" -q -f %M -o "$FTPATCH_RSS" "$@"`, timeBin, p.bin}, args...)...)
+		cmd.Env = append(os.Environ(), "FTPATCH_RSS="+rssFile)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		r := wait(t, cmd, &out, &errb)
-		return r, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+		lines := strings.Fields(string(readFile(t, rssFile)))
+		if len(lines) == 0 {
+			t.Fatalf("%s: no peak RSS from %s", strings.Join(args, " "), timeBin)
+		}
+		rss, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: peak RSS from %s: %v", strings.Join(args, " "), timeBin, err)
+		}
+		return r, rss
 	}
 
 	huge := filepath.Join(dir, "huge-align.ko")

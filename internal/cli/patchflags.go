@@ -93,6 +93,7 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 	if o.Wait < 0 {
 		return UsageErrorf("--wait %v: a duration must not be negative", o.Wait)
 	}
+	defer gcOneFile()()
 	path := o.File
 	var job *safefile.Job
 	if !o.DryRun { // lock before reading, until the new file is in place

@@ -91,12 +91,14 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if err != nil {
 		return err
 	}
-	var out *bufio.Writer
+	if len(files) == 1 {
+		defer gcOneFile()()
+	}
 	var stdout goio.Writer = io.Out
 	if opts.JSON {
 		stdout = newVersionStamp(io.Out)
 	}
-	out = bufio.NewWriterSize(stdout, 256<<10)
+	out := bufio.NewWriterSize(stdout, 256<<10)
 	if opts.JSON && len(files) == 1 && !opts.Select.Active() && len(ignore) == 0 {
 		return scanJSONOne(opts, files[0], out, io)
 	}

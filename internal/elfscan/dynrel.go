@@ -121,8 +121,28 @@ func (d *DynRelocs) All() []DynReloc { return d.rels }
 // At returns the relocation that decides the word at addr (the last one
 // there), if any.
 func (d *DynRelocs) At(addr uint64) (DynReloc, bool) {
-	i, found := slices.BinarySearchFunc(d.rels, addr, func(r DynReloc, a uint64) int { return cmp.Compare(r.Off, a) })
-	if !found {
+	return d.at(addr, d.seek(addr, 0))
+}
+
+// seek returns the index of the first relocation at addr or above. Every
+// relocation before from must be below addr (from 0 always is): a caller
+// asking for increasing addresses passes the index the last call returned,
+// and the few steps it walks from there replace a binary search (an
+// entries table of 50k words, each with its relocation, is read in order).
+func (d *DynRelocs) seek(addr uint64, from int) int {
+	for n := 0; n < 4 && from < len(d.rels); n++ {
+		if d.rels[from].Off >= addr {
+			return from
+		}
+		from++
+	}
+	i, _ := slices.BinarySearchFunc(d.rels[from:], addr, func(r DynReloc, a uint64) int { return cmp.Compare(r.Off, a) })
+	return from + i
+}
+
+// at is At given i = seek(addr, …).
+func (d *DynRelocs) at(addr uint64, i int) (DynReloc, bool) {
+	if i >= len(d.rels) || d.rels[i].Off != addr {
 		return DynReloc{}, false
 	}
 	for i+1 < len(d.rels) && d.rels[i+1].Off == addr {
@@ -146,6 +166,11 @@ func (d *DynRelocs) Describe(r DynReloc) string {
 // ErrUnsupportedReloc, never a silent zero.
 func (d *DynRelocs) Value(addr uint64) (v uint64, found bool, err error) {
 	r, ok := d.At(addr)
+	return d.value(r, ok)
+}
+
+// value is Value given At's results.
+func (d *DynRelocs) value(r DynReloc, ok bool) (v uint64, found bool, err error) {
 	if !ok {
 		return 0, false, nil
 	}

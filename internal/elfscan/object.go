@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ftpatch/ftpatch/internal/input"
 )
@@ -35,6 +36,11 @@ type Object struct {
 	symOnce sync.Once
 	syms    *Symtab
 	symErr  error
+	// sortBuf is the symbol sort's radixSort buffer, taken by the first
+	// record sort (prepare): sized for the symbols, it usually fits the
+	// records too, which need not allocate their own (~0.8 MiB for a
+	// kernel image).
+	sortBuf atomic.Pointer[[]keyed]
 
 	dynOnce sync.Once
 	dynsyms *Symtab
@@ -156,6 +162,7 @@ func (o *Object) Symbols() (*Symtab, error) {
 			return
 		}
 		o.syms = &Symtab{st: st, sec: sec}
+		o.sortBuf.Store(&scratch)
 	})
 	return o.syms, o.symErr
 }

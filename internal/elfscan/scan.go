@@ -114,6 +114,9 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 		return nil, nil, nil, err
 	}
 	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r}, lastSec: -1}
+	if buf := o.sortBuf.Swap(nil); buf != nil {
+		sc.scratch = *buf
+	}
 	var recs []record
 	if sc.rel {
 		if sc.relocs, err = o.Relocs(); err != nil {
@@ -355,6 +358,7 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 	recs := make([]record, 0, n)
 	var dyn *DynRelocs
 	for _, rg := range ranges {
+		next := 0 // dyn.seek's start: the entries are read by increasing address
 		if rg.size%8 != 0 {
 			return nil, fmt.Errorf("%w: section %q entries at %#x: size %d is not a multiple of 8", ErrMalformed, rg.name, rg.addr, rg.size)
 		}
@@ -370,7 +374,9 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 						return nil, err
 					}
 				}
-				if v, _, err = dyn.Value(rg.addr + uint64(e)); err != nil {
+				a := rg.addr + uint64(e)
+				next = dyn.seek(a, next)
+				if v, _, err = dyn.value(dyn.at(a, next)); err != nil {
 					return nil, fmt.Errorf("section %q entry %d: %w", rg.name, e/8, err)
 				}
 				if v == 0 {

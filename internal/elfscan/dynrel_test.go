@@ -1,0 +1,48 @@
+package elfscan
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestDynSeek checks seek and at, as linkedRecords uses them (each call
+// starting where the last one ended, addresses increasing, and afresh from
+// 0), against a linear walk of the same relocations: relocation addresses
+// with gaps and repeats, queried at, between, before and past them.
+func TestDynSeek(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 200; round++ {
+		d := &DynRelocs{}
+		off := uint64(rnd.IntN(64))
+		for n := rnd.IntN(300); len(d.rels) < n; {
+			off += uint64(rnd.IntN(3)) * 8 // 0: a repeated address
+			d.rels = append(d.rels, DynReloc{Off: off, Value: uint64(len(d.rels))})
+		}
+		next := 0
+		for a := uint64(0); a < off+64; a += uint64(1 + rnd.IntN(24)) {
+			first, last := len(d.rels), -1 // the oracle: first at or above a, last at a
+			for i := len(d.rels) - 1; i >= 0; i-- {
+				if d.rels[i].Off >= a {
+					first = i
+				}
+				if d.rels[i].Off == a && last < 0 {
+					last = i
+				}
+			}
+			for _, from := range []int{next, 0} {
+				i := d.seek(a, from)
+				if i != first {
+					t.Fatalf("round %d: seek(%#x, %d) = %d, want %d", round, a, from, i, first)
+				}
+				r, ok := d.at(a, i)
+				if ok != (last >= 0) || ok && r.Value != uint64(last) {
+					t.Fatalf("round %d: at(%#x) = %v, %v; want relocation %d", round, a, r, ok, last)
+				}
+				if r2, ok2 := d.At(a); r2 != r || ok2 != ok {
+					t.Fatalf("round %d: At(%#x) = %v, %v; at = %v, %v", round, a, r2, ok2, r, ok)
+				}
+			}
+			next = first
+		}
+	}
+}
