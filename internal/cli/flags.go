@@ -84,31 +84,24 @@ func (s *Selection) Selects(fn string) bool {
 	if !s.Active() {
 		return true
 	}
-	in := len(s.Funcs) == 0
 	var hits []string
-	for _, g := range s.Funcs {
-		if m, _ := path.Match(g, fn); m {
-			in = true
+	ok := patch.SelectsFunc(s.Funcs, s.Exclude, fn, func(exclude bool, g string) {
+		if exclude {
+			hits = append(hits, "exclude\x00"+g)
+		} else {
 			hits = append(hits, "func\x00"+g)
 		}
-	}
-	out := false
-	for _, g := range s.Exclude {
-		if m, _ := path.Match(g, fn); m {
-			out = true
-			hits = append(hits, "exclude\x00"+g)
-		}
-	}
+	})
 	st := s.state()
 	st.mu.Lock()
 	for _, h := range hits {
 		st.matched[h] = true
 	}
-	if in && !out {
+	if ok {
 		st.chosen++
 	}
 	st.mu.Unlock()
-	return in && !out
+	return ok
 }
 
 // Filter keeps the selected sites of f, in place.

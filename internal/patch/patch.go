@@ -138,23 +138,35 @@ func (r *Request) Check() error {
 }
 
 // Selects reports whether the request touches function fn.
-func (r *Request) Selects(fn string) bool {
-	if len(r.Funcs) > 0 {
-		ok := false
-		for _, g := range r.Funcs {
-			if m, _ := path.Match(g, fn); m {
-				ok = true
+func (r *Request) Selects(fn string) bool { return SelectsFunc(r.Funcs, r.Exclude, fn, nil) }
+
+// SelectsFunc is the one selection rule of every command: fn is selected
+// when it matches some glob of funcs (or funcs is empty) and none of
+// exclude (path.Match syntax). hit, when not nil, is called for every glob
+// that matched, so callers can tell which patterns did their part.
+func SelectsFunc(funcs, exclude []string, fn string, hit func(exclude bool, glob string)) bool {
+	in := len(funcs) == 0
+	for _, g := range funcs {
+		if m, _ := path.Match(g, fn); m {
+			in = true
+			if hit == nil {
 				break
 			}
-		}
-		if !ok {
-			return false
+			hit(false, g)
 		}
 	}
-	for _, g := range r.Exclude {
+	if !in && hit == nil {
+		return false
+	}
+	out := false
+	for _, g := range exclude {
 		if m, _ := path.Match(g, fn); m {
-			return false
+			out = true
+			if hit == nil {
+				break
+			}
+			hit(true, g)
 		}
 	}
-	return true
+	return in && !out
 }
