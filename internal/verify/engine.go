@@ -151,7 +151,7 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 		funcs = append(funcs, f)
 	}
 	slices.Sort(funcs)
-	if e.runner, err = uc.NewRunner(mu, funcs); err != nil {
+	if e.runner, err = uc.NewRunner(mu, funcs, count == 0); err != nil {
 		return nil, fmt.Errorf("op->func hooks: %w", err)
 	}
 	for d := range img.directs {
@@ -296,7 +296,7 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 			e.seedRegs(s.index, &r.Regs)
 		}
 		dirty := e.dirty
-		got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty)
+		got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty, false)
 		done := got
 		for k := range got {
 			var f *Failure
