@@ -164,7 +164,7 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 
 // budgetEngine returns the engine that runs e's sites again counting
 // instructions, made on first use: it maps what e maps (e's private copies
-// included, so it sees e's overlays).
+// included, so it sees e's overlays), except the BRKs of chained runs.
 func (e *engine) budgetEngine() (*engine, error) {
 	if b := e.budget.Load(); b != nil {
 		return b, nil
@@ -173,6 +173,9 @@ func (e *engine) budgetEngine() (*engine, error) {
 	_, err := newEngineOver(e.img, e.opts, e.opts.MaxInsns, func(r *region) ([]byte, error) {
 		if p := e.private(r.addr, r.size); p != nil {
 			return p, nil
+		}
+		if st := e.img.stops; st != nil {
+			return st.pristine(r) // without the BRKs of chained runs
 		}
 		return r.mem, nil
 	}, &b)
@@ -288,7 +291,12 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 		e.directHits = 0
 	}
 	for i := 0; i < len(ss); {
-		n := min(len(ss)-i, len(e.runs))
+		// A batch is sites that all run chained (their stop addresses
+		// hold a BRK: see stopSet), or all not.
+		chain := e.chained(ss[i])
+		n := 1
+		for max := min(len(ss)-i, len(e.runs)); n < max && e.chained(ss[i+n]) == chain; n++ {
+		}
 		for k := range n {
 			s := ss[i+k]
 			r := &e.runs[k]
@@ -296,7 +304,7 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 			e.seedRegs(s.index, &r.Regs)
 		}
 		dirty := e.dirty
-		got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty, false)
+		got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty, chain)
 		done := got
 		for k := range got {
 			var f *Failure
@@ -310,7 +318,10 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 			if res.Stopped == uc.StopSlice {
 				e.sliced++
 			}
-			if f != nil || res.Err != 0 || res.Stopped != 0 || res.Regs[rPC] != e.runs[k].Until {
+			// A chained run bakes no stop address into what it
+			// translates (it stops at a BRK, there in memory for
+			// the whole pool): its failure leaves nothing stale.
+			if !chain && (f != nil || res.Err != 0 || res.Stopped != 0 || res.Regs[rPC] != e.runs[k].Until) {
 				e.dirty = true
 			}
 			if e.dirty && !dirty {
@@ -326,6 +337,15 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 		}
 		i += done
 	}
+}
+
+// chained reports whether s runs chained on e: its stop address holds a
+// BRK (Check's stopSet), and e is a fast engine mapping the image's bytes
+// (an engine with private copies runs overlays, which have no BRKs).
+func (e *engine) chained(s *site) bool {
+	st := e.img.stops
+	return st != nil && e.count == 0 && e.priv == nil && s.index >= 0 && s.index < len(st.chained) &&
+		st.chained[s.index] && &e.img.sites[s.index] == s
 }
 
 // judge is the failure of the run of s, or nil. A run that did not end

@@ -71,6 +71,9 @@ type Image struct {
 
 	sites []site
 	funcs map[uint64]bool // op->func addresses to intercept
+	// stops is the BRKs planted for chained runs while Check's pool runs
+	// (see stopSet); nil otherwise.
+	stops *stopSet
 
 	directs         map[uint64]string // legal direct trampolines (direct.go); nil without --direct
 	directOff       int64             // op->direct_call offset; 0 without --direct

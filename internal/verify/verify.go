@@ -144,6 +144,7 @@ func Check(img *Image, opts Options) (*Report, error) {
 		opts.Progress(len(img.sites) - skipped - len(toRun))
 	}
 	if len(toRun) > 0 {
+		img.stops = img.plantStops(toRun, opts)
 		err := runPool(img, opts, 0, nil, len(toRun), 4*batchSites, func(e *engine, lo, hi int) {
 			ss := make([]*site, hi-lo)
 			for k, i := range toRun[lo:hi] {
@@ -155,6 +156,8 @@ func Check(img *Image, opts Options) (*Report, error) {
 				failures[i] = fs[k]
 			}
 		})
+		img.stops.restore() // the engines are closed
+		img.stops = nil
 		if err != nil {
 			return nil, err
 		}

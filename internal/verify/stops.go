@@ -1,0 +1,162 @@
+package verify
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+)
+
+// stopBRK is the word Check plants at the stop address of each site it
+// runs chained (uc.Runner.Run with chain): the run traps there, and the
+// next one starts from the trap without a uc_emu_start of its own. Its
+// imm16 means nothing; any value would do.
+var stopBRK, _ = encode.BRK{Imm16: 0xf7a5}.Encode()
+
+// stopSet is the BRKs planted in an image's (shared) bytes for one Check,
+// with the words they replaced. While it is planted, every fast engine of
+// the pool sees the BRKs; budget engines, which judge a run that went
+// wrong, map a pristine copy instead (pristine), so what they report is
+// what the image holds.
+//
+// A BRK changes what a run reads only at its address. It is planted where
+// no run that passes reads data, or needs its own words: never on a word
+// of an enabled site's literal or of its op's first word (op->func), nor
+// on the trampoline entries verify redirects. A run that executes
+// another site's BRK traps away from its own stop address: it fails on the
+// fast path and runs again on its budget engine, without BRKs.
+type stopSet struct {
+	img     *Image
+	chained []bool    // by site index: its stop address holds a BRK
+	planted []plantAt // sorted by addr
+
+	once  sync.Once
+	clean map[*region][]byte // pristine copies, made on first need
+	err   error
+}
+
+type plantAt struct {
+	addr uint64
+	word uint32 // the image's own word there
+}
+
+// plantStops plants a BRK at the stop address (CallSite+4) of every site of
+// run it can, and returns the set (restore takes them out again). It plants
+// none when runs cannot be chained: with direct trampolines (their hook
+// counts per engine, so those sites run one by one) or when the file's own
+// trampoline runs (code verify does not know reads what it likes).
+func (img *Image) plantStops(run []int, opts Options) *stopSet {
+	if img.directs != nil || opts.RunFileTrampoline || len(run) == 0 {
+		return nil
+	}
+	// Words a passing run reads as data, or that verify redirected.
+	var keep []uint64 // 4-byte-aligned word addresses, sorted below
+	word := func(a, n uint64) {
+		for w := a &^ 3; w < a+n && w >= a&^3; w += 4 {
+			keep = append(keep, w)
+		}
+	}
+	for i := range img.sites {
+		s := &img.sites[i]
+		if s.skip || s.State != elfscan.StateEnabled {
+			continue
+		}
+		if s.Layout.HasLiteral() {
+			word(s.literal, 8)
+		}
+		if s.op != 0 {
+			word(s.op, 8)
+		}
+	}
+	for _, a := range []uint64{img.tramp, img.trampAlt} {
+		if a != 0 {
+			word(a, 4)
+		}
+	}
+	slices.Sort(keep)
+	st := &stopSet{img: img, chained: make([]bool, len(img.sites))}
+	for _, i := range run {
+		s := &img.sites[i]
+		stop := s.callSite + 4
+		if stop < s.callSite || stop%4 != 0 || !img.isCode(stop) {
+			continue
+		}
+		if _, found := slices.BinarySearch(keep, stop); found {
+			continue
+		}
+		st.chained[i] = true
+		st.planted = append(st.planted, plantAt{addr: stop})
+	}
+	slices.SortFunc(st.planted, func(a, b plantAt) int { return cmpU64(a.addr, b.addr) })
+	st.planted = slices.CompactFunc(st.planted, func(a, b plantAt) bool { return a.addr == b.addr })
+	for k := range st.planted {
+		p := &st.planted[k]
+		p.word, _ = img.read32(p.addr)
+		img.write32(p.addr, stopBRK)
+	}
+	return st
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// restore puts the image's own words back and unmaps the pristine copies;
+// every engine of the pool must be closed.
+func (st *stopSet) restore() {
+	if st == nil {
+		return
+	}
+	for _, p := range st.planted {
+		st.img.write32(p.addr, p.word)
+	}
+	st.planted = nil
+	for _, m := range st.clean {
+		syscall.Munmap(m)
+	}
+	st.clean = nil
+}
+
+// pristine returns the bytes a budget engine maps for r: a copy of r
+// without the BRKs when r holds any (made once, shared by every budget
+// engine: they only read it), else r's own.
+func (st *stopSet) pristine(r *region) ([]byte, error) {
+	st.once.Do(func() {
+		st.clean = map[*region][]byte{}
+		for _, p := range st.planted {
+			rg := st.img.find(p.addr)
+			if rg == nil {
+				continue
+			}
+			m, ok := st.clean[rg]
+			if !ok {
+				var err error
+				m, err = syscall.Mmap(-1, 0, int(rg.size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+				if err != nil {
+					st.err = fmt.Errorf("copying %s: %w", rg.name, err)
+					return
+				}
+				copy(m, rg.mem)
+				st.clean[rg] = m
+			}
+			binary.LittleEndian.PutUint32(m[p.addr-rg.addr:], p.word)
+		}
+	})
+	if st.err != nil {
+		return nil, st.err
+	}
+	if m, ok := st.clean[r]; ok {
+		return m, nil
+	}
+	return r.mem, nil
+}
