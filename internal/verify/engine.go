@@ -154,6 +154,11 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 	if e.runner, err = uc.NewRunner(mu, funcs, count == 0); err != nil {
 		return nil, fmt.Errorf("op->func hooks: %w", err)
 	}
+	if st := img.stops; st != nil && count == 0 {
+		if err := e.runner.SetReturnTraps(st.retTraps, 9); err != nil {
+			return nil, err
+		}
+	}
 	for d := range img.directs {
 		if _, err := mu.HookAdd(uc.HOOK_CODE, e.onDirect, d, d); err != nil {
 			return nil, fmt.Errorf("hook at %#x: %w", d, err)

@@ -74,6 +74,9 @@ type Image struct {
 	// stops is the BRKs planted for chained runs while Check's pool runs
 	// (see stopSet); nil otherwise.
 	stops *stopSet
+	// retX9 are the `RET X9` words of the tool's trampolines, where each
+	// returns into the traced function: chained runs trap there (stopSet).
+	retX9 []uint64
 
 	directs         map[uint64]string // legal direct trampolines (direct.go); nil without --direct
 	directOff       int64             // op->direct_call offset; 0 without --direct
@@ -269,8 +272,15 @@ func (img *Image) place(addr uint64, p encode.Program, room uint64) error {
 		}
 		words[f.Index] = w
 	}
+	ret, err := encode.RET{Rn: encode.X9}.Encode()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrImage, err)
+	}
 	for i, w := range words {
 		img.write32(addr+4*uint64(i), w)
+		if w == ret {
+			img.retX9 = append(img.retX9, addr+4*uint64(i))
+		}
 	}
 	return nil
 }

@@ -33,6 +33,11 @@ type stopSet struct {
 	img     *Image
 	chained []bool    // by site index: its stop address holds a BRK
 	planted []plantAt // sorted by addr
+	// retTraps are the tool's trampolines' `RET X9` words, also under a
+	// BRK: a run returning from the trampoline into its function
+	// (X9 = its stop address) ends there, as the RET would have, without
+	// translating a block at its stop address (uc.Runner.SetReturnTraps).
+	retTraps []uint64
 
 	once  sync.Once
 	clean map[*region][]byte // pristine copies, made on first need
@@ -91,6 +96,14 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 		st.chained[i] = true
 		st.planted = append(st.planted, plantAt{addr: stop})
 	}
+	// The tool's trampolines (in verify's stand-in code, where no site
+	// is) run instead of the file's, always: see the RunFileTrampoline test
+	// above.
+	for _, a := range img.retX9 {
+		st.retTraps = append(st.retTraps, a)
+		st.planted = append(st.planted, plantAt{addr: a})
+	}
+	slices.Sort(st.retTraps)
 	slices.SortFunc(st.planted, func(a, b plantAt) int { return cmpU64(a.addr, b.addr) })
 	st.planted = slices.CompactFunc(st.planted, func(a, b plantAt) bool { return a.addr == b.addr })
 	for k := range st.planted {

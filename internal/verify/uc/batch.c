@@ -5,18 +5,21 @@
 
 static void on_intr(uc_engine *uc, uint32_t intno, void *user);
 
-static int is_func(const struct ftp_runner *r, uint64_t a) {
-	size_t lo = 0, hi = r->nfuncs;
+// in reports whether a is in the sorted set[0..n).
+static int in(const uint64_t *set, size_t n, uint64_t a) {
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t m = lo + (hi - lo) / 2;
-		if (r->funcs[m] < a) {
+		if (set[m] < a) {
 			lo = m + 1;
 		} else {
 			hi = m;
 		}
 	}
-	return lo < r->nfuncs && r->funcs[lo] == a;
+	return lo < n && set[lo] == a;
 }
+
+static int is_func(const struct ftp_runner *r, uint64_t a) { return in(r->funcs, r->nfuncs, a); }
 
 // on_func records a call of an intercepted address and returns from it at
 // once (PC = X30). The run's first instruction is the run starting, not a
@@ -103,7 +106,27 @@ void ftp_runner_free(struct ftp_runner *r) {
 	}
 	pthread_mutex_destroy(&r->mu);
 	free(r->funcs);
+	free(r->ret_traps);
 	free(r);
+}
+
+// ftp_runner_ret_traps sets the return traps (sorted addresses; reg: the
+// register the RET there branches to, 0..30). It returns 0 when out of
+// memory.
+int ftp_runner_ret_traps(struct ftp_runner *r, const uint64_t *addrs, size_t n, int reg) {
+	uint64_t *t = NULL;
+	if (n > 0) {
+		t = malloc(n * sizeof *t);
+		if (t == NULL) {
+			return 0;
+		}
+		memcpy(t, addrs, n * sizeof *t);
+	}
+	free(r->ret_traps);
+	r->ret_traps = t;
+	r->nret_traps = n;
+	r->ret_reg = reg;
+	return 1;
 }
 
 // begin_run sets up run i: its registers, the hook's state, and a new
@@ -169,6 +192,11 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *user) {
 		return;
 	}
 	end_run(r, r->cur, intno == FTP_EXCP_BKPT ? UC_ERR_OK : UC_ERR_EXCEPTION, 0);
+	uint64_t *regs = r->out[r->cur].regs, until = r->runs[r->cur].until;
+	if (intno == FTP_EXCP_BKPT && regs[FTP_NOUT - 1] != until && regs[r->ret_reg] == until &&
+	    in(r->ret_traps, r->nret_traps, regs[FTP_NOUT - 1])) {
+		regs[FTP_NOUT - 1] = until; // the RET under the BRK branches there
+	}
 	int next = r->cur + 1;
 	if (next >= r->n) {
 		r->cur = next;

@@ -101,6 +101,28 @@ func NewRunner(mu Unicorn, funcs []uint64, chain bool) (*Runner, error) {
 	return run, nil
 }
 
+// SetReturnTraps tells a chaining runner that a BRK was planted over a
+// `RET X<reg>` at each of addrs (sorted): a chained run that traps there
+// with X<reg> = its Until ends as that RET would have, with PC = Until and
+// every other register as it is. The caller plants the BRKs, and keeps
+// them only while it runs chained batches.
+func (r *Runner) SetReturnTraps(addrs []uint64, reg int) error {
+	if r == nil || r.r == nil {
+		return ErrClosed
+	}
+	if reg < 0 || reg > 30 {
+		return fmt.Errorf("uc: return trap register X%d", reg)
+	}
+	var p *C.uint64_t
+	if len(addrs) > 0 {
+		p = (*C.uint64_t)(unsafe.Pointer(&addrs[0]))
+	}
+	if C.ftp_runner_ret_traps(r.r, p, C.size_t(len(addrs)), C.int(reg)) == 0 {
+		return errors.New("uc: cannot allocate return traps")
+	}
+	return nil
+}
+
 // Free releases the runner; its engine must be closed already.
 func (r *Runner) Free() {
 	if r == nil || r.r == nil {

@@ -62,6 +62,12 @@ struct ftp_runner {
 	// ends run cur at its BRK and starts run cur+1 in the same
 	// uc_emu_start.
 	int chain;
+	// Return traps: a BRK planted over a `RET Xret_reg` at each of
+	// ret_traps (sorted). A chained run trapping there with Xret_reg = its
+	// until ends as that RET would have: at until, nothing else changed.
+	uint64_t *ret_traps;
+	size_t nret_traps;
+	int ret_reg; // index in regs_out
 	const struct ftp_run *runs;
 	struct ftp_result *out;
 	int n, cur;
@@ -80,6 +86,7 @@ struct ftp_runner {
 
 struct ftp_runner *ftp_runner_new(uc_engine *uc, int *abort, const uint64_t *funcs, size_t nfuncs, int chain, uc_err *err);
 void ftp_runner_free(struct ftp_runner *r);
+int ftp_runner_ret_traps(struct ftp_runner *r, const uint64_t *addrs, size_t n, int reg);
 int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain);
 void ftp_runner_poll(struct ftp_runner *r, uint64_t *seq, int *running, int64_t *cpu_ns);
 void ftp_runner_stop(struct ftp_runner *r, uint64_t seq, uint32_t why);

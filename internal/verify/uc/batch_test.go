@@ -143,6 +143,8 @@ var chainCode = func() []byte {
 	code[0x24/4] = brk
 	code[0x28/4] = 0x91000421 // add x1, x1, #1
 	code[0x2c/4] = brk
+	code[0x30/4] = 0x91000442 // add x2, x2, #1
+	code[0x34/4] = brk        // a return trap: planted over a RET X9
 	code[0x40/4] = 0xd28000e0 // mov x0, #7
 	code[0x44/4] = ret
 	return words(code...)
@@ -153,7 +155,9 @@ var chainCode = func() []byte {
 // at it); an intercepted call is recorded; a run that traps at another
 // exception, or at a BRK not its own, ends there and the next run goes on;
 // an emulation error ends the uc_emu_start and the next run starts a new
-// one. A second batch on the same runner, unchained, stops at Until.
+// one. A run that traps at a return trap with X9 = its Until ends there
+// (as the RET would have), with X9 elsewhere at the trap. A second batch on
+// the same runner, unchained, stops at Until.
 func TestRunnerChain(t *testing.T) {
 	mu := newARM64(t, chainCode)
 	if err := mu.MemMapProt(0x80000, 0x1000, PROT_READ|PROT_WRITE); err != nil {
@@ -164,10 +168,16 @@ func TestRunnerChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mu.Close(); r.Free() })
-	begins := []uint64{0x00, 0x08, 0x10, 0x18, 0x20, 0x28}
+	if err := r.SetReturnTraps([]uint64{codeBase + 0x34}, 9); err != nil {
+		t.Fatal(err)
+	}
+	begins := []uint64{0x00, 0x08, 0x10, 0x18, 0x20, 0x28, 0x30, 0x30}
 	runs := make([]Run, len(begins))
 	for i, b := range begins {
 		runs[i] = Run{Begin: codeBase + b, Until: codeBase + b + 4}
+		if b == 0x30 {
+			runs[i].Until = codeBase + 0x48
+		}
 		for k := range runs[i].Regs {
 			runs[i].Regs[k] = uint64(1000*i + k)
 		}
@@ -175,6 +185,7 @@ func TestRunnerChain(t *testing.T) {
 		runs[i].Regs[BatchNZCV] = 0
 	}
 	runs[4].Regs[1] = 0x7000000 // unmapped
+	runs[6].Regs[9] = runs[6].Until
 	out := make([]Result, len(runs))
 	n, err := r.Run(runs, out, 0, false, true)
 	if err != nil || n != len(runs) {
@@ -193,6 +204,8 @@ func TestRunnerChain(t *testing.T) {
 		{nil, codeBase + 0x04, 0, runs[3].Regs[0]},
 		{ERR_READ_UNMAPPED, codeBase + 0x20, 0, runs[4].Regs[0]},
 		{nil, codeBase + 0x2c, 0, runs[5].Regs[0]},
+		{nil, codeBase + 0x48, 0, runs[6].Regs[0]},
+		{nil, codeBase + 0x34, 0, runs[7].Regs[0]},
 	}
 	for i, w := range wants {
 		o := out[i]
@@ -206,6 +219,11 @@ func TestRunnerChain(t *testing.T) {
 	}
 	if o := out[1]; o.Args != [4]uint64{runs[1].Regs[0], runs[1].Regs[1], runs[1].Regs[2], runs[1].Regs[3]} {
 		t.Errorf("run 1: call args %v", o.Args)
+	}
+	for _, i := range []int{6, 7} {
+		if o := out[i]; o.Regs[2] != runs[i].Regs[2]+1 || o.Regs[9] != runs[i].Regs[9] {
+			t.Errorf("run %d (return trap): x2 %d x9 %#x", i, o.Regs[2], o.Regs[9])
+		}
 	}
 	if o := out[5]; o.Regs[1] != runs[5].Regs[1]+1 {
 		t.Errorf("run 5 (after an emulation error): x1 %d, want %d", o.Regs[1], runs[5].Regs[1]+1)
