@@ -58,39 +58,44 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	if img.directs != nil || opts.RunFileTrampoline || len(run) == 0 {
 		return nil
 	}
-	// Words a passing run reads as data, or that verify redirected.
-	var keep []uint64 // 4-byte-aligned word addresses, sorted below
-	word := func(a, n uint64) {
-		for w := a &^ 3; w < a+n && w >= a&^3; w += 4 {
-			keep = append(keep, w)
-		}
-	}
+	// Where a passing run reads data (8 bytes from each), and the words
+	// verify redirected (4 bytes): sorted starts, so a stop address is
+	// checked with a binary search.
+	var lits []uint64
+	ops := map[uint64]bool{}
 	for i := range img.sites {
 		s := &img.sites[i]
 		if s.skip || s.State != elfscan.StateEnabled {
 			continue
 		}
 		if s.Layout.HasLiteral() {
-			word(s.literal, 8)
+			lits = append(lits, s.literal)
 		}
 		if s.op != 0 {
-			word(s.op, 8)
+			ops[s.op] = true
 		}
 	}
+	for op := range ops {
+		lits = append(lits, op)
+	}
+	slices.Sort(lits)
+	var redirected []uint64
 	for _, a := range []uint64{img.tramp, img.trampAlt} {
 		if a != 0 {
-			word(a, 4)
+			redirected = append(redirected, a)
 		}
 	}
-	slices.Sort(keep)
-	st := &stopSet{img: img, chained: make([]bool, len(img.sites))}
+	read := func(stop uint64) bool { // does [stop, stop+4) meet a protected span?
+		return meets(lits, 8, stop) || meets(redirected, 4, stop)
+	}
+	st := &stopSet{img: img, chained: make([]bool, len(img.sites)), planted: make([]plantAt, 0, len(run)+len(img.retX9))}
 	for _, i := range run {
 		s := &img.sites[i]
 		stop := s.callSite + 4
 		if stop < s.callSite || stop%4 != 0 || !img.isCode(stop) {
 			continue
 		}
-		if _, found := slices.BinarySearch(keep, stop); found {
+		if read(stop) {
 			continue
 		}
 		st.chained[i] = true
@@ -112,6 +117,17 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 		img.write32(p.addr, stopBRK)
 	}
 	return st
+}
+
+// meets reports whether the word [w, w+4) overlaps [a, a+n) for an a of
+// sorted starts (n <= 8: only the starts from w-n+1 to w+3 can).
+func meets(starts []uint64, n, w uint64) bool {
+	lo := w - (n - 1)
+	if lo > w {
+		lo = 0
+	}
+	i, _ := slices.BinarySearch(starts, lo)
+	return i < len(starts) && starts[i] <= w+3
 }
 
 func cmpU64(a, b uint64) int {
