@@ -9,6 +9,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
 // stopBRK is the word Check plants at the stop address of each site it
@@ -32,7 +33,7 @@ var stopBRK, _ = encode.BRK{Imm16: 0xf7a5}.Encode()
 type stopSet struct {
 	img     *Image
 	chained []bool    // by site index: its stop address holds a BRK
-	planted []plantAt // sorted by addr
+	planted []plantAt // in planting order
 	// retTraps are the tool's trampolines' `RET X9` words, also under a
 	// BRK: a run returning from the trampoline into its function
 	// (X9 = its stop address) ends there, as the RET would have, without
@@ -89,33 +90,39 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 		return meets(lits, 8, stop) || meets(redirected, 4, stop)
 	}
 	st := &stopSet{img: img, chained: make([]bool, len(img.sites)), planted: make([]plantAt, 0, len(run)+len(img.retX9))}
+	var r *region // the last one found: sites come in address order
 	for _, i := range run {
 		s := &img.sites[i]
 		stop := s.callSite + 4
-		if stop < s.callSite || stop%4 != 0 || !img.isCode(stop) {
+		if stop < s.callSite || stop%4 != 0 || read(stop) {
 			continue
 		}
-		if read(stop) {
+		if r == nil || stop < r.addr || stop-r.addr >= r.size {
+			if r = img.find(stop); r == nil {
+				continue
+			}
+		}
+		if r.prot&uc.PROT_EXEC == 0 || stop-r.addr > r.size-4 {
 			continue
 		}
 		st.chained[i] = true
-		st.planted = append(st.planted, plantAt{addr: stop})
+		off := stop - r.addr
+		st.planted = append(st.planted, plantAt{addr: stop, word: binary.LittleEndian.Uint32(r.mem[off:])})
+		binary.LittleEndian.PutUint32(r.mem[off:], stopBRK)
 	}
 	// The tool's trampolines (in verify's stand-in code, where no site
 	// is) run instead of the file's, always: see the RunFileTrampoline test
 	// above.
 	for _, a := range img.retX9 {
-		st.retTraps = append(st.retTraps, a)
-		st.planted = append(st.planted, plantAt{addr: a})
+		if w, ok := img.read32(a); ok {
+			st.retTraps = append(st.retTraps, a)
+			st.planted = append(st.planted, plantAt{addr: a, word: w})
+			img.write32(a, stopBRK)
+		}
 	}
 	slices.Sort(st.retTraps)
-	slices.SortFunc(st.planted, func(a, b plantAt) int { return cmpU64(a.addr, b.addr) })
-	st.planted = slices.CompactFunc(st.planted, func(a, b plantAt) bool { return a.addr == b.addr })
-	for k := range st.planted {
-		p := &st.planted[k]
-		p.word, _ = img.read32(p.addr)
-		img.write32(p.addr, stopBRK)
-	}
+	// Two sites may share a stop address: the first word saved there is
+	// the image's own (restore puts them back last to first).
 	return st
 }
 
@@ -130,24 +137,14 @@ func meets(starts []uint64, n, w uint64) bool {
 	return i < len(starts) && starts[i] <= w+3
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // restore puts the image's own words back and unmaps the pristine copies;
 // every engine of the pool must be closed.
 func (st *stopSet) restore() {
 	if st == nil {
 		return
 	}
-	for _, p := range st.planted {
-		st.img.write32(p.addr, p.word)
+	for k := len(st.planted) - 1; k >= 0; k-- { // last to first: see plantStops
+		st.img.write32(st.planted[k].addr, st.planted[k].word)
 	}
 	st.planted = nil
 	for _, m := range st.clean {
@@ -162,7 +159,10 @@ func (st *stopSet) restore() {
 func (st *stopSet) pristine(r *region) ([]byte, error) {
 	st.once.Do(func() {
 		st.clean = map[*region][]byte{}
-		for _, p := range st.planted {
+		// Last to first: a word planted twice was saved first as the
+		// image's own.
+		for k := len(st.planted) - 1; k >= 0; k-- {
+			p := st.planted[k]
 			rg := st.img.find(p.addr)
 			if rg == nil {
 				continue

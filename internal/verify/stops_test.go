@@ -29,7 +29,7 @@ func allSites(img *Image) []int {
 
 // plantStops puts a BRK at every site's stop address and over the tool's
 // trampolines' RET X9, budget engines see none of them, and restore gives
-// back the image byte for byte.
+// back the image byte for byte, also where a stop was planted twice.
 func TestStopsPlantedAndRestored(t *testing.T) {
 	var ss []synthSite
 	for _, st := range []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled} {
@@ -39,7 +39,8 @@ func TestStopsPlantedAndRestored(t *testing.T) {
 	}
 	img := buildSynth(t, ss, Options{}, nil)
 	before := regionBytes(img)
-	st := img.plantStops(allSites(img), Options{})
+	// Site 0 twice: two records of one site share a stop address.
+	st := img.plantStops(append(allSites(img), 0), Options{})
 	if st == nil {
 		t.Fatal("nothing planted")
 	}
