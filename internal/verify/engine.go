@@ -270,8 +270,10 @@ func (e *engine) run(s *site) *Failure {
 // executed (translated) code outside its site; so once an engine has seen
 // a failure, each later site's range is dropped from the translation cache
 // before it runs (cheap; a full flush costs ~50 ms), and the sites of the
-// batch after the failure run again that way. A site's blocks are never
-// reused anyway: each site runs once per engine.
+// batch after the failure run again that way (unchained: a flushed batch
+// runs with stop addresses). A site's blocks are never reused anyway: each
+// site runs once per engine. Chained runs (chained) bake no stop address,
+// so their failures flush nothing.
 func (e *engine) runSites(ss []*site, fails []*Failure) {
 	if e.sliced >= maxSliced {
 		b, err := e.budgetEngine()

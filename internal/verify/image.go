@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -72,8 +73,10 @@ type Image struct {
 	sites []site
 	funcs map[uint64]bool // op->func addresses to intercept
 	// stops is the BRKs planted for chained runs while Check's pool runs
-	// (see stopSet); nil otherwise.
-	stops *stopSet
+	// (see stopSet); nil otherwise. checkMu makes Checks of one image take
+	// turns: each plants in, and restores, the image's bytes.
+	stops   *stopSet
+	checkMu sync.Mutex
 	// retX9 are the `RET X9` words of the tool's trampolines, where each
 	// returns into the traced function: chained runs trap there (stopSet).
 	retX9 []uint64
