@@ -53,10 +53,11 @@ type plantAt struct {
 // plantStops plants a BRK at the stop address (CallSite+4) of every site of
 // run it can, and returns the set (restore takes them out again). It plants
 // none when runs cannot be chained: with direct trampolines (their hook
-// counts per engine, so those sites run one by one) or when the file's own
+// counts per engine, so those sites run one by one; and the tool's
+// trampoline then also reads op->direct_call) or when the file's own
 // trampoline runs (code verify does not know reads what it likes).
 func (img *Image) plantStops(run []int, opts Options) *stopSet {
-	if img.directs != nil || opts.RunFileTrampoline || len(run) == 0 {
+	if img.directs != nil || img.directOff != 0 || opts.RunFileTrampoline || len(run) == 0 {
 		return nil
 	}
 	// Where a passing run reads data (8 bytes from each), and the words
