@@ -114,6 +114,12 @@ func TestStopsKeepReadWords(t *testing.T) {
 			t.Errorf("planted with %+v", o)
 		}
 	}
+	img.directOff = encode.DefaultDirectCallOffset // the trampoline reads op->direct_call
+	if st := img.plantStops(allSites(img), Options{}); st != nil {
+		st.restore()
+		t.Error("planted with the direct-call path")
+	}
+	img.directOff = 0
 	for _, tc := range []struct {
 		starts []uint64
 		n, w   uint64
