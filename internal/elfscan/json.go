@@ -68,23 +68,23 @@ func (f *File) JSON() FileJSON {
 // expressions).
 func (s *Site) JSON(rel bool) SiteJSON {
 	j := SiteJSON{
-		Func: s.Func, Section: s.Section, Entry: render.Hex(s.Entry), CallSite: render.Hex(s.CallSite),
+		Func: s.Func, Section: s.Section, Entry: render.Hex(s.Entry()), CallSite: render.Hex(s.CallSite()),
 		Layout: s.Layout, BTI: s.BTI, State: s.State, Record: render.Hex(s.Record),
-		Problems: make([]Code, len(s.Problems)), ProblemDetails: make([]string, len(s.Problems)),
+		Problems: make([]Code, len(s.Problems())), ProblemDetails: make([]string, len(s.Problems())),
 	}
 	if s.Layout.HasLiteral() {
-		l := render.Hex(s.Literal)
+		l := render.Hex(s.Literal())
 		j.Literal = &l
 	}
 	if s.Layout == LayoutCallOps53 {
-		sp := render.Hex(s.Spare)
+		sp := render.Hex(s.Spare())
 		j.Spare = &sp
 	}
-	if s.CFIHashOff != NoOffset {
-		h := render.Hex(uint64(s.CFIHash))
+	if s.CFIHashOff() != NoOffset {
+		h := render.Hex(uint64(s.CFIHash()))
 		j.CFIHash = &h
 	}
-	for i, p := range s.Problems {
+	for i, p := range s.Problems() {
 		j.Problems[i], j.ProblemDetails[i] = p.Code, p.Detail
 	}
 	ref := func(r *Ref, sym *string) *string {
@@ -100,7 +100,7 @@ func (s *Site) JSON(rel bool) SiteJSON {
 		}
 		return &v
 	}
-	j.Ops = ref(s.Ops, &j.OpsSym)
-	j.Target = ref(s.Target, &j.TargetSym)
+	j.Ops = ref(s.Ops(), &j.OpsSym)
+	j.Target = ref(s.Target(), &j.TargetSym)
 	return j
 }

@@ -112,8 +112,8 @@ func randRef(r *rand.Rand) *Ref {
 // Random sites and names, in every ELF type, against encoding/json.
 func TestAppendJSONRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	layouts := []Layout{LayoutCallOps, LayoutClassic, Layout(`we<ird"`)}
-	states := []State{StateNop, StateInit, StateEnabled, StateUnknown, State("\xff")}
+	layouts := []Layout{LayoutCallOps, LayoutCallOps53, LayoutClassic, Layout(200)}
+	states := []State{StateNop, StateInit, StateEnabled, StateUnknown, State(0xff)}
 	for iter := range 300 {
 		f := &File{Path: randString(r), Type: []elf.Type{elf.ET_REL, elf.ET_EXEC, elf.ET_DYN, elf.ET_CORE}[iter%4]}
 		n := r.IntN(6)
@@ -121,11 +121,19 @@ func TestAppendJSONRandom(t *testing.T) {
 			n = 2*jsonChunk + r.IntN(jsonChunk) // WriteJSON's chunked path
 		}
 		for range n {
-			s := Site{Func: randString(r), Section: randString(r), Entry: r.Uint64(), CallSite: r.Uint64() >> r.IntN(64),
-				Literal: r.Uint64(), Record: r.Uint64() >> 8, Layout: layouts[r.IntN(len(layouts))], BTI: r.IntN(2) == 0,
-				State: states[r.IntN(len(states))], Ops: randRef(r), Target: randRef(r)}
+			s := Site{Func: randString(r), Section: randString(r), Record: r.Uint64() >> r.IntN(64),
+				Layout: layouts[r.IntN(len(layouts))], BTI: r.IntN(2) == 0, State: states[r.IntN(len(states))]}
+			s.SetOps(randRef(r))
+			s.SetTarget(randRef(r))
 			for range r.IntN(3) {
-				s.Problems = append(s.Problems, Problem{Code(randString(r)), randString(r)})
+				s.AddProblem(Problem{Code(randString(r)), randString(r)})
+			}
+			if r.IntN(2) == 0 {
+				s.SetRead(int64(r.IntN(1 << 20)))
+				s.SetSpareWord(r.Uint32())
+			}
+			if r.IntN(3) == 0 {
+				s.SetCFIHash(r.Uint32())
 			}
 			f.Sites = append(f.Sites, s)
 		}
@@ -141,8 +149,11 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, addend int64) {
 		ref := &Ref{Addr: uint64(addend), Sym: s}
 		for _, typ := range []elf.Type{elf.ET_REL, elf.ET_DYN} {
-			file := &File{Path: s, Type: typ, Sites: []Site{{Func: s, Section: s, Layout: LayoutCallOps, State: State(s),
-				Ops: ref, Target: ref, Problems: []Problem{{Code(s), s}}}}}
+			site := Site{Func: s, Section: s, Layout: LayoutCallOps, State: State(len(s))}
+			site.SetOps(ref)
+			site.SetTarget(ref)
+			site.AddProblem(Problem{Code(s), s})
+			file := &File{Path: s, Type: typ, Sites: []Site{site}}
 			checkJSON(t, "fuzz", file)
 		}
 	})
@@ -219,7 +230,7 @@ func (w *failWriter) Write(p []byte) (int, error) {
 func TestWriteJSONWriteError(t *testing.T) {
 	f := &File{Path: "big", Type: elf.ET_DYN}
 	for i := range 8 * jsonChunk {
-		f.Sites = append(f.Sites, Site{Func: "f", Section: ".text", Entry: uint64(8 * i), Layout: LayoutCallOps, State: StateNop})
+		f.Sites = append(f.Sites, Site{Func: "f", Section: ".text", Record: uint64(8 * i), Layout: LayoutCallOps, State: StateNop})
 	}
 	whole := f.AppendJSON(nil)
 	for _, limit := range []int{0, 1, len(whole) / 2, len(whole) - 1} {

@@ -42,7 +42,7 @@ const kcfiHelp = "cause: kCFI (-fsanitize=kcfi) puts a 4-byte type hash before t
 // MisalignedAdvice is the cause and fix for a misaligned literal at s:
 // kCFI's when a type hash precedes the site, MisalignedHelp otherwise.
 func MisalignedAdvice(s *Site) string {
-	if s.CFIHashOff != NoOffset {
+	if s.CFIHashOff() != NoOffset {
 		return kcfiHelp
 	}
 	return MisalignedHelp
@@ -151,10 +151,10 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 // sortSites sorts sites by (section index, entry), stably.
 func sortSites(sites []Site) {
 	cmpSite := func(a, b Site) int {
-		if a.SectionIndex != b.SectionIndex {
-			return cmp.Compare(a.SectionIndex, b.SectionIndex)
+		if a.secIndex != b.secIndex {
+			return cmp.Compare(a.secIndex, b.secIndex)
 		}
-		return cmp.Compare(a.Entry, b.Entry)
+		return cmp.Compare(a.Entry(), b.Entry())
 	}
 	if !slices.IsSortedFunc(sites, cmpSite) {
 		slices.SortStableFunc(sites, cmpSite)
@@ -213,7 +213,7 @@ func (sc *scanner) buildSites(out []Site, recs []record, lo int, dups map[int]in
 			return err
 		}
 		if d := dups[lo+k]; d > 0 {
-			s.Problems = append(s.Problems, Problem{CodeDuplicateEntry,
+			s.addProblem(Problem{CodeDuplicateEntry,
 				fmt.Sprintf("record %#x appears %d times in the entries table; it is kept once", rec.value, d+1)})
 		}
 	}

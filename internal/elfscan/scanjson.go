@@ -88,7 +88,7 @@ func scanJSON(r io.ReaderAt, path string, w io.Writer, chunk int) (sites, proble
 					b = append(b, ',')
 				}
 				b = part[i].appendJSON(b, false, false)
-				n += len(part[i].Problems)
+				n += len(part[i].Problems())
 			}
 			buf.b = b
 			return result{buf: buf, problems: n}, nil

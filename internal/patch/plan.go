@@ -118,22 +118,22 @@ func (w *Write) Section() string { return w.site.Section }
 func (w *Write) Addr() uint64 {
 	switch w.Slot {
 	case SlotLiteral:
-		return w.site.Literal
+		return w.site.Literal()
 	case SlotSlot1:
 		return w.site.Slot1()
 	}
-	return w.site.CallSite
+	return w.site.CallSite()
 }
 
 // Off is the word's file offset.
 func (w *Write) Off() int64 {
 	switch w.Slot {
 	case SlotLiteral:
-		return w.site.LiteralOff
+		return w.site.LiteralOff()
 	case SlotSlot1:
-		return w.site.Slot1Off
+		return w.site.Slot1Off()
 	}
-	return w.site.Slot2Off
+	return w.site.Slot2Off()
 }
 
 // Size is the word's size in bytes.
@@ -273,7 +273,7 @@ func symbolErr(err error) error {
 
 // siteName names a site in messages: function and address.
 func siteName(rel bool, s *elfscan.Site) string {
-	return fmt.Sprintf("function %s at %s", funcName(s.Func), render.Place(rel, s.Section, s.Entry))
+	return fmt.Sprintf("function %s at %s", funcName(s.Func), render.Place(rel, s.Section, s.Entry()))
 }
 
 // issues collects every refusal of a plan, by kind, so one error lists all
@@ -476,7 +476,7 @@ func (p *planner) altEntry(s *elfscan.Site) bool {
 	if s.Layout != elfscan.LayoutCallOps53 {
 		return false
 	}
-	alt, ok := encode.TrampolineEntry(s.CallSite+4, s.Literal)
+	alt, ok := encode.TrampolineEntry(s.CallSite()+4, s.Literal())
 	return ok && alt
 }
 
@@ -593,7 +593,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	callOps := s.Layout.HasLiteral()
 	if s.HasProblem(elfscan.CodeNoFunction) {
 		// As Linux, which disables a record it finds no symbol for.
-		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, render.Place(p.rel, s.Section, s.Entry), string(elfscan.CodeNoFunction)})
+		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), string(elfscan.CodeNoFunction)})
 		return
 	}
 	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
@@ -623,11 +623,11 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	}
 	if callOps && op == OpEnable && s.HasProblem(elfscan.CodeMisalignedLiteral) {
 		if p.req.SkipMisaligned {
-			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, render.Place(p.rel, s.Section, s.Entry), "misaligned-literal"})
+			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), "misaligned-literal"})
 			return
 		}
 		p.is.add(ErrMisaligned, name(), "literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			render.Place(p.rel, s.Section, s.Literal), elfscan.MisalignedAdvice(s))
+			render.Place(p.rel, s.Section, s.Literal()), elfscan.MisalignedAdvice(s))
 		return
 	}
 
@@ -646,10 +646,10 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			}
 		} else if p.rel {
 			r := *trampRel
-			r.Off = s.CallSite
+			r.Off = s.CallSite()
 			want = call{word: encode.BLZero, rel: &r, sym: p.req.Trampoline.Sym}
 		} else {
-			w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
+			w, err := encode.BL{From: s.CallSite(), To: tramp}.Encode()
 			if err != nil {
 				// Alignment was checked once, in Plan: what is left is range,
 				// said once for all the sites it concerns.
@@ -695,7 +695,7 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 	if !p.rel {
 		return nil
 	}
-	rels, err := p.in.rel.relocsAt(s.SectionIndex, off)
+	rels, err := p.in.rel.relocsAt(s.SectionIndex(), off)
 	if err != nil {
 		p.is.add(elfscan.ErrMalformed, siteName(p.rel, s), "%v", err)
 		return nil
@@ -712,13 +712,13 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 }
 
 func (p *planner) setLiteral(s *elfscan.Site, want literal) {
-	cur := literal{bytes: s.LiteralWord, rel: p.currentRel(s, s.Literal, elf.R_AARCH64_ABS64)}
+	cur := literal{bytes: s.LiteralWord, rel: p.currentRel(s, s.Literal(), elf.R_AARCH64_ABS64)}
 	if cur.rel != nil {
 		cur.sym = p.in.Obj.SymName(cur.rel.Sym)
 	}
 	if want.rel != nil {
 		r := *want.rel
-		r.Off = s.Literal
+		r.Off = s.Literal()
 		want.rel = &r
 	}
 	if cur.same(want) {
@@ -731,33 +731,33 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 		p.out.Writes = append(p.out.Writes, Write{site: s, Slot: SlotLiteral, Old: cur.bytes, New: want.bytes})
 	}
 	if !sameRel(cur.rel, want.rel) {
-		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.Literal,
+		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex(), Off: s.Literal(),
 			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})
 	}
 }
 
 // raiseAlign plans sh_addralign 8 for s's section when it is lower, once.
 func (p *planner) raiseAlign(s *elfscan.Site) {
-	old := p.in.rel.sh[s.SectionIndex].Addralign
+	old := p.in.rel.sh[s.SectionIndex()].Addralign
 	if old >= 8 {
 		return
 	}
 	for _, a := range p.out.Aligns {
-		if a.SectionIndex == s.SectionIndex {
+		if a.SectionIndex == s.SectionIndex() {
 			return
 		}
 	}
-	p.out.Aligns = append(p.out.Aligns, Align{Section: s.Section, SectionIndex: s.SectionIndex, Old: old})
+	p.out.Aligns = append(p.out.Aligns, Align{Section: s.Section, SectionIndex: s.SectionIndex(), Old: old})
 }
 
 func (p *planner) setCall(s *elfscan.Site, want call) {
-	cur := call{word: s.Slot2Word, rel: p.currentRel(s, s.CallSite, elf.R_AARCH64_CALL26, elf.R_AARCH64_JUMP26)}
+	cur := call{word: s.Slot2Word, rel: p.currentRel(s, s.CallSite(), elf.R_AARCH64_CALL26, elf.R_AARCH64_JUMP26)}
 	if cur.rel != nil {
 		cur.sym = p.in.Obj.SymName(cur.rel.Sym)
 	}
 	p.setWord(s, SlotSlot2, cur.word, want.word)
 	if !sameRel(cur.rel, want.rel) {
-		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.CallSite,
+		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex(), Off: s.CallSite(),
 			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})
 	}
 }
