@@ -124,19 +124,19 @@ const NoOffset int64 = -1
 // few sites have (a literal or BL value, problems, a 5,3 spare word, a kCFI
 // hash) live out of line.
 type Site struct {
-	Func         string // containing function, "" when none
-	Section      string // section holding the entry
-	Record       uint64 // the value in the entries table (where the NOPs start); ET_REL: offset in Section
-	LiteralWord  uint64 // bytes at the literal, in the file's byte order (0 for classic)
-	Slot1Word    uint32 // raw words, for patch and verify
-	Slot2Word    uint32
-	recOff       int64 // file offset of Record, when read (see have)
-	secIndex     int32 // see SectionIndex
-	Layout       Layout
-	State        State
-	BTI          bool
-	have         uint8 // which words were read: have* bits
-	x            *siteExtra
+	Func        string // containing function, "" when none
+	Section     string // section holding the entry
+	Record      uint64 // the value in the entries table (where the NOPs start); ET_REL: offset in Section
+	LiteralWord uint64 // bytes at the literal, in the file's byte order (0 for classic)
+	Slot1Word   uint32 // raw words, for patch and verify
+	Slot2Word   uint32
+	recOff      int64 // file offset of Record, when read (see have)
+	secIndex    int32 // see SectionIndex
+	Layout      Layout
+	State       State
+	BTI         bool
+	have        uint8 // which words were read: have* bits
+	x           *siteExtra
 }
 
 // The words a site's have bits say were read from the file.
@@ -371,6 +371,7 @@ func (s *Site) setTarget(r *Ref) {
 		s.extra().target = r
 	}
 }
+
 // File is the scan of one ELF file.
 type File struct {
 	Path  string
