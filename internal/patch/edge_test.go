@@ -62,7 +62,7 @@ func TestEnableMatchingNothingAddsNoSymbols(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !c.Empty() || len(c.NewSyms) != 0 {
-				t.Fatalf("plan for no matching function: %d writes, %d relocations, symbols %q; want nothing", len(c.Writes), len(c.Relocs), c.NewSyms)
+				t.Fatalf("plan for no matching function: %d writes, %d relocations, symbols %q; want nothing", c.Words(), len(c.Relocs), c.NewSyms)
 			}
 		})
 	}
