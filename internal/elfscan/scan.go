@@ -173,6 +173,9 @@ type scanner struct {
 
 	lastSec int     // SectionAt cache
 	scratch []keyed // radixSort's buffer, shared by the symbol and record sorts
+
+	x    siteExtra  // the extras of the site being built
+	last *siteExtra // the last site's, shared by the next when alike
 }
 
 // record is one entries-table value placed in a section: key is the
@@ -216,8 +219,25 @@ func (sc *scanner) buildSites(out []Site, recs []record, lo int, dups map[int]in
 			s.addProblem(Problem{CodeDuplicateEntry,
 				fmt.Sprintf("record %#x appears %d times in the entries table; it is kept once", rec.value, d+1)})
 		}
+		sc.finish(s)
 	}
 	return nil
+}
+
+// finish gives s, built with its extras in sc's scratch, its own: none,
+// the previous site's when alike (an enabled kernel's sites all have the
+// same ops and trampoline), or a new one.
+func (sc *scanner) finish(s *Site) {
+	switch x := s.x; {
+	case x.empty():
+		s.x = nil
+	case sc.last != nil && x.alike(sc.last):
+		s.x = sc.last
+	default:
+		c := new(siteExtra)
+		*c = *x
+		s.x, sc.last = c, c
+	}
 }
 
 // relRecords reads the records of an ET_REL file from the relocations of

@@ -148,12 +148,27 @@ const (
 	haveCFIHash
 )
 
-// siteExtra holds what few sites of a scan have.
+// siteExtra holds what few sites of a scan have. Sites whose extras are
+// alike (every enabled site of a kernel has the same ops and the same
+// trampoline) share one: see scanner.finish.
 type siteExtra struct {
-	ops, target *Ref
-	problems    []Problem
-	spareWord   uint32 // LayoutCallOps53
-	cfiHash     uint32
+	ops, target       Ref
+	hasOps, hasTarget bool
+	spareWord         uint32 // LayoutCallOps53
+	cfiHash           uint32
+	problems          []Problem
+}
+
+// empty reports whether x holds nothing.
+func (x *siteExtra) empty() bool {
+	return !x.hasOps && !x.hasTarget && x.spareWord == 0 && x.cfiHash == 0 && len(x.problems) == 0
+}
+
+// alike reports whether x and y hold the same, and no problems (which
+// are per site).
+func (x *siteExtra) alike(y *siteExtra) bool {
+	return len(x.problems) == 0 && len(y.problems) == 0 && x.hasOps == y.hasOps && x.hasTarget == y.hasTarget &&
+		x.ops == y.ops && x.target == y.target && x.spareWord == y.spareWord && x.cfiHash == y.cfiHash
 }
 
 // SectionIndex is the index of Section in the section header table (0:
@@ -162,13 +177,6 @@ func (s *Site) SectionIndex() int { return int(s.secIndex) }
 
 // SetSectionIndex sets SectionIndex.
 func (s *Site) SetSectionIndex(i int) { s.secIndex = int32(i) }
-
-func (s *Site) extra() *siteExtra {
-	if s.x == nil {
-		s.x = new(siteExtra)
-	}
-	return s.x
-}
 
 // Entry is the function entry (where BTI C is, if any); ET_REL: offset in
 // Section.
@@ -272,19 +280,21 @@ func (s *Site) CFIHash() uint32 {
 }
 
 // Ops is the literal's value: nil when zero and unrelocated, or classic.
+// It may be shared with other sites: read only.
 func (s *Site) Ops() *Ref {
-	if s.x == nil {
+	if s.x == nil || !s.x.hasOps {
 		return nil
 	}
-	return s.x.ops
+	return &s.x.ops
 }
 
-// Target is the BL's target: nil unless slot2 holds a BL.
+// Target is the BL's target: nil unless slot2 holds a BL. It may be
+// shared with other sites: read only.
 func (s *Site) Target() *Ref {
-	if s.x == nil {
+	if s.x == nil || !s.x.hasTarget {
 		return nil
 	}
-	return s.x.target
+	return &s.x.target
 }
 
 // Problems are the site's findings, in the order scan found them.
@@ -334,11 +344,23 @@ func (s *Site) SetRead(recOff int64) {
 	}
 }
 
-// SetOps sets Ops.
-func (s *Site) SetOps(r *Ref) { s.own().ops = r }
+// SetOps sets Ops (to a copy of *r; nil: none).
+func (s *Site) SetOps(r *Ref) {
+	x := s.own()
+	x.ops, x.hasOps = Ref{}, r != nil
+	if r != nil {
+		x.ops = *r
+	}
+}
 
-// SetTarget sets Target.
-func (s *Site) SetTarget(r *Ref) { s.own().target = r }
+// SetTarget sets Target (to a copy of *r; nil: none).
+func (s *Site) SetTarget(r *Ref) {
+	x := s.own()
+	x.target, x.hasTarget = Ref{}, r != nil
+	if r != nil {
+		x.target = *r
+	}
+}
 
 // SetProblems sets Problems.
 func (s *Site) SetProblems(ps []Problem) { s.own().problems = ps }
@@ -356,21 +378,15 @@ func (s *Site) SetCFIHash(h uint32) {
 	s.own().cfiHash = h
 }
 
-// The scanner's own setters: its sites are its own, nothing to copy.
+// The scanner builds a site's extras in its own scratch (s.x points at it
+// while the site is built), so a site that has none, or the same as the
+// site before, allocates nothing: see scanner.finish.
 
-func (s *Site) addProblem(p Problem) { x := s.extra(); x.problems = append(x.problems, p) }
+func (s *Site) addProblem(p Problem) { s.x.problems = append(s.x.problems, p) }
 
-func (s *Site) setOps(r *Ref) {
-	if r != nil {
-		s.extra().ops = r
-	}
-}
+func (s *Site) setOps(r Ref) { s.x.ops, s.x.hasOps = r, true }
 
-func (s *Site) setTarget(r *Ref) {
-	if r != nil {
-		s.extra().target = r
-	}
-}
+func (s *Site) setTarget(r Ref) { s.x.target, s.x.hasTarget = r, true }
 
 // File is the scan of one ELF file.
 type File struct {

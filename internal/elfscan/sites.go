@@ -88,6 +88,8 @@ func (w *window) dword(a uint64) (uint64, bool) {
 func (sc *scanner) site(rec record, s *Site) error {
 	recSec := int(rec.key)
 	*s = Site{Record: rec.value, secIndex: int32(recSec), State: StateUnknown}
+	sc.x = siteExtra{}
+	s.x = &sc.x
 	R := rec.value
 	var sec *elf.Section
 	var base uint64
@@ -196,7 +198,7 @@ func (sc *scanner) site(rec record, s *Site) error {
 		// covers and no NOP, BTI or padding explains.
 		if h, ok := w.word(R - 4); ok && h != encode.NOP && h != 0 && !encode.IsBTI(h) && fn >= 0 && sc.st.containing(key, R-4) < 0 {
 			s.have |= haveCFIHash
-			s.extra().cfiHash = h
+			s.x.cfiHash = h
 		}
 	}
 
@@ -227,9 +229,7 @@ func (sc *scanner) site(rec record, s *Site) error {
 	if layout == LayoutCallOps53 {
 		if v, ok := w.word(spare); ok {
 			s.have |= haveSpare
-			if v != 0 {
-				s.extra().spareWord = v
-			}
+			s.x.spareWord = v
 			if v != encode.NOP {
 				s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf(
 					"spare word at %#x (the pre-entry word outside the literal at %#x) holds %#08x; it must stay NOP", spare, literal, v)})
@@ -241,11 +241,9 @@ func (sc *scanner) site(rec record, s *Site) error {
 			s.have |= haveLiteral
 			s.LiteralWord = v
 		}
-		ref, err := sc.ops(s, recSec, key)
-		if err != nil {
+		if err := sc.ops(s, recSec, key); err != nil {
 			return err
 		}
-		s.setOps(ref)
 	}
 
 	// Slots and state.
@@ -310,40 +308,43 @@ func (sc *scanner) site(rec record, s *Site) error {
 			s.setTarget(sc.relRef(*call))
 		} else {
 			t := encode.BLTarget(w2, callSite)
-			s.setTarget(&Ref{Addr: t, Sym: sc.symName(key, t)})
+			s.setTarget(Ref{Addr: t, Sym: sc.symName(key, t)})
 		}
 	}
 	return nil
 }
 
-// ops returns the value of a call-ops literal.
-func (sc *scanner) ops(s *Site, sec int, key uint32) (*Ref, error) {
+// ops sets the value of a call-ops literal (Site.Ops).
+func (sc *scanner) ops(s *Site, sec int, key uint32) error {
 	if sc.rel {
 		lit := s.Literal()
 		rels, err := sc.relocsAt(sec, lit, lit+8)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, rl := range rels {
 			if rl.Off == lit && rl.Type == elf.R_AARCH64_ABS64 {
-				return sc.relRef(rl), nil
+				s.setOps(sc.relRef(rl))
+				return nil
 			}
 			s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x in the literal", rl.Type, rl.Off)})
 		}
 	}
 	v := s.LiteralWord
 	if s.have&haveLiteral == 0 || v == nopLiteral {
-		return nil, nil
+		return nil
 	}
 	if v == 0 {
 		// Zero: as compiled by some toolchains, or relocated at load time
 		// (only the entries' own dynamic relocations are read).
-		return nil, nil
+		return nil
 	}
 	if sc.rel {
-		return &Ref{Addr: v}, nil
+		s.setOps(Ref{Addr: v})
+	} else {
+		s.setOps(Ref{Addr: v, Sym: sc.symName(key, v)})
 	}
-	return &Ref{Addr: v, Sym: sc.symName(key, v)}, nil
+	return nil
 }
 
 // symName names the symbol defined exactly at (key, a), or "": a function,
@@ -358,8 +359,8 @@ func (sc *scanner) symName(key uint32, a uint64) string {
 
 // relRef turns an ET_REL relocation into a Ref: the symbol's name (its
 // section's for a section symbol) and the addend.
-func (sc *scanner) relRef(rl Rela) *Ref {
-	ref := &Ref{Addr: uint64(rl.Addend), SymIndex: rl.Sym}
+func (sc *scanner) relRef(rl Rela) Ref {
+	ref := Ref{Addr: uint64(rl.Addend), SymIndex: rl.Sym}
 	if int(rl.Sym) < len(sc.st.syms) && rl.Sym != 0 {
 		sym := sc.st.syms[rl.Sym]
 		if sym.typ() == elf.STT_SECTION && int(sym.shndx) < len(sc.f.Sections) {
