@@ -122,7 +122,7 @@ const NoOffset int64 = -1
 // Record, Layout and BTI (methods Entry, CallSite, Literal, Spare), every
 // file offset from the record's (LiteralOff, Slot1Off, ...), and the parts
 // few sites have (a literal or BL value, problems, a 5,3 spare word, a kCFI
-// hash) live out of line.
+// hash) live out of line, one copy shared by alike sites.
 type Site struct {
 	Func        string // containing function, "" when none
 	Section     string // section holding the entry
