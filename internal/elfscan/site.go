@@ -344,6 +344,23 @@ func (s *Site) SetRead(recOff int64) {
 	}
 }
 
+// TakeFindings gives s what p's scan found: its state's values (Ops,
+// Target) and its Problems, keeping s's own words (a view of one site's
+// words as another file holds them). s shares p's out-of-line part when the
+// rest of it is alike, so it allocates nothing.
+func (s *Site) TakeFindings(p *Site) {
+	if s.SpareWord() == p.SpareWord() && s.CFIHash() == p.CFIHash() {
+		s.x = p.x
+		return
+	}
+	var px siteExtra
+	if p.x != nil {
+		px = *p.x
+	}
+	x := s.own()
+	x.ops, x.hasOps, x.target, x.hasTarget, x.problems = px.ops, px.hasOps, px.target, px.hasTarget, slices.Clip(px.problems)
+}
+
 // SetOps sets Ops (to a copy of *r; nil: none).
 func (s *Site) SetOps(r *Ref) {
 	x := s.own()

@@ -208,9 +208,7 @@ func (a *comparison) classify(i int) {
 func (a *comparison) patchedView(o, p *elfscan.Site) elfscan.Site {
 	v := *o
 	v.State = p.State
-	v.SetOps(p.Ops())
-	v.SetTarget(p.Target())
-	v.SetProblems(p.Problems())
+	v.TakeFindings(p)
 	off := func(origOff int64) int64 {
 		if a.rel && o.SectionIndex() > 0 && o.SectionIndex() < len(a.of.Sections) && o.SectionIndex() < len(a.pf.Sections) {
 			return origOff - int64(a.of.Sections[o.SectionIndex()].Offset) + int64(a.pf.Sections[o.SectionIndex()].Offset)
