@@ -412,7 +412,7 @@ func (e *engine) failure(s *site, run *uc.Run, res *uc.Result, hookErr error) *F
 		}
 		return e.check(s, "one call of op->func; X0-X8, X19-X29, SP, X30 unchanged", 1, callerKept)
 	}
-	return &Failure{Expected: "a known state", Observed: string(s.State)}
+	return &Failure{Expected: "a known state", Observed: s.State.String()}
 }
 
 // regMask is a set of register slots: bit r is slot r of uc.Run.Regs.
