@@ -32,6 +32,11 @@ type Object struct {
 	r      io.ReaderAt
 	closer io.Closer
 	f      *elf.File
+	// mem is the decompressed bytes of a compressed input, when they are
+	// one slice (input.File.Bytes), until Close: sections are read from it
+	// in place rather than copied. Nothing that outlives Close refers to
+	// it (names are in the string table, a copy).
+	mem []byte
 
 	symOnce sync.Once
 	syms    *Symtab
@@ -72,7 +77,7 @@ func Open(path string) (*Object, error) {
 		in.Close()
 		return nil, err
 	}
-	o.Compression, o.size, o.closer = in.Compression, in.Size, in
+	o.Compression, o.size, o.closer, o.mem = in.Compression, in.Size, in, in.Bytes()
 	return o, nil
 }
 
@@ -116,8 +121,48 @@ func (o *Object) Close() error {
 		return nil
 	}
 	c := o.closer
-	o.closer = nil
+	o.closer, o.mem = nil, nil
 	return c.Close()
+}
+
+// scratchPool holds the buffers withSection reads sections into.
+var scratchPool sync.Pool
+
+// withSection calls fn with the contents of section s, which fn must not
+// keep: a view of the decompressed bytes when the input is in memory,
+// else the section read into a pooled buffer. A section that cannot be
+// read so (compressed, or running past the end of the file) is read by
+// SafeData, which says what is wrong with it.
+func (o *Object) withSection(s *elf.Section, fn func(b []byte) error) error {
+	if s.Type == elf.SHT_NOBITS || s.Size == 0 {
+		return fn(nil)
+	}
+	end := s.Offset + s.Size
+	if s.Flags&elf.SHF_COMPRESSED == 0 && end >= s.Offset && end <= 1<<40 {
+		if o.mem != nil && end <= uint64(len(o.mem)) {
+			return fn(o.mem[s.Offset:end:end])
+		}
+		if o.mem == nil && o.size >= 0 && end <= uint64(o.size) {
+			p, _ := scratchPool.Get().(*[]byte)
+			if p == nil || uint64(cap(*p)) < s.Size {
+				b := make([]byte, s.Size)
+				p = &b
+			}
+			b := (*p)[:s.Size]
+			n, _ := o.r.ReadAt(b, int64(s.Offset))
+			if n == len(b) {
+				err := fn(b)
+				scratchPool.Put(p)
+				return err
+			}
+			scratchPool.Put(p)
+		}
+	}
+	b, err := SafeData(s)
+	if err != nil {
+		return err
+	}
+	return fn(b)
 }
 
 // ELF returns the parsed ELF file.

@@ -84,11 +84,13 @@ func EncodeRela(b []byte, rs []Rela) []byte {
 // so scan, patch and verify refuse a malformed one with the same error;
 // each table's entries are decoded on first use.
 type Relocs struct {
+	o       *Object
 	f       *elf.File
 	nsyms   int           // entries of the symbol table the tables refer to
 	tables  map[int][]int // target section -> its SHT_RELA sections, in order
 	mu      sync.Mutex
 	entries map[int][]Rela // SHT_RELA section -> entries, file order
+	ordered map[int]bool   // SHT_RELA section -> its entries are by offset (compilers write them so)
 	sorted  map[int][]Rela // target section -> entries, by offset (stable)
 }
 
@@ -106,7 +108,7 @@ func (o *Object) Relocs() (*Relocs, error) {
 }
 
 func (o *Object) buildRelocs() (*Relocs, error) {
-	x := &Relocs{f: o.f, tables: map[int][]int{}, entries: map[int][]Rela{}, sorted: map[int][]Rela{}}
+	x := &Relocs{o: o, f: o.f, tables: map[int][]int{}, entries: map[int][]Rela{}, ordered: map[int]bool{}, sorted: map[int][]Rela{}}
 	if !o.Rel() {
 		return x, nil
 	}
@@ -163,17 +165,43 @@ func (x *Relocs) table(i int) (rs []Rela, err error) {
 	}
 	defer recovered(&err, fmt.Sprintf("section %q", x.f.Sections[i].Name))
 	s := x.f.Sections[i]
-	if rs, err = ReadRela(s); err != nil {
+	err = x.o.withSection(s, func(b []byte) error {
+		var ordered bool
+		var err error
+		rs, ordered, err = decodeRelaTable(b, s.Name, x.nsyms)
+		x.ordered[i] = ordered
+		return err
+	})
+	if err != nil {
 		return nil, err
-	}
-	for k, r := range rs {
-		if int(r.Sym) >= x.nsyms {
-			return nil, fmt.Errorf("%w: relocation section %q entry %d at %#x: symbol index %d out of range (%d symbols)",
-				ErrMalformed, s.Name, k, r.Off, r.Sym, x.nsyms)
-		}
 	}
 	x.entries[i] = rs
 	return rs, nil
+}
+
+// decodeRelaTable decodes the relocation table b (section name), checking
+// each symbol index against nsyms, and reports whether its entries are in
+// offset order.
+func decodeRelaTable(b []byte, name string, nsyms int) (rs []Rela, ordered bool, err error) {
+	if len(b)%RelaSize != 0 {
+		return nil, false, fmt.Errorf("%w: section %q size %d is not a multiple of %d", ErrMalformed, name, len(b), RelaSize)
+	}
+	rs = make([]Rela, len(b)/RelaSize)
+	ordered = true
+	var last uint64
+	for k := range rs {
+		r := decodeRela(b[k*RelaSize:])
+		if int(r.Sym) >= nsyms {
+			return nil, false, fmt.Errorf("%w: relocation section %q entry %d at %#x: symbol index %d out of range (%d symbols)",
+				ErrMalformed, name, k, r.Off, r.Sym, nsyms)
+		}
+		if r.Off < last {
+			ordered = false
+		}
+		last = r.Off
+		rs[k] = r
+	}
+	return rs, ordered, nil
 }
 
 // For returns the relocations applying to section sec, sorted by offset
@@ -183,6 +211,18 @@ func (x *Relocs) For(sec int) ([]Rela, error) {
 	defer x.mu.Unlock()
 	if rs, ok := x.sorted[sec]; ok {
 		return rs, nil
+	}
+	if ts := x.tables[sec]; len(ts) == 1 {
+		// One table in offset order, as compilers write them: it is its
+		// own index.
+		rs, err := x.table(ts[0])
+		if err != nil {
+			return nil, err
+		}
+		if x.ordered[ts[0]] {
+			x.sorted[sec] = rs
+			return rs, nil
+		}
 	}
 	var all []Rela
 	for _, ri := range x.tables[sec] {

@@ -113,7 +113,7 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r}, lastSec: -1}
+	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r, mem: o.mem}, lastSec: -1}
 	if buf := o.sortBuf.Swap(nil); buf != nil {
 		sc.scratch = *buf
 	}

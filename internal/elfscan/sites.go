@@ -15,6 +15,7 @@ import (
 // of neighbouring sites come from one read.
 type chunkReader struct {
 	r     io.ReaderAt
+	mem   []byte // the whole file when it is in memory (Object.mem): read in place
 	buf   []byte
 	start int64
 	n     int
@@ -30,6 +31,9 @@ func (c *chunkReader) get(off int64, size int, limit int64) ([]byte, error) {
 	}
 	if c.n > 0 && off >= c.start && off-c.start <= int64(c.n-size) {
 		return c.buf[off-c.start:][:size], nil
+	}
+	if c.mem != nil && off <= int64(len(c.mem)-size) {
+		return c.mem[off:][:size:size], nil
 	}
 	want := min(chunkSize, limit-off)
 	if want < int64(size) {

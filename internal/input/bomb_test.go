@@ -33,10 +33,10 @@ func withGoXZ(t *testing.T, goXZ bool, f func(t *testing.T)) {
 		t.Logf("liblzma not available (%v): the pure-Go decoder runs twice", err)
 	}
 	t.Run(name, func(t *testing.T) {
-		old := forceGoXZ
-		forceGoXZ = goXZ
+		old := forceGo[XZ]
+		forceGo[XZ] = goXZ
 		decoderPools[XZ] = &sync.Pool{}
-		defer func() { forceGoXZ = old; decoderPools[XZ] = &sync.Pool{} }()
+		defer func() { forceGo[XZ] = old; decoderPools[XZ] = &sync.Pool{} }()
 		f(t)
 	})
 }

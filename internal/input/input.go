@@ -121,6 +121,17 @@ type File struct {
 // ReadAt reads from the (decompressed) contents.
 func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.r.ReadAt(p, off) }
 
+// Bytes returns the decompressed contents when they are in memory as one
+// slice (a compressed file whose headers gave its size: the usual case),
+// else nil. The slice belongs to the File: it must not be modified, and
+// must not be used after Close, which hands it to the next input.
+func (f *File) Bytes() []byte {
+	if f.buf == nil {
+		return nil
+	}
+	return f.buf.bytes()
+}
+
 // Close releases the file (plain inputs) or returns the decompressed bytes
 // to the pool (compressed ones). The File must not be read afterwards.
 func (f *File) Close() error {
@@ -149,27 +160,22 @@ func Open(path string) (*File, error) {
 
 // OpenLimit is Open with an explicit cap on the decompressed size.
 func OpenLimit(path string, limit int64) (*File, error) {
-	f, err := openRegular(path)
+	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	var head [magicLen]byte
-	n, err := io.ReadFull(f, head[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
 		f.Close()
 		return nil, err
 	}
 	c := DetectCompression(head[:n])
 	if c == None {
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
 		return &File{Path: path, Size: st.Size(), r: f, file: f}, nil
 	}
 	defer f.Close()
-	buf, err := decompress(c, io.MultiReader(bytes.NewReader(head[:n]), f), limit)
+	buf, err := decompress(c, f, hintFor(c, f, st.Size()), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -182,11 +188,22 @@ func openBytes(b []byte, limit int64) (*File, error) {
 	if c == None {
 		return &File{Size: int64(len(b)), r: bytes.NewReader(b)}, nil
 	}
-	buf, err := decompress(c, bytes.NewReader(b), limit)
+	buf, err := decompress(c, bytes.NewReader(b), hintFor(c, bytes.NewReader(b), int64(len(b))), limit)
 	if err != nil {
 		return nil, err
 	}
 	return &File{Compression: c, Size: buf.size, r: buf, buf: buf}, nil
+}
+
+// maxRatio bounds the size hint of a compressed file of n bytes to
+// max(1 MiB, maxRatio*n): a few bytes claiming gigabytes do not get a
+// buffer of that size (the output then goes to growing chunks, up to the
+// cap, as for a stream that gives no size).
+const maxRatio = 1024
+
+// hintFor is sizeHint bounded by maxRatio.
+func hintFor(c string, r io.ReaderAt, n int64) int64 {
+	return min(sizeHint(c, r, n), max(1<<20, maxRatio*n))
 }
 
 // openRegular opens path for reading if it is a regular file (symlinks
@@ -194,17 +211,17 @@ func openBytes(b []byte, limit int64) (*File, error) {
 // a FIFO, socket or device is never opened; O_NONBLOCK guards the window
 // between the two (a FIFO swapped in would not block the open), and the
 // opened file is checked again.
-func openRegular(path string) (*os.File, error) {
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkRegular(st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err = f.Stat()
 	if err == nil {
@@ -212,9 +229,9 @@ func openRegular(path string) (*os.File, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return f, nil
+	return f, st, nil
 }
 
 // checkRegular returns an error wrapping ErrNotRegular that names the kind
@@ -246,21 +263,21 @@ func checkRegular(st fs.FileInfo) error {
 // is not ELF, or whose compressed stream is unreadable, is (false, c, nil);
 // err is set only when the file cannot be read (or is not a regular file).
 func Sniff(path string) (isELF bool, compression string, err error) {
-	f, err := openRegular(path)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return false, "", err
 	}
 	defer f.Close()
 	var head [magicLen]byte
-	n, err := io.ReadFull(f, head[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
 		return false, "", err
 	}
 	c := DetectCompression(head[:n])
 	if c == None {
 		return bytes.HasPrefix(head[:n], elfMagic), c, nil
 	}
-	return sniffCompressed(c, io.MultiReader(bytes.NewReader(head[:n]), f)), c, nil
+	return sniffCompressed(c, f), c, nil
 }
 
 // CompressedError says that a command that rewrites files was given a
@@ -308,7 +325,7 @@ func RefuseCompressed(path string) error {
 // for reading, as by Open) that is not compressed (a *CompressedError
 // naming the command that decompresses it). The caller closes the file.
 func OpenPlain(path string) (*os.File, error) {
-	f, err := openRegular(path)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
