@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
 )
@@ -42,7 +43,41 @@ import (
 //
 // A directory that cannot be read is an error naming it.
 func expandInputs(args []string) ([]string, error) {
-	return walker{readDir: os.ReadDir, sniff: sniffELF}.expand(args)
+	in, err := walker{readDir: os.ReadDir, sniff: sniffELF}.expand(args)
+	return in.files, err
+}
+
+// expandFound is expandInputs for a command that opens each file with
+// openFound (scan): a compressed file in a folder is not decompressed to
+// sniff it, since the command decompresses it anyway; it is kept as
+// unsure, and the command skips it silently when it turns out not to be
+// ELF (skipped). A folder in which nothing is known to be ELF without
+// decompressing has its compressed files sniffed, in order, until one is
+// ELF: a folder with none is still an error before the command runs.
+func expandFound(args []string) (foundInputs, error) {
+	return walker{readDir: os.ReadDir, sniff: sniffELF, head: input.SniffHead}.expand(args)
+}
+
+// foundInputs are the files to process, and which of them are unsure:
+// compressed files from a folder, not yet known to be ELF.
+type foundInputs struct {
+	files  []string
+	unsure []bool // nil when none is
+}
+
+// skipped reports whether err, the result of opening file i with
+// openFound, says the file is not ELF and is one to skip silently.
+func (in foundInputs) skipped(i int, err error) bool {
+	return in.unsure != nil && in.unsure[i] && errors.Is(err, input.ErrNotELF)
+}
+
+// openFound opens file i: an unsure one with elfscan.OpenFound, which
+// sniffs it while decompressing it (see skipped).
+func (in foundInputs) openFound(i int) (*elfscan.Object, error) {
+	if in.unsure != nil && in.unsure[i] {
+		return elfscan.OpenFound(in.files[i])
+	}
+	return elfscan.Open(in.files[i])
 }
 
 // errNoELF: a folder argument holds no ELF file.
@@ -54,44 +89,88 @@ func sniffELF(path string) (bool, error) {
 }
 
 // walker carries the file-system operations, so tests can inject failures
-// that a root user would not see (permission denied).
+// that a root user would not see (permission denied). With head (see
+// expandFound), compressed files are kept unsure rather than sniffed.
 type walker struct {
 	readDir func(string) ([]os.DirEntry, error)
 	sniff   func(string) (bool, error)
+	head    func(string) (isELF bool, compression string, err error)
 }
 
-func (w walker) expand(args []string) ([]string, error) {
-	var out []string
+// sniffed is what the walk knows of a candidate.
+type sniffed struct {
+	isELF      bool
+	compressed bool // with head: compressed, not sniffed (isELF false)
+}
+
+func (w walker) expand(args []string) (foundInputs, error) {
+	var out foundInputs
 	seen := map[string]bool{}
-	keep := func(path, key string) {
+	keep := func(path, key string, unsure bool) {
 		if !seen[key] {
 			seen[key] = true
-			out = append(out, path)
+			out.files = append(out.files, path)
+			if unsure && out.unsure == nil {
+				out.unsure = make([]bool, len(out.files)-1, cap(out.files))
+			}
+			if out.unsure != nil {
+				out.unsure = append(out.unsure, unsure)
+			}
 		}
 	}
 	for _, arg := range args {
 		st, err := os.Stat(arg)
 		if err != nil || !st.IsDir() {
-			keep(arg, identity(arg))
+			keep(arg, identity(arg), false)
 			continue
 		}
 		var candidates []candidate
 		if err := w.walk(arg, identity(arg), &candidates); err != nil {
-			return nil, err
+			return foundInputs{}, err
 		}
-		found := 0
+		sniff := func(path string) (sniffed, error) {
+			if w.head == nil {
+				isELF, err := w.sniff(path)
+				return sniffed{isELF: isELF}, err
+			}
+			isELF, c, err := w.head(path)
+			return sniffed{isELF: isELF, compressed: c != input.None}, err
+		}
+		found := make([]sniffed, len(candidates))
+		known := 0 // ELF, or unreadable: kept for the command to report
 		pool.Ordered(context.Background(), len(candidates), pool.Workers(len(candidates)),
-			func(_ context.Context, i int) (bool, error) { return w.sniff(candidates[i].path) },
-			func(i int, isELF bool, err error) error {
-				// Unreadable: kept, for the command to report.
-				if isELF || err != nil {
-					keep(candidates[i].path, candidates[i].key)
-					found++
+			func(_ context.Context, i int) (sniffed, error) { return sniff(candidates[i].path) },
+			func(i int, s sniffed, err error) error {
+				if err != nil {
+					s.isELF = true
 				}
+				if s.isELF {
+					known++
+				}
+				found[i] = s
 				return nil
 			})
-		if found == 0 {
-			return nil, fmt.Errorf("folder %s: %w", arg, errNoELF)
+		if known == 0 {
+			// Nothing known to be ELF: the first compressed file that is
+			// makes the folder a folder of ELF files.
+			for i := range found {
+				if found[i].compressed {
+					found[i].compressed = false
+					if isELF, err := w.sniff(candidates[i].path); isELF || err != nil {
+						found[i].isELF = true
+						known++
+						break
+					}
+				}
+			}
+		}
+		if known == 0 {
+			return foundInputs{}, fmt.Errorf("folder %s: %w", arg, errNoELF)
+		}
+		for i, s := range found {
+			if s.isELF || s.compressed {
+				keep(candidates[i].path, candidates[i].key, s.compressed)
+			}
 		}
 	}
 	return out, nil

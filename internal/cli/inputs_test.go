@@ -231,7 +231,8 @@ func TestExpandInputsPermissionDenied(t *testing.T) {
 			}
 			return sniffELF(p)
 		}}
-		got, err := w.expand([]string{root})
+		in, err := w.expand([]string{root})
+		got := in.files
 		want, _ := expandInputs([]string{root})
 		if err != nil || !slices.Equal(got, want) || !slices.Contains(got, bad) {
 			t.Errorf("expand = %q, %v; want %q (with %s)", rel(root, got), err, rel(root, want), bad)

@@ -67,8 +67,16 @@ type Object struct {
 // Open opens the file at path, decompressing it when it is compressed (see
 // input.Open), and checks it is an AArch64 ELF file (see NewObject). The
 // caller closes the Object.
-func Open(path string) (*Object, error) {
-	in, err := input.Open(path)
+func Open(path string) (*Object, error) { return openWith(path, input.Open) }
+
+// OpenFound is Open for a compressed file a folder walk found without
+// decompressing it (see input.OpenFound): an error wrapping
+// input.ErrNotELF says the file is not ELF after all, and is to be
+// skipped as the walk would have.
+func OpenFound(path string) (*Object, error) { return openWith(path, input.OpenFound) }
+
+func openWith(path string, open func(string) (*input.File, error)) (*Object, error) {
+	in, err := open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package input
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -80,12 +81,18 @@ var chunksPool = sync.Pool{New: func() any { return new(chunks) }}
 // bytes.
 var errOverLimit = errors.New("over the limit")
 
+// errNoMagic is readChunks' way of saying that, asked for ELF only, it
+// found a stream that is not.
+var errNoMagic = errors.New("no ELF magic")
+
 // readChunks reads r to its end into chunks, reading at most limit+1
 // bytes. size, when not negative, is what r is expected to hold: the first
 // chunk has one byte more, so that r ends inside it when size is right. On
 // error (errOverLimit when r had more than limit bytes) the chunks are
-// released, and n says how many bytes were read.
-func readChunks(r io.Reader, size, limit int64) (*chunks, int64, error) {
+// released, and n says how many bytes were read. With needELF, a first
+// chunk that does not start with the ELF magic ends the reading with
+// errNoMagic, and any error before the magic is wrapped in notELF.
+func readChunks(r io.Reader, size, limit int64, needELF bool) (*chunks, int64, error) {
 	c := chunksPool.Get().(*chunks)
 	for {
 		var b []byte
@@ -112,7 +119,16 @@ func readChunks(r io.Reader, size, limit int64) (*chunks, int64, error) {
 		case c.size > limit:
 			err = errOverLimit
 		case err == io.EOF:
-			return c, c.size, nil
+			err = nil
+			if !needELF || bytes.HasPrefix(c.bufs[0], elfMagic) {
+				return c, c.size, nil
+			}
+		}
+		if needELF && len(c.bufs) == 1 && !bytes.HasPrefix(c.bufs[0], elfMagic) {
+			if err == nil {
+				err = errNoMagic
+			}
+			err = notELF{err}
 		}
 		if err != nil {
 			size := c.size

@@ -217,20 +217,36 @@ func xzFirstDict(r *bufio.Reader) (int64, error) {
 // limit bytes of output. size is the decompressed size the stream's own
 // headers give (see sizeHint), or -1: the output goes to one buffer of that
 // size when it is right.
-func decompress(c string, r io.Reader, size, limit int64) (*chunks, error) {
+func decompress(c string, r io.Reader, size, limit int64, needELF bool) (*chunks, error) {
 	p, err := getDecoder(c, r)
 	if err != nil {
+		if needELF {
+			err = notELF{err}
+		}
 		return nil, err
 	}
 	defer p.put()
-	buf, n, err := readChunks(p.d, size, limit)
+	buf, n, err := readChunks(p.d, size, limit, needELF)
+	if err == nil {
+		return buf, nil
+	}
+	var ne notELF
+	isNot := errors.As(err, &ne)
+	if isNot {
+		err = ne.err
+	}
 	switch {
 	case err == errOverLimit:
-		return nil, fmt.Errorf("%w: %s data decompresses to more than %d bytes (raise --max-decompressed if it is genuine)", ErrTooLarge, c, limit)
-	case err != nil:
-		return nil, decodeError(c, n, err)
+		err = fmt.Errorf("%w: %s data decompresses to more than %d bytes (raise --max-decompressed if it is genuine)", ErrTooLarge, c, limit)
+	case err == errNoMagic:
+		err = fmt.Errorf("%w: its %s data does not start with the ELF magic", ErrNotELF, c)
+	default:
+		err = decodeError(c, n, err)
 	}
-	return buf, nil
+	if isNot {
+		err = notELF{err}
+	}
+	return nil, err
 }
 
 // decodeError wraps a decoder's error n bytes into the output.

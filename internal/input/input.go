@@ -78,7 +78,18 @@ var (
 	// ErrNotRegular is returned for a path that is not a regular file (a
 	// FIFO, socket, device or directory), which is never opened for reading.
 	ErrNotRegular = errors.New("not a regular file")
+	// ErrNotELF is wrapped by OpenFound's error for a compressed file whose
+	// decompressed bytes do not start with the ELF magic, or whose stream
+	// fails before they do: a file a folder walk skips.
+	ErrNotELF = errors.New("not an ELF file")
 )
+
+// notELF marks err as ErrNotELF without changing its message.
+type notELF struct{ err error }
+
+func (e notELF) Error() string        { return e.err.Error() }
+func (e notELF) Unwrap() error        { return e.err }
+func (e notELF) Is(target error) bool { return target == ErrNotELF }
 
 var magics = []struct {
 	compression string
@@ -159,7 +170,18 @@ func Open(path string) (*File, error) {
 }
 
 // OpenLimit is Open with an explicit cap on the decompressed size.
-func OpenLimit(path string, limit int64) (*File, error) {
+func OpenLimit(path string, limit int64) (*File, error) { return open(path, limit, false) }
+
+// OpenFound is Open for a compressed file that a folder walk found and
+// did not decompress to sniff (see SniffHead): the decompression that
+// reads it also sniffs it. When its first decompressed buffer (the whole
+// file when its headers give its size, else 64 KiB) does not start with
+// the ELF magic, or the stream fails before it does, the error wraps
+// ErrNotELF, and nothing more is decoded: the walk skips the file, as
+// Sniff would have said to.
+func OpenFound(path string) (*File, error) { return open(path, MaxDecompressed(), true) }
+
+func open(path string, limit int64, needELF bool) (*File, error) {
 	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, err
@@ -175,7 +197,7 @@ func OpenLimit(path string, limit int64) (*File, error) {
 		return &File{Path: path, Size: st.Size(), r: f, file: f}, nil
 	}
 	defer f.Close()
-	buf, err := decompress(c, f, hintFor(c, f, st.Size()), limit)
+	buf, err := decompress(c, f, hintFor(c, f, st.Size()), limit, needELF)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +210,7 @@ func openBytes(b []byte, limit int64) (*File, error) {
 	if c == None {
 		return &File{Size: int64(len(b)), r: bytes.NewReader(b)}, nil
 	}
-	buf, err := decompress(c, bytes.NewReader(b), hintFor(c, bytes.NewReader(b), int64(len(b))), limit)
+	buf, err := decompress(c, bytes.NewReader(b), hintFor(c, bytes.NewReader(b), int64(len(b))), limit, false)
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +300,24 @@ func Sniff(path string) (isELF bool, compression string, err error) {
 		return bytes.HasPrefix(head[:n], elfMagic), c, nil
 	}
 	return sniffCompressed(c, f), c, nil
+}
+
+// SniffHead is Sniff without decompressing: it reads only the file's
+// first bytes. For a compressed file isELF is false and compression is
+// set: whether it holds ELF is for OpenFound to say.
+func SniffHead(path string) (isELF bool, compression string, err error) {
+	f, _, err := openRegular(path)
+	if err != nil {
+		return false, "", err
+	}
+	defer f.Close()
+	var head [magicLen]byte
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
+		return false, "", err
+	}
+	c := DetectCompression(head[:n])
+	return c == None && bytes.HasPrefix(head[:n], elfMagic), c, nil
 }
 
 // CompressedError says that a command that rewrites files was given a

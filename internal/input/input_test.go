@@ -408,7 +408,7 @@ func FuzzOpen(f *testing.F) {
 			var d goXZ
 			br := bufio.NewReader(bytes.NewReader(b))
 			if d.reset(br) == nil {
-				if c, _, err := readChunks(&d, -1, limit); err == nil {
+				if c, _, err := readChunks(&d, -1, limit, false); err == nil {
 					alt := make([]byte, c.size)
 					c.ReadAt(alt, 0)
 					if !bytes.Equal(alt, got) {
