@@ -48,18 +48,18 @@ func expandInputs(args []string) ([]string, error) {
 }
 
 // expandFound is expandInputs for a command that opens each file with
-// openFound (scan): a compressed file in a folder is not decompressed to
-// sniff it, since the command decompresses it anyway; it is kept as
-// unsure, and the command skips it silently when it turns out not to be
-// ELF (skipped). A folder in which nothing is known to be ELF without
-// decompressing has its compressed files sniffed, in order, until one is
-// ELF: a folder with none is still an error before the command runs.
+// openFound (scan): the files of a folder are not sniffed by the walk,
+// since the command opens them anyway (and a compressed one would be
+// decompressed twice); they are kept as unsure, and the command skips one
+// silently when it turns out not to be ELF (skipped). The walk sniffs a
+// folder's files in order only until the first ELF one: a folder with
+// none is still an error before the command runs.
 func expandFound(args []string) (foundInputs, error) {
-	return walker{readDir: os.ReadDir, sniff: sniffELF, head: input.SniffHead}.expand(args)
+	return walker{readDir: os.ReadDir, sniff: sniffELF, deferSniff: true}.expand(args)
 }
 
 // foundInputs are the files to process, and which of them are unsure:
-// compressed files from a folder, not yet known to be ELF.
+// files from a folder, not yet known to be ELF.
 type foundInputs struct {
 	files  []string
 	unsure []bool // nil when none is
@@ -89,18 +89,12 @@ func sniffELF(path string) (bool, error) {
 }
 
 // walker carries the file-system operations, so tests can inject failures
-// that a root user would not see (permission denied). With head (see
-// expandFound), compressed files are kept unsure rather than sniffed.
+// that a root user would not see (permission denied). With deferSniff (see
+// expandFound), the files of a folder are kept unsure rather than sniffed.
 type walker struct {
-	readDir func(string) ([]os.DirEntry, error)
-	sniff   func(string) (bool, error)
-	head    func(string) (isELF bool, compression string, err error)
-}
-
-// sniffed is what the walk knows of a candidate.
-type sniffed struct {
-	isELF      bool
-	compressed bool // with head: compressed, not sniffed (isELF false)
+	readDir    func(string) ([]os.DirEntry, error)
+	sniff      func(string) (bool, error)
+	deferSniff bool
 }
 
 func (w walker) expand(args []string) (foundInputs, error) {
@@ -128,49 +122,37 @@ func (w walker) expand(args []string) (foundInputs, error) {
 		if err := w.walk(arg, identity(arg), &candidates); err != nil {
 			return foundInputs{}, err
 		}
-		sniff := func(path string) (sniffed, error) {
-			if w.head == nil {
-				isELF, err := w.sniff(path)
-				return sniffed{isELF: isELF}, err
+		if w.deferSniff {
+			// Every file is unsure but the first ELF one, found by
+			// sniffing in order: usually the first file.
+			first := -1
+			for i, c := range candidates {
+				if isELF, err := w.sniff(c.path); isELF || err != nil {
+					first = i
+					break
+				}
 			}
-			isELF, c, err := w.head(path)
-			return sniffed{isELF: isELF, compressed: c != input.None}, err
+			if first < 0 {
+				return foundInputs{}, fmt.Errorf("folder %s: %w", arg, errNoELF)
+			}
+			for i, c := range candidates[first:] {
+				keep(c.path, c.key, i > 0)
+			}
+			continue
 		}
-		found := make([]sniffed, len(candidates))
-		known := 0 // ELF, or unreadable: kept for the command to report
+		found := 0
 		pool.Ordered(context.Background(), len(candidates), pool.Workers(len(candidates)),
-			func(_ context.Context, i int) (sniffed, error) { return sniff(candidates[i].path) },
-			func(i int, s sniffed, err error) error {
-				if err != nil {
-					s.isELF = true
+			func(_ context.Context, i int) (bool, error) { return w.sniff(candidates[i].path) },
+			func(i int, isELF bool, err error) error {
+				// Unreadable: kept, for the command to report.
+				if isELF || err != nil {
+					keep(candidates[i].path, candidates[i].key, false)
+					found++
 				}
-				if s.isELF {
-					known++
-				}
-				found[i] = s
 				return nil
 			})
-		if known == 0 {
-			// Nothing known to be ELF: the first compressed file that is
-			// makes the folder a folder of ELF files.
-			for i := range found {
-				if found[i].compressed {
-					found[i].compressed = false
-					if isELF, err := w.sniff(candidates[i].path); isELF || err != nil {
-						found[i].isELF = true
-						known++
-						break
-					}
-				}
-			}
-		}
-		if known == 0 {
+		if found == 0 {
 			return foundInputs{}, fmt.Errorf("folder %s: %w", arg, errNoELF)
-		}
-		for i, s := range found {
-			if s.isELF || s.compressed {
-				keep(candidates[i].path, candidates[i].key, s.compressed)
-			}
 		}
 	}
 	return out, nil

@@ -256,3 +256,43 @@ func (x *Relocs) In(sec int, lo, hi uint64) ([]Rela, error) {
 
 // At returns the relocations of section sec at offset off.
 func (x *Relocs) At(sec int, off uint64) ([]Rela, error) { return x.In(sec, off, off+1) }
+
+// relCursor answers In for lookups that mostly come in increasing offset
+// order (a scan's sites): it keeps the last section's sorted relocations
+// and where the last answer started, and walks forward from there before
+// falling back to a binary search. Not safe for concurrent use.
+type relCursor struct {
+	x   *Relocs
+	sec int
+	rs  []Rela // x.For(sec); nil before the first lookup
+	pos int
+}
+
+// In is Relocs.In.
+func (c *relCursor) In(sec int, lo, hi uint64) ([]Rela, error) {
+	if c.rs == nil || sec != c.sec {
+		rs, err := c.x.For(sec)
+		if err != nil {
+			return nil, err
+		}
+		c.sec, c.rs, c.pos = sec, rs, 0
+	}
+	rs := c.rs
+	i := c.pos
+	if i > 0 && rs[i-1].Off >= lo {
+		i = 0 // went back: search from the start
+	}
+	for n := 0; i < len(rs) && rs[i].Off < lo; i, n = i+1, n+1 {
+		if n == 8 {
+			k, _ := slices.BinarySearchFunc(rs[i:], lo, func(r Rela, v uint64) int { return cmp.Compare(r.Off, v) })
+			i += k
+			break
+		}
+	}
+	c.pos = i
+	j := i
+	for j < len(rs) && rs[j].Off < hi {
+		j++
+	}
+	return rs[i:j], nil
+}

@@ -122,6 +122,7 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 		if sc.relocs, err = o.Relocs(); err != nil {
 			return nil, nil, nil, err
 		}
+		sc.relCur.x = sc.relocs
 		recs, err = sc.relRecords()
 	} else {
 		recs, err = sc.linkedRecords()
@@ -169,7 +170,8 @@ type scanner struct {
 	st  *symtab // this scanner's view: lookups move its hint
 	rd  chunkReader
 
-	relocs *Relocs // ET_REL
+	relocs *Relocs    // ET_REL
+	relCur relCursor // lookups in relocs, in address order
 
 	lastSec int     // SectionAt cache
 	scratch []keyed // radixSort's buffer, shared by the symbol and record sorts

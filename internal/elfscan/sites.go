@@ -380,4 +380,4 @@ func (sc *scanner) relRef(rl Rela) *Ref {
 
 // relocsAt returns the relocations of ET_REL section sec with offsets in
 // [lo, hi).
-func (sc *scanner) relocsAt(sec int, lo, hi uint64) ([]Rela, error) { return sc.relocs.In(sec, lo, hi) }
+func (sc *scanner) relocsAt(sec int, lo, hi uint64) ([]Rela, error) { return sc.relCur.In(sec, lo, hi) }

@@ -78,9 +78,9 @@ var (
 	// ErrNotRegular is returned for a path that is not a regular file (a
 	// FIFO, socket, device or directory), which is never opened for reading.
 	ErrNotRegular = errors.New("not a regular file")
-	// ErrNotELF is wrapped by OpenFound's error for a compressed file whose
-	// decompressed bytes do not start with the ELF magic, or whose stream
-	// fails before they do: a file a folder walk skips.
+	// ErrNotELF is wrapped by OpenFound's error for a file that does not
+	// start with the ELF magic, or whose decompressed bytes do not, or
+	// whose stream fails before they do: a file a folder walk skips.
 	ErrNotELF = errors.New("not an ELF file")
 )
 
@@ -172,13 +172,13 @@ func Open(path string) (*File, error) {
 // OpenLimit is Open with an explicit cap on the decompressed size.
 func OpenLimit(path string, limit int64) (*File, error) { return open(path, limit, false) }
 
-// OpenFound is Open for a compressed file that a folder walk found and
-// did not decompress to sniff (see SniffHead): the decompression that
-// reads it also sniffs it. When its first decompressed buffer (the whole
-// file when its headers give its size, else 64 KiB) does not start with
-// the ELF magic, or the stream fails before it does, the error wraps
-// ErrNotELF, and nothing more is decoded: the walk skips the file, as
-// Sniff would have said to.
+// OpenFound is Open for a file that a folder walk found and did not
+// sniff: opening it sniffs it, and a compressed one is decompressed once,
+// not once to sniff and again to read. When it does not start with the
+// ELF magic, or (compressed) its first decompressed buffer does not (the
+// whole file when its headers give its size, else 64 KiB) or its stream
+// fails before the magic, the error wraps ErrNotELF, and nothing more is
+// decoded: the walk skips the file, as Sniff would have said to.
 func OpenFound(path string) (*File, error) { return open(path, MaxDecompressed(), true) }
 
 func open(path string, limit int64, needELF bool) (*File, error) {
@@ -194,6 +194,10 @@ func open(path string, limit int64, needELF bool) (*File, error) {
 	}
 	c := DetectCompression(head[:n])
 	if c == None {
+		if needELF && !bytes.HasPrefix(head[:n], elfMagic) {
+			f.Close()
+			return nil, fmt.Errorf("%w: it starts with %q", ErrNotELF, head[:n])
+		}
 		return &File{Path: path, Size: st.Size(), r: f, file: f}, nil
 	}
 	defer f.Close()
@@ -300,24 +304,6 @@ func Sniff(path string) (isELF bool, compression string, err error) {
 		return bytes.HasPrefix(head[:n], elfMagic), c, nil
 	}
 	return sniffCompressed(c, f), c, nil
-}
-
-// SniffHead is Sniff without decompressing: it reads only the file's
-// first bytes. For a compressed file isELF is false and compression is
-// set: whether it holds ELF is for OpenFound to say.
-func SniffHead(path string) (isELF bool, compression string, err error) {
-	f, _, err := openRegular(path)
-	if err != nil {
-		return false, "", err
-	}
-	defer f.Close()
-	var head [magicLen]byte
-	n, err := f.ReadAt(head[:], 0)
-	if err != nil && err != io.EOF {
-		return false, "", err
-	}
-	c := DetectCompression(head[:n])
-	return c == None && bytes.HasPrefix(head[:n], elfMagic), c, nil
 }
 
 // CompressedError says that a command that rewrites files was given a
