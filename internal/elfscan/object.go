@@ -137,18 +137,30 @@ func (o *Object) Close() error {
 var scratchPool sync.Pool
 
 // withSection calls fn with the contents of section s, which fn must not
-// keep: a view of the decompressed bytes when the input is in memory,
+// keep (see sectionBytes).
+func (o *Object) withSection(s *elf.Section, fn func(b []byte) error) error {
+	b, release, err := o.sectionBytes(s)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(b)
+}
+
+// sectionBytes returns the contents of section s until release is
+// called: a view of the decompressed bytes when the input is in memory,
 // else the section read into a pooled buffer. A section that cannot be
 // read so (compressed, or running past the end of the file) is read by
 // SafeData, which says what is wrong with it.
-func (o *Object) withSection(s *elf.Section, fn func(b []byte) error) error {
+func (o *Object) sectionBytes(s *elf.Section) (b []byte, release func(), err error) {
+	nop := func() {}
 	if s.Type == elf.SHT_NOBITS || s.Size == 0 {
-		return fn(nil)
+		return nil, nop, nil
 	}
 	end := s.Offset + s.Size
 	if s.Flags&elf.SHF_COMPRESSED == 0 && end >= s.Offset && end <= 1<<40 {
 		if o.mem != nil && end <= uint64(len(o.mem)) {
-			return fn(o.mem[s.Offset:end:end])
+			return o.mem[s.Offset:end:end], nop, nil
 		}
 		if o.mem == nil && o.size >= 0 && end <= uint64(o.size) {
 			p, _ := scratchPool.Get().(*[]byte)
@@ -157,20 +169,16 @@ func (o *Object) withSection(s *elf.Section, fn func(b []byte) error) error {
 				p = &b
 			}
 			b := (*p)[:s.Size]
-			n, _ := o.r.ReadAt(b, int64(s.Offset))
-			if n == len(b) {
-				err := fn(b)
-				scratchPool.Put(p)
-				return err
+			if n, _ := o.r.ReadAt(b, int64(s.Offset)); n == len(b) {
+				return b, func() { scratchPool.Put(p) }, nil
 			}
 			scratchPool.Put(p)
 		}
 	}
-	b, err := SafeData(s)
-	if err != nil {
-		return err
+	if b, err = SafeData(s); err != nil {
+		return nil, nil, err
 	}
-	return fn(b)
+	return b, nop, nil
 }
 
 // ELF returns the parsed ELF file.

@@ -2,6 +2,7 @@ package elfscan
 
 import (
 	"cmp"
+	"sort"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -258,41 +259,113 @@ func (x *Relocs) In(sec int, lo, hi uint64) ([]Rela, error) {
 func (x *Relocs) At(sec int, off uint64) ([]Rela, error) { return x.In(sec, off, off+1) }
 
 // relCursor answers In for lookups that mostly come in increasing offset
-// order (a scan's sites): it keeps the last section's sorted relocations
-// and where the last answer started, and walks forward from there before
-// falling back to a binary search. Not safe for concurrent use.
+// order (a scan's sites): it keeps the last section's relocations and where
+// the last answer started, and walks forward from there before falling
+// back to a binary search. A section with one table in offset order (as
+// compilers write them) is read in place, checked but not decoded: a
+// scan looks at a few entries per site of a table that holds every call
+// and data reference of the code. Not safe for concurrent use; close
+// returns its buffer.
 type relCursor struct {
-	x   *Relocs
-	sec int
-	rs  []Rela // x.For(sec); nil before the first lookup
-	pos int
+	x       *Relocs
+	sec     int
+	started bool
+	rs      []Rela // x.For(sec), when the table is not read in place
+	raw     []byte // the table in place (RelaSize bytes per entry)
+	release func()
+	pos     int
+	out     []Rela // the last answer, when read in place
 }
 
-// In is Relocs.In.
-func (c *relCursor) In(sec int, lo, hi uint64) ([]Rela, error) {
-	if c.rs == nil || sec != c.sec {
-		rs, err := c.x.For(sec)
+func (c *relCursor) close() {
+	if c.release != nil {
+		c.release()
+	}
+	*c = relCursor{x: c.x}
+}
+
+// load points c at section sec's relocations.
+func (c *relCursor) load(sec int) error {
+	c.close()
+	c.sec, c.started = sec, true
+	if ts := c.x.tables[sec]; len(ts) == 1 {
+		s := c.x.f.Sections[ts[0]]
+		b, release, err := c.x.o.sectionBytes(s)
 		if err != nil {
+			return err
+		}
+		ordered, err := checkRelaTable(b, s.Name, c.x.nsyms)
+		if err != nil {
+			release()
+			return err
+		}
+		if ordered {
+			c.raw, c.release = b, release
+			return nil
+		}
+		release()
+	}
+	rs, err := c.x.For(sec)
+	c.rs = rs
+	return err
+}
+
+// checkRelaTable checks the relocation table b as decodeRelaTable does,
+// without decoding it, and reports whether it is in offset order.
+func checkRelaTable(b []byte, name string, nsyms int) (ordered bool, err error) {
+	if len(b)%RelaSize != 0 {
+		return false, fmt.Errorf("%w: section %q size %d is not a multiple of %d", ErrMalformed, name, len(b), RelaSize)
+	}
+	ordered = true
+	var last uint64
+	for k := 0; k+RelaSize <= len(b); k += RelaSize {
+		off := binary.LittleEndian.Uint64(b[k:])
+		if sym := elf.R_SYM64(binary.LittleEndian.Uint64(b[k+8:])); int(sym) >= nsyms {
+			return false, fmt.Errorf("%w: relocation section %q entry %d at %#x: symbol index %d out of range (%d symbols)",
+				ErrMalformed, name, k/RelaSize, off, sym, nsyms)
+		}
+		if off < last {
+			ordered = false
+		}
+		last = off
+	}
+	return ordered, nil
+}
+
+// In is Relocs.In. The answer is valid until the next call.
+func (c *relCursor) In(sec int, lo, hi uint64) ([]Rela, error) {
+	if !c.started || sec != c.sec {
+		if err := c.load(sec); err != nil {
 			return nil, err
 		}
-		c.sec, c.rs, c.pos = sec, rs, 0
 	}
-	rs := c.rs
+	n := len(c.rs)
+	off := func(i int) uint64 { return c.rs[i].Off }
+	if c.raw != nil {
+		n = len(c.raw) / RelaSize
+		off = func(i int) uint64 { return binary.LittleEndian.Uint64(c.raw[i*RelaSize:]) }
+	}
 	i := c.pos
-	if i > 0 && rs[i-1].Off >= lo {
+	if i > n || i > 0 && off(i-1) >= lo {
 		i = 0 // went back: search from the start
 	}
-	for n := 0; i < len(rs) && rs[i].Off < lo; i, n = i+1, n+1 {
-		if n == 8 {
-			k, _ := slices.BinarySearchFunc(rs[i:], lo, func(r Rela, v uint64) int { return cmp.Compare(r.Off, v) })
-			i += k
+	for k := 0; i < n && off(i) < lo; i, k = i+1, k+1 {
+		if k == 8 {
+			i += sort.Search(n-i, func(j int) bool { return off(i+j) >= lo })
 			break
 		}
 	}
 	c.pos = i
 	j := i
-	for j < len(rs) && rs[j].Off < hi {
+	for j < n && off(j) < hi {
 		j++
 	}
-	return rs[i:j], nil
+	if c.raw == nil {
+		return c.rs[i:j], nil
+	}
+	c.out = c.out[:0]
+	for k := i; k < j; k++ {
+		c.out = append(c.out, decodeRela(c.raw[k*RelaSize:]))
+	}
+	return c.out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
@@ -24,6 +25,23 @@ type chunkReader struct {
 // chunkSize is how far ahead one read goes.
 const chunkSize = 128 << 10
 
+// readBufs pools chunkReader buffers: a folder scan reads every file's
+// code through one per worker.
+var readBufs sync.Pool
+
+func getReadBuf() []byte {
+	if p, ok := readBufs.Get().(*[]byte); ok {
+		return *p
+	}
+	return nil
+}
+
+func putReadBuf(b []byte) {
+	if cap(b) > 0 {
+		readBufs.Put(&b)
+	}
+}
+
 // get returns size bytes at off, reading ahead no further than limit.
 func (c *chunkReader) get(off int64, size int, limit int64) ([]byte, error) {
 	if off < 0 || size < 0 || off > math.MaxInt64-int64(size) {
@@ -40,7 +58,11 @@ func (c *chunkReader) get(off int64, size int, limit int64) ([]byte, error) {
 		want = int64(size)
 	}
 	if int64(len(c.buf)) < want {
-		c.buf = make([]byte, want)
+		if int64(cap(c.buf)) >= want {
+			c.buf = c.buf[:cap(c.buf)]
+		} else {
+			c.buf = make([]byte, want)
+		}
 	}
 	n, err := c.r.ReadAt(c.buf[:want], off)
 	c.start, c.n = off, n
