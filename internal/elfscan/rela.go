@@ -2,7 +2,6 @@ package elfscan
 
 import (
 	"cmp"
-	"sort"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -339,33 +338,46 @@ func (c *relCursor) In(sec int, lo, hi uint64) ([]Rela, error) {
 			return nil, err
 		}
 	}
-	n := len(c.rs)
-	off := func(i int) uint64 { return c.rs[i].Off }
 	if c.raw != nil {
-		n = len(c.raw) / RelaSize
-		off = func(i int) uint64 { return binary.LittleEndian.Uint64(c.raw[i*RelaSize:]) }
+		return c.inRaw(lo, hi), nil
 	}
+	rs := c.rs
 	i := c.pos
-	if i > n || i > 0 && off(i-1) >= lo {
+	if i > len(rs) || i > 0 && rs[i-1].Off >= lo {
 		i = 0 // went back: search from the start
 	}
-	for k := 0; i < n && off(i) < lo; i, k = i+1, k+1 {
-		if k == 8 {
-			i += sort.Search(n-i, func(j int) bool { return off(i+j) >= lo })
-			break
+	k, _ := slices.BinarySearchFunc(rs[i:], lo, func(r Rela, v uint64) int { return cmp.Compare(r.Off, v) })
+	i += k
+	c.pos = i
+	j := i
+	for j < len(rs) && rs[j].Off < hi {
+		j++
+	}
+	return rs[i:j], nil
+}
+
+// rawOff is r_offset of entry i of a table read in place.
+func rawOff(raw []byte, i int) uint64 { return binary.LittleEndian.Uint64(raw[i*RelaSize:]) }
+
+// inRaw is In over the table read in place.
+func (c *relCursor) inRaw(lo, hi uint64) []Rela {
+	raw := c.raw
+	n := len(raw) / RelaSize
+	i := c.pos
+	if i > n || i > 0 && rawOff(raw, i-1) >= lo {
+		i = 0 // went back: search from the start
+	}
+	for j := n; i < j; { // the first entry at or after lo
+		if h := int(uint(i+j) >> 1); rawOff(raw, h) < lo {
+			i = h + 1
+		} else {
+			j = h
 		}
 	}
 	c.pos = i
-	j := i
-	for j < n && off(j) < hi {
-		j++
-	}
-	if c.raw == nil {
-		return c.rs[i:j], nil
-	}
 	c.out = c.out[:0]
-	for k := i; k < j; k++ {
-		c.out = append(c.out, decodeRela(c.raw[k*RelaSize:]))
+	for ; i < n && rawOff(raw, i) < hi; i++ {
+		c.out = append(c.out, decodeRela(raw[i*RelaSize:]))
 	}
-	return c.out, nil
+	return c.out
 }
