@@ -217,7 +217,7 @@ func (o *Object) Symbols() (*Symtab, error) {
 	o.symOnce.Do(func() {
 		defer recovered(&o.symErr, "symbol table")
 		var scratch []keyed
-		st, sec, err := loadSymtab(o.f, o.Rel(), &scratch)
+		st, sec, err := loadSymtab(o.f, o.mem, o.Rel(), &scratch)
 		if err != nil {
 			o.symErr = err
 			return
@@ -245,7 +245,7 @@ func (o *Object) DynSymbols() (*Symtab, error) {
 			return
 		}
 		var scratch []keyed
-		st, err := loadSymtabSection(o.f, sec, o.Rel(), &scratch)
+		st, err := loadSymtabSection(o.f, o.mem, sec, o.Rel(), &scratch)
 		if err != nil {
 			o.dynErr = err
 			return
