@@ -315,18 +315,24 @@ func checkRelaTable(b []byte, name string, nsyms int) (ordered bool, err error) 
 	if len(b)%RelaSize != 0 {
 		return false, fmt.Errorf("%w: section %q size %d is not a multiple of %d", ErrMalformed, name, len(b), RelaSize)
 	}
+	// One pass for the largest symbol index and the order; the entry at
+	// fault, if any, is found again for the message.
+	var last, maxInfo uint64
 	ordered = true
-	var last uint64
+	for e := b; len(e) >= RelaSize; e = e[RelaSize:] {
+		off, info := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint64(e[8:])
+		maxInfo = max(maxInfo, info)
+		ordered = ordered && off >= last
+		last = off
+	}
+	if int(elf.R_SYM64(maxInfo)) < nsyms {
+		return ordered, nil
+	}
 	for k := 0; k+RelaSize <= len(b); k += RelaSize {
-		off := binary.LittleEndian.Uint64(b[k:])
 		if sym := elf.R_SYM64(binary.LittleEndian.Uint64(b[k+8:])); int(sym) >= nsyms {
 			return false, fmt.Errorf("%w: relocation section %q entry %d at %#x: symbol index %d out of range (%d symbols)",
-				ErrMalformed, name, k/RelaSize, off, sym, nsyms)
+				ErrMalformed, name, k/RelaSize, binary.LittleEndian.Uint64(b[k:]), sym, nsyms)
 		}
-		if off < last {
-			ordered = false
-		}
-		last = off
 	}
 	return ordered, nil
 }

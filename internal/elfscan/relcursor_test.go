@@ -1,8 +1,10 @@
 package elfscan
 
 import (
+	"bytes"
 	"debug/elf"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -14,14 +16,17 @@ import (
 // A scan's relocation lookups (relCursor: tables read in place, a cursor
 // for increasing offsets) answer what Relocs.In answers from the decoded,
 // sorted tables, for lookups in increasing, decreasing and random order,
-// on every relocatable fixture, plain and compressed (read from memory).
+// on every relocatable fixture, plain and compressed (read from memory),
+// and on one whose code relocations are out of order (not read in place).
 func TestRelCursorMatchesIn(t *testing.T) {
 	xz := testutil.NeedTool(t, "xz")
 	paths := append(testutil.Fixtures(t, "*.o"), testutil.Fixtures(t, "*.ko")...)
 	if len(paths) == 0 {
 		t.Fatal("no relocatable fixtures")
 	}
-	inPlace := 0
+	unordered := unorderedRelaText(t, testutil.Fixtures(t, "gcc-callops-bti-obj.o")[0])
+	paths = append(paths, unordered)
+	inPlace, sorted := 0, 0
 	for _, path := range paths {
 		compressed := filepath.Join(t.TempDir(), filepath.Base(path)+".xz")
 		if out, err := exec.Command("sh", "-c", xz+" -c "+path+" > "+compressed).CombinedOutput(); err != nil {
@@ -76,6 +81,8 @@ func TestRelCursorMatchesIn(t *testing.T) {
 							checked++
 							if c.raw != nil {
 								inPlace++
+							} else if path == unordered && s.Name == ".text" {
+								sorted++
 							}
 						}
 					}
@@ -88,7 +95,37 @@ func TestRelCursorMatchesIn(t *testing.T) {
 			o.Close()
 		}
 	}
-	if inPlace == 0 {
-		t.Error("no table was read in place: the cursor's own path is untested")
+	if inPlace == 0 || sorted == 0 {
+		t.Errorf("%d lookups in place, %d in the unordered table's sorted copy: a path is untested", inPlace, sorted)
 	}
+}
+
+// unorderedRelaText writes a copy of the object at path with the first and
+// last entries of .rela.text swapped, and returns its path.
+func unorderedRelaText(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Section(".rela.text")
+	if s == nil || s.Size < 2*RelaSize {
+		t.Fatalf("%s: no .rela.text with two entries", path)
+	}
+	first, last := b[s.Offset:s.Offset+RelaSize], b[s.Offset+s.Size-RelaSize:s.Offset+s.Size]
+	if rawOff(first, 0) == rawOff(last, 0) {
+		t.Fatalf("%s: .rela.text's first and last entries are at one offset", path)
+	}
+	tmp := slices.Clone(first)
+	copy(first, last)
+	copy(last, tmp)
+	out := filepath.Join(t.TempDir(), "unordered.o")
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -173,7 +173,7 @@ type scanner struct {
 	st  *symtab // this scanner's view: lookups move its hint
 	rd  chunkReader
 
-	relocs *Relocs    // ET_REL
+	relocs *Relocs   // ET_REL
 	relCur relCursor // lookups in relocs, in address order
 
 	lastSec int     // SectionAt cache
