@@ -31,6 +31,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
@@ -201,11 +202,47 @@ func open(path string, limit int64, needELF bool) (*File, error) {
 		return &File{Path: path, Size: st.Size(), r: f, file: f}, nil
 	}
 	defer f.Close()
-	buf, err := decompress(c, f, hintFor(c, f, st.Size()), limit, needELF)
+	var src io.Reader = f
+	var hint int64
+	if size := st.Size(); size <= wholeMax {
+		// A module: read whole in one call, and decoded from memory (no
+		// reads of the read buffer's size, nor one more to see the end).
+		p := getWhole(size)
+		defer wholePool.Put(p)
+		b := *p
+		n, err := f.ReadAt(b, 0)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		r := bytes.NewReader(b[:n])
+		src, hint = r, hintFor(c, r, int64(n))
+	} else {
+		hint = hintFor(c, f, size)
+	}
+	buf, err := decompress(c, src, hint, limit, needELF)
 	if err != nil {
 		return nil, err
 	}
 	return &File{Path: path, Compression: c, Size: buf.size, r: buf, buf: buf}, nil
+}
+
+// wholeMax is the largest compressed file read whole into memory before it
+// is decoded; a larger one is read as it is decoded.
+const wholeMax = 8 << 20
+
+// wholePool holds the buffers compressed files are read into, one per
+// worker, the largest seen so far.
+var wholePool sync.Pool
+
+// getWhole returns a pooled buffer of n bytes.
+func getWhole(n int64) *[]byte {
+	p, _ := wholePool.Get().(*[]byte)
+	if p == nil || int64(cap(*p)) < n {
+		b := make([]byte, n, (n+sizedRound-1)/sizedRound*sizedRound)
+		return &b
+	}
+	*p = (*p)[:n]
+	return p
 }
 
 // openBytes is Open over bytes already in memory (fuzzing, tests).
