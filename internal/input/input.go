@@ -11,14 +11,23 @@
 //   - The compression is recognised by its magic bytes, never by the file
 //     name: a renamed module is still found, and a .gz that is not gzip is not
 //     mistaken for one.
-//   - Decompression runs at the speed of the reference decoders: xz through
-//     liblzma when the binary was built with cgo and the library loads (it is
-//     dlopened on first use, so a binary without it still starts), else the
-//     pure-Go decoder; zstd and gzip through klauspost/compress. Decoders and
-//     buffers are pooled, so a folder of thousands of modules reuses a few.
+//   - Decompression runs at the speed of the reference decoders: xz, zstd
+//     and gzip through liblzma, libzstd and zlib when the binary was built
+//     with cgo and the library loads (each is dlopened on first use, so a
+//     binary without them still starts, and none is a DT_NEEDED entry),
+//     else the pure-Go decoders (ulikunitz/xz, klauspost/compress).
+//   - A module is read whole in one call and decoded in one or two calls
+//     into one buffer sized from the stream's own size field (zstd frame
+//     content size, gzip ISIZE, xz index): File.Bytes gives the decompressed
+//     bytes in place. Decoders and buffers are pooled, so a folder of
+//     thousands of modules reuses one of each per worker.
+//   - A folder walk need not sniff a file before it is opened: OpenFound
+//     sniffs while it opens, and decompresses a compressed file once.
 //   - A decompression bomb costs at most the cap plus a window (xz
 //     dictionary, zstd window: both checked before they are allocated) plus
-//     one output chunk: output is kept in chunks, never a buffer that doubles.
+//     one output chunk: a size field is trusted only to size the first
+//     buffer (at most the cap, and 1024 times the compressed size); what
+//     does not fit goes to chunks, never to a buffer that doubles.
 //
 // Invariant: a File's bytes are exactly the file's (plain) or the
 // decompressed stream's (compressed); an error means no File.
