@@ -17,6 +17,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
 	"github.com/ftpatch/ftpatch/internal/render"
+	"github.com/ftpatch/ftpatch/internal/report"
 )
 
 // ScanOptions are the flags and arguments of `ftpatch scan`.
@@ -73,7 +74,7 @@ type scanResult struct {
 }
 
 // smallJSON is the most sites a worker encodes itself; larger files are
-// encoded by File.WriteJSON, in parallel chunks, as they are written.
+// encoded by report.WriteScan, in parallel chunks, as they are written.
 const smallJSON = 4096
 
 func runScan(opts *ScanOptions, io *IO) error {
@@ -124,7 +125,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			r := scanResult{f: f}
 			if opts.JSON && len(f.Sites) <= smallJSON {
 				// ~220 bytes a site: one allocation, not a buffer grown from nil.
-				r.json = f.AppendJSON(make([]byte, 0, 256+256*len(f.Sites)))
+				r.json = report.AppendScan(make([]byte, 0, 256+256*len(f.Sites)), f)
 			}
 			return r, nil
 		},
@@ -155,7 +156,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			case r.json != nil:
 				_, writeErr = out.Write(r.json)
 			case opts.JSON:
-				writeErr = r.f.WriteJSON(out)
+				writeErr = report.WriteScan(out, r.f)
 			default:
 				if printed > 0 {
 					out.WriteByte('\n') // a blank line between tables, none after the last
@@ -201,13 +202,13 @@ func inputsName(files []string) string {
 	return fmt.Sprintf("%d files", len(files))
 }
 
-// scanJSONOne is `scan --json` of a single file, which elfscan.ScanJSON
+// scanJSONOne is `scan --json` of a single file, which report.StreamScan
 // streams: a kernel's sites are never held whole. It ends as runScan would.
 func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) error {
 	w := &errWriter{w: out}
 	sites, problems, err := scanJSONFile(path, w)
 	if err != nil && w.err == nil {
-		// The file's own error: ScanJSON found it before writing.
+		// The file's own error: StreamScan found it before writing.
 		reportInput(io, out, path, fmt.Errorf("file %s: %w", path, err))
 		return errInputsFailed{1}
 	}
@@ -230,7 +231,7 @@ func scanJSONFile(path string, w goio.Writer) (sites, problems int, err error) {
 		return 0, 0, err
 	}
 	defer in.Close()
-	return elfscan.ScanJSON(in, path, w)
+	return report.StreamScan(in, path, w)
 }
 
 // errWriter remembers the first error of w.
@@ -266,7 +267,7 @@ func printScanText(w goio.Writer, f *elfscan.File) error {
 	for i := range f.Sites {
 		s := &f.Sites[i]
 		states[s.State]++
-		j := s.JSON(rel)
+		j := report.Site(s, rel)
 		fn := s.Func
 		if fn == "" {
 			fn = "?"
@@ -313,7 +314,7 @@ func printScanText(w goio.Writer, f *elfscan.File) error {
 	if len(parts) > 0 {
 		summary = strings.Join(parts, ", ")
 	}
-	_, err := fmt.Fprintf(w, "%s: %s, %d sites (%s), %d problems\n", f.Path, elfscan.ElfTypeName(f.Type), len(f.Sites), summary, f.Problems())
+	_, err := fmt.Fprintf(w, "%s: %s, %d sites (%s), %d problems\n", f.Path, report.ELFType(f.Type), len(f.Sites), summary, f.Problems())
 	return err
 }
 

@@ -6,9 +6,10 @@
 // and file offset maps), and the scan that turns a file into plain values
 // (File, Site) that the patch and verify packages consume. It also owns the
 // encodings of those values it defines: Elf64_Rela (EncodeRela, for patch's
-// ET_REL rewrite), RELR, and the scan's --json line: its shape (FileJSON)
-// and the streaming encoder (WriteJSON, ScanJSON) that writes the same
-// bytes as encoding/json would. It never writes files.
+// ET_REL rewrite) and RELR. A large file's scan can be handed over in
+// ordered chunks (ScanChunks) so that its sites are never held whole. It
+// never writes files and prints nothing: how a scan is shown (--json
+// shapes, text tables) is package report's.
 //
 // Invariants:
 //   - Nothing panics on malformed input: debug/elf's panics become

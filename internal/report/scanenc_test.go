@@ -1,4 +1,4 @@
-package elfscan
+package report
 
 import (
 	"bytes"
@@ -11,46 +11,47 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 // encodingJSON is the oracle: what `scan --json` wrote before the
-// hand-written encoder, json.Encoder over File.JSON().
-func encodingJSON(t testing.TB, f *File, html bool) []byte {
+// hand-written encoder, json.Encoder over Scan(f).
+func encodingJSON(t testing.TB, f *elfscan.File, html bool) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(html)
-	if err := enc.Encode(f.JSON()); err != nil {
+	if err := enc.Encode(Scan(f)); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
 }
 
-// appendJSONMode is AppendJSON with HTML escaping on or off, so that the
+// appendScanMode is AppendScan with HTML escaping on or off, so that the
 // string escaping is checked against both of encoding/json's modes.
-func appendJSONMode(f *File, html bool) []byte {
-	b := f.appendHead(nil, html)
-	b = f.appendSites(b, 0, len(f.Sites), html)
-	return f.appendTail(b)
+func appendScanMode(f *elfscan.File, html bool) []byte {
+	b := appendScanHead(nil, f.Path, f.Type, html)
+	b = appendSites(b, f.Sites, 0, f.Type == elf.ET_REL, html)
+	return appendScanTail(b, f.Problems())
 }
 
-func checkJSON(t *testing.T, name string, f *File) {
+func checkJSON(t *testing.T, name string, f *elfscan.File) {
 	t.Helper()
 	for _, html := range []bool{false, true} {
 		want := encodingJSON(t, f, html)
-		if got := appendJSONMode(f, html); !bytes.Equal(got, want) {
+		if got := appendScanMode(f, html); !bytes.Equal(got, want) {
 			t.Fatalf("%s (html %v): hand-written JSON differs from encoding/json at byte %d:\n got %q\nwant %q",
 				name, html, firstDiff(got, want), clip(got, firstDiff(got, want)), clip(want, firstDiff(got, want)))
 		}
 	}
 	want := encodingJSON(t, f, false)
-	if got := f.AppendJSON(nil); !bytes.Equal(got, want) {
-		t.Fatalf("%s: AppendJSON differs from encoding/json at byte %d", name, firstDiff(got, want))
+	if got := AppendScan(nil, f); !bytes.Equal(got, want) {
+		t.Fatalf("%s: AppendScan differs from encoding/json at byte %d", name, firstDiff(got, want))
 	}
 	var buf bytes.Buffer
-	if err := f.WriteJSON(&buf); err != nil || !bytes.Equal(buf.Bytes(), want) {
-		t.Fatalf("%s: WriteJSON (err %v) differs from encoding/json at byte %d", name, err, firstDiff(buf.Bytes(), want))
+	if err := WriteScan(&buf, f); err != nil || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("%s: WriteScan (err %v) differs from encoding/json at byte %d", name, err, firstDiff(buf.Bytes(), want))
 	}
 }
 
@@ -65,12 +66,12 @@ func firstDiff(a, b []byte) int {
 
 func clip(b []byte, at int) []byte { return b[max(0, at-60):min(len(b), at+60)] }
 
-func TestAppendJSONFixtures(t *testing.T) {
+func TestAppendScanFixtures(t *testing.T) {
 	for _, p := range testutil.Fixtures(t, "*-*-*.*") {
 		if strings.HasSuffix(p, ".md") {
 			continue
 		}
-		f, err := ScanFile(p)
+		f, err := elfscan.ScanFile(p)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -97,12 +98,12 @@ func randString(r *rand.Rand) string {
 	return string(b)
 }
 
-func randRef(r *rand.Rand) *Ref {
+func randRef(r *rand.Rand) *elfscan.Ref {
 	if r.IntN(3) == 0 {
 		return nil
 	}
 	addrs := []uint64{0, 1, 0x10, math.MaxUint64, 1 << 63, uint64(math.MaxInt64), r.Uint64()}
-	ref := &Ref{Addr: addrs[r.IntN(len(addrs))]}
+	ref := &elfscan.Ref{Addr: addrs[r.IntN(len(addrs))]}
 	if r.IntN(2) == 0 {
 		ref.Sym = randString(r)
 	}
@@ -110,22 +111,22 @@ func randRef(r *rand.Rand) *Ref {
 }
 
 // Random sites and names, in every ELF type, against encoding/json.
-func TestAppendJSONRandom(t *testing.T) {
+func TestAppendScanRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	layouts := []Layout{LayoutCallOps, LayoutClassic, Layout(`we<ird"`)}
-	states := []State{StateNop, StateInit, StateEnabled, StateUnknown, State("\xff")}
+	layouts := []elfscan.Layout{elfscan.LayoutCallOps, elfscan.LayoutClassic, elfscan.Layout(`we<ird"`)}
+	states := []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled, elfscan.StateUnknown, elfscan.State("\xff")}
 	for iter := range 300 {
-		f := &File{Path: randString(r), Type: []elf.Type{elf.ET_REL, elf.ET_EXEC, elf.ET_DYN, elf.ET_CORE}[iter%4]}
+		f := &elfscan.File{Path: randString(r), Type: []elf.Type{elf.ET_REL, elf.ET_EXEC, elf.ET_DYN, elf.ET_CORE}[iter%4]}
 		n := r.IntN(6)
 		if iter%50 == 0 {
-			n = 2*jsonChunk + r.IntN(jsonChunk) // WriteJSON's chunked path
+			n = 2*scanChunk + r.IntN(scanChunk) // WriteScan's chunked path
 		}
 		for range n {
-			s := Site{Func: randString(r), Section: randString(r), Entry: r.Uint64(), CallSite: r.Uint64() >> r.IntN(64),
+			s := elfscan.Site{Func: randString(r), Section: randString(r), Entry: r.Uint64(), CallSite: r.Uint64() >> r.IntN(64),
 				Literal: r.Uint64(), Record: r.Uint64() >> 8, Layout: layouts[r.IntN(len(layouts))], BTI: r.IntN(2) == 0,
 				State: states[r.IntN(len(states))], Ops: randRef(r), Target: randRef(r)}
 			for range r.IntN(3) {
-				s.Problems = append(s.Problems, Problem{Code(randString(r)), randString(r)})
+				s.Problems = append(s.Problems, elfscan.Problem{Code: elfscan.Code(randString(r)), Detail: randString(r)})
 			}
 			f.Sites = append(f.Sites, s)
 		}
@@ -134,25 +135,25 @@ func TestAppendJSONRandom(t *testing.T) {
 }
 
 // Every string, as a site's names and a file path, against encoding/json.
-func FuzzAppendJSON(f *testing.F) {
+func FuzzAppendScan(f *testing.F) {
 	for _, s := range hostile {
 		f.Add(s, int64(-8))
 	}
 	f.Fuzz(func(t *testing.T, s string, addend int64) {
-		ref := &Ref{Addr: uint64(addend), Sym: s}
+		ref := &elfscan.Ref{Addr: uint64(addend), Sym: s}
 		for _, typ := range []elf.Type{elf.ET_REL, elf.ET_DYN} {
-			file := &File{Path: s, Type: typ, Sites: []Site{{Func: s, Section: s, Layout: LayoutCallOps, State: State(s),
-				Ops: ref, Target: ref, Problems: []Problem{{Code(s), s}}}}}
+			file := &elfscan.File{Path: s, Type: typ, Sites: []elfscan.Site{{Func: s, Section: s, Layout: elfscan.LayoutCallOps, State: elfscan.State(s),
+				Ops: ref, Target: ref, Problems: []elfscan.Problem{{Code: elfscan.Code(s), Detail: s}}}}}
 			checkJSON(t, "fuzz", file)
 		}
 	})
 }
 
-// TestScanJSONStreams checks the streaming ScanJSON against Scan then
-// WriteJSON over every fixture (and the bench image when
+// TestStreamScan checks the streaming StreamScan against Scan then
+// WriteScan over every fixture (and the bench image when
 // FTPATCH_BENCH_FILE names one), with chunks small enough that each file
 // is cut into many, so the cuts and per-chunk sorts are exercised.
-func TestScanJSONStreams(t *testing.T) {
+func TestStreamScan(t *testing.T) {
 	var paths []string
 	for _, p := range testutil.Fixtures(t, "*-*-*.*") {
 		if !strings.HasSuffix(p, ".md") {
@@ -167,25 +168,25 @@ func TestScanJSONStreams(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, scanErr := Scan(bytes.NewReader(raw), path)
+		f, scanErr := elfscan.Scan(bytes.NewReader(raw), path)
 		var want bytes.Buffer
 		if scanErr == nil {
-			if err := f.WriteJSON(&want); err != nil {
+			if err := WriteScan(&want, f); err != nil {
 				t.Fatal(err)
 			}
 		}
-		for _, chunk := range []int{1, 3, 64, jsonChunk} {
+		for _, chunk := range []int{1, 3, 64, scanChunk} {
 			var got bytes.Buffer
-			sites, problems, err := scanJSON(bytes.NewReader(raw), path, &got, chunk)
+			sites, problems, err := streamScan(bytes.NewReader(raw), path, &got, chunk)
 			switch {
 			case scanErr != nil:
 				if err == nil || got.Len() != 0 || err.Error() != scanErr.Error() {
-					t.Errorf("%s chunk %d: Scan fails (%v); ScanJSON: err %v after %d bytes", path, chunk, scanErr, err, got.Len())
+					t.Errorf("%s chunk %d: Scan fails (%v); StreamScan: err %v after %d bytes", path, chunk, scanErr, err, got.Len())
 				}
 			case err != nil:
 				t.Errorf("%s chunk %d: %v", path, chunk, err)
 			case !bytes.Equal(got.Bytes(), want.Bytes()):
-				t.Errorf("%s chunk %d: ScanJSON differs from WriteJSON at byte %d", path, chunk, firstDiff(got.Bytes(), want.Bytes()))
+				t.Errorf("%s chunk %d: StreamScan differs from WriteScan at byte %d", path, chunk, firstDiff(got.Bytes(), want.Bytes()))
 			case sites != len(f.Sites) || problems != f.Problems():
 				t.Errorf("%s chunk %d: %d sites, %d problems; want %d, %d", path, chunk, sites, problems, len(f.Sites), f.Problems())
 			}
@@ -214,26 +215,26 @@ func (w *failWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A failed write ends WriteJSON's chunked path with that error, at once:
+// A failed write ends WriteScan's chunked path with that error, at once:
 // no chunk is written after it.
-func TestWriteJSONWriteError(t *testing.T) {
-	f := &File{Path: "big", Type: elf.ET_DYN}
-	for i := range 8 * jsonChunk {
-		f.Sites = append(f.Sites, Site{Func: "f", Section: ".text", Entry: uint64(8 * i), Layout: LayoutCallOps, State: StateNop})
+func TestWriteScanWriteError(t *testing.T) {
+	f := &elfscan.File{Path: "big", Type: elf.ET_DYN}
+	for i := range 8 * scanChunk {
+		f.Sites = append(f.Sites, elfscan.Site{Func: "f", Section: ".text", Entry: uint64(8 * i), Layout: elfscan.LayoutCallOps, State: elfscan.StateNop})
 	}
-	whole := f.AppendJSON(nil)
+	whole := AppendScan(nil, f)
 	for _, limit := range []int{0, 1, len(whole) / 2, len(whole) - 1} {
 		w := &failWriter{limit: limit}
-		err := f.WriteJSON(w)
+		err := WriteScan(w, f)
 		if !errors.Is(err, errWriteFailed) {
-			t.Errorf("limit %d: WriteJSON = %v, want the writer's error", limit, err)
+			t.Errorf("limit %d: WriteScan = %v, want the writer's error", limit, err)
 		}
 		if !w.failed || w.afterFail != 0 {
 			t.Errorf("limit %d: %d writes after the failed one", limit, w.afterFail)
 		}
 	}
 	w := &failWriter{limit: len(whole)}
-	if err := f.WriteJSON(w); err != nil || w.n != len(whole) {
-		t.Errorf("WriteJSON with room = %v after %d of %d bytes", err, w.n, len(whole))
+	if err := WriteScan(w, f); err != nil || w.n != len(whole) {
+		t.Errorf("WriteScan with room = %v after %d of %d bytes", err, w.n, len(whole))
 	}
 }

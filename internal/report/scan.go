@@ -1,36 +1,38 @@
-package elfscan
+package report
 
 import (
 	"debug/elf"
 
+	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/render"
 )
 
-// FileJSON is the `ftpatch scan --json` object for one file. The field
+// ScanFile is the `ftpatch scan --json` object for one file. The field
 // names are a contract scripts rely on; add fields, never rename.
-type FileJSON struct {
+type ScanFile struct {
 	File     string     `json:"file"`     // path as given
 	ElfType  string     `json:"elf_type"` // REL, EXEC or DYN
-	Sites    []SiteJSON `json:"sites"`    // never null
+	Sites    []ScanSite `json:"sites"`    // never null
 	Problems int        `json:"problems"` // count across sites
 }
 
-// SiteJSON is one site in FileJSON. Addresses are "0x…" strings; in ET_REL
+// ScanSite is one site in ScanFile. Layout, state and problem codes are
+// the scan's names (elfscan.Layout, State, Code). Addresses are "0x…" strings; in ET_REL
 // files they are offsets in "section". ops and target are "0x…" values in
 // linked files (with the symbol there in ops_sym / target_sym when known)
 // and "sym" or "sym+0x10" relocation expressions in ET_REL files.
-type SiteJSON struct {
+type ScanSite struct {
 	Func           string      `json:"func"`
 	Section        string      `json:"section"`
 	Entry          render.Hex  `json:"entry"`
 	CallSite       render.Hex  `json:"call_site"`
 	Literal        *render.Hex `json:"literal"`
-	Layout         Layout      `json:"layout"`
+	Layout         string      `json:"layout"`
 	BTI            bool        `json:"bti"`
-	State          State       `json:"state"`
+	State          string      `json:"state"`
 	Ops            *string     `json:"ops"`
 	Target         *string     `json:"target"`
-	Problems       []Code      `json:"problems"`
+	Problems       []string    `json:"problems"`
 	ProblemDetails []string    `json:"problem_details"`
 	Record         render.Hex  `json:"record"`
 	OpsSym         string      `json:"ops_sym,omitempty"`
@@ -42,52 +44,44 @@ type SiteJSON struct {
 	CFIHash *render.Hex `json:"cfi_hash,omitempty"`
 }
 
-// ElfTypeName is the elf_type string of t.
-func ElfTypeName(t elf.Type) string {
-	switch t {
-	case elf.ET_REL:
-		return "REL"
-	case elf.ET_EXEC:
-		return "EXEC"
-	case elf.ET_DYN:
-		return "DYN"
-	}
-	return t.String()
-}
+// ELFType is the elf_type string of t: REL, EXEC, DYN, else debug/elf's
+// name.
+func ELFType(t elf.Type) string { return elfscan.ElfTypeName(t) }
 
-// JSON converts the scan for `--json`.
-func (f *File) JSON() FileJSON {
-	out := FileJSON{File: f.Path, ElfType: ElfTypeName(f.Type), Sites: make([]SiteJSON, len(f.Sites)), Problems: f.Problems()}
+// Scan is f's `scan --json` object. (AppendScan writes the same bytes
+// without building it.)
+func Scan(f *elfscan.File) ScanFile {
+	out := ScanFile{File: f.Path, ElfType: ELFType(f.Type), Sites: make([]ScanSite, len(f.Sites)), Problems: f.Problems()}
 	for i := range f.Sites {
-		out.Sites[i] = f.Sites[i].JSON(f.Type == elf.ET_REL)
+		out.Sites[i] = Site(&f.Sites[i], f.Type == elf.ET_REL)
 	}
 	return out
 }
 
-// JSON converts one site; rel says the file is ET_REL (refs are relocation
-// expressions).
-func (s *Site) JSON(rel bool) SiteJSON {
-	j := SiteJSON{
+// Site is one site's object in ScanFile; rel says the file is ET_REL (refs
+// are relocation expressions).
+func Site(s *elfscan.Site, rel bool) ScanSite {
+	j := ScanSite{
 		Func: s.Func, Section: s.Section, Entry: render.Hex(s.Entry), CallSite: render.Hex(s.CallSite),
-		Layout: s.Layout, BTI: s.BTI, State: s.State, Record: render.Hex(s.Record),
-		Problems: make([]Code, len(s.Problems)), ProblemDetails: make([]string, len(s.Problems)),
+		Layout: string(s.Layout), BTI: s.BTI, State: string(s.State), Record: render.Hex(s.Record),
+		Problems: make([]string, len(s.Problems)), ProblemDetails: make([]string, len(s.Problems)),
 	}
 	if s.Layout.HasLiteral() {
 		l := render.Hex(s.Literal)
 		j.Literal = &l
 	}
-	if s.Layout == LayoutCallOps53 {
+	if s.Layout == elfscan.LayoutCallOps53 {
 		sp := render.Hex(s.Spare)
 		j.Spare = &sp
 	}
-	if s.CFIHashOff != NoOffset {
+	if s.CFIHashOff != elfscan.NoOffset {
 		h := render.Hex(uint64(s.CFIHash))
 		j.CFIHash = &h
 	}
 	for i, p := range s.Problems {
-		j.Problems[i], j.ProblemDetails[i] = p.Code, p.Detail
+		j.Problems[i], j.ProblemDetails[i] = string(p.Code), p.Detail
 	}
-	ref := func(r *Ref, sym *string) *string {
+	ref := func(r *elfscan.Ref, sym *string) *string {
 		if r == nil {
 			return nil
 		}
