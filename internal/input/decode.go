@@ -84,6 +84,11 @@ func newDecoder(c string) (decoder, error) {
 			return d, nil
 		}
 	}
+	return newGoDecoder(c)
+}
+
+// newGoDecoder returns the pure-Go decoder of format c.
+func newGoDecoder(c string) (decoder, error) {
 	switch c {
 	case XZ:
 		return &goXZ{}, nil
