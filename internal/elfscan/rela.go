@@ -373,11 +373,13 @@ func (c *relCursor) inRaw(lo, hi uint64) []Rela {
 	if i > n || i > 0 && rawOff(raw, i-1) >= lo {
 		i = 0 // went back: search from the start
 	}
-	for j := n; i < j; { // the first entry at or after lo
-		if h := int(uint(i+j) >> 1); rawOff(raw, h) < lo {
-			i = h + 1
-		} else {
-			j = h
+	if i < n && rawOff(raw, i) < lo { // else i is the answer: a site's lookups share one
+		for j := n; i < j; { // the first entry at or after lo
+			if h := int(uint(i+j) >> 1); rawOff(raw, h) < lo {
+				i = h + 1
+			} else {
+				j = h
+			}
 		}
 	}
 	c.pos = i
