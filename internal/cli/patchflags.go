@@ -145,7 +145,7 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 		return fmt.Errorf("file %s: %w", o.File, err)
 	}
 	fmt.Fprintf(io.Out, "%s: %s: %d sites changed (%d words, %d relocations, %d symbols added)%s\n",
-		out, req.Op, c.Sites, len(c.Writes), len(c.Relocs), len(c.NewSyms), skippedNote(c))
+		out, req.Op, c.Sites, c.Words(), len(c.Relocs), len(c.NewSyms), skippedNote(c))
 	return nil
 }
 

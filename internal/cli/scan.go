@@ -143,7 +143,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			}
 			sites += len(r.f.Sites)
 			for _, s := range r.f.Sites {
-				for _, p := range s.Problems {
+				for _, p := range s.Problems() {
 					byCode[p.Code]++
 					if ignore[p.Code] {
 						ignored++
@@ -300,8 +300,8 @@ func printScanText(w goio.Writer, f *elfscan.File) error {
 		return err
 	}
 	for i := range f.Sites {
-		for _, p := range f.Sites[i].Problems {
-			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, render.Hex(f.Sites[i].Entry), p.Code, p.Detail)
+		for _, p := range f.Sites[i].Problems() {
+			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, render.Hex(f.Sites[i].Entry()), p.Code, p.Detail)
 		}
 	}
 	var parts []string

@@ -327,10 +327,10 @@ func toVerifyJSON(r *verify.Report) verifyJSON {
 	j := verifyJSON{File: r.File, ELFType: elfTypeName(r), Sites: r.Sites, Skipped: r.Skipped, Passed: r.Passed, Failed: r.Failed,
 		ByState: map[string]int{}, Seconds: r.Elapsed.Seconds(), Failures: []verifyFailJSON{}}
 	for st, n := range r.ByState {
-		j.ByState[string(st)] = n
+		j.ByState[st.String()] = n
 	}
 	for _, f := range r.Failures {
-		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: render.Hex(f.Address).String(), State: string(f.State),
+		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: render.Hex(f.Address).String(), State: f.State.String(),
 			Expected: f.Expected, Observed: f.Observed, Disasm: f.Disasm})
 	}
 	return j
