@@ -43,6 +43,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Compression formats, as reported by File.Compression and Sniff.
@@ -135,8 +136,8 @@ type File struct {
 	Size        int64  // size of the (decompressed) contents
 
 	r    io.ReaderAt
-	file *os.File // plain files: read in place, closed by Close
-	buf  *chunks  // compressed files: the decompressed bytes
+	file *fdFile // large plain files: read in place, closed by Close
+	buf  *chunks // the bytes in memory: decompressed, or a small plain file's
 }
 
 // ReadAt reads from the (decompressed) contents.
@@ -192,9 +193,12 @@ func OpenLimit(path string, limit int64) (*File, error) { return open(path, limi
 func OpenFound(path string) (*File, error) { return open(path, MaxDecompressed(), true) }
 
 func open(path string, limit int64, needELF bool) (*File, error) {
-	f, st, err := openRegular(path)
+	f, size, err := openRegular(path, !needELF)
 	if err != nil {
 		return nil, err
+	}
+	if size <= wholeMax {
+		return openWhole(f, path, size, limit, needELF)
 	}
 	var head [magicLen]byte
 	n, err := f.ReadAt(head[:], 0)
@@ -206,41 +210,69 @@ func open(path string, limit int64, needELF bool) (*File, error) {
 	if c == None {
 		if needELF && !bytes.HasPrefix(head[:n], elfMagic) {
 			f.Close()
-			return nil, fmt.Errorf("%w: it starts with %q", ErrNotELF, head[:n])
+			return nil, notELFHead(head[:n])
 		}
-		return &File{Path: path, Size: st.Size(), r: f, file: f}, nil
+		return &File{Path: path, Size: size, r: f, file: f}, nil
 	}
 	defer f.Close()
-	var src io.Reader = f
-	var hint int64
-	if size := st.Size(); size <= wholeMax {
-		// A module: read whole in one call, and decoded from memory (no
-		// reads of the read buffer's size, nor one more to see the end).
-		p := getWhole(size)
-		defer wholePool.Put(p)
-		b := *p
-		n, err := f.ReadAt(b, 0)
-		if err != nil && err != io.EOF {
-			return nil, err
-		}
-		r := bytes.NewReader(b[:n])
-		src, hint = r, hintFor(c, r, int64(n))
-	} else {
-		hint = hintFor(c, f, size)
-	}
-	buf, err := decompress(c, src, hint, limit, needELF)
+	// Read to the end, wherever it is now.
+	src := io.NewSectionReader(f, 0, 1<<62)
+	buf, err := decompress(c, src, hintFor(c, f, size), limit, needELF)
 	if err != nil {
 		return nil, err
 	}
 	return &File{Path: path, Compression: c, Size: buf.size, r: buf, buf: buf}, nil
 }
 
-// wholeMax is the largest compressed file read whole into memory before it
-// is decoded; a larger one is read as it is decoded.
-const wholeMax = 8 << 20
+// notELFHead is OpenFound's error for a file that starts with head.
+func notELFHead(head []byte) error {
+	return fmt.Errorf("%w: it starts with %q", ErrNotELF, head[:min(len(head), magicLen)])
+}
 
-// wholePool holds the buffers compressed files are read into, one per
-// worker, the largest seen so far.
+// openWhole is open for a file of at most wholeMax bytes (a module, plain
+// or compressed): it is read whole in one call into a pooled buffer, its
+// compression told from the buffer's first bytes. A plain one is the
+// File's bytes (File.Bytes) until Close, read in place by the ELF reader:
+// one read, not one per header and section. A compressed one is decoded
+// from memory (no reads of the read buffer's size, nor one more to see the
+// end). f is closed either way.
+func openWhole(f *fdFile, path string, size, limit int64, needELF bool) (*File, error) {
+	p := getWhole(size)
+	b := *p
+	n, err := f.ReadAt(b, 0)
+	f.Close()
+	if err != nil && err != io.EOF {
+		wholePool.Put(p)
+		return nil, err
+	}
+	b = b[:n]
+	c := DetectCompression(b)
+	if c == None {
+		if needELF && !bytes.HasPrefix(b, elfMagic) {
+			wholePool.Put(p)
+			return nil, notELFHead(b)
+		}
+		buf := chunksPool.Get().(*chunks)
+		buf.bufs, buf.start, buf.size, buf.whole = append(buf.bufs, b), append(buf.start, 0), int64(n), p
+		return &File{Path: path, Size: int64(n), r: buf, buf: buf}, nil
+	}
+	defer wholePool.Put(p)
+	r := bytes.NewReader(b)
+	buf, err := decompress(c, r, hintFor(c, r, int64(n)), limit, needELF)
+	if err != nil {
+		return nil, err
+	}
+	return &File{Path: path, Compression: c, Size: buf.size, r: buf, buf: buf}, nil
+}
+
+// wholeMax is the largest file read whole into memory in one call: a
+// plain one is then read in place, a compressed one decoded from memory.
+// A larger one is read as it is parsed (plain) or decoded (compressed). A
+// variable for tests.
+var wholeMax int64 = 8 << 20
+
+// wholePool holds the buffers files are read whole into, one per worker,
+// the largest seen so far.
 var wholePool sync.Pool
 
 // getWhole returns a pooled buffer of n bytes.
@@ -279,11 +311,97 @@ func hintFor(c string, r io.ReaderAt, n int64) int64 {
 }
 
 // openRegular opens path for reading if it is a regular file (symlinks
-// followed). The kind of file is checked from its stat before the open, so
-// a FIFO, socket or device is never opened; O_NONBLOCK guards the window
-// between the two (a FIFO swapped in would not block the open), and the
-// opened file is checked again.
-func openRegular(path string) (*os.File, fs.FileInfo, error) {
+// followed), and returns its size. With stat, the kind of file is checked
+// from its stat before the open, so a FIFO, socket or device is never
+// opened; a folder walk, which found the file by its directory entry's
+// type (or its stat, for a symlink), passes false. O_NONBLOCK guards the
+// window between the two (a FIFO swapped in would not block the open), and
+// the opened file is checked again. The file is opened with a bare open(2),
+// not os.OpenFile, which would also try (and fail) to register a regular
+// file with the network poller.
+func openRegular(path string, stat bool) (*fdFile, int64, error) {
+	if stat {
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := checkRegular(st); err != nil {
+			return nil, 0, err
+		}
+	}
+	var fd int
+	var err error
+	for {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, 0, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := &fdFile{fd: fd, path: path}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, 0, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if err := checkRegularMode(st.Mode); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size, nil
+}
+
+// fdFile is an open file read with pread(2): an io.ReaderAt as *os.File's
+// ReadAt, without its poller registration and locking.
+type fdFile struct {
+	fd   int // -1 once closed
+	path string
+}
+
+// ReadAt reads len(p) bytes at off, or fewer and an error (io.EOF at the
+// end of the file).
+func (f *fdFile) ReadAt(p []byte, off int64) (int, error) {
+	if f.fd < 0 {
+		return 0, &fs.PathError{Op: "read", Path: f.path, Err: fs.ErrClosed}
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "readat", Path: f.path, Err: errors.New("negative offset")}
+	}
+	n := 0
+	for n < len(p) {
+		m, err := syscall.Pread(f.fd, p[n:], off+int64(n))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, &fs.PathError{Op: "read", Path: f.path, Err: err}
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// Close closes the file; a second Close does nothing.
+func (f *fdFile) Close() error {
+	if f.fd < 0 {
+		return nil
+	}
+	fd := f.fd
+	f.fd = -1
+	if err := syscall.Close(fd); err != nil {
+		return &fs.PathError{Op: "close", Path: f.path, Err: err}
+	}
+	return nil
+}
+
+// openRegularFile is openRegular (with the stat first) for a caller that
+// needs an *os.File: Sniff, and the patch commands (OpenPlain).
+func openRegularFile(path string) (*os.File, fs.FileInfo, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, err
@@ -305,6 +423,38 @@ func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	}
 	return f, st, nil
 }
+
+// checkRegularMode is checkRegular for a stat(2) mode.
+func checkRegularMode(mode uint32) error {
+	var m fs.FileMode
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		return nil
+	case syscall.S_IFDIR:
+		m = fs.ModeDir
+	case syscall.S_IFIFO:
+		m = fs.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		m = fs.ModeSocket
+	case syscall.S_IFCHR:
+		m = fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFBLK:
+		m = fs.ModeDevice
+	default:
+		m = fs.ModeIrregular
+	}
+	return checkRegular(modeInfo(m))
+}
+
+// modeInfo is a fs.FileInfo that has only a mode.
+type modeInfo fs.FileMode
+
+func (m modeInfo) Name() string       { return "" }
+func (m modeInfo) Size() int64        { return 0 }
+func (m modeInfo) Mode() fs.FileMode  { return fs.FileMode(m) }
+func (m modeInfo) ModTime() time.Time { return time.Time{} }
+func (m modeInfo) IsDir() bool        { return fs.FileMode(m).IsDir() }
+func (m modeInfo) Sys() any           { return nil }
 
 // checkRegular returns an error wrapping ErrNotRegular that names the kind
 // of file, or nil for a regular file.
@@ -335,7 +485,7 @@ func checkRegular(st fs.FileInfo) error {
 // is not ELF, or whose compressed stream is unreadable, is (false, c, nil);
 // err is set only when the file cannot be read (or is not a regular file).
 func Sniff(path string) (isELF bool, compression string, err error) {
-	f, _, err := openRegular(path)
+	f, _, err := openRegularFile(path)
 	if err != nil {
 		return false, "", err
 	}
@@ -397,7 +547,7 @@ func RefuseCompressed(path string) error {
 // for reading, as by Open) that is not compressed (a *CompressedError
 // naming the command that decompresses it). The caller closes the file.
 func OpenPlain(path string) (*os.File, error) {
-	f, _, err := openRegular(path)
+	f, _, err := openRegularFile(path)
 	if err != nil {
 		return nil, err
 	}
