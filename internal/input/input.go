@@ -16,11 +16,15 @@
 //     with cgo and the library loads (each is dlopened on first use, so a
 //     binary without them still starts, and none is a DT_NEEDED entry),
 //     else the pure-Go decoders (ulikunitz/xz, klauspost/compress).
-//   - A module is read whole in one call and decoded in one or two calls
-//     into one buffer sized from the stream's own size field (zstd frame
-//     content size, gzip ISIZE, xz index): File.Bytes gives the decompressed
-//     bytes in place. Decoders and buffers are pooled, so a folder of
-//     thousands of modules reuses one of each per worker.
+//   - A compressed module is read whole in one call and decoded into one
+//     buffer sized from the stream's own size field (zstd frame content
+//     size, gzip ISIZE, xz index), in short calls (see nativeDecoder):
+//     File.Bytes gives the decompressed bytes in place. A plain module (at
+//     most 1 MiB) is read whole in one call too, and File.Bytes gives it;
+//     a larger plain file is read in place, never whole. Decoders and
+//     buffers are pooled, so a folder of thousands of modules reuses one
+//     of each per worker. A file is opened, fstat'ed, read and closed: no
+//     other system call.
 //   - A folder walk need not sniff a file before it is opened: OpenFound
 //     sniffs while it opens, and decompresses a compressed file once.
 //   - A decompression bomb costs at most the cap plus a window (xz
@@ -170,8 +174,8 @@ func (f *File) Close() error {
 	return nil
 }
 
-// Open opens path for reading. A plain file is read in place through its
-// *os.File (never read whole into memory); an xz, zstd or gzip file is
+// Open opens path for reading. A plain file is read in place (never read
+// whole into memory) unless it is small (see openWhole); an xz, zstd or gzip file is
 // decompressed into memory, up to MaxDecompressed() bytes. A path that is not
 // a regular file is refused (ErrNotRegular) without being opened for
 // reading. The caller closes the File. Errors do not repeat the path unless
@@ -189,7 +193,10 @@ func OpenLimit(path string, limit int64) (*File, error) { return open(path, limi
 // ELF magic, or (compressed) its first decompressed buffer does not (the
 // whole file when its headers give its size, else 64 KiB) or its stream
 // fails before the magic, the error wraps ErrNotELF, and nothing more is
-// decoded: the walk skips the file, as Sniff would have said to.
+// decoded: the walk skips the file, as Sniff would have said to. The walk
+// checked the kind of file from its directory entry (or its stat, for a
+// symlink), so the file is not stat'ed again before the open (the opened
+// file is still checked).
 func OpenFound(path string) (*File, error) { return open(path, MaxDecompressed(), true) }
 
 func open(path string, limit int64, needELF bool) (*File, error) {
@@ -197,7 +204,7 @@ func open(path string, limit int64, needELF bool) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if size <= wholeMax {
+	if size <= plainWholeMax {
 		return openWhole(f, path, size, limit, needELF)
 	}
 	var head [magicLen]byte
@@ -214,6 +221,9 @@ func open(path string, limit int64, needELF bool) (*File, error) {
 		}
 		return &File{Path: path, Size: size, r: f, file: f}, nil
 	}
+	if size <= wholeMax {
+		return openWhole(f, path, size, limit, needELF)
+	}
 	defer f.Close()
 	// Read to the end, wherever it is now.
 	src := io.NewSectionReader(f, 0, 1<<62)
@@ -229,13 +239,13 @@ func notELFHead(head []byte) error {
 	return fmt.Errorf("%w: it starts with %q", ErrNotELF, head[:min(len(head), magicLen)])
 }
 
-// openWhole is open for a file of at most wholeMax bytes (a module, plain
-// or compressed): it is read whole in one call into a pooled buffer, its
-// compression told from the buffer's first bytes. A plain one is the
-// File's bytes (File.Bytes) until Close, read in place by the ELF reader:
-// one read, not one per header and section. A compressed one is decoded
-// from memory (no reads of the read buffer's size, nor one more to see the
-// end). f is closed either way.
+// openWhole is open for a small file (a module: plain, of at most
+// plainWholeMax bytes, or compressed, of at most wholeMax): it is read
+// whole in one call into a pooled buffer, its compression told from the
+// buffer's first bytes. A plain one is the File's bytes (File.Bytes) until
+// Close, read in place by the ELF reader: one read, not one per header and
+// section. A compressed one is decoded from memory (no reads of the read
+// buffer's size, nor one more to see the end). f is closed either way.
 func openWhole(f *fdFile, path string, size, limit int64, needELF bool) (*File, error) {
 	p := getWhole(size)
 	b := *p
@@ -265,11 +275,15 @@ func openWhole(f *fdFile, path string, size, limit int64, needELF bool) (*File, 
 	return &File{Path: path, Compression: c, Size: buf.size, r: buf, buf: buf}, nil
 }
 
-// wholeMax is the largest file read whole into memory in one call: a
-// plain one is then read in place, a compressed one decoded from memory.
-// A larger one is read as it is parsed (plain) or decoded (compressed). A
-// variable for tests.
-var wholeMax int64 = 8 << 20
+// wholeMax is the largest compressed file read whole into memory in one
+// call before it is decoded; a larger one is read as it is decoded.
+const wholeMax = 8 << 20
+
+// plainWholeMax is the largest plain file read whole into memory in one
+// call (see openWhole); a larger one is read as it is parsed, never whole:
+// a kernel image, or a module with debug info, is mostly sections a scan
+// does not read. A variable for tests.
+var plainWholeMax int64 = 1 << 20
 
 // wholePool holds the buffers files are read whole into, one per worker,
 // the largest seen so far.

@@ -214,20 +214,20 @@ func TestOpenInputRoundTripGo(t *testing.T) {
 	}
 }
 
-// A plain file of at most wholeMax bytes is read whole, in one call, and
+// A plain file of at most plainWholeMax bytes is read whole, in one call, and
 // its bytes are the File's (Bytes); a larger one is read in place through
 // its file, never whole. Both read back the file's bytes.
 func TestOpenInputPlainWholeOrInPlace(t *testing.T) {
-	defer func(m int64) { wholeMax = m }(wholeMax)
+	defer func(m int64) { plainWholeMax = m }(plainWholeMax)
 	for name, want := range testELFs(t) {
 		path := filepath.Join(t.TempDir(), name)
 		if err := os.WriteFile(path, want, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		for _, whole := range []bool{true, false} {
-			wholeMax = int64(len(want))
+			plainWholeMax = int64(len(want))
 			if !whole {
-				wholeMax = int64(len(want)) - 1
+				plainWholeMax = int64(len(want)) - 1
 			}
 			checkInput(t, path, None, want)
 			in, err := Open(path)
@@ -236,9 +236,9 @@ func TestOpenInputPlainWholeOrInPlace(t *testing.T) {
 			}
 			switch b := in.Bytes(); {
 			case whole && !bytes.Equal(b, want):
-				t.Errorf("%s (%d bytes, wholeMax %d): Bytes() is not the file's bytes", name, len(want), wholeMax)
+				t.Errorf("%s (%d bytes, plainWholeMax %d): Bytes() is not the file's bytes", name, len(want), plainWholeMax)
 			case !whole && (b != nil || in.file == nil || in.r != io.ReaderAt(in.file)):
-				t.Errorf("%s (%d bytes, wholeMax %d): not read in place through its file", name, len(want), wholeMax)
+				t.Errorf("%s (%d bytes, plainWholeMax %d): not read in place through its file", name, len(want), plainWholeMax)
 			}
 			if err := in.Close(); err != nil {
 				t.Errorf("Close: %v", err)
