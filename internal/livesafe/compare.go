@@ -32,7 +32,6 @@ import (
 	"io"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
-	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // Compare checks that every difference between orig and patched (each
@@ -66,7 +65,7 @@ func Compare(orig, patched *elfscan.Object, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("file %s: %w", patchedPath, err)
 	}
 	a := &comparison{opts: opts, o: orig, p: patched, oh: oh, ph: ph, of: of, pf: pf, or: orig, pr: patched, os: os_, ps: ps, rel: of.Type == elf.ET_REL,
-		r: &Report{Orig: origPath, File: patchedPath, Type: elfscan.ElfTypeName(of.Type), maxProblems: opts.MaxProblems,
+		r: &Report{Orig: origPath, File: patchedPath, Type: of.Type, maxProblems: opts.MaxProblems,
 			Changes: []Change{}, Intermediates: []Intermediate{}, Problems: []Problem{},
 			Counts: Counts{Sites: len(os_.Sites), Changes: map[Kind]int{}}}}
 	a.touched = make([]uint8, len(os_.Sites))
@@ -155,7 +154,7 @@ func (a *comparison) problem(l loc, detail string) { a.r.add(l.problem(detail)) 
 
 // problem is the Problem at l.
 func (l loc) problem(detail string) Problem {
-	return Problem{Section: l.section, Offset: render.Hex(l.offset), Address: render.Hex(l.addr), FileOffset: l.fileOffset, Func: l.fn, Detail: detail}
+	return Problem{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset, Func: l.fn, Detail: detail}
 }
 
 // spansOf returns the positions of a site's words: literal, BTI, slot1,

@@ -1,9 +1,9 @@
-package cli
+package report
 
 // Every JSON line ftpatch prints starts with the tool's version,
 // {"ftpatch":"v1.2.3", ...}, so a log of JSON lines says which build wrote
-// it. The encoders (elfscan's streaming scan encoder, verify's reports)
-// know nothing of it: versionStamp adds the key as the lines go out.
+// it. The shapes and encoders know nothing of it: VersionStamp adds the key
+// as the lines go out.
 
 import (
 	"bytes"
@@ -11,22 +11,23 @@ import (
 	"io"
 )
 
-// versionStamp writes what it is given to w, turning the '{' that opens
+// VersionStamp writes what it is given to w, turning the '{' that opens
 // each line into {"ftpatch":VERSION,. Every line written through it must be
 // a non-empty JSON object.
-type versionStamp struct {
+type VersionStamp struct {
 	w       io.Writer
 	head    []byte // {"ftpatch":"…",
 	midLine bool   // the last byte written was not a newline
 }
 
-func newVersionStamp(w io.Writer) *versionStamp {
-	v, _ := json.Marshal(Version())
+// NewVersionStamp stamps the lines written to w with version.
+func NewVersionStamp(w io.Writer, version string) *VersionStamp {
+	v, _ := json.Marshal(version)
 	head := append([]byte(`{"ftpatch":`), v...)
-	return &versionStamp{w: w, head: append(head, ',')}
+	return &VersionStamp{w: w, head: append(head, ',')}
 }
 
-func (s *versionStamp) Write(p []byte) (int, error) {
+func (s *VersionStamp) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if !s.midLine && p[0] == '{' {
@@ -53,15 +54,16 @@ func (s *versionStamp) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// errorJSON is the line of an input that could not be processed: the
-// error is the stderr message without its "ftpatch: " prefix.
-type errorJSON struct {
+// InputError is the line of an input that could not be processed (object
+// error): the error is the stderr message without its "ftpatch: " prefix.
+type InputError struct {
 	File  string `json:"file"`
 	Error string `json:"error"`
 }
 
-// writeJSONLine encodes v as one line.
-func writeJSONLine(w io.Writer, v any) error {
+// WriteLine writes v as one line of JSON (json.Marshal: with HTML
+// escaping, as every shape but the hand-encoded scan line has always had).
+func WriteLine(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
