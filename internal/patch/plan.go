@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -218,35 +217,6 @@ type Changes struct {
 
 // Empty reports whether the plan changes nothing.
 func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0 && len(c.Aligns) == 0 }
-
-// Print writes the plan, one line per word or relocation:
-//
-//	FUNC  ADDR  SLOT  OLD -> NEW
-func (c *Changes) Print(w io.Writer) error {
-	rel := c.Type == elf.ET_REL
-	for i := range c.Writes {
-		x := &c.Writes[i]
-		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", funcName(x.Func()), render.Place(rel, x.Section(), x.Addr()), x.Slot, render.Word(x.OldBytes()), render.Word(x.NewBytes())); err != nil {
-			return err
-		}
-	}
-	for _, r := range c.Relocs {
-		if _, err := fmt.Fprintf(w, "%s\t%s\treloc\t%s -> %s\n", funcName(r.Func), render.Place(rel, r.Section, r.Off), relaString(r.Old, r.OldSym), relaString(r.New, r.NewSym)); err != nil {
-			return err
-		}
-	}
-	for _, s := range c.NewSyms {
-		if _, err := fmt.Fprintf(w, "-\t.symtab\tsymbol\t- -> %s (undefined global)\n", s); err != nil {
-			return err
-		}
-	}
-	for _, a := range c.Aligns {
-		if _, err := fmt.Fprintf(w, "-\t%s\tsh_addralign\t%d -> 8 (keeps 5,3 literals aligned when linked)\n", a.Section, a.Old); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 func funcName(f string) string {
 	if f == "" {
