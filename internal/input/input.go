@@ -33,6 +33,8 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // Compression formats, as reported by File.Compression and Sniff.
@@ -224,20 +226,7 @@ func checkRegular(st fs.FileInfo) error {
 	if m.IsRegular() {
 		return nil
 	}
-	kind := "a special file"
-	switch {
-	case m.IsDir():
-		kind = "a folder"
-	case m&fs.ModeNamedPipe != 0:
-		kind = "a FIFO"
-	case m&fs.ModeSocket != 0:
-		kind = "a socket"
-	case m&fs.ModeCharDevice != 0:
-		kind = "a character device"
-	case m&fs.ModeDevice != 0:
-		kind = "a block device"
-	}
-	return fmt.Errorf("is %s, %w: ftpatch reads only ELF files (plain or compressed)", kind, ErrNotRegular)
+	return fmt.Errorf("is %s, %w: ftpatch reads only ELF files (plain or compressed)", render.FileKind(m), ErrNotRegular)
 }
 
 // Sniff reports whether the file at path is an ELF file, plain or
