@@ -120,12 +120,12 @@ func readSpan(src *os.File, sp span, buf []byte) ([]byte, error) {
 	buf = buf[:sp.end-sp.off]
 	if _, err := src.ReadAt(buf, sp.off); err != nil {
 		w := sp.writes[0]
-		return buf, fmt.Errorf("%s at %#x: reading file offsets %#x-%#x: %w", funcName(w.Func()), w.Addr(), sp.off, sp.end, err)
+		return buf, fmt.Errorf("%s at %#x: reading file offsets %#x-%#x: %w", render.FuncName(w.Func()), w.Addr(), sp.off, sp.end, err)
 	}
 	for _, w := range sp.writes {
 		got := buf[w.Off()-sp.off:][:w.Size()]
 		if !w.Matches(got) {
-			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func()), w.Addr(), w.Slot, render.Word(w.OldBytes()), render.Word(got))
+			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, render.FuncName(w.Func()), w.Addr(), w.Slot, render.Word(w.OldBytes()), render.Word(got))
 		}
 	}
 	return buf, nil

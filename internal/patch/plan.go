@@ -218,14 +218,15 @@ type Changes struct {
 // Empty reports whether the plan changes nothing.
 func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0 && len(c.Aligns) == 0 }
 
-func funcName(f string) string {
-	if f == "" {
-		return "<no function>"
-	}
-	return f
-}
+// OldText and NewText name the relocation before and after, as messages
+// and the printed plan show it: "R_AARCH64_CALL26 ftrace_caller", or
+// "none".
+func (r *Reloc) OldText() string { return relaText(r.Old, r.OldSym) }
 
-func relaString(r *elfscan.Rela, sym string) string {
+// NewText: see OldText.
+func (r *Reloc) NewText() string { return relaText(r.New, r.NewSym) }
+
+func relaText(r *elfscan.Rela, sym string) string {
 	if r == nil {
 		return "none"
 	}
@@ -243,7 +244,7 @@ func symbolErr(err error) error {
 
 // siteName names a site in messages: function and address.
 func siteName(rel bool, s *elfscan.Site) string {
-	return fmt.Sprintf("function %s at %s", funcName(s.Func), render.Place(rel, s.Section, s.Entry))
+	return fmt.Sprintf("function %s at %s", render.FuncName(s.Func), render.Place(rel, s.Section, s.Entry))
 }
 
 // issues collects every refusal of a plan, by kind, so one error lists all

@@ -70,6 +70,14 @@ func Place(rel bool, section string, a uint64) string {
 	return Hex(a).String()
 }
 
+// FuncName is the function f, or "<no function>" for a site in none.
+func FuncName(f string) string {
+	if f == "" {
+		return "<no function>"
+	}
+	return f
+}
+
 // RelExpr formats a relocation's symbol and addend: "sym", "sym+0x10",
 // "sym-0x8".
 func RelExpr(sym string, addend int64) string {

@@ -21,12 +21,12 @@ func PlanText(w io.Writer, c *patch.Changes) error {
 	rel := c.Type == elf.ET_REL
 	for i := range c.Writes {
 		x := &c.Writes[i]
-		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", planFunc(x.Func()), render.Place(rel, x.Section(), x.Addr()), x.Slot, render.Word(x.OldBytes()), render.Word(x.NewBytes())); err != nil {
+		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", render.FuncName(x.Func()), render.Place(rel, x.Section(), x.Addr()), x.Slot, render.Word(x.OldBytes()), render.Word(x.NewBytes())); err != nil {
 			return err
 		}
 	}
 	for _, r := range c.Relocs {
-		if _, err := fmt.Fprintf(w, "%s\t%s\treloc\t%s -> %s\n", planFunc(r.Func), render.Place(rel, r.Section, r.Off), relaText(r.Old, r.OldSym), relaText(r.New, r.NewSym)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s\t%s\treloc\t%s -> %s\n", render.FuncName(r.Func), render.Place(rel, r.Section, r.Off), r.OldText(), r.NewText()); err != nil {
 			return err
 		}
 	}
@@ -41,22 +41,6 @@ func PlanText(w io.Writer, c *patch.Changes) error {
 		}
 	}
 	return nil
-}
-
-// planFunc is f, or says there is none, as the plan has always written it.
-func planFunc(f string) string {
-	if f == "" {
-		return "<no function>"
-	}
-	return f
-}
-
-// relaText is a relocation in the plan: type and expression, or none.
-func relaText(r *elfscan.Rela, sym string) string {
-	if r == nil {
-		return "none"
-	}
-	return fmt.Sprintf("%v %s", r.Type, render.RelExpr(sym, r.Addend))
 }
 
 // PatchSkipped writes the sites plan c of file leaves untouched, as

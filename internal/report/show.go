@@ -110,11 +110,7 @@ func ShowText(w io.Writer, doc *ShowFile) error {
 		if s.BTI {
 			bti = "bti"
 		}
-		name := s.Func
-		if name == "" {
-			name = "<no function>"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, s.Entry, s.Layout, bti, s.State)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", render.FuncName(s.Func), s.Entry, s.Layout, bti, s.State)
 		for _, wd := range s.Words {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", wd.Address, wd.Word, wd.Asm)
 		}
