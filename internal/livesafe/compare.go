@@ -21,8 +21,9 @@
 // but the symbol, string and relocation tables, then relocations as
 // multisets of (offset, type, symbol, addend), then symbols (existing ones
 // unchanged, added ones undefined globals at the end). Each touched site is
-// then classified (classify.go) from its words (words.go). The report and
-// its renderings are in report.go, the byte diff in bytediff.go.
+// then classified (classify.go) from its words (words.go). The report is
+// in report.go, plain values that package report prints (as JSON and
+// text); the byte diff is in bytediff.go.
 package livesafe
 
 import (
