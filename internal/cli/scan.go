@@ -91,11 +91,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if len(files) == 1 {
 		defer gcOneFile()()
 	}
-	var stdout goio.Writer = io.Out
+	// The version stamp writes into the buffer, so that a folder's lines
+	// leave in few large writes (stamped above the buffer, each flush was
+	// cut into a write per line and stamp).
+	var out flushWriter = bufio.NewWriterSize(io.Out, 256<<10)
 	if opts.JSON {
-		stdout = report.NewVersionStamp(io.Out, Version())
+		out = report.NewVersionStamp(out, Version())
 	}
-	out := bufio.NewWriterSize(stdout, 256<<10)
 	if opts.JSON && len(files) == 1 && !opts.Select.Active() && len(ignore) == 0 {
 		return scanJSONOne(opts, files[0], out, io)
 	}
@@ -116,7 +118,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			f.Sites = opts.Select.Filter(f.Sites)
 			r := scanResult{f: f}
 			if opts.JSON && len(f.Sites) <= smallJSON {
-				r.json = report.AppendScan(nil, f)
+				r.json = report.AppendScan(make([]byte, 0, 64+300*len(f.Sites)), f)
 			}
 			return r, nil
 		},
@@ -146,7 +148,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 				writeErr = report.WriteScan(out, r.f)
 			default:
 				if printed > 0 {
-					out.WriteByte('\n') // a blank line between tables, none after the last
+					goio.WriteString(out, "\n") // a blank line between tables, none after the last
 				}
 				printed++
 				writeErr = report.ScanText(out, r.f)
@@ -181,6 +183,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 	return nil
 }
 
+// flushWriter is stdout, buffered: a *bufio.Writer, or a VersionStamp
+// over one.
+type flushWriter interface {
+	goio.Writer
+	Flush() error
+}
+
 // inputsName names the inputs in a message: the file, or how many.
 func inputsName(files []string) string {
 	if len(files) == 1 {
@@ -191,7 +200,7 @@ func inputsName(files []string) string {
 
 // scanJSONOne is `scan --json` of a single file, which report.StreamScan
 // streams: a kernel's sites are never held whole. It ends as runScan would.
-func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) error {
+func scanJSONOne(opts *ScanOptions, path string, out flushWriter, io *IO) error {
 	w := &errWriter{w: out}
 	sites, problems, err := scanJSONFile(path, w)
 	if err != nil && w.err == nil {

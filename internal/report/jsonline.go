@@ -54,6 +54,15 @@ func (s *VersionStamp) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Flush flushes the writer under s, when it has a Flush method (a
+// bufio.Writer), so that a line is out before a message on stderr.
+func (s *VersionStamp) Flush() error {
+	if f, ok := s.w.(interface{ Flush() error }); ok {
+		return f.Flush()
+	}
+	return nil
+}
+
 // InputError is the line of an input that could not be processed (object
 // error): the error is the stderr message without its "ftpatch: " prefix.
 type InputError struct {
