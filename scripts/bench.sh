@@ -9,6 +9,8 @@
 #
 # Inputs, generated once into build/bench/ and cached by what makes them:
 #   - vmlinux.elf: a kernel-like image (testdata/bench/gen.sh, ~53k sites);
+#   - k200/vmlinux.elf: the same at kernel scale, BENCH_K200_FILES (150)
+#     generated files: ~199k sites, as many as a distribution kernel has;
 #   - mods/: BENCH_MODS (1,000) module-like objects, ~100 KB each with ~60
 #     patch sites, copies of 50 generated ones (kernel flags, -c, like .ko
 #     files), and the same folder compressed as Linux's modules_install does
@@ -21,7 +23,8 @@
 #   (3) scan --json of the image vs readelf -r, cpu;
 #   (4) init + enable, and enable --init, to new files vs cp and cp + sync
 #       (patch fsyncs its output, cp does not), wall; again on the image
-#       padded to kernel size (BENCH_BIG_MB, default 300; 0 skips);
+#       padded to kernel size (BENCH_BIG_MB, default 300; 0 skips), and on
+#       the ~200k-site image (BENCH_K200_FILES=0 skips): peak <= 64 MiB;
 #   (5) verify of the image before patching (nop sites) and enabled: cpu µs
 #       per site (whole command).
 # BENCH_REPS pairs per row (default 5). Exit status: 1 if a command failed,
@@ -37,14 +40,30 @@ CC=aarch64-linux-gnu-gcc
 dir=$root/build/bench
 img=$dir/vmlinux.elf
 
-# The image is regenerated only when what makes it changed.
-key=$(cat testdata/bench/gen.sh testdata/src/fixtures/kernel.lds | sha256sum | cut -c1-16)
-key+="-$($CC -dumpversion)-${BENCH_FILES:-40}x${BENCH_FUNCS:-1000}-${BENCH_CFLAGS:-}"
+# imgkey FILES: what makes an image of FILES generated files; an image is
+# regenerated only when its key changed.
+imgkey() {
+	echo "$(cat testdata/bench/gen.sh testdata/src/fixtures/kernel.lds | sha256sum | cut -c1-16)-$($CC -dumpversion)-${1}x${BENCH_FUNCS:-1000}-${BENCH_CFLAGS:-}"
+}
+key=$(imgkey "${BENCH_FILES:-40}")
 if [[ ! -f $img || $(cat "$dir/.key" 2>/dev/null) != "$key" ]]; then
 	echo "bench: generating $img (a minute or so on 2 cores)" >&2
 	rm -f "$dir/.key"
 	testdata/bench/gen.sh "$dir"
 	echo "$key" >"$dir/.key"
+fi
+
+# The ~200k-site image, in its own folder (gen.sh replaces OUTDIR/src, obj).
+k2files=${BENCH_K200_FILES:-150}
+k2=$dir/k200/vmlinux.elf
+if ((k2files > 0)); then
+	k2key=$(imgkey "$k2files")
+	if [[ ! -f $k2 || $(cat "$dir/.k200-key" 2>/dev/null) != "$k2key" ]]; then
+		echo "bench: generating $k2 ($k2files files: ten minutes or so on 2 cores)" >&2
+		rm -f "$dir/.k200-key"
+		BENCH_FILES=$k2files testdata/bench/gen.sh "$dir/k200"
+		echo "$k2key" >"$dir/.k200-key"
+	fi
 fi
 
 # gen_mod I: a module-like C file: 60 functions of a few switch cases, each
@@ -191,13 +210,22 @@ target() {
 	summary+=("$(printf '%-40s %16s %18s  %s' "$name" "$shown" "$want" "$res")")
 }
 
+# sitesof IMG: the number of records between __start_mcount_loc and
+# __stop_mcount_loc.
+sitesof() {
+	local r
+	r=$($READELF -s -W "$1" | awk '$8 == "__start_mcount_loc" { s = $2 } $8 == "__stop_mcount_loc" { e = $2 }
+		END { print s "," e }')
+	echo $(((16#${r#*,} - 16#${r%,*}) / 8))
+}
 size=$(stat -c %s "$img")
-sites=$($READELF -s -W "$img" | awk '$8 == "__start_mcount_loc" { s = $2 } $8 == "__stop_mcount_loc" { e = $2 }
-	END { print s "," e }')
-sites=$(((16#${sites#*,} - 16#${sites%,*}) / 8))
+sites=$(sitesof "$img")
 modsize=$(du -sk "$mods" | cut -f1)
 modxz=$(du -sk "$mods.xz" | cut -f1)
 echo "image: ${img#"$root"/} ($((size / 1024 / 1024)) MiB, $sites patch sites)"
+if ((k2files > 0)); then
+	echo "image: ${k2#"$root"/} ($(($(stat -c %s "$k2") / 1024 / 1024)) MiB, $(sitesof "$k2") patch sites)"
+fi
 echo "mods:  ${mods#"$root"/} ($(ls "$mods" | wc -l) module-like objects, $((modsize / 1024)) MiB; .xz folder $((modxz / 1024)) MiB)"
 echo "$(nproc) cores; $REPS interleaved pairs per row after a warm-up; medians; ratio = median of per-pair ftpatch/baseline"
 echo
@@ -263,6 +291,19 @@ if ((big_mb > 0)); then
 	pair "enable --init big vs cp + sync" wall "$bigone" "$bigcps"
 	target "enable --init vs cp + sync (big, wall)" "$last_ratio" "<=" 1.5 "${last_ratio:+${last_ratio}x}" "<= 1.50x"
 	rm -f "$tmp"/*-big.elf
+fi
+
+# (4c) the patch commands' peak memory at ~200k sites: flat in the number
+# of sites, <= 64 MiB.
+if ((k2files > 0)); then
+	k2one="'$F' enable --init --ops ops --allow-absolute -o '$tmp/onepass-k200.elf' '$k2'"
+	k2two="'$F' init -o '$tmp/init-k200.elf' '$k2' && '$F' enable --ops ops --allow-absolute -o '$tmp/enabled-k200.elf' '$tmp/init-k200.elf'"
+	k2cp="cp '$k2' '$tmp/cp-k200.elf'"
+	pair "enable --init 200k sites vs cp" wall "$k2one" "$k2cp"
+	target "enable --init 200k sites peak memory" "$last_rss" "<=" 64 "${last_rss:+$last_rss MiB}" "<= 64 MiB"
+	pair "init + enable 200k sites vs cp" wall "$k2two" "$k2cp"
+	target "init + enable 200k sites peak memory" "$last_rss" "<=" 64 "${last_rss:+$last_rss MiB}" "<= 64 MiB"
+	rm -f "$tmp"/*-k200.elf
 fi
 
 # (5) verify, µs of cpu per site for the whole command.

@@ -118,7 +118,7 @@ func checkCounts(t *testing.T, prog string, counts map[uint64]uint64, want bool)
 	}
 	byIP := map[uint64]string{}
 	for _, s := range f.Sites {
-		byIP[s.CallSite] = s.Func
+		byIP[s.CallSite()] = s.Func
 	}
 	got := map[string]uint64{}
 	for ip, n := range counts {
@@ -187,11 +187,11 @@ func checkLayout(t *testing.T, v e2eVariant, path string) {
 	}
 	entries := map[string]int{}
 	for _, s := range f.Sites {
-		if s.Layout != want || s.State != elfscan.StateEnabled || s.Target == nil {
+		if s.Layout != want || s.State != elfscan.StateEnabled || s.Target() == nil {
 			t.Errorf("%s: %s %s %s, want %s enabled", path, s.Func, s.Layout, s.State, want)
 			continue
 		}
-		entries[s.Target.Sym]++
+		entries[s.Target().Sym]++
 	}
 	if want == elfscan.LayoutCallOps53 && strings.Contains(v.name, "bti") && (entries["ftrace_caller"] == 0 || entries["ftrace_caller_lit24"] == 0) {
 		t.Errorf("%s: BL targets %v: want both trampoline entries used", path, entries)

@@ -132,7 +132,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			}
 			sites += len(r.f.Sites)
 			for _, s := range r.f.Sites {
-				for _, p := range s.Problems {
+				for _, p := range s.Problems() {
 					byCode[p.Code]++
 					if ignore[p.Code] {
 						ignored++

@@ -314,7 +314,7 @@ func TestScanMatchesBinutils(t *testing.T) {
 			}
 			var got []siteFacts
 			for _, s := range sf.Sites {
-				got = append(got, siteFacts{s.Section, s.Record, s.Entry, s.Func, s.Layout, s.BTI, s.State, s.Slot1Word, s.Slot2Word, s.CFIHashOff != elfscan.NoOffset})
+				got = append(got, siteFacts{s.Section, s.Record, s.Entry(), s.Func, s.Layout, s.BTI, s.State, s.Slot1Word, s.Slot2Word, s.CFIHashOff() != elfscan.NoOffset})
 			}
 			key := func(f siteFacts) string { return fmt.Sprintf("%s %016x", f.Section, f.Record) }
 			if diff := cmp.Diff(want, got, cmpSortBy(key)); diff != "" {

@@ -38,9 +38,9 @@ func TestStripped53(t *testing.T) {
 			}
 			for i, w := range want.Sites {
 				g := got.Sites[i]
-				if g.Entry != w.Entry || g.Layout != w.Layout || g.Literal != w.Literal || g.Spare != w.Spare || g.BTI != w.BTI || g.State != w.State {
+				if g.Entry() != w.Entry() || g.Layout != w.Layout || g.Literal() != w.Literal() || g.Spare() != w.Spare() || g.BTI != w.BTI || g.State != w.State {
 					t.Errorf("%s: stripped %#x %s lit %#x spare %#x bti %v %s; with symbols %#x %s lit %#x spare %#x bti %v %s",
-						w.Func, g.Entry, g.Layout, g.Literal, g.Spare, g.BTI, g.State, w.Entry, w.Layout, w.Literal, w.Spare, w.BTI, w.State)
+						w.Func, g.Entry(), g.Layout, g.Literal(), g.Spare(), g.BTI, g.State, w.Entry(), w.Layout, w.Literal(), w.Spare(), w.BTI, w.State)
 				}
 				if !g.HasProblem(elfscan.CodeNoFunction) {
 					t.Errorf("%s: stripped site without no-function", w.Func)

@@ -212,10 +212,10 @@ func TestObjectConcurrent(t *testing.T) {
 					}
 					sec := 0
 					if o.Rel() {
-						sec = s.SectionIndex
+						sec = s.SectionIndex()
 					}
-					if fn, ok := st.Containing(sec, s.Entry); ok && fn.Name == "" {
-						t.Errorf("%s: unnamed function around %#x", path, s.Entry)
+					if fn, ok := st.Containing(sec, s.Entry()); ok && fn.Name == "" {
+						t.Errorf("%s: unnamed function around %#x", path, s.Entry())
 					}
 				}
 				if _, err := o.Relocs(); err != nil {

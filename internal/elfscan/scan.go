@@ -42,7 +42,7 @@ const kcfiHelp = "cause: kCFI (-fsanitize=kcfi) puts a 4-byte type hash before t
 // MisalignedAdvice is the cause and fix for a misaligned literal at s:
 // kCFI's when a type hash precedes the site, MisalignedHelp otherwise.
 func MisalignedAdvice(s *Site) string {
-	if s.CFIHashOff != NoOffset {
+	if s.CFIHashOff() != NoOffset {
 		return kcfiHelp
 	}
 	return MisalignedHelp
@@ -151,10 +151,10 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 // sortSites sorts sites by (section index, entry), stably.
 func sortSites(sites []Site) {
 	cmpSite := func(a, b Site) int {
-		if a.SectionIndex != b.SectionIndex {
-			return cmp.Compare(a.SectionIndex, b.SectionIndex)
+		if a.secIndex != b.secIndex {
+			return cmp.Compare(a.secIndex, b.secIndex)
 		}
-		return cmp.Compare(a.Entry, b.Entry)
+		return cmp.Compare(a.Entry(), b.Entry())
 	}
 	if !slices.IsSortedFunc(sites, cmpSite) {
 		slices.SortStableFunc(sites, cmpSite)
@@ -173,6 +173,9 @@ type scanner struct {
 
 	lastSec int     // SectionAt cache
 	scratch []keyed // radixSort's buffer, shared by the symbol and record sorts
+
+	x    siteExtra  // the extras of the site being built
+	last *siteExtra // the last site's, shared by the next when alike
 }
 
 // record is one entries-table value placed in a section: key is the
@@ -213,11 +216,28 @@ func (sc *scanner) buildSites(out []Site, recs []record, lo int, dups map[int]in
 			return err
 		}
 		if d := dups[lo+k]; d > 0 {
-			s.Problems = append(s.Problems, Problem{CodeDuplicateEntry,
+			s.addProblem(Problem{CodeDuplicateEntry,
 				fmt.Sprintf("record %#x appears %d times in the entries table; it is kept once", rec.value, d+1)})
 		}
+		sc.finish(s)
 	}
 	return nil
+}
+
+// finish gives s, built with its extras in sc's scratch, its own: none,
+// the previous site's when alike (an enabled kernel's sites all have the
+// same ops and trampoline), or a new one.
+func (sc *scanner) finish(s *Site) {
+	switch x := s.x; {
+	case x.empty():
+		s.x = nil
+	case sc.last != nil && x.alike(sc.last):
+		s.x = sc.last
+	default:
+		c := new(siteExtra)
+		*c = *x
+		s.x, sc.last = c, c
+	}
 }
 
 // relRecords reads the records of an ET_REL file from the relocations of

@@ -63,50 +63,50 @@ func TestFixtureFacts(t *testing.T) {
 			relObj := strings.HasSuffix(name, ".o") || strings.HasSuffix(name, ".ko") // ET_REL
 			for _, s := range sf.Sites {
 				if noSite[s.Func] || s.Func == "" {
-					t.Errorf("site %#x in function %q, which has none", s.Entry, s.Func)
+					t.Errorf("site %#x in function %q, which has none", s.Entry(), s.Func)
 				}
 				layout := fixtureLayout(name)
 				if s.Layout != layout {
 					t.Errorf("%s: layout %s, want %s", s.Func, s.Layout, layout)
 				}
 				wantMis := relObj && strings.HasPrefix(name, "gcc-callops-") && strings.HasPrefix(s.Section, ".text.unlikely")
-				if layout == elfscan.LayoutCallOps && s.Literal%8 != 0 {
+				if layout == elfscan.LayoutCallOps && s.Literal()%8 != 0 {
 					wantMis = true // linked: whatever the linker did, the address decides; kCFI objects: the offset
 				}
 				if got := s.HasProblem(elfscan.CodeMisalignedLiteral); got != wantMis {
-					t.Errorf("%s %s %#x: misaligned-literal = %v, want %v (%v)", s.Func, s.Section, s.Literal, got, wantMis, s.Problems)
+					t.Errorf("%s %s %#x: misaligned-literal = %v, want %v (%v)", s.Func, s.Section, s.Literal(), got, wantMis, s.Problems())
 				}
-				if wantMis && strings.Contains(name, "kcfi") && !strings.Contains(fmt.Sprint(s.Problems), "-fpatchable-function-entry=5,3") {
-					t.Errorf("%s: kCFI misaligned literal without the 5,3 advice: %v", s.Func, s.Problems)
+				if wantMis && strings.Contains(name, "kcfi") && !strings.Contains(fmt.Sprint(s.Problems()), "-fpatchable-function-entry=5,3") {
+					t.Errorf("%s: kCFI misaligned literal without the 5,3 advice: %v", s.Func, s.Problems())
 				}
 				if layout == elfscan.LayoutCallOps53 {
-					if s.Literal%8 != 0 || s.Entry != s.Record+12 || !(s.Literal == s.Record && s.Spare == s.Record+8 || s.Literal == s.Record+4 && s.Spare == s.Record) {
-						t.Errorf("%s: record %#x entry %#x literal %#x spare %#x", s.Func, s.Record, s.Entry, s.Literal, s.Spare)
+					if s.Literal()%8 != 0 || s.Entry() != s.Record+12 || !(s.Literal() == s.Record && s.Spare() == s.Record+8 || s.Literal() == s.Record+4 && s.Spare() == s.Record) {
+						t.Errorf("%s: record %#x entry %#x literal %#x spare %#x", s.Func, s.Record, s.Entry(), s.Literal(), s.Spare())
 					}
-					if got := binary.LittleEndian.Uint32(raw[s.SpareOff:]); got != s.SpareWord || got != encode.NOP {
-						t.Errorf("%s: spare word at %#x is %#x, site says %#x", s.Func, s.SpareOff, got, s.SpareWord)
+					if got := binary.LittleEndian.Uint32(raw[s.SpareOff():]); got != s.SpareWord() || got != encode.NOP {
+						t.Errorf("%s: spare word at %#x is %#x, site says %#x", s.Func, s.SpareOff(), got, s.SpareWord())
 					}
-				} else if s.SpareOff != elfscan.NoOffset {
+				} else if s.SpareOff() != elfscan.NoOffset {
 					t.Errorf("%s: %s site has a spare word", s.Func, s.Layout)
 				}
-				if s.CFIHashOff != elfscan.NoOffset && (!strings.Contains(name, "kcfi") || binary.LittleEndian.Uint32(raw[s.CFIHashOff:]) != s.CFIHash) {
-					t.Errorf("%s: kCFI hash %#x at %#x in %s", s.Func, s.CFIHash, s.CFIHashOff, name)
+				if s.CFIHashOff() != elfscan.NoOffset && (!strings.Contains(name, "kcfi") || binary.LittleEndian.Uint32(raw[s.CFIHashOff():]) != s.CFIHash()) {
+					t.Errorf("%s: kCFI hash %#x at %#x in %s", s.Func, s.CFIHash(), s.CFIHashOff(), name)
 				}
 				// The file offsets point at the words the site reports.
-				if got := binary.LittleEndian.Uint32(raw[s.Slot1Off:]); got != s.Slot1Word {
-					t.Errorf("%s: word at Slot1Off %#x is %#x, site says %#x", s.Func, s.Slot1Off, got, s.Slot1Word)
+				if got := binary.LittleEndian.Uint32(raw[s.Slot1Off():]); got != s.Slot1Word {
+					t.Errorf("%s: word at Slot1Off %#x is %#x, site says %#x", s.Func, s.Slot1Off(), got, s.Slot1Word)
 				}
-				if got := binary.LittleEndian.Uint32(raw[s.Slot2Off:]); got != s.Slot2Word {
-					t.Errorf("%s: word at Slot2Off %#x is %#x, site says %#x", s.Func, s.Slot2Off, got, s.Slot2Word)
+				if got := binary.LittleEndian.Uint32(raw[s.Slot2Off():]); got != s.Slot2Word {
+					t.Errorf("%s: word at Slot2Off %#x is %#x, site says %#x", s.Func, s.Slot2Off(), got, s.Slot2Word)
 				}
 				if s.Layout.HasLiteral() {
-					if got := binary.LittleEndian.Uint64(raw[s.LiteralOff:]); got != s.LiteralWord {
-						t.Errorf("%s: literal at %#x is %#x, site says %#x", s.Func, s.LiteralOff, got, s.LiteralWord)
+					if got := binary.LittleEndian.Uint64(raw[s.LiteralOff():]); got != s.LiteralWord {
+						t.Errorf("%s: literal at %#x is %#x, site says %#x", s.Func, s.LiteralOff(), got, s.LiteralWord)
 					}
-				} else if s.LiteralOff != elfscan.NoOffset {
-					t.Errorf("%s: classic site has LiteralOff %#x", s.Func, s.LiteralOff)
+				} else if s.LiteralOff() != elfscan.NoOffset {
+					t.Errorf("%s: classic site has LiteralOff %#x", s.Func, s.LiteralOff())
 				}
-				if s.Slot2Off-s.Slot1Off != 4 || s.CallSite-s.Slot1() != 4 {
+				if s.Slot2Off()-s.Slot1Off() != 4 || s.CallSite()-s.Slot1() != 4 {
 					t.Errorf("%s: slots not adjacent", s.Func)
 				}
 			}
@@ -129,11 +129,11 @@ func TestFileOffsetAgreesWithSites(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range sf.Sites {
-			if off, err := fd.FileOffset(s.CallSite); err != nil || off != s.Slot2Off {
-				t.Errorf("%s %s: FileOffset(%#x) = %#x, %v; want %#x", filepath.Base(path), s.Func, s.CallSite, off, err, s.Slot2Off)
+			if off, err := fd.FileOffset(s.CallSite()); err != nil || off != s.Slot2Off() {
+				t.Errorf("%s %s: FileOffset(%#x) = %#x, %v; want %#x", filepath.Base(path), s.Func, s.CallSite(), off, err, s.Slot2Off())
 			}
-			if sec := elfscan.SectionAt(f, s.Entry); sec == nil || sec.Name != s.Section {
-				t.Errorf("%s %s: SectionAt(%#x) = %v, want %q", filepath.Base(path), s.Func, s.Entry, sec, s.Section)
+			if sec := elfscan.SectionAt(f, s.Entry()); sec == nil || sec.Name != s.Section {
+				t.Errorf("%s %s: SectionAt(%#x) = %v, want %q", filepath.Base(path), s.Func, s.Entry(), sec, s.Section)
 			}
 		}
 		fd.Close()

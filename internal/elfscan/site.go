@@ -1,28 +1,79 @@
 package elfscan
 
-import "debug/elf"
+import (
+	"debug/elf"
+	"fmt"
+	"slices"
+	"strconv"
+)
 
-// Layout is the shape of a patch site.
-type Layout string
+// Layout is the shape of a patch site. It is a small enum (a kernel has
+// hundreds of thousands of sites); its text, String and MarshalText, is
+// what scan prints.
+type Layout uint8
 
 const (
-	LayoutCallOps   Layout = "call-ops"     // =4,2: an 8-byte literal just before the entry
-	LayoutCallOps53 Layout = "call-ops-5-3" // =5,3: three words before the entry, the aligned pair holds the literal
-	LayoutClassic   Layout = "classic"      // =2: no literal
+	LayoutClassic   Layout = iota // =2: no literal
+	LayoutCallOps                 // =4,2: an 8-byte literal just before the entry
+	LayoutCallOps53               // =5,3: three words before the entry, the aligned pair holds the literal
 )
+
+var layoutNames = [...]string{LayoutClassic: "classic", LayoutCallOps: "call-ops", LayoutCallOps53: "call-ops-5-3"}
 
 // HasLiteral reports whether sites of layout l carry an ops literal.
 func (l Layout) HasLiteral() bool { return l == LayoutCallOps || l == LayoutCallOps53 }
 
-// State is what a site's words say about it.
-type State string
+func (l Layout) String() string { return enumName(layoutNames[:], int(l), "layout") }
+
+// MarshalText is the layout's text, as scan --json prints it.
+func (l Layout) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText reads a layout's text.
+func (l *Layout) UnmarshalText(b []byte) error {
+	v, err := enumParse(layoutNames[:], b, "layout")
+	*l = Layout(v)
+	return err
+}
+
+// State is what a site's words say about it (a small enum; see Layout).
+type State uint8
 
 const (
-	StateNop     State = "nop"     // as compiled
-	StateInit    State = "init"    // MOV X9,X30 in slot1
-	StateEnabled State = "enabled" // and BL in slot2
-	StateUnknown State = "unknown" // anything else; see Site words
+	StateUnknown State = iota // anything else; see Site words
+	StateNop                  // as compiled
+	StateInit                 // MOV X9,X30 in slot1
+	StateEnabled              // and BL in slot2
 )
+
+var stateNames = [...]string{StateUnknown: "unknown", StateNop: "nop", StateInit: "init", StateEnabled: "enabled"}
+
+func (s State) String() string { return enumName(stateNames[:], int(s), "state") }
+
+// MarshalText is the state's text, as scan --json prints it.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a state's text.
+func (s *State) UnmarshalText(b []byte) error {
+	v, err := enumParse(stateNames[:], b, "state")
+	*s = State(v)
+	return err
+}
+
+func enumName(names []string, v int, kind string) string {
+	if v < len(names) {
+		return names[v]
+	}
+	return kind + "(" + strconv.Itoa(v) + ")"
+}
+
+func enumParse(names []string, b []byte, kind string) (int, error) {
+	for i, n := range names {
+		if n == string(b) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown %s %q", kind, b)
+}
 
 // Code is a stable problem code; scripts match on these strings.
 type Code string
@@ -65,55 +116,294 @@ type Ref struct {
 const NoOffset int64 = -1
 
 // Site is one patchable function entry.
+//
+// A kernel image has hundreds of thousands, and the patch commands hold
+// them all, so a Site is kept small (80 bytes): every address follows from
+// Record, Layout and BTI (methods Entry, CallSite, Literal, Spare), every
+// file offset from the record's (LiteralOff, Slot1Off, ...), and the parts
+// few sites have (a literal or BL value, problems, a 5,3 spare word, a kCFI
+// hash) live out of line, one copy shared by alike sites.
 type Site struct {
-	Func         string // containing function, "" when none
-	Section      string // section holding the entry
-	SectionIndex int    // its index in the section header table
-	Record       uint64 // the value in the entries table (where the NOPs start)
-	Entry        uint64 // function entry (where BTI C is, if any); ET_REL: offset in Section
-	CallSite     uint64 // slot2, which holds or will hold the BL
-	Literal      uint64 // address of the literal; valid only when Layout.HasLiteral()
-	Spare        uint64 // LayoutCallOps53: the pre-entry word outside the literal (stays NOP)
-	Layout       Layout
-	BTI          bool
-	State        State
-	Ops          *Ref // literal value: nil when zero and unrelocated, or classic
-	Target       *Ref // BL target: nil unless slot2 holds a BL
-	Problems     []Problem
-
-	// Raw words and where they live in the file, for patch and verify.
-	LiteralOff  int64  // file offset of the literal, NoOffset for classic
-	Slot1Off    int64  // file offset of slot1 (MOV X9,X30)
-	Slot2Off    int64  // file offset of slot2 (BL)
+	Func        string // containing function, "" when none
+	Section     string // section holding the entry
+	Record      uint64 // the value in the entries table (where the NOPs start); ET_REL: offset in Section
 	LiteralWord uint64 // bytes at the literal, in the file's byte order (0 for classic)
-	Slot1Word   uint32
+	Slot1Word   uint32 // raw words, for patch and verify
 	Slot2Word   uint32
-	SpareOff    int64 // file offset of the spare word, NoOffset unless LayoutCallOps53
-	SpareWord   uint32
+	recOff      int64 // file offset of Record, when read (see have)
+	secIndex    int32 // see SectionIndex
+	Layout      Layout
+	State       State
+	BTI         bool
+	have        uint8 // which words were read: have* bits
+	x           *siteExtra
+}
 
-	// A kCFI type hash just before the pre-entry NOPs (record-4), which
-	// patching never touches: CFIHashOff is its file offset, NoOffset when
-	// there is none.
-	CFIHashOff int64
-	CFIHash    uint32
+// The words a site's have bits say were read from the file.
+const (
+	haveLiteral uint8 = 1 << iota
+	haveSlot1
+	haveSlot2
+	haveSpare
+	haveCFIHash
+)
+
+// siteExtra holds what few sites of a scan have. Sites whose extras are
+// alike (every enabled site of a kernel has the same ops and the same
+// trampoline) share one: see scanner.finish.
+type siteExtra struct {
+	ops, target       Ref
+	hasOps, hasTarget bool
+	spareWord         uint32 // LayoutCallOps53
+	cfiHash           uint32
+	problems          []Problem
+}
+
+// empty reports whether x holds nothing.
+func (x *siteExtra) empty() bool {
+	return !x.hasOps && !x.hasTarget && x.spareWord == 0 && x.cfiHash == 0 && len(x.problems) == 0
+}
+
+// alike reports whether x and y hold the same, and no problems (which
+// are per site).
+func (x *siteExtra) alike(y *siteExtra) bool {
+	return len(x.problems) == 0 && len(y.problems) == 0 && x.hasOps == y.hasOps && x.hasTarget == y.hasTarget &&
+		x.ops == y.ops && x.target == y.target && x.spareWord == y.spareWord && x.cfiHash == y.cfiHash
+}
+
+// SectionIndex is the index of Section in the section header table (0:
+// the record is in no section).
+func (s *Site) SectionIndex() int { return int(s.secIndex) }
+
+// SetSectionIndex sets SectionIndex.
+func (s *Site) SetSectionIndex(i int) { s.secIndex = int32(i) }
+
+// Entry is the function entry (where BTI C is, if any); ET_REL: offset in
+// Section.
+func (s *Site) Entry() uint64 {
+	switch s.Layout {
+	case LayoutCallOps:
+		return s.Record + 8
+	case LayoutCallOps53:
+		return s.Record + 12
+	}
+	if s.BTI { // classic: the record is slot1, after the BTI
+		return s.Record - 4
+	}
+	return s.Record
+}
+
+// Slot1 is the address of the slot that holds or will hold MOV X9,X30.
+func (s *Site) Slot1() uint64 {
+	if s.Layout == LayoutClassic {
+		return s.Record
+	}
+	if s.BTI {
+		return s.Entry() + 4
+	}
+	return s.Entry()
+}
+
+// CallSite is slot2, which holds or will hold the BL.
+func (s *Site) CallSite() uint64 { return s.Slot1() + 4 }
+
+// Literal is the address of the literal; valid only when
+// Layout.HasLiteral(): 4,2's record; of 5,3's three words, the 8-byte
+// aligned pair (in ET_REL aligned as an offset: patching raises the
+// section's alignment to 8, so it stays aligned when linked).
+func (s *Site) Literal() uint64 {
+	if s.Layout == LayoutCallOps53 && s.Record%8 != 0 {
+		return s.Record + 4
+	}
+	if s.Layout.HasLiteral() {
+		return s.Record
+	}
+	return 0
+}
+
+// Spare is the pre-entry word outside the literal (LayoutCallOps53 only;
+// it stays NOP).
+func (s *Site) Spare() uint64 {
+	if s.Layout != LayoutCallOps53 {
+		return 0
+	}
+	if s.Record%8 != 0 {
+		return s.Record
+	}
+	return s.Record + 8
 }
 
 // CFIHashAddr is the address of the kCFI type hash (valid when CFIHashOff
 // != NoOffset).
 func (s *Site) CFIHashAddr() uint64 { return s.Record - 4 }
 
-// Slot1 is the address of the slot that holds or will hold MOV X9,X30.
-func (s *Site) Slot1() uint64 { return s.CallSite - 4 }
+func (s *Site) offAt(bit uint8, a uint64) int64 {
+	if s.have&bit == 0 {
+		return NoOffset
+	}
+	return s.recOff + int64(a-s.Record)
+}
+
+// LiteralOff is the file offset of the literal, NoOffset for classic (or
+// when it could not be read).
+func (s *Site) LiteralOff() int64 { return s.offAt(haveLiteral, s.Literal()) }
+
+// Slot1Off is the file offset of slot1 (MOV X9,X30), NoOffset when unread.
+func (s *Site) Slot1Off() int64 { return s.offAt(haveSlot1, s.Slot1()) }
+
+// Slot2Off is the file offset of slot2 (BL), NoOffset when unread.
+func (s *Site) Slot2Off() int64 { return s.offAt(haveSlot2, s.CallSite()) }
+
+// SpareOff is the file offset of the spare word, NoOffset unless
+// LayoutCallOps53.
+func (s *Site) SpareOff() int64 { return s.offAt(haveSpare, s.Spare()) }
+
+// CFIHashOff is the file offset of a kCFI type hash just before the
+// pre-entry NOPs (record-4), which patching never touches; NoOffset when
+// there is none.
+func (s *Site) CFIHashOff() int64 { return s.offAt(haveCFIHash, s.CFIHashAddr()) }
+
+// SpareWord is the word at Spare (LayoutCallOps53).
+func (s *Site) SpareWord() uint32 {
+	if s.x == nil {
+		return 0
+	}
+	return s.x.spareWord
+}
+
+// CFIHash is the kCFI type hash (when CFIHashOff != NoOffset).
+func (s *Site) CFIHash() uint32 {
+	if s.x == nil {
+		return 0
+	}
+	return s.x.cfiHash
+}
+
+// Ops is the literal's value: nil when zero and unrelocated, or classic.
+// It may be shared with other sites: read only.
+func (s *Site) Ops() *Ref {
+	if s.x == nil || !s.x.hasOps {
+		return nil
+	}
+	return &s.x.ops
+}
+
+// Target is the BL's target: nil unless slot2 holds a BL. It may be
+// shared with other sites: read only.
+func (s *Site) Target() *Ref {
+	if s.x == nil || !s.x.hasTarget {
+		return nil
+	}
+	return &s.x.target
+}
+
+// Problems are the site's findings, in the order scan found them.
+func (s *Site) Problems() []Problem {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.problems
+}
 
 // HasProblem reports whether the site carries code c.
 func (s *Site) HasProblem(c Code) bool {
-	for _, p := range s.Problems {
+	for _, p := range s.Problems() {
 		if p.Code == c {
 			return true
 		}
 	}
 	return false
 }
+
+// The setters below are for views and for tests that build sites by hand;
+// the scan's sites are shared, read-only. A Site copied from another shares
+// its out-of-line part, so a setter gives the site its own copy first.
+
+// own gives s its own out-of-line part.
+func (s *Site) own() *siteExtra {
+	x := new(siteExtra)
+	if s.x != nil {
+		*x = *s.x
+		x.problems = slices.Clip(x.problems)
+	}
+	s.x = x
+	return x
+}
+
+// SetRead says the site's literal (when its layout has one), slot1 and
+// slot2, and a 5,3 spare word, were read from the file, the record's bytes
+// being at file offset recOff.
+func (s *Site) SetRead(recOff int64) {
+	s.recOff = recOff
+	s.have |= haveSlot1 | haveSlot2
+	if s.Layout.HasLiteral() {
+		s.have |= haveLiteral
+	}
+	if s.Layout == LayoutCallOps53 {
+		s.have |= haveSpare
+	}
+}
+
+// TakeFindings gives s what p's scan found: its state's values (Ops,
+// Target) and its Problems, keeping s's own words (a view of one site's
+// words as another file holds them). s shares p's out-of-line part when the
+// rest of it is alike, so it allocates nothing.
+func (s *Site) TakeFindings(p *Site) {
+	if s.SpareWord() == p.SpareWord() && s.CFIHash() == p.CFIHash() {
+		s.x = p.x
+		return
+	}
+	var px siteExtra
+	if p.x != nil {
+		px = *p.x
+	}
+	x := s.own()
+	x.ops, x.hasOps, x.target, x.hasTarget, x.problems = px.ops, px.hasOps, px.target, px.hasTarget, slices.Clip(px.problems)
+}
+
+// SetOps sets Ops (to a copy of *r; nil: none).
+func (s *Site) SetOps(r *Ref) {
+	x := s.own()
+	x.ops, x.hasOps = Ref{}, r != nil
+	if r != nil {
+		x.ops = *r
+	}
+}
+
+// SetTarget sets Target (to a copy of *r; nil: none).
+func (s *Site) SetTarget(r *Ref) {
+	x := s.own()
+	x.target, x.hasTarget = Ref{}, r != nil
+	if r != nil {
+		x.target = *r
+	}
+}
+
+// SetProblems sets Problems.
+func (s *Site) SetProblems(ps []Problem) { s.own().problems = ps }
+
+// AddProblem appends a problem.
+func (s *Site) AddProblem(p Problem) { x := s.own(); x.problems = append(x.problems, p) }
+
+// SetSpareWord sets SpareWord.
+func (s *Site) SetSpareWord(w uint32) { s.own().spareWord = w }
+
+// SetCFIHash records a kCFI type hash h read at record-4 (the record's
+// bytes being at the offset SetRead gave).
+func (s *Site) SetCFIHash(h uint32) {
+	s.have |= haveCFIHash
+	s.own().cfiHash = h
+}
+
+// The scanner builds a site's extras in its own scratch (s.x points at it
+// while the site is built), so a site that has none, or the same as the
+// site before, allocates nothing: see scanner.finish.
+
+func (s *Site) addProblem(p Problem) { s.x.problems = append(s.x.problems, p) }
+
+func (s *Site) setOps(r Ref) { s.x.ops, s.x.hasOps = r, true }
+
+func (s *Site) setTarget(r Ref) { s.x.target, s.x.hasTarget = r, true }
 
 // File is the scan of one ELF file.
 type File struct {
@@ -126,7 +416,7 @@ type File struct {
 func (f *File) Problems() int {
 	n := 0
 	for i := range f.Sites {
-		n += len(f.Sites[i].Problems)
+		n += len(f.Sites[i].Problems())
 	}
 	return n
 }

@@ -87,8 +87,9 @@ func (w *window) dword(a uint64) (uint64, bool) {
 // carries no-function.
 func (sc *scanner) site(rec record, s *Site) error {
 	recSec := int(rec.key)
-	*s = Site{Record: rec.value, SectionIndex: recSec, State: StateUnknown,
-		LiteralOff: NoOffset, Slot1Off: NoOffset, Slot2Off: NoOffset, SpareOff: NoOffset, CFIHashOff: NoOffset}
+	*s = Site{Record: rec.value, secIndex: int32(recSec), State: StateUnknown}
+	sc.x = siteExtra{}
+	s.x = &sc.x
 	R := rec.value
 	var sec *elf.Section
 	var base uint64
@@ -171,53 +172,45 @@ func (sc *scanner) site(rec record, s *Site) error {
 			layout, entry = LayoutCallOps, R+8
 		}
 		if fn = sc.st.containing(key, entry); fn < 0 {
-			s.Problems = append(s.Problems, Problem{CodeNoFunction, fmt.Sprintf("no function symbol at or around entry %#x; %s", entry, NoFunctionHelp)})
+			s.addProblem(Problem{CodeNoFunction, fmt.Sprintf("no function symbol at or around entry %#x; %s", entry, NoFunctionHelp)})
 		}
 	}
 	if fn >= 0 {
 		s.Func = sc.st.name(fn)
 	}
-	s.Layout, s.Entry, s.BTI = layout, entry, bti
-	slot1 := entry
-	if bti {
-		slot1 += 4
+	// Every address of the site follows from these three (Site.Entry,
+	// CallSite, Literal, Spare), as its file offsets from the record's.
+	s.Layout, s.BTI = layout, bti
+	if s.Entry() != entry {
+		return fmt.Errorf("internal error: site at record %#x: entry %#x, but %v with bti %v puts it at %#x", R, entry, layout, bti, s.Entry())
 	}
-	if layout == LayoutClassic {
-		slot1 = R
+	if sec != nil {
+		s.recOff = int64(sec.Offset + (R - base))
 	}
-	s.CallSite = slot1 + 4
+	slot1 := s.Slot1()
+	callSite := s.CallSite()
 	first := entry
-	switch layout {
-	case LayoutCallOps:
-		s.Literal = R
-		first = R
-	case LayoutCallOps53:
-		// Of the three words, the 8-byte aligned pair holds the literal
-		// (in ET_REL, aligned as an offset: patching raises the section's
-		// alignment to 8, so it stays aligned when linked).
-		s.Literal, s.Spare = R, R+8
-		if R%8 != 0 {
-			s.Literal, s.Spare = R+4, R
-		}
+	if layout.HasLiteral() {
 		first = R
 	}
 	if layout.HasLiteral() && R >= 4 {
 		// A kCFI type hash: a word just before the NOPs that no function
 		// covers and no NOP, BTI or padding explains.
 		if h, ok := w.word(R - 4); ok && h != encode.NOP && h != 0 && !encode.IsBTI(h) && fn >= 0 && sc.st.containing(key, R-4) < 0 {
-			s.CFIHashOff, s.CFIHash = int64(sec.Offset+(R-4-base)), h
+			s.have |= haveCFIHash
+			s.x.cfiHash = h
 		}
 	}
 
 	// Where the site is.
 	switch {
 	case sec == nil:
-		s.Problems = append(s.Problems, Problem{CodeOutsideText, fmt.Sprintf("record %#x is in no section", R)})
+		s.addProblem(Problem{CodeOutsideText, fmt.Sprintf("record %#x is in no section", R)})
 	case sec.Flags&elf.SHF_EXECINSTR == 0:
-		s.Problems = append(s.Problems, Problem{CodeOutsideText, fmt.Sprintf("record %#x is in section %q, which is not executable", R, sec.Name)})
-	case !w.has(first, s.CallSite+4-first):
-		s.Problems = append(s.Problems, Problem{CodeOutsideText, fmt.Sprintf("site words %#x..%#x run past the end of section %q (%#x..%#x)",
-			first, s.CallSite+4, sec.Name, base, base+sec.Size)})
+		s.addProblem(Problem{CodeOutsideText, fmt.Sprintf("record %#x is in section %q, which is not executable", R, sec.Name)})
+	case !w.has(first, callSite+4-first):
+		s.addProblem(Problem{CodeOutsideText, fmt.Sprintf("site words %#x..%#x run past the end of section %q (%#x..%#x)",
+			first, callSite+4, sec.Name, base, base+sec.Size)})
 	}
 	align := uint64(0)
 	if sec != nil {
@@ -225,57 +218,58 @@ func (sc *scanner) site(rec record, s *Site) error {
 	}
 	switch {
 	case layout == LayoutCallOps && R%8 != 0:
-		s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q is not 8-byte aligned; %s", R, s.Section, MisalignedAdvice(s))})
+		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q is not 8-byte aligned; %s", R, s.Section, MisalignedAdvice(s))})
 	case layout == LayoutCallOps && sc.rel && align < 8:
-		s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q cannot be 8-byte aligned after linking (sh_addralign %d); %s", R, s.Section, align, MisalignedAdvice(s))})
+		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q cannot be 8-byte aligned after linking (sh_addralign %d); %s", R, s.Section, align, MisalignedAdvice(s))})
 	case layout == LayoutCallOps53 && R%4 != 0:
-		s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf("record %#x in section %q is not 4-byte aligned, so no pair of its words is 8-byte aligned", R, s.Section)})
+		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf("record %#x in section %q is not 4-byte aligned, so no pair of its words is 8-byte aligned", R, s.Section)})
 	}
-	off := func(a uint64) int64 { return int64(sec.Offset + (a - base)) }
-
 	// Literal, spare word and ops.
+	literal, spare := s.Literal(), s.Spare()
 	if layout == LayoutCallOps53 {
-		if v, ok := w.word(s.Spare); ok {
-			s.SpareOff, s.SpareWord = off(s.Spare), v
+		if v, ok := w.word(spare); ok {
+			s.have |= haveSpare
+			s.x.spareWord = v
 			if v != encode.NOP {
-				s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf(
-					"spare word at %#x (the pre-entry word outside the literal at %#x) holds %#08x; it must stay NOP", s.Spare, s.Literal, v)})
+				s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf(
+					"spare word at %#x (the pre-entry word outside the literal at %#x) holds %#08x; it must stay NOP", spare, literal, v)})
 			}
 		}
 	}
 	if layout.HasLiteral() {
-		if v, ok := w.dword(s.Literal); ok {
-			s.LiteralOff, s.LiteralWord = off(s.Literal), v
+		if v, ok := w.dword(literal); ok {
+			s.have |= haveLiteral
+			s.LiteralWord = v
 		}
-		ref, err := sc.ops(s, recSec, key)
-		if err != nil {
+		if err := sc.ops(s, recSec, key); err != nil {
 			return err
 		}
-		s.Ops = ref
 	}
 
 	// Slots and state.
 	w1, ok1 := w.word(slot1)
-	w2, ok2 := w.word(s.CallSite)
+	w2, ok2 := w.word(callSite)
 	if ok1 {
-		s.Slot1Off, s.Slot1Word = off(slot1), w1
+		s.have |= haveSlot1
+		s.Slot1Word = w1
 	}
 	if ok2 {
-		s.Slot2Off, s.Slot2Word = off(s.CallSite), w2
+		s.have |= haveSlot2
+		s.Slot2Word = w2
 	}
 	var call *Rela
 	if sc.rel {
-		rels, err := sc.relocsAt(recSec, slot1, s.CallSite+4)
+		rels, err := sc.relocsAt(recSec, slot1, callSite+4)
 		if err != nil {
 			return err
 		}
 		for _, rl := range rels {
 			switch {
-			case rl.Off == s.CallSite && (rl.Type == elf.R_AARCH64_CALL26 || rl.Type == elf.R_AARCH64_JUMP26):
+			case rl.Off == callSite && (rl.Type == elf.R_AARCH64_CALL26 || rl.Type == elf.R_AARCH64_JUMP26):
 				r := rl
 				call = &r
 			default:
-				s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x in the site", rl.Type, rl.Off)})
+				s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x in the site", rl.Type, rl.Off)})
 			}
 		}
 	}
@@ -290,63 +284,67 @@ func (sc *scanner) site(rec record, s *Site) error {
 	case w1 == encode.MovX9X30 && isBL:
 		s.State = StateEnabled
 	default:
-		s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf(
+		s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf(
 			"slot1 at %#x holds %#08x, slot2 at %#x holds %#08x; expected NOP or MOV X9,X30 (%#08x), then NOP or BL",
-			slot1, w1, s.CallSite, w2, encode.MovX9X30)})
+			slot1, w1, callSite, w2, encode.MovX9X30)})
 	}
 	if layout == LayoutCallOps53 {
 		if sc.rel {
-			rels, err := sc.relocsAt(recSec, s.Spare, s.Spare+4)
+			rels, err := sc.relocsAt(recSec, spare, spare+4)
 			if err != nil {
 				return err
 			}
 			for _, rl := range rels {
-				s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x, the spare word (the literal is at %#x)", rl.Type, rl.Off, s.Literal)})
+				s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x, the spare word (the literal is at %#x)", rl.Type, rl.Off, literal)})
 			}
 		}
-		if sc.rel && align < 8 && (s.LiteralWord != nopLiteral || s.Ops != nil) {
-			s.Problems = append(s.Problems, Problem{CodeMisalignedLiteral, fmt.Sprintf(
-				"literal written at %#x in section %q, whose sh_addralign %d does not keep it 8-byte aligned after linking (ftpatch raises it to 8 when it writes a literal)", s.Literal, s.Section, align)})
+		if sc.rel && align < 8 && (s.LiteralWord != nopLiteral || s.Ops() != nil) {
+			s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf(
+				"literal written at %#x in section %q, whose sh_addralign %d does not keep it 8-byte aligned after linking (ftpatch raises it to 8 when it writes a literal)", literal, s.Section, align)})
 		}
 	}
 	if isBL {
 		if call != nil {
-			s.Target = sc.relRef(*call)
+			s.setTarget(sc.relRef(*call))
 		} else {
-			t := encode.BLTarget(w2, s.CallSite)
-			s.Target = &Ref{Addr: t, Sym: sc.symName(key, t)}
+			t := encode.BLTarget(w2, callSite)
+			s.setTarget(Ref{Addr: t, Sym: sc.symName(key, t)})
 		}
 	}
 	return nil
 }
 
-// ops returns the value of a call-ops literal.
-func (sc *scanner) ops(s *Site, sec int, key uint32) (*Ref, error) {
+// ops sets the value of a call-ops literal (Site.Ops).
+func (sc *scanner) ops(s *Site, sec int, key uint32) error {
 	if sc.rel {
-		rels, err := sc.relocsAt(sec, s.Literal, s.Literal+8)
+		lit := s.Literal()
+		rels, err := sc.relocsAt(sec, lit, lit+8)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, rl := range rels {
-			if rl.Off == s.Literal && rl.Type == elf.R_AARCH64_ABS64 {
-				return sc.relRef(rl), nil
+			if rl.Off == lit && rl.Type == elf.R_AARCH64_ABS64 {
+				s.setOps(sc.relRef(rl))
+				return nil
 			}
-			s.Problems = append(s.Problems, Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x in the literal", rl.Type, rl.Off)})
+			s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x in the literal", rl.Type, rl.Off)})
 		}
 	}
 	v := s.LiteralWord
-	if s.LiteralOff == NoOffset || v == nopLiteral {
-		return nil, nil
+	if s.have&haveLiteral == 0 || v == nopLiteral {
+		return nil
 	}
 	if v == 0 {
 		// Zero: as compiled by some toolchains, or relocated at load time
 		// (only the entries' own dynamic relocations are read).
-		return nil, nil
+		return nil
 	}
 	if sc.rel {
-		return &Ref{Addr: v}, nil
+		s.setOps(Ref{Addr: v})
+	} else {
+		s.setOps(Ref{Addr: v, Sym: sc.symName(key, v)})
 	}
-	return &Ref{Addr: v, Sym: sc.symName(key, v)}, nil
+	return nil
 }
 
 // symName names the symbol defined exactly at (key, a), or "": a function,
@@ -361,8 +359,8 @@ func (sc *scanner) symName(key uint32, a uint64) string {
 
 // relRef turns an ET_REL relocation into a Ref: the symbol's name (its
 // section's for a section symbol) and the addend.
-func (sc *scanner) relRef(rl Rela) *Ref {
-	ref := &Ref{Addr: uint64(rl.Addend), SymIndex: rl.Sym}
+func (sc *scanner) relRef(rl Rela) Ref {
+	ref := Ref{Addr: uint64(rl.Addend), SymIndex: rl.Sym}
 	if int(rl.Sym) < len(sc.st.syms) && rl.Sym != 0 {
 		sym := sc.st.syms[rl.Sym]
 		if sym.typ() == elf.STT_SECTION && int(sym.shndx) < len(sc.f.Sections) {

@@ -39,18 +39,18 @@ func (a *comparison) classify(i int) {
 	t := a.touched[i]
 	a.r.Counts.SitesChanged++
 	var p *elfscan.Site
-	if k, ok := a.patched[siteKey{o.SectionIndex, o.Record}]; ok {
+	if k, ok := a.patched[siteKey{o.SectionIndex(), o.Record}]; ok {
 		p = &a.ps.Sites[k]
 	}
 	// where returns the location of a site word at address (section offset in ET_REL).
 	where := func(addr uint64, fileOff int64) loc {
-		l := loc{section: o.Section, secIndex: o.SectionIndex, addr: addr, fn: o.Func, fileOffset: fileOff}
+		l := loc{section: o.Section, secIndex: o.SectionIndex(), addr: addr, fn: o.Func, fileOffset: fileOff}
 		l.offset = addr
-		if !a.rel && o.SectionIndex > 0 && o.SectionIndex < len(a.of.Sections) {
-			l.offset = addr - a.of.Sections[o.SectionIndex].Addr
+		if !a.rel && o.SectionIndex() > 0 && o.SectionIndex() < len(a.of.Sections) {
+			l.offset = addr - a.of.Sections[o.SectionIndex()].Addr
 		}
-		if a.rel && o.SectionIndex > 0 && o.SectionIndex < len(a.of.Sections) {
-			l.fileOffset = int64(a.of.Sections[o.SectionIndex].Offset + addr)
+		if a.rel && o.SectionIndex() > 0 && o.SectionIndex() < len(a.of.Sections) {
+			l.fileOffset = int64(a.of.Sections[o.SectionIndex()].Offset + addr)
 		}
 		return l
 	}
@@ -65,25 +65,25 @@ func (a *comparison) classify(i int) {
 		}
 	}
 	if p == nil {
-		a.problem(where(o.Entry, o.Slot1Off), "the patched file has no patch site here (its entries table changed?)")
+		a.problem(where(o.Entry(), o.Slot1Off()), "the patched file has no patch site here (its entries table changed?)")
 		return
 	}
 	// The words are read from the patched file where ORIG has them: a
 	// changed BTI can make the patched scan place the slots elsewhere.
 	// The view lives in a (one Site for all sites), not on the heap per site.
 	a.view = a.patchedView(o, p)
-	if p.CallSite != o.CallSite || p.Layout != o.Layout {
+	if p.CallSite() != o.CallSite() || p.Layout != o.Layout {
 		a.view.State = elfscan.StateUnknown
 	}
 	p = &a.view
 	bad := false
 	if t&bitBTI != 0 {
-		bti := o.Entry
-		off := o.Slot1Off - 4
+		bti := o.Entry()
+		off := o.Slot1Off() - 4
 		l := where(bti, off)
 		old, new := "?", "?"
 		if a.rel {
-			old, new = a.relWord(a.or, o.SectionIndex, a.of, bti), a.relWord(a.pr, o.SectionIndex, a.pf, bti)
+			old, new = a.relWord(a.or, o.SectionIndex(), a.of, bti), a.relWord(a.pr, o.SectionIndex(), a.pf, bti)
 		} else {
 			old, new = a.fileWord(a.or, off, bti), a.fileWord(a.pr, off, bti)
 		}
@@ -97,15 +97,15 @@ func (a *comparison) classify(i int) {
 		off  int64
 		what string
 	}{
-		{bitSpare, o.Spare, o.SpareOff, fmt.Sprintf("the spare word of this 5,3 site (the literal is at %#x) changed", o.Literal)},
-		{bitCFI, o.CFIHashAddr(), o.CFIHashOff, "the kCFI type hash before the NOPs changed (indirect calls to the function would trap)"},
+		{bitSpare, o.Spare(), o.SpareOff(), fmt.Sprintf("the spare word of this 5,3 site (the literal is at %#x) changed", o.Literal())},
+		{bitCFI, o.CFIHashAddr(), o.CFIHashOff(), "the kCFI type hash before the NOPs changed (indirect calls to the function would trap)"},
 	} {
 		if t&w.bit == 0 {
 			continue
 		}
 		old, new := "?", "?"
 		if a.rel {
-			old, new = a.relWord(a.or, o.SectionIndex, a.of, w.addr), a.relWord(a.pr, o.SectionIndex, a.pf, w.addr)
+			old, new = a.relWord(a.or, o.SectionIndex(), a.of, w.addr), a.relWord(a.pr, o.SectionIndex(), a.pf, w.addr)
 		} else {
 			old, new = a.fileWord(a.or, w.off, w.addr), a.fileWord(a.pr, w.off, w.addr)
 		}
@@ -116,15 +116,15 @@ func (a *comparison) classify(i int) {
 		if !a.rel {
 			return ""
 		}
-		return m[relPos{o.SectionIndex, addr}]
+		return m[relPos{o.SectionIndex(), addr}]
 	}
 	// Literal.
-	if o.Layout.HasLiteral() && o.LiteralOff != elfscan.NoOffset {
-		oldRel, newRel := relOf(a.oRel, o.Literal), relOf(a.pRel, o.Literal)
+	if o.Layout.HasLiteral() && o.LiteralOff() != elfscan.NoOffset {
+		oldRel, newRel := relOf(a.oRel, o.Literal()), relOf(a.pRel, o.Literal())
 		if o.LiteralWord != p.LiteralWord || oldRel != newRel {
-			l := where(o.Literal, o.LiteralOff)
+			l := where(o.Literal(), o.LiteralOff())
 			old, new := literalText(o.LiteralWord, oldRel), literalText(p.LiteralWord, newRel)
-			if o.Literal%8 != 0 || o.HasProblem(elfscan.CodeMisalignedLiteral) {
+			if o.Literal()%8 != 0 || o.HasProblem(elfscan.CodeMisalignedLiteral) {
 				a.problem(l, fmt.Sprintf("literal changed (%s -> %s) but it is not 8-byte aligned, so no single-copy-atomic store can write it", old, new))
 				bad = true
 			} else {
@@ -134,8 +134,8 @@ func (a *comparison) classify(i int) {
 	}
 	// Slot1.
 	if o.Slot1Word != p.Slot1Word {
-		l := where(o.CallSite-4, o.Slot1Off)
-		old, new := encode.Disasm(o.Slot1Word, o.CallSite-4), encode.Disasm(p.Slot1Word, o.CallSite-4)
+		l := where(o.CallSite()-4, o.Slot1Off())
+		old, new := encode.Disasm(o.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot1Word, o.CallSite()-4)
 		switch {
 		case o.Slot1Word == encode.NOP && p.Slot1Word == encode.MovX9X30:
 			change(l, KindMov, old, new, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
@@ -147,10 +147,10 @@ func (a *comparison) classify(i int) {
 		}
 	}
 	// Slot2.
-	oldRel, newRel := relOf(a.oRel, o.CallSite), relOf(a.pRel, o.CallSite)
+	oldRel, newRel := relOf(a.oRel, o.CallSite()), relOf(a.pRel, o.CallSite())
 	if o.Slot2Word != p.Slot2Word || oldRel != newRel {
-		l := where(o.CallSite, o.Slot2Off)
-		old, new := a.slot2Text(o.Slot2Word, o.CallSite, oldRel), a.slot2Text(p.Slot2Word, o.CallSite, newRel)
+		l := where(o.CallSite(), o.Slot2Off())
+		old, new := a.slot2Text(o.Slot2Word, o.CallSite(), oldRel), a.slot2Text(p.Slot2Word, o.CallSite(), newRel)
 		isCall := func(w uint32, rel string) bool {
 			return encode.IsBL(w) && (!a.rel || strings.HasPrefix(rel, "CALL26 ") || strings.HasPrefix(rel, "JUMP26 "))
 		}
@@ -174,8 +174,8 @@ func (a *comparison) classify(i int) {
 		}
 	}
 	if !bad && p.State == elfscan.StateUnknown {
-		a.problem(where(o.Entry, o.Slot1Off), fmt.Sprintf("the patched site is in no known state (slot1 %s, slot2 %s)",
-			encode.Disasm(p.Slot1Word, o.CallSite-4), encode.Disasm(p.Slot2Word, o.CallSite)))
+		a.problem(where(o.Entry(), o.Slot1Off()), fmt.Sprintf("the patched site is in no known state (slot1 %s, slot2 %s)",
+			encode.Disasm(p.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot2Word, o.CallSite())))
 	}
 	if in, ok := IntermediateOf(*o, *p); ok {
 		a.r.Counts.Intermediates++
@@ -190,14 +190,14 @@ func (a *comparison) classify(i int) {
 		if in.LikeOld {
 			state = o.State
 		}
-		at := where(o.Entry, 0)
-		if o.Slot1Off != elfscan.NoOffset {
-			at.fileOffset = o.Slot1Off
+		at := where(o.Entry(), 0)
+		if o.Slot1Off() != elfscan.NoOffset {
+			at.fileOffset = o.Slot1Off()
 		}
 		if at.fn == "" {
-			at.fn = fmt.Sprintf("<no function at %#x>", o.Entry)
+			at.fn = fmt.Sprintf("<no function at %#x>", o.Entry())
 		}
-		a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: o.Entry, Func: o.Func,
+		a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: o.Entry(), Func: o.Func,
 			Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail, Site: i, Words: in.Words, Next: WordsOf(*p), State: state, at: at})
 	}
 }
@@ -206,21 +206,22 @@ func (a *comparison) classify(i int) {
 // and the patched scan's state, ops and target.
 func (a *comparison) patchedView(o, p *elfscan.Site) elfscan.Site {
 	v := *o
-	v.State, v.Ops, v.Target, v.Problems = p.State, p.Ops, p.Target, p.Problems
+	v.State = p.State
+	v.TakeFindings(p)
 	off := func(origOff int64) int64 {
-		if a.rel && o.SectionIndex > 0 && o.SectionIndex < len(a.of.Sections) && o.SectionIndex < len(a.pf.Sections) {
-			return origOff - int64(a.of.Sections[o.SectionIndex].Offset) + int64(a.pf.Sections[o.SectionIndex].Offset)
+		if a.rel && o.SectionIndex() > 0 && o.SectionIndex() < len(a.of.Sections) && o.SectionIndex() < len(a.pf.Sections) {
+			return origOff - int64(a.of.Sections[o.SectionIndex()].Offset) + int64(a.pf.Sections[o.SectionIndex()].Offset)
 		}
 		return origOff
 	}
 	var b [8]byte
-	if o.LiteralOff != elfscan.NoOffset && readFull(a.pr, b[:8], off(o.LiteralOff)) == nil {
+	if o.LiteralOff() != elfscan.NoOffset && readFull(a.pr, b[:8], off(o.LiteralOff())) == nil {
 		v.LiteralWord = binary.LittleEndian.Uint64(b[:])
 	}
-	if o.Slot1Off != elfscan.NoOffset && readFull(a.pr, b[:4], off(o.Slot1Off)) == nil {
+	if o.Slot1Off() != elfscan.NoOffset && readFull(a.pr, b[:4], off(o.Slot1Off())) == nil {
 		v.Slot1Word = binary.LittleEndian.Uint32(b[:])
 	}
-	if o.Slot2Off != elfscan.NoOffset && readFull(a.pr, b[:4], off(o.Slot2Off)) == nil {
+	if o.Slot2Off() != elfscan.NoOffset && readFull(a.pr, b[:4], off(o.Slot2Off())) == nil {
 		v.Slot2Word = binary.LittleEndian.Uint32(b[:])
 	}
 	return v

@@ -73,7 +73,7 @@ func Compare(orig, patched *elfscan.Object, opts Options) (*Report, error) {
 	a.patched = make(map[siteKey]int, len(ps.Sites))
 	for i := range ps.Sites {
 		s := &ps.Sites[i]
-		a.patched[siteKey{s.SectionIndex, s.Record}] = i
+		a.patched[siteKey{s.SectionIndex(), s.Record}] = i
 	}
 	switch {
 	case of.Type != pf.Type:
@@ -169,34 +169,34 @@ func (a *comparison) spansOf(i int, s *elfscan.Site) []span {
 	}
 	if a.rel {
 		if s.Layout.HasLiteral() {
-			add(int64(s.Literal), 8, bitLiteral)
+			add(int64(s.Literal()), 8, bitLiteral)
 		}
-		if s.SpareOff != elfscan.NoOffset {
-			add(int64(s.Spare), 4, bitSpare)
+		if s.SpareOff() != elfscan.NoOffset {
+			add(int64(s.Spare()), 4, bitSpare)
 		}
-		if s.CFIHashOff != elfscan.NoOffset {
+		if s.CFIHashOff() != elfscan.NoOffset {
 			add(int64(s.CFIHashAddr()), 4, bitCFI)
 		}
 		if s.BTI {
-			add(int64(s.Entry), 4, bitBTI)
+			add(int64(s.Entry()), 4, bitBTI)
 		}
-		add(int64(s.CallSite)-4, 4, bitSlot1)
-		add(int64(s.CallSite), 4, bitSlot2)
+		add(int64(s.CallSite())-4, 4, bitSlot1)
+		add(int64(s.CallSite()), 4, bitSlot2)
 		return out
 	}
-	if s.LiteralOff != elfscan.NoOffset {
-		add(s.LiteralOff, 8, bitLiteral)
+	if s.LiteralOff() != elfscan.NoOffset {
+		add(s.LiteralOff(), 8, bitLiteral)
 	}
-	add(s.SpareOff, 4, bitSpare)
-	add(s.CFIHashOff, 4, bitCFI)
-	if s.BTI && s.Slot1Off != elfscan.NoOffset {
-		add(s.Slot1Off-4, 4, bitBTI)
+	add(s.SpareOff(), 4, bitSpare)
+	add(s.CFIHashOff(), 4, bitCFI)
+	if s.BTI && s.Slot1Off() != elfscan.NoOffset {
+		add(s.Slot1Off()-4, 4, bitBTI)
 	}
-	if s.Slot1Off != elfscan.NoOffset {
-		add(s.Slot1Off, 4, bitSlot1)
+	if s.Slot1Off() != elfscan.NoOffset {
+		add(s.Slot1Off(), 4, bitSlot1)
 	}
-	if s.Slot2Off != elfscan.NoOffset {
-		add(s.Slot2Off, 4, bitSlot2)
+	if s.Slot2Off() != elfscan.NoOffset {
+		add(s.Slot2Off(), 4, bitSlot2)
 	}
 	return out
 }

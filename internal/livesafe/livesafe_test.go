@@ -70,7 +70,7 @@ func TestAgainstLinkedStates(t *testing.T) {
 			}
 			init := pairtest.Linked(t, src, "init", elfscan.StateInit, 0, 0)
 			enabled := pairtest.Linked(t, src, "enabled", elfscan.StateEnabled, pairtest.Ops, 0)
-			other := pairtest.Linked(t, src, "other", elfscan.StateEnabled, pairtest.Ops+8, f.Sites[len(f.Sites)-1].Entry)
+			other := pairtest.Linked(t, src, "other", elfscan.StateEnabled, pairtest.Ops+8, f.Sites[len(f.Sites)-1].Entry())
 
 			if r := compareFiles(t, src, src); r.Failed() || len(r.Changes) != 0 || !r.LiveSafe {
 				dump(t, r)
@@ -156,7 +156,7 @@ func TestAgainstLinkedDefects(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := pairtest.Pick(t, f, true)
-		sec := ef.Sections[s.SectionIndex]
+		sec := ef.Sections[s.SectionIndex()]
 		secOff := func(addr uint64) uint64 { return addr - sec.Addr }
 		enabled := pairtest.Linked(t, src, "enabled", elfscan.StateEnabled, pairtest.Ops, 0)
 		var data *elf.Section
@@ -172,23 +172,23 @@ func TestAgainstLinkedDefects(t *testing.T) {
 			want  want
 		}{
 			{"stray byte in a function body", func(p string) {
-				pairtest.PatchBytes(t, p, s.Slot2Off+4, []byte{0xff})
-			}, want{sec.Name, secOff(s.CallSite + 4), s.Func, "outside any patch site"}},
+				pairtest.PatchBytes(t, p, s.Slot2Off()+4, []byte{0xff})
+			}, want{sec.Name, secOff(s.CallSite() + 4), s.Func, "outside any patch site"}},
 			{"stray byte in data", func(p string) {
 				pairtest.PatchBytes(t, p, int64(data.Offset)+1, []byte{0xa5})
 			}, want{data.Name, 1, "", "outside any patch site"}},
 			{"BTI changed", func(p string) {
-				pairtest.PatchBytes(t, p, s.Slot1Off-4, binary.LittleEndian.AppendUint32(nil, encode.NOP))
-			}, want{sec.Name, secOff(s.Entry), s.Func, "BTI"}},
+				pairtest.PatchBytes(t, p, s.Slot1Off()-4, binary.LittleEndian.AppendUint32(nil, encode.NOP))
+			}, want{sec.Name, secOff(s.Entry()), s.Func, "BTI"}},
 			{"slot2 to another instruction", func(p string) {
-				pairtest.PatchBytes(t, p, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, 0x91000400)) // add x0, x0, #1
-			}, want{sec.Name, secOff(s.CallSite), s.Func, "slot2 changed"}},
+				pairtest.PatchBytes(t, p, s.Slot2Off(), binary.LittleEndian.AppendUint32(nil, 0x91000400)) // add x0, x0, #1
+			}, want{sec.Name, secOff(s.CallSite()), s.Func, "slot2 changed"}},
 			{"slot2 to B (no link)", func(p string) {
-				pairtest.PatchBytes(t, p, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, 0x14000010))
-			}, want{sec.Name, secOff(s.CallSite), s.Func, "slot2 changed"}},
+				pairtest.PatchBytes(t, p, s.Slot2Off(), binary.LittleEndian.AppendUint32(nil, 0x14000010))
+			}, want{sec.Name, secOff(s.CallSite()), s.Func, "slot2 changed"}},
 			{"slot1 to another instruction", func(p string) {
-				pairtest.PatchBytes(t, p, s.Slot1Off, binary.LittleEndian.AppendUint32(nil, 0xaa1e03ea)) // mov x10, x30
-			}, want{sec.Name, secOff(s.CallSite - 4), s.Func, "slot1 changed"}},
+				pairtest.PatchBytes(t, p, s.Slot1Off(), binary.LittleEndian.AppendUint32(nil, 0xaa1e03ea)) // mov x10, x30
+			}, want{sec.Name, secOff(s.CallSite() - 4), s.Func, "slot1 changed"}},
 			{"ELF header", func(p string) {
 				pairtest.PatchBytes(t, p, 24, []byte{0x44}) // e_entry
 			}, want{"ELF header", 24, "", "outside any patch site"}},
@@ -222,9 +222,9 @@ func TestAgainstMisalignedLiteral(t *testing.T) {
 			continue
 		}
 		p := pairtest.Copy(t, src, "misaligned")
-		pairtest.PatchBytes(t, p, s.LiteralOff, binary.LittleEndian.AppendUint64(nil, pairtest.Ops))
-		sec := ef.Sections[s.SectionIndex]
-		expect(t, compareFiles(t, src, p), want{sec.Name, s.Literal - sec.Addr, s.Func, "not 8-byte aligned"})
+		pairtest.PatchBytes(t, p, s.LiteralOff(), binary.LittleEndian.AppendUint64(nil, pairtest.Ops))
+		sec := ef.Sections[s.SectionIndex()]
+		expect(t, compareFiles(t, src, p), want{sec.Name, s.Literal() - sec.Addr, s.Func, "not 8-byte aligned"})
 		return
 	}
 	t.Fatal("gcc-callops-static.elf has no misaligned literal any more; pick another fixture")
@@ -236,21 +236,23 @@ func TestAgainstUnknownState(t *testing.T) {
 	f := pairtest.Scan(t, src)
 	s := pairtest.Pick(t, f, false)
 	p := pairtest.Copy(t, src, "nomov")
-	w, err := (encode.BL{From: s.CallSite, To: s.Entry}).Encode()
+	w, err := (encode.BL{From: s.CallSite(), To: s.Entry()}).Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairtest.PatchBytes(t, p, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, w))
+	pairtest.PatchBytes(t, p, s.Slot2Off(), binary.LittleEndian.AppendUint32(nil, w))
 	r := compareFiles(t, src, p)
 	ef, _ := openELF(t, src)
-	sec := ef.Sections[s.SectionIndex]
-	expect(t, r, want{sec.Name, s.Entry - sec.Addr, s.Func, "no known state"})
+	sec := ef.Sections[s.SectionIndex()]
+	expect(t, r, want{sec.Name, s.Entry() - sec.Addr, s.Func, "no known state"})
 }
 
 func TestIntermediateOf(t *testing.T) {
 	bl := uint32(0x94000010)
 	site := func(lit uint64, s1, s2 uint32) elfscan.Site {
-		return elfscan.Site{Layout: elfscan.LayoutCallOps, LiteralOff: 0, LiteralWord: lit, Slot1Word: s1, Slot2Word: s2, CallSite: 0x100}
+		s := elfscan.Site{Layout: elfscan.LayoutCallOps, LiteralWord: lit, Slot1Word: s1, Slot2Word: s2, Record: 0x100 - 12}
+		s.SetRead(0)
+		return s
 	}
 	tests := []struct {
 		name          string
@@ -268,8 +270,8 @@ func TestIntermediateOf(t *testing.T) {
 			IntermediateState{Words: WordsOf(site(pairtest.Ops+8, encode.MovX9X30, bl)), Order: OrderLiteralFirst, LikeOld: true}},
 		{"literal only", site(0, encode.MovX9X30, bl), site(pairtest.Ops, encode.MovX9X30, bl), false, IntermediateState{}},
 		{"call only", site(0, encode.MovX9X30, encode.NOP), site(0, encode.MovX9X30, bl), false, IntermediateState{}},
-		{"classic", elfscan.Site{Layout: elfscan.LayoutClassic, LiteralOff: elfscan.NoOffset, Slot2Word: encode.NOP},
-			elfscan.Site{Layout: elfscan.LayoutClassic, LiteralOff: elfscan.NoOffset, Slot2Word: bl}, false, IntermediateState{}},
+		{"classic", elfscan.Site{Layout: elfscan.LayoutClassic, Slot2Word: encode.NOP},
+			elfscan.Site{Layout: elfscan.LayoutClassic, Slot2Word: bl}, false, IntermediateState{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,14 +348,14 @@ func TestAgainstRelocatableDefects(t *testing.T) {
 			want  want
 		}{
 			{"extra relocation in a body", func(o *pairtest.Obj) {
-				o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite + 4, Type: elf.R_AARCH64_CALL26, Sym: o.AddSym(t, "evil")})
-			}, want{s.Section, s.CallSite + 4, s.Func, "relocation added"}},
+				o.AddRela(t, s.SectionIndex(), elfscan.Rela{Off: s.CallSite() + 4, Type: elf.R_AARCH64_CALL26, Sym: o.AddSym(t, "evil")})
+			}, want{s.Section, s.CallSite() + 4, s.Func, "relocation added"}},
 			{"CALL26 at slot1", func(o *pairtest.Obj) {
-				o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite - 4, Type: elf.R_AARCH64_CALL26, Sym: 1})
-			}, want{s.Section, s.CallSite - 4, s.Func, "relocation added"}},
+				o.AddRela(t, s.SectionIndex(), elfscan.Rela{Off: s.CallSite() - 4, Type: elf.R_AARCH64_CALL26, Sym: 1})
+			}, want{s.Section, s.CallSite() - 4, s.Func, "relocation added"}},
 			{"ABS64 at slot2", func(o *pairtest.Obj) {
-				o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite, Type: elf.R_AARCH64_ABS64, Sym: 1})
-			}, want{s.Section, s.CallSite, s.Func, "relocation added"}},
+				o.AddRela(t, s.SectionIndex(), elfscan.Rela{Off: s.CallSite(), Type: elf.R_AARCH64_ABS64, Sym: 1})
+			}, want{s.Section, s.CallSite(), s.Func, "relocation added"}},
 			{"changed addend", func(o *pairtest.Obj) {
 				for i, sh := range o.Sh[:len(f0.Sections)] {
 					if sh.Type == uint32(elf.SHT_RELA) && o.Names[sh.Info] != elfscan.EntriesSection && len(o.Data[i]) >= 24 {
@@ -364,19 +366,19 @@ func TestAgainstRelocatableDefects(t *testing.T) {
 				t.Fatal("no relocation to change")
 			}, want{detail: "relocation removed"}},
 			{"BL without relocation", func(o *pairtest.Obj) {
-				o.Put32(s.SectionIndex, s.CallSite-4, encode.MovX9X30)
-				o.Put32(s.SectionIndex, s.CallSite, 0x94000000)
-			}, want{s.Section, s.CallSite, s.Func, "without an R_AARCH64_CALL26"}},
+				o.Put32(s.SectionIndex(), s.CallSite()-4, encode.MovX9X30)
+				o.Put32(s.SectionIndex(), s.CallSite(), 0x94000000)
+			}, want{s.Section, s.CallSite(), s.Func, "without an R_AARCH64_CALL26"}},
 			{"stray byte in a body", func(o *pairtest.Obj) {
-				o.Data[s.SectionIndex][s.CallSite+5] ^= 1
-			}, want{s.Section, s.CallSite + 5, s.Func, "outside any patch site"}},
+				o.Data[s.SectionIndex()][s.CallSite()+5] ^= 1
+			}, want{s.Section, s.CallSite() + 5, s.Func, "outside any patch site"}},
 			{"BTI changed", func(o *pairtest.Obj) {
-				o.Put32(s.SectionIndex, s.Entry, encode.NOP)
-			}, want{s.Section, s.Entry, s.Func, "BTI"}},
+				o.Put32(s.SectionIndex(), s.Entry(), encode.NOP)
+			}, want{s.Section, s.Entry(), s.Func, "BTI"}},
 			{"defined symbol added", func(o *pairtest.Obj) {
 				i := o.AddSym(t, "sneaky")
 				st := o.Index(t, elf.SHT_SYMTAB)
-				binary.LittleEndian.PutUint16(o.Data[st][i*24+6:], uint16(s.SectionIndex))
+				binary.LittleEndian.PutUint16(o.Data[st][i*24+6:], uint16(s.SectionIndex()))
 			}, want{".symtab", 0, "", "not undefined"}},
 			{"existing symbol changed", func(o *pairtest.Obj) {
 				st := o.Index(t, elf.SHT_SYMTAB)

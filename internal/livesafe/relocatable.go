@@ -89,8 +89,8 @@ func (a *comparison) relocatable() error {
 	for i := range a.os.Sites {
 		s := &a.os.Sites[i]
 		for _, p := range a.spansOf(i, s) {
-			spans[s.SectionIndex] = append(spans[s.SectionIndex], p)
-			sitePos[relPos{s.SectionIndex, uint64(p.lo)}] = struct {
+			spans[s.SectionIndex()] = append(spans[s.SectionIndex()], p)
+			sitePos[relPos{s.SectionIndex(), uint64(p.lo)}] = struct {
 				site int
 				bit  uint8
 			}{i, p.bit}

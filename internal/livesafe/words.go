@@ -27,8 +27,8 @@ type Words struct {
 
 // WordsOf returns the words a scan found at a site.
 func WordsOf(s elfscan.Site) Words {
-	return Words{HasLiteral: s.Layout.HasLiteral() && s.LiteralOff != elfscan.NoOffset,
-		Literal: s.LiteralWord, Ops: s.Ops, Slot1: s.Slot1Word, Slot2: s.Slot2Word, Target: s.Target}
+	return Words{HasLiteral: s.Layout.HasLiteral() && s.LiteralOff() != elfscan.NoOffset,
+		Literal: s.LiteralWord, Ops: s.Ops(), Slot1: s.Slot1Word, Slot2: s.Slot2Word, Target: s.Target()}
 }
 
 // IntermediateState is the state between a site's two live writes, when both
@@ -85,7 +85,7 @@ func IntermediateOf(orig, patched elfscan.Site) (IntermediateState, bool) {
 		in.Proven = true
 		in.Detail = fmt.Sprintf("slot2 is still NOP after the first write, so the literal is unreachable: behaves as the %s state", like)
 	} else {
-		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", encode.Disasm(in.Words.Slot2, orig.CallSite))
+		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", encode.Disasm(in.Words.Slot2, orig.CallSite()))
 	}
 	return in, true
 }

@@ -42,11 +42,11 @@ func Apply(in *Input, c *Changes, out *safefile.Target) error {
 	if err != nil {
 		return err
 	}
-	spans := writeSpans(c.Writes)
+	spans := c.writes.spans()
 	buf := make([]byte, 0, spanMax)
 	// Check every old word before anything is created, one read per span.
-	for _, sp := range spans {
-		if buf, err = readSpan(src, sp, buf); err != nil {
+	for _, sp := range spans.spans {
+		if buf, err = spans.read(src, sp, buf); err != nil {
 			return err
 		}
 	}
@@ -60,13 +60,14 @@ func Apply(in *Input, c *Changes, out *safefile.Target) error {
 		}
 		// Re-read each span (the check again, against what was just
 		// copied from), patch it in memory and write it back in one call.
-		for _, sp := range spans {
-			if buf, err = readSpan(src, sp, buf); err != nil {
+		for _, sp := range spans.spans {
+			if buf, err = spans.read(src, sp, buf); err != nil {
 				return err
 			}
-			for _, w := range sp.writes {
+			spans.each(sp, func(w Write) bool {
 				w.Put(buf[w.Off()-sp.off:])
-			}
+				return true
+			})
 			if _, err := f.WriteAt(buf, sp.off); err != nil {
 				return err
 			}
@@ -79,56 +80,102 @@ func Apply(in *Input, c *Changes, out *safefile.Target) error {
 // file, so memory does not grow with the size of its text.
 const spanMax = 1 << 20
 
-// span is a stretch of the file holding nearby planned writes.
+// span is a stretch of the file holding nearby planned writes: those of
+// [lo, hi) in the order of a spanList.
 type span struct {
-	off    int64
-	end    int64
-	writes []*Write // in file order
+	off, end int64
+	lo, hi   int
 }
 
-// writeSpans groups the writes, in file order, into spans of at most
+// spanList groups a plan's writes, in file order, into spans of at most
 // spanMax bytes. Sites are dense in .text, so a span usually holds
 // thousands of words: one read and one write instead of one per word.
-func writeSpans(ws []Write) []span {
-	sorted := make([]*Write, len(ws))
-	for i := range ws {
-		sorted[i] = &ws[i]
-	}
-	byOff := func(a, b *Write) int { return cmp.Compare(a.Off(), b.Off()) }
-	if !slices.IsSortedFunc(sorted, byOff) { // plans come in site order, mostly sorted
-		slices.SortFunc(sorted, byOff)
-	}
-	var out []span
-	lo := 0
-	for i, w := range sorted {
-		off := w.Off()
-		end := off + int64(w.Size())
-		if n := len(out); n > 0 && end-out[n-1].off <= spanMax && off >= out[n-1].end {
-			out[n-1].end = end
-			out[n-1].writes = sorted[lo : i+1]
-			continue
-		}
-		lo = i
-		out = append(out, span{off: off, end: end, writes: sorted[i : i+1]})
-	}
-	return out
+// Plans come in site order, which is file order in a linked file: spans
+// then index the plan's sites, and nothing is copied. Otherwise (sections
+// out of file order, say) the writes are made and sorted once, into sorted.
+type spanList struct {
+	ws     *writes
+	sorted []Write // nil when the plan is in file order
+	spans  []span
 }
 
-// readSpan reads sp into buf and checks the old bytes of its writes, as
-// Linux's ftrace_modify_code checks the old instruction before patching.
-func readSpan(src *os.File, sp span, buf []byte) ([]byte, error) {
-	buf = buf[:sp.end-sp.off]
-	if _, err := src.ReadAt(buf, sp.off); err != nil {
-		w := sp.writes[0]
-		return buf, fmt.Errorf("%s at %#x: reading file offsets %#x-%#x: %w", render.FuncName(w.Func()), w.Addr(), sp.off, sp.end, err)
+func (ws *writes) spans() *spanList {
+	l := &spanList{ws: ws}
+	inOrder, last := true, int64(-1)
+	ws.each(0, len(ws.plans), fileOrder, func(_ int, w Write) bool {
+		off := w.Off()
+		inOrder = off >= last
+		last = off + int64(w.Size())
+		return inOrder
+	})
+	if !inOrder {
+		l.sorted = make([]Write, 0, ws.n)
+		ws.each(0, len(ws.plans), fileOrder, func(_ int, w Write) bool { l.sorted = append(l.sorted, w); return true })
+		slices.SortStableFunc(l.sorted, func(a, b Write) int { return cmp.Compare(a.Off(), b.Off()) })
 	}
-	for _, w := range sp.writes {
+	add := func(k int, off, end int64) {
+		if n := len(l.spans); n > 0 && end-l.spans[n-1].off <= spanMax && off >= l.spans[n-1].end {
+			l.spans[n-1].end, l.spans[n-1].hi = end, k+1
+			return
+		}
+		l.spans = append(l.spans, span{off: off, end: end, lo: k, hi: k + 1})
+	}
+	if l.sorted != nil {
+		for k := range l.sorted {
+			w := &l.sorted[k]
+			add(k, w.Off(), w.Off()+int64(w.Size()))
+		}
+		return l
+	}
+	// A site's words (within 28 bytes) go to one span.
+	for k := range ws.plans {
+		off, end := int64(-1), int64(-1)
+		ws.each(k, k+1, fileOrder, func(_ int, w Write) bool {
+			if off < 0 {
+				off = w.Off()
+			}
+			end = w.Off() + int64(w.Size())
+			return true
+		})
+		add(k, off, end)
+	}
+	return l
+}
+
+// each calls f with the writes of sp.
+func (l *spanList) each(sp span, f func(w Write) bool) {
+	if l.sorted != nil {
+		for k := sp.lo; k < sp.hi; k++ {
+			if !f(l.sorted[k]) {
+				return
+			}
+		}
+		return
+	}
+	l.ws.each(sp.lo, sp.hi, fileOrder, func(_ int, w Write) bool { return f(w) })
+}
+
+// read reads sp into buf and checks the old bytes of its writes, as
+// Linux's ftrace_modify_code checks the old instruction before patching.
+func (l *spanList) read(src *os.File, sp span, buf []byte) ([]byte, error) {
+	buf = buf[:sp.end-sp.off]
+	var err error
+	if _, rerr := src.ReadAt(buf, sp.off); rerr != nil {
+		l.each(sp, func(w Write) bool {
+			err = fmt.Errorf("%s at %#x: reading file offsets %#x-%#x: %w", render.FuncName(w.Func()), w.Addr(), sp.off, sp.end, rerr)
+			return false
+		})
+		return buf, err
+	}
+	l.each(sp, func(w Write) bool {
 		got := buf[w.Off()-sp.off:][:w.Size()]
 		if !w.Matches(got) {
-			return buf, fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, render.FuncName(w.Func()), w.Addr(), w.Slot, render.Word(w.OldBytes()), render.Word(got))
+			err = fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, render.FuncName(w.Func()), w.Addr(), w.Slot, render.Word(w.OldBytes()), render.Word(got))
+			return false
 		}
-	}
-	return buf, nil
+		return true
+	})
+	return buf, err
 }
 
 // copyBuf is the chunk size when the kernel cannot copy for us.

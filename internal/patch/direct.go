@@ -70,10 +70,10 @@ func (p *planner) directCall(s *elfscan.Site, tramp uint64, name func() string) 
 	d := p.direct
 	if p.rel {
 		r := *d.rel
-		r.Off = s.CallSite
+		r.Off = s.CallSite()
 		return call{word: 0x94000000, rel: &r, sym: p.req.Direct.Sym}, true
 	}
-	if w, err := (encode.BL{From: s.CallSite, To: d.addr}).Encode(); err == nil {
+	if w, err := (encode.BL{From: s.CallSite(), To: d.addr}).Encode(); err == nil {
 		return call{word: w}, true
 	}
 	where := p.req.Direct.String()
@@ -91,7 +91,7 @@ func (p *planner) directCall(s *elfscan.Site, tramp uint64, name func() string) 
 			name(), where, s.CallSite, p.req.Trampoline, p.req.Ops, d.opsErr)
 		return call{}, false
 	}
-	w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
+	w, err := encode.BL{From: s.CallSite(), To: tramp}.Encode()
 	if err != nil {
 		p.is.add(ErrRange, "%s: trampoline %s: %v", name(), p.req.Trampoline, err)
 		return call{}, false

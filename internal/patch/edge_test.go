@@ -27,18 +27,18 @@ func TestDisableLeavesNeverEnabledSites(t *testing.T) {
 			apply(t, en, dis, patch.Request{Op: patch.OpDisable})
 			before := map[uint64]elfscan.Site{}
 			for _, s := range sites {
-				before[s.Entry] = s
+				before[s.Entry()] = s
 			}
 			for _, s := range scan(t, dis).Sites {
 				if s.Func == enabled {
-					if s.State != elfscan.StateInit || s.Ops != nil {
-						t.Errorf("%s: after disable state %s ops %+v, want init with default ops 0", s.Func, s.State, s.Ops)
+					if s.State != elfscan.StateInit || s.Ops() != nil {
+						t.Errorf("%s: after disable state %s ops %+v, want init with default ops 0", s.Func, s.State, s.Ops())
 					}
 					continue
 				}
-				b := before[s.Entry]
-				if s.State != b.State || (s.Ops == nil) != (b.Ops == nil) || (s.Ops != nil && s.Ops.Sym != b.Ops.Sym) {
-					t.Errorf("%s: never enabled, but disable changed it: state %s ops %+v, was %s ops %+v", s.Func, s.State, s.Ops, b.State, b.Ops)
+				b := before[s.Entry()]
+				if s.State != b.State || (s.Ops() == nil) != (b.Ops() == nil) || (s.Ops() != nil && s.Ops().Sym != b.Ops().Sym) {
+					t.Errorf("%s: never enabled, but disable changed it: state %s ops %+v, was %s ops %+v", s.Func, s.State, s.Ops(), b.State, b.Ops())
 				}
 			}
 		})
@@ -62,7 +62,7 @@ func TestEnableMatchingNothingAddsNoSymbols(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !c.Empty() || len(c.NewSyms) != 0 {
-				t.Fatalf("plan for no matching function: %d writes, %d relocations, symbols %q; want nothing", len(c.Writes), len(c.Relocs), c.NewSyms)
+				t.Fatalf("plan for no matching function: %d writes, %d relocations, symbols %q; want nothing", c.Words(), len(c.Relocs), c.NewSyms)
 			}
 		})
 	}
@@ -89,8 +89,8 @@ func TestInitAbsoluteInPIE(t *testing.T) {
 		t.Fatal("init --allow-absolute wrote nothing")
 	}
 	for _, s := range scan(t, out).Sites {
-		if s.State != elfscan.StateInit || s.Ops == nil || s.Ops.Sym != "ops" {
-			t.Errorf("%s: state %s ops %+v, want init with ops", s.Func, s.State, s.Ops)
+		if s.State != elfscan.StateInit || s.Ops() == nil || s.Ops().Sym != "ops" {
+			t.Errorf("%s: state %s ops %+v, want init with ops", s.Func, s.State, s.Ops())
 		}
 	}
 }

@@ -84,8 +84,8 @@ func TestRaiseAlignment(t *testing.T) {
 		}
 	}
 	for _, s := range scan(t, out).Sites {
-		if s.Layout != elfscan.LayoutCallOps53 || s.State != elfscan.StateInit || len(s.Problems) > 0 {
-			t.Errorf("%s: %s %s %v", s.Func, s.Layout, s.State, s.Problems)
+		if s.Layout != elfscan.LayoutCallOps53 || s.State != elfscan.StateInit || len(s.Problems()) > 0 {
+			t.Errorf("%s: %s %s %v", s.Func, s.Layout, s.State, s.Problems())
 		}
 	}
 }

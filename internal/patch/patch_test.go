@@ -68,7 +68,7 @@ func siteBytes(sites []elfscan.Site) map[int64]bool {
 		for _, w := range []struct {
 			off int64
 			n   int64
-		}{{s.LiteralOff, 8}, {s.Slot1Off, 4}, {s.Slot2Off, 4}} {
+		}{{s.LiteralOff(), 8}, {s.Slot1Off(), 4}, {s.Slot2Off(), 4}} {
 			if w.off == elfscan.NoOffset {
 				continue
 			}
@@ -104,9 +104,9 @@ func compareOutside(t *testing.T, before, after string, sites []elfscan.Site) {
 	siteAddr := map[[2]uint64]bool{} // ET_REL (section, offset) of site words
 	has53 := map[int]bool{}          // ET_REL sections holding 5,3 sites
 	for _, s := range sites {
-		has53[s.SectionIndex] = has53[s.SectionIndex] || s.Layout == elfscan.LayoutCallOps53
-		siteAddr[[2]uint64{uint64(s.SectionIndex), s.Literal}] = s.Layout.HasLiteral()
-		siteAddr[[2]uint64{uint64(s.SectionIndex), s.CallSite}] = true
+		has53[s.SectionIndex()] = has53[s.SectionIndex()] || s.Layout == elfscan.LayoutCallOps53
+		siteAddr[[2]uint64{uint64(s.SectionIndex()), s.Literal()}] = s.Layout.HasLiteral()
+		siteAddr[[2]uint64{uint64(s.SectionIndex()), s.CallSite()}] = true
 	}
 	for i, sb := range fb.Sections {
 		sa := fa.Sections[i]
@@ -194,7 +194,7 @@ func TestFixtureProperties(t *testing.T) {
 			compareOutside(t, path, initf, orig.Sites)
 			for _, s := range scan(t, initf).Sites {
 				if s.State != elfscan.StateInit {
-					t.Errorf("after init: %s at %#x is %s", s.Func, s.Entry, s.State)
+					t.Errorf("after init: %s at %#x is %s", s.Func, s.Entry(), s.State)
 				}
 			}
 			in, err := patch.Open(initf)
@@ -219,27 +219,27 @@ func TestFixtureProperties(t *testing.T) {
 			}
 			for _, s := range scan(t, enf).Sites {
 				want := elfscan.StateEnabled
-				where := fmt.Sprintf("%#x", s.Entry)
+				where := fmt.Sprintf("%#x", s.Entry())
 				if orig.Type == elf.ET_REL {
-					where = fmt.Sprintf("%s+%#x", s.Section, s.Entry)
+					where = fmt.Sprintf("%s+%#x", s.Section, s.Entry())
 				}
 				if skipped[s.Section+where] {
 					want = elfscan.StateInit
 				}
 				if s.State != want {
-					t.Errorf("after enable: %s at %#x is %s, want %s", s.Func, s.Entry, s.State, want)
+					t.Errorf("after enable: %s at %#x is %s, want %s", s.Func, s.Entry(), s.State, want)
 				}
 				// 5,3 with BTI at 4 mod 8: literal at entry-12, BL at
 				// entry+8, X30-24: the trampoline's second entry.
 				tramp := "ftrace_caller"
-				if s.Layout == elfscan.LayoutCallOps53 && s.BTI && s.Entry%8 == 4 {
+				if s.Layout == elfscan.LayoutCallOps53 && s.BTI && s.Entry()%8 == 4 {
 					tramp = "ftrace_caller_lit24"
 				}
-				if s.State == elfscan.StateEnabled && (s.Target == nil || s.Target.Sym != tramp) {
-					t.Errorf("after enable: %s BL target %+v, want %s", s.Func, s.Target, tramp)
+				if s.State == elfscan.StateEnabled && (s.Target() == nil || s.Target().Sym != tramp) {
+					t.Errorf("after enable: %s BL target %+v, want %s", s.Func, s.Target(), tramp)
 				}
-				if s.State == elfscan.StateEnabled && s.Layout.HasLiteral() && (s.Ops == nil || orig.Type == elf.ET_REL && s.Ops.Sym != "ops" || orig.Type != elf.ET_REL && s.Ops.Addr != opsAddr) {
-					t.Errorf("after enable: %s literal %+v, want ops", s.Func, s.Ops)
+				if s.State == elfscan.StateEnabled && s.Layout.HasLiteral() && (s.Ops() == nil || orig.Type == elf.ET_REL && s.Ops().Sym != "ops" || orig.Type != elf.ET_REL && s.Ops().Addr != opsAddr) {
+					t.Errorf("after enable: %s literal %+v, want ops", s.Func, s.Ops())
 				}
 			}
 
@@ -327,14 +327,14 @@ func TestObjectsWithBinutils(t *testing.T) {
 					}
 					n++
 					want := tramp
-					if s.Layout == elfscan.LayoutCallOps53 && s.BTI && s.Entry%8 == 4 {
+					if s.Layout == elfscan.LayoutCallOps53 && s.BTI && s.Entry()%8 == 4 {
 						want = testutil.SymbolAddr(t, exe, "ftrace_caller_lit24") // literal at X30-24
 					}
-					if s.Target == nil || s.Target.Addr != want {
-						t.Errorf("%s: %s BL target %+v, want %#x", name, s.Func, s.Target, want)
+					if s.Target() == nil || s.Target().Addr != want {
+						t.Errorf("%s: %s BL target %+v, want %#x", name, s.Func, s.Target(), want)
 					}
-					if s.Layout.HasLiteral() && (s.Literal%8 != 0 || len(s.Problems) > 0) {
-						t.Errorf("%s: %s literal at %#x after linking: %v", name, s.Func, s.Literal, s.Problems)
+					if s.Layout.HasLiteral() && (s.Literal()%8 != 0 || len(s.Problems()) > 0) {
+						t.Errorf("%s: %s literal at %#x after linking: %v", name, s.Func, s.Literal(), s.Problems())
 					}
 					if s.Layout.HasLiteral() && s.LiteralWord != 0x123450 {
 						t.Errorf("%s: %s literal %#x, want 0x123450", name, s.Func, s.LiteralWord)

@@ -2,7 +2,6 @@ package patch
 
 import (
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -78,100 +77,6 @@ func (in *Input) Close() error {
 	return in.fd.Close()
 }
 
-// Slot names the word a write touches.
-type Slot uint8
-
-const (
-	SlotLiteral Slot = iota
-	SlotSlot1
-	SlotSlot2
-)
-
-var slotNames = [...]string{SlotLiteral: "literal", SlotSlot1: "slot1", SlotSlot2: "slot2"}
-
-func (s Slot) String() string {
-	if int(s) < len(slotNames) {
-		return slotNames[s]
-	}
-	return fmt.Sprintf("slot(%d)", uint8(s))
-}
-
-// Write replaces the word Old by New at one slot of a site: 8 bytes for
-// the literal, 4 for slot1 and slot2, little-endian in the file at Off().
-// A plan of a kernel image holds hundreds of thousands, so a Write is the
-// site it belongs to and the two words (32 bytes); its place comes from
-// the site.
-type Write struct {
-	site     *elfscan.Site
-	Old, New uint64
-	Slot     Slot
-}
-
-// Func is the function holding the site.
-func (w *Write) Func() string { return w.site.Func }
-
-// Section is the section holding the site.
-func (w *Write) Section() string { return w.site.Section }
-
-// Addr is the address of the word; ET_REL: its offset in Section.
-func (w *Write) Addr() uint64 {
-	switch w.Slot {
-	case SlotLiteral:
-		return w.site.Literal
-	case SlotSlot1:
-		return w.site.Slot1()
-	}
-	return w.site.CallSite
-}
-
-// Off is the word's file offset.
-func (w *Write) Off() int64 {
-	switch w.Slot {
-	case SlotLiteral:
-		return w.site.LiteralOff
-	case SlotSlot1:
-		return w.site.Slot1Off
-	}
-	return w.site.Slot2Off
-}
-
-// Size is the word's size in bytes.
-func (w *Write) Size() int {
-	if w.Slot == SlotLiteral {
-		return 8
-	}
-	return 4
-}
-
-// OldBytes and NewBytes are the words as the file holds them.
-func (w *Write) OldBytes() []byte { return w.bytes(w.Old) }
-func (w *Write) NewBytes() []byte { return w.bytes(w.New) }
-
-func (w *Write) bytes(v uint64) []byte {
-	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8), v)
-	return b[:w.Size()]
-}
-
-// Matches reports whether b (Size() bytes) holds Old.
-func (w *Write) Matches(b []byte) bool {
-	if len(b) != w.Size() {
-		return false
-	}
-	if w.Size() == 8 {
-		return binary.LittleEndian.Uint64(b) == w.Old
-	}
-	return uint64(binary.LittleEndian.Uint32(b)) == w.Old
-}
-
-// Put stores New in b (Size() bytes).
-func (w *Write) Put(b []byte) {
-	if w.Size() == 8 {
-		binary.LittleEndian.PutUint64(b, w.New)
-		return
-	}
-	binary.LittleEndian.PutUint32(b, uint32(w.New))
-}
-
 // Reloc replaces the relocation Old (nil: none) at Off in the text section
 // SectionIndex by New (nil: none). ET_REL only.
 type Reloc struct {
@@ -207,7 +112,7 @@ type Changes struct {
 	Path    string
 	Type    elf.Type
 	Op      Op
-	Writes  []Write
+	writes  writes // the words: see Words and Writes
 	Relocs  []Reloc
 	NewSyms []string // ET_REL: undefined globals appended to .symtab, in order
 	Aligns  []Align  // ET_REL: sections whose sh_addralign rises to 8
@@ -216,7 +121,7 @@ type Changes struct {
 }
 
 // Empty reports whether the plan changes nothing.
-func (c *Changes) Empty() bool { return len(c.Writes) == 0 && len(c.Relocs) == 0 && len(c.Aligns) == 0 }
+func (c *Changes) Empty() bool { return c.Words() == 0 && len(c.Relocs) == 0 && len(c.Aligns) == 0 }
 
 // OldText and NewText name the relocation before and after, as messages
 // and the printed plan show it: "R_AARCH64_CALL26 ftrace_caller", or
@@ -244,7 +149,7 @@ func symbolErr(err error) error {
 
 // siteName names a site in messages: function and address.
 func siteName(rel bool, s *elfscan.Site) string {
-	return fmt.Sprintf("function %s at %s", render.FuncName(s.Func), render.Place(rel, s.Section, s.Entry))
+	return fmt.Sprintf("function %s at %s", render.FuncName(s.Func), render.Place(rel, s.Section, s.Entry()))
 }
 
 // issues collects every refusal of a plan, by kind, so one error lists all
@@ -331,6 +236,9 @@ type planner struct {
 	out    *Changes
 	is     issues
 	direct *direct // Request.Direct resolved (direct.go)
+
+	cur    sitePlan // the words planned for the site being planned
+	curLit uint64   // and its literal's new value, when cur plans one
 }
 
 // Plan decides every change req makes to in, or fails with nothing planned.
@@ -345,7 +253,7 @@ func Plan(in *Input, req Request) (*Changes, error) {
 	}
 	p := &planner{in: in, req: req, rel: in.Scan.Type == elf.ET_REL,
 		out: &Changes{Path: in.Path, Type: in.Scan.Type, Op: req.Op,
-			Writes: make([]Write, 0, wordsPerSite(req.Op)*len(in.Scan.Sites))}}
+			writes: writes{sites: in.Scan.Sites, op: req.Op, plans: make([]sitePlan, 0, len(in.Scan.Sites))}}}
 
 	// Resolve the values once (errors are per file, not per site).
 	var defLit, opsLit literal
@@ -415,13 +323,17 @@ func Plan(in *Input, req Request) (*Changes, error) {
 		if !req.Selects(s.Func) {
 			continue
 		}
-		n := len(p.out.Writes) + len(p.out.Relocs)
+		n := len(p.out.Relocs)
 		t, tr := tramp, trampRel
 		if p.altEntry(s) {
 			t, tr = alt, altRel
 		}
+		p.cur = sitePlan{site: int32(i)}
 		p.site(s, defLit, opsLit, t, tr)
-		if len(p.out.Writes)+len(p.out.Relocs) > n {
+		if p.cur.set != 0 {
+			p.out.writes.add(p.cur, p.curLit)
+		}
+		if p.cur.set != 0 || len(p.out.Relocs) > n {
 			p.out.Sites++
 		}
 	}
@@ -447,7 +359,7 @@ func (p *planner) altEntry(s *elfscan.Site) bool {
 	if s.Layout != elfscan.LayoutCallOps53 {
 		return false
 	}
-	alt, ok := encode.TrampolineEntry(s.CallSite+4, s.Literal)
+	alt, ok := encode.TrampolineEntry(s.CallSite()+4, s.Literal())
 	return ok && alt
 }
 
@@ -564,7 +476,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	callOps := s.Layout.HasLiteral()
 	if s.HasProblem(elfscan.CodeNoFunction) {
 		// As Linux, which disables a record it finds no symbol for.
-		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, render.Place(p.rel, s.Section, s.Entry), string(elfscan.CodeNoFunction)})
+		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), string(elfscan.CodeNoFunction)})
 		return
 	}
 	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
@@ -594,11 +506,11 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	}
 	if callOps && op == OpEnable && s.HasProblem(elfscan.CodeMisalignedLiteral) {
 		if p.req.SkipMisaligned {
-			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry, render.Place(p.rel, s.Section, s.Entry), "misaligned-literal"})
+			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), "misaligned-literal"})
 			return
 		}
 		p.is.add(ErrMisaligned, name(), "literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			render.Place(p.rel, s.Section, s.Literal), elfscan.MisalignedAdvice(s))
+			render.Place(p.rel, s.Section, s.Literal()), elfscan.MisalignedAdvice(s))
 		return
 	}
 
@@ -607,7 +519,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		if callOps {
 			p.setLiteral(s, defLit)
 		}
-		p.setWord(s, SlotSlot1, s.Slot1Word, encode.MovX9X30)
+		p.setWord(SlotSlot1, s.Slot1Word, encode.MovX9X30)
 	case OpEnable:
 		want := call{}
 		if p.direct != nil {
@@ -617,10 +529,10 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			}
 		} else if p.rel {
 			r := *trampRel
-			r.Off = s.CallSite
+			r.Off = s.CallSite()
 			want = call{word: encode.BLZero, rel: &r, sym: p.req.Trampoline.Sym}
 		} else {
-			w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
+			w, err := encode.BL{From: s.CallSite(), To: tramp}.Encode()
 			if err != nil {
 				// Alignment was checked once, in Plan: what is left is range,
 				// said once for all the sites it concerns.
@@ -633,7 +545,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		if callOps {
 			p.setLiteral(s, opsLit)
 		}
-		p.setWord(s, SlotSlot1, s.Slot1Word, encode.MovX9X30)
+		p.setWord(SlotSlot1, s.Slot1Word, encode.MovX9X30)
 		p.setCall(s, want)
 	case OpDisable:
 		p.setCall(s, call{word: encode.NOP})
@@ -643,21 +555,18 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	}
 }
 
-// wordsPerSite is the most words op writes at one site: init writes the
-// literal and slot1, disable the literal and slot2, enable (with --init)
-// all three.
-func wordsPerSite(op Op) int {
-	if op == OpEnable {
-		return 3
-	}
-	return 2
-}
-
-func (p *planner) setWord(s *elfscan.Site, slot Slot, old, new uint32) {
+// setWord plans new for slot1 or slot2 of the site being planned, which
+// holds old.
+func (p *planner) setWord(slot Slot, old, new uint32) {
 	if old == new {
 		return
 	}
-	p.out.Writes = append(p.out.Writes, Write{site: s, Slot: slot, Old: uint64(old), New: uint64(new)})
+	p.cur.set |= 1 << slot
+	if slot == SlotSlot1 {
+		p.cur.slot1 = new
+	} else {
+		p.cur.slot2 = new
+	}
 }
 
 // currentRel returns the relocation of the types given at off in s's
@@ -666,7 +575,7 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 	if !p.rel {
 		return nil
 	}
-	rels, err := p.in.rel.relocsAt(s.SectionIndex, off)
+	rels, err := p.in.rel.relocsAt(s.SectionIndex(), off)
 	if err != nil {
 		p.is.add(elfscan.ErrMalformed, siteName(p.rel, s), "%v", err)
 		return nil
@@ -683,13 +592,13 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 }
 
 func (p *planner) setLiteral(s *elfscan.Site, want literal) {
-	cur := literal{bytes: s.LiteralWord, rel: p.currentRel(s, s.Literal, elf.R_AARCH64_ABS64)}
+	cur := literal{bytes: s.LiteralWord, rel: p.currentRel(s, s.Literal(), elf.R_AARCH64_ABS64)}
 	if cur.rel != nil {
 		cur.sym = p.in.Obj.SymName(cur.rel.Sym)
 	}
 	if want.rel != nil {
 		r := *want.rel
-		r.Off = s.Literal
+		r.Off = s.Literal()
 		want.rel = &r
 	}
 	if cur.same(want) {
@@ -699,36 +608,37 @@ func (p *planner) setLiteral(s *elfscan.Site, want literal) {
 		p.raiseAlign(s)
 	}
 	if cur.bytes != want.bytes {
-		p.out.Writes = append(p.out.Writes, Write{site: s, Slot: SlotLiteral, Old: cur.bytes, New: want.bytes})
+		p.cur.set |= 1 << SlotLiteral
+		p.curLit = want.bytes
 	}
 	if !sameRel(cur.rel, want.rel) {
-		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.Literal,
+		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex(), Off: s.Literal(),
 			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})
 	}
 }
 
 // raiseAlign plans sh_addralign 8 for s's section when it is lower, once.
 func (p *planner) raiseAlign(s *elfscan.Site) {
-	old := p.in.rel.sh[s.SectionIndex].Addralign
+	old := p.in.rel.sh[s.SectionIndex()].Addralign
 	if old >= 8 {
 		return
 	}
 	for _, a := range p.out.Aligns {
-		if a.SectionIndex == s.SectionIndex {
+		if a.SectionIndex == s.SectionIndex() {
 			return
 		}
 	}
-	p.out.Aligns = append(p.out.Aligns, Align{Section: s.Section, SectionIndex: s.SectionIndex, Old: old})
+	p.out.Aligns = append(p.out.Aligns, Align{Section: s.Section, SectionIndex: s.SectionIndex(), Old: old})
 }
 
 func (p *planner) setCall(s *elfscan.Site, want call) {
-	cur := call{word: s.Slot2Word, rel: p.currentRel(s, s.CallSite, elf.R_AARCH64_CALL26, elf.R_AARCH64_JUMP26)}
+	cur := call{word: s.Slot2Word, rel: p.currentRel(s, s.CallSite(), elf.R_AARCH64_CALL26, elf.R_AARCH64_JUMP26)}
 	if cur.rel != nil {
 		cur.sym = p.in.Obj.SymName(cur.rel.Sym)
 	}
-	p.setWord(s, SlotSlot2, cur.word, want.word)
+	p.setWord(SlotSlot2, cur.word, want.word)
 	if !sameRel(cur.rel, want.rel) {
-		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex, Off: s.CallSite,
+		p.out.Relocs = append(p.out.Relocs, Reloc{Func: s.Func, Section: s.Section, SectionIndex: s.SectionIndex(), Off: s.CallSite(),
 			Old: cur.rel, New: want.rel, OldSym: cur.sym, NewSym: want.sym})
 	}
 }

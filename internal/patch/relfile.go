@@ -152,8 +152,7 @@ func (rf *relFile) relocsAt(sec int, off uint64) ([]elfscan.Rela, error) {
 func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 	le := binary.LittleEndian
 	data := bytes.Clone(rf.data)
-	for i := range c.Writes {
-		w := &c.Writes[i]
+	for w := range c.Writes() {
 		off, size := w.Off(), int64(w.Size())
 		if off < 0 || off+size > int64(len(data)) {
 			return nil, malformed("write at %#x outside the file", off)

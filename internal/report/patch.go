@@ -19,8 +19,7 @@ import (
 //	FUNC  ADDR  SLOT  OLD -> NEW
 func PlanText(w io.Writer, c *patch.Changes) error {
 	rel := c.Type == elf.ET_REL
-	for i := range c.Writes {
-		x := &c.Writes[i]
+	for x := range c.Writes() {
 		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", render.FuncName(x.Func()), render.Place(rel, x.Section(), x.Addr()), x.Slot, render.Word(x.OldBytes()), render.Word(x.NewBytes())); err != nil {
 			return err
 		}
@@ -75,6 +74,6 @@ func PatchDone(w io.Writer, out string, op patch.Op, c *patch.Changes) error {
 		skipped = fmt.Sprintf(", %d skipped", len(c.Skipped))
 	}
 	_, err := fmt.Fprintf(w, "%s: %s: %d sites changed (%d words, %d relocations, %d symbols added)%s\n",
-		out, op, c.Sites, len(c.Writes), len(c.Relocs), len(c.NewSyms), skipped)
+		out, op, c.Sites, c.Words(), len(c.Relocs), len(c.NewSyms), skipped)
 	return err
 }

@@ -77,23 +77,23 @@ func Scan(f *elfscan.File) ScanFile {
 // are relocation expressions).
 func Site(s *elfscan.Site, rel bool) ScanSite {
 	j := ScanSite{
-		Func: s.Func, Section: s.Section, Entry: render.Hex(s.Entry), CallSite: render.Hex(s.CallSite),
-		Layout: string(s.Layout), BTI: s.BTI, State: string(s.State), Record: render.Hex(s.Record),
-		Problems: make([]string, len(s.Problems)), ProblemDetails: make([]string, len(s.Problems)),
+		Func: s.Func, Section: s.Section, Entry: render.Hex(s.Entry()), CallSite: render.Hex(s.CallSite()),
+		Layout: s.Layout.String(), BTI: s.BTI, State: s.State.String(), Record: render.Hex(s.Record),
+		Problems: make([]string, len(s.Problems())), ProblemDetails: make([]string, len(s.Problems())),
 	}
 	if s.Layout.HasLiteral() {
-		l := render.Hex(s.Literal)
+		l := render.Hex(s.Literal())
 		j.Literal = &l
 	}
 	if s.Layout == elfscan.LayoutCallOps53 {
-		sp := render.Hex(s.Spare)
+		sp := render.Hex(s.Spare())
 		j.Spare = &sp
 	}
-	if s.CFIHashOff != elfscan.NoOffset {
-		h := render.Hex(uint64(s.CFIHash))
+	if s.CFIHashOff() != elfscan.NoOffset {
+		h := render.Hex(uint64(s.CFIHash()))
 		j.CFIHash = &h
 	}
-	for i, p := range s.Problems {
+	for i, p := range s.Problems() {
 		j.Problems[i], j.ProblemDetails[i] = string(p.Code), p.Detail
 	}
 	ref := func(r *elfscan.Ref, sym *string) *string {
@@ -109,8 +109,8 @@ func Site(s *elfscan.Site, rel bool) ScanSite {
 		}
 		return &v
 	}
-	j.Ops = ref(s.Ops, &j.OpsSym)
-	j.Target = ref(s.Target, &j.TargetSym)
+	j.Ops = ref(s.Ops(), &j.OpsSym)
+	j.Target = ref(s.Target(), &j.TargetSym)
 	return j
 }
 
@@ -157,8 +157,8 @@ func ScanText(w io.Writer, f *elfscan.File) error {
 		return err
 	}
 	for i := range f.Sites {
-		for _, p := range f.Sites[i].Problems {
-			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, render.Hex(f.Sites[i].Entry), p.Code, p.Detail)
+		for _, p := range f.Sites[i].Problems() {
+			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, render.Hex(f.Sites[i].Entry()), p.Code, p.Detail)
 		}
 	}
 	var parts []string

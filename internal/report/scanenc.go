@@ -97,7 +97,7 @@ func (e *scanEncoder) work(c elfscan.Chunk) (encodedChunk, error) {
 	b = appendSites(b, c.Sites, c.Start, c.Type == elf.ET_REL, false)
 	n := 0
 	for i := range c.Sites {
-		n += len(c.Sites[i].Problems)
+		n += len(c.Sites[i].Problems())
 	}
 	return encodedChunk{b, n}, nil
 }
@@ -174,40 +174,40 @@ func appendSite(b []byte, s *elfscan.Site, rel, html bool) []byte {
 	b = append(b, `,"section":`...)
 	b = render.AppendJSONString(b, s.Section, html)
 	b = append(b, `,"entry":"`...)
-	b = render.Hex(s.Entry).Append(b)
+	b = render.Hex(s.Entry()).Append(b)
 	b = append(b, `","call_site":"`...)
-	b = render.Hex(s.CallSite).Append(b)
+	b = render.Hex(s.CallSite()).Append(b)
 	if s.Layout.HasLiteral() {
 		b = append(b, `","literal":"`...)
-		b = render.Hex(s.Literal).Append(b)
+		b = render.Hex(s.Literal()).Append(b)
 		b = append(b, `","layout":`...)
 	} else {
 		b = append(b, `","literal":null,"layout":`...)
 	}
-	b = render.AppendJSONString(b, string(s.Layout), html)
+	b = render.AppendJSONString(b, s.Layout.String(), html)
 	if s.BTI {
 		b = append(b, `,"bti":true,"state":`...)
 	} else {
 		b = append(b, `,"bti":false,"state":`...)
 	}
-	b = render.AppendJSONString(b, string(s.State), html)
+	b = render.AppendJSONString(b, s.State.String(), html)
 	b = append(b, `,"ops":`...)
-	opsSym := appendRef(&b, s.Ops, rel, html)
+	opsSym := appendRef(&b, s.Ops(), rel, html)
 	b = append(b, `,"target":`...)
-	targetSym := appendRef(&b, s.Target, rel, html)
+	targetSym := appendRef(&b, s.Target(), rel, html)
 	b = append(b, `,"problems":[`...)
-	for i := range s.Problems {
+	for i := range s.Problems() {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = render.AppendJSONString(b, string(s.Problems[i].Code), html)
+		b = render.AppendJSONString(b, string(s.Problems()[i].Code), html)
 	}
 	b = append(b, `],"problem_details":[`...)
-	for i := range s.Problems {
+	for i := range s.Problems() {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = render.AppendJSONString(b, s.Problems[i].Detail, html)
+		b = render.AppendJSONString(b, s.Problems()[i].Detail, html)
 	}
 	b = append(b, `],"record":"`...)
 	b = render.Hex(s.Record).Append(b)
@@ -222,12 +222,12 @@ func appendSite(b []byte, s *elfscan.Site, rel, html bool) []byte {
 	}
 	if s.Layout == elfscan.LayoutCallOps53 {
 		b = append(b, `,"spare":"`...)
-		b = render.Hex(s.Spare).Append(b)
+		b = render.Hex(s.Spare()).Append(b)
 		b = append(b, '"')
 	}
-	if s.CFIHashOff != elfscan.NoOffset {
+	if s.CFIHashOff() != elfscan.NoOffset {
 		b = append(b, `,"cfi_hash":"`...)
-		b = render.Hex(uint64(s.CFIHash)).Append(b)
+		b = render.Hex(uint64(s.CFIHash())).Append(b)
 		b = append(b, '"')
 	}
 	return append(b, '}')

@@ -113,8 +113,8 @@ func randRef(r *rand.Rand) *elfscan.Ref {
 // Random sites and names, in every ELF type, against encoding/json.
 func TestAppendScanRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	layouts := []elfscan.Layout{elfscan.LayoutCallOps, elfscan.LayoutClassic, elfscan.Layout(`we<ird"`)}
-	states := []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled, elfscan.StateUnknown, elfscan.State("\xff")}
+	layouts := []elfscan.Layout{elfscan.LayoutCallOps, elfscan.LayoutCallOps53, elfscan.LayoutClassic, elfscan.Layout(200)}
+	states := []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled, elfscan.StateUnknown, elfscan.State(0xff)}
 	for iter := range 300 {
 		f := &elfscan.File{Path: randString(r), Type: []elf.Type{elf.ET_REL, elf.ET_EXEC, elf.ET_DYN, elf.ET_CORE}[iter%4]}
 		n := r.IntN(6)
@@ -122,11 +122,19 @@ func TestAppendScanRandom(t *testing.T) {
 			n = 2*scanChunk + r.IntN(scanChunk) // WriteScan's chunked path
 		}
 		for range n {
-			s := elfscan.Site{Func: randString(r), Section: randString(r), Entry: r.Uint64(), CallSite: r.Uint64() >> r.IntN(64),
-				Literal: r.Uint64(), Record: r.Uint64() >> 8, Layout: layouts[r.IntN(len(layouts))], BTI: r.IntN(2) == 0,
-				State: states[r.IntN(len(states))], Ops: randRef(r), Target: randRef(r)}
+			s := elfscan.Site{Func: randString(r), Section: randString(r), Record: r.Uint64() >> r.IntN(64),
+				Layout: layouts[r.IntN(len(layouts))], BTI: r.IntN(2) == 0, State: states[r.IntN(len(states))]}
+			s.SetOps(randRef(r))
+			s.SetTarget(randRef(r))
 			for range r.IntN(3) {
-				s.Problems = append(s.Problems, elfscan.Problem{Code: elfscan.Code(randString(r)), Detail: randString(r)})
+				s.AddProblem(elfscan.Problem{Code: elfscan.Code(randString(r)), Detail: randString(r)})
+			}
+			if r.IntN(2) == 0 {
+				s.SetRead(int64(r.IntN(1 << 20)))
+				s.SetSpareWord(r.Uint32())
+			}
+			if r.IntN(3) == 0 {
+				s.SetCFIHash(r.Uint32())
 			}
 			f.Sites = append(f.Sites, s)
 		}
@@ -142,8 +150,11 @@ func FuzzAppendScan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, addend int64) {
 		ref := &elfscan.Ref{Addr: uint64(addend), Sym: s}
 		for _, typ := range []elf.Type{elf.ET_REL, elf.ET_DYN} {
-			file := &elfscan.File{Path: s, Type: typ, Sites: []elfscan.Site{{Func: s, Section: s, Layout: elfscan.LayoutCallOps, State: elfscan.State(s),
-				Ops: ref, Target: ref, Problems: []elfscan.Problem{{Code: elfscan.Code(s), Detail: s}}}}}
+			site := elfscan.Site{Func: s, Section: s, Layout: elfscan.LayoutCallOps, State: elfscan.State(len(s))}
+			site.SetOps(ref)
+			site.SetTarget(ref)
+			site.AddProblem(elfscan.Problem{Code: elfscan.Code(s), Detail: s})
+			file := &elfscan.File{Path: s, Type: typ, Sites: []elfscan.Site{site}}
 			checkJSON(t, "fuzz", file)
 		}
 	})
@@ -220,7 +231,7 @@ func (w *failWriter) Write(p []byte) (int, error) {
 func TestWriteScanWriteError(t *testing.T) {
 	f := &elfscan.File{Path: "big", Type: elf.ET_DYN}
 	for i := range 8 * scanChunk {
-		f.Sites = append(f.Sites, elfscan.Site{Func: "f", Section: ".text", Entry: uint64(8 * i), Layout: elfscan.LayoutCallOps, State: elfscan.StateNop})
+		f.Sites = append(f.Sites, elfscan.Site{Func: "f", Section: ".text", Record: uint64(8 * i), Layout: elfscan.LayoutCallOps, State: elfscan.StateNop})
 	}
 	whole := AppendScan(nil, f)
 	for _, limit := range []int{0, 1, len(whole) / 2, len(whole) - 1} {

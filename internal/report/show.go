@@ -60,40 +60,40 @@ func Show(r io.ReaderAt, path string, f *elfscan.File, selects func(fn string) b
 		if !selects(s.Func) {
 			continue
 		}
-		j := ShowSite{Func: s.Func, Section: s.Section, Entry: at(s, s.Entry), Layout: string(s.Layout), BTI: s.BTI,
-			State: string(s.State), Words: []ShowWord{}, Problems: []ShowProblem{}}
-		if s.CFIHashOff != elfscan.NoOffset {
-			j.Words = append(j.Words, ShowWord{"cfi_hash", at(s, s.CFIHashAddr()), fmt.Sprintf("%08x", s.CFIHash), fmt.Sprintf(".word %#x (kCFI type hash)", s.CFIHash)})
+		j := ShowSite{Func: s.Func, Section: s.Section, Entry: at(s, s.Entry()), Layout: s.Layout.String(), BTI: s.BTI,
+			State: s.State.String(), Words: []ShowWord{}, Problems: []ShowProblem{}}
+		if s.CFIHashOff() != elfscan.NoOffset {
+			j.Words = append(j.Words, ShowWord{"cfi_hash", at(s, s.CFIHashAddr()), fmt.Sprintf("%08x", s.CFIHash()), fmt.Sprintf(".word %#x (kCFI type hash)", s.CFIHash())})
 		}
 		spare := func() {
-			if s.SpareOff != elfscan.NoOffset {
-				j.Words = append(j.Words, ShowWord{"spare", at(s, s.Spare), fmt.Sprintf("%08x", s.SpareWord), disasm(s.SpareWord, s.Spare, nil) + " (spare)"})
+			if s.SpareOff() != elfscan.NoOffset {
+				j.Words = append(j.Words, ShowWord{"spare", at(s, s.Spare()), fmt.Sprintf("%08x", s.SpareWord()), disasm(s.SpareWord(), s.Spare(), nil) + " (spare)"})
 			}
 		}
-		if s.Spare < s.Literal {
+		if s.Spare() < s.Literal() {
 			spare()
 		}
-		if s.Layout.HasLiteral() && s.LiteralOff != elfscan.NoOffset {
-			j.Words = append(j.Words, ShowWord{"literal", at(s, s.Literal), fmt.Sprintf("%016x", s.LiteralWord), literalText(s)})
+		if s.Layout.HasLiteral() && s.LiteralOff() != elfscan.NoOffset {
+			j.Words = append(j.Words, ShowWord{"literal", at(s, s.Literal()), fmt.Sprintf("%016x", s.LiteralWord), literalText(s)})
 		}
-		if s.Spare > s.Literal {
+		if s.Spare() > s.Literal() {
 			spare()
 		}
-		if s.BTI && s.Slot1Off != elfscan.NoOffset {
+		if s.BTI && s.Slot1Off() != elfscan.NoOffset {
 			var b [4]byte
 			w := uint32(0)
-			if _, err := r.ReadAt(b[:], s.Slot1Off-4); err == nil {
+			if _, err := r.ReadAt(b[:], s.Slot1Off()-4); err == nil {
 				w = binary.LittleEndian.Uint32(b[:])
 			}
-			j.Words = append(j.Words, ShowWord{"bti", at(s, s.Entry), fmt.Sprintf("%08x", w), disasm(w, s.Entry, nil)})
+			j.Words = append(j.Words, ShowWord{"bti", at(s, s.Entry()), fmt.Sprintf("%08x", w), disasm(w, s.Entry(), nil)})
 		}
-		if s.Slot1Off != elfscan.NoOffset {
+		if s.Slot1Off() != elfscan.NoOffset {
 			j.Words = append(j.Words, ShowWord{"slot1", at(s, s.Slot1()), fmt.Sprintf("%08x", s.Slot1Word), disasm(s.Slot1Word, s.Slot1(), nil)})
 		}
-		if s.Slot2Off != elfscan.NoOffset {
-			j.Words = append(j.Words, ShowWord{"slot2", at(s, s.CallSite), fmt.Sprintf("%08x", s.Slot2Word), disasm(s.Slot2Word, s.CallSite, s.Target)})
+		if s.Slot2Off() != elfscan.NoOffset {
+			j.Words = append(j.Words, ShowWord{"slot2", at(s, s.CallSite()), fmt.Sprintf("%08x", s.Slot2Word), disasm(s.Slot2Word, s.CallSite(), s.Target())})
 		}
-		for _, p := range s.Problems {
+		for _, p := range s.Problems() {
 			j.Problems = append(j.Problems, ShowProblem{string(p.Code), p.Detail})
 		}
 		doc.Sites = append(doc.Sites, j)
@@ -135,11 +135,11 @@ func literalText(s *elfscan.Site) string {
 	if s.LiteralWord == uint64(encode.NOP)|uint64(encode.NOP)<<32 {
 		return "nop; nop"
 	}
-	if s.Ops != nil && s.Ops.Sym != "" {
-		if s.Ops.SymIndex != 0 || s.Ops.Addr == 0 {
-			return fmt.Sprintf(".quad %s", render.RelExpr(s.Ops.Sym, int64(s.Ops.Addr)))
+	if s.Ops() != nil && s.Ops().Sym != "" {
+		if s.Ops().SymIndex != 0 || s.Ops().Addr == 0 {
+			return fmt.Sprintf(".quad %s", render.RelExpr(s.Ops().Sym, int64(s.Ops().Addr)))
 		}
-		return fmt.Sprintf(".quad %#x <%s>", s.Ops.Addr, s.Ops.Sym)
+		return fmt.Sprintf(".quad %#x <%s>", s.Ops().Addr, s.Ops().Sym)
 	}
 	return fmt.Sprintf(".quad %#x", s.LiteralWord)
 }

@@ -42,10 +42,10 @@ func Verify(r *verify.Report) VerifyFile {
 	j := VerifyFile{File: r.File, ELFType: ELFType(r.ELFType), Sites: r.Sites, Skipped: r.Skipped, Passed: r.Passed, Failed: r.Failed,
 		ByState: map[string]int{}, Seconds: r.Elapsed.Seconds(), Failures: []VerifyFailure{}}
 	for st, n := range r.ByState {
-		j.ByState[string(st)] = n
+		j.ByState[st.String()] = n
 	}
 	for _, f := range r.Failures {
-		j.Failures = append(j.Failures, VerifyFailure{Func: f.Func, Address: render.Hex(f.Address).String(), State: string(f.State),
+		j.Failures = append(j.Failures, VerifyFailure{Func: f.Func, Address: render.Hex(f.Address).String(), State: f.State.String(),
 			Expected: f.Expected, Observed: f.Observed, Disasm: f.Disasm})
 	}
 	return j

@@ -88,21 +88,21 @@ func patchCopy(t *testing.T, path string, sf *elfscan.File, state elfscan.State,
 	for i := range sf.Sites {
 		s := &sf.Sites[i]
 		if state != elfscan.StateNop {
-			binary.LittleEndian.PutUint32(b[s.Slot1Off:], encode.MovX9X30)
+			binary.LittleEndian.PutUint32(b[s.Slot1Off():], encode.MovX9X30)
 		}
 		if state == elfscan.StateEnabled {
-			binary.LittleEndian.PutUint64(b[s.LiteralOff:], ops)
-			w, err := encode.BL{From: s.CallSite, To: tramp}.Encode()
+			binary.LittleEndian.PutUint64(b[s.LiteralOff():], ops)
+			w, err := encode.BL{From: s.CallSite(), To: tramp}.Encode()
 			if err != nil {
 				t.Fatal(err)
 			}
-			binary.LittleEndian.PutUint32(b[s.Slot2Off:], w)
+			binary.LittleEndian.PutUint32(b[s.Slot2Off():], w)
 		}
 	}
 	if edit != nil {
 		edit(b, &sf.Sites[0])
 	}
-	out := filepath.Join(t.TempDir(), filepath.Base(path)+"."+string(state))
+	out := filepath.Join(t.TempDir(), filepath.Base(path)+"."+state.String())
 	if err := os.WriteFile(out, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -192,15 +192,15 @@ func TestELFHostile(t *testing.T) {
 		all     bool // every site fails (a broken trampoline)
 	}{
 		// A word that is no known state is never run: it fails as unknown.
-		{"unknown-state-loop", elfscan.StateNop, false, func(b []byte, s *elfscan.Site) { put32(s.Slot1Off, 0x14000000)(b, s) }, "state unknown", false},
+		{"unknown-state-loop", elfscan.StateNop, false, func(b []byte, s *elfscan.Site) { put32(s.Slot1Off(), 0x14000000)(b, s) }, "state unknown", false},
 		{"file-trampoline-loops", elfscan.StateEnabled, true, func(b []byte, s *elfscan.Site) { put32(trampOff(b), 0x14000000)(b, s) }, "instruction limit", true},
 		{"file-trampoline-jumps-unmapped", elfscan.StateEnabled, true, func(b []byte, s *elfscan.Site) { put32(trampOff(b), 0xd61f0000)(b, s) }, "UC_ERR_FETCH_UNMAPPED", true},
 		{"file-trampoline-clobbers-x19", elfscan.StateEnabled, true, func(b []byte, s *elfscan.Site) { put32(trampOff(b), 0xd2800013)(b, s) }, "X19 =", true},
 		{"bl-wrong-target", elfscan.StateEnabled, false, func(b []byte, s *elfscan.Site) {
-			w, _ := encode.BL{From: s.CallSite, To: s.Entry}.Encode()
-			put32(s.Slot2Off, w)(b, s)
+			w, _ := encode.BL{From: s.CallSite(), To: s.Entry()}.Encode()
+			put32(s.Slot2Off(), w)(b, s)
 		}, "BL to", false},
-		{"literal-junk", elfscan.StateEnabled, false, func(b []byte, s *elfscan.Site) { binary.LittleEndian.PutUint64(b[s.LiteralOff:], 0x8) }, "unmapped", false},
+		{"literal-junk", elfscan.StateEnabled, false, func(b []byte, s *elfscan.Site) { binary.LittleEndian.PutUint64(b[s.LiteralOff():], 0x8) }, "unmapped", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -387,7 +387,7 @@ func (e *engine) failure(s *site, run *uc.Run, res *uc.Result, hookErr error) *F
 			return r <= 8 || (r >= 19 && r <= 30) || r == rSP
 		})
 	}
-	return &Failure{Expected: "a known state", Observed: string(s.State)}
+	return &Failure{Expected: "a known state", Observed: s.State.String()}
 }
 
 // check compares calls and the registers kept(r) says must be unchanged.

@@ -117,7 +117,7 @@ func TestIntermediatesBadCaught(t *testing.T) {
 	// the trampoline and writes a new literal first: between the writes the
 	// old, wrong BL runs with the new literal. FILE alone is fine.
 	t.Run("old BL wrong, new literal", func(t *testing.T) {
-		orig := agLinked(t, src, "orig", elfscan.StateEnabled, ops, s.Entry)
+		orig := agLinked(t, src, "orig", elfscan.StateEnabled, ops, s.Entry())
 		file := agLinked(t, src, "file", elfscan.StateEnabled, other, tramp)
 		if rep, err := File(file, Options{Jobs: 1}); err != nil || rep.Failed != 0 {
 			t.Fatalf("FILE alone must pass: %+v %v", rep, err)
@@ -137,9 +137,9 @@ func TestIntermediatesBadCaught(t *testing.T) {
 	t.Run("retarget with junk literal", func(t *testing.T) {
 		orig := agLinked(t, src, "orig", elfscan.StateEnabled, ops, tramp)
 		file := agCopy(t, orig, "file")
-		bl, _ := encode.BL{From: s.CallSite, To: tramp + 4}.Encode()
-		agPatchBytes(t, file, s.LiteralOff, binary.LittleEndian.AppendUint64(nil, 0x0bad_0bad_0bad_0bad))
-		agPatchBytes(t, file, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, bl))
+		bl, _ := encode.BL{From: s.CallSite(), To: tramp + 4}.Encode()
+		agPatchBytes(t, file, s.LiteralOff(), binary.LittleEndian.AppendUint64(nil, 0x0bad_0bad_0bad_0bad))
+		agPatchBytes(t, file, s.Slot2Off(), binary.LittleEndian.AppendUint32(nil, bl))
 		r := interAgainst(t, orig, file)
 		if p := interFindProblem(r, s.Func); p == nil || !strings.Contains(p.Detail, "literal") {
 			agDump(t, r)
@@ -157,9 +157,9 @@ func TestIntermediatesBadCaught(t *testing.T) {
 	t.Run("retarget with valid literal", func(t *testing.T) {
 		orig := agLinked(t, src, "orig", elfscan.StateEnabled, ops, tramp)
 		file := agCopy(t, orig, "file")
-		bl, _ := encode.BL{From: s.CallSite, To: s.Entry}.Encode()
-		agPatchBytes(t, file, s.LiteralOff, binary.LittleEndian.AppendUint64(nil, other))
-		agPatchBytes(t, file, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, bl))
+		bl, _ := encode.BL{From: s.CallSite(), To: s.Entry()}.Encode()
+		agPatchBytes(t, file, s.LiteralOff(), binary.LittleEndian.AppendUint64(nil, other))
+		agPatchBytes(t, file, s.Slot2Off(), binary.LittleEndian.AppendUint32(nil, bl))
 		r := interAgainst(t, orig, file)
 		if interFindProblem(r, s.Func) != nil || r.Counts.Ran != 1 || r.Counts.Unproven != 1 {
 			agDump(t, r)

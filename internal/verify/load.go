@@ -98,14 +98,14 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 	case elfscan.StateEnabled:
 	default:
 		detail := "words do not form a known state"
-		if len(s.Problems) > 0 {
-			detail = fmt.Sprintf("%s: %s", s.Problems[0].Code, s.Problems[0].Detail)
+		if len(s.Problems()) > 0 {
+			detail = fmt.Sprintf("%s: %s", s.Problems()[0].Code, s.Problems()[0].Detail)
 		}
-		s.fail("state nop, init or enabled", "state "+string(s.State)+": "+detail)
+		s.fail("state nop, init or enabled", "state "+s.State.String()+": "+detail)
 		return
 	}
 	if (s.Layout == elfscan.LayoutClassic) != classic {
-		s.fail("every enabled site in one layout", "a "+string(s.Layout)+" site among sites of the other layout")
+		s.fail("every enabled site in one layout", "a "+s.Layout.String()+" site among sites of the other layout")
 		return
 	}
 	w, ok := img.read32(s.callSite)
@@ -315,39 +315,39 @@ func (rl *relLayout) sectionOf(addr uint64) (int, uint64, bool) {
 // verify's trampoline when named like it. Any other relocation at a site
 // word fails the site.
 func (rl *relLayout) placeSite(img *Image, s *site) {
-	base, ok := rl.placed[s.SectionIndex]
+	base, ok := rl.placed[s.SectionIndex()]
 	if !ok {
-		s.fail("site in an allocated section", fmt.Sprintf("section %d (%s) not loaded", s.SectionIndex, s.Section))
+		s.fail("site in an allocated section", fmt.Sprintf("section %d (%s) not loaded", s.SectionIndex(), s.Section))
 		return
 	}
 	s.entry += base
 	s.callSite += base
-	words := []uint64{s.Site.CallSite - 4, s.Site.CallSite}
+	words := []uint64{s.Site.CallSite() - 4, s.Site.CallSite()}
 	if s.Layout.HasLiteral() {
 		s.literal += base
-		words = append(words, s.Site.Literal, s.Site.Literal+4)
+		words = append(words, s.Site.Literal(), s.Site.Literal()+4)
 	} else {
 		s.literal = 0
 	}
 	if s.Layout == elfscan.LayoutCallOps53 {
 		s.spare += base
-		words = append(words, s.Site.Spare)
+		words = append(words, s.Site.Spare())
 	}
 	for _, off := range words {
-		r, ok := rl.relaAt(s.SectionIndex, off)
+		r, ok := rl.relaAt(s.SectionIndex(), off)
 		if !ok {
 			continue
 		}
 		addr := base + off
 		val, name, def := rl.symbol(r.Sym)
 		switch {
-		case s.Layout.HasLiteral() && off == s.Site.Literal && r.Type == elf.R_AARCH64_ABS64:
+		case s.Layout.HasLiteral() && off == s.Site.Literal() && r.Type == elf.R_AARCH64_ABS64:
 			if !def {
 				val = img.standinOps
 			}
 			img.write64(addr, val+uint64(r.Addend))
 			rl.relocOp(img, val+uint64(r.Addend))
-		case off == s.Site.CallSite && (r.Type == elf.R_AARCH64_CALL26 || r.Type == elf.R_AARCH64_JUMP26):
+		case off == s.Site.CallSite() && (r.Type == elf.R_AARCH64_CALL26 || r.Type == elf.R_AARCH64_JUMP26):
 			if d, ok := img.relDirect(name); !def && ok {
 				val, def = d, true
 			}
@@ -408,7 +408,7 @@ func (img *Image) bindAlt(o *elfscan.Object, rel *relLayout, sites []elfscan.Sit
 		if s.State == elfscan.StateEnabled && s.Layout == elfscan.LayoutCallOps53 {
 			// In ET_REL, offsets: sections are placed page-aligned, so
 			// the offsets' residues mod 8 are the addresses'.
-			if alt, ok := encode.TrampolineEntry(s.CallSite+4, s.Literal); ok && alt {
+			if alt, ok := encode.TrampolineEntry(s.CallSite()+4, s.Literal()); ok && alt {
 				need = true
 				break
 			}
@@ -491,7 +491,7 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 	img.sites = make([]site, len(sites))
 	for i := range sites {
 		s := &img.sites[i]
-		*s = site{Site: &sites[i], index: i, entry: sites[i].Entry, callSite: sites[i].CallSite, literal: sites[i].Literal, spare: sites[i].Spare}
+		*s = site{Site: &sites[i], index: i, entry: sites[i].Entry(), callSite: sites[i].CallSite(), literal: sites[i].Literal(), spare: sites[i].Spare()}
 		if s.HasProblem(elfscan.CodeNoFunction) {
 			s.skip = true // as Linux, which disables a record it finds no symbol for
 			continue

@@ -97,7 +97,7 @@ func mutLinked(t testing.TB, src string, f *elfscan.File, tramp, ops uint64, goo
 	sites := mutSpread(f, 6, nil)
 	other := func(s *elfscan.Site) *elfscan.Site {
 		for i := range f.Sites {
-			if o := &f.Sites[i]; o.Func != s.Func && o.Entry != s.Entry {
+			if o := &f.Sites[i]; o.Func != s.Func && o.Entry() != s.Entry() {
 				return o
 			}
 		}
@@ -112,29 +112,29 @@ func mutLinked(t testing.TB, src string, f *elfscan.File, tramp, ops uint64, goo
 			if to == right {
 				return // not a defect: the trampoline's second entry may lie there
 			}
-			ms = append(ms, mutant{kind: kind, fn: s.Func, writes: []mutWrite{{s.Slot2Off, le32(mustBL(t, s.CallSite, to))}}})
+			ms = append(ms, mutant{kind: kind, fn: s.Func, writes: []mutWrite{{s.Slot2Off(), le32(mustBL(t, s.CallSite(), to))}}})
 		}
 		bl("bl-tramp+4", tramp+4)
 		bl("bl-tramp-4", tramp-4)
 		bl("bl-tramp+8", tramp+8)
-		bl("bl-other-func", other(s).Entry)
-		bl("bl-own-entry", s.Entry)
-		bl("bl-self", s.CallSite)
-		bl("bl-next", s.CallSite+4)
-		bl("bl-unmapped", s.CallSite+0x4000000)
-		bl("bl-unmapped-back", s.CallSite-0x4000000)
+		bl("bl-other-func", other(s).Entry())
+		bl("bl-own-entry", s.Entry())
+		bl("bl-self", s.CallSite())
+		bl("bl-next", s.CallSite()+4)
+		bl("bl-unmapped", s.CallSite()+0x4000000)
+		bl("bl-unmapped-back", s.CallSite()-0x4000000)
 		w := func(kind string, off int64, b []byte) {
 			ms = append(ms, mutant{kind: kind, fn: s.Func, writes: []mutWrite{{off, b}}})
 		}
 		if s.Layout.HasLiteral() {
-			bl("bl-literal", s.Literal)
-			w("lit-junk", s.LiteralOff, le64(0x0bad_cafe_dead_beef))
-			w("lit-ops+8", s.LiteralOff, le64(ops+8))
-			w("lit-self", s.LiteralOff, le64(s.Literal))
-			w("lit-code", s.LiteralOff, le64(s.Entry))
-			w("lit-zero", s.LiteralOff, le64(0))
-			w("lit-nop-nop", s.LiteralOff, le64(uint64(encode.NOP)|uint64(encode.NOP)<<32))
-			w("lit-misaligned-ops", s.LiteralOff, le64(ops+1))
+			bl("bl-literal", s.Literal())
+			w("lit-junk", s.LiteralOff(), le64(0x0bad_cafe_dead_beef))
+			w("lit-ops+8", s.LiteralOff(), le64(ops+8))
+			w("lit-self", s.LiteralOff(), le64(s.Literal()))
+			w("lit-code", s.LiteralOff(), le64(s.Entry()))
+			w("lit-zero", s.LiteralOff(), le64(0))
+			w("lit-nop-nop", s.LiteralOff(), le64(uint64(encode.NOP)|uint64(encode.NOP)<<32))
+			w("lit-misaligned-ops", s.LiteralOff(), le64(ops+1))
 		}
 		if s.Layout == elfscan.LayoutCallOps53 {
 			// The other trampoline entry: it loads the wrong word pair.
@@ -145,33 +145,33 @@ func mutLinked(t testing.TB, src string, f *elfscan.File, tramp, ops uint64, goo
 			}
 			// The literal written into the other pair: the spare word
 			// gets half of it and the aligned pair a NOP and the rest.
-			wrong := s.Literal - 4
-			if s.Spare > s.Literal {
-				wrong = s.Literal + 4
+			wrong := s.Literal() - 4
+			if s.Spare() > s.Literal() {
+				wrong = s.Literal() + 4
 			}
-			wrongOff := s.LiteralOff + int64(wrong) - int64(s.Literal)
+			wrongOff := s.LiteralOff() + int64(wrong) - int64(s.Literal())
 			w("lit-wrong-pair", wrongOff, le64(ops))
 			ms = append(ms, mutant{kind: "lit-wrong-pair-spare-nop", fn: s.Func, writes: []mutWrite{
-				{s.LiteralOff, le64(uint64(encode.NOP) | uint64(encode.NOP)<<32)}, {wrongOff, le64(ops)}, {s.SpareOff, le32(encode.NOP)}}})
-			w("spare-zero", s.SpareOff, le32(0))
-			w("spare-mov", s.SpareOff, le32(encode.MovX9X30))
-			w("spare-bti", s.SpareOff, le32(encode.BTIC))
+				{s.LiteralOff(), le64(uint64(encode.NOP) | uint64(encode.NOP)<<32)}, {wrongOff, le64(ops)}, {s.SpareOff(), le32(encode.NOP)}}})
+			w("spare-zero", s.SpareOff(), le32(0))
+			w("spare-mov", s.SpareOff(), le32(encode.MovX9X30))
+			w("spare-bti", s.SpareOff(), le32(encode.BTIC))
 		}
-		if s.CFIHashOff != elfscan.NoOffset {
-			w("cfi-hash-nop", s.CFIHashOff, le32(encode.NOP))
-			w("cfi-hash-flip", s.CFIHashOff, le32(s.CFIHash^1))
+		if s.CFIHashOff() != elfscan.NoOffset {
+			w("cfi-hash-nop", s.CFIHashOff(), le32(encode.NOP))
+			w("cfi-hash-flip", s.CFIHashOff(), le32(s.CFIHash()^1))
 		}
-		w("no-mov", s.Slot1Off, le32(encode.NOP))
-		w("mov-x10-x30", s.Slot1Off, le32(movX10))
-		w("mov-x9-x29", s.Slot1Off, le32(movX9X29))
-		w("slot1-hlt", s.Slot1Off, le32(hlt))
-		w("slot2-b", s.Slot2Off, le32(mustBL(t, s.CallSite, tramp)&^0x80000000))
-		w("slot2-br", s.Slot2Off, le32(brX16))
-		w("slot2-blr", s.Slot2Off, le32(blrX9))
-		w("slot2-mov", s.Slot2Off, le32(encode.MovX9X30))
+		w("no-mov", s.Slot1Off(), le32(encode.NOP))
+		w("mov-x10-x30", s.Slot1Off(), le32(movX10))
+		w("mov-x9-x29", s.Slot1Off(), le32(movX9X29))
+		w("slot1-hlt", s.Slot1Off(), le32(hlt))
+		w("slot2-b", s.Slot2Off(), le32(mustBL(t, s.CallSite(), tramp)&^0x80000000))
+		w("slot2-br", s.Slot2Off(), le32(brX16))
+		w("slot2-blr", s.Slot2Off(), le32(blrX9))
+		w("slot2-mov", s.Slot2Off(), le32(encode.MovX9X30))
 		if s.BTI {
-			w("bti-nop", s.Slot1Off-4, le32(encode.NOP))
-			w("bti-j", s.Slot1Off-4, le32(btiJ))
+			w("bti-nop", s.Slot1Off()-4, le32(encode.NOP))
+			w("bti-j", s.Slot1Off()-4, le32(btiJ))
 		}
 	}
 	for _, d := range []int{19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30} {
@@ -193,7 +193,7 @@ func mutStrays(t testing.TB, src string, f *elfscan.File, size int64) []mutant {
 	siteByte := map[int64]bool{}
 	for i := range f.Sites {
 		s := &f.Sites[i]
-		for _, w := range [][2]int64{{s.LiteralOff, 8}, {s.Slot1Off - 4, 4}, {s.Slot1Off, 4}, {s.Slot2Off, 4}, {s.SpareOff, 4}, {s.CFIHashOff, 4}} {
+		for _, w := range [][2]int64{{s.LiteralOff(), 8}, {s.Slot1Off() - 4, 4}, {s.Slot1Off(), 4}, {s.Slot2Off(), 4}, {s.SpareOff(), 4}, {s.CFIHashOff(), 4}} {
 			if w[0] >= 0 {
 				for k := w[0]; k < w[0]+w[1]; k++ {
 					siteByte[k] = true
@@ -252,67 +252,67 @@ func mutRel(t testing.TB, src string, f *elfscan.File) []mutant {
 			ms = append(ms, mutant{kind: kind, fn: s.Func, relEdit: e})
 		}
 		ed("rel-bl-addend+4", func(o *agObj) {
-			e := rela(o, s.SectionIndex, s.CallSite)
+			e := rela(o, s.SectionIndex(), s.CallSite())
 			binary.LittleEndian.PutUint64(e[16:], 4)
 		})
 		ed("rel-bl-other-func", func(o *agObj) {
 			for i := range f.Sites {
 				if f.Sites[i].Func != s.Func && f.Sites[i].Func != "" {
-					setSym(rela(o, s.SectionIndex, s.CallSite), o.Sym(t, f.Sites[i].Func))
+					setSym(rela(o, s.SectionIndex(), s.CallSite()), o.Sym(t, f.Sites[i].Func))
 					return
 				}
 			}
 		})
 		ed("rel-bl-undefined", func(o *agObj) {
-			setSym(rela(o, s.SectionIndex, s.CallSite), o.AddSym(t, "not_a_trampoline"))
+			setSym(rela(o, s.SectionIndex(), s.CallSite()), o.AddSym(t, "not_a_trampoline"))
 		})
 		ed("rel-bl-jump26", func(o *agObj) {
-			e := rela(o, s.SectionIndex, s.CallSite)
+			e := rela(o, s.SectionIndex(), s.CallSite())
 			binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])&^0xffffffff|uint64(elf.R_AARCH64_JUMP26))
-			o.Put32(s.SectionIndex, s.CallSite, 0x14000000)
+			o.Put32(s.SectionIndex(), s.CallSite(), 0x14000000)
 		})
 		ed("rel-bl-none", func(o *agObj) {
-			e := rela(o, s.SectionIndex, s.CallSite)
+			e := rela(o, s.SectionIndex(), s.CallSite())
 			binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])&^0xffffffff)
 		})
-		ed("no-mov", func(o *agObj) { o.Put32(s.SectionIndex, s.CallSite-4, encode.NOP) })
-		ed("mov-x10-x30", func(o *agObj) { o.Put32(s.SectionIndex, s.CallSite-4, movX10) })
-		ed("slot2-br", func(o *agObj) { o.Put32(s.SectionIndex, s.CallSite, brX16) })
+		ed("no-mov", func(o *agObj) { o.Put32(s.SectionIndex(), s.CallSite()-4, encode.NOP) })
+		ed("mov-x10-x30", func(o *agObj) { o.Put32(s.SectionIndex(), s.CallSite()-4, movX10) })
+		ed("slot2-br", func(o *agObj) { o.Put32(s.SectionIndex(), s.CallSite(), brX16) })
 		if s.BTI {
-			ed("bti-nop", func(o *agObj) { o.Put32(s.SectionIndex, s.Entry, encode.NOP) })
+			ed("bti-nop", func(o *agObj) { o.Put32(s.SectionIndex(), s.Entry(), encode.NOP) })
 		}
 		if s.Layout.HasLiteral() {
 			ed("rel-lit-addend+8", func(o *agObj) {
-				binary.LittleEndian.PutUint64(rela(o, s.SectionIndex, s.Literal)[16:], 8)
+				binary.LittleEndian.PutUint64(rela(o, s.SectionIndex(), s.Literal())[16:], 8)
 			})
-			ed("rel-lit-func", func(o *agObj) { setSym(rela(o, s.SectionIndex, s.Literal), mutDefined(t, o, s.Func)) })
+			ed("rel-lit-func", func(o *agObj) { setSym(rela(o, s.SectionIndex(), s.Literal()), mutDefined(t, o, s.Func)) })
 			ed("rel-lit-abs32", func(o *agObj) {
-				e := rela(o, s.SectionIndex, s.Literal)
+				e := rela(o, s.SectionIndex(), s.Literal())
 				binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])&^0xffffffff|uint64(elf.R_AARCH64_ABS32))
 			})
 			ed("rel-lit-none", func(o *agObj) {
-				e := rela(o, s.SectionIndex, s.Literal)
+				e := rela(o, s.SectionIndex(), s.Literal())
 				binary.LittleEndian.PutUint64(e[8:], binary.LittleEndian.Uint64(e[8:])&^0xffffffff)
 			})
 		}
 		if s.Layout == elfscan.LayoutCallOps53 {
-			wrong := s.Literal - 4
-			if s.Spare > s.Literal {
-				wrong = s.Literal + 4
+			wrong := s.Literal() - 4
+			if s.Spare() > s.Literal() {
+				wrong = s.Literal() + 4
 			}
 			ed("rel-lit-wrong-pair", func(o *agObj) {
-				binary.LittleEndian.PutUint64(rela(o, s.SectionIndex, s.Literal), wrong)
-				o.Put32(s.SectionIndex, s.Literal, encode.NOP)
-				o.Put32(s.SectionIndex, s.Literal+4, encode.NOP)
-				o.Put32(s.SectionIndex, wrong, 0)
-				o.Put32(s.SectionIndex, wrong+4, 0)
+				binary.LittleEndian.PutUint64(rela(o, s.SectionIndex(), s.Literal()), wrong)
+				o.Put32(s.SectionIndex(), s.Literal(), encode.NOP)
+				o.Put32(s.SectionIndex(), s.Literal()+4, encode.NOP)
+				o.Put32(s.SectionIndex(), wrong, 0)
+				o.Put32(s.SectionIndex(), wrong+4, 0)
 			})
-			ed("spare-zero", func(o *agObj) { o.Put32(s.SectionIndex, s.Spare, 0) })
+			ed("spare-zero", func(o *agObj) { o.Put32(s.SectionIndex(), s.Spare(), 0) })
 		}
-		if s.CFIHashOff != elfscan.NoOffset {
-			ed("cfi-hash-nop", func(o *agObj) { o.Put32(s.SectionIndex, s.CFIHashAddr(), encode.NOP) })
+		if s.CFIHashOff() != elfscan.NoOffset {
+			ed("cfi-hash-nop", func(o *agObj) { o.Put32(s.SectionIndex(), s.CFIHashAddr(), encode.NOP) })
 		}
-		ed("stray-text", func(o *agObj) { o.Data[s.SectionIndex][s.CallSite+4] ^= 0x10 })
+		ed("stray-text", func(o *agObj) { o.Data[s.SectionIndex()][s.CallSite()+4] ^= 0x10 })
 	}
 	return ms
 }

@@ -95,8 +95,11 @@ func buildSynth(t testing.TB, ss []synthSite, opts Options, mutate func(img *Ima
 		}
 		img.write32(call, slot2)
 		img.write32(call+4, 0xd65f03c0)
-		sites[i] = elfscan.Site{Func: fmt.Sprintf("f%d", i), Section: ".text", Record: rec, Entry: entry, CallSite: call,
-			Literal: rec, Layout: elfscan.LayoutCallOps, BTI: true, State: s.state}
+		sites[i] = elfscan.Site{Func: fmt.Sprintf("f%d", i), Section: ".text", Record: rec,
+			Layout: elfscan.LayoutCallOps, BTI: true, State: s.state}
+		if sites[i].Entry() != entry || sites[i].CallSite() != call {
+			t.Fatalf("synthetic site %d: entry %#x call %#x, but the site says %#x %#x", i, entry, call, sites[i].Entry(), sites[i].CallSite())
+		}
 	}
 	if err := img.addStandins(); err != nil {
 		t.Fatal(err)
@@ -231,7 +234,10 @@ func BenchmarkVerifySites(b *testing.B) {
 			ss := make([]synthSite, n)
 			states := []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled}
 			for i := range ss {
-				st := elfscan.State(name)
+				var st elfscan.State
+				if err := st.UnmarshalText([]byte(name)); err != nil && name != "mixed" {
+					b.Fatal(err)
+				}
 				if name == "mixed" {
 					st = states[i%3]
 				}

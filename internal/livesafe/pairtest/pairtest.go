@@ -48,7 +48,7 @@ func Copy(t testing.TB, src, name string) string {
 // Eligible is what enable would touch: known state, aligned literal.
 func Eligible(s *elfscan.Site) bool {
 	return s.State != elfscan.StateUnknown && !s.HasProblem(elfscan.CodeMisalignedLiteral) &&
-		s.Slot1Off != elfscan.NoOffset && s.Slot2Off != elfscan.NoOffset
+		s.Slot1Off() != elfscan.NoOffset && s.Slot2Off() != elfscan.NoOffset
 }
 
 // Linked returns a copy of src with every eligible site put in state
@@ -65,7 +65,7 @@ func Linked(t testing.TB, src, name string, state elfscan.State, ops, tramp uint
 	defer fd.Close()
 	alt := tramp // the trampoline's second entry, for AltSite sites
 	if tramp == 0 && len(f.Sites) > 0 {
-		tramp, alt = f.Sites[0].Entry, f.Sites[0].Entry
+		tramp, alt = f.Sites[0].Entry(), f.Sites[0].Entry()
 	}
 	for i := range f.Sites {
 		s := &f.Sites[i]
@@ -80,20 +80,20 @@ func Linked(t testing.TB, src, name string, state elfscan.State, ops, tramp uint
 			lit = ops
 			to := tramp
 			if AltSite(s) {
-				if alt == tramp && tramp != f.Sites[0].Entry {
+				if alt == tramp && tramp != f.Sites[0].Entry() {
 					alt = testutil.SymbolAddr(t, src, "ftrace_caller_lit24")
 				}
 				to = alt
 			}
-			if s2, err = (encode.BL{From: s.CallSite, To: to}).Encode(); err != nil {
+			if s2, err = (encode.BL{From: s.CallSite(), To: to}).Encode(); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if s.LiteralOff != elfscan.NoOffset {
-			pwrite(t, fd, s.LiteralOff, binary.LittleEndian.AppendUint64(nil, lit))
+		if s.LiteralOff() != elfscan.NoOffset {
+			pwrite(t, fd, s.LiteralOff(), binary.LittleEndian.AppendUint64(nil, lit))
 		}
-		pwrite(t, fd, s.Slot1Off, binary.LittleEndian.AppendUint32(nil, s1))
-		pwrite(t, fd, s.Slot2Off, binary.LittleEndian.AppendUint32(nil, s2))
+		pwrite(t, fd, s.Slot1Off(), binary.LittleEndian.AppendUint32(nil, s1))
+		pwrite(t, fd, s.Slot2Off(), binary.LittleEndian.AppendUint32(nil, s2))
 	}
 	return dst
 }
@@ -101,7 +101,7 @@ func Linked(t testing.TB, src, name string, state elfscan.State, ops, tramp uint
 // AltSite reports whether s calls the trampoline's second entry: a 5,3
 // site with BTI whose entry is 4 mod 8 (literal at entry-12 = X30-24).
 func AltSite(s *elfscan.Site) bool {
-	return s.Layout == elfscan.LayoutCallOps53 && s.BTI && s.Entry%8 == 4
+	return s.Layout == elfscan.LayoutCallOps53 && s.BTI && s.Entry()%8 == 4
 }
 
 func pwrite(t testing.TB, fd *os.File, off int64, b []byte) {
@@ -313,17 +313,17 @@ func RelEnable(t testing.TB, o *Obj, f *elfscan.File, skip *elfscan.Site) {
 			continue
 		}
 		if s.Layout.HasLiteral() {
-			o.Put32(s.SectionIndex, s.Literal, 0)
-			o.Put32(s.SectionIndex, s.Literal+4, 0)
-			o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.Literal, Type: elf.R_AARCH64_ABS64, Sym: ops})
+			o.Put32(s.SectionIndex(), s.Literal(), 0)
+			o.Put32(s.SectionIndex(), s.Literal()+4, 0)
+			o.AddRela(t, s.SectionIndex(), elfscan.Rela{Off: s.Literal(), Type: elf.R_AARCH64_ABS64, Sym: ops})
 		}
-		o.Put32(s.SectionIndex, s.CallSite-4, encode.MovX9X30)
-		o.Put32(s.SectionIndex, s.CallSite, encode.BLZero)
+		o.Put32(s.SectionIndex(), s.CallSite()-4, encode.MovX9X30)
+		o.Put32(s.SectionIndex(), s.CallSite(), encode.BLZero)
 		to := tramp
 		if AltSite(s) {
 			to = o.Sym(t, "ftrace_caller_lit24")
 		}
-		o.AddRela(t, s.SectionIndex, elfscan.Rela{Off: s.CallSite, Type: elf.R_AARCH64_CALL26, Sym: to})
+		o.AddRela(t, s.SectionIndex(), elfscan.Rela{Off: s.CallSite(), Type: elf.R_AARCH64_CALL26, Sym: to})
 	}
 }
 
