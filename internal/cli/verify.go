@@ -154,6 +154,13 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 	if err != nil {
 		return err
 	}
+	if len(files) == 1 {
+		// One file's sites and image stay live until its report is
+		// written: a collection at the folder floor freed little and
+		// cost ~20 ms of cpu on the 53k-site bench image (~0.4 µs a
+		// site).
+		defer gcOneFile()()
+	}
 	if opts.AllowInit && opts.Against == "" {
 		return UsageErrorf("--allow-init is for --against ORIG")
 	}

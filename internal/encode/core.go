@@ -62,6 +62,17 @@ func encodeImm26(insn string, op uint32, from, to uint64) (uint32, error) {
 	return op | uint32(d>>2)&0x03ffffff, nil
 }
 
+// BRK is a breakpoint instruction: it raises a debug exception with imm16
+// in its syndrome, and does nothing else (verify plants it where a run must
+// stop: Unicorn reports it to a UC_HOOK_INTR hook with PC at the BRK).
+//
+//	31         21 20            5 4     0
+//	 11010100001 |     imm16     | 00000 |
+type BRK struct{ Imm16 uint16 }
+
+// Encode never fails: every imm16 is valid.
+func (b BRK) Encode() (uint32, error) { return 0xd4200000 | uint32(b.Imm16)<<5, nil }
+
 // IsBL reports whether w is a BL instruction.
 func IsBL(w uint32) bool { return w&0xfc000000 == BLZero }
 

@@ -41,7 +41,5 @@ func (e *engine) checkDirectRun(s *site) *Failure {
 	case e.directX9 != e.img.sentinel || e.directX30 != s.callSite+4:
 		return &Failure{Expected: exp, Observed: fmt.Sprintf("entered with X9 = %#x, X30 = %#x", e.directX9, e.directX30)}
 	}
-	return e.check(s, "direct trampoline, no op->func; X0-X8, X19-X29, SP unchanged; X30 = parent", 0, func(r int) bool {
-		return r <= 8 || (r >= 19 && r <= 30) || r == rSP
-	})
+	return e.check(s, "direct trampoline, no op->func; X0-X8, X19-X29, SP unchanged; X30 = parent", 0, callerKept)
 }

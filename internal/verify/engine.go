@@ -151,8 +151,13 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 		funcs = append(funcs, f)
 	}
 	slices.Sort(funcs)
-	if e.runner, err = uc.NewRunner(mu, funcs); err != nil {
+	if e.runner, err = uc.NewRunner(mu, funcs, count == 0); err != nil {
 		return nil, fmt.Errorf("op->func hooks: %w", err)
+	}
+	if st := img.stops; st != nil && count == 0 {
+		if err := e.runner.SetReturnTraps(st.retTraps, 9); err != nil {
+			return nil, err
+		}
 	}
 	for d := range img.directs {
 		if _, err := mu.HookAdd(uc.HOOK_CODE, e.onDirect, d, d); err != nil {
@@ -164,7 +169,7 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 
 // budgetEngine returns the engine that runs e's sites again counting
 // instructions, made on first use: it maps what e maps (e's private copies
-// included, so it sees e's overlays).
+// included, so it sees e's overlays), except the BRKs of chained runs.
 func (e *engine) budgetEngine() (*engine, error) {
 	if b := e.budget.Load(); b != nil {
 		return b, nil
@@ -173,6 +178,9 @@ func (e *engine) budgetEngine() (*engine, error) {
 	_, err := newEngineOver(e.img, e.opts, e.opts.MaxInsns, func(r *region) ([]byte, error) {
 		if p := e.private(r.addr, r.size); p != nil {
 			return p, nil
+		}
+		if st := e.img.stops; st != nil {
+			return st.pristine(r) // without the BRKs of chained runs
 		}
 		return r.mem, nil
 	}, &b)
@@ -262,8 +270,10 @@ func (e *engine) run(s *site) *Failure {
 // executed (translated) code outside its site; so once an engine has seen
 // a failure, each later site's range is dropped from the translation cache
 // before it runs (cheap; a full flush costs ~50 ms), and the sites of the
-// batch after the failure run again that way. A site's blocks are never
-// reused anyway: each site runs once per engine.
+// batch after the failure run again that way (unchained: a flushed batch
+// runs with stop addresses). A site's blocks are never reused anyway: each
+// site runs once per engine. Chained runs (chained) bake no stop address,
+// so their failures flush nothing.
 func (e *engine) runSites(ss []*site, fails []*Failure) {
 	if e.sliced >= maxSliced {
 		b, err := e.budgetEngine()
@@ -288,7 +298,12 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 		e.directHits = 0
 	}
 	for i := 0; i < len(ss); {
-		n := min(len(ss)-i, len(e.runs))
+		// A batch is sites that all run chained (their stop addresses
+		// hold a BRK: see stopSet), or all not.
+		chain := e.chained(ss[i])
+		n := 1
+		for max := min(len(ss)-i, len(e.runs)); n < max && e.chained(ss[i+n]) == chain; n++ {
+		}
 		for k := range n {
 			s := ss[i+k]
 			r := &e.runs[k]
@@ -296,7 +311,7 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 			e.seedRegs(s.index, &r.Regs)
 		}
 		dirty := e.dirty
-		got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty)
+		got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty, chain)
 		done := got
 		for k := range got {
 			var f *Failure
@@ -310,7 +325,10 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 			if res.Stopped == uc.StopSlice {
 				e.sliced++
 			}
-			if f != nil || res.Err != 0 || res.Stopped != 0 || res.Regs[rPC] != e.runs[k].Until {
+			// A chained run bakes no stop address into what it
+			// translates (it stops at a BRK, there in memory for
+			// the whole pool): its failure leaves nothing stale.
+			if !chain && (f != nil || res.Err != 0 || res.Stopped != 0 || res.Regs[rPC] != e.runs[k].Until) {
 				e.dirty = true
 			}
 			if e.dirty && !dirty {
@@ -326,6 +344,15 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 		}
 		i += done
 	}
+}
+
+// chained reports whether s runs chained on e: its stop address holds a
+// BRK (Check's stopSet), and e is a fast engine mapping the image's bytes
+// (an engine with private copies runs overlays, which have no BRKs).
+func (e *engine) chained(s *site) bool {
+	st := e.img.stops
+	return st != nil && e.count == 0 && e.priv == nil && s.index >= 0 && s.index < len(st.chained) &&
+		st.chained[s.index] && &e.img.sites[s.index] == s
 }
 
 // judge is the failure of the run of s, or nil. A run that did not end
@@ -373,25 +400,34 @@ func (e *engine) failure(s *site, run *uc.Run, res *uc.Result, hookErr error) *F
 	}
 	switch s.State {
 	case elfscan.StateNop:
-		return e.check(s, "no call; every register unchanged", 0, func(r int) bool { return true })
+		return e.check(s, "no call; every register unchanged", 0, allRegs)
 	case elfscan.StateInit:
 		if e.after[9] != e.img.sentinel {
 			return &Failure{Expected: fmt.Sprintf("X9 = parent %#x", e.img.sentinel), Observed: fmt.Sprintf("X9 = %#x", e.after[9])}
 		}
-		return e.check(s, "no call; X9 = parent; every other register unchanged", 0, func(r int) bool { return r != 9 })
+		return e.check(s, "no call; X9 = parent; every other register unchanged", 0, allRegs&^(1<<9))
 	case elfscan.StateEnabled:
 		if s.direct != 0 {
 			return e.checkDirectRun(s)
 		}
-		return e.check(s, "one call of op->func; X0-X8, X19-X29, SP, X30 unchanged", 1, func(r int) bool {
-			return r <= 8 || (r >= 19 && r <= 30) || r == rSP
-		})
+		return e.check(s, "one call of op->func; X0-X8, X19-X29, SP, X30 unchanged", 1, callerKept)
 	}
 	return &Failure{Expected: "a known state", Observed: s.State.String()}
 }
 
-// check compares calls and the registers kept(r) says must be unchanged.
-func (e *engine) check(s *site, expected string, calls int, kept func(r int) bool) *Failure {
+// regMask is a set of register slots: bit r is slot r of uc.Run.Regs.
+type regMask uint64
+
+const (
+	// allRegs is every slot a run sets: X0-X30, SP, NZCV.
+	allRegs regMask = 1<<rPC - 1
+	// callerKept is what a call through a trampoline gives back as it
+	// was: X0-X8, X19-X30 and SP.
+	callerKept regMask = 1<<9 - 1 | (1<<31-1)&^(1<<19-1) | 1<<rSP
+)
+
+// check compares calls and the registers in kept, which must be unchanged.
+func (e *engine) check(s *site, expected string, calls int, kept regMask) *Failure {
 	if e.calls != calls {
 		return &Failure{Expected: expected, Observed: fmt.Sprintf("%d calls of op->func", e.calls)}
 	}
@@ -409,7 +445,7 @@ func (e *engine) check(s *site, expected string, calls int, kept func(r int) boo
 	}
 	var diffs []string
 	for r := 0; r < rPC; r++ {
-		if kept(r) && e.after[r] != e.before[r] {
+		if kept&(1<<r) != 0 && e.after[r] != e.before[r] {
 			diffs = append(diffs, fmt.Sprintf("%s = %#x (was %#x)", regName[r], e.after[r], e.before[r]))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -71,6 +72,14 @@ type Image struct {
 
 	sites []site
 	funcs map[uint64]bool // op->func addresses to intercept
+	// stops is the BRKs planted for chained runs while Check's pool runs
+	// (see stopSet); nil otherwise. checkMu makes Checks of one image take
+	// turns: each plants in, and restores, the image's bytes.
+	stops   *stopSet
+	checkMu sync.Mutex
+	// retX9 are the `RET X9` words of the tool's trampolines, where each
+	// returns into the traced function: chained runs trap there (stopSet).
+	retX9 []uint64
 
 	directs         map[uint64]string // legal direct trampolines (direct.go); nil without --direct
 	directOff       int64             // op->direct_call offset; 0 without --direct
@@ -266,8 +275,15 @@ func (img *Image) place(addr uint64, p encode.Program, room uint64) error {
 		}
 		words[f.Index] = w
 	}
+	ret, err := encode.RET{Rn: encode.X9}.Encode()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrImage, err)
+	}
 	for i, w := range words {
 		img.write32(addr+4*uint64(i), w)
+		if w == ret {
+			img.retX9 = append(img.retX9, addr+4*uint64(i))
+		}
 	}
 	return nil
 }

@@ -12,10 +12,13 @@
 // A run starts at the function entry with X0-X29 distinct seeded random
 // values, X30 a sentinel parent address and SP on a private stack, and ends
 // at CallSite+4, the first instruction after the site. Sites run in batches
-// in C without counting instructions (that costs a hook call on each); a
-// run that does not end there normally, or takes more than a few
-// milliseconds of CPU, runs again under the instruction limit and the
-// timeout, which decide what it reports. Expectations by state:
+// in C without counting instructions (that costs a hook call on each),
+// chained: each ends at a BRK planted at its stop address, or at the one
+// over the tool's trampoline's return when that returns there, and the
+// next starts from the trap (stopSet). A run that does not end there
+// normally, or takes more than a few milliseconds of CPU, runs again under
+// the instruction limit and the timeout, on the image's own bytes, which
+// decide what it reports. Expectations by state:
 //
 //	nop      no call; every register unchanged
 //	init     no call; X9 = sentinel; every other register unchanged
@@ -117,7 +120,10 @@ func File(path string, opts Options) (*Report, error) {
 // Sites returns how many sites img holds.
 func (img *Image) Sites() int { return len(img.sites) }
 
-// Check runs every site of img.
+// Check runs every site of img. While its pool runs, a BRK sits at each
+// site's stop address in img's bytes, so that the sites of a batch run one
+// after another in one start of the emulator (see stopSet); they are taken
+// out before Check returns, and Checks of one image take turns.
 func Check(img *Image, opts Options) (*Report, error) {
 	start := time.Now()
 	if opts.MaxInsns == 0 {
@@ -144,6 +150,8 @@ func Check(img *Image, opts Options) (*Report, error) {
 		opts.Progress(len(img.sites) - skipped - len(toRun))
 	}
 	if len(toRun) > 0 {
+		img.checkMu.Lock()
+		img.stops = img.plantStops(toRun, opts)
 		err := runPool(img, opts, 0, nil, len(toRun), 4*batchSites, func(e *engine, lo, hi int) {
 			ss := make([]*site, hi-lo)
 			for k, i := range toRun[lo:hi] {
@@ -155,6 +163,9 @@ func Check(img *Image, opts Options) (*Report, error) {
 				failures[i] = fs[k]
 			}
 		})
+		img.stops.restore() // the engines are closed
+		img.stops = nil
+		img.checkMu.Unlock()
 		if err != nil {
 			return nil, err
 		}

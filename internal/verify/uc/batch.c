@@ -3,18 +3,23 @@
 #include <string.h>
 #include "batch.h"
 
-static int is_func(const struct ftp_runner *r, uint64_t a) {
-	size_t lo = 0, hi = r->nfuncs;
+static void on_intr(uc_engine *uc, uint32_t intno, void *user);
+
+// in reports whether a is in the sorted set[0..n).
+static int in(const uint64_t *set, size_t n, uint64_t a) {
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t m = lo + (hi - lo) / 2;
-		if (r->funcs[m] < a) {
+		if (set[m] < a) {
 			lo = m + 1;
 		} else {
 			hi = m;
 		}
 	}
-	return lo < r->nfuncs && r->funcs[lo] == a;
+	return lo < n && set[lo] == a;
 }
+
+static int is_func(const struct ftp_runner *r, uint64_t a) { return in(r->funcs, r->nfuncs, a); }
 
 // on_func records a call of an intercepted address and returns from it at
 // once (PC = X30). The run's first instruction is the run starting, not a
@@ -46,7 +51,7 @@ static void on_func(uc_engine *uc, uint64_t addr, uint32_t size, void *user) {
 	}
 }
 
-struct ftp_runner *ftp_runner_new(uc_engine *uc, int *abort, const uint64_t *funcs, size_t nfuncs, uc_err *err) {
+struct ftp_runner *ftp_runner_new(uc_engine *uc, int *abort, const uint64_t *funcs, size_t nfuncs, int chain, uc_err *err) {
 	*err = UC_ERR_NOMEM;
 	struct ftp_runner *r = calloc(1, sizeof *r);
 	if (r == NULL) {
@@ -84,6 +89,10 @@ struct ftp_runner *ftp_runner_new(uc_engine *uc, int *abort, const uint64_t *fun
 	} else if (nfuncs > 0) {
 		*err = ftp_uc.uc_hook_add(uc, &r->hook, UC_HOOK_CODE, (void *)on_func, r, r->funcs[0], r->funcs[nfuncs - 1]);
 	}
+	if (*err == UC_ERR_OK && chain) {
+		*err = ftp_uc.uc_hook_add(uc, &r->intr, UC_HOOK_INTR, (void *)on_intr, r, 1, 0);
+		r->has_intr = *err == UC_ERR_OK;
+	}
 	// On an error the hooks added stay registered with user data r: the
 	// engine must be closed before r is freed, as always.
 	return r;
@@ -97,66 +106,159 @@ void ftp_runner_free(struct ftp_runner *r) {
 	}
 	pthread_mutex_destroy(&r->mu);
 	free(r->funcs);
+	free(r->ret_traps);
 	free(r);
+}
+
+// ftp_runner_ret_traps sets the return traps (sorted addresses; reg: the
+// register the RET there branches to, 0..30). It returns 0 when out of
+// memory.
+int ftp_runner_ret_traps(struct ftp_runner *r, const uint64_t *addrs, size_t n, int reg) {
+	uint64_t *t = NULL;
+	if (n > 0) {
+		t = malloc(n * sizeof *t);
+		if (t == NULL) {
+			return 0;
+		}
+		memcpy(t, addrs, n * sizeof *t);
+	}
+	free(r->ret_traps);
+	r->ret_traps = t;
+	r->nret_traps = n;
+	r->ret_reg = reg;
+	return 1;
+}
+
+// begin_run sets up run i: its registers, the hook's state, and a new
+// sequence number for the watchdog. It returns the error of writing the
+// registers.
+static uc_err begin_run(struct ftp_runner *r, int i) {
+	const struct ftp_run *run = &r->runs[i];
+	for (int k = 0; k < FTP_NIN; k++) {
+		r->ptr_in[k] = (void *)&run->regs[k];
+	}
+	uc_err e = ftp_uc.uc_reg_write_batch(r->uc, r->regs_in, r->ptr_in, FTP_NIN);
+	r->cur = i;
+	r->calls = 0;
+	r->hook_err = 0;
+	r->run_entry = run->begin;
+	r->at_entry = 1;
+	memset(r->args, 0, sizeof r->args);
+	pthread_mutex_lock(&r->mu);
+	r->seq++;
+	r->running = e == UC_ERR_OK;
+	r->stopped = 0;
+	pthread_mutex_unlock(&r->mu);
+	return e;
+}
+
+// end_run records run i's registers and what happened (e: its error;
+// stopped: whether the watchdog's stop counts for it).
+static void end_run(struct ftp_runner *r, int i, uc_err e, int stopped) {
+	struct ftp_result *res = &r->out[i];
+	for (int k = 0; k < FTP_NOUT; k++) {
+		r->ptr_out[k] = &res->regs[k];
+	}
+	uc_err re = ftp_uc.uc_reg_read_batch(r->uc, r->regs_out, r->ptr_out, FTP_NOUT);
+	pthread_mutex_lock(&r->mu);
+	r->running = 0;
+	res->stopped = stopped ? r->stopped : 0;
+	pthread_mutex_unlock(&r->mu);
+	if (e == UC_ERR_OK && r->hook_err != 0) {
+		e = r->hook_err;
+	}
+	if (e == UC_ERR_OK) {
+		e = re;
+	}
+	res->err = e;
+	res->calls = r->calls;
+	memcpy(res->args, r->args, sizeof res->args);
+	res->aborted = r->abort != NULL && *r->abort;
+}
+
+// on_intr ends the current run of a chained batch at an exception: the
+// run's BRK (the Go side judges whether PC is its stop address) or any
+// other (UC_ERR_EXCEPTION, as Unicorn reports one no hook takes). Then it
+// starts the next run from the same uc_emu_start, or stops after the last.
+// Outside a chained batch it stops the run with UC_ERR_EXCEPTION, as if
+// there were no hook.
+static void on_intr(uc_engine *uc, uint32_t intno, void *user) {
+	struct ftp_runner *r = user;
+	if (!r->chain || r->hook_err != 0 || (r->abort != NULL && *r->abort)) {
+		if (r->hook_err == 0) {
+			r->hook_err = UC_ERR_EXCEPTION;
+		}
+		ftp_uc.uc_emu_stop(uc);
+		return;
+	}
+	end_run(r, r->cur, intno == FTP_EXCP_BKPT ? UC_ERR_OK : UC_ERR_EXCEPTION, 0);
+	uint64_t *regs = r->out[r->cur].regs, until = r->runs[r->cur].until;
+	if (intno == FTP_EXCP_BKPT && regs[FTP_NOUT - 1] != until && regs[r->ret_reg] == until &&
+	    in(r->ret_traps, r->nret_traps, regs[FTP_NOUT - 1])) {
+		regs[FTP_NOUT - 1] = until; // the RET under the BRK branches there
+	}
+	int next = r->cur + 1;
+	if (next >= r->n) {
+		r->cur = next;
+		ftp_uc.uc_emu_stop(uc);
+		return;
+	}
+	uc_err e = begin_run(r, next);
+	if (e == UC_ERR_OK) {
+		// Writing PC also makes Unicorn leave the current block.
+		e = ftp_uc.uc_reg_write(uc, UC_ARM64_REG_PC, &r->runs[next].begin);
+	}
+	if (e != UC_ERR_OK) {
+		r->hook_err = e;
+		ftp_uc.uc_emu_stop(uc);
+	}
 }
 
 // ftp_runner_batch runs runs[0..n) in order, each under the instruction
 // count (0: none), first dropping the translations of [begin, until+4) when
 // flush is set. It stops after a run the watchdog stopped or during which a
 // Go hook panicked, and returns how many ran.
-int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush) {
+//
+// With chain set (a runner made with chain, count 0, no flush), each run's
+// stop address holds a BRK: the runs follow one another inside one
+// uc_emu_start (see on_intr), which spares a start per run and Unicorn's
+// invalidation of the blocks at the stop address after each. A run that
+// ends otherwise (an emulation error, the watchdog) ends that
+// uc_emu_start; the next run starts a new one.
+int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain) {
 	pthread_mutex_lock(&r->mu);
 	r->have_clock = pthread_getcpuclockid(pthread_self(), &r->clock) == 0;
 	pthread_mutex_unlock(&r->mu);
-	int i;
-	for (i = 0; i < n; i++) {
+	r->runs = runs;
+	r->out = out;
+	r->n = n;
+	r->chain = chain && r->has_intr && count == 0 && !flush;
+	int i = 0;
+	while (i < n) {
 		const struct ftp_run *run = &runs[i];
-		struct ftp_result *res = &out[i];
 		if (flush) {
 			ftp_uc.uc_ctl(r->uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), run->begin, run->until + 4);
 		}
-		for (int k = 0; k < FTP_NIN; k++) {
-			r->ptr_in[k] = (void *)&run->regs[k];
-		}
-		for (int k = 0; k < FTP_NOUT; k++) {
-			r->ptr_out[k] = &res->regs[k];
-		}
-		uc_err e = ftp_uc.uc_reg_write_batch(r->uc, r->regs_in, r->ptr_in, FTP_NIN);
-		r->calls = 0;
-		r->hook_err = 0;
-		r->run_entry = run->begin;
-		r->at_entry = 1;
-		memset(r->args, 0, sizeof r->args);
+		uc_err e = begin_run(r, i);
 		if (e == UC_ERR_OK) {
-			pthread_mutex_lock(&r->mu);
-			r->seq++;
-			r->running = 1;
-			r->stopped = 0;
-			pthread_mutex_unlock(&r->mu);
-			e = ftp_uc.uc_emu_start(r->uc, run->begin, run->until, 0, count);
-			pthread_mutex_lock(&r->mu);
-			r->running = 0;
-			res->stopped = r->stopped;
-			pthread_mutex_unlock(&r->mu);
-		} else {
-			res->stopped = 0;
+			// Chained runs stop at their BRKs, never at until: 0 is
+			// no address a run reaches normally.
+			e = ftp_uc.uc_emu_start(r->uc, run->begin, r->chain ? 0 : run->until, 0, count);
 		}
-		uc_err re = ftp_uc.uc_reg_read_batch(r->uc, r->regs_out, r->ptr_out, FTP_NOUT);
-		if (e == UC_ERR_OK && r->hook_err != 0) {
-			e = r->hook_err;
+		int k = r->cur; // the run in progress when uc_emu_start returned
+		if (k >= n) {
+			r->chain = 0;
+			return n;
 		}
-		if (e == UC_ERR_OK) {
-			e = re;
+		end_run(r, k, e, 1);
+		if (out[k].stopped || out[k].aborted) {
+			r->chain = 0;
+			return k + 1;
 		}
-		res->err = e;
-		res->calls = r->calls;
-		memcpy(res->args, r->args, sizeof res->args);
-		res->aborted = r->abort != NULL && *r->abort;
-		if (res->stopped || res->aborted) {
-			return i + 1;
-		}
+		i = k + 1;
 	}
-	return i;
+	r->chain = 0;
+	return n;
 }
 
 // ftp_runner_poll reports the runs started, whether one is running, and the

@@ -67,9 +67,11 @@ type Runner struct {
 	r *C.struct_ftp_runner
 }
 
-// NewRunner makes a runner on u (arm64) intercepting calls of funcs. Close
-// u before Free.
-func NewRunner(mu Unicorn, funcs []uint64) (*Runner, error) {
+// NewRunner makes a runner on u (arm64) intercepting calls of funcs. With
+// chain, it can run batches chained (Run): it then takes every CPU
+// exception (UC_HOOK_INTR), and one no chained run expects ends its run
+// with UC_ERR_EXCEPTION as without the hook. Close u before Free.
+func NewRunner(mu Unicorn, funcs []uint64, chain bool) (*Runner, error) {
 	u, ok := mu.(*unicorn)
 	if !ok {
 		return nil, fmt.Errorf("uc: runner on a %T", mu)
@@ -84,7 +86,11 @@ func NewRunner(mu Unicorn, funcs []uint64) (*Runner, error) {
 		fp = (*C.uint64_t)(unsafe.Pointer(&funcs[0]))
 	}
 	var cerr C.uc_err
-	r := C.ftp_runner_new(h, u.eng.abort, fp, C.size_t(len(funcs)), &cerr)
+	ch := C.int(0)
+	if chain {
+		ch = 1
+	}
+	r := C.ftp_runner_new(h, u.eng.abort, fp, C.size_t(len(funcs)), ch, &cerr)
 	if r == nil {
 		return nil, errors.New("uc: cannot allocate a runner")
 	}
@@ -93,6 +99,28 @@ func NewRunner(mu Unicorn, funcs []uint64) (*Runner, error) {
 		return run, fmt.Errorf("uc: runner hooks: %w", UcError(cerr))
 	}
 	return run, nil
+}
+
+// SetReturnTraps tells a chaining runner that a BRK was planted over a
+// `RET X<reg>` at each of addrs (sorted): a chained run that traps there
+// with X<reg> = its Until ends as that RET would have, with PC = Until and
+// every other register as it is. The caller plants the BRKs, and keeps
+// them only while it runs chained batches.
+func (r *Runner) SetReturnTraps(addrs []uint64, reg int) error {
+	if r == nil || r.r == nil {
+		return ErrClosed
+	}
+	if reg < 0 || reg > 30 {
+		return fmt.Errorf("uc: return trap register X%d", reg)
+	}
+	var p *C.uint64_t
+	if len(addrs) > 0 {
+		p = (*C.uint64_t)(unsafe.Pointer(&addrs[0]))
+	}
+	if C.ftp_runner_ret_traps(r.r, p, C.size_t(len(addrs)), C.int(reg)) == 0 {
+		return errors.New("uc: cannot allocate return traps")
+	}
+	return nil
 }
 
 // Free releases the runner; its engine must be closed already.
@@ -109,7 +137,15 @@ func (r *Runner) Free() {
 // before each when flush is set. It stops after a run the watchdog stopped,
 // and returns how many ran. When a Go hook panicked during run n-1, it
 // returns n and a *HookPanicError.
-func (r *Runner) Run(runs []Run, out []Result, count uint64, flush bool) (int, error) {
+//
+// With chain (on a runner made with chain; count 0 and no flush, else
+// chain is ignored), the word at each run's Until must be a BRK (the
+// caller's to write and to restore): a run ends when it traps there, and
+// the next starts from the trap, all in one uc_emu_start, which saves
+// Unicorn's start and its invalidation of the stop address per run. A run
+// that traps elsewhere ends with its PC there (not Until); one that traps
+// on another exception ends with UC_ERR_EXCEPTION.
+func (r *Runner) Run(runs []Run, out []Result, count uint64, flush, chain bool) (int, error) {
 	if r == nil || r.r == nil {
 		return 0, ErrClosed
 	}
@@ -129,8 +165,12 @@ func (r *Runner) Run(runs []Run, out []Result, count uint64, flush bool) (int, e
 	if flush {
 		fl = 1
 	}
+	ch := C.int(0)
+	if chain {
+		ch = 1
+	}
 	n := int(C.ftp_runner_batch(r.r, (*C.struct_ftp_run)(unsafe.Pointer(&runs[0])), (*C.struct_ftp_result)(unsafe.Pointer(&out[0])),
-		C.int(len(runs)), C.uint64_t(count), fl))
+		C.int(len(runs)), C.uint64_t(count), fl, ch))
 	if p := r.u.eng.takePanic(); p != nil {
 		return n, p
 	}

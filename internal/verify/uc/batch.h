@@ -33,6 +33,10 @@ struct ftp_result {
 
 enum { ftp_off_calls = offsetof(struct ftp_result, calls) };
 
+// The exception number Unicorn's UC_HOOK_INTR passes for BRK (QEMU's
+// EXCP_BKPT for Arm); batch_test.go checks it against a real BRK.
+#define FTP_EXCP_BKPT 7
+
 // Why the watchdog stopped a run.
 #define FTP_STOP_SLICE 1   // it used more CPU than a run should
 #define FTP_STOP_TIMEOUT 2 // it ran longer than the timeout (wall clock)
@@ -41,6 +45,8 @@ struct ftp_runner {
 	uc_engine *uc;
 	uc_hook hook;
 	int hooked;
+	uc_hook intr;
+	int has_intr; // the interrupt hook is registered (a chaining runner)
 	uint64_t *funcs; // intercepted addresses, sorted
 	size_t nfuncs;
 	int *abort; // set by a panicking Go hook (uc.go's engineRes)
@@ -51,6 +57,20 @@ struct ftp_runner {
 	uint32_t calls;
 	uint64_t args[4];
 	int32_t hook_err;
+
+	// A chained batch (ftp_runner_batch with chain set): the interrupt hook
+	// ends run cur at its BRK and starts run cur+1 in the same
+	// uc_emu_start.
+	int chain;
+	// Return traps: a BRK planted over a `RET Xret_reg` at each of
+	// ret_traps (sorted). A chained run trapping there with Xret_reg = its
+	// until ends as that RET would have: at until, nothing else changed.
+	uint64_t *ret_traps;
+	size_t nret_traps;
+	int ret_reg; // index in regs_out
+	const struct ftp_run *runs;
+	struct ftp_result *out;
+	int n, cur;
 
 	// With the watchdog (ftp_runner_poll, ftp_runner_stop).
 	pthread_mutex_t mu;
@@ -64,9 +84,10 @@ struct ftp_runner {
 	void *ptr_in[FTP_NIN], *ptr_out[FTP_NOUT];
 };
 
-struct ftp_runner *ftp_runner_new(uc_engine *uc, int *abort, const uint64_t *funcs, size_t nfuncs, uc_err *err);
+struct ftp_runner *ftp_runner_new(uc_engine *uc, int *abort, const uint64_t *funcs, size_t nfuncs, int chain, uc_err *err);
 void ftp_runner_free(struct ftp_runner *r);
-int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush);
+int ftp_runner_ret_traps(struct ftp_runner *r, const uint64_t *addrs, size_t n, int reg);
+int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain);
 void ftp_runner_poll(struct ftp_runner *r, uint64_t *seq, int *running, int64_t *cpu_ns);
 void ftp_runner_stop(struct ftp_runner *r, uint64_t seq, uint32_t why);
 

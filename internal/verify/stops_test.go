@@ -1,0 +1,194 @@
+//go:build cgo
+
+package verify
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+)
+
+func regionBytes(img *Image) [][]byte {
+	var out [][]byte
+	for _, r := range img.regions {
+		out = append(out, bytes.Clone(r.mem))
+	}
+	return out
+}
+
+func allSites(img *Image) []int {
+	run := make([]int, len(img.sites))
+	for i := range run {
+		run[i] = i
+	}
+	return run
+}
+
+// plantStops puts a BRK at every site's stop address and over the tool's
+// trampolines' RET X9, budget engines see none of them, and restore gives
+// back the image byte for byte, also where a stop was planted twice.
+func TestStopsPlantedAndRestored(t *testing.T) {
+	var ss []synthSite
+	for _, st := range []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled} {
+		for range 3 {
+			ss = append(ss, synthWords(st, 0))
+		}
+	}
+	img := buildSynth(t, ss, Options{}, nil)
+	before := regionBytes(img)
+	// Site 0 twice: two records of one site share a stop address.
+	st := img.plantStops(append(allSites(img), 0), Options{})
+	if st == nil {
+		t.Fatal("nothing planted")
+	}
+	if len(img.retX9) != 2 || len(st.retTraps) != 2 { // call-ops and classic trampolines
+		t.Errorf("RET X9 words %#x, traps %#x; want the two trampolines' returns", img.retX9, st.retTraps)
+	}
+	for i := range img.sites {
+		s := &img.sites[i]
+		if w, _ := img.read32(s.callSite + 4); !st.chained[i] || w != stopBRK {
+			t.Errorf("site %d: chained %v, word at stop %#08x", i, st.chained[i], w)
+		}
+	}
+	for _, a := range st.retTraps {
+		if w, _ := img.read32(a); w != stopBRK {
+			t.Errorf("return trap at %#x holds %#08x", a, w)
+		}
+	}
+	for ri, r := range img.regions {
+		p, err := st.pristine(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(p, before[ri]) {
+			t.Errorf("budget engines' copy of %s differs from the image", r.name)
+		}
+	}
+	st.restore()
+	for ri, r := range img.regions {
+		if !bytes.Equal(r.mem, before[ri]) {
+			t.Errorf("%s not restored", r.name)
+		}
+	}
+	// Check plants and restores the same way.
+	rep, err := Check(img, Options{})
+	if err != nil || rep.Failed != 0 {
+		t.Fatalf("check: %v, %+v", err, rep)
+	}
+	if img.stops != nil {
+		t.Error("stops left after Check")
+	}
+	for ri, r := range img.regions {
+		if !bytes.Equal(r.mem, before[ri]) {
+			t.Errorf("%s changed by Check", r.name)
+		}
+	}
+}
+
+// No BRK goes where a passing run reads data: an enabled site's literal
+// and its op's first word (op->func); nor on the trampoline entry verify
+// redirected. Runs of the file's trampoline, or with direct trampolines,
+// are not chained at all.
+func TestStopsKeepReadWords(t *testing.T) {
+	ss := []synthSite{synthWords(elfscan.StateNop, 0), synthWords(elfscan.StateEnabled, 0), synthWords(elfscan.StateEnabled, 0), synthWords(elfscan.StateNop, 0)}
+	img := buildSynth(t, ss, Options{}, nil)
+	// As if site 1's literal were at site 0's stop address (a function of
+	// two words followed by the next's literal), and site 2's op at site
+	// 3's, a word after it.
+	img.sites[1].literal = img.sites[0].callSite + 4
+	img.sites[2].op = img.sites[3].callSite
+	st := img.plantStops(allSites(img), Options{})
+	defer st.restore()
+	if want := []bool{false, true, true, false}; !equalBools(st.chained, want) {
+		t.Errorf("chained %v, want %v", st.chained, want)
+	}
+	if w, _ := img.read32(img.sites[0].callSite + 4); w == stopBRK {
+		t.Error("BRK on a literal")
+	}
+	for _, o := range []Options{{RunFileTrampoline: true}} {
+		if st := img.plantStops(allSites(img), o); st != nil {
+			st.restore()
+			t.Errorf("planted with %+v", o)
+		}
+	}
+	img.directOff = encode.DefaultDirectCallOffset // the trampoline reads op->direct_call
+	if st := img.plantStops(allSites(img), Options{}); st != nil {
+		st.restore()
+		t.Error("planted with the direct-call path")
+	}
+	img.directOff = 0
+	for _, tc := range []struct {
+		starts []uint64
+		n, w   uint64
+		want   bool
+	}{
+		{[]uint64{0x100}, 8, 0xfc, false},
+		{[]uint64{0x100}, 8, 0x100, true},
+		{[]uint64{0x100}, 8, 0x104, true},
+		{[]uint64{0x100}, 8, 0x108, false},
+		{[]uint64{0x102}, 8, 0x100, true}, // a misaligned literal
+		{[]uint64{0x100}, 4, 0x104, false},
+		{[]uint64{0x0}, 8, 0x4, true},
+		{nil, 8, 0x4, false},
+	} {
+		if got := meets(tc.starts, tc.n, tc.w); got != tc.want {
+			t.Errorf("meets(%#x, %d, %#x) = %v", tc.starts, tc.n, tc.w, got)
+		}
+	}
+}
+
+func equalBools(a, b []bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// A chained run that goes wrong (here: into the next site's stop address,
+// which holds that site's BRK) is reported exactly as a run on an engine
+// without BRKs reports it: its budget engine maps the image's own bytes.
+func TestStopsFailureAsUnchained(t *testing.T) {
+	ss := []synthSite{synthWords(elfscan.StateNop, 0), synthWords(elfscan.StateNop, 0), synthWords(elfscan.StateEnabled, 0)}
+	mutate := func(img *Image) {
+		b, _ := encode.B{From: synSites + 12, To: synSites + siteSize + 20}.Encode()
+		img.write32(synSites+12, b) // f0's slot1: B to f1's stop address
+		// f2's BL goes on into a loop after the trampoline returns.
+		img.write32(synSites+2*siteSize+20, 0x14000000)
+	}
+	img := buildSynth(t, ss, Options{Jobs: 1}, mutate)
+	rep, err := Check(img, Options{Jobs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 1 || rep.Failures[0].Func != "f0" {
+		t.Fatalf("failures %+v, want f0", rep.Failures)
+	}
+	plain := buildSynth(t, ss, Options{Jobs: 1}, mutate)
+	e, err := newEngine(plain, Options{MaxInsns: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	want := e.run(&plain.sites[0])
+	if want == nil {
+		t.Fatal("f0 passes without BRKs")
+	}
+	if got := rep.Failures[0]; got.Expected != want.Expected || got.Observed != want.Observed {
+		t.Errorf("chained: %s / %s\nwant:    %s / %s", got.Expected, got.Observed, want.Expected, want.Observed)
+	}
+	var w [4]byte
+	binary.LittleEndian.PutUint32(w[:], stopBRK)
+	for _, r := range img.regions {
+		if bytes.Contains(r.mem, w[:]) {
+			t.Errorf("a BRK left in %s", r.name)
+		}
+	}
+}
