@@ -12,6 +12,8 @@ PACKAGES=(
 	clang-16                                         # kCFI (-fsanitize=kcfi) fixtures and tests
 	libunicorn-dev pkg-config                        # cgo: verify's CPU emulator
 	liblzma-dev                                      # cgo: xz through liblzma (headers; dlopened at run time)
+	zlib1g-dev                                       # cgo: gzip through zlib (headers; dlopened at run time)
+	libzstd1                                         # zstd through libzstd (dlopened; its few declarations are in input/ftp_zstd.c)
 	qemu-user                                        # running patched programs
 	xz-utils zstd gzip                               # compressed modules
 	time                                             # /usr/bin/time for make bench

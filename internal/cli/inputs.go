@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
 )
@@ -42,7 +43,41 @@ import (
 //
 // A directory that cannot be read is an error naming it.
 func expandInputs(args []string) ([]string, error) {
-	return walker{readDir: os.ReadDir, sniff: sniffELF}.expand(args)
+	in, err := walker{readDir: os.ReadDir, sniff: sniffELF}.expand(args)
+	return in.files, err
+}
+
+// expandFound is expandInputs for a command that opens each file with
+// openFound (scan): the files of a folder are not sniffed by the walk,
+// since the command opens them anyway (and a compressed one would be
+// decompressed twice); they are kept as unsure, and the command skips one
+// silently when it turns out not to be ELF (skipped). The walk sniffs a
+// folder's files in order only until the first ELF one: a folder with
+// none is still an error before the command runs.
+func expandFound(args []string) (foundInputs, error) {
+	return walker{readDir: os.ReadDir, sniff: sniffELF, deferSniff: true}.expand(args)
+}
+
+// foundInputs are the files to process, and which of them are unsure:
+// files from a folder, not yet known to be ELF.
+type foundInputs struct {
+	files  []string
+	unsure []bool // nil when none is
+}
+
+// skipped reports whether err, the result of opening file i with
+// openFound, says the file is not ELF and is one to skip silently.
+func (in foundInputs) skipped(i int, err error) bool {
+	return in.unsure != nil && in.unsure[i] && errors.Is(err, input.ErrNotELF)
+}
+
+// openFound opens file i: an unsure one with elfscan.OpenFound, which
+// sniffs it while decompressing it (see skipped).
+func (in foundInputs) openFound(i int) (*elfscan.Object, error) {
+	if in.unsure != nil && in.unsure[i] {
+		return elfscan.OpenFound(in.files[i])
+	}
+	return elfscan.Open(in.files[i])
 }
 
 // errNoELF: a folder argument holds no ELF file.
@@ -54,30 +89,56 @@ func sniffELF(path string) (bool, error) {
 }
 
 // walker carries the file-system operations, so tests can inject failures
-// that a root user would not see (permission denied).
+// that a root user would not see (permission denied). With deferSniff (see
+// expandFound), the files of a folder are kept unsure rather than sniffed.
 type walker struct {
-	readDir func(string) ([]os.DirEntry, error)
-	sniff   func(string) (bool, error)
+	readDir    func(string) ([]os.DirEntry, error)
+	sniff      func(string) (bool, error)
+	deferSniff bool
 }
 
-func (w walker) expand(args []string) ([]string, error) {
-	var out []string
+func (w walker) expand(args []string) (foundInputs, error) {
+	var out foundInputs
 	seen := map[string]bool{}
-	keep := func(path, key string) {
+	keep := func(path, key string, unsure bool) {
 		if !seen[key] {
 			seen[key] = true
-			out = append(out, path)
+			out.files = append(out.files, path)
+			if unsure && out.unsure == nil {
+				out.unsure = make([]bool, len(out.files)-1, cap(out.files))
+			}
+			if out.unsure != nil {
+				out.unsure = append(out.unsure, unsure)
+			}
 		}
 	}
 	for _, arg := range args {
 		st, err := os.Stat(arg)
 		if err != nil || !st.IsDir() {
-			keep(arg, identity(arg))
+			keep(arg, identity(arg), false)
 			continue
 		}
 		var candidates []candidate
 		if err := w.walk(arg, identity(arg), &candidates); err != nil {
-			return nil, err
+			return foundInputs{}, err
+		}
+		if w.deferSniff {
+			// Every file is unsure but the first ELF one, found by
+			// sniffing in order: usually the first file.
+			first := -1
+			for i, c := range candidates {
+				if isELF, err := w.sniff(c.path); isELF || err != nil {
+					first = i
+					break
+				}
+			}
+			if first < 0 {
+				return foundInputs{}, fmt.Errorf("folder %s: %w", arg, errNoELF)
+			}
+			for i, c := range candidates[first:] {
+				keep(c.path, c.key, i > 0)
+			}
+			continue
 		}
 		found := 0
 		pool.Ordered(context.Background(), len(candidates), pool.Workers(len(candidates)),
@@ -85,13 +146,13 @@ func (w walker) expand(args []string) ([]string, error) {
 			func(i int, isELF bool, err error) error {
 				// Unreadable: kept, for the command to report.
 				if isELF || err != nil {
-					keep(candidates[i].path, candidates[i].key)
+					keep(candidates[i].path, candidates[i].key, false)
 					found++
 				}
 				return nil
 			})
 		if found == 0 {
-			return nil, fmt.Errorf("folder %s: %w", arg, errNoELF)
+			return foundInputs{}, fmt.Errorf("folder %s: %w", arg, errNoELF)
 		}
 	}
 	return out, nil

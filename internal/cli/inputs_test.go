@@ -231,7 +231,8 @@ func TestExpandInputsPermissionDenied(t *testing.T) {
 			}
 			return sniffELF(p)
 		}}
-		got, err := w.expand([]string{root})
+		in, err := w.expand([]string{root})
+		got := in.files
 		want, _ := expandInputs([]string{root})
 		if err != nil || !slices.Equal(got, want) || !slices.Contains(got, bad) {
 			t.Errorf("expand = %q, %v; want %q (with %s)", rel(root, got), err, rel(root, want), bad)
@@ -429,5 +430,69 @@ func TestMaxDecompressedFlag(t *testing.T) {
 	}
 	if out, _, err := run("scan", "--max-decompressed", strconv.Itoa(len(b)), path); err != nil || !strings.Contains(out, "sites") {
 		t.Errorf("scan --max-decompressed %d (the exact size): %v\n%s", len(b), err, out)
+	}
+}
+
+// scan does not sniff the files of a folder before opening them (the open
+// sniffs them, and decompresses a compressed one once): what it reports
+// must be what it reports for the files the sniffing walk (expandInputs)
+// keeps, given one by one, in the same order: the same JSON lines, error
+// lines included, and the same exit status.
+func TestScanFolderSniffsWhileOpening(t *testing.T) {
+	obj, err := os.ReadFile(testutil.Fixtures(t, "gcc-callops-bti-obj.o")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := os.ReadFile(testutil.Fixtures(t, "clang-callops-bti-module.ko")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutGz := compressed(t, "gz", mod)
+	cutGz = cutGz[:len(cutGz)/2] // its first bytes decompress to the ELF magic, then it fails
+	for name, files := range map[string]map[string][]byte{
+		"mixed": {
+			"0-notes.txt.gz": compressed(t, "gz", []byte("not an elf\n")),
+			"1-README":       []byte("text\n"),
+			"2-broken.ko.xz": {0xFD, '7', 'z', 'X', 'Z', 0, 1, 2, 3},
+			"a/obj.o":        obj,
+			"a/m.ko.xz":      compressed(t, "xz", mod),
+			"a/m.ko.zst":     compressed(t, "zst", mod),
+			"a/m.ko.gz":      compressed(t, "gz", mod),
+			"a/o.xz":         compressed(t, "xz", obj),
+			"b/text.zst":     compressed(t, "zst", []byte("zstd text, long enough to be compressed at all")),
+			"b/empty":        nil,
+			"b/empty.gz":     compressed(t, "gz", nil),
+			"b/broken.zst":   {0x28, 0xB5, 0x2F, 0xFD, 0xFF},
+			"b/lookalike":    []byte("\x7fEL"),
+			"c/cut.ko.gz":    cutGz,
+			"c/m.ko":         mod,
+		},
+		"compressed only": {
+			"0.txt.xz": compressed(t, "xz", []byte("not an elf\n")),
+			"1.ko.zst": compressed(t, "zst", mod),
+			"2.txt.gz": compressed(t, "gz", []byte("not an elf\n")),
+			"3.ko.gz":  compressed(t, "gz", mod),
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := tree(t, files)
+			want, err := expandInputs([]string{root})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, check := range []bool{false, true} {
+				gotOut, gotErr, gotRun := scanRun(t, ScanOptions{JSON: true, Check: check, Files: []string{root}})
+				wantOut, wantErr, wantRun := scanRun(t, ScanOptions{JSON: true, Check: check, Files: want})
+				if gotOut != wantOut {
+					t.Errorf("--check=%v: scan of the folder:\n%s\nscan of the sniffed files %q:\n%s", check, gotOut, rel(root, want), wantOut)
+				}
+				if gotErr != wantErr || exitCode(gotRun) != exitCode(wantRun) {
+					t.Errorf("--check=%v: stderr %q, exit %d; want %q, exit %d", check, gotErr, exitCode(gotRun), wantErr, exitCode(wantRun))
+				}
+				if n := strings.Count(gotOut, "\n"); n != len(want) {
+					t.Errorf("--check=%v: %d lines, want one per sniffed file (%d):\n%s", check, n, len(want), gotOut)
+				}
+			}
+		})
 	}
 }

@@ -84,10 +84,11 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if err != nil {
 		return err
 	}
-	files, err := expandInputs(opts.Files)
+	found, err := expandFound(opts.Files)
 	if err != nil {
 		return err
 	}
+	files := found.files
 	if len(files) == 1 {
 		defer gcOneFile()()
 	}
@@ -105,24 +106,32 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if opts.JSON {
 		jsonErr = out
 	}
-	failed, printed := 0, 0
+	failed, printed, skipped := 0, 0, 0
 	byCode := map[elfscan.Code]int{}
 	problems, sites, ignored := 0, 0, 0
 	var writeErr error
 	pool.Ordered(context.Background(), len(files), opts.Jobs,
 		func(_ context.Context, i int) (scanResult, error) {
-			f, err := scanOne(files[i])
+			f, err := scanOne(found, i)
+			if found.skipped(i, err) {
+				return scanResult{}, err
+			}
 			if err != nil {
 				return scanResult{}, fmt.Errorf("file %s: %w", files[i], err)
 			}
 			f.Sites = opts.Select.Filter(f.Sites)
 			r := scanResult{f: f}
 			if opts.JSON && len(f.Sites) <= smallJSON {
-				r.json = report.AppendScan(make([]byte, 0, 64+300*len(f.Sites)), f)
+				// ~220 bytes a site: one allocation, not a buffer grown from nil.
+				r.json = report.AppendScan(make([]byte, 0, 256+256*len(f.Sites)), f)
 			}
 			return r, nil
 		},
 		func(i int, r scanResult, err error) error {
+			if found.skipped(i, err) {
+				skipped++ // not ELF after all: as if the walk had not found it
+				return nil
+			}
 			if err != nil {
 				failed++
 				// Keep stdout and stderr in order for a reader of both.
@@ -156,14 +165,14 @@ func runScan(opts *ScanOptions, io *IO) error {
 			return writeErr // output failed: no point scanning on
 		})
 	if opts.Check && len(files) > 1 && !opts.JSON {
-		report.CheckSummary(out, len(files)-failed, sites, byCode, ignore)
+		report.CheckSummary(out, len(files)-failed-skipped, sites, byCode, ignore)
 	}
 	if err := out.Flush(); writeErr == nil {
 		writeErr = err
 	}
 	if opts.Check && opts.JSON && (problems > 0 || ignored > 0) && (len(files) > 1 || len(ignore) > 0) {
 		// stdout carries only JSON lines; the summary goes to stderr.
-		report.CheckSummary(io.Err, len(files)-failed, sites, byCode, ignore)
+		report.CheckSummary(io.Err, len(files)-failed-skipped, sites, byCode, ignore)
 	}
 	if opts.Check && !opts.JSON && len(files) == 1 && ignored > 0 {
 		fmt.Fprintf(io.Err, "check: %d problems ignored (--ignore %s)\n", ignored, strings.Join(opts.Ignore, ","))
@@ -244,8 +253,15 @@ func (c *errWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// scanOne scans a plain or compressed file.
-func scanOne(path string) (*elfscan.File, error) { return elfscan.ScanFile(path) }
+// scanOne scans file i, plain or compressed.
+func scanOne(found foundInputs, i int) (*elfscan.File, error) {
+	o, err := found.openFound(i)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	return o.Scan()
+}
 
 // ignoredCodes checks --ignore: known codes only, and only with --check.
 func ignoredCodes(opts *ScanOptions) (map[elfscan.Code]bool, error) {

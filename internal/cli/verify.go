@@ -160,6 +160,8 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		// cost ~20 ms of cpu on the 53k-site bench image (~0.4 µs a
 		// site).
 		defer gcOneFile()()
+	} else {
+		defer gcEmulatorWalk()()
 	}
 	if opts.AllowInit && opts.Against == "" {
 		return UsageErrorf("--allow-init is for --against ORIG")

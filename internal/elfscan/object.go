@@ -32,6 +32,11 @@ type Object struct {
 	r      io.ReaderAt
 	closer io.Closer
 	f      *elf.File
+	// mem is the decompressed bytes of a compressed input, when they are
+	// one slice (input.File.Bytes), until Close: sections are read from it
+	// in place rather than copied. Nothing that outlives Close refers to
+	// it (names are in the string table, a copy).
+	mem []byte
 
 	symOnce sync.Once
 	syms    *Symtab
@@ -62,8 +67,16 @@ type Object struct {
 // Open opens the file at path, decompressing it when it is compressed (see
 // input.Open), and checks it is an AArch64 ELF file (see NewObject). The
 // caller closes the Object.
-func Open(path string) (*Object, error) {
-	in, err := input.Open(path)
+func Open(path string) (*Object, error) { return openWith(path, input.Open) }
+
+// OpenFound is Open for a compressed file a folder walk found without
+// decompressing it (see input.OpenFound): an error wrapping
+// input.ErrNotELF says the file is not ELF after all, and is to be
+// skipped as the walk would have.
+func OpenFound(path string) (*Object, error) { return openWith(path, input.OpenFound) }
+
+func openWith(path string, open func(string) (*input.File, error)) (*Object, error) {
+	in, err := open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +85,7 @@ func Open(path string) (*Object, error) {
 		in.Close()
 		return nil, err
 	}
-	o.Compression, o.size, o.closer = in.Compression, in.Size, in
+	o.Compression, o.size, o.closer, o.mem = in.Compression, in.Size, in, in.Bytes()
 	return o, nil
 }
 
@@ -116,8 +129,56 @@ func (o *Object) Close() error {
 		return nil
 	}
 	c := o.closer
-	o.closer = nil
+	o.closer, o.mem = nil, nil
 	return c.Close()
+}
+
+// scratchPool holds the buffers withSection reads sections into.
+var scratchPool sync.Pool
+
+// withSection calls fn with the contents of section s, which fn must not
+// keep (see sectionBytes).
+func (o *Object) withSection(s *elf.Section, fn func(b []byte) error) error {
+	b, release, err := o.sectionBytes(s)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(b)
+}
+
+// sectionBytes returns the contents of section s until release is
+// called: a view of the decompressed bytes when the input is in memory,
+// else the section read into a pooled buffer. A section that cannot be
+// read so (compressed, or running past the end of the file) is read by
+// SafeData, which says what is wrong with it.
+func (o *Object) sectionBytes(s *elf.Section) (b []byte, release func(), err error) {
+	nop := func() {}
+	if s.Type == elf.SHT_NOBITS || s.Size == 0 {
+		return nil, nop, nil
+	}
+	end := s.Offset + s.Size
+	if s.Flags&elf.SHF_COMPRESSED == 0 && end >= s.Offset && end <= 1<<40 {
+		if o.mem != nil && end <= uint64(len(o.mem)) {
+			return o.mem[s.Offset:end:end], nop, nil
+		}
+		if o.mem == nil && o.size >= 0 && end <= uint64(o.size) {
+			p, _ := scratchPool.Get().(*[]byte)
+			if p == nil || uint64(cap(*p)) < s.Size {
+				b := make([]byte, s.Size)
+				p = &b
+			}
+			b := (*p)[:s.Size]
+			if n, _ := o.r.ReadAt(b, int64(s.Offset)); n == len(b) {
+				return b, func() { scratchPool.Put(p) }, nil
+			}
+			scratchPool.Put(p)
+		}
+	}
+	if b, err = SafeData(s); err != nil {
+		return nil, nil, err
+	}
+	return b, nop, nil
 }
 
 // ELF returns the parsed ELF file.
@@ -156,7 +217,7 @@ func (o *Object) Symbols() (*Symtab, error) {
 	o.symOnce.Do(func() {
 		defer recovered(&o.symErr, "symbol table")
 		var scratch []keyed
-		st, sec, err := loadSymtab(o.f, o.Rel(), &scratch)
+		st, sec, err := loadSymtab(o.f, o.mem, o.Rel(), &scratch)
 		if err != nil {
 			o.symErr = err
 			return
@@ -184,7 +245,7 @@ func (o *Object) DynSymbols() (*Symtab, error) {
 			return
 		}
 		var scratch []keyed
-		st, err := loadSymtabSection(o.f, sec, o.Rel(), &scratch)
+		st, err := loadSymtabSection(o.f, o.mem, sec, o.Rel(), &scratch)
 		if err != nil {
 			o.dynErr = err
 			return

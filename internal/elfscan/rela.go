@@ -84,11 +84,13 @@ func EncodeRela(b []byte, rs []Rela) []byte {
 // so scan, patch and verify refuse a malformed one with the same error;
 // each table's entries are decoded on first use.
 type Relocs struct {
+	o       *Object
 	f       *elf.File
 	nsyms   int           // entries of the symbol table the tables refer to
 	tables  map[int][]int // target section -> its SHT_RELA sections, in order
 	mu      sync.Mutex
 	entries map[int][]Rela // SHT_RELA section -> entries, file order
+	ordered map[int]bool   // SHT_RELA section -> its entries are by offset (compilers write them so)
 	sorted  map[int][]Rela // target section -> entries, by offset (stable)
 }
 
@@ -106,7 +108,7 @@ func (o *Object) Relocs() (*Relocs, error) {
 }
 
 func (o *Object) buildRelocs() (*Relocs, error) {
-	x := &Relocs{f: o.f, tables: map[int][]int{}, entries: map[int][]Rela{}, sorted: map[int][]Rela{}}
+	x := &Relocs{o: o, f: o.f, tables: map[int][]int{}, entries: map[int][]Rela{}, ordered: map[int]bool{}, sorted: map[int][]Rela{}}
 	if !o.Rel() {
 		return x, nil
 	}
@@ -163,17 +165,43 @@ func (x *Relocs) table(i int) (rs []Rela, err error) {
 	}
 	defer recovered(&err, fmt.Sprintf("section %q", x.f.Sections[i].Name))
 	s := x.f.Sections[i]
-	if rs, err = ReadRela(s); err != nil {
+	err = x.o.withSection(s, func(b []byte) error {
+		var ordered bool
+		var err error
+		rs, ordered, err = decodeRelaTable(b, s.Name, x.nsyms)
+		x.ordered[i] = ordered
+		return err
+	})
+	if err != nil {
 		return nil, err
-	}
-	for k, r := range rs {
-		if int(r.Sym) >= x.nsyms {
-			return nil, fmt.Errorf("%w: relocation section %q entry %d at %#x: symbol index %d out of range (%d symbols)",
-				ErrMalformed, s.Name, k, r.Off, r.Sym, x.nsyms)
-		}
 	}
 	x.entries[i] = rs
 	return rs, nil
+}
+
+// decodeRelaTable decodes the relocation table b (section name), checking
+// each symbol index against nsyms, and reports whether its entries are in
+// offset order.
+func decodeRelaTable(b []byte, name string, nsyms int) (rs []Rela, ordered bool, err error) {
+	if len(b)%RelaSize != 0 {
+		return nil, false, fmt.Errorf("%w: section %q size %d is not a multiple of %d", ErrMalformed, name, len(b), RelaSize)
+	}
+	rs = make([]Rela, len(b)/RelaSize)
+	ordered = true
+	var last uint64
+	for k := range rs {
+		r := decodeRela(b[k*RelaSize:])
+		if int(r.Sym) >= nsyms {
+			return nil, false, fmt.Errorf("%w: relocation section %q entry %d at %#x: symbol index %d out of range (%d symbols)",
+				ErrMalformed, name, k, r.Off, r.Sym, nsyms)
+		}
+		if r.Off < last {
+			ordered = false
+		}
+		last = r.Off
+		rs[k] = r
+	}
+	return rs, ordered, nil
 }
 
 // For returns the relocations applying to section sec, sorted by offset
@@ -183,6 +211,18 @@ func (x *Relocs) For(sec int) ([]Rela, error) {
 	defer x.mu.Unlock()
 	if rs, ok := x.sorted[sec]; ok {
 		return rs, nil
+	}
+	if ts := x.tables[sec]; len(ts) == 1 {
+		// One table in offset order, as compilers write them: it is its
+		// own index.
+		rs, err := x.table(ts[0])
+		if err != nil {
+			return nil, err
+		}
+		if x.ordered[ts[0]] {
+			x.sorted[sec] = rs
+			return rs, nil
+		}
 	}
 	var all []Rela
 	for _, ri := range x.tables[sec] {
@@ -216,3 +256,136 @@ func (x *Relocs) In(sec int, lo, hi uint64) ([]Rela, error) {
 
 // At returns the relocations of section sec at offset off.
 func (x *Relocs) At(sec int, off uint64) ([]Rela, error) { return x.In(sec, off, off+1) }
+
+// relCursor answers In for lookups that mostly come in increasing offset
+// order (a scan's sites): it keeps the last section's relocations and where
+// the last answer started, and walks forward from there before falling
+// back to a binary search. A section with one table in offset order (as
+// compilers write them) is read in place, checked but not decoded: a
+// scan looks at a few entries per site of a table that holds every call
+// and data reference of the code. Not safe for concurrent use; close
+// returns its buffer.
+type relCursor struct {
+	x       *Relocs
+	sec     int
+	started bool
+	rs      []Rela // x.For(sec), when the table is not read in place
+	raw     []byte // the table in place (RelaSize bytes per entry)
+	release func()
+	pos     int
+	out     []Rela // the last answer, when read in place
+}
+
+func (c *relCursor) close() {
+	if c.release != nil {
+		c.release()
+	}
+	*c = relCursor{x: c.x}
+}
+
+// load points c at section sec's relocations.
+func (c *relCursor) load(sec int) error {
+	c.close()
+	c.sec, c.started = sec, true
+	if ts := c.x.tables[sec]; len(ts) == 1 {
+		s := c.x.f.Sections[ts[0]]
+		b, release, err := c.x.o.sectionBytes(s)
+		if err != nil {
+			return err
+		}
+		ordered, err := checkRelaTable(b, s.Name, c.x.nsyms)
+		if err != nil {
+			release()
+			return err
+		}
+		if ordered {
+			c.raw, c.release = b, release
+			return nil
+		}
+		release()
+	}
+	rs, err := c.x.For(sec)
+	c.rs = rs
+	return err
+}
+
+// checkRelaTable checks the relocation table b as decodeRelaTable does,
+// without decoding it, and reports whether it is in offset order.
+func checkRelaTable(b []byte, name string, nsyms int) (ordered bool, err error) {
+	if len(b)%RelaSize != 0 {
+		return false, fmt.Errorf("%w: section %q size %d is not a multiple of %d", ErrMalformed, name, len(b), RelaSize)
+	}
+	// One pass for the largest symbol index and the order; the entry at
+	// fault, if any, is found again for the message.
+	var last, maxInfo uint64
+	ordered = true
+	for e := b; len(e) >= RelaSize; e = e[RelaSize:] {
+		off, info := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint64(e[8:])
+		maxInfo = max(maxInfo, info)
+		ordered = ordered && off >= last
+		last = off
+	}
+	if int(elf.R_SYM64(maxInfo)) < nsyms {
+		return ordered, nil
+	}
+	for k := 0; k+RelaSize <= len(b); k += RelaSize {
+		if sym := elf.R_SYM64(binary.LittleEndian.Uint64(b[k+8:])); int(sym) >= nsyms {
+			return false, fmt.Errorf("%w: relocation section %q entry %d at %#x: symbol index %d out of range (%d symbols)",
+				ErrMalformed, name, k/RelaSize, binary.LittleEndian.Uint64(b[k:]), sym, nsyms)
+		}
+	}
+	return ordered, nil
+}
+
+// In is Relocs.In. The answer is valid until the next call.
+func (c *relCursor) In(sec int, lo, hi uint64) ([]Rela, error) {
+	if !c.started || sec != c.sec {
+		if err := c.load(sec); err != nil {
+			return nil, err
+		}
+	}
+	if c.raw != nil {
+		return c.inRaw(lo, hi), nil
+	}
+	rs := c.rs
+	i := c.pos
+	if i > len(rs) || i > 0 && rs[i-1].Off >= lo {
+		i = 0 // went back: search from the start
+	}
+	k, _ := slices.BinarySearchFunc(rs[i:], lo, func(r Rela, v uint64) int { return cmp.Compare(r.Off, v) })
+	i += k
+	c.pos = i
+	j := i
+	for j < len(rs) && rs[j].Off < hi {
+		j++
+	}
+	return rs[i:j], nil
+}
+
+// rawOff is r_offset of entry i of a table read in place.
+func rawOff(raw []byte, i int) uint64 { return binary.LittleEndian.Uint64(raw[i*RelaSize:]) }
+
+// inRaw is In over the table read in place.
+func (c *relCursor) inRaw(lo, hi uint64) []Rela {
+	raw := c.raw
+	n := len(raw) / RelaSize
+	i := c.pos
+	if i > n || i > 0 && rawOff(raw, i-1) >= lo {
+		i = 0 // went back: search from the start
+	}
+	if i < n && rawOff(raw, i) < lo { // else i is the answer: a site's lookups share one
+		for j := n; i < j; { // the first entry at or after lo
+			if h := int(uint(i+j) >> 1); rawOff(raw, h) < lo {
+				i = h + 1
+			} else {
+				j = h
+			}
+		}
+	}
+	c.pos = i
+	c.out = c.out[:0]
+	for ; i < n && rawOff(raw, i) < hi; i++ {
+		c.out = append(c.out, decodeRela(raw[i*RelaSize:]))
+	}
+	return c.out
+}

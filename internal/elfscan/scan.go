@@ -89,7 +89,10 @@ func (o *Object) scanSites() (*File, error) {
 		return nil, err
 	}
 	out := &File{Path: o.Path, Type: sc.f.Type, Sites: make([]Site, len(recs))}
-	if err := sc.sites(out.Sites, recs, dups); err != nil {
+	err = sc.sites(out.Sites, recs, dups)
+	sc.relCur.close()
+	putReadBuf(sc.rd.buf)
+	if err != nil {
 		return nil, err
 	}
 	sortSites(out.Sites)
@@ -113,7 +116,7 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r}, lastSec: -1}
+	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r, mem: o.mem, buf: getReadBuf()}, lastSec: -1}
 	if buf := o.sortBuf.Swap(nil); buf != nil {
 		sc.scratch = *buf
 	}
@@ -122,6 +125,7 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 		if sc.relocs, err = o.Relocs(); err != nil {
 			return nil, nil, nil, err
 		}
+		sc.relCur.x = sc.relocs
 		recs, err = sc.relRecords()
 	} else {
 		recs, err = sc.linkedRecords()
@@ -169,7 +173,8 @@ type scanner struct {
 	st  *symtab // this scanner's view: lookups move its hint
 	rd  chunkReader
 
-	relocs *Relocs // ET_REL
+	relocs *Relocs   // ET_REL
+	relCur relCursor // lookups in relocs, in address order
 
 	lastSec int     // SectionAt cache
 	scratch []keyed // radixSort's buffer, shared by the symbol and record sorts

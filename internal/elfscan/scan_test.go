@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -199,6 +201,12 @@ func TestScanMalformed(t *testing.T) {
 			off := binary.LittleEndian.Uint64(b[sh+24:])
 			binary.LittleEndian.PutUint32(b[off+12:], 1<<30)
 		}), elfscan.ErrMalformed, "symbol index"},
+		// The code's relocations, which a scan reads in place: the last
+		// entry names a symbol past the table.
+		{"text-reloc-symbol-out-of-range", mutate(t, obj, ".rela.text", func(b []byte, sh int) {
+			off, size := binary.LittleEndian.Uint64(b[sh+24:]), binary.LittleEndian.Uint64(b[sh+32:])
+			binary.LittleEndian.PutUint32(b[off+size-24+12:], 1<<30)
+		}), elfscan.ErrMalformed, "symbol index 1073741824 out of range"},
 		{"reloc-offset-outside", mutate(t, obj, ".rela__patchable_function_entries", func(b []byte, sh int) {
 			off := binary.LittleEndian.Uint64(b[sh+24:])
 			binary.LittleEndian.PutUint64(b[off:], 0x1001)
@@ -220,6 +228,37 @@ func TestScanMalformed(t *testing.T) {
 				t.Errorf("error %q does not mention %q", err, tt.message)
 			}
 		})
+	}
+}
+
+// A code relocation table out of offset order (compilers write them in
+// order; a scan reads an ordered one in place) scans as the ordered one.
+func TestScanUnorderedRelocations(t *testing.T) {
+	obj := testutil.Fixtures(t, "gcc-callops-bti-obj.o")[0]
+	orig, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := mutate(t, obj, ".rela.text", func(b []byte, sh int) {
+		off, size := binary.LittleEndian.Uint64(b[sh+24:]), binary.LittleEndian.Uint64(b[sh+32:])
+		first, last := b[off:off+24], b[off+size-24:off+size]
+		tmp := slices.Clone(first)
+		copy(first, last)
+		copy(last, tmp)
+	})
+	if bytes.Equal(swapped, orig) {
+		t.Fatal("the swap changed nothing")
+	}
+	want, err := elfscan.Scan(bytes.NewReader(orig), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := elfscan.Scan(bytes.NewReader(swapped), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("unordered table:\n%+v\nordered:\n%+v", got.Sites, want.Sites)
 	}
 }
 

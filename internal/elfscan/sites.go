@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
@@ -15,6 +16,7 @@ import (
 // of neighbouring sites come from one read.
 type chunkReader struct {
 	r     io.ReaderAt
+	mem   []byte // the whole file when it is in memory (Object.mem): read in place
 	buf   []byte
 	start int64
 	n     int
@@ -22,6 +24,23 @@ type chunkReader struct {
 
 // chunkSize is how far ahead one read goes.
 const chunkSize = 128 << 10
+
+// readBufs pools chunkReader buffers: a folder scan reads every file's
+// code through one per worker.
+var readBufs sync.Pool
+
+func getReadBuf() []byte {
+	if p, ok := readBufs.Get().(*[]byte); ok {
+		return *p
+	}
+	return nil
+}
+
+func putReadBuf(b []byte) {
+	if cap(b) > 0 {
+		readBufs.Put(&b)
+	}
+}
 
 // get returns size bytes at off, reading ahead no further than limit.
 func (c *chunkReader) get(off int64, size int, limit int64) ([]byte, error) {
@@ -31,12 +50,19 @@ func (c *chunkReader) get(off int64, size int, limit int64) ([]byte, error) {
 	if c.n > 0 && off >= c.start && off-c.start <= int64(c.n-size) {
 		return c.buf[off-c.start:][:size], nil
 	}
+	if c.mem != nil && off <= int64(len(c.mem)-size) {
+		return c.mem[off:][:size:size], nil
+	}
 	want := min(chunkSize, limit-off)
 	if want < int64(size) {
 		want = int64(size)
 	}
 	if int64(len(c.buf)) < want {
-		c.buf = make([]byte, want)
+		if int64(cap(c.buf)) >= want {
+			c.buf = c.buf[:cap(c.buf)]
+		} else {
+			c.buf = make([]byte, want)
+		}
 	}
 	n, err := c.r.ReadAt(c.buf[:want], off)
 	c.start, c.n = off, n
@@ -374,4 +400,4 @@ func (sc *scanner) relRef(rl Rela) Ref {
 
 // relocsAt returns the relocations of ET_REL section sec with offsets in
 // [lo, hi).
-func (sc *scanner) relocsAt(sec int, lo, hi uint64) ([]Rela, error) { return sc.relocs.In(sec, lo, hi) }
+func (sc *scanner) relocsAt(sec int, lo, hi uint64) ([]Rela, error) { return sc.relCur.In(sec, lo, hi) }

@@ -50,7 +50,7 @@ const symSize = 24 // sizeof(Elf64_Sym)
 
 // loadSymtab reads .symtab (else .dynsym) and its string table, and
 // returns the section it read (nil when there is neither).
-func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, *elf.Section, error) {
+func loadSymtab(f *elf.File, mem []byte, rel bool, scratch *[]keyed) (*symtab, *elf.Section, error) {
 	var sec *elf.Section
 	for _, t := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 		for _, s := range f.Sections {
@@ -66,14 +66,15 @@ func loadSymtab(f *elf.File, rel bool, scratch *[]keyed) (*symtab, *elf.Section,
 	if sec == nil {
 		return &symtab{rel: rel}, nil, nil
 	}
-	st, err := loadSymtabSection(f, sec, rel, scratch)
+	st, err := loadSymtabSection(f, mem, sec, rel, scratch)
 	return st, sec, err
 }
 
 // loadSymtabSection reads the symbol table sec and its string table. The
-// symbols are decoded as they stream in; only the string table is kept
-// whole (names share its memory).
-func loadSymtabSection(f *elf.File, sec *elf.Section, rel bool, scratch *[]keyed) (*symtab, error) {
+// symbols are decoded as they stream in, or in place when mem (Object.mem)
+// holds them; only the string table is kept whole (names share its memory,
+// so it is always a copy).
+func loadSymtabSection(f *elf.File, mem []byte, sec *elf.Section, rel bool, scratch *[]keyed) (*symtab, error) {
 	st := &symtab{rel: rel}
 	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
 		return nil, fmt.Errorf("%w: section %q: string table index %d out of range", ErrMalformed, sec.Name, sec.Link)
@@ -100,7 +101,7 @@ func loadSymtabSection(f *elf.File, sec *elf.Section, rel bool, scratch *[]keyed
 	st.syms = make([]rawSym, 0, n)
 	st.sorted = make([]symRef, 0, n)
 	// Each entry is an elf.Sym64, decoded by hand: a kernel has ~100k.
-	err = streamSection(sec, symSize*2048, func(b []byte) error {
+	decode := func(b []byte) error {
 		for ; len(b) >= symSize; b = b[symSize:] {
 			i := len(st.syms)
 			s := rawSym{
@@ -126,7 +127,12 @@ func loadSymtabSection(f *elf.File, sec *elf.Section, rel bool, scratch *[]keyed
 			st.sorted = append(st.sorted, symRef{value: s.value, idx: int32(i), key: st.key(s)})
 		}
 		return nil
-	})
+	}
+	if end := sec.Offset + sec.Size; sec.Flags&elf.SHF_COMPRESSED == 0 && end >= sec.Offset && end <= uint64(len(mem)) {
+		err = decode(mem[sec.Offset:end])
+	} else {
+		err = streamSection(sec, symSize*2048, decode)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -22,23 +22,34 @@ import (
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
-// withGoXZ runs f with xz decoded by the pure-Go decoder (goXZ true) or by
-// liblzma when it loads, starting from an empty decoder pool.
-func withGoXZ(t *testing.T, goXZ bool, f func(t *testing.T)) {
+// withGoXZ is withGo for xz.
+func withGoXZ(t *testing.T, goXZ bool, f func(t *testing.T)) { t.Helper(); withGo(t, XZ, goXZ, f) }
+
+// withGo runs f with format c decoded by its pure-Go decoder (goDec true)
+// or by its library (liblzma, libzstd, zlib) when it loads, starting from
+// an empty decoder pool.
+func withGo(t *testing.T, c string, goDec bool, f func(t *testing.T)) {
 	t.Helper()
-	name := "liblzma"
-	if goXZ {
-		name = "go"
-	} else if _, err := newLzmaDecoder(); err != nil {
-		t.Logf("liblzma not available (%v): the pure-Go decoder runs twice", err)
+	name := c + "-native"
+	if goDec {
+		name = c + "-go"
+	} else if d, err := newNative(c); err != nil {
+		t.Logf("the %s library is not available (%v): the pure-Go decoder runs twice", c, err)
+	} else if _, ok := d.(*nativeDecoder); !ok {
+		t.Fatalf("%s: native decoder %T", c, d)
 	}
 	t.Run(name, func(t *testing.T) {
-		old := forceGoXZ
-		forceGoXZ = goXZ
-		decoderPools[XZ] = &sync.Pool{}
-		defer func() { forceGoXZ = old; decoderPools[XZ] = &sync.Pool{} }()
+		old := forceGo[c]
+		forceGo[c] = goDec
+		decoderPools[c] = &sync.Pool{}
+		defer func() { forceGo[c] = old; decoderPools[c] = &sync.Pool{} }()
 		f(t)
 	})
+}
+
+// newNative is format c's native decoder.
+func newNative(c string) (decoder, error) {
+	return map[string]func() (decoder, error){XZ: newLzmaDecoder, Zstd: newZstdDecoder, Gzip: newZlibDecoder}[c]()
 }
 
 // zeroStream compresses n bytes of zeros in format c: an ELF magic first,
@@ -120,12 +131,8 @@ func TestBombAllocation(t *testing.T) {
 					t.Errorf("refusing the bomb allocated %d MiB, want at most %d MiB (the cap + %d MiB)", alloc>>20, (limit+slack)>>20, slack>>20)
 				}
 			}
-			if c != XZ {
-				check(t)
-				return
-			}
-			withGoXZ(t, false, check)
-			withGoXZ(t, true, check)
+			withGo(t, c, false, check)
+			withGo(t, c, true, check)
 		})
 	}
 }

@@ -1,18 +1,23 @@
 package input
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sync"
 )
 
-// Decompressed bytes live in chunks of growing size (64 KiB, 128 KiB, …,
-// 8 MiB, then 8 MiB each) rather than one buffer that doubles: growing never
-// copies, so the peak for an input of n bytes is n plus less than one chunk
-// (a doubling buffer peaks near 3n, and for a bomb refused at the cap, at
-// three times the cap). Chunks are pooled by size class and reused by the
-// next input, so a folder of modules allocates a few chunks, not one buffer
-// per file.
+// Decompressed bytes go to one buffer sized from the stream's own headers
+// (see sizeHint) when they give a size, and it is right: the usual case, in
+// which the bytes are one slice (chunks.bytes) that the ELF reader can use
+// without copying. What does not fit (no size given, or a wrong one) goes
+// to chunks of growing size (64 KiB, 128 KiB, …, 8 MiB, then 8 MiB each)
+// rather than a buffer that doubles: growing never copies, so the peak for
+// an input of n bytes is n plus less than one chunk (a doubling buffer
+// peaks near 3n, and for a bomb refused at the cap, at three times the
+// cap). The sized buffers and the chunks are pooled and reused by the next
+// input, so a folder of modules allocates a buffer per worker, not one per
+// file.
 const (
 	firstChunkShift = 16 // 64 KiB
 	lastChunkShift  = 23 // 8 MiB
@@ -39,11 +44,35 @@ func putChunk(b []byte) {
 	chunkPools[class].Put(&b)
 }
 
+// sizedPool holds the buffers sized from a stream's headers, largest
+// seen so far per worker: a smaller one is dropped when a larger is needed.
+var sizedPool sync.Pool
+
+// sizedRound rounds a sized buffer's capacity, so that a folder of modules
+// of similar sizes reuses one.
+const sizedRound = 64 << 10
+
+func getSized(n int64) []byte {
+	if p, ok := sizedPool.Get().(*[]byte); ok && int64(cap(*p)) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n, (n+sizedRound-1)/sizedRound*sizedRound)
+}
+
 // chunks is an io.ReaderAt over decompressed bytes held in chunks.
 type chunks struct {
 	bufs  [][]byte // full chunks, then the last one cut to its used length
 	start []int64  // start[i] is the offset of bufs[i]
 	size  int64
+	sized bool // bufs[0] is from getSized
+}
+
+// bytes returns the decompressed bytes when they are one slice, else nil.
+func (c *chunks) bytes() []byte {
+	if len(c.bufs) == 1 {
+		return c.bufs[0]
+	}
+	return nil
 }
 
 var chunksPool = sync.Pool{New: func() any { return new(chunks) }}
@@ -52,19 +81,35 @@ var chunksPool = sync.Pool{New: func() any { return new(chunks) }}
 // bytes.
 var errOverLimit = errors.New("over the limit")
 
+// errNoMagic is readChunks' way of saying that, asked for ELF only, it
+// found a stream that is not.
+var errNoMagic = errors.New("no ELF magic")
+
 // readChunks reads r to its end into chunks, reading at most limit+1
-// bytes. On error (errOverLimit when r had more than limit bytes) the
-// chunks are released, and n says how many bytes were read.
-func readChunks(r io.Reader, limit int64) (*chunks, int64, error) {
+// bytes. size, when not negative, is what r is expected to hold: the first
+// chunk has one byte more, so that r ends inside it when size is right. On
+// error (errOverLimit when r had more than limit bytes) the chunks are
+// released, and n says how many bytes were read. With needELF, a first
+// chunk that does not start with the ELF magic ends the reading with
+// errNoMagic, and any error before the magic is wrapped in notELF.
+func readChunks(r io.Reader, size, limit int64, needELF bool) (*chunks, int64, error) {
 	c := chunksPool.Get().(*chunks)
 	for {
-		b := getChunk(chunkClass(len(c.bufs)))
+		var b []byte
+		switch {
+		case len(c.bufs) == 0 && size >= 0:
+			b, c.sized = getSized(min(size, limit)+1), true
+		case c.sized:
+			b = getChunk(chunkClass(len(c.bufs) - 1))
+		default:
+			b = getChunk(chunkClass(len(c.bufs)))
+		}
 		if room := limit + 1 - c.size; int64(len(b)) > room {
 			b = b[:room]
 		}
 		n, err := fill(r, b)
 		if n == 0 && len(c.bufs) > 0 {
-			putChunk(b)
+			c.put(len(c.bufs), b)
 		} else {
 			c.bufs = append(c.bufs, b[:n])
 			c.start = append(c.start, c.size)
@@ -74,7 +119,16 @@ func readChunks(r io.Reader, limit int64) (*chunks, int64, error) {
 		case c.size > limit:
 			err = errOverLimit
 		case err == io.EOF:
-			return c, c.size, nil
+			err = nil
+			if !needELF || bytes.HasPrefix(c.bufs[0], elfMagic) {
+				return c, c.size, nil
+			}
+		}
+		if needELF && len(c.bufs) == 1 && !bytes.HasPrefix(c.bufs[0], elfMagic) {
+			if err == nil {
+				err = errNoMagic
+			}
+			err = notELF{err}
 		}
 		if err != nil {
 			size := c.size
@@ -99,13 +153,23 @@ func fill(r io.Reader, b []byte) (int, error) {
 	return n, nil
 }
 
+// put returns b, the i-th buffer of c, to its pool.
+func (c *chunks) put(i int, b []byte) {
+	if i == 0 && c.sized {
+		b = b[:0]
+		sizedPool.Put(&b)
+		return
+	}
+	putChunk(b)
+}
+
 // release returns the chunks to their pools; c must not be used after.
 func (c *chunks) release() {
 	for i, b := range c.bufs {
-		putChunk(b)
+		c.put(i, b)
 		c.bufs[i] = nil
 	}
-	c.bufs, c.start, c.size = c.bufs[:0], c.start[:0], 0
+	c.bufs, c.start, c.size, c.sized = c.bufs[:0], c.start[:0], 0, false
 	chunksPool.Put(c)
 }
 

@@ -70,18 +70,27 @@ func (p *pooled) put() {
 	decoderPools[p.c].Put(p)
 }
 
-// forceGoXZ makes xz use the pure-Go decoder even when liblzma loads (tests
-// compare the two).
-var forceGoXZ bool
+// forceGo makes a format use its pure-Go decoder even when its library
+// loads (tests compare the two, and run the fallback).
+var forceGo = map[string]bool{}
 
+// newDecoder returns the native decoder of format c when its library
+// loads (liblzma, libzstd, zlib: dlopened on first use), else the pure-Go
+// one.
 func newDecoder(c string) (decoder, error) {
+	native := map[string]func() (decoder, error){XZ: newLzmaDecoder, Zstd: newZstdDecoder, Gzip: newZlibDecoder}[c]
+	if native != nil && !forceGo[c] {
+		if d, err := native(); err == nil {
+			return d, nil
+		}
+	}
+	return newGoDecoder(c)
+}
+
+// newGoDecoder returns the pure-Go decoder of format c.
+func newGoDecoder(c string) (decoder, error) {
 	switch c {
 	case XZ:
-		if !forceGoXZ {
-			if d, err := newLzmaDecoder(); err == nil {
-				return d, nil
-			}
-		}
 		return &goXZ{}, nil
 	case Zstd:
 		// One goroutine per decoder: callers already run files in parallel.
@@ -210,21 +219,39 @@ func xzFirstDict(r *bufio.Reader) (int64, error) {
 }
 
 // decompress reads all of r, compressed in format c, refusing more than
-// limit bytes of output.
-func decompress(c string, r io.Reader, limit int64) (*chunks, error) {
+// limit bytes of output. size is the decompressed size the stream's own
+// headers give (see sizeHint), or -1: the output goes to one buffer of that
+// size when it is right.
+func decompress(c string, r io.Reader, size, limit int64, needELF bool) (*chunks, error) {
 	p, err := getDecoder(c, r)
 	if err != nil {
+		if needELF {
+			err = notELF{err}
+		}
 		return nil, err
 	}
 	defer p.put()
-	buf, n, err := readChunks(p.d, limit)
+	buf, n, err := readChunks(p.d, size, limit, needELF)
+	if err == nil {
+		return buf, nil
+	}
+	var ne notELF
+	isNot := errors.As(err, &ne)
+	if isNot {
+		err = ne.err
+	}
 	switch {
 	case err == errOverLimit:
-		return nil, fmt.Errorf("%w: %s data decompresses to more than %d bytes (raise --max-decompressed if it is genuine)", ErrTooLarge, c, limit)
-	case err != nil:
-		return nil, decodeError(c, n, err)
+		err = fmt.Errorf("%w: %s data decompresses to more than %d bytes (raise --max-decompressed if it is genuine)", ErrTooLarge, c, limit)
+	case err == errNoMagic:
+		err = fmt.Errorf("%w: its %s data does not start with the ELF magic", ErrNotELF, c)
+	default:
+		err = decodeError(c, n, err)
 	}
-	return buf, nil
+	if isNot {
+		err = notELF{err}
+	}
+	return nil, err
 }
 
 // decodeError wraps a decoder's error n bytes into the output.

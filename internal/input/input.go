@@ -11,14 +11,23 @@
 //   - The compression is recognised by its magic bytes, never by the file
 //     name: a renamed module is still found, and a .gz that is not gzip is not
 //     mistaken for one.
-//   - Decompression runs at the speed of the reference decoders: xz through
-//     liblzma when the binary was built with cgo and the library loads (it is
-//     dlopened on first use, so a binary without it still starts), else the
-//     pure-Go decoder; zstd and gzip through klauspost/compress. Decoders and
-//     buffers are pooled, so a folder of thousands of modules reuses a few.
+//   - Decompression runs at the speed of the reference decoders: xz, zstd
+//     and gzip through liblzma, libzstd and zlib when the binary was built
+//     with cgo and the library loads (each is dlopened on first use, so a
+//     binary without them still starts, and none is a DT_NEEDED entry),
+//     else the pure-Go decoders (ulikunitz/xz, klauspost/compress).
+//   - A module is read whole in one call and decoded in one or two calls
+//     into one buffer sized from the stream's own size field (zstd frame
+//     content size, gzip ISIZE, xz index): File.Bytes gives the decompressed
+//     bytes in place. Decoders and buffers are pooled, so a folder of
+//     thousands of modules reuses one of each per worker.
+//   - A folder walk need not sniff a file before it is opened: OpenFound
+//     sniffs while it opens, and decompresses a compressed file once.
 //   - A decompression bomb costs at most the cap plus a window (xz
 //     dictionary, zstd window: both checked before they are allocated) plus
-//     one output chunk: output is kept in chunks, never a buffer that doubles.
+//     one output chunk: a size field is trusted only to size the first
+//     buffer (at most the cap, and 1024 times the compressed size); what
+//     does not fit goes to chunks, never to a buffer that doubles.
 //
 // Invariant: a File's bytes are exactly the file's (plain) or the
 // decompressed stream's (compressed); an error means no File.
@@ -31,6 +40,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -80,7 +90,18 @@ var (
 	// ErrNotRegular is returned for a path that is not a regular file (a
 	// FIFO, socket, device or directory), which is never opened for reading.
 	ErrNotRegular = errors.New("not a regular file")
+	// ErrNotELF is wrapped by OpenFound's error for a file that does not
+	// start with the ELF magic, or whose decompressed bytes do not, or
+	// whose stream fails before they do: a file a folder walk skips.
+	ErrNotELF = errors.New("not an ELF file")
 )
+
+// notELF marks err as ErrNotELF without changing its message.
+type notELF struct{ err error }
+
+func (e notELF) Error() string        { return e.err.Error() }
+func (e notELF) Unwrap() error        { return e.err }
+func (e notELF) Is(target error) bool { return target == ErrNotELF }
 
 var magics = []struct {
 	compression string
@@ -123,6 +144,17 @@ type File struct {
 // ReadAt reads from the (decompressed) contents.
 func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.r.ReadAt(p, off) }
 
+// Bytes returns the decompressed contents when they are in memory as one
+// slice (a compressed file whose headers gave its size: the usual case),
+// else nil. The slice belongs to the File: it must not be modified, and
+// must not be used after Close, which hands it to the next input.
+func (f *File) Bytes() []byte {
+	if f.buf == nil {
+		return nil
+	}
+	return f.buf.bytes()
+}
+
 // Close releases the file (plain inputs) or returns the decompressed bytes
 // to the pool (compressed ones). The File must not be read afterwards.
 func (f *File) Close() error {
@@ -150,32 +182,78 @@ func Open(path string) (*File, error) {
 }
 
 // OpenLimit is Open with an explicit cap on the decompressed size.
-func OpenLimit(path string, limit int64) (*File, error) {
-	f, err := openRegular(path)
+func OpenLimit(path string, limit int64) (*File, error) { return open(path, limit, false) }
+
+// OpenFound is Open for a file that a folder walk found and did not
+// sniff: opening it sniffs it, and a compressed one is decompressed once,
+// not once to sniff and again to read. When it does not start with the
+// ELF magic, or (compressed) its first decompressed buffer does not (the
+// whole file when its headers give its size, else 64 KiB) or its stream
+// fails before the magic, the error wraps ErrNotELF, and nothing more is
+// decoded: the walk skips the file, as Sniff would have said to.
+func OpenFound(path string) (*File, error) { return open(path, MaxDecompressed(), true) }
+
+func open(path string, limit int64, needELF bool) (*File, error) {
+	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	var head [magicLen]byte
-	n, err := io.ReadFull(f, head[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
 		f.Close()
 		return nil, err
 	}
 	c := DetectCompression(head[:n])
 	if c == None {
-		st, err := f.Stat()
-		if err != nil {
+		if needELF && !bytes.HasPrefix(head[:n], elfMagic) {
 			f.Close()
-			return nil, err
+			return nil, fmt.Errorf("%w: it starts with %q", ErrNotELF, head[:n])
 		}
 		return &File{Path: path, Size: st.Size(), r: f, file: f}, nil
 	}
 	defer f.Close()
-	buf, err := decompress(c, io.MultiReader(bytes.NewReader(head[:n]), f), limit)
+	var src io.Reader = f
+	var hint int64
+	if size := st.Size(); size <= wholeMax {
+		// A module: read whole in one call, and decoded from memory (no
+		// reads of the read buffer's size, nor one more to see the end).
+		p := getWhole(size)
+		defer wholePool.Put(p)
+		b := *p
+		n, err := f.ReadAt(b, 0)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		r := bytes.NewReader(b[:n])
+		src, hint = r, hintFor(c, r, int64(n))
+	} else {
+		hint = hintFor(c, f, size)
+	}
+	buf, err := decompress(c, src, hint, limit, needELF)
 	if err != nil {
 		return nil, err
 	}
 	return &File{Path: path, Compression: c, Size: buf.size, r: buf, buf: buf}, nil
+}
+
+// wholeMax is the largest compressed file read whole into memory before it
+// is decoded; a larger one is read as it is decoded.
+const wholeMax = 8 << 20
+
+// wholePool holds the buffers compressed files are read into, one per
+// worker, the largest seen so far.
+var wholePool sync.Pool
+
+// getWhole returns a pooled buffer of n bytes.
+func getWhole(n int64) *[]byte {
+	p, _ := wholePool.Get().(*[]byte)
+	if p == nil || int64(cap(*p)) < n {
+		b := make([]byte, n, (n+sizedRound-1)/sizedRound*sizedRound)
+		return &b
+	}
+	*p = (*p)[:n]
+	return p
 }
 
 // openBytes is Open over bytes already in memory (fuzzing, tests).
@@ -184,11 +262,22 @@ func openBytes(b []byte, limit int64) (*File, error) {
 	if c == None {
 		return &File{Size: int64(len(b)), r: bytes.NewReader(b)}, nil
 	}
-	buf, err := decompress(c, bytes.NewReader(b), limit)
+	buf, err := decompress(c, bytes.NewReader(b), hintFor(c, bytes.NewReader(b), int64(len(b))), limit, false)
 	if err != nil {
 		return nil, err
 	}
 	return &File{Compression: c, Size: buf.size, r: buf, buf: buf}, nil
+}
+
+// maxRatio bounds the size hint of a compressed file of n bytes to
+// max(1 MiB, maxRatio*n): a few bytes claiming gigabytes do not get a
+// buffer of that size (the output then goes to growing chunks, up to the
+// cap, as for a stream that gives no size).
+const maxRatio = 1024
+
+// hintFor is sizeHint bounded by maxRatio.
+func hintFor(c string, r io.ReaderAt, n int64) int64 {
+	return min(sizeHint(c, r, n), max(1<<20, maxRatio*n))
 }
 
 // openRegular opens path for reading if it is a regular file (symlinks
@@ -196,17 +285,17 @@ func openBytes(b []byte, limit int64) (*File, error) {
 // a FIFO, socket or device is never opened; O_NONBLOCK guards the window
 // between the two (a FIFO swapped in would not block the open), and the
 // opened file is checked again.
-func openRegular(path string) (*os.File, error) {
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkRegular(st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err = f.Stat()
 	if err == nil {
@@ -214,9 +303,9 @@ func openRegular(path string) (*os.File, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return f, nil
+	return f, st, nil
 }
 
 // checkRegular returns an error wrapping ErrNotRegular that names the kind
@@ -235,21 +324,21 @@ func checkRegular(st fs.FileInfo) error {
 // is not ELF, or whose compressed stream is unreadable, is (false, c, nil);
 // err is set only when the file cannot be read (or is not a regular file).
 func Sniff(path string) (isELF bool, compression string, err error) {
-	f, err := openRegular(path)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return false, "", err
 	}
 	defer f.Close()
 	var head [magicLen]byte
-	n, err := io.ReadFull(f, head[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
 		return false, "", err
 	}
 	c := DetectCompression(head[:n])
 	if c == None {
 		return bytes.HasPrefix(head[:n], elfMagic), c, nil
 	}
-	return sniffCompressed(c, io.MultiReader(bytes.NewReader(head[:n]), f)), c, nil
+	return sniffCompressed(c, f), c, nil
 }
 
 // CompressedError says that a command that rewrites files was given a
@@ -297,7 +386,7 @@ func RefuseCompressed(path string) error {
 // for reading, as by Open) that is not compressed (a *CompressedError
 // naming the command that decompresses it). The caller closes the file.
 func OpenPlain(path string) (*os.File, error) {
-	f, err := openRegular(path)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}

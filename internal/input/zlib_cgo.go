@@ -1,0 +1,108 @@
+//go:build cgo
+
+package input
+
+/*
+#cgo LDFLAGS: -ldl
+#include <stdlib.h>
+#include "ftp_zlib.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+var (
+	zlibOnce sync.Once
+	zlibErr  error
+)
+
+// loadZlib dlopens zlib once (Debian's zlib1g SONAME, then the unversioned
+// name zlib1g-dev installs).
+func loadZlib() error {
+	zlibOnce.Do(func() { zlibErr = loadZlibFrom("libz.so.1", "libz.so") })
+	return zlibErr
+}
+
+// loadZlibFrom tries names in order.
+func loadZlibFrom(names ...string) error {
+	var msgs []string
+	for _, name := range names {
+		cs := C.CString(name)
+		e := C.ftp_zlib_load(cs)
+		C.free(unsafe.Pointer(cs))
+		if e == nil {
+			return nil
+		}
+		msgs = append(msgs, C.GoString(e))
+	}
+	return fmt.Errorf("cannot load zlib (Debian package zlib1g): %s", strings.Join(msgs, "; "))
+}
+
+// zlibStepper decodes gzip through zlib. Concatenated members decode as one
+// stream, as gzip -d does; anything after a member must be another member.
+type zlibStepper struct {
+	s         *C.z_stream
+	memberEnd bool // the last call ended a member
+}
+
+func newZlibDecoder() (decoder, error) {
+	if err := loadZlib(); err != nil {
+		return nil, err
+	}
+	s := C.ftp_zlib_new()
+	if s == nil {
+		return nil, errors.New("zlib: cannot start an inflate stream")
+	}
+	d := &nativeDecoder{s: &zlibStepper{s: s}}
+	runtime.AddCleanup(d, func(s *C.z_stream) { C.ftp_zlib_free(s) }, s)
+	return d, nil
+}
+
+func (z *zlibStepper) start() error {
+	z.memberEnd = false
+	if ret := C.ftp_zlib_start(z.s); ret != C.Z_OK {
+		return fmt.Errorf("zlib: error %d starting a stream", int(ret))
+	}
+	return nil
+}
+
+func (z *zlibStepper) step(in, out []byte, atEOF bool) (int, int, bool, error) {
+	if z.memberEnd {
+		if len(in) == 0 && atEOF {
+			return 0, 0, true, nil
+		}
+		if err := z.start(); err != nil {
+			return 0, 0, false, err
+		}
+	}
+	var inPtr, outPtr *C.uint8_t
+	if len(in) > 0 {
+		inPtr = (*C.uint8_t)(unsafe.Pointer(&in[0]))
+	}
+	if len(out) > 0 {
+		outPtr = (*C.uint8_t)(unsafe.Pointer(&out[0]))
+	}
+	r := C.ftp_zlib_run(z.s, inPtr, C.size_t(len(in)), outPtr, C.size_t(len(out)))
+	inUsed, outUsed := int(r.in_used), int(r.out_used)
+	switch r.ret {
+	case C.Z_OK, C.Z_BUF_ERROR: // Z_BUF_ERROR: no progress possible (the caller sees none)
+		return inUsed, outUsed, false, nil
+	case C.Z_STREAM_END:
+		z.memberEnd = true
+		return inUsed, outUsed, atEOF && inUsed == len(in), nil
+	case C.Z_MEM_ERROR:
+		return inUsed, outUsed, false, errors.New("zlib: out of memory")
+	}
+	msg := "corrupt gzip data"
+	if r.msg != nil {
+		msg = C.GoString(r.msg)
+	}
+	return inUsed, outUsed, false, errors.New(msg)
+}
