@@ -38,17 +38,33 @@ type docCommand struct {
 	block bool // a whole ```sh block
 }
 
-func docCommands(t *testing.T, root string) []docCommand {
-	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	docs = append([]string{filepath.Join(root, "README.md")}, docs...)
-	var cmds []docCommand
-	for _, doc := range docs {
-		b, err := os.ReadFile(doc)
+// docPage is README.md or a page of docs/, as lines.
+type docPage struct {
+	path  string
+	lines []string
+}
+
+// docPages reads README.md and docs/*.md.
+func docPages(t *testing.T, root string) []docPage {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	paths = append([]string{filepath.Join(root, "README.md")}, paths...)
+	pages := make([]docPage, len(paths))
+	for i, p := range paths {
+		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
+		pages[i] = docPage{p, strings.Split(string(b), "\n")}
+	}
+	return pages
+}
+
+func docCommands(t *testing.T, root string) []docCommand {
+	var cmds []docCommand
+	for _, page := range docPages(t, root) {
+		doc, lines := page.path, page.lines
 		rel, _ := filepath.Rel(root, doc)
-		lines := strings.Split(string(b), "\n")
 		for i := 0; i < len(lines); i++ {
 			fence := strings.TrimSpace(lines[i])
 			if !strings.HasPrefix(fence, "```") {
@@ -188,15 +204,9 @@ var outputRe = regexp.MustCompile(`^<!-- output: ([a-z0-9-]+\.txtar) (\S+) -->$`
 
 func TestDocsOutputs(t *testing.T) {
 	root := repoRoot(t)
-	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	docs = append([]string{filepath.Join(root, "README.md")}, docs...)
 	n := 0
-	for _, doc := range docs {
-		b, err := os.ReadFile(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(string(b), "\n")
+	for _, page := range docPages(t, root) {
+		doc, lines := page.path, page.lines
 		for i, l := range lines {
 			m := outputRe.FindStringSubmatch(strings.TrimSpace(l))
 			if m == nil {
@@ -247,15 +257,9 @@ func TestDocsJSONExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	docs = append([]string{filepath.Join(root, "README.md")}, docs...)
 	n := 0
-	for _, doc := range docs {
-		b, err := os.ReadFile(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(string(b), "\n")
+	for _, page := range docPages(t, root) {
+		doc, lines := page.path, page.lines
 		for i := 0; i < len(lines); i++ {
 			if strings.TrimSpace(lines[i]) != "```json" {
 				continue

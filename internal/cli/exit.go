@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
@@ -65,7 +66,7 @@ func (e errInputsFailed) Error() string {
 // input's JSON line, {"file":…,"error":…} with the same text.
 func reportInput(stdio *IO, jsonOut io.Writer, file string, err error) {
 	if jsonOut != nil {
-		writeJSONLine(jsonOut, errorJSON{File: file, Error: err.Error()})
+		report.WriteLine(jsonOut, report.InputError{File: file, Error: err.Error()})
 		if f, ok := jsonOut.(interface{ Flush() error }); ok {
 			f.Flush() // the line before the message, for a reader of both
 		}

@@ -12,8 +12,9 @@ import (
 // tuneGC. oneFileFloor replaces it in a command that reads one file (see
 // gcOneFile).
 const (
-	gcFloor      = 24 << 20
-	oneFileFloor = 64 << 20
+	gcFloor           = 24 << 20
+	oneFileFloor      = 64 << 20
+	emulatorWalkFloor = 12 << 20
 )
 
 // floor is the floor in force: gcFloor, or oneFileFloor after gcOneFile.
@@ -64,6 +65,19 @@ func gcOneFile() (restore func()) {
 		return func() {}
 	}
 	setFloor(oneFileFloor)
+	return func() { setFloor(gcFloor) }
+}
+
+// gcEmulatorWalk lowers the floor to emulatorWalkFloor for a folder walk
+// that runs files on the emulator (verify): each worker's Unicorn engine
+// holds native memory the Go heap does not count (~10 MiB with the binary's
+// own pages), so the heap's share of the 64 MiB a folder may take is
+// smaller than a scan's. Unless the user set GOGC or GOMEMLIMIT.
+func gcEmulatorWalk() (restore func()) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
+	setFloor(emulatorWalkFloor)
 	return func() { setFloor(gcFloor) }
 }
 

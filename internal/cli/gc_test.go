@@ -10,7 +10,8 @@ import (
 
 // tuneGC: the collector runs at gcFloor while little is live, at twice what
 // is live once that is more, and at gcFloor again when that is freed;
-// gcOneFile moves the floor to oneFileFloor. The
+// gcOneFile moves the floor to oneFileFloor, gcEmulatorWalk to
+// emulatorWalkFloor. The
 // runtime's own heap goal (runtime/metrics) is the oracle, whatever knob
 // sets it; the goal also counts goroutine stacks and globals scaled by
 // GOGC, hence the slack.
@@ -73,6 +74,16 @@ func TestTuneGC(t *testing.T) {
 	restore()
 	if got := gcLimit(0); got != gcFloor {
 		t.Errorf("after the command: gcLimit(0) = %d, want %d", got, gcFloor)
+	}
+	// A folder walk on the emulator: the lower floor until it ends.
+	restore = gcEmulatorWalk()
+	gc(func(g int64) bool { return near(g, emulatorWalkFloor) })
+	if g := goal(); !near(g, emulatorWalkFloor) {
+		t.Errorf("after gcEmulatorWalk: heap goal %d MiB, want %d MiB", g>>20, emulatorWalkFloor>>20)
+	}
+	restore()
+	if got := gcLimit(0); got != gcFloor {
+		t.Errorf("after the walk: gcLimit(0) = %d, want %d", got, gcFloor)
 	}
 	gcOneFile()
 	tuneGC()

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/safefile"
 )
 
@@ -119,39 +119,19 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 	if err != nil {
 		return inFile(o.File, err)
 	}
-	noFunc := 0
-	for _, s := range c.Skipped {
-		if s.Reason == string(elfscan.CodeNoFunction) {
-			noFunc++ // one line for all: a kernel has hundreds
-			continue
-		}
-		fmt.Fprintf(io.Err, "ftpatch: file %s: skipped function %s at %s: %s\n", o.File, s.Func, s.Where, s.Reason)
-	}
-	if noFunc > 0 {
-		fmt.Fprintf(io.Err, "ftpatch: file %s: skipped %d sites in no function (no-function; %s)\n", o.File, noFunc, elfscan.NoFunctionHelp)
-	}
+	report.PatchSkipped(io.Err, o.File, c)
 	if o.DryRun {
-		return c.Print(io.Out)
+		return report.PlanText(io.Out, c)
 	}
 	out := o.Output
 	if out == "" {
 		out = o.File
 		if c.Empty() {
-			fmt.Fprintf(io.Out, "%s: %s: nothing to change (%d sites)\n", o.File, req.Op, len(in.Scan.Sites))
-			return nil
+			return report.PatchUnchanged(io.Out, o.File, req.Op, len(in.Scan.Sites))
 		}
 	}
 	if err := patch.Apply(in, c, job.Target); err != nil {
 		return fmt.Errorf("file %s: %w", o.File, err)
 	}
-	fmt.Fprintf(io.Out, "%s: %s: %d sites changed (%d words, %d relocations, %d symbols added)%s\n",
-		out, req.Op, c.Sites, c.Words(), len(c.Relocs), len(c.NewSyms), skippedNote(c))
-	return nil
-}
-
-func skippedNote(c *patch.Changes) string {
-	if len(c.Skipped) == 0 {
-		return ""
-	}
-	return fmt.Sprintf(", %d skipped", len(c.Skipped))
+	return report.PatchDone(io.Out, out, req.Op, c)
 }

@@ -3,21 +3,17 @@ package cli
 import (
 	"bufio"
 	"context"
-	"debug/elf"
 	"fmt"
 	goio "io"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
-	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/report"
 )
 
@@ -113,11 +109,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if len(files) == 1 {
 		defer gcOneFile()()
 	}
-	var stdout goio.Writer = io.Out
+	// The version stamp writes into the buffer, so that a folder's lines
+	// leave in few large writes (stamped above the buffer, each flush was
+	// cut into a write per line and stamp).
+	var out flushWriter = bufio.NewWriterSize(io.Out, 256<<10)
 	if opts.JSON {
-		stdout = newVersionStamp(io.Out)
+		out = report.NewVersionStamp(out, Version())
 	}
-	out := bufio.NewWriterSize(stdout, 256<<10)
 	if opts.JSON && len(files) == 1 && !opts.Select.Active() && len(ignore) == 0 {
 		return scanJSONOne(opts, files[0], out, io)
 	}
@@ -178,22 +176,22 @@ func runScan(opts *ScanOptions, io *IO) error {
 				writeErr = report.WriteScan(out, r.f)
 			default:
 				if printed > 0 {
-					out.WriteByte('\n') // a blank line between tables, none after the last
+					goio.WriteString(out, "\n") // a blank line between tables, none after the last
 				}
 				printed++
-				writeErr = printScanText(out, r.f)
+				writeErr = report.ScanText(out, r.f)
 			}
 			return writeErr // output failed: no point scanning on
 		})
 	if opts.Check && len(files) > 1 && !opts.JSON {
-		printCheckSummary(out, len(files)-failed-skipped, sites, byCode, ignore)
+		report.CheckSummary(out, len(files)-failed-skipped, sites, byCode, ignore)
 	}
 	if err := out.Flush(); writeErr == nil {
 		writeErr = err
 	}
 	if opts.Check && opts.JSON && (problems > 0 || ignored > 0) && (len(files) > 1 || len(ignore) > 0) {
 		// stdout carries only JSON lines; the summary goes to stderr.
-		printCheckSummary(io.Err, len(files)-failed-skipped, sites, byCode, ignore)
+		report.CheckSummary(io.Err, len(files)-failed-skipped, sites, byCode, ignore)
 	}
 	if opts.Check && !opts.JSON && len(files) == 1 && ignored > 0 {
 		fmt.Fprintf(io.Err, "check: %d problems ignored (--ignore %s)\n", ignored, strings.Join(opts.Ignore, ","))
@@ -213,6 +211,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 	return nil
 }
 
+// flushWriter is stdout, buffered: a *bufio.Writer, or a VersionStamp
+// over one.
+type flushWriter interface {
+	goio.Writer
+	Flush() error
+}
+
 // inputsName names the inputs in a message: the file, or how many.
 func inputsName(files []string) string {
 	if len(files) == 1 {
@@ -223,7 +228,7 @@ func inputsName(files []string) string {
 
 // scanJSONOne is `scan --json` of a single file, which report.StreamScan
 // streams: a kernel's sites are never held whole. It ends as runScan would.
-func scanJSONOne(opts *ScanOptions, path string, out *bufio.Writer, io *IO) error {
+func scanJSONOne(opts *ScanOptions, path string, out flushWriter, io *IO) error {
 	w := &errWriter{w: out}
 	sites, problems, err := scanJSONFile(path, w)
 	if err != nil && w.err == nil {
@@ -277,73 +282,6 @@ func scanOne(found foundInputs, i int) (*elfscan.File, error) {
 	return o.Scan()
 }
 
-// printScanText writes the human table of one file and its summary line.
-func printScanText(w goio.Writer, f *elfscan.File) error {
-	rel := f.Type == elf.ET_REL
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "FUNCTION\tSECTION\tENTRY\tLAYOUT\tBTI\tSTATE\tOPS/TARGET\tPROBLEMS\n")
-	states := map[elfscan.State]int{}
-	for i := range f.Sites {
-		s := &f.Sites[i]
-		states[s.State]++
-		j := report.Site(s, rel)
-		fn := s.Func
-		if fn == "" {
-			fn = "?"
-		}
-		bti := "-"
-		if s.BTI {
-			bti = "bti"
-		}
-		var ot []string
-		if j.Ops != nil {
-			ot = append(ot, "ops="+refText(*j.Ops, j.OpsSym))
-		}
-		if j.Target != nil {
-			ot = append(ot, "bl="+refText(*j.Target, j.TargetSym))
-		}
-		if len(ot) == 0 {
-			ot = append(ot, "-")
-		}
-		probs := "-"
-		if len(j.Problems) > 0 {
-			ps := make([]string, len(j.Problems))
-			for k, c := range j.Problems {
-				ps[k] = string(c)
-			}
-			probs = strings.Join(ps, ",")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fn, s.Section, j.Entry, s.Layout, bti, s.State, strings.Join(ot, " "), probs)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for i := range f.Sites {
-		for _, p := range f.Sites[i].Problems() {
-			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, render.Hex(f.Sites[i].Entry()), p.Code, p.Detail)
-		}
-	}
-	var parts []string
-	for _, st := range []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled, elfscan.StateUnknown} {
-		if states[st] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", states[st], st))
-		}
-	}
-	summary := "no sites"
-	if len(parts) > 0 {
-		summary = strings.Join(parts, ", ")
-	}
-	_, err := fmt.Fprintf(w, "%s: %s, %d sites (%s), %d problems\n", f.Path, report.ELFType(f.Type), len(f.Sites), summary, f.Problems())
-	return err
-}
-
-func refText(v, sym string) string {
-	if sym != "" {
-		return v + "<" + sym + ">"
-	}
-	return v
-}
-
 // ignoredCodes checks --ignore: known codes only, and only with --check.
 func ignoredCodes(opts *ScanOptions) (map[elfscan.Code]bool, error) {
 	if len(opts.Ignore) == 0 {
@@ -365,26 +303,4 @@ func ignoredCodes(opts *ScanOptions) (map[elfscan.Code]bool, error) {
 		ignore[elfscan.Code(c)] = true
 	}
 	return ignore, nil
-}
-
-// printCheckSummary closes a --check run over several files with the
-// problems counted by code; ignored codes are marked.
-func printCheckSummary(w goio.Writer, files, sites int, byCode map[elfscan.Code]int, ignore map[elfscan.Code]bool) {
-	codes := make([]string, 0, len(byCode))
-	for c := range byCode {
-		codes = append(codes, string(c))
-	}
-	sort.Strings(codes)
-	fmt.Fprintf(w, "check: %d files, %d sites", files, sites)
-	if len(codes) == 0 {
-		fmt.Fprintf(w, ", no problems\n")
-		return
-	}
-	for _, c := range codes {
-		fmt.Fprintf(w, ", %s: %d", c, byCode[elfscan.Code(c)])
-		if ignore[elfscan.Code(c)] {
-			fmt.Fprint(w, " (ignored)")
-		}
-	}
-	fmt.Fprintln(w)
 }

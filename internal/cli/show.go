@@ -1,17 +1,12 @@
 package cli
 
 import (
-	"debug/elf"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
-	"github.com/ftpatch/ftpatch/internal/encode"
-	"github.com/ftpatch/ftpatch/internal/render"
+	"github.com/ftpatch/ftpatch/internal/report"
 )
 
 // ShowOptions are the flags of `ftpatch show`.
@@ -39,37 +34,6 @@ problems. --json prints the same as one JSON object (docs/json.md).`,
 	return cmd
 }
 
-// showJSON is the show --json line.
-type showJSON struct {
-	File    string         `json:"file"`
-	ELFType string         `json:"elf_type"`
-	Sites   []showSiteJSON `json:"sites"`
-	Total   int            `json:"total"` // sites in the file, selected or not
-}
-
-type showSiteJSON struct {
-	Func     string            `json:"func"`
-	Section  string            `json:"section"`
-	Entry    string            `json:"entry"`
-	Layout   string            `json:"layout"`
-	BTI      bool              `json:"bti"`
-	State    string            `json:"state"`
-	Words    []showWordJSON    `json:"words"`
-	Problems []showProblemJSON `json:"problems"`
-}
-
-type showWordJSON struct {
-	Slot    string `json:"slot"` // cfi_hash, spare, literal, bti, slot1, slot2
-	Address string `json:"address"`
-	Word    string `json:"word"` // hex digits: 16 for the literal, 8 for an instruction
-	Asm     string `json:"asm"`
-}
-
-type showProblemJSON struct {
-	Code   string `json:"code"`
-	Detail string `json:"detail"`
-}
-
 func runShow(opts *ShowOptions, stdio *IO) error {
 	if err := opts.Select.check(); err != nil {
 		return err
@@ -83,120 +47,12 @@ func runShow(opts *ShowOptions, stdio *IO) error {
 	if err != nil {
 		return fmt.Errorf("file %s: %w", opts.File, err)
 	}
-	rel := f.Type == elf.ET_REL
-	at := func(s *elfscan.Site, a uint64) string { return render.Place(rel, s.Section, a) }
-	doc := showJSON{File: opts.File, ELFType: elfscan.ElfTypeName(f.Type), Sites: []showSiteJSON{}, Total: len(f.Sites)}
-	for i := range f.Sites {
-		s := &f.Sites[i]
-		if !opts.Select.Selects(s.Func) {
-			continue
-		}
-		j := showSiteJSON{Func: s.Func, Section: s.Section, Entry: at(s, s.Entry()), Layout: s.Layout.String(), BTI: s.BTI,
-			State: s.State.String(), Words: []showWordJSON{}, Problems: []showProblemJSON{}}
-		if s.CFIHashOff() != elfscan.NoOffset {
-			j.Words = append(j.Words, showWordJSON{"cfi_hash", at(s, s.CFIHashAddr()), fmt.Sprintf("%08x", s.CFIHash()), fmt.Sprintf(".word %#x (kCFI type hash)", s.CFIHash())})
-		}
-		spare := func() {
-			if s.SpareOff() != elfscan.NoOffset {
-				j.Words = append(j.Words, showWordJSON{"spare", at(s, s.Spare()), fmt.Sprintf("%08x", s.SpareWord()), disasm(s.SpareWord(), s.Spare(), nil) + " (spare)"})
-			}
-		}
-		if s.Spare() < s.Literal() {
-			spare()
-		}
-		if s.Layout.HasLiteral() && s.LiteralOff() != elfscan.NoOffset {
-			j.Words = append(j.Words, showWordJSON{"literal", at(s, s.Literal()), fmt.Sprintf("%016x", s.LiteralWord), literalText(s)})
-		}
-		if s.Spare() > s.Literal() {
-			spare()
-		}
-		if s.BTI && s.Slot1Off() != elfscan.NoOffset {
-			var b [4]byte
-			w := uint32(0)
-			if _, err := in.ReadAt(b[:], s.Slot1Off()-4); err == nil {
-				w = binary.LittleEndian.Uint32(b[:])
-			}
-			j.Words = append(j.Words, showWordJSON{"bti", at(s, s.Entry()), fmt.Sprintf("%08x", w), disasm(w, s.Entry(), nil)})
-		}
-		if s.Slot1Off() != elfscan.NoOffset {
-			j.Words = append(j.Words, showWordJSON{"slot1", at(s, s.Slot1()), fmt.Sprintf("%08x", s.Slot1Word), disasm(s.Slot1Word, s.Slot1(), nil)})
-		}
-		if s.Slot2Off() != elfscan.NoOffset {
-			j.Words = append(j.Words, showWordJSON{"slot2", at(s, s.CallSite()), fmt.Sprintf("%08x", s.Slot2Word), disasm(s.Slot2Word, s.CallSite(), s.Target())})
-		}
-		for _, p := range s.Problems() {
-			j.Problems = append(j.Problems, showProblemJSON{string(p.Code), p.Detail})
-		}
-		doc.Sites = append(doc.Sites, j)
-	}
+	doc := report.Show(in, opts.File, f, opts.Select.Selects)
 	if err := opts.Select.unmatched(opts.File); err != nil {
 		return err
 	}
 	if opts.JSON {
-		return writeJSONLine(newVersionStamp(stdio.Out), doc)
+		return report.WriteLine(report.NewVersionStamp(stdio.Out, Version()), doc)
 	}
-	return printShowText(stdio.Out, &doc)
-}
-
-// printShowText writes the human form: per site a header line, its words
-// in aligned columns, then its problems (unaligned: their text is long).
-func printShowText(w io.Writer, doc *showJSON) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, s := range doc.Sites {
-		bti := "-"
-		if s.BTI {
-			bti = "bti"
-		}
-		name := s.Func
-		if name == "" {
-			name = "<no function>"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, s.Entry, s.Layout, bti, s.State)
-		for _, wd := range s.Words {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", wd.Address, wd.Word, wd.Asm)
-		}
-		if len(s.Problems) > 0 {
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, p := range s.Problems {
-				fmt.Fprintf(w, "  problem %s: %s\n", p.Code, p.Detail)
-			}
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(w, "%s: %d of %d sites shown\n", doc.File, len(doc.Sites), doc.Total)
-	return err
-}
-
-// literalText shows the literal as data: two NOPs as compiled, else its value.
-func literalText(s *elfscan.Site) string {
-	if s.LiteralWord == uint64(encode.NOP)|uint64(encode.NOP)<<32 {
-		return "nop; nop"
-	}
-	if s.Ops() != nil && s.Ops().Sym != "" {
-		if s.Ops().SymIndex != 0 || s.Ops().Addr == 0 {
-			return fmt.Sprintf(".quad %s", render.RelExpr(s.Ops().Sym, int64(s.Ops().Addr)))
-		}
-		return fmt.Sprintf(".quad %#x <%s>", s.Ops().Addr, s.Ops().Sym)
-	}
-	return fmt.Sprintf(".quad %#x", s.LiteralWord)
-}
-
-// disasm decodes w at pc in GNU syntax (encode.Disasm); a BL shows its
-// target as the scan resolved it: a symbol, or relocation expression.
-func disasm(w uint32, pc uint64, target *elfscan.Ref) string {
-	if encode.IsBL(w) && target != nil {
-		if target.SymIndex != 0 {
-			return "bl " + render.RelExpr(target.Sym, int64(target.Addr))
-		}
-		t := fmt.Sprintf("bl %#x", target.Addr)
-		if target.Sym != "" {
-			t += " <" + target.Sym + ">"
-		}
-		return t
-	}
-	return encode.Disasm(w, pc)
+	return report.ShowText(stdio.Out, &doc)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -15,7 +14,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/pool"
-	"github.com/ftpatch/ftpatch/internal/render"
+	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
@@ -48,9 +47,9 @@ func runAgainst(orig, patched *elfscan.Object, vopts verify.Options, out io.Writ
 		return nil, err
 	}
 	if jsonOut {
-		err = rep.JSON(out)
+		err = report.WriteLine(out, report.Against(rep))
 	} else {
-		err = rep.Write(out)
+		err = report.AgainstText(out, rep)
 	}
 	return rep, err
 }
@@ -129,28 +128,6 @@ input errors.`,
 	return cmd
 }
 
-// verifyJSON is the --json line for one file.
-type verifyJSON struct {
-	File     string           `json:"file"`
-	ELFType  string           `json:"elf_type"`
-	Sites    int              `json:"sites"`
-	Passed   int              `json:"passed"`
-	Failed   int              `json:"failed"`
-	ByState  map[string]int   `json:"by_state"`
-	Seconds  float64          `json:"seconds"`
-	Failures []verifyFailJSON `json:"failures"`
-	Skipped  int              `json:"skipped"` // no-function sites, not run (last: earlier keys keep their order)
-}
-
-type verifyFailJSON struct {
-	Func     string   `json:"func"`
-	Address  string   `json:"address"`
-	State    string   `json:"state"`
-	Expected string   `json:"expected"`
-	Observed string   `json:"observed"`
-	Disasm   []string `json:"disasm"`
-}
-
 func runVerify(opts *VerifyOptions, stdio *IO) error {
 	if err := checkJobs(&opts.Jobs); err != nil {
 		return err
@@ -183,6 +160,8 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		// cost ~20 ms of cpu on the 53k-site bench image (~0.4 µs a
 		// site).
 		defer gcOneFile()()
+	} else {
+		defer gcEmulatorWalk()()
 	}
 	if opts.AllowInit && opts.Against == "" {
 		return UsageErrorf("--allow-init is for --against ORIG")
@@ -195,7 +174,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 	}
 	var out, jsonErr io.Writer = stdio.Out, nil
 	if opts.JSON {
-		out = newVersionStamp(stdio.Out)
+		out = report.NewVersionStamp(stdio.Out, Version())
 		jsonErr = out
 	}
 	if opts.Against != "" {
@@ -224,11 +203,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 				return nil
 			}
 			failed += rep.Failed
-			if opts.JSON {
-				writeJSONLine(out, toVerifyJSON(rep))
-			} else {
-				printVerifyText(out, rep)
-			}
+			writeVerify(out, rep, opts.JSON)
 			return nil
 		})
 	switch {
@@ -271,11 +246,7 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 		reportInput(stdio, jsonErr, file, fmt.Errorf("file %s: %w", file, err))
 		return errInputsFailed{1}
 	}
-	if opts.JSON {
-		writeJSONLine(out, toVerifyJSON(rep))
-	} else {
-		printVerifyText(out, rep)
-	}
+	writeVerify(out, rep, opts.JSON)
 	if err := opts.Select.unmatched(file); err != nil {
 		return err
 	}
@@ -330,42 +301,11 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 	return rep, nil
 }
 
-func toVerifyJSON(r *verify.Report) verifyJSON {
-	j := verifyJSON{File: r.File, ELFType: elfTypeName(r), Sites: r.Sites, Skipped: r.Skipped, Passed: r.Passed, Failed: r.Failed,
-		ByState: map[string]int{}, Seconds: r.Elapsed.Seconds(), Failures: []verifyFailJSON{}}
-	for st, n := range r.ByState {
-		j.ByState[st.String()] = n
-	}
-	for _, f := range r.Failures {
-		j.Failures = append(j.Failures, verifyFailJSON{Func: f.Func, Address: render.Hex(f.Address).String(), State: f.State.String(),
-			Expected: f.Expected, Observed: f.Observed, Disasm: f.Disasm})
-	}
-	return j
-}
-
-func elfTypeName(r *verify.Report) string { return elfscan.ElfTypeName(r.ELFType) }
-
-func printVerifyText(w io.Writer, r *verify.Report) {
-	var states []string
-	for _, st := range []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled, elfscan.StateUnknown} {
-		if n := r.ByState[st]; n > 0 {
-			states = append(states, fmt.Sprintf("%s %d", st, n))
-		}
-	}
-	verdict := "ok"
-	if r.Failed > 0 {
-		verdict = "FAIL"
-	}
-	skipped := ""
-	if r.Skipped > 0 {
-		skipped = fmt.Sprintf("; %d skipped (no-function)", r.Skipped)
-	}
-	fmt.Fprintf(w, "%s: %s: %s, %d sites checked: %d passed, %d failed (%s) in %.3fs%s\n",
-		verdict, r.File, elfTypeName(r), r.Sites, r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds(), skipped)
-	for _, f := range r.Failures {
-		fmt.Fprintf(w, "  %s at %#x (%s)\n    expected: %s\n    observed: %s\n", f.Func, f.Address, f.State, f.Expected, f.Observed)
-		for _, l := range f.Disasm {
-			fmt.Fprintf(w, "      %s\n", l)
-		}
+// writeVerify writes rep as its JSON line or as text.
+func writeVerify(out io.Writer, rep *verify.Report, jsonOut bool) {
+	if jsonOut {
+		report.WriteLine(out, report.Verify(rep))
+	} else {
+		report.VerifyText(out, rep)
 	}
 }

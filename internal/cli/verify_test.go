@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,64 +9,15 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/livesafe/pairtest"
 	"github.com/ftpatch/ftpatch/internal/testutil"
-	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
 func verifyIO() (*IO, *bytes.Buffer, *bytes.Buffer) {
 	var out, errb bytes.Buffer
 	return &IO{In: strings.NewReader(""), Out: &out, Err: &errb}, &out, &errb
-}
-
-func sampleReport() *verify.Report {
-	return &verify.Report{
-		File: "vmlinux", ELFType: elf.ET_DYN, Sites: 3, Passed: 2, Failed: 1,
-		ByState: map[elfscan.State]int{elfscan.StateNop: 1, elfscan.StateEnabled: 2},
-		Elapsed: 1500 * time.Millisecond,
-		Failures: []verify.Failure{{Func: "f3", Address: 0x401068, State: elfscan.StateEnabled,
-			Expected: "one call of op->func", Observed: "X19 = 0x0 (was 0x1)",
-			Disasm: []string{"0x401068: d503245f  bti c", "0x40106c: aa1e03e9  mov x9, x30"}}},
-	}
-}
-
-func TestVerifyTextReport(t *testing.T) {
-	var b bytes.Buffer
-	printVerifyText(&b, sampleReport())
-	want := `FAIL: vmlinux: DYN, 3 sites checked: 2 passed, 1 failed (nop 1, enabled 2) in 1.500s
-  f3 at 0x401068 (enabled)
-    expected: one call of op->func
-    observed: X19 = 0x0 (was 0x1)
-      0x401068: d503245f  bti c
-      0x40106c: aa1e03e9  mov x9, x30
-`
-	if b.String() != want {
-		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
-	}
-}
-
-func TestVerifyJSONReport(t *testing.T) {
-	var b bytes.Buffer
-	writeJSONLine(&b, toVerifyJSON(sampleReport()))
-	if strings.Count(b.String(), "\n") != 1 {
-		t.Fatalf("not one line: %q", b.String())
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"file", "elf_type", "sites", "passed", "failed", "by_state", "seconds", "failures"} {
-		if _, ok := m[k]; !ok {
-			t.Errorf("key %q missing from %s", k, b.String())
-		}
-	}
-	f := m["failures"].([]any)[0].(map[string]any)
-	if f["func"] != "f3" || f["address"] != "0x401068" || f["state"] != "enabled" || len(f["disasm"].([]any)) != 2 {
-		t.Errorf("failure %v", f)
-	}
 }
 
 // TestVerifyAgainstCompressed: ORIG and FILE may be compressed, as for

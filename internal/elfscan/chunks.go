@@ -168,17 +168,3 @@ func (sc *scanner) streamChunks(recs []record, chunk int) []int {
 	}
 	return append(bounds, len(recs))
 }
-
-// ElfTypeName is the elf_type string of t (report.ELFType; it moves there
-// once livesafe's report does).
-func ElfTypeName(t elf.Type) string {
-	switch t {
-	case elf.ET_REL:
-		return "REL"
-	case elf.ET_EXEC:
-		return "EXEC"
-	case elf.ET_DYN:
-		return "DYN"
-	}
-	return t.String()
-}

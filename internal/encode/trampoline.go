@@ -384,16 +384,23 @@ func (p Program) Asm() (string, error) {
 	return s.String(), nil
 }
 
+// insnText is word i as an assembler line's instruction: Disasm's text
+// (decode: named hints, arm64asm's GNU syntax) with a tab after the
+// mnemonic, and a fixup's symbol in place of its placeholder operand.
 func (p Program) insnText(i int, w uint32, fix map[int]Fixup) (string, error) {
-	if n, ok := HintName(w); ok { // arm64asm prints most hints as "hint #n"
-		if _, isFixup := fix[i]; isFixup {
-			return "", fmt.Errorf("word %d (%s): fixup %v does not apply", i, n, fix[i].Kind)
+	f, isFixup := fix[i]
+	if !isFixup {
+		text, ok := decode(w)
+		if !ok {
+			return "", fmt.Errorf("word %d (%#08x): not an instruction", i, w)
 		}
-		mn, ops, _ := strings.Cut(n, " ")
-		if ops == "" {
-			return mn, nil
+		if mn, ops, ok := strings.Cut(text, " "); ok {
+			return mn + "\t" + ops, nil
 		}
-		return mn + "\t" + ops, nil
+		return text, nil
+	}
+	if n, ok := HintName(w); ok {
+		return "", fmt.Errorf("word %d (%s): fixup %v does not apply", i, n, f.Kind)
 	}
 	in, err := decodeInst(w)
 	if err != nil {
@@ -401,27 +408,22 @@ func (p Program) insnText(i int, w uint32, fix map[int]Fixup) (string, error) {
 	}
 	text := arm64asm.GNUSyntax(in)
 	mn, ops, _ := strings.Cut(text, " ")
-	if f, ok := fix[i]; ok {
-		sym := f.Sym
-		if f.Addend != 0 {
-			sym = fmt.Sprintf("%s%+d", f.Sym, f.Addend)
-		}
-		// Replace the last operand, the placeholder the fixup completes.
-		cut := strings.LastIndex(ops, ", ")
-		if cut < 0 {
-			return "", fmt.Errorf("word %d (%s): no operand for fixup %v", i, text, f.Kind)
-		}
-		switch {
-		case f.Kind == FixupAdrpPage && in.Op == arm64asm.ADRP:
-			ops = ops[:cut] + ", " + sym
-		case f.Kind == FixupAddLo12 && in.Op == arm64asm.ADD:
-			ops = ops[:cut] + ", #:lo12:" + sym
-		default:
-			return "", fmt.Errorf("word %d (%s): fixup %v does not apply", i, text, f.Kind)
-		}
+	sym := f.Sym
+	if f.Addend != 0 {
+		sym = fmt.Sprintf("%s%+d", f.Sym, f.Addend)
 	}
-	if ops == "" {
-		return mn, nil
+	// Replace the last operand, the placeholder the fixup completes.
+	cut := strings.LastIndex(ops, ", ")
+	if cut < 0 {
+		return "", fmt.Errorf("word %d (%s): no operand for fixup %v", i, text, f.Kind)
+	}
+	switch {
+	case f.Kind == FixupAdrpPage && in.Op == arm64asm.ADRP:
+		ops = ops[:cut] + ", " + sym
+	case f.Kind == FixupAddLo12 && in.Op == arm64asm.ADD:
+		ops = ops[:cut] + ", #:lo12:" + sym
+	default:
+		return "", fmt.Errorf("word %d (%s): fixup %v does not apply", i, text, f.Kind)
 	}
 	return mn + "\t" + ops, nil
 }

@@ -47,7 +47,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
+
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // Compression formats, as reported by File.Compression and Sniff.
@@ -457,40 +458,19 @@ func checkRegularMode(mode uint32) error {
 	default:
 		m = fs.ModeIrregular
 	}
-	return checkRegular(modeInfo(m))
+	return checkMode(m)
 }
-
-// modeInfo is a fs.FileInfo that has only a mode.
-type modeInfo fs.FileMode
-
-func (m modeInfo) Name() string       { return "" }
-func (m modeInfo) Size() int64        { return 0 }
-func (m modeInfo) Mode() fs.FileMode  { return fs.FileMode(m) }
-func (m modeInfo) ModTime() time.Time { return time.Time{} }
-func (m modeInfo) IsDir() bool        { return fs.FileMode(m).IsDir() }
-func (m modeInfo) Sys() any           { return nil }
 
 // checkRegular returns an error wrapping ErrNotRegular that names the kind
 // of file, or nil for a regular file.
-func checkRegular(st fs.FileInfo) error {
-	m := st.Mode()
+func checkRegular(st fs.FileInfo) error { return checkMode(st.Mode()) }
+
+// checkMode is checkRegular for a file mode.
+func checkMode(m fs.FileMode) error {
 	if m.IsRegular() {
 		return nil
 	}
-	kind := "a special file"
-	switch {
-	case m.IsDir():
-		kind = "a folder"
-	case m&fs.ModeNamedPipe != 0:
-		kind = "a FIFO"
-	case m&fs.ModeSocket != 0:
-		kind = "a socket"
-	case m&fs.ModeCharDevice != 0:
-		kind = "a character device"
-	case m&fs.ModeDevice != 0:
-		kind = "a block device"
-	}
-	return fmt.Errorf("is %s, %w: ftpatch reads only ELF files (plain or compressed)", kind, ErrNotRegular)
+	return fmt.Errorf("is %s, %w: ftpatch reads only ELF files (plain or compressed)", render.FileKind(m), ErrNotRegular)
 }
 
 // Sniff reports whether the file at path is an ELF file, plain or

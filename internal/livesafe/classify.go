@@ -11,7 +11,6 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
-	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // classifySites classifies every touched site, in ORIG's site order.
@@ -56,7 +55,7 @@ func (a *comparison) classify(i int) {
 		return l
 	}
 	change := func(l loc, kind Kind, old, new string, safe bool, why string) {
-		a.r.Changes = append(a.r.Changes, Change{Section: l.section, Offset: render.Hex(l.offset), Address: render.Hex(l.addr), FileOffset: l.fileOffset,
+		a.r.Changes = append(a.r.Changes, Change{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset,
 			Func: l.fn, Kind: kind, Old: old, New: new, LiveSafe: safe, Why: why})
 		a.r.Counts.Changes[kind]++
 		if safe {
@@ -198,7 +197,7 @@ func (a *comparison) classify(i int) {
 		if at.fn == "" {
 			at.fn = fmt.Sprintf("<no function at %#x>", o.Entry())
 		}
-		a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: render.Hex(o.Entry()), Func: o.Func,
+		a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: o.Entry(), Func: o.Func,
 			Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail, Site: i, Words: in.Words, Next: WordsOf(*p), State: state, at: at})
 	}
 }

@@ -21,8 +21,9 @@
 // but the symbol, string and relocation tables, then relocations as
 // multisets of (offset, type, symbol, addend), then symbols (existing ones
 // unchanged, added ones undefined globals at the end). Each touched site is
-// then classified (classify.go) from its words (words.go). The report and
-// its renderings are in report.go, the byte diff in bytediff.go.
+// then classified (classify.go) from its words (words.go). The report is
+// in report.go, plain values that package report prints (as JSON and
+// text); the byte diff is in bytediff.go.
 package livesafe
 
 import (
@@ -32,7 +33,6 @@ import (
 	"io"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
-	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // Compare checks that every difference between orig and patched (each
@@ -66,7 +66,7 @@ func Compare(orig, patched *elfscan.Object, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("file %s: %w", patchedPath, err)
 	}
 	a := &comparison{opts: opts, o: orig, p: patched, oh: oh, ph: ph, of: of, pf: pf, or: orig, pr: patched, os: os_, ps: ps, rel: of.Type == elf.ET_REL,
-		r: &Report{Orig: origPath, File: patchedPath, Type: elfscan.ElfTypeName(of.Type), maxProblems: opts.MaxProblems,
+		r: &Report{Orig: origPath, File: patchedPath, Type: of.Type, maxProblems: opts.MaxProblems,
 			Changes: []Change{}, Intermediates: []Intermediate{}, Problems: []Problem{},
 			Counts: Counts{Sites: len(os_.Sites), Changes: map[Kind]int{}}}}
 	a.touched = make([]uint8, len(os_.Sites))
@@ -155,7 +155,7 @@ func (a *comparison) problem(l loc, detail string) { a.r.add(l.problem(detail)) 
 
 // problem is the Problem at l.
 func (l loc) problem(detail string) Problem {
-	return Problem{Section: l.section, Offset: render.Hex(l.offset), Address: render.Hex(l.addr), FileOffset: l.fileOffset, Func: l.fn, Detail: detail}
+	return Problem{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset, Func: l.fn, Detail: detail}
 }
 
 // spansOf returns the positions of a site's words: literal, BTI, slot1,

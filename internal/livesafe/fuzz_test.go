@@ -77,12 +77,6 @@ func FuzzCompare(f *testing.F) {
 				t.Fatalf("intermediate names site %d of %d", ic.Site, len(osf.Sites))
 			}
 		}
-		var w bytes.Buffer
-		if err := r.JSON(&w); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Write(&w); err != nil {
-			t.Fatal(err)
-		}
+		Render(t, r)
 	})
 }

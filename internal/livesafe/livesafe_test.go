@@ -1,10 +1,8 @@
 package livesafe
 
 import (
-	"bytes"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -53,26 +51,13 @@ func compareFiles(t testing.TB, orig, patched string) *Report {
 		t.Fatalf("Against(%s, %s): %v", orig, patched, err)
 	}
 	// Every report renders and round-trips through JSON.
-	var w bytes.Buffer
-	if err := r.Write(&w); err != nil || w.Len() == 0 {
-		t.Fatalf("Write: %v", err)
-	}
-	w.Reset()
-	if err := r.JSON(&w); err != nil {
-		t.Fatal(err)
-	}
-	var back Report
-	if err := json.Unmarshal(w.Bytes(), &back); err != nil || back.Counts.Problems != r.Counts.Problems {
-		t.Fatalf("JSON round trip: %v", err)
-	}
+	Render(t, r)
 	return r
 }
 
 func dump(t testing.TB, r *Report) {
 	t.Helper()
-	var b strings.Builder
-	r.Write(&b)
-	t.Log("\n" + b.String())
+	t.Log("\n" + Render(t, r))
 }
 
 func TestAgainstLinkedStates(t *testing.T) {
@@ -482,23 +467,4 @@ func BenchmarkAgainst(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n), "sites")
-}
-
-// Write shows addresses as 0x… text: render.Hex is a Stringer, so %#x would
-// hex-encode its text ("0x3078…").
-func TestWriteShowsAddresses(t *testing.T) {
-	r := &Report{Orig: "o", File: "f", Type: "EXEC",
-		Changes:       []Change{{Section: ".text", Offset: 0x10, Address: 0x400010, Func: "fn", Kind: KindMov, Old: "nop", New: "mov x9, x30"}},
-		Intermediates: []Intermediate{{Section: ".text", Address: 0x400008, Func: "fn", Order: OrderLiteralFirst, Detail: "d"}},
-		Problems:      []Problem{{Section: ".data", Offset: 0x8, Address: 0x410008, FileOffset: 0x1008, Detail: "changed"}},
-		Counts:        Counts{Changes: map[Kind]int{KindMov: 1}, Problems: 1, ProblemsKept: 1, NotLiveSafe: 1, Intermediates: 1, Unproven: 1}}
-	var b strings.Builder
-	if err := r.Write(&b); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{".text+0x10 (0x400010) fn", ".text 0x400008 fn", ".data+0x8 (0x410008) file offset 0x1008"} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("text report lacks %q:\n%s", want, b.String())
-		}
-	}
 }

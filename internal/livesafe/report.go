@@ -1,13 +1,12 @@
 package livesafe
 
+// The report Compare returns: plain values, printed by package report
+// (report.Against, report.AgainstText).
+
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"strings"
+	"debug/elf"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
-	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // DefaultMaxProblems is how many problems a report keeps unless
@@ -40,85 +39,85 @@ const (
 
 // Change is one changed word of a patch site.
 type Change struct {
-	Section    string     `json:"section"`
-	Offset     render.Hex `json:"offset"`      // in Section
-	Address    render.Hex `json:"address"`     // linked: virtual address; ET_REL: = Offset
-	FileOffset int64      `json:"file_offset"` // in ORIG
-	Func       string     `json:"func"`
-	Kind       Kind       `json:"kind"`
-	Old        string     `json:"old"`
-	New        string     `json:"new"`
-	LiveSafe   bool       `json:"live_safe"`
-	Why        string     `json:"why,omitempty"` // why not live-safe
+	Section    string
+	Offset     uint64 // in Section
+	Address    uint64 // linked: virtual address; ET_REL: = Offset
+	FileOffset int64  // in ORIG
+	Func       string
+	Kind       Kind
+	Old        string
+	New        string
+	LiveSafe   bool
+	Why        string // why not live-safe
 }
 
 // Problem is one difference that is not an allowed patch.
 type Problem struct {
-	Section    string     `json:"section"`
-	Offset     render.Hex `json:"offset"`  // in Section
-	Address    render.Hex `json:"address"` // linked: virtual address (0 when not allocated); ET_REL: = Offset
-	FileOffset int64      `json:"file_offset"`
-	Func       string     `json:"func,omitempty"`
-	Detail     string     `json:"detail"`
+	Section    string
+	Offset     uint64 // in Section
+	Address    uint64 // linked: virtual address (0 when not allocated); ET_REL: = Offset
+	FileOffset int64
+	Func       string
+	Detail     string
 }
 
 // Intermediate is the static verdict on one site's intermediate state and,
 // once verify.RunIntermediates has run it (RecordRun), what the CPU showed.
 type Intermediate struct {
-	Section string     `json:"section"`
-	Address render.Hex `json:"address"` // the site's entry
-	Func    string     `json:"func"`
-	Order   string     `json:"order"`
-	Like    string     `json:"like"`   // "old" or "new": the state it must behave as
-	Proven  bool       `json:"proven"` // shown statically: slot2 is NOP, so the literal is unreachable
-	Detail  string     `json:"detail"`
+	Section string
+	Address uint64 // the site's entry
+	Func    string
+	Order   string
+	Like    string // "old" or "new": the state it must behave as
+	Proven  bool   // shown statically: slot2 is NOP, so the literal is unreachable
+	Detail  string
 	// Set by RunIntermediates: the state was run on the emulator (Ran) and
 	// behaved as Like says (Behaves); Run says what it showed, or why no
 	// run happened.
-	Ran     bool   `json:"ran"`
-	Behaves bool   `json:"behaves"`
-	Run     string `json:"run,omitempty"`
+	Ran     bool
+	Behaves bool
+	Run     string
 
-	// For the run, not in JSON: the index of the site in ORIG's scan, the
+	// For the run, not shown: the index of the site in ORIG's scan, the
 	// words of the intermediate state and the scan state it must behave as.
-	Site  int           `json:"-"`
-	Words Words         `json:"-"`
-	Next  Words         `json:"-"` // the patched (new) state's words
-	State elfscan.State `json:"-"`
-	at    loc           // where a failed run is reported
+	Site  int
+	Words Words
+	Next  Words // the patched (new) state's words
+	State elfscan.State
+	at    loc // where a failed run is reported
 }
 
 // Counts sums up a report.
 type Counts struct {
-	Sites          int          `json:"sites"`
-	SitesChanged   int          `json:"sites_changed"`
-	Changes        map[Kind]int `json:"changes"`
-	LiveSafe       int          `json:"live_safe"`
-	NotLiveSafe    int          `json:"not_live_safe"`
-	Intermediates  int          `json:"intermediates"`
-	Unproven       int          `json:"intermediates_unproven"`
-	Ran            int          `json:"intermediates_ran"`    // RunIntermediates
-	RunFailed      int          `json:"intermediates_failed"` // RunIntermediates: each also a problem
-	RelocsAdded    int          `json:"relocs_added"`
-	RelocsRemoved  int          `json:"relocs_removed"`
-	SymbolsAdded   int          `json:"symbols_added"`
-	SectionsAdded  int          `json:"sections_added"`
-	BytesCompared  int64        `json:"bytes_compared"`
-	Problems       int          `json:"problems"` // all, including those not kept
-	ProblemsKept   int          `json:"problems_kept"`
-	DifferentBytes int64        `json:"different_bytes"`
+	Sites          int
+	SitesChanged   int
+	Changes        map[Kind]int
+	LiveSafe       int
+	NotLiveSafe    int
+	Intermediates  int
+	Unproven       int
+	Ran            int // RunIntermediates
+	RunFailed      int // RunIntermediates: each also a problem
+	RelocsAdded    int
+	RelocsRemoved  int
+	SymbolsAdded   int
+	SectionsAdded  int
+	BytesCompared  int64
+	Problems       int // all, including those not kept
+	ProblemsKept   int
+	DifferentBytes int64
 }
 
 // Report is the result of Compare.
 type Report struct {
-	Orig          string         `json:"orig"`
-	File          string         `json:"file"`
-	Type          string         `json:"elf_type"`
-	Changes       []Change       `json:"changes"`
-	Intermediates []Intermediate `json:"intermediates"`
-	Problems      []Problem      `json:"problems"`
-	Counts        Counts         `json:"counts"`
-	LiveSafe      bool           `json:"live_safe"` // no problem, every change live-safe, every intermediate proven
+	Orig          string
+	File          string
+	Type          elf.Type // ORIG's
+	Changes       []Change
+	Intermediates []Intermediate
+	Problems      []Problem
+	Counts        Counts
+	LiveSafe      bool // no problem, every change live-safe, every intermediate proven
 
 	maxProblems int // Options.MaxProblems of the run that made it
 }
@@ -170,134 +169,3 @@ func (r *Report) ProveByRun(i int, why string) {
 
 // Failed reports whether some difference is not an allowed patch.
 func (r *Report) Failed() bool { return r.Counts.Problems > 0 }
-
-// JSON writes the report as one line of JSON.
-func (r *Report) JSON(w io.Writer) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
-}
-
-// writeLimit is how many lines of each list Write prints.
-const writeLimit = 20
-
-// Write renders the report for people: a verdict, the problems, the changes
-// that are not live-safe, unproven intermediates, then a sample of changes.
-func (r *Report) Write(w io.Writer) error {
-	var b strings.Builder
-	c := &r.Counts
-	verdict := "ok"
-	if r.Failed() {
-		verdict = "FAIL"
-	}
-	fmt.Fprintf(&b, "%s: against %s (%s): %s\n", r.File, r.Orig, r.Type, verdict)
-	kinds := []Kind{KindLiteral, KindCall, KindUncall, KindRetarget, KindMov, KindUnmov}
-	var parts []string
-	for _, k := range kinds {
-		if c.Changes[k] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", c.Changes[k], k))
-		}
-	}
-	if len(parts) == 0 {
-		parts = []string{"none"}
-	}
-	fmt.Fprintf(&b, "  sites %d, changed %d; changes: %s\n", c.Sites, c.SitesChanged, strings.Join(parts, ", "))
-	if c.RelocsAdded+c.RelocsRemoved+c.SymbolsAdded+c.SectionsAdded > 0 {
-		fmt.Fprintf(&b, "  relocations +%d -%d, symbols +%d, sections +%d\n", c.RelocsAdded, c.RelocsRemoved, c.SymbolsAdded, c.SectionsAdded)
-	}
-	live := "yes"
-	if !r.LiveSafe {
-		live = "no"
-	}
-	fmt.Fprintf(&b, "  live-safe: %s (%d changes live-safe, %d not; %d intermediate states, %d unproven)\n",
-		live, c.LiveSafe, c.NotLiveSafe, c.Intermediates, c.Unproven)
-	if c.Ran > 0 || c.RunFailed > 0 {
-		fmt.Fprintf(&b, "  intermediate states run on the CPU: %d, %d behave as required, %d failed\n", c.Ran, c.Ran-c.RunFailed, c.RunFailed)
-	}
-	if c.Problems > 0 {
-		fmt.Fprintf(&b, "  problems: %d\n", c.Problems)
-		for i, p := range r.Problems {
-			if i == writeLimit {
-				fmt.Fprintf(&b, "    ... %d more (--json lists %d)\n", c.Problems-writeLimit, c.ProblemsKept)
-				break
-			}
-			fmt.Fprintf(&b, "    %s\n", p.String())
-		}
-	}
-	whys := map[Kind]string{}
-	counts := map[Kind]int{}
-	for _, ch := range r.Changes {
-		if !ch.LiveSafe {
-			whys[ch.Kind] = ch.Why
-			counts[ch.Kind]++
-		}
-	}
-	for _, k := range kinds {
-		if counts[k] > 0 {
-			fmt.Fprintf(&b, "  not live-safe: %d %s: %s\n", counts[k], k, whys[k])
-		}
-	}
-	n := 0
-	for _, ic := range r.Intermediates {
-		if ic.Proven {
-			continue
-		}
-		if n == 0 {
-			b.WriteString("  intermediate states not proven:\n")
-		}
-		if n++; n > writeLimit {
-			b.WriteString("    ...\n")
-			break
-		}
-		fmt.Fprintf(&b, "    %s %s %s (%s): %s\n", ic.Section, ic.Address, funcName(ic.Func), ic.Order, ic.Detail)
-	}
-	writeChanges(&b, "  changes (! = not live-safe):", r.Changes)
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-// writeChanges lists up to writeLimit changes under title.
-func writeChanges(b *strings.Builder, title string, cs []Change) {
-	if len(cs) == 0 {
-		return
-	}
-	b.WriteString(title + "\n")
-	for i, ch := range cs {
-		if i == writeLimit {
-			fmt.Fprintf(b, "    ... %d more (--json lists them all)\n", len(cs)-writeLimit)
-			return
-		}
-		mark := " "
-		if !ch.LiveSafe {
-			mark = "!"
-		}
-		fmt.Fprintf(b, "  %s %s+%s (%s) %s: %s: %s -> %s\n", mark, ch.Section, ch.Offset, ch.Address, funcName(ch.Func), ch.Kind, ch.Old, ch.New)
-	}
-}
-
-// funcName is f, or says there is none.
-func funcName(f string) string {
-	if f == "" {
-		return "(no function)"
-	}
-	return f
-}
-
-// String names where the problem is and what it is.
-func (p Problem) String() string {
-	where := fmt.Sprintf("%s+%s", p.Section, p.Offset)
-	if p.Address != p.Offset && p.Address != 0 {
-		where += fmt.Sprintf(" (%s)", p.Address)
-	}
-	where += fmt.Sprintf(" file offset %#x", p.FileOffset)
-	if p.Func != "" {
-		where += " in " + p.Func
-	}
-	return where + ": " + p.Detail
-}
-
-// Words are a site's words in one state. In ET_REL files the literal
-// and the BL get their values from relocations: Ops and Target (as the

@@ -15,7 +15,7 @@ import (
 
 // Words are a site's words in one state. In ET_REL files the literal
 // and the BL get their values from relocations: Ops and Target (as the
-// scanner reports them) then matter more than the raw words. then matter more than the raw words.
+// scanner reports them) then matter more than the raw words.
 type Words struct {
 	HasLiteral bool
 	Literal    uint64 // raw 8 bytes, little-endian

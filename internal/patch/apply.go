@@ -162,7 +162,7 @@ func (l *spanList) read(src *os.File, sp span, buf []byte) ([]byte, error) {
 	var err error
 	if _, rerr := src.ReadAt(buf, sp.off); rerr != nil {
 		l.each(sp, func(w Write) bool {
-			err = fmt.Errorf("%s at %#x: reading file offsets %#x-%#x: %w", funcName(w.Func()), w.Addr(), sp.off, sp.end, rerr)
+			err = fmt.Errorf("%s at %#x: reading file offsets %#x-%#x: %w", render.FuncName(w.Func()), w.Addr(), sp.off, sp.end, rerr)
 			return false
 		})
 		return buf, err
@@ -170,7 +170,7 @@ func (l *spanList) read(src *os.File, sp span, buf []byte) ([]byte, error) {
 	l.each(sp, func(w Write) bool {
 		got := buf[w.Off()-sp.off:][:w.Size()]
 		if !w.Matches(got) {
-			err = fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, funcName(w.Func()), w.Addr(), w.Slot, render.Word(w.OldBytes()), render.Word(got))
+			err = fmt.Errorf("%w: %s at %#x (%s): expected %s, found %s", ErrChanged, render.FuncName(w.Func()), w.Addr(), w.Slot, render.Word(w.OldBytes()), render.Word(got))
 			return false
 		}
 		return true

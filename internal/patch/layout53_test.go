@@ -10,6 +10,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
@@ -62,7 +63,7 @@ func TestRaiseAlignment(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "init.o")
 	c := apply(t, path, out, patch.Request{Op: patch.OpInit})
 	var printed bytes.Buffer
-	if err := c.Print(&printed); err != nil {
+	if err := report.PlanText(&printed, c); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Aligns) == 0 || !strings.Contains(printed.String(), ".text\tsh_addralign\t4 -> 8") {

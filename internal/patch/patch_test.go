@@ -13,6 +13,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/safefile"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
@@ -364,7 +365,7 @@ func TestPlanDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 		var b bytes.Buffer
-		c.Print(&b)
+		report.PlanText(&b, c)
 		return b.String()
 	}
 	a, b := print(), print()

@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -124,42 +123,15 @@ type Changes struct {
 // Empty reports whether the plan changes nothing.
 func (c *Changes) Empty() bool { return c.Words() == 0 && len(c.Relocs) == 0 && len(c.Aligns) == 0 }
 
-// Print writes the plan, one line per word or relocation:
-//
-//	FUNC  ADDR  SLOT  OLD -> NEW
-func (c *Changes) Print(w io.Writer) error {
-	rel := c.Type == elf.ET_REL
-	for x := range c.Writes() {
-		if _, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s -> %s\n", funcName(x.Func()), render.Place(rel, x.Section(), x.Addr()), x.Slot, render.Word(x.OldBytes()), render.Word(x.NewBytes())); err != nil {
-			return err
-		}
-	}
-	for _, r := range c.Relocs {
-		if _, err := fmt.Fprintf(w, "%s\t%s\treloc\t%s -> %s\n", funcName(r.Func), render.Place(rel, r.Section, r.Off), relaString(r.Old, r.OldSym), relaString(r.New, r.NewSym)); err != nil {
-			return err
-		}
-	}
-	for _, s := range c.NewSyms {
-		if _, err := fmt.Fprintf(w, "-\t.symtab\tsymbol\t- -> %s (undefined global)\n", s); err != nil {
-			return err
-		}
-	}
-	for _, a := range c.Aligns {
-		if _, err := fmt.Fprintf(w, "-\t%s\tsh_addralign\t%d -> 8 (keeps 5,3 literals aligned when linked)\n", a.Section, a.Old); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// OldText and NewText name the relocation before and after, as messages
+// and the printed plan show it: "R_AARCH64_CALL26 ftrace_caller", or
+// "none".
+func (r *Reloc) OldText() string { return relaText(r.Old, r.OldSym) }
 
-func funcName(f string) string {
-	if f == "" {
-		return "<no function>"
-	}
-	return f
-}
+// NewText: see OldText.
+func (r *Reloc) NewText() string { return relaText(r.New, r.NewSym) }
 
-func relaString(r *elfscan.Rela, sym string) string {
+func relaText(r *elfscan.Rela, sym string) string {
 	if r == nil {
 		return "none"
 	}
@@ -177,7 +149,7 @@ func symbolErr(err error) error {
 
 // siteName names a site in messages: function and address.
 func siteName(rel bool, s *elfscan.Site) string {
-	return fmt.Sprintf("function %s at %s", funcName(s.Func), render.Place(rel, s.Section, s.Entry()))
+	return fmt.Sprintf("function %s at %s", render.FuncName(s.Func), render.Place(rel, s.Section, s.Entry()))
 }
 
 // issues collects every refusal of a plan, by kind, so one error lists all

@@ -158,7 +158,7 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 			return nil, malformed("write at %#x outside the file", off)
 		}
 		if !w.Matches(data[off : off+size]) {
-			return nil, fmt.Errorf("%w: %s at %s: expected %s at file offset %#x", ErrChanged, funcName(w.Func()), render.Place(true, w.Section(), w.Addr()), render.Word(w.OldBytes()), off)
+			return nil, fmt.Errorf("%w: %s at %s: expected %s at file offset %#x", ErrChanged, render.FuncName(w.Func()), render.Place(true, w.Section(), w.Addr()), render.Word(w.OldBytes()), off)
 		}
 		w.Put(data[off:])
 	}
@@ -248,7 +248,7 @@ func (rf *relFile) rewrite(c *Changes) ([]byte, error) {
 		if r.Old != nil {
 			k := indexRela(l, *r.Old)
 			if k < 0 {
-				return nil, fmt.Errorf("%w: %s at %s: relocation %s not found", ErrChanged, funcName(r.Func), render.Place(true, r.Section, r.Off), relaString(r.Old, r.OldSym))
+				return nil, fmt.Errorf("%w: %s at %s: relocation %s not found", ErrChanged, render.FuncName(r.Func), render.Place(true, r.Section, r.Off), r.OldText())
 			}
 			l = append(l[:k], l[k+1:]...)
 		}

@@ -2,9 +2,12 @@
 // the one hex form of addresses and offsets ("0x" and lower-case hex, in
 // every --json shape and message), a place in a file (an address, or
 // section+offset in a relocatable file), a relocation expression, a word as
-// stored, and the JSON string quoting that the hand-written encoders share
-// with encoding/json. Disassembly is encode.Disasm. It depends on nothing
-// of ftpatch, so every package can use it.
+// stored, the JSON string quoting that the hand-written encoders share
+// with encoding/json, and the name of a file's kind in messages that refuse
+// anything but a regular file (input and safefile). Disassembly is
+// encode.Disasm; whole shapes and reports are package report's. It depends
+// on nothing of ftpatch, so every package can use it, the data packages
+// for their messages included.
 package render
 
 import (
@@ -65,6 +68,14 @@ func Place(rel bool, section string, a uint64) string {
 		return section + "+" + Hex(a).String()
 	}
 	return Hex(a).String()
+}
+
+// FuncName is the function f, or "<no function>" for a site in none.
+func FuncName(f string) string {
+	if f == "" {
+		return "<no function>"
+	}
+	return f
 }
 
 // RelExpr formats a relocation's symbol and addend: "sym", "sym+0x10",

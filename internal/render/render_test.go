@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/quick"
 )
@@ -100,5 +105,42 @@ func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	}
 	if err := quick.Check(func(b []byte) bool { return check(string(b)) }, nil); err != nil {
 		t.Error(err)
+	}
+}
+
+// FileKind over real files of each kind the tests can make: the oracle is
+// the kind the test made.
+func TestFileKind(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "f")
+	fifo := filepath.Join(dir, "p")
+	if err := os.WriteFile(reg, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, tc := range []struct{ path, want string }{
+		{reg, "a regular file"}, {dir, "a folder"}, {fifo, "a FIFO"},
+		{filepath.Join(dir, "s"), "a socket"}, {"/dev/null", "a character device"},
+	} {
+		fi, err := os.Stat(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := FileKind(fi.Mode()); got != tc.want {
+			t.Errorf("%s: FileKind = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+	if got := FileKind(fs.ModeDevice); got != "a block device" {
+		t.Errorf("block device: %q", got)
+	}
+	if got := FileKind(fs.ModeIrregular); got != "a special file" {
+		t.Errorf("irregular: %q", got)
 	}
 }

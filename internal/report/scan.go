@@ -2,6 +2,11 @@ package report
 
 import (
 	"debug/elf"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/render"
@@ -46,7 +51,17 @@ type ScanSite struct {
 
 // ELFType is the elf_type string of t: REL, EXEC, DYN, else debug/elf's
 // name.
-func ELFType(t elf.Type) string { return elfscan.ElfTypeName(t) }
+func ELFType(t elf.Type) string {
+	switch t {
+	case elf.ET_REL:
+		return "REL"
+	case elf.ET_EXEC:
+		return "EXEC"
+	case elf.ET_DYN:
+		return "DYN"
+	}
+	return t.String()
+}
 
 // Scan is f's `scan --json` object. (AppendScan writes the same bytes
 // without building it.)
@@ -97,4 +112,94 @@ func Site(s *elfscan.Site, rel bool) ScanSite {
 	j.Ops = ref(s.Ops(), &j.OpsSym)
 	j.Target = ref(s.Target(), &j.TargetSym)
 	return j
+}
+
+// ScanText writes the table of f's sites for people, the problems in
+// full, and a summary line.
+func ScanText(w io.Writer, f *elfscan.File) error {
+	rel := f.Type == elf.ET_REL
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "FUNCTION\tSECTION\tENTRY\tLAYOUT\tBTI\tSTATE\tOPS/TARGET\tPROBLEMS\n")
+	states := map[elfscan.State]int{}
+	for i := range f.Sites {
+		s := &f.Sites[i]
+		states[s.State]++
+		j := Site(s, rel)
+		fn := s.Func
+		if fn == "" {
+			fn = "?"
+		}
+		bti := "-"
+		if s.BTI {
+			bti = "bti"
+		}
+		var ot []string
+		if j.Ops != nil {
+			ot = append(ot, "ops="+refText(*j.Ops, j.OpsSym))
+		}
+		if j.Target != nil {
+			ot = append(ot, "bl="+refText(*j.Target, j.TargetSym))
+		}
+		if len(ot) == 0 {
+			ot = append(ot, "-")
+		}
+		probs := "-"
+		if len(j.Problems) > 0 {
+			ps := make([]string, len(j.Problems))
+			for k, c := range j.Problems {
+				ps[k] = string(c)
+			}
+			probs = strings.Join(ps, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fn, s.Section, j.Entry, s.Layout, bti, s.State, strings.Join(ot, " "), probs)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for i := range f.Sites {
+		for _, p := range f.Sites[i].Problems() {
+			fmt.Fprintf(w, "  %s %s: %s: %s\n", f.Sites[i].Section, render.Hex(f.Sites[i].Entry()), p.Code, p.Detail)
+		}
+	}
+	var parts []string
+	for _, st := range siteStates {
+		if states[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", states[st], st))
+		}
+	}
+	summary := "no sites"
+	if len(parts) > 0 {
+		summary = strings.Join(parts, ", ")
+	}
+	_, err := fmt.Fprintf(w, "%s: %s, %d sites (%s), %d problems\n", f.Path, ELFType(f.Type), len(f.Sites), summary, f.Problems())
+	return err
+}
+
+func refText(v, sym string) string {
+	if sym != "" {
+		return v + "<" + sym + ">"
+	}
+	return v
+}
+
+// CheckSummary closes a scan --check run over several files with the
+// problems counted by code; ignored codes are marked.
+func CheckSummary(w io.Writer, files, sites int, byCode map[elfscan.Code]int, ignore map[elfscan.Code]bool) {
+	codes := make([]string, 0, len(byCode))
+	for c := range byCode {
+		codes = append(codes, string(c))
+	}
+	sort.Strings(codes)
+	fmt.Fprintf(w, "check: %d files, %d sites", files, sites)
+	if len(codes) == 0 {
+		fmt.Fprintf(w, ", no problems\n")
+		return
+	}
+	for _, c := range codes {
+		fmt.Fprintf(w, ", %s: %d", c, byCode[elfscan.Code(c)])
+		if ignore[elfscan.Code(c)] {
+			fmt.Fprint(w, " (ignored)")
+		}
+	}
+	fmt.Fprintln(w)
 }

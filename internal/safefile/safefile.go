@@ -38,6 +38,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // Sentinel errors; test with errors.Is.
@@ -258,7 +260,7 @@ func lock(name string, how int, opt Options) (locked, error) {
 		}
 		if fst.Mode&unix.S_IFMT != unix.S_IFREG {
 			f.Close()
-			return locked{}, notRegular(fst.Mode)
+			return locked{}, notRegular(f.Stat())
 		}
 		if testAfterOpen != nil {
 			testAfterOpen()
@@ -337,18 +339,17 @@ func resolve(name string) (path string, st *unix.Stat_t, err error) {
 		return "", nil, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if s.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", nil, notRegular(s.Mode)
+		return "", nil, notRegular(os.Stat(path))
 	}
 	return path, &s, nil
 }
 
-func notRegular(mode uint32) error {
-	kind := map[uint32]string{
-		unix.S_IFDIR: "a folder", unix.S_IFIFO: "a FIFO", unix.S_IFSOCK: "a socket",
-		unix.S_IFCHR: "a character device", unix.S_IFBLK: "a block device",
-	}[mode&unix.S_IFMT]
-	if kind == "" {
-		kind = fmt.Sprintf("of type %#o", mode&unix.S_IFMT)
+// notRegular refuses a file found not to be regular, naming its kind (from
+// fi, a stat of it on this error path).
+func notRegular(fi fs.FileInfo, err error) error {
+	kind := "a special file"
+	if err == nil {
+		kind = render.FileKind(fi.Mode())
 	}
 	return fmt.Errorf("%w: it is %s; ftpatch reads and writes regular files only", ErrNotFile, kind)
 }

@@ -146,7 +146,7 @@ func TestIntermediatesBadCaught(t *testing.T) {
 			t.Fatalf("no intermediate failure for %s", s.Func)
 		}
 		var b strings.Builder
-		r.Write(&b)
+		AgainstText(&b, r)
 		if !strings.Contains(b.String(), "1 failed") || !strings.Contains(b.String(), s.Func) {
 			t.Fatalf("text report:\n%s", b.String())
 		}

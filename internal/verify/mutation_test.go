@@ -405,7 +405,7 @@ func mutKilled(t testing.TB, orig, good string, rel bool, m mutant) (bool, strin
 		case m.fn != "" && pr.Func == m.fn:
 			return true, "against: " + pr.Detail
 		case m.fn == "" && !rel && pr.FileOffset <= m.strayOff && m.strayOff < pr.FileOffset+16:
-			return true, "against: " + pr.String()
+			return true, "against: " + ProblemText(pr)
 		}
 	}
 	return false, ""

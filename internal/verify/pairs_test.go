@@ -52,6 +52,6 @@ func compareRun(orig, patched string, opts Options) (*livesafe.Report, error) {
 func agDump(t testing.TB, r *livesafe.Report) {
 	t.Helper()
 	var b strings.Builder
-	r.Write(&b)
+	AgainstText(&b, r)
 	t.Log("\n" + b.String())
 }

@@ -318,7 +318,7 @@ func RelEnable(t testing.TB, o *Obj, f *elfscan.File, skip *elfscan.Site) {
 			o.AddRela(t, s.SectionIndex(), elfscan.Rela{Off: s.Literal(), Type: elf.R_AARCH64_ABS64, Sym: ops})
 		}
 		o.Put32(s.SectionIndex(), s.CallSite()-4, encode.MovX9X30)
-		o.Put32(s.SectionIndex(), s.CallSite(), 0x94000000)
+		o.Put32(s.SectionIndex(), s.CallSite(), encode.BLZero)
 		to := tramp
 		if AltSite(s) {
 			to = o.Sym(t, "ftrace_caller_lit24")

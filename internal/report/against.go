@@ -1,0 +1,239 @@
+package report
+
+// verify --against: the live-safety report (livesafe.Report) as its JSON
+// line and as text.
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ftpatch/ftpatch/internal/livesafe"
+	"github.com/ftpatch/ftpatch/internal/render"
+)
+
+// AgainstReport is the `verify --against --json` line (docs/json.md,
+// object against).
+type AgainstReport struct {
+	Orig          string                `json:"orig"`
+	File          string                `json:"file"`
+	Type          string                `json:"elf_type"`
+	Changes       []AgainstChange       `json:"changes"`       // never null
+	Intermediates []AgainstIntermediate `json:"intermediates"` // never null
+	Problems      []AgainstProblem      `json:"problems"`      // never null
+	Counts        AgainstCounts         `json:"counts"`
+	LiveSafe      bool                  `json:"live_safe"`
+}
+
+// AgainstChange is one changed word of a patch site (object change).
+type AgainstChange struct {
+	Section    string     `json:"section"`
+	Offset     render.Hex `json:"offset"`
+	Address    render.Hex `json:"address"`
+	FileOffset int64      `json:"file_offset"`
+	Func       string     `json:"func"`
+	Kind       string     `json:"kind"`
+	Old        string     `json:"old"`
+	New        string     `json:"new"`
+	LiveSafe   bool       `json:"live_safe"`
+	Why        string     `json:"why,omitempty"`
+}
+
+// AgainstProblem is one difference that is not an allowed patch (object
+// againstproblem).
+type AgainstProblem struct {
+	Section    string     `json:"section"`
+	Offset     render.Hex `json:"offset"`
+	Address    render.Hex `json:"address"`
+	FileOffset int64      `json:"file_offset"`
+	Func       string     `json:"func,omitempty"`
+	Detail     string     `json:"detail"`
+}
+
+// AgainstIntermediate is one site's intermediate state (object
+// intermediate).
+type AgainstIntermediate struct {
+	Section string     `json:"section"`
+	Address render.Hex `json:"address"`
+	Func    string     `json:"func"`
+	Order   string     `json:"order"`
+	Like    string     `json:"like"`
+	Proven  bool       `json:"proven"`
+	Detail  string     `json:"detail"`
+	Ran     bool       `json:"ran"`
+	Behaves bool       `json:"behaves"`
+	Run     string     `json:"run,omitempty"`
+}
+
+// AgainstCounts sums up the report (object counts).
+type AgainstCounts struct {
+	Sites          int            `json:"sites"`
+	SitesChanged   int            `json:"sites_changed"`
+	Changes        map[string]int `json:"changes"` // never null
+	LiveSafe       int            `json:"live_safe"`
+	NotLiveSafe    int            `json:"not_live_safe"`
+	Intermediates  int            `json:"intermediates"`
+	Unproven       int            `json:"intermediates_unproven"`
+	Ran            int            `json:"intermediates_ran"`
+	RunFailed      int            `json:"intermediates_failed"`
+	RelocsAdded    int            `json:"relocs_added"`
+	RelocsRemoved  int            `json:"relocs_removed"`
+	SymbolsAdded   int            `json:"symbols_added"`
+	SectionsAdded  int            `json:"sections_added"`
+	BytesCompared  int64          `json:"bytes_compared"`
+	Problems       int            `json:"problems"`
+	ProblemsKept   int            `json:"problems_kept"`
+	DifferentBytes int64          `json:"different_bytes"`
+}
+
+// Against is r's --json object.
+func Against(r *livesafe.Report) AgainstReport {
+	c := &r.Counts
+	j := AgainstReport{Orig: r.Orig, File: r.File, Type: ELFType(r.Type), LiveSafe: r.LiveSafe,
+		Changes:       make([]AgainstChange, len(r.Changes)),
+		Intermediates: make([]AgainstIntermediate, len(r.Intermediates)),
+		Problems:      make([]AgainstProblem, len(r.Problems)),
+		Counts: AgainstCounts{Sites: c.Sites, SitesChanged: c.SitesChanged, Changes: make(map[string]int, len(c.Changes)),
+			LiveSafe: c.LiveSafe, NotLiveSafe: c.NotLiveSafe, Intermediates: c.Intermediates, Unproven: c.Unproven,
+			Ran: c.Ran, RunFailed: c.RunFailed, RelocsAdded: c.RelocsAdded, RelocsRemoved: c.RelocsRemoved,
+			SymbolsAdded: c.SymbolsAdded, SectionsAdded: c.SectionsAdded, BytesCompared: c.BytesCompared,
+			Problems: c.Problems, ProblemsKept: c.ProblemsKept, DifferentBytes: c.DifferentBytes}}
+	for k, n := range c.Changes {
+		j.Counts.Changes[string(k)] = n
+	}
+	for i, ch := range r.Changes {
+		j.Changes[i] = AgainstChange{Section: ch.Section, Offset: render.Hex(ch.Offset), Address: render.Hex(ch.Address),
+			FileOffset: ch.FileOffset, Func: ch.Func, Kind: string(ch.Kind), Old: ch.Old, New: ch.New, LiveSafe: ch.LiveSafe, Why: ch.Why}
+	}
+	for i, ic := range r.Intermediates {
+		j.Intermediates[i] = AgainstIntermediate{Section: ic.Section, Address: render.Hex(ic.Address), Func: ic.Func,
+			Order: ic.Order, Like: ic.Like, Proven: ic.Proven, Detail: ic.Detail, Ran: ic.Ran, Behaves: ic.Behaves, Run: ic.Run}
+	}
+	for i, p := range r.Problems {
+		j.Problems[i] = AgainstProblem{Section: p.Section, Offset: render.Hex(p.Offset), Address: render.Hex(p.Address),
+			FileOffset: p.FileOffset, Func: p.Func, Detail: p.Detail}
+	}
+	return j
+}
+
+// listLimit is how many lines of each list AgainstText prints.
+const listLimit = 20
+
+// changeKinds is the order AgainstText lists kinds in.
+var changeKinds = []livesafe.Kind{livesafe.KindLiteral, livesafe.KindCall, livesafe.KindUncall,
+	livesafe.KindRetarget, livesafe.KindMov, livesafe.KindUnmov}
+
+// AgainstText writes the report for people: a verdict, the problems, the
+// changes that are not live-safe, unproven intermediates, then a sample
+// of changes.
+func AgainstText(w io.Writer, r *livesafe.Report) error {
+	var b strings.Builder
+	c := &r.Counts
+	verdict := "ok"
+	if r.Failed() {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "%s: against %s (%s): %s\n", r.File, r.Orig, ELFType(r.Type), verdict)
+	var parts []string
+	for _, k := range changeKinds {
+		if c.Changes[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.Changes[k], k))
+		}
+	}
+	if len(parts) == 0 {
+		parts = []string{"none"}
+	}
+	fmt.Fprintf(&b, "  sites %d, changed %d; changes: %s\n", c.Sites, c.SitesChanged, strings.Join(parts, ", "))
+	if c.RelocsAdded+c.RelocsRemoved+c.SymbolsAdded+c.SectionsAdded > 0 {
+		fmt.Fprintf(&b, "  relocations +%d -%d, symbols +%d, sections +%d\n", c.RelocsAdded, c.RelocsRemoved, c.SymbolsAdded, c.SectionsAdded)
+	}
+	live := "yes"
+	if !r.LiveSafe {
+		live = "no"
+	}
+	fmt.Fprintf(&b, "  live-safe: %s (%d changes live-safe, %d not; %d intermediate states, %d unproven)\n",
+		live, c.LiveSafe, c.NotLiveSafe, c.Intermediates, c.Unproven)
+	if c.Ran > 0 || c.RunFailed > 0 {
+		fmt.Fprintf(&b, "  intermediate states run on the CPU: %d, %d behave as required, %d failed\n", c.Ran, c.Ran-c.RunFailed, c.RunFailed)
+	}
+	if c.Problems > 0 {
+		fmt.Fprintf(&b, "  problems: %d\n", c.Problems)
+		for i, p := range r.Problems {
+			if i == listLimit {
+				fmt.Fprintf(&b, "    ... %d more (--json lists %d)\n", c.Problems-listLimit, c.ProblemsKept)
+				break
+			}
+			fmt.Fprintf(&b, "    %s\n", ProblemText(p))
+		}
+	}
+	whys := map[livesafe.Kind]string{}
+	counts := map[livesafe.Kind]int{}
+	for _, ch := range r.Changes {
+		if !ch.LiveSafe {
+			whys[ch.Kind] = ch.Why
+			counts[ch.Kind]++
+		}
+	}
+	for _, k := range changeKinds {
+		if counts[k] > 0 {
+			fmt.Fprintf(&b, "  not live-safe: %d %s: %s\n", counts[k], k, whys[k])
+		}
+	}
+	n := 0
+	for _, ic := range r.Intermediates {
+		if ic.Proven {
+			continue
+		}
+		if n == 0 {
+			b.WriteString("  intermediate states not proven:\n")
+		}
+		if n++; n > listLimit {
+			b.WriteString("    ...\n")
+			break
+		}
+		fmt.Fprintf(&b, "    %s %s %s (%s): %s\n", ic.Section, render.Hex(ic.Address), funcName(ic.Func), ic.Order, ic.Detail)
+	}
+	writeChanges(&b, "  changes (! = not live-safe):", r.Changes)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeChanges lists up to listLimit changes under title.
+func writeChanges(b *strings.Builder, title string, cs []livesafe.Change) {
+	if len(cs) == 0 {
+		return
+	}
+	b.WriteString(title + "\n")
+	for i, ch := range cs {
+		if i == listLimit {
+			fmt.Fprintf(b, "    ... %d more (--json lists them all)\n", len(cs)-listLimit)
+			return
+		}
+		mark := " "
+		if !ch.LiveSafe {
+			mark = "!"
+		}
+		fmt.Fprintf(b, "  %s %s+%s (%s) %s: %s: %s -> %s\n", mark, ch.Section, render.Hex(ch.Offset), render.Hex(ch.Address), funcName(ch.Func), ch.Kind, ch.Old, ch.New)
+	}
+}
+
+// funcName is f, or says there is none.
+func funcName(f string) string {
+	if f == "" {
+		return "(no function)"
+	}
+	return f
+}
+
+// ProblemText names where the problem is and what it is.
+func ProblemText(p livesafe.Problem) string {
+	where := fmt.Sprintf("%s+%s", p.Section, render.Hex(p.Offset))
+	if p.Address != p.Offset && p.Address != 0 {
+		where += fmt.Sprintf(" (%s)", render.Hex(p.Address))
+	}
+	where += fmt.Sprintf(" file offset %#x", p.FileOffset)
+	if p.Func != "" {
+		where += " in " + p.Func
+	}
+	return where + ": " + p.Detail
+}

@@ -1,0 +1,80 @@
+package report
+
+import (
+	"bytes"
+	"debug/elf"
+	"strings"
+	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/livesafe"
+)
+
+// sampleAgainst has every field of every against object set somewhere.
+func sampleAgainst() *livesafe.Report {
+	return &livesafe.Report{Orig: "o", File: "f", Type: elf.ET_EXEC,
+		Changes: []livesafe.Change{
+			{Section: ".text", Offset: 0x10, Address: 0x400010, FileOffset: 0x10010, Func: "fn", Kind: livesafe.KindMov, Old: "nop", New: "mov x9, x30", Why: "w<&>"},
+			{Section: ".text", Offset: 0x18, Address: 0x400018, Kind: livesafe.KindCall, LiveSafe: true}},
+		Intermediates: []livesafe.Intermediate{
+			{Section: ".text", Address: 0x400008, Func: "fn", Order: livesafe.OrderLiteralFirst, Like: "old", Detail: "d", Ran: true, Behaves: true, Run: "ran"},
+			{Section: ".text", Address: 0x400028, Proven: true}},
+		Problems: []livesafe.Problem{
+			{Section: ".data", Offset: 0x8, Address: 0x410008, FileOffset: 0x1008, Detail: "changed"},
+			{Section: ".x", Func: "g", Detail: "d2"}},
+		Counts: livesafe.Counts{Sites: 9, SitesChanged: 2, Changes: map[livesafe.Kind]int{livesafe.KindMov: 1, livesafe.KindCall: 1},
+			LiveSafe: 1, NotLiveSafe: 1, Intermediates: 2, Unproven: 1, Ran: 1, RunFailed: 1, RelocsAdded: 2, RelocsRemoved: 3,
+			SymbolsAdded: 4, SectionsAdded: 5, BytesCompared: 6, Problems: 7, ProblemsKept: 2, DifferentBytes: 8}}
+}
+
+// The oracle is the report's rendering before it moved here: what
+// livesafe.Report.JSON and Write printed for the same report at main
+// b2e5fb9 (json.Marshal over the tagged livesafe types).
+const (
+	againstJSONBefore = "{\"orig\":\"o\",\"file\":\"f\",\"elf_type\":\"EXEC\",\"changes\":[{\"section\":\".text\",\"offset\":\"0x10\",\"address\":\"0x400010\",\"file_offset\":65552,\"func\":\"fn\",\"kind\":\"mov\",\"old\":\"nop\",\"new\":\"mov x9, x30\",\"live_safe\":false,\"why\":\"w\\u003c\\u0026\\u003e\"},{\"section\":\".text\",\"offset\":\"0x18\",\"address\":\"0x400018\",\"file_offset\":0,\"func\":\"\",\"kind\":\"call\",\"old\":\"\",\"new\":\"\",\"live_safe\":true}],\"intermediates\":[{\"section\":\".text\",\"address\":\"0x400008\",\"func\":\"fn\",\"order\":\"literal-first\",\"like\":\"old\",\"proven\":false,\"detail\":\"d\",\"ran\":true,\"behaves\":true,\"run\":\"ran\"},{\"section\":\".text\",\"address\":\"0x400028\",\"func\":\"\",\"order\":\"\",\"like\":\"\",\"proven\":true,\"detail\":\"\",\"ran\":false,\"behaves\":false}],\"problems\":[{\"section\":\".data\",\"offset\":\"0x8\",\"address\":\"0x410008\",\"file_offset\":4104,\"detail\":\"changed\"},{\"section\":\".x\",\"offset\":\"0x0\",\"address\":\"0x0\",\"file_offset\":0,\"func\":\"g\",\"detail\":\"d2\"}],\"counts\":{\"sites\":9,\"sites_changed\":2,\"changes\":{\"call\":1,\"mov\":1},\"live_safe\":1,\"not_live_safe\":1,\"intermediates\":2,\"intermediates_unproven\":1,\"intermediates_ran\":1,\"intermediates_failed\":1,\"relocs_added\":2,\"relocs_removed\":3,\"symbols_added\":4,\"sections_added\":5,\"bytes_compared\":6,\"problems\":7,\"problems_kept\":2,\"different_bytes\":8},\"live_safe\":false}\n"
+	againstTextBefore = "f: against o (EXEC): FAIL\n  sites 9, changed 2; changes: 1 call, 1 mov\n  relocations +2 -3, symbols +4, sections +5\n  live-safe: no (1 changes live-safe, 1 not; 2 intermediate states, 1 unproven)\n  intermediate states run on the CPU: 1, 0 behave as required, 1 failed\n  problems: 7\n    .data+0x8 (0x410008) file offset 0x1008: changed\n    .x+0x0 file offset 0x0 in g: d2\n  not live-safe: 1 mov: w<&>\n  intermediate states not proven:\n    .text 0x400008 fn (literal-first): d\n  changes (! = not live-safe):\n  ! .text+0x10 (0x400010) fn: mov: nop -> mov x9, x30\n    .text+0x18 (0x400018) (no function): call:  -> \n"
+)
+
+func TestAgainstSameAsBefore(t *testing.T) {
+	r := sampleAgainst()
+	var b bytes.Buffer
+	if err := WriteLine(&b, Against(r)); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != againstJSONBefore {
+		t.Errorf("JSON:\n got %s\nwant %s", b.String(), againstJSONBefore)
+	}
+	b.Reset()
+	if err := AgainstText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != againstTextBefore {
+		t.Errorf("text:\n got %q\nwant %q", b.String(), againstTextBefore)
+	}
+}
+
+// Addresses show as 0x… text: render.Hex is a Stringer, so %#x would
+// hex-encode its text ("0x3078…").
+func TestAgainstTextShowsAddresses(t *testing.T) {
+	var b strings.Builder
+	if err := AgainstText(&b, sampleAgainst()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".text+0x10 (0x400010) fn", ".text 0x400008 fn", ".data+0x8 (0x410008) file offset 0x1008"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// A report with nothing in it still has [] and {}, never null.
+func TestAgainstEmptyLists(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteLine(&b, Against(&livesafe.Report{})); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"changes":[]`, `"intermediates":[]`, `"problems":[]`, `"changes":{}`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("empty report lacks %s: %s", want, b.String())
+		}
+	}
+}

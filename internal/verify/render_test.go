@@ -1,0 +1,8 @@
+package verify_test
+
+import (
+	"github.com/ftpatch/ftpatch/internal/report"
+	"github.com/ftpatch/ftpatch/internal/verify"
+)
+
+func init() { verify.AgainstText, verify.ProblemText = report.AgainstText, report.ProblemText }
