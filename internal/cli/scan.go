@@ -278,7 +278,7 @@ func scanOne(found foundInputs, i int) (*elfscan.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer o.Close()
+	defer o.Release() // only the scan is kept: its tables go to the next file
 	return o.Scan()
 }
 

@@ -133,6 +133,32 @@ func (o *Object) Close() error {
 	return c.Close()
 }
 
+// Release closes the Object like Close and returns the memory of its
+// symbol tables and decoded relocation tables for the next Object to
+// reuse: for a caller that wants only the Scan result, which stays usable
+// (its names are in the string table, never pooled). Nothing else the
+// Object handed out (Symbols, DynSymbols, Relocs) may be used afterwards,
+// nor the Object itself; a folder walk calls it once per file, so each
+// file's tables need not be fresh memory.
+func (o *Object) Release() error {
+	err := o.Close()
+	// The Once guards make the views safe to read here: a view still being
+	// computed by another goroutine would be a use after Release.
+	o.symOnce.Do(func() {})
+	o.dynOnce.Do(func() {})
+	o.relOnce.Do(func() {})
+	if o.relocs != nil {
+		o.relocs.recycle()
+	}
+	if o.syms != nil {
+		o.syms.st.recycle()
+	}
+	if o.dynsyms != nil {
+		o.dynsyms.st.recycle()
+	}
+	return err
+}
+
 // scratchPool holds the buffers withSection reads sections into.
 var scratchPool sync.Pool
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -282,4 +283,50 @@ func FuzzObject(f *testing.F) {
 			t.Fatal("scan with error")
 		}
 	})
+}
+
+// TestReleaseKeepsScan: scans of every module and kernel image, each
+// Object released (its tables pooled and overwritten by the next file's),
+// equal scans of the same files whose Objects were only closed, so no
+// scan result refers to pooled memory, and pooled tables decode as fresh
+// ones do.
+func TestReleaseKeepsScan(t *testing.T) {
+	paths := append(testutil.Fixtures(t, "*-module.ko"), testutil.Fixtures(t, "*-kimage.elf")...)
+	want := map[string]*elfscan.File{}
+	for _, path := range paths {
+		f, err := openObject(t, path).Scan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[path] = f
+	}
+	var got []*elfscan.File
+	for range 2 {
+		for _, path := range paths {
+			o, err := elfscan.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := o.Relocs(); err != nil { // decoded tables too
+				t.Fatal(err)
+			}
+			f, err := o.Scan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Release(); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, f)
+		}
+	}
+	for i, f := range got {
+		path := paths[i%len(paths)]
+		if len(f.Sites) == 0 {
+			t.Errorf("%s: no sites", path)
+		}
+		if !reflect.DeepEqual(f, want[path]) {
+			t.Errorf("%s: scan after Release differs from a fresh scan", path)
+		}
+	}
 }

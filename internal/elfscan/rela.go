@@ -186,7 +186,7 @@ func decodeRelaTable(b []byte, name string, nsyms int) (rs []Rela, ordered bool,
 	if len(b)%RelaSize != 0 {
 		return nil, false, fmt.Errorf("%w: section %q size %d is not a multiple of %d", ErrMalformed, name, len(b), RelaSize)
 	}
-	rs = make([]Rela, len(b)/RelaSize)
+	rs = getRelaBuf(len(b) / RelaSize)
 	ordered = true
 	var last uint64
 	for k := range rs {
@@ -202,6 +202,33 @@ func decodeRelaTable(b []byte, name string, nsyms int) (rs []Rela, ordered bool,
 		rs[k] = r
 	}
 	return rs, ordered, nil
+}
+
+// relaBufs is the pool of decoded relocation tables, which
+// Object.Release returns (see symBufs).
+var relaBufs sync.Pool // of *[]Rela
+
+// getRelaBuf returns n entries to decode into: a pooled array when large
+// enough.
+func getRelaBuf(n int) []Rela {
+	if p, _ := relaBufs.Get().(*[]Rela); p != nil && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]Rela, n)
+}
+
+// recycle hands the decoded tables to the pool and forgets them; x must
+// not be used afterwards (nothing else may refer to its entries).
+func (x *Relocs) recycle() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for i, rs := range x.entries {
+		if cap(rs) > 0 {
+			relaBufs.Put(&rs)
+		}
+		delete(x.entries, i)
+	}
+	clear(x.sorted)
 }
 
 // For returns the relocations applying to section sec, sorted by offset
