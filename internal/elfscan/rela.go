@@ -121,7 +121,7 @@ func (o *Object) buildRelocs() (*Relocs, error) {
 		if s.Type != elf.SHT_RELA && s.Type != elf.SHT_REL {
 			continue
 		}
-		where := fmt.Sprintf("relocation section %q (#%d)", s.Name, i)
+		where := relaSection{s.Name, i} // formatted only in an error
 		if s.Type == elf.SHT_REL {
 			return nil, fmt.Errorf("%s: %w: SHT_REL (AArch64 objects use SHT_RELA); rebuild the object", where, ErrUnsupportedReloc)
 		}
@@ -144,6 +144,14 @@ func (o *Object) buildRelocs() (*Relocs, error) {
 	return x, nil
 }
 
+// relaSection names relocation section #i in a message.
+type relaSection struct {
+	name string
+	i    int
+}
+
+func (w relaSection) String() string { return fmt.Sprintf("relocation section %q (#%d)", w.name, w.i) }
+
 // Tables returns the SHT_RELA sections applying to section sec, in section
 // order.
 func (x *Relocs) Tables(sec int) []int { return x.tables[sec] }
@@ -163,8 +171,12 @@ func (x *Relocs) table(i int) (rs []Rela, err error) {
 	if i <= 0 || i >= len(x.f.Sections) || x.f.Sections[i].Type != elf.SHT_RELA {
 		return nil, fmt.Errorf("%w: section %d is not a relocation section", ErrMalformed, i)
 	}
-	defer recovered(&err, fmt.Sprintf("section %q", x.f.Sections[i].Name))
 	s := x.f.Sections[i]
+	defer func() { // as recovered, naming the section only on a panic
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: section %q: %v", ErrMalformed, s.Name, p)
+		}
+	}()
 	err = x.o.withSection(s, func(b []byte) error {
 		var ordered bool
 		var err error
@@ -222,12 +234,12 @@ func getRelaBuf(n int) []Rela {
 func (x *Relocs) recycle() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for i, rs := range x.entries {
+	for _, rs := range x.entries {
 		if cap(rs) > 0 {
 			relaBufs.Put(&rs)
 		}
-		delete(x.entries, i)
 	}
+	clear(x.entries)
 	clear(x.sorted)
 }
 
