@@ -372,8 +372,9 @@ func Synth(t testing.TB, dir string, size, stride int64, enabled bool) (string, 
 	le.PutUint64(ph[48:], 0x10000)
 	w.Write(h)
 	fill := make([]byte, stride)
+	add, _ := encode.ADD{Rd: encode.X0, Rn: encode.X0, Imm: 1}.Encode() // fixed operands
 	for i := 0; i < len(fill); i += 4 {
-		le.PutUint32(fill[i:], 0x91000400) // add x0, x0, #1
+		le.PutUint32(fill[i:], add)
 	}
 	for k := 0; k < nsites; k++ {
 		a := uint64(base + textOff + int64(k)*stride)
