@@ -22,9 +22,9 @@ func TestLibraryLoadFailure(t *testing.T) {
 		load func(...string) error
 		name string
 	}{
-		{XZ, loadLzmaFrom, "libftpatch-no-such-lzma.so.5"},
-		{Zstd, loadZstdFrom, "libftpatch-no-such-zstd.so.1"},
-		{Gzip, loadZlibFrom, "libftpatch-no-such-z.so.1"},
+		{XZ, lzmaLib.LoadFrom, "libftpatch-no-such-lzma.so.5"},
+		{Zstd, zstdLib.LoadFrom, "libftpatch-no-such-zstd.so.1"},
+		{Gzip, zlibLib.LoadFrom, "libftpatch-no-such-z.so.1"},
 	} {
 		err := tc.load(tc.name)
 		if err == nil || !strings.Contains(err.Error(), tc.name) {
