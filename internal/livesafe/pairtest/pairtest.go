@@ -31,6 +31,31 @@ func Scan(t testing.TB, path string) *elfscan.File {
 	return f
 }
 
+// OpenELF opens path as an Object, closed when the test ends, and returns
+// its *elf.File.
+func OpenELF(t testing.TB, path string) (*elf.File, error) {
+	t.Helper()
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { o.Close() })
+	return o.ELF(), nil
+}
+
+// Open opens both files of a pair as Objects; done closes both. An error
+// is the first file's that failed (nothing is left open then).
+func Open(orig, patched string) (o, p *elfscan.Object, done func(), err error) {
+	if o, err = elfscan.Open(orig); err != nil {
+		return nil, nil, nil, err
+	}
+	if p, err = elfscan.Open(patched); err != nil {
+		o.Close()
+		return nil, nil, nil, err
+	}
+	return o, p, func() { o.Close(); p.Close() }, nil
+}
+
 // Copy copies src to a file name in a new temporary folder.
 func Copy(t testing.TB, src, name string) string {
 	t.Helper()
