@@ -62,13 +62,8 @@ func (l *lzmaStepper) start() error {
 }
 
 func (l *lzmaStepper) step(in, out []byte, atEOF bool) (int, int, bool, error) {
-	var inPtr, outPtr *C.uint8_t
-	if len(in) > 0 {
-		inPtr = (*C.uint8_t)(unsafe.Pointer(&in[0]))
-	}
-	if len(out) > 0 {
-		outPtr = (*C.uint8_t)(unsafe.Pointer(&out[0]))
-	}
+	// SliceData: nil for a nil slice; C reads no byte of an empty one.
+	inPtr, outPtr := (*C.uint8_t)(unsafe.SliceData(in)), (*C.uint8_t)(unsafe.SliceData(out))
 	var fin C.int
 	if atEOF {
 		fin = 1

@@ -69,13 +69,8 @@ func (s *zstdStepper) step(in, out []byte, atEOF bool) (int, int, bool, error) {
 	if len(in) == 0 && atEOF && s.frameEnd {
 		return 0, 0, true, nil
 	}
-	var inPtr, outPtr *C.uint8_t
-	if len(in) > 0 {
-		inPtr = (*C.uint8_t)(unsafe.Pointer(&in[0]))
-	}
-	if len(out) > 0 {
-		outPtr = (*C.uint8_t)(unsafe.Pointer(&out[0]))
-	}
+	// SliceData: nil for a nil slice; C reads no byte of an empty one.
+	inPtr, outPtr := (*C.uint8_t)(unsafe.SliceData(in)), (*C.uint8_t)(unsafe.SliceData(out))
 	r := C.ftp_zstd_run(s.z, inPtr, C.size_t(len(in)), outPtr, C.size_t(len(out)))
 	inUsed, outUsed := int(r.in_used), int(r.out_used)
 	if r.err != 0 {
