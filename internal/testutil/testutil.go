@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -114,4 +116,42 @@ func SymbolAddr(t testing.TB, path, name string) uint64 {
 	}
 	t.Fatalf("%s: no symbol %s", path, name)
 	return 0
+}
+
+// BuildFTPatch builds ./cmd/ftpatch into a new temporary folder, with env
+// added to the environment (e.g. "CGO_ENABLED=0"), and returns the binary's
+// path.
+func BuildFTPatch(t testing.TB, env ...string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ftpatch")
+	cmd := exec.Command(GoTool(), "build", "-o", bin, "./cmd/ftpatch")
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s go build ./cmd/ftpatch: %v\n%s", strings.Join(env, " "), err, b)
+	}
+	return bin
+}
+
+// GoTool is the go command: the one on PATH, else the running toolchain's.
+func GoTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// NeededLibraries returns the DT_NEEDED entries of the ELF file at path.
+func NeededLibraries(t testing.TB, path string) []string {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return libs
 }
