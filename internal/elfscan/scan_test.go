@@ -310,11 +310,7 @@ func TestScanBigEndianObject(t *testing.T) {
 }
 
 func FuzzScan(f *testing.F) {
-	for _, p := range elfFixtures(f) {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
+	testutil.AddFixtures(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sf, err := elfscan.Scan(bytes.NewReader(b), "fuzz")
 		if err != nil && sf != nil {

@@ -155,3 +155,19 @@ func NeededLibraries(t testing.TB, path string) []string {
 	}
 	return libs
 }
+
+// AddFixtures seeds a fuzz target with the bytes of every ELF fixture (the
+// files under testdata/fixtures starting with the ELF magic; not the
+// README).
+func AddFixtures(f *testing.F) {
+	f.Helper()
+	for _, p := range Fixtures(f, "*") {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if strings.HasPrefix(string(b), elf.ELFMAG) {
+			f.Add(b)
+		}
+	}
+}
