@@ -171,3 +171,20 @@ func AddFixtures(f *testing.F) {
 		}
 	}
 }
+
+// GlobalSymbols returns the names of f's global symbols (.symtab), in
+// table order.
+func GlobalSymbols(t testing.TB, f *elf.File) []string {
+	t.Helper()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var globals []string
+	for _, s := range syms {
+		if elf.ST_BIND(s.Info) == elf.STB_GLOBAL {
+			globals = append(globals, s.Name)
+		}
+	}
+	return globals
+}
