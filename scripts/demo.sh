@@ -123,4 +123,31 @@ run ftpatch verify prog.bad || rc=$?
 ((rc == 1)) || fail "verify of the planted defect exited $rc, want 1"
 echo "ok: verify exit status 1"
 
+step "11. The seed's other layout, 5,3: three NOPs before the entry, so no function needs 8-byte alignment"
+run $CC -O2 -fpatchable-function-entry=5,3 -mbranch-protection=standard -c $src/prog.c -o prog53.o
+run $CC -no-pie -o prog53 prog53.o tramp.o counter.o
+run ftpatch enable --init --ops ops -o prog53.traced prog53
+ftpatch scan --check prog53.traced >/dev/null || fail "scan --check of the 5,3 program found problems"
+layouts=$(ftpatch scan --json prog53.traced | grep -o '"layout":"[^"]*"' | sort -u)
+[[ $layouts == '"layout":"call-ops-5-3"' ]] || fail "5,3 program: layouts $layouts, want call-ops-5-3 only"
+echo "ok: every site is call-ops-5-3 and scan --check is clean"
+# BTI entries at 4 mod 8 find their literal at X30-24, the others at X30-16:
+# the first BL to the trampoline's second entry, the rest to the first.
+shown=$(ftpatch show prog53.traced)
+grep -q '<ftrace_caller_lit24>$' <<<"$shown" || fail "5,3: no site calls ftrace_caller_lit24"
+grep -q '<ftrace_caller>$' <<<"$shown" || fail "5,3: no site calls ftrace_caller"
+echo "ok: $(grep -c '<ftrace_caller_lit24>$' <<<"$shown") sites call ftrace_caller_lit24 (BTI, entry 4 mod 8), $(grep -c '<ftrace_caller>$' <<<"$shown") call ftrace_caller"
+qemu prog53
+qemu prog53.traced
+cmp -s prog53.out prog53.traced.out || fail "5,3: traced output differs from the unpatched output"
+cmp -s prog.out prog53.out || fail "5,3: output differs from the 4,2 program's"
+for fn in main e2e_add e2e_mul e2e_fib e2e_sum8 e2e_square e2e_weak e2e_struct; do
+	cs=$(call_site prog53.traced "$fn")
+	n=$(awk -v ip="$cs" '$1 == "ftrace-count" && $2 == ip { print $3 }' prog53.traced.err)
+	[[ ${n:-0} == "${want[$fn]}" ]] || fail "5,3: $fn counted ${n:-0} calls, want ${want[$fn]}"
+done
+grep -qx 'ftrace-bad 0' prog53.traced.err || fail "5,3: calls with a wrong op or parent_ip"
+echo "ok: same output, every function counted exactly its known calls"
+run ftpatch verify prog53.traced
+
 printf '\ndemo: all steps passed (files in %s)\n' "${dir#"$root"/}"
