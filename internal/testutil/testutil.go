@@ -6,6 +6,7 @@
 package testutil
 
 import (
+	"bytes"
 	"debug/elf"
 	"os"
 	"os/exec"
@@ -187,4 +188,19 @@ func GlobalSymbols(t testing.TB, f *elf.File) []string {
 		}
 	}
 	return globals
+}
+
+// ReadELF reads the file at path and parses it, for a test that edits its
+// bytes where the parsed headers say.
+func ReadELF(t testing.TB, path string) ([]byte, *elf.File) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b, f
 }
