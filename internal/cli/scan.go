@@ -7,6 +7,7 @@ import (
 	goio "io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -73,6 +74,22 @@ type scanResult struct {
 // encoded by report.WriteScan, in parallel chunks, as they are written.
 const smallJSON = 4096
 
+// jsonBufs holds the buffers workers encode a small file's line into: a
+// folder of modules reuses a few, instead of allocating each line (~40% of
+// what scan --json of a module folder allocated).
+var jsonBufs sync.Pool
+
+// getJSONBuf returns an empty buffer of at least n bytes.
+func getJSONBuf(n int) []byte {
+	if p, ok := jsonBufs.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// putJSONBuf returns b, written, for reuse.
+func putJSONBuf(b []byte) { jsonBufs.Put(&b) }
+
 func runScan(opts *ScanOptions, io *IO) error {
 	if err := checkJobs(&opts.Jobs); err != nil {
 		return err
@@ -122,8 +139,9 @@ func runScan(opts *ScanOptions, io *IO) error {
 			f.Sites = opts.Select.Filter(f.Sites)
 			r := scanResult{f: f}
 			if opts.JSON && len(f.Sites) <= smallJSON {
-				// ~220 bytes a site: one allocation, not a buffer grown from nil.
-				r.json = report.AppendScan(make([]byte, 0, 256+256*len(f.Sites)), f)
+				// ~220 bytes a site: a buffer of that size, not one grown
+				// from nil, reused once emit wrote it.
+				r.json = report.AppendScan(getJSONBuf(256+256*len(f.Sites)), f)
 			}
 			return r, nil
 		},
@@ -153,6 +171,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 			switch {
 			case r.json != nil:
 				_, writeErr = out.Write(r.json)
+				putJSONBuf(r.json)
 			case opts.JSON:
 				writeErr = report.WriteScan(out, r.f)
 			default:

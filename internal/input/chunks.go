@@ -65,6 +65,9 @@ type chunks struct {
 	start []int64  // start[i] is the offset of bufs[i]
 	size  int64
 	sized bool // bufs[0] is from getSized
+	// whole is bufs[0]'s pooled buffer when it is a small plain file read
+	// whole (see openWhole), returned to wholePool by release.
+	whole *[]byte
 }
 
 // bytes returns the decompressed bytes when they are one slice, else nil.
@@ -155,6 +158,10 @@ func fill(r io.Reader, b []byte) (int, error) {
 
 // put returns b, the i-th buffer of c, to its pool.
 func (c *chunks) put(i int, b []byte) {
+	if i == 0 && c.whole != nil {
+		wholePool.Put(c.whole)
+		return
+	}
 	if i == 0 && c.sized {
 		b = b[:0]
 		sizedPool.Put(&b)
@@ -169,7 +176,7 @@ func (c *chunks) release() {
 		c.put(i, b)
 		c.bufs[i] = nil
 	}
-	c.bufs, c.start, c.size, c.sized = c.bufs[:0], c.start[:0], 0, false
+	c.bufs, c.start, c.size, c.sized, c.whole = c.bufs[:0], c.start[:0], 0, false, nil
 	chunksPool.Put(c)
 }
 

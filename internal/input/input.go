@@ -16,11 +16,15 @@
 //     with cgo and the library loads (each is dlopened on first use, so a
 //     binary without them still starts, and none is a DT_NEEDED entry),
 //     else the pure-Go decoders (ulikunitz/xz, klauspost/compress).
-//   - A module is read whole in one call and decoded in one or two calls
-//     into one buffer sized from the stream's own size field (zstd frame
-//     content size, gzip ISIZE, xz index): File.Bytes gives the decompressed
-//     bytes in place. Decoders and buffers are pooled, so a folder of
-//     thousands of modules reuses one of each per worker.
+//   - A compressed module is read whole in one call and decoded into one
+//     buffer sized from the stream's own size field (zstd frame content
+//     size, gzip ISIZE, xz index), in short calls (see nativeDecoder):
+//     File.Bytes gives the decompressed bytes in place. A plain module (at
+//     most 1 MiB) is read whole in one call too, and File.Bytes gives it;
+//     a larger plain file is read in place, never whole. Decoders and
+//     buffers are pooled, so a folder of thousands of modules reuses one
+//     of each per worker. A file is opened, fstat'ed, read and closed: no
+//     other system call.
 //   - A folder walk need not sniff a file before it is opened: OpenFound
 //     sniffs while it opens, and decompresses a compressed file once.
 //   - A decompression bomb costs at most the cap plus a window (xz
@@ -137,8 +141,8 @@ type File struct {
 	Size        int64  // size of the (decompressed) contents
 
 	r    io.ReaderAt
-	file *os.File // plain files: read in place, closed by Close
-	buf  *chunks  // compressed files: the decompressed bytes
+	file *fdFile // large plain files: read in place, closed by Close
+	buf  *chunks // the bytes in memory: decompressed, or a small plain file's
 }
 
 // ReadAt reads from the (decompressed) contents.
@@ -171,8 +175,8 @@ func (f *File) Close() error {
 	return nil
 }
 
-// Open opens path for reading. A plain file is read in place through its
-// *os.File (never read whole into memory); an xz, zstd or gzip file is
+// Open opens path for reading. A plain file is read in place (never read
+// whole into memory) unless it is small (see openWhole); an xz, zstd or gzip file is
 // decompressed into memory, up to MaxDecompressed() bytes. A path that is not
 // a regular file is refused (ErrNotRegular) without being opened for
 // reading. The caller closes the File. Errors do not repeat the path unless
@@ -190,13 +194,19 @@ func OpenLimit(path string, limit int64) (*File, error) { return open(path, limi
 // ELF magic, or (compressed) its first decompressed buffer does not (the
 // whole file when its headers give its size, else 64 KiB) or its stream
 // fails before the magic, the error wraps ErrNotELF, and nothing more is
-// decoded: the walk skips the file, as Sniff would have said to.
+// decoded: the walk skips the file, as Sniff would have said to. The walk
+// checked the kind of file from its directory entry (or its stat, for a
+// symlink), so the file is not stat'ed again before the open (the opened
+// file is still checked).
 func OpenFound(path string) (*File, error) { return open(path, MaxDecompressed(), true) }
 
 func open(path string, limit int64, needELF bool) (*File, error) {
-	f, st, err := openRegular(path)
+	f, size, err := openRegular(path, !needELF)
 	if err != nil {
 		return nil, err
+	}
+	if size <= plainWholeMax {
+		return openWhole(f, path, size, limit, needELF)
 	}
 	var head [magicLen]byte
 	n, err := f.ReadAt(head[:], 0)
@@ -208,41 +218,76 @@ func open(path string, limit int64, needELF bool) (*File, error) {
 	if c == None {
 		if needELF && !bytes.HasPrefix(head[:n], elfMagic) {
 			f.Close()
-			return nil, fmt.Errorf("%w: it starts with %q", ErrNotELF, head[:n])
+			return nil, notELFHead(head[:n])
 		}
-		return &File{Path: path, Size: st.Size(), r: f, file: f}, nil
+		return &File{Path: path, Size: size, r: f, file: f}, nil
+	}
+	if size <= wholeMax {
+		return openWhole(f, path, size, limit, needELF)
 	}
 	defer f.Close()
-	var src io.Reader = f
-	var hint int64
-	if size := st.Size(); size <= wholeMax {
-		// A module: read whole in one call, and decoded from memory (no
-		// reads of the read buffer's size, nor one more to see the end).
-		p := getWhole(size)
-		defer wholePool.Put(p)
-		b := *p
-		n, err := f.ReadAt(b, 0)
-		if err != nil && err != io.EOF {
-			return nil, err
-		}
-		r := bytes.NewReader(b[:n])
-		src, hint = r, hintFor(c, r, int64(n))
-	} else {
-		hint = hintFor(c, f, size)
-	}
-	buf, err := decompress(c, src, hint, limit, needELF)
+	// Read to the end, wherever it is now.
+	src := io.NewSectionReader(f, 0, 1<<62)
+	buf, err := decompress(c, src, hintFor(c, f, size), limit, needELF)
 	if err != nil {
 		return nil, err
 	}
 	return &File{Path: path, Compression: c, Size: buf.size, r: buf, buf: buf}, nil
 }
 
-// wholeMax is the largest compressed file read whole into memory before it
-// is decoded; a larger one is read as it is decoded.
+// notELFHead is OpenFound's error for a file that starts with head.
+func notELFHead(head []byte) error {
+	return fmt.Errorf("%w: it starts with %q", ErrNotELF, head[:min(len(head), magicLen)])
+}
+
+// openWhole is open for a small file (a module: plain, of at most
+// plainWholeMax bytes, or compressed, of at most wholeMax): it is read
+// whole in one call into a pooled buffer, its compression told from the
+// buffer's first bytes. A plain one is the File's bytes (File.Bytes) until
+// Close, read in place by the ELF reader: one read, not one per header and
+// section. A compressed one is decoded from memory (no reads of the read
+// buffer's size, nor one more to see the end). f is closed either way.
+func openWhole(f *fdFile, path string, size, limit int64, needELF bool) (*File, error) {
+	p := getWhole(size)
+	b := *p
+	n, err := f.ReadAt(b, 0)
+	f.Close()
+	if err != nil && err != io.EOF {
+		wholePool.Put(p)
+		return nil, err
+	}
+	b = b[:n]
+	c := DetectCompression(b)
+	if c == None {
+		if needELF && !bytes.HasPrefix(b, elfMagic) {
+			wholePool.Put(p)
+			return nil, notELFHead(b)
+		}
+		buf := chunksPool.Get().(*chunks)
+		buf.bufs, buf.start, buf.size, buf.whole = append(buf.bufs, b), append(buf.start, 0), int64(n), p
+		return &File{Path: path, Size: int64(n), r: buf, buf: buf}, nil
+	}
+	defer wholePool.Put(p)
+	r := bytes.NewReader(b)
+	buf, err := decompress(c, r, hintFor(c, r, int64(n)), limit, needELF)
+	if err != nil {
+		return nil, err
+	}
+	return &File{Path: path, Compression: c, Size: buf.size, r: buf, buf: buf}, nil
+}
+
+// wholeMax is the largest compressed file read whole into memory in one
+// call before it is decoded; a larger one is read as it is decoded.
 const wholeMax = 8 << 20
 
-// wholePool holds the buffers compressed files are read into, one per
-// worker, the largest seen so far.
+// plainWholeMax is the largest plain file read whole into memory in one
+// call (see openWhole); a larger one is read as it is parsed, never whole:
+// a kernel image, or a module with debug info, is mostly sections a scan
+// does not read. A variable for tests.
+var plainWholeMax int64 = 1 << 20
+
+// wholePool holds the buffers files are read whole into, one per worker,
+// the largest seen so far.
 var wholePool sync.Pool
 
 // getWhole returns a pooled buffer of n bytes.
@@ -281,11 +326,97 @@ func hintFor(c string, r io.ReaderAt, n int64) int64 {
 }
 
 // openRegular opens path for reading if it is a regular file (symlinks
-// followed). The kind of file is checked from its stat before the open, so
-// a FIFO, socket or device is never opened; O_NONBLOCK guards the window
-// between the two (a FIFO swapped in would not block the open), and the
-// opened file is checked again.
-func openRegular(path string) (*os.File, fs.FileInfo, error) {
+// followed), and returns its size. With stat, the kind of file is checked
+// from its stat before the open, so a FIFO, socket or device is never
+// opened; a folder walk, which found the file by its directory entry's
+// type (or its stat, for a symlink), passes false. O_NONBLOCK guards the
+// window between the two (a FIFO swapped in would not block the open), and
+// the opened file is checked again. The file is opened with a bare open(2),
+// not os.OpenFile, which would also try (and fail) to register a regular
+// file with the network poller.
+func openRegular(path string, stat bool) (*fdFile, int64, error) {
+	if stat {
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := checkRegular(st); err != nil {
+			return nil, 0, err
+		}
+	}
+	var fd int
+	var err error
+	for {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, 0, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := &fdFile{fd: fd, path: path}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, 0, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if err := checkRegularMode(st.Mode); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size, nil
+}
+
+// fdFile is an open file read with pread(2): an io.ReaderAt as *os.File's
+// ReadAt, without its poller registration and locking.
+type fdFile struct {
+	fd   int // -1 once closed
+	path string
+}
+
+// ReadAt reads len(p) bytes at off, or fewer and an error (io.EOF at the
+// end of the file).
+func (f *fdFile) ReadAt(p []byte, off int64) (int, error) {
+	if f.fd < 0 {
+		return 0, &fs.PathError{Op: "read", Path: f.path, Err: fs.ErrClosed}
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "readat", Path: f.path, Err: errors.New("negative offset")}
+	}
+	n := 0
+	for n < len(p) {
+		m, err := syscall.Pread(f.fd, p[n:], off+int64(n))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, &fs.PathError{Op: "read", Path: f.path, Err: err}
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// Close closes the file; a second Close does nothing.
+func (f *fdFile) Close() error {
+	if f.fd < 0 {
+		return nil
+	}
+	fd := f.fd
+	f.fd = -1
+	if err := syscall.Close(fd); err != nil {
+		return &fs.PathError{Op: "close", Path: f.path, Err: err}
+	}
+	return nil
+}
+
+// openRegularFile is openRegular (with the stat first) for a caller that
+// needs an *os.File: Sniff, and the patch commands (OpenPlain).
+func openRegularFile(path string) (*os.File, fs.FileInfo, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, err
@@ -308,10 +439,34 @@ func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	return f, st, nil
 }
 
+// checkRegularMode is checkRegular for a stat(2) mode.
+func checkRegularMode(mode uint32) error {
+	var m fs.FileMode
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		return nil
+	case syscall.S_IFDIR:
+		m = fs.ModeDir
+	case syscall.S_IFIFO:
+		m = fs.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		m = fs.ModeSocket
+	case syscall.S_IFCHR:
+		m = fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFBLK:
+		m = fs.ModeDevice
+	default:
+		m = fs.ModeIrregular
+	}
+	return checkMode(m)
+}
+
 // checkRegular returns an error wrapping ErrNotRegular that names the kind
 // of file, or nil for a regular file.
-func checkRegular(st fs.FileInfo) error {
-	m := st.Mode()
+func checkRegular(st fs.FileInfo) error { return checkMode(st.Mode()) }
+
+// checkMode is checkRegular for a file mode.
+func checkMode(m fs.FileMode) error {
 	if m.IsRegular() {
 		return nil
 	}
@@ -324,7 +479,7 @@ func checkRegular(st fs.FileInfo) error {
 // is not ELF, or whose compressed stream is unreadable, is (false, c, nil);
 // err is set only when the file cannot be read (or is not a regular file).
 func Sniff(path string) (isELF bool, compression string, err error) {
-	f, _, err := openRegular(path)
+	f, _, err := openRegularFile(path)
 	if err != nil {
 		return false, "", err
 	}
@@ -386,7 +541,7 @@ func RefuseCompressed(path string) error {
 // for reading, as by Open) that is not compressed (a *CompressedError
 // naming the command that decompresses it). The caller closes the file.
 func OpenPlain(path string) (*os.File, error) {
-	f, _, err := openRegular(path)
+	f, _, err := openRegularFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -214,25 +214,38 @@ func TestOpenInputRoundTripGo(t *testing.T) {
 	}
 }
 
-func TestOpenInputPlainReadsInPlace(t *testing.T) {
+// A plain file of at most plainWholeMax bytes is read whole, in one call, and
+// its bytes are the File's (Bytes); a larger one is read in place through
+// its file, never whole. Both read back the file's bytes.
+func TestOpenInputPlainWholeOrInPlace(t *testing.T) {
+	defer func(m int64) { plainWholeMax = m }(plainWholeMax)
 	for name, want := range testELFs(t) {
 		path := filepath.Join(t.TempDir(), name)
 		if err := os.WriteFile(path, want, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		checkInput(t, path, None, want)
-		in, err := Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if in.file == nil || in.r != io.ReaderAt(in.file) {
-			t.Errorf("%s: plain input is not read through its *os.File", name)
-		}
-		if err := in.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if err := in.Close(); err != nil {
-			t.Errorf("second Close: %v", err)
+		for _, whole := range []bool{true, false} {
+			plainWholeMax = int64(len(want))
+			if !whole {
+				plainWholeMax = int64(len(want)) - 1
+			}
+			checkInput(t, path, None, want)
+			in, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch b := in.Bytes(); {
+			case whole && !bytes.Equal(b, want):
+				t.Errorf("%s (%d bytes, plainWholeMax %d): Bytes() is not the file's bytes", name, len(want), plainWholeMax)
+			case !whole && (b != nil || in.file == nil || in.r != io.ReaderAt(in.file)):
+				t.Errorf("%s (%d bytes, plainWholeMax %d): not read in place through its file", name, len(want), plainWholeMax)
+			}
+			if err := in.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			if err := in.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
 		}
 	}
 }

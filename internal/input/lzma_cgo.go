@@ -44,7 +44,7 @@ func newLzmaDecoder() (decoder, error) {
 	if s == nil {
 		return nil, errors.New("liblzma: out of memory")
 	}
-	d := &nativeDecoder{s: &lzmaStepper{s: s}}
+	d := &nativeDecoder{s: &lzmaStepper{s: s}, step: lzmaStep}
 	runtime.AddCleanup(d, func(s *C.lzma_stream) { C.ftp_lzma_free(s) }, s)
 	return d, nil
 }

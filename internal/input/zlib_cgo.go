@@ -46,7 +46,7 @@ func newZlibDecoder() (decoder, error) {
 	if s == nil {
 		return nil, errors.New("zlib: cannot start an inflate stream")
 	}
-	d := &nativeDecoder{s: &zlibStepper{s: s}}
+	d := &nativeDecoder{s: &zlibStepper{s: s}, step: zlibStep}
 	runtime.AddCleanup(d, func(s *C.z_stream) { C.ftp_zlib_free(s) }, s)
 	return d, nil
 }

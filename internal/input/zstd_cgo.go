@@ -48,7 +48,7 @@ func newZstdDecoder() (decoder, error) {
 		return nil, errors.New("libzstd: out of memory")
 	}
 	s := &zstdStepper{z: z}
-	d := &nativeDecoder{s: s}
+	d := &nativeDecoder{s: s, step: zstdStep}
 	runtime.AddCleanup(d, func(z *C.ftp_zstd) { C.ftp_zstd_free(z) }, z)
 	return d, nil
 }
