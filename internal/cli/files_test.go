@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,17 +40,8 @@ var enableArgs = []string{"enable", "--ops", "ops", "--allow-absolute"}
 
 func newPromise(t *testing.T) *promise {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	p := &promise{bin: testutil.BuildFTPatch(t)}
 	dir := t.TempDir()
-	p := &promise{bin: filepath.Join(dir, "ftpatch")}
-	cmd := exec.Command(gobin, "build", "-o", p.bin, "./cmd/ftpatch")
-	cmd.Dir = testutil.RepoRoot(t)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/ftpatch: %v\n%s", err, b)
-	}
 	src := testutil.Fixtures(t, "gcc-callops-kimage.elf")[0]
 	f := filepath.Join(dir, "ref.elf")
 	p.mustRun(t, "init", "-o", f, src)

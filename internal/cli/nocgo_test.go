@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -18,19 +17,9 @@ import (
 // scanning in this process, the trampoline by opening it), and verify
 // stops at once with exit 2 and ErrNoEmulator's words, touching nothing.
 func TestBuildWithoutCgo(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ftpatch-nocgo")
-	cmd := exec.Command(gobin, "build", "-o", bin, "./cmd/ftpatch")
-	cmd.Dir = testutil.RepoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("CGO_ENABLED=0 go build ./cmd/ftpatch: %v\n%s", err, b)
-	}
-	if b, err := exec.Command(gobin, "version", "-m", bin).Output(); err != nil || !strings.Contains(string(b), "CGO_ENABLED=0") {
+	bin := testutil.BuildFTPatch(t, "CGO_ENABLED=0")
+	dir := filepath.Dir(bin)
+	if b, err := exec.Command(testutil.GoTool(), "version", "-m", bin).Output(); err != nil || !strings.Contains(string(b), "CGO_ENABLED=0") {
 		t.Fatalf("go version -m: the binary is not a cgo-free build (%v):\n%s", err, b)
 	}
 

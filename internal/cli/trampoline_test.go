@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 func trampolineIO() (*IO, *bytes.Buffer, *bytes.Buffer) {
@@ -56,16 +58,7 @@ func TestTrampolineObject(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			syms, err := f.Symbols()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var globals []string
-			for _, s := range syms {
-				if elf.ST_BIND(s.Info) == elf.STB_GLOBAL {
-					globals = append(globals, s.Name)
-				}
-			}
+			globals := testutil.GlobalSymbols(t, f)
 			if strings.Join(globals, ",") != strings.Join(tt.globals, ",") {
 				t.Errorf("globals %q, want %q", globals, tt.globals)
 			}

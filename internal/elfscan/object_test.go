@@ -239,13 +239,7 @@ func TestObjectConcurrent(t *testing.T) {
 // FuzzObject asks a mutated fixture's Object for every view: never a
 // panic, and an error never comes with a result.
 func FuzzObject(f *testing.F) {
-	for _, p := range elfFixtures(f) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testutil.AddFixtures(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := elfscan.NewObject(bytes.NewReader(b), "fuzz")
 		if err != nil {

@@ -1,7 +1,6 @@
 package elfscan
 
 import (
-	"bytes"
 	"debug/elf"
 	"math/rand/v2"
 	"os"
@@ -116,14 +115,7 @@ func TestRelCursorMatchesIn(t *testing.T) {
 // last entries of .rela.text swapped, and returns its path.
 func unorderedRelaText(t *testing.T, path string) string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := elf.NewFile(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, f := testutil.ReadELF(t, path)
 	s := f.Section(".rela.text")
 	if s == nil || s.Size < 2*RelaSize {
 		t.Fatalf("%s: no .rela.text with two entries", path)

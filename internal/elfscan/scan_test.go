@@ -146,14 +146,7 @@ func TestFileOffsetAgreesWithSites(t *testing.T) {
 // the section header of the first section named sec.
 func mutate(t *testing.T, path, sec string, fn func(b []byte, sh int)) []byte {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := elf.NewFile(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, f := testutil.ReadELF(t, path)
 	shoff := int(binary.LittleEndian.Uint64(b[0x28:]))
 	for i, s := range f.Sections {
 		if s.Name == sec {
@@ -310,11 +303,7 @@ func TestScanBigEndianObject(t *testing.T) {
 }
 
 func FuzzScan(f *testing.F) {
-	for _, p := range elfFixtures(f) {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
+	testutil.AddFixtures(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sf, err := elfscan.Scan(bytes.NewReader(b), "fuzz")
 		if err != nil && sf != nil {

@@ -2,14 +2,13 @@ package elfscan
 
 import (
 	"debug/elf"
-	"fmt"
 	"slices"
 	"strconv"
 )
 
 // Layout is the shape of a patch site. It is a small enum (a kernel has
-// hundreds of thousands of sites); its text, String and MarshalText, is
-// what scan prints.
+// hundreds of thousands of sites); its text, String, is what scan prints
+// (package report renders it).
 type Layout uint8
 
 const (
@@ -25,16 +24,6 @@ func (l Layout) HasLiteral() bool { return l == LayoutCallOps || l == LayoutCall
 
 func (l Layout) String() string { return enumName(layoutNames[:], int(l), "layout") }
 
-// MarshalText is the layout's text, as scan --json prints it.
-func (l Layout) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
-
-// UnmarshalText reads a layout's text.
-func (l *Layout) UnmarshalText(b []byte) error {
-	v, err := enumParse(layoutNames[:], b, "layout")
-	*l = Layout(v)
-	return err
-}
-
 // State is what a site's words say about it (a small enum; see Layout).
 type State uint8
 
@@ -49,30 +38,11 @@ var stateNames = [...]string{StateUnknown: "unknown", StateNop: "nop", StateInit
 
 func (s State) String() string { return enumName(stateNames[:], int(s), "state") }
 
-// MarshalText is the state's text, as scan --json prints it.
-func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// UnmarshalText reads a state's text.
-func (s *State) UnmarshalText(b []byte) error {
-	v, err := enumParse(stateNames[:], b, "state")
-	*s = State(v)
-	return err
-}
-
 func enumName(names []string, v int, kind string) string {
 	if v < len(names) {
 		return names[v]
 	}
 	return kind + "(" + strconv.Itoa(v) + ")"
-}
-
-func enumParse(names []string, b []byte, kind string) (int, error) {
-	for i, n := range names {
-		if n == string(b) {
-			return i, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown %s %q", kind, b)
 }
 
 // Code is a stable problem code; scripts match on these strings.
@@ -98,8 +68,8 @@ const NoFunctionHelp = "likely cause: a weak function overridden at link time (i
 
 // Problem is one finding at a site.
 type Problem struct {
-	Code   Code   `json:"code"`
-	Detail string `json:"detail"`
+	Code   Code
+	Detail string
 }
 
 // Ref is the value of a literal or a BL target. In linked files Addr is the

@@ -248,9 +248,7 @@ func Trampoline(opts TrampolineOptions) (Program, error) {
 	b.add(RET{Rn: X9}, "")
 	if !opts.Classic {
 		b.label("null")
-		b.add(MOVReg{Rd: X10, Rm: X30}, "")
-		b.add(MOVReg{Rd: X30, Rm: X9}, "X30 = parent")
-		b.add(RET{Rn: X10}, "")
+		b.backToTraced()
 		if opts.DirectCalls {
 			b.label("direct")
 			b.add(BR{Rn: X17}, "x17: a BTI c landing pad accepts it")
@@ -264,6 +262,26 @@ func Trampoline(opts TrampolineOptions) (Program, error) {
 		b.branch("have_op", func(off int64) encoder { return B{From: 0, To: uint64(off)} }, "") // off: relative to the B
 	}
 	return b.finish()
+}
+
+// StubDirectTrampoline is Linux's simplest direct trampoline
+// (ftrace_stub_direct_tramp): a BTI C landing pad, then straight back into
+// the traced function with X30 = its parent (X9), as the common
+// trampoline's no-op path returns. Its operands are fixed, so it fails only
+// if an encoder does (trampoline_test decodes every word).
+func StubDirectTrampoline() (Program, error) {
+	b := builder{p: Program{Name: "ftrace_stub_direct_tramp", BTI: true, Labels: map[int]string{}, Comments: map[int]string{}}}
+	b.word(BTIC, "")
+	b.backToTraced()
+	return b.finish()
+}
+
+// backToTraced returns into the traced function with X30 = the parent:
+// the return address is in X30, the parent in X9; X10 is clobbered.
+func (b *builder) backToTraced() {
+	b.add(MOVReg{Rd: X10, Rm: X30}, "")
+	b.add(MOVReg{Rd: X30, Rm: X9}, "X30 = parent")
+	b.add(RET{Rn: X10}, "")
 }
 
 type encoder interface{ Encode() (uint32, error) }

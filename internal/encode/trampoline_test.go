@@ -292,3 +292,30 @@ func TestTrampolineEntry53(t *testing.T) {
 		t.Error("a literal neither entry reaches was accepted")
 	}
 }
+
+// The stand-in direct trampoline, read back by arm64asm: Linux's
+// ftrace_stub_direct_tramp word for word (arch/arm64/kernel/entry-ftrace.S).
+func TestStubDirectTrampoline(t *testing.T) {
+	p, err := StubDirectTrampoline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"hint #0x22", "mov x10, x30", "mov x30, x9", "ret x10"}
+	if len(p.Words) != len(want) {
+		t.Fatalf("%d words, want %d", len(p.Words), len(want))
+	}
+	for i, w := range p.Words {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], w)
+		in, err := arm64asm.Decode(b[:])
+		if err != nil {
+			t.Fatalf("word %d %#08x: %v", i, w, err)
+		}
+		if got := arm64asm.GNUSyntax(in); got != want[i] {
+			t.Errorf("word %d %#08x = %q, want %q", i, w, got, want[i])
+		}
+	}
+	if !p.BTI {
+		t.Error("BTI not claimed although the entry is a BTI C")
+	}
+}

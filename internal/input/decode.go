@@ -176,16 +176,9 @@ func xzFirstDict(r *bufio.Reader) (int64, error) {
 	b = b[streamHeader+1 : streamHeader+size]
 	flags := b[0]
 	b = b[1:]
-	varint := func() (uint64, bool) {
-		var v uint64
-		for i := 0; i < 9 && i < len(b); i++ {
-			v |= uint64(b[i]&0x7F) << (7 * i)
-			if b[i] < 0x80 {
-				b = b[i+1:]
-				return v, true
-			}
-		}
-		return 0, false
+	varint := func() (v uint64, ok bool) {
+		v, b, ok = xzVarint(b)
+		return v, ok
 	}
 	if flags&0x40 != 0 { // compressed size
 		if _, ok := varint(); !ok {

@@ -1,7 +1,5 @@
 //go:build cgo
 
-#include <dlfcn.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include "ftp_lzma.h"
 
@@ -11,27 +9,11 @@ static struct {
 	void (*end)(lzma_stream *);
 } fn;
 
-static char load_err[512];
-
-const char *ftp_lzma_load(const char *name) {
-	void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-	if (lib == NULL) {
-		snprintf(load_err, sizeof load_err, "%s", dlerror());
-		return load_err;
-	}
-	void *sd = dlsym(lib, "lzma_stream_decoder");
-	void *code = dlsym(lib, "lzma_code");
-	void *end = dlsym(lib, "lzma_end");
-	if (sd == NULL || code == NULL || end == NULL) {
-		snprintf(load_err, sizeof load_err, "%s: missing lzma_stream_decoder, lzma_code or lzma_end", name);
-		dlclose(lib);
-		return load_err;
-	}
+void ftp_lzma_bind(void *const *syms) {
 	// POSIX allows converting dlsym's void * to a function pointer.
-	fn.stream_decoder = (lzma_ret (*)(lzma_stream *, uint64_t, uint32_t))sd;
-	fn.code = (lzma_ret (*)(lzma_stream *, lzma_action))code;
-	fn.end = (void (*)(lzma_stream *))end;
-	return NULL;
+	fn.stream_decoder = (lzma_ret (*)(lzma_stream *, uint64_t, uint32_t))syms[0];
+	fn.code = (lzma_ret (*)(lzma_stream *, lzma_action))syms[1];
+	fn.end = (void (*)(lzma_stream *))syms[2];
 }
 
 lzma_stream *ftp_lzma_new(void) {

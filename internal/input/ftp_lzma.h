@@ -1,15 +1,16 @@
-// liblzma, loaded with dlopen on first use (see lzma_cgo.go): the binary
-// does not link it, so it starts on a system without it and falls back to
-// the pure-Go decoder. Only the types and constants come from <lzma.h>.
+// liblzma, loaded with dlopen on first use by package dl (see lzma_cgo.go):
+// the binary does not link it, so it starts on a system without it and falls
+// back to the pure-Go decoder. Only the types and constants come from
+// <lzma.h>.
 #ifndef FTP_LZMA_H
 #define FTP_LZMA_H
 #include <stddef.h>
 #include <stdint.h>
 #include <lzma.h>
 
-// ftp_lzma_load dlopens name and resolves the functions used here; NULL on
-// success, else a message (valid until the next call).
-const char *ftp_lzma_load(const char *name);
+// ftp_lzma_bind stores the functions used here from syms, the addresses
+// package dl resolved, in the order of lzmaLib's Symbols (lzma_cgo.go).
+void ftp_lzma_bind(void *const *syms);
 
 lzma_stream *ftp_lzma_new(void);
 void ftp_lzma_free(lzma_stream *s);

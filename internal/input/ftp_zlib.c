@@ -1,7 +1,5 @@
 //go:build cgo
 
-#include <dlfcn.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include "ftp_zlib.h"
 
@@ -12,31 +10,12 @@ static struct {
 	int (*end)(z_stream *);
 } fn;
 
-static char load_err[512];
-
-const char *ftp_zlib_load(const char *name) {
-	void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-	if (lib == NULL) {
-		snprintf(load_err, sizeof load_err, "%s", dlerror());
-		return load_err;
-	}
-	// inflateInit2 is a macro over inflateInit2_, which checks the version
-	// and the size of z_stream this file was compiled with.
-	void *init2 = dlsym(lib, "inflateInit2_");
-	void *inflate = dlsym(lib, "inflate");
-	void *reset = dlsym(lib, "inflateReset");
-	void *end = dlsym(lib, "inflateEnd");
-	if (init2 == NULL || inflate == NULL || reset == NULL || end == NULL) {
-		snprintf(load_err, sizeof load_err, "%s: missing inflateInit2_, inflate, inflateReset or inflateEnd", name);
-		dlclose(lib);
-		return load_err;
-	}
+void ftp_zlib_bind(void *const *syms) {
 	// POSIX allows converting dlsym's void * to a function pointer.
-	fn.init2 = (int (*)(z_stream *, int, const char *, int))init2;
-	fn.inflate = (int (*)(z_stream *, int))inflate;
-	fn.reset = (int (*)(z_stream *))reset;
-	fn.end = (int (*)(z_stream *))end;
-	return NULL;
+	fn.init2 = (int (*)(z_stream *, int, const char *, int))syms[0];
+	fn.inflate = (int (*)(z_stream *, int))syms[1];
+	fn.reset = (int (*)(z_stream *))syms[2];
+	fn.end = (int (*)(z_stream *))syms[3];
 }
 
 z_stream *ftp_zlib_new(void) {

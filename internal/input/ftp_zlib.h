@@ -1,15 +1,16 @@
-// zlib, loaded with dlopen on first use (see zlib_cgo.go): the binary does
-// not link it, so it starts on a system without it and falls back to the
-// pure-Go decoder. Only the types and constants come from <zlib.h>.
+// zlib, loaded with dlopen on first use by package dl (see zlib_cgo.go): the
+// binary does not link it, so it starts on a system without it and falls
+// back to the pure-Go decoder. Only the types and constants come from
+// <zlib.h>.
 #ifndef FTP_ZLIB_H
 #define FTP_ZLIB_H
 #include <stddef.h>
 #include <stdint.h>
 #include <zlib.h>
 
-// ftp_zlib_load dlopens name and resolves the functions used here; NULL on
-// success, else a message (valid until the next call).
-const char *ftp_zlib_load(const char *name);
+// ftp_zlib_bind stores the functions used here from syms, the addresses
+// package dl resolved, in the order of zlibLib's Symbols (zlib_cgo.go).
+void ftp_zlib_bind(void *const *syms);
 
 // ftp_zlib_new returns an inflate stream for gzip members, or NULL.
 z_stream *ftp_zlib_new(void);

@@ -1,7 +1,5 @@
 //go:build cgo
 
-#include <dlfcn.h>
-#include <stdio.h>
 #include "ftp_zstd.h"
 
 // From zstd.h (stable API): the buffers ZSTD_decompressStream moves
@@ -32,34 +30,16 @@ static struct {
 	const char *(*error_name)(size_t);
 } fn;
 
-static char load_err[512];
-
-const char *ftp_zstd_load(const char *name) {
-	void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-	if (lib == NULL) {
-		snprintf(load_err, sizeof load_err, "%s", dlerror());
-		return load_err;
-	}
-	static const char *names[] = {"ZSTD_createDCtx", "ZSTD_freeDCtx", "ZSTD_DCtx_reset", "ZSTD_DCtx_setParameter",
-		"ZSTD_decompressStream", "ZSTD_isError", "ZSTD_getErrorCode", "ZSTD_getErrorName"};
-	void *sym[sizeof names / sizeof names[0]];
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		if ((sym[i] = dlsym(lib, names[i])) == NULL) {
-			snprintf(load_err, sizeof load_err, "%s: missing %s", name, names[i]);
-			dlclose(lib);
-			return load_err;
-		}
-	}
+void ftp_zstd_bind(void *const *syms) {
 	// POSIX allows converting dlsym's void * to a function pointer.
-	fn.create = (void *(*)(void))sym[0];
-	fn.free = (size_t (*)(void *))sym[1];
-	fn.reset = (size_t (*)(void *, int))sym[2];
-	fn.set_param = (size_t (*)(void *, int, int))sym[3];
-	fn.decompress_stream = (size_t (*)(void *, zstd_out *, zstd_in *))sym[4];
-	fn.is_error = (unsigned (*)(size_t))sym[5];
-	fn.error_code = (int (*)(size_t))sym[6];
-	fn.error_name = (const char *(*)(size_t))sym[7];
-	return NULL;
+	fn.create = (void *(*)(void))syms[0];
+	fn.free = (size_t (*)(void *))syms[1];
+	fn.reset = (size_t (*)(void *, int))syms[2];
+	fn.set_param = (size_t (*)(void *, int, int))syms[3];
+	fn.decompress_stream = (size_t (*)(void *, zstd_out *, zstd_in *))syms[4];
+	fn.is_error = (unsigned (*)(size_t))syms[5];
+	fn.error_code = (int (*)(size_t))syms[6];
+	fn.error_name = (const char *(*)(size_t))syms[7];
 }
 
 ftp_zstd *ftp_zstd_new(void) { return (ftp_zstd *)fn.create(); }

@@ -1,8 +1,8 @@
-// libzstd, loaded with dlopen on first use (see zstd_cgo.go): the binary
-// does not link it, so it starts on a system without it and falls back to
-// the pure-Go decoder. Debian ships no zstd.h without libzstd-dev, so the
-// few declarations used here are written out in ftp_zstd.c from zstd's
-// stable API (zstd.h, "stable" section, v1.4.0 and later).
+// libzstd, loaded with dlopen on first use by package dl (see zstd_cgo.go):
+// the binary does not link it, so it starts on a system without it and falls
+// back to the pure-Go decoder. Debian ships no zstd.h without libzstd-dev,
+// so the few declarations used here are written out in ftp_zstd.c from
+// zstd's stable API (zstd.h, "stable" section, v1.4.0 and later).
 #ifndef FTP_ZSTD_H
 #define FTP_ZSTD_H
 #include <stddef.h>
@@ -14,9 +14,9 @@ enum {
 	FTP_ZSTD_MEMORY = 64,           // ZSTD_error_memory_allocation
 };
 
-// ftp_zstd_load dlopens name and resolves the functions used here; NULL on
-// success, else a message (valid until the next call).
-const char *ftp_zstd_load(const char *name);
+// ftp_zstd_bind stores the functions used here from syms, the addresses
+// package dl resolved, in the order of zstdLib's Symbols (zstd_cgo.go).
+void ftp_zstd_bind(void *const *syms);
 
 // A decoding context (ZSTD_DCtx), opaque here.
 typedef struct ftp_zstd ftp_zstd;

@@ -98,16 +98,9 @@ func xzIndexSize(r io.ReaderAt, size int64) int64 {
 		return -1 // an index longer than what was read: many blocks; no hint
 	}
 	idx := t[len(t)-footer-int(backward) : len(t)-footer]
-	varint := func() (uint64, bool) {
-		var v uint64
-		for i := 0; i < 9 && i < len(idx); i++ {
-			v |= uint64(idx[i]&0x7F) << (7 * i)
-			if idx[i] < 0x80 {
-				idx = idx[i+1:]
-				return v, true
-			}
-		}
-		return 0, false
+	varint := func() (v uint64, ok bool) {
+		v, idx, ok = xzVarint(idx)
+		return v, ok
 	}
 	if len(idx) == 0 || idx[0] != 0 { // Index Indicator
 		return -1
@@ -127,4 +120,17 @@ func xzIndexSize(r io.ReaderAt, size int64) int64 {
 		total += u
 	}
 	return int64(total)
+}
+
+// xzVarint reads one of xz's multibyte integers (7 bits a byte, low first,
+// at most 9 bytes) from the front of b and returns the rest of b; ok is
+// false, with b unchanged, when b ends first or the number is too long.
+func xzVarint(b []byte) (v uint64, rest []byte, ok bool) {
+	for i := 0; i < 9 && i < len(b); i++ {
+		v |= uint64(b[i]&0x7F) << (7 * i)
+		if b[i] < 0x80 {
+			return v, b[i+1:], true
+		}
+	}
+	return 0, b, false
 }

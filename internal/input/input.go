@@ -260,8 +260,9 @@ func openWhole(f *fdFile, path string, size, limit int64, needELF bool) (*File, 
 	c := DetectCompression(b)
 	if c == None {
 		if needELF && !bytes.HasPrefix(b, elfMagic) {
+			err := notELFHead(b) // before the buffer goes back: the error quotes its head
 			wholePool.Put(p)
-			return nil, notELFHead(b)
+			return nil, err
 		}
 		buf := chunksPool.Get().(*chunks)
 		buf.bufs, buf.start, buf.size, buf.whole = append(buf.bufs, b), append(buf.start, 0), int64(n), p

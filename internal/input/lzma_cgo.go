@@ -5,7 +5,6 @@ package input
 /*
 #cgo LDFLAGS: -Wl,--as-needed
 #cgo pkg-config: liblzma
-#cgo LDFLAGS: -ldl
 #include <stdlib.h>
 #include "ftp_lzma.h"
 */
@@ -16,37 +15,21 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"strings"
-	"sync"
 	"unsafe"
+
+	"github.com/ftpatch/ftpatch/internal/dl"
 )
 
-var (
-	lzmaOnce sync.Once
-	lzmaErr  error
-)
-
-// loadLzma dlopens liblzma once: the SONAME of Debian's liblzma5, then the
-// unversioned name liblzma-dev installs.
-func loadLzma() error {
-	lzmaOnce.Do(func() { lzmaErr = loadLzmaFrom("liblzma.so.5", "liblzma.so") })
-	return lzmaErr
-}
-
-// loadLzmaFrom tries names in order; on failure the functions loaded before
-// (if any) stay.
-func loadLzmaFrom(names ...string) error {
-	var msgs []string
-	for _, name := range names {
-		cs := C.CString(name)
-		e := C.ftp_lzma_load(cs)
-		C.free(unsafe.Pointer(cs))
-		if e == nil {
-			return nil
-		}
-		msgs = append(msgs, C.GoString(e))
-	}
-	return fmt.Errorf("cannot load liblzma (Debian package liblzma5): %s", strings.Join(msgs, "; "))
+// lzmaLib is liblzma: the SONAME of Debian's liblzma5, then the unversioned
+// name liblzma-dev installs. Symbols are in ftp_lzma_bind's order.
+var lzmaLib = dl.Library{
+	Names:   []string{"liblzma.so.5", "liblzma.so"},
+	Symbols: []string{"lzma_stream_decoder", "lzma_code", "lzma_end"},
+	Bind: func(syms []unsafe.Pointer) error {
+		C.ftp_lzma_bind(&syms[0])
+		return nil
+	},
+	Fail: "cannot load liblzma (Debian package liblzma5)",
 }
 
 // lzmaStepper decodes xz through liblzma, about 1.0-1.1x the cpu time of
@@ -54,7 +37,7 @@ func loadLzmaFrom(names ...string) error {
 type lzmaStepper struct{ s *C.lzma_stream }
 
 func newLzmaDecoder() (decoder, error) {
-	if err := loadLzma(); err != nil {
+	if err := lzmaLib.Load(); err != nil {
 		return nil, err
 	}
 	s := C.ftp_lzma_new()
@@ -79,13 +62,8 @@ func (l *lzmaStepper) start() error {
 }
 
 func (l *lzmaStepper) step(in, out []byte, atEOF bool) (int, int, bool, error) {
-	var inPtr, outPtr *C.uint8_t
-	if len(in) > 0 {
-		inPtr = (*C.uint8_t)(unsafe.Pointer(&in[0]))
-	}
-	if len(out) > 0 {
-		outPtr = (*C.uint8_t)(unsafe.Pointer(&out[0]))
-	}
+	// SliceData: nil for a nil slice; C reads no byte of an empty one.
+	inPtr, outPtr := (*C.uint8_t)(unsafe.SliceData(in)), (*C.uint8_t)(unsafe.SliceData(out))
 	var fin C.int
 	if atEOF {
 		fin = 1

@@ -4,10 +4,6 @@ package input
 
 import (
 	"bytes"
-	"debug/elf"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -22,9 +18,9 @@ func TestLibraryLoadFailure(t *testing.T) {
 		load func(...string) error
 		name string
 	}{
-		{XZ, loadLzmaFrom, "libftpatch-no-such-lzma.so.5"},
-		{Zstd, loadZstdFrom, "libftpatch-no-such-zstd.so.1"},
-		{Gzip, loadZlibFrom, "libftpatch-no-such-z.so.1"},
+		{XZ, lzmaLib.LoadFrom, "libftpatch-no-such-lzma.so.5"},
+		{Zstd, zstdLib.LoadFrom, "libftpatch-no-such-zstd.so.1"},
+		{Gzip, zlibLib.LoadFrom, "libftpatch-no-such-z.so.1"},
 	} {
 		err := tc.load(tc.name)
 		if err == nil || !strings.Contains(err.Error(), tc.name) {
@@ -45,22 +41,7 @@ func TestLibraryLoadFailure(t *testing.T) {
 // dlopened on first use), so it starts on a machine without them: no
 // DT_NEEDED entry names them.
 func TestBinaryDoesNotNeedDecoderLibraries(t *testing.T) {
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	exe := filepath.Join(t.TempDir(), "ftpatch")
-	cmd := exec.Command(gobin, "build", "-o", exe, "./cmd/ftpatch")
-	cmd.Dir = testutil.RepoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cmd, err, out)
-	}
-	f, err := elf.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	libs, err := f.ImportedLibraries()
-	if err != nil {
-		t.Fatal(err)
-	}
+	libs := testutil.NeededLibraries(t, testutil.BuildFTPatch(t))
 	for _, l := range libs {
 		if strings.Contains(l, "lzma") || strings.Contains(l, "zstd") || strings.HasPrefix(l, "libz.") {
 			t.Errorf("ftpatch needs %s (DT_NEEDED %q): it must be dlopened", l, libs)

@@ -3,7 +3,6 @@
 package input
 
 /*
-#cgo LDFLAGS: -ldl
 #include <stdlib.h>
 #include "ftp_zlib.h"
 */
@@ -13,36 +12,23 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
-	"sync"
 	"unsafe"
+
+	"github.com/ftpatch/ftpatch/internal/dl"
 )
 
-var (
-	zlibOnce sync.Once
-	zlibErr  error
-)
-
-// loadZlib dlopens zlib once (Debian's zlib1g SONAME, then the unversioned
-// name zlib1g-dev installs).
-func loadZlib() error {
-	zlibOnce.Do(func() { zlibErr = loadZlibFrom("libz.so.1", "libz.so") })
-	return zlibErr
-}
-
-// loadZlibFrom tries names in order.
-func loadZlibFrom(names ...string) error {
-	var msgs []string
-	for _, name := range names {
-		cs := C.CString(name)
-		e := C.ftp_zlib_load(cs)
-		C.free(unsafe.Pointer(cs))
-		if e == nil {
-			return nil
-		}
-		msgs = append(msgs, C.GoString(e))
-	}
-	return fmt.Errorf("cannot load zlib (Debian package zlib1g): %s", strings.Join(msgs, "; "))
+// zlibLib is zlib: Debian's zlib1g SONAME, then the unversioned name
+// zlib1g-dev installs. Symbols are in ftp_zlib_bind's order; inflateInit2
+// is a macro over inflateInit2_, which checks the version and the size of
+// z_stream ftp_zlib.c was compiled with.
+var zlibLib = dl.Library{
+	Names:   []string{"libz.so.1", "libz.so"},
+	Symbols: []string{"inflateInit2_", "inflate", "inflateReset", "inflateEnd"},
+	Bind: func(syms []unsafe.Pointer) error {
+		C.ftp_zlib_bind(&syms[0])
+		return nil
+	},
+	Fail: "cannot load zlib (Debian package zlib1g)",
 }
 
 // zlibStepper decodes gzip through zlib. Concatenated members decode as one
@@ -53,7 +39,7 @@ type zlibStepper struct {
 }
 
 func newZlibDecoder() (decoder, error) {
-	if err := loadZlib(); err != nil {
+	if err := zlibLib.Load(); err != nil {
 		return nil, err
 	}
 	s := C.ftp_zlib_new()
@@ -82,13 +68,8 @@ func (z *zlibStepper) step(in, out []byte, atEOF bool) (int, int, bool, error) {
 			return 0, 0, false, err
 		}
 	}
-	var inPtr, outPtr *C.uint8_t
-	if len(in) > 0 {
-		inPtr = (*C.uint8_t)(unsafe.Pointer(&in[0]))
-	}
-	if len(out) > 0 {
-		outPtr = (*C.uint8_t)(unsafe.Pointer(&out[0]))
-	}
+	// SliceData: nil for a nil slice; C reads no byte of an empty one.
+	inPtr, outPtr := (*C.uint8_t)(unsafe.SliceData(in)), (*C.uint8_t)(unsafe.SliceData(out))
 	r := C.ftp_zlib_run(z.s, inPtr, C.size_t(len(in)), outPtr, C.size_t(len(out)))
 	inUsed, outUsed := int(r.in_used), int(r.out_used)
 	switch r.ret {

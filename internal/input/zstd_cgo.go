@@ -3,7 +3,6 @@
 package input
 
 /*
-#cgo LDFLAGS: -ldl
 #include <stdlib.h>
 #include "ftp_zstd.h"
 */
@@ -14,36 +13,22 @@ import (
 	"fmt"
 	"math/bits"
 	"runtime"
-	"strings"
-	"sync"
 	"unsafe"
+
+	"github.com/ftpatch/ftpatch/internal/dl"
 )
 
-var (
-	zstdOnce sync.Once
-	zstdErr  error
-)
-
-// loadZstd dlopens libzstd once (Debian's libzstd1 SONAME, then the
-// unversioned name libzstd-dev installs).
-func loadZstd() error {
-	zstdOnce.Do(func() { zstdErr = loadZstdFrom("libzstd.so.1", "libzstd.so") })
-	return zstdErr
-}
-
-// loadZstdFrom tries names in order.
-func loadZstdFrom(names ...string) error {
-	var msgs []string
-	for _, name := range names {
-		cs := C.CString(name)
-		e := C.ftp_zstd_load(cs)
-		C.free(unsafe.Pointer(cs))
-		if e == nil {
-			return nil
-		}
-		msgs = append(msgs, C.GoString(e))
-	}
-	return fmt.Errorf("cannot load libzstd (Debian package libzstd1): %s", strings.Join(msgs, "; "))
+// zstdLib is libzstd: Debian's libzstd1 SONAME, then the unversioned name
+// libzstd-dev installs. Symbols are in ftp_zstd_bind's order.
+var zstdLib = dl.Library{
+	Names: []string{"libzstd.so.1", "libzstd.so"},
+	Symbols: []string{"ZSTD_createDCtx", "ZSTD_freeDCtx", "ZSTD_DCtx_reset", "ZSTD_DCtx_setParameter",
+		"ZSTD_decompressStream", "ZSTD_isError", "ZSTD_getErrorCode", "ZSTD_getErrorName"},
+	Bind: func(syms []unsafe.Pointer) error {
+		C.ftp_zstd_bind(&syms[0])
+		return nil
+	},
+	Fail: "cannot load libzstd (Debian package libzstd1)",
 }
 
 // zstdStepper decodes zstd through libzstd, about the cpu time of
@@ -55,7 +40,7 @@ type zstdStepper struct {
 }
 
 func newZstdDecoder() (decoder, error) {
-	if err := loadZstd(); err != nil {
+	if err := zstdLib.Load(); err != nil {
 		return nil, err
 	}
 	z := C.ftp_zstd_new()
@@ -84,13 +69,8 @@ func (s *zstdStepper) step(in, out []byte, atEOF bool) (int, int, bool, error) {
 	if len(in) == 0 && atEOF && s.frameEnd {
 		return 0, 0, true, nil
 	}
-	var inPtr, outPtr *C.uint8_t
-	if len(in) > 0 {
-		inPtr = (*C.uint8_t)(unsafe.Pointer(&in[0]))
-	}
-	if len(out) > 0 {
-		outPtr = (*C.uint8_t)(unsafe.Pointer(&out[0]))
-	}
+	// SliceData: nil for a nil slice; C reads no byte of an empty one.
+	inPtr, outPtr := (*C.uint8_t)(unsafe.SliceData(in)), (*C.uint8_t)(unsafe.SliceData(out))
 	r := C.ftp_zstd_run(s.z, inPtr, C.size_t(len(in)), outPtr, C.size_t(len(out)))
 	inUsed, outUsed := int(r.in_used), int(r.out_used)
 	if r.err != 0 {

@@ -18,29 +18,15 @@ import (
 // Pairs are made by pairtest, not by the patch commands, so Compare is
 // checked independently of the patcher.
 
-// openELF parses the file at path.
-func openELF(t testing.TB, path string) (*elf.File, error) {
-	t.Helper()
-	o, err := elfscan.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { o.Close() })
-	return o.ELF(), nil
-}
+var openELF = pairtest.OpenELF
 
 // compare opens both files and compares them.
 func compare(orig, patched string, opts Options) (*Report, error) {
-	o, err := elfscan.Open(orig)
+	o, p, done, err := pairtest.Open(orig, patched)
 	if err != nil {
 		return nil, err
 	}
-	defer o.Close()
-	p, err := elfscan.Open(patched)
-	if err != nil {
-		return nil, err
-	}
-	defer p.Close()
+	defer done()
 	return Compare(o, p, opts)
 }
 

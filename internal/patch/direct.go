@@ -71,7 +71,7 @@ func (p *planner) directCall(s *elfscan.Site, tramp uint64, name func() string) 
 	if p.rel {
 		r := *d.rel
 		r.Off = s.CallSite()
-		return call{word: 0x94000000, rel: &r, sym: p.req.Direct.Sym}, true
+		return call{word: encode.BLZero, rel: &r, sym: p.req.Direct.Sym}, true
 	}
 	if w, err := (encode.BL{From: s.CallSite(), To: d.addr}).Encode(); err == nil {
 		return call{word: w}, true

@@ -80,16 +80,7 @@ func TestBuildObjectReadelf(t *testing.T) {
 			if f.Type != elf.ET_REL || f.Machine != elf.EM_AARCH64 {
 				t.Errorf("type %v machine %v", f.Type, f.Machine)
 			}
-			syms, err := f.Symbols()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var globals []string
-			for _, s := range syms {
-				if elf.ST_BIND(s.Info) == elf.STB_GLOBAL {
-					globals = append(globals, s.Name)
-				}
-			}
+			globals := testutil.GlobalSymbols(t, f)
 			want := []string{p.Name}
 			for _, e := range p.Entries {
 				want = append(want, e.Name)

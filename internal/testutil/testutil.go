@@ -6,11 +6,14 @@
 package testutil
 
 import (
+	"bytes"
 	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -114,4 +117,90 @@ func SymbolAddr(t testing.TB, path, name string) uint64 {
 	}
 	t.Fatalf("%s: no symbol %s", path, name)
 	return 0
+}
+
+// BuildFTPatch builds ./cmd/ftpatch into a new temporary folder, with env
+// added to the environment (e.g. "CGO_ENABLED=0"), and returns the binary's
+// path.
+func BuildFTPatch(t testing.TB, env ...string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ftpatch")
+	cmd := exec.Command(GoTool(), "build", "-o", bin, "./cmd/ftpatch")
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s go build ./cmd/ftpatch: %v\n%s", strings.Join(env, " "), err, b)
+	}
+	return bin
+}
+
+// GoTool is the go command: the one on PATH, else the running toolchain's.
+func GoTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// NeededLibraries returns the DT_NEEDED entries of the ELF file at path.
+func NeededLibraries(t testing.TB, path string) []string {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return libs
+}
+
+// AddFixtures seeds a fuzz target with the bytes of every ELF fixture (the
+// files under testdata/fixtures starting with the ELF magic; not the
+// README).
+func AddFixtures(f *testing.F) {
+	f.Helper()
+	for _, p := range Fixtures(f, "*") {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if strings.HasPrefix(string(b), elf.ELFMAG) {
+			f.Add(b)
+		}
+	}
+}
+
+// GlobalSymbols returns the names of f's global symbols (.symtab), in
+// table order.
+func GlobalSymbols(t testing.TB, f *elf.File) []string {
+	t.Helper()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var globals []string
+	for _, s := range syms {
+		if elf.ST_BIND(s.Info) == elf.STB_GLOBAL {
+			globals = append(globals, s.Name)
+		}
+	}
+	return globals
+}
+
+// ReadELF reads the file at path and parses it, for a test that edits its
+// bytes where the parsed headers say.
+func ReadELF(t testing.TB, path string) ([]byte, *elf.File) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b, f
 }

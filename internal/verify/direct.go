@@ -27,13 +27,9 @@ import (
 const offDirect = 0xf00
 
 // standinDirect is Linux's simplest direct trampoline: back into the
-// traced function with X30 = the parent.
-var standinDirect = []uint32{
-	encode.BTIC,
-	0xaa1e03ea, // mov x10, x30
-	0xaa0903fe, // mov x30, x9
-	0xd65f0140, // ret x10
-}
+// traced function with X30 = the parent. Its operands are fixed (encode's
+// tests cover the error), like stopBRK's.
+var standinDirect, _ = encode.StubDirectTrampoline()
 
 func (o Options) directCallOffset() int64 {
 	if o.DirectCallOffset == 0 {
@@ -44,7 +40,7 @@ func (o Options) directCallOffset() int64 {
 
 // placeStandinDirect writes the stand-in direct trampoline at addr.
 func (img *Image) placeStandinDirect(addr uint64) {
-	for i, w := range standinDirect {
+	for i, w := range standinDirect.Words {
 		img.write32(addr+4*uint64(i), w)
 	}
 }
@@ -85,7 +81,7 @@ func (img *Image) resolveDirects(o *elfscan.Object, rel *relLayout, opts Options
 			if _, err := img.addRegion(page, pageSize, uc.PROT_READ|uc.PROT_EXEC, "stand-in direct trampoline "+name); err != nil {
 				return fmt.Errorf("--direct %s: %w", name, err)
 			}
-			if a+uint64(4*len(standinDirect)) > page+pageSize {
+			if a+uint64(4*len(standinDirect.Words)) > page+pageSize {
 				return fmt.Errorf("--direct %s: %#x: the stand-in does not fit before the page end", name, a)
 			}
 			img.placeStandinDirect(a)

@@ -14,19 +14,13 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/input"
+	"github.com/ftpatch/ftpatch/internal/livesafe/pairtest"
 	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 // mustScan scans path, failing the test on error.
-func mustScan(t *testing.T, path string) *elfscan.File {
-	t.Helper()
-	sf, err := elfscan.ScanFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sf
-}
+var mustScan = pairtest.Scan
 
 const testSrc = `
 struct ftrace_ops { void (*func)(unsigned long, unsigned long, void *, void *); };
@@ -268,12 +262,4 @@ func TestELFRelocatable(t *testing.T) {
 
 // openELF opens path as an Object for the rest of the test and returns its
 // *elf.File.
-func openELF(t *testing.T, path string) (*elf.File, error) {
-	t.Helper()
-	o, err := elfscan.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { o.Close() })
-	return o.ELF(), nil
-}
+var openELF = pairtest.OpenELF

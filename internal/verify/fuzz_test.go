@@ -4,11 +4,9 @@ package verify
 
 import (
 	"bytes"
-	"os"
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
-	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
@@ -16,16 +14,7 @@ import (
 // they have few sites, runs them (Check): an error comes with no image or
 // report, a report adds up, and nothing panics. Seeded from every fixture.
 func FuzzLoad(f *testing.F) {
-	for _, p := range testutil.Fixtures(f, "*") {
-		if ok, _, _ := input.Sniff(p); !ok {
-			continue // the fixtures' README
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testutil.AddFixtures(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := elfscan.NewObject(bytes.NewReader(b), "fuzz")
 		if err != nil {

@@ -435,9 +435,9 @@ func (img *Image) bindAlt(o *elfscan.Object, rel *relLayout, sites []elfscan.Sit
 	case !img.isCode(a):
 		img.trampAltErr = fmt.Sprintf("trampoline entry %s at %#x is not in an executable segment", name, a)
 	default:
-		if w, err := (encode.BL{From: a, To: img.ourTrampAlt}).Encode(); err == nil {
+		if w, err := (encode.B{From: a, To: img.ourTrampAlt}).Encode(); err == nil {
 			img.trampAlt = a
-			img.write32(a, w&^0x80000000) // B, not BL: X30 must stay the site's
+			img.write32(a, w) // B, not BL: X30 must stay the site's
 		} else {
 			img.trampAltErr = fmt.Sprintf("trampoline entry %s at %#x: verify's own trampoline is out of reach: %v", name, a, err)
 		}

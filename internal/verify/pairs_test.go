@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/livesafe/pairtest"
 )
@@ -32,16 +31,11 @@ type agObj = pairtest.Obj
 // compareRun compares orig with patched (livesafe.Compare), then runs the
 // intermediate states with opts; ORIG is opened once for both.
 func compareRun(orig, patched string, opts Options) (*livesafe.Report, error) {
-	o, err := elfscan.Open(orig)
+	o, p, done, err := pairtest.Open(orig, patched)
 	if err != nil {
 		return nil, err
 	}
-	defer o.Close()
-	p, err := elfscan.Open(patched)
-	if err != nil {
-		return nil, err
-	}
-	defer p.Close()
+	defer done()
 	r, err := livesafe.Compare(o, p, livesafe.Options{})
 	if err != nil {
 		return nil, err

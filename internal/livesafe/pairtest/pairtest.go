@@ -31,6 +31,31 @@ func Scan(t testing.TB, path string) *elfscan.File {
 	return f
 }
 
+// OpenELF opens path as an Object, closed when the test ends, and returns
+// its *elf.File.
+func OpenELF(t testing.TB, path string) (*elf.File, error) {
+	t.Helper()
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { o.Close() })
+	return o.ELF(), nil
+}
+
+// Open opens both files of a pair as Objects; done closes both. An error
+// is the first file's that failed (nothing is left open then).
+func Open(orig, patched string) (o, p *elfscan.Object, done func(), err error) {
+	if o, err = elfscan.Open(orig); err != nil {
+		return nil, nil, nil, err
+	}
+	if p, err = elfscan.Open(patched); err != nil {
+		o.Close()
+		return nil, nil, nil, err
+	}
+	return o, p, func() { o.Close(); p.Close() }, nil
+}
+
 // Copy copies src to a file name in a new temporary folder.
 func Copy(t testing.TB, src, name string) string {
 	t.Helper()
@@ -372,8 +397,9 @@ func Synth(t testing.TB, dir string, size, stride int64, enabled bool) (string, 
 	le.PutUint64(ph[48:], 0x10000)
 	w.Write(h)
 	fill := make([]byte, stride)
+	add, _ := encode.ADD{Rd: encode.X0, Rn: encode.X0, Imm: 1}.Encode() // fixed operands
 	for i := 0; i < len(fill); i += 4 {
-		le.PutUint32(fill[i:], 0x91000400) // add x0, x0, #1
+		le.PutUint32(fill[i:], add)
 	}
 	for k := 0; k < nsites; k++ {
 		a := uint64(base + textOff + int64(k)*stride)

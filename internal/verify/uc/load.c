@@ -1,43 +1,29 @@
-// Lazy loading of libunicorn; see uc.h.
-#include <dlfcn.h>
-#include <stdio.h>
+// Lazy loading of libunicorn: package dl opens it, this binds it; see uc.h.
 #include "uc.h"
 
 struct ftp_uc_table ftp_uc;
 
-static char load_err[512];
+const char *const ftp_uc_names[] = {
+#define FTP_UC_NAME(f) #f,
+	FTP_UC_FUNCS(FTP_UC_NAME)
+#undef FTP_UC_NAME
+};
+const int ftp_uc_nnames = sizeof ftp_uc_names / sizeof ftp_uc_names[0];
 
-const char *ftp_uc_load(const char *name) {
-	void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-	if (lib == NULL) {
-		snprintf(load_err, sizeof load_err, "%s", dlerror());
-		return load_err;
-	}
+int ftp_uc_bind(void *const *syms, unsigned *major, unsigned *minor) {
 	struct ftp_uc_table t;
-	void *sym;
+	int i = 0;
 	// POSIX allows converting dlsym's void * to a function pointer.
-#define FTP_UC_RESOLVE(f) \
-	dlerror(); \
-	sym = dlsym(lib, #f); \
-	if (sym == NULL) { \
-		const char *e = dlerror(); \
-		snprintf(load_err, sizeof load_err, "%s", e != NULL ? e : name); \
-		dlclose(lib); \
-		return load_err; \
-	} \
-	t.f = (__typeof__(t.f))sym;
-	FTP_UC_FUNCS(FTP_UC_RESOLVE)
-#undef FTP_UC_RESOLVE
+#define FTP_UC_BIND(f) t.f = (__typeof__(t.f))syms[i++];
+	FTP_UC_FUNCS(FTP_UC_BIND)
+#undef FTP_UC_BIND
 	// The constants and layouts compiled in come from the 2.x headers
 	// (UC_API_MAJOR); 1.x has a different API under the same function names.
-	unsigned int major = 0, minor = 0;
-	t.uc_version(&major, &minor);
-	if (major != UC_API_MAJOR) {
-		snprintf(load_err, sizeof load_err, "%s is Unicorn %u.%u, need %d.x (at least %d.0)",
-			name, major, minor, UC_API_MAJOR, UC_API_MAJOR);
-		dlclose(lib);
-		return load_err;
-	}
+	*major = 0;
+	*minor = 0;
+	t.uc_version(major, minor);
+	if (*major != UC_API_MAJOR)
+		return 0;
 	ftp_uc = t;
-	return NULL;
+	return 1;
 }

@@ -1,7 +1,6 @@
 package uc
 
 /*
-#include <stdlib.h>
 #include "uc.h"
 #define FTP_STR_(x) #x
 #define FTP_STR(x) FTP_STR_(x)
@@ -12,35 +11,38 @@ import "C"
 
 import (
 	"fmt"
-	"strings"
-	"sync"
 	"unsafe"
+
+	"github.com/ftpatch/ftpatch/internal/dl"
 )
 
-var (
-	loadOnce sync.Once
-	loadErr  error
-)
+// lib is libunicorn, dlopened on first use; a file whose API major is not
+// the one this package was compiled against is refused.
+var lib = dl.Library{
+	Names:   []string{C.GoString(C.ftp_uc_soname()), "libunicorn.so"},
+	Symbols: ucNames(),
+	Bind: func(syms []unsafe.Pointer) error {
+		var major, minor C.unsigned
+		if C.ftp_uc_bind(&syms[0], &major, &minor) == 0 {
+			return fmt.Errorf("Unicorn %d.%d, need %d.x (at least %d.0)", major, minor, C.UC_API_MAJOR, C.UC_API_MAJOR)
+		}
+		return nil
+	},
+	Fail: "uc: cannot load the Unicorn library (install Debian package libunicorn2, or libunicorn-dev)",
+}
+
+func ucNames() []string {
+	cs := unsafe.Slice((**C.char)(unsafe.Pointer(&C.ftp_uc_names)), C.ftp_uc_nnames)
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = C.GoString(c)
+	}
+	return names
+}
 
 // load dlopens libunicorn once, trying the SONAME and then the unversioned
 // name a -dev package installs, and reports why it could not.
-func load() error {
-	loadOnce.Do(func() { loadErr = loadFrom(C.GoString(C.ftp_uc_soname()), "libunicorn.so") })
-	return loadErr
-}
+func load() error { return lib.Load() }
 
 // loadFrom tries names in order; on failure ftp_uc is left as it was.
-func loadFrom(names ...string) error {
-	var msgs []string
-	for _, name := range names {
-		cs := C.CString(name)
-		e := C.ftp_uc_load(cs)
-		C.free(unsafe.Pointer(cs))
-		if e == nil {
-			return nil
-		}
-		msgs = append(msgs, C.GoString(e))
-	}
-	return fmt.Errorf("uc: cannot load the Unicorn library (install Debian package libunicorn2, or libunicorn-dev): %s",
-		strings.Join(msgs, "; "))
-}
+func loadFrom(names ...string) error { return lib.LoadFrom(names...) }

@@ -3,12 +3,10 @@
 package uc
 
 import (
-	"debug/elf"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 // The library is dlopened on first use, never a DT_NEEDED of the binary:
@@ -17,20 +15,7 @@ func TestBinaryDoesNotNeedUnicorn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cmd/ftpatch")
 	}
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	bin := filepath.Join(t.TempDir(), "ftpatch")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/ftpatch/ftpatch/cmd/ftpatch").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	f, err := elf.Open(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	libs, err := f.ImportedLibraries()
-	if err != nil {
-		t.Fatal(err)
-	}
+	libs := testutil.NeededLibraries(t, testutil.BuildFTPatch(t))
 	for _, l := range libs {
 		if strings.Contains(l, "unicorn") {
 			t.Errorf("ftpatch has DT_NEEDED %s; want libunicorn loaded lazily (imports %q)", l, libs)

@@ -3,8 +3,6 @@ package uc
 /*
 #cgo LDFLAGS: -Wl,--as-needed
 #cgo pkg-config: unicorn
-#cgo LDFLAGS: -ldl
-// -ldl: dlopen is in libc since glibc 2.34; older ones need libdl.
 #include <stdlib.h>
 #include "uc.h"
 */

@@ -1,5 +1,5 @@
-// The C side of package uc. libunicorn is not linked: ftp_uc_load dlopens it
-// on first use and fills ftp_uc with the entry points this package calls, so
+// The C side of package uc. libunicorn is not linked: package dl dlopens it
+// on first use and ftp_uc_bind fills ftp_uc with the entry points this package calls, so
 // programs that never emulate do not pay for loading it at start-up. Every
 // call into Unicorn goes through ftp_uc, by way of the wrappers below (cgo
 // cannot call through a function pointer).
@@ -34,7 +34,7 @@
 	X(uc_hook_del)
 
 // ftp_uc holds the resolved entry points, each typed as the header declares
-// it. It is written once, by a successful ftp_uc_load, before any is called.
+// it. It is written once, by a successful ftp_uc_bind, before any is called.
 struct ftp_uc_table {
 #define FTP_UC_FIELD(f) __typeof__(f) *f;
 	FTP_UC_FUNCS(FTP_UC_FIELD)
@@ -42,11 +42,15 @@ struct ftp_uc_table {
 };
 extern struct ftp_uc_table ftp_uc;
 
-// ftp_uc_load dlopens name and resolves FTP_UC_FUNCS, filling ftp_uc only if
-// all resolve and the library's API major is UC_API_MAJOR. It returns NULL
-// on success, else a message (dlerror's, or the version mismatch) valid
-// until the next call.
-const char *ftp_uc_load(const char *name);
+// ftp_uc_names are the names of FTP_UC_FUNCS, in order.
+extern const char *const ftp_uc_names[];
+extern const int ftp_uc_nnames;
+
+// ftp_uc_bind fills ftp_uc from syms, the addresses of ftp_uc_names in
+// order, if the library's API major is UC_API_MAJOR, and returns 1; else it
+// leaves ftp_uc as it was, stores the library's version in *major and
+// *minor, and returns 0.
+int ftp_uc_bind(void *const *syms, unsigned *major, unsigned *minor);
 
 uc_err ftp_hook_add_code(uc_engine *uc, uc_hook *h, int type, uintptr_t user, uint64_t begin, uint64_t end);
 uc_err ftp_hook_add_mem_invalid(uc_engine *uc, uc_hook *h, int type, uintptr_t user, uint64_t begin, uint64_t end);
