@@ -60,24 +60,22 @@ func tuneGC() {
 // is twice what is live, as before. Unless the user set GOGC or GOMEMLIMIT.
 // The returned function puts gcFloor back, for a caller that goes on (tests
 // run many commands in one process).
-func gcOneFile() (restore func()) {
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		return func() {}
-	}
-	setFloor(oneFileFloor)
-	return func() { setFloor(gcFloor) }
-}
+func gcOneFile() (restore func()) { return withFloor(oneFileFloor) }
 
 // gcEmulatorWalk lowers the floor to emulatorWalkFloor for a folder walk
 // that runs files on the emulator (verify): each worker's Unicorn engine
 // holds native memory the Go heap does not count (~10 MiB with the binary's
 // own pages), so the heap's share of the 64 MiB a folder may take is
 // smaller than a scan's. Unless the user set GOGC or GOMEMLIMIT.
-func gcEmulatorWalk() (restore func()) {
+func gcEmulatorWalk() (restore func()) { return withFloor(emulatorWalkFloor) }
+
+// withFloor sets the floor to f until restore puts gcFloor back, unless
+// the user set GOGC or GOMEMLIMIT.
+func withFloor(f int64) (restore func()) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return func() {}
 	}
-	setFloor(emulatorWalkFloor)
+	setFloor(f)
 	return func() { setFloor(gcFloor) }
 }
 
