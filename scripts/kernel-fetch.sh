@@ -23,34 +23,12 @@ if [[ $# -ne 2 ]]; then
 fi
 cache=$1
 suite=$2
-keyring=${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
-if [[ -z ${MIRROR:-} ]]; then
-	MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
-		grep -v '^[[:space:]]*#' | grep -o -E 'https?://[^ ]+/debian/?( |$)' | head -n1 | tr -d ' ' || true)
-	MIRROR=${MIRROR:-http://deb.debian.org/debian}
-fi
-for tool in apt-get apt-cache dpkg-deb; do
-	command -v "$tool" >/dev/null || { echo "$0: $tool not found (a Debian or Ubuntu host is needed)" >&2; exit 2; }
-done
-[[ -r $keyring ]] || { echo "$0: keyring $keyring not readable (apt: debian-archive-keyring)" >&2; exit 2; }
-
 dir=$cache/$suite
-mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$dir/debs"
+mkdir -p "$dir/debs"
 dir=$(cd "$dir" && pwd)
-echo "deb [arch=arm64 signed-by=$keyring] $MIRROR $suite main" >"$dir/apt/sources.list"
-apt=(
-	-q -oAPT::Architecture=arm64 -oAPT::Architectures=arm64
-	-oDir::State::Lists="$dir/apt/lists" -oDir::Etc::SourceList="$dir/apt/sources.list"
-	-oDir::Etc::SourceParts=/dev/null -oDir::Cache="$dir/apt/cache"
-	-oDir::State::status=/dev/null -oAcquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
-	-oAcquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false
-	-oAcquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false
-	-oAcquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false
-	-oAcquire::Languages=none
-)
-# As root, apt would drop to _apt for downloads, which cannot write here.
-[[ $EUID -eq 0 ]] && apt+=(-oAPT::Sandbox::User=root)
-apt-get "${apt[@]}" update >&2
+# shellcheck source=scripts/debian-apt.sh
+. "$(dirname "$0")/debian-apt.sh"
+debian_apt "$dir" "$suite"
 
 # The metapackage names the current ABI's image package; -unsigned holds the
 # same kernel and its modules, -dbg the vmlinux with symbols.
