@@ -1,0 +1,142 @@
+package input
+
+// What a file is, from its first bytes: the ELF identification a folder
+// walk needs to skip what is not for ftpatch (host programs, x86 objects,
+// arm32 vdso objects, archives, scripts, raw kernel Images) without
+// parsing it.
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrNotAArch64 is wrapped by the error of an ELF file that is not 64-bit
+// little-endian AArch64 (see ForeignError).
+var ErrNotAArch64 = errors.New("not a 64-bit little-endian AArch64 ELF file")
+
+// IdentLen is how many leading bytes CheckIdent reads: e_ident, e_type and
+// e_machine.
+const IdentLen = 20
+
+// ForeignError is the error of an ELF file built for another machine,
+// class or byte order. errors.Is(err, ErrNotAArch64) holds.
+type ForeignError struct {
+	Class   elf.Class
+	Data    elf.Data
+	Machine elf.Machine
+}
+
+func (e *ForeignError) Error() string {
+	return fmt.Sprintf("%v (class %v, data %v, machine %v)", ErrNotAArch64, e.Class, e.Data, e.Machine)
+}
+
+// Is makes errors.Is(err, ErrNotAArch64) true.
+func (e *ForeignError) Is(target error) bool { return target == ErrNotAArch64 }
+
+// What says in a few words what the file is: "x86-64 ELF64",
+// "arm ELF32", "aarch64 ELF64 big-endian".
+func (e *ForeignError) What() string {
+	name, ok := machineNames[e.Machine]
+	if !ok {
+		name = e.Machine.String()
+	}
+	bits := "ELF64"
+	if e.Class == elf.ELFCLASS32 {
+		bits = "ELF32"
+	} else if e.Class != elf.ELFCLASS64 {
+		bits = "ELF of class " + e.Class.String()
+	}
+	if e.Data == elf.ELFDATA2MSB {
+		return name + " " + bits + " big-endian"
+	}
+	return name + " " + bits
+}
+
+// machineNames are the machines a kernel build tree holds objects for, by
+// the names people call them.
+var machineNames = map[elf.Machine]string{
+	elf.EM_X86_64:  "x86-64",
+	elf.EM_386:     "x86",
+	elf.EM_ARM:     "arm",
+	elf.EM_AARCH64: "aarch64",
+	elf.EM_RISCV:   "riscv",
+	elf.EM_PPC64:   "ppc64",
+	elf.EM_PPC:     "ppc",
+	elf.EM_S390:    "s390",
+	elf.EM_MIPS:    "mips",
+	elf.EM_BPF:     "bpf",
+}
+
+// CheckIdent says whether head, the first bytes of a file (decompressed),
+// starts a 64-bit little-endian AArch64 ELF file: nil when it does, an
+// error wrapping ErrNotELF when it does not start with the ELF magic or is
+// too short to tell, a *ForeignError when it is ELF for something else.
+func CheckIdent(head []byte) error {
+	if len(head) < len(elfMagic) || [4]byte(head[:4]) != [4]byte(elfMagic) {
+		return notELFHead(head)
+	}
+	if len(head) < IdentLen {
+		return fmt.Errorf("%w: %d bytes, shorter than an ELF header", ErrNotELF, len(head))
+	}
+	class, data := elf.Class(head[elf.EI_CLASS]), elf.Data(head[elf.EI_DATA])
+	var machine elf.Machine
+	if data == elf.ELFDATA2MSB {
+		machine = elf.Machine(binary.BigEndian.Uint16(head[18:20]))
+	} else {
+		machine = elf.Machine(binary.LittleEndian.Uint16(head[18:20]))
+	}
+	if class != elf.ELFCLASS64 || data != elf.ELFDATA2LSB || machine != elf.EM_AARCH64 {
+		return &ForeignError{Class: class, Data: data, Machine: machine}
+	}
+	return nil
+}
+
+// CheckIdentAt is CheckIdent of what r holds at its start.
+func CheckIdentAt(r io.ReaderAt) error {
+	var head [IdentLen]byte
+	n, err := r.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	return CheckIdent(head[:n])
+}
+
+// Identify reads the first bytes of the file at path (for a compressed
+// file, decompresses only its first bytes) and returns CheckIdent's
+// verdict: nil for an AArch64 ELF file, an error wrapping ErrNotELF or
+// ErrNotAArch64 for a file a walk skips. Any other error says the file
+// could not be read (or is not a regular file): a walk keeps such a file,
+// for the command to report.
+func Identify(path string) error {
+	f, _, err := openRegularFile(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var head [IdentLen]byte
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	c := DetectCompression(head[:n])
+	if c == None {
+		return CheckIdent(head[:n])
+	}
+	return CheckIdent(compressedHead(c, io.NewSectionReader(f, 0, 1<<62)))
+}
+
+// compressedHead decompresses the first IdentLen bytes of r (fewer when
+// the stream ends or fails before them).
+func compressedHead(c string, r io.Reader) []byte {
+	p, err := getDecoder(c, r)
+	if err != nil {
+		return nil
+	}
+	defer p.put()
+	head := make([]byte, IdentLen)
+	n, _ := io.ReadFull(p.d, head)
+	return head[:n]
+}
