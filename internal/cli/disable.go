@@ -20,7 +20,7 @@ func newDisableCmd(io *IO) *cobra.Command {
 becomes a NOP first, then the literal gets the default ops back (0 unless
 --default-ops). Disable after enable gives the init bytes back exactly;
 sites that are not enabled are left alone.
-`+patchManyHelp,
+` + patchManyHelp,
 		Args: patchArgs("disable", &opts.Files),
 		RunE: func(cmd *cobra.Command, args []string) error { return runDisable(opts, io) },
 	}

@@ -41,7 +41,7 @@ gets --ops. Out of range, the BL goes to the common trampoline, which
 branches to op->direct_call: then --ops must name an ops whose direct_call
 (at --direct-call-offset, default 208 as in Linux 6.12) is set, or enable
 refuses. In objects the BL gets a CALL26 against the direct trampoline.
-`+patchManyHelp,
+` + patchManyHelp,
 		Args: patchArgs("enable", &opts.Files),
 		RunE: func(cmd *cobra.Command, args []string) error { return runEnable(opts, io) },
 	}

@@ -21,7 +21,7 @@ literal (call-ops layout) gets the default ops (0 unless --default-ops), and
 the first slot after the entry gets MOV X9, X30. Sites already initialised
 are left alone (init is idempotent); an enabled site is refused: disable it
 first. Without -o the file is replaced atomically.
-`+patchManyHelp,
+` + patchManyHelp,
 		Args: patchArgs("init", &opts.Files),
 		RunE: func(cmd *cobra.Command, args []string) error { return runInit(opts, io) },
 	}

@@ -45,7 +45,7 @@ misaligned-literal, unexpected-insn, duplicate-entry, outside-text, no-function.
 when any site has a problem, except those whose code --ignore lists (they
 are still reported); a file that cannot be read is reported on stderr (and,
 with --json, as its line) and makes the exit status 2.
-`+inputsHelp,
+` + inputsHelp,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("scan needs at least one FILE or DIR")

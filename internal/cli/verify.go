@@ -31,7 +31,7 @@ type VerifyOptions struct {
 	Seed              uint64   // --seed
 	Direct            []string // --direct: legal direct trampolines
 	DirectCallOffset  int64    // --direct-call-offset
-	Quiet             bool // --quiet: only failures, errors and the summary
+	Quiet             bool     // --quiet: only failures, errors and the summary
 	Select            Selection
 	Walk              WalkOptions
 }
@@ -103,7 +103,7 @@ X30 = the return into the function, call no op->func, and come back with
 X30 = the parent and X0-X8, X19-X29, SP as they were. With --direct the
 tool's trampoline has the direct-call path. Exit 1 when a site fails, 2 on
 input errors.
-`+inputsHelp,
+` + inputsHelp,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("verify needs at least one FILE or DIR")

@@ -153,4 +153,3 @@ func FuzzParseOrder(f *testing.F) {
 		}
 	})
 }
-
