@@ -181,8 +181,12 @@ type walker struct {
 
 // newWalker is the walker of a command: deferred for scan.
 func newWalker(opts WalkOptions, deferred bool) walker {
-	return walker{opts: opts, readDir: os.ReadDir, identify: input.Identify, deferred: deferred}
+	return walker{opts: opts, readDir: readDir, identify: input.Identify, deferred: deferred}
 }
+
+// readDir lists a folder for every walk; tests make it fail where a root
+// user would not see a failure (permission denied).
+var readDir = os.ReadDir
 
 // expand turns the arguments into the run's inputs. It never fails: what
 // cannot be read becomes an input carrying its error.
@@ -439,9 +443,9 @@ func (w walker) expandTree(r *runInputs, seen map[string]bool, arg string, kind 
 // treeEmpty is the error of a kernel tree that gave no input.
 func treeEmpty(arg string, kind ktree.Kind, opts WalkOptions) error {
 	if opts.filtered() {
-		return fmt.Errorf("folder %s: no file of the %s kernel tree matches %s", arg, kind, opts.String())
+		return fmt.Errorf("folder %s: no file of the %s matches %s", arg, kind, opts.String())
 	}
-	return fmt.Errorf("folder %s: the %s kernel tree has no module (%s lists none, and no .ko file is in it)", arg, kind, ktree.OrderFile)
+	return fmt.Errorf("folder %s: the %s has no module (%s lists none, and no .ko file is in it)", arg, kind, ktree.OrderFile)
 }
 
 // maxOrderSize bounds modules.order (Debian's lists 1,083 modules in 45 KB).

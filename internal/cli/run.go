@@ -40,7 +40,7 @@ func newRunState(cmd string, stdio *IO, in *runInputs, jsonOut io.Writer, quiet 
 		sum: report.Summary{Command: cmd, Inputs: len(in.items), Trees: in.trees}}
 	if !quiet {
 		for i := range in.trees {
-			fmt.Fprintf(stdio.Err, "ftpatch: folder %s: read as a %s\n", in.trees[i].Folder, report.TreeText(&in.trees[i]))
+			fmt.Fprintf(stdio.Err, "ftpatch: folder %s: read as %s; --all-files reads every file\n", in.trees[i].Folder, report.TreeText(&in.trees[i]))
 		}
 	}
 	if stdio.IsTerminal && !quiet && in.folders > 0 && len(in.items) >= progressMinInputs {

@@ -40,6 +40,18 @@ const (
 	Installed Kind = "installed" // modules.order and modules.dep or modules.builtin, no vmlinux
 )
 
+// String names the kind as messages do: "kernel build tree", "installed
+// kernel tree".
+func (k Kind) String() string {
+	switch k {
+	case Build:
+		return "kernel build tree"
+	case Installed:
+		return "installed kernel tree"
+	}
+	return "folder"
+}
+
 // The files that make a folder a kernel tree.
 const (
 	OrderFile = "modules.order"

@@ -85,7 +85,7 @@ func SummaryText(w io.Writer, s *Summary) error {
 	return err
 }
 
-// TreeText says what a kernel tree gave: "kernel build tree T: 315 inputs
+// TreeText says what a kernel tree gave: "a kernel build tree: 315 inputs
 // (vmlinux, 312 listed in modules.order, 2 not listed)".
 func TreeText(t *Tree) string {
 	var parts []string
@@ -97,7 +97,11 @@ func TreeText(t *Tree) string {
 		parts = append(parts, fmt.Sprintf("%d of them missing", t.Missing))
 	}
 	parts = append(parts, fmt.Sprintf("%d not listed", t.Unlisted))
-	return fmt.Sprintf("kernel %s tree %s: %s (%s)", t.Kind, t.Folder, count(t.Inputs, "input"), strings.Join(parts, ", "))
+	kind := "a kernel build tree"
+	if t.Kind == "installed" {
+		kind = "an installed kernel tree"
+	}
+	return fmt.Sprintf("%s: %s (%s)", kind, count(t.Inputs, "input"), strings.Join(parts, ", "))
 }
 
 // count is "1 site", "2 sites".
