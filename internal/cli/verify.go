@@ -134,35 +134,11 @@ input errors.
 }
 
 func runVerify(opts *VerifyOptions, stdio *IO) error {
-	if err := checkJobs(&opts.Jobs); err != nil {
+	if err := checkVerifyOptions(opts); err != nil {
 		return err
-	}
-	if err := checkInputArgs(opts.Files); err != nil {
-		return err
-	}
-	if err := opts.Select.check(); err != nil {
-		return err
-	}
-	if err := opts.Walk.check(); err != nil {
-		return err
-	}
-	// 0 (a caller that sets no offset) means the default.
-	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
-		return UsageErrorf("--direct-call-offset needs --direct")
-	}
-	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
-		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
-	}
-	if opts.Against != "" {
-		if len(opts.Files) != 1 {
-			return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
-		}
 	}
 	if err := verify.EmulatorBuilt(); err != nil {
 		return err
-	}
-	if opts.AllowInit && opts.Against == "" {
-		return UsageErrorf("--allow-init is for --against ORIG")
 	}
 	in := newWalker(opts.Walk, false).expand(opts.Files)
 	if len(in.items) == 1 {
@@ -192,6 +168,37 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		return runVerifyAgainst(opts, in.items[0].path, vopts, stdio, out, jsonErr)
 	}
 	return verifyAll(opts, in, vopts, stdio, out, jsonErr)
+}
+
+// checkVerifyOptions checks verify's flags and arguments before anything
+// is read.
+func checkVerifyOptions(opts *VerifyOptions) error {
+	if err := checkJobs(&opts.Jobs); err != nil {
+		return err
+	}
+	if err := checkInputArgs(opts.Files); err != nil {
+		return err
+	}
+	if err := opts.Select.check(); err != nil {
+		return err
+	}
+	if err := opts.Walk.check(); err != nil {
+		return err
+	}
+	// 0 (a caller that sets no offset) means the default.
+	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
+		return UsageErrorf("--direct-call-offset needs --direct")
+	}
+	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
+		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
+	}
+	if opts.Against != "" && len(opts.Files) != 1 {
+		return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
+	}
+	if opts.AllowInit && opts.Against == "" {
+		return UsageErrorf("--allow-init is for --against ORIG")
+	}
+	return nil
 }
 
 // verifyAll verifies the inputs: files run concurrently (at most Jobs at
