@@ -182,9 +182,10 @@ func (s *Selection) Filter(sites []elfscan.Site) []elfscan.Site {
 }
 
 // unmatched is the error for patterns that matched no function of the
-// inputs (named by what, e.g. "s.elf" or "3 files"), or for a selection
-// that left no site; nil when every pattern did its part.
-func (s *Selection) unmatched(what string) error {
+// inputs (named by what, e.g. "s.elf" or "3 inputs"; args are the
+// arguments to list them with), or for a selection that left no site; nil
+// when every pattern did its part.
+func (s *Selection) unmatched(what string, args ...string) error {
 	if !s.Active() {
 		return nil
 	}
@@ -202,11 +203,15 @@ func (s *Selection) unmatched(what string) error {
 			bad = append(bad, st.name("--exclude", g))
 		}
 	}
+	list := what
+	if len(args) > 0 {
+		list = strings.Join(args, " ")
+	}
 	switch {
 	case len(bad) == 1:
-		return fmt.Errorf("%w: %s matches no function in %s; list the functions with: ftpatch scan %s", ErrSelection, bad[0], what, what)
+		return fmt.Errorf("%w: %s matches no function in %s; list the functions with: ftpatch scan %s", ErrSelection, bad[0], what, list)
 	case len(bad) > 1:
-		return fmt.Errorf("%w: %s match no function in %s; list the functions with: ftpatch scan %s", ErrSelection, strings.Join(bad, ", "), what, what)
+		return fmt.Errorf("%w: %s match no function in %s; list the functions with: ftpatch scan %s", ErrSelection, strings.Join(bad, ", "), what, list)
 	case st.chosen == 0:
 		return fmt.Errorf("%w: %s selects no site in %s: every function --func matches is excluded", ErrSelection, s.String(), what)
 	}

@@ -202,7 +202,7 @@ func selectAcross(o *PatchOptions, in *runInputs) error {
 		}
 		return nil
 	})
-	return o.Select.unmatched(inputsName(in))
+	return o.Select.unmatched(inputsName(in), o.Files...)
 }
 
 // outDirs makes the folders under -o that outputs need, and removes at

@@ -273,7 +273,7 @@ func (s *scanJob) end() error {
 	case sum.Failed > 0:
 		return errInputsFailed{sum.Failed}
 	}
-	if err := s.opts.Select.unmatched(inputsName(s.in)); err != nil {
+	if err := s.opts.Select.unmatched(inputsName(s.in), s.opts.Files...); err != nil {
 		return err
 	}
 	if s.opts.Check && s.problems > 0 {

@@ -239,7 +239,7 @@ func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *
 	if run.sum.Failed > 0 {
 		return errInputsFailed{run.sum.Failed}
 	}
-	if err := opts.Select.unmatched(inputsName(in)); err != nil {
+	if err := opts.Select.unmatched(inputsName(in), opts.Files...); err != nil {
 		return err
 	}
 	if failed > 0 {
