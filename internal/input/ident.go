@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // ErrNotAArch64 is wrapped by the error of an ELF file that is not 64-bit
@@ -41,7 +42,10 @@ func (e *ForeignError) Is(target error) bool { return target == ErrNotAArch64 }
 func (e *ForeignError) What() string {
 	name, ok := machineNames[e.Machine]
 	if !ok {
-		name = e.Machine.String()
+		name = e.Machine.String() // EM_SPARC
+		if strings.Contains(name, "+") { // debug/elf's name for a number it does not know
+			name = fmt.Sprintf("machine %d", uint16(e.Machine))
+		}
 	}
 	bits := "ELF64"
 	if e.Class == elf.ELFCLASS32 {
