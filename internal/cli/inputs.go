@@ -474,18 +474,23 @@ func identity(path string) string {
 }
 
 // skipList counts the files walks (and scan's opens) left out, by reason,
-// and keeps the first few names for the one line that says so.
+// and keeps the first few names of each reason for the one line that says
+// so.
 type skipList struct {
 	byReason map[string]int
-	first    []string // "path (what it is)"
+	first    map[string][]string // reason -> "path (what it is)"
 	n        int
 }
 
-// Reasons a walk skips a file (the keys of the summary's "skipped").
+// Reasons a walk skips a file (the keys of the summary's "skipped"), in
+// the order the line names them: ELF for another machine first (host
+// programs: the likelier surprise), then the rest.
 const (
-	skipNotELF     = "not-elf"
 	skipNotAArch64 = "not-aarch64"
+	skipNotELF     = "not-elf"
 )
+
+var skipReasons = []string{skipNotAArch64, skipNotELF}
 
 // skipNamesShown is how many skipped files the line names.
 const skipNamesShown = 4
@@ -498,12 +503,12 @@ func (s *skipList) add(path string, err error) {
 		reason, what = skipNotAArch64, fe.What()
 	}
 	if s.byReason == nil {
-		s.byReason = map[string]int{}
+		s.byReason, s.first = map[string]int{}, map[string][]string{}
 	}
 	s.byReason[reason]++
 	s.n++
-	if len(s.first) < skipNamesShown {
-		s.first = append(s.first, fmt.Sprintf("%s (%s)", path, what))
+	if len(s.first[reason]) < skipNamesShown {
+		s.first[reason] = append(s.first[reason], fmt.Sprintf("%s (%s)", path, what))
 	}
 }
 
@@ -512,12 +517,23 @@ func (s *skipList) line() string {
 	if s.n == 0 {
 		return ""
 	}
-	more := ""
-	if s.n > len(s.first) {
-		more = fmt.Sprintf(" and %d more", s.n-len(s.first))
+	var names, counts []string
+	for _, r := range skipReasons {
+		if s.byReason[r] > 0 {
+			counts = append(counts, fmt.Sprintf("%s %d", r, s.byReason[r]))
+		}
+		for _, n := range s.first[r] {
+			if len(names) < skipNamesShown {
+				names = append(names, n)
+			}
+		}
 	}
-	return fmt.Sprintf("ftpatch: skipped %s that %s not 64-bit little-endian AArch64 ELF: %s%s",
-		plural(s.n, "file"), map[bool]string{true: "is", false: "are"}[s.n == 1], strings.Join(s.first, ", "), more)
+	more := ""
+	if s.n > len(names) {
+		more = fmt.Sprintf(" and %d more", s.n-len(names))
+	}
+	return fmt.Sprintf("ftpatch: skipped %s that %s not 64-bit little-endian AArch64 ELF (%s): %s%s",
+		plural(s.n, "file"), map[bool]string{true: "is", false: "are"}[s.n == 1], strings.Join(counts, ", "), strings.Join(names, ", "), more)
 }
 
 // plural is "1 file", "2 files".
