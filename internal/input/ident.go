@@ -42,7 +42,7 @@ func (e *ForeignError) Is(target error) bool { return target == ErrNotAArch64 }
 func (e *ForeignError) What() string {
 	name, ok := machineNames[e.Machine]
 	if !ok {
-		name = e.Machine.String() // EM_SPARC
+		name = e.Machine.String()        // EM_SPARC
 		if strings.Contains(name, "+") { // debug/elf's name for a number it does not know
 			name = fmt.Sprintf("machine %d", uint16(e.Machine))
 		}
