@@ -153,25 +153,48 @@ func TestFilePromise(t *testing.T) {
 	t.Run("temporaries of killed runs are removed under the lock", p.testStale)
 }
 
-// A kill -9 between link and rename (or an ftpatch before safefile) leaves a
-// named temporary; the next run on the file, holding its lock, removes it
-// and says so, and leaves other files alone.
+// A kill -9 between link and rename leaves a named temporary; the next run
+// on the file, holding its lock, removes it and says so. Files whose names
+// only look like ftpatch's (a user's notes, an older ftpatch's temporary)
+// stay, and the run says so too (issue 22.2).
 func (p *promise) testStale(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "k.elf")
 	writeFile(t, f, p.init, 0o755)
-	stale := []string{".k.elf.ftpatch-4242-17", ".k.elf.ftpatch-123456789"}
-	keep := []string{".k.elf2.ftpatch-1-1", ".other.ftpatch-1-1", "k.elf.ftpatch-1-1"}
-	for _, n := range append(append([]string(nil), stale...), keep...) {
-		writeFile(t, filepath.Join(dir, n), []byte("half a file"), 0o600)
+	cmd := p.cmd(append(enableArgs, "--func", "fx_mul", f)...)
+	cmd.Env = append(os.Environ(), "FTPATCH_TEST_SIGNAL_AT=linked", "FTPATCH_TEST_SIGNAL=KILL")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	r := p.mustRun(t, append(enableArgs, "--func", "fx_add", f)...)
-	for _, n := range stale {
-		if !strings.Contains(r.stderr, "removed "+filepath.Join(dir, n)+", a temporary file left by an ftpatch run that was killed") {
-			t.Errorf("no note on stderr about removing %s: %q", n, r.stderr)
+	if r := wait(t, cmd, &out, &errb); r.sig != syscall.SIGKILL {
+		t.Fatalf("run killed between link and rename: exit %d, signal %v: %s", r.code, r.sig, r.stderr)
+	}
+	var stale []string
+	for _, n := range names(t, dir) {
+		if n != "k.elf" {
+			stale = append(stale, n)
 		}
 	}
-	want := append([]string{"k.elf"}, keep...)
+	if len(stale) != 1 || !strings.HasPrefix(stale[0], fmt.Sprintf(".k.elf.ftpatch-%d-", cmd.Process.Pid)) {
+		t.Fatalf("a kill -9 between link and rename left %q, want one temporary", stale)
+	}
+	foreign := []string{".k.elf.ftpatch-notes", ".k.elf.ftpatch-4242-17"}
+	keep := []string{".k.elf2.ftpatch-1-1", ".other.ftpatch-1-1", "k.elf.ftpatch-1-1"}
+	for _, n := range slices.Concat(foreign, keep) {
+		writeFile(t, filepath.Join(dir, n), []byte("someone's notes"), 0o600)
+	}
+	r := p.mustRun(t, append(enableArgs, "--func", "fx_add", f)...)
+	if !strings.Contains(r.stderr, "removed "+filepath.Join(dir, stale[0])+", a temporary file left by an ftpatch run that was killed") {
+		t.Errorf("no note on stderr about removing %s: %q", stale[0], r.stderr)
+	}
+	for _, n := range foreign {
+		if !strings.Contains(r.stderr, "ftpatch: warning: left "+filepath.Join(dir, n)+" alone") {
+			t.Errorf("no warning about leaving %s alone: %q", n, r.stderr)
+		}
+	}
+	want := slices.Concat([]string{"k.elf"}, foreign, keep)
 	slices.Sort(want)
 	if n := names(t, dir); !slices.Equal(n, want) {
 		t.Errorf("folder holds %q, want %q", n, want)

@@ -3,7 +3,6 @@ package safefile
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -61,39 +60,6 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 		}
 	}
 	return nil
-}
-
-// removeStale removes temporary files of this target left by a run that was
-// killed with SIGKILL between linking its file and renaming it (or, before
-// safefile, at any moment). Under the exclusive lock no live run can be
-// writing one: a run creates its temporary only once it holds the lock.
-func (t *Target) removeStale() {
-	dir, base := filepath.Split(t.Path)
-	if dir == "" {
-		dir = "."
-	}
-	stale, _ := filepath.Glob(filepath.Join(dir, "."+escapeGlob(base)+".ftpatch-*"))
-	for _, name := range stale {
-		if fi, err := os.Lstat(name); err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		if os.Remove(name) == nil && t.opt.Warn != nil {
-			fmt.Fprintf(t.opt.Warn, "ftpatch: removed %s, a temporary file left by an ftpatch run that was killed\n", name)
-		}
-	}
-}
-
-// escapeGlob quotes the characters filepath.Match treats specially.
-func escapeGlob(s string) string {
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '*', '?', '[', '\\':
-			b = append(b, '\\')
-		}
-		b = append(b, s[i])
-	}
-	return string(b)
 }
 
 // keep gives f the target's owner, group, extended attributes and mode
@@ -178,6 +144,7 @@ func createTemp(dir, base string) (*temp, error) {
 		fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 		if err == nil {
 			t.f = os.NewFile(uintptr(fd), filepath.Join(dir, "(O_TMPFILE for "+base+")"))
+			flock(t.f, unix.LOCK_EX) // before it has a name: see sweep
 			return t, nil
 		}
 		// EOPNOTSUPP: the file system has no O_TMPFILE; EISDIR or
@@ -187,12 +154,13 @@ func createTemp(dir, base string) (*temp, error) {
 		}
 	}
 	for range 100 {
-		name := tempName(dir, base)
-		cleanup.mu.Lock() // registered before it exists: a signal now removes it
-		cleanup.paths[name] = true
-		cleanup.mu.Unlock()
+		name := filepath.Join(dir, tempName(base))
+		registerCleanup(name) // before it exists: a signal now removes it
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
+			// Only a run holding the target's lock sweeps, so the moment
+			// between the create and the flock is safe.
+			flock(f, unix.LOCK_EX)
 			t.f, t.name = f, name
 			return t, nil
 		}
@@ -202,11 +170,6 @@ func createTemp(dir, base string) (*temp, error) {
 		}
 	}
 	return nil, fmt.Errorf("no free temporary name in %s", dir)
-}
-
-// tempName is a hidden name beside the target, saying which run made it.
-func tempName(dir, base string) string {
-	return filepath.Join(dir, "."+base+".ftpatch-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(rand.Uint64()%1e8, 10))
 }
 
 // commit puts the file in place of path: an unnamed file is linked under a
@@ -241,7 +204,7 @@ func (t *temp) commit(path string) error {
 func (t *temp) link() (string, error) {
 	fd := int(t.f.Fd())
 	for range 100 {
-		name := tempName(t.dir, t.base)
+		name := filepath.Join(t.dir, tempName(t.base))
 		err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
 		if errors.Is(err, unix.ENOENT) {
 			err = unix.Linkat(fd, "", unix.AT_FDCWD, name, unix.AT_EMPTY_PATH)

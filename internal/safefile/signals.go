@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // cleanup holds the named temporary files that exist right now; mu also
@@ -20,6 +22,13 @@ var cleanup = struct {
 // signalled is set once the handler has a signal: from then on the process
 // ends only through the handler, with 128+signal.
 var signalled atomic.Bool
+
+// registerCleanup has a signal remove name.
+func registerCleanup(name string) {
+	cleanup.mu.Lock()
+	cleanup.paths[name] = true
+	cleanup.mu.Unlock()
+}
 
 func forget(name string) {
 	cleanup.mu.Lock()
@@ -61,21 +70,34 @@ func HandleSignals() (stop func()) {
 // Test hooks, for tests that run the real binary: FTPATCH_TEST_SIGNAL_AT
 // names a stage of Replace ("filled": before the rename; "linked": between
 // link and rename; "renamed": after it) at which the process sends itself
-// SIGTERM; FTPATCH_TEST_NO_TMPFILE=1 makes it use a named temporary as on a
-// file system without O_TMPFILE.
+// SIGTERM, or the signal FTPATCH_TEST_SIGNAL names (KILL, QUIT...);
+// FTPATCH_TEST_NO_TMPFILE=1 makes it use a named temporary as on a file
+// system without O_TMPFILE.
 const (
-	testSignalAt  = "FTPATCH_TEST_SIGNAL_AT"
-	testNoTmpfile = "FTPATCH_TEST_NO_TMPFILE"
+	testSignalAt   = "FTPATCH_TEST_SIGNAL_AT"
+	testSignalName = "FTPATCH_TEST_SIGNAL"
+	testNoTmpfile  = "FTPATCH_TEST_NO_TMPFILE"
 )
+
+// testHook, when set by a test, runs at each stage of Replace that
+// testSignal names: a test pauses a write there.
+var testHook func(stage string)
 
 // testSignal sends SIGTERM to this process when stage is the one named by
 // FTPATCH_TEST_SIGNAL_AT. Except in "linked", where the handler must wait
 // for the rename, it then waits for the handler to end the process.
 func testSignal(stage string) {
+	if testHook != nil {
+		testHook(stage)
+	}
 	if os.Getenv(testSignalAt) != stage {
 		return
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	sig := syscall.SIGTERM
+	if name := os.Getenv(testSignalName); name != "" {
+		sig = unix.SignalNum("SIG" + name)
+	}
+	syscall.Kill(os.Getpid(), sig)
 	if stage == "linked" {
 		// Let the handler take the signal before the rename, so that the
 		// run deterministically shows it waiting for the rename.
