@@ -22,8 +22,10 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 			t.Name, t.st.Nlink, t.st.Nlink-1)
 	}
 	dir, base := filepath.Split(t.Path)
+	startWrite()
 	tmp, err := createTemp(dir, base)
 	if err != nil {
+		abandonWrite()
 		return fmt.Errorf("creating a temporary file in %s: %w", dir, err)
 	}
 	defer func() {
@@ -52,19 +54,21 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 		return err
 	}
 	testSignal("renamed")
-	if d, derr := os.Open(dir); derr == nil { // make the rename durable
+	// Make the rename durable. The file holds the new bytes from the
+	// rename on, so a failure here is a warning, not the run's failure.
+	if d, derr := os.Open(dir); derr == nil {
 		derr = d.Sync()
 		d.Close()
 		if derr != nil {
-			return fmt.Errorf("fsync of folder %s: %w", dir, derr)
+			t.warnf("warning: %s is written, but the fsync of its folder failed (%v): a crash now could bring the old file back", t.Name, derr)
 		}
 	}
 	return nil
 }
 
-// keep gives f the target's owner, group, extended attributes and mode
-// (chown first: it clears setuid and setgid), or perm for a new file, and
-// checks the result.
+// keep gives f the target's owner, group, chattr flags, extended
+// attributes and mode (chown first: it clears setuid and setgid), or perm
+// for a new file, and checks the result.
 func (t *Target) keep(f *os.File, perm os.FileMode) error {
 	fd := int(f.Fd())
 	if !t.Exists() {
@@ -78,6 +82,9 @@ func (t *Target) keep(f *os.File, perm os.FileMode) error {
 		if err := unix.Fchown(fd, int(t.st.Uid), int(t.st.Gid)); err != nil {
 			return fmt.Errorf("%w: owner %d, group %d: %w", ErrCannotKeep, t.st.Uid, t.st.Gid, err)
 		}
+	}
+	if err := t.keepFlags(fd); err != nil {
+		return err
 	}
 	if err := t.keepXattrs(fd); err != nil {
 		return err
@@ -194,8 +201,12 @@ func (t *temp) commit(path string) error {
 		return err
 	}
 	delete(cleanup.paths, t.name)
+	endWrite(true)
 	t.name = ""
-	return t.f.Close()
+	f := t.f
+	t.f = nil
+	f.Close() // after the commit point, and fsynced: nothing to report
+	return nil
 }
 
 // link gives the unnamed file a temporary name, through /proc/self/fd, or
@@ -220,11 +231,25 @@ func (t *temp) link() (string, error) {
 	return "", fmt.Errorf("no free temporary name in %s", t.dir)
 }
 
-// discard closes and removes what createTemp made.
+// discard closes and removes what createTemp made, after an error before
+// or at commit (after it, there is nothing to discard).
 func (t *temp) discard() {
-	t.f.Close() // an error after commit's Close: already closed, harmless
+	if t.f == nil {
+		return
+	}
+	t.f.Close()
+	cleanup.mu.Lock()
+	defer cleanup.mu.Unlock()
 	if t.name != "" {
 		os.Remove(t.name)
-		forget(t.name)
+		delete(cleanup.paths, t.name)
 	}
+	endWrite(false)
+}
+
+// abandonWrite counts a write that failed before it created anything.
+func abandonWrite() {
+	cleanup.mu.Lock()
+	endWrite(false)
+	cleanup.mu.Unlock()
 }
