@@ -70,6 +70,7 @@ type Target struct {
 	name   *nameLock // the lock of a file that does not exist yet
 	st     unix.Stat_t
 	xattrs []xattr
+	flags  uint32 // chattr flags
 }
 
 type xattr struct {
@@ -396,8 +397,9 @@ func notRegular(fi fs.FileInfo, err error) error {
 }
 
 // check refuses, before anything is read or written, a file whose owner or
-// group this process cannot give a new file, and reads its extended
-// attributes (while the lock is held).
+// group this process cannot give a new file, or whose chattr flags forbid
+// replacing it, and reads its extended attributes and flags (while the
+// lock is held).
 func (t *Target) check() error {
 	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
 	if t.st.Uid != uid && uid != 0 {
@@ -414,7 +416,10 @@ func (t *Target) check() error {
 	if err != nil {
 		return fmt.Errorf("reading extended attributes: %w", err)
 	}
-	return nil
+	if t.flags, err = getFlags(int(t.lock.Fd())); err != nil {
+		return fmt.Errorf("reading chattr flags: %w", err)
+	}
+	return t.checkFlags(t.flags)
 }
 
 // listXattrs reads every extended attribute of fd that this process can
