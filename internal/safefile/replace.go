@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +27,7 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 	tmp, err := createTemp(dir, base)
 	if err != nil {
 		abandonWrite()
-		return fmt.Errorf("creating a temporary file in %s: %w", dir, err)
+		return t.writeError("creating a temporary file for", err)
 	}
 	defer func() {
 		if err != nil {
@@ -41,6 +42,10 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 		return err
 	}
 	if err = fill(tmp.f); err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			err = t.writeError("writing the new contents of", errno)
+		}
 		return err
 	}
 	if err = t.keep(tmp.f, perm); err != nil {
@@ -48,10 +53,10 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 	}
 	testSignal("filled")
 	if err = tmp.f.Sync(); err != nil {
-		return err
+		return t.writeError("syncing the new contents of", bareError(err))
 	}
 	if err = tmp.commit(t.Path); err != nil {
-		return err
+		return t.writeError("putting the new file in place of", err)
 	}
 	testSignal("renamed")
 	// Make the rename durable. The file holds the new bytes from the
@@ -198,7 +203,7 @@ func (t *temp) commit(path string) error {
 	// Nothing between link and rename: a kill -9 there leaves the name
 	// (for the next run's Lock to remove).
 	if err := os.Rename(t.name, path); err != nil {
-		return err
+		return bareError(err) // the caller names the file and folder
 	}
 	delete(cleanup.paths, t.name)
 	endWrite(true)
@@ -224,7 +229,7 @@ func (t *temp) link() (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("linking the new file into %s: %w", t.dir, err)
+			return "", fmt.Errorf("linking it: %w", err)
 		}
 		return name, nil
 	}
@@ -252,4 +257,14 @@ func abandonWrite() {
 	cleanup.mu.Lock()
 	endWrite(false)
 	cleanup.mu.Unlock()
+}
+
+// bareError is the system call error inside err (an *os.LinkError or
+// *fs.PathError naming temporary paths), or err.
+func bareError(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
 }

@@ -47,6 +47,9 @@ var (
 	ErrLocked     = errors.New("locked by another process")
 	ErrNotFile    = errors.New("not a regular file")
 	ErrCannotKeep = errors.New("cannot keep the file's owner, mode or attributes")
+	// ErrCannotWrite is wrapped when the target's folder does not let
+	// this process write the new file, or writing it failed.
+	ErrCannotWrite = errors.New("cannot write the file")
 )
 
 // Options say how to wait and where to warn.
@@ -106,6 +109,10 @@ func Lock(name string, opt Options) (*Target, error) {
 			return nil, err
 		}
 		t := &Target{Name: name, Path: l.path, opt: opt, lock: l.f, st: l.st}
+		if err := t.checkFolder(); err != nil {
+			t.Close()
+			return nil, err
+		}
 		if l.f == nil {
 			t.name, err = lockNew(l.path, opt)
 			if errors.Is(err, errAppeared) {
