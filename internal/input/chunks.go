@@ -93,8 +93,8 @@ var errNoMagic = errors.New("no ELF magic")
 // chunk has one byte more, so that r ends inside it when size is right. On
 // error (errOverLimit when r had more than limit bytes) the chunks are
 // released, and n says how many bytes were read. With needELF, a first
-// chunk that does not start with the ELF magic ends the reading with
-// errNoMagic, and any error before the magic is wrapped in notELF.
+// chunk shown not to be ELF (see shownNotELF) ends the reading with
+// errNoMagic, or with its error wrapped in notELF.
 func readChunks(r io.Reader, size, limit int64, needELF bool) (*chunks, int64, error) {
 	c := chunksPool.Get().(*chunks)
 	for {
@@ -127,7 +127,7 @@ func readChunks(r io.Reader, size, limit int64, needELF bool) (*chunks, int64, e
 				return c, c.size, nil
 			}
 		}
-		if needELF && len(c.bufs) == 1 && !bytes.HasPrefix(c.bufs[0], elfMagic) {
+		if needELF && len(c.bufs) == 1 && shownNotELF(c.bufs[0], err) {
 			if err == nil {
 				err = errNoMagic
 			}
@@ -139,6 +139,16 @@ func readChunks(r io.Reader, size, limit int64, needELF bool) (*chunks, int64, e
 			return nil, size, err
 		}
 	}
+}
+
+// shownNotELF reports whether the first decoded bytes b show that the
+// stream is not ELF: they do not start with the ELF magic, and either they
+// are long enough to hold it or the stream ended cleanly (err nil). A
+// stream that fails before its first bytes can say, as a truncated one
+// may in any format (a zstd block comes out whole or not at all), is a
+// decode error, not "not ELF": one rule for every format.
+func shownNotELF(b []byte, err error) bool {
+	return !bytes.HasPrefix(b, elfMagic) && (err == nil || len(b) >= len(elfMagic))
 }
 
 // fill reads from r until b is full (nil error) or r fails (io.EOF at its

@@ -217,10 +217,7 @@ func xzFirstDict(r *bufio.Reader) (int64, error) {
 // size when it is right.
 func decompress(c string, r io.Reader, size, limit int64, needELF bool) (*chunks, error) {
 	p, err := getDecoder(c, r)
-	if err != nil {
-		if needELF {
-			err = notELF{err}
-		}
+	if err != nil { // a corrupt header: a decode error, in a folder walk too
 		return nil, err
 	}
 	defer p.put()
@@ -261,16 +258,19 @@ func decodeError(c string, n int64, err error) error {
 	return fmt.Errorf("%w: %s at decompressed byte %d: %w", ErrCorrupt, c, n, err)
 }
 
-// sniffCompressed decompresses just enough of r to see the ELF magic.
-func sniffCompressed(c string, r io.Reader) bool {
+// sniffCompressed decompresses just enough of r to see the ELF magic. A
+// stream that fails before it shows whether it is ELF is a decode error
+// (see shownNotELF); one that ends cleanly before 4 bytes is not ELF.
+func sniffCompressed(c string, r io.Reader) (bool, error) {
 	p, err := getDecoder(c, r)
 	if err != nil {
-		return false
+		return false, err
 	}
 	defer p.put()
 	var got [len("\x7fELF")]byte
-	if _, err := io.ReadFull(p.d, got[:]); err != nil {
-		return false
+	n, err := fill(p.d, got[:])
+	if err != nil && err != io.EOF {
+		return false, decodeError(c, int64(n), err)
 	}
-	return bytes.Equal(got[:], elfMagic)
+	return bytes.Equal(got[:n], elfMagic), nil
 }
