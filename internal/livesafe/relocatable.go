@@ -123,20 +123,22 @@ func (a *comparison) relocatable() error {
 			}
 			continue
 		}
-		if os_.Size != ps.Size {
-			a.problem(l, fmt.Sprintf("size changed from %#x to %#x", os_.Size, ps.Size))
+		// FileSize: the bytes in the file (fewer than Size for a
+		// compressed section, whose bytes are compared as they are).
+		if os_.Size != ps.Size || os_.FileSize != ps.FileSize {
+			a.problem(l, fmt.Sprintf("size changed from %#x to %#x", os_.FileSize, ps.FileSize))
 			continue
 		}
 		sp := spans[i]
 		sortSpans(sp)
-		err := diffRanges(a.or, a.pr, int64(os_.Offset), int64(ps.Offset), int64(os_.Size), a.opts.ChunkSize, func(lo, hi int64) {
+		err := diffRanges(a.or, a.pr, int64(os_.Offset), int64(ps.Offset), int64(os_.FileSize), a.opts.ChunkSize, func(lo, hi int64) {
 			a.r.Counts.DifferentBytes += hi - lo
 			a.attribute(sp, lo, hi, func(lo, hi int64) {
 				a.problem(secLoc(i, os_, uint64(lo)), fmt.Sprintf("%d byte(s) changed outside any patch site: %s -> %s",
 					hi-lo, hexAt(a.or, int64(os_.Offset)+lo, hi-lo), hexAt(a.pr, int64(ps.Offset)+lo, hi-lo)))
 			})
 		})
-		a.r.Counts.BytesCompared += int64(os_.Size)
+		a.r.Counts.BytesCompared += int64(os_.FileSize)
 		if err != nil {
 			return fmt.Errorf("comparing section %q of %s with %s: %w", os_.Name, a.r.Orig, a.r.File, err)
 		}
