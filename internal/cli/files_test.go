@@ -44,7 +44,7 @@ func newPromise(t *testing.T) *promise {
 	dir := t.TempDir()
 	src := testutil.Fixtures(t, "gcc-callops-kimage.elf")[0]
 	f := filepath.Join(dir, "ref.elf")
-	p.mustRun(t, "init", "-o", f, src)
+	p.mustRun(t, "init", "--skip-misaligned", "-o", f, src)
 	p.init = readFile(t, f)
 	p.mustRun(t, append(enableArgs, "--func", "fx_add", f)...)
 	p.add = readFile(t, f)
