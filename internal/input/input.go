@@ -233,7 +233,7 @@ func open(path string, limit int64, needELF bool) (*File, error) {
 	}
 	defer f.Close()
 	// Read to the end, wherever it is now.
-	src := io.NewSectionReader(f, 0, 1<<62)
+	src := func() io.Reader { return io.NewSectionReader(f, 0, 1<<62) }
 	buf, err := decompress(c, src, hintFor(c, f, size), limit, needELF)
 	if err != nil {
 		return nil, err
@@ -275,8 +275,8 @@ func openWhole(f *fdFile, path string, size, limit int64, needELF bool) (*File, 
 		return &File{Path: path, Size: int64(n), r: buf, buf: buf}, nil
 	}
 	defer wholePool.Put(p)
-	r := bytes.NewReader(b)
-	buf, err := decompress(c, r, hintFor(c, r, int64(n)), limit, needELF)
+	src := func() io.Reader { return bytes.NewReader(b) }
+	buf, err := decompress(c, src, hintFor(c, bytes.NewReader(b), int64(n)), limit, needELF)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +314,7 @@ func openBytes(b []byte, limit int64) (*File, error) {
 	if c == None {
 		return &File{Size: int64(len(b)), r: bytes.NewReader(b)}, nil
 	}
-	buf, err := decompress(c, bytes.NewReader(b), hintFor(c, bytes.NewReader(b), int64(len(b))), limit, false)
+	buf, err := decompress(c, func() io.Reader { return bytes.NewReader(b) }, hintFor(c, bytes.NewReader(b), int64(len(b))), limit, false)
 	if err != nil {
 		return nil, err
 	}
