@@ -13,7 +13,8 @@ package input
 // numbered as they start, and only the oldest claim still decompressing
 // waits while it holds bytes; a younger one that would have to wait gives
 // back what it holds and starts its stream again (errYield), keeping its
-// number, so that it becomes the oldest in turn. A claim that holds
+// number, once it is the oldest: a claim yields at most once, so no
+// stream is decoded again and again while an older one grows. A claim that holds
 // nothing waits, and does not take bytes the oldest one is waiting for. A
 // claim alone in the budget always gets what it asks for: its own cap is
 // checked by readChunks.
@@ -53,9 +54,10 @@ func newBudget() *budget {
 
 // claim is one decompression's share of the budget.
 type claim struct {
-	b    *budget
-	n    uint64 // its number: lower is older
-	held int64
+	b       *budget
+	n       uint64 // its number: lower is older
+	held    int64
+	yielded bool // it gave its bytes back once: it waits to be the oldest
 }
 
 // start begins a claim.
@@ -88,7 +90,7 @@ func (c *claim) reserve(n int64) error {
 		oldest := c.oldest()
 		fits := b.used+n <= MaxDecompressed()+budgetSlack
 		switch {
-		case b.used == c.held || fits && (oldest || !b.oldestWaits):
+		case b.used == c.held || fits && (oldest || !b.oldestWaits && !c.yielded):
 			if oldest {
 				b.oldestWaits = false
 			}
@@ -97,6 +99,7 @@ func (c *claim) reserve(n int64) error {
 			b.peak = max(b.peak, b.used)
 			return nil
 		case c.held > 0 && !oldest:
+			c.yielded = true
 			return errYield
 		}
 		if oldest {

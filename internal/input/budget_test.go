@@ -80,7 +80,17 @@ func TestBudgetRules(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatalf("the oldest after the younger yielded: %v", err)
 	}
+	// Having yielded, the younger claim waits to be the oldest, though
+	// there is room: it would otherwise decode its stream again and again
+	// while the oldest grows.
+	go func() { got <- n.reserve(1) }()
+	if c := <-waiting; c != n {
+		t.Fatalf("claim %d waits, want the one that yielded, %d", c.n, n.n)
+	}
 	y.end()
+	if err := <-got; err != nil {
+		t.Fatalf("the claim that yielded, once the oldest: %v", err)
+	}
 	n.end()
 	if b.used != 0 || len(b.active) != 0 {
 		t.Errorf("after every claim ended: used %d, %d active", b.used, len(b.active))
