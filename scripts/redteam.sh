@@ -56,18 +56,19 @@ for r in "${runs[@]}"; do
 	echo "redteam: go test $pkg -run '$re'" >&2
 	go test -count=1 -v -timeout 90m -run "$re" ${REDTEAM_SKIP:+-skip "$REDTEAM_SKIP"} "$pkg" >"$log/out" 2>&1
 	cat "$log/out" >>"$log/all"
-	# Leaf results only: "--- PASS: TestX/group/case (1.2s)", a skip's reason
-	# on the line after it.
+	# Leaf results only: "--- PASS: TestX/group/case (1.2s)"; go test -v
+	# prints a skip's reason as it happens, under the test's "=== RUN".
 	awk -v only="$only" '
 		function groupof(name,   n, p) {
 			n = split(name, p, "/")
 			if (p[1] == "TestRedteam" && n >= 2) return p[2]
 			return p[1]
 		}
+		/^=== (RUN|CONT|NAME) / { cur = $3 }
+		/^[ \t]+[a-z_0-9]+\.go:[0-9]+: / { m = $0; sub(/^[ \t]*[a-z_0-9]+\.go:[0-9]+: /, "", m); msg[cur] = m }
 		/^[ \t]*--- (PASS|FAIL|SKIP): / {
 			st = $2; sub(":", "", st); name = $3
-			if (st == "SKIP") { getline why; sub(/^[ \t]*[a-z_0-9]+\.go:[0-9]+: /, "", why) } else why = ""
-			names[name] = st; reasons[name] = why
+			names[name] = st; reasons[name] = (st == "SKIP") ? msg[name] : ""
 		}
 		END {
 			for (n in names) {
