@@ -13,8 +13,8 @@ import (
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
-// fixtureBytes reads a committed fixture.
-func fixtureBytes(t *testing.T, name string) []byte {
+// readFixture reads a committed fixture.
+func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(testutil.Fixtures(t, name)[0])
 	if err != nil {
@@ -51,7 +51,7 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 // goes on with the rest, and the exit status is 2. (Before, the whole run
 // stopped with one message and nothing printed for any file.)
 func TestWalkGoesOnPastUnreadableFolder(t *testing.T) {
-	obj := fixtureBytes(t, "gcc-callops-bti-obj.o")
+	obj := readFixture(t, "gcc-callops-bti-obj.o")
 	root := tree(t, map[string][]byte{"a.o": obj, "b/x.o": obj, "c.o": obj})
 	locked := filepath.Join(root, "b")
 	defer func(f func(string) ([]os.DirEntry, error)) { readDir = f }(readDir)
@@ -123,7 +123,7 @@ func TestJSONLineForEveryFailedArgument(t *testing.T) {
 // A folder run of many files shows its progress on a terminal, never
 // elsewhere.
 func TestFolderProgress(t *testing.T) {
-	obj := fixtureBytes(t, "gcc-callops-bti-obj.o")
+	obj := readFixture(t, "gcc-callops-bti-obj.o")
 	files := map[string][]byte{}
 	for i := range progressMinInputs {
 		files[filepath.Join("d", strings.Repeat("x", i+1)+".o")] = obj
