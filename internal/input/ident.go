@@ -50,8 +50,6 @@ func (e *ForeignError) What() string {
 	bits := "ELF64"
 	if e.Class == elf.ELFCLASS32 {
 		bits = "ELF32"
-	} else if e.Class != elf.ELFCLASS64 {
-		bits = "ELF of class " + e.Class.String()
 	}
 	if e.Data == elf.ELFDATA2MSB {
 		return name + " " + bits + " big-endian"
@@ -74,10 +72,14 @@ var machineNames = map[elf.Machine]string{
 	elf.EM_BPF:     "bpf",
 }
 
-// CheckIdent says whether head, the first bytes of a file (decompressed),
-// starts a 64-bit little-endian AArch64 ELF file: nil when it does, an
-// error wrapping ErrNotELF when it does not start with the ELF magic or is
-// too short to tell, a *ForeignError when it is ELF for something else.
+// CheckIdent says whether a walk takes the file whose first bytes
+// (decompressed) are head: nil when it is a 64-bit little-endian AArch64
+// ELF file, or starts with the ELF magic but an identification too broken
+// to say for which machine (a class, byte order or version that does not
+// exist, machine EM_NONE: the ELF reader reports what is wrong, as for
+// any malformed file); an error wrapping ErrNotELF when it does not start
+// with the ELF magic or is too short to tell; a *ForeignError when it is
+// a well-formed ELF file for another machine, class or byte order.
 func CheckIdent(head []byte) error {
 	if len(head) < len(elfMagic) || [4]byte(head[:4]) != [4]byte(elfMagic) {
 		return notELFHead(head)
@@ -86,16 +88,21 @@ func CheckIdent(head []byte) error {
 		return fmt.Errorf("%w: %d bytes, shorter than an ELF header", ErrNotELF, len(head))
 	}
 	class, data := elf.Class(head[elf.EI_CLASS]), elf.Data(head[elf.EI_DATA])
+	wellFormed := (class == elf.ELFCLASS32 || class == elf.ELFCLASS64) &&
+		(data == elf.ELFDATA2LSB || data == elf.ELFDATA2MSB) && elf.Version(head[elf.EI_VERSION]) == elf.EV_CURRENT
+	if !wellFormed {
+		return nil
+	}
 	var machine elf.Machine
 	if data == elf.ELFDATA2MSB {
 		machine = elf.Machine(binary.BigEndian.Uint16(head[18:20]))
 	} else {
 		machine = elf.Machine(binary.LittleEndian.Uint16(head[18:20]))
 	}
-	if class != elf.ELFCLASS64 || data != elf.ELFDATA2LSB || machine != elf.EM_AARCH64 {
-		return &ForeignError{Class: class, Data: data, Machine: machine}
+	if machine == elf.EM_NONE || class == elf.ELFCLASS64 && data == elf.ELFDATA2LSB && machine == elf.EM_AARCH64 {
+		return nil
 	}
-	return nil
+	return &ForeignError{Class: class, Data: data, Machine: machine}
 }
 
 // CheckIdentAt is CheckIdent of what r holds at its start.
@@ -112,8 +119,10 @@ func CheckIdentAt(r io.ReaderAt) error {
 // file, decompresses only its first bytes) and returns CheckIdent's
 // verdict: nil for an AArch64 ELF file, an error wrapping ErrNotELF or
 // ErrNotAArch64 for a file a walk skips. Any other error says the file
-// could not be read (or is not a regular file): a walk keeps such a file,
-// for the command to report.
+// could not be read, is not a regular file, or is a compressed stream that
+// fails before its bytes show what it is (ErrCorrupt, as Open and Sniff
+// say; see shownNotELF): a walk keeps such a file, for the command to
+// report.
 func Identify(path string) error {
 	f, _, err := openRegularFile(path)
 	if err != nil {
@@ -129,18 +138,29 @@ func Identify(path string) error {
 	if c == None {
 		return CheckIdent(head[:n])
 	}
-	return CheckIdent(compressedHead(c, io.NewSectionReader(f, 0, 1<<62)))
+	b, err := compressedHead(c, io.NewSectionReader(f, 0, 1<<62))
+	if err != nil {
+		return err
+	}
+	return CheckIdent(b)
 }
 
 // compressedHead decompresses the first IdentLen bytes of r (fewer when
-// the stream ends or fails before them).
-func compressedHead(c string, r io.Reader) []byte {
+// the stream ends before them). A stream that fails before its bytes show
+// that it is not ELF is a decode error.
+func compressedHead(c string, r io.Reader) ([]byte, error) {
 	p, err := getDecoder(c, r)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	defer p.put()
 	head := make([]byte, IdentLen)
-	n, _ := io.ReadFull(p.d, head)
-	return head[:n]
+	n, err := fill(p.d, head)
+	if err == io.EOF {
+		err = nil
+	}
+	if err != nil && !shownNotELF(head[:n], err) {
+		return nil, decodeError(c, int64(n), err)
+	}
+	return head[:n], nil
 }

@@ -35,6 +35,9 @@ func TestCheckIdent(t *testing.T) {
 		{"aarch64 big-endian", head(elf.ELFCLASS64, elf.ELFDATA2MSB, 183), ErrNotAArch64, "aarch64 ELF64 big-endian", ""},
 		{"ILP32", head(elf.ELFCLASS32, elf.ELFDATA2LSB, 183), ErrNotAArch64, "aarch64 ELF32", ""},
 		{"unknown machine", head(elf.ELFCLASS64, elf.ELFDATA2LSB, 4242), ErrNotAArch64, "machine 4242 ELF64", ""},
+		{"broken class: taken, for the reader to report", head(0, elf.ELFDATA2LSB, 183), nil, "", ""},
+		{"machine EM_NONE: taken", head(elf.ELFCLASS64, elf.ELFDATA2LSB, 0), nil, "", ""},
+		{"bad version: taken", func() []byte { b := head(elf.ELFCLASS64, elf.ELFDATA2LSB, 62); b[6] = 0; return b }(), nil, "", ""},
 		{"ar archive", []byte("!<arch>\nvmlinux.o/"), ErrNotELF, "", ""},
 		{"script", []byte("#!/bin/sh\n"), ErrNotELF, "", ""},
 		{"short ELF", []byte("\x7fELF\x02\x01"), ErrNotELF, "", ""},
@@ -84,19 +87,27 @@ func TestIdentifyCompressed(t *testing.T) {
 	}
 }
 
-// FuzzCheckIdent: never a panic; nil exactly for a 64-bit little-endian
-// AArch64 ELF header; every other verdict is ErrNotELF or ErrNotAArch64.
+// FuzzCheckIdent: never a panic; a 64-bit little-endian AArch64 header is
+// always taken; a skip is only ever for a file without the ELF magic, or a
+// well-formed header for another machine; every error is one of the two
+// verdicts.
 func FuzzCheckIdent(f *testing.F) {
 	f.Add(head(elf.ELFCLASS64, elf.ELFDATA2LSB, 183))
 	f.Add(head(elf.ELFCLASS32, elf.ELFDATA2LSB, 40))
 	f.Add([]byte("!<arch>\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := CheckIdent(b)
-		ok := len(b) >= IdentLen && bytes.HasPrefix(b, []byte("\x7fELF")) && b[4] == 2 && b[5] == 1 && b[18] == 183 && b[19] == 0
-		if (err == nil) != ok {
-			t.Fatalf("CheckIdent(% x) = %v", b[:min(len(b), IdentLen)], err)
-		}
-		if err != nil && !errors.Is(err, ErrNotELF) && !errors.Is(err, ErrNotAArch64) {
+		magic := len(b) >= IdentLen && bytes.HasPrefix(b, []byte("\x7fELF"))
+		aarch64 := magic && b[4] == 2 && b[5] == 1 && b[6] == 1 && b[18] == 183 && b[19] == 0
+		wellFormed := magic && (b[4] == 1 || b[4] == 2) && (b[5] == 1 || b[5] == 2) && b[6] == 1
+		switch {
+		case aarch64 && err != nil:
+			t.Fatalf("CheckIdent(% x) = %v for an AArch64 header", b[:IdentLen], err)
+		case errors.Is(err, ErrNotAArch64) && !wellFormed:
+			t.Fatalf("CheckIdent(% x) = %v for a broken header, which the reader must report", b[:IdentLen], err)
+		case errors.Is(err, ErrNotELF) && magic:
+			t.Fatalf("CheckIdent(% x) = %v for an ELF header", b[:IdentLen], err)
+		case err != nil && !errors.Is(err, ErrNotELF) && !errors.Is(err, ErrNotAArch64):
 			t.Fatalf("CheckIdent: %v is neither verdict", err)
 		}
 	})
