@@ -9,6 +9,11 @@
 #   make kernel-check  the whole flow on Debian's arm64 cloud kernels 6.12
 #                   and 6.1, downloaded into build/kernels (opt-in, slow,
 #                   needs the network; scripts/kernel-check.sh)
+#   make kernel-build-check  cross-compile Linux 6.12 (Debian's
+#                   linux-source-6.12) in three flavours and run
+#                   examples/kernel-ci.sh and a record-count oracle on each
+#                   build tree (opt-in, slow, needs the network;
+#                   scripts/linux-build-check.sh)
 #   make bench      scan, patch and verify on a large kernel-like image and on
 #                   1,000 small objects, against binutils and cp (scripts/bench.sh)
 #
@@ -33,7 +38,7 @@ BIN := bin/ftpatch
 FUZZTIME ?= 20000x
 FIXTURES := testdata/fixtures
 
-.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench kernel-check clean
+.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench kernel-check kernel-build-check clean
 
 deps:
 	@scripts/deps.sh
@@ -95,6 +100,12 @@ bench: build
 # Not part of test: downloads ~1 GB once, then runs for a few minutes.
 kernel-check: build
 	scripts/kernel-check.sh
+
+# Not part of test nor CI: downloads ~150 MB once and builds three kernels
+# (~25 min on 2 cores, ~2 GB), reused by the next run (CACHE=DIR to share).
+kernel-build-check: build
+	scripts/deps.sh kernel-build
+	scripts/linux-build-check.sh
 
 clean:
 	rm -rf bin build

@@ -103,8 +103,11 @@ oracle_vmlinux() {
 		if ((d >= 0 && d < 0x$sz)); then off=$((0x$o + d)); break; fi
 	done < <("$readelf" -SW "$v" | grep '^ *\[ *[0-9]')
 	[[ -n $off ]] || { echo "oracle: $v: __start_mcount_loc is in no section" >&2; return 1; }
-	local i addrs=()
-	for ((i = 0; i < n; i++)); do addrs+=("$(printf '%016x' $((0x$start + 8 * i)))"); done
+	local i a addrs=()
+	for ((i = 0; i < n; i++)); do
+		printf -v a '%016x' $((0x$start + 8 * i))
+		addrs+=("$a")
+	done
 	# readelf -rW: "OFFSET INFO R_AARCH64_RELATIVE ADDEND" (no symbol).
 	# od -tx8 reads the host's byte order: little-endian, as the file.
 	awk 'FNR == 1 { f++ }
@@ -112,7 +115,7 @@ oracle_vmlinux() {
 		f == 2 { addr[FNR] = $1; next }
 		f == 3 { for (i = 1; i <= NF; i++) { k++; v = (addr[k] in rel) ? rel[addr[k]] : $i; if (v !~ /^0+$/) nz++ } }
 		END { print k, nz + 0 }' \
-		<("$readelf" -rW "$v") <(printf '%s\n' "${addrs[@]}") <(od -An -v -tx8 -j "$off" -N $((n * 8)) "$v")
+		<("$readelf" -rW "$v" 2>/dev/null) <(printf '%s\n' "${addrs[@]}") <(od -An -v -tx8 -j "$off" -N $((n * 8)) "$v")
 }
 
 # oracle_module KO: the entries of its __patchable_function_entries (each

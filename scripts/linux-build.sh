@@ -90,6 +90,20 @@ linux_build() {
 	[[ -f $fragment ]] || { echo "linux-build: $fragment: no such config fragment" >&2; return 2; }
 	mkdir -p "$out"
 	out=$(cd "$out" && pwd)
+	# One build per tree at a time (make kernel-build-check and
+	# kernel-53-check may share the cache): the second waits, then finds the
+	# tree built.
+	local lockfd rc=0
+	exec {lockfd}>"$out.lock"
+	flock "$lockfd"
+	linux_build_locked "$src" "$out" "$fragment" "$@" || rc=$?
+	exec {lockfd}>&-
+	return $rc
+}
+
+linux_build_locked() {
+	local src=$1 out=$2 fragment=$3
+	shift 3
 	local stamp
 	stamp=$(linux_stamp "$src" "$fragment" "$@")
 	if [[ -f $out/.done && $(cat "$out/.done") == "$stamp" ]]; then
@@ -99,10 +113,11 @@ linux_build() {
 	rm -f "$out/.done"
 	local t0=$EPOCHREALTIME jobs=${JOBS:-$(nproc)} wall cpu
 	echo "linux-build: $out: configuring (tinyconfig + $(basename "$fragment"))" >&2
-	linux_make "$src" "$out" "$@" tinyconfig >/dev/null
-	cat "$fragment" >>"$out/.config"
-	linux_make "$src" "$out" "$@" olddefconfig 2>&1 | grep -v 'warning: override: reassigning to symbol' >&2 || true
-	linux_config_check "$out" "$fragment"
+	# (Called under `||`, where set -e does not hold: each step checks.)
+	linux_make "$src" "$out" "$@" tinyconfig >/dev/null || return
+	cat "$fragment" >>"$out/.config" || return
+	linux_make "$src" "$out" "$@" olddefconfig >"$out/config.log" 2>&1 || { cat "$out/config.log" >&2; return 1; }
+	linux_config_check "$out" "$fragment" || return
 	echo "linux-build: $out: building vmlinux and modules (-j$jobs)" >&2
 	local timer=()
 	[[ -x /usr/bin/time ]] && timer=(/usr/bin/time -f '%U %S' -o "$out/build.cpu")
@@ -113,8 +128,8 @@ linux_build() {
 		return 1
 	}
 	[[ -f $out/vmlinux && -f $out/modules.order ]] || { echo "linux-build: $out: no vmlinux or modules.order after make" >&2; return 1; }
-	# build.time: "WALL CPU" seconds of this build (configuration included;
-	# CPU = user + sys of make and everything it ran).
+	# build.time: "WALL CPU" seconds: wall from configuring to the end, cpu
+	# (user + sys) of the make of vmlinux and modules and all it ran.
 	local cpu=-
 	[[ -s $out/build.cpu ]] && cpu=$(awk 'END { printf "%.0f", $1 + $2 }' "$out/build.cpu")
 	echo "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') $cpu" >"$out/build.time"
