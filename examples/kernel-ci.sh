@@ -79,11 +79,27 @@ run() {
 	esac
 	# "ftpatch: file F: skipped function NAME at ADDR: CODE"
 	sed -n 's/^ftpatch: file \([^:]*\): skipped function \([^ ]*\) at .*: \([a-z-]*\)$/kernel-ci: skipped: \2 in \1 (\3)/p' "$out/$name.err"
-	say "$label: $(sed -n 's/^summary: [a-z]*: //p' "$out/$name.err")"
+	# A run over many files ends with a summary line; one file, with its
+	# own line.
+	local line
+	line=$(sed -n 's/^summary: [a-z]*: //p' "$out/$name.err")
+	say "$label: ${line:-$(tail -n 1 "$out/$name.out")}"
 }
 
-# each DIR: the files of a copy of the tree, as paths relative to DIR.
-each() { (cd "$1" && find . -type f | sed 's|^\./||' | LC_ALL=C sort); }
+# against OLD NEW: `verify --against` of each file of the copy NEW with its
+# namesake in OLD: every change must be one a running kernel may take.
+# vmlinux runs its own ftrace_caller. Prints the number of files.
+against() {
+	local f n=0 rft
+	while IFS= read -r f; do
+		rft=()
+		[[ $f == vmlinux ]] && rft=(--run-file-trampoline)
+		"$ftpatch" verify "${rft[@]}" --against "$1/$f" "$2/$f" >"$out/against.out" 2>&1 ||
+			{ cat "$out/against.out" >&2; fail "ftpatch verify ${rft[*]} --against $1/$f $2/$f"; }
+		n=$((n + 1))
+	done < <(cd "$2" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
+	echo "$n"
+}
 
 # --- 1. scan the whole tree ---------------------------------------------------
 # One JSON object per file, then the run's summary (sites, problems by code)
@@ -143,20 +159,17 @@ run init init init "${defargs[@]}" --allow-absolute "${leave[@]}" "${plain[@]}" 
 # enable --init: every site of vmlinux and every module traced, straight
 # from the build output, in one pass per file.
 run all "enable --init (every site)" enable --init "${opsargs[@]}" --allow-absolute "${leave[@]}" "${plain[@]}" -o "$out/all" "$build"
-# Each site on the CPU; vmlinux's through the kernel's own ftrace_caller
-# (modules call it through a relocation: verify runs its stand-in there).
-run verify-all "verify (the kernel's ftrace_caller)" verify --run-file-trampoline "$out/all"
+# Each site on the CPU: vmlinux's through the kernel's own ftrace_caller;
+# the modules', which reach ftrace_caller through a relocation, through
+# ftpatch's trampoline standing in for it.
+run verify-vmlinux "verify vmlinux (its own ftrace_caller)" verify --run-file-trampoline "$out/all/vmlinux"
+run verify-modules "verify the rest (ftpatch's trampoline)" verify --exclude-path vmlinux "$out/all"
 
 # --- 3. a few functions, live -----------------------------------------------------
 # From the boot state, trace FUNCS and MODULE_FUNCS; each change must be one
 # a running kernel may take (the literal, then NOP -> BL).
 run traced "enable ${funcs[*]}${module_funcs[*]:+ ${module_funcs[*]}}" enable "${opsargs[@]}" --allow-absolute "${leave[@]}" "${funcargs[@]}" -o "$out/traced" "$out/init"
-n=0
-while IFS= read -r f; do
-	check=(verify --run-file-trampoline --against "$out/init/$f" "$out/traced/$f")
-	"$ftpatch" "${check[@]}" >"$out/against.out" 2>&1 || { cat "$out/against.out" >&2; fail "ftpatch ${check[*]}"; }
-	n=$((n + 1))
-done < <(each "$out/traced")
+n=$(against "$out/init" "$out/traced")
 say "live-safe: init -> traced, $n files"
 
 # --- 4. undo ----------------------------------------------------------------------
@@ -165,12 +178,7 @@ say "live-safe: init -> traced, $n files"
 # change is proven live-safe instead.
 run off disable disable "${defargs[@]}" --allow-absolute -o "$out/off" "$out/all"
 cmp -s "$out/init/vmlinux" "$out/off/vmlinux" || fail "disable did not give init's vmlinux back"
-n=0
-while IFS= read -r f; do
-	check=(verify --run-file-trampoline --against "$out/all/$f" "$out/off/$f")
-	"$ftpatch" "${check[@]}" >"$out/against.out" 2>&1 || { cat "$out/against.out" >&2; fail "ftpatch ${check[*]}"; }
-	n=$((n + 1))
-done < <(each "$out/off")
+n=$(against "$out/all" "$out/off")
 say "disable: vmlinux = init's bytes (cmp); live-safe: all -> off, $n files"
 
 # --- 5. the tree as built -------------------------------------------------------------

@@ -237,9 +237,12 @@ for flavour in "${flavours[@]}"; do
 	rc=0
 	read -r -a imf <<<"$image_funcs"
 	read -r -a mof <<<"$module_funcs"
+	set +e
 	OUT=$work/ci OPS=${ops[$flavour]} DEFAULT_OPS=${ops[$flavour]:+ftrace_nop_ops} FUNCS="${imf[*]}" MODULE_FUNCS="${mof[*]}" \
-		"$here/examples/kernel-ci.sh" "$tree" "$ftpatch" > >(while IFS= read -r line; do printf '   %6ss  %s\n' "$(since "$t0")" "$line"; done) 2>&1 || rc=$?
-	wait
+		"$here/examples/kernel-ci.sh" "$tree" "$ftpatch" 2>&1 |
+		while IFS= read -r line; do printf '   %6ss  %s\n' "$(since "$t0")" "$line"; done
+	rc=${PIPESTATUS[0]}
+	set -e
 	((rc == 0)) || die "$flavour: examples/kernel-ci.sh exit $rc"
 	summary+=("$(printf '%-14s %-44s %8ss' "$flavour" "examples/kernel-ci.sh TREE" "$(since "$t0")")")
 	[[ ${KEEP:-0} == 1 ]] || rm -rf "$work"
