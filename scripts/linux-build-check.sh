@@ -249,7 +249,9 @@ for flavour in "${flavours[@]}"; do
 done
 
 echo
-echo "=== summary ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); disk: $(du -sm "$cache/linux-source" | cut -f1) MB sources, $(du -sm "$cache/linux-build" | cut -f1) MB build trees)"
+trees=()
+for flavour in "${flavours[@]}"; do trees+=("$cache/linux-build/$flavour"); done
+echo "=== summary ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); disk: $(du -sm "$cache/linux-source" | cut -f1) MB sources, $(du -csm "${trees[@]}" | tail -n1 | cut -f1) MB build trees)"
 printf '%s\n' "${summary[@]}"
 printf '%-14s %-44s %8ss\n' all "whole check" "$(since "$t_all")"
 echo "linux-build-check: OK"
