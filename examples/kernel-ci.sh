@@ -83,7 +83,7 @@ run() {
 	# own line.
 	local line
 	line=$(sed -n 's/^summary: [a-z]*: //p' "$out/$name.err")
-	say "$label: ${line:-$(tail -n 1 "$out/$name.out")}"
+	say "$label: ${line:-$(tail -n 1 "$out/$name.out" | sed 's/ in [0-9.]*s$//')}"
 }
 
 # against OLD NEW: `verify --against` of each file of the copy NEW with its
@@ -145,7 +145,7 @@ awk '{ n = split($0, s, /\{"func":"/); for (i = 2; i <= n; i++) if (s[i] ~ /"pro
 leave=()
 if [[ -s $out/leave.txt ]]; then
 	leave=(--exclude-file "$out/leave.txt")
-	say "left as built: $(wc -l <"$out/leave.txt") functions with a tolerated problem: $(head -n 5 "$out/leave.txt" | tr '\n' ' ')"
+	say "left as built: $(wc -l <"$out/leave.txt") functions with a tolerated problem (by name, in every file): $(head -n 5 "$out/leave.txt" | paste -sd ' ')"
 fi
 
 # --- 2. every site, in one run each ------------------------------------------------
