@@ -109,7 +109,7 @@ kernel-check: build
 	scripts/kernel-check.sh
 
 # Not part of test nor CI: downloads ~150 MB once and builds three kernels
-# (~25 min on 2 cores, ~2 GB), reused by the next run (CACHE=DIR to share).
+# (~25 min on 2 idle cores, ~2.1 GB), reused by the next run (CACHE=DIR to share).
 kernel-build-check: build
 	scripts/deps.sh kernel-build
 	scripts/linux-build-check.sh
