@@ -86,7 +86,7 @@ linux_stamp() {
 linux_build() {
 	local src=$1 out=$2 fragment=$3
 	shift 3
-	[[ -f $src/Makefile && -f $src/.done ]] || { echo "linux-build: $src: not an unpacked source tree (scripts/linux-source.sh)" >&2; return 2; }
+	[[ -f $src/Makefile && -f $src/Kconfig && -d $src/arch/arm64 ]] || { echo "linux-build: $src: not a Linux source tree (scripts/linux-source.sh unpacks one)" >&2; return 2; }
 	[[ -f $fragment ]] || { echo "linux-build: $fragment: no such config fragment" >&2; return 2; }
 	mkdir -p "$out"
 	out=$(cd "$out" && pwd)
