@@ -31,7 +31,9 @@ type VerifyOptions struct {
 	Seed              uint64   // --seed
 	Direct            []string // --direct: legal direct trampolines
 	DirectCallOffset  int64    // --direct-call-offset
+	Quiet             bool     // --quiet: only failures, errors and the summary
 	Select            Selection
+	Walk              WalkOptions
 }
 
 // runAgainst runs the static --against comparison of orig and patched
@@ -78,7 +80,7 @@ const progressMin = 20000
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--func GLOB]... [--exclude GLOB]... [--seed N] [-j N] [--max-decompressed SIZE] FILE|DIR...",
+		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--seed N] [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "Run every patch site on Unicorn's arm64 CPU and check what it does",
 		Long: `Run every patch site on Unicorn's arm64 CPU, from the function entry to the
 first instruction after the site, and check it behaves as its state says:
@@ -100,7 +102,8 @@ ftrace_stub_direct_tramp): it must be entered once with X9 = the parent and
 X30 = the return into the function, call no op->func, and come back with
 X30 = the parent and X0-X8, X19-X29, SP as they were. With --direct the
 tool's trampoline has the direct-call path. Exit 1 when a site fails, 2 on
-input errors.`,
+input errors.
+` + inputsHelp,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("verify needs at least one FILE or DIR")
@@ -121,7 +124,9 @@ input errors.`,
 	f.BoolVar(&opts.AllowInit, "allow-init", false, "with --against: accept init changes (NOP -> MOV X9,X30), for a FILE that is not running yet")
 	addJobsFlag(f, &opts.Jobs, "run sites on `N` workers")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed `N` of the random register values")
+	addQuietFlag(f, &opts.Quiet)
 	opts.Select.addFlags(f)
+	opts.Walk.addFlags(f)
 	f.StringSliceVar(&opts.Direct, "direct", nil, "`SYM|ADDR` of a legal direct trampoline (repeatable): direct sites run it and must come back with X30 = parent")
 	f.Int64Var(&opts.DirectCallOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "with --direct: offset `N` of direct_call in struct ftrace_ops")
 	addMaxDecompressedFlag(cmd)
@@ -129,32 +134,14 @@ input errors.`,
 }
 
 func runVerify(opts *VerifyOptions, stdio *IO) error {
-	if err := checkJobs(&opts.Jobs); err != nil {
+	if err := checkVerifyOptions(opts); err != nil {
 		return err
-	}
-	if err := opts.Select.check(); err != nil {
-		return err
-	}
-	// 0 (a caller that sets no offset) means the default.
-	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
-		return UsageErrorf("--direct-call-offset needs --direct")
-	}
-	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
-		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
-	}
-	if opts.Against != "" {
-		if len(opts.Files) != 1 {
-			return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
-		}
 	}
 	if err := verify.EmulatorBuilt(); err != nil {
 		return err
 	}
-	files, err := expandInputs(opts.Files)
-	if err != nil {
-		return err
-	}
-	if len(files) == 1 {
+	in := newWalker(opts.Walk, false).expand(opts.Files)
+	if len(in.items) == 1 {
 		// One file's sites and image stay live until its report is
 		// written: a collection at the folder floor freed little and
 		// cost ~20 ms of cpu on the 53k-site bench image (~0.4 µs a
@@ -162,9 +149,6 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		defer gcOneFile()()
 	} else {
 		defer gcEmulatorWalk()()
-	}
-	if opts.AllowInit && opts.Against == "" {
-		return UsageErrorf("--allow-init is for --against ORIG")
 	}
 	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
 		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
@@ -178,43 +162,87 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		jsonErr = out
 	}
 	if opts.Against != "" {
-		if len(files) != 1 {
-			return UsageErrorf("--against ORIG compares one FILE, got %d files in %s", len(files), opts.Files[0])
+		if len(in.items) != 1 || in.items[0].err != nil {
+			return UsageErrorf("--against ORIG compares one FILE, got %s in %s", plural(len(in.items), "input"), opts.Files[0])
 		}
-		return runVerifyAgainst(opts, files[0], vopts, stdio, out, jsonErr)
+		return runVerifyAgainst(opts, in.items[0].path, vopts, stdio, out, jsonErr)
 	}
+	return verifyAll(opts, in, vopts, stdio, out, jsonErr)
+}
 
-	// Files run concurrently (at most Jobs at once), each with its own
-	// workers; reports are printed in argument order.
-	inputErrs := 0
-	failed := 0
-	pool.Ordered(context.Background(), len(files), opts.Jobs,
+// checkVerifyOptions checks verify's flags and arguments before anything
+// is read.
+func checkVerifyOptions(opts *VerifyOptions) error {
+	if err := checkJobs(&opts.Jobs); err != nil {
+		return err
+	}
+	if err := checkInputArgs(opts.Files); err != nil {
+		return err
+	}
+	if err := opts.Select.check(); err != nil {
+		return err
+	}
+	if err := opts.Walk.check(); err != nil {
+		return err
+	}
+	// 0 (a caller that sets no offset) means the default.
+	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
+		return UsageErrorf("--direct-call-offset needs --direct")
+	}
+	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
+		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
+	}
+	if opts.Against != "" && len(opts.Files) != 1 {
+		return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
+	}
+	if opts.AllowInit && opts.Against == "" {
+		return UsageErrorf("--allow-init is for --against ORIG")
+	}
+	return nil
+}
+
+// verifyAll verifies the inputs: files run concurrently (at most Jobs at
+// once), each with its own workers; reports are printed in input order.
+func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *IO, out, jsonErr io.Writer) error {
+	run := newRunState("verify", stdio, in, jsonErr, opts.Quiet)
+	sites, failed := 0, 0
+	pool.Ordered(context.Background(), len(in.items), opts.Jobs,
 		func(_ context.Context, i int) (*verify.Report, error) {
-			rep, err := verifyOne(files[i], vopts, stdio, len(files) == 1)
+			it := &in.items[i]
+			if it.err != nil {
+				return nil, it.err
+			}
+			rep, err := verifyOne(it.path, vopts, stdio, len(in.items) == 1)
 			if err != nil {
-				err = fmt.Errorf("file %s: %w", files[i], err)
+				err = fmt.Errorf("file %s: %w", it.path, err)
 			}
 			return rep, err
 		},
 		func(i int, rep *verify.Report, err error) error {
+			run.step()
 			if err != nil {
-				inputErrs++
-				reportInput(stdio, jsonErr, files[i], err)
+				run.fail(i, err)
 				return nil
 			}
+			sites += rep.Sites
 			failed += rep.Failed
-			writeVerify(out, rep, opts.JSON)
+			if !opts.Quiet || rep.Failed > 0 {
+				run.toStderr()
+				writeVerify(out, rep, opts.JSON)
+			}
 			return nil
 		})
-	switch {
-	case inputErrs > 0:
-		return errInputsFailed{inputErrs}
+	run.sum.Sites, run.sum.SitesFailed = sites, intp(failed)
+	if err := run.finish(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
 	}
-	if err := opts.Select.unmatched(inputsName(files)); err != nil {
+	if run.sum.Failed > 0 {
+		return errInputsFailed{run.sum.Failed}
+	}
+	if err := opts.Select.unmatched(inputsName(in), opts.Files...); err != nil {
 		return err
 	}
-	switch {
-	case failed > 0:
+	if failed > 0 {
 		return fmt.Errorf("%d sites failed: %w", failed, ErrFindings)
 	}
 	return nil
