@@ -9,6 +9,11 @@
 #   make kernel-check  the whole flow on Debian's arm64 cloud kernels 6.12
 #                   and 6.1, downloaded into build/kernels (opt-in, slow,
 #                   needs the network; scripts/kernel-check.sh)
+#   make kernel-build-check  cross-compile Linux 6.12 (Debian's
+#                   linux-source-6.12) in three flavours and run
+#                   examples/kernel-ci.sh and a record-count oracle on each
+#                   build tree (opt-in, slow, needs the network;
+#                   scripts/linux-build-check.sh)
 #   make bench      scan, patch and verify on a large kernel-like image and on
 #                   1,000 small objects, against binutils and cp (scripts/bench.sh)
 #   make redteam    the hostile campaign of issue 22 in full (root for every
@@ -37,7 +42,7 @@ FUZZTIME ?= 20000x
 FIXTURES := testdata/fixtures
 KTREE := testdata/ktree
 
-.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench redteam kernel-check clean
+.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench redteam kernel-check kernel-build-check clean
 
 deps:
 	@scripts/deps.sh
@@ -100,6 +105,12 @@ redteam: deps
 # Not part of test: downloads ~1 GB once, then runs for a few minutes.
 kernel-check: build
 	scripts/kernel-check.sh
+
+# Not part of test nor CI: downloads ~150 MB once and builds three kernels
+# (~25 min on 2 idle cores, ~2.1 GB), reused by the next run (CACHE=DIR to share).
+kernel-build-check: build
+	scripts/deps.sh kernel-build
+	scripts/linux-build-check.sh
 
 clean:
 	rm -rf bin build

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# deps.sh: install the Debian packages ftpatch's build, tests, demo and bench
-# need, and only those that are missing. Quiet and quick when all are there;
-# runs apt-get update only when it has something to install; uses sudo only
-# when not root. Debian 12 (bookworm) is the reference system.
+# deps.sh [GROUP...]: install the Debian packages ftpatch's build, tests, demo
+# and bench need, and those of each GROUP named, and only those that are
+# missing. Quiet and quick when all are there; runs apt-get update only when
+# it has something to install; uses sudo only when not root. Debian 12
+# (bookworm) is the reference system.
+#
+# Groups, for the opt-in targets (each is one array below; add packages to
+# it, or a group as a new array named GROUP_<name with - as _>):
+#   kernel-build   building Linux itself (make kernel-build-check)
 set -euo pipefail
 
 PACKAGES=(
@@ -19,6 +24,26 @@ PACKAGES=(
 	xz-utils zstd gzip                               # compressed modules
 	time                                             # /usr/bin/time for make bench
 )
+
+# Building Linux 6.12 for arm64 out of tree (scripts/linux-build.sh): the
+# host tools its build runs, Clang/LLD through LLVM=1 (the base set's clang,
+# lld, llvm), and what scripts/linux-source.sh fetches the sources with.
+GROUP_kernel_build=(
+	make gcc libc6-dev bc flex bison libssl-dev libelf-dev # host programs of the kernel build
+	cpio kmod python3 perl                                 # scripts the build runs
+	debian-archive-keyring dpkg                            # linux-source.sh's apt-get download, dpkg-deb
+)
+
+for group in "$@"; do
+	var=GROUP_${group//-/_}
+	if ! declare -p "$var" >/dev/null 2>&1; then
+		echo "deps.sh: no package group '$group' (groups: $(compgen -A variable GROUP_ | sed 's/^GROUP_//; s/_/-/g' | tr '\n' ' '))" >&2
+		exit 2
+	fi
+	declare -n members=$var
+	PACKAGES+=("${members[@]}")
+	unset -n members
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
