@@ -85,6 +85,17 @@ type Image struct {
 	directOff       int64             // op->direct_call offset; 0 without --direct
 	standinDirectAt uint64
 	rel             *relLayout // ET_REL: where sections went (nil when linked)
+
+	// pieces are where a linked file's bytes went: each PT_LOAD's file
+	// part (nil for ET_REL, whose sections are copied where they are placed).
+	pieces []filePiece
+}
+
+// filePiece is n bytes of the image file at off, placed at vaddr.
+type filePiece struct {
+	vaddr uint64
+	off   int64
+	n     uint64
 }
 
 const (
@@ -344,6 +355,9 @@ func (img *Image) loadLinked(f *elf.File, r io.ReaderAt) error {
 		}
 		if n, err := r.ReadAt(dst, int64(p.Off)); n != len(dst) {
 			return fmt.Errorf("%w: PT_LOAD at %#x: reading %d bytes at offset %#x: %w", elfscan.ErrMalformed, p.Vaddr, len(dst), p.Off, err)
+		}
+		if p.Filesz > 0 {
+			img.pieces = append(img.pieces, filePiece{p.Vaddr, int64(p.Off), p.Filesz})
 		}
 	}
 	return nil
