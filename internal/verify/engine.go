@@ -132,6 +132,10 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 			e.close()
 		}
 	}()
+	// The stack first: see stackSize.
+	if err := mu.MemMapProt(img.stackBase, stackSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		return nil, fmt.Errorf("mapping the stack: %w", err)
+	}
 	for _, r := range img.regions {
 		m, err := mem(r)
 		if err != nil {
@@ -140,9 +144,6 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 		if err := mu.MemMapPtr(r.addr, r.size, r.prot, unsafe.Pointer(&m[0])); err != nil {
 			return nil, fmt.Errorf("mapping %s at %#x: %w", r.name, r.addr, err)
 		}
-	}
-	if err := mu.MemMapProt(img.stackBase, stackSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
-		return nil, fmt.Errorf("mapping the stack: %w", err)
 	}
 	// Intercept op->func: the runner's hook in C, on each function's first
 	// word (or their span, when many).
