@@ -118,14 +118,15 @@ static struct {
 	void **mem; // each region's host memory
 } plan;
 
-static void *read_file(const char *path, size_t *n) {
+// map_file maps the file at path read-only and returns it and its size.
+static void *map_file(const char *path, size_t *n) {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		die(2, "%s: cannot open", path);
 	}
 	off_t size = lseek(fd, 0, SEEK_END);
-	uint8_t *b = malloc(size > 0 ? size : 1);
-	if (size < 0 || b == NULL || pread(fd, b, size, 0) != size) {
+	void *b = size > 0 ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+	if (b == MAP_FAILED) {
 		die(2, "%s: cannot read", path);
 	}
 	close(fd);
@@ -135,7 +136,7 @@ static void *read_file(const char *path, size_t *n) {
 
 static void read_plan(const char *path) {
 	size_t n;
-	uint8_t *b = read_file(path, &n);
+	uint8_t *b = map_file(path, &n);
 	uint64_t *h = (uint64_t *)(b + 8);
 	if (n < 8 + 12 * 8 || memcmp(b, "ftpfloor", 8) != 0 || h[0] != 1) {
 		die(2, "%s: not a floor plan (version 1)", path);
@@ -168,8 +169,25 @@ static uint8_t *host(uint64_t addr, uint64_t n) {
 	return NULL;
 }
 
+// place puts the n bytes of the file at off into dst as verify's loader
+// does (internal/verify/image.go, placeFile): the whole host pages mapped
+// from the file copy-on-write when dst and off are congruent modulo the page
+// size, the rest read.
+static int place(uint8_t *dst, uint64_t n, int fd, uint64_t off) {
+	uint64_t hp = (uint64_t)sysconf(_SC_PAGESIZE), a = (uint64_t)(uintptr_t)dst;
+	if (n >= hp && (a - off) % hp == 0) {
+		uint64_t lo = (a + hp - 1) / hp * hp, hi = (a + n) / hp * hp;
+		if (lo < hi && mmap((void *)lo, hi - lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off + lo - a) != MAP_FAILED) {
+			uint64_t head = lo - a, tail = a + n - hi;
+			return (head == 0 || pread(fd, dst, head, off) == (ssize_t)head) &&
+			       (tail == 0 || pread(fd, dst + n - tail, tail, off + n - tail) == (ssize_t)tail);
+		}
+	}
+	return pread(fd, dst, n, off) == (ssize_t)n;
+}
+
 // map_image lays the image out in host memory, as verify's loader does:
-// each region anonymous memory, the file's pieces read into it, then the
+// each region anonymous memory, the file's pieces placed in it, then the
 // words verify writes over them.
 static void map_image(const char *image) {
 	int fd = open(image, O_RDONLY | O_CLOEXEC);
@@ -191,7 +209,7 @@ static void map_image(const char *image) {
 	for (uint64_t i = 0; i < plan.npieces; i++) {
 		struct piece *p = &plan.pieces[i];
 		uint8_t *dst = host(p->vaddr, p->len);
-		if (dst == NULL || pread(fd, dst, p->len, p->off) != (ssize_t)p->len) {
+		if (dst == NULL || !place(dst, p->len, fd, p->off)) {
 			die(2, "%s: cannot read a piece", image);
 		}
 	}

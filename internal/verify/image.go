@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
@@ -325,7 +327,9 @@ func protOf(flags elf.ProgFlag) int {
 
 // loadLinked maps the PT_LOAD segments of an ET_EXEC or ET_DYN file at
 // their addresses, page-rounded; segments sharing a page share a region.
-func (img *Image) loadLinked(f *elf.File, r io.ReaderAt) error {
+// fd, when >= 0, is the file's descriptor: its pages are mapped rather than
+// read (placeFile).
+func (img *Image) loadLinked(f *elf.File, r io.ReaderAt, fd int) error {
 	type span struct {
 		lo, hi uint64
 		prot   int
@@ -366,12 +370,54 @@ func (img *Image) loadLinked(f *elf.File, r io.ReaderAt) error {
 		if dst == nil {
 			return fmt.Errorf("%w: PT_LOAD at %#x", ErrImage, p.Vaddr)
 		}
-		if n, err := r.ReadAt(dst, int64(p.Off)); n != len(dst) {
+		if err := placeFile(dst, r, int64(p.Off), fd); err != nil {
 			return fmt.Errorf("%w: PT_LOAD at %#x: reading %d bytes at offset %#x: %w", elfscan.ErrMalformed, p.Vaddr, len(dst), p.Off, err)
 		}
 		if p.Filesz > 0 {
 			img.pieces = append(img.pieces, filePiece{p.Vaddr, int64(p.Off), p.Filesz})
 		}
+	}
+	return nil
+}
+
+// placeFile puts the len(dst) bytes of the file at off into dst (memory of
+// a region): the whole host pages of it mapped from the file copy-on-write
+// when fd is the file's descriptor (>= 0) and dst and off are congruent
+// modulo the page size, the rest read. A mapped page costs a read fault
+// when a run or the loader first reads it (the kernel maps its neighbours
+// with it) and a copy only if something writes it (a relocation, a BRK):
+// reading a kernel's segments whole cost ~30 MB of copies and a fault per
+// page, about a sixth of verify's cpu on a 6.12 vmlinux.
+func placeFile(dst []byte, r io.ReaderAt, off int64, fd int) error {
+	hp := uint64(os.Getpagesize())
+	a := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(dst))))
+	n := uint64(len(dst))
+	if fd >= 0 && n >= hp && (a-uint64(off))%hp == 0 {
+		lo, hi := (a+hp-1)/hp*hp, (a+n)/hp*hp
+		if lo < hi {
+			_, _, errno := syscall.Syscall6(syscall.SYS_MMAP, uintptr(lo), uintptr(hi-lo), syscall.PROT_READ|syscall.PROT_WRITE,
+				syscall.MAP_PRIVATE|syscall.MAP_FIXED, uintptr(fd), uintptr(uint64(off)+lo-a))
+			if errno == 0 {
+				head, tail := lo-a, a+n-hi
+				if err := readFull(dst[:head], r, off); err != nil {
+					return err
+				}
+				return readFull(dst[n-tail:], r, off+int64(n-tail))
+			}
+		}
+	}
+	return readFull(dst, r, off)
+}
+
+func readFull(dst []byte, r io.ReaderAt, off int64) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	if n, err := r.ReadAt(dst, off); n != len(dst) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
 	}
 	return nil
 }

@@ -52,7 +52,11 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 			return nil, err
 		}
 	default:
-		if err = img.loadLinked(f, o); err != nil {
+		fd, ok := o.Fd()
+		if !ok {
+			fd = -1
+		}
+		if err = img.loadLinked(f, o, fd); err != nil {
 			return nil, err
 		}
 		if dynOther, err = img.applyDynRelocs(o); err != nil {
