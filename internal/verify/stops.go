@@ -31,8 +31,13 @@ var stopBRK, _ = encode.BRK{Imm16: 0xf7a5}.Encode()
 // another site's BRK traps away from its own stop address: it fails on the
 // fast path and runs again on its budget engine, without BRKs.
 type stopSet struct {
-	img     *Image
-	chained []bool    // by site index: its stop address holds a BRK
+	img *Image
+	// chained is, by site index, whether the site's run ends at a trap: a
+	// BRK at its stop address (nop and init sites), or the return trap of
+	// the tool's trampoline (enabled sites: with no BRK at their stop
+	// address, a run that does not return through the trampoline goes on
+	// past it, fails on the fast path and runs again on the budget engine).
+	chained []bool
 	planted []plantAt // in planting order
 	// retTraps are the tool's trampolines' `RET X9` words, also under a
 	// BRK: a run returning from the trampoline into its function
@@ -50,8 +55,9 @@ type plantAt struct {
 	word uint32 // the image's own word there
 }
 
-// plantStops plants a BRK at the stop address (CallSite+4) of every site of
-// run it can, and returns the set (restore takes them out again). It plants
+// plantStops plants a BRK at the stop address (CallSite+4) of every nop and
+// init site of run it can, marks those and every enabled site of run as
+// chained, and returns the set (restore takes the BRKs out again). It plants
 // none when runs cannot be chained: with direct trampolines (their hook
 // counts per engine, so those sites run one by one; and the tool's
 // trampoline then also reads op->direct_call) or when the file's own
@@ -94,6 +100,13 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	var r *region // the last one found: sites come in address order
 	for _, i := range run {
 		s := &img.sites[i]
+		if s.State == elfscan.StateEnabled {
+			// Its run returns from the tool's trampoline through a
+			// return trap (retTraps): no BRK at its stop address, so no
+			// copy of its page.
+			st.chained[i] = true
+			continue
+		}
 		stop := s.callSite + 4
 		if stop < s.callSite || stop%4 != 0 || read(stop) {
 			continue
