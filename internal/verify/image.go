@@ -1,12 +1,14 @@
 package verify
 
 import (
+	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,6 +89,10 @@ type Image struct {
 	directOff       int64             // op->direct_call offset; 0 without --direct
 	standinDirectAt uint64
 	rel             *relLayout // ET_REL: where sections went (nil when linked)
+
+	// dyn is a linked file's dynamic relocations when they are applied
+	// only where read (applyDynRelocs); nil when all are in the bytes.
+	dyn *elfscan.DynRelocs
 
 	// pieces are where a linked file's bytes went: each PT_LOAD's file
 	// part (nil for ET_REL, whose sections are copied where they are placed).
@@ -427,7 +433,17 @@ func readFull(dst []byte, r io.ReaderAt, off int64) error {
 // with --no-apply-dynamic-relocs keep their literals, and the ops' function
 // pointers, only there. The load bias is 0. It returns the address of each
 // relocation that is not resolved, to fail sites that hold one.
-func (img *Image) applyDynRelocs(o *elfscan.Object) (map[uint64]elf.R_AARCH64, error) {
+//
+// With all false, it writes none of them yet: a run through the tool's
+// trampoline reads no relocated word but an enabled site's literal and its
+// op's first word (op->func), which bind relocates as it reads them
+// (relocate), and the budget engine, which reports what a run that went
+// wrong did, maps copies with every relocation applied (stopSet.pristine).
+// Applying a kernel's ~100k relocations up front copied most of its data
+// pages (copy-on-write) for words no run reads. With all (the file's own
+// trampoline runs, or direct trampolines, which read what they like), every
+// one is applied now.
+func (img *Image) applyDynRelocs(o *elfscan.Object, all bool) (map[uint64]elf.R_AARCH64, error) {
 	d, err := o.DynRelocs()
 	if err != nil {
 		return nil, err
@@ -435,13 +451,62 @@ func (img *Image) applyDynRelocs(o *elfscan.Object) (map[uint64]elf.R_AARCH64, e
 	other := map[uint64]elf.R_AARCH64{}
 	for _, r := range d.All() {
 		if r.Resolved {
-			img.write64(r.Off, r.Value)
+			if all {
+				img.write64(r.Off, r.Value)
+			}
 			delete(other, r.Off)
 		} else {
 			other[r.Off] = r.Type()
 		}
 	}
+	if !all && len(d.All()) > 0 {
+		img.dyn = d
+	}
 	return other, nil
+}
+
+// relocate applies the dynamic relocation of the 8-byte word at addr, if
+// the object resolves one there and applyDynRelocs left it for later.
+func (img *Image) relocate(addr uint64) {
+	if img.dyn == nil {
+		return
+	}
+	if r, ok := img.dyn.At(addr); ok && r.Resolved {
+		if v, _ := img.read64(addr); v != r.Value {
+			img.write64(addr, r.Value)
+		}
+	}
+}
+
+// relocateAll applies, in mem (a copy of region r's bytes), every dynamic
+// relocation applyDynRelocs left for later: what the budget engine maps.
+func (img *Image) relocateAll(r *region, mem []byte) {
+	if img.dyn == nil {
+		return
+	}
+	rels := img.dyn.All()
+	i, _ := slices.BinarySearchFunc(rels, r.addr, func(x elfscan.DynReloc, a uint64) int { return cmp.Compare(x.Off, a) })
+	for ; i < len(rels) && rels[i].Off < r.addr+r.size; i++ {
+		if x := rels[i]; x.Resolved && x.Off+8 <= r.addr+r.size {
+			binary.LittleEndian.PutUint64(mem[x.Off-r.addr:], x.Value)
+		}
+	}
+}
+
+// hasRelocs reports whether r holds a relocation applyDynRelocs left for
+// later.
+func (img *Image) hasRelocs(r *region) bool {
+	if img.dyn == nil {
+		return false
+	}
+	rels := img.dyn.All()
+	i, _ := slices.BinarySearchFunc(rels, r.addr, func(x elfscan.DynReloc, a uint64) int { return cmp.Compare(x.Off, a) })
+	for ; i < len(rels) && rels[i].Off < r.addr+r.size; i++ {
+		if rels[i].Resolved {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveLinked finds --trampoline in a linked file: 0x… or a defined

@@ -73,6 +73,7 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 	if err != nil {
 		return fmt.Errorf("file %s: %w", orig.Path, err)
 	}
+	opts.allRelocs = true // the overlays replace relocated words
 	img, err := LoadObject(orig, opts)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", orig.Path, err)

@@ -59,7 +59,8 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 		if err = img.loadLinked(f, o, fd); err != nil {
 			return nil, err
 		}
-		if dynOther, err = img.applyDynRelocs(o); err != nil {
+		all := opts.RunFileTrampoline || len(opts.Direct) > 0 || opts.allRelocs
+		if dynOther, err = img.applyDynRelocs(o, all); err != nil {
 			return nil, err
 		}
 	}
@@ -150,11 +151,13 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal))
 		return
 	}
+	img.relocate(s.literal)
 	op, ok := img.read64(s.literal)
 	if !ok {
 		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal))
 		return
 	}
+	img.relocate(op)
 	fn, ok := img.read64(op)
 	if ok && fn >= op && fn-op < 16 {
 		// op->func inside the ops struct (a literal pointing at itself):

@@ -168,8 +168,10 @@ func (st *stopSet) restore() {
 }
 
 // pristine returns the bytes a budget engine maps for r: a copy of r
-// without the BRKs when r holds any (made once, shared by every budget
-// engine: they only read it), else r's own.
+// without the BRKs and with every dynamic relocation applied
+// (applyDynRelocs applies them only where runs through the tool's
+// trampoline read) when r holds any of either (made once, shared by every
+// budget engine: they only read it), else r's own.
 func (st *stopSet) pristine(r *region) ([]byte, error) {
 	st.once.Do(func() {
 		st.clean = map[*region][]byte{}
@@ -181,18 +183,23 @@ func (st *stopSet) pristine(r *region) ([]byte, error) {
 			if rg == nil {
 				continue
 			}
-			m, ok := st.clean[rg]
-			if !ok {
-				var err error
-				m, err = syscall.Mmap(-1, 0, int(rg.size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-				if err != nil {
-					st.err = fmt.Errorf("copying %s: %w", rg.name, err)
-					return
-				}
-				copy(m, rg.mem)
-				st.clean[rg] = m
+			m, err := st.copyOf(rg)
+			if err != nil {
+				st.err = err
+				return
 			}
 			binary.LittleEndian.PutUint32(m[p.addr-rg.addr:], p.word)
+		}
+		for _, rg := range st.img.regions {
+			if !st.img.hasRelocs(rg) {
+				continue
+			}
+			m, err := st.copyOf(rg)
+			if err != nil {
+				st.err = err
+				return
+			}
+			st.img.relocateAll(rg, m) // after the BRKs' words: a relocated word wins
 		}
 	})
 	if st.err != nil {
@@ -202,4 +209,18 @@ func (st *stopSet) pristine(r *region) ([]byte, error) {
 		return m, nil
 	}
 	return r.mem, nil
+}
+
+// copyOf returns the pristine copy of rg, made now if there is none.
+func (st *stopSet) copyOf(rg *region) ([]byte, error) {
+	if m, ok := st.clean[rg]; ok {
+		return m, nil
+	}
+	m, err := syscall.Mmap(-1, 0, int(rg.size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("copying %s: %w", rg.name, err)
+	}
+	copy(m, rg.mem)
+	st.clean[rg] = m
+	return m, nil
 }

@@ -66,6 +66,10 @@ type Options struct {
 	// Progress, when set, is called from the workers with the number of
 	// sites just finished; it must be safe for concurrent use.
 	Progress func(n int)
+
+	// allRelocs makes LoadObject apply every dynamic relocation as it
+	// loads (RunIntermediates: its overlays then replace relocated words).
+	allRelocs bool
 }
 
 func (o Options) trampoline() string {
