@@ -13,7 +13,7 @@ func EmulatorBuilt() error { return ErrNoEmulator }
 type engine struct{}
 
 // batchSites is how many sites an engine runs per call into C.
-const batchSites = 128
+const batchSites = 512
 
 func (e *engine) runSites(_ []*site, fails []*Failure) {
 	for i := range fails {

@@ -156,7 +156,7 @@ func Check(img *Image, opts Options) (*Report, error) {
 	if len(toRun) > 0 {
 		img.checkMu.Lock()
 		img.stops = img.plantStops(toRun, opts)
-		err := runPool(img, opts, 0, nil, len(toRun), 4*batchSites, func(e *engine, lo, hi int) {
+		err := runPool(img, opts, 0, nil, len(toRun), batchSites, func(e *engine, lo, hi int) {
 			ss := make([]*site, hi-lo)
 			for k, i := range toRun[lo:hi] {
 				ss[k] = &img.sites[i]
