@@ -35,6 +35,9 @@
 #include <unistd.h>
 #include <unicorn/unicorn.h>
 
+// The seeding and the checks of a run: verify's own (one copy).
+#include "../internal/verify/uc/check.h"
+
 // The libunicorn entry points the floor calls, resolved with dlsym.
 #define FLOOR_UC_FUNCS(X) \
 	X(uc_version)         \
@@ -101,13 +104,12 @@ struct write {
 	uint64_t addr, len, blob;
 };
 struct site {
-	uint64_t entry, until, call_site, op, flags;
+	uint64_t entry, until, call_site, op, index, flags;
 };
-enum { NOP = 1, INIT = 2, ENABLED = 3 };
 #define NO_BLOB UINT64_MAX
 
 static struct {
-	uint64_t sentinel, stack_base, stack_size, ret_reg;
+	uint64_t sentinel, stack_base, stack_size, ret_reg, seed;
 	uint64_t nregions, npieces, nwrites, nfuncs, nret_traps, nsites, nblob;
 	struct region *regions;
 	struct piece *pieces;
@@ -138,15 +140,15 @@ static void read_plan(const char *path) {
 	size_t n;
 	uint8_t *b = map_file(path, &n);
 	uint64_t *h = (uint64_t *)(b + 8);
-	if (n < 8 + 12 * 8 || memcmp(b, "ftpfloor", 8) != 0 || h[0] != 1) {
-		die(2, "%s: not a floor plan (version 1)", path);
+	if (n < 8 + 13 * 8 || memcmp(b, "ftpfloor", 8) != 0 || h[0] != 2) {
+		die(2, "%s: not a floor plan (version 2)", path);
 	}
-	plan.sentinel = h[1], plan.stack_base = h[2], plan.stack_size = h[3], plan.ret_reg = h[4];
-	plan.nregions = h[5], plan.npieces = h[6], plan.nwrites = h[7], plan.nfuncs = h[8];
-	plan.nret_traps = h[9], plan.nsites = h[10], plan.nblob = h[11];
-	uint64_t *p = h + 12;
-	size_t words = plan.nregions * 4 + plan.npieces * 3 + plan.nwrites * 3 + plan.nfuncs + plan.nret_traps + plan.nsites * 5;
-	if (n != 8 + 12 * 8 + words * 8 + plan.nblob) {
+	plan.sentinel = h[1], plan.stack_base = h[2], plan.stack_size = h[3], plan.ret_reg = h[4], plan.seed = h[5];
+	plan.nregions = h[6], plan.npieces = h[7], plan.nwrites = h[8], plan.nfuncs = h[9];
+	plan.nret_traps = h[10], plan.nsites = h[11], plan.nblob = h[12];
+	uint64_t *p = h + 13;
+	size_t words = plan.nregions * 4 + plan.npieces * 3 + plan.nwrites * 3 + plan.nfuncs + plan.nret_traps + plan.nsites * 6;
+	if (n != 8 + 13 * 8 + words * 8 + plan.nblob) {
 		die(2, "%s: truncated floor plan", path);
 	}
 	plan.regions = (struct region *)p, p += plan.nregions * 4;
@@ -154,7 +156,7 @@ static void read_plan(const char *path) {
 	plan.writes = (struct write *)p, p += plan.nwrites * 3;
 	plan.funcs = p, p += plan.nfuncs;
 	plan.ret_traps = p, p += plan.nret_traps;
-	plan.sites = (struct site *)p, p += plan.nsites * 5;
+	plan.sites = (struct site *)p, p += plan.nsites * 6;
 	plan.blob = (uint8_t *)p;
 }
 
@@ -224,12 +226,10 @@ static void map_image(const char *image) {
 	}
 }
 
-// Registers in: X0..X30, SP, NZCV; out: the same and PC.
-#define NIN 33
-#define NOUT 34
-#define RSP 31
-#define RNZCV 32
-#define RPC 33
+#define NIN FTP_NIN
+#define NOUT FTP_NOUT
+#define RSP FTP_SP
+#define RPC FTP_PC
 
 static int regs_id[NOUT];
 
@@ -259,71 +259,6 @@ static int in_set(const uint64_t *set, uint64_t n, uint64_t a) {
 	return lo < n && set[lo] == a;
 }
 
-// seed draws X0..X29 (distinct), NZCV, and sets X30 and SP for site i. As
-// verify's seedRegs: a filter of the values drawn so far (one bit per value
-// of their low 10 bits) sends only a value whose bit is set to a compare
-// with each earlier one.
-static void seed(struct worker *w, uint64_t i) {
-	uint64_t x = i * 0x9e3779b97f4a7c15 + 1, seen[1024 / 64] = {0};
-	for (int k = 0; k < 30; k++) {
-		uint64_t z = (x += 0x9e3779b97f4a7c15); // splitmix64
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-		uint64_t v = (z ^ (z >> 31)) | 1ull << 63, b = v & 1023;
-		if (seen[b / 64] >> (b % 64) & 1) {
-			int dup = 0;
-			for (int j = 0; j < k && !dup; j++) {
-				dup = w->in[j] == v;
-			}
-			if (dup) {
-				k--;
-				continue;
-			}
-		}
-		seen[b / 64] |= 1ull << (b % 64);
-		w->in[k] = v;
-	}
-	w->in[30] = plan.sentinel;
-	w->in[RSP] = plan.stack_base + plan.stack_size / 2;
-	w->in[RNZCV] = (x & 0xf) << 28;
-}
-
-// judge checks the run of w->s, whose registers are in w->out.
-static int judge(struct worker *w) {
-	struct site *s = w->s;
-	if (w->out[RPC] != s->until) {
-		return 0;
-	}
-	uint64_t kept = (1ull << RPC) - 1; // X0-X30, SP, NZCV
-	switch (s->flags & 0xff) {
-	case NOP:
-		if (w->calls != 0) {
-			return 0;
-		}
-		break;
-	case INIT:
-		if (w->calls != 0 || w->out[9] != plan.sentinel) {
-			return 0;
-		}
-		kept &= ~(1ull << 9);
-		break;
-	case ENABLED:
-		if (w->calls != 1 || w->args[0] != s->call_site || w->args[1] != plan.sentinel || w->args[2] != s->op) {
-			return 0;
-		}
-		kept = ((1ull << 9) - 1) | (((1ull << 31) - 1) & ~((1ull << 19) - 1)) | (1ull << RSP);
-		break;
-	default:
-		return 0;
-	}
-	for (int r = 0; r < RPC; r++) {
-		if ((kept >> r & 1) && w->out[r] != w->in[r]) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
 // begin sets up the run of site i: its registers, the hook's state.
 static uc_err begin(struct worker *w, uint64_t i) {
 	w->s = &plan.sites[i];
@@ -331,23 +266,27 @@ static uc_err begin(struct worker *w, uint64_t i) {
 	w->calls = 0;
 	w->entered = 0;
 	memset(w->args, 0, sizeof w->args);
-	seed(w, i);
+	ftp_seed_regs(plan.seed, w->s->index, w->in);
+	w->in[30] = plan.sentinel;
+	w->in[RSP] = plan.stack_base + plan.stack_size / 2;
 	return uc.uc_reg_write_batch(w->uc, regs_id, w->ptr_in, NIN);
 }
 
-// end reads the registers of the run that just ended and judges it.
-static void end(struct worker *w) {
+// end reads the registers of the run that just ended (trapped: at a BRK of
+// a chained run) and judges it.
+static void end(struct worker *w, int trapped) {
 	if (uc.uc_reg_read_batch(w->uc, regs_id, w->ptr_out, NOUT) != UC_ERR_OK) {
 		w->failed++;
 		return;
 	}
 	// A trap over a tool trampoline's RET X9, with X9 = the stop address,
 	// is that RET returning there.
-	if (w->out[RPC] != w->s->until && w->out[plan.ret_reg] == w->s->until &&
+	struct site *s = w->s;
+	if (trapped && w->out[RPC] != s->until && w->out[plan.ret_reg] == s->until &&
 	    in_set(plan.ret_traps, plan.nret_traps, w->out[RPC])) {
-		w->out[RPC] = w->s->until;
+		w->out[RPC] = s->until;
 	}
-	if (judge(w)) {
+	if (ftp_judge((int)(s->flags & 0xff), s->until, s->call_site, s->op, plan.sentinel, w->in, w->out, w->calls, w->args)) {
 		w->passed++;
 	} else {
 		w->failed++;
@@ -382,8 +321,7 @@ static void on_func(uc_engine *u, uint64_t addr, uint32_t size, void *user) {
 // of the chunk from there.
 static void on_intr(uc_engine *u, uint32_t intno, void *user) {
 	struct worker *w = user;
-	(void)intno;
-	end(w);
+	end(w, intno == 7); // EXCP_BKPT: see batch.h
 	if (w->next >= w->hi || !chained(w->next)) {
 		uc.uc_emu_stop(u);
 		return;
@@ -444,7 +382,7 @@ static void *work(void *arg) {
 			}
 			uc_err e = uc.uc_emu_start(w->uc, w->s->entry, chained(i) ? 0 : w->s->until, 0, 0);
 			if (!chained(i) || e != UC_ERR_OK) {
-				end(w);
+				end(w, 0);
 			}
 			i = w->next;
 		}
@@ -477,7 +415,7 @@ int main(int argc, char **argv) {
 	regs_id[29] = UC_ARM64_REG_X29;
 	regs_id[30] = UC_ARM64_REG_X30;
 	regs_id[RSP] = UC_ARM64_REG_SP;
-	regs_id[RNZCV] = UC_ARM64_REG_NZCV;
+	regs_id[FTP_NZCV] = UC_ARM64_REG_NZCV;
 	regs_id[RPC] = UC_ARM64_REG_PC;
 	if ((uint64_t)jobs > (plan.nsites + 255) / 256) {
 		jobs = (int)((plan.nsites + 255) / 256);

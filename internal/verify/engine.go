@@ -9,7 +9,6 @@ package verify
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
@@ -66,7 +65,6 @@ type engine struct {
 	mu     uc.Unicorn
 	runner *uc.Runner
 	img    *Image
-	seed   uint64
 	count  uint64 // instruction limit of each run: 0 on the fast path
 	runs   []uc.Run
 	res    []uc.Result
@@ -81,8 +79,9 @@ type engine struct {
 	directAt            uint64
 	directX9, directX30 uint64
 
-	dirty  bool // a run failed: translations may be stale (see run)
-	sliced int  // runs stopped at slice (see maxSliced)
+	dirty   bool // a run failed: translations may be stale (see run)
+	goJudge bool // tests: every run judged in Go, none in C (setRun)
+	sliced  int  // runs stopped at slice (see maxSliced)
 
 	// priv are the engine's own copies of some regions (newEngineCOW),
 	// which it may overwrite; every other region is the image's, shared.
@@ -131,7 +130,7 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 	if err != nil {
 		return nil, fmt.Errorf("unicorn: %w", err)
 	}
-	e = &engine{mu: mu, img: img, seed: opts.Seed, opts: opts, count: count, owned: true,
+	e = &engine{mu: mu, img: img, opts: opts, count: count, owned: true, goJudge: opts.goJudge,
 		runs: make([]uc.Run, batchSites), res: make([]uc.Result, batchSites)}
 	*ep = e
 	defer func() {
@@ -162,6 +161,7 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 	if e.runner, err = uc.NewRunner(mu, funcs, count == 0); err != nil {
 		return nil, fmt.Errorf("op->func hooks: %w", err)
 	}
+	e.runner.SetJudge(opts.Seed, img.sentinel)
 	if st := img.stops; st != nil && count == 0 {
 		if err := e.runner.SetReturnTraps(st.retTraps, 9); err != nil {
 			return nil, err
@@ -229,31 +229,30 @@ func (e *engine) private(addr, n uint64) []byte {
 	return nil
 }
 
-// seedRegs draws X0..X29 (distinct), NZCV, and sets X30 and SP, in regs.
-func (e *engine) seedRegs(index int, regs *[nIn]uint64) {
-	var p rand.PCG
-	p.Seed(e.seed, uint64(index))
-	// seen is a filter of the values drawn so far (one bit per value of
-	// their low 10 bits): only a value whose bit is set is compared with
-	// each earlier one.
-	var seen [1024 / 64]uint64
-	for i := 0; i < 30; i++ {
-	draw:
-		v := p.Uint64() | 1<<63 // never a small value a stray MOV could produce
-		if b := v & 1023; seen[b/64]&(1<<(b%64)) != 0 {
-			for j := 0; j < i; j++ {
-				if regs[j] == v {
-					goto draw
-				}
-			}
-		} else {
-			seen[b/64] |= 1 << (b % 64)
-		}
-		regs[i] = v
+// setRun makes r the run of s: from its entry to its stop address, its
+// registers drawn in C from (seed, site index) (X30 the parent, SP on the
+// engine's stack), and, but for sites with direct trampolines (whose hook
+// counts in Go), judged in C by what s's state requires: a run the C side
+// passes needs nothing more from Go (check.h is the one copy of the rule,
+// failure the words for a run it fails).
+func (e *engine) setRun(s *site, r *uc.Run) {
+	r.Begin, r.Until, r.CallSite, r.Op = s.entry, s.callSite+4, s.callSite, s.op
+	r.Index, r.Seed, r.Judge = uint64(s.index), 1, uc.JudgeNone
+	r.Regs[30] = e.img.sentinel
+	r.Regs[rSP] = e.img.stackBase + stackSize/2
+	if e.img.directs != nil || e.goJudge {
+		return
 	}
-	regs[30] = e.img.sentinel
-	regs[rSP] = e.img.stackBase + stackSize/2
-	regs[rNZCV] = (p.Uint64() & 0xf) << 28
+	switch s.State {
+	case elfscan.StateNop:
+		r.Judge = uc.JudgeNop
+	case elfscan.StateInit:
+		r.Judge = uc.JudgeInit
+	case elfscan.StateEnabled:
+		if s.direct == 0 {
+			r.Judge = uc.JudgeEnabled
+		}
+	}
 }
 
 var regName = func() [nOut]string {
@@ -313,15 +312,16 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 		for max := min(len(ss)-i, len(e.runs)); n < max && e.chained(ss[i+n]) == chain; n++ {
 		}
 		for k := range n {
-			s := ss[i+k]
-			r := &e.runs[k]
-			r.Begin, r.Until = s.entry, s.callSite+4
-			e.seedRegs(s.index, &r.Regs)
+			e.setRun(ss[i+k], &e.runs[k])
 		}
 		dirty := e.dirty
 		got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty, chain)
 		done := got
 		for k := range got {
+			if e.res[k].Passed != 0 && (k < got-1 || err == nil) {
+				fails[i+k] = nil
+				continue
+			}
 			var f *Failure
 			if k == got-1 && err != nil {
 				f = e.failure(ss[i+k], &e.runs[k], &e.res[k], err)

@@ -62,8 +62,8 @@ func TestEngineSliceRetriedOnFastPath(t *testing.T) {
 	}
 	defer e.close()
 	s := &img.sites[0]
-	run := uc.Run{Begin: s.entry, Until: s.callSite + 4}
-	e.seedRegs(s.index, &run.Regs)
+	var run uc.Run
+	e.setRun(s, &run)
 	res := uc.Result{Stopped: uc.StopSlice, Regs: [uc.BatchOut]uint64{rPC: s.entry}}
 	if f := e.judge(s, &run, &res); f != nil {
 		t.Fatalf("a good site stopped once at its slice fails: %+v", f)

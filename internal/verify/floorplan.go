@@ -11,8 +11,9 @@ package verify
 // scripts/verify-floor.c, reads it with the same names):
 //
 //	header   magic "ftpfloor", version (floorVersion), sentinel, stackBase,
-//	         stackSize, retReg, then the counts: regions, pieces, writes,
-//	         funcs, retTraps, sites, blob bytes
+//	         stackSize, retReg, seed (the registers of site i are
+//	         uc/check.h's ftp_seed_regs(seed, i)), then the counts:
+//	         regions, pieces, writes, funcs, retTraps, sites, blob bytes
 //	regions  addr, size, prot, blobOff (the region's bytes in the blob, or
 //	         noBlob: zeros and file pieces)
 //	pieces   vaddr, off, len: len bytes of the image file at off go to vaddr
@@ -21,8 +22,9 @@ package verify
 //	         the BRKs of chained runs)
 //	funcs    the op->func addresses the runner intercepts (sorted)
 //	retTraps the BRKs over the tool's trampolines' RET X9 (sorted)
-//	sites    entry, until, callSite, op, flags (state | chained<<8), in
-//	         the order Check runs them
+//	sites    entry, until, callSite, op, index (what its registers are
+//	         drawn from), flags (judge | chained<<8, judge being
+//	         uc/check.h's FTP_JUDGE_*), in the order Check runs them
 //	blob     bytes
 
 import (
@@ -34,19 +36,13 @@ import (
 	"slices"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
-const floorVersion = 1
+const floorVersion = 2
 
 // noBlob marks a region whose bytes come from zeros and file pieces.
 const noBlob = ^uint64(0)
-
-// Floor plan site states (flags & 0xff).
-const (
-	floorNop     = 1
-	floorInit    = 2
-	floorEnabled = 3
-)
 
 // FloorPlanError says why an image has no floor plan: the floor runs only
 // what Check runs chained or with a stop address, through the tool's
@@ -94,20 +90,20 @@ func WriteFloorPlan(img *Image, opts Options, file io.ReaderAt, w io.Writer) err
 		var state uint64
 		switch s.State {
 		case elfscan.StateNop:
-			state = floorNop
+			state = uc.JudgeNop
 		case elfscan.StateInit:
-			state = floorInit
+			state = uc.JudgeInit
 		case elfscan.StateEnabled:
-			state = floorEnabled
+			state = uc.JudgeEnabled
 		default:
 			return &FloorPlanError{fmt.Sprintf("site %s in state %s", s.Func, s.State)}
 		}
 		if st != nil && st.chained[i] {
 			state |= 1 << 8
 		}
-		p.sites = append(p.sites, [5]uint64{s.entry, s.callSite + 4, s.callSite, s.op, state})
+		p.sites = append(p.sites, [6]uint64{s.entry, s.callSite + 4, s.callSite, s.op, uint64(s.index), state})
 	}
-	return p.write(w, img)
+	return p.write(w, img, opts.Seed)
 }
 
 type floorPlan struct {
@@ -116,7 +112,7 @@ type floorPlan struct {
 	writes   [][3]uint64
 	funcs    []uint64
 	retTraps []uint64
-	sites    [][5]uint64
+	sites    [][6]uint64
 	blob     []byte
 }
 
@@ -161,7 +157,7 @@ func (p *floorPlan) addRegion(img *Image, r *region, file io.ReaderAt) error {
 	return nil
 }
 
-func (p *floorPlan) write(w io.Writer, img *Image) error {
+func (p *floorPlan) write(w io.Writer, img *Image, seed uint64) error {
 	bw := bufio.NewWriter(w)
 	var buf [8]byte
 	put := func(vs ...uint64) {
@@ -171,7 +167,7 @@ func (p *floorPlan) write(w io.Writer, img *Image) error {
 		}
 	}
 	bw.WriteString("ftpfloor")
-	put(floorVersion, img.sentinel, img.stackBase, stackSize, 9)
+	put(floorVersion, img.sentinel, img.stackBase, stackSize, 9, seed)
 	put(uint64(len(p.regions)), uint64(len(p.pieces)), uint64(len(p.writes)), uint64(len(p.funcs)),
 		uint64(len(p.retTraps)), uint64(len(p.sites)), uint64(len(p.blob)))
 	for _, r := range p.regions {

@@ -322,3 +322,63 @@ func TestSynthNoStaleTranslation(t *testing.T) {
 		t.Fatalf("failures %+v, want f0 only", rep.Failures)
 	}
 }
+
+// The C side's judge (check.h, which passes runs without the Go side) and
+// Go's (engine.failure, which also says why) fail the same sites, defect by
+// defect: a run C passes is one Go would pass.
+func TestJudgesAgree(t *testing.T) {
+	const victim = 2
+	at := func(off uint64) uint64 { return synSites + victim*siteSize + off }
+	tests := []struct {
+		name   string
+		opts   Options
+		state  elfscan.State
+		mutate func(img *Image)
+	}{
+		{"nop/none", Options{}, elfscan.StateNop, nil},
+		{"nop/clobber-x0", Options{}, elfscan.StateNop, func(img *Image) { img.write32(at(12), 0x91000400) }},
+		{"nop/clobber-nzcv", Options{}, elfscan.StateNop, func(img *Image) { img.write32(at(12), 0xeb1f001f) }}, // cmp x0, xzr
+		{"nop/loop", Options{}, elfscan.StateNop, func(img *Image) { img.write32(at(12), 0x14000000) }},
+		{"init/none", Options{}, elfscan.StateInit, nil},
+		{"init/mov-x9-x29", Options{}, elfscan.StateInit, func(img *Image) { img.write32(at(12), movX9X29) }},
+		{"init/sp", Options{}, elfscan.StateInit, func(img *Image) { img.write32(at(16), subSP16) }},
+		{"enabled/none", Options{}, elfscan.StateEnabled, nil},
+		{"enabled/missing-mov", Options{}, elfscan.StateEnabled, func(img *Image) { img.write32(at(12), encode.NOP) }},
+		{"enabled/mov-x10", Options{}, elfscan.StateEnabled, func(img *Image) { img.write32(at(12), movX10) }},
+		{"enabled/trampoline-clobbers-x19", Options{RunFileTrampoline: true, Trampoline: fmt.Sprintf("%#x", synBadTramp)}, elfscan.StateEnabled, func(img *Image) {
+			for i := range 6 {
+				w, _ := encode.BL{From: synSites + uint64(i)*siteSize + 16, To: synBadTramp}.Encode()
+				img.write32(synSites+uint64(i)*siteSize+16, w)
+			}
+		}},
+		{"enabled/tool-trampoline-clobbers-x20", Options{}, elfscan.StateEnabled, func(img *Image) { mutPlantTrampoline(t, img, movz(20, 1)) }},
+		{"enabled/tool-trampoline-moves-sp", Options{}, elfscan.StateEnabled, func(img *Image) { mutPlantTrampoline(t, img, subSP16) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ss := make([]synthSite, 6)
+			for i := range ss {
+				ss[i] = synthWords(tc.state, 0)
+			}
+			var failed [2][]string
+			for k, goJudge := range []bool{false, true} {
+				opts := tc.opts
+				opts.goJudge = goJudge
+				img := buildSynth(t, ss, opts, tc.mutate)
+				rep, err := Check(img, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range rep.Failures {
+					failed[k] = append(failed[k], f.Func+": "+f.Observed)
+				}
+			}
+			if !slices.Equal(failed[0], failed[1]) {
+				t.Errorf("judged in C: %q\njudged in Go: %q", failed[0], failed[1])
+			}
+			if (tc.mutate == nil) != (len(failed[1]) == 0) {
+				t.Errorf("failures %q", failed[1])
+			}
+		})
+	}
+}

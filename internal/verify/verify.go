@@ -70,6 +70,8 @@ type Options struct {
 	// allRelocs makes LoadObject apply every dynamic relocation as it
 	// loads (RunIntermediates: its overlays then replace relocated words).
 	allRelocs bool
+	// goJudge (tests) judges every run in Go, none in C (engine.setRun).
+	goJudge bool
 }
 
 func (o Options) trampoline() string {

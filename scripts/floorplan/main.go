@@ -3,7 +3,7 @@
 // makes, as verify.WriteFloorPlan lays them out. Built and run by
 // scripts/bench.sh and scripts/kernel-check.sh; not installed.
 //
-//	floorplan [-trampoline SYM] IMAGE PLAN
+//	floorplan [-trampoline SYM] [-seed N] IMAGE PLAN
 package main
 
 import (
@@ -18,12 +18,13 @@ import (
 
 func main() {
 	tramp := flag.String("trampoline", verify.DefaultTrampoline, "the trampoline enabled sites call")
+	seed := flag.Uint64("seed", 1, "the seed of the register values (ftpatch verify --seed; default as there)")
 	flag.Parse()
 	if flag.NArg() != 2 {
-		fmt.Fprintln(os.Stderr, "usage: floorplan [-trampoline SYM] IMAGE PLAN")
+		fmt.Fprintln(os.Stderr, "usage: floorplan [-trampoline SYM] [-seed N] IMAGE PLAN")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), flag.Arg(1), verify.Options{Trampoline: *tramp}); err != nil {
+	if err := run(flag.Arg(0), flag.Arg(1), verify.Options{Trampoline: *tramp, Seed: *seed}); err != nil {
 		fmt.Fprintln(os.Stderr, "floorplan:", err)
 		os.Exit(1)
 	}
