@@ -15,7 +15,8 @@
 // costs beyond this program is what verify adds to the emulator.
 //
 // Sites run on N threads (default: the number of CPUs), one engine each,
-// taking 512 sites at a time as verify's workers do. It prints the number
+// taking as many sites at a time, and replacing the engine as often, as
+// verify's workers do (the plan says how many). It prints the number
 // of sites, passed and failed, and exits 1 when a site failed (the bench
 // checks the floor passes what verify passes), 2 on bad input.
 //
@@ -109,7 +110,7 @@ struct site {
 #define NO_BLOB UINT64_MAX
 
 static struct {
-	uint64_t sentinel, stack_base, stack_size, ret_reg, seed;
+	uint64_t sentinel, stack_base, stack_size, ret_reg, seed, chunk, recycle;
 	uint64_t nregions, npieces, nwrites, nfuncs, nret_traps, nsites, nblob;
 	struct region *regions;
 	struct piece *pieces;
@@ -140,15 +141,16 @@ static void read_plan(const char *path) {
 	size_t n;
 	uint8_t *b = map_file(path, &n);
 	uint64_t *h = (uint64_t *)(b + 8);
-	if (n < 8 + 13 * 8 || memcmp(b, "ftpfloor", 8) != 0 || h[0] != 2) {
-		die(2, "%s: not a floor plan (version 2)", path);
+	if (n < 8 + 15 * 8 || memcmp(b, "ftpfloor", 8) != 0 || h[0] != 3) {
+		die(2, "%s: not a floor plan (version 3)", path);
 	}
 	plan.sentinel = h[1], plan.stack_base = h[2], plan.stack_size = h[3], plan.ret_reg = h[4], plan.seed = h[5];
-	plan.nregions = h[6], plan.npieces = h[7], plan.nwrites = h[8], plan.nfuncs = h[9];
-	plan.nret_traps = h[10], plan.nsites = h[11], plan.nblob = h[12];
-	uint64_t *p = h + 13;
+	plan.chunk = h[6], plan.recycle = h[7];
+	plan.nregions = h[8], plan.npieces = h[9], plan.nwrites = h[10], plan.nfuncs = h[11];
+	plan.nret_traps = h[12], plan.nsites = h[13], plan.nblob = h[14];
+	uint64_t *p = h + 15;
 	size_t words = plan.nregions * 4 + plan.npieces * 3 + plan.nwrites * 3 + plan.nfuncs + plan.nret_traps + plan.nsites * 6;
-	if (n != 8 + 13 * 8 + words * 8 + plan.nblob) {
+	if (n != 8 + 15 * 8 + words * 8 + plan.nblob || plan.chunk == 0) {
 		die(2, "%s: truncated floor plan", path);
 	}
 	plan.regions = (struct region *)p, p += plan.nregions * 4;
@@ -332,10 +334,10 @@ static void on_intr(uc_engine *u, uint32_t intno, void *user) {
 }
 
 static _Atomic uint64_t next_chunk;
-#define CHUNK 512
 
-static void *work(void *arg) {
-	struct worker *w = arg;
+// engine_open makes w's engine as verify's newEngine does: the stack first,
+// then the regions, the op->func hooks and the interrupt hook.
+static void engine_open(struct worker *w) {
 	if (uc.uc_open(UC_ARCH_ARM64, UC_MODE_ARM, &w->uc) != UC_ERR_OK) {
 		die(2, "%s", "uc_open failed");
 	}
@@ -360,21 +362,29 @@ static void *work(void *arg) {
 		uc.uc_hook_add(w->uc, &h, UC_HOOK_CODE, (void *)on_func, w, plan.funcs[0], plan.funcs[plan.nfuncs - 1]);
 	}
 	uc.uc_hook_add(w->uc, &h, UC_HOOK_INTR, (void *)on_intr, w, 1, 0);
+}
+
+// work runs chunks of sites until none is left, replacing its engine every
+// plan.recycle sites as verify's runPool does.
+static void *work(void *arg) {
+	struct worker *w = arg;
 	for (int k = 0; k < NIN; k++) {
 		w->ptr_in[k] = &w->in[k];
 	}
 	for (int k = 0; k < NOUT; k++) {
 		w->ptr_out[k] = &w->out[k];
 	}
+	engine_open(w);
+	uint64_t ran = 0;
 	for (;;) {
-		w->lo = atomic_fetch_add(&next_chunk, CHUNK);
+		w->lo = atomic_fetch_add(&next_chunk, plan.chunk);
 		if (w->lo >= plan.nsites) {
 			break;
 		}
-		w->hi = w->lo + CHUNK < plan.nsites ? w->lo + CHUNK : plan.nsites;
+		w->hi = w->lo + plan.chunk < plan.nsites ? w->lo + plan.chunk : plan.nsites;
 		for (uint64_t i = w->lo; i < w->hi;) {
 			// A chained run goes on into the next chained ones from its
-			// BRK (on_intr); any other stops at its until.
+			// trap (on_intr); any other stops at its until.
 			if (begin(w, i) != UC_ERR_OK) {
 				w->failed++;
 				i++;
@@ -385,6 +395,11 @@ static void *work(void *arg) {
 				end(w, 0);
 			}
 			i = w->next;
+		}
+		if ((ran += w->hi - w->lo) >= plan.recycle && w->hi < plan.nsites) {
+			uc.uc_close(w->uc);
+			engine_open(w);
+			ran = 0;
 		}
 	}
 	uc.uc_close(w->uc);

@@ -79,6 +79,7 @@ type engine struct {
 	directAt            uint64
 	directX9, directX30 uint64
 
+	ran     int  // sites run (see recycleSites)
 	dirty   bool // a run failed: translations may be stale (see run)
 	goJudge bool // tests: every run judged in Go, none in C (setRun)
 	sliced  int  // runs stopped at slice (see maxSliced)
@@ -503,49 +504,106 @@ func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chu
 		workers = min(workers, limit)
 	}
 	chunk = max(chunk, 1)
-	engines := make([]*engine, workers)
-	for w := range engines {
-		e, err := newEngineCOW(img, opts, cow)
-		if err != nil {
-			for _, e := range engines[:w] {
-				e.close()
-			}
-			return err
-		}
-		engines[w] = e
+	slots := make([]*slot, workers)
+	for w := range slots {
+		slots[w] = &slot{}
 	}
 	stop := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
-		watchdog(engines, opts.Timeout, stop)
+		watchdog(slots, opts.Timeout, stop)
 		close(stopped)
 	}()
 	var next atomic.Int64
+	var failed atomic.Pointer[error] // an engine could not be made: every worker stops
 	var wg sync.WaitGroup
-	for _, e := range engines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
+	for _, s := range slots {
+		wg.Go(func() {
+			// Each worker makes its engine (the engines are made at once)
+			// on a thread of its own: Unicorn's allocations stay in one
+			// malloc arena, where a recycled engine finds the memory its
+			// predecessor freed, already faulted in.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			e, err := newEngineCOW(img, opts, cow)
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+				return
+			}
+			s.set(e)
+			for failed.Load() == nil {
 				lo := int(next.Add(int64(chunk))) - chunk
 				if lo >= n {
 					return
 				}
 				hi := min(lo+chunk, n)
-				do(e, lo, hi)
+				do(s.e, lo, hi)
 				if opts.Progress != nil {
 					opts.Progress(hi - lo)
 				}
+				if s.e.ran += hi - lo; cow == nil && s.e.ran >= opts.recycleAfter() && hi < n {
+					s.recycle(img, opts)
+				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(stop)
 	<-stopped // before the engines close: it polls their runners
-	for _, e := range engines {
-		e.close()
+	for _, s := range slots {
+		if s.e != nil {
+			s.e.close()
+		}
+	}
+	if err := failed.Load(); err != nil {
+		return *err
 	}
 	return nil
+}
+
+// recycleSites is how many sites an engine runs before runPool replaces it
+// with a new one (an engine with private copies of regions, running
+// overlays, is kept). Unicorn never frees what it translated: each site
+// leaves a block in the code buffer and in the hash table of blocks, which
+// grows by doubling (qht_grow_maybe: new buckets, every block rehashed, a
+// few milliseconds inside one run, and fresh pages). A new engine every
+// 8,192 sites keeps both small: the floor, which recycles alike, used 9%
+// less cpu, 28% fewer page faults and 39 instead of 21 MiB on the 53k-site
+// nop bench image (-j1, 5 interleaved runs).
+const recycleSites = 8192
+
+func (o Options) recycleAfter() int {
+	if o.recycle > 0 {
+		return o.recycle
+	}
+	return recycleSites
+}
+
+// slot is one worker's engine, replaced every recycleSites sites; the
+// watchdog reads it under mu.
+type slot struct {
+	mu sync.RWMutex
+	e  *engine
+}
+
+// set makes e s's engine.
+func (s *slot) set(e *engine) {
+	s.mu.Lock()
+	s.e = e
+	s.mu.Unlock()
+}
+
+// recycle replaces s's engine with a new one (keeping the old one when
+// that fails: it goes on as it was).
+func (s *slot) recycle(img *Image, opts Options) {
+	ne, err := newEngineCOW(img, opts, nil)
+	if err != nil {
+		return
+	}
+	old := s.e
+	ne.sliced = old.sliced
+	s.set(ne)
+	old.close()
 }
 
 // watched is what the watchdog knows of one runner's current run.
@@ -560,7 +618,7 @@ type watched struct {
 // budget engine. Every run is seen at least once by a tick of a few
 // milliseconds, without the timer thread Unicorn would start for every run
 // given a timeout (~100 µs each).
-func watchdog(engines []*engine, timeout time.Duration, stop <-chan struct{}) {
+func watchdog(slots []*slot, timeout time.Duration, stop <-chan struct{}) {
 	tick := time.NewTicker(min(max(timeout/4, 500*time.Microsecond), slice/2))
 	defer tick.Stop()
 	seen := map[*engine]*watched{}
@@ -569,31 +627,43 @@ func watchdog(engines []*engine, timeout time.Duration, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case now := <-tick.C:
-			for _, e := range engines {
-				for _, x := range []*engine{e, e.budget.Load()} {
-					if x == nil {
-						continue
-					}
-					seq, running, cpu := x.runner.Poll()
-					w := seen[x]
-					if !running {
-						continue
-					}
-					if w == nil || w.seq != seq {
-						seen[x] = &watched{seq, now, cpu}
-						continue
-					}
-					switch {
-					case now.Sub(w.wall) > timeout:
-						x.runner.Stop(seq, uc.StopTimeout)
-					case x.count == 0 && cpu >= 0 && w.cpu >= 0 && time.Duration(cpu-w.cpu) > slice:
-						x.runner.Stop(seq, uc.StopSlice)
-					case x.count == 0 && (cpu < 0 || w.cpu < 0) && now.Sub(w.wall) > slice:
-						x.runner.Stop(seq, uc.StopSlice)
+			for _, s := range slots {
+				s.mu.RLock()
+				if e := s.e; e != nil {
+					for _, x := range []*engine{e, e.budget.Load()} {
+						if x != nil {
+							x.watch(seen, now, timeout)
+						}
 					}
 				}
+				s.mu.RUnlock()
+			}
+			if len(seen) > 4*len(slots) { // engines recycled since
+				clear(seen)
 			}
 		}
+	}
+}
+
+// watch is the watchdog's look at x's runner at now: it stops a run seen
+// before that has gone on too long.
+func (x *engine) watch(seen map[*engine]*watched, now time.Time, timeout time.Duration) {
+	seq, running, cpu := x.runner.Poll()
+	w := seen[x]
+	if !running {
+		return
+	}
+	if w == nil || w.seq != seq {
+		seen[x] = &watched{seq, now, cpu}
+		return
+	}
+	switch {
+	case now.Sub(w.wall) > timeout:
+		x.runner.Stop(seq, uc.StopTimeout)
+	case x.count == 0 && cpu >= 0 && w.cpu >= 0 && time.Duration(cpu-w.cpu) > slice:
+		x.runner.Stop(seq, uc.StopSlice)
+	case x.count == 0 && (cpu < 0 || w.cpu < 0) && now.Sub(w.wall) > slice:
+		x.runner.Stop(seq, uc.StopSlice)
 	}
 }
 

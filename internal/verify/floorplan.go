@@ -12,8 +12,10 @@ package verify
 //
 //	header   magic "ftpfloor", version (floorVersion), sentinel, stackBase,
 //	         stackSize, retReg, seed (the registers of site i are
-//	         uc/check.h's ftp_seed_regs(seed, i)), then the counts:
-//	         regions, pieces, writes, funcs, retTraps, sites, blob bytes
+//	         uc/check.h's ftp_seed_regs(seed, i)), chunk (sites a worker
+//	         takes at a time), recycle (sites an engine runs before it is
+//	         replaced), then the counts: regions, pieces, writes, funcs,
+//	         retTraps, sites, blob bytes
 //	regions  addr, size, prot, blobOff (the region's bytes in the blob, or
 //	         noBlob: zeros and file pieces)
 //	pieces   vaddr, off, len: len bytes of the image file at off go to vaddr
@@ -39,7 +41,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
-const floorVersion = 2
+const floorVersion = 3
 
 // noBlob marks a region whose bytes come from zeros and file pieces.
 const noBlob = ^uint64(0)
@@ -167,7 +169,7 @@ func (p *floorPlan) write(w io.Writer, img *Image, seed uint64) error {
 		}
 	}
 	bw.WriteString("ftpfloor")
-	put(floorVersion, img.sentinel, img.stackBase, stackSize, 9, seed)
+	put(floorVersion, img.sentinel, img.stackBase, stackSize, 9, seed, batchSites, recycleSites)
 	put(uint64(len(p.regions)), uint64(len(p.pieces)), uint64(len(p.writes)), uint64(len(p.funcs)),
 		uint64(len(p.retTraps)), uint64(len(p.sites)), uint64(len(p.blob)))
 	for _, r := range p.regions {

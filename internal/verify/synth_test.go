@@ -382,3 +382,36 @@ func TestJudgesAgree(t *testing.T) {
 		})
 	}
 }
+
+// Engines replaced every few sites (runPool's recycling, here every 64)
+// run every site as one engine does: defects are caught at the same sites,
+// a budget engine made before a replacement does not outlive its engine,
+// and every engine is closed.
+func TestEnginesRecycled(t *testing.T) {
+	ss := make([]synthSite, 3*batchSites+100) // four chunks: three engines on one worker
+	for i := range ss {
+		ss[i] = synthWords([]elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled}[i%3], 0)
+	}
+	bad := []int{5, batchSites + 130, batchSites + 131, 3*batchSites + 40}
+	mutate := func(img *Image) {
+		for _, i := range bad {
+			img.write32(synSites+uint64(i)*siteSize+12, 0xd2800013) // slot1: mov x19, #0
+		}
+	}
+	before := uc.OpenEngines()
+	var got [2][]string
+	for k, recycle := range []int{0, 64} {
+		opts := Options{Jobs: 1, recycle: recycle}
+		rep := checkSynth(t, ss, opts, mutate)
+		for _, f := range rep.Failures {
+			got[k] = append(got[k], f.Func)
+		}
+		slices.Sort(got[k])
+	}
+	if len(got[0]) != len(bad) || !slices.Equal(got[0], got[1]) {
+		t.Errorf("failures: %q with one engine each, %q recycled every 64 sites", got[0], got[1])
+	}
+	if n := uc.OpenEngines(); n != before {
+		t.Errorf("%d engines left open", n-before)
+	}
+}

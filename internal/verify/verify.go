@@ -72,6 +72,8 @@ type Options struct {
 	allRelocs bool
 	// goJudge (tests) judges every run in Go, none in C (engine.setRun).
 	goJudge bool
+	// recycle (tests), when > 0, replaces recycleSites.
+	recycle int
 }
 
 func (o Options) trampoline() string {
