@@ -79,10 +79,12 @@ type engine struct {
 	directAt            uint64
 	directX9, directX30 uint64
 
-	ran     int  // sites run (see recycleSites)
-	dirty   bool // a run failed: translations may be stale (see run)
-	goJudge bool // tests: every run judged in Go, none in C (setRun)
-	sliced  int  // runs stopped at slice (see maxSliced)
+	ran     int        // sites run (see recycleSites)
+	ss      []*site    // runRange's, reused
+	fs      []*Failure // runRange's, reused
+	dirty   bool       // a run failed: translations may be stale (see run)
+	goJudge bool       // tests: every run judged in Go, none in C (setRun)
+	sliced  int        // runs stopped at slice (see maxSliced)
 
 	// priv are the engine's own copies of some regions (newEngineCOW),
 	// which it may overwrite; every other region is the image's, shared.
@@ -237,7 +239,7 @@ func (e *engine) private(addr, n uint64) []byte {
 // passes needs nothing more from Go (check.h is the one copy of the rule,
 // failure the words for a run it fails).
 func (e *engine) setRun(s *site, r *uc.Run) {
-	r.Begin, r.Until, r.CallSite, r.Op = s.entry, s.callSite+4, s.callSite, s.op
+	r.Begin, r.Until, r.CallSite, r.Op = s.entry(), s.callSite()+4, s.callSite(), s.op
 	r.Index, r.Seed, r.Judge = uint64(s.index), 1, uc.JudgeNone
 	r.Regs[30] = e.img.sentinel
 	r.Regs[rSP] = e.img.stackBase + stackSize/2
@@ -264,6 +266,26 @@ var regName = func() [nOut]string {
 	n[rSP], n[rNZCV], n[rPC] = "SP", "NZCV", "PC"
 	return n
 }()
+
+// runRange runs the sites of img.sites[lo:hi] that run (not skipped, no
+// static failure) and returns their failures in site order.
+func (e *engine) runRange(lo, hi int) []siteFailure {
+	e.ss, e.fs = e.ss[:0], e.fs[:0]
+	for i := lo; i < hi; i++ {
+		if s := &e.img.sites[i]; !s.skip && s.static == nil {
+			e.ss = append(e.ss, s)
+			e.fs = append(e.fs, nil)
+		}
+	}
+	e.runSites(e.ss, e.fs)
+	var out []siteFailure
+	for k, f := range e.fs {
+		if f != nil {
+			out = append(out, siteFailure{int(e.ss[k].index), f})
+		}
+	}
+	return out
+}
 
 // run executes one site and returns its failure, if any.
 func (e *engine) run(s *site) *Failure {
@@ -360,8 +382,9 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 // (an engine with private copies runs overlays, which have no BRKs).
 func (e *engine) chained(s *site) bool {
 	st := e.img.stops
-	return st != nil && e.count == 0 && e.priv == nil && s.index >= 0 && s.index < len(st.chained) &&
-		st.chained[s.index] && &e.img.sites[s.index] == s
+	i := int(s.index)
+	return st != nil && e.count == 0 && e.priv == nil && i >= 0 && i < len(st.chained) &&
+		st.chained[i] && &e.img.sites[i] == s
 }
 
 // judge is the failure of the run of s, or nil. A run that did not end
@@ -460,7 +483,7 @@ func (e *engine) check(s *site, expected string, calls int, kept regMask) *Failu
 		return &Failure{Expected: expected, Observed: fmt.Sprintf("%d calls of op->func", e.calls)}
 	}
 	if calls == 1 {
-		want := [3]uint64{s.callSite, e.img.sentinel, s.op}
+		want := [3]uint64{s.callSite(), e.img.sentinel, s.op}
 		names := [3]string{"ip", "parent_ip", "op"}
 		for i, w := range want {
 			if e.callArgs[i] != w {

@@ -29,13 +29,13 @@ func TestEngineHookPanicIsABug(t *testing.T) {
 	}
 	defer e.close()
 	s := &img.sites[0]
-	h, err := e.mu.HookAdd(uc.HOOK_CODE, func(uc.Unicorn, uint64, uint32) { panic("hook bug") }, s.entry, s.entry)
+	h, err := e.mu.HookAdd(uc.HOOK_CODE, func(uc.Unicorn, uint64, uint32) { panic("hook bug") }, s.entry(), s.entry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := e.run(s)
 	var hp *uc.HookPanicError
-	if f == nil || !errors.As(f.bug, &hp) || hp.Value != "hook bug" || hp.Addr != s.entry {
+	if f == nil || !errors.As(f.bug, &hp) || hp.Value != "hook bug" || hp.Addr != s.entry() {
 		t.Fatalf("run with a panicking hook: %+v", f)
 	}
 	if err := e.mu.HookDel(h); err != nil {
@@ -64,7 +64,7 @@ func TestEngineSliceRetriedOnFastPath(t *testing.T) {
 	s := &img.sites[0]
 	var run uc.Run
 	e.setRun(s, &run)
-	res := uc.Result{Stopped: uc.StopSlice, Regs: [uc.BatchOut]uint64{rPC: s.entry}}
+	res := uc.Result{Stopped: uc.StopSlice, Regs: [uc.BatchOut]uint64{rPC: s.entry()}}
 	if f := e.judge(s, &run, &res); f != nil {
 		t.Fatalf("a good site stopped once at its slice fails: %+v", f)
 	}

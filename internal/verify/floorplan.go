@@ -72,7 +72,7 @@ func WriteFloorPlan(img *Image, opts Options, file io.ReaderAt, w io.Writer) err
 	}
 	img.checkMu.Lock()
 	defer img.checkMu.Unlock()
-	st := img.plantStops(toRun, opts)
+	st := img.plantStops(nil, opts)
 	defer st.restore()
 	p := floorPlan{}
 	for _, r := range img.regions {
@@ -103,7 +103,7 @@ func WriteFloorPlan(img *Image, opts Options, file io.ReaderAt, w io.Writer) err
 		if st != nil && st.chained[i] {
 			state |= 1 << 8
 		}
-		p.sites = append(p.sites, [6]uint64{s.entry, s.callSite + 4, s.callSite, s.op, uint64(s.index), state})
+		p.sites = append(p.sites, [6]uint64{s.entry(), s.callSite() + 4, s.callSite(), s.op, uint64(s.index), state})
 	}
 	return p.write(w, img, opts.Seed)
 }

@@ -130,18 +130,31 @@ const (
 	standinRegns = 0x2000 // mapped part of the stand-in area
 )
 
-// site is an elfscan.Site with absolute addresses and what loading found.
+// site is an elfscan.Site, where its words are in the image and what
+// loading found. A kernel has ~50k (a distribution's images up to ~200k),
+// and every one is held from loading to the report, so it is small (48
+// bytes): its addresses follow from the Site's and base (methods entry,
+// callSite, literal, spare).
 type site struct {
 	*elfscan.Site
-	index    int
-	entry    uint64
-	callSite uint64
-	literal  uint64 // 0 for classic
-	spare    uint64 // call-ops-5-3: the spare word
-	op       uint64 // expected X2 at op->func; 0 when unknown
-	static   *Failure
-	direct   uint64 // the direct trampoline the site must reach; 0: none
-	skip     bool   // no-function: not run, counted in Report.Skipped
+	base   uint64 // added to the Site's addresses: an ET_REL section's place; 0 when linked
+	op     uint64 // expected X2 at op->func; 0 when unknown
+	static *Failure
+	direct uint64 // the direct trampoline the site must reach; 0: none
+	index  int32
+	skip   bool // no-function: not run, counted in Report.Skipped
+}
+
+func (s *site) entry() uint64    { return s.Site.Entry() + s.base }
+func (s *site) callSite() uint64 { return s.Site.CallSite() + s.base }
+func (s *site) spare() uint64    { return s.Site.Spare() + s.base } // call-ops-5-3: the spare word
+
+// literal is the literal's address; 0 for a classic site.
+func (s *site) literal() uint64 {
+	if !s.Layout.HasLiteral() {
+		return 0
+	}
+	return s.Site.Literal() + s.base
 }
 
 func (img *Image) Close() error {

@@ -92,8 +92,8 @@ func (s *site) fail(expected, observed string) {
 // for enabled sites the BL target and the op the literal points at.
 func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 	if s.Layout == elfscan.LayoutCallOps53 {
-		if w, ok := img.read32(s.spare); !ok || w != encode.NOP {
-			s.fail(fmt.Sprintf("spare word at %#x (outside the literal at %#x) NOP", s.spare, s.literal), fmt.Sprintf("word %#08x", w))
+		if w, ok := img.read32(s.spare()); !ok || w != encode.NOP {
+			s.fail(fmt.Sprintf("spare word at %#x (outside the literal at %#x) NOP", s.spare(), s.literal()), fmt.Sprintf("word %#08x", w))
 			return
 		}
 	}
@@ -113,12 +113,12 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		s.fail("every enabled site in one layout", "a "+s.Layout.String()+" site among sites of the other layout")
 		return
 	}
-	w, ok := img.read32(s.callSite)
+	w, ok := img.read32(s.callSite())
 	if !ok || !encode.IsBL(w) {
 		s.fail("BL at the call site", fmt.Sprintf("word %#08x", w))
 		return
 	}
-	to := encode.BLTarget(w, s.callSite)
+	to := encode.BLTarget(w, s.callSite())
 	if !classic && img.checkDirect(s, to) {
 		return
 	}
@@ -147,14 +147,14 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		img.funcs[img.standinFunc] = true
 		return
 	}
-	if s.literal%8 != 0 {
-		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal))
+	if s.literal()%8 != 0 {
+		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal()))
 		return
 	}
-	img.relocate(s.literal)
-	op, ok := img.read64(s.literal)
+	img.relocate(s.literal())
+	op, ok := img.read64(s.literal())
 	if !ok {
-		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal))
+		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal()))
 		return
 	}
 	img.relocate(op)
@@ -179,7 +179,7 @@ func (img *Image) usesAltEntry(s *site) bool {
 	if s.Layout != elfscan.LayoutCallOps53 {
 		return false
 	}
-	alt, ok := encode.TrampolineEntry(s.callSite+4, s.literal)
+	alt, ok := encode.TrampolineEntry(s.callSite()+4, s.literal())
 	return ok && alt
 }
 
@@ -327,17 +327,12 @@ func (rl *relLayout) placeSite(img *Image, s *site) {
 		s.fail("site in an allocated section", fmt.Sprintf("section %d (%s) not loaded", s.SectionIndex(), s.Section))
 		return
 	}
-	s.entry += base
-	s.callSite += base
+	s.base = base
 	words := []uint64{s.Site.CallSite() - 4, s.Site.CallSite()}
 	if s.Layout.HasLiteral() {
-		s.literal += base
 		words = append(words, s.Site.Literal(), s.Site.Literal()+4)
-	} else {
-		s.literal = 0
 	}
 	if s.Layout == elfscan.LayoutCallOps53 {
-		s.spare += base
 		words = append(words, s.Site.Spare())
 	}
 	for _, off := range words {
@@ -498,7 +493,7 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 	img.sites = make([]site, len(sites))
 	for i := range sites {
 		s := &img.sites[i]
-		*s = site{Site: &sites[i], index: i, entry: sites[i].Entry(), callSite: sites[i].CallSite(), literal: sites[i].Literal(), spare: sites[i].Spare()}
+		*s = site{Site: &sites[i], index: int32(i)}
 		if s.HasProblem(elfscan.CodeNoFunction) {
 			s.skip = true // as Linux, which disables a record it finds no symbol for
 			continue
@@ -506,12 +501,12 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 		if rel != nil {
 			rel.placeSite(img, s)
 		} else {
-			words := []uint64{s.literal, s.literal + 4, s.callSite - 4, s.callSite}
+			words := []uint64{s.literal(), s.literal() + 4, s.callSite() - 4, s.callSite()}
 			if s.Layout == elfscan.LayoutCallOps53 {
-				words = append(words, s.spare)
+				words = append(words, s.spare())
 			}
 			for _, a := range words {
-				if t, ok := dynOther[a]; ok && (a >= s.callSite-4 || s.Layout.HasLiteral()) {
+				if t, ok := dynOther[a]; ok && (a >= s.callSite()-4 || s.Layout.HasLiteral()) {
 					s.fail("no unsupported relocation at the site", fmt.Sprintf("dynamic relocation %v at %#x", t, a))
 				}
 			}

@@ -56,73 +56,55 @@ type plantAt struct {
 }
 
 // plantStops plants a BRK at the stop address (CallSite+4) of every nop and
-// init site of run it can, marks those and every enabled site of run as
-// chained, and returns the set (restore takes the BRKs out again). It plants
+// init site of run (nil: every site Check runs) it can, marks those and
+// every enabled site of run as chained, and returns the set (restore takes
+// the BRKs out again). It plants
 // none when runs cannot be chained: with direct trampolines (their hook
 // counts per engine, so those sites run one by one; and the tool's
 // trampoline then also reads op->direct_call) or when the file's own
 // trampoline runs (code verify does not know reads what it likes).
 func (img *Image) plantStops(run []int, opts Options) *stopSet {
-	if img.directs != nil || img.directOff != 0 || opts.RunFileTrampoline || len(run) == 0 {
+	if img.directs != nil || img.directOff != 0 || opts.RunFileTrampoline {
 		return nil
 	}
-	// Where a passing run reads data (8 bytes from each), and the words
-	// verify redirected (4 bytes): sorted starts, so a stop address is
-	// checked with a binary search.
-	var lits []uint64
-	ops := map[uint64]bool{}
-	for i := range img.sites {
-		s := &img.sites[i]
-		if s.skip || s.State != elfscan.StateEnabled {
-			continue
+	each := func(do func(i int)) {
+		if run != nil {
+			for _, i := range run {
+				do(i)
+			}
+			return
 		}
-		if s.Layout.HasLiteral() {
-			lits = append(lits, s.literal)
-		}
-		if s.op != 0 {
-			ops[s.op] = true
+		for i := range img.sites {
+			if s := &img.sites[i]; !s.skip && s.static == nil {
+				do(i)
+			}
 		}
 	}
-	for op := range ops {
-		lits = append(lits, op)
-	}
-	slices.Sort(lits)
-	var redirected []uint64
-	for _, a := range []uint64{img.tramp, img.trampAlt} {
-		if a != 0 {
-			redirected = append(redirected, a)
-		}
-	}
-	read := func(stop uint64) bool { // does [stop, stop+4) meet a protected span?
-		return meets(lits, 8, stop) || meets(redirected, 4, stop)
-	}
-	st := &stopSet{img: img, chained: make([]bool, len(img.sites)), planted: make([]plantAt, 0, len(run)+len(img.retX9))}
-	var r *region // the last one found: sites come in address order
-	for _, i := range run {
-		s := &img.sites[i]
-		if s.State == elfscan.StateEnabled {
+	st := &stopSet{img: img, chained: make([]bool, len(img.sites))}
+	runs, planting := 0, 0
+	each(func(i int) {
+		runs++
+		if img.sites[i].State == elfscan.StateEnabled {
 			// Its run returns from the tool's trampoline through a
 			// return trap (retTraps): no BRK at its stop address, so no
 			// copy of its page.
 			st.chained[i] = true
-			continue
+		} else {
+			planting++
 		}
-		stop := s.callSite + 4
-		if stop < s.callSite || stop%4 != 0 || read(stop) {
-			continue
-		}
-		if r == nil || stop < r.addr || stop-r.addr >= r.size {
-			if r = img.find(stop); r == nil {
-				continue
+	})
+	if runs == 0 {
+		return nil
+	}
+	if planting > 0 {
+		st.planted = make([]plantAt, 0, planting+len(img.retX9))
+		read := img.readWords()
+		var r *region // the last one found: sites come in address order
+		each(func(i int) {
+			if s := &img.sites[i]; s.State != elfscan.StateEnabled {
+				r = st.plant(i, s, r, read)
 			}
-		}
-		if r.prot&uc.PROT_EXEC == 0 || stop-r.addr > r.size-4 {
-			continue
-		}
-		st.chained[i] = true
-		off := stop - r.addr
-		st.planted = append(st.planted, plantAt{addr: stop, word: binary.LittleEndian.Uint32(r.mem[off:])})
-		binary.LittleEndian.PutUint32(r.mem[off:], stopBRK)
+		})
 	}
 	// The tool's trampolines (in verify's stand-in code, where no site
 	// is) run instead of the file's, always: see the RunFileTrampoline test
@@ -138,6 +120,64 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	// Two sites may share a stop address: the first word saved there is
 	// the image's own (restore puts them back last to first).
 	return st
+}
+
+// readWords returns whether a stop address's word meets one a passing run
+// reads as data (8 bytes from each enabled site's literal and op) or one
+// verify redirected (4 bytes at each trampoline entry): sorted starts,
+// searched.
+func (img *Image) readWords() func(stop uint64) bool {
+	var lits []uint64
+	ops := map[uint64]bool{}
+	for i := range img.sites {
+		s := &img.sites[i]
+		if s.skip || s.State != elfscan.StateEnabled {
+			continue
+		}
+		if s.Layout.HasLiteral() {
+			lits = append(lits, s.literal())
+		}
+		if s.op != 0 {
+			ops[s.op] = true
+		}
+	}
+	for op := range ops {
+		lits = append(lits, op)
+	}
+	slices.Sort(lits)
+	var redirected []uint64
+	for _, a := range []uint64{img.tramp, img.trampAlt} {
+		if a != 0 {
+			redirected = append(redirected, a)
+		}
+	}
+	return func(stop uint64) bool {
+		return meets(lits, 8, stop) || meets(redirected, 4, stop)
+	}
+}
+
+// plant puts a BRK at site i's stop address, unless a passing run reads
+// the word there (read) or it is not in executable memory; r is the region
+// of the last stop (sites come in address order), and plant returns this
+// one's.
+func (st *stopSet) plant(i int, s *site, r *region, read func(uint64) bool) *region {
+	stop := s.callSite() + 4
+	if stop < s.callSite() || stop%4 != 0 || read(stop) {
+		return r
+	}
+	if r == nil || stop < r.addr || stop-r.addr >= r.size {
+		if r = st.img.find(stop); r == nil {
+			return nil
+		}
+	}
+	if r.prot&uc.PROT_EXEC == 0 || stop-r.addr > r.size-4 {
+		return r
+	}
+	st.chained[i] = true
+	off := stop - r.addr
+	st.planted = append(st.planted, plantAt{addr: stop, word: binary.LittleEndian.Uint32(r.mem[off:])})
+	binary.LittleEndian.PutUint32(r.mem[off:], stopBRK)
+	return r
 }
 
 // meets reports whether the word [w, w+4) overlaps [a, a+n) for an a of

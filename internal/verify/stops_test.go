@@ -50,7 +50,7 @@ func TestStopsPlantedAndRestored(t *testing.T) {
 	}
 	for i := range img.sites {
 		s := &img.sites[i]
-		w, _ := img.read32(s.callSite + 4)
+		w, _ := img.read32(s.callSite() + 4)
 		if !st.chained[i] || (w == stopBRK) != (s.State != elfscan.StateEnabled) {
 			t.Errorf("site %d (%s): chained %v, word at stop %#08x", i, s.State, st.chained[i], w)
 		}
@@ -100,14 +100,16 @@ func TestStopsKeepReadWords(t *testing.T) {
 	// As if site 1's literal were at site 0's stop address (a function of
 	// two words followed by the next's literal), and site 2's op at site
 	// 3's, a word after it.
-	img.sites[1].literal = img.sites[0].callSite + 4
-	img.sites[2].op = img.sites[3].callSite
+	moved := *img.sites[1].Site // a 4,2 site's literal is its record
+	moved.Record = img.sites[0].callSite() + 4
+	img.sites[1].Site = &moved
+	img.sites[2].op = img.sites[3].callSite()
 	st := img.plantStops(allSites(img), Options{})
 	defer st.restore()
 	if want := []bool{false, true, true, false}; !equalBools(st.chained, want) {
 		t.Errorf("chained %v, want %v", st.chained, want)
 	}
-	if w, _ := img.read32(img.sites[0].callSite + 4); w == stopBRK {
+	if w, _ := img.read32(img.sites[0].callSite() + 4); w == stopBRK {
 		t.Error("BRK on a literal")
 	}
 	for _, o := range []Options{{RunFileTrampoline: true}} {
