@@ -154,6 +154,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 	if err != nil {
 		return err
 	}
+	hugeHeap(64 << 20)
 	if len(files) == 1 {
 		// One file's sites and image stay live until its report is
 		// written: a collection at the folder floor freed little and

@@ -31,3 +31,4 @@ func (e *engine) runOverlay(*interJob) *Failure {
 func runPool(*Image, Options, int, func(*region) bool, int, int, func(*engine, int, int)) error {
 	return ErrNoEmulator
 }
+func (e *engine) runRange(int, int) []siteFailure { return nil }
