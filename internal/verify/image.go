@@ -92,7 +92,9 @@ type Image struct {
 
 	// dyn is a linked file's dynamic relocations when they are applied
 	// only where read (applyDynRelocs); nil when all are in the bytes.
-	dyn *elfscan.DynRelocs
+	// litHint and opHint are relocate's places in it for literals and ops.
+	dyn             *elfscan.DynRelocs
+	litHint, opHint int
 
 	// pieces are where a linked file's bytes went: each PT_LOAD's file
 	// part (nil for ET_REL, whose sections are copied where they are placed).
@@ -480,11 +482,30 @@ func (img *Image) applyDynRelocs(o *elfscan.Object, all bool) (map[uint64]elf.R_
 
 // relocate applies the dynamic relocation of the 8-byte word at addr, if
 // the object resolves one there and applyDynRelocs left it for later.
-func (img *Image) relocate(addr uint64) {
+// *hint is where the caller's last lookup ended: lookups in increasing
+// address order (literals, site by site) or at one address (an op) walk a
+// step or none, others search.
+func (img *Image) relocate(addr uint64, hint *int) {
 	if img.dyn == nil {
 		return
 	}
-	if r, ok := img.dyn.At(addr); ok && r.Resolved {
+	rels := img.dyn.All()
+	i := *hint
+	if i > len(rels) || i > 0 && rels[i-1].Off >= addr {
+		i = 0 // behind: search
+	}
+	for k := 0; i < len(rels) && rels[i].Off < addr; i, k = i+1, k+1 {
+		if k == 8 {
+			i, _ = slices.BinarySearchFunc(rels, addr, func(x elfscan.DynReloc, a uint64) int { return cmp.Compare(x.Off, a) })
+			break
+		}
+	}
+	*hint = i
+	r, ok := elfscan.DynReloc{}, false
+	for ; i < len(rels) && rels[i].Off == addr; i++ {
+		r, ok = rels[i], true // the last one there decides
+	}
+	if ok && r.Resolved {
 		if v, _ := img.read64(addr); v != r.Value {
 			img.write64(addr, r.Value)
 		}

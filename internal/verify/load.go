@@ -151,13 +151,13 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal()))
 		return
 	}
-	img.relocate(s.literal())
+	img.relocate(s.literal(), &img.litHint)
 	op, ok := img.read64(s.literal())
 	if !ok {
 		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal()))
 		return
 	}
-	img.relocate(op)
+	img.relocate(op, &img.opHint)
 	fn, ok := img.read64(op)
 	if ok && fn >= op && fn-op < 16 {
 		// op->func inside the ops struct (a literal pointing at itself):
