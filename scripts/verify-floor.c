@@ -110,7 +110,7 @@ struct site {
 #define NO_BLOB UINT64_MAX
 
 static struct {
-	uint64_t sentinel, stack_base, stack_size, ret_reg, seed, chunk, recycle;
+	uint64_t sentinel, stack_base, stack_size, ret_reg, seed, chunk, recycle, pop_lo, pop_hi;
 	uint64_t nregions, npieces, nwrites, nfuncs, nret_traps, nsites, nblob;
 	struct region *regions;
 	struct piece *pieces;
@@ -141,16 +141,16 @@ static void read_plan(const char *path) {
 	size_t n;
 	uint8_t *b = map_file(path, &n);
 	uint64_t *h = (uint64_t *)(b + 8);
-	if (n < 8 + 15 * 8 || memcmp(b, "ftpfloor", 8) != 0 || h[0] != 3) {
-		die(2, "%s: not a floor plan (version 3)", path);
+	if (n < 8 + 17 * 8 || memcmp(b, "ftpfloor", 8) != 0 || h[0] != 4) {
+		die(2, "%s: not a floor plan (version 4)", path);
 	}
 	plan.sentinel = h[1], plan.stack_base = h[2], plan.stack_size = h[3], plan.ret_reg = h[4], plan.seed = h[5];
-	plan.chunk = h[6], plan.recycle = h[7];
-	plan.nregions = h[8], plan.npieces = h[9], plan.nwrites = h[10], plan.nfuncs = h[11];
-	plan.nret_traps = h[12], plan.nsites = h[13], plan.nblob = h[14];
-	uint64_t *p = h + 15;
+	plan.chunk = h[6], plan.recycle = h[7], plan.pop_lo = h[8], plan.pop_hi = h[9];
+	plan.nregions = h[10], plan.npieces = h[11], plan.nwrites = h[12], plan.nfuncs = h[13];
+	plan.nret_traps = h[14], plan.nsites = h[15], plan.nblob = h[16];
+	uint64_t *p = h + 17;
 	size_t words = plan.nregions * 4 + plan.npieces * 3 + plan.nwrites * 3 + plan.nfuncs + plan.nret_traps + plan.nsites * 6;
-	if (n != 8 + 15 * 8 + words * 8 + plan.nblob || plan.chunk == 0) {
+	if (n != 8 + 17 * 8 + words * 8 + plan.nblob || plan.chunk == 0) {
 		die(2, "%s: truncated floor plan", path);
 	}
 	plan.regions = (struct region *)p, p += plan.nregions * 4;
@@ -218,6 +218,18 @@ static void map_image(const char *image) {
 		}
 	}
 	close(fd);
+	// The pages that take BRKs copied in at once, as verify's populateStops
+	// does (best effort).
+	for (uint64_t i = 0; i < plan.nregions; i++) {
+		struct region *r = &plan.regions[i];
+		uint64_t a = plan.pop_lo > r->addr ? plan.pop_lo : r->addr;
+		uint64_t b = plan.pop_hi < r->addr + r->size ? plan.pop_hi : r->addr + r->size;
+		if ((r->prot & UC_PROT_EXEC) && a < b) {
+			uint64_t hp = (uint64_t)sysconf(_SC_PAGESIZE);
+			uint64_t p = (uint64_t)(uintptr_t)plan.mem[i] + (a - r->addr), start = p & ~(hp - 1);
+			madvise((void *)start, p + (b - a) - start, 23 /* MADV_POPULATE_WRITE */);
+		}
+	}
 	for (uint64_t i = 0; i < plan.nwrites; i++) {
 		struct write *w = &plan.writes[i];
 		uint8_t *dst = host(w->addr, w->len);

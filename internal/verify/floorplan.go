@@ -14,8 +14,10 @@ package verify
 //	         stackSize, retReg, seed (the registers of site i are
 //	         uc/check.h's ftp_seed_regs(seed, i)), chunk (sites a worker
 //	         takes at a time), recycle (sites an engine runs before it is
-//	         replaced), then the counts: regions, pieces, writes, funcs,
-//	         retTraps, sites, blob bytes
+//	         replaced), populate lo, hi (the span of the image whose
+//	         executable pages are copied in at once before the writes:
+//	         populateStops; lo >= hi: none), then the counts: regions,
+//	         pieces, writes, funcs, retTraps, sites, blob bytes
 //	regions  addr, size, prot, blobOff (the region's bytes in the blob, or
 //	         noBlob: zeros and file pieces)
 //	pieces   vaddr, off, len: len bytes of the image file at off go to vaddr
@@ -41,7 +43,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
-const floorVersion = 3
+const floorVersion = 4
 
 // noBlob marks a region whose bytes come from zeros and file pieces.
 const noBlob = ^uint64(0)
@@ -105,17 +107,26 @@ func WriteFloorPlan(img *Image, opts Options, file io.ReaderAt, w io.Writer) err
 		}
 		p.sites = append(p.sites, [6]uint64{s.entry(), s.callSite() + 4, s.callSite(), s.op, uint64(s.index), state})
 	}
+	p.popLo, p.popHi = 1, 0
+	if st != nil {
+		p.popLo, p.popHi = stopSpan(img, func(do func(int)) {
+			for _, i := range toRun {
+				do(i)
+			}
+		})
+	}
 	return p.write(w, img, opts.Seed)
 }
 
 type floorPlan struct {
-	regions  [][4]uint64
-	pieces   [][3]uint64
-	writes   [][3]uint64
-	funcs    []uint64
-	retTraps []uint64
-	sites    [][6]uint64
-	blob     []byte
+	popLo, popHi uint64
+	regions      [][4]uint64
+	pieces       [][3]uint64
+	writes       [][3]uint64
+	funcs        []uint64
+	retTraps     []uint64
+	sites        [][6]uint64
+	blob         []byte
 }
 
 // addRegion adds r: as file pieces and the words that differ from them,
@@ -169,7 +180,7 @@ func (p *floorPlan) write(w io.Writer, img *Image, seed uint64) error {
 		}
 	}
 	bw.WriteString("ftpfloor")
-	put(floorVersion, img.sentinel, img.stackBase, stackSize, 9, seed, batchSites, recycleSites)
+	put(floorVersion, img.sentinel, img.stackBase, stackSize, 9, seed, batchSites, recycleSites, p.popLo, p.popHi)
 	put(uint64(len(p.regions)), uint64(len(p.pieces)), uint64(len(p.writes)), uint64(len(p.funcs)),
 		uint64(len(p.retTraps)), uint64(len(p.sites)), uint64(len(p.blob)))
 	for _, r := range p.regions {
