@@ -6,6 +6,11 @@ import (
 	"unsafe"
 )
 
+// hugeHeapInput is the size of a single input from which verify calls
+// hugeHeap: it costs a garbage collection (~5-7 ms of cpu, the process's
+// first), worth it for a kernel-sized image, not for a module.
+const hugeHeapInput = 2 << 20
+
 // madvHugepage is Linux's MADV_HUGEPAGE (the syscall package has no name
 // for it).
 const madvHugepage = 14
