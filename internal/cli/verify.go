@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -131,6 +132,11 @@ input errors.`,
 func runVerify(opts *VerifyOptions, stdio *IO) error {
 	if err := checkJobs(&opts.Jobs); err != nil {
 		return err
+	}
+	// -j bounds the whole command's parallelism, the scan's goroutines
+	// with the emulator's workers: verify -j 1 uses one CPU.
+	if opts.Jobs < runtime.GOMAXPROCS(0) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(opts.Jobs))
 	}
 	if err := opts.Select.check(); err != nil {
 		return err

@@ -92,9 +92,10 @@ type Image struct {
 
 	// dyn is a linked file's dynamic relocations when they are applied
 	// only where read (applyDynRelocs); nil when all are in the bytes.
-	// litHint and opHint are relocate's places in it for literals and ops.
-	dyn             *elfscan.DynRelocs
-	litHint, opHint int
+	dyn *elfscan.DynRelocs
+	// opMu serialises the reads and relocations of ops' first words by
+	// bind's goroutines (binder.checkStatic).
+	opMu sync.Mutex
 
 	// pieces are where a linked file's bytes went: each PT_LOAD's file
 	// part (nil for ET_REL, whose sections are copied where they are placed).

@@ -4,7 +4,10 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"maps"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
@@ -91,6 +94,26 @@ func (s *site) fail(expected, observed string) {
 // checkStatic checks what can be known without running: a known state, and
 // for enabled sites the BL target and the op the literal points at.
 func (img *Image) checkStatic(s *site, classic bool, opts Options) {
+	b := binder{img: img, classic: classic, opts: opts, funcs: img.funcs}
+	b.checkStatic(s)
+}
+
+// binder checks sites statically (checkStatic) for bind, on one goroutine
+// of several: the op->func addresses it finds go to its own set, and its
+// places in the relocations and its last op are its own.
+type binder struct {
+	img             *Image
+	classic         bool
+	opts            Options
+	funcs           map[uint64]bool
+	litHint, opHint int
+	// The last op whose first word is code, and that word: the enabled
+	// sites of a kernel share one or two ops.
+	lastOp, lastFn uint64
+}
+
+func (b *binder) checkStatic(s *site) {
+	img, classic, opts := b.img, b.classic, b.opts
 	if s.Layout == elfscan.LayoutCallOps53 {
 		if w, ok := img.read32(s.spare()); !ok || w != encode.NOP {
 			s.fail(fmt.Sprintf("spare word at %#x (outside the literal at %#x) NOP", s.spare(), s.literal()), fmt.Sprintf("word %#08x", w))
@@ -144,20 +167,28 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 			return
 		}
 		s.op = img.standinOps
-		img.funcs[img.standinFunc] = true
+		b.funcs[img.standinFunc] = true
 		return
 	}
 	if s.literal()%8 != 0 {
 		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal()))
 		return
 	}
-	img.relocate(s.literal(), &img.litHint)
+	img.relocate(s.literal(), &b.litHint)
 	op, ok := img.read64(s.literal())
 	if !ok {
 		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal()))
 		return
 	}
-	img.relocate(op, &img.opHint)
+	if op == b.lastOp && op != 0 {
+		s.op = op // its first word is code, known
+		return
+	}
+	// An op's first word may be relocated here, and binders on other
+	// goroutines may read it: one at a time (a new op is rare).
+	img.opMu.Lock()
+	defer img.opMu.Unlock()
+	img.relocate(op, &b.opHint)
 	fn, ok := img.read64(op)
 	if ok && fn >= op && fn-op < 16 {
 		// op->func inside the ops struct (a literal pointing at itself):
@@ -170,7 +201,8 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		return
 	}
 	s.op = op
-	img.funcs[fn] = true
+	b.funcs[fn] = true
+	b.lastOp, b.lastFn = op, fn
 }
 
 // usesAltEntry reports whether s (absolute addresses) must call the
@@ -491,7 +523,43 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 		img.bindAlt(o, rel, sites, opts)
 	}
 	img.sites = make([]site, len(sites))
-	for i := range sites {
+	// Sites are checked on up to GOMAXPROCS goroutines, each a range of
+	// them, when the file is linked, large, and has no direct trampolines
+	// (whose resolution is shared); each binder's op->func addresses are
+	// merged after.
+	parts := 1
+	if rel == nil && img.directs == nil && len(sites) >= 2*bindPart {
+		parts = min(runtime.GOMAXPROCS(0), len(sites)/bindPart)
+	}
+	binders := make([]binder, parts)
+	var wg sync.WaitGroup
+	for k := range binders {
+		b := &binders[k]
+		*b = binder{img: img, classic: classic, opts: opts, funcs: img.funcs}
+		lo, hi := k*len(sites)/parts, (k+1)*len(sites)/parts
+		if parts == 1 {
+			b.bindRange(rel, dynOther, sites, lo, hi)
+			break
+		}
+		b.funcs = map[uint64]bool{}
+		wg.Go(func() { b.bindRange(rel, dynOther, sites, lo, hi) })
+	}
+	wg.Wait()
+	for _, b := range binders[1:] {
+		maps.Copy(img.funcs, b.funcs)
+	}
+	if parts > 1 {
+		maps.Copy(img.funcs, binders[0].funcs)
+	}
+}
+
+// bindPart is the fewest sites bind gives a goroutine of its own.
+const bindPart = 8192
+
+// bindRange makes img.sites[lo:hi] from sites[lo:hi] and checks them.
+func (b *binder) bindRange(rel *relLayout, dynOther map[uint64]elf.R_AARCH64, sites []elfscan.Site, lo, hi int) {
+	img := b.img
+	for i := lo; i < hi; i++ {
 		s := &img.sites[i]
 		*s = site{Site: &sites[i], index: int32(i)}
 		if s.HasProblem(elfscan.CodeNoFunction) {
@@ -500,7 +568,7 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 		}
 		if rel != nil {
 			rel.placeSite(img, s)
-		} else {
+		} else if len(dynOther) > 0 {
 			words := []uint64{s.literal(), s.literal() + 4, s.callSite() - 4, s.callSite()}
 			if s.Layout == elfscan.LayoutCallOps53 {
 				words = append(words, s.spare())
@@ -512,7 +580,7 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 			}
 		}
 		if s.static == nil {
-			img.checkStatic(s, classic, opts)
+			b.checkStatic(s)
 		}
 	}
 }

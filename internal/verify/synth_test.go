@@ -5,6 +5,8 @@ package verify
 import (
 	"debug/elf"
 	"fmt"
+	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -413,5 +415,48 @@ func TestEnginesRecycled(t *testing.T) {
 	}
 	if n := uc.OpenEngines(); n != before {
 		t.Errorf("%d engines left open", n-before)
+	}
+}
+
+// bind checks a large image's sites on several goroutines: the sites,
+// their static failures and the op->func addresses are what one goroutine
+// makes (run under -race, it also shows the goroutines share nothing
+// unguarded).
+func TestBindParallel(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one CPU")
+	}
+	ss := make([]synthSite, 2*bindPart+100)
+	for i := range ss {
+		ss[i] = synthWords([]elfscan.State{elfscan.StateEnabled, elfscan.StateNop}[i%2], 0)
+	}
+	mutate := func(img *Image) {
+		for _, i := range []int{2, bindPart + 2, 2*bindPart + 50} {
+			img.write64(synSites+uint64(i)*siteSize, 0x1234) // a junk literal
+		}
+	}
+	bound := func(procs int) (*Image, []string) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		img := buildSynth(t, ss, Options{}, mutate)
+		var static []string
+		for i := range img.sites {
+			if f := img.sites[i].static; f != nil {
+				static = append(static, fmt.Sprintf("%d: %s", i, f.Observed))
+			}
+		}
+		return img, static
+	}
+	one, want := bound(1)
+	many, got := bound(2)
+	if len(want) != 3 || !slices.Equal(got, want) {
+		t.Errorf("static failures: %q on one goroutine, %q on several", want, got)
+	}
+	if !maps.Equal(one.funcs, many.funcs) || len(many.funcs) == 0 {
+		t.Errorf("op->func addresses %v on one goroutine, %v on several", one.funcs, many.funcs)
+	}
+	for i := range one.sites {
+		if a, b := &one.sites[i], &many.sites[i]; a.op != b.op || a.skip != b.skip || a.index != b.index {
+			t.Fatalf("site %d: %+v on one goroutine, %+v on several", i, *a, *b)
+		}
 	}
 }
