@@ -148,3 +148,31 @@ func TestHugeHeap(t *testing.T) {
 		t.Errorf("%d of %d MiB allocated after hugeHeap are in memory marked for huge pages", marked, len(bufs))
 	}
 }
+
+// releaseBeforeRun collects a heap holding more than releaseFloor of
+// garbage, and leaves a smaller one alone (no collection).
+func TestReleaseBeforeRun(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection but ours
+	var keep [][]byte
+	for range (releaseFloor >> 20) + 8 {
+		keep = append(keep, make([]byte, 1<<20))
+	}
+	keep = nil
+	before := heapObjects()
+	n := gcCount()
+	releaseBeforeRun()
+	if after := heapObjects(); before <= releaseFloor || after > releaseFloor/2 || gcCount() == n {
+		t.Errorf("heap objects %d -> %d bytes, collections %d -> %d; want a collection below %d", before, after, n, gcCount(), releaseFloor/2)
+	}
+	n = gcCount()
+	releaseBeforeRun()
+	if gcCount() != n {
+		t.Error("a small heap was collected")
+	}
+}
+
+func gcCount() uint32 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.NumGC
+}

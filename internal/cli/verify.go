@@ -291,6 +291,7 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 		return nil, err
 	}
 	defer img.Close()
+	releaseBeforeRun()
 	if bar && io.IsTerminal && img.Sites() >= progressMin {
 		pb := progressbar.NewOptions(img.Sites(),
 			progressbar.OptionSetWriter(io.Err),
