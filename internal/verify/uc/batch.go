@@ -141,6 +141,13 @@ func (r *Runner) SetReturnTraps(addrs []uint64, reg int) error {
 	return nil
 }
 
+// Seeds returns the registers a seeded run of index starts with (X0-X29
+// and NZCV; X30 and SP are the caller's): check.h's ftp_seed_regs.
+func Seeds(seed, index uint64) (regs [BatchIn]uint64) {
+	C.ftp_seed_regs(C.uint64_t(seed), C.uint64_t(index), (*C.uint64_t)(unsafe.Pointer(&regs[0])))
+	return regs
+}
+
 // SetJudge sets the seed seeded runs draw their registers from, and the
 // parent address (X30 on entry) a judged init or enabled run must pass on.
 func (r *Runner) SetJudge(seed, sentinel uint64) {

@@ -22,38 +22,32 @@
 #define FTP_JUDGE_INIT 2    // no call; X9 = the parent; every other register unchanged
 #define FTP_JUDGE_ENABLED 3 // one call of op->func(ip, parent, op); X0-X8, X19-X30, SP unchanged
 
+// ftp_mix63 is a bijection of [0, 2^63): xor-shifts and multiplications
+// by odd constants, each invertible modulo 2^63 (splitmix64's finalizer,
+// narrowed).
+static inline uint64_t ftp_mix63(uint64_t z) {
+	const uint64_t m = (1ull << 63) - 1;
+	z &= m;
+	z ^= z >> 31;
+	z = (z * 0xbf58476d1ce4e5b9ull) & m;
+	z ^= z >> 29;
+	z = (z * 0x94d049bb133111ebull) & m;
+	return z ^ (z >> 32);
+}
+
 // ftp_seed_regs draws X0..X29 and NZCV for run index of seed into regs:
 // X0..X29 distinct, each with bit 63 set (never a small value a stray MOV
-// could produce); X30 and SP are left as they are. splitmix64 over the pair:
-// the values follow from (seed, index) alone, whatever runs before.
+// could produce); X30 and SP are left as they are. The values follow from
+// (seed, index) alone, whatever runs before: a start drawn from the pair,
+// thirty steps of an odd stride from it (distinct modulo 2^63), each mixed
+// by a bijection, so distinct by construction, with no check among them.
 static inline void ftp_seed_regs(uint64_t seed, uint64_t index, uint64_t regs[FTP_NIN]) {
-	uint64_t x = seed * 0xd1342543de82ef95ull ^ (index + 1) * 0x9e3779b97f4a7c15ull;
-	// seen is a filter of the values drawn so far (one bit per value of
-	// their low 10 bits): only a value whose bit is set is compared with
-	// each earlier one.
-	uint64_t seen[1024 / 64] = {0};
-	for (int k = 0; k <= 30;) {
-		uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		z ^= z >> 31;
-		if (k == 30) {
-			regs[FTP_NZCV] = (z & 0xf) << 28;
-			break;
-		}
-		uint64_t v = z | 1ull << 63, b = v & 1023;
-		if (seen[b / 64] >> (b % 64) & 1) {
-			int dup = 0;
-			for (int j = 0; j < k && !dup; j++) {
-				dup = regs[j] == v;
-			}
-			if (dup) {
-				continue;
-			}
-		}
-		seen[b / 64] |= 1ull << (b % 64);
-		regs[k++] = v;
+	uint64_t x = ftp_mix63(seed * 0xd1342543de82ef95ull ^ (index + 1) * 0x9e3779b97f4a7c15ull);
+	const uint64_t stride = 0x9e3779b97f4a7c15ull; // odd
+	for (int k = 0; k < 30; k++) {
+		regs[k] = ftp_mix63(x + (uint64_t)k * stride) | 1ull << 63;
 	}
+	regs[FTP_NZCV] = (ftp_mix63(x ^ 0x5851f42d4c957f2dull) & 0xf) << 28;
 }
 
 // ftp_judge reports whether a run that ended without error at PC out[FTP_PC]
