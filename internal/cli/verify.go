@@ -156,6 +156,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 	if err := verify.EmulatorBuilt(); err != nil {
 		return err
 	}
+	verify.Preload() // libunicorn loads while the inputs are read
 	files, err := expandInputs(opts.Files)
 	if err != nil {
 		return err

@@ -509,6 +509,11 @@ func (e *engine) check(s *site, expected string, calls int, kept regMask) *Failu
 // EmulatorBuilt reports whether this build has the emulator: it has.
 func EmulatorBuilt() error { return nil }
 
+// Preload loads the emulator's library on a goroutine of its own, for a
+// caller about to load an image: Check's first engine then finds it loaded
+// instead of loading it on the way to the first run.
+func Preload() { go uc.Preload() }
+
 // runPool runs do(e, lo, hi) for the jobs [lo, hi) of [0, n) on a pool
 // of engines over img, one goroutine each, handing out chunk indices at a
 // time, with a watchdog that stops a run exceeding opts.Timeout (and, on

@@ -9,6 +9,9 @@ package verify
 // EmulatorBuilt reports whether this build has the emulator: it has not.
 func EmulatorBuilt() error { return ErrNoEmulator }
 
+// Preload does nothing: there is no emulator to load.
+func Preload() {}
+
 // engine has no instance without cgo: runPool never makes one.
 type engine struct{}
 
