@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Command floorplan writes the floor plan of an image for the bench's
 // emulator floor (scripts/verify-floor.c): the runs `ftpatch verify IMAGE`
 // makes, as verify.WriteFloorPlan lays them out. Built and run by
