@@ -16,6 +16,7 @@ PACKAGES=(
 	libc6-dev-arm64-cross                            # arm64 libc headers (a gcc Recommends)
 	clang lld llvm                                   # the Clang fixtures
 	clang-16                                         # kCFI (-fsanitize=kcfi) fixtures and tests
+	gcc libc6-dev                                    # cgo, and the bench's emulator floor (scripts/verify-floor.c)
 	libunicorn-dev pkg-config                        # cgo: verify's CPU emulator
 	liblzma-dev                                      # cgo: xz through liblzma (headers; dlopened at run time)
 	zlib1g-dev                                       # cgo: gzip through zlib (headers; dlopened at run time)

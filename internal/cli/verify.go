@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -137,11 +138,22 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 	if err := checkVerifyOptions(opts); err != nil {
 		return err
 	}
+	// -j bounds the whole command's parallelism, the scan's goroutines
+	// with the emulator's workers: verify -j 1 uses one CPU.
+	if opts.Jobs < runtime.GOMAXPROCS(0) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(opts.Jobs))
+	}
 	if err := verify.EmulatorBuilt(); err != nil {
 		return err
 	}
+	verify.Preload() // libunicorn loads while the inputs are read
 	in := newWalker(opts.Walk, false).expand(opts.Files)
 	if len(in.items) == 1 {
+		if it := in.items[0]; it.err == nil {
+			if fi, err := os.Stat(it.path); err == nil && fi.Size() >= hugeHeapInput {
+				hugeHeap(64 << 20)
+			}
+		}
 		// One file's sites and image stay live until its report is
 		// written: a collection at the folder floor freed little and
 		// cost ~20 ms of cpu on the 53k-site bench image (~0.4 µs a
@@ -310,6 +322,7 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 		return nil, err
 	}
 	defer img.Close()
+	releaseBeforeRun()
 	if bar && io.IsTerminal && img.Sites() >= progressMin {
 		pb := progressbar.NewOptions(img.Sites(),
 			progressbar.OptionSetWriter(io.Err),

@@ -66,6 +66,14 @@ type Options struct {
 	// Progress, when set, is called from the workers with the number of
 	// sites just finished; it must be safe for concurrent use.
 	Progress func(n int)
+
+	// allRelocs makes LoadObject apply every dynamic relocation as it
+	// loads (RunIntermediates: its overlays then replace relocated words).
+	allRelocs bool
+	// goJudge (tests) judges every run in Go, none in C (engine.setRun).
+	goJudge bool
+	// recycle (tests), when > 0, replaces recycleSites.
+	recycle int
 }
 
 func (o Options) trampoline() string {
@@ -132,36 +140,27 @@ func Check(img *Image, opts Options) (*Report, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
 	}
-	failures := make([]*Failure, len(img.sites))
-	var toRun []int
-	skipped := 0
+	skipped, static := 0, 0
 	for i := range img.sites {
-		if img.sites[i].skip {
+		switch s := &img.sites[i]; {
+		case s.skip:
 			skipped++
-			continue
+		case s.static != nil:
+			static++
 		}
-		if f := img.sites[i].static; f != nil {
-			failures[i] = f
-			continue
-		}
-		toRun = append(toRun, i)
 	}
-	if opts.Progress != nil && len(img.sites)-skipped > len(toRun) {
-		opts.Progress(len(img.sites) - skipped - len(toRun))
+	if opts.Progress != nil && static > 0 {
+		opts.Progress(static)
 	}
-	if len(toRun) > 0 {
+	// The failures of the runs, by chunk of sites (runPool's), each in
+	// site order: nothing is kept for a site that passes.
+	var ran [][]siteFailure
+	if n := len(img.sites) - skipped - static; n > 0 {
+		ran = make([][]siteFailure, (len(img.sites)+batchSites-1)/batchSites)
 		img.checkMu.Lock()
-		img.stops = img.plantStops(toRun, opts)
-		err := runPool(img, opts, 0, nil, len(toRun), 4*batchSites, func(e *engine, lo, hi int) {
-			ss := make([]*site, hi-lo)
-			for k, i := range toRun[lo:hi] {
-				ss[k] = &img.sites[i]
-			}
-			fs := make([]*Failure, hi-lo)
-			e.runSites(ss, fs)
-			for k, i := range toRun[lo:hi] {
-				failures[i] = fs[k]
-			}
+		img.stops = img.plantStops(nil, opts)
+		err := runPool(img, opts, 0, nil, len(img.sites), batchSites, func(e *engine, lo, hi int) {
+			ran[lo/batchSites] = e.runRange(lo, hi)
 		})
 		img.stops.restore() // the engines are closed
 		img.stops = nil
@@ -172,19 +171,32 @@ func Check(img *Image, opts Options) (*Report, error) {
 	}
 	// Failures are rendered (disassembled) here, after the workers: x/arch's
 	// decoder is not for concurrent use from the run loop.
-	for i, f := range failures {
-		if f != nil && f.bug != nil {
-			return nil, fmt.Errorf("site %s at %#x: %w", img.sites[i].Func, img.sites[i].entry, f.bug)
+	for _, fs := range ran {
+		for _, f := range fs {
+			if f.f.bug != nil {
+				return nil, fmt.Errorf("site %s at %#x: %w", img.sites[f.i].Func, img.sites[f.i].entry(), f.f.bug)
+			}
 		}
 	}
 	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites) - skipped, Skipped: skipped, ByState: map[elfscan.State]int{}}
-	for i := range img.sites {
-		if img.sites[i].skip {
+	var next []siteFailure // the failures of the runs not yet reported
+	for k := 0; k < len(img.sites); k++ {
+		s := &img.sites[k]
+		if s.skip {
 			continue
 		}
-		rep.ByState[img.sites[i].State]++
-		if failures[i] != nil {
-			rep.Failures = append(rep.Failures, *img.finish(&img.sites[i], failures[i]))
+		rep.ByState[s.State]++
+		f := s.static
+		if f == nil {
+			if k%batchSites == 0 && len(ran) > 0 {
+				next = ran[k/batchSites] // runPool's chunks start at multiples of batchSites
+			}
+			if len(next) > 0 && next[0].i == k {
+				f, next = next[0].f, next[1:]
+			}
+		}
+		if f != nil {
+			rep.Failures = append(rep.Failures, *img.finish(s, f))
 		}
 	}
 	rep.Failed = len(rep.Failures)
@@ -193,14 +205,20 @@ func Check(img *Image, opts Options) (*Report, error) {
 	return rep, nil
 }
 
+// siteFailure is the failure of the run of site i.
+type siteFailure struct {
+	i int
+	f *Failure
+}
+
 // finish completes a failure with the site's identity and words.
 func (img *Image) finish(s *site, f *Failure) *Failure {
 	f.Func = s.Func
-	f.Address = s.entry
+	f.Address = s.entry()
 	f.State = s.State
 	f.Disasm = img.disasm(s)
 	if f.Func == "" {
-		f.Func = fmt.Sprintf("<no function at %#x>", s.entry)
+		f.Func = fmt.Sprintf("<no function at %#x>", s.entry())
 	}
 	return f
 }
