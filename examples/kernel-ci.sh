@@ -67,7 +67,7 @@ patch() {
 		cat "$out/patch.err" >&2
 		die "ftpatch $* (exit $rc)"
 	fi
-	# "ftpatch: file F: skipped function NAME at ADDR: CODE"
+	# "ftpatch: warning: file F: skipped function NAME at ADDR: CODE"
 	sed -n 's/.*skipped function \([^ ]*\) at .*: \([a-z-]*\)$/kernel-ci: skipped: \1 (\2)/p' "$out/patch.err"
 }
 
@@ -152,5 +152,7 @@ done < <(find "$build" -name '*.ko' -type f -print0 | sort -z)
 # --- 4. the shipped tree as it is ----------------------------------------------------
 # Every site of every file, compressed modules included, in its current state.
 check verify-tree verify "$build"
-say "verify: ok: $build ($n modules patched)"
+modules=modules
+((n == 1)) && modules=module
+say "verify: ok: $build ($n $modules patched)"
 say "OK"

@@ -152,7 +152,7 @@ next:
 	}
 	run(t, dir, cc, "-nostdlib", "-static", "-o", "t", "t.S")
 	out := mustFtp(t, "scan", "--check", filepath.Join(dir, "t"))
-	if !strings.Contains(out, "1 sites (1 nop), 0 problems") || !regexp.MustCompile(`(?m)^tiny\s.*\sclassic\s`).MatchString(out) {
+	if !strings.Contains(out, "1 site (1 nop), 0 problems") || !regexp.MustCompile(`(?m)^tiny\s.*\sclassic\s`).MatchString(out) {
 		t.Errorf("want tiny's classic nop site and no problem:\n%s", out)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/report"
 )
 
@@ -194,7 +195,7 @@ func runScan(opts *ScanOptions, io *IO) error {
 		report.CheckSummary(io.Err, len(files)-failed-skipped, sites, byCode, ignore)
 	}
 	if opts.Check && !opts.JSON && len(files) == 1 && ignored > 0 {
-		fmt.Fprintf(io.Err, "check: %d problems ignored (--ignore %s)\n", ignored, strings.Join(opts.Ignore, ","))
+		fmt.Fprintf(io.Err, "check: %s ignored (--ignore %s)\n", render.Count(ignored, "problem"), strings.Join(opts.Ignore, ","))
 	}
 	switch {
 	case writeErr != nil:
@@ -223,7 +224,7 @@ func inputsName(files []string) string {
 	if len(files) == 1 {
 		return files[0]
 	}
-	return fmt.Sprintf("%d files", len(files))
+	return render.Count(len(files), "file")
 }
 
 // scanJSONOne is `scan --json` of a single file, which report.StreamScan

@@ -14,6 +14,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
@@ -260,7 +261,7 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 		if inits > 0 {
 			note = fmt.Sprintf(" (%d of them init changes NOP -> MOV X9,X30: pass --allow-init if %s is not running yet)", inits, file)
 		}
-		fmt.Fprintf(stdio.Err, "ftpatch: file %s: %d changes from %s are not live-safe%s\n", file, unsafe, opts.Against, note)
+		fmt.Fprintf(stdio.Err, "ftpatch: file %s: %s from %s %s not live-safe%s\n", file, render.Count(unsafe, "change"), opts.Against, render.Noun(unsafe, "is", "are"), note)
 	}
 	if failed := rep.Failed + against.Counts.Problems + unsafe; failed > 0 {
 		return fmt.Errorf("%d findings: %w", failed, ErrFindings)

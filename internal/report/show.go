@@ -126,7 +126,7 @@ func ShowText(w io.Writer, doc *ShowFile) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%s: %d of %d sites shown\n", doc.File, len(doc.Sites), doc.Total)
+	_, err := fmt.Fprintf(w, "%s: %d of %s shown\n", doc.File, len(doc.Sites), render.Count(doc.Total, "site"))
 	return err
 }
 

@@ -78,7 +78,7 @@ func (t *Target) removeStale() {
 			continue
 		}
 		if os.Remove(name) == nil && t.opt.Warn != nil {
-			fmt.Fprintf(t.opt.Warn, "ftpatch: removed %s, a temporary file left by an ftpatch run that was killed\n", name)
+			fmt.Fprintf(t.opt.Warn, "ftpatch: warning: removed %s, a temporary file left by an ftpatch run that was killed\n", name)
 		}
 	}
 }
