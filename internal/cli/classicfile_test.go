@@ -107,9 +107,9 @@ func TestClassicFileTrampoline(t *testing.T) {
 	objcopy := testutil.NeedTool(t, "aarch64-linux-gnu-objcopy")
 	stripped := filepath.Join(dir, "prog.noop")
 	run(t, dir, objcopy, "--strip-symbol=function_trace_op", enabled, stripped)
-	out, _, code = ftp(t, "verify", "--run-file-trampoline", stripped)
-	if code != 1 || !strings.Contains(out, "function_trace_op") {
-		t.Errorf("no function_trace_op: exit %d, want a failure naming it\n%s", code, out)
+	out, errs, code = ftp(t, "verify", "--run-file-trampoline", stripped)
+	if code != 2 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "function_trace_op") {
+		t.Errorf("no function_trace_op: exit %d, want 2 and one message naming it\n%s%s", code, out, errs)
 	}
 }
 

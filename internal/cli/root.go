@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -33,6 +34,10 @@ failing site or change); 2 usage or input error, nothing written. Messages
 go to stderr, one line each, starting "ftpatch: ". --json output is one
 object per input per line, described in docs/json.md.`,
 	}
+	// Cobra's own suggestions span several lines; unknownCommand says
+	// them in the one line every message has.
+	root.DisableSuggestions = true
+	root.SuggestionsMinimumDistance = 2
 	root.SetVersionTemplate(versionText())
 	root.Flags().BoolP("version", "v", false, "print the version, VCS revision and Go version of this build")
 	root.SetOut(io.Out)
@@ -60,6 +65,7 @@ func Main(args []string) int {
 	root := NewRoot(io)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
+	err = unknownCommand(root, args, err)
 	var said errInputsFailed
 	if err != nil && !errors.Is(err, ErrFindings) && !errors.As(err, &said) {
 		printError(io.Err, err)
@@ -83,4 +89,28 @@ func UsageErrorf(format string, a ...any) error { return usageError{fmt.Sprintf(
 func isArgsError(err error) bool {
 	var ue usageError
 	return errors.As(err, &ue)
+}
+
+// unknownCommand rewrites cobra's error for a mistyped command into one
+// line, with the commands it may have meant: `unknown command "sacn"; did
+// you mean scan? (ftpatch --help lists the commands)`. Other errors pass.
+func unknownCommand(root *cobra.Command, args []string, err error) error {
+	if err == nil || !strings.HasPrefix(err.Error(), "unknown command ") {
+		return err
+	}
+	var typed string
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			typed = a
+			break
+		}
+	}
+	root.DisableSuggestions = false // SuggestionsFor honours it
+	defer func() { root.DisableSuggestions = true }()
+	msg := fmt.Sprintf("unknown command %q", typed)
+	if s := root.SuggestionsFor(typed); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	// Not a usageError: the one line says it all, without the usage.
+	return fmt.Errorf("%s (ftpatch --help lists the commands)", msg)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -189,7 +190,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 	// workers; reports are printed in argument order.
 	inputErrs := 0
 	failed := 0
-	pool.Ordered(context.Background(), len(files), opts.Jobs,
+	err = pool.Ordered(context.Background(), len(files), opts.Jobs,
 		func(_ context.Context, i int) (*verify.Report, error) {
 			rep, err := verifyOne(files[i], vopts, stdio, len(files) == 1)
 			if err != nil {
@@ -198,6 +199,11 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 			return rep, err
 		},
 		func(i int, rep *verify.Report, err error) error {
+			if errors.Is(err, verify.ErrNoFileTrampoline) {
+				// A mistake in the request: said once, and the run
+				// stops (every other object would say it again).
+				return fmt.Errorf("--run-file-trampoline: %w", err)
+			}
 			if err != nil {
 				inputErrs++
 				reportInput(stdio, jsonErr, files[i], err)
@@ -208,6 +214,8 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 			return nil
 		})
 	switch {
+	case err != nil:
+		return err
 	case inputErrs > 0:
 		return errInputsFailed{inputErrs}
 	}

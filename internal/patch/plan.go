@@ -197,10 +197,9 @@ func (is *issues) err() error {
 			}
 			lines = append(lines, fmt.Sprintf("%d sites (%s): %s", len(ss), named, r))
 		}
-		if len(lines) == 1 {
-			errs = append(errs, fmt.Errorf("%w: %s", k, lines[0]))
-		} else {
-			errs = append(errs, fmt.Errorf("%w:\n  %s", k, strings.Join(lines, "\n  ")))
+		// Each reason is a message of its own, one line each.
+		for _, l := range lines {
+			errs = append(errs, fmt.Errorf("%w: %s", k, l))
 		}
 	}
 	return errors.Join(errs...)
@@ -509,8 +508,11 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), "misaligned-literal"})
 			return
 		}
-		p.is.add(ErrMisaligned, name(), "literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			render.Place(p.rel, s.Section, s.Literal()), elfscan.MisalignedAdvice(s))
+		// The literal's place goes with the site, so that the sites of one
+		// cause are said in one message.
+		at := fmt.Sprintf("%s (literal at %s)", name(), render.Place(p.rel, s.Section, s.Literal()))
+		p.is.add(ErrMisaligned, at, "literal not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
+			elfscan.MisalignedAdvice(s))
 		return
 	}
 

@@ -35,6 +35,9 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 	if err := checkTrampolineNamed(o, sf.Sites, opts); err != nil {
 		return nil, err
 	}
+	if err := checkFileTrampoline(o, sf.Sites, opts); err != nil {
+		return nil, err
+	}
 	f := o.ELF()
 	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.trampoline(), funcs: map[uint64]bool{}}
 	built := img // `return nil, err` has cleared img by the time this runs
@@ -74,6 +77,9 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 		sites = slices.DeleteFunc(slices.Clone(sites), func(s elfscan.Site) bool { return !opts.Select(s.Func) })
 	}
 	img.bind(o, rel, dynOther, sites, opts)
+	if img.classicFileErr != "" {
+		return nil, fmt.Errorf("%w: %s", ErrNoFileTrampoline, img.classicFileErr)
+	}
 	return img, nil
 }
 
