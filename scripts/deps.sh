@@ -17,6 +17,9 @@ PACKAGES=(
 	qemu-user                                        # running patched programs
 	xz-utils zstd gzip                               # compressed modules
 	time                                             # /usr/bin/time for make bench
+	libxml2-utils                                    # xmllint: --junit output against the Jenkins JUnit schema
+	mandoc                                           # mandoc -Tlint: the generated man pages
+	zsh fish                                         # zsh -n, fish -n: the generated completions
 )
 
 missing=()

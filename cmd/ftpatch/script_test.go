@@ -16,6 +16,8 @@ package main
 // and these commands besides testscript's own:
 //
 //	jsonkeys FILE...   check every JSON line of each file against docs/json.md
+//	validsarif FILE [N]  FILE validates against OASIS's SARIF 2.1.0 schema (N results)
+//	validjunit FILE [N]  FILE validates against the Jenkins JUnit schema (N failures)
 //
 // and the condition [tool:NAME], true when NAME is on PATH; under CI=true a
 // missing tool fails the script instead: `[!tool:qemu-aarch64] skip`.
@@ -24,6 +26,7 @@ package main
 // outputs of the cmp lines; review the diff before committing it.
 
 import (
+	"encoding/xml"
 	"flag"
 	"fmt"
 	"os"
@@ -35,6 +38,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/ftpatch/ftpatch/internal/cli"
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output in testdata/script")
@@ -104,6 +108,12 @@ func TestScripts(t *testing.T) {
 			return true, nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"validsarif": func(ts *testscript.TestScript, neg bool, args []string) {
+				validSARIF(ts, neg, root, args)
+			},
+			"validjunit": func(ts *testscript.TestScript, neg bool, args []string) {
+				validJUnit(ts, neg, root, args)
+			},
 			"jsonkeys": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg {
 					ts.Fatalf("unsupported: ! jsonkeys")
@@ -116,6 +126,57 @@ func TestScripts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// validSARIF is `validsarif FILE [N]`: FILE validates against OASIS's
+// SARIF 2.1.0 schema, and holds N results when N is given.
+func validSARIF(ts *testscript.TestScript, neg bool, root string, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: validsarif FILE [RESULTS]")
+	}
+	log, err := testutil.CheckSARIF(root, []byte(ts.ReadFile(args[0])))
+	if err != nil {
+		ts.Fatalf("%s: %v", args[0], err)
+	}
+	if len(args) == 2 {
+		results := log["runs"].([]any)[0].(map[string]any)["results"].([]any)
+		if fmt.Sprint(len(results)) != args[1] {
+			ts.Fatalf("%s: %d results, want %s", args[0], len(results), args[1])
+		}
+	}
+}
+
+// validJUnit is `validjunit FILE [N]`: FILE validates against the Jenkins
+// JUnit schema (xmllint: guard the line with [tool:xmllint]), and holds N
+// <failure> elements when N is given.
+func validJUnit(ts *testscript.TestScript, neg bool, root string, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: validjunit FILE [FAILURES]")
+	}
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		ts.Fatalf("xmllint: %v (guard the line with [tool:xmllint])", err)
+	}
+	path := ts.MkAbs(args[0])
+	if err := testutil.CheckJUnit(xmllint, root, path); err != nil {
+		ts.Fatalf("%s: %v", args[0], err)
+	}
+	if len(args) == 2 {
+		n := 0
+		d := xml.NewDecoder(strings.NewReader(ts.ReadFile(args[0])))
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				break
+			}
+			if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "failure" {
+				n++
+			}
+		}
+		if fmt.Sprint(n) != args[1] {
+			ts.Fatalf("%s: %d failures, want %s", args[0], n, args[1])
+		}
+	}
 }
 
 // lookIn finds name in the folders of a PATH value.

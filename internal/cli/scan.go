@@ -26,8 +26,12 @@ type ScanOptions struct {
 	// still reported, but they do not make the exit status 1.
 	Ignore []string
 	Jobs   int // -j: files scanned at once
-	Select Selection
-	Files  []string // files and folders
+	// RequireSites (--require-sites, with --check): a file with no patch
+	// site at all (built without -fpatchable-function-entry) is a finding.
+	RequireSites bool
+	CI           CIOptions // --junit, --sarif (with --check)
+	Select       Selection
+	Files        []string // files and folders
 }
 
 func newScanCmd(io *IO) *cobra.Command {
@@ -60,6 +64,8 @@ makes the exit status 2.`,
 	addJSONFlag(f, &opts.JSON)
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
 	f.StringSliceVar(&opts.Ignore, "ignore", nil, "with --check: problem `CODE[,CODE]` that do not make the exit status 1")
+	f.BoolVar(&opts.RequireSites, "require-sites", false, "with --check: exit 1 for a file with no patch site at all (built without -fpatchable-function-entry?)")
+	opts.CI.addFlags(f)
 	addJobsFlag(f, &opts.Jobs, "scan up to `N` files at once")
 	opts.Select.addFlags(f)
 	addMaxDecompressedFlag(cmd)
@@ -67,8 +73,9 @@ makes the exit status 2.`,
 }
 
 type scanResult struct {
-	f    *elfscan.File
-	json []byte // --json line, encoded by the worker for a small file
+	f     *elfscan.File
+	total int    // sites before --func/--exclude
+	json  []byte // --json line, encoded by the worker for a small file
 }
 
 // smallJSON is the most sites a worker encodes itself; larger files are
@@ -91,7 +98,33 @@ func getJSONBuf(n int) []byte {
 // putJSONBuf returns b, written, for reuse.
 func putJSONBuf(b []byte) { jsonBufs.Put(&b) }
 
-func runScan(opts *ScanOptions, io *IO) error {
+// scanTally counts what a scan run found, as the results come.
+type scanTally struct {
+	failed, printed, skipped int
+	sites, problems, ignored int
+	noSites                  int // files without a patch site
+	byCode                   map[elfscan.Code]int
+}
+
+// add counts f's sites and problems (those ignore lists apart).
+func (t *scanTally) add(f *elfscan.File, total int, ignore map[elfscan.Code]bool) {
+	t.sites += len(f.Sites)
+	if total == 0 {
+		t.noSites++
+	}
+	for i := range f.Sites {
+		for _, p := range f.Sites[i].Problems() {
+			t.byCode[p.Code]++
+			if ignore[p.Code] {
+				t.ignored++
+				continue
+			}
+			t.problems++
+		}
+	}
+}
+
+func runScan(opts *ScanOptions, io *IO) (err error) {
 	if err := checkJobs(&opts.Jobs); err != nil {
 		return err
 	}
@@ -102,10 +135,18 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if err != nil {
 		return err
 	}
+	if !opts.Check && (opts.RequireSites || opts.CI.given()) {
+		return UsageErrorf("--require-sites, --junit and --sarif are for --check (scan --check ...)")
+	}
 	found, err := expandFound(opts.Files)
 	if err != nil {
 		return err
 	}
+	ci, err := opts.CI.open("ftpatch scan")
+	if err != nil {
+		return err
+	}
+	defer func() { err = ci.finish(err) }()
 	files := found.files
 	if len(files) == 1 {
 		defer gcOneFile()()
@@ -117,16 +158,14 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if opts.JSON {
 		out = report.NewVersionStamp(out, Version())
 	}
-	if opts.JSON && len(files) == 1 && !opts.Select.Active() && len(ignore) == 0 {
+	if opts.JSON && len(files) == 1 && !opts.Select.Active() && len(ignore) == 0 && !ci.Active() {
 		return scanJSONOne(opts, files[0], out, io)
 	}
 	var jsonErr goio.Writer
 	if opts.JSON {
 		jsonErr = out
 	}
-	failed, printed, skipped := 0, 0, 0
-	byCode := map[elfscan.Code]int{}
-	problems, sites, ignored := 0, 0, 0
+	t := &scanTally{byCode: map[elfscan.Code]int{}}
 	var writeErr error
 	pool.Ordered(context.Background(), len(files), opts.Jobs,
 		func(_ context.Context, i int) (scanResult, error) {
@@ -137,8 +176,8 @@ func runScan(opts *ScanOptions, io *IO) error {
 			if err != nil {
 				return scanResult{}, fmt.Errorf("file %s: %w", files[i], err)
 			}
+			r := scanResult{f: f, total: len(f.Sites)}
 			f.Sites = opts.Select.Filter(f.Sites)
-			r := scanResult{f: f}
 			if opts.JSON && len(f.Sites) <= smallJSON {
 				// ~220 bytes a site: a buffer of that size, not one grown
 				// from nil, reused once emit wrote it.
@@ -148,26 +187,22 @@ func runScan(opts *ScanOptions, io *IO) error {
 		},
 		func(i int, r scanResult, err error) error {
 			if found.skipped(i, err) {
-				skipped++ // not ELF after all: as if the walk had not found it
+				t.skipped++ // not ELF after all: as if the walk had not found it
 				return nil
 			}
 			if err != nil {
-				failed++
+				t.failed++
 				// Keep stdout and stderr in order for a reader of both.
 				out.Flush()
 				reportInput(io, jsonErr, files[i], err)
+				ci.InputError(files[i], err.Error())
 				return nil
 			}
-			sites += len(r.f.Sites)
-			for _, s := range r.f.Sites {
-				for _, p := range s.Problems() {
-					byCode[p.Code]++
-					if ignore[p.Code] {
-						ignored++
-						continue
-					}
-					problems++
-				}
+			t.add(r.f, r.total, ignore)
+			ci.ScanFile(r.f, ignore)
+			if r.total == 0 && opts.Check {
+				out.Flush()
+				noSites(io, files[i], opts.RequireSites)
 			}
 			switch {
 			case r.json != nil:
@@ -176,40 +211,62 @@ func runScan(opts *ScanOptions, io *IO) error {
 			case opts.JSON:
 				writeErr = report.WriteScan(out, r.f)
 			default:
-				if printed > 0 {
+				if t.printed > 0 {
 					goio.WriteString(out, "\n") // a blank line between tables, none after the last
 				}
-				printed++
+				t.printed++
 				writeErr = report.ScanText(out, r.f)
 			}
 			return writeErr // output failed: no point scanning on
 		})
 	if opts.Check && len(files) > 1 && !opts.JSON {
-		report.CheckSummary(out, len(files)-failed-skipped, sites, byCode, ignore)
+		report.CheckSummary(out, len(files)-t.failed-t.skipped, t.sites, t.byCode, ignore)
 	}
 	if err := out.Flush(); writeErr == nil {
 		writeErr = err
 	}
-	if opts.Check && opts.JSON && (problems > 0 || ignored > 0) && (len(files) > 1 || len(ignore) > 0) {
+	if opts.Check && opts.JSON && (t.problems > 0 || t.ignored > 0) && (len(files) > 1 || len(ignore) > 0) {
 		// stdout carries only JSON lines; the summary goes to stderr.
-		report.CheckSummary(io.Err, len(files)-failed-skipped, sites, byCode, ignore)
+		report.CheckSummary(io.Err, len(files)-t.failed-t.skipped, t.sites, t.byCode, ignore)
 	}
-	if opts.Check && !opts.JSON && len(files) == 1 && ignored > 0 {
-		fmt.Fprintf(io.Err, "check: %s ignored (--ignore %s)\n", render.Count(ignored, "problem"), strings.Join(opts.Ignore, ","))
+	if opts.Check && !opts.JSON && len(files) == 1 && t.ignored > 0 {
+		fmt.Fprintf(io.Err, "check: %s ignored (--ignore %s)\n", render.Count(t.ignored, "problem"), strings.Join(opts.Ignore, ","))
 	}
+	return scanVerdict(opts, files, t, writeErr)
+}
+
+// scanVerdict is how a scan run ends: an output error, inputs that failed,
+// a selection that matched nothing, then (with --check) findings.
+func scanVerdict(opts *ScanOptions, files []string, t *scanTally, writeErr error) error {
 	switch {
 	case writeErr != nil:
 		return fmt.Errorf("writing output: %w", writeErr)
-	case failed > 0:
-		return errInputsFailed{failed}
+	case t.failed > 0:
+		return errInputsFailed{t.failed}
 	}
 	if err := opts.Select.unmatched(inputsName(files)); err != nil {
 		return err
 	}
-	if opts.Check && problems > 0 {
-		return fmt.Errorf("%d problems in %d sites: %w", problems, sites, ErrFindings)
+	switch {
+	case !opts.Check:
+		return nil
+	case t.problems > 0:
+		return fmt.Errorf("%s in %s: %w", render.Count(t.problems, "problem"), render.Count(t.sites, "site"), ErrFindings)
+	case opts.RequireSites && t.noSites > 0:
+		return fmt.Errorf("%s without patch sites (--require-sites): %w", render.Count(t.noSites, "file"), ErrFindings)
 	}
 	return nil
+}
+
+// noSites says that a file --check looked at has no patch site at all: a
+// warning, or with --require-sites (requireSites) a finding.
+func noSites(io *IO, file string, requireSites bool) {
+	const why = "no __patchable_function_entries records and no __start_mcount_loc..__stop_mcount_loc table: was it built without -fpatchable-function-entry?"
+	if requireSites {
+		fmt.Fprintf(io.Err, "ftpatch: file %s: no patch sites (%s)\n", file, why)
+		return
+	}
+	fmt.Fprintf(io.Err, "ftpatch: warning: file %s: no patch sites (%s); --require-sites makes this a finding\n", file, why)
 }
 
 // flushWriter is stdout, buffered: a *bufio.Writer, or a VersionStamp
@@ -241,13 +298,15 @@ func scanJSONOne(opts *ScanOptions, path string, out flushWriter, io *IO) error 
 	if err == nil {
 		err = ferr
 	}
-	switch {
-	case err != nil:
+	if err != nil {
 		return fmt.Errorf("writing output: %w", err)
-	case opts.Check && problems > 0:
-		return fmt.Errorf("%d problems in %d sites: %w", problems, sites, ErrFindings)
 	}
-	return nil
+	t := &scanTally{sites: sites, problems: problems}
+	if sites == 0 && opts.Check {
+		t.noSites = 1
+		noSites(io, path, opts.RequireSites)
+	}
+	return scanVerdict(opts, []string{path}, t, nil)
 }
 
 func scanJSONFile(path string, w goio.Writer) (sites, problems int, err error) {

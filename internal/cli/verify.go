@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -33,6 +34,8 @@ type VerifyOptions struct {
 	Seed              uint64   // --seed
 	Direct            []string // --direct: legal direct trampolines
 	DirectCallOffset  int64    // --direct-call-offset
+	RequireSites      bool     // --require-sites: a file with no patch site is a finding
+	CI                CIOptions
 	Select            Selection
 }
 
@@ -126,11 +129,21 @@ input errors.`,
 	opts.Select.addFlags(f)
 	f.StringSliceVar(&opts.Direct, "direct", nil, "`SYM|ADDR` of a legal direct trampoline (repeatable): direct sites run it and must come back with X30 = parent")
 	f.Int64Var(&opts.DirectCallOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "with --direct: offset `N` of direct_call in struct ftrace_ops")
+	f.BoolVar(&opts.RequireSites, "require-sites", false, "exit 1 for a file with no patch site at all (built without -fpatchable-function-entry?)")
+	opts.CI.addFlags(f)
 	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
-func runVerify(opts *VerifyOptions, stdio *IO) error {
+// verified is one file's verify run: its report, and the sites it was
+// given (for --junit, which lists the sites that passed too).
+type verified struct {
+	rep   *verify.Report
+	sites []elfscan.Site
+	total int // the file's sites, before --func/--exclude
+}
+
+func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 	if err := checkJobs(&opts.Jobs); err != nil {
 		return err
 	}
@@ -179,26 +192,30 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		out = report.NewVersionStamp(stdio.Out, Version())
 		jsonErr = out
 	}
+	if opts.Against != "" && len(files) != 1 {
+		return UsageErrorf("--against ORIG compares one FILE, got %d files in %s", len(files), opts.Files[0])
+	}
+	ci, err := opts.CI.open("ftpatch verify")
+	if err != nil {
+		return err
+	}
+	defer func() { err = ci.finish(err) }()
 	if opts.Against != "" {
-		if len(files) != 1 {
-			return UsageErrorf("--against ORIG compares one FILE, got %d files in %s", len(files), opts.Files[0])
-		}
-		return runVerifyAgainst(opts, files[0], vopts, stdio, out, jsonErr)
+		return runVerifyAgainst(opts, files[0], vopts, stdio, out, jsonErr, ci)
 	}
 
 	// Files run concurrently (at most Jobs at once), each with its own
 	// workers; reports are printed in argument order.
-	inputErrs := 0
-	failed := 0
+	inputErrs, failed, empty := 0, 0, 0
 	err = pool.Ordered(context.Background(), len(files), opts.Jobs,
-		func(_ context.Context, i int) (*verify.Report, error) {
-			rep, err := verifyOne(files[i], vopts, stdio, len(files) == 1)
+		func(_ context.Context, i int) (verified, error) {
+			v, err := verifyOne(files[i], vopts, stdio, len(files) == 1, ci.Active())
 			if err != nil {
 				err = fmt.Errorf("file %s: %w", files[i], err)
 			}
-			return rep, err
+			return v, err
 		},
-		func(i int, rep *verify.Report, err error) error {
+		func(i int, v verified, err error) error {
 			if errors.Is(err, verify.ErrNoFileTrampoline) {
 				// A mistake in the request: said once, and the run
 				// stops (every other object would say it again).
@@ -207,10 +224,16 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 			if err != nil {
 				inputErrs++
 				reportInput(stdio, jsonErr, files[i], err)
+				ci.InputError(files[i], err.Error())
 				return nil
 			}
-			failed += rep.Failed
-			writeVerify(out, rep, opts.JSON)
+			failed += v.rep.Failed
+			writeVerify(out, v.rep, opts.JSON)
+			ci.VerifyFile(v.sites, v.rep)
+			if v.total == 0 && opts.RequireSites {
+				empty++
+				fmt.Fprintf(stdio.Err, "ftpatch: file %s: no patch sites (--require-sites)\n", files[i])
+			}
 			return nil
 		})
 	switch {
@@ -224,7 +247,9 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 	}
 	switch {
 	case failed > 0:
-		return fmt.Errorf("%d sites failed: %w", failed, ErrFindings)
+		return fmt.Errorf("%s failed: %w", render.Count(failed, "site"), ErrFindings)
+	case empty > 0:
+		return fmt.Errorf("%s without patch sites: %w", render.Count(empty, "file"), ErrFindings)
 	}
 	return nil
 }
@@ -233,7 +258,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 // file opened (and decompressed, and scanned) once: FILE's sites run from
 // the same Object the comparison reads, and ORIG's intermediate states from
 // ORIG's.
-func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, stdio *IO, out, jsonErr io.Writer) error {
+func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, stdio *IO, out, jsonErr io.Writer, ci *ciFiles) error {
 	if fi, err := os.Stat(opts.Against); err == nil && fi.IsDir() {
 		return fmt.Errorf("--against %s is a folder: ORIG must be the one file %s was patched from (run verify --against once per file)", opts.Against, file)
 	}
@@ -244,18 +269,17 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	defer orig.Close()
 	patched, err := elfscan.Open(file)
 	if err != nil {
-		reportInput(stdio, jsonErr, file, fmt.Errorf("file %s: %w", file, err))
-		return errInputsFailed{1}
+		return againstInputError(stdio, jsonErr, ci, file, err)
 	}
 	defer patched.Close()
 	rep, err := verifyImage(func() (*verify.Image, error) {
 		return verify.LoadObject(patched, vopts)
 	}, vopts, stdio, true)
 	if err != nil {
-		reportInput(stdio, jsonErr, file, fmt.Errorf("file %s: %w", file, err))
-		return errInputsFailed{1}
+		return againstInputError(stdio, jsonErr, ci, file, err)
 	}
 	writeVerify(out, rep, opts.JSON)
+	ci.VerifyFile(checkedSites(patched, vopts, ci.Active()), rep)
 	if err := opts.Select.unmatched(file); err != nil {
 		return err
 	}
@@ -277,10 +301,48 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	return nil
 }
 
+// againstInputError reports FILE of verify --against that could not be
+// read or loaded.
+func againstInputError(stdio *IO, jsonErr io.Writer, ci *ciFiles, file string, err error) error {
+	err = fmt.Errorf("file %s: %w", file, err)
+	reportInput(stdio, jsonErr, file, err)
+	ci.InputError(file, err.Error())
+	return errInputsFailed{1}
+}
+
 // verifyOne loads and checks one file, with a progress bar on a terminal
-// when it has many sites and is the only file.
-func verifyOne(path string, vopts verify.Options, io *IO, bar bool) (*verify.Report, error) {
-	return verifyImage(func() (*verify.Image, error) { return verify.Load(path, vopts) }, vopts, io, bar)
+// when it has many sites and is the only file; withSites also returns the
+// sites it checked (for --junit).
+func verifyOne(path string, vopts verify.Options, io *IO, bar, withSites bool) (verified, error) {
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return verified{}, err
+	}
+	var v verified
+	v.rep, err = verifyImage(func() (*verify.Image, error) {
+		defer o.Close() // the Image keeps what it needs, and the scan stays usable
+		img, err := verify.LoadObject(o, vopts)
+		if err == nil {
+			sf, _ := o.Scan() // done by LoadObject: its result
+			v.total = len(sf.Sites)
+			v.sites = checkedSites(o, vopts, withSites)
+		}
+		return img, err
+	}, vopts, io, bar)
+	return v, err
+}
+
+// checkedSites are the sites of o that verify checks: its scan's, or the
+// ones vopts.Select keeps. Only when want is set: nil otherwise.
+func checkedSites(o *elfscan.Object, vopts verify.Options, want bool) []elfscan.Site {
+	sf, err := o.Scan()
+	if !want || err != nil {
+		return nil
+	}
+	if vopts.Select == nil {
+		return sf.Sites
+	}
+	return slices.DeleteFunc(slices.Clone(sf.Sites), func(s elfscan.Site) bool { return !vopts.Select(s.Func) })
 }
 
 // verifyImage loads an image with load and checks it.

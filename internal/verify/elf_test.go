@@ -3,9 +3,9 @@
 package verify
 
 import (
-	"errors"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"

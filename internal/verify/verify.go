@@ -86,7 +86,8 @@ func (o Options) trampoline() string {
 // Failure is one site that did not behave.
 type Failure struct {
 	Func     string
-	Address  uint64 // function entry
+	Address  uint64 // function entry (in an object: where verify placed it)
+	Site     int    // index of the site among those verify was given (the scan's, after Select)
 	State    elfscan.State
 	Expected string
 	Observed string
@@ -205,6 +206,7 @@ func Check(img *Image, opts Options) (*Report, error) {
 func (img *Image) finish(s *site, f *Failure) *Failure {
 	f.Func = s.Func
 	f.Address = s.entry
+	f.Site = s.index
 	f.State = s.State
 	f.Disasm = img.disasm(s)
 	if f.Func == "" {
