@@ -104,6 +104,14 @@ func (s *Selection) Selects(fn string) bool {
 	return ok
 }
 
+// selects is Selects when a selection was given, else nil (every site).
+func (s *Selection) selects() func(string) bool {
+	if !s.Active() {
+		return nil
+	}
+	return s.Selects
+}
+
 // Filter keeps the selected sites of f, in place.
 func (s *Selection) Filter(sites []elfscan.Site) []elfscan.Site {
 	if !s.Active() {

@@ -14,7 +14,7 @@ type InitOptions struct {
 func newInitCmd(io *IO) *cobra.Command {
 	opts := &InitOptions{}
 	cmd := &cobra.Command{
-		Use:   "init [--default-ops SYM|ADDR] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE] [--wait DURATION] [--dry-run] FILE",
+		Use:   "init [--default-ops SYM|ADDR] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE] [--wait DURATION] [--dry-run] [--junit FILE] [--sarif FILE] FILE",
 		Short: "Initialise patch sites: literal := default ops, MOV X9,X30 after the entry",
 		Long: `Initialise every selected patch site as Linux's ftrace_init_nop does: the
 literal (call-ops layout) gets the default ops (0 unless --default-ops), and

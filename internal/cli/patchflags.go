@@ -3,6 +3,8 @@ package cli
 // Flags and the run function shared by init, enable and disable.
 
 import (
+	"debug/elf"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,6 +28,7 @@ type PatchOptions struct {
 	// AllowAbsolute (--allow-absolute) lets a non-zero literal be stored in
 	// a PIE or shared file that has no dynamic relocation for it.
 	AllowAbsolute bool
+	CI            CIOptions // --junit, --sarif
 }
 
 func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
@@ -34,9 +37,17 @@ func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the planned writes (function, address, old word, new word) and write nothing")
 	o.Select.addFlags(f)
 	f.BoolVar(&o.AllowAbsolute, "allow-absolute", false, "store an absolute ops address in a PIE/shared file (no dynamic relocation)")
+	o.CI.addFlags(f)
 	if defaultOps {
 		f.StringVar(&o.DefaultOps, "default-ops", "", "idle value of the literal: `SYM|ADDR` (default 0)")
 	}
+}
+
+// patchInputError reports err, the error of a file a patch command could
+// not read, in the reports too.
+func patchInputError(ci *ciFiles, file string, err error) error {
+	ci.InputError(file, err.Error())
+	return err
 }
 
 // outputFlag is -o: a string that remembers being set, so that `-o ""`
@@ -83,7 +94,7 @@ func (o *PatchOptions) request(op patch.Op) (patch.Request, error) {
 }
 
 // runPatch opens, plans and (unless --dry-run) writes one file.
-func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
+func runPatch(o *PatchOptions, req patch.Request, io *IO) (err error) {
 	if o.File == "" {
 		return UsageErrorf("%s needs a FILE", req.Op)
 	}
@@ -94,19 +105,24 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 		return UsageErrorf("--wait %v: a duration must not be negative", o.Wait)
 	}
 	defer gcOneFile()()
+	ci, err := o.CI.open("ftpatch " + string(req.Op))
+	if err != nil {
+		return err
+	}
+	defer func() { err = ci.finish(err) }()
 	path := o.File
 	var job *safefile.Job
 	if !o.DryRun { // lock before reading, until the new file is in place
 		var err error
 		if job, err = safefile.Begin(o.File, o.Output, safefile.Options{Wait: o.Wait, Warn: io.Err}); err != nil {
-			return fmt.Errorf("file %s: %w", o.File, err)
+			return patchInputError(ci, o.File, fmt.Errorf("file %s: %w", o.File, err))
 		}
 		defer job.Close()
 		path = job.Input
 	}
 	in, err := patch.Open(path)
 	if err != nil {
-		return fmt.Errorf("file %s: %w", o.File, err)
+		return patchInputError(ci, o.File, fmt.Errorf("file %s: %w", o.File, err))
 	}
 	defer in.Close()
 	for i := range in.Scan.Sites {
@@ -116,9 +132,17 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 		return err
 	}
 	c, err := patch.Plan(in, req)
+	rel := in.Scan.Type == elf.ET_REL
 	if err != nil {
+		var refused *patch.RefusedError
+		if errors.As(err, &refused) {
+			ci.PatchFile(o.File, rel, in.Scan.Sites, o.Select.selects(), nil, refused.Sites)
+		} else {
+			ci.InputError(o.File, inFile(o.File, err).Error())
+		}
 		return inFile(o.File, err)
 	}
+	ci.PatchFile(o.File, rel, in.Scan.Sites, o.Select.selects(), c.Skipped, nil)
 	report.PatchSkipped(io.Err, o.File, c)
 	if o.DryRun {
 		return report.PlanText(io.Out, c)

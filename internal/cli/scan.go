@@ -37,7 +37,7 @@ type ScanOptions struct {
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}
 	cmd := &cobra.Command{
-		Use:   "scan [--json] [--check [--ignore CODE[,CODE]]] [--func GLOB]... [--exclude GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
+		Use:   "scan [--json] [--check [--ignore CODE[,CODE]] [--require-sites] [--junit FILE] [--sarif FILE]] [--func GLOB]... [--exclude GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "List every patchable function entry and its state",
 		Long: `List the patch sites of arm64 ELF files (objects, kernel modules, executables,
 PIEs, relocatable kernel images), plain or compressed (.xz, .zst, .gz): the

@@ -7,10 +7,12 @@ package report
 
 import (
 	"debug/elf"
+	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
@@ -169,4 +171,65 @@ func verifyFailureText(file string, rel bool, section string, f verify.Failure) 
 		t += "  " + l + "\n"
 	}
 	return t
+}
+
+// siteKey identifies a site of one file.
+type siteKey struct {
+	section string
+	entry   uint64
+}
+
+// PatchFile reports a patch command's run on one file: a testcase per site
+// the request selected (selects; nil selects all), each refused site a
+// failure with its reason (and a SARIF result), each site left alone on
+// request skipped.
+func (c CI) PatchFile(file string, rel bool, sites []elfscan.Site, selects func(string) bool, skipped []patch.Skip, refused []patch.Refusal) {
+	if !c.Active() {
+		return
+	}
+	why := map[siteKey][]patch.Refusal{}
+	for _, r := range refused {
+		k := siteKey{r.Section, r.Entry}
+		why[k] = append(why[k], r)
+	}
+	left := map[siteKey]string{}
+	for _, s := range skipped {
+		left[siteKey{s.Section, s.Addr}] = s.Reason
+	}
+	if c.JUnit != nil {
+		c.JUnit.StartSuite(file)
+	}
+	names := caseNames{}
+	for i := range sites {
+		s := &sites[i]
+		if selects != nil && !selects(s.Func) {
+			continue
+		}
+		k := siteKey{s.Section, s.Entry()}
+		tc := JUnitCase{Name: names.name(s.Func, rel, s.Section, s.Entry()), Classname: file, Skipped: left[k]}
+		for _, r := range why[k] {
+			rule := refusalRule(r)
+			tc.Failures = append(tc.Failures, JUnitFailure{Type: rule, Message: r.Reason,
+				Text: fmt.Sprintf("%s: %s: %v: %s", file, siteText(rel, s.Func, s.Section, s.Entry()), r.Kind, r.Reason)})
+			if c.SARIF != nil {
+				c.SARIF.Result(SARIFResult{Rule: rule, File: file, Func: s.Func, Section: s.Section, Address: s.Entry(), Rel: rel,
+					Message: fmt.Sprintf("%s: %s: %v: %s", file, siteText(rel, s.Func, s.Section, s.Entry()), r.Kind, r.Reason)})
+			}
+		}
+		if c.JUnit != nil {
+			c.JUnit.Case(tc)
+		}
+	}
+	if c.JUnit != nil {
+		c.JUnit.EndSuite(-1)
+	}
+}
+
+// refusalRule is the rule a refusal reports under: a misaligned literal's
+// is the scan code's, with its fix; the others are refused-site.
+func refusalRule(r patch.Refusal) string {
+	if errors.Is(r.Kind, patch.ErrMisaligned) {
+		return string(elfscan.CodeMisalignedLiteral)
+	}
+	return RuleRefused
 }
