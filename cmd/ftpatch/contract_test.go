@@ -72,7 +72,7 @@ func loadContract(path string) (contract, error) {
 			}
 		}
 	}
-	for _, need := range []string{"error", "scan", "show", "verify", "against"} {
+	for _, need := range []string{"error", "scan", "show", "verify", "against", "diff"} {
 		if c[need] == nil {
 			return nil, fmt.Errorf("%s: no table for object %s", path, need)
 		}
@@ -126,6 +126,8 @@ func (c contract) kindOf(obj map[string]any) string {
 	switch {
 	case obj["error"] != nil:
 		return "error"
+	case obj["regressed"] != nil:
+		return "diff"
 	case obj["orig"] != nil:
 		return "against"
 	case obj["total"] != nil:

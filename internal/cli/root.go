@@ -52,6 +52,7 @@ object per input per line, described in docs/json.md.`,
 		newEnableCmd(io),
 		newDisableCmd(io),
 		newVerifyCmd(io),
+		newDiffCmd(io),
 		newTrampolineCmd(io),
 	)
 	return root

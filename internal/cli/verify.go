@@ -143,7 +143,8 @@ type verified struct {
 	total int // the file's sites, before --func/--exclude
 }
 
-func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
+// checkVerifyFlags checks what can be checked before any file is read.
+func checkVerifyFlags(opts *VerifyOptions) error {
 	if err := checkJobs(&opts.Jobs); err != nil {
 		return err
 	}
@@ -151,18 +152,33 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 		return err
 	}
 	// 0 (a caller that sets no offset) means the default.
-	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
+	off := opts.DirectCallOffset
+	switch {
+	case len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset:
 		return UsageErrorf("--direct-call-offset needs --direct")
-	}
-	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
+	case len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760):
 		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
+	case opts.Against != "" && len(opts.Files) != 1:
+		return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
+	case opts.AllowInit && opts.Against == "":
+		return UsageErrorf("--allow-init is for --against ORIG")
 	}
-	if opts.Against != "" {
-		if len(opts.Files) != 1 {
-			return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
-		}
+	return verify.EmulatorBuilt()
+}
+
+// verifyOptions are the verify.Options the flags ask for.
+func verifyOptions(opts *VerifyOptions) verify.Options {
+	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
+		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
+		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
+	if opts.Select.Active() {
+		vopts.Select = opts.Select.Selects
 	}
-	if err := verify.EmulatorBuilt(); err != nil {
+	return vopts
+}
+
+func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
+	if err := checkVerifyFlags(opts); err != nil {
 		return err
 	}
 	files, err := expandInputs(opts.Files)
@@ -178,15 +194,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 	} else {
 		defer gcEmulatorWalk()()
 	}
-	if opts.AllowInit && opts.Against == "" {
-		return UsageErrorf("--allow-init is for --against ORIG")
-	}
-	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
-		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
-		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
-	if opts.Select.Active() {
-		vopts.Select = opts.Select.Selects
-	}
+	vopts := verifyOptions(opts)
 	var out, jsonErr io.Writer = stdio.Out, nil
 	if opts.JSON {
 		out = report.NewVersionStamp(stdio.Out, Version())
@@ -203,10 +211,9 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 	if opts.Against != "" {
 		return runVerifyAgainst(opts, files[0], vopts, stdio, out, jsonErr, ci)
 	}
-
 	// Files run concurrently (at most Jobs at once), each with its own
 	// workers; reports are printed in argument order.
-	inputErrs, failed, empty := 0, 0, 0
+	t := &verifyTally{opts: opts, stdio: stdio, out: out, jsonErr: jsonErr, ci: ci}
 	err = pool.Ordered(context.Background(), len(files), opts.Jobs,
 		func(_ context.Context, i int) (verified, error) {
 			v, err := verifyOne(files[i], vopts, stdio, len(files) == 1, ci.Active())
@@ -215,41 +222,59 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 			}
 			return v, err
 		},
-		func(i int, v verified, err error) error {
-			if errors.Is(err, verify.ErrNoFileTrampoline) {
-				// A mistake in the request: said once, and the run
-				// stops (every other object would say it again).
-				return fmt.Errorf("--run-file-trampoline: %w", err)
-			}
-			if err != nil {
-				inputErrs++
-				reportInput(stdio, jsonErr, files[i], err)
-				ci.InputError(files[i], err.Error())
-				return nil
-			}
-			failed += v.rep.Failed
-			writeVerify(out, v.rep, opts.JSON)
-			ci.VerifyFile(v.sites, v.rep)
-			if v.total == 0 && opts.RequireSites {
-				empty++
-				fmt.Fprintf(stdio.Err, "ftpatch: file %s: no patch sites (--require-sites)\n", files[i])
-			}
-			return nil
-		})
-	switch {
-	case err != nil:
-		return err
-	case inputErrs > 0:
-		return errInputsFailed{inputErrs}
-	}
-	if err := opts.Select.unmatched(inputsName(files)); err != nil {
+		func(i int, v verified, err error) error { return t.emit(files[i], v, err) })
+	if err != nil {
 		return err
 	}
+	return t.verdict(files)
+}
+
+// verifyTally writes a verify run's files as they come, and counts them.
+type verifyTally struct {
+	opts                     *VerifyOptions
+	stdio                    *IO
+	out, jsonErr             io.Writer
+	ci                       *ciFiles
+	inputErrs, failed, empty int
+}
+
+// emit writes one file's result; an error stops the run.
+func (t *verifyTally) emit(file string, v verified, err error) error {
+	if errors.Is(err, verify.ErrNoFileTrampoline) {
+		// A mistake in the request: said once, and the run stops
+		// (every other object would say it again).
+		return fmt.Errorf("--run-file-trampoline: %w", err)
+	}
+	if err != nil {
+		t.inputErrs++
+		reportInput(t.stdio, t.jsonErr, file, err)
+		t.ci.InputError(file, err.Error())
+		return nil
+	}
+	t.failed += v.rep.Failed
+	writeVerify(t.out, v.rep, t.opts.JSON)
+	t.ci.VerifyFile(v.sites, v.rep)
+	if v.total == 0 && t.opts.RequireSites {
+		t.empty++
+		fmt.Fprintf(t.stdio.Err, "ftpatch: file %s: no patch sites (--require-sites)\n", file)
+	}
+	return nil
+}
+
+// verdict is how the run ends: inputs that failed, a selection that
+// matched nothing, then findings.
+func (t *verifyTally) verdict(files []string) error {
+	if t.inputErrs > 0 {
+		return errInputsFailed{t.inputErrs}
+	}
+	if err := t.opts.Select.unmatched(inputsName(files)); err != nil {
+		return err
+	}
 	switch {
-	case failed > 0:
-		return fmt.Errorf("%s failed: %w", render.Count(failed, "site"), ErrFindings)
-	case empty > 0:
-		return fmt.Errorf("%s without patch sites: %w", render.Count(empty, "file"), ErrFindings)
+	case t.failed > 0:
+		return fmt.Errorf("%s failed: %w", render.Count(t.failed, "site"), ErrFindings)
+	case t.empty > 0:
+		return fmt.Errorf("%s without patch sites: %w", render.Count(t.empty, "file"), ErrFindings)
 	}
 	return nil
 }

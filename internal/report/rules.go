@@ -1,6 +1,9 @@
 package report
 
-import "github.com/ftpatch/ftpatch/internal/elfscan"
+import (
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/sitediff"
+)
 
 // Rule is one kind of finding ftpatch reports in SARIF and JUnit: a scan
 // problem code, a verify failure, a refused patch or a regression that
@@ -14,12 +17,12 @@ type Rule struct {
 
 // The rule ids that are not problem codes.
 const (
-	RuleSiteFailed   = "site-failed"   // verify: a site misbehaved on the CPU
-	RuleNotLiveSafe  = "not-live-safe" // verify --against: a change running code may not take
-	RuleRefused      = "refused-site"  // init, enable, disable refused a site
-	RuleLostSite     = "lost-site"     // diff: a function lost its patch site
-	RuleLayoutChange = "layout-change" // diff: a site lost its literal (call-ops -> classic)
-	RuleRemovedInput = "removed-input" // diff: an input of OLD is not in NEW
+	RuleSiteFailed   = "site-failed"             // verify: a site misbehaved on the CPU
+	RuleNotLiveSafe  = "not-live-safe"           // verify --against: a change running code may not take
+	RuleRefused      = "refused-site"            // init, enable, disable refused a site
+	RuleLostSite     = sitediff.CodeLostSite     // diff: a function lost its patch site
+	RuleLayoutChange = sitediff.CodeLayoutChange // diff: a site lost its literal (call-ops -> classic)
+	RuleRemovedInput = "removed-input"           // diff: an input of OLD is not in NEW
 )
 
 // Rules lists every rule, in the order SARIF's tool.driver.rules has them:
