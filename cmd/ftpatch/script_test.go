@@ -18,6 +18,7 @@ package main
 //	jsonkeys FILE...   check every JSON line of each file against docs/json.md
 //	validsarif FILE [N]  FILE validates against OASIS's SARIF 2.1.0 schema (N results)
 //	validjunit FILE [N]  FILE validates against the Jenkins JUnit schema (N failures)
+//	cisteps YAML ROLE OUT  the ftpatch steps of a CI example as a bash script (ciexamples_test.go)
 //
 // and the condition [tool:NAME], true when NAME is on PATH; under CI=true a
 // missing tool fails the script instead: `[!tool:qemu-aarch64] skip`.
@@ -114,6 +115,7 @@ func TestScripts(t *testing.T) {
 			"validjunit": func(ts *testscript.TestScript, neg bool, args []string) {
 				validJUnit(ts, neg, root, args)
 			},
+			"cisteps": ciSteps,
 			"jsonkeys": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg {
 					ts.Fatalf("unsupported: ! jsonkeys")
@@ -178,6 +180,9 @@ func validJUnit(ts *testscript.TestScript, neg bool, root string, args []string)
 		}
 	}
 }
+
+// writeFile writes a script's file.
+func writeFile(path, data string) error { return os.WriteFile(path, []byte(data), 0o644) }
 
 // lookIn finds name in the folders of a PATH value.
 func lookIn(path, name string) (string, error) {
