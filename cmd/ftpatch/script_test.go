@@ -19,6 +19,8 @@ package main
 //	validsarif FILE [N]  FILE validates against OASIS's SARIF 2.1.0 schema (N results)
 //	validjunit FILE [N]  FILE validates against the Jenkins JUnit schema (N failures)
 //	cisteps YAML ROLE OUT  the ftpatch steps of a CI example as a bash script (ciexamples_test.go)
+//	doccmds PAGE OUT   the $ ftpatch commands of a docs page, in order, as a bash script
+//	                   that checks each exit status the page shows ($ echo $?; else 0)
 //
 // and the condition [tool:NAME], true when NAME is on PATH; under CI=true a
 // missing tool fails the script instead: `[!tool:qemu-aarch64] skip`.
@@ -116,6 +118,7 @@ func TestScripts(t *testing.T) {
 				validJUnit(ts, neg, root, args)
 			},
 			"cisteps": ciSteps,
+			"doccmds": docCmds,
 			"jsonkeys": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg {
 					ts.Fatalf("unsupported: ! jsonkeys")
@@ -178,6 +181,48 @@ func validJUnit(ts *testscript.TestScript, neg bool, root string, args []string)
 		if fmt.Sprint(n) != args[1] {
 			ts.Fatalf("%s: %d failures, want %s", args[0], n, args[1])
 		}
+	}
+}
+
+// docCmds is `doccmds PAGE OUT`.
+func docCmds(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: doccmds PAGE OUT")
+	}
+	type cmd struct {
+		line int
+		text string
+		want string
+	}
+	var cmds []cmd
+	lines := strings.Split(ts.ReadFile(args[0]), "\n")
+	inBlock := false
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "```") {
+			inBlock = !inBlock
+			continue
+		}
+		c, ok := strings.CutPrefix(l, "$ ")
+		switch {
+		case !inBlock || !ok:
+		case c == "echo $?" && len(cmds) > 0 && i+1 < len(lines):
+			cmds[len(cmds)-1].want = strings.TrimSpace(lines[i+1])
+		case strings.HasPrefix(c, "ftpatch "):
+			cmds = append(cmds, cmd{i + 1, c, "0"})
+		}
+	}
+	if len(cmds) == 0 {
+		ts.Fatalf("%s: no $ ftpatch command", args[0])
+	}
+	var b strings.Builder
+	for _, c := range cmds {
+		fmt.Fprintf(&b, "rc=0\n%s >/dev/null 2>&1 || rc=$?\n", c.text)
+		fmt.Fprintf(&b, "if [ $rc != %s ]; then echo %q >&2; exit 1; fi\n",
+			c.want, fmt.Sprintf("%s:%d: exit $rc, the page says %s: %s", filepath.Base(args[0]), c.line, c.want, c.text))
+	}
+	fmt.Fprintf(&b, "echo %q\n", fmt.Sprintf("%d commands ran as the page says", len(cmds)))
+	if err := writeFile(ts.MkAbs(args[1]), b.String()); err != nil {
+		ts.Fatalf("%v", err)
 	}
 }
 

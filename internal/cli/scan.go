@@ -102,7 +102,7 @@ func putJSONBuf(b []byte) { jsonBufs.Put(&b) }
 type scanTally struct {
 	failed, printed, skipped int
 	sites, problems, ignored int
-	noSites                  int // files without a patch site
+	noSites                  []string // files without a patch site
 	byCode                   map[elfscan.Code]int
 }
 
@@ -110,7 +110,7 @@ type scanTally struct {
 func (t *scanTally) add(f *elfscan.File, total int, ignore map[elfscan.Code]bool) {
 	t.sites += len(f.Sites)
 	if total == 0 {
-		t.noSites++
+		t.noSites = append(t.noSites, f.Path)
 	}
 	for i := range f.Sites {
 		for _, p := range f.Sites[i].Problems() {
@@ -200,10 +200,6 @@ func runScan(opts *ScanOptions, io *IO) (err error) {
 			}
 			t.add(r.f, r.total, ignore)
 			ci.ScanFile(r.f, ignore)
-			if r.total == 0 && opts.Check {
-				out.Flush()
-				noSites(io, files[i], opts.RequireSites)
-			}
 			switch {
 			case r.json != nil:
 				_, writeErr = out.Write(r.json)
@@ -224,6 +220,9 @@ func runScan(opts *ScanOptions, io *IO) (err error) {
 	}
 	if err := out.Flush(); writeErr == nil {
 		writeErr = err
+	}
+	if opts.Check {
+		noSites(io.Err, t.noSites, opts.RequireSites)
 	}
 	if opts.Check && opts.JSON && (t.problems > 0 || t.ignored > 0) && (len(files) > 1 || len(ignore) > 0) {
 		// stdout carries only JSON lines; the summary goes to stderr.
@@ -252,21 +251,32 @@ func scanVerdict(opts *ScanOptions, files []string, t *scanTally, writeErr error
 		return nil
 	case t.problems > 0:
 		return fmt.Errorf("%s in %s: %w", render.Count(t.problems, "problem"), render.Count(t.sites, "site"), ErrFindings)
-	case opts.RequireSites && t.noSites > 0:
-		return fmt.Errorf("%s without patch sites (--require-sites): %w", render.Count(t.noSites, "file"), ErrFindings)
+	case opts.RequireSites && len(t.noSites) > 0:
+		return fmt.Errorf("%s without patch sites (--require-sites): %w", render.Count(len(t.noSites), "file"), ErrFindings)
 	}
 	return nil
 }
 
-// noSites says that a file --check looked at has no patch site at all: a
-// warning, or with --require-sites (requireSites) a finding.
-func noSites(io *IO, file string, requireSites bool) {
-	const why = "no __patchable_function_entries records and no __start_mcount_loc..__stop_mcount_loc table: was it built without -fpatchable-function-entry?"
-	if requireSites {
-		fmt.Fprintf(io.Err, "ftpatch: file %s: no patch sites (%s)\n", file, why)
+// noSites says, in one line, which files a check looked at have no patch
+// site at all: a warning, or with --require-sites (finding) a finding.
+func noSites(w goio.Writer, files []string, finding bool) {
+	if len(files) == 0 {
 		return
 	}
-	fmt.Fprintf(io.Err, "ftpatch: warning: file %s: no patch sites (%s); --require-sites makes this a finding\n", file, why)
+	which := "file " + files[0] + " has no patch sites"
+	if len(files) > 1 {
+		named := strings.Join(files[:min(len(files), 3)], ", ")
+		if len(files) > 3 {
+			named += fmt.Sprintf(" and %d more", len(files)-3)
+		}
+		which = fmt.Sprintf("%d files have no patch sites (%s)", len(files), named)
+	}
+	const why = "no __patchable_function_entries records and no __start_mcount_loc..__stop_mcount_loc table; built without -fpatchable-function-entry?"
+	if finding {
+		fmt.Fprintf(w, "ftpatch: %s: %s\n", which, why)
+		return
+	}
+	fmt.Fprintf(w, "ftpatch: warning: %s: %s (--require-sites makes this a finding)\n", which, why)
 }
 
 // flushWriter is stdout, buffered: a *bufio.Writer, or a VersionStamp
@@ -303,8 +313,8 @@ func scanJSONOne(opts *ScanOptions, path string, out flushWriter, io *IO) error 
 	}
 	t := &scanTally{sites: sites, problems: problems}
 	if sites == 0 && opts.Check {
-		t.noSites = 1
-		noSites(io, path, opts.RequireSites)
+		t.noSites = []string{path}
+		noSites(io.Err, t.noSites, opts.RequireSites)
 	}
 	return scanVerdict(opts, []string{path}, t, nil)
 }

@@ -231,11 +231,12 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 
 // verifyTally writes a verify run's files as they come, and counts them.
 type verifyTally struct {
-	opts                     *VerifyOptions
-	stdio                    *IO
-	out, jsonErr             io.Writer
-	ci                       *ciFiles
-	inputErrs, failed, empty int
+	opts              *VerifyOptions
+	stdio             *IO
+	out, jsonErr      io.Writer
+	ci                *ciFiles
+	inputErrs, failed int
+	empty             []string // files without a patch site
 }
 
 // emit writes one file's result; an error stops the run.
@@ -255,8 +256,7 @@ func (t *verifyTally) emit(file string, v verified, err error) error {
 	writeVerify(t.out, v.rep, t.opts.JSON)
 	t.ci.VerifyFile(v.sites, v.rep)
 	if v.total == 0 && t.opts.RequireSites {
-		t.empty++
-		fmt.Fprintf(t.stdio.Err, "ftpatch: file %s: no patch sites (--require-sites)\n", file)
+		t.empty = append(t.empty, file)
 	}
 	return nil
 }
@@ -264,6 +264,7 @@ func (t *verifyTally) emit(file string, v verified, err error) error {
 // verdict is how the run ends: inputs that failed, a selection that
 // matched nothing, then findings.
 func (t *verifyTally) verdict(files []string) error {
+	noSites(t.stdio.Err, t.empty, true)
 	if t.inputErrs > 0 {
 		return errInputsFailed{t.inputErrs}
 	}
@@ -273,8 +274,8 @@ func (t *verifyTally) verdict(files []string) error {
 	switch {
 	case t.failed > 0:
 		return fmt.Errorf("%s failed: %w", render.Count(t.failed, "site"), ErrFindings)
-	case t.empty > 0:
-		return fmt.Errorf("%s without patch sites: %w", render.Count(t.empty, "file"), ErrFindings)
+	case len(t.empty) > 0:
+		return fmt.Errorf("%s without patch sites: %w", render.Count(len(t.empty), "file"), ErrFindings)
 	}
 	return nil
 }

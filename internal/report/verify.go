@@ -63,6 +63,9 @@ func VerifyText(w io.Writer, r *verify.Report) error {
 			states = append(states, fmt.Sprintf("%s %d", st, n))
 		}
 	}
+	if len(states) == 0 {
+		states = []string{"no sites"}
+	}
 	verdict := "ok"
 	if r.Failed > 0 {
 		verdict = "FAIL"
