@@ -313,6 +313,7 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	if err != nil {
 		return fmt.Errorf("--against %s: %w", opts.Against, err)
 	}
+	ci.AgainstFile(against, opts.AllowInit)
 	unsafe, inits := notLiveSafe(against, opts.AllowInit)
 	if unsafe > 0 {
 		note := ""

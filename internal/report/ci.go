@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/verify"
@@ -232,4 +233,50 @@ func refusalRule(r patch.Refusal) string {
 		return string(elfscan.CodeMisalignedLiteral)
 	}
 	return RuleRefused
+}
+
+// AgainstFile reports verify --against: a testcase per change from ORIG
+// to FILE (one that running code may not take a failure; allowInit
+// accepts init changes, NOP -> MOV X9,X30), and one per difference that
+// is no allowed change at all (each a failure); a SARIF result per
+// failure.
+func (c CI) AgainstFile(r *livesafe.Report, allowInit bool) {
+	if !c.Active() {
+		return
+	}
+	rel := r.Type == elf.ET_REL
+	suite := r.File + " against " + r.Orig
+	if c.JUnit != nil {
+		c.JUnit.StartSuite(suite)
+	}
+	names := caseNames{}
+	for _, ch := range r.Changes {
+		var fails []JUnitFailure
+		if !ch.LiveSafe && !(allowInit && ch.Kind == livesafe.KindMov) {
+			text := fmt.Sprintf("%s: %s: %s: %s -> %s: not live-safe: %s", r.File, siteText(rel, ch.Func, ch.Section, ch.Address), ch.Kind, ch.Old, ch.New, ch.Why)
+			fails = []JUnitFailure{{Type: RuleNotLiveSafe, Message: string(ch.Kind) + ": " + ch.Why, Text: text}}
+		}
+		c.againstCase(suite, names.name(ch.Func+" "+string(ch.Kind), rel, ch.Section, ch.Address), r.File, ch.Func, ch.Section, ch.Address, rel, fails)
+	}
+	for _, p := range r.Problems {
+		text := fmt.Sprintf("%s: %s (file offset %#x in %s): %s", r.File, render.Place(true, p.Section, p.Offset), p.FileOffset, r.Orig, p.Detail)
+		name := names.name("difference at "+render.Place(true, p.Section, p.Offset), rel, p.Section, p.Address)
+		c.againstCase(suite, name, r.File, p.Func, p.Section, p.Address, rel, []JUnitFailure{{Type: RuleNotLiveSafe, Message: p.Detail, Text: text}})
+	}
+	if c.JUnit != nil {
+		c.JUnit.EndSuite(-1)
+	}
+}
+
+// againstCase writes one testcase of verify --against and its failures'
+// SARIF results.
+func (c CI) againstCase(suite, name, file, fn, section string, addr uint64, rel bool, fails []JUnitFailure) {
+	if c.JUnit != nil {
+		c.JUnit.Case(JUnitCase{Name: name, Classname: suite, Failures: fails})
+	}
+	if c.SARIF != nil {
+		for _, f := range fails {
+			c.SARIF.Result(SARIFResult{Rule: f.Type, File: file, Func: fn, Section: section, Address: addr, Rel: rel, Message: f.Text})
+		}
+	}
 }
