@@ -93,14 +93,14 @@ type DiffMove struct {
 	OldSection string `json:"old_section"`
 }
 
-func diffSite(rel bool, s sitediff.Site) DiffSite {
+func diffSite(s sitediff.Site) DiffSite {
 	return DiffSite{Func: s.Func, Section: s.Section, Entry: render.Hex(s.Entry).String()}
 }
 
-func diffSites(rel bool, ss []sitediff.Site) []DiffSite {
+func diffSites(ss []sitediff.Site) []DiffSite {
 	out := make([]DiffSite, len(ss))
 	for i, s := range ss {
-		out[i] = diffSite(rel, s)
+		out[i] = diffSite(s)
 	}
 	return out
 }
@@ -116,16 +116,16 @@ func optional(s string) *string {
 func Diff(p *DiffPair) DiffLine {
 	r := p.Result
 	l := DiffLine{Old: optional(p.Old), New: optional(p.New), Regressed: p.Regressions() > 0, Matched: r.Matched,
-		Lost: diffSites(p.Rel, r.Lost), Added: diffSites(p.Rel, r.Added), Removed: diffSites(p.Rel, r.Removed),
+		Lost: diffSites(r.Lost), Added: diffSites(r.Added), Removed: diffSites(r.Removed),
 		NewProblems: make([]DiffProblem, len(r.NewProblems)), LayoutChanges: make([]DiffLayout, len(r.Layouts)), Moved: make([]DiffMove, len(r.Moved))}
 	for i, g := range r.NewProblems {
-		l.NewProblems[i] = DiffProblem{diffSite(p.Rel, g.Site), g.Problem.Code, g.Problem.Detail, p.ignored(g.Problem.Code)}
+		l.NewProblems[i] = DiffProblem{diffSite(g.Site), g.Problem.Code, g.Problem.Detail, p.ignored(g.Problem.Code)}
 	}
 	for i, c := range r.Layouts {
-		l.LayoutChanges[i] = DiffLayout{diffSite(p.Rel, c.New), c.Old.Layout, c.New.Layout, c.LostLiteral()}
+		l.LayoutChanges[i] = DiffLayout{diffSite(c.New), c.Old.Layout, c.New.Layout, c.LostLiteral()}
 	}
 	for i, m := range r.Moved {
-		l.Moved[i] = DiffMove{diffSite(p.Rel, m.New), m.Old.Section}
+		l.Moved[i] = DiffMove{diffSite(m.New), m.Old.Section}
 	}
 	return l
 }
