@@ -256,7 +256,12 @@ func (c CI) DiffFile(p *DiffPair, newSites []sitediff.Site) {
 	}
 	if p.InputRemoved() {
 		f := p.diffFailure(RuleRemovedInput, "in the old build, not in the new one")
-		c.diffCase(p, names, sitediff.Site{Func: p.Old}, []JUnitFailure{f}, "")
+		if c.SARIF != nil {
+			c.SARIF.Result(SARIFResult{Rule: f.Type, File: p.Old, Whole: true, Message: f.Text})
+		}
+		if c.JUnit != nil {
+			c.JUnit.Case(JUnitCase{Name: p.Old, Classname: p.Label(), Failures: []JUnitFailure{f}})
+		}
 	}
 	if c.JUnit != nil {
 		c.JUnit.EndSuite(-1)

@@ -33,6 +33,7 @@ type SARIFResult struct {
 	Section string
 	Address uint64 // the entry; in an object, its offset in Section
 	Rel     bool   // Address is an offset in Section
+	Whole   bool   // about the whole file (an input missing): no function, no address
 }
 
 // SARIF writes one SARIF log; see NewSARIF. Methods after an error do
@@ -126,6 +127,11 @@ func sarifResultOf(r SARIFResult) sarifResult {
 	} else {
 		a := r.Address
 		addr.AbsoluteAddress = &a
+	}
+	if r.Whole {
+		return sarifResult{RuleID: r.Rule, RuleIndex: ruleIndex(r.Rule), Level: level, Message: sarifText{r.Message},
+			Locations:           []sarifLocation{{PhysicalLocation: &sarifPhysical{ArtifactLocation: sarifArtifact{URI: fileURI(r.File)}}}},
+			PartialFingerprints: map[string]string{"ftpatchSite/v1": r.Rule + "|" + r.File}}
 	}
 	return sarifResult{
 		RuleID: r.Rule, RuleIndex: ruleIndex(r.Rule), Level: level, Message: sarifText{r.Message},

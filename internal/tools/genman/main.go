@@ -45,7 +45,7 @@ func genMan(dir, version string) error {
 		return err
 	}
 	root := cli.NewRoot(&cli.IO{Out: io.Discard, Err: io.Discard})
-	root.DisableAutoGenTag = true // the date is in the header; no "Auto generated" line
+	root.DisableAutoGenTag = true   // the date is in the header; no "Auto generated" line
 	root.InitDefaultCompletionCmd() // cobra adds it when run: its pages too
 	source := "ftpatch"
 	if version != "" {
