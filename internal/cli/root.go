@@ -55,7 +55,32 @@ object per input per line, described in docs/json.md.`,
 		newDiffCmd(io),
 		newTrampolineCmd(io),
 	)
+	helpTopicsOneLine(root)
 	return root
+}
+
+// helpTopicsOneLine makes `ftpatch help TOPIC` for an unknown topic an
+// error of one line with the commands meant (exit 2), as a mistyped
+// command is, where cobra's help command printed the whole usage (exit 0).
+func helpTopicsOneLine(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "help" {
+			continue
+		}
+		show := c.Run
+		c.Run = nil
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if cmd, _, err := c.Root().Find(args); cmd == nil || err != nil {
+				if err == nil {
+					err = fmt.Errorf("unknown command %q", strings.Join(args, " "))
+				}
+				return unknownCommand(c.Root(), args, err)
+			}
+			show(c, args)
+			return nil
+		}
+	}
 }
 
 // Main runs the CLI with args and returns the exit code.
@@ -96,7 +121,8 @@ func isArgsError(err error) bool {
 // line, with the commands it may have meant: `unknown command "sacn"; did
 // you mean scan? (ftpatch --help lists the commands)`. Other errors pass.
 func unknownCommand(root *cobra.Command, args []string, err error) error {
-	if err == nil || !strings.HasPrefix(err.Error(), "unknown command ") {
+	var said unknownCommandError
+	if err == nil || errors.As(err, &said) || !strings.HasPrefix(err.Error(), "unknown command ") {
 		return err
 	}
 	var typed string
@@ -113,5 +139,10 @@ func unknownCommand(root *cobra.Command, args []string, err error) error {
 		msg += "; did you mean " + strings.Join(s, " or ") + "?"
 	}
 	// Not a usageError: the one line says it all, without the usage.
-	return fmt.Errorf("%s (ftpatch --help lists the commands)", msg)
+	return unknownCommandError{msg + " (ftpatch --help lists the commands)"}
 }
+
+// unknownCommandError is a mistyped command, said in one line.
+type unknownCommandError struct{ msg string }
+
+func (e unknownCommandError) Error() string { return e.msg }
