@@ -15,6 +15,9 @@
 #                   completions under DESTDIR/PREFIX (PREFIX=/usr/local)
 #   make dist       build/ftpatch-VERSION.tar.gz: the sources (git archive)
 #                   with a VERSION file, which a build from it stamps
+#   make redteam    the hostile campaign of issue 22 in full (root for every
+#                   group: tmpfs, chattr, FUSE; long kill loop, 8 GiB bombs):
+#                   a table of case groups and results (scripts/redteam.sh)
 #
 # Every target that needs system packages first runs scripts/deps.sh, which
 # installs only what is missing (apt-get; sudo when not root).
@@ -54,7 +57,7 @@ DISTDIR ?= build
 FUZZTIME ?= 20000x
 FIXTURES := testdata/fixtures
 
-.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench kernel-check clean man completions install dist
+.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench redteam kernel-check clean man completions install dist
 
 deps:
 	@scripts/deps.sh
@@ -145,6 +148,10 @@ demo: build
 
 bench: build
 	scripts/bench.sh
+
+# Not part of test: root-only, FUSE and long cases (make test runs the cheap ones).
+redteam: deps
+	scripts/redteam.sh
 
 # Not part of test: downloads ~1 GB once, then runs for a few minutes.
 kernel-check: build

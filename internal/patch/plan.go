@@ -512,6 +512,23 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		p.is.add(ErrState, s, name(), "state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", s.State, s.Slot1Word, s.Slot2Word)
 		return
 	}
+	// A literal no single store can write (and the trampoline cannot find):
+	// refused wherever one is written, by init as by enable, before the
+	// site's state is looked at: init --skip-misaligned leaves it a NOP, which
+	// a later enable --skip-misaligned skips again.
+	if callOps && op != OpDisable && s.HasProblem(elfscan.CodeMisalignedLiteral) {
+		if p.req.SkipMisaligned {
+			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), "misaligned-literal"})
+			return
+		}
+		// The literal's place goes with the site, so that the sites of one
+		// cause are said in one message.
+		at := fmt.Sprintf("%s (literal at %s)", name(), render.Place(p.rel, s.Section, s.Literal()))
+		p.is.add(ErrMisaligned, s, at, "literal not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
+			elfscan.MisalignedAdvice(s))
+		return
+	}
+
 	switch {
 	case op == OpInit && s.State == elfscan.StateEnabled:
 		p.is.add(ErrState, s, name(), "enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first")
@@ -533,19 +550,6 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			return
 		}
 	}
-	if callOps && op == OpEnable && s.HasProblem(elfscan.CodeMisalignedLiteral) {
-		if p.req.SkipMisaligned {
-			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), "misaligned-literal"})
-			return
-		}
-		// The literal's place goes with the site, so that the sites of one
-		// cause are said in one message.
-		at := fmt.Sprintf("%s (literal at %s)", name(), render.Place(p.rel, s.Section, s.Literal()))
-		p.is.add(ErrMisaligned, s, at, "literal not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			elfscan.MisalignedAdvice(s))
-		return
-	}
-
 	switch op {
 	case OpInit:
 		if callOps {
