@@ -56,6 +56,7 @@ DISTDIR ?= build
 # 20000 inputs take 2-10 s per target on two cores.
 FUZZTIME ?= 20000x
 FIXTURES := testdata/fixtures
+KTREE := testdata/ktree
 
 .PHONY: deps build test vet unit fuzz testdata testdata-check demo bench redteam kernel-check clean man completions install dist
 
@@ -127,20 +128,17 @@ fuzz: deps
 	done
 
 testdata: deps
-	scripts/fixtures.sh $(FIXTURES)
+	scripts/fixtures.sh $(FIXTURES) $(KTREE)
 
+# diff -r names each file that differs, and each one only one side has.
 testdata-check: deps
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	scripts/fixtures.sh "$$tmp"; \
+	scripts/fixtures.sh "$$tmp/fixtures" "$$tmp/ktree"; \
 	bad=0; \
-	for f in "$$tmp"/*; do \
-		cmp -s "$$f" $(FIXTURES)/$$(basename "$$f") || { echo "differs: $(FIXTURES)/$$(basename "$$f")"; bad=1; }; \
-	done; \
-	for f in $(FIXTURES)/*; do \
-		[[ -e $$tmp/$$(basename "$$f") ]] || { echo "not built by make testdata: $$f"; bad=1; }; \
-	done; \
+	diff -r -q "$$tmp/fixtures" $(FIXTURES) || bad=1; \
+	diff -r -q "$$tmp/ktree" $(KTREE) || bad=1; \
 	if ((bad)); then echo "testdata-check: committed fixtures differ from a rebuild (run make testdata)"; exit 1; fi; \
-	echo "testdata-check: $$(ls "$$tmp" | wc -l) files identical"
+	echo "testdata-check: $$(find "$$tmp" -type f | wc -l) files identical"
 
 # Everything in build/demo/; exits non-zero if any step or check fails.
 demo: build

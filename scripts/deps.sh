@@ -7,6 +7,7 @@ set -euo pipefail
 
 PACKAGES=(
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu # cross compiler, readelf/objdump oracles
+	gcc binutils                                     # the host compiler: cgo, and the x86-64 object of testdata/ktree
 	libc6-dev-arm64-cross                            # arm64 libc headers (a gcc Recommends)
 	clang lld llvm                                   # the Clang fixtures
 	clang-16                                         # kCFI (-fsanitize=kcfi) fixtures and tests

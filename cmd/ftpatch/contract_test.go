@@ -72,7 +72,7 @@ func loadContract(path string) (contract, error) {
 			}
 		}
 	}
-	for _, need := range []string{"error", "scan", "show", "verify", "against", "diff"} {
+	for _, need := range []string{"error", "scan", "show", "verify", "against", "diff", "summaryline", "summary"} {
 		if c[need] == nil {
 			return nil, fmt.Errorf("%s: no table for object %s", path, need)
 		}
@@ -124,6 +124,8 @@ func (c contract) checkLines(out []byte) error {
 
 func (c contract) kindOf(obj map[string]any) string {
 	switch {
+	case obj["summary"] != nil:
+		return "summaryline"
 	case obj["error"] != nil:
 		return "error"
 	case obj["regressed"] != nil:

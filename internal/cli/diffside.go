@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/ktree"
 	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/sitediff"
 )
@@ -32,6 +33,7 @@ type sideInput struct {
 	key  string // what pairs it with the other side's
 	path string // the file, or the file the saved line names
 	line int    // the saved scan's line; -1 for a file
+	err  error  // failed before it was read (a subfolder that cannot be read, a missing module)
 }
 
 // openDiffSide reads what arg is: a folder, a saved scan or a file.
@@ -42,17 +44,7 @@ func openDiffSide(arg string) (*diffSide, error) {
 		return nil, err
 	}
 	if st.IsDir() {
-		files, err := expandInputs([]string{arg})
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range files {
-			rel, err := filepath.Rel(arg, f)
-			if err != nil {
-				rel = f
-			}
-			s.inputs = append(s.inputs, sideInput{key: normalizeKey(rel), path: f, line: -1})
-		}
+		s.expandFolder(arg)
 		return s, nil
 	}
 	saved, f, err := openSaved(arg)
@@ -67,6 +59,22 @@ func openDiffSide(arg string) (*diffSide, error) {
 		return s, nil
 	}
 	return &diffSide{arg: arg, inputs: []sideInput{{key: normalizeKey(filepath.Base(arg)), path: arg, line: -1}}}, nil
+}
+
+// expandFolder takes a folder's inputs as the other commands take them (a
+// kernel tree's vmlinux and modules, or the AArch64 ELF files of a walk),
+// each keyed by its path from the folder; in an installed tree
+// (lib/modules/RELEASE) a module's path loses its leading kernel/, as in
+// a build tree. An input that failed before it was read keeps its error.
+func (s *diffSide) expandFolder(arg string) {
+	installed := ktree.Detect(arg) == ktree.Installed
+	for _, it := range newWalker(WalkOptions{}, false).expand([]string{arg}).items {
+		rel := it.rel
+		if installed {
+			rel = strings.TrimPrefix(rel, "kernel/")
+		}
+		s.inputs = append(s.inputs, sideInput{key: normalizeKey(rel), path: it.path, line: -1, err: it.err})
+	}
 }
 
 // openSaved opens arg as a saved scan when its contents say it is one;
@@ -220,6 +228,9 @@ var errSavedInput = errors.New("the saved scan has no sites for it")
 // them holds (HasFunc looks in the open file until then).
 func (s *diffSide) load(i int) (side sitediff.Side, rel bool, release func(), err error) {
 	in := s.inputs[i]
+	if in.err != nil {
+		return side, false, nil, in.err
+	}
 	if in.line >= 0 {
 		side, rel, err = s.loadSaved(in)
 		return side, rel, func() {}, err

@@ -34,9 +34,11 @@ type VerifyOptions struct {
 	Seed              uint64   // --seed
 	Direct            []string // --direct: legal direct trampolines
 	DirectCallOffset  int64    // --direct-call-offset
+	Quiet             bool     // --quiet: only failures, errors and the summary
 	RequireSites      bool     // --require-sites: a file with no patch site is a finding
 	CI                CIOptions
 	Select            Selection
+	Walk              WalkOptions
 }
 
 // runAgainst runs the static --against comparison of orig and patched
@@ -83,7 +85,7 @@ const progressMin = 20000
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--func GLOB]... [--exclude GLOB]... [--seed N] [--require-sites] [--junit FILE] [--sarif FILE] [-j N] [--max-decompressed SIZE] FILE|DIR...",
+		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--seed N] [--require-sites] [--junit FILE] [--sarif FILE] [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "Run every patch site on Unicorn's arm64 CPU and check what it does",
 		Long: `Run every patch site on Unicorn's arm64 CPU, from the function entry to the
 first instruction after the site, and check it behaves as its state says:
@@ -105,7 +107,8 @@ ftrace_stub_direct_tramp): it must be entered once with X9 = the parent and
 X30 = the return into the function, call no op->func, and come back with
 X30 = the parent and X0-X8, X19-X29, SP as they were. With --direct the
 tool's trampoline has the direct-call path. Exit 1 when a site fails, 2 on
-input errors.`,
+input errors.
+` + inputsHelp,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("verify needs at least one FILE or DIR")
@@ -126,7 +129,9 @@ input errors.`,
 	f.BoolVar(&opts.AllowInit, "allow-init", false, "with --against: accept init changes (NOP -> MOV X9,X30), for a FILE that is not running yet")
 	addJobsFlag(f, &opts.Jobs, "run sites on `N` workers")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed `N` of the random register values")
+	addQuietFlag(f, &opts.Quiet)
 	opts.Select.addFlags(f)
+	opts.Walk.addFlags(f)
 	f.StringSliceVar(&opts.Direct, "direct", nil, "`SYM|ADDR` of a legal direct trampoline (repeatable): direct sites run it and must come back with X30 = parent")
 	f.Int64Var(&opts.DirectCallOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "with --direct: offset `N` of direct_call in struct ftrace_ops")
 	f.BoolVar(&opts.RequireSites, "require-sites", false, "exit 1 for a file with no patch site at all (built without -fpatchable-function-entry?)")
@@ -143,49 +148,15 @@ type verified struct {
 	total int // the file's sites, before --func/--exclude
 }
 
-// checkVerifyFlags checks what can be checked before any file is read.
-func checkVerifyFlags(opts *VerifyOptions) error {
-	if err := checkJobs(&opts.Jobs); err != nil {
-		return err
-	}
-	if err := opts.Select.check(); err != nil {
-		return err
-	}
-	// 0 (a caller that sets no offset) means the default.
-	off := opts.DirectCallOffset
-	switch {
-	case len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset:
-		return UsageErrorf("--direct-call-offset needs --direct")
-	case len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760):
-		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
-	case opts.Against != "" && len(opts.Files) != 1:
-		return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
-	case opts.AllowInit && opts.Against == "":
-		return UsageErrorf("--allow-init is for --against ORIG")
-	}
-	return verify.EmulatorBuilt()
-}
-
-// verifyOptions are the verify.Options the flags ask for.
-func verifyOptions(opts *VerifyOptions) verify.Options {
-	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
-		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
-		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
-	if opts.Select.Active() {
-		vopts.Select = opts.Select.Selects
-	}
-	return vopts
-}
-
 func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
-	if err := checkVerifyFlags(opts); err != nil {
+	if err := checkVerifyOptions(opts); err != nil {
 		return err
 	}
-	files, err := expandInputs(opts.Files)
-	if err != nil {
+	if err := verify.EmulatorBuilt(); err != nil {
 		return err
 	}
-	if len(files) == 1 {
+	in := newWalker(opts.Walk, false).expand(opts.Files)
+	if len(in.items) == 1 {
 		// One file's sites and image stay live until its report is
 		// written: a collection at the folder floor freed little and
 		// cost ~20 ms of cpu on the 53k-site bench image (~0.4 µs a
@@ -194,14 +165,19 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 	} else {
 		defer gcEmulatorWalk()()
 	}
-	vopts := verifyOptions(opts)
+	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
+		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
+		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
+	if opts.Select.Active() {
+		vopts.Select = opts.Select.Selects
+	}
 	var out, jsonErr io.Writer = stdio.Out, nil
 	if opts.JSON {
 		out = report.NewVersionStamp(stdio.Out, Version())
 		jsonErr = out
 	}
-	if opts.Against != "" && len(files) != 1 {
-		return UsageErrorf("--against ORIG compares one FILE, got %d files in %s", len(files), opts.Files[0])
+	if opts.Against != "" && (len(in.items) != 1 || in.items[0].err != nil) {
+		return UsageErrorf("--against ORIG compares one FILE, got %s in %s", render.Count(len(in.items), "input"), opts.Files[0])
 	}
 	ci, err := opts.CI.open("ftpatch verify")
 	if err != nil {
@@ -209,66 +185,114 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 	}
 	defer func() { err = ci.finish(err) }()
 	if opts.Against != "" {
-		return runVerifyAgainst(opts, files[0], vopts, stdio, out, jsonErr, ci)
+		return runVerifyAgainst(opts, in.items[0].path, vopts, stdio, out, jsonErr, ci)
 	}
-	// Files run concurrently (at most Jobs at once), each with its own
-	// workers; reports are printed in argument order.
-	t := &verifyTally{opts: opts, stdio: stdio, out: out, jsonErr: jsonErr, ci: ci}
-	err = pool.Ordered(context.Background(), len(files), opts.Jobs,
+	return verifyAll(opts, in, vopts, stdio, out, jsonErr, ci)
+}
+
+// checkVerifyOptions checks verify's flags and arguments before anything
+// is read.
+func checkVerifyOptions(opts *VerifyOptions) error {
+	if err := checkJobs(&opts.Jobs); err != nil {
+		return err
+	}
+	if err := checkInputArgs(opts.Files); err != nil {
+		return err
+	}
+	if err := opts.Select.check(); err != nil {
+		return err
+	}
+	if err := opts.Walk.check(); err != nil {
+		return err
+	}
+	// 0 (a caller that sets no offset) means the default.
+	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
+		return UsageErrorf("--direct-call-offset needs --direct")
+	}
+	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
+		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
+	}
+	if opts.Against != "" && len(opts.Files) != 1 {
+		return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
+	}
+	if opts.AllowInit && opts.Against == "" {
+		return UsageErrorf("--allow-init is for --against ORIG")
+	}
+	return nil
+}
+
+// verifyAll verifies the inputs: files run concurrently (at most Jobs at
+// once), each with its own workers; reports are printed in input order.
+func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *IO, out, jsonErr io.Writer, ci *ciFiles) error {
+	t := &verifyTally{opts: opts, in: in, out: out, ci: ci, run: newRunState("verify", stdio, in, jsonErr, opts.Quiet)}
+	err := pool.Ordered(context.Background(), len(in.items), opts.Jobs,
 		func(_ context.Context, i int) (verified, error) {
-			v, err := verifyOne(files[i], vopts, stdio, len(files) == 1, ci.Active())
+			it := &in.items[i]
+			if it.err != nil {
+				return verified{}, it.err
+			}
+			v, err := verifyOne(it.path, vopts, stdio, len(in.items) == 1, ci.Active())
 			if err != nil {
-				err = fmt.Errorf("file %s: %w", files[i], err)
+				err = fmt.Errorf("file %s: %w", it.path, err)
 			}
 			return v, err
 		},
-		func(i int, v verified, err error) error { return t.emit(files[i], v, err) })
+		t.emit)
 	if err != nil {
-		return err
+		return err // a mistake in the request, said once
 	}
-	return t.verdict(files)
+	return t.end()
 }
 
 // verifyTally writes a verify run's files as they come, and counts them.
 type verifyTally struct {
-	opts              *VerifyOptions
-	stdio             *IO
-	out, jsonErr      io.Writer
-	ci                *ciFiles
-	inputErrs, failed int
-	empty             []string // files without a patch site
+	opts          *VerifyOptions
+	in            *runInputs
+	out           io.Writer
+	ci            *ciFiles
+	run           *runState
+	sites, failed int
+	empty         []string // files without a patch site
 }
 
-// emit writes one file's result; an error stops the run.
-func (t *verifyTally) emit(file string, v verified, err error) error {
+// emit writes input i's result, in input order; an error stops the run.
+func (t *verifyTally) emit(i int, v verified, err error) error {
+	t.run.step()
 	if errors.Is(err, verify.ErrNoFileTrampoline) {
 		// A mistake in the request: said once, and the run stops
 		// (every other object would say it again).
 		return fmt.Errorf("--run-file-trampoline: %w", err)
 	}
 	if err != nil {
-		t.inputErrs++
-		reportInput(t.stdio, t.jsonErr, file, err)
-		t.ci.InputError(file, err.Error())
+		t.run.fail(i, err)
+		t.ci.InputError(t.in.items[i].path, err.Error())
 		return nil
 	}
+	t.sites += v.rep.Sites
 	t.failed += v.rep.Failed
-	writeVerify(t.out, v.rep, t.opts.JSON)
+	if !t.opts.Quiet || v.rep.Failed > 0 {
+		t.run.toStderr()
+		writeVerify(t.out, v.rep, t.opts.JSON)
+	}
 	t.ci.VerifyFile(v.sites, v.rep)
 	if v.total == 0 && t.opts.RequireSites {
-		t.empty = append(t.empty, file)
+		t.empty = append(t.empty, v.rep.File)
 	}
 	return nil
 }
 
-// verdict is how the run ends: inputs that failed, a selection that
-// matched nothing, then findings.
-func (t *verifyTally) verdict(files []string) error {
-	noSites(t.stdio.Err, t.empty, true)
-	if t.inputErrs > 0 {
-		return errInputsFailed{t.inputErrs}
+// end closes the run: the files without sites (--require-sites), the
+// summary, then the exit status.
+func (t *verifyTally) end() error {
+	noSites(t.run.io.Err, t.empty, true)
+	t.run.sum.Sites, t.run.sum.SitesFailed = t.sites, intp(t.failed)
+	if err := t.run.finish(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
 	}
-	if err := t.opts.Select.unmatched(inputsName(files)); err != nil {
+	if t.run.sum.Failed > 0 {
+		return errInputsFailed{t.run.sum.Failed}
+	}
+	if err := t.opts.Select.unmatched(inputsName(t.in), t.opts.Files...); err != nil {
 		return err
 	}
 	switch {

@@ -69,11 +69,26 @@ type Object struct {
 // caller closes the Object.
 func Open(path string) (*Object, error) { return openWith(path, input.Open) }
 
-// OpenFound is Open for a compressed file a folder walk found without
-// decompressing it (see input.OpenFound): an error wrapping
-// input.ErrNotELF says the file is not ELF after all, and is to be
-// skipped as the walk would have.
-func OpenFound(path string) (*Object, error) { return openWith(path, input.OpenFound) }
+// OpenFound is Open for a file a folder walk found without reading it
+// (see input.OpenFound): an error wrapping input.ErrNotELF says the file
+// is not ELF after all, one wrapping ErrNotAArch64 that it is ELF for
+// another machine, class or byte order (told from its first bytes, before
+// it is parsed); either is a file to skip.
+func OpenFound(path string) (*Object, error) { return openWith(path, openFoundAArch64) }
+
+// openFoundAArch64 is input.OpenFound, refusing what is not AArch64 ELF
+// from its identification bytes.
+func openFoundAArch64(path string) (*input.File, error) {
+	in, err := input.OpenFound(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := input.CheckIdentAt(in); err != nil {
+		in.Close()
+		return nil, err
+	}
+	return in, nil
+}
 
 func openWith(path string, open func(string) (*input.File, error)) (*Object, error) {
 	in, err := open(path)

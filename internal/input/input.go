@@ -515,7 +515,7 @@ type CompressedError struct {
 
 func (e *CompressedError) Error() string {
 	// No "file X" prefix: the command names the file once, as for any error.
-	return fmt.Sprintf("is %s-compressed; patch commands need an uncompressed file: decompress it first (%s %s)",
+	return fmt.Sprintf("is %s-compressed; patch commands need an uncompressed file: decompress it first (%s %s), or patch the module of the kernel build tree",
 		e.Compression, decompressCommand(e.Compression), e.Path)
 }
 

@@ -440,13 +440,21 @@ func (p *planner) literalOf(v Value) (literal, error) {
 	if err != nil {
 		return literal{}, err
 	}
-	if a != 0 && p.in.Scan.Type == elf.ET_DYN && !p.req.AllowAbsolute && p.usesLiteral() {
+	if a != 0 && p.in.Scan.Type == elf.ET_DYN && !p.req.AllowAbsolute && p.usesLiteral() && !p.in.Obj.RunsAtLinkAddress() {
 		return literal{}, fmt.Errorf("%w: ops %s = %#x would be stored as an absolute address, but this position-independent (ET_DYN) file "+
-			"has no dynamic relocation for the literal, so the value is wrong once the file is loaded elsewhere; "+
+			"has no dynamic relocation for the literal, so the value is wrong once the file is loaded elsewhere%s; "+
 			"patch the objects before linking, or link without PIE, or pass --allow-absolute if the file is loaded at its link address",
-			ErrAbsolute, v, a)
+			ErrAbsolute, v, a, p.kaslrNote())
 	}
 	return literal{bytes: a, sym: v.Sym}, nil
+}
+
+// kaslrNote says why a Linux image may move: KASLR.
+func (p *planner) kaslrNote() string {
+	if _, err := p.in.Obj.Lookup("linux_banner"); err != nil {
+		return ""
+	}
+	return " (this Linux image is built with KASLR, CONFIG_RANDOMIZE_BASE: it runs at its link address only when booted with nokaslr)"
 }
 
 // usesLiteral reports whether any selected site has a literal.
