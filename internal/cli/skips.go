@@ -73,4 +73,3 @@ func (s *skipList) line() string {
 	return fmt.Sprintf("ftpatch: warning: skipped %s that %s not 64-bit little-endian AArch64 ELF (%s): %s%s",
 		render.Count(s.n, "file"), render.Noun(s.n, "is", "are"), strings.Join(counts, ", "), strings.Join(names, ", "), more)
 }
-
