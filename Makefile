@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # ftpatch: build, tests, fixtures, demo and bench. GNU make, bash.
 #
 #   make demo       the whole job on testdata/src/e2e: compile, link with the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kernel-ci.sh BUILD_DIR [FTPATCH]
 #
 # An example CI job for a cross-compiled arm64 kernel built with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deps.sh: install the Debian packages ftpatch's build, tests, demo and bench
 # need, and only those that are missing. Quiet and quick when all are there;
 # runs apt-get update only when it has something to install; uses sudo only

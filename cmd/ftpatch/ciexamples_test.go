@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // The CI examples (examples/github-actions.yml, examples/gitlab-ci.yml) as

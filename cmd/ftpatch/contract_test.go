@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // docs/json.md as a checker: each `<!-- object: NAME -->` comment names the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // The two sides of `ftpatch diff`: each a file, a folder (or kernel tree)

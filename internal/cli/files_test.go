@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // End-to-end tests of what ftpatch promises about the files it rewrites

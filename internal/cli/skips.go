@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // The files a run's walks skip: counted by reason, the first few named.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // verify --against: the live-safety report (livesafe.Report) as its JSON

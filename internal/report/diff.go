@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // diff: what changed in one input between two builds (sitediff.Result), as

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package report owns everything ftpatch prints about its results: every
 // --json shape (scan, show, verify, verify --against, diff, the error line
 // of an input that failed), every text renderer (tables, verdicts, site

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // init, enable, disable: the plan (--dry-run), what a plan left out, and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // SARIF 2.1.0 (OASIS; the schema is testdata/schema/sarif-schema-2.1.0.json),

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // Reading back a saved `scan --json` output (docs/json.md), for diff: the

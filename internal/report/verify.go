@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // verify: one file's run on the emulator (verify.Report) as its JSON line

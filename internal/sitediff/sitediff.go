@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sitediff compares the patch sites of two builds of one input (an
 // image or a module, old and new) and says what a kernel CI asks on every
 // commit: did this change make functions untraceable? It works on plain

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package testutil
 
 // Validators no one here wrote, for the reports CI systems read: SARIF

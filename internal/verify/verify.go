@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package verify proves patch sites correct by running each one on
 // Unicorn's arm64 CPU. It is the only package that imports the emulator
 // (through internal/verify/uc).

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command genman writes a man page per ftpatch command into a folder,
 // generated from the command tree itself (cobra/doc), so the pages say
 // what --help says: `go run ./internal/tools/genman -version V DIR` (make
