@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kernel-ci.sh BUILD_DIR [FTPATCH]
 #
 # An example CI job for a cross-compiled arm64 kernel: scan its build tree,
@@ -77,8 +78,8 @@ run() {
 	1) cat "$out/$name.out" "$out/$name.err" >&2; fail "ftpatch $*" ;;
 	*) cat "$out/$name.err" >&2; die "ftpatch $* (exit $rc)" ;;
 	esac
-	# "ftpatch: file F: skipped function NAME at ADDR: CODE"
-	sed -n 's/^ftpatch: file \([^:]*\): skipped function \([^ ]*\) at .*: \([a-z-]*\)$/kernel-ci: skipped: \2 in \1 (\3)/p' "$out/$name.err"
+	# "ftpatch: warning: file F: skipped function NAME at ADDR: CODE"
+	sed -n 's/^ftpatch: warning: file \([^:]*\): skipped function \([^ ]*\) at .*: \([a-z-]*\)$/kernel-ci: skipped: \2 in \1 (\3)/p' "$out/$name.err"
 	# A run over many files ends with a summary line; one file, with its
 	# own line.
 	local line

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench.sh: `make bench`. Compares ftpatch with the baseline tool a user
 # would otherwise run, in a way that holds on a noisy, shared machine: each
 # row runs its two commands as interleaved pairs (A B A B …, after one

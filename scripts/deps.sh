@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deps.sh [GROUP...]: install the Debian packages ftpatch's build, tests, demo
 # and bench need, and those of each GROUP named, and only those that are
 # missing. Quiet and quick when all are there; runs apt-get update only when
@@ -24,6 +25,9 @@ PACKAGES=(
 	qemu-user                                        # running patched programs
 	xz-utils zstd gzip                               # compressed modules
 	time                                             # /usr/bin/time for make bench
+	libxml2-utils                                    # xmllint: --junit output against the Jenkins JUnit schema
+	mandoc                                           # mandoc -Tlint: the generated man pages
+	zsh fish                                         # zsh -n, fish -n: the generated completions
 )
 
 # Building Linux 6.12 for arm64 out of tree (scripts/linux-build.sh): the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kernel-check.sh [FTPATCH]
 #
 # ftpatch against Debian's real arm64 kernels (`make kernel-check`; opt-in,

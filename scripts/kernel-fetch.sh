@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kernel-fetch.sh CACHE SUITE
 #
 # Downloads Debian's arm64 kernel of SUITE (trixie: 6.12, bookworm: 6.1) in

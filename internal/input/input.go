@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package input opens the files ftpatch reads. It owns one concern: turning
 // a path into the bytes of an ELF file, an io.ReaderAt with its size.
 //

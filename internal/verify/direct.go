@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package verify
 
 // Direct calls (Linux 6.4+, ftrace_ops::direct_call). A site may call a

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package verify
 
 import (
@@ -36,6 +38,9 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 		return nil, err
 	}
 	if err := checkTrampolineNamed(o, sf.Sites, opts); err != nil {
+		return nil, err
+	}
+	if err := checkFileTrampoline(o, sf.Sites, opts); err != nil {
 		return nil, err
 	}
 	f := o.ELF()
@@ -82,6 +87,9 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 		sites = slices.DeleteFunc(slices.Clone(sites), func(s elfscan.Site) bool { return !opts.Select(s.Func) })
 	}
 	img.bind(o, rel, dynOther, sites, opts)
+	if img.classicFileErr != "" {
+		return nil, fmt.Errorf("%w: %s", ErrNoFileTrampoline, img.classicFileErr)
+	}
 	return img, nil
 }
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package verify proves patch sites correct by running each one on
 // Unicorn's arm64 CPU. It is the only package that imports the emulator
 // (through internal/verify/uc).
@@ -39,6 +41,14 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 )
+
+// ErrNoFileTrampoline reports that the file's own trampoline was asked to
+// run (Options.RunFileTrampoline) where the file has none to run: an
+// object (its BLs are bound to the trampoline only when it is linked), a
+// linked file without the trampoline symbol, or a classic kernel image
+// without the symbols its trampoline needs. It is a mistake in the
+// request, said once for the file, not a failure of each site.
+var ErrNoFileTrampoline = errors.New("no trampoline of the file's own to run")
 
 // ErrNoEmulator reports a build without cgo, which has no emulator: verify
 // cannot run there (scan and the patch commands can).
@@ -86,7 +96,8 @@ func (o Options) trampoline() string {
 // Failure is one site that did not behave.
 type Failure struct {
 	Func     string
-	Address  uint64 // function entry
+	Address  uint64 // function entry (in an object: where verify placed it)
+	Site     int    // index of the site among those verify was given (the scan's, after Select)
 	State    elfscan.State
 	Expected string
 	Observed string
@@ -215,6 +226,7 @@ type siteFailure struct {
 func (img *Image) finish(s *site, f *Failure) *Failure {
 	f.Func = s.Func
 	f.Address = s.entry()
+	f.Site = int(s.index)
 	f.State = s.State
 	f.Disasm = img.disasm(s)
 	if f.Func == "" {
@@ -249,4 +261,32 @@ func checkTrampolineNamed(o *elfscan.Object, sites []elfscan.Site, opts Options)
 		}
 	}
 	return fmt.Errorf("--trampoline %s: %w; name the function the enabled sites branch to (default %s), or give its address (0x…)", name, err, DefaultTrampoline)
+}
+
+// checkFileTrampoline refuses Options.RunFileTrampoline for a file with
+// enabled sites whose own trampoline cannot run: an object that does not
+// define it (its BLs reach it only once linked), or a linked file without
+// the symbol. Nop and init sites call nothing, so they need none.
+func checkFileTrampoline(o *elfscan.Object, sites []elfscan.Site, opts Options) error {
+	name := opts.trampoline()
+	if _, isAddr := parseAddr(name); isAddr || !opts.RunFileTrampoline {
+		return nil
+	}
+	first := slices.IndexFunc(sites, func(s elfscan.Site) bool { return s.State == elfscan.StateEnabled })
+	switch {
+	case first < 0:
+		return nil
+	case o.Rel() && sites[first].Layout == elfscan.LayoutClassic:
+		// A classic trampoline takes its op from a kernel's globals,
+		// which only a linked image has (classicfile.go).
+		return fmt.Errorf("%w: classic sites in an object (ET_REL): a classic trampoline needs the linked kernel's %s and %s; verify the linked image with its own trampoline, or the object with the tool's", ErrNoFileTrampoline, classicOpSym, classicCallSym)
+	}
+	_, err := o.Lookup(name)
+	switch {
+	case err == nil || !errors.Is(err, elfscan.ErrSymbolNotFound):
+		return nil // defined, or ambiguous: the sites say which (as for a named trampoline)
+	case o.Rel():
+		return fmt.Errorf("%w: an object (ET_REL) does not define %s, its BLs reach the trampoline once linked; verify the linked image with its own trampoline, or the object with the tool's", ErrNoFileTrampoline, name)
+	}
+	return fmt.Errorf("%w: %s is not in the file's symbol tables; run the tool's trampoline instead, or name the file's (a symbol or 0x… address)", ErrNoFileTrampoline, name)
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Runner: see batch.h and batch.go.
 #include <stdlib.h>
 #include <string.h>

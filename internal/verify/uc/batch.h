@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C side of Runner (batch.go): many arm64 runs per cgo call, with the
 // registers of each run in and out through arrays, and calls of a set of
 // addresses intercepted by a hook in C. Go crosses into C once per batch,
