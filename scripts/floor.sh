@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # floor.sh: sourced by scripts/bench.sh and scripts/kernel-check.sh: the
 # emulator floor `ftpatch verify` is measured against.
 #

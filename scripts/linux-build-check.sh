@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # linux-build-check.sh [FTPATCH]
 #
 # ftpatch on real Linux build trees, as a CI job has them after

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # linux-build.sh SRC OUT FRAGMENT [MAKEVAR=VALUE...]
 #
 # Builds Linux out of tree, as a CI job does, once: tinyconfig, then the

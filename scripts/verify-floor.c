@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // verify-floor: the emulator floor of `ftpatch verify`, for `make bench`.
 //
 //   verify-floor [-j N] PLAN IMAGE

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build !cgo
 
 // Command floorplan needs verify's emulator side, built only with cgo.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a run starts with and what it must end with: the registers a run is
 // seeded with, and the checks a run's result must pass. One copy, included
 // by the runner (batch.c) and by the bench's emulator floor
