@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# deps.sh: install the Debian packages ftpatch's build, tests, demo and bench
-# need, and only those that are missing. Quiet and quick when all are there;
-# runs apt-get update only when it has something to install; uses sudo only
-# when not root. Debian 12 (bookworm) is the reference system.
+# SPDX-License-Identifier: Apache-2.0
+# deps.sh [GROUP...]: install the Debian packages ftpatch's build, tests, demo
+# and bench need, and those of each GROUP named, and only those that are
+# missing. Quiet and quick when all are there; runs apt-get update only when
+# it has something to install; uses sudo only when not root. Debian 12
+# (bookworm) is the reference system.
+#
+# Groups, for the opt-in targets (each is one array below; add packages to
+# it, or a group as a new array named GROUP_<name with - as _>):
+#   kernel-build   building Linux itself (make kernel-build-check)
 set -euo pipefail
 
 PACKAGES=(
@@ -11,6 +17,7 @@ PACKAGES=(
 	libc6-dev-arm64-cross                            # arm64 libc headers (a gcc Recommends)
 	clang lld llvm                                   # the Clang fixtures
 	clang-16                                         # kCFI (-fsanitize=kcfi) fixtures and tests
+	gcc libc6-dev                                    # cgo, and the bench's emulator floor (scripts/verify-floor.c)
 	libunicorn-dev pkg-config                        # cgo: verify's CPU emulator
 	liblzma-dev                                      # cgo: xz through liblzma (headers; dlopened at run time)
 	zlib1g-dev                                       # cgo: gzip through zlib (headers; dlopened at run time)
@@ -18,7 +25,30 @@ PACKAGES=(
 	qemu-user                                        # running patched programs
 	xz-utils zstd gzip                               # compressed modules
 	time                                             # /usr/bin/time for make bench
+	libxml2-utils                                    # xmllint: --junit output against the Jenkins JUnit schema
+	mandoc                                           # mandoc -Tlint: the generated man pages
+	zsh fish                                         # zsh -n, fish -n: the generated completions
 )
+
+# Building Linux 6.12 for arm64 out of tree (scripts/linux-build.sh): the
+# host tools its build runs, Clang/LLD through LLVM=1 (the base set's clang,
+# lld, llvm), and what scripts/linux-source.sh fetches the sources with.
+GROUP_kernel_build=(
+	make gcc libc6-dev bc flex bison libssl-dev libelf-dev # host programs of the kernel build
+	cpio kmod python3 perl                                 # scripts the build runs
+	debian-archive-keyring dpkg                            # linux-source.sh's apt-get download, dpkg-deb
+)
+
+for group in "$@"; do
+	var=GROUP_${group//-/_}
+	if ! declare -p "$var" >/dev/null 2>&1; then
+		echo "deps.sh: no package group '$group' (groups: $(compgen -A variable GROUP_ | sed 's/^GROUP_//; s/_/-/g' | tr '\n' ' '))" >&2
+		exit 2
+	fi
+	declare -n members=$var
+	PACKAGES+=("${members[@]}")
+	unset -n members
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do

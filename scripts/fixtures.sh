@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # fixtures.sh OUTDIR KTREEDIR: build every fixture of testdata/fixtures from
 # the sources in testdata/src/fixtures into OUTDIR, write OUTDIR/README.md
 # with the exact command of each, and check each with readelf -a (no

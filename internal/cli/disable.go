@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -14,7 +16,7 @@ type DisableOptions struct {
 func newDisableCmd(io *IO) *cobra.Command {
 	opts := &DisableOptions{}
 	cmd := &cobra.Command{
-		Use:   "disable [--default-ops SYM|ADDR] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE|DIR] [-j N] [--quiet] [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--wait DURATION] [--dry-run] FILE|DIR...",
+		Use:   "disable [--default-ops SYM|ADDR] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE|DIR] [-j N] [--quiet] [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--wait DURATION] [--dry-run] [--junit FILE] [--sarif FILE] FILE|DIR...",
 		Short: "Disable patch sites: BL := NOP, literal := default ops",
 		Long: `Disable the selected enabled sites as Linux's ftrace_make_nop does: the BL
 becomes a NOP first, then the literal gets the default ops back (0 unless

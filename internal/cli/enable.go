@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -24,7 +26,7 @@ type EnableOptions struct {
 func newEnableCmd(io *IO) *cobra.Command {
 	opts := &EnableOptions{}
 	cmd := &cobra.Command{
-		Use:   "enable [--ops SYM|ADDR] [--trampoline SYM|ADDR] [--direct SYM|ADDR [--direct-call-offset N]] [--init] [--skip-misaligned] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE|DIR] [-j N] [--quiet] [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--wait DURATION] [--dry-run] FILE|DIR...",
+		Use:   "enable [--ops SYM|ADDR] [--trampoline SYM|ADDR] [--direct SYM|ADDR [--direct-call-offset N]] [--init] [--skip-misaligned] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE|DIR] [-j N] [--quiet] [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--wait DURATION] [--dry-run] [--junit FILE] [--sarif FILE] FILE|DIR...",
 		Short: "Enable patch sites: literal := ops, then BL trampoline",
 		Long: `Enable the selected sites as Linux's ftrace_make_call does: the literal gets
 --ops (required for call-ops sites, refused for classic ones), then the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // The flags several commands share, defined once so that their names,
@@ -165,6 +167,14 @@ func (s *Selection) Selects(fn string) bool {
 	}
 	st.mu.Unlock()
 	return ok
+}
+
+// selects is Selects when a selection was given, else nil (every site).
+func (s *Selection) selects() func(string) bool {
+	if !s.Active() {
+		return nil
+	}
+	return s.Selects
 }
 
 // Filter keeps the selected sites of f, in place.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // Inputs: files, folders and kernel trees as arguments, processed in

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -535,7 +537,7 @@ func TestScanFolderSniffsWhileOpening(t *testing.T) {
 				// The summaries differ only in what the folder skipped.
 				gotOut, gotSum := cutSummary(t, gotOut)
 				wantOut, wantSum := cutSummary(t, wantOut)
-				gotErr, wantErr = dropLines(gotErr, "summary: ", "ftpatch: skipped "), dropLines(wantErr, "summary: ")
+				gotErr, wantErr = dropLines(gotErr, "summary: ", "ftpatch: warning: skipped "), dropLines(wantErr, "summary: ")
 				wantSum.Skipped = gotSum.Skipped
 				if total := gotSum.Skipped["not-elf"] + gotSum.Skipped["not-aarch64"]; total == 0 || !reflect.DeepEqual(gotSum, wantSum) {
 					t.Errorf("--check=%v: summary %+v; want %+v and some skipped", check, gotSum, wantSum)

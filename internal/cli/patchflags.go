@@ -1,8 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // Flags and the run function shared by init, enable and disable.
 
 import (
+	"debug/elf"
+	"errors"
 	"fmt"
 	goio "io"
 	"os"
@@ -33,6 +37,7 @@ type PatchOptions struct {
 	// AllowAbsolute (--allow-absolute) lets a non-zero literal be stored in
 	// a PIE or shared file that has no dynamic relocation for it.
 	AllowAbsolute bool
+	CI            CIOptions // --junit, --sarif
 }
 
 func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
@@ -44,6 +49,7 @@ func (o *PatchOptions) addFlags(f *pflag.FlagSet, defaultOps bool) {
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the planned writes (function, address, old word, new word) and write nothing")
 	o.Select.addFlags(f)
 	f.BoolVar(&o.AllowAbsolute, "allow-absolute", false, "store an absolute ops address in a PIE/shared file (no dynamic relocation)")
+	o.CI.addFlags(f)
 	if defaultOps {
 		f.StringVar(&o.DefaultOps, "default-ops", "", "idle value of the literal: `SYM|ADDR` (default 0)")
 	}
@@ -105,7 +111,7 @@ func (o *PatchOptions) request(op patch.Op) (patch.Request, error) {
 
 // runPatch checks the flags shared by the patch commands, then patches
 // one file (patchFile) or many (patchMany).
-func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
+func runPatch(o *PatchOptions, req patch.Request, io *IO) (err error) {
 	if err := checkInputArgs(o.Files); err != nil {
 		return err
 	}
@@ -127,23 +133,56 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) error {
 	if err := o.Walk.check(); err != nil {
 		return err
 	}
+	ci, err := o.CI.open("ftpatch " + string(req.Op))
+	if err != nil {
+		return err
+	}
+	defer func() { err = ci.finish(err) }()
 	if st, err := os.Stat(o.Files[0]); len(o.Files) == 1 && (err != nil || !st.IsDir()) {
 		defer gcOneFile()()
 		res, err := patchFile(o, req, o.Files[0], o.Output, true, io.Out, io.Err)
+		ci.patched(o.Files[0], res, err)
 		if err == nil && res.line != "" {
 			_, err = goio.WriteString(io.Out, res.line)
 		}
 		return err
 	}
-	return patchMany(o, req, io)
+	return patchMany(o, req, io, ci)
+}
+
+// patchReport is what the CI reports need of one file's patch: its sites,
+// those the request left alone and those it refused.
+type patchReport struct {
+	rel     bool
+	sites   []elfscan.Site
+	selects func(string) bool
+	skipped []patch.Skip
+	refused []patch.Refusal
+}
+
+// patched reports one file's patch in the CI reports: res's sites, or,
+// when the file could not be read or planned, err.
+func (c *ciFiles) patched(file string, res *patchResult, err error) {
+	if !c.Active() {
+		return
+	}
+	if res != nil && res.ci != nil {
+		r := res.ci
+		c.PatchFile(file, r.rel, r.sites, r.selects, r.skipped, r.refused)
+		return
+	}
+	if err != nil {
+		c.InputError(file, err.Error())
+	}
 }
 
 // patchResult is what patching one file did.
 type patchResult struct {
-	changed bool   // the plan changed something (else: unchanged)
-	sites   int    // the file's sites (selected ones)
-	done    int    // sites changed
-	line    string // the line that says so (stdout), "" with --dry-run
+	changed bool         // the plan changed something (else: unchanged)
+	sites   int          // the file's sites (selected ones)
+	done    int          // sites changed
+	line    string       // the line that says so (stdout), "" with --dry-run
+	ci      *patchReport // for --junit and --sarif; with the error of a refused plan too
 }
 
 // patchFile opens, plans and (unless --dry-run) writes one file, to
@@ -174,9 +213,16 @@ func patchFile(o *PatchOptions, req patch.Request, file, output string, ownSelec
 		}
 	}
 	c, err := patch.Plan(in, req)
+	res.ci = &patchReport{rel: in.Scan.Type == elf.ET_REL, sites: in.Scan.Sites, selects: o.Select.selects()}
 	if err != nil {
+		var refused *patch.RefusedError
+		if errors.As(err, &refused) {
+			res.ci.refused = refused.Sites
+			return res, inFile(file, err) // res: for the reports only
+		}
 		return nil, inFile(file, err)
 	}
+	res.ci.skipped = c.Skipped
 	report.PatchSkipped(stderr, file, c)
 	res.changed, res.done = !c.Empty(), c.Sites
 	if o.DryRun {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // init, enable and disable over many inputs: files, folders, kernel trees.
@@ -27,7 +29,7 @@ import (
 // path) and, with --func/--exclude, that each pattern matches a function
 // in some input. Memory stays flat: a worker holds one file at a time, and
 // a file's lines are all that waits for its turn to be printed.
-func patchMany(o *PatchOptions, req patch.Request, io *IO) error {
+func patchMany(o *PatchOptions, req patch.Request, io *IO, ci *ciFiles) error {
 	in := newWalker(o.Walk, false).expand(o.Files)
 	outs, err := outputPaths(o, in)
 	if err != nil {
@@ -38,7 +40,7 @@ func patchMany(o *PatchOptions, req patch.Request, io *IO) error {
 	}
 	run := newRunState(string(req.Op), io, in, nil, o.Quiet)
 	dirs := &outDirs{made: map[string]bool{}}
-	t := &patchTally{run: run, quiet: o.Quiet, io: io}
+	t := &patchTally{run: run, quiet: o.Quiet, io: io, ci: ci, in: in}
 	pool.Ordered(context.Background(), len(in.items), o.Jobs,
 		func(_ context.Context, i int) (*patchOutput, error) {
 			return patchItem(o, req, &in.items[i], outs[i], dirs)
@@ -81,7 +83,7 @@ func patchItem(o *PatchOptions, req patch.Request, it *inputItem, out string, di
 		if p.stderr.Len() > 0 {
 			err = fmt.Errorf("%w\n%s", err, strings.TrimSuffix(indent(p.stderr.String()), "\n"))
 		}
-		return nil, err
+		return &patchOutput{res: res}, err // res: a refused plan's sites, for the reports
 	}
 	p.res = res
 	return p, nil
@@ -98,12 +100,19 @@ type patchTally struct {
 	run   *runState
 	io    *IO
 	quiet bool
+	ci    *ciFiles
+	in    *runInputs
 
 	patched, unchanged, sites, changed int
 }
 
 func (t *patchTally) emit(i int, p *patchOutput, err error) error {
 	t.run.step()
+	var res *patchResult
+	if p != nil {
+		res = p.res
+	}
+	t.ci.patched(t.in.items[i].path, res, err) // in input order, on this goroutine
 	if err != nil {
 		t.run.fail(i, err)
 		return nil

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -14,6 +16,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/report"
 )
 
@@ -26,15 +29,19 @@ type ScanOptions struct {
 	Ignore []string
 	Jobs   int  // -j: files scanned at once
 	Quiet  bool // --quiet: only problems, errors and the summary
-	Select Selection
-	Walk   WalkOptions
-	Files  []string // files and folders
+	// RequireSites (--require-sites, with --check): a file with no patch
+	// site at all (built without -fpatchable-function-entry) is a finding.
+	RequireSites bool
+	CI           CIOptions // --junit, --sarif (with --check)
+	Select       Selection
+	Walk         WalkOptions
+	Files        []string // files and folders
 }
 
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}
 	cmd := &cobra.Command{
-		Use:   "scan [--json] [--check [--ignore CODE[,CODE]]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
+		Use:   "scan [--json] [--check [--ignore CODE[,CODE]] [--require-sites] [--junit FILE] [--sarif FILE]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "List every patchable function entry and its state",
 		Long: `List the patch sites of arm64 ELF files (objects, kernel modules, executables,
 PIEs, relocatable kernel images), plain or compressed (.xz, .zst, .gz): the
@@ -61,6 +68,8 @@ with --json, as its line) and makes the exit status 2.
 	addJSONFlag(f, &opts.JSON)
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
 	f.StringSliceVar(&opts.Ignore, "ignore", nil, "with --check: problem `CODE[,CODE]` that do not make the exit status 1")
+	f.BoolVar(&opts.RequireSites, "require-sites", false, "with --check: exit 1 for a file with no patch site at all (built without -fpatchable-function-entry?)")
+	opts.CI.addFlags(f)
 	addJobsFlag(f, &opts.Jobs, "scan up to `N` files at once")
 	addQuietFlag(f, &opts.Quiet)
 	opts.Select.addFlags(f)
@@ -71,6 +80,8 @@ with --json, as its line) and makes the exit status 2.
 
 type scanResult struct {
 	f       *elfscan.File
+	total   int            // the file's sites, before --func/--exclude
+	ciFile  *elfscan.File  // for --junit/--sarif when --quiet trimmed f: its selected sites
 	json    []byte         // --json line, encoded by the worker for a small file
 	sites   int            // sites selected (before --quiet leaves out those without a problem)
 	byCode  map[string]int // problems by code
@@ -98,7 +109,7 @@ func getJSONBuf(n int) []byte {
 // putJSONBuf returns b, written, for reuse.
 func putJSONBuf(b []byte) { jsonBufs.Put(&b) }
 
-func runScan(opts *ScanOptions, io *IO) error {
+func runScan(opts *ScanOptions, io *IO) (err error) {
 	if err := checkJobs(&opts.Jobs); err != nil {
 		return err
 	}
@@ -115,7 +126,15 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if err != nil {
 		return err
 	}
+	if !opts.Check && (opts.RequireSites || opts.CI.given()) {
+		return UsageErrorf("--require-sites, --junit and --sarif are for --check (scan --check ...)")
+	}
 	in := newWalker(opts.Walk, true).expand(opts.Files)
+	ci, err := opts.CI.open("ftpatch scan")
+	if err != nil {
+		return err
+	}
+	defer func() { err = ci.finish(err) }()
 	if len(in.items) == 1 {
 		defer gcOneFile()()
 	}
@@ -127,14 +146,14 @@ func runScan(opts *ScanOptions, io *IO) error {
 		out = report.NewVersionStamp(out, Version())
 	}
 	if opts.JSON && !in.summarize() && len(in.items) == 1 && in.items[0].err == nil &&
-		!opts.Select.Active() && len(ignore) == 0 && !opts.Quiet {
+		!opts.Select.Active() && len(ignore) == 0 && !opts.Quiet && !ci.Active() && !opts.RequireSites {
 		return scanJSONOne(opts, in.items[0].path, out, io)
 	}
 	var jsonOut goio.Writer
 	if opts.JSON {
 		jsonOut = out
 	}
-	s := &scanJob{opts: opts, in: in, out: out, ignore: ignore, byCode: map[string]int{},
+	s := &scanJob{opts: opts, in: in, out: out, ignore: ignore, byCode: map[string]int{}, ci: ci,
 		run: newRunState("scan", io, in, jsonOut, opts.Quiet)}
 	s.run.flush = func() { out.Flush() }
 	pool.Ordered(context.Background(), len(in.items), opts.Jobs,
@@ -151,6 +170,8 @@ type scanJob struct {
 	ignore map[elfscan.Code]bool
 	run    *runState
 
+	ci       *ciFiles       // --junit, --sarif
+	noSites  []string       // files without a patch site (--check says so)
 	printed  int            // text tables written (a blank line between two)
 	sites    int            // sites read (selected)
 	byCode   map[string]int // problems by code, ignored ones included
@@ -172,9 +193,13 @@ func (s *scanJob) work(i int) (scanResult, error) {
 	if err != nil {
 		return scanResult{}, fmt.Errorf("file %s: %w", it.path, err)
 	}
+	total := len(f.Sites)
 	f.Sites = s.opts.Select.Filter(f.Sites)
-	r := scanResult{f: f, sites: len(f.Sites)}
+	r := scanResult{f: f, total: total, sites: len(f.Sites)}
 	r.byCode, r.ignored = s.countProblems(f)
+	if s.opts.Quiet && s.ci.Active() { // the reports list every checked site
+		r.ciFile = &elfscan.File{Path: f.Path, Type: f.Type, Sites: slices.Clone(f.Sites)}
+	}
 	if s.opts.Quiet {
 		f.Sites = problemSites(f.Sites)
 		r.quiet = len(f.Sites) == 0
@@ -222,8 +247,10 @@ func (s *scanJob) emit(i int, r scanResult, err error) error {
 		return nil
 	case err != nil:
 		s.run.fail(i, err)
+		s.ci.InputError(s.in.items[i].path, err.Error())
 		return nil
 	}
+	s.report(r)
 	s.sites += r.sites
 	for c, n := range r.byCode {
 		s.byCode[c] += n
@@ -250,8 +277,24 @@ func (s *scanJob) emit(i int, r scanResult, err error) error {
 	return s.writeErr // output failed: no point scanning on
 }
 
+// report writes a file's scan in the CI reports, and notes a file with no
+// patch site.
+func (s *scanJob) report(r scanResult) {
+	if r.total == 0 {
+		s.noSites = append(s.noSites, r.f.Path)
+	}
+	f := r.f
+	if r.ciFile != nil {
+		f = r.ciFile
+	}
+	s.ci.ScanFile(f, s.ignore)
+}
+
 // end closes the run: summary, then the exit status.
 func (s *scanJob) end() error {
+	if s.opts.Check {
+		noSites(s.run.io.Err, s.noSites, s.opts.RequireSites)
+	}
 	sum := &s.run.sum
 	sum.Sites, sum.Problems = s.sites, s.byCode
 	for c := range s.ignore {
@@ -265,7 +308,7 @@ func (s *scanJob) end() error {
 		s.writeErr = err
 	}
 	if s.opts.Check && !s.in.summarize() && s.ignored > 0 {
-		fmt.Fprintf(s.run.io.Err, "check: %d problems ignored (--ignore %s)\n", s.ignored, strings.Join(s.opts.Ignore, ","))
+		fmt.Fprintf(s.run.io.Err, "check: %s ignored (--ignore %s)\n", render.Count(s.ignored, "problem"), strings.Join(s.opts.Ignore, ","))
 	}
 	switch {
 	case s.writeErr != nil:
@@ -276,10 +319,36 @@ func (s *scanJob) end() error {
 	if err := s.opts.Select.unmatched(inputsName(s.in), s.opts.Files...); err != nil {
 		return err
 	}
-	if s.opts.Check && s.problems > 0 {
-		return fmt.Errorf("%d problems in %d sites: %w", s.problems, s.sites, ErrFindings)
+	switch {
+	case !s.opts.Check:
+	case s.problems > 0:
+		return fmt.Errorf("%s in %s: %w", render.Count(s.problems, "problem"), render.Count(s.sites, "site"), ErrFindings)
+	case s.opts.RequireSites && len(s.noSites) > 0:
+		return fmt.Errorf("%s without patch sites (--require-sites): %w", render.Count(len(s.noSites), "file"), ErrFindings)
 	}
 	return nil
+}
+
+// noSites says, in one line, which files a check looked at have no patch
+// site at all: a warning, or with --require-sites (finding) a finding.
+func noSites(w goio.Writer, files []string, finding bool) {
+	if len(files) == 0 {
+		return
+	}
+	which := "file " + files[0] + " has no patch sites"
+	if len(files) > 1 {
+		named := strings.Join(files[:min(len(files), 3)], ", ")
+		if len(files) > 3 {
+			named += fmt.Sprintf(" and %d more", len(files)-3)
+		}
+		which = fmt.Sprintf("%d files have no patch sites (%s)", len(files), named)
+	}
+	const why = "no __patchable_function_entries records and no __start_mcount_loc..__stop_mcount_loc table; built without -fpatchable-function-entry?"
+	if finding {
+		fmt.Fprintf(w, "ftpatch: %s: %s\n", which, why)
+		return
+	}
+	fmt.Fprintf(w, "ftpatch: warning: %s: %s (--require-sites makes this a finding)\n", which, why)
 }
 
 // flushWriter is stdout, buffered: a *bufio.Writer, or a VersionStamp
@@ -294,7 +363,7 @@ func inputsName(in *runInputs) string {
 	if len(in.items) == 1 && in.folders == 0 {
 		return in.items[0].path
 	}
-	return plural(len(in.items), "input")
+	return render.Count(len(in.items), "input")
 }
 
 // scanJSONOne is `scan --json` of a single file, which report.StreamScan
@@ -315,7 +384,7 @@ func scanJSONOne(opts *ScanOptions, path string, out flushWriter, io *IO) error 
 	case err != nil:
 		return fmt.Errorf("writing output: %w", err)
 	case opts.Check && problems > 0:
-		return fmt.Errorf("%d problems in %d sites: %w", problems, sites, ErrFindings)
+		return fmt.Errorf("%s in %s: %w", render.Count(problems, "problem"), render.Count(sites, "site"), ErrFindings)
 	}
 	return nil
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // The files a run's walks skip: counted by reason, the first few named.
@@ -5,10 +7,10 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/input"
+	"github.com/ftpatch/ftpatch/internal/render"
 )
 
 // skipList counts the files walks (and scan's opens) left out, by reason,
@@ -70,14 +72,6 @@ func (s *skipList) line() string {
 	if s.n > len(names) {
 		more = fmt.Sprintf(" and %d more", s.n-len(names))
 	}
-	return fmt.Sprintf("ftpatch: skipped %s that %s not 64-bit little-endian AArch64 ELF (%s): %s%s",
-		plural(s.n, "file"), map[bool]string{true: "is", false: "are"}[s.n == 1], strings.Join(counts, ", "), strings.Join(names, ", "), more)
-}
-
-// plural is "1 file", "2 files".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
+	return fmt.Sprintf("ftpatch: warning: skipped %s that %s not 64-bit little-endian AArch64 ELF (%s): %s%s",
+		render.Count(s.n, "file"), render.Noun(s.n, "is", "are"), strings.Join(counts, ", "), strings.Join(names, ", "), more)
 }

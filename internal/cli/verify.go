@@ -1,10 +1,15 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"slices"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -14,6 +19,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
@@ -32,6 +38,8 @@ type VerifyOptions struct {
 	Direct            []string // --direct: legal direct trampolines
 	DirectCallOffset  int64    // --direct-call-offset
 	Quiet             bool     // --quiet: only failures, errors and the summary
+	RequireSites      bool     // --require-sites: a file with no patch site is a finding
+	CI                CIOptions
 	Select            Selection
 	Walk              WalkOptions
 }
@@ -80,7 +88,7 @@ const progressMin = 20000
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--seed N] [-j N] [--max-decompressed SIZE] FILE|DIR...",
+		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--seed N] [--require-sites] [--junit FILE] [--sarif FILE] [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "Run every patch site on Unicorn's arm64 CPU and check what it does",
 		Long: `Run every patch site on Unicorn's arm64 CPU, from the function entry to the
 first instruction after the site, and check it behaves as its state says:
@@ -129,19 +137,40 @@ input errors.
 	opts.Walk.addFlags(f)
 	f.StringSliceVar(&opts.Direct, "direct", nil, "`SYM|ADDR` of a legal direct trampoline (repeatable): direct sites run it and must come back with X30 = parent")
 	f.Int64Var(&opts.DirectCallOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "with --direct: offset `N` of direct_call in struct ftrace_ops")
+	f.BoolVar(&opts.RequireSites, "require-sites", false, "exit 1 for a file with no patch site at all (built without -fpatchable-function-entry?)")
+	opts.CI.addFlags(f)
 	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
-func runVerify(opts *VerifyOptions, stdio *IO) error {
+// verified is one file's verify run: its report, and the sites it was
+// given (for --junit, which lists the sites that passed too).
+type verified struct {
+	rep   *verify.Report
+	sites []elfscan.Site
+	total int // the file's sites, before --func/--exclude
+}
+
+func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 	if err := checkVerifyOptions(opts); err != nil {
 		return err
+	}
+	// -j bounds the whole command's parallelism, the scan's goroutines
+	// with the emulator's workers: verify -j 1 uses one CPU.
+	if opts.Jobs < runtime.GOMAXPROCS(0) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(opts.Jobs))
 	}
 	if err := verify.EmulatorBuilt(); err != nil {
 		return err
 	}
+	verify.Preload() // libunicorn loads while the inputs are read
 	in := newWalker(opts.Walk, false).expand(opts.Files)
 	if len(in.items) == 1 {
+		if it := in.items[0]; it.err == nil {
+			if fi, err := os.Stat(it.path); err == nil && fi.Size() >= hugeHeapInput {
+				hugeHeap(64 << 20)
+			}
+		}
 		// One file's sites and image stay live until its report is
 		// written: a collection at the folder floor freed little and
 		// cost ~20 ms of cpu on the 53k-site bench image (~0.4 µs a
@@ -161,13 +190,18 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		out = report.NewVersionStamp(stdio.Out, Version())
 		jsonErr = out
 	}
-	if opts.Against != "" {
-		if len(in.items) != 1 || in.items[0].err != nil {
-			return UsageErrorf("--against ORIG compares one FILE, got %s in %s", plural(len(in.items), "input"), opts.Files[0])
-		}
-		return runVerifyAgainst(opts, in.items[0].path, vopts, stdio, out, jsonErr)
+	if opts.Against != "" && (len(in.items) != 1 || in.items[0].err != nil) {
+		return UsageErrorf("--against ORIG compares one FILE, got %s in %s", render.Count(len(in.items), "input"), opts.Files[0])
 	}
-	return verifyAll(opts, in, vopts, stdio, out, jsonErr)
+	ci, err := opts.CI.open("ftpatch verify")
+	if err != nil {
+		return err
+	}
+	defer func() { err = ci.finish(err) }()
+	if opts.Against != "" {
+		return runVerifyAgainst(opts, in.items[0].path, vopts, stdio, out, jsonErr, ci)
+	}
+	return verifyAll(opts, in, vopts, stdio, out, jsonErr, ci)
 }
 
 // checkVerifyOptions checks verify's flags and arguments before anything
@@ -203,47 +237,83 @@ func checkVerifyOptions(opts *VerifyOptions) error {
 
 // verifyAll verifies the inputs: files run concurrently (at most Jobs at
 // once), each with its own workers; reports are printed in input order.
-func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *IO, out, jsonErr io.Writer) error {
-	run := newRunState("verify", stdio, in, jsonErr, opts.Quiet)
-	sites, failed := 0, 0
-	pool.Ordered(context.Background(), len(in.items), opts.Jobs,
-		func(_ context.Context, i int) (*verify.Report, error) {
+func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *IO, out, jsonErr io.Writer, ci *ciFiles) error {
+	t := &verifyTally{opts: opts, in: in, out: out, ci: ci, run: newRunState("verify", stdio, in, jsonErr, opts.Quiet)}
+	err := pool.Ordered(context.Background(), len(in.items), opts.Jobs,
+		func(_ context.Context, i int) (verified, error) {
 			it := &in.items[i]
 			if it.err != nil {
-				return nil, it.err
+				return verified{}, it.err
 			}
-			rep, err := verifyOne(it.path, vopts, stdio, len(in.items) == 1)
+			v, err := verifyOne(it.path, vopts, stdio, len(in.items) == 1, ci.Active())
 			if err != nil {
 				err = fmt.Errorf("file %s: %w", it.path, err)
 			}
-			return rep, err
+			return v, err
 		},
-		func(i int, rep *verify.Report, err error) error {
-			run.step()
-			if err != nil {
-				run.fail(i, err)
-				return nil
-			}
-			sites += rep.Sites
-			failed += rep.Failed
-			if !opts.Quiet || rep.Failed > 0 {
-				run.toStderr()
-				writeVerify(out, rep, opts.JSON)
-			}
-			return nil
-		})
-	run.sum.Sites, run.sum.SitesFailed = sites, intp(failed)
-	if err := run.finish(); err != nil {
+		t.emit)
+	if err != nil {
+		return err // a mistake in the request, said once
+	}
+	return t.end()
+}
+
+// verifyTally writes a verify run's files as they come, and counts them.
+type verifyTally struct {
+	opts          *VerifyOptions
+	in            *runInputs
+	out           io.Writer
+	ci            *ciFiles
+	run           *runState
+	sites, failed int
+	empty         []string // files without a patch site
+}
+
+// emit writes input i's result, in input order; an error stops the run.
+func (t *verifyTally) emit(i int, v verified, err error) error {
+	t.run.step()
+	if errors.Is(err, verify.ErrNoFileTrampoline) {
+		// A mistake in the request: said once, and the run stops
+		// (every other object would say it again).
+		return fmt.Errorf("--run-file-trampoline: %w", err)
+	}
+	if err != nil {
+		t.run.fail(i, err)
+		t.ci.InputError(t.in.items[i].path, err.Error())
+		return nil
+	}
+	t.sites += v.rep.Sites
+	t.failed += v.rep.Failed
+	if !t.opts.Quiet || v.rep.Failed > 0 {
+		t.run.toStderr()
+		writeVerify(t.out, v.rep, t.opts.JSON)
+	}
+	t.ci.VerifyFile(v.sites, v.rep)
+	if v.total == 0 && t.opts.RequireSites {
+		t.empty = append(t.empty, v.rep.File)
+	}
+	return nil
+}
+
+// end closes the run: the files without sites (--require-sites), the
+// summary, then the exit status.
+func (t *verifyTally) end() error {
+	noSites(t.run.io.Err, t.empty, true)
+	t.run.sum.Sites, t.run.sum.SitesFailed = t.sites, intp(t.failed)
+	if err := t.run.finish(); err != nil {
 		return fmt.Errorf("writing output: %w", err)
 	}
-	if run.sum.Failed > 0 {
-		return errInputsFailed{run.sum.Failed}
+	if t.run.sum.Failed > 0 {
+		return errInputsFailed{t.run.sum.Failed}
 	}
-	if err := opts.Select.unmatched(inputsName(in), opts.Files...); err != nil {
+	if err := t.opts.Select.unmatched(inputsName(t.in), t.opts.Files...); err != nil {
 		return err
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d sites failed: %w", failed, ErrFindings)
+	switch {
+	case t.failed > 0:
+		return fmt.Errorf("%s failed: %w", render.Count(t.failed, "site"), ErrFindings)
+	case len(t.empty) > 0:
+		return fmt.Errorf("%s without patch sites: %w", render.Count(len(t.empty), "file"), ErrFindings)
 	}
 	return nil
 }
@@ -252,7 +322,7 @@ func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *
 // file opened (and decompressed, and scanned) once: FILE's sites run from
 // the same Object the comparison reads, and ORIG's intermediate states from
 // ORIG's.
-func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, stdio *IO, out, jsonErr io.Writer) error {
+func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, stdio *IO, out, jsonErr io.Writer, ci *ciFiles) error {
 	if fi, err := os.Stat(opts.Against); err == nil && fi.IsDir() {
 		return fmt.Errorf("--against %s is a folder: ORIG must be the one file %s was patched from (run verify --against once per file)", opts.Against, file)
 	}
@@ -263,18 +333,17 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	defer orig.Close()
 	patched, err := elfscan.Open(file)
 	if err != nil {
-		reportInput(stdio, jsonErr, file, fmt.Errorf("file %s: %w", file, err))
-		return errInputsFailed{1}
+		return againstInputError(stdio, jsonErr, ci, file, err)
 	}
 	defer patched.Close()
 	rep, err := verifyImage(func() (*verify.Image, error) {
 		return verify.LoadObject(patched, vopts)
 	}, vopts, stdio, true)
 	if err != nil {
-		reportInput(stdio, jsonErr, file, fmt.Errorf("file %s: %w", file, err))
-		return errInputsFailed{1}
+		return againstInputError(stdio, jsonErr, ci, file, err)
 	}
 	writeVerify(out, rep, opts.JSON)
+	ci.VerifyFile(checkedSites(patched, vopts, ci.Active()), rep)
 	if err := opts.Select.unmatched(file); err != nil {
 		return err
 	}
@@ -282,13 +351,14 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	if err != nil {
 		return fmt.Errorf("--against %s: %w", opts.Against, err)
 	}
+	ci.AgainstFile(against, opts.AllowInit)
 	unsafe, inits := notLiveSafe(against, opts.AllowInit)
 	if unsafe > 0 {
 		note := ""
 		if inits > 0 {
 			note = fmt.Sprintf(" (%d of them init changes NOP -> MOV X9,X30: pass --allow-init if %s is not running yet)", inits, file)
 		}
-		fmt.Fprintf(stdio.Err, "ftpatch: file %s: %d changes from %s are not live-safe%s\n", file, unsafe, opts.Against, note)
+		fmt.Fprintf(stdio.Err, "ftpatch: file %s: %s from %s %s not live-safe%s\n", file, render.Count(unsafe, "change"), opts.Against, render.Noun(unsafe, "is", "are"), note)
 	}
 	if failed := rep.Failed + against.Counts.Problems + unsafe; failed > 0 {
 		return fmt.Errorf("%d findings: %w", failed, ErrFindings)
@@ -296,10 +366,48 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	return nil
 }
 
+// againstInputError reports FILE of verify --against that could not be
+// read or loaded.
+func againstInputError(stdio *IO, jsonErr io.Writer, ci *ciFiles, file string, err error) error {
+	err = fmt.Errorf("file %s: %w", file, err)
+	reportInput(stdio, jsonErr, file, err)
+	ci.InputError(file, err.Error())
+	return errInputsFailed{1}
+}
+
 // verifyOne loads and checks one file, with a progress bar on a terminal
-// when it has many sites and is the only file.
-func verifyOne(path string, vopts verify.Options, io *IO, bar bool) (*verify.Report, error) {
-	return verifyImage(func() (*verify.Image, error) { return verify.Load(path, vopts) }, vopts, io, bar)
+// when it has many sites and is the only file; withSites also returns the
+// sites it checked (for --junit).
+func verifyOne(path string, vopts verify.Options, io *IO, bar, withSites bool) (verified, error) {
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return verified{}, err
+	}
+	var v verified
+	v.rep, err = verifyImage(func() (*verify.Image, error) {
+		defer o.Close() // the Image keeps what it needs, and the scan stays usable
+		img, err := verify.LoadObject(o, vopts)
+		if err == nil {
+			sf, _ := o.Scan() // done by LoadObject: its result
+			v.total = len(sf.Sites)
+			v.sites = checkedSites(o, vopts, withSites)
+		}
+		return img, err
+	}, vopts, io, bar)
+	return v, err
+}
+
+// checkedSites are the sites of o that verify checks: its scan's, or the
+// ones vopts.Select keeps. Only when want is set: nil otherwise.
+func checkedSites(o *elfscan.Object, vopts verify.Options, want bool) []elfscan.Site {
+	sf, err := o.Scan()
+	if !want || err != nil {
+		return nil
+	}
+	if vopts.Select == nil {
+		return sf.Sites
+	}
+	return slices.DeleteFunc(slices.Clone(sf.Sites), func(s elfscan.Site) bool { return !vopts.Select(s.Func) })
 }
 
 // verifyImage loads an image with load and checks it.
@@ -310,6 +418,7 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 		return nil, err
 	}
 	defer img.Close()
+	releaseBeforeRun()
 	if bar && io.IsTerminal && img.Sites() >= progressMin {
 		pb := progressbar.NewOptions(img.Sites(),
 			progressbar.OptionSetWriter(io.Err),

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfscan
 
 import (
@@ -136,6 +138,17 @@ func (o *Object) Size() int64 { return o.size }
 
 // ReadAt reads the (decompressed) bytes of the file.
 func (o *Object) ReadAt(p []byte, off int64) (int, error) { return o.r.ReadAt(p, off) }
+
+// Fd is the descriptor of the plain file the Object reads in place (see
+// input.File.Fd), for a caller that maps the file rather than reading it;
+// ok is false when the contents are in memory, or for an Object not made by
+// Open.
+func (o *Object) Fd() (fd int, ok bool) {
+	if f, isFile := o.r.(*input.File); isFile && o.closer != nil {
+		return f.Fd()
+	}
+	return -1, false
+}
 
 // Close releases the file Open opened. Views already computed (symbols,
 // relocations, scan) stay usable; none can be computed afterwards.

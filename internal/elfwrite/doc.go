@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package elfwrite owns writing ELF, and the raw view of a relocatable
 // file that writing needs: the ELF header, the section header table, and
 // the symbol, string, relocation and group tables a patch appends to, as

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfwrite
 
 // The ELF header and the section header table, decoded as they are in the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfwrite
 
 // An encode.Program as a relocatable object, so the tool can emit its own

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfwrite
 
 // A relocatable file's headers, read for a rewrite: every field used later

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfwrite
 
 // The tables of a relocatable file, entry by entry: symbols, relocations,

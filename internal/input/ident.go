@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package input
 
 // What a file is, from its first bytes: the ELF identification a folder

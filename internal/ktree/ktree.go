@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package ktree reads a Linux kernel tree as the list of files ftpatch
 // takes from it: a build tree (the folder `make` ran in, holding vmlinux
 // and modules.order) or an installed module tree (lib/modules/VERSION, as

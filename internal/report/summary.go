@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // The run summary: the totals of a command over many inputs, as the last

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Command samebehaviour checks that a refactor changed no behaviour: it runs
 // two ftpatch binaries (OLD, NEW) over the same matrix of commands on every
 // fixture in testdata/fixtures and the kernel tree in testdata/ktree, and
@@ -32,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -162,10 +164,10 @@ func readable(s *elfscan.Site) bool {
 }
 
 var tampers = []tamper{
-	{"slot1", readable, func(b []byte, s *elfscan.Site) { put32(b, s.Slot1Off(), 0xaa1e03ea) }},     // mov x10, x30
-	{"slot2", readable, func(b []byte, s *elfscan.Site) { put32(b, s.Slot2Off(), 0x91000400) }},     // add x0, x0, #1
-	{"slot2bl", readable, func(b []byte, s *elfscan.Site) { put32(b, s.Slot2Off(), 0x94000010) }},   // bl .+64, no relocation
-	{"nopbl", readable, func(b []byte, s *elfscan.Site) { put32(b, s.Slot2Off(), 0x94000010) }},     // with slot1 NOP: no known state
+	{"slot1", readable, func(b []byte, s *elfscan.Site) { put32(b, s.Slot1Off(), 0xaa1e03ea) }},   // mov x10, x30
+	{"slot2", readable, func(b []byte, s *elfscan.Site) { put32(b, s.Slot2Off(), 0x91000400) }},   // add x0, x0, #1
+	{"slot2bl", readable, func(b []byte, s *elfscan.Site) { put32(b, s.Slot2Off(), 0x94000010) }}, // bl .+64, no relocation
+	{"nopbl", readable, func(b []byte, s *elfscan.Site) { put32(b, s.Slot2Off(), 0x94000010) }},   // with slot1 NOP: no known state
 	{"movb", readable, func(b []byte, s *elfscan.Site) {
 		put32(b, s.Slot1Off(), encode.MovX9X30)
 		put32(b, s.Slot2Off(), 0x14000010) // b .+64
@@ -397,12 +399,25 @@ func compareTrees(a, b string) ([]string, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if !bytes.Equal(x, y) {
+		if x, y = timeless(x), timeless(y); !bytes.Equal(x, y) {
 			diffs = append(diffs, "differs: "+rel+firstLine(x, y))
 		}
 	}
 	sort.Strings(diffs)
 	return diffs, len(names), nil
+}
+
+// Run times differ from run to run: " in 0.048s" in text reports,
+// "seconds":0.0327 in JSON lines.
+var (
+	textTime = regexp.MustCompile(` in [0-9]+\.[0-9]+s\b`)
+	jsonTime = regexp.MustCompile(`"seconds":[0-9.e-]+`)
+)
+
+// timeless blanks the run times of a record.
+func timeless(b []byte) []byte {
+	b = textTime.ReplaceAll(b, []byte(" in Ts"))
+	return jsonTime.ReplaceAll(b, []byte(`"seconds":T`))
 }
 
 // firstLine names the first differing line of two text records.
