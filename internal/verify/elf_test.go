@@ -18,7 +18,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/input"
-	"github.com/ftpatch/ftpatch/internal/livesafe/pairtest"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
