@@ -158,15 +158,13 @@ func runScan(opts *ScanOptions, io *IO) error {
 				return nil
 			}
 			sites += len(r.f.Sites)
-			for _, s := range r.f.Sites {
-				for _, p := range s.Problems() {
-					byCode[p.Code]++
-					if ignore[p.Code] {
-						ignored++
-						continue
-					}
-					problems++
+			for p := range r.f.AllProblems {
+				byCode[p.Code]++
+				if ignore[p.Code] {
+					ignored++
+					continue
 				}
+				problems++
 			}
 			switch {
 			case r.json != nil:
