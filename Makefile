@@ -9,6 +9,11 @@
 #   make kernel-check  the whole flow on Debian's arm64 cloud kernels 6.12
 #                   and 6.1, downloaded into build/kernels (opt-in, slow,
 #                   needs the network; scripts/kernel-check.sh)
+#   make kernel-53-check  the linux/ patch series (5,3 layout) applied to
+#                   Debian's linux-source-6.12: GCC+BTI, clang-16+kCFI and a
+#                   negative build, booted on qemu with ftrace's startup
+#                   tests, then scanned, patched and verified (opt-in, slow,
+#                   needs the network; scripts/kernel-53-check.sh)
 #   make bench      scan, patch and verify on a large kernel-like image and on
 #                   1,000 small objects, against binutils and cp (scripts/bench.sh)
 #
@@ -33,7 +38,7 @@ BIN := bin/ftpatch
 FUZZTIME ?= 20000x
 FIXTURES := testdata/fixtures
 
-.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench kernel-check clean
+.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench kernel-check kernel-53-check clean
 
 deps:
 	@scripts/deps.sh
@@ -95,6 +100,13 @@ bench: build
 # Not part of test: downloads ~1 GB once, then runs for a few minutes.
 kernel-check: build
 	scripts/kernel-check.sh
+
+# Not part of test nor CI: downloads ~150 MB once, builds four small kernels
+# (~30 min on 2 cores, ~3 GB) and boots two; reused by the next run
+# (CACHE=DIR to share the sources and trees with make kernel-build-check).
+kernel-53-check: build
+	scripts/deps.sh kernel-build kernel-53
+	scripts/kernel-53-check.sh
 
 clean:
 	rm -rf bin build

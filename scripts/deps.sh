@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# deps.sh: install the Debian packages ftpatch's build, tests, demo and bench
-# need, and only those that are missing. Quiet and quick when all are there;
-# runs apt-get update only when it has something to install; uses sudo only
-# when not root. Debian 12 (bookworm) is the reference system.
+# deps.sh [GROUP...]: install the Debian packages ftpatch's build, tests, demo
+# and bench need, and those of each GROUP named, and only those that are
+# missing. Quiet and quick when all are there; runs apt-get update only when
+# it has something to install; uses sudo only when not root. Debian 12
+# (bookworm) is the reference system.
+#
+# Groups, for the opt-in targets (each is one array below; add packages to
+# it, or a group as a new array named GROUP_<name with - as _>):
+#   kernel-build   building Linux itself (make kernel-build-check)
+#   kernel-53      the 5,3 kernels of make kernel-53-check: booting them
 set -euo pipefail
 
 PACKAGES=(
@@ -18,6 +24,34 @@ PACKAGES=(
 	xz-utils zstd gzip                               # compressed modules
 	time                                             # /usr/bin/time for make bench
 )
+
+# Building Linux 6.12 for arm64 out of tree (scripts/linux-build.sh): the
+# host tools its build runs, Clang/LLD through LLVM=1 (the base set's clang,
+# lld, llvm), and what scripts/linux-source.sh fetches the sources with.
+GROUP_kernel_build=(
+	make gcc libc6-dev bc flex bison libssl-dev libelf-dev # host programs of the kernel build
+	cpio kmod python3 perl                                 # scripts the build runs
+	debian-archive-keyring dpkg                            # linux-source.sh's apt-get download, dpkg-deb
+)
+
+# make kernel-53-check (scripts/kernel-53-check.sh), on top of kernel-build:
+# clang-16's linker (LLVM=-16), applying the series, and booting the kernels.
+GROUP_kernel_53=(
+	lld-16 llvm-16 # LLVM=-16: ld.lld-16, llvm-nm-16, llvm-objcopy-16, ...
+	patch          # applying linux/*.patch
+	qemu-system-arm # qemu-system-aarch64 -M virt -cpu max
+)
+
+for group in "$@"; do
+	var=GROUP_${group//-/_}
+	if ! declare -p "$var" >/dev/null 2>&1; then
+		echo "deps.sh: no package group '$group' (groups: $(compgen -A variable GROUP_ | sed 's/^GROUP_//; s/_/-/g' | tr '\n' ' '))" >&2
+		exit 2
+	fi
+	declare -n members=$var
+	PACKAGES+=("${members[@]}")
+	unset -n members
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
