@@ -117,7 +117,8 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r, mem: o.mem, buf: getReadBuf()}, lastSec: -1}
+	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r, mem: o.mem, buf: getReadBuf()}, lastSec: -1,
+		kcfi: kcfiToolchain(o.f)}
 	if buf := o.sortBuf.Swap(nil); buf != nil {
 		sc.scratch = *buf
 	}
@@ -184,6 +185,8 @@ type scanner struct {
 	// ones included, and the section holding them (see zeroedEntries).
 	entries     int
 	entriesName string
+
+	kcfi bool // the file may hold kCFI type hashes (kcfiToolchain)
 
 	x    siteExtra  // the extras of the site being built
 	last *siteExtra // the last site's, shared by the next when alike

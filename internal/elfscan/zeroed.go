@@ -1,6 +1,7 @@
 package elfscan
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
@@ -116,4 +117,18 @@ func (f *File) AllProblems(yield func(Problem) bool) {
 			}
 		}
 	}
+}
+
+// kcfiToolchain reports whether f may hold kCFI type hashes: only Clang
+// emits them (-fsanitize=kcfi), and compilers name themselves in .comment.
+// A word before a function's NOPs that no symbol covers is then a hash; in
+// GCC's output it is code a symbol's size leaves out (an assembly function
+// of a kernel, say). Without a .comment the toolchain is unknown: maybe.
+func kcfiToolchain(f *elf.File) bool {
+	s := f.Section(".comment")
+	if s == nil || s.Type == elf.SHT_NOBITS || s.Size > 1<<16 {
+		return true
+	}
+	b, err := SafeData(s)
+	return err != nil || bytes.Contains(bytes.ToLower(b), []byte("clang"))
 }

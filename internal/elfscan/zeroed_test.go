@@ -154,3 +154,39 @@ func fixture(t *testing.T, name string) string {
 	t.Helper()
 	return filepath.Join(testutil.RepoRoot(t), "testdata", "fixtures", name)
 }
+
+// kCFI hashes are recognised in files Clang may have built (its name in
+// .comment, or no .comment at all), not in GCC's, where a word before the
+// NOPs that no symbol covers is code (Linux's assembly functions).
+func TestCFIHashToolchain(t *testing.T) {
+	orig, _ := testutil.ReadELF(t, fixture(t, "clang16-kcfi-callops53-bti-kimage.elf"))
+	hashes := func(b []byte) int {
+		t.Helper()
+		sf, err := elfscan.Scan(bytes.NewReader(b), "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for i := range sf.Sites {
+			if sf.Sites[i].CFIHashOff() != elfscan.NoOffset {
+				n++
+			}
+		}
+		return n
+	}
+	all := hashes(orig)
+	if all == 0 {
+		t.Fatal("no kCFI hash in the clang16-kcfi fixture")
+	}
+	if !bytes.Contains(orig, []byte("clang")) || !bytes.Contains(orig, []byte(".comment")) {
+		t.Fatal("fixture has no .comment naming clang")
+	}
+	notClang := bytes.ReplaceAll(orig, []byte("clang"), []byte("xxxxx"))
+	if n := hashes(notClang); n != 0 {
+		t.Errorf(".comment without clang: %d hashes, want 0", n)
+	}
+	noComment := bytes.ReplaceAll(notClang, []byte(".comment\x00"), []byte(".xomment\x00"))
+	if n := hashes(noComment); n != all {
+		t.Errorf("no .comment: %d hashes, want %d", n, all)
+	}
+}

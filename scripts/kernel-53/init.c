@@ -40,12 +40,14 @@ static void say(const char *fmt, ...)
 	va_end(ap);
 }
 
-// put writes s to the tracefs file name (truncating it).
+// put writes s to the tracefs file name (truncating it). tracefs takes
+// one name of set_ftrace_filter per write: write what is left until all is.
 static int put(const char *name, const char *s)
 {
 	char path[256];
-	int fd;
+	size_t left = strlen(s);
 	ssize_t n;
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", TRACEFS, name);
 	fd = open(path, O_WRONLY | O_TRUNC);
@@ -53,11 +55,15 @@ static int put(const char *name, const char *s)
 		say("open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	n = write(fd, s, strlen(s));
-	if (n != (ssize_t)strlen(s)) {
-		say("write %s (%s): %s", path, s, n < 0 ? strerror(errno) : "short write");
-		close(fd);
-		return -1;
+	while (left > 0) {
+		n = write(fd, s, left);
+		if (n <= 0) {
+			say("write %s (%s): %s", path, s, n < 0 ? strerror(errno) : "nothing written");
+			close(fd);
+			return -1;
+		}
+		s += n;
+		left -= n;
 	}
 	close(fd);
 	return 0;
