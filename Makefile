@@ -16,6 +16,9 @@
 #                   needs the network; scripts/kernel-53-check.sh)
 #   make bench      scan, patch and verify on a large kernel-like image and on
 #                   1,000 small objects, against binutils and cp (scripts/bench.sh)
+#   make redteam    the hostile campaign of issue 22 in full (root for every
+#                   group: tmpfs, chattr, FUSE; long kill loop, 8 GiB bombs):
+#                   a table of case groups and results (scripts/redteam.sh)
 #
 # Every target that needs system packages first runs scripts/deps.sh, which
 # installs only what is missing (apt-get; sudo when not root).
@@ -38,7 +41,7 @@ BIN := bin/ftpatch
 FUZZTIME ?= 20000x
 FIXTURES := testdata/fixtures
 
-.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench kernel-check kernel-53-check clean
+.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench redteam kernel-check kernel-53-check clean
 
 deps:
 	@scripts/deps.sh
@@ -96,6 +99,10 @@ demo: build
 
 bench: build
 	scripts/bench.sh
+
+# Not part of test: root-only, FUSE and long cases (make test runs the cheap ones).
+redteam: deps
+	scripts/redteam.sh
 
 # Not part of test: downloads ~1 GB once, then runs for a few minutes.
 kernel-check: build

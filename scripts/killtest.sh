@@ -13,11 +13,13 @@
 # The image is the gcc-callops-kimage fixture, initialised, padded with a
 # random non-alloc section (.debug_pad, as a kernel's DWARF pads it) to
 # SIZE_MB. Each round copies it to a fresh name, starts `ftpatch enable
-# --init` on it, sends SIGTERM, SIGINT, SIGHUP or SIGKILL (in turn) after a
-# random delay up to how long an uninterrupted run takes, and checks the
-# exit status (0 if it finished first, else 128+signal: ftpatch's own exit,
-# or the shell's status for a process the signal killed),
-# the bytes (cmp against the old and the new image) and the folder listing.
+# --init` on it, sends SIGTERM, SIGINT, SIGHUP, SIGQUIT or SIGKILL (in turn)
+# after a random delay up to how long an uninterrupted run takes, and checks
+# the exit status against the bytes (cmp against the old and the new image):
+# 0 with the new bytes (finished first, or the signal came after the rename,
+# the commit point), 128+signal with the old ones (ftpatch's own exit, or
+# the shell's status for a process SIGKILL killed; a SIGKILL between the
+# rename and the exit may leave the new bytes), and the folder listing.
 # The summary counts kills by whether the run had its temporary open
 # ("temporary open") when the signal was sent.
 # Work files go to KILLTEST_DIR (default build/killtest: a disk, not tmpfs,
@@ -40,7 +42,7 @@ ftp=$dir/bin/ftpatch
 enable=(enable --init --skip-misaligned --ops ops --allow-absolute)
 
 echo "killtest: making a $size_mb MiB image" >&2
-"$ftp" init -o "$dir/bin/init.elf" testdata/fixtures/gcc-callops-kimage.elf >/dev/null
+"$ftp" init --skip-misaligned -o "$dir/bin/init.elf" testdata/fixtures/gcc-callops-kimage.elf >/dev/null 2>&1
 head -c $((size_mb * 1024 * 1024)) /dev/urandom >"$dir/bin/pad"
 aarch64-linux-gnu-objcopy --add-section .debug_pad="$dir/bin/pad" "$dir/bin/init.elf" "$dir/bin/old.elf"
 rm "$dir/bin/pad" "$dir/bin/init.elf"
@@ -51,11 +53,11 @@ span_ms=$((($(date +%s%N) - start) / 1000000))
 cmp -s "$dir/bin/old.elf" "$dir/bin/new.elf" && { echo "killtest: enable changed nothing" >&2; exit 1; }
 echo "killtest: $(stat -c %s "$dir/bin/old.elf") bytes; an uninterrupted enable --init takes ${span_ms} ms; $kills kills" >&2
 
-sigs=(TERM INT HUP KILL)
+sigs=(TERM INT HUP QUIT KILL)
 declare -A seen=()
 target=$dir/run/vmlinux
 for ((i = 0; i < kills; i++)); do
-	sig=${sigs[i % 4]}
+	sig=${sigs[i % 5]}
 	env=()
 	if [[ $named == 1 && $sig != KILL && $((i % 2)) == 1 ]]; then
 		env=(FTPATCH_TEST_NO_TMPFILE=1)
@@ -86,6 +88,10 @@ for ((i = 0; i < kills; i++)); do
 		bytes=new
 	else
 		echo "killtest: round $i (SIG$sig after $delay_ms ms): the file is neither old nor new" >&2
+		exit 1
+	fi
+	if [[ ($status == 0 && $bytes != new) || ($status != 0 && $bytes == new && $sig != KILL) ]]; then
+		echo "killtest: round $i (SIG$sig after $delay_ms ms): exit $status but the file holds the $bytes bytes" >&2
 		exit 1
 	fi
 	left=$(ls -A "$dir/run")

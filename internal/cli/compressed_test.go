@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,5 +90,49 @@ func same(t *testing.T, a, b ScanOptions, plain, dir string) {
 	}
 	if want := strings.ReplaceAll(outA, plain, dir); outB != want {
 		t.Errorf("scan (json %v) %v differs from the plain files' output:\n%s\nwant\n%s", a.JSON, b.Files, outB, want)
+	}
+}
+
+// Issue 22.5: one decode-error rule for every format. A folder holding a
+// good module and one cut short, compressed by xz, zstd or gzip and cut
+// right after its header or in the middle: scan, scan --check and verify
+// report the cut one as corrupt (exit 2) and still the good one, in every
+// format. A cut .ko.zst (a zstd block comes out whole or not at all) used
+// to be skipped silently as "not ELF", exit 0.
+func TestTruncatedCompressedInFolder(t *testing.T) {
+	bin := testutil.BuildFTPatch(t)
+	mod := testutil.Fixtures(t, "gcc-callops-module.ko")[0]
+	for _, tool := range []struct{ name, ext string }{{"xz", ".xz"}, {"zstd", ".zst"}, {"gzip", ".gz"}} {
+		path := testutil.NeedTool(t, tool.name)
+		z, err := exec.Command(path, "-c", mod).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", tool.name, err)
+		}
+		for _, cut := range []struct {
+			name string
+			n    int
+		}{{"header", 8}, {"half", len(z) / 2}, {"last-byte", len(z) - 1}} {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "a-good.ko"), readFile(t, mod), 0o644)
+			bad := filepath.Join(dir, "b-cut.ko"+tool.ext)
+			writeFile(t, bad, z[:cut.n], 0o644)
+			for _, args := range [][]string{{"scan"}, {"scan", "--check"}, {"verify"}} {
+				cmd := exec.Command(bin, append(args, dir)...)
+				var out, errb bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				err := cmd.Run()
+				code := 0
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				}
+				what := fmt.Sprintf("%s %s cut at %s", strings.Join(args, " "), tool.name, cut.name)
+				if code != 2 || !strings.Contains(errb.String(), "file "+bad+": corrupt compressed data") {
+					t.Errorf("%s: exit %d, stderr %q; want 2 and the file named corrupt", what, code, errb.String())
+				}
+				if !strings.Contains(out.String(), "a-good.ko") {
+					t.Errorf("%s: the good module is not reported: %q", what, out.String())
+				}
+			}
+		}
 	}
 }

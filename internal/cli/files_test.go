@@ -44,7 +44,7 @@ func newPromise(t *testing.T) *promise {
 	dir := t.TempDir()
 	src := testutil.Fixtures(t, "gcc-callops-kimage.elf")[0]
 	f := filepath.Join(dir, "ref.elf")
-	p.mustRun(t, "init", "-o", f, src)
+	p.mustRun(t, "init", "--skip-misaligned", "-o", f, src)
 	p.init = readFile(t, f)
 	p.mustRun(t, append(enableArgs, "--func", "fx_add", f)...)
 	p.add = readFile(t, f)
@@ -153,25 +153,48 @@ func TestFilePromise(t *testing.T) {
 	t.Run("temporaries of killed runs are removed under the lock", p.testStale)
 }
 
-// A kill -9 between link and rename (or an ftpatch before safefile) leaves a
-// named temporary; the next run on the file, holding its lock, removes it
-// and says so, and leaves other files alone.
+// A kill -9 between link and rename leaves a named temporary; the next run
+// on the file, holding its lock, removes it and says so. Files whose names
+// only look like ftpatch's (a user's notes, an older ftpatch's temporary)
+// stay, and the run says so too (issue 22.2).
 func (p *promise) testStale(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "k.elf")
 	writeFile(t, f, p.init, 0o755)
-	stale := []string{".k.elf.ftpatch-4242-17", ".k.elf.ftpatch-123456789"}
-	keep := []string{".k.elf2.ftpatch-1-1", ".other.ftpatch-1-1", "k.elf.ftpatch-1-1"}
-	for _, n := range append(append([]string(nil), stale...), keep...) {
-		writeFile(t, filepath.Join(dir, n), []byte("half a file"), 0o600)
+	cmd := p.cmd(append(enableArgs, "--func", "fx_mul", f)...)
+	cmd.Env = append(os.Environ(), "FTPATCH_TEST_SIGNAL_AT=linked", "FTPATCH_TEST_SIGNAL=KILL")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	r := p.mustRun(t, append(enableArgs, "--func", "fx_add", f)...)
-	for _, n := range stale {
-		if !strings.Contains(r.stderr, "removed "+filepath.Join(dir, n)+", a temporary file left by an ftpatch run that was killed") {
-			t.Errorf("no note on stderr about removing %s: %q", n, r.stderr)
+	if r := wait(t, cmd, &out, &errb); r.sig != syscall.SIGKILL {
+		t.Fatalf("run killed between link and rename: exit %d, signal %v: %s", r.code, r.sig, r.stderr)
+	}
+	var stale []string
+	for _, n := range names(t, dir) {
+		if n != "k.elf" {
+			stale = append(stale, n)
 		}
 	}
-	want := append([]string{"k.elf"}, keep...)
+	if len(stale) != 1 || !strings.HasPrefix(stale[0], fmt.Sprintf(".k.elf.ftpatch-%d-", cmd.Process.Pid)) {
+		t.Fatalf("a kill -9 between link and rename left %q, want one temporary", stale)
+	}
+	foreign := []string{".k.elf.ftpatch-notes", ".k.elf.ftpatch-4242-17"}
+	keep := []string{".k.elf2.ftpatch-1-1", ".other.ftpatch-1-1", "k.elf.ftpatch-1-1"}
+	for _, n := range slices.Concat(foreign, keep) {
+		writeFile(t, filepath.Join(dir, n), []byte("someone's notes"), 0o600)
+	}
+	r := p.mustRun(t, append(enableArgs, "--func", "fx_add", f)...)
+	if !strings.Contains(r.stderr, "removed "+filepath.Join(dir, stale[0])+", a temporary file left by an ftpatch run that was killed") {
+		t.Errorf("no note on stderr about removing %s: %q", stale[0], r.stderr)
+	}
+	for _, n := range foreign {
+		if !strings.Contains(r.stderr, "ftpatch: warning: left "+filepath.Join(dir, n)+" alone") {
+			t.Errorf("no warning about leaving %s alone: %q", n, r.stderr)
+		}
+	}
+	want := slices.Concat([]string{"k.elf"}, foreign, keep)
 	slices.Sort(want)
 	if n := names(t, dir); !slices.Equal(n, want) {
 		t.Errorf("folder holds %q, want %q", n, want)
@@ -276,6 +299,17 @@ func (p *promise) testWait(t *testing.T) {
 	}
 	if !bytes.Equal(readFile(t, f), p.add) {
 		t.Fatal("run with --wait: file not enabled after the lock was released")
+	}
+}
+
+// waitOpen returns once process pid has name open, or has ended.
+func waitOpen(pid int, name string) {
+	for !hasOpen(pid, name) {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			return
+		}
+		time.Sleep(100 * time.Microsecond) // pacing only: the outcome does not depend on it
 	}
 }
 
@@ -579,46 +613,62 @@ func (p *promise) testCannotKeep(t *testing.T) {
 	}
 }
 
-// A SIGTERM the binary sends itself at each stage of Replace (test hook
-// FTPATCH_TEST_SIGNAL_AT), with an unnamed temporary and with the named
-// one of file systems without O_TMPFILE: exit 143, the target old or new
-// as the stage says, nothing beside it.
+// A signal the binary sends itself at each stage of Replace (test hook
+// FTPATCH_TEST_SIGNAL_AT), SIGTERM and SIGQUIT, with an unnamed temporary
+// and with the named one of file systems without O_TMPFILE. The commit
+// point is the rename: before it, exit 128+signal and the old bytes; from
+// it on ("linked": the handler waits for the rename under way), the run
+// completes, exit 0, and the new bytes. Never a status saying failure over
+// a file that holds the new bytes, nothing beside the file, no goroutine
+// dump (SIGQUIT's Go default, which also left the named temporary).
 func (p *promise) testSignalStages(t *testing.T) {
 	for _, c := range []struct {
 		stage string
 		isNew bool
 	}{{"filled", false}, {"linked", true}, {"renamed", true}} {
-		for _, named := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s named=%v", c.stage, named), func(t *testing.T) {
-				dir := t.TempDir()
-				f := filepath.Join(dir, "k.elf")
-				writeFile(t, f, p.init, 0o755)
-				cmd := p.cmd(append(enableArgs, "--func", "fx_add", f)...)
-				cmd.Env = append(os.Environ(), "FTPATCH_TEST_SIGNAL_AT="+c.stage)
-				if named {
-					cmd.Env = append(cmd.Env, "FTPATCH_TEST_NO_TMPFILE=1")
-				}
-				var out, errb bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &errb
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				r := wait(t, cmd, &out, &errb)
-				if r.code != 128+int(syscall.SIGTERM) {
-					t.Errorf("exit %d (signal %v), want %d: %s", r.code, r.sig, 128+syscall.SIGTERM, r.stderr)
-				}
-				want := p.init
-				if c.isNew {
-					want = p.add
-				}
-				if !bytes.Equal(readFile(t, f), want) {
-					t.Errorf("target after SIGTERM: want the %s bytes", map[bool]string{false: "old", true: "new"}[c.isNew])
-				}
-				if n := names(t, dir); !slices.Equal(n, []string{"k.elf"}) {
-					t.Errorf("folder holds %q", n)
-				}
-			})
+		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGQUIT} {
+			for _, named := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s %v named=%v", c.stage, sig, named), func(t *testing.T) {
+					p.signalAt(t, c.stage, sig, named, c.isNew)
+				})
+			}
 		}
+	}
+}
+
+func (p *promise) signalAt(t *testing.T, stage string, sig syscall.Signal, named, isNew bool) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "k.elf")
+	writeFile(t, f, p.init, 0o755)
+	cmd := p.cmd(append(enableArgs, "--func", "fx_add", f)...)
+	cmd.Env = append(os.Environ(), "FTPATCH_TEST_SIGNAL_AT="+stage, "FTPATCH_TEST_SIGNAL="+strings.TrimPrefix(unix.SignalName(sig), "SIG"))
+	if named {
+		cmd.Env = append(cmd.Env, "FTPATCH_TEST_NO_TMPFILE=1")
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := wait(t, cmd, &out, &errb)
+	want, bytesWant := 128+int(sig), p.init
+	if isNew {
+		want, bytesWant = 0, p.add
+	}
+	if r.code != want || r.sig != 0 {
+		t.Errorf("exit %d (signal %v), want %d: %s", r.code, r.sig, want, r.stderr)
+	}
+	if !bytes.Equal(readFile(t, f), bytesWant) {
+		t.Errorf("target after %v: want the %s bytes", sig, map[bool]string{false: "old", true: "new"}[isNew])
+	}
+	if isNew && !strings.Contains(r.stdout, "enable: 1 sites changed") {
+		t.Errorf("a run that completed did not report its writes: %q", r.stdout)
+	}
+	if strings.Contains(r.stderr, "goroutine ") {
+		t.Errorf("goroutine dump on stderr: %.200s", r.stderr)
+	}
+	if n := names(t, dir); !slices.Equal(n, []string{"k.elf"}) {
+		t.Errorf("folder holds %q", n)
 	}
 }
 
@@ -644,10 +694,11 @@ func (p *promise) bigImage(t *testing.T, dir string, mb int) string {
 }
 
 // Random kills while a few-MB file is enabled in place: SIGTERM, SIGINT,
-// SIGHUP and SIGKILL at random moments (up to how long an
+// SIGHUP, SIGQUIT and SIGKILL at random moments (up to how long an
 // uninterrupted run takes), with an unnamed temporary and, for the signals
 // ftpatch handles, with a named one. Whatever the moment, the file holds
-// its old bytes or its new ones and nothing is left beside it. The moment
+// its old bytes or its new ones, the exit status says which (0: new;
+// 128+signal: old), and nothing is left beside it. The moment
 // is random; the assertions hold at every moment. scripts/killtest.sh runs
 // the same on a kernel-sized file 100 times.
 func TestRandomKills(t *testing.T) {
@@ -666,14 +717,22 @@ func TestRandomKills(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "k.elf")
 	// How long an uninterrupted run takes, to spread the kills over it.
+	// How long from its lock to its end, as the kills below count.
 	writeFile(t, f, old, 0o755)
+	cal := p.cmd(append(enableArgs, "--init", "--skip-misaligned", f)...)
+	if err := cal.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitOpen(cal.Process.Pid, f)
 	start := time.Now()
-	p.mustRun(t, append(enableArgs, "--init", "--skip-misaligned", f)...)
+	if err := cal.Wait(); err != nil {
+		t.Fatal(err)
+	}
 	span := time.Since(start)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
-	sigs := []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGKILL}
+	sigs := []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGKILL}
 	counts := map[string]int{}
-	for i := range 12 {
+	for i := range 15 {
 		sig := sigs[i%len(sigs)]
 		named := sig != syscall.SIGKILL && i%3 == 0
 		writeFile(t, f, old, 0o755)
@@ -686,13 +745,16 @@ func TestRandomKills(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// From its lock on: before Main installs the handler, SIGQUIT
+		// would be Go's (a goroutine dump, exit 2), nothing touched yet.
+		waitOpen(cmd.Process.Pid, f)
 		time.Sleep(time.Duration(rng.Int64N(int64(span))))
 		cmd.Process.Signal(sig)
 		r := wait(t, cmd, &out, &errb)
 		switch {
 		case r.code == 0:
 			counts["finished first"]++
-		case r.sig == sig: // SIGKILL, or a signal before Main installed its handler
+		case r.sig == syscall.SIGKILL:
 			counts["killed by the signal"]++
 		case sig != syscall.SIGKILL && r.code == 128+int(sig):
 			counts["exited 128+signal"]++
@@ -703,8 +765,14 @@ func TestRandomKills(t *testing.T) {
 		switch {
 		case bytes.Equal(got, old):
 			counts["old bytes"]++
+			if r.code == 0 {
+				t.Fatalf("kill %d (%v): exit 0 but the file holds the old bytes", i, sig)
+			}
 		case bytes.Equal(got, enabled):
 			counts["new bytes"]++
+			if r.code != 0 && sig != syscall.SIGKILL {
+				t.Fatalf("kill %d (%v): exit %d says failure but the file holds the new bytes: %s", i, sig, r.code, r.stderr)
+			}
 		default:
 			t.Fatalf("kill %d (%v, named temporary %v): the file is neither the old nor the new one (%d bytes)", i, sig, named, len(got))
 		}
@@ -723,5 +791,5 @@ func TestRandomKills(t *testing.T) {
 			counts["kill -9 between link and rename, removed by the next run"]++
 		}
 	}
-	t.Logf("12 kills: %v", counts)
+	t.Logf("15 kills: %v", counts)
 }

@@ -9,22 +9,25 @@ import (
 // InitOptions are the flags of `ftpatch init`.
 type InitOptions struct {
 	PatchOptions
+	SkipMisaligned bool // --skip-misaligned
 }
 
 func newInitCmd(io *IO) *cobra.Command {
 	opts := &InitOptions{}
 	cmd := &cobra.Command{
-		Use:   "init [--default-ops SYM|ADDR] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE] [--wait DURATION] [--dry-run] FILE",
+		Use:   "init [--default-ops SYM|ADDR] [--skip-misaligned] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE] [--wait DURATION] [--dry-run] FILE",
 		Short: "Initialise patch sites: literal := default ops, MOV X9,X30 after the entry",
 		Long: `Initialise every selected patch site as Linux's ftrace_init_nop does: the
 literal (call-ops layout) gets the default ops (0 unless --default-ops), and
 the first slot after the entry gets MOV X9, X30. Sites already initialised
 are left alone (init is idempotent); an enabled site is refused: disable it
-first. Without -o the file is replaced atomically.`,
+first. A site whose literal is misaligned is refused, as by enable, unless
+--skip-misaligned. Without -o the file is replaced atomically.`,
 		Args: oneFile("init", &opts.File),
 		RunE: func(cmd *cobra.Command, args []string) error { return runInit(opts, io) },
 	}
 	opts.addFlags(cmd.Flags(), true)
+	cmd.Flags().BoolVar(&opts.SkipMisaligned, "skip-misaligned", false, "leave sites with a misaligned literal untouched (reported on stderr)")
 	return cmd
 }
 
@@ -33,5 +36,6 @@ func runInit(opts *InitOptions, io *IO) error {
 	if err != nil {
 		return err
 	}
+	req.SkipMisaligned = opts.SkipMisaligned
 	return runPatch(&opts.PatchOptions, req, io)
 }

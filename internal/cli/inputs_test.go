@@ -132,6 +132,7 @@ func TestExpandInputsTree(t *testing.T) {
 		"mm/slab.o",
 		"modules/a/drv.ko.xz",
 		"modules/a/drv2.ko.zst",
+		"modules/b/broken.ko.xz", // corrupt xz: kept, for the command to report (issue 22.5)
 		"modules/b/renamed.bin",
 		"scripts/mod/modpost",
 		"vmlinux",
@@ -167,7 +168,7 @@ func TestExpandInputsArguments(t *testing.T) {
 			[]string{j("kernel/mm-link/slab.o")}},
 		{"directory nested in a directory argument",
 			[]string{j("modules"), j("modules/a")},
-			[]string{j("modules/a/drv.ko.xz"), j("modules/a/drv2.ko.zst"), j("modules/b/renamed.bin")}},
+			[]string{j("modules/a/drv.ko.xz"), j("modules/a/drv2.ko.zst"), j("modules/b/broken.ko.xz"), j("modules/b/renamed.bin")}},
 		{"no arguments", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,7 +260,6 @@ func TestExpandInputsNoELF(t *testing.T) {
 	for name, files := range map[string]map[string][]byte{
 		"empty":        {},
 		"no elf":       {"a.txt": []byte("hello\n"), "sub/b.gz": compressed(t, "gz", []byte("text"))},
-		"broken xz":    {"m.ko.xz": {0xFD, '7', 'z', 'X', 'Z', 0, 1, 2, 3}},
 		"special only": {},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -278,6 +278,21 @@ func TestExpandInputsNoELF(t *testing.T) {
 				t.Errorf("scan --check: err %v (exit %d), want exit 2", err, exitCode(err))
 			}
 		})
+	}
+}
+
+// A folder whose only file is a corrupt compressed stream holds a file
+// to report, not "no ELF file": every decode error counts the same, in
+// every format (issue 22.5).
+func TestExpandInputsCorruptOnly(t *testing.T) {
+	root := tree(t, map[string][]byte{"m.ko.xz": {0xFD, '7', 'z', 'X', 'Z', 0, 1, 2, 3}})
+	got, err := expandInputs([]string{root})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("expandInputs = %q, %v; want the corrupt file, for the command to report", got, err)
+	}
+	_, stderr, err := scanRun(t, ScanOptions{Check: true, Files: []string{root}})
+	if exitCode(err) != ExitInput || !strings.Contains(stderr, "corrupt compressed data") {
+		t.Errorf("scan --check: err %v (exit %d), stderr %q; want exit 2, corrupt", err, exitCode(err), stderr)
 	}
 }
 

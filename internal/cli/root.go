@@ -54,8 +54,8 @@ object per input per line, described in docs/json.md.`,
 
 // Main runs the CLI with args and returns the exit code.
 func Main(args []string) int {
-	tuneGC()
 	defer safefile.HandleSignals()() // a signal removes what a write created, exits 128+signal
+	tuneGC()
 	io := &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, IsTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
 	root := NewRoot(io)
 	root.SetArgs(args)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ftpatch/ftpatch/internal/input"
 )
 
 // ErrNotAArch64 is returned for ELF files that are not 64-bit little-endian AArch64.
@@ -40,6 +42,9 @@ func OpenELF(r io.ReaderAt) (f *elf.File, err error) {
 	if t := truncatedSections(f, r); t != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, t)
 	}
+	if err := compressedSections(f); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
 	if f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB || f.Machine != elf.EM_AARCH64 {
 		return nil, fmt.Errorf("%w (class %v, data %v, machine %v)", ErrNotAArch64, f.Class, f.Data, f.Machine)
 	}
@@ -67,6 +72,9 @@ func SafeData(s *elf.Section) (b []byte, err error) {
 	// running past the end of the file fails first, and a compressed one is
 	// read as its data arrives.
 	if s.Flags&elf.SHF_COMPRESSED != 0 {
+		if err := decompressible(s); err != nil {
+			return nil, err
+		}
 		if b, err = io.ReadAll(io.LimitReader(s.Open(), int64(min(s.Size, 1<<62)))); err == nil && uint64(len(b)) != s.Size {
 			err = io.ErrUnexpectedEOF
 		}
@@ -91,4 +99,16 @@ func SafeData(s *elf.Section) (b []byte, err error) {
 		return nil, fmt.Errorf("%w: section %q at %#x: %w", ErrMalformed, s.Name, s.Offset, err)
 	}
 	return b, nil
+}
+
+// decompressible refuses a compressed section whose header says it
+// decompresses to more than the run's cap (--max-decompressed): its
+// contents are decoded only when a command reads them, as a compressed
+// file's are, and behind the same cap.
+func decompressible(s *elf.Section) error {
+	if limit := input.MaxDecompressed(); s.Size > uint64(limit) {
+		return fmt.Errorf("%w: section %q at %#x: %w: it decompresses to %d bytes, more than %d (raise --max-decompressed if it is genuine)",
+			ErrMalformed, s.Name, s.Offset, input.ErrTooLarge, s.Size, limit)
+	}
+	return nil
 }

@@ -20,6 +20,11 @@ func streamSection(s *elf.Section, chunk int, fn func([]byte) error) (err error)
 	if s.Type == elf.SHT_NOBITS || s.Size == 0 {
 		return nil
 	}
+	if s.Flags&elf.SHF_COMPRESSED != 0 {
+		if err := decompressible(s); err != nil {
+			return err
+		}
+	}
 	r := s.Open()
 	buf := make([]byte, int(min(uint64(chunk), s.Size)))
 	for pos := uint64(0); pos < s.Size; {

@@ -61,12 +61,42 @@ func truncatedSections(f *elf.File, r io.ReaderAt) error {
 		return nil
 	}
 	for _, s := range f.Sections {
-		if s.Type == elf.SHT_NOBITS || s.Size == 0 {
+		if s.Type == elf.SHT_NOBITS || s.FileSize == 0 {
 			continue
 		}
-		if end := s.Offset + s.Size; end < s.Offset || end > uint64(size) {
+		// FileSize: the bytes in the file, which for a compressed section
+		// (SHF_COMPRESSED) are fewer than its Size, the decompressed one.
+		if end := s.Offset + s.FileSize; end < s.Offset || end > uint64(size) {
 			return fmt.Errorf("%w: the file is %d bytes (%#x), but section %q ends at offset %#x (%d bytes expected); was it cut short while copying or downloading?",
 				ErrTruncated, size, size, s.Name, end, end)
+		}
+	}
+	return nil
+}
+
+// ErrCompressedSection is wrapped (with ErrMalformed) for a compressed
+// section (SHF_COMPRESSED) where ftpatch cannot take one.
+var ErrCompressedSection = errors.New("compressed section")
+
+// compressedSections refuses compressed sections the ELF ABI forbids
+// (SHF_ALLOC ones: what is loaded is never compressed) and those whose
+// bytes ftpatch reads as they are (relocations, dynamic tables). Debug
+// sections compressed by gcc -gz, ld --compress-debug-sections or objcopy
+// --compress-debug-sections are neither: they are checked against the file
+// by their size in it, and decompressed only if a command reads them.
+func compressedSections(f *elf.File) error {
+	for i, s := range f.Sections {
+		if s.Flags&elf.SHF_COMPRESSED == 0 {
+			continue
+		}
+		switch {
+		case s.Flags&elf.SHF_ALLOC != 0:
+			return fmt.Errorf("%w: section %q (#%d) is both compressed (SHF_COMPRESSED) and loaded (SHF_ALLOC), which the ELF ABI forbids",
+				ErrCompressedSection, s.Name, i)
+		case s.Type == elf.SHT_RELA || s.Type == elf.SHT_REL || s.Type == SHT_RELR || s.Type == elf.SHT_NOBITS ||
+			s.Type == elf.SHT_DYNAMIC || s.Type == elf.SHT_DYNSYM || s.Type == elf.SHT_GROUP || s.Type == elf.SHT_SYMTAB_SHNDX:
+			return fmt.Errorf("%w: section %q (#%d) of type %v is compressed (SHF_COMPRESSED), which no toolchain does and ftpatch does not read; rebuild the file without compressing it",
+				ErrCompressedSection, s.Name, i, s.Type)
 		}
 	}
 	return nil

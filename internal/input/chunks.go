@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // Decompressed bytes go to one buffer sized from the stream's own headers
@@ -34,6 +36,16 @@ func getChunk(class int) []byte {
 		return *p
 	}
 	return make([]byte, 1<<(firstChunkShift+class))
+}
+
+// liveOutput counts the bytes of output buffers an input holds, and
+// peakOutput the most at once: what the budget bounds (tests read them).
+var liveOutput, peakOutput atomic.Int64
+
+func addLive(n int) {
+	v := liveOutput.Add(int64(n))
+	for p := peakOutput.Load(); v > p && !peakOutput.CompareAndSwap(p, v); p = peakOutput.Load() {
+	}
 }
 
 func putChunk(b []byte) {
@@ -93,11 +105,18 @@ var errNoMagic = errors.New("no ELF magic")
 // chunk has one byte more, so that r ends inside it when size is right. On
 // error (errOverLimit when r had more than limit bytes) the chunks are
 // released, and n says how many bytes were read. With needELF, a first
-// chunk that does not start with the ELF magic ends the reading with
-// errNoMagic, and any error before the magic is wrapped in notELF.
-func readChunks(r io.Reader, size, limit int64, needELF bool) (*chunks, int64, error) {
+// chunk shown not to be ELF (see shownNotELF) ends the reading with
+// errNoMagic, or with its error wrapped in notELF.
+func readChunks(r io.Reader, size, limit int64, needELF bool, cl *claim) (*chunks, int64, error) {
 	c := chunksPool.Get().(*chunks)
 	for {
+		// Claim the buffer's bytes from the run's budget before it is
+		// allocated (see budget.go).
+		if err := cl.reserve(c.nextSize(size, limit)); err != nil {
+			n := c.size
+			c.drop() // yielding: its bytes go back to the kernel, not to a pool
+			return nil, n, err
+		}
 		var b []byte
 		switch {
 		case len(c.bufs) == 0 && size >= 0:
@@ -110,6 +129,7 @@ func readChunks(r io.Reader, size, limit int64, needELF bool) (*chunks, int64, e
 		if room := limit + 1 - c.size; int64(len(b)) > room {
 			b = b[:room]
 		}
+		addLive(cap(b))
 		n, err := fill(r, b)
 		if n == 0 && len(c.bufs) > 0 {
 			c.put(len(c.bufs), b)
@@ -127,7 +147,7 @@ func readChunks(r io.Reader, size, limit int64, needELF bool) (*chunks, int64, e
 				return c, c.size, nil
 			}
 		}
-		if needELF && len(c.bufs) == 1 && !bytes.HasPrefix(c.bufs[0], elfMagic) {
+		if needELF && len(c.bufs) == 1 && shownNotELF(c.bufs[0], err) {
 			if err == nil {
 				err = errNoMagic
 			}
@@ -135,10 +155,36 @@ func readChunks(r io.Reader, size, limit int64, needELF bool) (*chunks, int64, e
 		}
 		if err != nil {
 			size := c.size
-			c.release()
+			if err == errOverLimit {
+				c.drop()
+			} else {
+				c.release()
+			}
 			return nil, size, err
 		}
 	}
+}
+
+// shownNotELF reports whether the first decoded bytes b show that the
+// stream is not ELF: they do not start with the ELF magic, and either they
+// are long enough to hold it or the stream ended cleanly (err nil). A
+// stream that fails before its first bytes can say, as a truncated one
+// may in any format (a zstd block comes out whole or not at all), is a
+// decode error, not "not ELF": one rule for every format.
+func shownNotELF(b []byte, err error) bool {
+	return !bytes.HasPrefix(b, elfMagic) && (err == nil || len(b) >= len(elfMagic))
+}
+
+// nextSize is the capacity of the next buffer readChunks takes.
+func (c *chunks) nextSize(size, limit int64) int64 {
+	switch {
+	case len(c.bufs) == 0 && size >= 0:
+		n := min(size, limit) + 1
+		return (n + sizedRound - 1) / sizedRound * sizedRound
+	case c.sized:
+		return 1 << (firstChunkShift + chunkClass(len(c.bufs)-1))
+	}
+	return 1 << (firstChunkShift + chunkClass(len(c.bufs)))
 }
 
 // fill reads from r until b is full (nil error) or r fails (io.EOF at its
@@ -158,6 +204,9 @@ func fill(r io.Reader, b []byte) (int, error) {
 
 // put returns b, the i-th buffer of c, to its pool.
 func (c *chunks) put(i int, b []byte) {
+	if i > 0 || c.whole == nil {
+		addLive(-cap(b))
+	}
 	if i == 0 && c.whole != nil {
 		wholePool.Put(c.whole)
 		return
@@ -178,6 +227,35 @@ func (c *chunks) release() {
 	}
 	c.bufs, c.start, c.size, c.sized, c.whole = c.bufs[:0], c.start[:0], 0, false, nil
 	chunksPool.Put(c)
+}
+
+// drop is release for a bomb's buffers (or those of a decompression that
+// yields its budget): they are not pooled but left to
+// the collector, and the memory goes back to the kernel at once (see
+// freeBomb), so that the next input does not start beside a cap's worth
+// of pooled buffers of the wrong sizes.
+func (c *chunks) drop() {
+	held := int64(0)
+	for i, b := range c.bufs {
+		if i == 0 && c.whole != nil {
+			wholePool.Put(c.whole)
+		} else {
+			addLive(-cap(b))
+			held += int64(cap(b))
+		}
+		c.bufs[i] = nil
+	}
+	c.bufs, c.start, c.size, c.sized, c.whole = c.bufs[:0], c.start[:0], 0, false, nil
+	chunksPool.Put(c)
+	freeBomb(held)
+}
+
+// freeBomb returns the memory of a refused bomb to the kernel when it was
+// large: a collection and a scavenge (tens of ms), for what is rare.
+func freeBomb(held int64) {
+	if held >= 64<<20 {
+		debug.FreeOSMemory()
+	}
 }
 
 // ReadAt implements io.ReaderAt.

@@ -211,22 +211,34 @@ func xzFirstDict(r *bufio.Reader) (int64, error) {
 	return dict, nil
 }
 
-// decompress reads all of r, compressed in format c, refusing more than
-// limit bytes of output. size is the decompressed size the stream's own
-// headers give (see sizeHint), or -1: the output goes to one buffer of that
-// size when it is right.
-func decompress(c string, r io.Reader, size, limit int64, needELF bool) (*chunks, error) {
-	p, err := getDecoder(c, r)
-	if err != nil {
-		if needELF {
-			err = notELF{err}
+// decompress reads all of the stream src gives, compressed in format c,
+// refusing more than limit bytes of output. size is the decompressed size
+// the stream's own headers give (see sizeHint), or -1: the output goes to
+// one buffer of that size when it is right. Its buffers come from the
+// run's budget; when it must yield them (see budget.go) it starts again
+// from a new src.
+func decompress(c string, src func() io.Reader, size, limit int64, needELF bool) (*chunks, error) {
+	cl := runBudget.start()
+	defer cl.end()
+	for {
+		buf, err := decompressOnce(c, src(), size, limit, needELF, cl)
+		if err != errYield {
+			return buf, err
 		}
+		cl.release()
+	}
+}
+
+// decompressOnce is one attempt of decompress.
+func decompressOnce(c string, r io.Reader, size, limit int64, needELF bool, cl *claim) (*chunks, error) {
+	p, err := getDecoder(c, r)
+	if err != nil { // a corrupt header: a decode error, in a folder walk too
 		return nil, err
 	}
 	defer p.put()
-	buf, n, err := readChunks(p.d, size, limit, needELF)
-	if err == nil {
-		return buf, nil
+	buf, n, err := readChunks(p.d, size, limit, needELF, cl)
+	if err == nil || err == errYield {
+		return buf, err
 	}
 	var ne notELF
 	isNot := errors.As(err, &ne)
@@ -261,16 +273,19 @@ func decodeError(c string, n int64, err error) error {
 	return fmt.Errorf("%w: %s at decompressed byte %d: %w", ErrCorrupt, c, n, err)
 }
 
-// sniffCompressed decompresses just enough of r to see the ELF magic.
-func sniffCompressed(c string, r io.Reader) bool {
+// sniffCompressed decompresses just enough of r to see the ELF magic. A
+// stream that fails before it shows whether it is ELF is a decode error
+// (see shownNotELF); one that ends cleanly before 4 bytes is not ELF.
+func sniffCompressed(c string, r io.Reader) (bool, error) {
 	p, err := getDecoder(c, r)
 	if err != nil {
-		return false
+		return false, err
 	}
 	defer p.put()
 	var got [len("\x7fELF")]byte
-	if _, err := io.ReadFull(p.d, got[:]); err != nil {
-		return false
+	n, err := fill(p.d, got[:])
+	if err != nil && err != io.EOF {
+		return false, decodeError(c, int64(n), err)
 	}
-	return bytes.Equal(got[:], elfMagic)
+	return bytes.Equal(got[:n], elfMagic), nil
 }

@@ -27,6 +27,11 @@
 //     other system call.
 //   - A folder walk need not sniff a file before it is opened: OpenFound
 //     sniffs while it opens, and decompresses a compressed file once.
+//   - One decode-error rule for every format: a compressed file is "not
+//     ELF" (a folder walk skips it) only when its decoded bytes show it
+//     (they start otherwise, or the stream ends cleanly before 4 bytes);
+//     a corrupt header, or a stream cut before its first bytes come out,
+//     is ErrCorrupt, as a stream cut after them is.
 //   - A decompression bomb costs at most the cap plus a window (xz
 //     dictionary, zstd window: both checked before they are allocated) plus
 //     one output chunk: a size field is trusted only to size the first
@@ -95,8 +100,8 @@ var (
 	// FIFO, socket, device or directory), which is never opened for reading.
 	ErrNotRegular = errors.New("not a regular file")
 	// ErrNotELF is wrapped by OpenFound's error for a file that does not
-	// start with the ELF magic, or whose decompressed bytes do not, or
-	// whose stream fails before they do: a file a folder walk skips.
+	// start with the ELF magic, or whose decompressed bytes are shown not
+	// to (see shownNotELF): a file a folder walk skips.
 	ErrNotELF = errors.New("not an ELF file")
 )
 
@@ -192,9 +197,10 @@ func OpenLimit(path string, limit int64) (*File, error) { return open(path, limi
 // sniff: opening it sniffs it, and a compressed one is decompressed once,
 // not once to sniff and again to read. When it does not start with the
 // ELF magic, or (compressed) its first decompressed buffer does not (the
-// whole file when its headers give its size, else 64 KiB) or its stream
-// fails before the magic, the error wraps ErrNotELF, and nothing more is
-// decoded: the walk skips the file, as Sniff would have said to. The walk
+// whole file when its headers give its size, else 64 KiB; see
+// shownNotELF), the error wraps ErrNotELF, and nothing more is decoded:
+// the walk skips the file, as Sniff would have said to. A stream that
+// fails before it shows its first bytes is ErrCorrupt, as Sniff says. The walk
 // checked the kind of file from its directory entry (or its stat, for a
 // symlink), so the file is not stat'ed again before the open (the opened
 // file is still checked).
@@ -227,7 +233,7 @@ func open(path string, limit int64, needELF bool) (*File, error) {
 	}
 	defer f.Close()
 	// Read to the end, wherever it is now.
-	src := io.NewSectionReader(f, 0, 1<<62)
+	src := func() io.Reader { return io.NewSectionReader(f, 0, 1<<62) }
 	buf, err := decompress(c, src, hintFor(c, f, size), limit, needELF)
 	if err != nil {
 		return nil, err
@@ -269,8 +275,8 @@ func openWhole(f *fdFile, path string, size, limit int64, needELF bool) (*File, 
 		return &File{Path: path, Size: int64(n), r: buf, buf: buf}, nil
 	}
 	defer wholePool.Put(p)
-	r := bytes.NewReader(b)
-	buf, err := decompress(c, r, hintFor(c, r, int64(n)), limit, needELF)
+	src := func() io.Reader { return bytes.NewReader(b) }
+	buf, err := decompress(c, src, hintFor(c, bytes.NewReader(b), int64(n)), limit, needELF)
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +314,7 @@ func openBytes(b []byte, limit int64) (*File, error) {
 	if c == None {
 		return &File{Size: int64(len(b)), r: bytes.NewReader(b)}, nil
 	}
-	buf, err := decompress(c, bytes.NewReader(b), hintFor(c, bytes.NewReader(b), int64(len(b))), limit, false)
+	buf, err := decompress(c, func() io.Reader { return bytes.NewReader(b) }, hintFor(c, bytes.NewReader(b), int64(len(b))), limit, false)
 	if err != nil {
 		return nil, err
 	}
@@ -477,8 +483,9 @@ func checkMode(m fs.FileMode) error {
 // Sniff reports whether the file at path is an ELF file, plain or
 // compressed, reading only its first bytes (for a compressed file: only a
 // small decompressed prefix). It is meant for directory walks: a file that
-// is not ELF, or whose compressed stream is unreadable, is (false, c, nil);
-// err is set only when the file cannot be read (or is not a regular file).
+// is not ELF is (false, c, nil); err is set when the file cannot be read,
+// is not a regular file, or its compressed stream fails before it shows
+// whether it is ELF (ErrCorrupt, as Open says; see shownNotELF).
 func Sniff(path string) (isELF bool, compression string, err error) {
 	f, _, err := openRegularFile(path)
 	if err != nil {
@@ -494,7 +501,8 @@ func Sniff(path string) (isELF bool, compression string, err error) {
 	if c == None {
 		return bytes.HasPrefix(head[:n], elfMagic), c, nil
 	}
-	return sniffCompressed(c, f), c, nil
+	isELF, err = sniffCompressed(c, f)
+	return isELF, c, err
 }
 
 // CompressedError says that a command that rewrites files was given a

@@ -287,7 +287,10 @@ func TestOpenInputCorrupt(t *testing.T) {
 				if in, err := Open(path); !errors.Is(err, ErrCorrupt) || in != nil {
 					t.Errorf("Open(%s %s) = %v, %v; want nil, ErrCorrupt", c, name, in, err)
 				}
-				if isELF, _, err := Sniff(path); err != nil || (name == "magic only" && isELF) {
+				// Sniff says ELF (the magic came out) or the decode error
+				// (issue 22.5), never "not ELF" for a corrupt stream.
+				isELF, _, err := Sniff(path)
+				if !isELF && !errors.Is(err, ErrCorrupt) || name == "magic only" && isELF {
 					t.Errorf("Sniff(%s %s) = %v, %v", c, name, isELF, err)
 				}
 			})
@@ -328,7 +331,6 @@ func TestSniff(t *testing.T) {
 		{"short", []byte{0x7F, 'E'}, false, ""},
 		{"plain.ko", elfHead, true, ""},
 		{"source.c", text, false, ""},
-		{"gz-magic-only", []byte{0x1F, 0x8B}, false, Gzip},
 	}
 	for _, c := range compressions {
 		files = append(files,
@@ -355,6 +357,15 @@ func TestSniff(t *testing.T) {
 		if err != nil || isELF != f.isELF || c != f.compression {
 			t.Errorf("Sniff(%s) = %v, %q, %v; want %v, %q, nil", f.name, isELF, c, err, f.isELF, f.compression)
 		}
+	}
+	// A compression magic and nothing after it: a cut stream, an error
+	// as in every format (not "not ELF").
+	magicOnly := filepath.Join(dir, "gz-magic-only")
+	if err := os.WriteFile(magicOnly, []byte{0x1F, 0x8B}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if isELF, c, err := Sniff(magicOnly); isELF || c != Gzip || !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Sniff(gz-magic-only) = %v, %q, %v; want false, gzip, ErrCorrupt", isELF, c, err)
 	}
 	if _, _, err := Sniff(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Sniff(missing) error = %v, want ErrNotExist", err)
@@ -437,7 +448,9 @@ func FuzzOpen(f *testing.F) {
 			t.Fatal(err)
 		}
 		if d.reset(bufio.NewReader(bytes.NewReader(b))) == nil {
-			if c, _, err := readChunks(d, -1, limit, false); err == nil {
+			cl := runBudget.start()
+			defer cl.end()
+			if c, _, err := readChunks(d, -1, limit, false, cl); err == nil {
 				alt := make([]byte, c.size)
 				c.ReadAt(alt, 0)
 				if !bytes.Equal(alt, got) {
@@ -449,9 +462,11 @@ func FuzzOpen(f *testing.F) {
 }
 
 // OpenFound sniffs what it opens: a file that is not ELF, plain or
-// compressed, or whose stream fails before the ELF magic, is refused with
-// ErrNotELF (a folder walk skips it); one that fails after the magic is
-// corrupt, not skipped; an ELF file opens as with Open.
+// compressed, is refused with ErrNotELF (a folder walk skips it); one whose
+// stream fails, before the ELF magic comes out or after it, is corrupt in
+// every format, not skipped (issue 22.5: a cut .ko.zst, whose first block
+// comes out whole or not at all, used to be skipped where xz and gzip were
+// errors); an ELF file opens as with Open. Sniff agrees.
 func TestOpenFound(t *testing.T) {
 	elfs := testELFs(t)
 	want := elfs["t.o"]
@@ -498,6 +513,8 @@ func TestOpenFound(t *testing.T) {
 			"text": write("text."+c, textZ),
 			// The header only: the stream fails before any byte comes out.
 			"cut-early": write("early."+c, elfZ[:len(DetectMagic(c))+2]),
+			// Cut in half: for zstd, before its one block comes out.
+			"cut-half": write("half."+c, elfZ[:len(elfZ)/2]),
 			// Cut after its first blocks: the magic comes out, then it fails.
 			"cut-late": write("late."+c, bigZ[:len(bigZ)*3/4]),
 		}
@@ -505,8 +522,17 @@ func TestOpenFound(t *testing.T) {
 			withGo(t, c, goDec, func(t *testing.T) {
 				check(t, paths["elf"], nil, false)
 				check(t, paths["text"], ErrNotELF, true)
-				check(t, paths["cut-early"], ErrNotELF, true)
-				check(t, paths["cut-late"], ErrCorrupt, false)
+				for _, cut := range []string{"cut-early", "cut-half", "cut-late"} {
+					check(t, paths[cut], ErrCorrupt, false)
+					// ELF, if the magic came out (the open then fails), or
+					// the decode error; never "not ELF".
+					if isELF, _, err := Sniff(paths[cut]); !isELF && !errors.Is(err, ErrCorrupt) {
+						t.Errorf("Sniff(%s) = %v, %v; want ELF or ErrCorrupt", cut, isELF, err)
+					}
+				}
+				if isELF, _, err := Sniff(paths["text"]); isELF || err != nil {
+					t.Errorf("Sniff(text) = %v, %v; want not ELF, no error", isELF, err)
+				}
 			})
 		}
 	}

@@ -44,8 +44,8 @@ func (a *comparison) linked() error {
 		regs = append(regs, region{shoff, shoff + shnum*64, "section headers", -1})
 	}
 	for i, s := range of.Sections {
-		if s.Type != elf.SHT_NOBITS && s.Size > 0 {
-			regs = append(regs, region{int64(s.Offset), int64(s.Offset + s.Size), s.Name, i})
+		if s.Type != elf.SHT_NOBITS && s.FileSize > 0 { // the bytes in the file: compressed ones too
+			regs = append(regs, region{int64(s.Offset), int64(s.Offset + s.FileSize), s.Name, i})
 		}
 	}
 	sort.SliceStable(regs, func(i, j int) bool { return regs[i].lo < regs[j].lo })

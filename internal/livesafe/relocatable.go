@@ -44,13 +44,15 @@ type relKey struct {
 	addend int64
 }
 
-// relocatable compares ET_REL files: the ELF header but for the section
-// table's place, section headers and bytes (site words attributed), added
-// sections (only .rela<text>), symbols (existing unchanged, added ones
-// undefined globals) and relocations (only ABS64 at a literal and CALL26 at
-// a slot2 may change).
+// relocatable compares ET_REL files, accounting for every byte of FILE:
+// the ELF header but for the section table's place and count, each section
+// header as it is in the file (relraw.go), each section's bytes (site words
+// attributed), added sections (only .rela<text>), the tables the patch
+// appends to (symbols, strings, group members: ORIG's bytes first, then
+// only what the added entries use), symbols (existing unchanged, added ones
+// undefined globals), relocations (only ABS64 at a literal and CALL26 at a
+// slot2 may change), and every byte outside all of these (padding only).
 func (a *comparison) relocatable() error {
-	of, pf := a.of, a.pf
 	osyms, osymIdx, err := symbolsOf(a.o)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", a.r.Orig, err)
@@ -59,8 +61,37 @@ func (a *comparison) relocatable() error {
 	if err != nil {
 		return fmt.Errorf("file %s: %w", a.r.File, err)
 	}
-	hdr := loc{section: "ELF header"}
-	// The header may change only where sections are: e_shoff and e_shnum.
+	if err := a.relHeader(); err != nil {
+		return err
+	}
+	if len(a.pf.Sections) < len(a.of.Sections) {
+		a.problem(loc{section: "ELF header"}, fmt.Sprintf("section count dropped from %d to %d", len(a.of.Sections), len(a.pf.Sections)))
+		return nil
+	}
+	rh, err := a.readRawHeaders()
+	if err != nil {
+		return err
+	}
+	sitePos := a.relSitePositions()
+	if err := a.relSections(rh, sitePos.spans); err != nil {
+		return err
+	}
+	a.relAdded(rh, osymIdx)
+	if !a.relSymbols(osyms, psyms, osymIdx) {
+		return nil
+	}
+	if err := a.relTables(rh, len(osyms), osymIdx); err != nil {
+		return err
+	}
+	if err := a.relRelocs(sitePos); err != nil {
+		return err
+	}
+	return a.layout(rh)
+}
+
+// relHeader compares the ELF headers: they may differ only where the
+// section header table is and how many entries it has (e_shoff, e_shnum).
+func (a *comparison) relHeader() error {
 	oh, err := headerBytes(&a.oh)
 	if err != nil {
 		return fmt.Errorf("file %s: ELF header: %w", a.r.Orig, err)
@@ -75,80 +106,87 @@ func (a *comparison) relocatable() error {
 				fmt.Sprintf("ELF header bytes %#x..%#x changed: %x -> %x", r[0], r[1], oh[r[0]:r[1]], ph[r[0]:r[1]]))
 		}
 	}
-	if len(pf.Sections) < len(of.Sections) {
-		a.problem(hdr, fmt.Sprintf("section count dropped from %d to %d", len(of.Sections), len(pf.Sections)))
-		return nil
-	}
+	return nil
+}
 
-	// Site words by section, for bytes and relocations.
-	spans := map[int][]span{}
-	sitePos := map[relPos]struct {
-		site int
-		bit  uint8
-	}{}
+// sitePositions are ORIG's site words by section (for the byte diff) and
+// by (section, offset) (for relocations).
+type sitePositions struct {
+	spans map[int][]span
+	at    map[relPos]siteWord
+}
+
+type siteWord struct {
+	site int
+	bit  uint8
+}
+
+func (a *comparison) relSitePositions() sitePositions {
+	sp := sitePositions{spans: map[int][]span{}, at: map[relPos]siteWord{}}
 	for i := range a.os.Sites {
 		s := &a.os.Sites[i]
 		for _, p := range a.spansOf(i, s) {
-			spans[s.SectionIndex()] = append(spans[s.SectionIndex()], p)
-			sitePos[relPos{s.SectionIndex(), uint64(p.lo)}] = struct {
-				site int
-				bit  uint8
-			}{i, p.bit}
+			sp.spans[s.SectionIndex()] = append(sp.spans[s.SectionIndex()], p)
+			sp.at[relPos{s.SectionIndex(), uint64(p.lo)}] = siteWord{i, p.bit}
 		}
 	}
-	secLoc := func(sec int, s *elf.Section, off uint64) loc {
-		l := loc{section: s.Name, secIndex: sec, offset: off, addr: off, fileOffset: int64(s.Offset + off)}
-		if s.Flags&elf.SHF_EXECINSTR != 0 {
-			l.fn = a.funcAt(sec, off)
-		}
-		return l
-	}
+	return sp
+}
 
-	// Section headers and bytes.
-	for i, os_ := range of.Sections {
-		ps := pf.Sections[i]
-		l := loc{section: os_.Name, secIndex: i, fileOffset: int64(os_.Offset)}
-		if os_.Name != ps.Name || os_.Type != ps.Type || os_.Flags != ps.Flags || os_.Addralign != ps.Addralign ||
-			os_.Entsize != ps.Entsize || os_.Link != ps.Link || os_.Info != ps.Info || os_.Addr != ps.Addr {
-			a.problem(l, fmt.Sprintf("section header %d changed (name %q type %v flags %v link %d info %d -> name %q type %v flags %v link %d info %d)",
-				i, os_.Name, os_.Type, os_.Flags, os_.Link, os_.Info, ps.Name, ps.Type, ps.Flags, ps.Link, ps.Info))
+// secLoc is the place of byte off of section sec, for problems.
+func (a *comparison) secLoc(sec int, s *elf.Section, off uint64) loc {
+	l := loc{section: s.Name, secIndex: sec, offset: off, addr: off, fileOffset: int64(s.Offset + off)}
+	if s.Flags&elf.SHF_EXECINSTR != 0 {
+		l.fn = a.funcAt(sec, off)
+	}
+	return l
+}
+
+// relSections compares ORIG's sections: headers as they are in the file,
+// then the bytes of each but the tables (relTables, relRelocs).
+func (a *comparison) relSections(rh *rawHeaders, spans map[int][]span) error {
+	for i, os_ := range a.of.Sections {
+		if !a.sectionHeaderOK(rh, i) || grows(rh.o[i]) {
 			continue
 		}
-		switch os_.Type {
-		case elf.SHT_SYMTAB, elf.SHT_STRTAB, elf.SHT_RELA:
-			continue // compared by meaning below
-		case elf.SHT_NOBITS:
-			if os_.Size != ps.Size {
-				a.problem(l, fmt.Sprintf("size changed from %#x to %#x", os_.Size, ps.Size))
-			}
+		if t := elf.SectionType(rh.o[i].Type); t == elf.SHT_NOBITS || t == elf.SHT_NULL {
 			continue
 		}
-		if os_.Size != ps.Size {
-			a.problem(l, fmt.Sprintf("size changed from %#x to %#x", os_.Size, ps.Size))
-			continue
+		if err := a.relSectionBytes(i, os_, a.pf.Sections[i], spans[i]); err != nil {
+			return err
 		}
-		sp := spans[i]
-		sortSpans(sp)
-		err := diffRanges(a.or, a.pr, int64(os_.Offset), int64(ps.Offset), int64(os_.Size), a.opts.ChunkSize, func(lo, hi int64) {
-			a.r.Counts.DifferentBytes += hi - lo
-			a.attribute(sp, lo, hi, func(lo, hi int64) {
-				a.problem(secLoc(i, os_, uint64(lo)), fmt.Sprintf("%d byte(s) changed outside any patch site: %s -> %s",
-					hi-lo, hexAt(a.or, int64(os_.Offset)+lo, hi-lo), hexAt(a.pr, int64(ps.Offset)+lo, hi-lo)))
-			})
+	}
+	return nil
+}
+
+// relSectionBytes diffs section i's bytes in the files (compressed ones as
+// they are), attributing each difference to a site word or reporting it.
+func (a *comparison) relSectionBytes(i int, os_, ps *elf.Section, sp []span) error {
+	sortSpans(sp)
+	err := diffRanges(a.or, a.pr, int64(os_.Offset), int64(ps.Offset), int64(os_.FileSize), a.opts.ChunkSize, func(lo, hi int64) {
+		a.r.Counts.DifferentBytes += hi - lo
+		a.attribute(sp, lo, hi, func(lo, hi int64) {
+			a.problem(a.secLoc(i, os_, uint64(lo)), fmt.Sprintf("%d byte(s) changed outside any patch site: %s -> %s",
+				hi-lo, hexAt(a.or, int64(os_.Offset)+lo, hi-lo), hexAt(a.pr, int64(ps.Offset)+lo, hi-lo)))
 		})
-		a.r.Counts.BytesCompared += int64(os_.Size)
-		if err != nil {
-			return fmt.Errorf("comparing section %q of %s with %s: %w", os_.Name, a.r.Orig, a.r.File, err)
-		}
+	})
+	a.r.Counts.BytesCompared += int64(os_.FileSize)
+	if err != nil {
+		return fmt.Errorf("comparing section %q of %s with %s: %w", os_.Name, a.r.Orig, a.r.File, err)
 	}
+	return nil
+}
 
-	// Added sections: only .rela<text> for executable sections.
+// relAdded checks the sections FILE adds: only .rela<text> for executable
+// sections, linked to the symbol table, with the header the patch writes.
+func (a *comparison) relAdded(rh *rawHeaders, osymIdx int) {
+	of := a.of
 	symtabName := ""
 	if osymIdx >= 0 {
 		symtabName = of.Sections[osymIdx].Name
 	}
-	for i := len(of.Sections); i < len(pf.Sections); i++ {
-		s := pf.Sections[i]
+	for i := len(of.Sections); i < len(a.pf.Sections); i++ {
+		s := a.pf.Sections[i]
 		a.r.Counts.SectionsAdded++
 		l := loc{section: s.Name, secIndex: i, fileOffset: int64(s.Offset)}
 		ok := s.Type == elf.SHT_RELA && int(s.Info) < len(of.Sections) && int(s.Info) > 0 && int(s.Link) == osymIdx
@@ -159,13 +197,23 @@ func (a *comparison) relocatable() error {
 		if !ok {
 			a.problem(l, fmt.Sprintf("added section %d %q (%v, link %d, info %d) is not a .rela section for a text section linked to %s",
 				i, s.Name, s.Type, s.Link, s.Info, symtabName))
+			continue
 		}
+		a.addedHeaderOK(rh, i)
 	}
+}
 
-	// Symbols.
+// relSymbols compares the symbol tables: ORIG's entries unchanged, added
+// ones undefined default-visibility globals with new names. It returns
+// false when FILE has fewer symbols (nothing more can be compared).
+func (a *comparison) relSymbols(osyms, psyms []elfscan.Sym, osymIdx int) bool {
+	symtabName := ""
+	if osymIdx >= 0 {
+		symtabName = a.of.Sections[osymIdx].Name
+	}
 	if len(psyms) < len(osyms) {
 		a.problem(loc{section: symtabName}, fmt.Sprintf("symbol count dropped from %d to %d", len(osyms), len(psyms)))
-		return nil
+		return false
 	}
 	names := map[string]bool{}
 	for k, s := range osyms {
@@ -182,27 +230,129 @@ func (a *comparison) relocatable() error {
 	for k := len(osyms); k < len(psyms); k++ {
 		p := psyms[k]
 		a.r.Counts.SymbolsAdded++
-		bad := ""
-		switch {
-		case p.Name == "":
-			bad = "has no name"
-		case p.Bind() != elf.STB_GLOBAL:
-			bad = fmt.Sprintf("is %v, not GLOBAL", p.Bind())
-		case elf.ST_VISIBILITY(p.Other) != elf.STV_DEFAULT:
-			bad = fmt.Sprintf("has visibility %v, not DEFAULT", elf.ST_VISIBILITY(p.Other))
-		case p.Section != elf.SHN_UNDEF || p.Value != 0 || p.Size != 0:
-			bad = fmt.Sprintf("is defined (shndx %d value %#x size %#x), not undefined", p.Section, p.Value, p.Size)
-		case names[p.Name]:
-			bad = "duplicates an existing global symbol"
-		}
-		names[p.Name] = true
-		if bad != "" {
+		if bad := addedSymbolProblem(p, names); bad != "" {
 			a.problem(loc{section: symtabName, offset: uint64(k * 24), addr: uint64(k * 24)}, fmt.Sprintf("added symbol %d %q %s", k, p.Name, bad))
 		}
+		names[p.Name] = true
 	}
-	symName := a.p.SymName
+	return true
+}
 
-	// Relocations, as multisets per target section.
+// addedSymbolProblem says what is wrong with p, a symbol the patch added,
+// or "".
+func addedSymbolProblem(p elfscan.Sym, names map[string]bool) string {
+	switch {
+	case p.Name == "":
+		return "has no name"
+	case p.Bind() != elf.STB_GLOBAL:
+		return fmt.Sprintf("is %v, not GLOBAL", p.Bind())
+	case elf.ST_VISIBILITY(p.Other) != elf.STV_DEFAULT:
+		return fmt.Sprintf("has visibility %v, not DEFAULT", elf.ST_VISIBILITY(p.Other))
+	case p.Other != 0:
+		return fmt.Sprintf("has st_other %#x, not 0", p.Other)
+	case p.Section != elf.SHN_UNDEF || p.Value != 0 || p.Size != 0:
+		return fmt.Sprintf("is defined (shndx %d value %#x size %#x), not undefined", p.Section, p.Value, p.Size)
+	case names[p.Name]:
+		return "duplicates an existing global symbol"
+	}
+	return ""
+}
+
+// relTables checks, byte by byte, the tables the patch appends to: the
+// symbol table (ORIG's entries, then the added ones, checked by
+// relSymbols), its string table (then the added symbols' names), the
+// section name table (then the added sections' names), group sections
+// (then added .rela sections of their members), and any other string
+// table (unchanged).
+func (a *comparison) relTables(rh *rawHeaders, nsyms, osymIdx int) error {
+	var addedNames [][2]int // in the symbol string table
+	if osymIdx >= 0 {
+		pb, err := a.grownTable(rh, osymIdx, func(pb []byte) [][2]int { return [][2]int{{nsyms * 24, len(pb)}} })
+		if err != nil {
+			return err
+		}
+		for k := nsyms * 24; k+24 <= len(pb); k += 24 {
+			addedNames = append(addedNames, [2]int{int(binary.LittleEndian.Uint32(pb[k:])), -1})
+		}
+	}
+	for i := 1; i < len(rh.o); i++ {
+		var tail func([]byte) [][2]int
+		switch elf.SectionType(rh.o[i].Type) {
+		case elf.SHT_GROUP:
+			tail = a.groupTail(rh, i)
+		case elf.SHT_STRTAB:
+			// One table may hold both symbol and section names (Clang's).
+			var names [][2]int
+			if osymIdx >= 0 && i == int(rh.o[osymIdx].Link) {
+				names = append(names, addedNames...)
+			}
+			if i == int(a.ph.Shstrndx) {
+				names = append(names, a.addedSectionNames(rh)...)
+			}
+			tail = stringsAt(names)
+		default:
+			continue
+		}
+		if _, err := a.grownTable(rh, i, tail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stringsAt returns a tail function covering, for each [start, -1) in
+// offs, the NUL-terminated string at start.
+func stringsAt(offs [][2]int) func([]byte) [][2]int {
+	return func(pb []byte) [][2]int {
+		out := make([][2]int, 0, len(offs))
+		for _, o := range offs {
+			if o[0] < 0 || o[0] >= len(pb) {
+				continue
+			}
+			end := bytes.IndexByte(pb[o[0]:], 0)
+			if end < 0 {
+				continue // runs off the table: left uncovered, so reported
+			}
+			out = append(out, [2]int{o[0], o[0] + end + 1})
+		}
+		return out
+	}
+}
+
+// addedSectionNames are the sh_name offsets of the sections FILE adds.
+func (a *comparison) addedSectionNames(rh *rawHeaders) [][2]int {
+	var out [][2]int
+	for i := len(rh.o); i < len(rh.p); i++ {
+		out = append(out, [2]int{int(rh.p[i].Name), -1})
+	}
+	return out
+}
+
+// groupTail covers the entries appended to group section g: the index of
+// an added .rela section whose text section is a member of the group (in
+// ORIG's entries), as the patch appends it.
+func (a *comparison) groupTail(rh *rawHeaders, g int) func([]byte) [][2]int {
+	return func(pb []byte) [][2]int {
+		le := binary.LittleEndian
+		n := int(rh.o[g].Size)
+		members := map[uint32]bool{}
+		for k := 4; k+4 <= n && k+4 <= len(pb); k += 4 {
+			members[le.Uint32(pb[k:])] = true
+		}
+		var out [][2]int
+		for k := n; k+4 <= len(pb); k += 4 {
+			idx := int(le.Uint32(pb[k:]))
+			if idx >= len(rh.o) && idx < len(rh.p) && members[rh.p[idx].Info] {
+				out = append(out, [2]int{k, k + 4})
+			}
+		}
+		return out
+	}
+}
+
+// relRelocs compares the relocations as multisets per target section:
+// only ABS64 at a site's literal and CALL26 at its slot2 may change.
+func (a *comparison) relRelocs(sp sitePositions) error {
 	orels, err := relasByTarget(a.o)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", a.r.Orig, err)
@@ -212,9 +362,6 @@ func (a *comparison) relocatable() error {
 		return fmt.Errorf("file %s: %w", a.r.File, err)
 	}
 	a.oRel, a.pRel = map[relPos]string{}, map[relPos]string{}
-	relText := func(r elfscan.Rela) string {
-		return fmt.Sprintf("%s %s", strings.TrimPrefix(r.Type.String(), "R_AARCH64_"), render.RelExpr(symName(r.Sym), r.Addend))
-	}
 	targets := map[int]bool{}
 	for t := range orels {
 		targets[t] = true
@@ -222,65 +369,80 @@ func (a *comparison) relocatable() error {
 	for t := range prels {
 		targets[t] = true
 	}
-	var tlist []int
+	tlist := make([]int, 0, len(targets))
 	for t := range targets {
 		tlist = append(tlist, t)
 	}
 	sort.Ints(tlist)
 	for _, t := range tlist {
-		count := map[relKey]int{}
-		for _, r := range orels[t] {
-			count[relKey{r.Off, r.Type, r.Sym, r.Addend}]++
-			if _, ok := sitePos[relPos{t, r.Off}]; ok {
-				a.oRel[relPos{t, r.Off}] = relText(r)
-			}
-		}
-		for _, r := range prels[t] {
-			count[relKey{r.Off, r.Type, r.Sym, r.Addend}]--
-			if _, ok := sitePos[relPos{t, r.Off}]; ok {
-				a.pRel[relPos{t, r.Off}] = relText(r)
-			}
-		}
-		var keys []relKey
-		for k, n := range count {
-			if n != 0 {
-				keys = append(keys, k)
-			}
-		}
-		sort.Slice(keys, func(i, j int) bool {
-			return keys[i].off < keys[j].off || keys[i].off == keys[j].off && keys[i].typ < keys[j].typ
-		})
-		for _, k := range keys {
-			n := count[k]
-			verb := "removed"
-			if n < 0 {
-				verb, n = "added", -n
-				a.r.Counts.RelocsAdded += n
-			} else {
-				a.r.Counts.RelocsRemoved += n
-			}
-			sp, ok := sitePos[relPos{t, k.off}]
-			if ok && n == 1 && (sp.bit == bitLiteral && k.typ == elf.R_AARCH64_ABS64 || sp.bit == bitSlot2 && k.typ == elf.R_AARCH64_CALL26) {
-				a.touched[sp.site] |= sp.bit
-				continue
-			}
-			var s *elf.Section
-			name := fmt.Sprintf("section#%d", t)
-			if t < len(pf.Sections) {
-				s, name = pf.Sections[t], pf.Sections[t].Name
-			}
-			l := loc{section: name, secIndex: t, offset: k.off, addr: k.off}
-			if s != nil && t < len(of.Sections) {
-				l = secLoc(t, of.Sections[t], k.off)
-			}
-			if ok {
-				l.fn = a.os.Sites[sp.site].Func
-			}
-			a.problem(l, fmt.Sprintf("relocation %s %s %s (x%d): only R_AARCH64_ABS64 at a site's literal and R_AARCH64_CALL26 at its slot2 may change",
-				verb, strings.TrimPrefix(k.typ.String(), "R_AARCH64_"), render.RelExpr(symName(k.sym), k.addend), n))
-		}
+		a.relRelocsOf(t, orels[t], prels[t], sp)
 	}
 	return nil
+}
+
+// relText is a relocation as problems show it.
+func (a *comparison) relText(r elfscan.Rela) string {
+	return fmt.Sprintf("%s %s", strings.TrimPrefix(r.Type.String(), "R_AARCH64_"), render.RelExpr(a.p.SymName(r.Sym), r.Addend))
+}
+
+// relRelocsOf compares the relocations of target section t.
+func (a *comparison) relRelocsOf(t int, orels, prels []elfscan.Rela, sp sitePositions) {
+	count := map[relKey]int{}
+	for _, r := range orels {
+		count[relKey{r.Off, r.Type, r.Sym, r.Addend}]++
+		if _, ok := sp.at[relPos{t, r.Off}]; ok {
+			a.oRel[relPos{t, r.Off}] = a.relText(r)
+		}
+	}
+	for _, r := range prels {
+		count[relKey{r.Off, r.Type, r.Sym, r.Addend}]--
+		if _, ok := sp.at[relPos{t, r.Off}]; ok {
+			a.pRel[relPos{t, r.Off}] = a.relText(r)
+		}
+	}
+	var keys []relKey
+	for k, n := range count {
+		if n != 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].off < keys[j].off || keys[i].off == keys[j].off && keys[i].typ < keys[j].typ
+	})
+	for _, k := range keys {
+		a.relChanged(t, k, count[k], sp)
+	}
+}
+
+// relChanged accounts for n more (n > 0: removed) or fewer (added)
+// relocations k at target section t: a site's literal or slot2 change, or
+// a problem.
+func (a *comparison) relChanged(t int, k relKey, n int, sp sitePositions) {
+	verb := "removed"
+	if n < 0 {
+		verb, n = "added", -n
+		a.r.Counts.RelocsAdded += n
+	} else {
+		a.r.Counts.RelocsRemoved += n
+	}
+	w, ok := sp.at[relPos{t, k.off}]
+	if ok && n == 1 && (w.bit == bitLiteral && k.typ == elf.R_AARCH64_ABS64 || w.bit == bitSlot2 && k.typ == elf.R_AARCH64_CALL26) {
+		a.touched[w.site] |= w.bit
+		return
+	}
+	name := fmt.Sprintf("section#%d", t)
+	if t < len(a.pf.Sections) {
+		name = a.pf.Sections[t].Name
+	}
+	l := loc{section: name, secIndex: t, offset: k.off, addr: k.off}
+	if t < len(a.pf.Sections) && t < len(a.of.Sections) {
+		l = a.secLoc(t, a.of.Sections[t], k.off)
+	}
+	if ok {
+		l.fn = a.os.Sites[w.site].Func
+	}
+	a.problem(l, fmt.Sprintf("relocation %s %s %s (x%d): only R_AARCH64_ABS64 at a site's literal and R_AARCH64_CALL26 at its slot2 may change",
+		verb, strings.TrimPrefix(k.typ.String(), "R_AARCH64_"), render.RelExpr(a.p.SymName(k.sym), k.addend), n))
 }
 
 // relasByTarget returns o's relocations grouped by the section they

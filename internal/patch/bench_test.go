@@ -55,7 +55,7 @@ func BenchmarkApplyLinked(b *testing.B) {
 			in, out string
 			req     patch.Request
 		}{
-			{p, mid, patch.Request{Op: patch.OpInit}},
+			{p, mid, patch.Request{Op: patch.OpInit, SkipMisaligned: true}},
 			{mid, out, patch.Request{Op: patch.OpEnable, Ops: &patch.Value{Sym: "ops"}}},
 		} {
 			in, err := patch.Open(step.in)

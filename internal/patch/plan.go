@@ -483,6 +483,20 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		p.is.add(ErrState, name(), "state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", s.State, s.Slot1Word, s.Slot2Word)
 		return
 	}
+	// A literal no single store can write (and the trampoline cannot find):
+	// refused wherever one is written, by init as by enable, before the
+	// site's state is looked at: init --skip-misaligned leaves it a NOP, which
+	// a later enable --skip-misaligned skips again.
+	if callOps && op != OpDisable && s.HasProblem(elfscan.CodeMisalignedLiteral) {
+		if p.req.SkipMisaligned {
+			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), "misaligned-literal"})
+			return
+		}
+		p.is.add(ErrMisaligned, name(), "literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
+			render.Place(p.rel, s.Section, s.Literal()), elfscan.MisalignedAdvice(s))
+		return
+	}
+
 	switch {
 	case op == OpInit && s.State == elfscan.StateEnabled:
 		p.is.add(ErrState, name(), "enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first")
@@ -504,16 +518,6 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			return
 		}
 	}
-	if callOps && op == OpEnable && s.HasProblem(elfscan.CodeMisalignedLiteral) {
-		if p.req.SkipMisaligned {
-			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), "misaligned-literal"})
-			return
-		}
-		p.is.add(ErrMisaligned, name(), "literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			render.Place(p.rel, s.Section, s.Literal()), elfscan.MisalignedAdvice(s))
-		return
-	}
-
 	switch op {
 	case OpInit:
 		if callOps {

@@ -77,7 +77,7 @@ func rewriteSeeds(t testing.TB) []string {
 // fuzzRequests are the requests tried on every input: each operation,
 // with ops and trampoline named by symbol (existing or added).
 var fuzzRequests = []Request{
-	{Op: OpInit},
+	{Op: OpInit, SkipMisaligned: true},
 	{Op: OpEnable, InitToo: true, Ops: &Value{Sym: "ops"}, SkipMisaligned: true},
 	{Op: OpEnable, InitToo: true, Ops: &Value{Sym: "fuzz_ops"}, Trampoline: Value{Sym: "fuzz_tramp"}, SkipMisaligned: true},
 	{Op: OpDisable, DefaultOps: Value{Sym: "ops"}},
@@ -156,7 +156,7 @@ func TestRewriteSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", filepath.Base(p), err)
 		}
-		c, err := Plan(in, Request{Op: OpInit})
+		c, err := Plan(in, Request{Op: OpInit, SkipMisaligned: true})
 		if err != nil {
 			t.Fatalf("%s: plan init: %v", filepath.Base(p), err)
 		}

@@ -3,10 +3,10 @@ package safefile
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,9 +23,11 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 			t.Name, t.st.Nlink, t.st.Nlink-1)
 	}
 	dir, base := filepath.Split(t.Path)
+	startWrite()
 	tmp, err := createTemp(dir, base)
 	if err != nil {
-		return fmt.Errorf("creating a temporary file in %s: %w", dir, err)
+		abandonWrite()
+		return t.writeError("creating a temporary file for", err)
 	}
 	defer func() {
 		if err != nil {
@@ -40,6 +42,10 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 		return err
 	}
 	if err = fill(tmp.f); err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			err = t.writeError("writing the new contents of", errno)
+		}
 		return err
 	}
 	if err = t.keep(tmp.f, perm); err != nil {
@@ -47,58 +53,27 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 	}
 	testSignal("filled")
 	if err = tmp.f.Sync(); err != nil {
-		return err
+		return t.writeError("syncing the new contents of", bareError(err))
 	}
 	if err = tmp.commit(t.Path); err != nil {
-		return err
+		return t.writeError("putting the new file in place of", err)
 	}
 	testSignal("renamed")
-	if d, derr := os.Open(dir); derr == nil { // make the rename durable
+	// Make the rename durable. The file holds the new bytes from the
+	// rename on, so a failure here is a warning, not the run's failure.
+	if d, derr := os.Open(dir); derr == nil {
 		derr = d.Sync()
 		d.Close()
 		if derr != nil {
-			return fmt.Errorf("fsync of folder %s: %w", dir, derr)
+			t.warnf("warning: %s is written, but the fsync of its folder failed (%v): a crash now could bring the old file back", t.Name, derr)
 		}
 	}
 	return nil
 }
 
-// removeStale removes temporary files of this target left by a run that was
-// killed with SIGKILL between linking its file and renaming it (or, before
-// safefile, at any moment). Under the exclusive lock no live run can be
-// writing one: a run creates its temporary only once it holds the lock.
-func (t *Target) removeStale() {
-	dir, base := filepath.Split(t.Path)
-	if dir == "" {
-		dir = "."
-	}
-	stale, _ := filepath.Glob(filepath.Join(dir, "."+escapeGlob(base)+".ftpatch-*"))
-	for _, name := range stale {
-		if fi, err := os.Lstat(name); err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		if os.Remove(name) == nil && t.opt.Warn != nil {
-			fmt.Fprintf(t.opt.Warn, "ftpatch: removed %s, a temporary file left by an ftpatch run that was killed\n", name)
-		}
-	}
-}
-
-// escapeGlob quotes the characters filepath.Match treats specially.
-func escapeGlob(s string) string {
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '*', '?', '[', '\\':
-			b = append(b, '\\')
-		}
-		b = append(b, s[i])
-	}
-	return string(b)
-}
-
-// keep gives f the target's owner, group, extended attributes and mode
-// (chown first: it clears setuid and setgid), or perm for a new file, and
-// checks the result.
+// keep gives f the target's owner, group, chattr flags, extended
+// attributes and mode (chown first: it clears setuid and setgid), or perm
+// for a new file, and checks the result.
 func (t *Target) keep(f *os.File, perm os.FileMode) error {
 	fd := int(f.Fd())
 	if !t.Exists() {
@@ -112,6 +87,9 @@ func (t *Target) keep(f *os.File, perm os.FileMode) error {
 		if err := unix.Fchown(fd, int(t.st.Uid), int(t.st.Gid)); err != nil {
 			return fmt.Errorf("%w: owner %d, group %d: %w", ErrCannotKeep, t.st.Uid, t.st.Gid, err)
 		}
+	}
+	if err := t.keepFlags(fd); err != nil {
+		return err
 	}
 	if err := t.keepXattrs(fd); err != nil {
 		return err
@@ -178,6 +156,7 @@ func createTemp(dir, base string) (*temp, error) {
 		fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 		if err == nil {
 			t.f = os.NewFile(uintptr(fd), filepath.Join(dir, "(O_TMPFILE for "+base+")"))
+			flock(t.f, unix.LOCK_EX) // before it has a name: see sweep
 			return t, nil
 		}
 		// EOPNOTSUPP: the file system has no O_TMPFILE; EISDIR or
@@ -187,12 +166,13 @@ func createTemp(dir, base string) (*temp, error) {
 		}
 	}
 	for range 100 {
-		name := tempName(dir, base)
-		cleanup.mu.Lock() // registered before it exists: a signal now removes it
-		cleanup.paths[name] = true
-		cleanup.mu.Unlock()
+		name := filepath.Join(dir, tempName(base))
+		registerCleanup(name) // before it exists: a signal now removes it
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
+			// Only a run holding the target's lock sweeps, so the moment
+			// between the create and the flock is safe.
+			flock(f, unix.LOCK_EX)
 			t.f, t.name = f, name
 			return t, nil
 		}
@@ -202,11 +182,6 @@ func createTemp(dir, base string) (*temp, error) {
 		}
 	}
 	return nil, fmt.Errorf("no free temporary name in %s", dir)
-}
-
-// tempName is a hidden name beside the target, saying which run made it.
-func tempName(dir, base string) string {
-	return filepath.Join(dir, "."+base+".ftpatch-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(rand.Uint64()%1e8, 10))
 }
 
 // commit puts the file in place of path: an unnamed file is linked under a
@@ -228,11 +203,15 @@ func (t *temp) commit(path string) error {
 	// Nothing between link and rename: a kill -9 there leaves the name
 	// (for the next run's Lock to remove).
 	if err := os.Rename(t.name, path); err != nil {
-		return err
+		return bareError(err) // the caller names the file and folder
 	}
 	delete(cleanup.paths, t.name)
+	endWrite(true)
 	t.name = ""
-	return t.f.Close()
+	f := t.f
+	t.f = nil
+	f.Close() // after the commit point, and fsynced: nothing to report
+	return nil
 }
 
 // link gives the unnamed file a temporary name, through /proc/self/fd, or
@@ -241,7 +220,7 @@ func (t *temp) commit(path string) error {
 func (t *temp) link() (string, error) {
 	fd := int(t.f.Fd())
 	for range 100 {
-		name := tempName(t.dir, t.base)
+		name := filepath.Join(t.dir, tempName(t.base))
 		err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
 		if errors.Is(err, unix.ENOENT) {
 			err = unix.Linkat(fd, "", unix.AT_FDCWD, name, unix.AT_EMPTY_PATH)
@@ -250,18 +229,42 @@ func (t *temp) link() (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("linking the new file into %s: %w", t.dir, err)
+			return "", fmt.Errorf("linking it: %w", err)
 		}
 		return name, nil
 	}
 	return "", fmt.Errorf("no free temporary name in %s", t.dir)
 }
 
-// discard closes and removes what createTemp made.
+// discard closes and removes what createTemp made, after an error before
+// or at commit (after it, there is nothing to discard).
 func (t *temp) discard() {
-	t.f.Close() // an error after commit's Close: already closed, harmless
+	if t.f == nil {
+		return
+	}
+	t.f.Close()
+	cleanup.mu.Lock()
+	defer cleanup.mu.Unlock()
 	if t.name != "" {
 		os.Remove(t.name)
-		forget(t.name)
+		delete(cleanup.paths, t.name)
 	}
+	endWrite(false)
+}
+
+// abandonWrite counts a write that failed before it created anything.
+func abandonWrite() {
+	cleanup.mu.Lock()
+	endWrite(false)
+	cleanup.mu.Unlock()
+}
+
+// bareError is the system call error inside err (an *os.LinkError or
+// *fs.PathError naming temporary paths), or err.
+func bareError(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
 }

@@ -47,6 +47,9 @@ var (
 	ErrLocked     = errors.New("locked by another process")
 	ErrNotFile    = errors.New("not a regular file")
 	ErrCannotKeep = errors.New("cannot keep the file's owner, mode or attributes")
+	// ErrCannotWrite is wrapped when the target's folder does not let
+	// this process write the new file, or writing it failed.
+	ErrCannotWrite = errors.New("cannot write the file")
 )
 
 // Options say how to wait and where to warn.
@@ -66,9 +69,11 @@ type Target struct {
 	Path string // the real file: symbolic links followed
 
 	opt    Options
-	lock   *os.File // nil when the file does not exist yet
+	lock   *os.File  // nil when the file does not exist yet
+	name   *nameLock // the lock of a file that does not exist yet
 	st     unix.Stat_t
 	xattrs []xattr
+	flags  uint32 // chattr flags
 }
 
 type xattr struct {
@@ -82,33 +87,47 @@ func (t *Target) Exists() bool { return t.lock != nil }
 
 // Close releases the lock.
 func (t *Target) Close() error {
-	if t.lock == nil {
-		return nil
+	err := t.name.release()
+	t.name = nil
+	if t.lock != nil {
+		err = errors.Join(err, t.lock.Close()) // closing the last descriptor drops the flock
+		t.lock = nil
 	}
-	err := t.lock.Close() // closing the last descriptor drops the flock
-	t.lock = nil
 	return err
 }
 
 // Lock resolves name (following symbolic links), checks that it is a
 // regular file or does not exist yet in an existing folder, takes an
-// exclusive lock on it, and checks that its owner, group and mode can be
-// given to a new file by this process.
+// exclusive lock on it (on its lock file when it does not exist yet, see
+// lockNew), and checks that its owner, group and mode can be given to a
+// new file by this process. Holding the lock, it removes what killed runs
+// left beside the file (see sweep).
 func Lock(name string, opt Options) (*Target, error) {
-	l, err := lock(name, unix.LOCK_EX, opt)
-	if err != nil {
-		return nil, err
-	}
-	t := &Target{Name: name, Path: l.path, opt: opt, lock: l.f, st: l.st}
-	if l.f == nil {
+	for {
+		l, err := lock(name, unix.LOCK_EX, opt)
+		if err != nil {
+			return nil, err
+		}
+		t := &Target{Name: name, Path: l.path, opt: opt, lock: l.f, st: l.st}
+		if err := t.checkFolder(); err != nil {
+			t.Close()
+			return nil, err
+		}
+		if l.f == nil {
+			t.name, err = lockNew(l.path, opt)
+			if errors.Is(err, errAppeared) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+		} else if err := t.check(); err != nil {
+			t.Close()
+			return nil, err
+		}
+		t.sweep()
 		return t, nil
 	}
-	if err := t.check(); err != nil {
-		t.Close()
-		return nil, err
-	}
-	t.removeStale()
-	return t, nil
 }
 
 // Input is a file read while another file is written, share-locked so
@@ -237,8 +256,7 @@ const (
 // lock may have renamed a new file over it while this one waited, and a
 // lock on the old inode protects nothing.
 func lock(name string, how int, opt Options) (locked, error) {
-	deadline := time.Now().Add(opt.Wait)
-	poll := pollMin
+	w := newWaiter(opt)
 	for swaps := 0; ; {
 		path, st, err := resolve(name)
 		if err != nil {
@@ -247,20 +265,9 @@ func lock(name string, how int, opt Options) (locked, error) {
 		if st == nil {
 			return locked{path: path}, nil
 		}
-		// O_NONBLOCK: should the name have become a FIFO since resolve,
-		// opening it must not hang.
-		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		f, fst, err := openRegularNB(path)
 		if err != nil {
 			return locked{}, err
-		}
-		var fst unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
-			f.Close()
-			return locked{}, err
-		}
-		if fst.Mode&unix.S_IFMT != unix.S_IFREG {
-			f.Close()
-			return locked{}, notRegular(f.Stat())
 		}
 		if testAfterOpen != nil {
 			testAfterOpen()
@@ -268,14 +275,9 @@ func lock(name string, how int, opt Options) (locked, error) {
 		err = flock(f, how)
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
-			if !time.Now().Before(deadline) {
-				if opt.Wait > 0 {
-					return locked{}, fmt.Errorf("%w: still locked after waiting %v; another ftpatch is patching it (wait longer: --wait DURATION)", ErrLocked, opt.Wait)
-				}
-				return locked{}, fmt.Errorf("%w: another ftpatch is patching it; wait for it with --wait DURATION (e.g. --wait 1m)", ErrLocked)
+			if err := w.again("another ftpatch is patching it"); err != nil {
+				return locked{}, err
 			}
-			time.Sleep(min(poll, time.Until(deadline)))
-			poll = min(2*poll, pollMax)
 			continue
 		}
 		if err != nil {
@@ -291,6 +293,53 @@ func lock(name string, how int, opt Options) (locked, error) {
 			return locked{}, fmt.Errorf("%w: replaced %d times while locking it", ErrLocked, swaps)
 		}
 	}
+}
+
+// openRegularNB opens path, which must be a regular file, for reading.
+// O_NONBLOCK: should the name have become a FIFO since it was checked,
+// opening it must not hang.
+func openRegularNB(path string) (*os.File, unix.Stat_t, error) {
+	var st unix.Stat_t
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, st, err
+	}
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, st, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		return nil, st, notRegular(f.Stat())
+	}
+	return f, st, nil
+}
+
+// waiter paces the retries of a lock another process holds: flock has no
+// timeout, so the lock is polled with LOCK_NB, backing off from pollMin to
+// pollMax, until Options.Wait has passed.
+type waiter struct {
+	wait     time.Duration
+	deadline time.Time
+	poll     time.Duration
+}
+
+func newWaiter(opt Options) *waiter {
+	return &waiter{wait: opt.Wait, deadline: time.Now().Add(opt.Wait), poll: pollMin}
+}
+
+// again sleeps before the next try, or, once the wait is over, returns
+// the error wrapping ErrLocked; who says who holds the lock.
+func (w *waiter) again(who string) error {
+	if !time.Now().Before(w.deadline) {
+		if w.wait > 0 {
+			return fmt.Errorf("%w: still locked after waiting %v; %s (wait longer: --wait DURATION)", ErrLocked, w.wait, who)
+		}
+		return fmt.Errorf("%w: %s; wait for it with --wait DURATION (e.g. --wait 1m)", ErrLocked, who)
+	}
+	time.Sleep(min(w.poll, time.Until(w.deadline)))
+	w.poll = min(2*w.poll, pollMax)
+	return nil
 }
 
 // testAfterOpen, when set by a test, runs between lock's open and flock:
@@ -355,8 +404,9 @@ func notRegular(fi fs.FileInfo, err error) error {
 }
 
 // check refuses, before anything is read or written, a file whose owner or
-// group this process cannot give a new file, and reads its extended
-// attributes (while the lock is held).
+// group this process cannot give a new file, or whose chattr flags forbid
+// replacing it, and reads its extended attributes and flags (while the
+// lock is held).
 func (t *Target) check() error {
 	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
 	if t.st.Uid != uid && uid != 0 {
@@ -373,7 +423,10 @@ func (t *Target) check() error {
 	if err != nil {
 		return fmt.Errorf("reading extended attributes: %w", err)
 	}
-	return nil
+	if t.flags, err = getFlags(int(t.lock.Fd())); err != nil {
+		return fmt.Errorf("reading chattr flags: %w", err)
+	}
+	return t.checkFlags(t.flags)
 }
 
 // listXattrs reads every extended attribute of fd that this process can

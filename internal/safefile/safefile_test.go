@@ -1,9 +1,16 @@
 package safefile
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,4 +95,228 @@ func TestBeginLocksInputAndOutput(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 	j3.Close()
+}
+
+// pauseAt makes the first write that reaches stage wait there until the
+// returned resume is called; paused is closed once it waits.
+func pauseAt(t *testing.T, stage string) (paused <-chan struct{}, resume func()) {
+	p, r := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	testHook = func(s string) {
+		if s == stage {
+			once.Do(func() { close(p); <-r })
+		}
+	}
+	t.Cleanup(func() { testHook = nil })
+	return p, sync.OnceFunc(func() { close(r) })
+}
+
+// Issue 22.1: a run writing a new -o file pauses between naming its
+// temporary and renaming it; meanwhile another run tries the same output
+// (and, when it gets it, writes it), or another program creates it, and
+// then a third run locks the output, sweeping what killed runs left. The
+// first run's temporary must survive (it used to be removed as stale, and
+// the run failed at its rename), and the folder ends with the output only.
+func TestNewOutputTemporaryNotSwept(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		for _, creator := range []string{"ftpatch", "another program"} {
+			t.Run(fmt.Sprintf("named=%v creator=%s", named, creator), func(t *testing.T) {
+				if named {
+					t.Setenv(testNoTmpfile, "1")
+				}
+				dir := t.TempDir()
+				out := filepath.Join(dir, "out.elf")
+				paused, resume := pauseAt(t, "linked")
+				defer resume()
+				a, err := Lock(out, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer a.Close()
+				done := make(chan error, 1)
+				go func() { done <- a.Replace(writeString("first run"), 0o644) }()
+				<-paused
+				if creator == "ftpatch" {
+					if c, err := Lock(out, Options{}); err == nil {
+						// Nothing kept it out: it writes its output (plainly:
+						// the paused run holds Replace's commit lock).
+						if err := os.WriteFile(out, []byte("second run"), 0o644); err != nil {
+							t.Fatal(err)
+						}
+						c.Close()
+					} else if !errors.Is(err, ErrLocked) {
+						t.Fatalf("second run: %v", err)
+					}
+				} else if err := os.WriteFile(out, []byte("another program"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				var warn bytes.Buffer
+				if b, err := Lock(out, Options{Warn: &warn}); err == nil {
+					b.Close()
+				} else if !errors.Is(err, ErrLocked) {
+					t.Fatalf("third run: %v", err)
+				}
+				if strings.Contains(warn.String(), "removed") {
+					t.Errorf("the third run removed a live run's file: %s", warn.String())
+				}
+				resume()
+				if err := <-done; err != nil {
+					t.Fatalf("the first run failed: %v", err)
+				}
+				a.Close()
+				if got, _ := os.ReadFile(out); string(got) != "first run" {
+					t.Errorf("output holds %q, want the first run's", got)
+				}
+				if n := listDir(t, dir); !slices.Equal(n, []string{"out.elf"}) {
+					t.Errorf("folder holds %q", n)
+				}
+			})
+		}
+	}
+}
+
+func writeString(s string) func(*os.File) error {
+	return func(f *os.File) error {
+		_, err := f.WriteString(s)
+		return err
+	}
+}
+
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// A target that does not exist yet is locked as an existing one is: a
+// second run fails at once, or with Wait waits, and then locks the file
+// the first run wrote. The lock file goes when the first run ends, and a
+// lock file left by a killed run is taken over.
+func TestNewOutputLocked(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "new.elf")
+	// A killed run's lock file (nothing holds its flock).
+	stale := filepath.Join(dir, lockName("new.elf"))
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Lock(out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(out, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock of a new output while the first holds it: %v, want ErrLocked", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		b, err := Lock(out, Options{Wait: time.Minute})
+		if err == nil {
+			if !b.Exists() {
+				err = errors.New("the waiting run did not see the first run's file")
+			}
+			b.Close()
+		}
+		got <- err
+	}()
+	if err := a.Replace(writeString("first"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the waiting run: %v", err)
+	}
+	if n := listDir(t, dir); !slices.Equal(n, []string{"new.elf"}) {
+		t.Errorf("folder holds %q", n)
+	}
+}
+
+// Issue 22.2: the sweep removes only what it can prove ftpatch made (the
+// name's MAC) and that no live run holds (its flock); anything else with a
+// name of that shape stays, and the run says so.
+func TestSweepRemovesOnlyItsOwn(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "s.elf")
+	if err := os.WriteFile(f, []byte("elf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dead := []string{tempName("s.elf"), lockName("s.elf")}
+	alive := tempName("s.elf")
+	foreign := []string{
+		".s.elf.ftpatch-notes",            // a user's file
+		".s.elf.ftpatch-4242-17",          // an older ftpatch's temporary: no proof
+		".s.elf.ftpatch-lock.0123abcd",    // a forged MAC
+		"." + alive[1:] + "x",             // one byte more than a real name
+		".s.elf2.ftpatch-" + dead[0][16:], // another target's prefix
+	}
+	for _, n := range slices.Concat(dead, foreign, []string{alive}) {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := holdFlock(t, filepath.Join(dir, alive))
+	defer release()
+	var warn bytes.Buffer
+	tg, err := Lock(f, Options{Warn: &warn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.Close()
+	want := slices.Concat([]string{"s.elf", alive}, foreign)
+	slices.Sort(want)
+	if n := listDir(t, dir); !slices.Equal(n, want) {
+		t.Errorf("folder holds %q, want %q", n, want)
+	}
+	for _, n := range dead {
+		if !strings.Contains(warn.String(), "removed "+filepath.Join(dir, n)+", a temporary file left by an ftpatch run that was killed") {
+			t.Errorf("no note about removing %s: %q", n, warn.String())
+		}
+	}
+	for _, n := range foreign[:4] {
+		if !strings.Contains(warn.String(), "ftpatch: warning: left "+filepath.Join(dir, n)+" alone") {
+			t.Errorf("no warning about leaving %s alone: %q", n, warn.String())
+		}
+	}
+	live := filepath.Join(dir, alive)
+	if strings.Contains(warn.String(), live+",") || strings.Contains(warn.String(), live+" alone") || strings.Contains(warn.String(), ".s.elf2.") {
+		t.Errorf("said something about a live run's file or another target's: %q", warn.String())
+	}
+}
+
+// holdFlock flocks name as a live run holds its temporary.
+func holdFlock(t *testing.T, name string) (release func()) {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	return func() { f.Close() }
+}
+
+// Names stay within NAME_MAX for the longest base names, and are still
+// recognised as ftpatch's.
+func TestNamesFit(t *testing.T) {
+	base := strings.Repeat("b", 255)
+	for _, n := range []string{tempName(base), lockName(base)} {
+		if len(n) > 255 {
+			t.Errorf("%d-byte name %q", len(n), n)
+		}
+		if !ours(n, base) {
+			t.Errorf("%q not recognised as ftpatch's", n)
+		}
+		if ours(n, base[1:]) {
+			t.Errorf("%q taken as a name beside another target", n)
+		}
+	}
 }

@@ -8,18 +8,36 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// cleanup holds the named temporary files that exist right now; mu also
-// keeps a signal from exiting between a link and its rename.
+// cleanup holds the files this process made that a signal must remove
+// (named temporaries, lock files of new targets) and the count of writes
+// under way; mu also keeps a signal from ending the process between a
+// link and its rename.
 var cleanup = struct {
 	mu    sync.Mutex
 	paths map[string]bool
+	// writing counts the Replace calls between their first file and
+	// their rename (the commit point) or their failure; written counts
+	// the renames.
+	writing, written int
+	// stopping is the signal that came when every write had passed its
+	// commit point: the run completes, and a later write ends it.
+	stopping os.Signal
 }{paths: map[string]bool{}}
 
-// signalled is set once the handler has a signal: from then on the process
-// ends only through the handler, with 128+signal.
-var signalled atomic.Bool
+// signalled is set once the handler has a signal; exiting once it has
+// decided to end the process (it then does, with 128+signal).
+var signalled, exiting atomic.Bool
+
+// registerCleanup has a signal remove name.
+func registerCleanup(name string) {
+	cleanup.mu.Lock()
+	cleanup.paths[name] = true
+	cleanup.mu.Unlock()
+}
 
 func forget(name string) {
 	cleanup.mu.Lock()
@@ -27,64 +45,137 @@ func forget(name string) {
 	cleanup.mu.Unlock()
 }
 
-// HandleSignals makes SIGINT, SIGTERM and SIGHUP remove the named
-// temporary files of writes in progress and exit with status 128+signal,
-// the status a shell reports for a process the signal killed. A target
-// being replaced is left with its old bytes, or, once the rename has
-// happened, the new ones; never anything in between. The returned stop
-// function restores the default handling.
+// startWrite counts a write as under way; after a signal that let the run
+// complete its writes, it ends the process instead (nothing of this write
+// exists yet).
+func startWrite() {
+	cleanup.mu.Lock()
+	defer cleanup.mu.Unlock()
+	if cleanup.stopping != nil {
+		exitOn(cleanup.stopping, "before the next file was written")
+	}
+	cleanup.writing++
+}
+
+// endWrite counts a write as no longer under way: renamed (the commit
+// point), or failed with its temporary removed. Callers hold cleanup.mu.
+func endWrite(renamed bool) {
+	cleanup.writing--
+	if renamed {
+		cleanup.written++
+	}
+}
+
+// handledSignals are the signals that end a run cleanly. SIGQUIT too: Go's
+// default for it (a goroutine dump, exit 2) would leave a named temporary.
+var handledSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// HandleSignals makes SIGINT, SIGTERM, SIGHUP and SIGQUIT end the run
+// truthfully. The commit point of a write is its rename:
+//   - a signal while a write is before its commit point (or before any
+//     write) removes the temporary files and lock files of the writes
+//     under way and exits with 128+signal, the status a shell reports for
+//     a process the signal killed: the target keeps its old bytes;
+//   - a signal that comes while every write has passed its commit point
+//     (and at least one has) lets the run complete with its own status:
+//     the target holds the new bytes and the exit says so. A run that
+//     would write another file then ends, with 128+signal, before it
+//     creates anything for it; further signals are ignored.
+//
+// A signal during a rename waits for it. The returned stop function
+// restores the default handling.
 func HandleSignals() (stop func()) {
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(ch, handledSignals...)
 	go func() {
-		sig, ok := <-ch
-		if !ok {
-			return
+		for sig := range ch {
+			signalled.Store(true)
+			onSignal(sig)
 		}
-		signalled.Store(true)
-		cleanup.mu.Lock() // never unlocked: waits for a rename under way, then holds off others
-		for p := range cleanup.paths {
-			os.Remove(p)
-		}
-		fmt.Fprintf(os.Stderr, "ftpatch: %v\n", sig)
-		os.Exit(128 + int(sig.(syscall.Signal)))
 	}()
 	return func() {
 		signal.Stop(ch)
-		if signalled.Load() {
+		if exiting.Load() {
 			select {} // the handler is removing temporaries; it exits
 		}
 		close(ch)
 	}
 }
 
+// onSignal is the handler's decision for sig.
+func onSignal(sig os.Signal) {
+	cleanup.mu.Lock() // waits for a rename under way
+	if cleanup.stopping != nil {
+		cleanup.mu.Unlock()
+		return
+	}
+	if cleanup.writing > 0 || cleanup.written == 0 {
+		exitOn(sig, "") // never unlocks: holds off other renames
+	}
+	cleanup.stopping = sig
+	fmt.Fprintf(os.Stderr, "ftpatch: %v after the file was written; completing the run\n", sig)
+	cleanup.mu.Unlock()
+	handled.Store(true)
+}
+
+// handled is set when the handler let the run complete (for testSignal).
+var handled atomic.Bool
+
+// exitOn removes what the writes under way created and ends the process
+// with 128+sig. The caller holds cleanup.mu.
+func exitOn(sig os.Signal, when string) {
+	exiting.Store(true)
+	for p := range cleanup.paths {
+		os.Remove(p)
+	}
+	if when != "" {
+		fmt.Fprintf(os.Stderr, "ftpatch: %v %s\n", sig, when)
+	} else {
+		fmt.Fprintf(os.Stderr, "ftpatch: %v\n", sig)
+	}
+	os.Exit(128 + int(sig.(syscall.Signal)))
+}
+
 // Test hooks, for tests that run the real binary: FTPATCH_TEST_SIGNAL_AT
 // names a stage of Replace ("filled": before the rename; "linked": between
 // link and rename; "renamed": after it) at which the process sends itself
-// SIGTERM; FTPATCH_TEST_NO_TMPFILE=1 makes it use a named temporary as on a
-// file system without O_TMPFILE.
+// SIGTERM, or the signal FTPATCH_TEST_SIGNAL names (KILL, QUIT...);
+// FTPATCH_TEST_NO_TMPFILE=1 makes it use a named temporary as on a file
+// system without O_TMPFILE.
 const (
-	testSignalAt  = "FTPATCH_TEST_SIGNAL_AT"
-	testNoTmpfile = "FTPATCH_TEST_NO_TMPFILE"
+	testSignalAt   = "FTPATCH_TEST_SIGNAL_AT"
+	testSignalName = "FTPATCH_TEST_SIGNAL"
+	testNoTmpfile  = "FTPATCH_TEST_NO_TMPFILE"
 )
 
-// testSignal sends SIGTERM to this process when stage is the one named by
-// FTPATCH_TEST_SIGNAL_AT. Except in "linked", where the handler must wait
-// for the rename, it then waits for the handler to end the process.
+// testHook, when set by a test, runs at each stage of Replace that
+// testSignal names: a test pauses a write there.
+var testHook func(stage string)
+
+// testSignal sends SIGTERM (or FTPATCH_TEST_SIGNAL) to this process when
+// stage is the one named by FTPATCH_TEST_SIGNAL_AT, and waits for the
+// handler to end the process or let the run complete. In "linked", where
+// the handler must wait for the rename, it waits for the handler to have
+// the signal.
 func testSignal(stage string) {
+	if testHook != nil {
+		testHook(stage)
+	}
 	if os.Getenv(testSignalAt) != stage {
 		return
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	sig := syscall.SIGTERM
+	if name := os.Getenv(testSignalName); name != "" {
+		sig = unix.SignalNum("SIG" + name)
+	}
+	syscall.Kill(os.Getpid(), sig)
+	done := &handled
 	if stage == "linked" {
 		// Let the handler take the signal before the rename, so that the
 		// run deterministically shows it waiting for the rename.
-		for !signalled.Load() {
-			time.Sleep(time.Millisecond)
-		}
-		return
+		done = &signalled
 	}
-	for {
-		time.Sleep(time.Hour)
+	for !done.Load() {
+		time.Sleep(time.Millisecond)
 	}
 }

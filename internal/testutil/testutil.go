@@ -31,6 +31,14 @@ func missing(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
+// Missing says that something a test needs (a file system feature, a
+// privilege) is not here: the test fails under CI=true and is skipped
+// otherwise.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	missing(t, format, args...)
+}
+
 // NeedTool returns the absolute path of the program name found in PATH. When
 // it is missing the test fails under CI=true and is skipped otherwise.
 func NeedTool(t testing.TB, name string) string {
