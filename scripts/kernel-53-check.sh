@@ -90,7 +90,7 @@ negative_edit() {
 # restriction; the series itself does not touch it.
 gcc_bti_edit() {
 	sed -i '/^config ARM64_BTI_KERNEL$/,/^config /{/^\tdepends on !CC_IS_GCC$/d}' "$1"
-	! sed -n '/^config ARM64_BTI_KERNEL$/,/^config /p' "$1" | grep -q 'depends on !CC_IS_GCC' || die "GCC BTI edit of $1 did not apply"
+	! sed -n '/^config ARM64_BTI_KERNEL$/,/^config /p' "$1" | grep -qx $'\tdepends on !CC_IS_GCC' || die "GCC BTI edit of $1 did not apply"
 }
 
 # flag_edit MAKEFILE: the starting point, the 5,3 flag alone.
