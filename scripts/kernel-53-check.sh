@@ -62,6 +62,10 @@ cache=$(cd "$cache" && pwd)
 pristine=$("$here/scripts/linux-source.sh" "$cache")
 trees=$cache/linux-build
 mkdir -p "$trees"
+# One run at a time over the same trees (make kernel-build-check's trees
+# have their own locks).
+exec 9>"$trees/53.lock"
+flock -n 9 || { echo "$0: another kernel-53-check is running on $trees" >&2; exit 2; }
 t_start=$EPOCHREALTIME
 
 say() { echo "kernel-53: $*" >&2; }
@@ -286,7 +290,7 @@ records_oracle() {
 	stop=$(aarch64-linux-gnu-nm "$v" | awk '$3 == "__stop_mcount_loc" { print $1 }')
 	local relas
 	relas=$(aarch64-linux-gnu-readelf -r -W "$v" | awk -v s="$start" -v e="$stop" '
-		$1 ~ /^[0-9a-f]{16}$/ && $3 == "R_AARCH64_RELATIVE" && $1 >= s && $1 < e { n++; if ($4 != "0") nz++ }
+		length($1) == 16 && $1 ~ /^[0-9a-f]+$/ && $3 == "R_AARCH64_RELATIVE" && $1 >= s && $1 < e { n++; if ($4 != "0") nz++ }
 		END { printf "%d %d\n", n, nz }')
 	if [[ ${relas% *} != 0 ]]; then
 		echo "${relas#* }"
