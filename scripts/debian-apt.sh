@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # debian-apt.sh: sourced by the scripts that fetch packages from Debian's
 # archive without touching the machine's apt state (kernel-fetch.sh,
 # linux-source.sh).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # demo.sh: `make demo`. The whole job on the program shipped in
 # testdata/src/e2e, in build/demo/ (git-ignored): compile with patch sites,
 # link with the trampoline ftpatch emits, scan, run, init, enable, show, run

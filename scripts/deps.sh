@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deps.sh [GROUP...]: install the Debian packages ftpatch's build, tests, demo
 # and bench need, and those of each GROUP named, and only those that are
 # missing. Quiet and quick when all are there; runs apt-get update only when
@@ -13,9 +14,11 @@ set -euo pipefail
 
 PACKAGES=(
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu # cross compiler, readelf/objdump oracles
+	gcc binutils                                     # the host compiler: cgo, and the x86-64 object of testdata/ktree
 	libc6-dev-arm64-cross                            # arm64 libc headers (a gcc Recommends)
 	clang lld llvm                                   # the Clang fixtures
 	clang-16                                         # kCFI (-fsanitize=kcfi) fixtures and tests
+	gcc libc6-dev                                    # cgo, and the bench's emulator floor (scripts/verify-floor.c)
 	libunicorn-dev pkg-config                        # cgo: verify's CPU emulator
 	liblzma-dev                                      # cgo: xz through liblzma (headers; dlopened at run time)
 	zlib1g-dev                                       # cgo: gzip through zlib (headers; dlopened at run time)
@@ -23,6 +26,9 @@ PACKAGES=(
 	qemu-user                                        # running patched programs
 	xz-utils zstd gzip                               # compressed modules
 	time                                             # /usr/bin/time for make bench
+	libxml2-utils                                    # xmllint: --junit output against the Jenkins JUnit schema
+	mandoc                                           # mandoc -Tlint: the generated man pages
+	zsh fish                                         # zsh -n, fish -n: the generated completions
 )
 
 # Building Linux 6.12 for arm64 out of tree (scripts/linux-build.sh): the

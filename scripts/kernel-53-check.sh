@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kernel-53-check.sh [FTPATCH]
 #
 # `make kernel-53-check` (opt-in: never part of `make test` or CI): the 5,3

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kernel-build.sh OUTDIR [FTPATCH]
 #
 # Builds the kernel-like tree in testdata/kernel with Debian 12's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kernel-check.sh [FTPATCH]
 #
 # ftpatch against Debian's real arm64 kernels (`make kernel-check`; opt-in,
@@ -8,7 +9,8 @@
 # -fpatchable-function-entry=2), scripts/kernel-fetch.sh downloads the -dbg
 # package (vmlinux with symbols) and the -unsigned one (the modules) into
 # CACHE (default build/kernels, git-ignored), then this script runs and times
-# the whole flow on them:
+# the whole flow on them (FLAVOUR, default cloud, picks the kernel flavour:
+# generic is Debian's linux-image-arm64; see kernel-fetch.sh):
 #
 #   scan --check of vmlinux and of every module (.ko.xz, as shipped)
 #   init with the kernel's nop ops, enable with its list ops
@@ -19,11 +21,17 @@
 #   verify --against (every change live-safe), disable (= init, byte for byte)
 #   one module: decompressed, patched, verified the same way
 #   a planted defect in the kernel's trampoline, which verify must catch
+#   the floor rows: verify (ftpatch's trampoline) of vmlinux as shipped (nop
+#     sites) and enabled with the kernel's list ops, against the emulator
+#     floor on the same runs (scripts/floor.sh, scripts/verify-floor.c),
+#     FLOOR_REPS (5) interleaved pairs, cpu per site; and verify's wall time
+#     with -j 1 and -j 2
 #
 # Each step says what it runs and how long it took; the script stops with a
 # non-zero status at the first step that does not do what it must. The
 # patched copies go to CACHE/work (several GB at most; deleted at the end
-# unless KEEP=1). FTPATCH defaults to bin/ftpatch.
+# unless KEEP=1). FTPATCH defaults to bin/ftpatch. FLOOR_ONLY=1 runs only
+# init, enable and the floor rows.
 set -euo pipefail
 export LC_ALL=C
 
@@ -40,12 +48,17 @@ if [[ -z $readelf ]]; then
 	done
 fi
 [[ -x $ftpatch ]] || { echo "$0: $ftpatch: not an executable (make build)" >&2; exit 2; }
+# shellcheck source=scripts/floor.sh
+. "$here/scripts/floor.sh"
+floor_reps=${FLOOR_REPS:-5}
 [[ -n $readelf ]] || { echo "$0: no readelf (apt: binutils-aarch64-linux-gnu)" >&2; exit 2; }
 command -v xz >/dev/null || { echo "$0: xz not found (apt: xz-utils)" >&2; exit 2; }
 # Absolute: the flow runs from inside the cache.
 ftpatch=$(cd "$(dirname "$ftpatch")" && pwd)/$(basename "$ftpatch")
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
+fdir=$cache/floor
+floor_build "$fdir" || { echo "$0: cannot build the emulator floor (scripts/floor.sh)" >&2; exit 2; }
 
 declare -a summary=()
 log_last=$(mktemp)
@@ -159,12 +172,51 @@ word() {
 # hexadd HEX N: HEX + N, in hex without 0x.
 hexadd() { printf '%x' $((0x$1 + $2)); }
 
+# floor_rows NOPIMG ENIMG: verify of each image (ftpatch's trampoline,
+# every worker) against the emulator floor on the same runs, cpu per site;
+# then verify's wall time on ENIMG with -j 1 and -j 2. Rows go to the
+# summary; a floor that fails a site stops the check.
+floor_rows() {
+	local img state plan n line
+	for img in "$1" "$2"; do
+		state=nop
+		[[ $img == "$2" ]] && state=enabled
+		plan=$w/floor-$state.plan
+		echo "== floor: verify vs the emulator floor, $state sites"
+		floor_plan "$fdir" "$img" "$plan" || { echo "kernel-check: FAIL: floor plan of $img" >&2; exit 1; }
+		line=$("$fdir/verify-floor" "$plan" "$img") || { echo "kernel-check: FAIL: the floor fails sites of $img: $line" >&2; exit 1; }
+		n=$(sed -n 's/^floor: \([0-9]*\) sites.*/\1/p' <<<"$line")
+		floor_compare "$fdir" "$floor_reps" "$n" "$img" "$plan" "$ftpatch" verify || { echo "kernel-check: FAIL: floor rows" >&2; exit 1; }
+		summary+=("$(printf '%-9s %-64s %8s' "$kver_short" "verify vs floor, $n $state sites: $floor_us vs $floor_floor_us µs cpu/site" "${floor_ratio}x")")
+	done
+	echo "== verify wall time, -j 1 and -j 2, enabled sites"
+	local i a b w1=() w2=()
+	for ((i = 0; i <= floor_reps; i++)); do
+		a=$(floor_cpu "$ftpatch" verify -j 1 "$2") || exit 1
+		b=$(floor_cpu "$ftpatch" verify -j 2 "$2") || exit 1
+		((i == 0)) && continue
+		w1+=("${a#* }") w2+=("${b#* }")
+	done
+	a=$(printf '%s\n' "${w1[@]}" | floor_median)
+	b=$(printf '%s\n' "${w2[@]}" | floor_median)
+	echo "   wall: -j 1 ${a}s, -j 2 ${b}s ($floor_reps interleaved pairs, medians)"
+	summary+=("$(printf '%-9s %-64s %7ss' "$kver_short" "verify -j 1, $n enabled sites (wall)" "$a")")
+	summary+=("$(printf '%-9s %-64s %7ss %s' "$kver_short" "verify -j 2, $n enabled sites (wall)" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx of -j 1", (a > 0 ? b / a : 0) }')")")
+}
+
 check_callops() {
 	local v=$1 mods=$2 w=$3
-	step 0 "scan --check vmlinux" "$ftpatch" scan --check "$v"
-	step 0 "scan --check modules ($(find "$mods" -name '*.ko*' | wc -l) files)" "$ftpatch" scan --check "$mods"
+	if [[ ${FLOOR_ONLY:-0} != 1 ]]; then
+		step 0 "scan --check vmlinux" "$ftpatch" scan --check "$v"
+		# no-function records (a weak function overridden at link time;
+		# Linux disables them) are findings scan reports, not errors:
+		# the generic flavour's modules have two.
+		step 0 "scan --check --ignore no-function modules ($(find "$mods" -name '*.ko*' | wc -l) files)" "$ftpatch" scan --check --ignore no-function "$mods"
+	fi
 	step 0 "init --default-ops ftrace_nop_ops" "$ftpatch" init --default-ops ftrace_nop_ops --allow-absolute -o "$w/v.init" "$v"
 	step 0 "enable --ops ftrace_list_ops (every site)" "$ftpatch" enable --ops ftrace_list_ops --allow-absolute -o "$w/v.list" "$w/v.init"
+	floor_rows "$v" "$w/v.list"
+	[[ ${FLOOR_ONLY:-0} == 1 ]] && return
 	step 0 "verify --run-file-trampoline" "$ftpatch" verify --run-file-trampoline "$w/v.list"
 	step 0 "verify --against init (live-safe)" "$ftpatch" verify --run-file-trampoline --against "$w/v.init" "$w/v.list"
 	step 0 "enable --direct ftrace_stub_direct_tramp --func '$direct_funcs'" \
@@ -240,6 +292,8 @@ check_classic() {
 	step 0 "scan --check modules ($(find "$mods" -name '*.ko*' | wc -l) files)" "$ftpatch" scan --check "$mods"
 	step 0 "init" "$ftpatch" init -o "$w/v.init" "$v"
 	step 0 "enable (every site)" "$ftpatch" enable -o "$w/v.en" "$w/v.init"
+	floor_rows "$v" "$w/v.en"
+	[[ ${FLOOR_ONLY:-0} == 1 ]] && return
 	step 0 "verify --run-file-trampoline" "$ftpatch" verify --run-file-trampoline "$w/v.en"
 	step 0 "verify --against init (live-safe)" "$ftpatch" verify --run-file-trampoline --against "$w/v.init" "$w/v.en"
 	step 0 "disable" "$ftpatch" disable -o "$w/v.off" "$w/v.en"
@@ -283,7 +337,7 @@ check_module() {
 }
 
 for suite in "${suites[@]}"; do
-	echo "=== $suite: fetching Debian's arm64 cloud kernel"
+	echo "=== $suite: fetching Debian's arm64 ${FLAVOUR:-cloud} kernel"
 	t0=$EPOCHREALTIME
 	root=$("$here/scripts/kernel-fetch.sh" "$cache" "$suite" 2>"$cache/fetch-$suite.log") || { cat "$cache/fetch-$suite.log" >&2; exit 2; }
 	# Work from the cache, with paths relative to it: shorter output.

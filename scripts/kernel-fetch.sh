@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kernel-fetch.sh CACHE SUITE
 #
-# Downloads Debian's arm64 cloud kernel of SUITE (trixie: 6.12, bookworm: 6.1)
-# into CACHE/SUITE and unpacks it, without touching the machine's apt state:
+# Downloads Debian's arm64 kernel of SUITE (trixie: 6.12, bookworm: 6.1) in
+# flavour FLAVOUR (default cloud: linux-image-cloud-arm64; generic:
+# linux-image-arm64, the one a Debian arm64 machine installs; any other value
+# is taken as Debian's flavour name, e.g. rt-arm64) into CACHE/SUITE and
+# unpacks it, without touching the machine's apt state:
 # apt-get runs for the foreign architecture arm64 with a private sources
 # list, lists folder and package cache under CACHE/SUITE/apt. It fetches the
 # -dbg package (vmlinux with symbols) and the -unsigned one (the modules).
@@ -32,8 +36,13 @@ debian_apt "$dir" "$suite"
 
 # The metapackage names the current ABI's image package; -unsigned holds the
 # same kernel and its modules, -dbg the vmlinux with symbols.
-image=$(apt-cache "${apt[@]}" depends linux-image-cloud-arm64 | sed -n 's/^ *Depends: \(linux-image-[^ ]*-cloud-arm64\)$/\1/p' | head -n1)
-[[ -n $image ]] || { echo "$0: $suite: linux-image-cloud-arm64 names no image package" >&2; exit 1; }
+case ${FLAVOUR:-cloud} in
+cloud) flavour=cloud-arm64 ;;
+generic) flavour=arm64 ;;
+*) flavour=$FLAVOUR ;;
+esac
+image=$(apt-cache "${apt[@]}" depends "linux-image-$flavour" | sed -n "s/^ *Depends: \(linux-image-[^ ]*[0-9]-$flavour\)\$/\1/p" | head -n1)
+[[ -n $image ]] || { echo "$0: $suite: linux-image-$flavour names no image package" >&2; exit 1; }
 want=("$image-unsigned" "$image-dbg")
 (
 	cd "$dir/debs"

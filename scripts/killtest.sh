@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # killtest.sh: kill ftpatch at random moments while it enables a
 # kernel-sized file in place, and check after every kill that the file holds
 # its old bytes or its new bytes and that nothing is left beside it (issue 9;

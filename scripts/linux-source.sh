@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # linux-source.sh CACHE
 #
 # Fetches Debian's linux-source-6.12 (trixie; the newest version the archive

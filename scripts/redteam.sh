@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # redteam.sh: the hostile campaign of issue 22, repeatable (make redteam).
 # It runs the campaign's Go tests with FTPATCH_REDTEAM=full (the cases make
 # test leaves out: root-only file systems and owners, FUSE, large counts,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // docs/json.md as a checker: each `<!-- object: NAME -->` comment names the
@@ -72,7 +74,7 @@ func loadContract(path string) (contract, error) {
 			}
 		}
 	}
-	for _, need := range []string{"error", "scan", "show", "verify", "against"} {
+	for _, need := range []string{"error", "scan", "show", "verify", "against", "diff", "summaryline", "summary"} {
 		if c[need] == nil {
 			return nil, fmt.Errorf("%s: no table for object %s", path, need)
 		}
@@ -124,8 +126,12 @@ func (c contract) checkLines(out []byte) error {
 
 func (c contract) kindOf(obj map[string]any) string {
 	switch {
+	case obj["summary"] != nil:
+		return "summaryline"
 	case obj["error"] != nil:
 		return "error"
+	case obj["regressed"] != nil:
+		return "diff"
 	case obj["orig"] != nil:
 		return "against"
 	case obj["total"] != nil:

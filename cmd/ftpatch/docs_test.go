@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // Every command shown in README.md and docs/*.md runs in the acceptance

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command ftpatch patches arm64 ELF function entries for call-ops tracing.
 package main
 

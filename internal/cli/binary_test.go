@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // Helpers for the few Go tests that run ftpatch as a whole: a separately

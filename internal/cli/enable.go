@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -24,7 +26,7 @@ type EnableOptions struct {
 func newEnableCmd(io *IO) *cobra.Command {
 	opts := &EnableOptions{}
 	cmd := &cobra.Command{
-		Use:   "enable [--ops SYM|ADDR] [--trampoline SYM|ADDR] [--direct SYM|ADDR [--direct-call-offset N]] [--init] [--skip-misaligned] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE] [--wait DURATION] [--dry-run] FILE",
+		Use:   "enable [--ops SYM|ADDR] [--trampoline SYM|ADDR] [--direct SYM|ADDR [--direct-call-offset N]] [--init] [--skip-misaligned] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE|DIR] [-j N] [--quiet] [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--wait DURATION] [--dry-run] [--junit FILE] [--sarif FILE] FILE|DIR...",
 		Short: "Enable patch sites: literal := ops, then BL trampoline",
 		Long: `Enable the selected sites as Linux's ftrace_make_call does: the literal gets
 --ops (required for call-ops sites, refused for classic ones), then the
@@ -40,8 +42,9 @@ to that trampoline when it is within BL range (±128 MiB); the literal still
 gets --ops. Out of range, the BL goes to the common trampoline, which
 branches to op->direct_call: then --ops must name an ops whose direct_call
 (at --direct-call-offset, default 208 as in Linux 6.12) is set, or enable
-refuses. In objects the BL gets a CALL26 against the direct trampoline.`,
-		Args: oneFile("enable", &opts.File),
+refuses. In objects the BL gets a CALL26 against the direct trampoline.
+` + patchManyHelp,
+		Args: patchArgs("enable", &opts.Files),
 		RunE: func(cmd *cobra.Command, args []string) error { return runEnable(opts, io) },
 	}
 	f := cmd.Flags()

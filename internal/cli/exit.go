@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package cli implements the ftpatch command line. Each command lives in its
 // own file with an Options struct, a constructor that wires cobra flags and
 // a run function that takes the options and an IO; tests drive the run

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // End-to-end tests of what ftpatch promises about the files it rewrites
@@ -661,7 +663,7 @@ func (p *promise) signalAt(t *testing.T, stage string, sig syscall.Signal, named
 	if !bytes.Equal(readFile(t, f), bytesWant) {
 		t.Errorf("target after %v: want the %s bytes", sig, map[bool]string{false: "old", true: "new"}[isNew])
 	}
-	if isNew && !strings.Contains(r.stdout, "enable: 1 sites changed") {
+	if isNew && !strings.Contains(r.stdout, "enable: 1 site changed") {
 		t.Errorf("a run that completed did not report its writes: %q", r.stdout)
 	}
 	if strings.Contains(r.stderr, "goroutine ") {

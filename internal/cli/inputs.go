@@ -1,193 +1,397 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
-// Inputs for scan and verify: files and folders as arguments, processed in
+// Inputs: files, folders and kernel trees as arguments, processed in
 // parallel and reported in a deterministic order.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
-	"github.com/spf13/cobra"
-
-	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/input"
+	"github.com/ftpatch/ftpatch/internal/ktree"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/report"
 )
 
-// expandInputs turns command-line arguments into the list of files to
-// process:
+// What a run's arguments name (scan, verify, init, enable, disable):
 //   - a file argument is kept as given, even when it is not ELF, does not
 //     exist or is a special file: the command reports it (input.Open refuses
 //     FIFOs, sockets and devices by name without opening them for reading);
-//   - a directory argument (or a symlink to one) is recursed: the ELF files
-//     in it, plain or compressed (recognised by their magic, not their name),
-//     are kept and every other file is skipped silently. Symlinks inside it
-//     to files are kept when their target is ELF; symlinks to directories are
-//     not followed (no loops, no escaping the tree); broken ones are skipped.
-//     Special files in it are skipped without being opened.
-//   - a file in a directory whose first bytes cannot be read is kept: the
+//   - a folder that is a kernel tree (ktree.Detect: vmlinux and
+//     modules.order, or an installed lib/modules/VERSION) gives vmlinux and
+//     its modules (ktree.Pick), unless --all-files;
+//   - any other folder argument (or a symlink to one) is walked: its 64-bit
+//     little-endian AArch64 ELF files, plain or compressed (recognised by
+//     their first bytes, not their names), are kept; every other file (host
+//     programs, x86 or arm32 objects, archives, scripts, raw Images) is
+//     skipped and counted by reason (skipList), never an error. Symlinks
+//     inside it to files are followed; symlinks to folders are not (no
+//     loops, no escaping the tree); broken ones and special files are
+//     skipped without being opened;
+//   - --path and --exclude-path filter what a walk (or a tree) takes, by
+//     the path relative to the folder given;
+//   - a file in a folder whose first bytes cannot be read is kept: the
 //     command reports it on its own line (a file that might be ELF is never
-//     dropped silently) and still reports the others;
-//   - a directory with no ELF file in it is an error naming it (exit 2): a
-//     check that looked at nothing must not pass;
-//   - order: argument order, and within a directory a depth-first walk in
-//     lexical order;
+//     dropped silently);
+//   - what fails before any command reads it becomes an input of its own
+//     that carries its error, reported in its place like any failed input:
+//     a subfolder that cannot be read (the walk goes on with the rest), a
+//     module modules.order lists that is missing, a folder that gave
+//     nothing (a check that looked at nothing must not pass);
+//   - order: argument order; in a folder, a depth-first walk in lexical
+//     order; in a kernel tree, vmlinux, the modules in modules.order's
+//     order, then the modules it does not list, in walk order;
 //   - a file reached twice (same cleaned path, or a symlink and its target)
 //     is kept once, where it is first seen.
-//
-// A directory that cannot be read is an error naming it.
-func expandInputs(args []string) ([]string, error) {
-	in, err := walker{readDir: os.ReadDir, sniff: sniffELF}.expand(args)
-	return in.files, err
+
+// inputItem is one input of a run.
+type inputItem struct {
+	path string // the file: as given, or the folder argument joined with rel
+	// rel is the path relative to the folder it was found in
+	// (slash-separated); "" for a file argument.
+	rel string
+	// unsure: found by a walk that did not read it (scan: the command's
+	// open reads it, and skips it when it is not AArch64 ELF after all).
+	unsure bool
+	// err: the input failed before any command read it (a subfolder that
+	// cannot be read, a missing module, a folder that gave nothing).
+	err error
 }
 
-// expandFound is expandInputs for a command that opens each file with
-// openFound (scan): the files of a folder are not sniffed by the walk,
-// since the command opens them anyway (and a compressed one would be
-// decompressed twice); they are kept as unsure, and the command skips one
-// silently when it turns out not to be ELF (skipped). The walk sniffs a
-// folder's files in order only until the first ELF one: a folder with
-// none is still an error before the command runs.
-func expandFound(args []string) (foundInputs, error) {
-	return walker{readDir: os.ReadDir, sniff: sniffELF, deferSniff: true}.expand(args)
+// runInputs is what the arguments of a run name.
+type runInputs struct {
+	items   []inputItem
+	folders int           // folder arguments
+	trees   []report.Tree // the folders read as kernel trees
+	skips   skipList      // files the walks left out
 }
 
-// foundInputs are the files to process, and which of them are unsure:
-// files from a folder, not yet known to be ELF.
-type foundInputs struct {
-	files  []string
-	unsure []bool // nil when none is
-}
-
-// skipped reports whether err, the result of opening file i with
-// openFound, says the file is not ELF and is one to skip silently.
-func (in foundInputs) skipped(i int, err error) bool {
-	return in.unsure != nil && in.unsure[i] && errors.Is(err, input.ErrNotELF)
-}
-
-// openFound opens file i: an unsure one with elfscan.OpenFound, which
-// sniffs it while decompressing it (see skipped).
-func (in foundInputs) openFound(i int) (*elfscan.Object, error) {
-	if in.unsure != nil && in.unsure[i] {
-		return elfscan.OpenFound(in.files[i])
+// paths lists the inputs' paths (tests).
+func (r *runInputs) paths() []string {
+	out := make([]string, len(r.items))
+	for i, it := range r.items {
+		out[i] = it.path
 	}
-	return elfscan.Open(in.files[i])
+	return out
 }
 
-// errNoELF: a folder argument holds no ELF file.
-var errNoELF = errors.New("no ELF file in it (plain, or compressed with xz, zstd or gzip)")
-
-func sniffELF(path string) (bool, error) {
-	isELF, _, err := input.Sniff(path)
-	return isELF, err
-}
-
-// walker carries the file-system operations, so tests can inject failures
-// that a root user would not see (permission denied). With deferSniff (see
-// expandFound), the files of a folder are kept unsure rather than sniffed.
-type walker struct {
-	readDir    func(string) ([]os.DirEntry, error)
-	sniff      func(string) (bool, error)
-	deferSniff bool
-}
-
-func (w walker) expand(args []string) (foundInputs, error) {
-	var out foundInputs
-	seen := map[string]bool{}
-	keep := func(path, key string, unsure bool) {
-		if !seen[key] {
-			seen[key] = true
-			out.files = append(out.files, path)
-			if unsure && out.unsure == nil {
-				out.unsure = make([]bool, len(out.files)-1, cap(out.files))
-			}
-			if out.unsure != nil {
-				out.unsure = append(out.unsure, unsure)
-			}
+// errs counts the inputs that failed before any command read them.
+func (r *runInputs) errs() int {
+	n := 0
+	for _, it := range r.items {
+		if it.err != nil {
+			n++
 		}
 	}
+	return n
+}
+
+// summarize says whether the run ends with a summary: it has more than one
+// input, or a folder argument.
+func (r *runInputs) summarize() bool { return len(r.items) > 1 || r.folders > 0 }
+
+// errNoELF: a folder argument holds no file to take.
+var errNoELF = errors.New("no 64-bit AArch64 ELF file in it (plain, or compressed with xz, zstd or gzip)")
+
+// walker carries the file-system operations, so tests can inject failures
+// that a root user would not see (permission denied). identify reads a
+// file's first bytes (input.Identify); with deferred, a folder's files are
+// kept unsure, identified only until the first one to take (the command
+// opens them anyway, and would read a compressed one twice).
+type walker struct {
+	opts     WalkOptions
+	readDir  func(string) ([]os.DirEntry, error)
+	identify func(string) error
+	deferred bool
+}
+
+// newWalker is the walker of a command: deferred for scan.
+func newWalker(opts WalkOptions, deferred bool) walker {
+	return walker{opts: opts, readDir: readDir, identify: input.Identify, deferred: deferred}
+}
+
+// readDir lists a folder for every walk; tests make it fail where a root
+// user would not see a failure (permission denied).
+var readDir = os.ReadDir
+
+// expand turns the arguments into the run's inputs. It never fails: what
+// cannot be read becomes an input carrying its error.
+func (w walker) expand(args []string) *runInputs {
+	r := &runInputs{}
+	seen := map[string]bool{}
 	for _, arg := range args {
 		st, err := os.Stat(arg)
 		if err != nil || !st.IsDir() {
-			keep(arg, identity(arg), false)
+			r.keep(seen, identity(arg), inputItem{path: arg})
 			continue
 		}
-		var candidates []candidate
-		if err := w.walk(arg, identity(arg), &candidates); err != nil {
-			return foundInputs{}, err
+		r.folders++
+		kind := ktree.None
+		if !w.opts.AllFiles {
+			kind = ktree.Detect(arg)
 		}
-		if w.deferSniff {
-			// Every file is unsure but the first ELF one, found by
-			// sniffing in order: usually the first file.
-			first := -1
-			for i, c := range candidates {
-				if isELF, err := w.sniff(c.path); isELF || err != nil {
-					first = i
-					break
-				}
-			}
-			if first < 0 {
-				return foundInputs{}, fmt.Errorf("folder %s: %w", arg, errNoELF)
-			}
-			for i, c := range candidates[first:] {
-				keep(c.path, c.key, i > 0)
-			}
-			continue
-		}
-		found := 0
-		pool.Ordered(context.Background(), len(candidates), pool.Workers(len(candidates)),
-			func(_ context.Context, i int) (bool, error) { return w.sniff(candidates[i].path) },
-			func(i int, isELF bool, err error) error {
-				// Unreadable: kept, for the command to report.
-				if isELF || err != nil {
-					keep(candidates[i].path, candidates[i].key, false)
-					found++
-				}
-				return nil
-			})
-		if found == 0 {
-			return foundInputs{}, fmt.Errorf("folder %s: %w", arg, errNoELF)
+		if kind != ktree.None {
+			w.expandTree(r, seen, arg, kind)
+		} else {
+			w.expandFolder(r, seen, arg)
 		}
 	}
-	return out, nil
+	return r
 }
 
-// candidate is a file found in a folder, and its identity (see identity).
-type candidate struct{ path, key string }
+// keep adds it unless its key was seen.
+func (r *runInputs) keep(seen map[string]bool, key string, it inputItem) {
+	if it.err == nil {
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+	}
+	r.items = append(r.items, it)
+}
+
+// candidate is a file found in a folder: its path, its identity (see
+// identity), its path relative to the folder argument; or a subfolder that
+// could not be read (err).
+type candidate struct {
+	path, key, rel string
+	err            error
+}
+
+// expandFolder takes the AArch64 ELF files of the folder arg.
+func (w walker) expandFolder(r *runInputs, seen map[string]bool, arg string) {
+	var all []candidate
+	w.walk(arg, arg, identity(arg), "", &all)
+	cands := w.filter(all)
+	taken := 0
+	if w.deferred {
+		taken = w.takeDeferred(r, seen, arg, cands)
+	} else {
+		taken = w.takeIdentified(r, seen, cands)
+	}
+	if taken > 0 || hasErr(cands) { // a folder that failed says so already
+		return
+	}
+	if w.opts.filtered() && len(cands) == 0 && len(all) > 0 {
+		r.keep(seen, "", inputItem{path: arg, err: fmt.Errorf("folder %s: no file in it matches %s", arg, w.opts.String())})
+		return
+	}
+	r.keep(seen, "", inputItem{path: arg, err: fmt.Errorf("folder %s: %w", arg, errNoELF)})
+}
+
+func hasErr(cands []candidate) bool {
+	for _, c := range cands {
+		if c.err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// filter keeps the candidates --path and --exclude-path take (and every
+// error).
+func (w walker) filter(cands []candidate) []candidate {
+	if !w.opts.filtered() {
+		return cands
+	}
+	kept := cands[:0:0]
+	for _, c := range cands {
+		if c.err != nil || w.opts.takes(c.rel) {
+			kept = append(kept, c)
+		}
+	}
+	return kept
+}
+
+// takeIdentified reads the first bytes of every candidate, in parallel,
+// and keeps the AArch64 ELF ones (and those that cannot be read, for the
+// command to report); it returns how many it took.
+func (w walker) takeIdentified(r *runInputs, seen map[string]bool, cands []candidate) int {
+	taken := 0
+	pool.Ordered(context.Background(), len(cands), pool.Workers(len(cands)),
+		func(_ context.Context, i int) (struct{}, error) {
+			if cands[i].err != nil {
+				return struct{}{}, cands[i].err
+			}
+			return struct{}{}, w.identify(cands[i].path)
+		},
+		func(i int, _ struct{}, err error) error {
+			c := cands[i]
+			switch {
+			case c.err != nil:
+				r.keep(seen, "", inputItem{path: c.path, rel: c.rel, err: c.err})
+			case skippable(err):
+				r.skips.add(c.path, err)
+			default: // AArch64 ELF, or unreadable: kept, for the command to report
+				r.keep(seen, c.key, inputItem{path: c.path, rel: c.rel})
+				taken++
+			}
+			return nil
+		})
+	return taken
+}
+
+// takeDeferred keeps every candidate unsure, once the first one to take is
+// known (identified in order: usually the first file); when there is
+// none, it counts them all as skipped and takes nothing.
+func (w walker) takeDeferred(r *runInputs, seen map[string]bool, arg string, cands []candidate) int {
+	first := -1
+	var errs []error
+	for i, c := range cands {
+		if c.err != nil {
+			errs = append(errs, nil)
+			continue
+		}
+		err := w.identify(c.path)
+		errs = append(errs, err)
+		if !skippable(err) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		for i, c := range cands {
+			if c.err != nil {
+				r.keep(seen, "", inputItem{path: c.path, rel: c.rel, err: c.err})
+			} else {
+				r.skips.add(c.path, errs[i])
+			}
+		}
+		return 0
+	}
+	for _, c := range cands {
+		r.keep(seen, c.key, inputItem{path: c.path, rel: c.rel, unsure: c.err == nil, err: c.err})
+	}
+	return len(cands)
+}
+
+// skippable says that err, from input.Identify or elfscan.OpenFound, is
+// that of a file a walk skips: not ELF, or ELF for another machine.
+func skippable(err error) bool {
+	return errors.Is(err, input.ErrNotELF) || errors.Is(err, input.ErrNotAArch64)
+}
 
 // walk appends to files, in lexical depth-first order, every regular file
-// under dir and every symlink under it that resolves to a regular file.
-// dirKey is dir's identity: a file's is dirKey/name, without resolving the
-// path again for each file (directory symlinks are not followed).
-func (w walker) walk(dir, dirKey string, files *[]candidate) error {
+// under dir and every symlink under it that resolves to a regular file,
+// and a candidate with an error for each folder that cannot be read (the
+// walk goes on with the rest). arg is the folder the user gave, dirKey
+// dir's identity (a file's is dirKey/name: the path is not resolved again
+// for each file; folder symlinks are not followed), rel dir's path
+// relative to arg.
+func (w walker) walk(arg, dir, dirKey, rel string, files *[]candidate) {
 	entries, err := w.readDir(dir)
 	if err != nil {
-		return fmt.Errorf("reading directory %s: %w", dir, err)
+		*files = append(*files, candidate{path: dir, rel: rel, err: folderError(arg, dir, err)})
+		if len(entries) == 0 {
+			return
+		}
 	}
 	for _, e := range entries { // os.ReadDir sorts by name
-		path, key := filepath.Join(dir, e.Name()), filepath.Join(dirKey, e.Name())
+		path, key, r := filepath.Join(dir, e.Name()), filepath.Join(dirKey, e.Name()), e.Name()
+		if rel != "" {
+			r = rel + "/" + e.Name()
+		}
 		switch t := e.Type(); {
 		case t.IsDir():
-			if err := w.walk(path, key, files); err != nil {
-				return err
-			}
+			w.walk(arg, path, key, r, files)
 		case t.IsRegular():
-			*files = append(*files, candidate{path, key})
+			*files = append(*files, candidate{path: path, key: key, rel: r})
 		case t&fs.ModeSymlink != 0:
 			// Follow to files only; a dangling link or a loop is skipped.
 			if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-				*files = append(*files, candidate{path, identity(path)})
+				*files = append(*files, candidate{path: path, key: identity(path), rel: r})
 			}
 		}
 		// Devices, pipes and sockets are never ELF files.
 	}
-	return nil
+}
+
+// folderError is the error of a folder a walk of arg cannot read.
+func folderError(arg, dir string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if dir == arg {
+		return fmt.Errorf("folder %s: cannot read it: %w", arg, err)
+	}
+	return fmt.Errorf("folder %s: cannot read its subfolder %s: %w; the rest of the folder is read", arg, dir, err)
+}
+
+// expandTree takes the inputs of the kernel tree arg (see ktree).
+func (w walker) expandTree(r *runInputs, seen map[string]bool, arg string, kind ktree.Kind) {
+	var cands []candidate
+	w.walk(arg, arg, identity(arg), "", &cands)
+	order, err := readOrder(arg)
+	if err != nil {
+		r.keep(seen, "", inputItem{path: arg, err: fmt.Errorf("folder %s: %w; read it as any folder with --all-files", arg, err)})
+		return
+	}
+	files := make([]string, 0, len(cands))
+	keys := make(map[string]string, len(cands))
+	for _, c := range cands {
+		if c.err == nil {
+			files = append(files, c.rel)
+			keys[c.rel] = c.key
+		}
+	}
+	tree := report.Tree{Folder: arg, Kind: string(kind)}
+	for _, e := range ktree.Pick(kind, order, files) {
+		if !w.opts.takes(e.Rel) {
+			continue
+		}
+		it := inputItem{path: filepath.Join(arg, filepath.FromSlash(e.Rel)), rel: e.Rel}
+		switch {
+		case e.Err != nil:
+			it.err = fmt.Errorf("folder %s: %w", arg, e.Err)
+			tree.Missing++
+		case e.Listed:
+			tree.Listed++
+		case e.Unlisted:
+			tree.Unlisted++
+		default:
+			tree.Vmlinux = true
+		}
+		tree.Inputs++
+		r.keep(seen, keys[e.Rel], it)
+	}
+	for _, c := range cands {
+		if c.err != nil {
+			r.keep(seen, "", inputItem{path: c.path, rel: c.rel, err: c.err})
+		}
+	}
+	r.trees = append(r.trees, tree)
+	if tree.Inputs == 0 && !hasErr(cands) {
+		r.keep(seen, "", inputItem{path: arg, err: treeEmpty(arg, kind, w.opts)})
+	}
+}
+
+// treeEmpty is the error of a kernel tree that gave no input.
+func treeEmpty(arg string, kind ktree.Kind, opts WalkOptions) error {
+	if opts.filtered() {
+		return fmt.Errorf("folder %s: no file of the %s matches %s", arg, kind, opts.String())
+	}
+	return fmt.Errorf("folder %s: the %s has no module (%s lists none, and no .ko file is in it)", arg, kind, ktree.OrderFile)
+}
+
+// maxOrderSize bounds modules.order (Debian's lists 1,083 modules in 45 KB).
+const maxOrderSize = 16 << 20
+
+// readOrder reads the modules.order of the tree dir.
+func readOrder(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, ktree.OrderFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ktree.ParseOrder(io.LimitReader(f, maxOrderSize))
 }
 
 // identity is the key under which a path is deduplicated: its absolute
@@ -202,73 +406,21 @@ func identity(path string) string {
 	return filepath.Clean(path)
 }
 
-// addMaxDecompressedFlag adds --max-decompressed to a command that reads
-// inputs (scan, verify, show): the cap on one compressed input's
-// decompressed size, applied before the command runs.
-func addMaxDecompressedFlag(cmd *cobra.Command) {
-	v := &sizeFlag{n: input.DefaultMaxDecompressed}
-	cmd.Flags().Var(v, "max-decompressed",
-		"refuse a compressed input that decompresses to more than `SIZE` bytes (suffix K, M, G: powers of 1024)")
-	prev := cmd.PreRunE
-	cmd.PreRunE = func(c *cobra.Command, args []string) error {
-		input.SetMaxDecompressed(v.n)
-		if prev != nil {
-			return prev(c, args)
+// stdioHint says why "-" is not a file name here. ftpatch does not read stdin nor write
+// stdout in place of a file: patching needs a file it can lock and
+// replace, and reading needs random access.
+const stdioHint = "ftpatch reads and writes files, not stdin or stdout; for a file named -, write ./-"
+
+// checkInputArgs refuses what cannot name an input: "" (an unset
+// variable) and "-" (stdin).
+func checkInputArgs(args []string) error {
+	for _, a := range args {
+		switch a {
+		case "":
+			return UsageErrorf("an empty FILE argument (an unset variable?): give a file or folder")
+		case "-":
+			return UsageErrorf("-: %s", stdioHint)
 		}
-		return nil
 	}
-}
-
-// sizeFlag is a byte count given as digits with an optional K, M or G
-// suffix (powers of 1024; KiB, MiB, GiB and a trailing B accepted).
-type sizeFlag struct{ n int64 }
-
-func (s *sizeFlag) String() string { return formatSize(s.n) }
-func (s *sizeFlag) Type() string   { return "size" }
-
-func (s *sizeFlag) Set(v string) error {
-	n, err := parseSize(v)
-	if err != nil {
-		return err
-	}
-	s.n = n
 	return nil
-}
-
-func parseSize(v string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(v))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	shift := 0
-	if k := len(t); k > 0 {
-		switch t[k-1] {
-		case 'K':
-			shift = 10
-		case 'M':
-			shift = 20
-		case 'G':
-			shift = 30
-		case 'T':
-			shift = 40
-		}
-		if shift > 0 {
-			t = t[:k-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)>>shift {
-		return 0, fmt.Errorf("bad size %q: want a positive number of bytes, optionally with K, M or G (e.g. 512M, 4G)", v)
-	}
-	return n << shift, nil
-}
-
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		s     string
-		shift uint
-	}{{"G", 30}, {"M", 20}, {"K", 10}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return strconv.FormatInt(n>>u.shift, 10) + u.s
-		}
-	}
-	return strconv.FormatInt(n, 10)
 }

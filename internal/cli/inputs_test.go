@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -8,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,11 +22,30 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/ftpatch/ftpatch/internal/input"
+	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
-// elfBytes is enough of an ELF file for a magic-based walk.
-var elfBytes = append([]byte{0x7F, 'E', 'L', 'F', 2, 1, 1, 0}, make([]byte, 56)...)
+// elfBytes is enough of an ELF file for a walk, which reads the first 20
+// bytes: ELF64, little-endian, EM_AARCH64 (183).
+var elfBytes = append(append([]byte{0x7F, 'E', 'L', 'F', 2, 1, 1, 0}, make([]byte, 10)...), append([]byte{183, 0}, make([]byte, 44)...)...)
+
+// expandInputs is the walk of verify and the patch commands (each file
+// identified): the paths taken, and the errors of the inputs that failed
+// before any command read them, joined.
+func expandInputs(args []string) ([]string, error) {
+	in := newWalker(WalkOptions{}, false).expand(args)
+	var paths []string
+	var errs []error
+	for _, it := range in.items {
+		if it.err != nil {
+			errs = append(errs, it.err)
+		} else {
+			paths = append(paths, it.path)
+		}
+	}
+	return paths, errors.Join(errs...)
+}
 
 func compressed(t *testing.T, c string, b []byte) []byte {
 	t.Helper()
@@ -209,34 +231,45 @@ func TestExpandInputsPermissionDenied(t *testing.T) {
 	locked := filepath.Join(root, "kernel", "sched")
 
 	t.Run("injected", func(t *testing.T) {
-		w := walker{
-			readDir: func(dir string) ([]os.DirEntry, error) {
-				if dir == locked {
-					return nil, &fs.PathError{Op: "open", Path: dir, Err: fs.ErrPermission}
-				}
-				return os.ReadDir(dir)
-			},
-			sniff: sniffELF,
+		w := newWalker(WalkOptions{}, false)
+		w.readDir = func(dir string) ([]os.DirEntry, error) {
+			if dir == locked {
+				return nil, &fs.PathError{Op: "open", Path: dir, Err: fs.ErrPermission}
+			}
+			return os.ReadDir(dir)
 		}
-		_, err := w.expand([]string{root})
-		if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), locked) {
-			t.Errorf("error = %v, want permission denied naming %s", err, locked)
+		in := w.expand([]string{root})
+		// One input carries the error, in the subfolder's place; the walk
+		// went on with the rest.
+		var errs []error
+		for _, it := range in.items {
+			if it.err != nil {
+				errs = append(errs, it.err)
+			}
+		}
+		if len(errs) != 1 || !errors.Is(errs[0], fs.ErrPermission) || !strings.Contains(errs[0].Error(), locked) ||
+			!strings.HasPrefix(errs[0].Error(), "folder "+root+": ") {
+			t.Errorf("errors = %v, want one permission denied naming %s and the folder given", errs, locked)
+		}
+		all, _ := expandInputs([]string{root})
+		if got := in.paths(); len(got) != len(all) || !slices.Contains(got, filepath.Join(root, "z", "last.o")) {
+			t.Errorf("inputs %q: want the rest of the folder (%d inputs)", rel(root, got), len(all))
 		}
 	})
 	t.Run("injected unreadable file", func(t *testing.T) {
 		// Kept, for the command to report, and the others are still there.
 		bad := filepath.Join(root, "mm", "slab.o")
-		w := walker{readDir: os.ReadDir, sniff: func(p string) (bool, error) {
+		w := newWalker(WalkOptions{}, false)
+		w.identify = func(p string) error {
 			if p == bad {
-				return false, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+				return &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
 			}
-			return sniffELF(p)
-		}}
-		in, err := w.expand([]string{root})
-		got := in.files
+			return input.Identify(p)
+		}
+		got := w.expand([]string{root}).paths()
 		want, _ := expandInputs([]string{root})
-		if err != nil || !slices.Equal(got, want) || !slices.Contains(got, bad) {
-			t.Errorf("expand = %q, %v; want %q (with %s)", rel(root, got), err, rel(root, want), bad)
+		if !slices.Equal(got, want) || !slices.Contains(got, bad) {
+			t.Errorf("expand = %q; want %q (with %s)", rel(root, got), rel(root, want), bad)
 		}
 	})
 	t.Run("chmod", func(t *testing.T) {
@@ -361,13 +394,16 @@ func TestScanFolderReportsEachFile(t *testing.T) {
 	}
 	root := tree(t, map[string][]byte{"a.o": b, "b.o": elfBytes, "c.o": b})
 	stdout, stderr, err := scanRun(t, ScanOptions{JSON: true, Files: []string{root}})
-	// stderr says it too, as for every input that fails (docs/json.md).
-	if exitCode(err) != ExitInput || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "ftpatch: file "+filepath.Join(root, "b.o")+": ") {
-		t.Fatalf("err %v (exit %d), stderr %q; want exit 2 and b.o's message on stderr", err, exitCode(err), stderr)
+	// stderr says it too, as for every input that fails (docs/json.md),
+	// then the run's summary.
+	errLines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if exitCode(err) != ExitInput || len(errLines) != 2 || !strings.HasPrefix(errLines[0], "ftpatch: file "+filepath.Join(root, "b.o")+": ") ||
+		!strings.HasPrefix(errLines[1], "summary: scan: 3 inputs, 1 failed, 0 skipped, 18 sites, ") {
+		t.Fatalf("err %v (exit %d), stderr %q; want exit 2, b.o's message and the summary on stderr", err, exitCode(err), stderr)
 	}
 	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("%d lines, want 3:\n%s", len(lines), stdout)
+	if len(lines) != 4 || !strings.Contains(lines[3], `"summary":{"command":"scan","inputs":3,"failed":1,`) {
+		t.Fatalf("%d lines, want 3 and the summary:\n%s", len(lines), stdout)
 	}
 	for i, name := range []string{"a.o", "b.o", "c.o"} {
 		var m map[string]any
@@ -498,6 +534,14 @@ func TestScanFolderSniffsWhileOpening(t *testing.T) {
 			for _, check := range []bool{false, true} {
 				gotOut, gotErr, gotRun := scanRun(t, ScanOptions{JSON: true, Check: check, Files: []string{root}})
 				wantOut, wantErr, wantRun := scanRun(t, ScanOptions{JSON: true, Check: check, Files: want})
+				// The summaries differ only in what the folder skipped.
+				gotOut, gotSum := cutSummary(t, gotOut)
+				wantOut, wantSum := cutSummary(t, wantOut)
+				gotErr, wantErr = dropLines(gotErr, "summary: ", "ftpatch: warning: skipped "), dropLines(wantErr, "summary: ")
+				wantSum.Skipped = gotSum.Skipped
+				if total := gotSum.Skipped["not-elf"] + gotSum.Skipped["not-aarch64"]; total == 0 || !reflect.DeepEqual(gotSum, wantSum) {
+					t.Errorf("--check=%v: summary %+v; want %+v and some skipped", check, gotSum, wantSum)
+				}
 				if gotOut != wantOut {
 					t.Errorf("--check=%v: scan of the folder:\n%s\nscan of the sniffed files %q:\n%s", check, gotOut, rel(root, want), wantOut)
 				}
@@ -510,4 +554,30 @@ func TestScanFolderSniffsWhileOpening(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cutSummary splits the summary line off the end of JSON output.
+func cutSummary(t *testing.T, out string) (string, report.Summary) {
+	t.Helper()
+	i := strings.LastIndex(strings.TrimSuffix(out, "\n"), "\n") + 1
+	var line struct{ Summary report.Summary }
+	if err := json.Unmarshal([]byte(out[i:]), &line); err != nil || line.Summary.Command == "" {
+		t.Fatalf("last line %q is not a summary: %v", out[i:], err)
+	}
+	return out[:i], line.Summary
+}
+
+// dropLines leaves out of s the lines that start with one of prefixes.
+func dropLines(s string, prefixes ...string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		drop := false
+		for _, p := range prefixes {
+			drop = drop || strings.HasPrefix(line, p)
+		}
+		if !drop {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -83,7 +85,7 @@ func TestNoFunctionRecords(t *testing.T) {
 
 			if out, errs, rc := ftp(t, "scan", "--check", "--ignore", "no-function", prog); rc != 0 {
 				t.Errorf("scan --check --ignore no-function: exit %d\n%s%s", rc, out, errs)
-			} else if !strings.Contains(errs, "1 problems ignored") {
+			} else if !strings.Contains(errs, "1 problem ignored") {
 				t.Errorf("scan --check --ignore: stderr %q does not count the ignored problem", errs)
 			}
 			if out, errs, rc := ftp(t, "scan", "--check", "--json", "--ignore", "no-function,misaligned-literal", prog); rc != 0 || !strings.Contains(out, `"no-function"`) {
@@ -104,7 +106,7 @@ func TestNoFunctionRecords(t *testing.T) {
 			}
 			for _, args := range [][]string{initArgs, enArgs} {
 				out, errs, rc := ftp(t, args...)
-				if rc != 0 || !strings.Contains(out, ", 1 skipped") || !strings.Contains(errs, "skipped 1 sites in no function") {
+				if rc != 0 || !strings.Contains(out, ", 1 skipped") || !strings.Contains(errs, "skipped 1 site in no function") {
 					t.Errorf("%s: exit %d; want the weak copy skipped and counted\n%s%s", args[0], rc, out, errs)
 				}
 			}

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 // The hostile campaign of issue 22, kept repeatable: TestRedteam's

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -14,6 +16,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/report"
 )
 
@@ -24,26 +27,32 @@ type ScanOptions struct {
 	// Ignore lists problem codes --check accepts (--ignore CODE[,CODE]):
 	// still reported, but they do not make the exit status 1.
 	Ignore []string
-	Jobs   int // -j: files scanned at once
-	Select Selection
-	Files  []string // files and folders
+	Jobs   int  // -j: files scanned at once
+	Quiet  bool // --quiet: only problems, errors and the summary
+	// RequireSites (--require-sites, with --check): a file with no patch
+	// site at all (built without -fpatchable-function-entry) is a finding.
+	RequireSites bool
+	CI           CIOptions // --junit, --sarif (with --check)
+	Select       Selection
+	Walk         WalkOptions
+	Files        []string // files and folders
 }
 
 func newScanCmd(io *IO) *cobra.Command {
 	opts := &ScanOptions{}
 	cmd := &cobra.Command{
-		Use:   "scan [--json] [--check [--ignore CODE[,CODE]]] [--func GLOB]... [--exclude GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
+		Use:   "scan [--json] [--check [--ignore CODE[,CODE]] [--require-sites] [--junit FILE] [--sarif FILE]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "List every patchable function entry and its state",
 		Long: `List the patch sites of arm64 ELF files (objects, kernel modules, executables,
 PIEs, relocatable kernel images), plain or compressed (.xz, .zst, .gz): the
 function, entry, layout (call-ops with an 8-byte literal, or classic), BTI,
 state (nop, init, enabled, unknown), ops and BL target, and problems:
 misaligned-literal, unexpected-insn, duplicate-entry, outside-text, no-function.
-Folders are searched for ELF files. --json prints one object per file per
-line (docs/json.md). --check exits 1 when any site has a problem, except
-those whose code --ignore lists (they are still reported); a file that
-cannot be read is reported on stderr (and, with --json, as its line) and
-makes the exit status 2.`,
+--json prints one object per file per line (docs/json.md). --check exits 1
+when any site has a problem, except those whose code --ignore lists (they
+are still reported); a file that cannot be read is reported on stderr (and,
+with --json, as its line) and makes the exit status 2.
+` + inputsHelp,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("scan needs at least one FILE or DIR")
@@ -59,15 +68,25 @@ makes the exit status 2.`,
 	addJSONFlag(f, &opts.JSON)
 	f.BoolVar(&opts.Check, "check", false, "exit 1 when any site has a problem")
 	f.StringSliceVar(&opts.Ignore, "ignore", nil, "with --check: problem `CODE[,CODE]` that do not make the exit status 1")
+	f.BoolVar(&opts.RequireSites, "require-sites", false, "with --check: exit 1 for a file with no patch site at all (built without -fpatchable-function-entry?)")
+	opts.CI.addFlags(f)
 	addJobsFlag(f, &opts.Jobs, "scan up to `N` files at once")
+	addQuietFlag(f, &opts.Quiet)
 	opts.Select.addFlags(f)
+	opts.Walk.addFlags(f)
 	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
 type scanResult struct {
-	f    *elfscan.File
-	json []byte // --json line, encoded by the worker for a small file
+	f       *elfscan.File
+	total   int            // the file's sites, before --func/--exclude
+	ciFile  *elfscan.File  // for --junit/--sarif when --quiet trimmed f: its selected sites
+	json    []byte         // --json line, encoded by the worker for a small file
+	sites   int            // sites selected (before --quiet leaves out those without a problem)
+	byCode  map[string]int // problems by code
+	ignored int            // problems --ignore accepts
+	quiet   bool           // --quiet and no problem: nothing to print
 }
 
 // smallJSON is the most sites a worker encodes itself; larger files are
@@ -90,23 +109,33 @@ func getJSONBuf(n int) []byte {
 // putJSONBuf returns b, written, for reuse.
 func putJSONBuf(b []byte) { jsonBufs.Put(&b) }
 
-func runScan(opts *ScanOptions, io *IO) error {
+func runScan(opts *ScanOptions, io *IO) (err error) {
 	if err := checkJobs(&opts.Jobs); err != nil {
 		return err
 	}
+	if err := checkInputArgs(opts.Files); err != nil {
+		return err
+	}
 	if err := opts.Select.check(); err != nil {
+		return err
+	}
+	if err := opts.Walk.check(); err != nil {
 		return err
 	}
 	ignore, err := ignoredCodes(opts)
 	if err != nil {
 		return err
 	}
-	found, err := expandFound(opts.Files)
+	if !opts.Check && (opts.RequireSites || opts.CI.given()) {
+		return UsageErrorf("--require-sites, --junit and --sarif are for --check (scan --check ...)")
+	}
+	in := newWalker(opts.Walk, true).expand(opts.Files)
+	ci, err := opts.CI.open("ftpatch scan")
 	if err != nil {
 		return err
 	}
-	files := found.files
-	if len(files) == 1 {
+	defer func() { err = ci.finish(err) }()
+	if len(in.items) == 1 {
 		defer gcOneFile()()
 	}
 	// The version stamp writes into the buffer, so that a folder's lines
@@ -116,97 +145,208 @@ func runScan(opts *ScanOptions, io *IO) error {
 	if opts.JSON {
 		out = report.NewVersionStamp(out, Version())
 	}
-	if opts.JSON && len(files) == 1 && !opts.Select.Active() && len(ignore) == 0 {
-		return scanJSONOne(opts, files[0], out, io)
+	if opts.JSON && !in.summarize() && len(in.items) == 1 && in.items[0].err == nil &&
+		!opts.Select.Active() && len(ignore) == 0 && !opts.Quiet && !ci.Active() && !opts.RequireSites {
+		return scanJSONOne(opts, in.items[0].path, out, io)
 	}
-	var jsonErr goio.Writer
+	var jsonOut goio.Writer
 	if opts.JSON {
-		jsonErr = out
+		jsonOut = out
 	}
-	failed, printed, skipped := 0, 0, 0
-	byCode := map[elfscan.Code]int{}
-	problems, sites, ignored := 0, 0, 0
-	var writeErr error
-	pool.Ordered(context.Background(), len(files), opts.Jobs,
-		func(_ context.Context, i int) (scanResult, error) {
-			f, err := scanOne(found, i)
-			if found.skipped(i, err) {
-				return scanResult{}, err
-			}
-			if err != nil {
-				return scanResult{}, fmt.Errorf("file %s: %w", files[i], err)
-			}
-			f.Sites = opts.Select.Filter(f.Sites)
-			r := scanResult{f: f}
-			if opts.JSON && len(f.Sites) <= smallJSON {
-				// ~220 bytes a site: a buffer of that size, not one grown
-				// from nil, reused once emit wrote it.
-				r.json = report.AppendScan(getJSONBuf(256+256*len(f.Sites)), f)
-			}
-			return r, nil
-		},
-		func(i int, r scanResult, err error) error {
-			if found.skipped(i, err) {
-				skipped++ // not ELF after all: as if the walk had not found it
-				return nil
-			}
-			if err != nil {
-				failed++
-				// Keep stdout and stderr in order for a reader of both.
-				out.Flush()
-				reportInput(io, jsonErr, files[i], err)
-				return nil
-			}
-			sites += len(r.f.Sites)
-			for p := range r.f.AllProblems {
-				byCode[p.Code]++
-				if ignore[p.Code] {
-					ignored++
-					continue
-				}
-				problems++
-			}
-			switch {
-			case r.json != nil:
-				_, writeErr = out.Write(r.json)
-				putJSONBuf(r.json)
-			case opts.JSON:
-				writeErr = report.WriteScan(out, r.f)
-			default:
-				if printed > 0 {
-					goio.WriteString(out, "\n") // a blank line between tables, none after the last
-				}
-				printed++
-				writeErr = report.ScanText(out, r.f)
-			}
-			return writeErr // output failed: no point scanning on
-		})
-	if opts.Check && len(files) > 1 && !opts.JSON {
-		report.CheckSummary(out, len(files)-failed-skipped, sites, byCode, ignore)
+	s := &scanJob{opts: opts, in: in, out: out, ignore: ignore, byCode: map[string]int{}, ci: ci,
+		run: newRunState("scan", io, in, jsonOut, opts.Quiet)}
+	s.run.flush = func() { out.Flush() }
+	pool.Ordered(context.Background(), len(in.items), opts.Jobs,
+		func(_ context.Context, i int) (scanResult, error) { return s.work(i) },
+		s.emit)
+	return s.end()
+}
+
+// scanJob is a scan over its inputs: what it has printed and counted.
+type scanJob struct {
+	opts   *ScanOptions
+	in     *runInputs
+	out    flushWriter
+	ignore map[elfscan.Code]bool
+	run    *runState
+
+	ci       *ciFiles       // --junit, --sarif
+	noSites  []string       // files without a patch site (--check says so)
+	printed  int            // text tables written (a blank line between two)
+	sites    int            // sites read (selected)
+	byCode   map[string]int // problems by code, ignored ones included
+	problems int            // problems --check counts (not ignored)
+	ignored  int            // problems --ignore accepts
+	writeErr error
+}
+
+// work scans input i and, for --json and a small file, encodes its line.
+func (s *scanJob) work(i int) (scanResult, error) {
+	it := &s.in.items[i]
+	if it.err != nil {
+		return scanResult{}, it.err
 	}
-	if err := out.Flush(); writeErr == nil {
-		writeErr = err
+	f, err := scanOne(it)
+	if it.unsure && skippable(err) {
+		return scanResult{}, err
 	}
-	if opts.Check && opts.JSON && (problems > 0 || ignored > 0) && (len(files) > 1 || len(ignore) > 0) {
-		// stdout carries only JSON lines; the summary goes to stderr.
-		report.CheckSummary(io.Err, len(files)-failed-skipped, sites, byCode, ignore)
+	if err != nil {
+		return scanResult{}, fmt.Errorf("file %s: %w", it.path, err)
 	}
-	if opts.Check && !opts.JSON && len(files) == 1 && ignored > 0 {
-		fmt.Fprintf(io.Err, "check: %d problems ignored (--ignore %s)\n", ignored, strings.Join(opts.Ignore, ","))
+	total := len(f.Sites)
+	f.Sites = s.opts.Select.Filter(f.Sites)
+	r := scanResult{f: f, total: total, sites: len(f.Sites)}
+	r.byCode, r.ignored = s.countProblems(f)
+	if s.opts.Quiet && s.ci.Active() { // the reports list every checked site
+		r.ciFile = &elfscan.File{Path: f.Path, Type: f.Type, Sites: slices.Clone(f.Sites)}
+	}
+	if s.opts.Quiet {
+		f.Sites = problemSites(f.Sites)
+		r.quiet = len(f.Sites) == 0 && len(f.FileProblems()) == 0
+	}
+	if s.opts.JSON && !r.quiet && len(f.Sites) <= smallJSON {
+		// ~220 bytes a site: a buffer of that size, not one grown
+		// from nil, reused once emit wrote it.
+		r.json = report.AppendScan(getJSONBuf(256+256*len(f.Sites)), f)
+	}
+	return r, nil
+}
+
+// countProblems counts f's problems by code, and those --ignore accepts.
+func (s *scanJob) countProblems(f *elfscan.File) (byCode map[string]int, ignored int) {
+	for p := range f.AllProblems { // the file's own (zeroed-entries), then each site's
+		if byCode == nil {
+			byCode = map[string]int{}
+		}
+		byCode[string(p.Code)]++
+		if s.ignore[p.Code] {
+			ignored++
+		}
+	}
+	return byCode, ignored
+}
+
+// problemSites keeps the sites with a problem, in place (--quiet).
+func problemSites(sites []elfscan.Site) []elfscan.Site {
+	kept := sites[:0]
+	for i := range sites {
+		if len(sites[i].Problems()) > 0 {
+			kept = append(kept, sites[i])
+		}
+	}
+	return kept
+}
+
+// emit counts and prints input i's result, in input order.
+func (s *scanJob) emit(i int, r scanResult, err error) error {
+	s.run.step()
+	switch {
+	case s.run.skipped(i, err): // not AArch64 ELF after all: as if the walk had not taken it
+		return nil
+	case err != nil:
+		s.run.fail(i, err)
+		s.ci.InputError(s.in.items[i].path, err.Error())
+		return nil
+	}
+	s.report(r)
+	s.sites += r.sites
+	for c, n := range r.byCode {
+		s.byCode[c] += n
+		s.problems += n
+	}
+	s.problems -= r.ignored
+	s.ignored += r.ignored
+	if r.quiet {
+		return nil
 	}
 	switch {
-	case writeErr != nil:
-		return fmt.Errorf("writing output: %w", writeErr)
-	case failed > 0:
-		return errInputsFailed{failed}
+	case r.json != nil:
+		_, s.writeErr = s.out.Write(r.json)
+		putJSONBuf(r.json)
+	case s.opts.JSON:
+		s.writeErr = report.WriteScan(s.out, r.f)
+	default:
+		if s.printed > 0 {
+			goio.WriteString(s.out, "\n") // a blank line between tables, none after the last
+		}
+		s.printed++
+		s.writeErr = report.ScanText(s.out, r.f)
 	}
-	if err := opts.Select.unmatched(inputsName(files)); err != nil {
+	return s.writeErr // output failed: no point scanning on
+}
+
+// report writes a file's scan in the CI reports, and notes a file with no
+// patch site.
+func (s *scanJob) report(r scanResult) {
+	if r.total == 0 {
+		s.noSites = append(s.noSites, r.f.Path)
+	}
+	f := r.f
+	if r.ciFile != nil {
+		f = r.ciFile
+	}
+	s.ci.ScanFile(f, s.ignore)
+}
+
+// end closes the run: summary, then the exit status.
+func (s *scanJob) end() error {
+	if s.opts.Check {
+		noSites(s.run.io.Err, s.noSites, s.opts.RequireSites)
+	}
+	sum := &s.run.sum
+	sum.Sites, sum.Problems = s.sites, s.byCode
+	for c := range s.ignore {
+		sum.Ignored = append(sum.Ignored, string(c))
+	}
+	slices.Sort(sum.Ignored)
+	if err := s.run.finish(); s.writeErr == nil {
+		s.writeErr = err
+	}
+	if err := s.out.Flush(); s.writeErr == nil {
+		s.writeErr = err
+	}
+	if s.opts.Check && !s.in.summarize() && s.ignored > 0 {
+		fmt.Fprintf(s.run.io.Err, "check: %s ignored (--ignore %s)\n", render.Count(s.ignored, "problem"), strings.Join(s.opts.Ignore, ","))
+	}
+	switch {
+	case s.writeErr != nil:
+		return fmt.Errorf("writing output: %w", s.writeErr)
+	case sum.Failed > 0:
+		return errInputsFailed{sum.Failed}
+	}
+	if err := s.opts.Select.unmatched(inputsName(s.in), s.opts.Files...); err != nil {
 		return err
 	}
-	if opts.Check && problems > 0 {
-		return fmt.Errorf("%d problems in %d sites: %w", problems, sites, ErrFindings)
+	switch {
+	case !s.opts.Check:
+	case s.problems > 0:
+		return fmt.Errorf("%s in %s: %w", render.Count(s.problems, "problem"), render.Count(s.sites, "site"), ErrFindings)
+	case s.opts.RequireSites && len(s.noSites) > 0:
+		return fmt.Errorf("%s without patch sites (--require-sites): %w", render.Count(len(s.noSites), "file"), ErrFindings)
 	}
 	return nil
+}
+
+// noSites says, in one line, which files a check looked at have no patch
+// site at all: a warning, or with --require-sites (finding) a finding.
+func noSites(w goio.Writer, files []string, finding bool) {
+	if len(files) == 0 {
+		return
+	}
+	which := "file " + files[0] + " has no patch sites"
+	if len(files) > 1 {
+		named := strings.Join(files[:min(len(files), 3)], ", ")
+		if len(files) > 3 {
+			named += fmt.Sprintf(" and %d more", len(files)-3)
+		}
+		which = fmt.Sprintf("%d files have no patch sites (%s)", len(files), named)
+	}
+	const why = "no __patchable_function_entries records and no __start_mcount_loc..__stop_mcount_loc table; built without -fpatchable-function-entry?"
+	if finding {
+		fmt.Fprintf(w, "ftpatch: %s: %s\n", which, why)
+		return
+	}
+	fmt.Fprintf(w, "ftpatch: warning: %s: %s (--require-sites makes this a finding)\n", which, why)
 }
 
 // flushWriter is stdout, buffered: a *bufio.Writer, or a VersionStamp
@@ -217,11 +357,11 @@ type flushWriter interface {
 }
 
 // inputsName names the inputs in a message: the file, or how many.
-func inputsName(files []string) string {
-	if len(files) == 1 {
-		return files[0]
+func inputsName(in *runInputs) string {
+	if len(in.items) == 1 && in.folders == 0 {
+		return in.items[0].path
 	}
-	return fmt.Sprintf("%d files", len(files))
+	return render.Count(len(in.items), "input")
 }
 
 // scanJSONOne is `scan --json` of a single file, which report.StreamScan
@@ -242,7 +382,7 @@ func scanJSONOne(opts *ScanOptions, path string, out flushWriter, io *IO) error 
 	case err != nil:
 		return fmt.Errorf("writing output: %w", err)
 	case opts.Check && problems > 0:
-		return fmt.Errorf("%d problems in %d sites: %w", problems, sites, ErrFindings)
+		return fmt.Errorf("%s in %s: %w", render.Count(problems, "problem"), render.Count(sites, "site"), ErrFindings)
 	}
 	return nil
 }
@@ -270,9 +410,14 @@ func (c *errWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// scanOne scans file i, plain or compressed.
-func scanOne(found foundInputs, i int) (*elfscan.File, error) {
-	o, err := found.openFound(i)
+// scanOne scans an input, plain or compressed; one a walk did not read
+// is opened with elfscan.OpenFound (see skipped).
+func scanOne(it *inputItem) (*elfscan.File, error) {
+	open := elfscan.Open
+	if it.unsure {
+		open = elfscan.OpenFound
+	}
+	o, err := open(it.path)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
 	"fmt"
+	goio "io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -35,24 +39,47 @@ problems. --json prints the same as one JSON object (docs/json.md).`,
 }
 
 func runShow(opts *ShowOptions, stdio *IO) error {
+	if err := checkInputArgs([]string{opts.File}); err != nil {
+		return err
+	}
 	if err := opts.Select.check(); err != nil {
 		return err
 	}
-	in, err := elfscan.Open(opts.File)
-	if err != nil {
-		return fmt.Errorf("file %s: %w", opts.File, err)
+	var out goio.Writer = stdio.Out
+	if opts.JSON {
+		out = report.NewVersionStamp(stdio.Out, Version())
 	}
-	defer in.Close()
-	f, err := in.Scan()
+	doc, err := showDoc(opts)
 	if err != nil {
-		return fmt.Errorf("file %s: %w", opts.File, err)
+		if opts.JSON {
+			// Its line, as scan and verify give a failed input (docs/json.md).
+			reportInput(stdio, out, opts.File, err)
+			return errInputsFailed{1}
+		}
+		return err
 	}
-	doc := report.Show(in, opts.File, f, opts.Select.Selects)
 	if err := opts.Select.unmatched(opts.File); err != nil {
 		return err
 	}
 	if opts.JSON {
-		return report.WriteLine(report.NewVersionStamp(stdio.Out, Version()), doc)
+		return report.WriteLine(out, doc)
 	}
-	return report.ShowText(stdio.Out, &doc)
+	return report.ShowText(out, &doc)
+}
+
+// showDoc opens and scans the file and builds what show prints.
+func showDoc(opts *ShowOptions) (report.ShowFile, error) {
+	if st, err := os.Stat(opts.File); err == nil && st.IsDir() {
+		return report.ShowFile{}, fmt.Errorf("folder %s: show takes one FILE; list the sites of a folder with: ftpatch scan %s", opts.File, opts.File)
+	}
+	in, err := elfscan.Open(opts.File)
+	if err != nil {
+		return report.ShowFile{}, fmt.Errorf("file %s: %w", opts.File, err)
+	}
+	defer in.Close()
+	f, err := in.Scan()
+	if err != nil {
+		return report.ShowFile{}, fmt.Errorf("file %s: %w", opts.File, err)
+	}
+	return report.Show(in, opts.File, f, opts.Select.Selects), nil
 }

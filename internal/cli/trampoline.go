@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -73,6 +75,8 @@ func runTrampoline(opts *TrampolineOptions, io *IO) error {
 	switch {
 	case opts.Output == "" && !opts.Asm:
 		return UsageErrorf("-o FILE is required (or --asm to print assembler text)")
+	case opts.Output == "-":
+		return UsageErrorf("-o -: %s", stdioHint)
 	case opts.Name == "":
 		return UsageErrorf("--name must not be empty")
 	case opts.Classic && opts.Ops == "":

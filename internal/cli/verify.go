@@ -1,10 +1,16 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -14,6 +20,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
@@ -31,7 +38,11 @@ type VerifyOptions struct {
 	Seed              uint64   // --seed
 	Direct            []string // --direct: legal direct trampolines
 	DirectCallOffset  int64    // --direct-call-offset
+	Quiet             bool     // --quiet: only failures, errors and the summary
+	RequireSites      bool     // --require-sites: a file with no patch site is a finding
+	CI                CIOptions
 	Select            Selection
+	Walk              WalkOptions
 }
 
 // runAgainst runs the static --against comparison of orig and patched
@@ -78,7 +89,7 @@ const progressMin = 20000
 func newVerifyCmd(io *IO) *cobra.Command {
 	opts := &VerifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--func GLOB]... [--exclude GLOB]... [--seed N] [-j N] [--max-decompressed SIZE] FILE|DIR...",
+		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--seed N] [--require-sites] [--junit FILE] [--sarif FILE] [-j N] [--max-decompressed SIZE] FILE|DIR...",
 		Short: "Run every patch site on Unicorn's arm64 CPU and check what it does",
 		Long: `Run every patch site on Unicorn's arm64 CPU, from the function entry to the
 first instruction after the site, and check it behaves as its state says:
@@ -87,8 +98,9 @@ address); enabled sites call op->func once with ip, parent_ip and op right,
 through the trampoline (--trampoline, default ftrace_caller), and come back
 with X0-X8, X19-X29, SP and X30 as they were. By default the tool's own
 trampoline runs at the trampoline's address; --run-file-trampoline runs the
-file's. With --against ORIG, also exit 1 when a change from ORIG is not
-live-safe; NOP -> MOV X9,X30 (init) is one unless --allow-init says FILE is
+file's (an object found in a folder, such as a kernel tree's module, has none
+until linked: it runs the tool's, said once). With --against ORIG, also exit
+1 when a change from ORIG is not live-safe; NOP -> MOV X9,X30 (init) is one unless --allow-init says FILE is
 not running yet.
 
 --direct SYM|ADDR names a legal direct trampoline (repeatable; Linux 6.4+
@@ -100,7 +112,8 @@ ftrace_stub_direct_tramp): it must be entered once with X9 = the parent and
 X30 = the return into the function, call no op->func, and come back with
 X30 = the parent and X0-X8, X19-X29, SP as they were. With --direct the
 tool's trampoline has the direct-call path. Exit 1 when a site fails, 2 on
-input errors.`,
+input errors.
+` + inputsHelp,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return UsageErrorf("verify needs at least one FILE or DIR")
@@ -121,40 +134,48 @@ input errors.`,
 	f.BoolVar(&opts.AllowInit, "allow-init", false, "with --against: accept init changes (NOP -> MOV X9,X30), for a FILE that is not running yet")
 	addJobsFlag(f, &opts.Jobs, "run sites on `N` workers")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed `N` of the random register values")
+	addQuietFlag(f, &opts.Quiet)
 	opts.Select.addFlags(f)
+	opts.Walk.addFlags(f)
 	f.StringSliceVar(&opts.Direct, "direct", nil, "`SYM|ADDR` of a legal direct trampoline (repeatable): direct sites run it and must come back with X30 = parent")
 	f.Int64Var(&opts.DirectCallOffset, "direct-call-offset", encode.DefaultDirectCallOffset, "with --direct: offset `N` of direct_call in struct ftrace_ops")
+	f.BoolVar(&opts.RequireSites, "require-sites", false, "exit 1 for a file with no patch site at all (built without -fpatchable-function-entry?)")
+	opts.CI.addFlags(f)
 	addMaxDecompressedFlag(cmd)
 	return cmd
 }
 
-func runVerify(opts *VerifyOptions, stdio *IO) error {
-	if err := checkJobs(&opts.Jobs); err != nil {
+// verified is one file's verify run: its report, and the sites it was
+// given (for --junit, which lists the sites that passed too).
+type verified struct {
+	rep   *verify.Report
+	sites []elfscan.Site
+	total int // the file's sites, before --func/--exclude
+	// tool: an object found by a walk that has no trampoline of its own
+	// ran ftpatch's instead (--run-file-trampoline over a tree).
+	tool bool
+}
+
+func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
+	if err := checkVerifyOptions(opts); err != nil {
 		return err
 	}
-	if err := opts.Select.check(); err != nil {
-		return err
-	}
-	// 0 (a caller that sets no offset) means the default.
-	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
-		return UsageErrorf("--direct-call-offset needs --direct")
-	}
-	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
-		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
-	}
-	if opts.Against != "" {
-		if len(opts.Files) != 1 {
-			return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
-		}
+	// -j bounds the whole command's parallelism, the scan's goroutines
+	// with the emulator's workers: verify -j 1 uses one CPU.
+	if opts.Jobs < runtime.GOMAXPROCS(0) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(opts.Jobs))
 	}
 	if err := verify.EmulatorBuilt(); err != nil {
 		return err
 	}
-	files, err := expandInputs(opts.Files)
-	if err != nil {
-		return err
-	}
-	if len(files) == 1 {
+	verify.Preload() // libunicorn loads while the inputs are read
+	in := newWalker(opts.Walk, false).expand(opts.Files)
+	if len(in.items) == 1 {
+		if it := in.items[0]; it.err == nil {
+			if fi, err := os.Stat(it.path); err == nil && fi.Size() >= hugeHeapInput {
+				hugeHeap(64 << 20)
+			}
+		}
 		// One file's sites and image stay live until its report is
 		// written: a collection at the folder floor freed little and
 		// cost ~20 ms of cpu on the 53k-site bench image (~0.4 µs a
@@ -162,9 +183,6 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		defer gcOneFile()()
 	} else {
 		defer gcEmulatorWalk()()
-	}
-	if opts.AllowInit && opts.Against == "" {
-		return UsageErrorf("--allow-init is for --against ORIG")
 	}
 	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
 		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
@@ -177,45 +195,146 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 		out = report.NewVersionStamp(stdio.Out, Version())
 		jsonErr = out
 	}
+	if opts.Against != "" && (len(in.items) != 1 || in.items[0].err != nil) {
+		return UsageErrorf("--against ORIG compares one FILE, got %s in %s", render.Count(len(in.items), "input"), opts.Files[0])
+	}
+	ci, err := opts.CI.open("ftpatch verify")
+	if err != nil {
+		return err
+	}
+	defer func() { err = ci.finish(err) }()
 	if opts.Against != "" {
-		if len(files) != 1 {
-			return UsageErrorf("--against ORIG compares one FILE, got %d files in %s", len(files), opts.Files[0])
-		}
-		return runVerifyAgainst(opts, files[0], vopts, stdio, out, jsonErr)
+		return runVerifyAgainst(opts, in.items[0].path, vopts, stdio, out, jsonErr, ci)
 	}
+	return verifyAll(opts, in, vopts, stdio, out, jsonErr, ci)
+}
 
-	// Files run concurrently (at most Jobs at once), each with its own
-	// workers; reports are printed in argument order.
-	inputErrs := 0
-	failed := 0
-	pool.Ordered(context.Background(), len(files), opts.Jobs,
-		func(_ context.Context, i int) (*verify.Report, error) {
-			rep, err := verifyOne(files[i], vopts, stdio, len(files) == 1)
-			if err != nil {
-				err = fmt.Errorf("file %s: %w", files[i], err)
-			}
-			return rep, err
-		},
-		func(i int, rep *verify.Report, err error) error {
-			if err != nil {
-				inputErrs++
-				reportInput(stdio, jsonErr, files[i], err)
-				return nil
-			}
-			failed += rep.Failed
-			writeVerify(out, rep, opts.JSON)
-			return nil
-		})
-	switch {
-	case inputErrs > 0:
-		return errInputsFailed{inputErrs}
+// checkVerifyOptions checks verify's flags and arguments before anything
+// is read.
+func checkVerifyOptions(opts *VerifyOptions) error {
+	if err := checkJobs(&opts.Jobs); err != nil {
+		return err
 	}
-	if err := opts.Select.unmatched(inputsName(files)); err != nil {
+	if err := checkInputArgs(opts.Files); err != nil {
+		return err
+	}
+	if err := opts.Select.check(); err != nil {
+		return err
+	}
+	if err := opts.Walk.check(); err != nil {
+		return err
+	}
+	// 0 (a caller that sets no offset) means the default.
+	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
+		return UsageErrorf("--direct-call-offset needs --direct")
+	}
+	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
+		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
+	}
+	if opts.Against != "" && len(opts.Files) != 1 {
+		return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
+	}
+	if opts.AllowInit && opts.Against == "" {
+		return UsageErrorf("--allow-init is for --against ORIG")
+	}
+	return nil
+}
+
+// verifyAll verifies the inputs: files run concurrently (at most Jobs at
+// once), each with its own workers; reports are printed in input order.
+func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *IO, out, jsonErr io.Writer, ci *ciFiles) error {
+	t := &verifyTally{opts: opts, in: in, out: out, ci: ci, run: newRunState("verify", stdio, in, jsonErr, opts.Quiet)}
+	err := pool.Ordered(context.Background(), len(in.items), opts.Jobs,
+		func(_ context.Context, i int) (verified, error) {
+			it := &in.items[i]
+			if it.err != nil {
+				return verified{}, it.err
+			}
+			v, err := verifyOne(it.path, vopts, stdio, len(in.items) == 1, ci.Active())
+			if errors.Is(err, verify.ErrNoFileTrampoline) && it.rel != "" && isObject(it.path) {
+				// A module of a tree reaches the kernel's trampoline
+				// through a relocation: its sites run the tool's.
+				vo := vopts
+				vo.RunFileTrampoline = false
+				v, err = verifyOne(it.path, vo, stdio, false, ci.Active())
+				v.tool = true
+			}
+			if err != nil {
+				err = fmt.Errorf("file %s: %w", it.path, err)
+			}
+			return v, err
+		},
+		t.emit)
+	if err != nil {
+		return err // a mistake in the request, said once
+	}
+	return t.end()
+}
+
+// verifyTally writes a verify run's files as they come, and counts them.
+type verifyTally struct {
+	opts          *VerifyOptions
+	in            *runInputs
+	out           io.Writer
+	ci            *ciFiles
+	run           *runState
+	sites, failed int
+	empty         []string // files without a patch site
+	tool          []string // objects that ran the tool's trampoline (see verifyAll)
+}
+
+// emit writes input i's result, in input order; an error stops the run.
+func (t *verifyTally) emit(i int, v verified, err error) error {
+	t.run.step()
+	if errors.Is(err, verify.ErrNoFileTrampoline) {
+		// A mistake in the request: said once, and the run stops
+		// (every other object would say it again).
+		return fmt.Errorf("--run-file-trampoline: %w", err)
+	}
+	if err != nil {
+		t.run.fail(i, err)
+		t.ci.InputError(t.in.items[i].path, err.Error())
+		return nil
+	}
+	t.sites += v.rep.Sites
+	t.failed += v.rep.Failed
+	if !t.opts.Quiet || v.rep.Failed > 0 {
+		t.run.toStderr()
+		writeVerify(t.out, v.rep, t.opts.JSON)
+	}
+	t.ci.VerifyFile(v.sites, v.rep)
+	if v.tool {
+		t.tool = append(t.tool, v.rep.File)
+	}
+	if v.total == 0 && t.opts.RequireSites {
+		t.empty = append(t.empty, v.rep.File)
+	}
+	return nil
+}
+
+// end closes the run: the files without sites (--require-sites), the
+// summary, then the exit status.
+func (t *verifyTally) end() error {
+	noSites(t.run.io.Err, t.empty, true)
+	if len(t.tool) > 0 {
+		fmt.Fprintf(t.run.io.Err, "ftpatch: warning: --run-file-trampoline: %s found in the folders have no trampoline of their own (%s): their sites ran ftpatch's trampoline (a module reaches the kernel's through a relocation)\n",
+			render.Count(len(t.tool), "object"), firstNames(t.tool))
+	}
+	t.run.sum.Sites, t.run.sum.SitesFailed = t.sites, intp(t.failed)
+	if err := t.run.finish(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	if t.run.sum.Failed > 0 {
+		return errInputsFailed{t.run.sum.Failed}
+	}
+	if err := t.opts.Select.unmatched(inputsName(t.in), t.opts.Files...); err != nil {
 		return err
 	}
 	switch {
-	case failed > 0:
-		return fmt.Errorf("%d sites failed: %w", failed, ErrFindings)
+	case t.failed > 0:
+		return fmt.Errorf("%s failed: %w", render.Count(t.failed, "site"), ErrFindings)
+	case len(t.empty) > 0:
+		return fmt.Errorf("%s without patch sites: %w", render.Count(len(t.empty), "file"), ErrFindings)
 	}
 	return nil
 }
@@ -224,7 +343,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) error {
 // file opened (and decompressed, and scanned) once: FILE's sites run from
 // the same Object the comparison reads, and ORIG's intermediate states from
 // ORIG's.
-func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, stdio *IO, out, jsonErr io.Writer) error {
+func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, stdio *IO, out, jsonErr io.Writer, ci *ciFiles) error {
 	if fi, err := os.Stat(opts.Against); err == nil && fi.IsDir() {
 		return fmt.Errorf("--against %s is a folder: ORIG must be the one file %s was patched from (run verify --against once per file)", opts.Against, file)
 	}
@@ -235,18 +354,17 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	defer orig.Close()
 	patched, err := elfscan.Open(file)
 	if err != nil {
-		reportInput(stdio, jsonErr, file, fmt.Errorf("file %s: %w", file, err))
-		return errInputsFailed{1}
+		return againstInputError(stdio, jsonErr, ci, file, err)
 	}
 	defer patched.Close()
 	rep, err := verifyImage(func() (*verify.Image, error) {
 		return verify.LoadObject(patched, vopts)
 	}, vopts, stdio, true)
 	if err != nil {
-		reportInput(stdio, jsonErr, file, fmt.Errorf("file %s: %w", file, err))
-		return errInputsFailed{1}
+		return againstInputError(stdio, jsonErr, ci, file, err)
 	}
 	writeVerify(out, rep, opts.JSON)
+	ci.VerifyFile(checkedSites(patched, vopts, ci.Active()), rep)
 	if err := opts.Select.unmatched(file); err != nil {
 		return err
 	}
@@ -254,13 +372,14 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	if err != nil {
 		return fmt.Errorf("--against %s: %w", opts.Against, err)
 	}
+	ci.AgainstFile(against, opts.AllowInit)
 	unsafe, inits := notLiveSafe(against, opts.AllowInit)
 	if unsafe > 0 {
 		note := ""
 		if inits > 0 {
 			note = fmt.Sprintf(" (%d of them init changes NOP -> MOV X9,X30: pass --allow-init if %s is not running yet)", inits, file)
 		}
-		fmt.Fprintf(stdio.Err, "ftpatch: file %s: %d changes from %s are not live-safe%s\n", file, unsafe, opts.Against, note)
+		fmt.Fprintf(stdio.Err, "ftpatch: file %s: %s from %s %s not live-safe%s\n", file, render.Count(unsafe, "change"), opts.Against, render.Noun(unsafe, "is", "are"), note)
 	}
 	if failed := rep.Failed + against.Counts.Problems + unsafe; failed > 0 {
 		return fmt.Errorf("%d findings: %w", failed, ErrFindings)
@@ -268,10 +387,59 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	return nil
 }
 
+// againstInputError reports FILE of verify --against that could not be
+// read or loaded.
+func againstInputError(stdio *IO, jsonErr io.Writer, ci *ciFiles, file string, err error) error {
+	err = fmt.Errorf("file %s: %w", file, err)
+	reportInput(stdio, jsonErr, file, err)
+	ci.InputError(file, err.Error())
+	return errInputsFailed{1}
+}
+
 // verifyOne loads and checks one file, with a progress bar on a terminal
-// when it has many sites and is the only file.
-func verifyOne(path string, vopts verify.Options, io *IO, bar bool) (*verify.Report, error) {
-	return verifyImage(func() (*verify.Image, error) { return verify.Load(path, vopts) }, vopts, io, bar)
+// when it has many sites and is the only file; withSites also returns the
+// sites it checked (for --junit).
+func verifyOne(path string, vopts verify.Options, io *IO, bar, withSites bool) (verified, error) {
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return verified{}, err
+	}
+	var v verified
+	v.rep, err = verifyImage(func() (*verify.Image, error) {
+		defer o.Close() // the Image keeps what it needs, and the scan stays usable
+		img, err := verify.LoadObject(o, vopts)
+		if err == nil {
+			sf, _ := o.Scan() // done by LoadObject: its result
+			v.total = len(sf.Sites)
+			v.sites = checkedSites(o, vopts, withSites)
+		}
+		return img, err
+	}, vopts, io, bar)
+	return v, err
+}
+
+// isObject reports whether path is a relocatable object (a module): the
+// files --run-file-trampoline cannot run their own trampoline in.
+func isObject(path string) bool {
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return false
+	}
+	defer o.Close()
+	return o.Rel()
+}
+
+// checkedSites are the sites of o that verify checks: its scan's, or the
+// ones vopts.Select keeps. Only when want is set: nil otherwise.
+func checkedSites(o *elfscan.Object, vopts verify.Options, want bool) []elfscan.Site {
+	sf, err := o.Scan()
+	if !want || err != nil {
+		return nil
+	}
+	if vopts.Select == nil {
+		return sf.Sites
+	}
+	return slices.DeleteFunc(slices.Clone(sf.Sites), func(s elfscan.Site) bool { return !vopts.Select(s.Func) })
 }
 
 // verifyImage loads an image with load and checks it.
@@ -282,6 +450,7 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 		return nil, err
 	}
 	defer img.Close()
+	releaseBeforeRun()
 	if bar && io.IsTerminal && img.Sites() >= progressMin {
 		pb := progressbar.NewOptions(img.Sites(),
 			progressbar.OptionSetWriter(io.Err),
@@ -308,4 +477,13 @@ func writeVerify(out io.Writer, rep *verify.Report, jsonOut bool) {
 	} else {
 		report.VerifyText(out, rep)
 	}
+}
+
+// firstNames lists the first three of files, and how many more.
+func firstNames(files []string) string {
+	named := strings.Join(files[:min(len(files), 3)], ", ")
+	if len(files) > 3 {
+		named += fmt.Sprintf(" and %d more", len(files)-3)
+	}
+	return named
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package cli
 
 import (
@@ -7,8 +9,11 @@ import (
 )
 
 // buildVersion, when set at link time (-ldflags "-X
-// github.com/ftpatch/ftpatch/internal/cli.buildVersion=v1.2.3"), wins over
-// the module version of the build info.
+// github.com/ftpatch/ftpatch/internal/cli.buildVersion=v1.2.3"), is the
+// version: the Makefile stamps `git describe --tags --always --dirty` (or
+// a source tarball's VERSION file), which names the commit itself, so a
+// build without VCS information (-buildvcs=false, a tarball) still says
+// which one it is.
 var buildVersion string
 
 // versionInfo is what the build says about this binary.
@@ -36,17 +41,17 @@ var readVersion = sync.OnceValue(func() versionInfo {
 			}
 		}
 	}
-	if buildVersion != "" {
-		v.Module = buildVersion
-	}
 	return v
 })
 
 // Version is the tool's version as JSON lines carry it in "ftpatch": the
-// module version, then "+" and the first 12 digits of the VCS revision when
+// version stamped at link time (see buildVersion), else the module version, then "+" and the first 12 digits of the VCS revision when
 // the build recorded one, and "+dirty" for a modified work tree:
 // "v1.2.3", "(devel)+0123456789ab", "(devel)+0123456789ab+dirty".
 func Version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	v := readVersion()
 	s := v.Module
 	if v.Revision != "" {

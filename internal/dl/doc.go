@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package dl loads a shared library with dlopen on first use, so that the
 // ftpatch binary never names it in DT_NEEDED: it starts on a system without
 // the library, and a command that does not need it does not pay for

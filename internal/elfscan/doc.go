@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package elfscan owns reading arm64 ELF inputs: the bytes of a path come
 // from package input (plain, or xz/zstd/gzip-compressed, decompressed in
 // memory behind a size cap; special files refused), then the one object model every command takes (Object: the *elf.File, its symbol

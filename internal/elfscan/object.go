@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfscan
 
 import (
@@ -69,11 +71,26 @@ type Object struct {
 // caller closes the Object.
 func Open(path string) (*Object, error) { return openWith(path, input.Open) }
 
-// OpenFound is Open for a compressed file a folder walk found without
-// decompressing it (see input.OpenFound): an error wrapping
-// input.ErrNotELF says the file is not ELF after all, and is to be
-// skipped as the walk would have.
-func OpenFound(path string) (*Object, error) { return openWith(path, input.OpenFound) }
+// OpenFound is Open for a file a folder walk found without reading it
+// (see input.OpenFound): an error wrapping input.ErrNotELF says the file
+// is not ELF after all, one wrapping ErrNotAArch64 that it is ELF for
+// another machine, class or byte order (told from its first bytes, before
+// it is parsed); either is a file to skip.
+func OpenFound(path string) (*Object, error) { return openWith(path, openFoundAArch64) }
+
+// openFoundAArch64 is input.OpenFound, refusing what is not AArch64 ELF
+// from its identification bytes.
+func openFoundAArch64(path string) (*input.File, error) {
+	in, err := input.OpenFound(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := input.CheckIdentAt(in); err != nil {
+		in.Close()
+		return nil, err
+	}
+	return in, nil
+}
 
 func openWith(path string, open func(string) (*input.File, error)) (*Object, error) {
 	in, err := open(path)
@@ -121,6 +138,17 @@ func (o *Object) Size() int64 { return o.size }
 
 // ReadAt reads the (decompressed) bytes of the file.
 func (o *Object) ReadAt(p []byte, off int64) (int, error) { return o.r.ReadAt(p, off) }
+
+// Fd is the descriptor of the plain file the Object reads in place (see
+// input.File.Fd), for a caller that maps the file rather than reading it;
+// ok is false when the contents are in memory, or for an Object not made by
+// Open.
+func (o *Object) Fd() (fd int, ok bool) {
+	if f, isFile := o.r.(*input.File); isFile && o.closer != nil {
+		return f.Fd()
+	}
+	return -1, false
+}
 
 // Close releases the file Open opened. Views already computed (symbols,
 // relocations, scan) stay usable; none can be computed afterwards.

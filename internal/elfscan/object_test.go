@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfscan_test
 
 // Tests of the Object against binutils: symbol lookup by name against nm,

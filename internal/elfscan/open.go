@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfscan
 
 import (
@@ -10,8 +12,9 @@ import (
 	"github.com/ftpatch/ftpatch/internal/input"
 )
 
-// ErrNotAArch64 is returned for ELF files that are not 64-bit little-endian AArch64.
-var ErrNotAArch64 = errors.New("not a 64-bit little-endian AArch64 ELF file")
+// ErrNotAArch64 is returned for ELF files that are not 64-bit little-endian
+// AArch64 (as an *input.ForeignError, which says what they are).
+var ErrNotAArch64 = input.ErrNotAArch64
 
 // ErrMalformed wraps every structural error found in an input file.
 var ErrMalformed = errors.New("malformed ELF")
@@ -46,7 +49,7 @@ func OpenELF(r io.ReaderAt) (f *elf.File, err error) {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB || f.Machine != elf.EM_AARCH64 {
-		return nil, fmt.Errorf("%w (class %v, data %v, machine %v)", ErrNotAArch64, f.Class, f.Data, f.Machine)
+		return nil, &input.ForeignError{Class: f.Class, Data: f.Data, Machine: f.Machine}
 	}
 	switch f.Type {
 	case elf.ET_REL, elf.ET_EXEC, elf.ET_DYN:

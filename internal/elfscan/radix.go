@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfscan
 
 // keyed is a value placed in a section: the element of radixSort, 16

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfscan
 
 import (
@@ -190,6 +192,16 @@ type scanner struct {
 
 	x    siteExtra  // the extras of the site being built
 	last *siteExtra // the last site's, shared by the next when alike
+
+	names [2]named // symName's last answers
+}
+
+// named is one answer of symName: the name of the symbol at (key, a).
+type named struct {
+	key  uint32
+	a    uint64
+	name string
+	ok   bool
 }
 
 // record is one entries-table value placed in a section: key is the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfscan
 
 import (
@@ -377,11 +379,23 @@ func (sc *scanner) ops(s *Site, sec int, key uint32) error {
 // symName names the symbol defined exactly at (key, a), or "": a function,
 // else a data object (ops is one), else any other symbol — so a linker
 // script's untyped marker such as _sdata never hides the object it starts.
+// It remembers its last two answers: the sites of a patched file name the
+// same trampoline and ops over and over, and looking them up again moved
+// the symbol table's hint away from the sites' addresses, so that each
+// next site's lookup began with a binary search (about a thousand
+// instructions an enabled site).
 func (sc *scanner) symName(key uint32, a uint64) string {
-	if i := sc.st.named(key, a); i >= 0 {
-		return sc.st.name(i)
+	for k := range sc.names {
+		if n := &sc.names[k]; n.ok && n.key == key && n.a == a {
+			return n.name
+		}
 	}
-	return ""
+	name := ""
+	if i := sc.st.named(key, a); i >= 0 {
+		name = sc.st.name(i)
+	}
+	sc.names[1], sc.names[0] = sc.names[0], named{key, a, name, true}
+	return name
 }
 
 // relRef turns an ET_REL relocation into a Ref: the symbol's name (its

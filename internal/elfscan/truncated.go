@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package elfscan
 
 // A file cut short (a partial download or copy) makes debug/elf fail with

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package encode knows AArch64 instructions and nothing of ELF. Every
 // instruction the tool writes is a typed value whose Encode checks its
 // operands and returns an error instead of panicking. Words the tool only

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package input
 
 // One decompression budget for the whole run: the bytes every worker is

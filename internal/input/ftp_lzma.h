@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // liblzma, loaded with dlopen on first use by package dl (see lzma_cgo.go):
 // the binary does not link it, so it starts on a system without it and falls
 // back to the pure-Go decoder. Only the types and constants come from

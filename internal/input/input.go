@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package input opens the files ftpatch reads. It owns one concern: turning
 // a path into the bytes of an ELF file, an io.ReaderAt with its size.
 //
@@ -152,6 +154,18 @@ type File struct {
 
 // ReadAt reads from the (decompressed) contents.
 func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.r.ReadAt(p, off) }
+
+// Fd returns the descriptor of a plain file read in place (one larger than
+// what Open reads whole), for a caller that maps the file rather than
+// reading it; ok is false when the contents are in memory (a compressed
+// file, a small one) or the File is closed. The descriptor belongs to the
+// File: it is valid until Close (a mapping made from it outlives that).
+func (f *File) Fd() (fd int, ok bool) {
+	if f.file == nil || f.file.fd < 0 {
+		return -1, false
+	}
+	return f.file.fd, true
+}
 
 // Bytes returns the decompressed contents when they are in memory as one
 // slice (a compressed file whose headers gave its size: the usual case),
@@ -515,7 +529,7 @@ type CompressedError struct {
 
 func (e *CompressedError) Error() string {
 	// No "file X" prefix: the command names the file once, as for any error.
-	return fmt.Sprintf("is %s-compressed; patch commands need an uncompressed file: decompress it first (%s %s)",
+	return fmt.Sprintf("is %s-compressed; patch commands need an uncompressed file: decompress it first (%s %s), or patch the module of the kernel build tree",
 		e.Compression, decompressCommand(e.Compression), e.Path)
 }
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package livesafe
 
 // The byte diff: two files (or sections) streamed side by side in chunks,

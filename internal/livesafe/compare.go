@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package livesafe proves that the difference between two files (ORIG and
 // a patched copy) may be applied to running code: `ftpatch verify --against
 // ORIG FILE`. It is static and needs no emulator (nor cgo): it compares

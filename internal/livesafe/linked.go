@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package livesafe
 
 // Linked files (ET_EXEC, ET_DYN): streamed side by side, every differing

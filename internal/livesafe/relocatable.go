@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package livesafe
 
 // Relocatable files (ET_REL): rewritten by the patcher, so compared section

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package livesafe
 
 // The raw half of the ET_REL comparison: every byte of FILE is accounted

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package livesafe
 
 // The words of a patch site, the intermediate state between two live

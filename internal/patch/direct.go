@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package patch
 
 import (
@@ -81,19 +83,19 @@ func (p *planner) directCall(s *elfscan.Site, tramp uint64, name func() string) 
 		where += fmt.Sprintf(" at %#x", d.addr)
 	}
 	if !s.Layout.HasLiteral() {
-		p.is.add(ErrDirect, "%s: direct trampoline %s is out of BL range of %#x, and a classic site has no literal to reach it through the common trampoline",
-			name(), where, s.CallSite)
+		p.is.add(ErrDirect, s, name(), "direct trampoline %s is out of BL range of %#x, and a classic site has no literal to reach it through the common trampoline",
+			where, s.CallSite())
 		return call{}, false
 	}
 	if d.opsErr != "" {
-		p.is.add(ErrDirect, "%s: direct trampoline %s is out of BL range of %#x, so the site must call %s with an ops whose direct_call is set, "+
+		p.is.add(ErrDirect, s, name(), "direct trampoline %s is out of BL range of %#x, so the site must call %s with an ops whose direct_call is set, "+
 			"but ops %s: %s (pass --ops naming the direct ops, or --direct-call-offset N for your struct ftrace_ops)",
-			name(), where, s.CallSite, p.req.Trampoline, p.req.Ops, d.opsErr)
+			where, s.CallSite(), p.req.Trampoline, p.req.Ops, d.opsErr)
 		return call{}, false
 	}
 	w, err := encode.BL{From: s.CallSite(), To: tramp}.Encode()
 	if err != nil {
-		p.is.add(ErrRange, "%s: trampoline %s: %v", name(), p.req.Trampoline, err)
+		p.is.add(ErrRange, s, name(), "trampoline %s: %v", p.req.Trampoline, err)
 		return call{}, false
 	}
 	return call{word: w}, true

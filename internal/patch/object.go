@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package patch
 
 // This file builds relocatable objects from encode.Programs, so the tool can

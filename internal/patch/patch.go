@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package patch turns the sites elfscan found, plus a Request (init, enable
 // or disable), into a Plan of word writes and, for relocatable objects,
 // relocation and symbol edits; Apply writes a plan to a new file atomically.

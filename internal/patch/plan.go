@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package patch
 
 import (
@@ -160,10 +162,40 @@ type issues struct {
 	kinds   []error
 	reasons map[error][]string            // in order of first appearance
 	sites   map[error]map[string][]string // kind -> reason -> sites
+	refused []Refusal                     // every refusal, in site order
 }
 
-// add records that site (siteName) is refused for kind with a reason.
-func (is *issues) add(kind error, site, format string, a ...any) {
+// Refusal is one site a plan refused: why (Kind, one of the sentinel
+// errors, and Reason) and where.
+type Refusal struct {
+	Kind    error
+	Func    string
+	Section string
+	Entry   uint64 // ET_REL: offset in Section
+	Reason  string
+}
+
+// RefusedError is Plan's error when it refuses sites: its text is one
+// message per kind and reason (errors.Join, so errors.Is finds the kinds),
+// and Sites lists every refused site, for reports that name each one.
+type RefusedError struct {
+	Sites  []Refusal
+	joined error
+}
+
+func (e *RefusedError) Error() string { return e.joined.Error() }
+
+// Unwrap returns the messages, each wrapping its kind.
+func (e *RefusedError) Unwrap() []error {
+	if j, ok := e.joined.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{e.joined}
+}
+
+// add records that s (named site in messages) is refused for kind with a
+// reason.
+func (is *issues) add(kind error, s *elfscan.Site, site, format string, a ...any) {
 	if is.reasons == nil {
 		is.reasons, is.sites = map[error][]string{}, map[error]map[string][]string{}
 	}
@@ -176,6 +208,7 @@ func (is *issues) add(kind error, site, format string, a ...any) {
 		is.reasons[kind] = append(is.reasons[kind], reason)
 	}
 	is.sites[kind][reason] = append(is.sites[kind][reason], site)
+	is.refused = append(is.refused, Refusal{Kind: kind, Func: s.Func, Section: s.Section, Entry: s.Entry(), Reason: reason})
 }
 
 // sitesNamed is how many sites one message names before "and N more".
@@ -184,26 +217,24 @@ const sitesNamed = 3
 func (is *issues) err() error {
 	var errs []error
 	for _, k := range is.kinds {
-		var lines []string
 		for _, r := range is.reasons[k] {
 			ss := is.sites[k][r]
-			if len(ss) == 1 {
-				lines = append(lines, ss[0]+": "+r)
-				continue
+			line := ss[0] + ": " + r
+			if len(ss) > 1 {
+				named := strings.Join(ss[:min(len(ss), sitesNamed)], ", ")
+				if len(ss) > sitesNamed {
+					named += fmt.Sprintf(" and %d more", len(ss)-sitesNamed)
+				}
+				line = fmt.Sprintf("%d sites (%s): %s", len(ss), named, r)
 			}
-			named := strings.Join(ss[:min(len(ss), sitesNamed)], ", ")
-			if len(ss) > sitesNamed {
-				named += fmt.Sprintf(" and %d more", len(ss)-sitesNamed)
-			}
-			lines = append(lines, fmt.Sprintf("%d sites (%s): %s", len(ss), named, r))
-		}
-		if len(lines) == 1 {
-			errs = append(errs, fmt.Errorf("%w: %s", k, lines[0]))
-		} else {
-			errs = append(errs, fmt.Errorf("%w:\n  %s", k, strings.Join(lines, "\n  ")))
+			// Each reason is a message of its own, one line each.
+			errs = append(errs, fmt.Errorf("%w: %s", k, line))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &RefusedError{Sites: is.refused, joined: errors.Join(errs...)}
 }
 
 // literal is the value of a call-ops literal: its bytes and, in ET_REL, the
@@ -411,13 +442,21 @@ func (p *planner) literalOf(v Value) (literal, error) {
 	if err != nil {
 		return literal{}, err
 	}
-	if a != 0 && p.in.Scan.Type == elf.ET_DYN && !p.req.AllowAbsolute && p.usesLiteral() {
+	if a != 0 && p.in.Scan.Type == elf.ET_DYN && !p.req.AllowAbsolute && p.usesLiteral() && !p.in.Obj.RunsAtLinkAddress() {
 		return literal{}, fmt.Errorf("%w: ops %s = %#x would be stored as an absolute address, but this position-independent (ET_DYN) file "+
-			"has no dynamic relocation for the literal, so the value is wrong once the file is loaded elsewhere; "+
+			"has no dynamic relocation for the literal, so the value is wrong once the file is loaded elsewhere%s; "+
 			"patch the objects before linking, or link without PIE, or pass --allow-absolute if the file is loaded at its link address",
-			ErrAbsolute, v, a)
+			ErrAbsolute, v, a, p.kaslrNote())
 	}
 	return literal{bytes: a, sym: v.Sym}, nil
+}
+
+// kaslrNote says why a Linux image may move: KASLR.
+func (p *planner) kaslrNote() string {
+	if _, err := p.in.Obj.Lookup("linux_banner"); err != nil {
+		return ""
+	}
+	return " (this Linux image is built with KASLR, CONFIG_RANDOMIZE_BASE: it runs at its link address only when booted with nokaslr)"
 }
 
 // usesLiteral reports whether any selected site has a literal.
@@ -480,7 +519,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		return
 	}
 	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
-		p.is.add(ErrState, name(), "state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", s.State, s.Slot1Word, s.Slot2Word)
+		p.is.add(ErrState, s, name(), "state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", s.State, s.Slot1Word, s.Slot2Word)
 		return
 	}
 	// A literal no single store can write (and the trampoline cannot find):
@@ -492,17 +531,20 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), "misaligned-literal"})
 			return
 		}
-		p.is.add(ErrMisaligned, name(), "literal at %s is not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			render.Place(p.rel, s.Section, s.Literal()), elfscan.MisalignedAdvice(s))
+		// The literal's place goes with the site, so that the sites of one
+		// cause are said in one message.
+		at := fmt.Sprintf("%s (literal at %s)", name(), render.Place(p.rel, s.Section, s.Literal()))
+		p.is.add(ErrMisaligned, s, at, "literal not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
+			elfscan.MisalignedAdvice(s))
 		return
 	}
 
 	switch {
 	case op == OpInit && s.State == elfscan.StateEnabled:
-		p.is.add(ErrState, name(), "enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first")
+		p.is.add(ErrState, s, name(), "enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first")
 		return
 	case op == OpEnable && s.State == elfscan.StateNop && !p.req.InitToo:
-		p.is.add(ErrState, name(), "nop (not initialised); run init first, or pass --init to do both")
+		p.is.add(ErrState, s, name(), "nop (not initialised); run init first, or pass --init to do both")
 		return
 	case op == OpDisable && s.State != elfscan.StateEnabled:
 		return // never enabled: nothing to disable, its literal is left as it is
@@ -510,11 +552,11 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	if !callOps {
 		switch {
 		case op == OpEnable && p.req.Ops != nil:
-			p.is.add(ErrClassic, name(), "--ops %s given, but classic sites (-fpatchable-function-entry=2) have no literal; "+
+			p.is.add(ErrClassic, s, name(), "--ops %s given, but classic sites (-fpatchable-function-entry=2) have no literal; "+
 				"drop --ops and branch to a classic trampoline (ftpatch trampoline --classic --ops %s)", p.req.Ops, p.req.Ops)
 			return
 		case op != OpEnable && !p.req.DefaultOps.IsZero():
-			p.is.add(ErrClassic, name(), "--default-ops %s given, but classic sites have no literal; drop --default-ops", p.req.DefaultOps)
+			p.is.add(ErrClassic, s, name(), "--default-ops %s given, but classic sites have no literal; drop --default-ops", p.req.DefaultOps)
 			return
 		}
 	}
@@ -540,7 +582,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			if err != nil {
 				// Alignment was checked once, in Plan: what is left is range,
 				// said once for all the sites it concerns.
-				p.is.add(ErrRange, name(), "--trampoline %s at %#x is beyond a BL's reach (±128 MiB) from the call site; "+
+				p.is.add(ErrRange, s, name(), "--trampoline %s at %#x is beyond a BL's reach (±128 MiB) from the call site; "+
 					"link the trampoline within 128 MiB of the code", p.req.Trampoline, tramp)
 				return
 			}
@@ -581,7 +623,7 @@ func (p *planner) currentRel(s *elfscan.Site, off uint64, types ...elf.R_AARCH64
 	}
 	rels, err := p.in.rel.relocsAt(s.SectionIndex(), off)
 	if err != nil {
-		p.is.add(elfscan.ErrMalformed, siteName(p.rel, s), "%v", err)
+		p.is.add(elfscan.ErrMalformed, s, siteName(p.rel, s), "%v", err)
 		return nil
 	}
 	for _, r := range rels {

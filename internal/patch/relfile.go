@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package patch
 
 // Relocatable objects (ET_REL) are rewritten whole in memory: they are small,

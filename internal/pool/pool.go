@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package pool runs independent items on a bounded number of goroutines and
 // hands their results back in input order. It is the one worker pool of the
 // command-line paths: files in parallel, chunks of a large file's sites,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package render owns how ftpatch writes values for people and scripts:
 // the one hex form of addresses and offsets ("0x" and lower-case hex, in
 // every --json shape and message), a place in a file (an address, or

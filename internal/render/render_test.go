@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package render
 
 import (
@@ -142,5 +144,25 @@ func TestFileKind(t *testing.T) {
 	}
 	if got := FileKind(fs.ModeIrregular); got != "a special file" {
 		t.Errorf("irregular: %q", got)
+	}
+}
+
+func TestCount(t *testing.T) {
+	for _, c := range []struct {
+		n      int
+		noun   string
+		plural []string
+		want   string
+	}{
+		{0, "site", nil, "0 sites"},
+		{1, "site", nil, "1 site"},
+		{2, "problem", nil, "2 problems"},
+		{1, "intermediate state", nil, "1 intermediate state"},
+		{7, "was", []string{"were"}, "7 were"},
+		{1, "was", []string{"were"}, "1 was"},
+	} {
+		if got := Count(c.n, c.noun, c.plural...); got != c.want {
+			t.Errorf("Count(%d, %q, %q) = %q, want %q", c.n, c.noun, c.plural, got, c.want)
+		}
 	}
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // verify --against: the live-safety report (livesafe.Report) as its JSON
@@ -151,8 +153,8 @@ func AgainstText(w io.Writer, r *livesafe.Report) error {
 	if !r.LiveSafe {
 		live = "no"
 	}
-	fmt.Fprintf(&b, "  live-safe: %s (%d changes live-safe, %d not; %d intermediate states, %d unproven)\n",
-		live, c.LiveSafe, c.NotLiveSafe, c.Intermediates, c.Unproven)
+	fmt.Fprintf(&b, "  live-safe: %s (%s live-safe, %d not; %s, %d unproven)\n",
+		live, render.Count(c.LiveSafe, "change"), c.NotLiveSafe, render.Count(c.Intermediates, "intermediate state"), c.Unproven)
 	if c.Ran > 0 || c.RunFailed > 0 {
 		fmt.Fprintf(&b, "  intermediate states run on the CPU: %d, %d behave as required, %d failed\n", c.Ran, c.Ran-c.RunFailed, c.RunFailed)
 	}

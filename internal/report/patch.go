@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // init, enable, disable: the plan (--dry-run), what a plan left out, and
@@ -52,17 +54,17 @@ func PatchSkipped(w io.Writer, file string, c *patch.Changes) {
 			noFunc++
 			continue
 		}
-		fmt.Fprintf(w, "ftpatch: file %s: skipped function %s at %s: %s\n", file, s.Func, s.Where, s.Reason)
+		fmt.Fprintf(w, "ftpatch: warning: file %s: skipped function %s at %s: %s\n", file, s.Func, s.Where, s.Reason)
 	}
 	if noFunc > 0 {
-		fmt.Fprintf(w, "ftpatch: file %s: skipped %d sites in no function (no-function; %s)\n", file, noFunc, elfscan.NoFunctionHelp)
+		fmt.Fprintf(w, "ftpatch: warning: file %s: skipped %s in no function (no-function; %s)\n", file, render.Count(noFunc, "site"), elfscan.NoFunctionHelp)
 	}
 }
 
 // PatchUnchanged writes the line of an in-place request that had nothing
 // to change in file's sites.
 func PatchUnchanged(w io.Writer, file string, op patch.Op, sites int) error {
-	_, err := fmt.Fprintf(w, "%s: %s: nothing to change (%d sites)\n", file, op, sites)
+	_, err := fmt.Fprintf(w, "%s: %s: nothing to change (%s)\n", file, op, render.Count(sites, "site"))
 	return err
 }
 
@@ -73,7 +75,7 @@ func PatchDone(w io.Writer, out string, op patch.Op, c *patch.Changes) error {
 	if len(c.Skipped) > 0 {
 		skipped = fmt.Sprintf(", %d skipped", len(c.Skipped))
 	}
-	_, err := fmt.Fprintf(w, "%s: %s: %d sites changed (%d words, %d relocations, %d symbols added)%s\n",
-		out, op, c.Sites, c.Words(), len(c.Relocs), len(c.NewSyms), skipped)
+	_, err := fmt.Fprintf(w, "%s: %s: %s changed (%s, %s, %s added)%s\n",
+		out, op, render.Count(c.Sites, "site"), render.Count(c.Words(), "word"), render.Count(len(c.Relocs), "relocation"), render.Count(len(c.NewSyms), "symbol"), skipped)
 	return err
 }

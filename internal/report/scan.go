@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 import (
@@ -179,7 +181,7 @@ func ScanText(w io.Writer, f *elfscan.File) error {
 	if len(parts) > 0 {
 		summary = strings.Join(parts, ", ")
 	}
-	_, err := fmt.Fprintf(w, "%s: %s, %d sites (%s), %d problems\n", f.Path, ELFType(f.Type), len(f.Sites), summary, f.Problems())
+	_, err := fmt.Fprintf(w, "%s: %s, %s (%s), %s\n", f.Path, ELFType(f.Type), render.Count(len(f.Sites), "site"), summary, render.Count(f.Problems(), "problem"))
 	return err
 }
 
@@ -198,7 +200,7 @@ func CheckSummary(w io.Writer, files, sites int, byCode map[elfscan.Code]int, ig
 		codes = append(codes, string(c))
 	}
 	sort.Strings(codes)
-	fmt.Fprintf(w, "check: %d files, %d sites", files, sites)
+	fmt.Fprintf(w, "check: %s, %s", render.Count(files, "file"), render.Count(sites, "site"))
 	if len(codes) == 0 {
 		fmt.Fprintf(w, ", no problems\n")
 		return

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // A hand-written encoder for the scan --json line. encoding/json spends

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // show: a file's selected sites, word by word, disassembled.
@@ -126,7 +128,7 @@ func ShowText(w io.Writer, doc *ShowFile) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%s: %d of %d sites shown\n", doc.File, len(doc.Sites), doc.Total)
+	_, err := fmt.Fprintf(w, "%s: %d of %s shown\n", doc.File, len(doc.Sites), render.Count(doc.Total, "site"))
 	return err
 }
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package report
 
 // verify: one file's run on the emulator (verify.Report) as its JSON line
@@ -63,6 +65,9 @@ func VerifyText(w io.Writer, r *verify.Report) error {
 			states = append(states, fmt.Sprintf("%s %d", st, n))
 		}
 	}
+	if len(states) == 0 {
+		states = []string{"no sites"}
+	}
 	verdict := "ok"
 	if r.Failed > 0 {
 		verdict = "FAIL"
@@ -72,8 +77,8 @@ func VerifyText(w io.Writer, r *verify.Report) error {
 		skipped = fmt.Sprintf("; %d skipped (no-function)", r.Skipped)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s: %s, %d sites checked: %d passed, %d failed (%s) in %.3fs%s\n",
-		verdict, r.File, ELFType(r.ELFType), r.Sites, r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds(), skipped)
+	fmt.Fprintf(&b, "%s: %s: %s, %s checked: %d passed, %d failed (%s) in %.3fs%s\n",
+		verdict, r.File, ELFType(r.ELFType), render.Count(r.Sites, "site"), r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds(), skipped)
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "  %s at %s (%s)\n    expected: %s\n    observed: %s\n", f.Func, render.Hex(f.Address), f.State, f.Expected, f.Observed)
 		for _, l := range f.Disasm {

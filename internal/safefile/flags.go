@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package safefile
 
 // Inode flags (chattr/lsattr; FS_IOC_GETFLAGS, FS_IOC_SETFLAGS): a file

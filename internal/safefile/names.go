@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package safefile
 
 // The names ftpatch gives the files it makes beside a target, and how a

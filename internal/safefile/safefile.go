@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package safefile keeps ftpatch's promise about the files it rewrites, in
 // one place:
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package safefile
 
 import (
@@ -41,7 +43,7 @@ func (t *Target) sweep() {
 			continue
 		}
 		if removeIfDead(path) {
-			t.warnf("removed %s, a temporary file left by an ftpatch run that was killed", path)
+			t.warnf("warning: removed %s, a temporary file left by an ftpatch run that was killed", path)
 		}
 	}
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testutil holds helpers shared by the tests: locating external
 // tools (binutils, cross compilers, qemu) and the committed fixtures.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package verify
 
 // Direct calls (Linux 6.4+, ftrace_ops::direct_call). A site may call a
@@ -128,12 +130,12 @@ func (img *Image) checkDirect(s *site, to uint64) bool {
 	if img.usesAltEntry(s) {
 		common = img.trampAlt // the entry that finds this site's literal
 	}
-	if to != common || common == 0 || s.literal == 0 || s.literal%8 != 0 {
+	if to != common || common == 0 || s.literal() == 0 || s.literal()%8 != 0 {
 		// Only the common trampoline reads op->direct_call; any other
 		// target fails in checkStatic.
 		return false
 	}
-	op, ok := img.read64(s.literal)
+	op, ok := img.read64(s.literal())
 	if !ok || op == 0 {
 		return false
 	}
@@ -183,7 +185,7 @@ func provenDirect(ic *livesafe.Intermediate, s *site) string {
 		ic.Words.Target != nil && ic.Words.Target.SymIndex != 0 {
 		return ""
 	}
-	from, to := encode.BLTarget(ic.Words.Slot2, s.callSite), encode.BLTarget(ic.Next.Slot2, s.callSite)
+	from, to := encode.BLTarget(ic.Words.Slot2, s.callSite()), encode.BLTarget(ic.Next.Slot2, s.callSite())
 	switch {
 	case from == to:
 		return ""

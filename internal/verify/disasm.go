@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package verify
 
 import (
@@ -12,22 +14,22 @@ import (
 func (img *Image) disasm(s *site) []string {
 	var out []string
 	spare := func() {
-		if w, ok := img.read32(s.spare); ok && s.Layout == elfscan.LayoutCallOps53 {
-			out = append(out, fmt.Sprintf("%#x: %08x  %s (spare)", s.spare, w, encode.Disasm(w, s.spare)))
+		if w, ok := img.read32(s.spare()); ok && s.Layout == elfscan.LayoutCallOps53 {
+			out = append(out, fmt.Sprintf("%#x: %08x  %s (spare)", s.spare(), w, encode.Disasm(w, s.spare())))
 		}
 	}
-	if s.spare < s.literal {
+	if s.spare() < s.literal() {
 		spare()
 	}
-	if s.Layout.HasLiteral() && s.literal != 0 {
-		if v, ok := img.read64(s.literal); ok {
-			out = append(out, fmt.Sprintf("%#x: %016x  .quad %#x", s.literal, v, v))
+	if s.Layout.HasLiteral() && s.literal() != 0 {
+		if v, ok := img.read64(s.literal()); ok {
+			out = append(out, fmt.Sprintf("%#x: %016x  .quad %#x", s.literal(), v, v))
 		}
 	}
-	if s.spare > s.literal {
+	if s.spare() > s.literal() {
 		spare()
 	}
-	for a := s.entry; a <= s.callSite && a >= s.entry && len(out) < 8; a += 4 {
+	for a := s.entry(); a <= s.callSite() && a >= s.entry() && len(out) < 8; a += 4 {
 		w, ok := img.read32(a)
 		if !ok {
 			out = append(out, fmt.Sprintf("%#x: unmapped", a))

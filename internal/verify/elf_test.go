@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build cgo
 
 package verify
@@ -5,6 +7,7 @@ package verify
 import (
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,7 +240,17 @@ func TestELFRelocatable(t *testing.T) {
 	if out, err := exec.Command(as, "-o", obj, "testdata/rel_sites.S").CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, runFile := range []bool{false, true} {
+	// The object does not define ftrace_caller: its own trampoline
+	// cannot run, a mistake said once for the file.
+	o, err := elfscan.Open(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if _, err := LoadObject(o, Options{RunFileTrampoline: true}); !errors.Is(err, ErrNoFileTrampoline) {
+		t.Errorf("RunFileTrampoline on an object without ftrace_caller: %v, want ErrNoFileTrampoline", err)
+	}
+	for _, runFile := range []bool{false} {
 		rep := verifyPath(t, obj, Options{RunFileTrampoline: runFile})
 		failed := map[string]string{}
 		for _, f := range rep.Failures {

@@ -1,16 +1,22 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package verify
 
 import (
+	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
@@ -85,10 +91,41 @@ type Image struct {
 	directOff       int64             // op->direct_call offset; 0 without --direct
 	standinDirectAt uint64
 	rel             *relLayout // ET_REL: where sections went (nil when linked)
+
+	// dyn is a linked file's dynamic relocations when they are applied
+	// only where read (applyDynRelocs); nil when all are in the bytes.
+	dyn *elfscan.DynRelocs
+	// opMu serialises the reads and relocations of ops' first words by
+	// bind's goroutines (binder.checkStatic).
+	opMu sync.Mutex
+
+	// pieces are where a linked file's bytes went: each PT_LOAD's file
+	// part (nil for ET_REL, whose sections are copied where they are placed).
+	pieces []filePiece
 }
 
+// filePiece is n bytes of the image file at off, placed at vaddr.
+type filePiece struct {
+	vaddr uint64
+	off   int64
+	n     uint64
+}
+
+// stackSize is the size of each engine's stack: 4 MiB, mapped before
+// anything else, so that it has Unicorn's first 4 MiB of RAM offsets to
+// itself. Unicorn 2.0.1 sends every guest store to RAM through QEMU's
+// not-dirty slow path (its dirty-memory bitmap is stubbed out: every page
+// stays "clean"), and that path looks the stored page up in the
+// translation-block page table by RAM offset: a page whose 4 MiB window of
+// offsets also holds translated code (the stack mapped after the image
+// shares one with verify's trampolines) costs a tree insertion and a code
+// bitmap check per store, about 1,400 host instructions; alone in its
+// window, about 850. The trampoline stores 17 times per enabled site: a
+// fifth of the floor's instructions there (callgrind, 10,000 enabled bench
+// sites: 482 M -> 384 M). Only the pages a run touches are ever allocated.
+const stackSize = 4 << 20
+
 const (
-	stackSize    = 0x10000
 	standinSize  = 0x4000
 	offFunc      = 0x0
 	offTramp     = 0x100
@@ -98,18 +135,31 @@ const (
 	standinRegns = 0x2000 // mapped part of the stand-in area
 )
 
-// site is an elfscan.Site with absolute addresses and what loading found.
+// site is an elfscan.Site, where its words are in the image and what
+// loading found. A kernel has ~50k (a distribution's images up to ~200k),
+// and every one is held from loading to the report, so it is small (48
+// bytes): its addresses follow from the Site's and base (methods entry,
+// callSite, literal, spare).
 type site struct {
 	*elfscan.Site
-	index    int
-	entry    uint64
-	callSite uint64
-	literal  uint64 // 0 for classic
-	spare    uint64 // call-ops-5-3: the spare word
-	op       uint64 // expected X2 at op->func; 0 when unknown
-	static   *Failure
-	direct   uint64 // the direct trampoline the site must reach; 0: none
-	skip     bool   // no-function: not run, counted in Report.Skipped
+	base   uint64 // added to the Site's addresses: an ET_REL section's place; 0 when linked
+	op     uint64 // expected X2 at op->func; 0 when unknown
+	static *Failure
+	direct uint64 // the direct trampoline the site must reach; 0: none
+	index  int32
+	skip   bool // no-function: not run, counted in Report.Skipped
+}
+
+func (s *site) entry() uint64    { return s.Site.Entry() + s.base }
+func (s *site) callSite() uint64 { return s.Site.CallSite() + s.base }
+func (s *site) spare() uint64    { return s.Site.Spare() + s.base } // call-ops-5-3: the spare word
+
+// literal is the literal's address; 0 for a classic site.
+func (s *site) literal() uint64 {
+	if !s.Layout.HasLiteral() {
+		return 0
+	}
+	return s.Site.Literal() + s.base
 }
 
 func (img *Image) Close() error {
@@ -301,7 +351,9 @@ func protOf(flags elf.ProgFlag) int {
 
 // loadLinked maps the PT_LOAD segments of an ET_EXEC or ET_DYN file at
 // their addresses, page-rounded; segments sharing a page share a region.
-func (img *Image) loadLinked(f *elf.File, r io.ReaderAt) error {
+// fd, when >= 0, is the file's descriptor: its pages are mapped rather than
+// read (placeFile).
+func (img *Image) loadLinked(f *elf.File, r io.ReaderAt, fd int) error {
 	type span struct {
 		lo, hi uint64
 		prot   int
@@ -342,9 +394,54 @@ func (img *Image) loadLinked(f *elf.File, r io.ReaderAt) error {
 		if dst == nil {
 			return fmt.Errorf("%w: PT_LOAD at %#x", ErrImage, p.Vaddr)
 		}
-		if n, err := r.ReadAt(dst, int64(p.Off)); n != len(dst) {
+		if err := placeFile(dst, r, int64(p.Off), fd); err != nil {
 			return fmt.Errorf("%w: PT_LOAD at %#x: reading %d bytes at offset %#x: %w", elfscan.ErrMalformed, p.Vaddr, len(dst), p.Off, err)
 		}
+		if p.Filesz > 0 {
+			img.pieces = append(img.pieces, filePiece{p.Vaddr, int64(p.Off), p.Filesz})
+		}
+	}
+	return nil
+}
+
+// placeFile puts the len(dst) bytes of the file at off into dst (memory of
+// a region): the whole host pages of it mapped from the file copy-on-write
+// when fd is the file's descriptor (>= 0) and dst and off are congruent
+// modulo the page size, the rest read. A mapped page costs a read fault
+// when a run or the loader first reads it (the kernel maps its neighbours
+// with it) and a copy only if something writes it (a relocation, a BRK):
+// reading a kernel's segments whole cost ~30 MB of copies and a fault per
+// page, about a sixth of verify's cpu on a 6.12 vmlinux.
+func placeFile(dst []byte, r io.ReaderAt, off int64, fd int) error {
+	hp := uint64(os.Getpagesize())
+	a := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(dst))))
+	n := uint64(len(dst))
+	if fd >= 0 && n >= hp && (a-uint64(off))%hp == 0 {
+		lo, hi := (a+hp-1)/hp*hp, (a+n)/hp*hp
+		if lo < hi {
+			_, _, errno := syscall.Syscall6(syscall.SYS_MMAP, uintptr(lo), uintptr(hi-lo), syscall.PROT_READ|syscall.PROT_WRITE,
+				syscall.MAP_PRIVATE|syscall.MAP_FIXED, uintptr(fd), uintptr(uint64(off)+lo-a))
+			if errno == 0 {
+				head, tail := lo-a, a+n-hi
+				if err := readFull(dst[:head], r, off); err != nil {
+					return err
+				}
+				return readFull(dst[n-tail:], r, off+int64(n-tail))
+			}
+		}
+	}
+	return readFull(dst, r, off)
+}
+
+func readFull(dst []byte, r io.ReaderAt, off int64) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	if n, err := r.ReadAt(dst, off); n != len(dst) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
 	}
 	return nil
 }
@@ -354,7 +451,17 @@ func (img *Image) loadLinked(f *elf.File, r io.ReaderAt) error {
 // with --no-apply-dynamic-relocs keep their literals, and the ops' function
 // pointers, only there. The load bias is 0. It returns the address of each
 // relocation that is not resolved, to fail sites that hold one.
-func (img *Image) applyDynRelocs(o *elfscan.Object) (map[uint64]elf.R_AARCH64, error) {
+//
+// With all false, it writes none of them yet: a run through the tool's
+// trampoline reads no relocated word but an enabled site's literal and its
+// op's first word (op->func), which bind relocates as it reads them
+// (relocate), and the budget engine, which reports what a run that went
+// wrong did, maps copies with every relocation applied (stopSet.pristine).
+// Applying a kernel's ~100k relocations up front copied most of its data
+// pages (copy-on-write) for words no run reads. With all (the file's own
+// trampoline runs, or direct trampolines, which read what they like), every
+// one is applied now.
+func (img *Image) applyDynRelocs(o *elfscan.Object, all bool) (map[uint64]elf.R_AARCH64, error) {
 	d, err := o.DynRelocs()
 	if err != nil {
 		return nil, err
@@ -362,13 +469,81 @@ func (img *Image) applyDynRelocs(o *elfscan.Object) (map[uint64]elf.R_AARCH64, e
 	other := map[uint64]elf.R_AARCH64{}
 	for _, r := range d.All() {
 		if r.Resolved {
-			img.write64(r.Off, r.Value)
+			if all {
+				img.write64(r.Off, r.Value)
+			}
 			delete(other, r.Off)
 		} else {
 			other[r.Off] = r.Type()
 		}
 	}
+	if !all && len(d.All()) > 0 {
+		img.dyn = d
+	}
 	return other, nil
+}
+
+// relocate applies the dynamic relocation of the 8-byte word at addr, if
+// the object resolves one there and applyDynRelocs left it for later.
+// *hint is where the caller's last lookup ended: lookups in increasing
+// address order (literals, site by site) or at one address (an op) walk a
+// step or none, others search.
+func (img *Image) relocate(addr uint64, hint *int) {
+	if img.dyn == nil {
+		return
+	}
+	rels := img.dyn.All()
+	i := *hint
+	if i > len(rels) || i > 0 && rels[i-1].Off >= addr {
+		i = 0 // behind: search
+	}
+	for k := 0; i < len(rels) && rels[i].Off < addr; i, k = i+1, k+1 {
+		if k == 8 {
+			i, _ = slices.BinarySearchFunc(rels, addr, func(x elfscan.DynReloc, a uint64) int { return cmp.Compare(x.Off, a) })
+			break
+		}
+	}
+	*hint = i
+	r, ok := elfscan.DynReloc{}, false
+	for ; i < len(rels) && rels[i].Off == addr; i++ {
+		r, ok = rels[i], true // the last one there decides
+	}
+	if ok && r.Resolved {
+		if v, _ := img.read64(addr); v != r.Value {
+			img.write64(addr, r.Value)
+		}
+	}
+}
+
+// relocateAll applies, in mem (a copy of region r's bytes), every dynamic
+// relocation applyDynRelocs left for later: what the budget engine maps.
+func (img *Image) relocateAll(r *region, mem []byte) {
+	if img.dyn == nil {
+		return
+	}
+	rels := img.dyn.All()
+	i, _ := slices.BinarySearchFunc(rels, r.addr, func(x elfscan.DynReloc, a uint64) int { return cmp.Compare(x.Off, a) })
+	for ; i < len(rels) && rels[i].Off < r.addr+r.size; i++ {
+		if x := rels[i]; x.Resolved && x.Off+8 <= r.addr+r.size {
+			binary.LittleEndian.PutUint64(mem[x.Off-r.addr:], x.Value)
+		}
+	}
+}
+
+// hasRelocs reports whether r holds a relocation applyDynRelocs left for
+// later.
+func (img *Image) hasRelocs(r *region) bool {
+	if img.dyn == nil {
+		return false
+	}
+	rels := img.dyn.All()
+	i, _ := slices.BinarySearchFunc(rels, r.addr, func(x elfscan.DynReloc, a uint64) int { return cmp.Compare(x.Off, a) })
+	for ; i < len(rels) && rels[i].Off < r.addr+r.size; i++ {
+		if rels[i].Resolved {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveLinked finds --trampoline in a linked file: 0x… or a defined

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package verify
 
 // This file runs the intermediate state of each two-write site change on
@@ -73,6 +75,7 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 	if err != nil {
 		return fmt.Errorf("file %s: %w", orig.Path, err)
 	}
+	opts.allRelocs = true // the overlays replace relocated words
 	img, err := LoadObject(orig, opts)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", orig.Path, err)
@@ -100,20 +103,20 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 		st.State = ic.State
 		j := &interJob{check: k, s: *base}
 		j.s.Site, j.s.static, j.s.op, j.s.direct = &st, nil, 0, 0
-		j.lo, j.hi = j.s.entry, j.s.callSite+8
+		j.lo, j.hi = j.s.entry(), j.s.callSite()+8
 		if ic.Order == livesafe.OrderLiteralFirst {
-			if j.s.literal != 0 {
+			if j.s.literal() != 0 {
 				v := ic.Words.Literal
 				if img.rel != nil {
 					v = img.relLiteral(ic.Words)
 				}
-				j.ov = append(j.ov, ovWrite{j.s.literal, binary.LittleEndian.AppendUint64(nil, v)})
-				j.lo = min(j.lo, j.s.literal)
+				j.ov = append(j.ov, ovWrite{j.s.literal(), binary.LittleEndian.AppendUint64(nil, v)})
+				j.lo = min(j.lo, j.s.literal())
 			}
 		} else {
 			j.ov = append(j.ov,
-				ovWrite{j.s.callSite - 4, binary.LittleEndian.AppendUint32(nil, ic.Words.Slot1)},
-				ovWrite{j.s.callSite, binary.LittleEndian.AppendUint32(nil, ic.Words.Slot2)})
+				ovWrite{j.s.callSite() - 4, binary.LittleEndian.AppendUint32(nil, ic.Words.Slot1)},
+				ovWrite{j.s.callSite(), binary.LittleEndian.AppendUint32(nil, ic.Words.Slot2)})
 		}
 		saved := make([][]byte, len(j.ov))
 		for n, w := range j.ov {
@@ -171,7 +174,7 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 	// worker.
 	for _, j := range jobs {
 		if j.fail != nil && j.fail.bug != nil {
-			return fmt.Errorf("file %s: intermediate state of %s at %#x: %w", orig.Path, j.s.Func, j.s.entry, j.fail.bug)
+			return fmt.Errorf("file %s: intermediate state of %s at %#x: %w", orig.Path, j.s.Func, j.s.entry(), j.fail.bug)
 		}
 	}
 	for _, j := range jobs {

@@ -1,10 +1,15 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package verify
 
 import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"maps"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
@@ -35,6 +40,9 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 	if err := checkTrampolineNamed(o, sf.Sites, opts); err != nil {
 		return nil, err
 	}
+	if err := checkFileTrampoline(o, sf.Sites, opts); err != nil {
+		return nil, err
+	}
 	f := o.ELF()
 	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.trampoline(), funcs: map[uint64]bool{}}
 	built := img // `return nil, err` has cleared img by the time this runs
@@ -52,10 +60,15 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 			return nil, err
 		}
 	default:
-		if err = img.loadLinked(f, o); err != nil {
+		fd, ok := o.Fd()
+		if !ok {
+			fd = -1
+		}
+		if err = img.loadLinked(f, o, fd); err != nil {
 			return nil, err
 		}
-		if dynOther, err = img.applyDynRelocs(o); err != nil {
+		all := opts.RunFileTrampoline || len(opts.Direct) > 0 || opts.allRelocs
+		if dynOther, err = img.applyDynRelocs(o, all); err != nil {
 			return nil, err
 		}
 	}
@@ -74,6 +87,9 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 		sites = slices.DeleteFunc(slices.Clone(sites), func(s elfscan.Site) bool { return !opts.Select(s.Func) })
 	}
 	img.bind(o, rel, dynOther, sites, opts)
+	if img.classicFileErr != "" {
+		return nil, fmt.Errorf("%w: %s", ErrNoFileTrampoline, img.classicFileErr)
+	}
 	return img, nil
 }
 
@@ -86,9 +102,29 @@ func (s *site) fail(expected, observed string) {
 // checkStatic checks what can be known without running: a known state, and
 // for enabled sites the BL target and the op the literal points at.
 func (img *Image) checkStatic(s *site, classic bool, opts Options) {
+	b := binder{img: img, classic: classic, opts: opts, funcs: img.funcs}
+	b.checkStatic(s)
+}
+
+// binder checks sites statically (checkStatic) for bind, on one goroutine
+// of several: the op->func addresses it finds go to its own set, and its
+// places in the relocations and its last op are its own.
+type binder struct {
+	img             *Image
+	classic         bool
+	opts            Options
+	funcs           map[uint64]bool
+	litHint, opHint int
+	// The last op whose first word is code, and that word: the enabled
+	// sites of a kernel share one or two ops.
+	lastOp, lastFn uint64
+}
+
+func (b *binder) checkStatic(s *site) {
+	img, classic, opts := b.img, b.classic, b.opts
 	if s.Layout == elfscan.LayoutCallOps53 {
-		if w, ok := img.read32(s.spare); !ok || w != encode.NOP {
-			s.fail(fmt.Sprintf("spare word at %#x (outside the literal at %#x) NOP", s.spare, s.literal), fmt.Sprintf("word %#08x", w))
+		if w, ok := img.read32(s.spare()); !ok || w != encode.NOP {
+			s.fail(fmt.Sprintf("spare word at %#x (outside the literal at %#x) NOP", s.spare(), s.literal()), fmt.Sprintf("word %#08x", w))
 			return
 		}
 	}
@@ -108,12 +144,12 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		s.fail("every enabled site in one layout", "a "+s.Layout.String()+" site among sites of the other layout")
 		return
 	}
-	w, ok := img.read32(s.callSite)
+	w, ok := img.read32(s.callSite())
 	if !ok || !encode.IsBL(w) {
 		s.fail("BL at the call site", fmt.Sprintf("word %#08x", w))
 		return
 	}
-	to := encode.BLTarget(w, s.callSite)
+	to := encode.BLTarget(w, s.callSite())
 	if !classic && img.checkDirect(s, to) {
 		return
 	}
@@ -139,18 +175,28 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 			return
 		}
 		s.op = img.standinOps
-		img.funcs[img.standinFunc] = true
+		b.funcs[img.standinFunc] = true
 		return
 	}
-	if s.literal%8 != 0 {
-		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal))
+	if s.literal()%8 != 0 {
+		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal()))
 		return
 	}
-	op, ok := img.read64(s.literal)
+	img.relocate(s.literal(), &b.litHint)
+	op, ok := img.read64(s.literal())
 	if !ok {
-		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal))
+		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal()))
 		return
 	}
+	if op == b.lastOp && op != 0 {
+		s.op = op // its first word is code, known
+		return
+	}
+	// An op's first word may be relocated here, and binders on other
+	// goroutines may read it: one at a time (a new op is rare).
+	img.opMu.Lock()
+	defer img.opMu.Unlock()
+	img.relocate(op, &b.opHint)
 	fn, ok := img.read64(op)
 	if ok && fn >= op && fn-op < 16 {
 		// op->func inside the ops struct (a literal pointing at itself):
@@ -163,7 +209,8 @@ func (img *Image) checkStatic(s *site, classic bool, opts Options) {
 		return
 	}
 	s.op = op
-	img.funcs[fn] = true
+	b.funcs[fn] = true
+	b.lastOp, b.lastFn = op, fn
 }
 
 // usesAltEntry reports whether s (absolute addresses) must call the
@@ -172,7 +219,7 @@ func (img *Image) usesAltEntry(s *site) bool {
 	if s.Layout != elfscan.LayoutCallOps53 {
 		return false
 	}
-	alt, ok := encode.TrampolineEntry(s.callSite+4, s.literal)
+	alt, ok := encode.TrampolineEntry(s.callSite()+4, s.literal())
 	return ok && alt
 }
 
@@ -320,17 +367,12 @@ func (rl *relLayout) placeSite(img *Image, s *site) {
 		s.fail("site in an allocated section", fmt.Sprintf("section %d (%s) not loaded", s.SectionIndex(), s.Section))
 		return
 	}
-	s.entry += base
-	s.callSite += base
+	s.base = base
 	words := []uint64{s.Site.CallSite() - 4, s.Site.CallSite()}
 	if s.Layout.HasLiteral() {
-		s.literal += base
 		words = append(words, s.Site.Literal(), s.Site.Literal()+4)
-	} else {
-		s.literal = 0
 	}
 	if s.Layout == elfscan.LayoutCallOps53 {
-		s.spare += base
 		words = append(words, s.Site.Spare())
 	}
 	for _, off := range words {
@@ -489,28 +531,64 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 		img.bindAlt(o, rel, sites, opts)
 	}
 	img.sites = make([]site, len(sites))
-	for i := range sites {
+	// Sites are checked on up to GOMAXPROCS goroutines, each a range of
+	// them, when the file is linked, large, and has no direct trampolines
+	// (whose resolution is shared); each binder's op->func addresses are
+	// merged after.
+	parts := 1
+	if rel == nil && img.directs == nil && len(sites) >= 2*bindPart {
+		parts = min(runtime.GOMAXPROCS(0), len(sites)/bindPart)
+	}
+	binders := make([]binder, parts)
+	var wg sync.WaitGroup
+	for k := range binders {
+		b := &binders[k]
+		*b = binder{img: img, classic: classic, opts: opts, funcs: img.funcs}
+		lo, hi := k*len(sites)/parts, (k+1)*len(sites)/parts
+		if parts == 1 {
+			b.bindRange(rel, dynOther, sites, lo, hi)
+			break
+		}
+		b.funcs = map[uint64]bool{}
+		wg.Go(func() { b.bindRange(rel, dynOther, sites, lo, hi) })
+	}
+	wg.Wait()
+	for _, b := range binders[1:] {
+		maps.Copy(img.funcs, b.funcs)
+	}
+	if parts > 1 {
+		maps.Copy(img.funcs, binders[0].funcs)
+	}
+}
+
+// bindPart is the fewest sites bind gives a goroutine of its own.
+const bindPart = 8192
+
+// bindRange makes img.sites[lo:hi] from sites[lo:hi] and checks them.
+func (b *binder) bindRange(rel *relLayout, dynOther map[uint64]elf.R_AARCH64, sites []elfscan.Site, lo, hi int) {
+	img := b.img
+	for i := lo; i < hi; i++ {
 		s := &img.sites[i]
-		*s = site{Site: &sites[i], index: i, entry: sites[i].Entry(), callSite: sites[i].CallSite(), literal: sites[i].Literal(), spare: sites[i].Spare()}
+		*s = site{Site: &sites[i], index: int32(i)}
 		if s.HasProblem(elfscan.CodeNoFunction) {
 			s.skip = true // as Linux, which disables a record it finds no symbol for
 			continue
 		}
 		if rel != nil {
 			rel.placeSite(img, s)
-		} else {
-			words := []uint64{s.literal, s.literal + 4, s.callSite - 4, s.callSite}
+		} else if len(dynOther) > 0 {
+			words := []uint64{s.literal(), s.literal() + 4, s.callSite() - 4, s.callSite()}
 			if s.Layout == elfscan.LayoutCallOps53 {
-				words = append(words, s.spare)
+				words = append(words, s.spare())
 			}
 			for _, a := range words {
-				if t, ok := dynOther[a]; ok && (a >= s.callSite-4 || s.Layout.HasLiteral()) {
+				if t, ok := dynOther[a]; ok && (a >= s.callSite()-4 || s.Layout.HasLiteral()) {
 					s.fail("no unsupported relocation at the site", fmt.Sprintf("dynamic relocation %v at %#x", t, a))
 				}
 			}
 		}
 		if s.static == nil {
-			img.checkStatic(s, classic, opts)
+			b.checkStatic(s)
 		}
 	}
 }

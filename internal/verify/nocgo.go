@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build !cgo
 
 package verify
@@ -9,11 +11,14 @@ package verify
 // EmulatorBuilt reports whether this build has the emulator: it has not.
 func EmulatorBuilt() error { return ErrNoEmulator }
 
+// Preload does nothing: there is no emulator to load.
+func Preload() {}
+
 // engine has no instance without cgo: runPool never makes one.
 type engine struct{}
 
 // batchSites is how many sites an engine runs per call into C.
-const batchSites = 128
+const batchSites = 512
 
 func (e *engine) runSites(_ []*site, fails []*Failure) {
 	for i := range fails {
@@ -31,3 +36,4 @@ func (e *engine) runOverlay(*interJob) *Failure {
 func runPool(*Image, Options, int, func(*region) bool, int, int, func(*engine, int, int)) error {
 	return ErrNoEmulator
 }
+func (e *engine) runRange(int, int) []siteFailure { return nil }

@@ -1,11 +1,15 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package verify
 
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
@@ -31,8 +35,13 @@ var stopBRK, _ = encode.BRK{Imm16: 0xf7a5}.Encode()
 // another site's BRK traps away from its own stop address: it fails on the
 // fast path and runs again on its budget engine, without BRKs.
 type stopSet struct {
-	img     *Image
-	chained []bool    // by site index: its stop address holds a BRK
+	img *Image
+	// chained is, by site index, whether the site's run ends at a trap: a
+	// BRK at its stop address (nop and init sites), or the return trap of
+	// the tool's trampoline (enabled sites: with no BRK at their stop
+	// address, a run that does not return through the trampoline goes on
+	// past it, fails on the fast path and runs again on the budget engine).
+	chained []bool
 	planted []plantAt // in planting order
 	// retTraps are the tool's trampolines' `RET X9` words, also under a
 	// BRK: a run returning from the trampoline into its function
@@ -50,66 +59,57 @@ type plantAt struct {
 	word uint32 // the image's own word there
 }
 
-// plantStops plants a BRK at the stop address (CallSite+4) of every site of
-// run it can, and returns the set (restore takes them out again). It plants
+// plantStops plants a BRK at the stop address (CallSite+4) of every nop and
+// init site of run (nil: every site Check runs) it can, marks those and
+// every enabled site of run as chained, and returns the set (restore takes
+// the BRKs out again). It plants
 // none when runs cannot be chained: with direct trampolines (their hook
 // counts per engine, so those sites run one by one; and the tool's
 // trampoline then also reads op->direct_call) or when the file's own
 // trampoline runs (code verify does not know reads what it likes).
 func (img *Image) plantStops(run []int, opts Options) *stopSet {
-	if img.directs != nil || img.directOff != 0 || opts.RunFileTrampoline || len(run) == 0 {
+	if img.directs != nil || img.directOff != 0 || opts.RunFileTrampoline {
 		return nil
 	}
-	// Where a passing run reads data (8 bytes from each), and the words
-	// verify redirected (4 bytes): sorted starts, so a stop address is
-	// checked with a binary search.
-	var lits []uint64
-	ops := map[uint64]bool{}
-	for i := range img.sites {
-		s := &img.sites[i]
-		if s.skip || s.State != elfscan.StateEnabled {
-			continue
+	each := func(do func(i int)) {
+		if run != nil {
+			for _, i := range run {
+				do(i)
+			}
+			return
 		}
-		if s.Layout.HasLiteral() {
-			lits = append(lits, s.literal)
-		}
-		if s.op != 0 {
-			ops[s.op] = true
-		}
-	}
-	for op := range ops {
-		lits = append(lits, op)
-	}
-	slices.Sort(lits)
-	var redirected []uint64
-	for _, a := range []uint64{img.tramp, img.trampAlt} {
-		if a != 0 {
-			redirected = append(redirected, a)
-		}
-	}
-	read := func(stop uint64) bool { // does [stop, stop+4) meet a protected span?
-		return meets(lits, 8, stop) || meets(redirected, 4, stop)
-	}
-	st := &stopSet{img: img, chained: make([]bool, len(img.sites)), planted: make([]plantAt, 0, len(run)+len(img.retX9))}
-	var r *region // the last one found: sites come in address order
-	for _, i := range run {
-		s := &img.sites[i]
-		stop := s.callSite + 4
-		if stop < s.callSite || stop%4 != 0 || read(stop) {
-			continue
-		}
-		if r == nil || stop < r.addr || stop-r.addr >= r.size {
-			if r = img.find(stop); r == nil {
-				continue
+		for i := range img.sites {
+			if s := &img.sites[i]; !s.skip && s.static == nil {
+				do(i)
 			}
 		}
-		if r.prot&uc.PROT_EXEC == 0 || stop-r.addr > r.size-4 {
-			continue
+	}
+	st := &stopSet{img: img, chained: make([]bool, len(img.sites))}
+	runs, planting := 0, 0
+	each(func(i int) {
+		runs++
+		if img.sites[i].State == elfscan.StateEnabled {
+			// Its run returns from the tool's trampoline through a
+			// return trap (retTraps): no BRK at its stop address, so no
+			// copy of its page.
+			st.chained[i] = true
+		} else {
+			planting++
 		}
-		st.chained[i] = true
-		off := stop - r.addr
-		st.planted = append(st.planted, plantAt{addr: stop, word: binary.LittleEndian.Uint32(r.mem[off:])})
-		binary.LittleEndian.PutUint32(r.mem[off:], stopBRK)
+	})
+	if runs == 0 {
+		return nil
+	}
+	if planting > 0 {
+		st.planted = make([]plantAt, 0, planting+len(img.retX9))
+		img.populateStops(each)
+		read := img.readWords()
+		var r *region // the last one found: sites come in address order
+		each(func(i int) {
+			if s := &img.sites[i]; s.State != elfscan.StateEnabled {
+				r = st.plant(i, s, r, read)
+			}
+		})
 	}
 	// The tool's trampolines (in verify's stand-in code, where no site
 	// is) run instead of the file's, always: see the RunFileTrampoline test
@@ -125,6 +125,102 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	// Two sites may share a stop address: the first word saved there is
 	// the image's own (restore puts them back last to first).
 	return st
+}
+
+// populateStops copies in, at once, the pages of the image's file that
+// will take BRKs (madvise MADV_POPULATE_WRITE over the span of the nop and
+// init sites' stop addresses): written one by one, each page of a mapped
+// file is copied on a fault of its own, and, in a process with threads on
+// other CPUs (the Go runtime's), each such fault also flushes their TLBs
+// (flush_tlb_mm_range: an interrupt to each; 5% of verify's cpu on the
+// 53k-site nop bench image). Best effort: a kernel without
+// MADV_POPULATE_WRITE (Linux 5.14) faults page by page as before.
+func (img *Image) populateStops(each func(func(i int))) {
+	lo, hi := stopSpan(img, each)
+	for _, r := range img.regions {
+		a, b := max(lo, r.addr), min(hi, r.addr+r.size)
+		if r.prot&uc.PROT_EXEC == 0 || a >= b {
+			continue
+		}
+		hp := uint64(os.Getpagesize())
+		m := r.mem[a-r.addr : b-r.addr]
+		p := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(m))))
+		start := p &^ (hp - 1)
+		syscall.Syscall(syscall.SYS_MADVISE, uintptr(start), uintptr(p+uint64(len(m))-start), madvPopulateWrite)
+	}
+}
+
+// stopSpan is the span of the nop and init sites' stop addresses.
+func stopSpan(img *Image, each func(func(i int))) (lo, hi uint64) {
+	lo = ^uint64(0)
+	each(func(i int) {
+		if s := &img.sites[i]; s.State != elfscan.StateEnabled {
+			lo, hi = min(lo, s.callSite()+4), max(hi, s.callSite()+8)
+		}
+	})
+	return lo, hi
+}
+
+// madvPopulateWrite is Linux's MADV_POPULATE_WRITE (the syscall package
+// has no name for it).
+const madvPopulateWrite = 23
+
+// readWords returns whether a stop address's word meets one a passing run
+// reads as data (8 bytes from each enabled site's literal and op) or one
+// verify redirected (4 bytes at each trampoline entry): sorted starts,
+// searched.
+func (img *Image) readWords() func(stop uint64) bool {
+	var lits []uint64
+	ops := map[uint64]bool{}
+	for i := range img.sites {
+		s := &img.sites[i]
+		if s.skip || s.State != elfscan.StateEnabled {
+			continue
+		}
+		if s.Layout.HasLiteral() {
+			lits = append(lits, s.literal())
+		}
+		if s.op != 0 {
+			ops[s.op] = true
+		}
+	}
+	for op := range ops {
+		lits = append(lits, op)
+	}
+	slices.Sort(lits)
+	var redirected []uint64
+	for _, a := range []uint64{img.tramp, img.trampAlt} {
+		if a != 0 {
+			redirected = append(redirected, a)
+		}
+	}
+	return func(stop uint64) bool {
+		return meets(lits, 8, stop) || meets(redirected, 4, stop)
+	}
+}
+
+// plant puts a BRK at site i's stop address, unless a passing run reads
+// the word there (read) or it is not in executable memory; r is the region
+// of the last stop (sites come in address order), and plant returns this
+// one's.
+func (st *stopSet) plant(i int, s *site, r *region, read func(uint64) bool) *region {
+	stop := s.callSite() + 4
+	if stop < s.callSite() || stop%4 != 0 || read(stop) {
+		return r
+	}
+	if r == nil || stop < r.addr || stop-r.addr >= r.size {
+		if r = st.img.find(stop); r == nil {
+			return nil
+		}
+	}
+	if r.prot&uc.PROT_EXEC == 0 || stop-r.addr > r.size-4 {
+		return r
+	}
+	st.chained[i] = true
+	off := stop - r.addr
+	st.planted = append(st.planted, plantAt{addr: stop, word: binary.LittleEndian.Uint32(r.mem[off:])})
+	binary.LittleEndian.PutUint32(r.mem[off:], stopBRK)
+	return r
 }
 
 // meets reports whether the word [w, w+4) overlaps [a, a+n) for an a of
@@ -155,8 +251,10 @@ func (st *stopSet) restore() {
 }
 
 // pristine returns the bytes a budget engine maps for r: a copy of r
-// without the BRKs when r holds any (made once, shared by every budget
-// engine: they only read it), else r's own.
+// without the BRKs and with every dynamic relocation applied
+// (applyDynRelocs applies them only where runs through the tool's
+// trampoline read) when r holds any of either (made once, shared by every
+// budget engine: they only read it), else r's own.
 func (st *stopSet) pristine(r *region) ([]byte, error) {
 	st.once.Do(func() {
 		st.clean = map[*region][]byte{}
@@ -168,18 +266,23 @@ func (st *stopSet) pristine(r *region) ([]byte, error) {
 			if rg == nil {
 				continue
 			}
-			m, ok := st.clean[rg]
-			if !ok {
-				var err error
-				m, err = syscall.Mmap(-1, 0, int(rg.size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-				if err != nil {
-					st.err = fmt.Errorf("copying %s: %w", rg.name, err)
-					return
-				}
-				copy(m, rg.mem)
-				st.clean[rg] = m
+			m, err := st.copyOf(rg)
+			if err != nil {
+				st.err = err
+				return
 			}
 			binary.LittleEndian.PutUint32(m[p.addr-rg.addr:], p.word)
+		}
+		for _, rg := range st.img.regions {
+			if !st.img.hasRelocs(rg) {
+				continue
+			}
+			m, err := st.copyOf(rg)
+			if err != nil {
+				st.err = err
+				return
+			}
+			st.img.relocateAll(rg, m) // after the BRKs' words: a relocated word wins
 		}
 	})
 	if st.err != nil {
@@ -189,4 +292,18 @@ func (st *stopSet) pristine(r *region) ([]byte, error) {
 		return m, nil
 	}
 	return r.mem, nil
+}
+
+// copyOf returns the pristine copy of rg, made now if there is none.
+func (st *stopSet) copyOf(rg *region) ([]byte, error) {
+	if m, ok := st.clean[rg]; ok {
+		return m, nil
+	}
+	m, err := syscall.Mmap(-1, 0, int(rg.size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("copying %s: %w", rg.name, err)
+	}
+	copy(m, rg.mem)
+	st.clean[rg] = m
+	return m, nil
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build cgo
 
 package verify
@@ -27,9 +29,10 @@ func allSites(img *Image) []int {
 	return run
 }
 
-// plantStops puts a BRK at every site's stop address and over the tool's
-// trampolines' RET X9, budget engines see none of them, and restore gives
-// back the image byte for byte, also where a stop was planted twice.
+// plantStops puts a BRK at every nop and init site's stop address and over
+// the tool's trampolines' RET X9, none at an enabled site's (its run ends at
+// the RET X9's), budget engines see none of them, and restore gives back
+// the image byte for byte, also where a stop was planted twice.
 func TestStopsPlantedAndRestored(t *testing.T) {
 	var ss []synthSite
 	for _, st := range []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled} {
@@ -49,8 +52,9 @@ func TestStopsPlantedAndRestored(t *testing.T) {
 	}
 	for i := range img.sites {
 		s := &img.sites[i]
-		if w, _ := img.read32(s.callSite + 4); !st.chained[i] || w != stopBRK {
-			t.Errorf("site %d: chained %v, word at stop %#08x", i, st.chained[i], w)
+		w, _ := img.read32(s.callSite() + 4)
+		if !st.chained[i] || (w == stopBRK) != (s.State != elfscan.StateEnabled) {
+			t.Errorf("site %d (%s): chained %v, word at stop %#08x", i, s.State, st.chained[i], w)
 		}
 	}
 	for _, a := range st.retTraps {
@@ -98,14 +102,16 @@ func TestStopsKeepReadWords(t *testing.T) {
 	// As if site 1's literal were at site 0's stop address (a function of
 	// two words followed by the next's literal), and site 2's op at site
 	// 3's, a word after it.
-	img.sites[1].literal = img.sites[0].callSite + 4
-	img.sites[2].op = img.sites[3].callSite
+	moved := *img.sites[1].Site // a 4,2 site's literal is its record
+	moved.Record = img.sites[0].callSite() + 4
+	img.sites[1].Site = &moved
+	img.sites[2].op = img.sites[3].callSite()
 	st := img.plantStops(allSites(img), Options{})
 	defer st.restore()
 	if want := []bool{false, true, true, false}; !equalBools(st.chained, want) {
 		t.Errorf("chained %v, want %v", st.chained, want)
 	}
-	if w, _ := img.read32(img.sites[0].callSite + 4); w == stopBRK {
+	if w, _ := img.read32(img.sites[0].callSite() + 4); w == stopBRK {
 		t.Error("BRK on a literal")
 	}
 	for _, o := range []Options{{RunFileTrampoline: true}} {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build cgo
 
 package verify
@@ -5,6 +7,8 @@ package verify
 import (
 	"debug/elf"
 	"fmt"
+	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -320,5 +324,141 @@ func TestSynthNoStaleTranslation(t *testing.T) {
 	})
 	if rep.Failed != 1 || rep.Failures[0].Func != "f0" {
 		t.Fatalf("failures %+v, want f0 only", rep.Failures)
+	}
+}
+
+// The C side's judge (check.h, which passes runs without the Go side) and
+// Go's (engine.failure, which also says why) fail the same sites, defect by
+// defect: a run C passes is one Go would pass.
+func TestJudgesAgree(t *testing.T) {
+	const victim = 2
+	at := func(off uint64) uint64 { return synSites + victim*siteSize + off }
+	tests := []struct {
+		name   string
+		opts   Options
+		state  elfscan.State
+		mutate func(img *Image)
+	}{
+		{"nop/none", Options{}, elfscan.StateNop, nil},
+		{"nop/clobber-x0", Options{}, elfscan.StateNop, func(img *Image) { img.write32(at(12), 0x91000400) }},
+		{"nop/clobber-nzcv", Options{}, elfscan.StateNop, func(img *Image) { img.write32(at(12), 0xeb1f001f) }}, // cmp x0, xzr
+		{"nop/loop", Options{}, elfscan.StateNop, func(img *Image) { img.write32(at(12), 0x14000000) }},
+		{"init/none", Options{}, elfscan.StateInit, nil},
+		{"init/mov-x9-x29", Options{}, elfscan.StateInit, func(img *Image) { img.write32(at(12), movX9X29) }},
+		{"init/sp", Options{}, elfscan.StateInit, func(img *Image) { img.write32(at(16), subSP16) }},
+		{"enabled/none", Options{}, elfscan.StateEnabled, nil},
+		{"enabled/missing-mov", Options{}, elfscan.StateEnabled, func(img *Image) { img.write32(at(12), encode.NOP) }},
+		{"enabled/mov-x10", Options{}, elfscan.StateEnabled, func(img *Image) { img.write32(at(12), movX10) }},
+		{"enabled/trampoline-clobbers-x19", Options{RunFileTrampoline: true, Trampoline: fmt.Sprintf("%#x", synBadTramp)}, elfscan.StateEnabled, func(img *Image) {
+			for i := range 6 {
+				w, _ := encode.BL{From: synSites + uint64(i)*siteSize + 16, To: synBadTramp}.Encode()
+				img.write32(synSites+uint64(i)*siteSize+16, w)
+			}
+		}},
+		{"enabled/tool-trampoline-clobbers-x20", Options{}, elfscan.StateEnabled, func(img *Image) { mutPlantTrampoline(t, img, movz(20, 1)) }},
+		{"enabled/tool-trampoline-moves-sp", Options{}, elfscan.StateEnabled, func(img *Image) { mutPlantTrampoline(t, img, subSP16) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ss := make([]synthSite, 6)
+			for i := range ss {
+				ss[i] = synthWords(tc.state, 0)
+			}
+			var failed [2][]string
+			for k, goJudge := range []bool{false, true} {
+				opts := tc.opts
+				opts.goJudge = goJudge
+				img := buildSynth(t, ss, opts, tc.mutate)
+				rep, err := Check(img, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range rep.Failures {
+					failed[k] = append(failed[k], f.Func+": "+f.Observed)
+				}
+			}
+			if !slices.Equal(failed[0], failed[1]) {
+				t.Errorf("judged in C: %q\njudged in Go: %q", failed[0], failed[1])
+			}
+			if (tc.mutate == nil) != (len(failed[1]) == 0) {
+				t.Errorf("failures %q", failed[1])
+			}
+		})
+	}
+}
+
+// Engines replaced every few sites (runPool's recycling, here every 64)
+// run every site as one engine does: defects are caught at the same sites,
+// a budget engine made before a replacement does not outlive its engine,
+// and every engine is closed.
+func TestEnginesRecycled(t *testing.T) {
+	ss := make([]synthSite, 3*batchSites+100) // four chunks: three engines on one worker
+	for i := range ss {
+		ss[i] = synthWords([]elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled}[i%3], 0)
+	}
+	bad := []int{5, batchSites + 130, batchSites + 131, 3*batchSites + 40}
+	mutate := func(img *Image) {
+		for _, i := range bad {
+			img.write32(synSites+uint64(i)*siteSize+12, 0xd2800013) // slot1: mov x19, #0
+		}
+	}
+	before := uc.OpenEngines()
+	var got [2][]string
+	for k, recycle := range []int{0, 64} {
+		opts := Options{Jobs: 1, recycle: recycle}
+		rep := checkSynth(t, ss, opts, mutate)
+		for _, f := range rep.Failures {
+			got[k] = append(got[k], f.Func)
+		}
+		slices.Sort(got[k])
+	}
+	if len(got[0]) != len(bad) || !slices.Equal(got[0], got[1]) {
+		t.Errorf("failures: %q with one engine each, %q recycled every 64 sites", got[0], got[1])
+	}
+	if n := uc.OpenEngines(); n != before {
+		t.Errorf("%d engines left open", n-before)
+	}
+}
+
+// bind checks a large image's sites on several goroutines: the sites,
+// their static failures and the op->func addresses are what one goroutine
+// makes (run under -race, it also shows the goroutines share nothing
+// unguarded).
+func TestBindParallel(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one CPU")
+	}
+	ss := make([]synthSite, 2*bindPart+100)
+	for i := range ss {
+		ss[i] = synthWords([]elfscan.State{elfscan.StateEnabled, elfscan.StateNop}[i%2], 0)
+	}
+	mutate := func(img *Image) {
+		for _, i := range []int{2, bindPart + 2, 2*bindPart + 50} {
+			img.write64(synSites+uint64(i)*siteSize, 0x1234) // a junk literal
+		}
+	}
+	bound := func(procs int) (*Image, []string) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		img := buildSynth(t, ss, Options{}, mutate)
+		var static []string
+		for i := range img.sites {
+			if f := img.sites[i].static; f != nil {
+				static = append(static, fmt.Sprintf("%d: %s", i, f.Observed))
+			}
+		}
+		return img, static
+	}
+	one, want := bound(1)
+	many, got := bound(2)
+	if len(want) != 3 || !slices.Equal(got, want) {
+		t.Errorf("static failures: %q on one goroutine, %q on several", want, got)
+	}
+	if !maps.Equal(one.funcs, many.funcs) || len(many.funcs) == 0 {
+		t.Errorf("op->func addresses %v on one goroutine, %v on several", one.funcs, many.funcs)
+	}
+	for i := range one.sites {
+		if a, b := &one.sites[i], &many.sites[i]; a.op != b.op || a.skip != b.skip || a.index != b.index {
+			t.Fatalf("site %d: %+v on one goroutine, %+v on several", i, *a, *b)
+		}
 	}
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package verify proves patch sites correct by running each one on
 // Unicorn's arm64 CPU. It is the only package that imports the emulator
 // (through internal/verify/uc).
@@ -40,6 +42,14 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 )
 
+// ErrNoFileTrampoline reports that the file's own trampoline was asked to
+// run (Options.RunFileTrampoline) where the file has none to run: an
+// object (its BLs are bound to the trampoline only when it is linked), a
+// linked file without the trampoline symbol, or a classic kernel image
+// without the symbols its trampoline needs. It is a mistake in the
+// request, said once for the file, not a failure of each site.
+var ErrNoFileTrampoline = errors.New("no trampoline of the file's own to run")
+
 // ErrNoEmulator reports a build without cgo, which has no emulator: verify
 // cannot run there (scan and the patch commands can).
 var ErrNoEmulator = errors.New("this ftpatch was built without cgo, so without the Unicorn emulator verify runs sites on: rebuild it with CGO_ENABLED=1 (and Debian's libunicorn-dev installed) to verify")
@@ -66,6 +76,14 @@ type Options struct {
 	// Progress, when set, is called from the workers with the number of
 	// sites just finished; it must be safe for concurrent use.
 	Progress func(n int)
+
+	// allRelocs makes LoadObject apply every dynamic relocation as it
+	// loads (RunIntermediates: its overlays then replace relocated words).
+	allRelocs bool
+	// goJudge (tests) judges every run in Go, none in C (engine.setRun).
+	goJudge bool
+	// recycle (tests), when > 0, replaces recycleSites.
+	recycle int
 }
 
 func (o Options) trampoline() string {
@@ -78,7 +96,8 @@ func (o Options) trampoline() string {
 // Failure is one site that did not behave.
 type Failure struct {
 	Func     string
-	Address  uint64 // function entry
+	Address  uint64 // function entry (in an object: where verify placed it)
+	Site     int    // index of the site among those verify was given (the scan's, after Select)
 	State    elfscan.State
 	Expected string
 	Observed string
@@ -132,36 +151,27 @@ func Check(img *Image, opts Options) (*Report, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
 	}
-	failures := make([]*Failure, len(img.sites))
-	var toRun []int
-	skipped := 0
+	skipped, static := 0, 0
 	for i := range img.sites {
-		if img.sites[i].skip {
+		switch s := &img.sites[i]; {
+		case s.skip:
 			skipped++
-			continue
+		case s.static != nil:
+			static++
 		}
-		if f := img.sites[i].static; f != nil {
-			failures[i] = f
-			continue
-		}
-		toRun = append(toRun, i)
 	}
-	if opts.Progress != nil && len(img.sites)-skipped > len(toRun) {
-		opts.Progress(len(img.sites) - skipped - len(toRun))
+	if opts.Progress != nil && static > 0 {
+		opts.Progress(static)
 	}
-	if len(toRun) > 0 {
+	// The failures of the runs, by chunk of sites (runPool's), each in
+	// site order: nothing is kept for a site that passes.
+	var ran [][]siteFailure
+	if n := len(img.sites) - skipped - static; n > 0 {
+		ran = make([][]siteFailure, (len(img.sites)+batchSites-1)/batchSites)
 		img.checkMu.Lock()
-		img.stops = img.plantStops(toRun, opts)
-		err := runPool(img, opts, 0, nil, len(toRun), 4*batchSites, func(e *engine, lo, hi int) {
-			ss := make([]*site, hi-lo)
-			for k, i := range toRun[lo:hi] {
-				ss[k] = &img.sites[i]
-			}
-			fs := make([]*Failure, hi-lo)
-			e.runSites(ss, fs)
-			for k, i := range toRun[lo:hi] {
-				failures[i] = fs[k]
-			}
+		img.stops = img.plantStops(nil, opts)
+		err := runPool(img, opts, 0, nil, len(img.sites), batchSites, func(e *engine, lo, hi int) {
+			ran[lo/batchSites] = e.runRange(lo, hi)
 		})
 		img.stops.restore() // the engines are closed
 		img.stops = nil
@@ -172,19 +182,32 @@ func Check(img *Image, opts Options) (*Report, error) {
 	}
 	// Failures are rendered (disassembled) here, after the workers: x/arch's
 	// decoder is not for concurrent use from the run loop.
-	for i, f := range failures {
-		if f != nil && f.bug != nil {
-			return nil, fmt.Errorf("site %s at %#x: %w", img.sites[i].Func, img.sites[i].entry, f.bug)
+	for _, fs := range ran {
+		for _, f := range fs {
+			if f.f.bug != nil {
+				return nil, fmt.Errorf("site %s at %#x: %w", img.sites[f.i].Func, img.sites[f.i].entry(), f.f.bug)
+			}
 		}
 	}
 	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites) - skipped, Skipped: skipped, ByState: map[elfscan.State]int{}}
-	for i := range img.sites {
-		if img.sites[i].skip {
+	var next []siteFailure // the failures of the runs not yet reported
+	for k := 0; k < len(img.sites); k++ {
+		s := &img.sites[k]
+		if s.skip {
 			continue
 		}
-		rep.ByState[img.sites[i].State]++
-		if failures[i] != nil {
-			rep.Failures = append(rep.Failures, *img.finish(&img.sites[i], failures[i]))
+		rep.ByState[s.State]++
+		f := s.static
+		if f == nil {
+			if k%batchSites == 0 && len(ran) > 0 {
+				next = ran[k/batchSites] // runPool's chunks start at multiples of batchSites
+			}
+			if len(next) > 0 && next[0].i == k {
+				f, next = next[0].f, next[1:]
+			}
+		}
+		if f != nil {
+			rep.Failures = append(rep.Failures, *img.finish(s, f))
 		}
 	}
 	rep.Failed = len(rep.Failures)
@@ -193,14 +216,21 @@ func Check(img *Image, opts Options) (*Report, error) {
 	return rep, nil
 }
 
+// siteFailure is the failure of the run of site i.
+type siteFailure struct {
+	i int
+	f *Failure
+}
+
 // finish completes a failure with the site's identity and words.
 func (img *Image) finish(s *site, f *Failure) *Failure {
 	f.Func = s.Func
-	f.Address = s.entry
+	f.Address = s.entry()
+	f.Site = int(s.index)
 	f.State = s.State
 	f.Disasm = img.disasm(s)
 	if f.Func == "" {
-		f.Func = fmt.Sprintf("<no function at %#x>", s.entry)
+		f.Func = fmt.Sprintf("<no function at %#x>", s.entry())
 	}
 	return f
 }
@@ -231,4 +261,32 @@ func checkTrampolineNamed(o *elfscan.Object, sites []elfscan.Site, opts Options)
 		}
 	}
 	return fmt.Errorf("--trampoline %s: %w; name the function the enabled sites branch to (default %s), or give its address (0x…)", name, err, DefaultTrampoline)
+}
+
+// checkFileTrampoline refuses Options.RunFileTrampoline for a file with
+// enabled sites whose own trampoline cannot run: an object that does not
+// define it (its BLs reach it only once linked), or a linked file without
+// the symbol. Nop and init sites call nothing, so they need none.
+func checkFileTrampoline(o *elfscan.Object, sites []elfscan.Site, opts Options) error {
+	name := opts.trampoline()
+	if _, isAddr := parseAddr(name); isAddr || !opts.RunFileTrampoline {
+		return nil
+	}
+	first := slices.IndexFunc(sites, func(s elfscan.Site) bool { return s.State == elfscan.StateEnabled })
+	switch {
+	case first < 0:
+		return nil
+	case o.Rel() && sites[first].Layout == elfscan.LayoutClassic:
+		// A classic trampoline takes its op from a kernel's globals,
+		// which only a linked image has (classicfile.go).
+		return fmt.Errorf("%w: classic sites in an object (ET_REL): a classic trampoline needs the linked kernel's %s and %s; verify the linked image with its own trampoline, or the object with the tool's", ErrNoFileTrampoline, classicOpSym, classicCallSym)
+	}
+	_, err := o.Lookup(name)
+	switch {
+	case err == nil || !errors.Is(err, elfscan.ErrSymbolNotFound):
+		return nil // defined, or ambiguous: the sites say which (as for a named trampoline)
+	case o.Rel():
+		return fmt.Errorf("%w: an object (ET_REL) does not define %s, its BLs reach the trampoline once linked; verify the linked image with its own trampoline, or the object with the tool's", ErrNoFileTrampoline, name)
+	}
+	return fmt.Errorf("%w: %s is not in the file's symbol tables; run the tool's trampoline instead, or name the file's (a symbol or 0x… address)", ErrNoFileTrampoline, name)
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # gen.sh OUTDIR: generate a large kernel-like arm64 image for `make bench`,
 # OUTDIR/vmlinux.elf: about 40,000 small functions in 40 generated C files,
 # compiled by aarch64-linux-gnu-gcc with the callops-bti flags of the

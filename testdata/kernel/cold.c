@@ -1,4 +1,4 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * cold.c: error paths. GCC optimizes __cold functions for size: it puts them
  * in .text.unlikely.<name> aligned to only 4 and ignores -falign-functions=8.
  * Linux's vmlinux.lds (TEXT_MAIN = .text .text.[0-9a-zA-Z_]*) places those

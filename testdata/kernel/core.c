@@ -1,4 +1,4 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * core.c: boot, the ftrace_ops objects and a few core helpers.
  * Built by scripts/kernel-build.sh with the kernel-like CFLAGS; linked into vmlinux.
  */

@@ -1,4 +1,4 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * fs.c: a toy VFS over in-memory files.
  * Built by scripts/kernel-build.sh with the kernel-like CFLAGS; linked into vmlinux.
  */

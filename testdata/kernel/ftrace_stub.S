@@ -1,4 +1,4 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * ftrace_stub.S: the fallback trampoline when kernel-build.sh is given no
  * ftpatch binary (otherwise it links `ftpatch trampoline -o tramp.o`).
  * On entry (see the patch-site scheme) x9 holds the traced function's

@@ -1,4 +1,4 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * kern.h: a few kernel idioms for the kernel-like test build.
  * Built by scripts/kernel-build.sh (see testdata/kernel/README.md).
  */

@@ -1,4 +1,4 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * mm.c: a toy page and object allocator.
  * Built by scripts/kernel-build.sh with the kernel-like CFLAGS; linked into vmlinux.
  */

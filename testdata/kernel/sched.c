@@ -1,4 +1,4 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * sched.c: a toy scheduler; every sched_ function is "the subset" the
  * kernel flow test enables.
  * Built by scripts/kernel-build.sh with the kernel-like CFLAGS; linked into vmlinux.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package pairtest makes pairs of files for tests of the live-safety diff
 // and of verify's intermediate runs: it writes site words itself (and, for
 // ET_REL, rewrites the object with new relocations and symbols), so the

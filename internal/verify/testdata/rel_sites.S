@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Call-ops patch sites written by hand in every state, for verify's ET_REL
 // tests; assembled at test time with aarch64-linux-gnu-as (no binary committed).
 // Sites f_wrong_bl, f_bad_reloc and f_prel are defects verify must catch.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Runner: see batch.h and batch.go.
 #include <stdlib.h>
 #include <string.h>
@@ -129,11 +130,21 @@ int ftp_runner_ret_traps(struct ftp_runner *r, const uint64_t *addrs, size_t n, 
 	return 1;
 }
 
-// begin_run sets up run i: its registers, the hook's state, and a new
-// sequence number for the watchdog. It returns the error of writing the
-// registers.
+// ftp_runner_judge sets what seeded runs draw their registers from, and the
+// parent address (X30 on entry) judged runs must pass on.
+void ftp_runner_judge(struct ftp_runner *r, uint64_t seed, uint64_t sentinel) {
+	r->seed = seed;
+	r->sentinel = sentinel;
+}
+
+// begin_run sets up run i: its registers (drawn first for a seeded run), the
+// hook's state, and a new sequence number for the watchdog. It returns the
+// error of writing the registers.
 static uc_err begin_run(struct ftp_runner *r, int i) {
-	const struct ftp_run *run = &r->runs[i];
+	struct ftp_run *run = &r->runs[i];
+	if (run->seed) {
+		ftp_seed_regs(r->seed, run->index, run->regs);
+	}
 	for (int k = 0; k < FTP_NIN; k++) {
 		r->ptr_in[k] = (void *)&run->regs[k];
 	}
@@ -153,9 +164,11 @@ static uc_err begin_run(struct ftp_runner *r, int i) {
 }
 
 // end_run records run i's registers and what happened (e: its error;
-// stopped: whether the watchdog's stop counts for it).
-static void end_run(struct ftp_runner *r, int i, uc_err e, int stopped) {
+// stopped: whether the watchdog's stop counts for it; trapped: it ended at
+// a BRK of a chained batch), and judges it.
+static void end_run(struct ftp_runner *r, int i, uc_err e, int stopped, int trapped) {
 	struct ftp_result *res = &r->out[i];
+	const struct ftp_run *run = &r->runs[i];
 	for (int k = 0; k < FTP_NOUT; k++) {
 		r->ptr_out[k] = &res->regs[k];
 	}
@@ -174,6 +187,14 @@ static void end_run(struct ftp_runner *r, int i, uc_err e, int stopped) {
 	res->calls = r->calls;
 	memcpy(res->args, r->args, sizeof res->args);
 	res->aborted = r->abort != NULL && *r->abort;
+	// A chained run that trapped over a tool trampoline's RET X<ret_reg>
+	// with that register = its until ended as the RET would have.
+	if (trapped && res->err == UC_ERR_OK && res->regs[FTP_PC] != run->until && res->regs[r->ret_reg] == run->until &&
+	    in(r->ret_traps, r->nret_traps, res->regs[FTP_PC])) {
+		res->regs[FTP_PC] = run->until;
+	}
+	res->passed = run->judge != FTP_JUDGE_NONE && res->err == UC_ERR_OK && res->stopped == 0 && !res->aborted &&
+	              ftp_judge((int)run->judge, run->until, run->call_site, run->op, r->sentinel, run->regs, res->regs, res->calls, res->args);
 }
 
 // on_intr ends the current run of a chained batch at an exception: the
@@ -191,12 +212,7 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *user) {
 		ftp_uc.uc_emu_stop(uc);
 		return;
 	}
-	end_run(r, r->cur, intno == FTP_EXCP_BKPT ? UC_ERR_OK : UC_ERR_EXCEPTION, 0);
-	uint64_t *regs = r->out[r->cur].regs, until = r->runs[r->cur].until;
-	if (intno == FTP_EXCP_BKPT && regs[FTP_NOUT - 1] != until && regs[r->ret_reg] == until &&
-	    in(r->ret_traps, r->nret_traps, regs[FTP_NOUT - 1])) {
-		regs[FTP_NOUT - 1] = until; // the RET under the BRK branches there
-	}
+	end_run(r, r->cur, intno == FTP_EXCP_BKPT ? UC_ERR_OK : UC_ERR_EXCEPTION, 0, intno == FTP_EXCP_BKPT);
 	int next = r->cur + 1;
 	if (next >= r->n) {
 		r->cur = next;
@@ -225,7 +241,7 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *user) {
 // invalidation of the blocks at the stop address after each. A run that
 // ends otherwise (an emulation error, the watchdog) ends that
 // uc_emu_start; the next run starts a new one.
-int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain) {
+int ftp_runner_batch(struct ftp_runner *r, struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain) {
 	pthread_mutex_lock(&r->mu);
 	r->have_clock = pthread_getcpuclockid(pthread_self(), &r->clock) == 0;
 	pthread_mutex_unlock(&r->mu);
@@ -235,7 +251,7 @@ int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ft
 	r->chain = chain && r->has_intr && count == 0 && !flush;
 	int i = 0;
 	while (i < n) {
-		const struct ftp_run *run = &runs[i];
+		struct ftp_run *run = &runs[i];
 		if (flush) {
 			ftp_uc.uc_ctl(r->uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), run->begin, run->until + 4);
 		}
@@ -250,7 +266,7 @@ int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ft
 			r->chain = 0;
 			return n;
 		}
-		end_run(r, k, e, 1);
+		end_run(r, k, e, 1, 0);
 		if (out[k].stopped || out[k].aborted) {
 			r->chain = 0;
 			return k + 1;

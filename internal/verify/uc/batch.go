@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package uc
 
 /*
@@ -24,11 +26,27 @@ const (
 )
 
 // Run is one arm64 run of a batch: from Begin until Until, with Regs set
-// first.
+// first. With Seed set, the runner draws Regs (all but X30 and SP) from its
+// seed and Index first (check.h's ftp_seed_regs; SetJudge sets the seed);
+// with Judge set (JudgeNop, JudgeInit, JudgeEnabled), it checks the result
+// as that state requires (check.h's ftp_judge; an enabled site's call must
+// pass CallSite and Op) and sets Result.Passed.
 type Run struct {
 	Begin, Until uint64
 	Regs         [BatchIn]uint64
+	CallSite, Op uint64
+	Index        uint64
+	Judge        uint32
+	Seed         uint32
 }
+
+// What a judged run must do (Run.Judge): see check.h.
+const (
+	JudgeNone    = C.FTP_JUDGE_NONE
+	JudgeNop     = C.FTP_JUDGE_NOP
+	JudgeInit    = C.FTP_JUDGE_INIT
+	JudgeEnabled = C.FTP_JUDGE_ENABLED
+)
 
 // Why the watchdog stopped a run (Result.Stopped).
 const (
@@ -44,6 +62,8 @@ type Result struct {
 	Err     int32     // uc_err of the run (or of the hook's register access)
 	Stopped uint32    // StopSlice, StopTimeout, or 0
 	aborted uint32    // a Go hook panicked (Runner.Run returns it)
+	Passed  uint32    // the run was judged (Run.Judge) and did what it must
+	_       uint32
 }
 
 // Error is the run's error, or nil.
@@ -121,6 +141,19 @@ func (r *Runner) SetReturnTraps(addrs []uint64, reg int) error {
 		return errors.New("uc: cannot allocate return traps")
 	}
 	return nil
+}
+
+// Seeds returns the registers a seeded run of index starts with (X0-X29
+// and NZCV; X30 and SP are the caller's): check.h's ftp_seed_regs.
+func Seeds(seed, index uint64) (regs [BatchIn]uint64) {
+	C.ftp_seed_regs(C.uint64_t(seed), C.uint64_t(index), (*C.uint64_t)(unsafe.Pointer(&regs[0])))
+	return regs
+}
+
+// SetJudge sets the seed seeded runs draw their registers from, and the
+// parent address (X30 on entry) a judged init or enabled run must pass on.
+func (r *Runner) SetJudge(seed, sentinel uint64) {
+	C.ftp_runner_judge(r.r, C.uint64_t(seed), C.uint64_t(sentinel))
 }
 
 // Free releases the runner; its engine must be closed already.

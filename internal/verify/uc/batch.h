@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C side of Runner (batch.go): many arm64 runs per cgo call, with the
 // registers of each run in and out through arrays, and calls of a set of
 // addresses intercepted by a hook in C. Go crosses into C once per batch,
@@ -9,16 +10,17 @@
 #include <stdint.h>
 #include <time.h>
 #include "uc.h"
+#include "check.h" // the register slots, seeding and checks
 
-// Registers in: X0..X30, SP, NZCV; out: the same and PC.
-#define FTP_NIN 33
-#define FTP_NOUT 34
-
-// One run: from begin until until, with regs set first. Layout shared with
-// batch.go's Run.
+// One run: from begin until until, with regs set first (drawn by
+// ftp_seed_regs from the runner's seed and index when seed is set; X30 and
+// SP are the caller's), and judged by ftp_judge when judge is not
+// FTP_JUDGE_NONE. Layout shared with batch.go's Run.
 struct ftp_run {
 	uint64_t begin, until;
 	uint64_t regs[FTP_NIN];
+	uint64_t call_site, op, index;
+	uint32_t judge, seed;
 };
 
 // What a run did. Layout shared with batch.go's Result.
@@ -29,6 +31,8 @@ struct ftp_result {
 	int32_t err;       // uc_err of uc_emu_start, or of the hook's register access
 	uint32_t stopped;  // why the watchdog stopped the run (FTP_STOP_*), 0 when it did not
 	uint32_t aborted;  // a Go hook panicked during the run
+	uint32_t passed;   // the run's judge passed it (ftp_judge)
+	uint32_t pad;
 };
 
 enum { ftp_off_calls = offsetof(struct ftp_result, calls) };
@@ -68,7 +72,8 @@ struct ftp_runner {
 	uint64_t *ret_traps;
 	size_t nret_traps;
 	int ret_reg; // index in regs_out
-	const struct ftp_run *runs;
+	uint64_t seed, sentinel; // for seeded and judged runs (ftp_runner_judge)
+	struct ftp_run *runs;
 	struct ftp_result *out;
 	int n, cur;
 
@@ -87,7 +92,8 @@ struct ftp_runner {
 struct ftp_runner *ftp_runner_new(uc_engine *uc, int *abort, const uint64_t *funcs, size_t nfuncs, int chain, uc_err *err);
 void ftp_runner_free(struct ftp_runner *r);
 int ftp_runner_ret_traps(struct ftp_runner *r, const uint64_t *addrs, size_t n, int reg);
-int ftp_runner_batch(struct ftp_runner *r, const struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain);
+void ftp_runner_judge(struct ftp_runner *r, uint64_t seed, uint64_t sentinel);
+int ftp_runner_batch(struct ftp_runner *r, struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain);
 void ftp_runner_poll(struct ftp_runner *r, uint64_t *seq, int *running, int64_t *cpu_ns);
 void ftp_runner_stop(struct ftp_runner *r, uint64_t seq, uint32_t why);
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build cgo
 
 package uc
@@ -237,5 +239,31 @@ func TestRunnerChain(t *testing.T) {
 	}
 	if out[0].Err != 0 || out[0].Regs[BatchPC] != codeBase+0x04 || out[2].Error() != ERR_EXCEPTION {
 		t.Errorf("unchained: run 0 err %v pc %#x, run 2 err %v", out[0].Error(), out[0].Regs[BatchPC], out[2].Error())
+	}
+}
+
+// A seeded run's X0-X29 are distinct, each with bit 63 set, NZCV only
+// flags, and the same for the same (seed, index): whatever runs before.
+func TestSeeds(t *testing.T) {
+	for seed := range uint64(4) {
+		for index := range uint64(2000) {
+			r := Seeds(seed, index)
+			seen := map[uint64]bool{}
+			for k := range 30 {
+				if r[k]>>63 != 1 || seen[r[k]] {
+					t.Fatalf("seed %d index %d: X%d = %#x (bit 63 clear, or a repeat)", seed, index, k, r[k])
+				}
+				seen[r[k]] = true
+			}
+			if r[BatchNZCV]&^(0xf<<28) != 0 {
+				t.Fatalf("seed %d index %d: NZCV %#x", seed, index, r[BatchNZCV])
+			}
+			if r != Seeds(seed, index) {
+				t.Fatalf("seed %d index %d: two draws differ", seed, index)
+			}
+		}
+	}
+	if Seeds(1, 7) == Seeds(2, 7) || Seeds(1, 7) == Seeds(1, 8) {
+		t.Error("the values do not follow the seed and the index")
 	}
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // C side of the hook trampolines: uc_hook_add is variadic, which cgo cannot
 // call, and the callbacks must be C function pointers that forward to the
 // exported Go functions in hook.go. Both go through ftp_uc (uc.h).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Lazy loading of libunicorn: package dl opens it, this binds it; see uc.h.
 #include "uc.h"
 

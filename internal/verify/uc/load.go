@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package uc
 
 /*
@@ -39,6 +41,12 @@ func ucNames() []string {
 	}
 	return names
 }
+
+// Preload loads libunicorn now, for a caller that has other work to do
+// before its first engine: the dynamic linker's relocation of a 19 MB
+// library is ~10 ms of cpu, which a goroutine can spend while the caller
+// reads its input. NewUnicorn waits for it (and reports its error).
+func Preload() { load() }
 
 // load dlopens libunicorn once, trying the SONAME and then the unversioned
 // name a -dev package installs, and reports why it could not.

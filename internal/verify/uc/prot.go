@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package uc is a small cgo binding to the Unicorn CPU emulator (Debian's
 // libunicorn-dev 2.0.x), shaped like the official Go bindings
 // (github.com/unicorn-engine/unicorn/bindings/go/unicorn) so that it could be

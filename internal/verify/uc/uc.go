@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package uc
 
 /*
@@ -118,6 +120,10 @@ const TranslationBuffer = 1 << 30
 
 // openEngines counts engines not yet closed (tests check the cleanup).
 var openEngines atomic.Int64
+
+// OpenEngines reports how many engines are open (not yet closed), for
+// tests that check none is left behind.
+func OpenEngines() int64 { return openEngines.Load() }
 
 // openMu makes the address-space check and the engine's allocation one
 // step, so two engines opened at once do not both pass the check and one

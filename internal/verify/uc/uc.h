@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C side of package uc. libunicorn is not linked: package dl dlopens it
 // on first use and ftp_uc_bind fills ftp_uc with the entry points this package calls, so
 // programs that never emulate do not pay for loading it at start-up. Every

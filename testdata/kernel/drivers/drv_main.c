@@ -1,4 +1,4 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * drivers/drv_main.c: the first half of a two-file "driver module".
  * Built by scripts/kernel-build.sh with the kernel-like CFLAGS, then
  * `ld -r -T module.lds` with drv_util.o into modules/drv.ko.

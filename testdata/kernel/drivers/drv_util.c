@@ -1,4 +1,4 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
  * drivers/drv_util.c: the second half of the "driver module".
  * Built by scripts/kernel-build.sh with the kernel-like CFLAGS, then
  * `ld -r -T module.lds` with drv_main.o into modules/drv.ko.

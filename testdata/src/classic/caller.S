@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A classic kernel's common trampoline, written for ftpatch's tests in the
 // shape of Linux 5.5-6.2's arm64 ftrace_caller (-fpatchable-function-entry=2,
 // no literal): the op comes from the global function_trace_op, and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Direct trampolines and ops for prog.c (issue 11). struct ftrace_ops is
 // modelled by its two fields ftpatch uses: func at 0 and direct_call at
 // 208 (ftpatch's default --direct-call-offset, Linux 6.12's layout).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Direct calls end to end (issue 11): f_add and f_mul get patch sites;
  * the test enables f_add with a BL straight to my_direct_tramp and f_mul
  * through ftrace_caller with an ops whose direct_call is my_direct_tramp,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // counter.c: the tracing callback of ftpatch's end-to-end tests.
 //
 // Built WITHOUT patch sites (no -fpatchable-function-entry) by

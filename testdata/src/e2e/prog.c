@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // prog.c: the traced program of ftpatch's end-to-end tests.
 //
 // Built by internal/cli/enable_test.go (TestEndToEnd), with GCC and Clang:
