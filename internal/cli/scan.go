@@ -278,7 +278,7 @@ func (s *scanJob) emit(i int, r scanResult, err error) error {
 // report writes a file's scan in the CI reports, and notes a file with no
 // patch site.
 func (s *scanJob) report(r scanResult) {
-	if r.total == 0 {
+	if r.total == 0 && len(r.f.FileProblems()) == 0 { // zeroed-entries says why itself
 		s.noSites = append(s.noSites, r.f.Path)
 	}
 	f := r.f
