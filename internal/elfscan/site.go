@@ -148,9 +148,6 @@ func (x *siteExtra) alike(y *siteExtra) bool {
 // the record is in no section).
 func (s *Site) SectionIndex() int { return int(s.secIndex) }
 
-// SetSectionIndex sets SectionIndex.
-func (s *Site) SetSectionIndex(i int) { s.secIndex = int32(i) }
-
 // Entry is the function entry (where BTI C is, if any); ET_REL: offset in
 // Section.
 func (s *Site) Entry() uint64 {
@@ -351,9 +348,6 @@ func (s *Site) SetTarget(r *Ref) {
 		x.target = *r
 	}
 }
-
-// SetProblems sets Problems.
-func (s *Site) SetProblems(ps []Problem) { s.own().problems = ps }
 
 // AddProblem appends a problem.
 func (s *Site) AddProblem(p Problem) { x := s.own(); x.problems = append(x.problems, p) }
