@@ -53,65 +53,92 @@ func (o *Object) DynRelocs() (*DynRelocs, error) {
 	return o.dynRelocs, o.dynRelErr
 }
 
+// buildDynRelocs reads the allocated SHT_RELA tables of a linked file.
 func (o *Object) buildDynRelocs() (*DynRelocs, error) {
 	d := &DynRelocs{f: o.f}
 	if o.Rel() {
 		return d, nil
 	}
-	var syms *Symtab
-	var tables []*elf.Section
-	total := uint64(0)
-	for _, s := range o.f.Sections {
-		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
-			continue
-		}
-		if s.Size%RelaSize != 0 {
-			return nil, fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, s.Name, s.Offset, s.Size, RelaSize)
-		}
-		tables = append(tables, s)
-		total += s.Size / RelaSize
-		if !inFile(o.r, int64(s.Offset), s.Size) {
-			total = min(total, 64) // a corrupt size: fails when read, below
-		}
+	tables, total, err := o.dynTables()
+	if err != nil {
+		return nil, err
 	}
 	// Sized once from the headers, which must fit in the file.
 	d.rels = make([]DynReloc, 0, min(total, 1<<24))
 	buf := make([]byte, RelaSize*2048)
 	for _, s := range tables {
-		i := slices.Index(o.f.Sections, s)
-		sr := io.NewSectionReader(o.r, int64(s.Offset), int64(s.Size))
-		for pos := int64(0); pos < int64(s.Size); {
-			n, err := sr.ReadAt(buf[:min(int64(len(buf)), int64(s.Size)-pos)], pos)
-			if n%RelaSize != 0 || n == 0 {
-				return nil, fmt.Errorf("%w: section %q at %#x: truncated at %#x: %w", ErrMalformed, s.Name, s.Offset, pos+int64(n), err)
-			}
-			for k := 0; k < n/RelaSize; k++ {
-				e := decodeRela(buf[k*RelaSize:])
-				rl := DynReloc{Off: e.Off, Sym: e.Sym, typ: uint32(e.Type), table: uint16(i), index: int32(int(pos)/RelaSize + k)}
-				switch e.Type {
-				case elf.R_AARCH64_NONE:
-					continue
-				case elf.R_AARCH64_RELATIVE:
-					rl.Value, rl.Resolved = uint64(e.Addend), true
-				case elf.R_AARCH64_ABS64, elf.R_AARCH64_GLOB_DAT, elf.R_AARCH64_JUMP_SLOT:
-					if syms == nil {
-						if syms, err = o.DynSymbols(); err != nil {
-							return nil, err
-						}
-					}
-					if sym, ok := syms.Sym(e.Sym); ok && e.Sym != 0 && sym.Defined() {
-						rl.Value, rl.Resolved = sym.Value+uint64(e.Addend), true
-					}
-				}
-				d.rels = append(d.rels, rl)
-			}
-			pos += int64(n)
+		if d.rels, err = o.readDynTable(d.rels, s, buf); err != nil {
+			return nil, err
 		}
 	}
 	if !slices.IsSortedFunc(d.rels, cmpDynOff) {
 		slices.SortStableFunc(d.rels, cmpDynOff)
 	}
 	return d, nil
+}
+
+// dynTables are the allocated SHT_RELA sections, and how many entries
+// they hold (at most 64 when one runs past the end of the file: it fails
+// when read).
+func (o *Object) dynTables() (tables []*elf.Section, total uint64, err error) {
+	for _, s := range o.f.Sections {
+		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
+			continue
+		}
+		if s.Size%RelaSize != 0 {
+			return nil, 0, fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, s.Name, s.Offset, s.Size, RelaSize)
+		}
+		tables = append(tables, s)
+		total += s.Size / RelaSize
+		if !inFile(o.r, int64(s.Offset), s.Size) {
+			total = min(total, 64) // a corrupt size: fails when read
+		}
+	}
+	return tables, total, nil
+}
+
+// readDynTable appends the relocations of table s (R_AARCH64_NONE
+// apart) to rels, reading it through buf.
+func (o *Object) readDynTable(rels []DynReloc, s *elf.Section, buf []byte) ([]DynReloc, error) {
+	i := slices.Index(o.f.Sections, s)
+	sr := io.NewSectionReader(o.r, int64(s.Offset), int64(s.Size))
+	for pos := int64(0); pos < int64(s.Size); {
+		n, err := sr.ReadAt(buf[:min(int64(len(buf)), int64(s.Size)-pos)], pos)
+		if n%RelaSize != 0 || n == 0 {
+			return nil, fmt.Errorf("%w: section %q at %#x: truncated at %#x: %w", ErrMalformed, s.Name, s.Offset, pos+int64(n), err)
+		}
+		for k := 0; k < n/RelaSize; k++ {
+			e := decodeRela(buf[k*RelaSize:])
+			if e.Type == elf.R_AARCH64_NONE {
+				continue
+			}
+			rl, err := o.dynReloc(e, i, int(pos)/RelaSize+k)
+			if err != nil {
+				return nil, err
+			}
+			rels = append(rels, rl)
+		}
+		pos += int64(n)
+	}
+	return rels, nil
+}
+
+// dynReloc is entry index of table (a section index), resolved by DynRelocs' rules.
+func (o *Object) dynReloc(e Rela, table, index int) (DynReloc, error) {
+	rl := DynReloc{Off: e.Off, Sym: e.Sym, typ: uint32(e.Type), table: uint16(table), index: int32(index)}
+	switch e.Type {
+	case elf.R_AARCH64_RELATIVE:
+		rl.Value, rl.Resolved = uint64(e.Addend), true
+	case elf.R_AARCH64_ABS64, elf.R_AARCH64_GLOB_DAT, elf.R_AARCH64_JUMP_SLOT:
+		syms, err := o.DynSymbols()
+		if err != nil {
+			return rl, err
+		}
+		if sym, ok := syms.Sym(e.Sym); ok && e.Sym != 0 && sym.Defined() {
+			rl.Value, rl.Resolved = sym.Value+uint64(e.Addend), true
+		}
+	}
+	return rl, nil
 }
 
 func cmpDynOff(a, b DynReloc) int { return cmp.Compare(a.Off, b.Off) }

@@ -238,9 +238,6 @@ func (o *Object) sectionBytes(s *elf.Section) (b []byte, release func(), err err
 // ELF returns the parsed ELF file.
 func (o *Object) ELF() *elf.File { return o.f }
 
-// Type is the ELF type: ET_REL, ET_EXEC or ET_DYN.
-func (o *Object) Type() elf.Type { return o.f.Type }
-
 // Rel reports whether the file is relocatable (ET_REL): its addresses are
 // offsets in sections, and its values live in relocations.
 func (o *Object) Rel() bool { return o.f.Type == elf.ET_REL }
@@ -319,18 +316,6 @@ func (o *Object) Scan() (*File, error) {
 	return o.scan, o.scanErr
 }
 
-// SectionAt returns the allocated section of a linked file holding addr
-// (see SectionAt).
-func (o *Object) SectionAt(addr uint64) *elf.Section { return SectionAt(o.f, addr) }
-
 // FileOffset maps an address of a linked file to its file offset (see
 // FileOffset).
 func (o *Object) FileOffset(addr uint64) (int64, error) { return FileOffset(o.f, addr) }
-
-// Section returns section i, or an error naming the index.
-func (o *Object) Section(i int) (*elf.Section, error) {
-	if i <= 0 || i >= len(o.f.Sections) {
-		return nil, fmt.Errorf("%w: section index %d out of range (%d sections)", ErrMalformed, i, len(o.f.Sections))
-	}
-	return o.f.Sections[i], nil
-}

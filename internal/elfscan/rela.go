@@ -24,23 +24,8 @@ type Rela struct {
 	Addend int64
 }
 
-// Info returns the packed r_info.
-func (r Rela) Info() uint64 { return elf.R_INFO(r.Sym, uint32(r.Type)) }
-
 // RelaSize is sizeof(Elf64_Rela).
 const RelaSize = 24
-
-// ReadRela decodes an SHT_RELA section.
-func ReadRela(s *elf.Section) ([]Rela, error) {
-	if s.Type != elf.SHT_RELA {
-		return nil, fmt.Errorf("%w: section %q is %v, not SHT_RELA", ErrMalformed, s.Name, s.Type)
-	}
-	b, err := SafeData(s)
-	if err != nil {
-		return nil, err
-	}
-	return DecodeRela(b, s.Name)
-}
 
 // DecodeRela decodes raw little-endian Elf64_Rela entries.
 func DecodeRela(b []byte, name string) ([]Rela, error) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 
@@ -90,7 +91,7 @@ func (o *Object) scanSites() (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &File{Path: o.Path, Type: sc.f.Type, Sites: make([]Site, len(recs))}
+	out := &File{Path: o.Path, Type: sc.f.Type, Sites: make([]Site, len(recs)), fileProblems: sc.zeroedEntries(len(recs))}
 	err = sc.sites(out.Sites, recs, dups)
 	sc.relCur.close()
 	putReadBuf(sc.rd.buf)
@@ -118,7 +119,8 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r, mem: o.mem, buf: getReadBuf()}, lastSec: -1}
+	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r, mem: o.mem, buf: getReadBuf()}, lastSec: -1,
+		kcfi: kcfiToolchain(o.f)}
 	if buf := o.sortBuf.Swap(nil); buf != nil {
 		sc.scratch = *buf
 	}
@@ -180,6 +182,13 @@ type scanner struct {
 
 	lastSec int     // SectionAt cache
 	scratch []keyed // radixSort's buffer, shared by the symbol and record sorts
+
+	// The entries table of a linked file: how many entries it has, zero
+	// ones included, and the section holding them (see zeroedEntries).
+	entries     int
+	entriesName string
+
+	kcfi bool // the file may hold kCFI type hashes (kcfiToolchain)
 
 	x    siteExtra  // the extras of the site being built
 	last *siteExtra // the last site's, shared by the next when alike
@@ -346,84 +355,142 @@ type entriesRange struct {
 	off        int64
 }
 
-// linkedRecords reads the records of a linked file.
+// linkedRecords reads the records of a linked file: the values in its
+// entries ranges (entriesRanges), a zero one replaced by what the dynamic
+// relocation there stores (dynRecord) and skipped when that is zero too.
 func (sc *scanner) linkedRecords() ([]record, error) {
-	f := sc.f
-	if err := checkEntriesTables(f); err != nil {
+	if err := checkEntriesTables(sc.f); err != nil {
 		return nil, err
 	}
+	ranges, err := sc.entriesRanges()
+	if err != nil {
+		return nil, err
+	}
+	sc.noteEntries(ranges)
+	recs := make([]record, 0, recordsCap(sc.r, ranges))
+	for _, rg := range ranges {
+		if recs, err = sc.rangeRecords(recs, rg); err != nil {
+			return nil, err
+		}
+	}
+	return recs, nil
+}
+
+// entriesRanges is where a linked file keeps its records: its allocated
+// entries sections, else the range its mcount_loc symbols bound
+// (mcountRange), else nowhere.
+func (sc *scanner) entriesRanges() ([]entriesRange, error) {
 	var ranges []entriesRange
-	for _, s := range f.Sections {
+	for _, s := range sc.f.Sections {
 		if s.Name == EntriesSection && s.Type != elf.SHT_NOBITS && s.Flags&elf.SHF_ALLOC != 0 {
 			ranges = append(ranges, entriesRange{s.Name, s.Addr, s.Size, int64(s.Offset)})
 		}
 	}
-	if len(ranges) == 0 {
-		start, err1 := sc.o.Lookup(StartMcountLoc)
-		stop, err2 := sc.o.Lookup(StopMcountLoc)
-		for _, err := range []error{err1, err2} {
-			if err != nil && !errors.Is(err, ErrSymbolNotFound) {
-				return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-			}
-		}
-		if err1 == nil && err2 == nil {
-			a, b := start.Value, stop.Value
-			if b < a {
-				return nil, fmt.Errorf("%w: %s %#x is after %s %#x", ErrMalformed, StopMcountLoc, b, StartMcountLoc, a)
-			}
-			if b > a {
-				s := SectionAt(f, a)
-				if s == nil || s.Type == elf.SHT_NOBITS || b-s.Addr > s.Size {
-					return nil, fmt.Errorf("%w: %s..%s (%#x..%#x) is not inside one section with contents", ErrMalformed, StartMcountLoc, StopMcountLoc, a, b)
-				}
-				ranges = append(ranges, entriesRange{s.Name, a, b - a, int64(s.Offset + (a - s.Addr))})
-			}
+	if len(ranges) > 0 {
+		return ranges, nil
+	}
+	rg, ok, err := sc.mcountRange()
+	if err != nil || !ok {
+		return nil, err
+	}
+	return []entriesRange{rg}, nil
+}
+
+// mcountRange is the range __start_mcount_loc..__stop_mcount_loc bound;
+// ok is false when either is missing or the range is empty.
+func (sc *scanner) mcountRange() (rg entriesRange, ok bool, err error) {
+	start, err1 := sc.o.Lookup(StartMcountLoc)
+	stop, err2 := sc.o.Lookup(StopMcountLoc)
+	for _, err := range []error{err1, err2} {
+		if err != nil && !errors.Is(err, ErrSymbolNotFound) {
+			return rg, false, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 	}
+	if err1 != nil || err2 != nil {
+		return rg, false, nil
+	}
+	a, b := start.Value, stop.Value
+	if b < a {
+		return rg, false, fmt.Errorf("%w: %s %#x is after %s %#x", ErrMalformed, StopMcountLoc, b, StartMcountLoc, a)
+	}
+	if b == a {
+		return rg, false, nil
+	}
+	s := SectionAt(sc.f, a)
+	if s == nil || s.Type == elf.SHT_NOBITS || b-s.Addr > s.Size {
+		return rg, false, fmt.Errorf("%w: %s..%s (%#x..%#x) is not inside one section with contents", ErrMalformed, StartMcountLoc, StopMcountLoc, a, b)
+	}
+	return entriesRange{s.Name, a, b - a, int64(s.Offset + (a - s.Addr))}, true, nil
+}
+
+// recordsCap is how many records to make room for: one per entry at
+// most, but a corrupt size (caught by readRange) must not pre-size more
+// than the file holds.
+func recordsCap(r io.ReaderAt, ranges []entriesRange) uint64 {
 	total := uint64(0)
 	for _, rg := range ranges {
 		total += rg.size / 8
 	}
-	// One record per entry at most; a corrupt size is caught by readRange
-	// and must not pre-size more than the file holds.
 	n := min(total, 1<<20)
 	for _, rg := range ranges {
-		if !inFile(sc.r, rg.off, rg.size) {
+		if !inFile(r, rg.off, rg.size) {
 			n = min(n, 64)
 		}
 	}
-	recs := make([]record, 0, n)
-	var dyn *DynRelocs
+	return n
+}
+
+// noteEntries keeps how many entries the ranges hold, and the name of the
+// section holding them, for the zeroed-entries finding.
+func (sc *scanner) noteEntries(ranges []entriesRange) {
+	total := uint64(0)
 	for _, rg := range ranges {
-		next := 0 // dyn.seek's start: the entries are read by increasing address
-		if rg.size%8 != 0 {
-			return nil, fmt.Errorf("%w: section %q entries at %#x: size %d is not a multiple of 8", ErrMalformed, rg.name, rg.addr, rg.size)
-		}
-		b, err := readRange(sc.r, rg.off, rg.size)
-		if err != nil {
-			return nil, fmt.Errorf("%w: section %q entries at file offset %#x (size %#x): %w", ErrMalformed, rg.name, rg.off, rg.size, err)
-		}
-		for e := 0; e+8 <= len(b); e += 8 {
-			v := binary.LittleEndian.Uint64(b[e:])
-			if v == 0 {
-				if dyn == nil {
-					if dyn, err = sc.o.DynRelocs(); err != nil {
-						return nil, err
-					}
-				}
-				a := rg.addr + uint64(e)
-				next = dyn.seek(a, next)
-				if v, _, err = dyn.value(dyn.at(a, next)); err != nil {
-					return nil, fmt.Errorf("section %q entry %d: %w", rg.name, e/8, err)
-				}
-				if v == 0 {
-					continue
-				}
+		total += rg.size / 8
+		sc.entriesName = rg.name
+	}
+	sc.entries = int(min(total, math.MaxInt32))
+}
+
+// rangeRecords appends the records of entries range rg to recs.
+func (sc *scanner) rangeRecords(recs []record, rg entriesRange) ([]record, error) {
+	if rg.size%8 != 0 {
+		return nil, fmt.Errorf("%w: section %q entries at %#x: size %d is not a multiple of 8", ErrMalformed, rg.name, rg.addr, rg.size)
+	}
+	b, err := readRange(sc.r, rg.off, rg.size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: section %q entries at file offset %#x (size %#x): %w", ErrMalformed, rg.name, rg.off, rg.size, err)
+	}
+	next := 0 // DynRelocs.seek's start: the entries are read by increasing address
+	for e := 0; e+8 <= len(b); e += 8 {
+		v := binary.LittleEndian.Uint64(b[e:])
+		if v == 0 {
+			if v, next, err = sc.dynRecord(rg, e, next); err != nil {
+				return nil, err
 			}
-			recs = append(recs, record{key: uint32(sc.sectionIndexAt(v)), value: v})
+			if v == 0 {
+				continue
+			}
 		}
+		recs = append(recs, record{key: uint32(sc.sectionIndexAt(v)), value: v})
 	}
 	return recs, nil
+}
+
+// dynRecord is the value the dynamic relocation at byte e of rg stores (0
+// when none), next being where DynRelocs.seek starts, and returned moved
+// on for the next entry.
+func (sc *scanner) dynRecord(rg entriesRange, e, next int) (uint64, int, error) {
+	dyn, err := sc.o.DynRelocs()
+	if err != nil {
+		return 0, next, err
+	}
+	a := rg.addr + uint64(e)
+	next = dyn.seek(a, next)
+	v, _, err := dyn.value(dyn.at(a, next))
+	if err != nil {
+		return 0, next, fmt.Errorf("section %q entry %d: %w", rg.name, e/8, err)
+	}
+	return v, next, nil
 }
 
 // readRange reads size bytes at off, growing the buffer as data arrives so

@@ -102,181 +102,280 @@ func (w *window) dword(a uint64) (uint64, bool) {
 }
 
 // site fills *s (in place: a kernel has many, and a Site is large) with
-// the Site of one record.
+// the Site of one record, in four steps: the words around the record
+// (readWords), the layout they and the symbols give (placeSite), the
+// problems of where the site is (placementProblems), then its literal
+// (literalWords) and its state (siteState).
+func (sc *scanner) site(rec record, s *Site) error {
+	*s = Site{Record: rec.value, secIndex: int32(rec.key), State: StateUnknown}
+	sc.x = siteExtra{}
+	s.x = &sc.x
+	c := siteCtx{rec: rec.value, recSec: int(rec.key), fn: -1}
+	if sc.rel {
+		c.key = rec.key
+	}
+	if err := sc.readWords(&c, s); err != nil {
+		return err
+	}
+	if err := sc.placeSite(&c, s); err != nil {
+		return err
+	}
+	sc.placementProblems(&c, s)
+	if err := sc.literalWords(&c, s); err != nil {
+		return err
+	}
+	return sc.siteState(&c, s)
+}
+
+// siteCtx is what the steps of one site's scan share. It lives on the
+// stack of site: a kernel has tens of thousands of sites, built without
+// allocating.
+type siteCtx struct {
+	rec    uint64       // the record (ET_REL: an offset in its section)
+	recSec int          // the record's section index (0: none)
+	key    uint32       // the section key of symbol lookups (ET_REL: recSec; linked files: 0)
+	sec    *elf.Section // the record's section, nil when none
+	base   uint64       // sec's address (0 in ET_REL, where addresses are offsets)
+	w      window       // the words around the record
+	fn     int32        // the function symbol, -1 when none
+}
+
+func (c *siteCtx) isBTI(a uint64) bool { v, ok := c.w.word(a); return ok && encode.IsBTI(v) }
+
+// align is the record section's sh_addralign (0 when in no section).
+func (c *siteCtx) align() uint64 {
+	if c.sec == nil {
+		return 0
+	}
+	return c.sec.Addralign
+}
+
+// readWords finds the record's section and reads the words around the
+// record into c.w: at most 28 bytes, a kCFI hash, 5,3's three words, BTI
+// and two slots. A record outside its section's contents reads none
+// (placementProblems says why).
+func (sc *scanner) readWords(c *siteCtx, s *Site) error {
+	if c.recSec <= 0 {
+		return nil
+	}
+	sec := sc.f.Sections[c.recSec]
+	c.sec, s.Section = sec, sec.Name
+	if !sc.rel {
+		c.base = sec.Addr
+	}
+	base, r := c.base, c.rec
+	end := base + sec.Size
+	if end < base {
+		end = ^uint64(0) // a corrupt size; reading will fail
+	}
+	if sec.Type == elf.SHT_NOBITS || r < base || r >= end || r >= ^uint64(0)-24 {
+		return nil
+	}
+	lo := max(r, base+4) - 4
+	hi := min(r+24, end)
+	b, err := sc.rd.get(int64(sec.Offset+(lo-base)), int(hi-lo), int64(sec.Offset+sec.Size))
+	if err != nil {
+		return fmt.Errorf("%w: section %q at %#x: reading the words of record %#x: %w", ErrMalformed, sec.Name, sec.Offset+(lo-base), r, err)
+	}
+	c.w = window{lo, hi, b}
+	return nil
+}
+
+// shape is a site's layout, entry and BTI: every address of the site
+// follows from them (Site.Entry, CallSite, Literal, Spare).
+type shape struct {
+	layout Layout
+	entry  uint64
+	bti    bool
+}
+
+// placeSite gives s its layout and function, and notes a kCFI hash before
+// it.
 //
 // Layout, when a symbol says it: a function symbol at record+8 means
 // call-ops (4,2); at record+12, call-ops-5-3; at the record, or at record-4
-// over a BTI, classic. Without one (stripped or hand-written code) the words
-// decide: BTI at record+8 → call-ops; BTI at record+12 → call-ops-5-3; BTI
-// at record-4 → classic; MOV X9,X30 at the record → classic (already
-// initialised); MOV X9,X30 at record+12, or five NOPs from the record →
-// call-ops-5-3; an 8-aligned record followed, after the would-be literal, by
-// {NOP|MOV X9,X30} and {NOP|BL} → call-ops; otherwise classic. The site then
-// carries no-function.
-func (sc *scanner) site(rec record, s *Site) error {
-	recSec := int(rec.key)
-	*s = Site{Record: rec.value, secIndex: int32(recSec), State: StateUnknown}
-	sc.x = siteExtra{}
-	s.x = &sc.x
-	R := rec.value
-	var sec *elf.Section
-	var base uint64
-	w := window{}
-	if recSec > 0 {
-		sec = sc.f.Sections[recSec]
-		s.Section = sec.Name
-		if !sc.rel {
-			base = sec.Addr
-		}
-		end := base + sec.Size
-		if end < base {
-			end = ^uint64(0) // a corrupt size; reading will fail
-		}
-		if sec.Type != elf.SHT_NOBITS && R >= base && R < end && R < ^uint64(0)-24 {
-			lo := max(R, base+4) - 4
-			hi := min(R+24, end) // at most 28 bytes: a kCFI hash, 5,3's three words, BTI, two slots
-			b, err := sc.rd.get(int64(sec.Offset+(lo-base)), int(hi-lo), int64(sec.Offset+sec.Size))
-			if err != nil {
-				return fmt.Errorf("%w: section %q at %#x: reading the words of record %#x: %w", ErrMalformed, sec.Name, sec.Offset+(lo-base), R, err)
-			}
-			w = window{lo, hi, b}
+// over a BTI, classic (symbolShape). Without one (stripped or hand-written
+// code) the words decide (wordShape), and the site carries no-function.
+func (sc *scanner) placeSite(c *siteCtx, s *Site) error {
+	p, ok := sc.symbolShape(c, 1)
+	if !ok {
+		p, ok = sc.symbolShape(c, 2)
+	}
+	if !ok {
+		p = wordShape(c)
+		if c.fn = sc.st.containing(c.key, p.entry); c.fn < 0 {
+			s.addProblem(Problem{CodeNoFunction, fmt.Sprintf("no function symbol at or around entry %#x; %s", p.entry, NoFunctionHelp)})
 		}
 	}
-	key := uint32(0)
-	if sc.rel {
-		key = rec.key
+	if c.fn >= 0 {
+		s.Func = sc.st.name(c.fn)
 	}
-	isBTI := func(a uint64) bool { v, ok := w.word(a); return ok && encode.IsBTI(v) }
-	isWord := func(a uint64, want uint32) bool { v, ok := w.word(a); return ok && v == want }
+	s.Layout, s.BTI = p.layout, p.bti
+	if s.Entry() != p.entry {
+		return fmt.Errorf("internal error: site at record %#x: entry %#x, but %v with bti %v puts it at %#x", c.rec, p.entry, p.layout, p.bti, s.Entry())
+	}
+	if c.sec != nil {
+		s.recOff = int64(c.sec.Offset + (c.rec - c.base))
+	}
+	sc.cfiHash(c, s)
+	return nil
+}
 
-	// Layout and entry.
-	fn := int32(-1)
-	layout, entry, bti := LayoutClassic, R, false
-	pick := func(maxRank int) bool {
-		if i := sc.st.at(key, R+8, maxRank); i >= 0 {
-			fn, layout, entry, bti = i, LayoutCallOps, R+8, isBTI(R+8)
-			return true
-		}
-		// A function at the record itself is a classic site, even with
-		// another 12 bytes on: Debian 12's 6.1 has `abort` (NOP, NOP, BRK)
-		// right before bitmap_copy. A 5,3 record cannot start a function:
-		// its three words come before the entry.
-		if i := sc.st.at(key, R, maxRank); i >= 0 {
-			fn, layout, entry = i, LayoutClassic, R
-			return true
-		}
-		if i := sc.st.at(key, R+12, maxRank); i >= 0 {
-			fn, layout, entry, bti = i, LayoutCallOps53, R+12, isBTI(R+12)
-			return true
-		}
-		if R >= 4 && isBTI(R-4) {
-			if i := sc.st.at(key, R-4, maxRank); i >= 0 {
-				fn, layout, entry, bti = i, LayoutClassic, R-4, true
-				return true
-			}
-		}
-		return false
+// symbolShape is the shape a function symbol of rank at most maxRank
+// gives the site, setting c.fn; ok is false when there is none.
+func (sc *scanner) symbolShape(c *siteCtx, maxRank int) (p shape, ok bool) {
+	r, key := c.rec, c.key
+	if i := sc.st.at(key, r+8, maxRank); i >= 0 {
+		c.fn = i
+		return shape{LayoutCallOps, r + 8, c.isBTI(r + 8)}, true
 	}
-	if !pick(1) && !pick(2) {
-		w0, _ := w.word(R)
-		w2, ok2 := w.word(R + 8)
-		w3, ok3 := w.word(R + 12)
-		nops5 := true
-		for a := R; a < R+20; a += 4 {
-			nops5 = nops5 && isWord(a, encode.NOP)
-		}
-		switch {
-		case isBTI(R + 8):
-			layout, entry, bti = LayoutCallOps, R+8, true
-		case isBTI(R + 12):
-			layout, entry, bti = LayoutCallOps53, R+12, true
-		case R >= 4 && isBTI(R-4):
-			layout, entry, bti = LayoutClassic, R-4, true
-		case w0 == encode.MovX9X30:
-			layout, entry = LayoutClassic, R
-		case ok3 && w3 == encode.MovX9X30, nops5:
-			layout, entry = LayoutCallOps53, R+12
-		case R%8 == 0 && ok2 && ok3 && (w2 == encode.NOP || w2 == encode.MovX9X30) && (w3 == encode.NOP || encode.IsBL(w3)):
-			layout, entry = LayoutCallOps, R+8
-		}
-		if fn = sc.st.containing(key, entry); fn < 0 {
-			s.addProblem(Problem{CodeNoFunction, fmt.Sprintf("no function symbol at or around entry %#x; %s", entry, NoFunctionHelp)})
+	// A function at the record itself is a classic site, even with
+	// another 12 bytes on: Debian 12's 6.1 has `abort` (NOP, NOP, BRK)
+	// right before bitmap_copy. A 5,3 record cannot start a function:
+	// its three words come before the entry.
+	if i := sc.st.at(key, r, maxRank); i >= 0 {
+		c.fn = i
+		return shape{LayoutClassic, r, false}, true
+	}
+	if i := sc.st.at(key, r+12, maxRank); i >= 0 {
+		c.fn = i
+		return shape{LayoutCallOps53, r + 12, c.isBTI(r + 12)}, true
+	}
+	if r >= 4 && c.isBTI(r-4) {
+		if i := sc.st.at(key, r-4, maxRank); i >= 0 {
+			c.fn = i
+			return shape{LayoutClassic, r - 4, true}, true
 		}
 	}
-	if fn >= 0 {
-		s.Func = sc.st.name(fn)
-	}
-	// Every address of the site follows from these three (Site.Entry,
-	// CallSite, Literal, Spare), as its file offsets from the record's.
-	s.Layout, s.BTI = layout, bti
-	if s.Entry() != entry {
-		return fmt.Errorf("internal error: site at record %#x: entry %#x, but %v with bti %v puts it at %#x", R, entry, layout, bti, s.Entry())
-	}
-	if sec != nil {
-		s.recOff = int64(sec.Offset + (R - base))
-	}
-	slot1 := s.Slot1()
-	callSite := s.CallSite()
-	first := entry
-	if layout.HasLiteral() {
-		first = R
-	}
-	if layout.HasLiteral() && R >= 4 {
-		// A kCFI type hash: a word just before the NOPs that no function
-		// covers and no NOP, BTI or padding explains.
-		if h, ok := w.word(R - 4); ok && h != encode.NOP && h != 0 && !encode.IsBTI(h) && fn >= 0 && sc.st.containing(key, R-4) < 0 {
-			s.have |= haveCFIHash
-			s.x.cfiHash = h
-		}
-	}
+	return shape{}, false
+}
 
-	// Where the site is.
+// wordShape is the shape the words give a site no symbol places: BTI at
+// record+8 → call-ops; BTI at record+12 → call-ops-5-3; BTI at record-4 →
+// classic; MOV X9,X30 at the record → classic (already initialised); MOV
+// X9,X30 at record+12, or five NOPs from the record → call-ops-5-3; an
+// 8-aligned record followed, after the would-be literal, by {NOP|MOV
+// X9,X30} and {NOP|BL} → call-ops; otherwise classic.
+func wordShape(c *siteCtx) shape {
+	r, w := c.rec, &c.w
+	w0, _ := w.word(r)
+	w2, ok2 := w.word(r + 8)
+	w3, ok3 := w.word(r + 12)
+	switch {
+	case c.isBTI(r + 8):
+		return shape{LayoutCallOps, r + 8, true}
+	case c.isBTI(r + 12):
+		return shape{LayoutCallOps53, r + 12, true}
+	case r >= 4 && c.isBTI(r-4):
+		return shape{LayoutClassic, r - 4, true}
+	case w0 == encode.MovX9X30:
+		return shape{LayoutClassic, r, false}
+	case ok3 && w3 == encode.MovX9X30, fiveNOPs(w, r):
+		return shape{LayoutCallOps53, r + 12, false}
+	case r%8 == 0 && ok2 && ok3 && (w2 == encode.NOP || w2 == encode.MovX9X30) && (w3 == encode.NOP || encode.IsBL(w3)):
+		return shape{LayoutCallOps, r + 8, false}
+	}
+	return shape{LayoutClassic, r, false}
+}
+
+// fiveNOPs reports whether the five words from r are NOPs (true too
+// when r+20 wraps around: no word is tested).
+func fiveNOPs(w *window, r uint64) bool {
+	for a := r; a < r+20; a += 4 {
+		if v, ok := w.word(a); !ok || v != encode.NOP {
+			return false
+		}
+	}
+	return true
+}
+
+// cfiHash notes a kCFI type hash before a site with a literal: a word just
+// before the NOPs that no function covers and no NOP, BTI or padding
+// explains.
+func (sc *scanner) cfiHash(c *siteCtx, s *Site) {
+	if !s.Layout.HasLiteral() || c.rec < 4 {
+		return
+	}
+	// A kCFI type hash: a word just before the NOPs that no function
+	// covers and no NOP, BTI or padding explains, in a file Clang may have
+	// built (see kcfiToolchain).
+	h, ok := c.w.word(c.rec - 4)
+	if ok && sc.kcfi && h != encode.NOP && h != 0 && !encode.IsBTI(h) && c.fn >= 0 && sc.st.containing(c.key, c.rec-4) < 0 {
+		s.have |= haveCFIHash
+		s.x.cfiHash = h
+	}
+}
+
+// placementProblems flags a site whose place cannot hold it: in no
+// section, in one that is not code, or running past its end
+// (outside-text); a literal that is, or may end up, misaligned
+// (misaligned-literal).
+func (sc *scanner) placementProblems(c *siteCtx, s *Site) {
+	outsideText(c, s)
+	sc.misalignedLiteral(c, s)
+}
+
+// outsideText flags a site that is not wholly in executable code.
+func outsideText(c *siteCtx, s *Site) {
+	r, sec := c.rec, c.sec
+	first, callSite := s.Entry(), s.CallSite()
+	if s.Layout.HasLiteral() {
+		first = r
+	}
 	switch {
 	case sec == nil:
-		s.addProblem(Problem{CodeOutsideText, fmt.Sprintf("record %#x is in no section", R)})
+		s.addProblem(Problem{CodeOutsideText, fmt.Sprintf("record %#x is in no section", r)})
 	case sec.Flags&elf.SHF_EXECINSTR == 0:
-		s.addProblem(Problem{CodeOutsideText, fmt.Sprintf("record %#x is in section %q, which is not executable", R, sec.Name)})
-	case !w.has(first, callSite+4-first):
+		s.addProblem(Problem{CodeOutsideText, fmt.Sprintf("record %#x is in section %q, which is not executable", r, sec.Name)})
+	case !c.w.has(first, callSite+4-first):
 		s.addProblem(Problem{CodeOutsideText, fmt.Sprintf("site words %#x..%#x run past the end of section %q (%#x..%#x)",
-			first, callSite+4, sec.Name, base, base+sec.Size)})
+			first, callSite+4, sec.Name, c.base, c.base+sec.Size)})
 	}
-	align := uint64(0)
-	if sec != nil {
-		align = sec.Addralign
-	}
+}
+
+// misalignedLiteral flags a literal that is not 8-byte aligned, or in
+// ET_REL may not stay so after linking.
+func (sc *scanner) misalignedLiteral(c *siteCtx, s *Site) {
+	r, align := c.rec, c.align()
 	switch {
-	case layout == LayoutCallOps && R%8 != 0:
-		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q is not 8-byte aligned; %s", R, s.Section, MisalignedAdvice(s))})
-	case layout == LayoutCallOps && sc.rel && align < 8:
-		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q cannot be 8-byte aligned after linking (sh_addralign %d); %s", R, s.Section, align, MisalignedAdvice(s))})
-	case layout == LayoutCallOps53 && R%4 != 0:
-		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf("record %#x in section %q is not 4-byte aligned, so no pair of its words is 8-byte aligned", R, s.Section)})
+	case s.Layout == LayoutCallOps && r%8 != 0:
+		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q is not 8-byte aligned; %s", r, s.Section, MisalignedAdvice(s))})
+	case s.Layout == LayoutCallOps && sc.rel && align < 8:
+		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf("literal at %#x in section %q cannot be 8-byte aligned after linking (sh_addralign %d); %s", r, s.Section, align, MisalignedAdvice(s))})
+	case s.Layout == LayoutCallOps53 && r%4 != 0:
+		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf("record %#x in section %q is not 4-byte aligned, so no pair of its words is 8-byte aligned", r, s.Section)})
 	}
-	// Literal, spare word and ops.
-	literal, spare := s.Literal(), s.Spare()
-	if layout == LayoutCallOps53 {
-		if v, ok := w.word(spare); ok {
+}
+
+// literalWords reads a 5,3 site's spare word, which must stay NOP, and
+// the literal of a site that has one, with the ops it holds (ops).
+func (sc *scanner) literalWords(c *siteCtx, s *Site) error {
+	if s.Layout == LayoutCallOps53 {
+		if v, ok := c.w.word(s.Spare()); ok {
 			s.have |= haveSpare
 			s.x.spareWord = v
 			if v != encode.NOP {
 				s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf(
-					"spare word at %#x (the pre-entry word outside the literal at %#x) holds %#08x; it must stay NOP", spare, literal, v)})
+					"spare word at %#x (the pre-entry word outside the literal at %#x) holds %#08x; it must stay NOP", s.Spare(), s.Literal(), v)})
 			}
 		}
 	}
-	if layout.HasLiteral() {
-		if v, ok := w.dword(literal); ok {
-			s.have |= haveLiteral
-			s.LiteralWord = v
-		}
-		if err := sc.ops(s, recSec, key); err != nil {
-			return err
-		}
+	if !s.Layout.HasLiteral() {
+		return nil
 	}
+	if v, ok := c.w.dword(s.Literal()); ok {
+		s.have |= haveLiteral
+		s.LiteralWord = v
+	}
+	return sc.ops(s, c.recSec, c.key)
+}
 
-	// Slots and state.
-	w1, ok1 := w.word(slot1)
-	w2, ok2 := w.word(callSite)
+// siteState reads the two slots and gives s the state they say (nop, init,
+// enabled; unexpected-insn otherwise) and the BL's target.
+func (sc *scanner) siteState(c *siteCtx, s *Site) error {
+	slot1, callSite := s.Slot1(), s.CallSite()
+	w1, ok1 := c.w.word(slot1)
+	w2, ok2 := c.w.word(callSite)
 	if ok1 {
 		s.have |= haveSlot1
 		s.Slot1Word = w1
@@ -285,59 +384,85 @@ func (sc *scanner) site(rec record, s *Site) error {
 		s.have |= haveSlot2
 		s.Slot2Word = w2
 	}
-	var call *Rela
-	if sc.rel {
-		rels, err := sc.relocsAt(recSec, slot1, callSite+4)
-		if err != nil {
-			return err
-		}
-		for _, rl := range rels {
-			switch {
-			case rl.Off == callSite && (rl.Type == elf.R_AARCH64_CALL26 || rl.Type == elf.R_AARCH64_JUMP26):
-				r := rl
-				call = &r
-			default:
-				s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x in the site", rl.Type, rl.Off)})
-			}
+	call, hasCall, err := sc.callReloc(c, s)
+	if err != nil {
+		return err
+	}
+	if ok1 && ok2 { // else outside-text says why
+		if st, ok := slotState(w1, w2, hasCall); ok {
+			s.State = st
+		} else {
+			s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf(
+				"slot1 at %#x holds %#08x, slot2 at %#x holds %#08x; expected NOP or MOV X9,X30 (%#08x), then NOP or BL",
+				slot1, w1, callSite, w2, encode.MovX9X30)})
 		}
 	}
 	isBL := ok2 && encode.IsBL(w2)
+	if s.Layout == LayoutCallOps53 && sc.rel {
+		if err := sc.relLiteral53(c, s); err != nil {
+			return err
+		}
+	}
 	switch {
-	case !ok1 || !ok2:
-		// outside-text says why
-	case w1 == encode.NOP && w2 == encode.NOP && call == nil:
-		s.State = StateNop
-	case w1 == encode.MovX9X30 && w2 == encode.NOP && call == nil:
-		s.State = StateInit
-	case w1 == encode.MovX9X30 && isBL:
-		s.State = StateEnabled
-	default:
-		s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf(
-			"slot1 at %#x holds %#08x, slot2 at %#x holds %#08x; expected NOP or MOV X9,X30 (%#08x), then NOP or BL",
-			slot1, w1, callSite, w2, encode.MovX9X30)})
+	case isBL && hasCall:
+		s.setTarget(sc.relRef(call))
+	case isBL:
+		t := encode.BLTarget(w2, callSite)
+		s.setTarget(Ref{Addr: t, Sym: sc.symName(c.key, t)})
 	}
-	if layout == LayoutCallOps53 {
-		if sc.rel {
-			rels, err := sc.relocsAt(recSec, spare, spare+4)
-			if err != nil {
-				return err
-			}
-			for _, rl := range rels {
-				s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x, the spare word (the literal is at %#x)", rl.Type, rl.Off, literal)})
-			}
-		}
-		if sc.rel && align < 8 && (s.LiteralWord != nopLiteral || s.Ops() != nil) {
-			s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf(
-				"literal written at %#x in section %q, whose sh_addralign %d does not keep it 8-byte aligned after linking (ftpatch raises it to 8 when it writes a literal)", literal, s.Section, align)})
-		}
+	return nil
+}
+
+// slotState is the state slot1 w1 and slot2 w2 say (hasCall: slot2 has
+// an ET_REL call relocation); ok is false when they say none.
+func slotState(w1, w2 uint32, hasCall bool) (st State, ok bool) {
+	switch {
+	case w1 == encode.NOP && w2 == encode.NOP && !hasCall:
+		return StateNop, true
+	case w1 == encode.MovX9X30 && w2 == encode.NOP && !hasCall:
+		return StateInit, true
+	case w1 == encode.MovX9X30 && encode.IsBL(w2):
+		return StateEnabled, true
 	}
-	if isBL {
-		if call != nil {
-			s.setTarget(sc.relRef(*call))
-		} else {
-			t := encode.BLTarget(w2, callSite)
-			s.setTarget(Ref{Addr: t, Sym: sc.symName(key, t)})
+	return StateUnknown, false
+}
+
+// callReloc is, in ET_REL, the relocation of the BL in slot2 (found
+// false when none); any other relocation in the slots is a problem.
+func (sc *scanner) callReloc(c *siteCtx, s *Site) (call Rela, found bool, err error) {
+	if !sc.rel {
+		return Rela{}, false, nil
+	}
+	callSite := s.CallSite()
+	rels, err := sc.relocsAt(c.recSec, s.Slot1(), callSite+4)
+	if err != nil {
+		return Rela{}, false, err
+	}
+	for _, rl := range rels {
+		if rl.Off == callSite && (rl.Type == elf.R_AARCH64_CALL26 || rl.Type == elf.R_AARCH64_JUMP26) {
+			call, found = rl, true
+			continue
 		}
+		s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x in the site", rl.Type, rl.Off)})
+	}
+	return call, found, nil
+}
+
+// relLiteral53 flags, in an ET_REL 5,3 site, a relocation at the spare
+// word, and a written literal whose section's alignment does not keep it
+// aligned after linking.
+func (sc *scanner) relLiteral53(c *siteCtx, s *Site) error {
+	spare, literal := s.Spare(), s.Literal()
+	rels, err := sc.relocsAt(c.recSec, spare, spare+4)
+	if err != nil {
+		return err
+	}
+	for _, rl := range rels {
+		s.addProblem(Problem{CodeUnexpectedInsn, fmt.Sprintf("relocation %v at %#x, the spare word (the literal is at %#x)", rl.Type, rl.Off, literal)})
+	}
+	if align := c.align(); align < 8 && (s.LiteralWord != nopLiteral || s.Ops() != nil) {
+		s.addProblem(Problem{CodeMisalignedLiteral, fmt.Sprintf(
+			"literal written at %#x in section %q, whose sh_addralign %d does not keep it 8-byte aligned after linking (ftpatch raises it to 8 when it writes a literal)", literal, s.Section, align)})
 	}
 	return nil
 }

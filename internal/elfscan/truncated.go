@@ -76,6 +76,10 @@ func truncatedSections(f *elf.File, r io.ReaderAt) error {
 	return nil
 }
 
+// shtRELR is the section type of packed relative relocations (.relr.dyn),
+// which debug/elf does not name.
+const shtRELR elf.SectionType = 19
+
 // ErrCompressedSection is wrapped (with ErrMalformed) for a compressed
 // section (SHF_COMPRESSED) where ftpatch cannot take one.
 var ErrCompressedSection = errors.New("compressed section")
@@ -95,7 +99,7 @@ func compressedSections(f *elf.File) error {
 		case s.Flags&elf.SHF_ALLOC != 0:
 			return fmt.Errorf("%w: section %q (#%d) is both compressed (SHF_COMPRESSED) and loaded (SHF_ALLOC), which the ELF ABI forbids",
 				ErrCompressedSection, s.Name, i)
-		case s.Type == elf.SHT_RELA || s.Type == elf.SHT_REL || s.Type == SHT_RELR || s.Type == elf.SHT_NOBITS ||
+		case s.Type == elf.SHT_RELA || s.Type == elf.SHT_REL || s.Type == shtRELR || s.Type == elf.SHT_NOBITS ||
 			s.Type == elf.SHT_DYNAMIC || s.Type == elf.SHT_DYNSYM || s.Type == elf.SHT_GROUP || s.Type == elf.SHT_SYMTAB_SHNDX:
 			return fmt.Errorf("%w: section %q (#%d) of type %v is compressed (SHF_COMPRESSED), which no toolchain does and ftpatch does not read; rebuild the file without compressing it",
 				ErrCompressedSection, s.Name, i, s.Type)

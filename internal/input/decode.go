@@ -72,6 +72,10 @@ func (p *pooled) put() {
 	decoderPools[p.c].Put(p)
 }
 
+// errNoCgo is the native decoders' error in a build without cgo, where
+// xz, zstd and gzip are decoded by the pure-Go decoders.
+var errNoCgo = errors.New("built without cgo: no native decoders")
+
 // forceGo makes a format use its pure-Go decoder even when its library
 // loads (tests compare the two, and run the fallback).
 var forceGo = map[string]bool{}

@@ -4,10 +4,7 @@
 
 package input
 
-import "errors"
-
 // Without cgo, xz, zstd and gzip are decoded by the pure-Go decoders.
-var errNoCgo = errors.New("built without cgo: no native decoders")
 
 func newLzmaDecoder() (decoder, error) { return nil, errNoCgo }
 func newZstdDecoder() (decoder, error) { return nil, errNoCgo }
