@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/encode"
-	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/safefile"
 )
 
@@ -101,7 +101,7 @@ func runTrampoline(opts *TrampolineOptions, io *IO) error {
 			return fmt.Errorf("trampoline %s: %w", prog.Name, err)
 		}
 		out = []byte(s)
-	} else if out, err = patch.BuildObject(prog); err != nil {
+	} else if out, err = elfwrite.BuildObject(prog); err != nil {
 		return fmt.Errorf("trampoline %s: %w", prog.Name, err)
 	}
 	if opts.Output == "" {

@@ -35,64 +35,116 @@ func (a *comparison) classifySites() {
 }
 
 // classify compares ORIG's site i with the patched file's words at the same
-// places.
+// places, in named steps: the words no patch may touch, the literal, slot1,
+// slot2, the state the patched site is in, and its intermediate state.
+// Problems and changes are reported in that order.
 func (a *comparison) classify(i int) {
-	o := &a.os.Sites[i]
-	t := a.touched[i]
+	c := siteCheck{a: a, o: &a.os.Sites[i], i: i}
 	a.r.Counts.SitesChanged++
-	var p *elfscan.Site
-	if k, ok := a.patched[siteKey{o.SectionIndex(), o.Record}]; ok {
-		p = &a.ps.Sites[k]
-	}
-	// where returns the location of a site word at address (section offset in ET_REL).
-	where := func(addr uint64, fileOff int64) loc {
-		l := loc{section: o.Section, secIndex: o.SectionIndex(), addr: addr, fn: o.Func, fileOffset: fileOff}
-		l.offset = addr
-		if !a.rel && o.SectionIndex() > 0 && o.SectionIndex() < len(a.of.Sections) {
-			l.offset = addr - a.of.Sections[o.SectionIndex()].Addr
-		}
-		if a.rel && o.SectionIndex() > 0 && o.SectionIndex() < len(a.of.Sections) {
-			l.fileOffset = int64(a.of.Sections[o.SectionIndex()].Offset + addr)
-		}
-		return l
-	}
-	change := func(l loc, kind Kind, old, new string, safe bool, why string) {
-		a.r.Changes = append(a.r.Changes, Change{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset,
-			Func: l.fn, Kind: kind, Old: old, New: new, LiveSafe: safe, Why: why})
-		a.r.Counts.Changes[kind]++
-		if safe {
-			a.r.Counts.LiveSafe++
-		} else {
-			a.r.Counts.NotLiveSafe++
-		}
-	}
+	p := c.patchedSite()
 	if p == nil {
-		a.problem(where(o.Entry(), o.Slot1Off()), "the patched file has no patch site here (its entries table changed?)")
+		a.problem(c.where(c.o.Entry(), c.o.Slot1Off()), "the patched file has no patch site here (its entries table changed?)")
 		return
 	}
-	// The words are read from the patched file where ORIG has them: a
-	// changed BTI can make the patched scan place the slots elsewhere.
-	// The view lives in a (one Site for all sites), not on the heap per site.
+	t := a.touched[i]
+	bad := c.fixedWords(t)
+	bad = c.literal(p) || bad
+	bad = c.slot1(p) || bad
+	bad = c.slot2(p) || bad
+	if !bad && p.State == elfscan.StateUnknown {
+		o := c.o
+		a.problem(c.where(o.Entry(), o.Slot1Off()), fmt.Sprintf("the patched site is in no known state (slot1 %s, slot2 %s)",
+			encode.Disasm(p.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot2Word, o.CallSite())))
+	}
+	c.intermediate(p)
+}
+
+// siteCheck is the classification of ORIG's site o (index i).
+type siteCheck struct {
+	a *comparison
+	o *elfscan.Site
+	i int
+}
+
+// patchedSite returns the patched view of the site (nil when the patched
+// file has no site at its place). The words are read from the patched
+// file where ORIG has them: a changed BTI can make the patched scan place
+// the slots elsewhere. The view lives in the comparison (one Site for all
+// sites), not on the heap per site; a site whose call site or layout moved
+// is in no known state.
+func (c siteCheck) patchedSite() *elfscan.Site {
+	a, o := c.a, c.o
+	k, ok := a.patched[siteKey{o.SectionIndex(), o.Record}]
+	if !ok {
+		return nil
+	}
+	p := &a.ps.Sites[k]
 	a.view = a.patchedView(o, p)
 	if p.CallSite() != o.CallSite() || p.Layout != o.Layout {
 		a.view.State = elfscan.StateUnknown
 	}
-	p = &a.view
-	bad := false
+	return &a.view
+}
+
+// where returns the location of a site word at addr (a section offset in
+// ET_REL) and file offset fileOff.
+func (c siteCheck) where(addr uint64, fileOff int64) loc {
+	a, o := c.a, c.o
+	l := loc{section: o.Section, secIndex: o.SectionIndex(), addr: addr, fn: o.Func, fileOffset: fileOff}
+	l.offset = addr
+	inFile := o.SectionIndex() > 0 && o.SectionIndex() < len(a.of.Sections)
+	if !a.rel && inFile {
+		l.offset = addr - a.of.Sections[o.SectionIndex()].Addr
+	}
+	if a.rel && inFile {
+		l.fileOffset = int64(a.of.Sections[o.SectionIndex()].Offset + addr)
+	}
+	return l
+}
+
+// change records an allowed write at l, live-safe or not.
+func (c siteCheck) change(l loc, kind Kind, old, new string, safe bool, why string) {
+	r := c.a.r
+	r.Changes = append(r.Changes, Change{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset,
+		Func: l.fn, Kind: kind, Old: old, New: new, LiveSafe: safe, Why: why})
+	r.Counts.Changes[kind]++
+	if safe {
+		r.Counts.LiveSafe++
+	} else {
+		r.Counts.NotLiveSafe++
+	}
+}
+
+// words returns both files' word at addr (file offset off in ORIG), as
+// text.
+func (c siteCheck) words(addr uint64, off int64) (old, new string) {
+	a, sec := c.a, c.o.SectionIndex()
+	if a.rel {
+		return a.relWord(a.or, sec, a.of, addr), a.relWord(a.pr, sec, a.pf, addr)
+	}
+	return a.fileWord(a.or, off, addr), a.fileWord(a.pr, off, addr)
+}
+
+// relAt returns the relocation at addr in the site's section in one
+// file's relocations m ("" in a linked file).
+func (c siteCheck) relAt(m map[relPos]string, addr uint64) string {
+	if !c.a.rel {
+		return ""
+	}
+	return m[relPos{c.o.SectionIndex(), addr}]
+}
+
+// fixedWords reports the words no patch may touch that touched t says
+// changed: the BTI at the function entry, the 5,3 spare word and a kCFI
+// type hash. It returns whether there was one.
+func (c siteCheck) fixedWords(t uint8) bool {
+	o, bad := c.o, false
 	if t&bitBTI != 0 {
-		bti := o.Entry()
-		off := o.Slot1Off() - 4
-		l := where(bti, off)
-		old, new := "?", "?"
-		if a.rel {
-			old, new = a.relWord(a.or, o.SectionIndex(), a.of, bti), a.relWord(a.pr, o.SectionIndex(), a.pf, bti)
-		} else {
-			old, new = a.fileWord(a.or, off, bti), a.fileWord(a.pr, off, bti)
-		}
-		a.problem(l, fmt.Sprintf("the BTI at the function entry changed: %s -> %s", old, new))
+		bti, off := o.Entry(), o.Slot1Off()-4
+		old, new := c.words(bti, off)
+		c.a.problem(c.where(bti, off), fmt.Sprintf("the BTI at the function entry changed: %s -> %s", old, new))
 		bad = true
 	}
-	// Words no patch may touch: the 5,3 spare word and a kCFI type hash.
 	for _, w := range []struct {
 		bit  uint8
 		addr uint64
@@ -105,103 +157,116 @@ func (a *comparison) classify(i int) {
 		if t&w.bit == 0 {
 			continue
 		}
-		old, new := "?", "?"
-		if a.rel {
-			old, new = a.relWord(a.or, o.SectionIndex(), a.of, w.addr), a.relWord(a.pr, o.SectionIndex(), a.pf, w.addr)
-		} else {
-			old, new = a.fileWord(a.or, w.off, w.addr), a.fileWord(a.pr, w.off, w.addr)
-		}
-		a.problem(where(w.addr, w.off), fmt.Sprintf("%s: %s -> %s; it must never change", w.what, old, new))
+		old, new := c.words(w.addr, w.off)
+		c.a.problem(c.where(w.addr, w.off), fmt.Sprintf("%s: %s -> %s; it must never change", w.what, old, new))
 		bad = true
 	}
-	relOf := func(m map[relPos]string, addr uint64) string {
-		if !a.rel {
-			return ""
-		}
-		return m[relPos{o.SectionIndex(), addr}]
+	return bad
+}
+
+// literal classifies a change of the 5,3 literal (its value or its
+// relocation): allowed when it is 8-byte aligned. It returns whether
+// there was a problem.
+func (c siteCheck) literal(p *elfscan.Site) bool {
+	o, a := c.o, c.a
+	if !o.Layout.HasLiteral() || o.LiteralOff() == elfscan.NoOffset {
+		return false
 	}
-	// Literal.
-	if o.Layout.HasLiteral() && o.LiteralOff() != elfscan.NoOffset {
-		oldRel, newRel := relOf(a.oRel, o.Literal()), relOf(a.pRel, o.Literal())
-		if o.LiteralWord != p.LiteralWord || oldRel != newRel {
-			l := where(o.Literal(), o.LiteralOff())
-			old, new := literalText(o.LiteralWord, oldRel), literalText(p.LiteralWord, newRel)
-			if o.Literal()%8 != 0 || o.HasProblem(elfscan.CodeMisalignedLiteral) {
-				a.problem(l, fmt.Sprintf("literal changed (%s -> %s) but it is not 8-byte aligned, so no single-copy-atomic store can write it", old, new))
-				bad = true
-			} else {
-				change(l, KindLiteral, old, new, true, "")
-			}
-		}
+	oldRel, newRel := c.relAt(a.oRel, o.Literal()), c.relAt(a.pRel, o.Literal())
+	if o.LiteralWord == p.LiteralWord && oldRel == newRel {
+		return false
 	}
-	// Slot1.
-	if o.Slot1Word != p.Slot1Word {
-		l := where(o.CallSite()-4, o.Slot1Off())
-		old, new := encode.Disasm(o.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot1Word, o.CallSite()-4)
-		switch {
-		case o.Slot1Word == encode.NOP && p.Slot1Word == encode.MovX9X30:
-			change(l, KindMov, old, new, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
-		case o.Slot1Word == encode.MovX9X30 && p.Slot1Word == encode.NOP:
-			change(l, KindUnmov, old, new, false, "MOV X9,X30 -> NOP is not allowed under a running CPU")
-		default:
-			a.problem(l, fmt.Sprintf("slot1 changed from %s to %s; only NOP <-> MOV X9,X30 is allowed", old, new))
-			bad = true
-		}
+	l := c.where(o.Literal(), o.LiteralOff())
+	old, new := literalText(o.LiteralWord, oldRel), literalText(p.LiteralWord, newRel)
+	if o.Literal()%8 != 0 || o.HasProblem(elfscan.CodeMisalignedLiteral) {
+		a.problem(l, fmt.Sprintf("literal changed (%s -> %s) but it is not 8-byte aligned, so no single-copy-atomic store can write it", old, new))
+		return true
 	}
-	// Slot2.
-	oldRel, newRel := relOf(a.oRel, o.CallSite()), relOf(a.pRel, o.CallSite())
-	if o.Slot2Word != p.Slot2Word || oldRel != newRel {
-		l := where(o.CallSite(), o.Slot2Off())
-		old, new := a.slot2Text(o.Slot2Word, o.CallSite(), oldRel), a.slot2Text(p.Slot2Word, o.CallSite(), newRel)
-		isCall := func(w uint32, rel string) bool {
-			return encode.IsBL(w) && (!a.rel || strings.HasPrefix(rel, "CALL26 ") || strings.HasPrefix(rel, "JUMP26 "))
-		}
-		isNop := func(w uint32, rel string) bool { return w == encode.NOP && rel == "" }
-		switch {
-		case a.rel && encode.IsBL(p.Slot2Word) && newRel == "":
-			a.problem(l, fmt.Sprintf("slot2 is now %s without an R_AARCH64_CALL26 relocation: it would call itself", new))
-			bad = true
-		case a.rel && p.Slot2Word == encode.NOP && newRel != "":
-			a.problem(l, fmt.Sprintf("slot2 is NOP but carries relocation %s: the linker would make it a branch", newRel))
-			bad = true
-		case isNop(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
-			change(l, KindCall, old, new, true, "")
-		case isCall(o.Slot2Word, oldRel) && isNop(p.Slot2Word, newRel):
-			change(l, KindUncall, old, new, true, "")
-		case isCall(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
-			change(l, KindRetarget, old, new, true, "")
-		default:
-			a.problem(l, fmt.Sprintf("slot2 changed from %s to %s; only NOP <-> BL and BL <-> BL are allowed", old, new))
-			bad = true
-		}
+	c.change(l, KindLiteral, old, new, true, "")
+	return false
+}
+
+// slot1 classifies a change of slot1: NOP <-> MOV X9,X30 are allowed
+// writes, neither live-safe. It returns whether there was a problem.
+func (c siteCheck) slot1(p *elfscan.Site) bool {
+	o := c.o
+	if o.Slot1Word == p.Slot1Word {
+		return false
 	}
-	if !bad && p.State == elfscan.StateUnknown {
-		a.problem(where(o.Entry(), o.Slot1Off()), fmt.Sprintf("the patched site is in no known state (slot1 %s, slot2 %s)",
-			encode.Disasm(p.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot2Word, o.CallSite())))
+	l := c.where(o.CallSite()-4, o.Slot1Off())
+	old, new := encode.Disasm(o.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot1Word, o.CallSite()-4)
+	switch {
+	case o.Slot1Word == encode.NOP && p.Slot1Word == encode.MovX9X30:
+		c.change(l, KindMov, old, new, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
+	case o.Slot1Word == encode.MovX9X30 && p.Slot1Word == encode.NOP:
+		c.change(l, KindUnmov, old, new, false, "MOV X9,X30 -> NOP is not allowed under a running CPU")
+	default:
+		c.a.problem(l, fmt.Sprintf("slot1 changed from %s to %s; only NOP <-> MOV X9,X30 is allowed", old, new))
+		return true
 	}
-	if in, ok := IntermediateOf(*o, *p); ok {
-		a.r.Counts.Intermediates++
-		like := "new"
-		if in.LikeOld {
-			like = "old"
-		}
-		if !in.Proven {
-			a.r.Counts.Unproven++
-		}
-		state := p.State
-		if in.LikeOld {
-			state = o.State
-		}
-		at := where(o.Entry(), 0)
-		if o.Slot1Off() != elfscan.NoOffset {
-			at.fileOffset = o.Slot1Off()
-		}
-		if at.fn == "" {
-			at.fn = fmt.Sprintf("<no function at %#x>", o.Entry())
-		}
-		a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: o.Entry(), Func: o.Func,
-			Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail, Site: i, Words: in.Words, Next: WordsOf(*p), State: state, at: at})
+	return false
+}
+
+// slot2 classifies a change of slot2 (its word or, in ET_REL, its
+// relocation): NOP <-> BL and BL <-> BL are live-safe writes. It returns
+// whether there was a problem.
+func (c siteCheck) slot2(p *elfscan.Site) bool {
+	o, a := c.o, c.a
+	oldRel, newRel := c.relAt(a.oRel, o.CallSite()), c.relAt(a.pRel, o.CallSite())
+	if o.Slot2Word == p.Slot2Word && oldRel == newRel {
+		return false
 	}
+	l := c.where(o.CallSite(), o.Slot2Off())
+	old, new := a.slot2Text(o.Slot2Word, o.CallSite(), oldRel), a.slot2Text(p.Slot2Word, o.CallSite(), newRel)
+	isCall := func(w uint32, rel string) bool {
+		return encode.IsBL(w) && (!a.rel || strings.HasPrefix(rel, "CALL26 ") || strings.HasPrefix(rel, "JUMP26 "))
+	}
+	isNop := func(w uint32, rel string) bool { return w == encode.NOP && rel == "" }
+	switch {
+	case a.rel && encode.IsBL(p.Slot2Word) && newRel == "":
+		a.problem(l, fmt.Sprintf("slot2 is now %s without an R_AARCH64_CALL26 relocation: it would call itself", new))
+		return true
+	case a.rel && p.Slot2Word == encode.NOP && newRel != "":
+		a.problem(l, fmt.Sprintf("slot2 is NOP but carries relocation %s: the linker would make it a branch", newRel))
+		return true
+	case isNop(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
+		c.change(l, KindCall, old, new, true, "")
+	case isCall(o.Slot2Word, oldRel) && isNop(p.Slot2Word, newRel):
+		c.change(l, KindUncall, old, new, true, "")
+	case isCall(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
+		c.change(l, KindRetarget, old, new, true, "")
+	default:
+		a.problem(l, fmt.Sprintf("slot2 changed from %s to %s; only NOP <-> BL and BL <-> BL are allowed", old, new))
+		return true
+	}
+	return false
+}
+
+// intermediate records the site's intermediate state when going from
+// ORIG's words to the patched ones takes two writes.
+func (c siteCheck) intermediate(p *elfscan.Site) {
+	o, a := c.o, c.a
+	in, ok := IntermediateOf(*o, *p)
+	if !ok {
+		return
+	}
+	a.r.Counts.Intermediates++
+	like, state := "new", p.State
+	if in.LikeOld {
+		like, state = "old", o.State
+	}
+	if !in.Proven {
+		a.r.Counts.Unproven++
+	}
+	at := c.where(o.Entry(), 0)
+	if o.Slot1Off() != elfscan.NoOffset {
+		at.fileOffset = o.Slot1Off()
+	}
+	if at.fn == "" {
+		at.fn = fmt.Sprintf("<no function at %#x>", o.Entry())
+	}
+	a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: o.Entry(), Func: o.Func,
+		Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail, Site: c.i, Words: in.Words, Next: WordsOf(*p), State: state, at: at})
 }
 
 // patchedView is o with the words the patched file holds at o's places,

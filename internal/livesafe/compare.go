@@ -30,11 +30,11 @@ package livesafe
 
 import (
 	"debug/elf"
-	"encoding/binary"
 	"fmt"
 	"io"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 )
 
 // Compare checks that every difference between orig and patched (each
@@ -60,11 +60,12 @@ func Compare(orig, patched *elfscan.Object, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", patchedPath, err)
 	}
-	var oh, ph elf.Header64
-	if err := readHeader(orig, &oh); err != nil {
+	oh, err := elfwrite.ReadHeader(orig)
+	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", origPath, err)
 	}
-	if err := readHeader(patched, &ph); err != nil {
+	ph, err := elfwrite.ReadHeader(patched)
+	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", patchedPath, err)
 	}
 	a := &comparison{opts: opts, o: orig, p: patched, oh: oh, ph: ph, of: of, pf: pf, or: orig, pr: patched, os: os_, ps: ps, rel: of.Type == elf.ET_REL,
@@ -220,17 +221,4 @@ func (a *comparison) funcAt(sec int, addr uint64) string {
 		return s.Name
 	}
 	return ""
-}
-
-// readHeader reads o's ELF header (an ELF64 little-endian file: the Object
-// checked that).
-func readHeader(o *elfscan.Object, h *elf.Header64) error {
-	var b [64]byte
-	if err := readFull(o, b[:], 0); err != nil {
-		return fmt.Errorf("ELF header: %w", err)
-	}
-	if _, err := binary.Decode(b[:], binary.LittleEndian, h); err != nil {
-		return fmt.Errorf("ELF header: %w", err)
-	}
-	return nil
 }

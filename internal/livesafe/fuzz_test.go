@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
-	"github.com/ftpatch/ftpatch/internal/livesafe/pairtest"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/render"
 )
 
@@ -148,7 +149,7 @@ func (a *comparison) secLoc(sec int, s *elf.Section, off uint64) loc {
 // then the bytes of each but the tables (relTables, relRelocs).
 func (a *comparison) relSections(rh *rawHeaders, spans map[int][]span) error {
 	for i, os_ := range a.of.Sections {
-		if !a.sectionHeaderOK(rh, i) || grows(rh.o[i]) {
+		if !a.sectionHeaderOK(rh, i) || elfwrite.Grows(rh.o[i]) {
 			continue
 		}
 		if t := elf.SectionType(rh.o[i].Type); t == elf.SHT_NOBITS || t == elf.SHT_NULL {

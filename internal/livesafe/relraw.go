@@ -14,10 +14,10 @@ package livesafe
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/binary"
 	"fmt"
 	"io"
-	"sort"
+
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 )
 
 // rawHeaders are both files' section header tables as they are in the
@@ -26,62 +26,18 @@ type rawHeaders struct {
 	o, p []elf.Section64
 }
 
-// readSectionHeaders reads the section header table h describes; the
-// Object checked that it lies in the file.
-func readSectionHeaders(r io.ReaderAt, h *elf.Header64) ([]elf.Section64, error) {
-	n := int(h.Shnum)
-	b := make([]byte, n*64)
-	if err := readFull(r, b, int64(h.Shoff)); err != nil {
-		return nil, fmt.Errorf("section headers: %w", err)
-	}
-	sh := make([]elf.Section64, n)
-	if _, err := binary.Decode(b, binary.LittleEndian, sh); err != nil {
-		return nil, fmt.Errorf("section headers: %w", err)
-	}
-	return sh, nil
-}
-
+// readRawHeaders reads both files' section header tables (elfwrite); the
+// Objects checked that they lie in the files.
 func (a *comparison) readRawHeaders() (*rawHeaders, error) {
-	o, err := readSectionHeaders(a.or, &a.oh)
+	o, err := elfwrite.ReadSectionHeaders(a.or, &a.oh)
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", a.r.Orig, err)
 	}
-	p, err := readSectionHeaders(a.pr, &a.ph)
+	p, err := elfwrite.ReadSectionHeaders(a.pr, &a.ph)
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", a.r.File, err)
 	}
 	return &rawHeaders{o: o, p: p}, nil
-}
-
-// grows reports whether section i of ORIG is a table the patch may make
-// longer (symbols, strings, relocations, group members): its size is
-// checked by what it holds.
-func grows(s elf.Section64) bool {
-	switch elf.SectionType(s.Type) {
-	case elf.SHT_SYMTAB, elf.SHT_STRTAB, elf.SHT_RELA, elf.SHT_GROUP:
-		return true
-	}
-	return false
-}
-
-// shField is one Elf64_Shdr field, for comparing and naming.
-type shField struct {
-	name string
-	off  int
-	get  func(*elf.Section64) uint64
-}
-
-var shFields = []shField{
-	{"sh_name", 0x00, func(s *elf.Section64) uint64 { return uint64(s.Name) }},
-	{"sh_type", 0x04, func(s *elf.Section64) uint64 { return uint64(s.Type) }},
-	{"sh_flags", 0x08, func(s *elf.Section64) uint64 { return s.Flags }},
-	{"sh_addr", 0x10, func(s *elf.Section64) uint64 { return s.Addr }},
-	{"sh_offset", 0x18, func(s *elf.Section64) uint64 { return s.Off }},
-	{"sh_size", 0x20, func(s *elf.Section64) uint64 { return s.Size }},
-	{"sh_link", 0x28, func(s *elf.Section64) uint64 { return uint64(s.Link) }},
-	{"sh_info", 0x2c, func(s *elf.Section64) uint64 { return uint64(s.Info) }},
-	{"sh_addralign", 0x30, func(s *elf.Section64) uint64 { return s.Addralign }},
-	{"sh_entsize", 0x38, func(s *elf.Section64) uint64 { return s.Entsize }},
 }
 
 // sectionHeaderOK compares section header i of both files field by field
@@ -94,14 +50,15 @@ var shFields = []shField{
 func (a *comparison) sectionHeaderOK(rh *rawHeaders, i int) bool {
 	o, p := &rh.o[i], &rh.p[i]
 	ok := true
-	for _, f := range shFields {
-		ov, pv := f.get(o), f.get(p)
-		if ov == pv || a.explained(rh, i, f.name, ov, pv) {
+	for _, f := range elfwrite.SectionHeaderFields {
+		ov, pv := f.Get(o), f.Get(p)
+		if ov == pv || a.explained(rh, i, f.Name, ov, pv) {
 			continue
 		}
 		ok = false
-		l := loc{section: "section headers", offset: uint64(i*64 + f.off), addr: uint64(i*64 + f.off), fileOffset: int64(a.ph.Shoff) + int64(i*64+f.off)}
-		a.problem(l, fmt.Sprintf("section header %d (%s): %s changed from %#x to %#x", i, a.sectionName(i), f.name, ov, pv))
+		at := uint64(i*elfwrite.SectionHeaderSize + f.Off)
+		l := loc{section: "section headers", offset: at, addr: at, fileOffset: int64(a.ph.Shoff) + int64(at)}
+		a.problem(l, fmt.Sprintf("section header %d (%s): %s changed from %#x to %#x", i, a.sectionName(i), f.Name, ov, pv))
 	}
 	return ok
 }
@@ -113,7 +70,7 @@ func (a *comparison) explained(rh *rawHeaders, i int, field string, ov, pv uint6
 	case "sh_offset":
 		return i > 0
 	case "sh_size":
-		return i > 0 && grows(rh.o[i])
+		return i > 0 && elfwrite.Grows(rh.o[i])
 	case "sh_addralign":
 		return i > 0 && ov < 8 && pv == 8 && a.hasSites(i)
 	}
@@ -142,14 +99,13 @@ func (a *comparison) sectionName(i int) string {
 }
 
 // addedHeaderOK checks the raw fields of section i, added by the patch:
-// a .rela for a text section, exactly as the patch writes one.
+// a .rela for a text section, exactly as the patch writes one
+// (elfwrite.RelaHeader).
 func (a *comparison) addedHeaderOK(rh *rawHeaders, i int) bool {
 	s := rh.p[i]
-	want := elf.Section64{Name: s.Name, Type: uint32(elf.SHT_RELA), Flags: uint64(elf.SHF_INFO_LINK), Off: s.Off, Size: s.Size,
-		Link: s.Link, Info: s.Info, Addralign: 8, Entsize: 24}
-	if int(s.Info) < len(rh.o) && elf.SectionFlag(rh.o[s.Info].Flags)&elf.SHF_GROUP != 0 {
-		want.Flags |= uint64(elf.SHF_GROUP)
-	}
+	group := int(s.Info) < len(rh.o) && elf.SectionFlag(rh.o[s.Info].Flags)&elf.SHF_GROUP != 0
+	want := elfwrite.RelaHeader(int(s.Link), int(s.Info), group)
+	want.Name, want.Off, want.Size = s.Name, s.Off, s.Size
 	if s == want {
 		return true
 	}
@@ -166,23 +122,29 @@ type region struct {
 	what   string
 }
 
-// regionsOf lists what FILE's bytes belong to: its ELF header, section
-// header table and the sections with bytes, in file order.
+// regionsOf lists what FILE's bytes belong to (elfwrite.Parts): its ELF
+// header, program headers, section header table and the sections with
+// bytes, in file order.
 func regionsOf(h *elf.Header64, sh []elf.Section64, names func(int) string) []region {
-	regs := []region{{0, 64, 1, "the ELF header"}}
-	if h.Phnum > 0 {
-		regs = append(regs, region{int64(h.Phoff), int64(h.Phoff) + int64(h.Phnum)*int64(h.Phentsize), 8, "the program headers"})
+	parts := elfwrite.Parts(h, sh)
+	regs := make([]region, len(parts))
+	for k, pt := range parts {
+		regs[k] = region{pt.Lo, pt.Hi, pt.Align, partName(pt, names)}
 	}
-	regs = append(regs, region{int64(h.Shoff), int64(h.Shoff) + int64(len(sh))*64, 8, "the section headers"})
-	for i, s := range sh {
-		t := elf.SectionType(s.Type)
-		if i == 0 || t == elf.SHT_NULL || t == elf.SHT_NOBITS || s.Size == 0 {
-			continue
-		}
-		regs = append(regs, region{int64(s.Off), int64(s.Off + s.Size), int64(max(s.Addralign, 1)), "section " + names(i)})
-	}
-	sort.SliceStable(regs, func(i, j int) bool { return regs[i].lo < regs[j].lo })
 	return regs
+}
+
+// partName says what part pt of a file is, for a problem's detail.
+func partName(pt elfwrite.Part, names func(int) string) string {
+	switch pt.Kind {
+	case elfwrite.PartHeader:
+		return "the ELF header"
+	case elfwrite.PartProgramHeaders:
+		return "the program headers"
+	case elfwrite.PartSectionHeaders:
+		return "the section headers"
+	}
+	return "section " + names(pt.Section)
 }
 
 // layout walks FILE end to end (see the file comment): overlapping
@@ -261,26 +223,16 @@ func allZero(r io.ReaderAt, lo, hi int64) (bool, error) {
 	return true, nil
 }
 
-// sectionBytes reads section i of a file (as its raw header says), for a
-// table compared byte by byte; the Object bounded it by the file size.
-func sectionBytes(r io.ReaderAt, s elf.Section64) ([]byte, error) {
-	if elf.SectionType(s.Type) == elf.SHT_NOBITS || s.Size == 0 {
-		return nil, nil
-	}
-	b := make([]byte, s.Size)
-	return b, readFull(r, b, int64(s.Off))
-}
-
 // grownTable checks table section i of ORIG, which the patch may only
 // make longer: FILE's bytes must start with ORIG's, and what follows must
 // be covered by tail (the strings or entries the patch added, each given
 // as a [lo, hi) in FILE's section). It returns FILE's bytes.
 func (a *comparison) grownTable(rh *rawHeaders, i int, tail func(pb []byte) [][2]int) ([]byte, error) {
-	ob, err := sectionBytes(a.or, rh.o[i])
+	ob, err := elfwrite.ReadSection(a.or, rh.o[i])
 	if err != nil {
 		return nil, fmt.Errorf("file %s: section %s: %w", a.r.Orig, a.sectionName(i), err)
 	}
-	pb, err := sectionBytes(a.pr, rh.p[i])
+	pb, err := elfwrite.ReadSection(a.pr, rh.p[i])
 	if err != nil {
 		return nil, fmt.Errorf("file %s: section %s: %w", a.r.File, a.sectionName(i), err)
 	}

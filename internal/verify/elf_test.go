@@ -15,10 +15,10 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/input"
-	"github.com/ftpatch/ftpatch/internal/livesafe/pairtest"
-	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
@@ -48,7 +48,7 @@ func buildProgram(t *testing.T) (exe, obj, so string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tobj, err := patch.BuildObject(prog)
+	tobj, err := elfwrite.BuildObject(prog)
 	if err != nil {
 		t.Fatal(err)
 	}

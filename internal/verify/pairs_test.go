@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/livesafe"
-	"github.com/ftpatch/ftpatch/internal/livesafe/pairtest"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 )
 
 // Pairs of files for the intermediate-state and mutation tests come from

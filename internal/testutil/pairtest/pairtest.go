@@ -359,30 +359,68 @@ func RelEnable(t testing.TB, o *Obj, f *elfscan.File, skip *elfscan.Site) {
 // returns the path and the number of sites.
 func Synth(t testing.TB, dir string, size, stride int64, enabled bool) (string, int) {
 	t.Helper()
-	const base = 0x400000
-	const textOff = 0x1000
-	nsites := int((size - textOff - 0x10000) / stride)
-	textSize := int64(nsites) * stride
-	entOff := textOff + textSize
-	entSize := int64(nsites) * 8
-	shstr := []byte("\x00.text\x00__patchable_function_entries\x00.shstrtab\x00")
-	strOff := entOff + entSize
-	shOff := (strOff + int64(len(shstr)) + 7) &^ 7
+	l := synthLayoutOf(size, stride)
 	path := filepath.Join(dir, map[bool]string{false: "orig.elf", true: "patched.elf"}[enabled])
 	fd, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := bufio.NewWriterSize(fd, 1<<20)
+	w.Write(l.header())
+	if err := l.writeText(w, enabled); err != nil {
+		t.Fatal(err)
+	}
+	l.writeTail(w)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, l.nsites
+}
+
+// synthLayout is where Synth puts things: .text at textOff (nsites sites
+// of stride bytes), the entries table after it, the section names after
+// that, then the section headers, 8-byte aligned.
+type synthLayout struct {
+	nsites                    int
+	stride                    int64
+	textSize, entOff, entSize int64
+	strOff, shOff             int64
+	shstr                     []byte
+}
+
+const (
+	synthBase    = 0x400000 // the load address of file offset 0
+	synthTextOff = 0x1000
+)
+
+// synthLayoutOf lays out a file of about size bytes with sites stride
+// bytes apart.
+func synthLayoutOf(size, stride int64) synthLayout {
+	l := synthLayout{stride: stride, shstr: []byte("\x00.text\x00__patchable_function_entries\x00.shstrtab\x00")}
+	l.nsites = int((size - synthTextOff - 0x10000) / stride)
+	l.textSize = int64(l.nsites) * stride
+	l.entOff = synthTextOff + l.textSize
+	l.entSize = int64(l.nsites) * 8
+	l.strOff = l.entOff + l.entSize
+	l.shOff = (l.strOff + int64(len(l.shstr)) + 7) &^ 7
+	return l
+}
+
+// header is the file's first page: the ELF header and one PT_LOAD
+// program header mapping everything up to the section names.
+func (l synthLayout) header() []byte {
 	le := binary.LittleEndian
-	h := make([]byte, 0x1000)
+	h := make([]byte, synthTextOff)
 	copy(h, "\x7fELF\x02\x01\x01")
 	le.PutUint16(h[16:], uint16(elf.ET_EXEC))
 	le.PutUint16(h[18:], uint16(elf.EM_AARCH64))
 	le.PutUint32(h[20:], 1)
-	le.PutUint64(h[24:], base+textOff+8)
+	le.PutUint64(h[24:], synthBase+synthTextOff+8)
 	le.PutUint64(h[32:], 64)
-	le.PutUint64(h[40:], uint64(shOff))
+	le.PutUint64(h[40:], uint64(l.shOff))
 	le.PutUint16(h[52:], 64)
 	le.PutUint16(h[54:], 56)
 	le.PutUint16(h[56:], 1)
@@ -392,27 +430,34 @@ func Synth(t testing.TB, dir string, size, stride int64, enabled bool) (string, 
 	ph := h[64:]
 	le.PutUint32(ph, uint32(elf.PT_LOAD))
 	le.PutUint32(ph[4:], uint32(elf.PF_R|elf.PF_X))
-	le.PutUint64(ph[16:], base)
-	le.PutUint64(ph[24:], base)
-	le.PutUint64(ph[32:], uint64(strOff))
-	le.PutUint64(ph[40:], uint64(strOff))
+	le.PutUint64(ph[16:], synthBase)
+	le.PutUint64(ph[24:], synthBase)
+	le.PutUint64(ph[32:], uint64(l.strOff))
+	le.PutUint64(ph[40:], uint64(l.strOff))
 	le.PutUint64(ph[48:], 0x10000)
-	w.Write(h)
-	fill := make([]byte, stride)
+	return h
+}
+
+// writeText writes the sites: a 5,3 literal and two slots, disabled or
+// (enabled) calling ops through the function's own entry, then ADD X0
+// filling the rest of each stride.
+func (l synthLayout) writeText(w *bufio.Writer, enabled bool) error {
+	le := binary.LittleEndian
+	fill := make([]byte, l.stride)
 	add, _ := encode.ADD{Rd: encode.X0, Rn: encode.X0, Imm: 1}.Encode() // fixed operands
 	for i := 0; i < len(fill); i += 4 {
 		le.PutUint32(fill[i:], add)
 	}
-	for k := 0; k < nsites; k++ {
-		a := uint64(base + textOff + int64(k)*stride)
-		lit, s2 := uint64(encode.NOP)|uint64(encode.NOP)<<32, encode.NOP
-		s1 := encode.NOP
+	for k := 0; k < l.nsites; k++ {
+		a := uint64(synthBase + synthTextOff + int64(k)*l.stride)
+		lit, s1, s2 := uint64(encode.NOP)|uint64(encode.NOP)<<32, encode.NOP, encode.NOP
 		if enabled {
 			lit, s1 = Ops, encode.MovX9X30
 			// The function's own entry stands in for the trampoline: one
 			// trampoline would be out of BL range of a 256 MiB text.
+			var err error
 			if s2, err = (encode.BL{From: a + 12, To: a + 8}).Encode(); err != nil {
-				t.Fatal(err)
+				return err
 			}
 		}
 		le.PutUint64(fill, lit)
@@ -420,26 +465,26 @@ func Synth(t testing.TB, dir string, size, stride int64, enabled bool) (string, 
 		le.PutUint32(fill[12:], s2)
 		w.Write(fill)
 	}
+	return nil
+}
+
+// writeTail writes the entries table, the section names, the padding to
+// the section headers and the headers themselves.
+func (l synthLayout) writeTail(w *bufio.Writer) {
+	le := binary.LittleEndian
 	e := make([]byte, 8)
-	for k := 0; k < nsites; k++ {
-		le.PutUint64(e, uint64(base+textOff+int64(k)*stride))
+	for k := 0; k < l.nsites; k++ {
+		le.PutUint64(e, uint64(synthBase+synthTextOff+int64(k)*l.stride))
 		w.Write(e)
 	}
-	w.Write(shstr)
-	w.Write(make([]byte, shOff-strOff-int64(len(shstr))))
+	w.Write(l.shstr)
+	w.Write(make([]byte, l.shOff-l.strOff-int64(len(l.shstr))))
 	sh := []Shdr{{},
-		{Name: 1, Type: uint32(elf.SHT_PROGBITS), Flags: uint64(elf.SHF_ALLOC | elf.SHF_EXECINSTR), Addr: base + textOff, Off: textOff, Size: uint64(textSize), Addralign: 8},
-		{Name: 7, Type: uint32(elf.SHT_PROGBITS), Flags: uint64(elf.SHF_ALLOC | elf.SHF_WRITE), Addr: uint64(base + entOff), Off: uint64(entOff), Size: uint64(entSize), Addralign: 8},
-		{Name: 36, Type: uint32(elf.SHT_STRTAB), Off: uint64(strOff), Size: uint64(len(shstr)), Addralign: 1},
+		{Name: 1, Type: uint32(elf.SHT_PROGBITS), Flags: uint64(elf.SHF_ALLOC | elf.SHF_EXECINSTR), Addr: synthBase + synthTextOff, Off: synthTextOff, Size: uint64(l.textSize), Addralign: 8},
+		{Name: 7, Type: uint32(elf.SHT_PROGBITS), Flags: uint64(elf.SHF_ALLOC | elf.SHF_WRITE), Addr: uint64(synthBase + l.entOff), Off: uint64(l.entOff), Size: uint64(l.entSize), Addralign: 8},
+		{Name: 36, Type: uint32(elf.SHT_STRTAB), Off: uint64(l.strOff), Size: uint64(len(l.shstr)), Addralign: 1},
 	}
 	binary.Write(w, le, sh)
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := fd.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path, nsites
 }
 
 // TestAgainstMemoryBounded: comparing two 64 MiB files allocates a small,

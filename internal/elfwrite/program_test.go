@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package patch
+package elfwrite
 
 import (
 	"bytes"
@@ -488,8 +488,8 @@ func TestBuildObjectErrors(t *testing.T) {
 			p := ok
 			tt.mod(&p)
 			b, err := BuildObject(p)
-			if !errors.Is(err, ErrObjectProgram) || b != nil {
-				t.Errorf("BuildObject = %d bytes, %v; want ErrObjectProgram", len(b), err)
+			if !errors.Is(err, ErrProgram) || b != nil {
+				t.Errorf("BuildObject = %d bytes, %v; want ErrProgram", len(b), err)
 			}
 			if err != nil && !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("error %q does not say %q", err, tt.msg)
