@@ -46,12 +46,9 @@ func (p *planner) resolveDirect(ops literal) error {
 		return err
 	}
 	d := &direct{addr: a}
-	off := p.req.DirectCallOffset
-	if off == 0 {
-		off = encode.DefaultDirectCallOffset
-	}
-	if off < 8 || off%8 != 0 {
-		return fmt.Errorf("%w: direct-call offset %d: must be a positive multiple of 8 (op->func is at 0)", ErrRequest, off)
+	off, err := encode.DirectCallOffset(p.req.DirectCallOffset)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRequest, err)
 	}
 	if ops.bytes == 0 {
 		d.opsErr = "--ops is 0"

@@ -33,13 +33,6 @@ const offDirect = 0xf00
 // tests cover the error), like stopBRK's.
 var standinDirect, _ = encode.StubDirectTrampoline()
 
-func (o Options) directCallOffset() int64 {
-	if o.DirectCallOffset == 0 {
-		return encode.DefaultDirectCallOffset
-	}
-	return o.DirectCallOffset
-}
-
 // placeStandinDirect writes the stand-in direct trampoline at addr.
 func (img *Image) placeStandinDirect(addr uint64) {
 	for i, w := range standinDirect.Words {

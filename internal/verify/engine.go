@@ -525,11 +525,7 @@ func Preload() { go uc.Preload() }
 // RunIntermediates both run on it; do must not render failures
 // (disassembly is done after the pool returns) and must not call t.Fatal.
 func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chunk int, do func(e *engine, lo, hi int)) error {
-	workers := opts.Jobs
-	if workers <= 0 {
-		workers = runtime.NumCPU()
-	}
-	workers = max(1, min(workers, (n+255)/256))
+	workers := max(1, min(opts.Jobs, (n+255)/256)) // opts.withDefaults: Jobs > 0
 	if limit > 0 {
 		workers = min(workers, limit)
 	}

@@ -24,7 +24,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
@@ -62,11 +61,9 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 	if len(r.Intermediates) == 0 {
 		return nil
 	}
-	if opts.MaxInsns == 0 {
-		opts.MaxInsns = 10000
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = time.Second
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
 	}
 	for k := range r.Intermediates {
 		r.Intermediates[k].Run = "not run"

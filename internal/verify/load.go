@@ -33,6 +33,9 @@ func Load(path string, opts Options) (*Image, error) {
 // LoadObject lays out an opened file, with its (shared) scan. The Image
 // does not keep o: the caller may close it once LoadObject returns.
 func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
+	if opts, err = opts.withDefaults(); err != nil {
+		return nil, err
+	}
 	sf, err := o.Scan()
 	if err != nil {
 		return nil, err
@@ -44,7 +47,7 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 		return nil, err
 	}
 	f := o.ELF()
-	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.trampoline(), funcs: map[uint64]bool{}}
+	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.Trampoline, funcs: map[uint64]bool{}}
 	built := img // `return nil, err` has cleared img by the time this runs
 	defer func() {
 		if err != nil {
@@ -73,7 +76,7 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 		}
 	}
 	if len(opts.Direct) > 0 {
-		img.directOff = opts.directCallOffset()
+		img.directOff = opts.DirectCallOffset
 	}
 	if err = img.addStandins(); err != nil {
 		return nil, err
