@@ -55,7 +55,7 @@ func runAgainst(orig, patched *elfscan.Object, vopts verify.Options, out io.Writ
 	}
 	vopts.Progress = nil
 	if err := verify.RunIntermediates(rep, orig, vopts); err != nil {
-		return nil, err
+		return nil, withFlagNames(err)
 	}
 	if jsonOut {
 		err = report.WriteLine(out, report.Against(rep))
@@ -413,7 +413,7 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 	start := time.Now()
 	img, err := load()
 	if err != nil {
-		return nil, err
+		return nil, withFlagNames(err)
 	}
 	defer img.Close()
 	releaseBeforeRun()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -162,7 +163,8 @@ type issues struct {
 	kinds   []error
 	reasons map[error][]string            // in order of first appearance
 	sites   map[error]map[string][]string // kind -> reason -> sites
-	refused []Refusal                     // every refusal, in site order
+	words   map[string]Words              // reason (as said with no Namer) -> its words
+	refused []Refusal                     // every refusal, in site order; Reason said with no Namer
 }
 
 // Refusal is one site a plan refused: why (Kind, one of the sentinel
@@ -181,9 +183,14 @@ type Refusal struct {
 type RefusedError struct {
 	Sites  []Refusal
 	joined error
+	is     *issues
 }
 
 func (e *RefusedError) Error() string { return e.joined.Error() }
+
+// Spell returns the error with the roles its reasons name spelled by
+// name, in its text and in each site's Reason.
+func (e *RefusedError) Spell(name Namer) error { return e.is.refusedError(name) }
 
 // Unwrap returns the messages, each wrapping its kind.
 func (e *RefusedError) Unwrap() []error {
@@ -194,16 +201,18 @@ func (e *RefusedError) Unwrap() []error {
 }
 
 // add records that s (named site in messages) is refused for kind with a
-// reason.
+// reason, whose Role arguments a caller may spell (RefusedError.Spell).
 func (is *issues) add(kind error, s *elfscan.Site, site, format string, a ...any) {
 	if is.reasons == nil {
-		is.reasons, is.sites = map[error][]string{}, map[error]map[string][]string{}
+		is.reasons, is.sites, is.words = map[error][]string{}, map[error]map[string][]string{}, map[string]Words{}
 	}
 	if _, ok := is.reasons[kind]; !ok {
 		is.kinds = append(is.kinds, kind)
 		is.sites[kind] = map[string][]string{}
 	}
-	reason := fmt.Sprintf(format, a...)
+	w := Say(format, a...)
+	reason := w.Spell(nil).Error()
+	is.words[reason] = w
 	if _, ok := is.sites[kind][reason]; !ok {
 		is.reasons[kind] = append(is.reasons[kind], reason)
 	}
@@ -215,10 +224,25 @@ func (is *issues) add(kind error, s *elfscan.Site, site, format string, a ...any
 const sitesNamed = 3
 
 func (is *issues) err() error {
+	if len(is.kinds) == 0 {
+		return nil
+	}
+	return is.refusedError(nil)
+}
+
+// refusedError says every refusal, its reasons' roles spelled by name.
+func (is *issues) refusedError(name Namer) *RefusedError {
+	said := func(reason string) string {
+		if name == nil {
+			return reason
+		}
+		return is.words[reason].Spell(name).Error()
+	}
 	var errs []error
 	for _, k := range is.kinds {
-		for _, r := range is.reasons[k] {
-			ss := is.sites[k][r]
+		for _, reason := range is.reasons[k] {
+			ss := is.sites[k][reason]
+			r := said(reason)
 			line := ss[0] + ": " + r
 			if len(ss) > 1 {
 				named := strings.Join(ss[:min(len(ss), sitesNamed)], ", ")
@@ -231,10 +255,14 @@ func (is *issues) err() error {
 			errs = append(errs, fmt.Errorf("%w: %s", k, line))
 		}
 	}
-	if len(errs) == 0 {
-		return nil
+	sites := is.refused
+	if name != nil {
+		sites = slices.Clone(is.refused)
+		for i := range sites {
+			sites[i].Reason = said(sites[i].Reason)
+		}
 	}
-	return &RefusedError{Sites: is.refused, joined: errors.Join(errs...)}
+	return &RefusedError{Sites: sites, joined: errors.Join(errs...), is: is}
 }
 
 // literal is the value of a call-ops literal: its bytes and, in ET_REL, the
@@ -299,15 +327,15 @@ func Plan(in *Input, req Request) (*Changes, error) {
 		}
 	}
 	if defLit, err = p.literalOf(req.DefaultOps); err != nil {
-		return nil, forFlag("--default-ops", err)
+		return nil, forRole(RoleDefaultOps, err)
 	}
 	if req.Op == OpEnable && req.Ops != nil {
 		if opsLit, err = p.literalOf(*req.Ops); err != nil {
-			return nil, forFlag("--ops", err)
+			return nil, forRole(RoleOps, err)
 		}
 	}
 	if req.Op == OpEnable && needOps && req.Ops == nil {
-		return nil, fmt.Errorf("%w: enable needs --ops SYM|ADDR: the selected call-ops sites take their ops from the literal", ErrRequest)
+		return nil, roleErr(RoleOps, "%w: enable needs %s SYM|ADDR: the selected call-ops sites take their ops from the literal", ErrRequest, RoleOps)
 	}
 	if needTramp && p.hasSelected() {
 		if p.rel {
@@ -316,14 +344,14 @@ func Plan(in *Input, req Request) (*Changes, error) {
 			}
 			idx, err := p.relSymbol(req.Trampoline.Sym)
 			if err != nil {
-				return nil, forFlag("--trampoline", err)
+				return nil, forRole(RoleTrampoline, err)
 			}
 			trampRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
 		} else if tramp, err = p.resolve(req.Trampoline); err != nil {
-			return nil, forFlag("--trampoline", err)
+			return nil, forRole(RoleTrampoline, err)
 		} else if tramp%4 != 0 {
-			return nil, fmt.Errorf("%w: --trampoline %s is at %#x, which is not 4-byte aligned: a BL can only branch to an instruction; "+
-				"give the trampoline's symbol or its 4-aligned address", ErrRequest, req.Trampoline, tramp)
+			return nil, roleErr(RoleTrampoline, "%w: %s %s is at %#x, which is not 4-byte aligned: a BL can only branch to an instruction; "+
+				"give the trampoline's symbol or its 4-aligned address", ErrRequest, RoleTrampoline, req.Trampoline, tramp)
 		}
 		if p.needsAltEntry() {
 			if req.Trampoline.Sym == "" {
@@ -373,15 +401,6 @@ func Plan(in *Input, req Request) (*Changes, error) {
 	}
 	p.dropUnusedSymbols()
 	return p.out, nil
-}
-
-// forFlag names the flag whose symbol could not be used (an unknown or
-// ambiguous name), so the message says what the user gave.
-func forFlag(flag string, err error) error {
-	if errors.Is(err, ErrSymbol) {
-		return fmt.Errorf("%s: %w", flag, err)
-	}
-	return err
 }
 
 // altEntry reports whether s's BL goes to the trampoline's second entry
@@ -443,10 +462,10 @@ func (p *planner) literalOf(v Value) (literal, error) {
 		return literal{}, err
 	}
 	if a != 0 && p.in.Scan.Type == elf.ET_DYN && !p.req.AllowAbsolute && p.usesLiteral() && !p.in.Obj.RunsAtLinkAddress() {
-		return literal{}, fmt.Errorf("%w: ops %s = %#x would be stored as an absolute address, but this position-independent (ET_DYN) file "+
+		return literal{}, roleErr(RoleAllowAbsolute, "%w: ops %s = %#x would be stored as an absolute address, but this position-independent (ET_DYN) file "+
 			"has no dynamic relocation for the literal, so the value is wrong once the file is loaded elsewhere%s; "+
-			"patch the objects before linking, or link without PIE, or pass --allow-absolute if the file is loaded at its link address",
-			ErrAbsolute, v, a, p.kaslrNote())
+			"patch the objects before linking, or link without PIE, or pass %s if the file is loaded at its link address",
+			ErrAbsolute, v, a, p.kaslrNote(), RoleAllowAbsolute)
 	}
 	return literal{bytes: a, sym: v.Sym}, nil
 }
@@ -534,8 +553,8 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		// The literal's place goes with the site, so that the sites of one
 		// cause are said in one message.
 		at := fmt.Sprintf("%s (literal at %s)", name(), render.Place(p.rel, s.Section, s.Literal()))
-		p.is.add(ErrMisaligned, s, at, "literal not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			elfscan.MisalignedAdvice(s))
+		p.is.add(ErrMisaligned, s, at, "literal not 8-byte aligned, so the trampoline cannot find it; %s (or pass %s to leave it untouched)",
+			elfscan.MisalignedAdvice(s), RoleSkipMisaligned)
 		return
 	}
 
@@ -544,7 +563,7 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 		p.is.add(ErrState, s, name(), "enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first")
 		return
 	case op == OpEnable && s.State == elfscan.StateNop && !p.req.InitToo:
-		p.is.add(ErrState, s, name(), "nop (not initialised); run init first, or pass --init to do both")
+		p.is.add(ErrState, s, name(), "nop (not initialised); run init first, or pass %s to do both", RoleInitToo)
 		return
 	case op == OpDisable && s.State != elfscan.StateEnabled:
 		return // never enabled: nothing to disable, its literal is left as it is
@@ -552,11 +571,11 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 	if !callOps {
 		switch {
 		case op == OpEnable && p.req.Ops != nil:
-			p.is.add(ErrClassic, s, name(), "--ops %s given, but classic sites (-fpatchable-function-entry=2) have no literal; "+
-				"drop --ops and branch to a classic trampoline (ftpatch trampoline --classic --ops %s)", p.req.Ops, p.req.Ops)
+			p.is.add(ErrClassic, s, name(), "%s %s given, but classic sites (-fpatchable-function-entry=2) have no literal; "+
+				"drop %s and branch to a classic trampoline (%s %s)", RoleOps, p.req.Ops, RoleOps, RoleClassicTrampoline, p.req.Ops)
 			return
 		case op != OpEnable && !p.req.DefaultOps.IsZero():
-			p.is.add(ErrClassic, s, name(), "--default-ops %s given, but classic sites have no literal; drop --default-ops", p.req.DefaultOps)
+			p.is.add(ErrClassic, s, name(), "%s %s given, but classic sites have no literal; drop %s", RoleDefaultOps, p.req.DefaultOps, RoleDefaultOps)
 			return
 		}
 	}
@@ -582,8 +601,8 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			if err != nil {
 				// Alignment was checked once, in Plan: what is left is range,
 				// said once for all the sites it concerns.
-				p.is.add(ErrRange, s, name(), "--trampoline %s at %#x is beyond a BL's reach (±128 MiB) from the call site; "+
-					"link the trampoline within 128 MiB of the code", p.req.Trampoline, tramp)
+				p.is.add(ErrRange, s, name(), "%s %s at %#x is beyond a BL's reach (±128 MiB) from the call site; "+
+					"link the trampoline within 128 MiB of the code", RoleTrampoline, p.req.Trampoline, tramp)
 				return
 			}
 			want = call{word: w}

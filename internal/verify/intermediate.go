@@ -75,7 +75,7 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 	opts.allRelocs = true // the overlays replace relocated words
 	img, err := LoadObject(orig, opts)
 	if err != nil {
-		return fmt.Errorf("file %s: %w", orig.Path, err)
+		return inFile(orig.Path, err)
 	}
 	defer img.Close()
 	classic := false

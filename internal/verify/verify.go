@@ -42,6 +42,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/patch"
 )
 
 // ErrNoFileTrampoline reports that the file's own trampoline was asked to
@@ -286,7 +287,8 @@ func checkTrampolineNamed(o *elfscan.Object, sites []elfscan.Site, opts Options)
 			}
 		}
 	}
-	return fmt.Errorf("--trampoline %s: %w; name the function the enabled sites branch to (default %s), or give its address (0x…)", name, err, DefaultTrampoline)
+	return &patch.RoleError{Role: patch.RoleTrampoline, Words: patch.Say("%s %s: %w; name the function the enabled sites branch to (default %s), or give its address (0x…)",
+		patch.RoleTrampoline, name, err, DefaultTrampoline)}
 }
 
 // checkFileTrampoline refuses Options.RunFileTrampoline for a file with
