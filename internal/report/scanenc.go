@@ -25,7 +25,7 @@ import (
 func AppendScan(dst []byte, f *elfscan.File) []byte {
 	dst = appendScanHead(dst, f.Path, f.Type, false)
 	dst = appendSites(dst, f.Sites, 0, f.Type == elf.ET_REL, false)
-	return appendScanTail(dst, f.Problems())
+	return appendScanTail(dst, f.Problems(), f.FileProblems(), false)
 }
 
 // scanChunk is how many sites one encoding task takes (about 270 KiB of
@@ -78,13 +78,16 @@ func streamScan(r io.ReaderAt, path string, w io.Writer, chunk int) (sites, prob
 type scanEncoder struct {
 	w        io.Writer
 	free     *freeList[[]byte]
-	problems int // counted by emit
+	problems int               // counted by emit
+	file     []elfscan.Problem // the file's own problems, from the first chunk
 }
 
-// encodedChunk is one chunk's JSON and the problems of its sites.
+// encodedChunk is one chunk's JSON and the problems of its sites (and, for
+// the first chunk, the file's own).
 type encodedChunk struct {
 	b        []byte
 	problems int
+	file     []elfscan.Problem
 }
 
 func newScanEncoder(w io.Writer, chunk int) *scanEncoder {
@@ -97,22 +100,23 @@ func (e *scanEncoder) work(c elfscan.Chunk) (encodedChunk, error) {
 		b = appendScanHead(b, c.Path, c.Type, false)
 	}
 	b = appendSites(b, c.Sites, c.Start, c.Type == elf.ET_REL, false)
-	n := 0
+	n := len(c.FileProblems)
 	for i := range c.Sites {
 		n += len(c.Sites[i].Problems())
 	}
-	return encodedChunk{b, n}, nil
+	return encodedChunk{b, n, c.FileProblems}, nil
 }
 
 func (e *scanEncoder) emit(c encodedChunk) error {
 	_, err := e.w.Write(c.b)
 	e.problems += c.problems
+	e.file = append(e.file, c.file...)
 	e.free.put(c.b)
 	return err
 }
 
 func (e *scanEncoder) tail() error {
-	_, err := e.w.Write(appendScanTail(nil, e.problems))
+	_, err := e.w.Write(appendScanTail(nil, e.problems, e.file, false))
 	return err
 }
 
@@ -151,9 +155,23 @@ func appendScanHead(b []byte, path string, typ elf.Type, html bool) []byte {
 	return append(b, `,"sites":[`...)
 }
 
-func appendScanTail(b []byte, problems int) []byte {
+func appendScanTail(b []byte, problems int, file []elfscan.Problem, html bool) []byte {
 	b = append(b, `],"problems":`...)
 	b = strconv.AppendInt(b, int64(problems), 10)
+	if len(file) > 0 {
+		b = append(b, `,"file_problems":[`...)
+		for i, p := range file {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"code":`...)
+			b = render.AppendJSONString(b, string(p.Code), html)
+			b = append(b, `,"detail":`...)
+			b = render.AppendJSONString(b, p.Detail, html)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, "}\n"...)
 }
 
