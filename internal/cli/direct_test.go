@@ -311,7 +311,7 @@ func TestDirectFlagErrors(t *testing.T) {
 		{[]string{"verify", "--direct-call-offset", "64", fixture}, "--direct-call-offset needs --direct"},
 		{[]string{"verify", "--direct", "x", "--direct-call-offset", "4", fixture}, "--direct-call-offset 4"},
 		{[]string{"enable", "--ops", "0x0", "--direct-call-offset", "64", "--dry-run", fixture}, "--direct-call-offset needs --direct"},
-		{[]string{"enable", "--ops", "0x0", "--init", "--direct", "0x1000", "--direct-call-offset", "12", "--dry-run", fixture}, "direct-call offset 12"},
+		{[]string{"enable", "--ops", "0x0", "--init", "--direct", "0x1000", "--direct-call-offset", "12", "--dry-run", fixture}, "--direct-call-offset 12"},
 	} {
 		if out, errs, code := ftp(t, tc.args...); code != 2 || !strings.Contains(errs, tc.want) {
 			t.Errorf("ftpatch %s: exit %d, want 2 with %q\n%s%s", strings.Join(tc.args, " "), code, tc.want, out, errs)

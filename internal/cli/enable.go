@@ -9,18 +9,16 @@ import (
 	"github.com/ftpatch/ftpatch/internal/patch"
 )
 
-// cmdFlagChanged: --direct-call-offset differs from its default.
-func cmdFlagChanged(off int64) bool { return off != encode.DefaultDirectCallOffset }
-
 // EnableOptions are the flags of `ftpatch enable`.
 type EnableOptions struct {
 	PatchOptions
-	Ops            string // --ops: the literal's value, SYM or 0xADDR
-	Trampoline     string // --trampoline: the BL target
-	InitToo        bool   // --init: also initialise nop sites
-	SkipMisaligned bool   // --skip-misaligned
-	Direct         string // --direct: direct trampoline
-	DirectOffset   int64  // --direct-call-offset
+	Ops             string // --ops: the literal's value, SYM or 0xADDR
+	Trampoline      string // --trampoline: the BL target
+	InitToo         bool   // --init: also initialise nop sites
+	SkipMisaligned  bool   // --skip-misaligned
+	Direct          string // --direct: direct trampoline
+	DirectOffset    int64  // --direct-call-offset
+	DirectOffsetSet bool   // --direct-call-offset was given
 }
 
 func newEnableCmd(io *IO) *cobra.Command {
@@ -45,7 +43,10 @@ branches to op->direct_call: then --ops must name an ops whose direct_call
 refuses. In objects the BL gets a CALL26 against the direct trampoline.
 ` + patchManyHelp,
 		Args: patchArgs("enable", &opts.Files),
-		RunE: func(cmd *cobra.Command, args []string) error { return runEnable(opts, io) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.DirectOffsetSet = cmd.Flags().Changed("direct-call-offset")
+			return runEnable(opts, io)
+		},
 	}
 	f := cmd.Flags()
 	opts.addFlags(f, false)
@@ -77,14 +78,15 @@ func runEnable(opts *EnableOptions, io *IO) error {
 		return UsageErrorf("--trampoline 0: a BL to address 0 is not a trampoline")
 	}
 	req.InitToo, req.SkipMisaligned = opts.InitToo, opts.SkipMisaligned
+	if err := checkDirectCallOffset(opts.Direct != "", opts.DirectOffsetSet, opts.DirectOffset); err != nil {
+		return err
+	}
 	if opts.Direct != "" {
 		v, err := patch.ParseValue(opts.Direct)
 		if err != nil {
 			return UsageErrorf("--direct: %v", err)
 		}
 		req.Direct, req.DirectCallOffset = &v, opts.DirectOffset
-	} else if cmdFlagChanged(opts.DirectOffset) {
-		return UsageErrorf("--direct-call-offset needs --direct")
 	}
 	return runPatch(&opts.PatchOptions, req, io)
 }

@@ -213,6 +213,7 @@ func patchFile(o *PatchOptions, req patch.Request, file, output string, ownSelec
 		}
 	}
 	c, err := patch.Plan(in, req)
+	err = withFlagNames(err)
 	res.ci = &patchReport{rel: in.Scan.Type == elf.ET_REL, sites: in.Scan.Sites, selects: o.Select.selects()}
 	if err != nil {
 		var refused *patch.RefusedError

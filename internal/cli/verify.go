@@ -27,22 +27,23 @@ import (
 
 // VerifyOptions are the flags and arguments of `ftpatch verify`.
 type VerifyOptions struct {
-	Files             []string
-	JSON              bool     // --json: one object per file per line
-	Trampoline        string   // --trampoline SYM|ADDR
-	RunFileTrampoline bool     // --run-file-trampoline
-	Against           string   // --against ORIG
-	AllowInit         bool     // --allow-init: NOP -> MOV X9,X30 changes do not fail --against
-	TrampolineNamed   bool     // --trampoline was given: a missing symbol is an input error
-	Jobs              int      // -j
-	Seed              uint64   // --seed
-	Direct            []string // --direct: legal direct trampolines
-	DirectCallOffset  int64    // --direct-call-offset
-	Quiet             bool     // --quiet: only failures, errors and the summary
-	RequireSites      bool     // --require-sites: a file with no patch site is a finding
-	CI                CIOptions
-	Select            Selection
-	Walk              WalkOptions
+	Files               []string
+	JSON                bool     // --json: one object per file per line
+	Trampoline          string   // --trampoline SYM|ADDR
+	RunFileTrampoline   bool     // --run-file-trampoline
+	Against             string   // --against ORIG
+	AllowInit           bool     // --allow-init: NOP -> MOV X9,X30 changes do not fail --against
+	TrampolineNamed     bool     // --trampoline was given: a missing symbol is an input error
+	Jobs                int      // -j
+	Seed                uint64   // --seed
+	Direct              []string // --direct: legal direct trampolines
+	DirectCallOffset    int64    // --direct-call-offset
+	DirectCallOffsetSet bool     // --direct-call-offset was given
+	Quiet               bool     // --quiet: only failures, errors and the summary
+	RequireSites        bool     // --require-sites: a file with no patch site is a finding
+	CI                  CIOptions
+	Select              Selection
+	Walk                WalkOptions
 }
 
 // runAgainst runs the static --against comparison of orig and patched
@@ -55,7 +56,7 @@ func runAgainst(orig, patched *elfscan.Object, vopts verify.Options, out io.Writ
 	}
 	vopts.Progress = nil
 	if err := verify.RunIntermediates(rep, orig, vopts); err != nil {
-		return nil, err
+		return nil, withFlagNames(err)
 	}
 	if jsonOut {
 		err = report.WriteLine(out, report.Against(rep))
@@ -123,6 +124,7 @@ input errors.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Files = args
 			opts.TrampolineNamed = cmd.Flags().Changed("trampoline")
+			opts.DirectCallOffsetSet = cmd.Flags().Changed("direct-call-offset")
 			return runVerify(opts, io)
 		},
 	}
@@ -224,12 +226,8 @@ func checkVerifyOptions(opts *VerifyOptions) error {
 	if err := opts.Walk.check(); err != nil {
 		return err
 	}
-	// 0 (a caller that sets no offset) means the default.
-	if off := opts.DirectCallOffset; len(opts.Direct) == 0 && off != 0 && off != encode.DefaultDirectCallOffset {
-		return UsageErrorf("--direct-call-offset needs --direct")
-	}
-	if off := opts.DirectCallOffset; len(opts.Direct) > 0 && off != 0 && (off < 8 || off%8 != 0 || off > 32760) {
-		return UsageErrorf("--direct-call-offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", off)
+	if err := checkDirectCallOffset(len(opts.Direct) > 0, opts.DirectCallOffsetSet, opts.DirectCallOffset); err != nil {
+		return err
 	}
 	if opts.Against != "" && len(opts.Files) != 1 {
 		return UsageErrorf("--against ORIG compares one FILE, got %d", len(opts.Files))
@@ -447,7 +445,7 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 	start := time.Now()
 	img, err := load()
 	if err != nil {
-		return nil, err
+		return nil, withFlagNames(err)
 	}
 	defer img.Close()
 	releaseBeforeRun()

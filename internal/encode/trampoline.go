@@ -163,12 +163,37 @@ type TrampolineOptions struct {
 // kernel's own ftrace_caller or asm-offsets.h when they differ.
 const DefaultDirectCallOffset = 208
 
-// DirectCallOffset returns the offset the options ask for.
-func (o TrampolineOptions) directCallOffset() int64 {
-	if o.DirectCallOffset == 0 {
-		return DefaultDirectCallOffset
+// MaxDirectCallOffset is the farthest op->direct_call the trampoline's
+// LDR X17, [X11, #off] reaches: its unsigned 12-bit offset, scaled by 8.
+const MaxDirectCallOffset = 4095 * 8
+
+// DirectCallOffsetError is a direct-call offset the trampoline cannot load
+// op->direct_call from.
+type DirectCallOffsetError struct{ Off int64 }
+
+func (e *DirectCallOffsetError) Error() string {
+	return fmt.Sprintf("direct-call offset %d: %s", e.Off, e.Rule())
+}
+
+// Rule says which offsets are allowed.
+func (e *DirectCallOffsetError) Rule() string {
+	return fmt.Sprintf("must be a multiple of 8 from 8 (op->func is at 0) to %d", MaxDirectCallOffset)
+}
+
+// DirectCallOffset is the one rule for the offset of op->direct_call in
+// struct ftrace_ops, for every command that takes one (the trampoline's
+// LDR, enable reading --ops' direct_call, verify): 0 means
+// DefaultDirectCallOffset; otherwise a multiple of 8 (the field is a
+// pointer, op->func at 0) from 8 to MaxDirectCallOffset. Errors are
+// *DirectCallOffsetError.
+func DirectCallOffset(off int64) (int64, error) {
+	switch {
+	case off == 0:
+		return DefaultDirectCallOffset, nil
+	case off < 8 || off%8 != 0 || off > MaxDirectCallOffset:
+		return 0, &DirectCallOffsetError{Off: off}
 	}
-	return o.DirectCallOffset
+	return off, nil
 }
 
 // ErrTrampoline reports bad trampoline options.
@@ -198,8 +223,9 @@ func Trampoline(opts TrampolineOptions) (Program, error) {
 	if opts.DirectCalls && opts.Classic {
 		return Program{}, fmt.Errorf("%w: direct calls need call-ops sites (the op comes from the literal)", ErrTrampoline)
 	}
-	if off := opts.directCallOffset(); opts.DirectCalls && (off < 8 || off%8 != 0 || off > 32760) {
-		return Program{}, fmt.Errorf("%w: direct-call offset %d: must be a multiple of 8 from 8 (op->func is at 0) to 32760", ErrTrampoline, off)
+	directOff, err := DirectCallOffset(opts.DirectCallOffset)
+	if err != nil && opts.DirectCalls {
+		return Program{}, fmt.Errorf("%w: %w", ErrTrampoline, err)
 	}
 	if !opts.Classic && opts.OpsSym != "" {
 		return Program{}, fmt.Errorf("%w: an ops symbol is only for the classic trampoline (call-ops sites carry their own)", ErrTrampoline)
@@ -215,7 +241,7 @@ func Trampoline(opts TrampolineOptions) (Program, error) {
 		b.label("have_op") // the second entry joins here with op in x11
 		b.branch("null", func(off int64) encoder { return CBZ{Rt: X11, Offset: off} }, "no op: straight back")
 		if opts.DirectCalls {
-			b.add(LDR{Rt: X17, Rn: X11, Imm: opts.directCallOffset()}, "op->direct_call")
+			b.add(LDR{Rt: X17, Rn: X11, Imm: directOff}, "op->direct_call")
 			b.branch("direct", func(off int64) encoder { return CBNZ{Rt: X17, Offset: off} }, "direct trampoline: X9, X30 as on entry")
 		}
 	}

@@ -21,14 +21,14 @@ type direct struct {
 	// opsDirect is op->direct_call of --ops in a linked file (0 when
 	// unset or unknown), for sites the direct trampoline is out of reach of.
 	opsDirect uint64
-	opsErr    string // why opsDirect could not be read
+	opsErr    *Words // why opsDirect could not be read
 }
 
 // resolveDirect resolves Request.Direct and reads --ops' direct_call.
 func (p *planner) resolveDirect(ops literal) error {
 	v := *p.req.Direct
 	if v.IsZero() {
-		return fmt.Errorf("%w: --direct 0: a BL to address 0 is not a direct trampoline", ErrRequest)
+		return roleErr(RoleDirect, "%w: %s 0: a BL to address 0 is not a direct trampoline", ErrRequest, RoleDirect)
 	}
 	if p.rel {
 		if v.Sym == "" {
@@ -46,19 +46,16 @@ func (p *planner) resolveDirect(ops literal) error {
 		return err
 	}
 	d := &direct{addr: a}
-	off := p.req.DirectCallOffset
-	if off == 0 {
-		off = encode.DefaultDirectCallOffset
-	}
-	if off < 8 || off%8 != 0 {
-		return fmt.Errorf("%w: direct-call offset %d: must be a positive multiple of 8 (op->func is at 0)", ErrRequest, off)
+	off, err := encode.DirectCallOffset(p.req.DirectCallOffset)
+	if err != nil {
+		return roleErr(RoleDirectCallOffset, "%w: %w", ErrRequest, err)
 	}
 	if ops.bytes == 0 {
-		d.opsErr = "--ops is 0"
+		d.opsErr = &Words{"%s is 0", []any{RoleOps}}
 	} else if d.opsDirect, err = p.in.Obj.Load64(ops.bytes + uint64(off)); err != nil {
-		d.opsErr = err.Error()
+		d.opsErr = &Words{"%s", []any{err.Error()}}
 	} else if d.opsDirect == 0 {
-		d.opsErr = fmt.Sprintf("its direct_call (offset %d) is 0", off)
+		d.opsErr = &Words{"its direct_call (offset %d) is 0", []any{off}}
 	}
 	p.direct = d
 	return nil
@@ -87,10 +84,10 @@ func (p *planner) directCall(s *elfscan.Site, tramp uint64, name func() string) 
 			where, s.CallSite())
 		return call{}, false
 	}
-	if d.opsErr != "" {
+	if d.opsErr != nil {
 		p.is.add(ErrDirect, s, name(), "direct trampoline %s is out of BL range of %#x, so the site must call %s with an ops whose direct_call is set, "+
-			"but ops %s: %s (pass --ops naming the direct ops, or --direct-call-offset N for your struct ftrace_ops)",
-			where, s.CallSite(), p.req.Trampoline, p.req.Ops, d.opsErr)
+			"but ops %s: %s (pass %s naming the direct ops, or %s N for your struct ftrace_ops)",
+			where, s.CallSite(), p.req.Trampoline, p.req.Ops, *d.opsErr, RoleOps, RoleDirectCallOffset)
 		return call{}, false
 	}
 	w, err := encode.BL{From: s.CallSite(), To: tramp}.Encode()

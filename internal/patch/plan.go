@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -162,7 +163,8 @@ type issues struct {
 	kinds   []error
 	reasons map[error][]string            // in order of first appearance
 	sites   map[error]map[string][]string // kind -> reason -> sites
-	refused []Refusal                     // every refusal, in site order
+	words   map[string]Words              // reason (as said with no Namer) -> its words
+	refused []Refusal                     // every refusal, in site order; Reason said with no Namer
 }
 
 // Refusal is one site a plan refused: why (Kind, one of the sentinel
@@ -181,9 +183,14 @@ type Refusal struct {
 type RefusedError struct {
 	Sites  []Refusal
 	joined error
+	is     issues // a copy: the planner stays on the stack
 }
 
 func (e *RefusedError) Error() string { return e.joined.Error() }
+
+// Spell returns the error with the roles its reasons name spelled by
+// name, in its text and in each site's Reason.
+func (e *RefusedError) Spell(name Namer) error { return e.is.refusedError(name) }
 
 // Unwrap returns the messages, each wrapping its kind.
 func (e *RefusedError) Unwrap() []error {
@@ -194,16 +201,18 @@ func (e *RefusedError) Unwrap() []error {
 }
 
 // add records that s (named site in messages) is refused for kind with a
-// reason.
+// reason, whose Role arguments a caller may spell (RefusedError.Spell).
 func (is *issues) add(kind error, s *elfscan.Site, site, format string, a ...any) {
 	if is.reasons == nil {
-		is.reasons, is.sites = map[error][]string{}, map[error]map[string][]string{}
+		is.reasons, is.sites, is.words = map[error][]string{}, map[error]map[string][]string{}, map[string]Words{}
 	}
 	if _, ok := is.reasons[kind]; !ok {
 		is.kinds = append(is.kinds, kind)
 		is.sites[kind] = map[string][]string{}
 	}
-	reason := fmt.Sprintf(format, a...)
+	w := Say(format, a...)
+	reason := w.Spell(nil).Error()
+	is.words[reason] = w
 	if _, ok := is.sites[kind][reason]; !ok {
 		is.reasons[kind] = append(is.reasons[kind], reason)
 	}
@@ -215,10 +224,25 @@ func (is *issues) add(kind error, s *elfscan.Site, site, format string, a ...any
 const sitesNamed = 3
 
 func (is *issues) err() error {
+	if len(is.kinds) == 0 {
+		return nil
+	}
+	return is.refusedError(nil)
+}
+
+// refusedError says every refusal, its reasons' roles spelled by name.
+func (is *issues) refusedError(name Namer) *RefusedError {
+	said := func(reason string) string {
+		if name == nil {
+			return reason
+		}
+		return is.words[reason].Spell(name).Error()
+	}
 	var errs []error
 	for _, k := range is.kinds {
-		for _, r := range is.reasons[k] {
-			ss := is.sites[k][r]
+		for _, reason := range is.reasons[k] {
+			ss := is.sites[k][reason]
+			r := said(reason)
 			line := ss[0] + ": " + r
 			if len(ss) > 1 {
 				named := strings.Join(ss[:min(len(ss), sitesNamed)], ", ")
@@ -231,10 +255,14 @@ func (is *issues) err() error {
 			errs = append(errs, fmt.Errorf("%w: %s", k, line))
 		}
 	}
-	if len(errs) == 0 {
-		return nil
+	sites := is.refused
+	if name != nil {
+		sites = slices.Clone(is.refused)
+		for i := range sites {
+			sites[i].Reason = said(sites[i].Reason)
+		}
 	}
-	return &RefusedError{Sites: is.refused, joined: errors.Join(errs...)}
+	return &RefusedError{Sites: sites, joined: errors.Join(errs...), is: *is}
 }
 
 // literal is the value of a call-ops literal: its bytes and, in ET_REL, the
@@ -285,89 +313,11 @@ func Plan(in *Input, req Request) (*Changes, error) {
 	p := &planner{in: in, req: req, rel: in.Scan.Type == elf.ET_REL,
 		out: &Changes{Path: in.Path, Type: in.Scan.Type, Op: req.Op,
 			writes: writes{sites: in.Scan.Sites, op: req.Op, plans: make([]sitePlan, 0, len(in.Scan.Sites))}}}
-
-	// Resolve the values once (errors are per file, not per site).
-	var defLit, opsLit literal
-	var tramp, alt uint64
-	var trampRel, altRel *elfscan.Rela
-	var err error
-	needOps, needTramp := false, req.Op == OpEnable
-	for i := range in.Scan.Sites {
-		s := &in.Scan.Sites[i]
-		if req.Selects(s.Func) && s.Layout.HasLiteral() {
-			needOps = true
-		}
+	v, err := p.resolveValues() // errors are per file, not per site
+	if err != nil {
+		return nil, err
 	}
-	if defLit, err = p.literalOf(req.DefaultOps); err != nil {
-		return nil, forFlag("--default-ops", err)
-	}
-	if req.Op == OpEnable && req.Ops != nil {
-		if opsLit, err = p.literalOf(*req.Ops); err != nil {
-			return nil, forFlag("--ops", err)
-		}
-	}
-	if req.Op == OpEnable && needOps && req.Ops == nil {
-		return nil, fmt.Errorf("%w: enable needs --ops SYM|ADDR: the selected call-ops sites take their ops from the literal", ErrRequest)
-	}
-	if needTramp && p.hasSelected() {
-		if p.rel {
-			if req.Trampoline.Sym == "" {
-				return nil, fmt.Errorf("%w: trampoline %s: a relocatable object has no addresses; name the trampoline by symbol", ErrSymbol, req.Trampoline)
-			}
-			idx, err := p.relSymbol(req.Trampoline.Sym)
-			if err != nil {
-				return nil, forFlag("--trampoline", err)
-			}
-			trampRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
-		} else if tramp, err = p.resolve(req.Trampoline); err != nil {
-			return nil, forFlag("--trampoline", err)
-		} else if tramp%4 != 0 {
-			return nil, fmt.Errorf("%w: --trampoline %s is at %#x, which is not 4-byte aligned: a BL can only branch to an instruction; "+
-				"give the trampoline's symbol or its 4-aligned address", ErrRequest, req.Trampoline, tramp)
-		}
-		if p.needsAltEntry() {
-			if req.Trampoline.Sym == "" {
-				return nil, fmt.Errorf("%w: trampoline %s: 5,3 sites with BTI whose entry is 4 mod 8 call the trampoline's second entry (%s); name the trampoline by symbol",
-					ErrSymbol, req.Trampoline, encode.AltEntryName("SYM"))
-			}
-			name := encode.AltEntryName(req.Trampoline.Sym)
-			if p.rel {
-				idx, err := p.relSymbol(name)
-				if err != nil {
-					return nil, err
-				}
-				altRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
-			} else if alt, err = p.resolve(Value{Sym: name}); err != nil {
-				return nil, fmt.Errorf("5,3 sites with BTI whose entry is 4 mod 8 call the trampoline's second entry (ftpatch trampoline emits it): %w", err)
-			}
-		}
-	}
-
-	if req.Op == OpEnable && req.Direct != nil && p.hasSelected() {
-		if err := p.resolveDirect(opsLit); err != nil {
-			return nil, err
-		}
-	}
-
-	for i := range in.Scan.Sites {
-		s := &in.Scan.Sites[i]
-		if !req.Selects(s.Func) {
-			continue
-		}
-		n := len(p.out.Relocs)
-		t, tr := tramp, trampRel
-		if p.altEntry(s) {
-			t, tr = alt, altRel
-		}
-		p.cur = sitePlan{site: int32(i)}
-		p.site(s, defLit, opsLit, t, tr)
-		if p.cur.set != 0 {
-			p.out.writes.add(p.cur, p.curLit)
-		}
-		if p.cur.set != 0 || len(p.out.Relocs) > n {
-			p.out.Sites++
-		}
-	}
+	p.planSites(v)
 	if err := p.is.err(); err != nil {
 		return nil, err
 	}
@@ -375,13 +325,115 @@ func Plan(in *Input, req Request) (*Changes, error) {
 	return p.out, nil
 }
 
-// forFlag names the flag whose symbol could not be used (an unknown or
-// ambiguous name), so the message says what the user gave.
-func forFlag(flag string, err error) error {
-	if errors.Is(err, ErrSymbol) {
-		return fmt.Errorf("%s: %w", flag, err)
+// values are what a plan writes, resolved once for the file: the
+// literals, and the trampoline's two entries (a linked file's addresses,
+// an object's CALL26 relocations).
+type values struct {
+	defLit, opsLit   literal
+	tramp, alt       uint64
+	trampRel, altRel *elfscan.Rela
+}
+
+// resolveValues resolves the request's values: the default ops, and for
+// enable the ops, the trampoline and the direct trampoline.
+func (p *planner) resolveValues() (v values, err error) {
+	req := p.req
+	if v.defLit, err = p.literalOf(req.DefaultOps); err != nil {
+		return v, forRole(RoleDefaultOps, err)
 	}
-	return err
+	if req.Op != OpEnable {
+		return v, nil
+	}
+	if req.Ops != nil {
+		if v.opsLit, err = p.literalOf(*req.Ops); err != nil {
+			return v, forRole(RoleOps, err)
+		}
+	} else if p.usesLiteral() {
+		return v, roleErr(RoleOps, "%w: enable needs %s SYM|ADDR: the selected call-ops sites take their ops from the literal", ErrRequest, RoleOps)
+	}
+	if !p.hasSelected() {
+		return v, nil
+	}
+	if err := p.resolveTrampoline(&v); err != nil {
+		return v, err
+	}
+	if req.Direct != nil {
+		return v, p.resolveDirect(v.opsLit)
+	}
+	return v, nil
+}
+
+// resolveTrampoline resolves the trampoline the BLs go to and, when some
+// selected site calls it, its second entry (altEntry).
+func (p *planner) resolveTrampoline(v *values) (err error) {
+	t := p.req.Trampoline
+	switch {
+	case p.rel && t.Sym == "":
+		return fmt.Errorf("%w: trampoline %s: a relocatable object has no addresses; name the trampoline by symbol", ErrSymbol, t)
+	case p.rel:
+		idx, err := p.relSymbol(t.Sym)
+		if err != nil {
+			return forRole(RoleTrampoline, err)
+		}
+		v.trampRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
+	default:
+		if v.tramp, err = p.resolve(t); err != nil {
+			return forRole(RoleTrampoline, err)
+		}
+		if v.tramp%4 != 0 {
+			return roleErr(RoleTrampoline, "%w: %s %s is at %#x, which is not 4-byte aligned: a BL can only branch to an instruction; "+
+				"give the trampoline's symbol or its 4-aligned address", ErrRequest, RoleTrampoline, t, v.tramp)
+		}
+	}
+	if !p.needsAltEntry() {
+		return nil
+	}
+	return p.resolveAltEntry(v)
+}
+
+// resolveAltEntry resolves the trampoline's second entry
+// (encode.AltEntryName), which 5,3 sites with BTI whose entry is 4 mod 8
+// call.
+func (p *planner) resolveAltEntry(v *values) (err error) {
+	t := p.req.Trampoline
+	if t.Sym == "" {
+		return fmt.Errorf("%w: trampoline %s: 5,3 sites with BTI whose entry is 4 mod 8 call the trampoline's second entry (%s); name the trampoline by symbol",
+			ErrSymbol, t, encode.AltEntryName("SYM"))
+	}
+	name := encode.AltEntryName(t.Sym)
+	if p.rel {
+		idx, err := p.relSymbol(name)
+		if err != nil {
+			return err
+		}
+		v.altRel = &elfscan.Rela{Type: elf.R_AARCH64_CALL26, Sym: idx}
+	} else if v.alt, err = p.resolve(Value{Sym: name}); err != nil {
+		return fmt.Errorf("5,3 sites with BTI whose entry is 4 mod 8 call the trampoline's second entry (ftpatch trampoline emits it): %w", err)
+	}
+	return nil
+}
+
+// planSites plans every selected site, in scan order.
+func (p *planner) planSites(v values) {
+	for i := range p.in.Scan.Sites {
+		s := &p.in.Scan.Sites[i]
+		if !p.req.Selects(s.Func) {
+			continue
+		}
+		n := len(p.out.Relocs)
+		t, tr := v.tramp, v.trampRel
+		if p.altEntry(s) {
+			t, tr = v.alt, v.altRel
+		}
+		p.cur = sitePlan{site: int32(i)}
+		p.site(s, v.defLit, v.opsLit, t, tr)
+		if p.cur.set != 0 {
+			p.out.writes.add(p.cur, p.curLit)
+		}
+		if p.cur.set != 0 || len(p.out.Relocs) > n {
+			p.out.Sites++
+		}
+	}
 }
 
 // altEntry reports whether s's BL goes to the trampoline's second entry
@@ -443,10 +495,10 @@ func (p *planner) literalOf(v Value) (literal, error) {
 		return literal{}, err
 	}
 	if a != 0 && p.in.Scan.Type == elf.ET_DYN && !p.req.AllowAbsolute && p.usesLiteral() && !p.in.Obj.RunsAtLinkAddress() {
-		return literal{}, fmt.Errorf("%w: ops %s = %#x would be stored as an absolute address, but this position-independent (ET_DYN) file "+
+		return literal{}, roleErr(RoleAllowAbsolute, "%w: ops %s = %#x would be stored as an absolute address, but this position-independent (ET_DYN) file "+
 			"has no dynamic relocation for the literal, so the value is wrong once the file is loaded elsewhere%s; "+
-			"patch the objects before linking, or link without PIE, or pass --allow-absolute if the file is loaded at its link address",
-			ErrAbsolute, v, a, p.kaslrNote())
+			"patch the objects before linking, or link without PIE, or pass %s if the file is loaded at its link address",
+			ErrAbsolute, v, a, p.kaslrNote(), RoleAllowAbsolute)
 	}
 	return literal{bytes: a, sym: v.Sym}, nil
 }
@@ -508,85 +560,24 @@ func (p *planner) relSymbol(name string) (uint32, error) {
 	return uint32(p.in.rel.nsyms + len(p.out.NewSyms) - 1), nil
 }
 
-// site plans one site.
+// site plans one site: first whether it may be touched at all (skipped,
+// refused, or in a state the operation leaves alone), then its words.
 func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, trampRel *elfscan.Rela) {
 	name := func() string { return siteName(p.rel, s) } // only errors need it
-	op := p.req.Op
+	if !p.touchable(s, name) || !p.stateAllows(s, name) || !p.layoutAllows(s, name) {
+		return
+	}
 	callOps := s.Layout.HasLiteral()
-	if s.HasProblem(elfscan.CodeNoFunction) {
-		// As Linux, which disables a record it finds no symbol for.
-		p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), string(elfscan.CodeNoFunction)})
-		return
-	}
-	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
-		p.is.add(ErrState, s, name(), "state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", s.State, s.Slot1Word, s.Slot2Word)
-		return
-	}
-	// A literal no single store can write (and the trampoline cannot find):
-	// refused wherever one is written, by init as by enable, before the
-	// site's state is looked at: init --skip-misaligned leaves it a NOP, which
-	// a later enable --skip-misaligned skips again.
-	if callOps && op != OpDisable && s.HasProblem(elfscan.CodeMisalignedLiteral) {
-		if p.req.SkipMisaligned {
-			p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), "misaligned-literal"})
-			return
-		}
-		// The literal's place goes with the site, so that the sites of one
-		// cause are said in one message.
-		at := fmt.Sprintf("%s (literal at %s)", name(), render.Place(p.rel, s.Section, s.Literal()))
-		p.is.add(ErrMisaligned, s, at, "literal not 8-byte aligned, so the trampoline cannot find it; %s (or pass --skip-misaligned to leave it untouched)",
-			elfscan.MisalignedAdvice(s))
-		return
-	}
-
-	switch {
-	case op == OpInit && s.State == elfscan.StateEnabled:
-		p.is.add(ErrState, s, name(), "enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first")
-		return
-	case op == OpEnable && s.State == elfscan.StateNop && !p.req.InitToo:
-		p.is.add(ErrState, s, name(), "nop (not initialised); run init first, or pass --init to do both")
-		return
-	case op == OpDisable && s.State != elfscan.StateEnabled:
-		return // never enabled: nothing to disable, its literal is left as it is
-	}
-	if !callOps {
-		switch {
-		case op == OpEnable && p.req.Ops != nil:
-			p.is.add(ErrClassic, s, name(), "--ops %s given, but classic sites (-fpatchable-function-entry=2) have no literal; "+
-				"drop --ops and branch to a classic trampoline (ftpatch trampoline --classic --ops %s)", p.req.Ops, p.req.Ops)
-			return
-		case op != OpEnable && !p.req.DefaultOps.IsZero():
-			p.is.add(ErrClassic, s, name(), "--default-ops %s given, but classic sites have no literal; drop --default-ops", p.req.DefaultOps)
-			return
-		}
-	}
-	switch op {
+	switch p.req.Op {
 	case OpInit:
 		if callOps {
 			p.setLiteral(s, defLit)
 		}
 		p.setWord(SlotSlot1, s.Slot1Word, encode.MovX9X30)
 	case OpEnable:
-		want := call{}
-		if p.direct != nil {
-			var ok bool
-			if want, ok = p.directCall(s, tramp, name); !ok {
-				return
-			}
-		} else if p.rel {
-			r := *trampRel
-			r.Off = s.CallSite()
-			want = call{word: encode.BLZero, rel: &r, sym: p.req.Trampoline.Sym}
-		} else {
-			w, err := encode.BL{From: s.CallSite(), To: tramp}.Encode()
-			if err != nil {
-				// Alignment was checked once, in Plan: what is left is range,
-				// said once for all the sites it concerns.
-				p.is.add(ErrRange, s, name(), "--trampoline %s at %#x is beyond a BL's reach (±128 MiB) from the call site; "+
-					"link the trampoline within 128 MiB of the code", p.req.Trampoline, tramp)
-				return
-			}
-			want = call{word: w}
+		want, ok := p.enableCall(s, tramp, trampRel, name)
+		if !ok {
+			return
 		}
 		if callOps {
 			p.setLiteral(s, opsLit)
@@ -599,6 +590,101 @@ func (p *planner) site(s *elfscan.Site, defLit, opsLit literal, tramp uint64, tr
 			p.setLiteral(s, defLit)
 		}
 	}
+}
+
+// skip leaves s untouched on request, saying why.
+func (p *planner) skip(s *elfscan.Site, reason string) {
+	p.out.Skipped = append(p.out.Skipped, Skip{s.Func, s.Section, s.Entry(), render.Place(p.rel, s.Section, s.Entry()), reason})
+}
+
+// touchable reports whether s is a site any operation may write: not one
+// without a function (skipped, as Linux disables a record it finds no
+// symbol for), not one whose words are no known state (refused), and not
+// one whose literal no single store can write (refused, or skipped with
+// SkipMisaligned).
+func (p *planner) touchable(s *elfscan.Site, name func() string) bool {
+	if s.HasProblem(elfscan.CodeNoFunction) {
+		p.skip(s, string(elfscan.CodeNoFunction))
+		return false
+	}
+	if s.State == elfscan.StateUnknown || s.HasProblem(elfscan.CodeUnexpectedInsn) || s.HasProblem(elfscan.CodeOutsideText) {
+		p.is.add(ErrState, s, name(), "state %s (slot1 %#08x, slot2 %#08x); not touching words that are not a known patch site", s.State, s.Slot1Word, s.Slot2Word)
+		return false
+	}
+	// A literal no single store can write (and the trampoline cannot find):
+	// refused wherever one is written, by init as by enable, before the
+	// site's state is looked at: init --skip-misaligned leaves it a NOP, which
+	// a later enable --skip-misaligned skips again.
+	if !s.Layout.HasLiteral() || p.req.Op == OpDisable || !s.HasProblem(elfscan.CodeMisalignedLiteral) {
+		return true
+	}
+	if p.req.SkipMisaligned {
+		p.skip(s, "misaligned-literal")
+		return false
+	}
+	// The literal's place goes with the site, so that the sites of one
+	// cause are said in one message.
+	at := fmt.Sprintf("%s (literal at %s)", name(), render.Place(p.rel, s.Section, s.Literal()))
+	p.is.add(ErrMisaligned, s, at, "literal not 8-byte aligned, so the trampoline cannot find it; %s (or pass %s to leave it untouched)",
+		elfscan.MisalignedAdvice(s), RoleSkipMisaligned)
+	return false
+}
+
+// stateAllows reports whether the operation changes s in its state:
+// init refuses enabled sites, enable nop ones (unless InitToo), and
+// disable leaves sites that were never enabled as they are.
+func (p *planner) stateAllows(s *elfscan.Site, name func() string) bool {
+	switch op := p.req.Op; {
+	case op == OpInit && s.State == elfscan.StateEnabled:
+		p.is.add(ErrState, s, name(), "enabled; init never touches an enabled site (as Linux's ftrace_init_nop): disable it first")
+		return false
+	case op == OpEnable && s.State == elfscan.StateNop && !p.req.InitToo:
+		p.is.add(ErrState, s, name(), "nop (not initialised); run init first, or pass %s to do both", RoleInitToo)
+		return false
+	case op == OpDisable && s.State != elfscan.StateEnabled:
+		return false // never enabled: nothing to disable, its literal is left as it is
+	}
+	return true
+}
+
+// layoutAllows refuses ops for a classic site, which has no literal.
+func (p *planner) layoutAllows(s *elfscan.Site, name func() string) bool {
+	if s.Layout.HasLiteral() {
+		return true
+	}
+	switch op := p.req.Op; {
+	case op == OpEnable && p.req.Ops != nil:
+		p.is.add(ErrClassic, s, name(), "%s %s given, but classic sites (-fpatchable-function-entry=2) have no literal; "+
+			"drop %s and branch to a classic trampoline (%s %s)", RoleOps, p.req.Ops, RoleOps, RoleClassicTrampoline, p.req.Ops)
+		return false
+	case op != OpEnable && !p.req.DefaultOps.IsZero():
+		p.is.add(ErrClassic, s, name(), "%s %s given, but classic sites have no literal; drop %s", RoleDefaultOps, p.req.DefaultOps, RoleDefaultOps)
+		return false
+	}
+	return true
+}
+
+// enableCall is the call enable plants at s: to the direct trampoline
+// (directCall), or a BL to the trampoline (an object: a CALL26 against
+// it). It refuses the site when no BL reaches.
+func (p *planner) enableCall(s *elfscan.Site, tramp uint64, trampRel *elfscan.Rela, name func() string) (call, bool) {
+	if p.direct != nil {
+		return p.directCall(s, tramp, name)
+	}
+	if p.rel {
+		r := *trampRel
+		r.Off = s.CallSite()
+		return call{word: encode.BLZero, rel: &r, sym: p.req.Trampoline.Sym}, true
+	}
+	w, err := encode.BL{From: s.CallSite(), To: tramp}.Encode()
+	if err != nil {
+		// Alignment was checked once, in Plan: what is left is range,
+		// said once for all the sites it concerns.
+		p.is.add(ErrRange, s, name(), "%s %s at %#x is beyond a BL's reach (±128 MiB) from the call site; "+
+			"link the trampoline within 128 MiB of the code", RoleTrampoline, p.req.Trampoline, tramp)
+		return call{}, false
+	}
+	return call{word: w}, true
 }
 
 // setWord plans new for slot1 or slot2 of the site being planned, which

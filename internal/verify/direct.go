@@ -22,6 +22,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
+	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
@@ -32,13 +33,6 @@ const offDirect = 0xf00
 // traced function with X30 = the parent. Its operands are fixed (encode's
 // tests cover the error), like stopBRK's.
 var standinDirect, _ = encode.StubDirectTrampoline()
-
-func (o Options) directCallOffset() int64 {
-	if o.DirectCallOffset == 0 {
-		return encode.DefaultDirectCallOffset
-	}
-	return o.DirectCallOffset
-}
 
 // placeStandinDirect writes the stand-in direct trampoline at addr.
 func (img *Image) placeStandinDirect(addr uint64) {
@@ -64,7 +58,7 @@ func (img *Image) resolveDirects(o *elfscan.Object, rel *relLayout, opts Options
 			a, ok := rel.definedSymbol(name)
 			if !ok {
 				if _, isAddr := parseAddr(name); isAddr {
-					return fmt.Errorf("--direct %s: an object has no addresses; name the direct trampoline by symbol", name)
+					return directErr("%s %s: an object has no addresses; name the direct trampoline by symbol", patch.RoleDirect, name)
 				}
 				a = img.standinDirectAt
 			}
@@ -73,24 +67,39 @@ func (img *Image) resolveDirects(o *elfscan.Object, rel *relLayout, opts Options
 		}
 		a, err := resolveLinked(o, name)
 		if err != nil {
-			return fmt.Errorf("--direct %s: %w", name, err)
+			return directErr("%s %s: %w", patch.RoleDirect, name, err)
 		}
 		if !img.isCode(a) {
 			if img.find(a) != nil || a%4 != 0 {
-				return fmt.Errorf("--direct %s: %#x is mapped but not code (or misaligned)", name, a)
+				return directErr("%s %s: %#x is mapped but not code (or misaligned)", patch.RoleDirect, name, a)
 			}
 			page := a &^ (pageSize - 1)
 			if _, err := img.addRegion(page, pageSize, uc.PROT_READ|uc.PROT_EXEC, "stand-in direct trampoline "+name); err != nil {
-				return fmt.Errorf("--direct %s: %w", name, err)
+				return directErr("%s %s: %w", patch.RoleDirect, name, err)
 			}
 			if a+uint64(4*len(standinDirect.Words)) > page+pageSize {
-				return fmt.Errorf("--direct %s: %#x: the stand-in does not fit before the page end", name, a)
+				return directErr("%s %s: %#x: the stand-in does not fit before the page end", patch.RoleDirect, name, a)
 			}
 			img.placeStandinDirect(a)
 		}
 		img.directs[a] = name
 	}
 	return nil
+}
+
+// directErr is a mistake in Options.Direct: a *patch.RoleError, so that a
+// command names its flag.
+func directErr(format string, args ...any) error {
+	return &patch.RoleError{Role: patch.RoleDirect, Words: patch.Say(format, args...)}
+}
+
+// inFile says err is about the file at path, keeping a *patch.RoleError
+// one a command can still name its flags in.
+func inFile(path string, err error) error {
+	if re, ok := err.(*patch.RoleError); ok {
+		return &patch.RoleError{Role: re.Role, Words: patch.Say("file %s: %w", path, re.Words)}
+	}
+	return fmt.Errorf("file %s: %w", path, err)
 }
 
 // definedSymbol returns the placed address of a defined symbol name.

@@ -308,14 +308,7 @@ func (e *engine) run(s *site) *Failure {
 // so their failures flush nothing.
 func (e *engine) runSites(ss []*site, fails []*Failure) {
 	if e.sliced >= maxSliced {
-		b, err := e.budgetEngine()
-		if err != nil {
-			for i := range fails {
-				fails[i] = &Failure{Expected: "a run counting instructions", Observed: err.Error(), bug: err}
-			}
-			return
-		}
-		b.runSites(ss, fails)
+		e.runOnBudget(ss, fails)
 		return
 	}
 	if e.img.directs != nil {
@@ -330,46 +323,8 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 		e.directHits = 0
 	}
 	for i := 0; i < len(ss); {
-		// A batch is sites that all run chained (their stop addresses
-		// hold a BRK: see stopSet), or all not.
-		chain := e.chained(ss[i])
-		n := 1
-		for max := min(len(ss)-i, len(e.runs)); n < max && e.chained(ss[i+n]) == chain; n++ {
-		}
-		for k := range n {
-			e.setRun(ss[i+k], &e.runs[k])
-		}
-		dirty := e.dirty
-		got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty, chain)
-		done := got
-		for k := range got {
-			if e.res[k].Passed != 0 && (k < got-1 || err == nil) {
-				fails[i+k] = nil
-				continue
-			}
-			var f *Failure
-			if k == got-1 && err != nil {
-				f = e.failure(ss[i+k], &e.runs[k], &e.res[k], err)
-			} else {
-				f = e.judge(ss[i+k], &e.runs[k], &e.res[k])
-			}
-			fails[i+k] = f
-			res := &e.res[k]
-			if res.Stopped == uc.StopSlice {
-				e.sliced++
-			}
-			// A chained run bakes no stop address into what it
-			// translates (it stops at a BRK, there in memory for
-			// the whole pool): its failure leaves nothing stale.
-			if !chain && (f != nil || res.Err != 0 || res.Stopped != 0 || res.Regs[rPC] != e.runs[k].Until) {
-				e.dirty = true
-			}
-			if e.dirty && !dirty {
-				done = k + 1 // the rest ran before the cache was cleaned
-				break
-			}
-		}
-		if got == 0 { // cannot happen: the runner runs at least one
+		done := e.runBatch(ss[i:], fails[i:])
+		if done == 0 { // cannot happen: the runner runs at least one
 			for k := i; k < len(ss); k++ {
 				fails[k] = &Failure{Expected: "a run", Observed: "the emulator ran nothing", bug: errors.New("verify: runner ran no site")}
 			}
@@ -377,6 +332,69 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 		}
 		i += done
 	}
+}
+
+// runOnBudget runs ss on the budget engine, once too many runs of e were
+// sliced.
+func (e *engine) runOnBudget(ss []*site, fails []*Failure) {
+	b, err := e.budgetEngine()
+	if err != nil {
+		for i := range fails {
+			fails[i] = &Failure{Expected: "a run counting instructions", Observed: err.Error(), bug: err}
+		}
+		return
+	}
+	b.runSites(ss, fails)
+}
+
+// runBatch runs the first sites of ss as one batch: sites that all run
+// chained (their stop addresses hold a BRK: see stopSet), or all not. It
+// returns how many sites it settled in fails.
+func (e *engine) runBatch(ss []*site, fails []*Failure) int {
+	chain := e.chained(ss[0])
+	n := 1
+	for max := min(len(ss), len(e.runs)); n < max && e.chained(ss[n]) == chain; n++ {
+	}
+	for k := range n {
+		e.setRun(ss[k], &e.runs[k])
+	}
+	dirty := e.dirty
+	got, err := e.runner.Run(e.runs[:n], e.res[:n], e.count, dirty, chain)
+	return e.settle(ss, fails, got, err, chain, dirty)
+}
+
+// settle judges the got runs of a batch (err: the last one's), and
+// returns how many of them stand: after the first that leaves the
+// translation cache dirty (dirty: it was clean before the batch), the rest
+// ran before the cache was cleaned and run again.
+func (e *engine) settle(ss []*site, fails []*Failure, got int, err error, chain, dirty bool) int {
+	for k := range got {
+		if e.res[k].Passed != 0 && (k < got-1 || err == nil) {
+			fails[k] = nil
+			continue
+		}
+		var f *Failure
+		if k == got-1 && err != nil {
+			f = e.failure(ss[k], &e.runs[k], &e.res[k], err)
+		} else {
+			f = e.judge(ss[k], &e.runs[k], &e.res[k])
+		}
+		fails[k] = f
+		res := &e.res[k]
+		if res.Stopped == uc.StopSlice {
+			e.sliced++
+		}
+		// A chained run bakes no stop address into what it
+		// translates (it stops at a BRK, there in memory for
+		// the whole pool): its failure leaves nothing stale.
+		if !chain && (f != nil || res.Err != 0 || res.Stopped != 0 || res.Regs[rPC] != e.runs[k].Until) {
+			e.dirty = true
+		}
+		if e.dirty && !dirty {
+			return k + 1 // the rest ran before the cache was cleaned
+		}
+	}
+	return got
 }
 
 // chained reports whether s runs chained on e: its stop address holds a
@@ -525,11 +543,7 @@ func Preload() { go uc.Preload() }
 // RunIntermediates both run on it; do must not render failures
 // (disassembly is done after the pool returns) and must not call t.Fatal.
 func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chunk int, do func(e *engine, lo, hi int)) error {
-	workers := opts.Jobs
-	if workers <= 0 {
-		workers = runtime.NumCPU()
-	}
-	workers = max(1, min(workers, (n+255)/256))
+	workers := max(1, min(opts.Jobs, (n+255)/256)) // opts.withDefaults: Jobs > 0
 	if limit > 0 {
 		workers = min(workers, limit)
 	}

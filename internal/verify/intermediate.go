@@ -24,7 +24,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
@@ -62,11 +61,9 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 	if len(r.Intermediates) == 0 {
 		return nil
 	}
-	if opts.MaxInsns == 0 {
-		opts.MaxInsns = 10000
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = time.Second
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
 	}
 	for k := range r.Intermediates {
 		r.Intermediates[k].Run = "not run"
@@ -78,57 +75,45 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 	opts.allRelocs = true // the overlays replace relocated words
 	img, err := LoadObject(orig, opts)
 	if err != nil {
-		return fmt.Errorf("file %s: %w", orig.Path, err)
+		return inFile(orig.Path, err)
 	}
 	defer img.Close()
-	classic := false
-	for i := range osf.Sites {
-		if osf.Sites[i].State == elfscan.StateEnabled {
-			classic = osf.Sites[i].Layout == elfscan.LayoutClassic
-			break
+	jobs, cowAt, err := img.interJobs(r, firstEnabledClassic(osf.Sites), opts)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", orig.Path, err)
+	}
+	if err := img.runInterJobs(jobs, cowAt, opts); err != nil {
+		return fmt.Errorf("file %s: %w", orig.Path, err)
+	}
+	if err := img.recordInterJobs(r, jobs); err != nil {
+		return fmt.Errorf("file %s: %w", orig.Path, err)
+	}
+	return nil
+}
+
+// firstEnabledClassic reports whether the first enabled site is classic:
+// the file's trampoline is then a classic one (checkStatic).
+func firstEnabledClassic(sites []elfscan.Site) bool {
+	for i := range sites {
+		if sites[i].State == elfscan.StateEnabled {
+			return sites[i].Layout == elfscan.LayoutClassic
 		}
 	}
+	return false
+}
 
-	// Build each job: overlay, static check, disassembly, all on the
-	// image's bytes while no engine exists; then restore them.
-	var jobs []*interJob
-	cowAt := map[*region]bool{}
+// interJobs builds each job: overlay, static check, disassembly, all on
+// the image's bytes while no engine exists, restored after each; cowAt
+// are the regions the overlays write.
+func (img *Image) interJobs(r *livesafe.Report, classic bool, opts Options) (jobs []*interJob, cowAt map[*region]bool, err error) {
+	cowAt = map[*region]bool{}
 	for k := range r.Intermediates {
 		ic := &r.Intermediates[k]
 		if ic.Site < 0 || ic.Site >= len(img.sites) {
-			return fmt.Errorf("file %s: intermediate %d names site %d of %d: the report is not from this file", orig.Path, k, ic.Site, len(img.sites))
+			return nil, nil, fmt.Errorf("intermediate %d names site %d of %d: the report is not from this file", k, ic.Site, len(img.sites))
 		}
-		base := &img.sites[ic.Site]
-		st := *base.Site
-		st.State = ic.State
-		j := &interJob{check: k, s: *base}
-		j.s.Site, j.s.static, j.s.op, j.s.direct = &st, nil, 0, 0
-		j.lo, j.hi = j.s.entry(), j.s.callSite()+8
-		if ic.Order == livesafe.OrderLiteralFirst {
-			if j.s.literal() != 0 {
-				v := ic.Words.Literal
-				if img.rel != nil {
-					v = img.relLiteral(ic.Words)
-				}
-				j.ov = append(j.ov, ovWrite{j.s.literal(), binary.LittleEndian.AppendUint64(nil, v)})
-				j.lo = min(j.lo, j.s.literal())
-			}
-		} else {
-			j.ov = append(j.ov,
-				ovWrite{j.s.callSite() - 4, binary.LittleEndian.AppendUint32(nil, ic.Words.Slot1)},
-				ovWrite{j.s.callSite(), binary.LittleEndian.AppendUint32(nil, ic.Words.Slot2)})
-		}
-		saved := make([][]byte, len(j.ov))
-		for n, w := range j.ov {
-			b := img.bytes(w.addr, uint64(len(w.b)))
-			if b == nil {
-				j.fail = &Failure{Expected: "site words in mapped memory", Observed: fmt.Sprintf("%#x unmapped", w.addr)}
-				break
-			}
-			saved[n] = append([]byte(nil), b...)
-			copy(b, w.b)
-			cowAt[img.find(w.addr)] = true
-		}
+		j := img.interJob(k, ic)
+		saved := img.overlay(j, cowAt)
 		if j.fail == nil {
 			img.checkStatic(&j.s, classic, opts)
 			j.fail = j.s.static
@@ -141,7 +126,56 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 		}
 		jobs = append(jobs, j)
 	}
+	return jobs, cowAt, nil
+}
 
+// interJob is the job of intermediate k: ORIG's site in the state it must
+// behave as, and the overlay of the first write.
+func (img *Image) interJob(k int, ic *livesafe.Intermediate) *interJob {
+	base := &img.sites[ic.Site]
+	st := *base.Site
+	st.State = ic.State
+	j := &interJob{check: k, s: *base}
+	j.s.Site, j.s.static, j.s.op, j.s.direct = &st, nil, 0, 0
+	j.lo, j.hi = j.s.entry(), j.s.callSite()+8
+	if ic.Order != livesafe.OrderLiteralFirst {
+		j.ov = append(j.ov,
+			ovWrite{j.s.callSite() - 4, binary.LittleEndian.AppendUint32(nil, ic.Words.Slot1)},
+			ovWrite{j.s.callSite(), binary.LittleEndian.AppendUint32(nil, ic.Words.Slot2)})
+		return j
+	}
+	if j.s.literal() != 0 {
+		v := ic.Words.Literal
+		if img.rel != nil {
+			v = img.relLiteral(ic.Words)
+		}
+		j.ov = append(j.ov, ovWrite{j.s.literal(), binary.LittleEndian.AppendUint64(nil, v)})
+		j.lo = min(j.lo, j.s.literal())
+	}
+	return j
+}
+
+// overlay writes j's overlay into the image's bytes and returns what it
+// replaced (nil for a write not made), marking the regions written in
+// cowAt; an unmapped write fails j.
+func (img *Image) overlay(j *interJob, cowAt map[*region]bool) [][]byte {
+	saved := make([][]byte, len(j.ov))
+	for n, w := range j.ov {
+		b := img.bytes(w.addr, uint64(len(w.b)))
+		if b == nil {
+			j.fail = &Failure{Expected: "site words in mapped memory", Observed: fmt.Sprintf("%#x unmapped", w.addr)}
+			break
+		}
+		saved[n] = append([]byte(nil), b...)
+		copy(b, w.b)
+		cowAt[img.find(w.addr)] = true
+	}
+	return saved
+}
+
+// runInterJobs runs the jobs that did not fail statically, each engine in
+// its own copy of the regions cowAt names.
+func (img *Image) runInterJobs(jobs []*interJob, cowAt map[*region]bool, opts Options) error {
 	var toRun []*interJob
 	var cowBytes uint64
 	for rg := range cowAt {
@@ -152,29 +186,29 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 			toRun = append(toRun, j)
 		}
 	}
-	if len(toRun) > 0 {
-		// Fewer workers rather than more memory: each holds its own copy
-		// of the regions with sites.
-		limit := 0
-		if cowBytes > 0 {
-			limit = max(1, int(min(cowBudget/cowBytes, 1<<20)))
-		}
-		cow := func(rg *region) bool { return cowAt[rg] }
-		err := runPool(img, opts, limit, cow, len(toRun), 1, func(e *engine, lo, hi int) {
-			for _, j := range toRun[lo:hi] {
-				j.fail = e.runOverlay(j)
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("file %s: %w", orig.Path, err)
-		}
+	if len(toRun) == 0 {
+		return nil
 	}
+	// Fewer workers rather than more memory: each holds its own copy
+	// of the regions with sites.
+	limit := 0
+	if cowBytes > 0 {
+		limit = max(1, int(min(cowBudget/cowBytes, 1<<20)))
+	}
+	cow := func(rg *region) bool { return cowAt[rg] }
+	return runPool(img, opts, limit, cow, len(toRun), 1, func(e *engine, lo, hi int) {
+		for _, j := range toRun[lo:hi] {
+			j.fail = e.runOverlay(j)
+		}
+	})
+}
 
-	// Report, after the workers: failures are rendered here, never in a
-	// worker.
+// recordInterJobs records each job's outcome in r, after the workers:
+// failures are rendered here, never in a worker.
+func (img *Image) recordInterJobs(r *livesafe.Report, jobs []*interJob) error {
 	for _, j := range jobs {
 		if j.fail != nil && j.fail.bug != nil {
-			return fmt.Errorf("file %s: intermediate state of %s at %#x: %w", orig.Path, j.s.Func, j.s.entry(), j.fail.bug)
+			return fmt.Errorf("intermediate state of %s at %#x: %w", j.s.Func, j.s.entry(), j.fail.bug)
 		}
 	}
 	for _, j := range jobs {

@@ -33,6 +33,9 @@ func Load(path string, opts Options) (*Image, error) {
 // LoadObject lays out an opened file, with its (shared) scan. The Image
 // does not keep o: the caller may close it once LoadObject returns.
 func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
+	if opts, err = opts.withDefaults(); err != nil {
+		return nil, err
+	}
 	sf, err := o.Scan()
 	if err != nil {
 		return nil, err
@@ -44,7 +47,7 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 		return nil, err
 	}
 	f := o.ELF()
-	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.trampoline(), funcs: map[uint64]bool{}}
+	img = &Image{Path: sf.Path, Type: f.Type, trampName: opts.Trampoline, funcs: map[uint64]bool{}}
 	built := img // `return nil, err` has cleared img by the time this runs
 	defer func() {
 		if err != nil {
@@ -73,7 +76,7 @@ func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 		}
 	}
 	if len(opts.Direct) > 0 {
-		img.directOff = opts.directCallOffset()
+		img.directOff = opts.DirectCallOffset
 	}
 	if err = img.addStandins(); err != nil {
 		return nil, err
@@ -121,37 +124,55 @@ type binder struct {
 }
 
 func (b *binder) checkStatic(s *site) {
-	img, classic, opts := b.img, b.classic, b.opts
+	if !b.img.checkState(s) || s.State != elfscan.StateEnabled || !b.checkBL(s) {
+		return
+	}
+	if b.classic {
+		b.classicOp(s)
+		return
+	}
+	b.checkOp(s)
+}
+
+// checkState checks the spare word of a 5,3 site and that s is in a known
+// state; false when s failed.
+func (img *Image) checkState(s *site) bool {
 	if s.Layout == elfscan.LayoutCallOps53 {
 		if w, ok := img.read32(s.spare()); !ok || w != encode.NOP {
 			s.fail(fmt.Sprintf("spare word at %#x (outside the literal at %#x) NOP", s.spare(), s.literal()), fmt.Sprintf("word %#08x", w))
-			return
+			return false
 		}
 	}
 	switch s.State {
-	case elfscan.StateNop, elfscan.StateInit:
-		return
-	case elfscan.StateEnabled:
-	default:
-		detail := "words do not form a known state"
-		if len(s.Problems()) > 0 {
-			detail = fmt.Sprintf("%s: %s", s.Problems()[0].Code, s.Problems()[0].Detail)
-		}
-		s.fail("state nop, init or enabled", "state "+s.State.String()+": "+detail)
-		return
+	case elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled:
+		return true
 	}
+	detail := "words do not form a known state"
+	if len(s.Problems()) > 0 {
+		detail = fmt.Sprintf("%s: %s", s.Problems()[0].Code, s.Problems()[0].Detail)
+	}
+	s.fail("state nop, init or enabled", "state "+s.State.String()+": "+detail)
+	return false
+}
+
+// checkBL checks an enabled site's call: in the layout of the other
+// enabled sites, a BL to the trampoline (or the entry of it the site
+// needs). A direct site is settled here (checkDirect). It reports whether
+// the op is left to check.
+func (b *binder) checkBL(s *site) bool {
+	img, classic := b.img, b.classic
 	if (s.Layout == elfscan.LayoutClassic) != classic {
 		s.fail("every enabled site in one layout", "a "+s.Layout.String()+" site among sites of the other layout")
-		return
+		return false
 	}
 	w, ok := img.read32(s.callSite())
 	if !ok || !encode.IsBL(w) {
 		s.fail("BL at the call site", fmt.Sprintf("word %#08x", w))
-		return
+		return false
 	}
 	to := encode.BLTarget(w, s.callSite())
 	if !classic && img.checkDirect(s, to) {
-		return
+		return false
 	}
 	name, want, werr := img.trampName, img.tramp, img.trampErr
 	if img.usesAltEntry(s) {
@@ -159,25 +180,35 @@ func (b *binder) checkStatic(s *site) {
 	}
 	if want == 0 {
 		s.fail("BL to trampoline "+name, fmt.Sprintf("BL to %#x; %s", to, werr))
-		return
+		return false
 	}
 	if to != want {
 		s.fail(fmt.Sprintf("BL to trampoline %s at %#x%s", name, want, img.directNames()), fmt.Sprintf("BL to %#x", to))
-		return
+		return false
 	}
-	if classic {
-		if opts.RunFileTrampoline && (img.rel != nil || img.classicFileErr != "") {
-			why := "an object has no trampoline of its own to run"
-			if img.rel == nil {
-				why = img.classicFileErr
-			}
-			s.fail("a call-ops site, or a classic kernel's ftrace_caller, or verify's classic trampoline", "classic site with --run-file-trampoline: "+why)
-			return
+	return true
+}
+
+// classicOp gives an enabled classic site verify's stand-in op, unless the
+// file's own trampoline was asked for where it cannot run.
+func (b *binder) classicOp(s *site) {
+	img := b.img
+	if b.opts.RunFileTrampoline && (img.rel != nil || img.classicFileErr != "") {
+		why := "an object has no trampoline of its own to run"
+		if img.rel == nil {
+			why = img.classicFileErr
 		}
-		s.op = img.standinOps
-		b.funcs[img.standinFunc] = true
+		s.fail("a call-ops site, or a classic kernel's ftrace_caller, or verify's classic trampoline", "classic site with --run-file-trampoline: "+why)
 		return
 	}
+	s.op = img.standinOps
+	b.funcs[img.standinFunc] = true
+}
+
+// checkOp checks an enabled call-ops site's literal: aligned, mapped, and
+// pointing at an ops whose first word (op->func) is code.
+func (b *binder) checkOp(s *site) {
+	img := b.img
 	if s.literal()%8 != 0 {
 		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal()))
 		return

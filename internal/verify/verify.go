@@ -36,10 +36,13 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/patch"
 )
 
 // ErrNoFileTrampoline reports that the file's own trampoline was asked to
@@ -86,11 +89,37 @@ type Options struct {
 	recycle int
 }
 
-func (o Options) trampoline() string {
+// Defaults of Options, set by withDefaults.
+const (
+	defaultMaxInsns = 10000
+	defaultTimeout  = time.Second
+)
+
+// withDefaults is o with every unset field at its default: the one place
+// verify's defaults are decided (LoadObject, Check and RunIntermediates
+// each start with it). A direct-call offset is checked by encode's one
+// rule, only when Direct asks for direct calls.
+func (o Options) withDefaults() (Options, error) {
 	if o.Trampoline == "" {
-		return DefaultTrampoline
+		o.Trampoline = DefaultTrampoline
 	}
-	return o.Trampoline
+	if o.MaxInsns == 0 {
+		o.MaxInsns = defaultMaxInsns
+	}
+	if o.Timeout == 0 {
+		o.Timeout = defaultTimeout
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if len(o.Direct) > 0 {
+		off, err := encode.DirectCallOffset(o.DirectCallOffset)
+		if err != nil {
+			return o, err
+		}
+		o.DirectCallOffset = off
+	}
+	return o, nil
 }
 
 // Failure is one site that did not behave.
@@ -145,11 +174,9 @@ func (img *Image) Sites() int { return len(img.sites) }
 // out before Check returns, and Checks of one image take turns.
 func Check(img *Image, opts Options) (*Report, error) {
 	start := time.Now()
-	if opts.MaxInsns == 0 {
-		opts.MaxInsns = 10000
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = time.Second
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	skipped, static := 0, 0
 	for i := range img.sites {
@@ -240,7 +267,7 @@ func (img *Image) finish(s *site, f *Failure) *Failure {
 // with no enabled site names no trampoline (the linker binds it later), so
 // there is nothing to check the name against.
 func checkTrampolineNamed(o *elfscan.Object, sites []elfscan.Site, opts Options) error {
-	name := opts.trampoline()
+	name := opts.Trampoline
 	if _, ok := parseAddr(name); ok || !opts.TrampolineNamed {
 		return nil
 	}
@@ -260,7 +287,8 @@ func checkTrampolineNamed(o *elfscan.Object, sites []elfscan.Site, opts Options)
 			}
 		}
 	}
-	return fmt.Errorf("--trampoline %s: %w; name the function the enabled sites branch to (default %s), or give its address (0x…)", name, err, DefaultTrampoline)
+	return &patch.RoleError{Role: patch.RoleTrampoline, Words: patch.Say("%s %s: %w; name the function the enabled sites branch to (default %s), or give its address (0x…)",
+		patch.RoleTrampoline, name, err, DefaultTrampoline)}
 }
 
 // checkFileTrampoline refuses Options.RunFileTrampoline for a file with
@@ -268,7 +296,7 @@ func checkTrampolineNamed(o *elfscan.Object, sites []elfscan.Site, opts Options)
 // define it (its BLs reach it only once linked), or a linked file without
 // the symbol. Nop and init sites call nothing, so they need none.
 func checkFileTrampoline(o *elfscan.Object, sites []elfscan.Site, opts Options) error {
-	name := opts.trampoline()
+	name := opts.Trampoline
 	if _, isAddr := parseAddr(name); isAddr || !opts.RunFileTrampoline {
 		return nil
 	}
