@@ -41,12 +41,15 @@ func patchMany(o *PatchOptions, req patch.Request, io *IO, ci *ciFiles) error {
 	run := newRunState(string(req.Op), io, in, nil, o.Quiet)
 	dirs := &outDirs{made: map[string]bool{}}
 	t := &patchTally{run: run, quiet: o.Quiet, io: io, ci: ci, in: in}
-	pool.Ordered(context.Background(), len(in.items), o.Jobs,
+	err = pool.Ordered(context.Background(), len(in.items), o.Jobs,
 		func(_ context.Context, i int) (*patchOutput, error) {
 			return patchItem(o, req, &in.items[i], outs[i], dirs)
 		},
 		t.emit)
 	dirs.removeEmpty()
+	if err != nil {
+		return err
+	}
 	t.fill()
 	if err := run.finish(); err != nil {
 		return fmt.Errorf("writing output: %w", err)
@@ -197,7 +200,7 @@ func selectAcross(o *PatchOptions, in *runInputs) error {
 	if !o.Select.Active() {
 		return nil
 	}
-	pool.Each(context.Background(), len(in.items), o.Jobs, func(_ context.Context, i int) error {
+	err := pool.Each(context.Background(), len(in.items), o.Jobs, func(_ context.Context, i int) error {
 		if in.items[i].err != nil {
 			return nil
 		}
@@ -211,6 +214,9 @@ func selectAcross(o *PatchOptions, in *runInputs) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
 	return o.Select.unmatched(inputsName(in), o.Files...)
 }
 
