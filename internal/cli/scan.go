@@ -370,13 +370,13 @@ func inputsName(in *runInputs) string {
 	return render.Count(len(in.items), "input")
 }
 
-// scanJSONOne is `scan --json` of a single file, which report.StreamScan
-// streams: a kernel's sites are never held whole. It ends as runScan would.
+// scanJSONOne is `scan --json` of a single file, streamed (scanJSONFile):
+// a kernel's sites are never held whole. It ends as runScan would.
 func scanJSONOne(opts *ScanOptions, path string, out flushWriter, stdio *IO) error {
 	w := &errWriter{w: out}
 	sites, problems, err := scanJSONFile(path, w)
 	if err != nil && w.err == nil {
-		// The file's own error: StreamScan found it before writing.
+		// The file's own error: the scan found it before writing.
 		reportInput(stdio, out, path, fmt.Errorf("file %s: %w", path, err))
 		return errInputsFailed{1}
 	}
@@ -393,13 +393,22 @@ func scanJSONOne(opts *ScanOptions, path string, out flushWriter, stdio *IO) err
 	return nil
 }
 
+// scanJSONFile scans path in chunks (elfscan.ScanChunks) and writes its
+// --json line to w as they come (report.ScanStream). A malformed file's
+// error is found before anything is written; an error from w is returned
+// as it is.
 func scanJSONFile(path string, w io.Writer) (sites, problems int, err error) {
 	in, err := input.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer in.Close()
-	return report.StreamScan(in, path, w)
+	line := report.NewScanStream(w)
+	if sites, err = elfscan.ScanChunks(in, path, line.Chunk(), line.Encode, line.Write); err != nil {
+		return 0, 0, err
+	}
+	problems, err = line.End()
+	return sites, problems, err
 }
 
 // errWriter remembers the first error of w.
