@@ -195,7 +195,7 @@ func patchFile(o *PatchOptions, req patch.Request, file, output string, ownSelec
 	var job *safefile.Job
 	if !o.DryRun { // lock before reading, until the new file is in place
 		var err error
-		if job, err = safefile.Begin(file, output, safefile.Options{Wait: o.Wait, Warn: stderr}); err != nil {
+		if job, err = safefile.Begin(file, output, safefile.Options{Wait: o.Wait, Warn: warnTo(stderr)}); err != nil {
 			return nil, fmt.Errorf("file %s: %w", file, err)
 		}
 		defer job.Close()
