@@ -88,3 +88,41 @@ func FileWarning(w io.Writer, wn safefile.Warning) {
 		fmt.Fprintf(w, "ftpatch: warning: file %s: %+v\n", wn.Name, wn)
 	}
 }
+
+// Skipped is what a run's walks left out: N files that are not 64-bit
+// little-endian AArch64 ELF, counted by reason (in the order the line
+// names them), the first few named as "path (what it is)".
+type Skipped struct {
+	N       int
+	Reasons []SkipCount
+	Named   []string
+}
+
+// SkipCount is the files skipped for one reason.
+type SkipCount struct {
+	Reason string
+	N      int
+}
+
+// SkippedText writes the one line that says what s left out; nothing when
+// nothing was.
+func SkippedText(w io.Writer, s *Skipped) {
+	if s.N == 0 {
+		return
+	}
+	counts := make([]string, len(s.Reasons))
+	for i, r := range s.Reasons {
+		counts[i] = fmt.Sprintf("%s %d", r.Reason, r.N)
+	}
+	more := ""
+	if s.N > len(s.Named) {
+		more = fmt.Sprintf(" and %d more", s.N-len(s.Named))
+	}
+	fmt.Fprintf(w, "ftpatch: warning: skipped %s that %s not 64-bit little-endian AArch64 ELF (%s): %s%s\n",
+		render.Count(s.N, "file"), render.Noun(s.N, "is", "are"), strings.Join(counts, ", "), strings.Join(s.Named, ", "), more)
+}
+
+// TreeRead says that a folder argument was read as the kernel tree t.
+func TreeRead(w io.Writer, t *Tree) {
+	fmt.Fprintf(w, "ftpatch: folder %s: read as %s; --all-files reads every file\n", t.Folder, TreeText(t))
+}
