@@ -175,11 +175,11 @@ func streamScan(r io.ReaderAt, path string, w io.Writer, chunk int) (sites, prob
 	return sites, problems, err
 }
 
-// TestStreamScan checks the streaming ScanStream against Scan then
+// TestScanStream checks the streaming ScanStream against Scan then
 // WriteScan over every fixture (and the bench image when
 // FTPATCH_BENCH_FILE names one), with chunks small enough that each file
 // is cut into many, so the cuts and per-chunk sorts are exercised.
-func TestStreamScan(t *testing.T) {
+func TestScanStream(t *testing.T) {
 	var paths []string
 	for _, p := range testutil.Fixtures(t, "*-*-*.*") {
 		if !strings.HasSuffix(p, ".md") {
