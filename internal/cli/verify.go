@@ -97,8 +97,9 @@ address); enabled sites call op->func once with ip, parent_ip and op right,
 through the trampoline (--trampoline, default ftrace_caller), and come back
 with X0-X8, X19-X29, SP and X30 as they were. By default the tool's own
 trampoline runs at the trampoline's address; --run-file-trampoline runs the
-file's. With --against ORIG, also exit 1 when a change from ORIG is not
-live-safe; NOP -> MOV X9,X30 (init) is one unless --allow-init says FILE is
+file's (an object found in a folder, such as a kernel tree's module, has none
+until linked: it runs the tool's, said once). With --against ORIG, also exit
+1 when a change from ORIG is not live-safe; NOP -> MOV X9,X30 (init) is one unless --allow-init says FILE is
 not running yet.
 
 --direct SYM|ADDR names a legal direct trampoline (repeatable; Linux 6.4+
@@ -149,6 +150,9 @@ type verified struct {
 	rep   *verify.Report
 	sites []elfscan.Site
 	total int // the file's sites, before --func/--exclude
+	// tool: an object found by a walk that has no trampoline of its own
+	// ran ftpatch's instead (--run-file-trampoline over a tree).
+	tool bool
 }
 
 func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
@@ -246,6 +250,14 @@ func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *
 				return verified{}, it.err
 			}
 			v, err := verifyOne(it.path, vopts, stdio, len(in.items) == 1, ci.Active())
+			if errors.Is(err, verify.ErrNoFileTrampoline) && it.rel != "" && isObject(it.path) {
+				// A module of a tree reaches the kernel's trampoline
+				// through a relocation: its sites run the tool's.
+				vo := vopts
+				vo.RunFileTrampoline = false
+				v, err = verifyOne(it.path, vo, stdio, false, ci.Active())
+				v.tool = true
+			}
 			if err != nil {
 				err = fmt.Errorf("file %s: %w", it.path, err)
 			}
@@ -267,6 +279,7 @@ type verifyTally struct {
 	run           *runState
 	sites, failed int
 	empty         []string // files without a patch site
+	tool          []string // objects that ran the tool's trampoline (see verifyAll)
 }
 
 // emit writes input i's result, in input order; an error stops the run.
@@ -291,6 +304,9 @@ func (t *verifyTally) emit(i int, v verified, err error) error {
 		}
 	}
 	t.ci.VerifyFile(v.sites, v.rep)
+	if v.tool {
+		t.tool = append(t.tool, v.rep.File)
+	}
 	if v.total == 0 && t.opts.RequireSites {
 		t.empty = append(t.empty, v.rep.File)
 	}
@@ -301,6 +317,7 @@ func (t *verifyTally) emit(i int, v verified, err error) error {
 // summary, then the exit status.
 func (t *verifyTally) end() error {
 	report.NoSites(t.run.io.Err, t.empty, true)
+	report.RanToolTrampoline(t.run.io.Err, t.tool)
 	t.run.sum.Sites, t.run.sum.SitesFailed = t.sites, intp(t.failed)
 	if err := t.run.finish(); err != nil {
 		return fmt.Errorf("writing output: %w", err)
@@ -395,6 +412,17 @@ func verifyOne(path string, vopts verify.Options, stdio *IO, bar, withSites bool
 		return img, err
 	}, vopts, stdio, bar)
 	return v, err
+}
+
+// isObject reports whether path is a relocatable object (a module): the
+// files --run-file-trampoline cannot run their own trampoline in.
+func isObject(path string) bool {
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return false
+	}
+	defer o.Close()
+	return o.Rel()
 }
 
 // checkedSites are the sites of o that verify checks: its scan's, or the

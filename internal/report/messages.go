@@ -24,11 +24,7 @@ func NoSites(w io.Writer, files []string, finding bool) {
 	}
 	which := "file " + files[0] + " has no patch sites"
 	if len(files) > 1 {
-		named := strings.Join(files[:min(len(files), 3)], ", ")
-		if len(files) > 3 {
-			named += fmt.Sprintf(" and %d more", len(files)-3)
-		}
-		which = fmt.Sprintf("%d files have no patch sites (%s)", len(files), named)
+		which = fmt.Sprintf("%d files have no patch sites (%s)", len(files), firstNames(files))
 	}
 	const why = "no __patchable_function_entries records and no __start_mcount_loc..__stop_mcount_loc table; built without -fpatchable-function-entry?"
 	if finding {
@@ -36,6 +32,25 @@ func NoSites(w io.Writer, files []string, finding bool) {
 		return
 	}
 	fmt.Fprintf(w, "ftpatch: warning: %s: %s (--require-sites makes this a finding)\n", which, why)
+}
+
+// RanToolTrampoline warns that verify --run-file-trampoline ran ftpatch's
+// trampoline for objects, found in folders, that have none of their own.
+func RanToolTrampoline(w io.Writer, objects []string) {
+	if len(objects) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "ftpatch: warning: --run-file-trampoline: %s found in the folders have no trampoline of their own (%s): their sites ran ftpatch's trampoline (a module reaches the kernel's through a relocation)\n",
+		render.Count(len(objects), "object"), firstNames(objects))
+}
+
+// firstNames lists the first three of files, and how many more.
+func firstNames(files []string) string {
+	named := strings.Join(files[:min(len(files), 3)], ", ")
+	if len(files) > 3 {
+		named += fmt.Sprintf(" and %d more", len(files)-3)
+	}
+	return named
 }
 
 // IgnoredProblems closes a scan --check that accepted n problems of the
