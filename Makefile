@@ -10,6 +10,11 @@
 #   make kernel-check  the whole flow on Debian's arm64 cloud kernels 6.12
 #                   and 6.1, downloaded into build/kernels (opt-in, slow,
 #                   needs the network; scripts/kernel-check.sh)
+#   make kernel-53-check  the linux/ patch series (5,3 layout) applied to
+#                   Debian's linux-source-6.12: GCC+BTI, clang-16+kCFI and a
+#                   negative build, booted on qemu with ftrace's startup
+#                   tests, then scanned, patched and verified (opt-in, slow,
+#                   needs the network; scripts/kernel-53-check.sh)
 #   make kernel-build-check  cross-compile Linux 6.12 (Debian's
 #                   linux-source-6.12) in three flavours and run
 #                   examples/kernel-ci.sh and a record-count oracle on each
@@ -64,7 +69,7 @@ FUZZTIME ?= 20000x
 FIXTURES := testdata/fixtures
 KTREE := testdata/ktree
 
-.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench redteam kernel-check kernel-build-check clean man completions install dist
+.PHONY: deps build test vet unit fuzz testdata testdata-check demo bench redteam kernel-check kernel-build-check kernel-53-check clean man completions install dist
 
 deps:
 	@scripts/deps.sh
@@ -166,6 +171,13 @@ kernel-check: build
 kernel-build-check: build
 	scripts/deps.sh kernel-build
 	scripts/linux-build-check.sh
+
+# Not part of test nor CI: downloads ~150 MB once, builds four small kernels
+# (~30 min on 2 cores, ~3 GB) and boots two; reused by the next run
+# (CACHE=DIR to share the sources and trees with make kernel-build-check).
+kernel-53-check: build
+	scripts/deps.sh kernel-build kernel-53
+	scripts/kernel-53-check.sh
 
 clean:
 	rm -rf bin build

@@ -9,6 +9,7 @@
 # Groups, for the opt-in targets (each is one array below; add packages to
 # it, or a group as a new array named GROUP_<name with - as _>):
 #   kernel-build   building Linux itself (make kernel-build-check)
+#   kernel-53      the 5,3 kernels of make kernel-53-check: booting them
 set -euo pipefail
 
 PACKAGES=(
@@ -37,6 +38,14 @@ GROUP_kernel_build=(
 	make gcc libc6-dev bc flex bison libssl-dev libelf-dev # host programs of the kernel build
 	cpio kmod python3 perl                                 # scripts the build runs
 	debian-archive-keyring dpkg                            # linux-source.sh's apt-get download, dpkg-deb
+)
+
+# make kernel-53-check (scripts/kernel-53-check.sh), on top of kernel-build:
+# clang-16's linker (LLVM=-16), applying the series, and booting the kernels.
+GROUP_kernel_53=(
+	lld-16 llvm-16 # LLVM=-16: ld.lld-16, llvm-nm-16, llvm-objcopy-16, ...
+	patch          # applying linux/*.patch
+	qemu-system-arm # qemu-system-aarch64 -M virt -cpu max
 )
 
 for group in "$@"; do

@@ -128,6 +128,30 @@ check_kimage() {
 	fi
 }
 
+# zero_mcount IN OUT: OUT is IN with every mcount_loc entry zeroed as
+# Linux's scripts/sorttable zeroes the records it cannot place within a
+# function: the addend of each R_AARCH64_RELATIVE whose offset lies in
+# __start_mcount_loc..__stop_mcount_loc (the stored words are zero already).
+zero_mcount() {
+	local in=$1 dst=$2 start stop relaoff i=0 n=0 off typ
+	start=$($READELF -s -W "$in" | awk '$8 == "__start_mcount_loc" { print $2 }')
+	stop=$($READELF -s -W "$in" | awk '$8 == "__stop_mcount_loc" { print $2 }')
+	relaoff=$($READELF -S -W "$in" | awk '{ for (i = 1; i < NF; i++) if ($i == ".rela.dyn") print $(i + 3) }')
+	cp "$in" "$dst"
+	while read -r off _ typ _; do
+		[[ $off =~ ^[0-9a-f]{16}$ ]] || continue
+		if [[ $typ == R_AARCH64_RELATIVE ]] && (( 16#$off >= 16#$start && 16#$off < 16#$stop )); then
+			# Elf64_Rela: r_offset, r_info, then the 8-byte r_addend.
+			dd if=/dev/zero of="$dst" bs=1 count=8 seek=$((16#$relaoff + 24 * i + 16)) conv=notrunc status=none
+			n=$((n + 1))
+		fi
+		i=$((i + 1))
+	done < <($READELF -r -W "$in" | sed -n "/'.rela.dyn'/,/^\$/p")
+	if (( n == 0 || n != (16#$stop - 16#$start) / 8 )); then
+		echo "fixtures.sh: $in: zeroed $n mcount_loc relocations, want one per entry" >&2; exit 1
+	fi
+}
+
 cat >"$readme" <<'HDR'
 # Test fixtures
 
@@ -170,6 +194,7 @@ defines `ftrace_caller_lit24`, the stand-in for the trampoline's second entry).
 | `pie` | a PIE, ET_DYN; the dynamic relocations are also applied to the stored words (`.elf`) |
 | `pie-noapply` | a PIE linked `--no-apply-dynamic-relocs`: the stored entry words are zero, the entries are known from `.rela.dyn` (`.elf`) |
 | `kimage` | a kernel-like image linked `-shared -Bsymbolic -z notext --no-apply-dynamic-relocs -T kernel.lds`: the entries lie in `.init.data` between `__start_mcount_loc` and `__stop_mcount_loc`, no `__patchable_function_entries` section remains, stored words are zero, and each entry is an `R_AARCH64_RELATIVE` in `.rela.dyn` (`.elf`) |
+| `kimage-zeroed` | `gcc-callops53-bti` only: its `kimage` with every entry zeroed (`zero_mcount` in `scripts/fixtures.sh`: the addend of each entry's `R_AARCH64_RELATIVE` set to 0), as Linux 6.12's `scripts/sorttable` leaves a vmlinux built with `-fpatchable-function-entry=5,3`: it zeroes the records it cannot place within a function, allowing 8 bytes before one (the 4,2 offset), and a 5,3 record is 12 bytes before (`.elf`) |
 | `kimage-relr` | Clang only: the `kimage` link plus `--pack-dyn-relocs=relr`, as Linux's CONFIG_RELR: each entry is a RELR offset in `.relr.dyn` and its stored word holds the link-time address (RELR has no addend field); GNU ld 2.40 ignores `-z pack-relative-relocs` on aarch64, so there is no GCC one (`.elf`) |
 
 Notes:
@@ -275,6 +300,9 @@ for cc in gcc clang clang16; do
 		check_kimage "$base-kimage.elf"
 	done
 done
+printf '\n### gcc-callops53-bti-kimage-zeroed\n\n' >>"$readme"
+run zero_mcount "$out/gcc-callops53-bti-kimage.elf" "$out/gcc-callops53-bti-kimage-zeroed.elf"
+check "$out/gcc-callops53-bti-kimage-zeroed.elf"
 cp "$readme" "$out/README.md"
 
 # build_ktree DIR: a kernel build tree in miniature, as `make ARCH=arm64

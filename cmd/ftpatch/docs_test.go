@@ -96,7 +96,7 @@ func docCommands(t *testing.T, root string) []docCommand {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-var makeLine = regexp.MustCompile(`^make ([a-z-]+)\s*(#.*)?$`)
+var makeLine = regexp.MustCompile(`^make ([a-z0-9-]+)\s*(#.*)?$`)
 
 func TestDocsCommandsRun(t *testing.T) {
 	root := testutil.RepoRoot(t)

@@ -232,7 +232,7 @@ func (s *scanJob) work(i int) (scanResult, error) {
 	}
 	if s.opts.Quiet {
 		f.Sites = problemSites(f.Sites)
-		r.quiet = len(f.Sites) == 0
+		r.quiet = len(f.Sites) == 0 && len(f.FileProblems()) == 0
 	}
 	if s.opts.JSON && !r.quiet && len(f.Sites) <= smallJSON {
 		// ~220 bytes a site: a buffer of that size, not one grown
@@ -244,15 +244,13 @@ func (s *scanJob) work(i int) (scanResult, error) {
 
 // countProblems counts f's problems by code, and those --ignore accepts.
 func (s *scanJob) countProblems(f *elfscan.File) (byCode map[string]int, ignored int) {
-	for _, site := range f.Sites {
-		for _, p := range site.Problems() {
-			if byCode == nil {
-				byCode = map[string]int{}
-			}
-			byCode[string(p.Code)]++
-			if s.ignore[p.Code] {
-				ignored++
-			}
+	for p := range f.AllProblems { // the file's own (zeroed-entries), then each site's
+		if byCode == nil {
+			byCode = map[string]int{}
+		}
+		byCode[string(p.Code)]++
+		if s.ignore[p.Code] {
+			ignored++
 		}
 	}
 	return byCode, ignored
@@ -306,7 +304,7 @@ func (s *scanJob) emit(i int, r scanResult, err error) error {
 // report writes a file's scan in the CI reports, and notes a file with no
 // patch site.
 func (s *scanJob) report(r scanResult) {
-	if r.total == 0 {
+	if r.total == 0 && len(r.f.FileProblems()) == 0 { // zeroed-entries says why itself
 		s.noSites = append(s.noSites, r.f.Path)
 	}
 	f := r.f

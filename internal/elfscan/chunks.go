@@ -21,6 +21,9 @@ type Chunk struct {
 	Index int      // 0 for the first chunk, then 1, 2, …
 	Start int      // index in the whole scan of Sites[0]
 	Sites []Site
+	// FileProblems are the file's own problems (File.FileProblems), on
+	// the first chunk only.
+	FileProblems []Problem
 }
 
 // ScanChunks scans the ELF file read from r as Scan does, and hands its
@@ -44,7 +47,7 @@ func ScanChunks[R any](r io.ReaderAt, path string, chunk int, work func(Chunk) (
 	}
 	bounds := sc.streamChunks(recs, chunk)
 	if bounds == nil {
-		out := &File{Path: path, Type: sc.f.Type, Sites: make([]Site, len(recs))}
+		out := &File{Path: path, Type: sc.f.Type, Sites: make([]Site, len(recs)), fileProblems: sc.zeroedEntries(len(recs))}
 		if err := sc.sites(out.Sites, recs, dups); err != nil {
 			return 0, err
 		}
@@ -104,7 +107,11 @@ func Chunks[R any](f *File, chunk int, work func(Chunk) (R, error), emit func(R)
 	chunks := max(1, (n+chunk-1)/chunk)
 	at := func(k int) Chunk {
 		lo := k * chunk
-		return Chunk{Path: f.Path, Type: f.Type, Index: k, Start: lo, Sites: f.Sites[lo:min(lo+chunk, n)]}
+		c := Chunk{Path: f.Path, Type: f.Type, Index: k, Start: lo, Sites: f.Sites[lo:min(lo+chunk, n)]}
+		if k == 0 {
+			c.FileProblems = f.fileProblems
+		}
+		return c
 	}
 	workers := min(runtime.GOMAXPROCS(0), chunks)
 	if workers <= 1 {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 
@@ -90,7 +91,7 @@ func (o *Object) scanSites() (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &File{Path: o.Path, Type: sc.f.Type, Sites: make([]Site, len(recs))}
+	out := &File{Path: o.Path, Type: sc.f.Type, Sites: make([]Site, len(recs)), fileProblems: sc.zeroedEntries(len(recs))}
 	err = sc.sites(out.Sites, recs, dups)
 	sc.relCur.close()
 	putReadBuf(sc.rd.buf)
@@ -118,7 +119,8 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r, mem: o.mem, buf: getReadBuf()}, lastSec: -1}
+	sc := &scanner{o: o, f: o.f, r: o.r, rel: o.Rel(), st: st.view(), rd: chunkReader{r: o.r, mem: o.mem, buf: getReadBuf()}, lastSec: -1,
+		kcfi: kcfiToolchain(o.f)}
 	if buf := o.sortBuf.Swap(nil); buf != nil {
 		sc.scratch = *buf
 	}
@@ -180,6 +182,13 @@ type scanner struct {
 
 	lastSec int     // SectionAt cache
 	scratch []keyed // radixSort's buffer, shared by the symbol and record sorts
+
+	// The entries table of a linked file: how many entries it has, zero
+	// ones included, and the section holding them (see zeroedEntries).
+	entries     int
+	entriesName string
+
+	kcfi bool // the file may hold kCFI type hashes (kcfiToolchain)
 
 	x    siteExtra  // the extras of the site being built
 	last *siteExtra // the last site's, shared by the next when alike
@@ -383,7 +392,9 @@ func (sc *scanner) linkedRecords() ([]record, error) {
 	total := uint64(0)
 	for _, rg := range ranges {
 		total += rg.size / 8
+		sc.entriesName = rg.name
 	}
+	sc.entries = int(min(total, math.MaxInt32))
 	// One record per entry at most; a corrupt size is caught by readRange
 	// and must not pre-size more than the file holds.
 	n := min(total, 1<<20)

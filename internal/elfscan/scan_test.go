@@ -114,7 +114,10 @@ func TestFixtureFacts(t *testing.T) {
 					t.Errorf("%s: slots not adjacent", s.Func)
 				}
 			}
-			if len(sf.Sites) == 0 {
+			switch zeroed := strings.HasSuffix(name, "-zeroed.elf"); {
+			case zeroed && (len(sf.Sites) != 0 || len(sf.FileProblems()) != 1):
+				t.Errorf("zeroed image: %d sites, file problems %+v", len(sf.Sites), sf.FileProblems())
+			case !zeroed && len(sf.Sites) == 0:
 				t.Error("no sites")
 			}
 		})

@@ -58,8 +58,9 @@ const (
 	CodeNoFunction        Code = "no-function"
 )
 
-// Codes lists every problem code, in the order the docs give them.
-var Codes = []Code{CodeMisalignedLiteral, CodeUnexpectedInsn, CodeDuplicateEntry, CodeOutsideText, CodeNoFunction}
+// Codes lists every problem code, in the order the docs give them: the
+// sites' codes, then the file's own (CodeZeroedEntries).
+var Codes = []Code{CodeMisalignedLiteral, CodeUnexpectedInsn, CodeDuplicateEntry, CodeOutsideText, CodeNoFunction, CodeZeroedEntries}
 
 // NoFunctionHelp explains a no-function record: in a linked kernel it is the
 // code of a weak function that a strong definition replaced at link time
@@ -382,11 +383,13 @@ type File struct {
 	Path  string
 	Type  elf.Type // ET_REL, ET_EXEC or ET_DYN
 	Sites []Site
+
+	fileProblems []Problem // see FileProblems
 }
 
-// Problems counts the problems across all sites.
+// Problems counts the problems of the file: its own and its sites'.
 func (f *File) Problems() int {
-	n := 0
+	n := len(f.fileProblems)
 	for i := range f.Sites {
 		n += len(f.Sites[i].Problems())
 	}

@@ -223,8 +223,9 @@ func (sc *scanner) site(rec record, s *Site) error {
 	}
 	if layout.HasLiteral() && R >= 4 {
 		// A kCFI type hash: a word just before the NOPs that no function
-		// covers and no NOP, BTI or padding explains.
-		if h, ok := w.word(R - 4); ok && h != encode.NOP && h != 0 && !encode.IsBTI(h) && fn >= 0 && sc.st.containing(key, R-4) < 0 {
+		// covers and no NOP, BTI or padding explains, in a file Clang
+		// may have built (see kcfiToolchain).
+		if h, ok := w.word(R - 4); ok && sc.kcfi && h != encode.NOP && h != 0 && !encode.IsBTI(h) && fn >= 0 && sc.st.containing(key, R-4) < 0 {
 			s.have |= haveCFIHash
 			s.x.cfiHash = h
 		}

@@ -50,6 +50,9 @@ func dump(t testing.TB, r *Report) {
 
 func TestAgainstLinkedStates(t *testing.T) {
 	for _, src := range testutil.Fixtures(t, "*.elf") {
+		if strings.HasSuffix(src, "-zeroed.elf") {
+			continue // no site: its entries table is all zeros (elfscan's zeroed-entries)
+		}
 		t.Run(filepath.Base(src), func(t *testing.T) {
 			f := pairtest.Scan(t, src)
 			n, lit := pairtest.EligibleCount(f)

@@ -82,6 +82,9 @@ func (c CI) ScanFile(f *elfscan.File, ignore map[elfscan.Code]bool) {
 	if c.JUnit != nil {
 		c.JUnit.StartSuite(f.Path)
 		names := caseNames{}
+		if fc, ok := fileCase(f, ignore); ok {
+			c.JUnit.Case(fc)
+		}
 		for i := range f.Sites {
 			s := &f.Sites[i]
 			c.JUnit.Case(scanCase(f.Path, rel, s, names.name(s.Func, rel, s.Section, s.Entry()), ignore))
@@ -89,6 +92,10 @@ func (c CI) ScanFile(f *elfscan.File, ignore map[elfscan.Code]bool) {
 		c.JUnit.EndSuite(-1)
 	}
 	if c.SARIF != nil {
+		for _, p := range f.FileProblems() {
+			c.SARIF.Result(SARIFResult{Rule: string(p.Code), Ignored: ignore[p.Code], File: f.Path, Whole: true,
+				Message: fmt.Sprintf("%s: %s: %s", f.Path, p.Code, p.Detail)})
+		}
 		for i := range f.Sites {
 			s := &f.Sites[i]
 			for _, p := range s.Problems() {
@@ -97,6 +104,21 @@ func (c CI) ScanFile(f *elfscan.File, ignore map[elfscan.Code]bool) {
 			}
 		}
 	}
+}
+
+// fileCase is the testcase of a file's own problems (zeroed-entries),
+// named after the file; ok is false when it has none.
+func fileCase(f *elfscan.File, ignore map[elfscan.Code]bool) (JUnitCase, bool) {
+	tc := JUnitCase{Name: "(file)", Classname: f.Path}
+	for _, p := range f.FileProblems() {
+		text := fmt.Sprintf("%s: %s: %s", f.Path, p.Code, p.Detail)
+		if ignore[p.Code] {
+			tc.Output += "ignored: " + text + "\n"
+			continue
+		}
+		tc.Failures = append(tc.Failures, JUnitFailure{Type: string(p.Code), Message: p.Detail, Text: text})
+	}
+	return tc, len(f.FileProblems()) > 0
 }
 
 // scanCase is one site's testcase.

@@ -38,6 +38,8 @@ var Rules = []Rule{
 	{string(elfscan.CodeOutsideText), "An entry points into no section, into a non-executable one, or its words run past the end of the section.",
 		"Check the linker script's __start_mcount_loc/__stop_mcount_loc range and that the entries table is this build's."},
 	{string(elfscan.CodeNoFunction), "No function symbol covers the entry.", elfscan.NoFunctionHelp},
+	{string(elfscan.CodeZeroedEntries), "The linked file's entries table holds only zeros, so no patch site can be found (the records were zeroed at build time).",
+		"With -fpatchable-function-entry=5,3, build with a sorttable that allows 12 bytes before a function (patch 0001 of ftpatch's linux/ series), or use 4,2; the finding's text names the likely cause."},
 	{RuleSiteFailed, "The site does not behave as its state requires when run on Unicorn's arm64 CPU.",
 		"Read what was expected and what the CPU did, and the site's words; ftpatch show --func NAME FILE disassembles them."},
 	{RuleNotLiveSafe, "A change from the original file is not one a running kernel may take (or a difference outside the patch sites).",

@@ -20,7 +20,9 @@ type ScanFile struct {
 	File     string     `json:"file"`     // path as given
 	ElfType  string     `json:"elf_type"` // REL, EXEC or DYN
 	Sites    []ScanSite `json:"sites"`    // never null
-	Problems int        `json:"problems"` // count across sites
+	Problems int        `json:"problems"` // count across the sites and file_problems
+	// The file's own problems (zeroed-entries), left out when none.
+	FileProblems []ShowProblem `json:"file_problems,omitempty"`
 }
 
 // ScanSite is one site in ScanFile. Layout, state and problem codes are
@@ -71,6 +73,9 @@ func Scan(f *elfscan.File) ScanFile {
 	out := ScanFile{File: f.Path, ElfType: ELFType(f.Type), Sites: make([]ScanSite, len(f.Sites)), Problems: f.Problems()}
 	for i := range f.Sites {
 		out.Sites[i] = Site(&f.Sites[i], f.Type == elf.ET_REL)
+	}
+	for _, p := range f.FileProblems() {
+		out.FileProblems = append(out.FileProblems, ShowProblem{Code: string(p.Code), Detail: p.Detail})
 	}
 	return out
 }
@@ -157,6 +162,9 @@ func ScanText(w io.Writer, f *elfscan.File) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, p := range f.FileProblems() {
+		fmt.Fprintf(w, "  %s: %s\n", p.Code, p.Detail)
 	}
 	for i := range f.Sites {
 		for _, p := range f.Sites[i].Problems() {

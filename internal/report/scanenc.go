@@ -25,7 +25,7 @@ import (
 func AppendScan(dst []byte, f *elfscan.File) []byte {
 	dst = appendScanHead(dst, f.Path, f.Type, false)
 	dst = appendSites(dst, f.Sites, 0, f.Type == elf.ET_REL, false)
-	return appendScanTail(dst, f.Problems())
+	return appendScanTail(dst, f.Problems(), f.FileProblems(), false)
 }
 
 // scanChunk is how many sites one encoding task takes (about 270 KiB of
@@ -59,13 +59,16 @@ type ScanStream struct {
 	w        io.Writer
 	chunk    int
 	free     *freeList[[]byte]
-	problems int // counted by Write
+	problems int               // counted by Write
+	file     []elfscan.Problem // the file's own problems, from the first chunk
 }
 
-// EncodedChunk is one chunk's JSON and the problems of its sites.
+// EncodedChunk is one chunk's JSON and the problems of its sites (and, for
+// the first chunk, the file's own).
 type EncodedChunk struct {
 	b        []byte
 	problems int
+	file     []elfscan.Problem
 }
 
 // NewScanStream starts a --json line written to w.
@@ -87,24 +90,26 @@ func (e *ScanStream) Encode(c elfscan.Chunk) (EncodedChunk, error) {
 		b = appendScanHead(b, c.Path, c.Type, false)
 	}
 	b = appendSites(b, c.Sites, c.Start, c.Type == elf.ET_REL, false)
-	n := 0
+	n := len(c.FileProblems)
 	for i := range c.Sites {
 		n += len(c.Sites[i].Problems())
 	}
-	return EncodedChunk{b, n}, nil
+	return EncodedChunk{b, n, c.FileProblems}, nil
 }
 
 // Write writes an encoded chunk; chunks come in order.
 func (e *ScanStream) Write(c EncodedChunk) error {
 	_, err := e.w.Write(c.b)
 	e.problems += c.problems
+	e.file = append(e.file, c.file...)
 	e.free.put(c.b)
 	return err
 }
 
-// End closes the line and returns the problems its sites had.
+// End closes the line and returns the problems counted: its sites' and
+// the file's own.
 func (e *ScanStream) End() (problems int, err error) {
-	_, err = e.w.Write(appendScanTail(nil, e.problems))
+	_, err = e.w.Write(appendScanTail(nil, e.problems, e.file, false))
 	return e.problems, err
 }
 
@@ -143,9 +148,23 @@ func appendScanHead(b []byte, path string, typ elf.Type, html bool) []byte {
 	return append(b, `,"sites":[`...)
 }
 
-func appendScanTail(b []byte, problems int) []byte {
+func appendScanTail(b []byte, problems int, file []elfscan.Problem, html bool) []byte {
 	b = append(b, `],"problems":`...)
 	b = strconv.AppendInt(b, int64(problems), 10)
+	if len(file) > 0 {
+		b = append(b, `,"file_problems":[`...)
+		for i, p := range file {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"code":`...)
+			b = render.AppendJSONString(b, string(p.Code), html)
+			b = append(b, `,"detail":`...)
+			b = render.AppendJSONString(b, p.Detail, html)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, "}\n"...)
 }
 

@@ -36,7 +36,7 @@ func encodingJSON(t testing.TB, f *elfscan.File, html bool) []byte {
 func appendScanMode(f *elfscan.File, html bool) []byte {
 	b := appendScanHead(nil, f.Path, f.Type, html)
 	b = appendSites(b, f.Sites, 0, f.Type == elf.ET_REL, html)
-	return appendScanTail(b, f.Problems())
+	return appendScanTail(b, f.Problems(), f.FileProblems(), html)
 }
 
 func checkJSON(t *testing.T, name string, f *elfscan.File) {
