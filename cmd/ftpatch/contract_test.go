@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 type field struct {
@@ -235,7 +237,7 @@ func (c contract) value(t string, v any) error {
 // The checker itself: it accepts what the tables say and rejects an
 // undocumented field, a missing one, and a value of the wrong type.
 func TestContractChecker(t *testing.T) {
-	c, err := loadContract(filepath.Join(repoRoot(t), "docs", "json.md"))
+	c, err := loadContract(filepath.Join(testutil.RepoRoot(t), "docs", "json.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/rogpeppe/go-internal/txtar"
 
 	"github.com/ftpatch/ftpatch/internal/cli"
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 type docCommand struct {
@@ -98,7 +99,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 var makeLine = regexp.MustCompile(`^make ([a-z0-9-]+)\s*(#.*)?$`)
 
 func TestDocsCommandsRun(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	scripts, _ := filepath.Glob(filepath.Join(root, "testdata", "script", "*.txtar"))
 	lines := map[string]bool{}
 	files := map[string]bool{}
@@ -175,7 +176,7 @@ func onlyMake(block, makefile string) bool {
 // The synopsis in README.md's "Commands" is each command's usage line, as
 // `ftpatch CMD --help` prints it.
 func TestReadmeSynopsis(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	b, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +206,7 @@ func TestReadmeSynopsis(t *testing.T) {
 var outputRe = regexp.MustCompile(`^<!-- output: ([a-z0-9-]+\.txtar) (\S+) -->$`)
 
 func TestDocsOutputs(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	n := 0
 	for _, page := range docPages(t, root) {
 		doc, lines := page.path, page.lines
@@ -254,7 +255,7 @@ func TestDocsOutputs(t *testing.T) {
 // Every ```json block in the docs is JSON ftpatch could print: each object
 // passes the docs/json.md contract (a lone site as a scan site).
 func TestDocsJSONExamples(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	c, err := loadContract(filepath.Join(root, "docs", "json.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ func versionOf(t *testing.T, bin, fixture string) (text, jsonVersion string) {
 // describe even with Go's VCS stamping off), a man page per command that
 // mandoc finds no error in, and completions each shell parses.
 func TestMakeInstall(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	tmp := t.TempDir()
 	dest := filepath.Join(tmp, "dest")
 	runMake(t, root, []string{"GOFLAGS=-buildvcs=false"}, "install", "DESTDIR="+dest, "PREFIX=/usr",
@@ -136,7 +136,7 @@ func TestMakeInstall(t *testing.T) {
 // make dist makes a tarball of the sources with a VERSION file; make
 // build in it, with no git to ask, stamps that version.
 func TestMakeDist(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	tmp := t.TempDir()
 	runMake(t, root, nil, "dist", "DISTDIR="+tmp)
 	v := gitDescribe(t, root)

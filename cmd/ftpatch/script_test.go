@@ -54,20 +54,8 @@ func TestMain(m *testing.M) {
 	})
 }
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root: %v", err)
-	}
-	return root
-}
-
 func TestScripts(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	contract, err := loadContract(filepath.Join(root, "docs", "json.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +93,7 @@ func TestScripts(t *testing.T) {
 				return false, fmt.Errorf("unknown condition %q", cond)
 			}
 			if _, err := exec.LookPath(tool); err != nil {
-				if os.Getenv("CI") == "true" {
+				if testutil.InCI() {
 					return false, fmt.Errorf("%s not found, and CI=true: install it (scripts/deps.sh)", tool)
 				}
 				return false, nil

@@ -51,7 +51,7 @@ func spdxExempt(path string) bool {
 // Every source file says its licence in an SPDX line near its top:
 // Apache-2.0, ftpatch's (LICENSE).
 func TestSPDX(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	git := testutil.NeedTool(t, "git")
 	cmd := exec.Command(git, "ls-files", "-z")
 	cmd.Dir = root

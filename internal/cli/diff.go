@@ -31,7 +31,7 @@ type DiffOptions struct {
 // diffCodes are the codes diff --ignore takes besides the problem codes.
 var diffCodes = []string{report.RuleLostSite, report.RuleLayoutChange, report.RuleRemovedInput}
 
-func newDiffCmd(io *IO) *cobra.Command {
+func newDiffCmd(stdio *IO) *cobra.Command {
 	opts := &DiffOptions{}
 	cmd := &cobra.Command{
 		Use:   "diff [--json] [--ignore CODE[,CODE]] [--junit FILE] [--sarif FILE] [-j N] [--max-decompressed SIZE] OLD NEW",
@@ -62,7 +62,7 @@ removed-input. Exit 2 when an input cannot be read.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Old, opts.New = args[0], args[1]
-			return runDiff(opts, io)
+			return runDiff(opts, stdio)
 		},
 	}
 	f := cmd.Flags()
@@ -110,12 +110,12 @@ func runDiff(opts *DiffOptions, stdio *IO) (err error) {
 	if err != nil {
 		return err
 	}
-	old, new, err := openDiffSides(opts.Old, opts.New)
+	oldSide, newSide, err := openDiffSides(opts.Old, opts.New)
 	if err != nil {
 		return err
 	}
-	defer old.close()
-	defer new.close()
+	defer oldSide.close()
+	defer newSide.close()
 	ci, err := opts.CI.open("ftpatch diff")
 	if err != nil {
 		return err
@@ -125,19 +125,19 @@ func runDiff(opts *DiffOptions, stdio *IO) (err error) {
 	if opts.JSON {
 		out = report.NewVersionStamp(out, Version())
 	}
-	pairs := pairInputs(old, new)
+	pairs := pairInputs(oldSide, newSide)
 	t := &diffTally{}
 	werr := pool.Ordered(context.Background(), len(pairs), opts.Jobs,
 		func(_ context.Context, k int) (diffOutcome, error) {
-			return comparePair(old, new, pairs[k], ignored)
+			return comparePair(oldSide, newSide, pairs[k], ignored)
 		},
 		func(k int, o diffOutcome, err error) error {
 			if err != nil {
 				t.failed++
 				out.Flush()
-				file := new.name(pairs[k].new)
+				file := newSide.name(pairs[k].new)
 				if file == "" {
-					file = old.name(pairs[k].old)
+					file = oldSide.name(pairs[k].old)
 				}
 				reportInput(stdio, jsonOut(opts.JSON, out), file, err)
 				ci.InputError(file, err.Error())
@@ -190,32 +190,32 @@ func (t *diffTally) emit(out flushWriter, o diffOutcome, json bool, ci *ciFiles)
 
 // openDiffSides reads both sides, and pairs a saved scan's inputs with the
 // other side's by their paths.
-func openDiffSides(oldArg, newArg string) (old, new *diffSide, err error) {
-	if old, err = openDiffSide(oldArg); err != nil {
+func openDiffSides(oldArg, newArg string) (oldSide, newSide *diffSide, err error) {
+	if oldSide, err = openDiffSide(oldArg); err != nil {
 		return nil, nil, fmt.Errorf("OLD %s: %w", oldArg, err)
 	}
-	if new, err = openDiffSide(newArg); err != nil {
-		old.close()
+	if newSide, err = openDiffSide(newArg); err != nil {
+		oldSide.close()
 		return nil, nil, fmt.Errorf("NEW %s: %w", newArg, err)
 	}
-	if old.saved != nil {
-		old.alignSaved(new)
+	if oldSide.saved != nil {
+		oldSide.alignSaved(newSide)
 	}
-	if new.saved != nil {
-		new.alignSaved(old)
+	if newSide.saved != nil {
+		newSide.alignSaved(oldSide)
 	}
-	return old, new, nil
+	return oldSide, newSide, nil
 }
 
 // comparePair reads a pair's two inputs and compares them. An input only
 // one side has is compared with nothing: all its sites added, or all
 // removed (and the input itself missing from the new build).
-func comparePair(old, new *diffSide, p diffPairing, ignored func(string) bool) (diffOutcome, error) {
+func comparePair(oldSide, newSide *diffSide, p diffPairing, ignored func(string) bool) (diffOutcome, error) {
 	var o, n sitediff.Side
 	n.HasFunc = func(string) bool { return false } // no new input: nothing is there
-	pair := &report.DiffPair{Old: old.name(p.old), New: new.name(p.new), Ignored: ignored}
+	pair := &report.DiffPair{Old: oldSide.name(p.old), New: newSide.name(p.new), Ignored: ignored}
 	if p.old >= 0 {
-		side, rel, release, err := old.load(p.old)
+		side, rel, release, err := oldSide.load(p.old)
 		if err != nil {
 			return diffOutcome{}, err
 		}
@@ -223,7 +223,7 @@ func comparePair(old, new *diffSide, p diffPairing, ignored func(string) bool) (
 		o, pair.Rel = side, rel
 	}
 	if p.new >= 0 {
-		side, rel, release, err := new.load(p.new)
+		side, rel, release, err := newSide.load(p.new)
 		if err != nil {
 			return diffOutcome{}, err
 		}

@@ -297,7 +297,8 @@ func fromSaved(s report.SavedSite) sitediff.Site {
 	return d
 }
 
-// sideName names a side's input in messages and reports: its path.
+// name names a side's input i in messages and reports: its path ("" for
+// none).
 func (s *diffSide) name(i int) string {
 	if i < 0 {
 		return ""

@@ -166,11 +166,11 @@ func TestHugeHeap(t *testing.T) {
 // garbage, and leaves a smaller one alone (no collection).
 func TestReleaseBeforeRun(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection but ours
-	var keep [][]byte
+	var garbage [][]byte
 	for range (releaseFloor >> 20) + 8 {
-		keep = append(keep, make([]byte, 1<<20))
+		garbage = append(garbage, make([]byte, 1<<20))
 	}
-	keep = nil
+	runtime.KeepAlive(garbage) // allocated, and garbage from here on
 	before := heapObjects()
 	n := gcCount()
 	releaseBeforeRun()

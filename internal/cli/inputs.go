@@ -82,17 +82,6 @@ func (r *runInputs) paths() []string {
 	return out
 }
 
-// errs counts the inputs that failed before any command read them.
-func (r *runInputs) errs() int {
-	n := 0
-	for _, it := range r.items {
-		if it.err != nil {
-			n++
-		}
-	}
-	return n
-}
-
 // summarize says whether the run ends with a summary: it has more than one
 // input, or a folder argument.
 func (r *runInputs) summarize() bool { return len(r.items) > 1 || r.folders > 0 }
@@ -174,7 +163,11 @@ func (w walker) expandFolder(r *runInputs, seen map[string]bool, arg string) {
 	if w.deferred {
 		taken = w.takeDeferred(r, seen, arg, cands)
 	} else {
-		taken = w.takeIdentified(r, seen, cands)
+		var err error
+		if taken, err = w.takeIdentified(r, seen, cands); err != nil {
+			r.keep(seen, "", inputItem{path: arg, err: fmt.Errorf("folder %s: %w", arg, err)})
+			return
+		}
 	}
 	if taken > 0 || hasErr(cands) { // a folder that failed says so already
 		return
@@ -213,9 +206,9 @@ func (w walker) filter(cands []candidate) []candidate {
 // takeIdentified reads the first bytes of every candidate, in parallel,
 // and keeps the AArch64 ELF ones (and those that cannot be read, for the
 // command to report); it returns how many it took.
-func (w walker) takeIdentified(r *runInputs, seen map[string]bool, cands []candidate) int {
+func (w walker) takeIdentified(r *runInputs, seen map[string]bool, cands []candidate) (int, error) {
 	taken := 0
-	pool.Ordered(context.Background(), len(cands), pool.Workers(len(cands)),
+	err := pool.Ordered(context.Background(), len(cands), pool.Workers(len(cands)),
 		func(_ context.Context, i int) (struct{}, error) {
 			if cands[i].err != nil {
 				return struct{}{}, cands[i].err
@@ -235,7 +228,7 @@ func (w walker) takeIdentified(r *runInputs, seen map[string]bool, cands []candi
 			}
 			return nil
 		})
-	return taken
+	return taken, err
 }
 
 // takeDeferred keeps every candidate unsure, once the first one to take is

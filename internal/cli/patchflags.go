@@ -8,7 +8,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	goio "io"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -111,7 +111,7 @@ func (o *PatchOptions) request(op patch.Op) (patch.Request, error) {
 
 // runPatch checks the flags shared by the patch commands, then patches
 // one file (patchFile) or many (patchMany).
-func runPatch(o *PatchOptions, req patch.Request, io *IO) (err error) {
+func runPatch(o *PatchOptions, req patch.Request, stdio *IO) (err error) {
 	if err := checkInputArgs(o.Files); err != nil {
 		return err
 	}
@@ -140,14 +140,14 @@ func runPatch(o *PatchOptions, req patch.Request, io *IO) (err error) {
 	defer func() { err = ci.finish(err) }()
 	if st, err := os.Stat(o.Files[0]); len(o.Files) == 1 && (err != nil || !st.IsDir()) {
 		defer gcOneFile()()
-		res, err := patchFile(o, req, o.Files[0], o.Output, true, io.Out, io.Err)
+		res, err := patchFile(o, req, o.Files[0], o.Output, true, stdio.Out, stdio.Err)
 		ci.patched(o.Files[0], res, err)
 		if err == nil && res.line != "" {
-			_, err = goio.WriteString(io.Out, res.line)
+			_, err = io.WriteString(stdio.Out, res.line)
 		}
 		return err
 	}
-	return patchMany(o, req, io, ci)
+	return patchMany(o, req, stdio, ci)
 }
 
 // patchReport is what the CI reports need of one file's patch: its sites,
@@ -190,12 +190,12 @@ type patchResult struct {
 // matches no function of the file is an error (one file: the whole run);
 // over many files patchMany judges the selection across all of them. The
 // plan (--dry-run) goes to stdout, notices to stderr.
-func patchFile(o *PatchOptions, req patch.Request, file, output string, ownSelect bool, stdout, stderr goio.Writer) (*patchResult, error) {
+func patchFile(o *PatchOptions, req patch.Request, file, output string, ownSelect bool, stdout, stderr io.Writer) (*patchResult, error) {
 	path := file
 	var job *safefile.Job
 	if !o.DryRun { // lock before reading, until the new file is in place
 		var err error
-		if job, err = safefile.Begin(file, output, safefile.Options{Wait: o.Wait, Warn: stderr}); err != nil {
+		if job, err = safefile.Begin(file, output, safefile.Options{Wait: o.Wait, Warn: warnTo(stderr)}); err != nil {
 			return nil, fmt.Errorf("file %s: %w", file, err)
 		}
 		defer job.Close()

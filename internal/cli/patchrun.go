@@ -12,7 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	goio "io"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,7 +29,7 @@ import (
 // path) and, with --func/--exclude, that each pattern matches a function
 // in some input. Memory stays flat: a worker holds one file at a time, and
 // a file's lines are all that waits for its turn to be printed.
-func patchMany(o *PatchOptions, req patch.Request, io *IO, ci *ciFiles) error {
+func patchMany(o *PatchOptions, req patch.Request, stdio *IO, ci *ciFiles) error {
 	in := newWalker(o.Walk, false).expand(o.Files)
 	outs, err := outputPaths(o, in)
 	if err != nil {
@@ -38,18 +38,24 @@ func patchMany(o *PatchOptions, req patch.Request, io *IO, ci *ciFiles) error {
 	if err := selectAcross(o, in); err != nil {
 		return err
 	}
-	run := newRunState(string(req.Op), io, in, nil, o.Quiet)
+	run := newRunState(string(req.Op), stdio, in, nil, o.Quiet)
 	dirs := &outDirs{made: map[string]bool{}}
-	t := &patchTally{run: run, quiet: o.Quiet, io: io, ci: ci, in: in}
-	pool.Ordered(context.Background(), len(in.items), o.Jobs,
+	t := &patchTally{run: run, quiet: o.Quiet, stdio: stdio, ci: ci, in: in}
+	err = pool.Ordered(context.Background(), len(in.items), o.Jobs,
 		func(_ context.Context, i int) (*patchOutput, error) {
 			return patchItem(o, req, &in.items[i], outs[i], dirs)
 		},
 		t.emit)
 	dirs.removeEmpty()
+	if err != nil {
+		return err
+	}
 	t.fill()
 	if err := run.finish(); err != nil {
 		return fmt.Errorf("writing output: %w", err)
+	}
+	if t.writeErr != nil {
+		return fmt.Errorf("writing output: %w", t.writeErr)
 	}
 	if run.sum.Failed > 0 {
 		return errInputsFailed{run.sum.Failed}
@@ -98,12 +104,13 @@ func indent(s string) string {
 // patchTally adds up a patch run as files finish, in input order.
 type patchTally struct {
 	run   *runState
-	io    *IO
+	stdio *IO
 	quiet bool
 	ci    *ciFiles
 	in    *runInputs
 
 	patched, unchanged, sites, changed int
+	writeErr                           error // the first failed write to stdout
 }
 
 func (t *patchTally) emit(i int, p *patchOutput, err error) error {
@@ -127,10 +134,13 @@ func (t *patchTally) emit(i int, p *patchOutput, err error) error {
 	if p.stderr.Len() > 0 || !t.quiet {
 		t.run.toStderr()
 	}
-	t.io.Err.Write(p.stderr.Bytes())
-	if !t.quiet {
-		t.io.Out.Write(p.stdout.Bytes())
-		goio.WriteString(t.io.Out, p.res.line)
+	t.stdio.Err.Write(p.stderr.Bytes()) // notices: a failed stderr is not the run's
+	if !t.quiet && t.writeErr == nil {
+		// A failed stdout does not stop the run: the files are what it
+		// is for. It ends the run with the error.
+		if _, t.writeErr = t.stdio.Out.Write(p.stdout.Bytes()); t.writeErr == nil {
+			_, t.writeErr = io.WriteString(t.stdio.Out, p.res.line)
+		}
 	}
 	return nil
 }
@@ -197,7 +207,7 @@ func selectAcross(o *PatchOptions, in *runInputs) error {
 	if !o.Select.Active() {
 		return nil
 	}
-	pool.Each(context.Background(), len(in.items), o.Jobs, func(_ context.Context, i int) error {
+	err := pool.Each(context.Background(), len(in.items), o.Jobs, func(_ context.Context, i int) error {
 		if in.items[i].err != nil {
 			return nil
 		}
@@ -211,6 +221,9 @@ func selectAcross(o *PatchOptions, in *runInputs) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
 	return o.Select.unmatched(inputsName(in), o.Files...)
 }
 

@@ -22,7 +22,7 @@ func (e flagError) Error() string { return e.err.Error() }
 func (e flagError) Unwrap() error { return e.err }
 
 // NewRoot builds the ftpatch command tree.
-func NewRoot(io *IO) *cobra.Command {
+func NewRoot(stdio *IO) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "ftpatch",
 		Short:         "Patch arm64 ELF function entries for fast call-ops tracing, and prove it",
@@ -42,20 +42,20 @@ object per input per line, described in docs/json.md.`,
 	root.SuggestionsMinimumDistance = 2
 	root.SetVersionTemplate(versionText())
 	root.Flags().BoolP("version", "v", false, "print the version, VCS revision and Go version of this build")
-	root.SetOut(io.Out)
-	root.SetErr(io.Err)
+	root.SetOut(stdio.Out)
+	root.SetErr(stdio.Err)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return flagError{err}
 	})
 	root.AddCommand(
-		newScanCmd(io),
-		newShowCmd(io),
-		newInitCmd(io),
-		newEnableCmd(io),
-		newDisableCmd(io),
-		newVerifyCmd(io),
-		newDiffCmd(io),
-		newTrampolineCmd(io),
+		newScanCmd(stdio),
+		newShowCmd(stdio),
+		newInitCmd(stdio),
+		newEnableCmd(stdio),
+		newDisableCmd(stdio),
+		newVerifyCmd(stdio),
+		newDiffCmd(stdio),
+		newTrampolineCmd(stdio),
 	)
 	helpTopicsOneLine(root)
 	return root
@@ -89,17 +89,17 @@ func helpTopicsOneLine(root *cobra.Command) {
 func Main(args []string) int {
 	defer safefile.HandleSignals()() // a signal removes what a write created, exits 128+signal
 	tuneGC()
-	io := &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, IsTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
-	root := NewRoot(io)
+	stdio := &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, IsTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
+	root := NewRoot(stdio)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
 	err = unknownCommand(root, args, err)
 	var said errInputsFailed
 	if err != nil && !errors.Is(err, ErrFindings) && !errors.As(err, &said) {
-		printError(io.Err, err)
+		printError(stdio.Err, err)
 		var fe flagError
 		if errors.As(err, &fe) || isArgsError(err) {
-			fmt.Fprint(io.Err, cmd.UsageString())
+			fmt.Fprint(stdio.Err, cmd.UsageString())
 		}
 	}
 	return int(exitCode(err))

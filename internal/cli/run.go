@@ -6,7 +6,6 @@ package cli
 // skipped files counted, progress on a terminal, and the summary at the end.
 
 import (
-	"fmt"
 	"io"
 	"time"
 
@@ -42,7 +41,7 @@ func newRunState(cmd string, stdio *IO, in *runInputs, jsonOut io.Writer, quiet 
 		sum: report.Summary{Command: cmd, Inputs: len(in.items), Trees: in.trees}}
 	if !quiet {
 		for i := range in.trees {
-			fmt.Fprintf(stdio.Err, "ftpatch: folder %s: read as %s; --all-files reads every file\n", in.trees[i].Folder, report.TreeText(&in.trees[i]))
+			report.TreeRead(stdio.Err, &in.trees[i])
 		}
 	}
 	if stdio.IsTerminal && !quiet && in.folders > 0 && len(in.items) >= progressMinInputs {
@@ -105,8 +104,8 @@ func (r *runState) finish() error {
 	if r.flush != nil {
 		r.flush()
 	}
-	if line := r.in.skips.line(); line != "" && !r.quiet {
-		fmt.Fprintln(r.io.Err, line)
+	if !r.quiet {
+		report.SkippedText(r.io.Err, r.in.skips.shown())
 	}
 	if !r.in.summarize() {
 		return nil

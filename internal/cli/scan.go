@@ -6,7 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	goio "io"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -38,7 +38,7 @@ type ScanOptions struct {
 	Files        []string // files and folders
 }
 
-func newScanCmd(io *IO) *cobra.Command {
+func newScanCmd(stdio *IO) *cobra.Command {
 	opts := &ScanOptions{}
 	cmd := &cobra.Command{
 		Use:   "scan [--json] [--check [--ignore CODE[,CODE]] [--require-sites] [--junit FILE] [--sarif FILE]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [-j N] [--max-decompressed SIZE] FILE|DIR...",
@@ -61,7 +61,7 @@ with --json, as its line) and makes the exit status 2.
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Files = args
-			return runScan(opts, io)
+			return runScan(opts, stdio)
 		},
 	}
 	f := cmd.Flags()
@@ -109,25 +109,10 @@ func getJSONBuf(n int) []byte {
 // putJSONBuf returns b, written, for reuse.
 func putJSONBuf(b []byte) { jsonBufs.Put(&b) }
 
-func runScan(opts *ScanOptions, io *IO) (err error) {
-	if err := checkJobs(&opts.Jobs); err != nil {
-		return err
-	}
-	if err := checkInputArgs(opts.Files); err != nil {
-		return err
-	}
-	if err := opts.Select.check(); err != nil {
-		return err
-	}
-	if err := opts.Walk.check(); err != nil {
-		return err
-	}
-	ignore, err := ignoredCodes(opts)
+func runScan(opts *ScanOptions, stdio *IO) (err error) {
+	ignore, err := checkScanOptions(opts)
 	if err != nil {
 		return err
-	}
-	if !opts.Check && (opts.RequireSites || opts.CI.given()) {
-		return UsageErrorf("--require-sites, --junit and --sarif are for --check (scan --check ...)")
 	}
 	in := newWalker(opts.Walk, true).expand(opts.Files)
 	ci, err := opts.CI.open("ftpatch scan")
@@ -138,28 +123,73 @@ func runScan(opts *ScanOptions, io *IO) (err error) {
 	if len(in.items) == 1 {
 		defer gcOneFile()()
 	}
-	// The version stamp writes into the buffer, so that a folder's lines
-	// leave in few large writes (stamped above the buffer, each flush was
-	// cut into a write per line and stamp).
-	var out flushWriter = bufio.NewWriterSize(io.Out, 256<<10)
+	out := scanOutput(opts, stdio)
+	if streamsOneFile(opts, in, ignore, ci) {
+		return scanJSONOne(opts, in.items[0].path, out, stdio)
+	}
+	s := newScanJob(opts, in, out, ignore, ci, stdio)
+	if err := pool.Ordered(context.Background(), len(in.items), opts.Jobs,
+		func(_ context.Context, i int) (scanResult, error) { return s.work(i) },
+		s.emit); err != nil {
+		s.writeErr = err // emit stops the run only when output failed
+	}
+	return s.end()
+}
+
+// checkScanOptions checks scan's flags and arguments before anything is
+// read, and returns the codes --ignore accepts.
+func checkScanOptions(opts *ScanOptions) (map[elfscan.Code]bool, error) {
+	if err := checkJobs(&opts.Jobs); err != nil {
+		return nil, err
+	}
+	if err := checkInputArgs(opts.Files); err != nil {
+		return nil, err
+	}
+	if err := opts.Select.check(); err != nil {
+		return nil, err
+	}
+	if err := opts.Walk.check(); err != nil {
+		return nil, err
+	}
+	ignore, err := ignoredCodes(opts)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.Check && (opts.RequireSites || opts.CI.given()) {
+		return nil, UsageErrorf("--require-sites, --junit and --sarif are for --check (scan --check ...)")
+	}
+	return ignore, nil
+}
+
+// scanOutput is stdout, buffered, and with --json stamped with the
+// version. The stamp writes into the buffer, so that a folder's lines
+// leave in few large writes (stamped above the buffer, each flush was cut
+// into a write per line and stamp).
+func scanOutput(opts *ScanOptions, stdio *IO) flushWriter {
+	var out flushWriter = bufio.NewWriterSize(stdio.Out, 256<<10)
 	if opts.JSON {
 		out = report.NewVersionStamp(out, Version())
 	}
-	if opts.JSON && !in.summarize() && len(in.items) == 1 && in.items[0].err == nil &&
-		!opts.Select.Active() && len(ignore) == 0 && !opts.Quiet && !ci.Active() && !opts.RequireSites {
-		return scanJSONOne(opts, in.items[0].path, out, io)
-	}
-	var jsonOut goio.Writer
+	return out
+}
+
+// streamsOneFile reports whether the run is `scan --json` of one file and
+// nothing else to count or select, which scanJSONOne streams.
+func streamsOneFile(opts *ScanOptions, in *runInputs, ignore map[elfscan.Code]bool, ci *ciFiles) bool {
+	return opts.JSON && !in.summarize() && len(in.items) == 1 && in.items[0].err == nil &&
+		!opts.Select.Active() && len(ignore) == 0 && !opts.Quiet && !ci.Active() && !opts.RequireSites
+}
+
+// newScanJob starts a scan of in, printing to out.
+func newScanJob(opts *ScanOptions, in *runInputs, out flushWriter, ignore map[elfscan.Code]bool, ci *ciFiles, stdio *IO) *scanJob {
+	var jsonOut io.Writer
 	if opts.JSON {
 		jsonOut = out
 	}
-	s := &scanJob{opts: opts, in: in, out: out, ignore: ignore, byCode: map[string]int{}, ci: ci,
-		run: newRunState("scan", io, in, jsonOut, opts.Quiet)}
+	s := &scanJob{opts: opts, in: in, out: out, tables: report.ScanTexts{W: out}, ignore: ignore,
+		byCode: map[string]int{}, ci: ci, run: newRunState("scan", stdio, in, jsonOut, opts.Quiet)}
 	s.run.flush = func() { out.Flush() }
-	pool.Ordered(context.Background(), len(in.items), opts.Jobs,
-		func(_ context.Context, i int) (scanResult, error) { return s.work(i) },
-		s.emit)
-	return s.end()
+	return s
 }
 
 // scanJob is a scan over its inputs: what it has printed and counted.
@@ -170,13 +200,13 @@ type scanJob struct {
 	ignore map[elfscan.Code]bool
 	run    *runState
 
-	ci       *ciFiles       // --junit, --sarif
-	noSites  []string       // files without a patch site (--check says so)
-	printed  int            // text tables written (a blank line between two)
-	sites    int            // sites read (selected)
-	byCode   map[string]int // problems by code, ignored ones included
-	problems int            // problems --check counts (not ignored)
-	ignored  int            // problems --ignore accepts
+	ci       *ciFiles         // --junit, --sarif
+	noSites  []string         // files without a patch site (--check says so)
+	tables   report.ScanTexts // the text tables written
+	sites    int              // sites read (selected)
+	byCode   map[string]int   // problems by code, ignored ones included
+	problems int              // problems --check counts (not ignored)
+	ignored  int              // problems --ignore accepts
 	writeErr error
 }
 
@@ -266,11 +296,7 @@ func (s *scanJob) emit(i int, r scanResult, err error) error {
 	case s.opts.JSON:
 		s.writeErr = report.WriteScan(s.out, r.f)
 	default:
-		if s.printed > 0 {
-			goio.WriteString(s.out, "\n") // a blank line between tables, none after the last
-		}
-		s.printed++
-		s.writeErr = report.ScanText(s.out, r.f)
+		s.writeErr = s.tables.Write(r.f)
 	}
 	return s.writeErr // output failed: no point scanning on
 }
@@ -291,7 +317,7 @@ func (s *scanJob) report(r scanResult) {
 // end closes the run: summary, then the exit status.
 func (s *scanJob) end() error {
 	if s.opts.Check {
-		noSites(s.run.io.Err, s.noSites, s.opts.RequireSites)
+		report.NoSites(s.run.io.Err, s.noSites, s.opts.RequireSites)
 	}
 	sum := &s.run.sum
 	sum.Sites, sum.Problems = s.sites, s.byCode
@@ -306,7 +332,7 @@ func (s *scanJob) end() error {
 		s.writeErr = err
 	}
 	if s.opts.Check && !s.in.summarize() && s.ignored > 0 {
-		fmt.Fprintf(s.run.io.Err, "check: %s ignored (--ignore %s)\n", render.Count(s.ignored, "problem"), strings.Join(s.opts.Ignore, ","))
+		report.IgnoredProblems(s.run.io.Err, s.ignored, strings.Join(s.opts.Ignore, ","))
 	}
 	switch {
 	case s.writeErr != nil:
@@ -327,32 +353,10 @@ func (s *scanJob) end() error {
 	return nil
 }
 
-// noSites says, in one line, which files a check looked at have no patch
-// site at all: a warning, or with --require-sites (finding) a finding.
-func noSites(w goio.Writer, files []string, finding bool) {
-	if len(files) == 0 {
-		return
-	}
-	which := "file " + files[0] + " has no patch sites"
-	if len(files) > 1 {
-		named := strings.Join(files[:min(len(files), 3)], ", ")
-		if len(files) > 3 {
-			named += fmt.Sprintf(" and %d more", len(files)-3)
-		}
-		which = fmt.Sprintf("%d files have no patch sites (%s)", len(files), named)
-	}
-	const why = "no __patchable_function_entries records and no __start_mcount_loc..__stop_mcount_loc table; built without -fpatchable-function-entry?"
-	if finding {
-		fmt.Fprintf(w, "ftpatch: %s: %s\n", which, why)
-		return
-	}
-	fmt.Fprintf(w, "ftpatch: warning: %s: %s (--require-sites makes this a finding)\n", which, why)
-}
-
 // flushWriter is stdout, buffered: a *bufio.Writer, or a VersionStamp
 // over one.
 type flushWriter interface {
-	goio.Writer
+	io.Writer
 	Flush() error
 }
 
@@ -364,14 +368,14 @@ func inputsName(in *runInputs) string {
 	return render.Count(len(in.items), "input")
 }
 
-// scanJSONOne is `scan --json` of a single file, which report.StreamScan
-// streams: a kernel's sites are never held whole. It ends as runScan would.
-func scanJSONOne(opts *ScanOptions, path string, out flushWriter, io *IO) error {
+// scanJSONOne is `scan --json` of a single file, streamed (scanJSONFile):
+// a kernel's sites are never held whole. It ends as runScan would.
+func scanJSONOne(opts *ScanOptions, path string, out flushWriter, stdio *IO) error {
 	w := &errWriter{w: out}
 	sites, problems, err := scanJSONFile(path, w)
 	if err != nil && w.err == nil {
-		// The file's own error: StreamScan found it before writing.
-		reportInput(io, out, path, fmt.Errorf("file %s: %w", path, err))
+		// The file's own error: the scan found it before writing.
+		reportInput(stdio, out, path, fmt.Errorf("file %s: %w", path, err))
 		return errInputsFailed{1}
 	}
 	ferr := out.Flush()
@@ -387,18 +391,27 @@ func scanJSONOne(opts *ScanOptions, path string, out flushWriter, io *IO) error 
 	return nil
 }
 
-func scanJSONFile(path string, w goio.Writer) (sites, problems int, err error) {
+// scanJSONFile scans path in chunks (elfscan.ScanChunks) and writes its
+// --json line to w as they come (report.ScanStream). A malformed file's
+// error is found before anything is written; an error from w is returned
+// as it is.
+func scanJSONFile(path string, w io.Writer) (sites, problems int, err error) {
 	in, err := input.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer in.Close()
-	return report.StreamScan(in, path, w)
+	line := report.NewScanStream(w)
+	if sites, err = elfscan.ScanChunks(in, path, line.Chunk(), line.Encode, line.Write); err != nil {
+		return 0, 0, err
+	}
+	problems, err = line.End()
+	return sites, problems, err
 }
 
 // errWriter remembers the first error of w.
 type errWriter struct {
-	w   goio.Writer
+	w   io.Writer
 	err error
 }
 

@@ -3,13 +3,16 @@
 package cli
 
 import (
+	"debug/elf"
+	"encoding/binary"
 	"fmt"
-	goio "io"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/report"
 )
 
@@ -20,7 +23,7 @@ type ShowOptions struct {
 	Select Selection
 }
 
-func newShowCmd(io *IO) *cobra.Command {
+func newShowCmd(stdio *IO) *cobra.Command {
 	opts := &ShowOptions{}
 	cmd := &cobra.Command{
 		Use:   "show [--json] [--func GLOB]... [--exclude GLOB]... [--max-decompressed SIZE] FILE",
@@ -30,7 +33,7 @@ then its words (literal, BTI, slot1, slot2) with their addresses,
 disassembled by golang.org/x/arch/arm64/arm64asm in GNU syntax, and its
 problems. --json prints the same as one JSON object (docs/json.md).`,
 		Args: oneFile("show", &opts.File),
-		RunE: func(cmd *cobra.Command, args []string) error { return runShow(opts, io) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runShow(opts, stdio) },
 	}
 	addJSONFlag(cmd.Flags(), &opts.JSON)
 	opts.Select.addFlags(cmd.Flags())
@@ -45,7 +48,7 @@ func runShow(opts *ShowOptions, stdio *IO) error {
 	if err := opts.Select.check(); err != nil {
 		return err
 	}
-	var out goio.Writer = stdio.Out
+	var out io.Writer = stdio.Out
 	if opts.JSON {
 		out = report.NewVersionStamp(stdio.Out, Version())
 	}
@@ -81,5 +84,27 @@ func showDoc(opts *ShowOptions) (report.ShowFile, error) {
 	if err != nil {
 		return report.ShowFile{}, fmt.Errorf("file %s: %w", opts.File, err)
 	}
-	return report.Show(in, opts.File, f, opts.Select.Selects), nil
+	words, err := btiWords(in, f, opts.Select.Selects)
+	if err != nil {
+		return report.ShowFile{}, fmt.Errorf("file %s: %w", opts.File, err)
+	}
+	return report.Show(opts.File, f, opts.Select.Selects, words), nil
+}
+
+// btiWords reads the BTI word of each selected site of f that has one
+// from r, the file f is the scan of; the others' are 0.
+func btiWords(r io.ReaderAt, f *elfscan.File, selects func(fn string) bool) ([]uint32, error) {
+	words := make([]uint32, len(f.Sites))
+	for i := range f.Sites {
+		s := &f.Sites[i]
+		if !s.BTI || s.Slot1Off() == elfscan.NoOffset || !selects(s.Func) {
+			continue
+		}
+		var b [4]byte
+		if _, err := r.ReadAt(b[:], s.Slot1Off()-4); err != nil {
+			return nil, fmt.Errorf("function %s: reading the BTI word at %s: %w", render.FuncName(s.Func), render.Place(f.Type == elf.ET_REL, s.Section, s.Entry()), err)
+		}
+		words[i] = binary.LittleEndian.Uint32(b[:])
+	}
+	return words, nil
 }

@@ -7,10 +7,9 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/input"
-	"github.com/ftpatch/ftpatch/internal/render"
+	"github.com/ftpatch/ftpatch/internal/report"
 )
 
 // skipList counts the files walks (and scan's opens) left out, by reason,
@@ -52,26 +51,18 @@ func (s *skipList) add(path string, err error) {
 	}
 }
 
-// line is the one stderr line of a run that skipped files, "" when none.
-func (s *skipList) line() string {
-	if s.n == 0 {
-		return ""
-	}
-	var names, counts []string
+// shown is what the one stderr line of a run that skipped files says.
+func (s *skipList) shown() *report.Skipped {
+	sk := &report.Skipped{N: s.n}
 	for _, r := range skipReasons {
 		if s.byReason[r] > 0 {
-			counts = append(counts, fmt.Sprintf("%s %d", r, s.byReason[r]))
+			sk.Reasons = append(sk.Reasons, report.SkipCount{Reason: r, N: s.byReason[r]})
 		}
 		for _, n := range s.first[r] {
-			if len(names) < skipNamesShown {
-				names = append(names, n)
+			if len(sk.Named) < skipNamesShown {
+				sk.Named = append(sk.Named, n)
 			}
 		}
 	}
-	more := ""
-	if s.n > len(names) {
-		more = fmt.Sprintf(" and %d more", s.n-len(names))
-	}
-	return fmt.Sprintf("ftpatch: warning: skipped %s that %s not 64-bit little-endian AArch64 ELF (%s): %s%s",
-		render.Count(s.n, "file"), render.Noun(s.n, "is", "are"), strings.Join(counts, ", "), strings.Join(names, ", "), more)
+	return sk
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/safefile"
 )
 
@@ -28,7 +29,7 @@ type TrampolineOptions struct {
 	DirectCallOffset int64
 }
 
-func newTrampolineCmd(io *IO) *cobra.Command {
+func newTrampolineCmd(stdio *IO) *cobra.Command {
 	opts := &TrampolineOptions{}
 	cmd := &cobra.Command{
 		Use:   "trampoline [-o FILE] [--asm] [--name SYM] [--classic --ops SYM | --direct-calls [--direct-call-offset N]]",
@@ -58,7 +59,7 @@ the kernel's ftrace_caller or asm-offsets.h (FTRACE_OPS_DIRECT_CALL).`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error { return runTrampoline(opts, io) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runTrampoline(opts, stdio) },
 	}
 	f := cmd.Flags()
 	addOutputFlag(f, &opts.Output, nil, "(required unless --asm)")
@@ -71,7 +72,7 @@ the kernel's ftrace_caller or asm-offsets.h (FTRACE_OPS_DIRECT_CALL).`,
 	return cmd
 }
 
-func runTrampoline(opts *TrampolineOptions, io *IO) error {
+func runTrampoline(opts *TrampolineOptions, stdio *IO) error {
 	switch {
 	case opts.Output == "" && !opts.Asm:
 		return UsageErrorf("-o FILE is required (or --asm to print assembler text)")
@@ -105,10 +106,10 @@ func runTrampoline(opts *TrampolineOptions, io *IO) error {
 		return fmt.Errorf("trampoline %s: %w", prog.Name, err)
 	}
 	if opts.Output == "" {
-		_, err := io.Out.Write(out)
+		_, err := stdio.Out.Write(out)
 		return err
 	}
-	if err := writeTrampolineFile(opts.Output, out, 0o644, io.Err); err != nil {
+	if err := writeTrampolineFile(opts.Output, out, 0o644, stdio.Err); err != nil {
 		return fmt.Errorf("-o %s: %w", opts.Output, err)
 	}
 	return nil
@@ -117,7 +118,7 @@ func runTrampoline(opts *TrampolineOptions, io *IO) error {
 // writeTrampolineFile replaces path with data as safefile promises. An
 // existing file keeps its owner, mode and attributes; a new one gets perm.
 func writeTrampolineFile(path string, data []byte, perm os.FileMode, warn io.Writer) error {
-	t, err := safefile.Lock(path, safefile.Options{Warn: warn})
+	t, err := safefile.Lock(path, safefile.Options{Warn: warnTo(warn)})
 	if err != nil {
 		return err
 	}
@@ -126,4 +127,9 @@ func writeTrampolineFile(path string, data []byte, perm os.FileMode, warn io.Wri
 		_, err := f.Write(data)
 		return err
 	}, perm)
+}
+
+// warnTo is a safefile warning callback that prints them to w.
+func warnTo(w io.Writer) func(safefile.Warning) {
+	return func(wn safefile.Warning) { report.FileWarning(w, wn) }
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -87,7 +86,7 @@ func notLiveSafe(rep *livesafe.Report, allowInit bool) (n, inits int) {
 // progressMin is the number of sites above which a terminal gets a bar.
 const progressMin = 20000
 
-func newVerifyCmd(io *IO) *cobra.Command {
+func newVerifyCmd(stdio *IO) *cobra.Command {
 	opts := &VerifyOptions{}
 	cmd := &cobra.Command{
 		Use:   "verify [--json] [--trampoline SYM|ADDR] [--run-file-trampoline] [--direct SYM|ADDR]... [--against ORIG [--allow-init]] [--quiet] [--func GLOB]... [--exclude GLOB]... [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--seed N] [--require-sites] [--junit FILE] [--sarif FILE] [-j N] [--max-decompressed SIZE] FILE|DIR...",
@@ -125,7 +124,7 @@ input errors.
 			opts.Files = args
 			opts.TrampolineNamed = cmd.Flags().Changed("trampoline")
 			opts.DirectCallOffsetSet = cmd.Flags().Changed("direct-call-offset")
-			return runVerify(opts, io)
+			return runVerify(opts, stdio)
 		},
 	}
 	f := cmd.Flags()
@@ -264,7 +263,7 @@ func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *
 		},
 		t.emit)
 	if err != nil {
-		return err // a mistake in the request, said once
+		return err // a mistake in the request, said once, or output failed
 	}
 	return t.end()
 }
@@ -298,7 +297,9 @@ func (t *verifyTally) emit(i int, v verified, err error) error {
 	t.failed += v.rep.Failed
 	if !t.opts.Quiet || v.rep.Failed > 0 {
 		t.run.toStderr()
-		writeVerify(t.out, v.rep, t.opts.JSON)
+		if err := writeVerify(t.out, v.rep, t.opts.JSON); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
 	}
 	t.ci.VerifyFile(v.sites, v.rep)
 	if v.tool {
@@ -313,11 +314,8 @@ func (t *verifyTally) emit(i int, v verified, err error) error {
 // end closes the run: the files without sites (--require-sites), the
 // summary, then the exit status.
 func (t *verifyTally) end() error {
-	noSites(t.run.io.Err, t.empty, true)
-	if len(t.tool) > 0 {
-		fmt.Fprintf(t.run.io.Err, "ftpatch: warning: --run-file-trampoline: %s found in the folders have no trampoline of their own (%s): their sites ran ftpatch's trampoline (a module reaches the kernel's through a relocation)\n",
-			render.Count(len(t.tool), "object"), firstNames(t.tool))
-	}
+	report.NoSites(t.run.io.Err, t.empty, true)
+	report.RanToolTrampoline(t.run.io.Err, t.tool)
 	t.run.sum.Sites, t.run.sum.SitesFailed = t.sites, intp(t.failed)
 	if err := t.run.finish(); err != nil {
 		return fmt.Errorf("writing output: %w", err)
@@ -361,7 +359,9 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 	if err != nil {
 		return againstInputError(stdio, jsonErr, ci, file, err)
 	}
-	writeVerify(out, rep, opts.JSON)
+	if err := writeVerify(out, rep, opts.JSON); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
 	ci.VerifyFile(checkedSites(patched, vopts, ci.Active()), rep)
 	if err := opts.Select.unmatched(file); err != nil {
 		return err
@@ -371,15 +371,11 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 		return fmt.Errorf("--against %s: %w", opts.Against, err)
 	}
 	ci.AgainstFile(against, opts.AllowInit)
-	unsafe, inits := notLiveSafe(against, opts.AllowInit)
-	if unsafe > 0 {
-		note := ""
-		if inits > 0 {
-			note = fmt.Sprintf(" (%d of them init changes NOP -> MOV X9,X30: pass --allow-init if %s is not running yet)", inits, file)
-		}
-		fmt.Fprintf(stdio.Err, "ftpatch: file %s: %s from %s %s not live-safe%s\n", file, render.Count(unsafe, "change"), opts.Against, render.Noun(unsafe, "is", "are"), note)
+	notSafe, inits := notLiveSafe(against, opts.AllowInit)
+	if notSafe > 0 {
+		report.NotLiveSafe(stdio.Err, file, opts.Against, notSafe, inits)
 	}
-	if failed := rep.Failed + against.Counts.Problems + unsafe; failed > 0 {
+	if failed := rep.Failed + against.Counts.Problems + notSafe; failed > 0 {
 		return fmt.Errorf("%d findings: %w", failed, ErrFindings)
 	}
 	return nil
@@ -397,7 +393,7 @@ func againstInputError(stdio *IO, jsonErr io.Writer, ci *ciFiles, file string, e
 // verifyOne loads and checks one file, with a progress bar on a terminal
 // when it has many sites and is the only file; withSites also returns the
 // sites it checked (for --junit).
-func verifyOne(path string, vopts verify.Options, io *IO, bar, withSites bool) (verified, error) {
+func verifyOne(path string, vopts verify.Options, stdio *IO, bar, withSites bool) (verified, error) {
 	o, err := elfscan.Open(path)
 	if err != nil {
 		return verified{}, err
@@ -412,7 +408,7 @@ func verifyOne(path string, vopts verify.Options, io *IO, bar, withSites bool) (
 			v.sites = checkedSites(o, vopts, withSites)
 		}
 		return img, err
-	}, vopts, io, bar)
+	}, vopts, stdio, bar)
 	return v, err
 }
 
@@ -441,7 +437,7 @@ func checkedSites(o *elfscan.Object, vopts verify.Options, want bool) []elfscan.
 }
 
 // verifyImage loads an image with load and checks it.
-func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *IO, bar bool) (*verify.Report, error) {
+func verifyImage(load func() (*verify.Image, error), vopts verify.Options, stdio *IO, bar bool) (*verify.Report, error) {
 	start := time.Now()
 	img, err := load()
 	if err != nil {
@@ -449,9 +445,9 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 	}
 	defer img.Close()
 	releaseBeforeRun()
-	if bar && io.IsTerminal && img.Sites() >= progressMin {
+	if bar && stdio.IsTerminal && img.Sites() >= progressMin {
 		pb := progressbar.NewOptions(img.Sites(),
-			progressbar.OptionSetWriter(io.Err),
+			progressbar.OptionSetWriter(stdio.Err),
 			progressbar.OptionSetDescription("verify"),
 			progressbar.OptionShowCount(),
 			progressbar.OptionThrottle(100*time.Millisecond),
@@ -469,19 +465,9 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, io *I
 }
 
 // writeVerify writes rep as its JSON line or as text.
-func writeVerify(out io.Writer, rep *verify.Report, jsonOut bool) {
+func writeVerify(out io.Writer, rep *verify.Report, jsonOut bool) error {
 	if jsonOut {
-		report.WriteLine(out, report.Verify(rep))
-	} else {
-		report.VerifyText(out, rep)
+		return report.WriteLine(out, report.Verify(rep))
 	}
-}
-
-// firstNames lists the first three of files, and how many more.
-func firstNames(files []string) string {
-	named := strings.Join(files[:min(len(files), 3)], ", ")
-	if len(files) > 3 {
-		named += fmt.Sprintf(" and %d more", len(files)-3)
-	}
-	return named
+	return report.VerifyText(out, rep)
 }

@@ -47,102 +47,149 @@ func Ordered[T any](ctx context.Context, n, workers int,
 	}
 	workers = max(1, min(workers, n))
 	if workers == 1 {
-		for i := range n {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			r, err := work(ctx, i)
-			if err := emit(i, r, err); err != nil {
-				return err
-			}
-		}
-		return nil
+		return inOrder(ctx, n, work, emit)
 	}
-	// Item i lives in slot i%window from when a worker takes it until it is
-	// emitted. A worker takes a token before taking an item and the emitter
-	// returns it after emitting, so at most window items are in flight and
-	// their slots are distinct. The smallest unemitted item has always been
-	// taken (items are taken in order), so the emitter never waits on an
-	// item no worker holds.
-	window := 2 * workers
-	type slot struct {
-		r       T
-		err     error
-		panic   any
-		paniced bool
-		ready   chan struct{}
-	}
-	slots := make([]slot, window)
-	for i := range slots {
-		slots[i].ready = make(chan struct{}, 1)
-	}
-	tokens := make(chan struct{}, window)
-	stop := make(chan struct{})
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	run := func(s *slot, i int) {
-		defer func() {
-			if p := recover(); p != nil {
-				s.panic, s.paniced = p, true
-			}
-			s.ready <- struct{}{}
-		}()
-		s.r, s.err = work(ctx, i)
-	}
+	o := newOrdered(ctx, n, workers, work)
 	for range workers {
-		wg.Go(func() {
-			for {
-				select {
-				case tokens <- struct{}{}:
-				case <-stop:
-					return
-				}
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return // its token is never returned: nothing more is taken
-				}
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				run(&slots[i%window], i)
-			}
-		})
+		o.wg.Go(o.worker)
 	}
-	finish := func() {
-		close(stop)
-		wg.Wait()
+	err := o.emitAll(emit)
+	o.finish()
+	if o.panicked {
+		panic(o.panicValue)
 	}
-	var zero T
+	return err
+}
+
+// inOrder is Ordered on the calling goroutine alone: each item is worked
+// and emitted before the next is taken.
+func inOrder[T any](ctx context.Context, n int,
+	work func(ctx context.Context, i int) (T, error),
+	emit func(i int, r T, err error) error) error {
 	for i := range n {
-		s := &slots[i%window]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := work(ctx, i)
+		if err := emit(i, r, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ordered is one parallel run of Ordered.
+//
+// Item i lives in slot i%len(slots) from when a worker takes it until it
+// is emitted. A worker takes a token before taking an item and the
+// emitter returns it after emitting, so at most len(slots) items are in
+// flight and their slots are distinct. The smallest unemitted item has
+// always been taken (items are taken in order), so the emitter never
+// waits on an item no worker holds.
+type ordered[T any] struct {
+	ctx    context.Context
+	n      int
+	work   func(ctx context.Context, i int) (T, error)
+	slots  []slot[T]
+	tokens chan struct{} // one per item taken and not yet emitted
+	stop   chan struct{} // closed when the emitter stops: take nothing more
+	next   atomic.Int64  // the next item to take
+	wg     sync.WaitGroup
+
+	// A panic in work, raised again by Ordered once the workers stopped.
+	panicValue any
+	panicked   bool
+}
+
+// slot holds one item's result from its work until its emit.
+type slot[T any] struct {
+	r        T
+	err      error
+	panic    any
+	panicked bool
+	ready    chan struct{}
+}
+
+// newOrdered prepares a run on workers goroutines: a window of twice as
+// many slots.
+func newOrdered[T any](ctx context.Context, n, workers int, work func(ctx context.Context, i int) (T, error)) *ordered[T] {
+	window := 2 * workers
+	o := &ordered[T]{ctx: ctx, n: n, work: work, slots: make([]slot[T], window),
+		tokens: make(chan struct{}, window), stop: make(chan struct{})}
+	for i := range o.slots {
+		o.slots[i].ready = make(chan struct{}, 1)
+	}
+	return o
+}
+
+// worker takes items in order and works them until there is none left,
+// ctx is done or the emitter stopped.
+func (o *ordered[T]) worker() {
+	for {
+		select {
+		case o.tokens <- struct{}{}:
+		case <-o.stop:
+			return
+		}
+		i := int(o.next.Add(1) - 1)
+		if i >= o.n || o.ctx.Err() != nil {
+			return // its token is never returned: nothing more is taken
+		}
+		select {
+		case <-o.stop:
+			return
+		default:
+		}
+		o.run(&o.slots[i%len(o.slots)], i)
+	}
+}
+
+// run works item i into s, a panic included, and marks s ready.
+func (o *ordered[T]) run(s *slot[T], i int) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.panic, s.panicked = p, true
+		}
+		s.ready <- struct{}{}
+	}()
+	s.r, s.err = o.work(o.ctx, i)
+}
+
+// emitAll emits the items in order as they become ready, and returns
+// emit's error, else ctx's. It stops at a panicked item, leaving it in
+// o.panicValue.
+func (o *ordered[T]) emitAll(emit func(i int, r T, err error) error) error {
+	var zero T
+	for i := range o.n {
+		s := &o.slots[i%len(o.slots)]
 		select {
 		case <-s.ready:
-		case <-ctx.Done():
-			// Item i may never be taken (workers stop at ctx done); wait
-			// only for those that were.
-			finish()
-			return ctx.Err()
+		case <-o.ctx.Done():
+			// Item i may never be taken (workers stop at ctx done);
+			// finish waits only for those that were.
+			return o.ctx.Err()
 		}
-		r, err, p, paniced := s.r, s.err, s.panic, s.paniced
-		s.r, s.err, s.panic, s.paniced = zero, nil, nil, false
-		if paniced {
-			finish()
-			panic(p)
+		r, err, p, panicked := s.r, s.err, s.panic, s.panicked
+		s.r, s.err, s.panic, s.panicked = zero, nil, nil, false
+		if panicked {
+			o.panicValue, o.panicked = p, true
+			return nil
 		}
-		if err := ctx.Err(); err != nil {
-			finish()
+		if err := o.ctx.Err(); err != nil {
 			return err
 		}
 		if err := emit(i, r, err); err != nil {
-			finish()
 			return err
 		}
-		<-tokens
+		<-o.tokens
 	}
-	finish()
 	return nil
+}
+
+// finish stops the workers and waits for them.
+func (o *ordered[T]) finish() {
+	close(o.stop)
+	o.wg.Wait()
 }
 
 // Each runs work(ctx, i) for i in [0, n) on up to workers goroutines and

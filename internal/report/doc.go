@@ -24,7 +24,7 @@
 //     results go out one by one; a kernel's sites never gather.
 //   - --json shapes are a contract (docs/json.md): fields are added, never
 //     renamed or reordered.
-//   - The hand-written scan encoder (AppendScan, WriteScan, StreamScan)
+//   - The hand-written scan encoder (AppendScan, WriteScan, ScanStream)
 //     writes byte for byte what encoding/json writes for Scan(f); its tests
 //     check that over every fixture and hostile names.
 package report

@@ -41,60 +41,50 @@ func WriteScan(w io.Writer, f *elfscan.File) error {
 		_, err := w.Write(AppendScan(make([]byte, 0, 64+300*len(f.Sites)), f))
 		return err
 	}
-	e := newScanEncoder(w, scanChunk)
-	if err := elfscan.Chunks(f, scanChunk, e.work, e.emit); err != nil {
+	e := newScanStream(w, scanChunk)
+	if err := elfscan.Chunks(f, e.Chunk(), e.Encode, e.Write); err != nil {
 		return err
 	}
-	return e.tail()
+	_, err := e.End()
+	return err
 }
 
-// StreamScan scans the ELF file read from r and writes its --json line to
-// w: the bytes elfscan.Scan followed by WriteScan would write. It returns
-// the number of sites and of problems. A large linked file is never held
-// whole: elfscan.ScanChunks builds its sites in chunks, encoded here as
-// they come, on up to GOMAXPROCS goroutines, each reusing its buffers, and
-// written in order, so neither its []Site nor its JSON exist at once.
-//
-// A malformed file's error is found before anything is written; an error
-// from w is returned as it is.
-func StreamScan(r io.ReaderAt, path string, w io.Writer) (sites, problems int, err error) {
-	return streamScan(r, path, w, scanChunk)
-}
-
-// streamScan is StreamScan with chunks of about chunk sites (tests cut
-// small files into many).
-func streamScan(r io.ReaderAt, path string, w io.Writer, chunk int) (sites, problems int, err error) {
-	e := newScanEncoder(w, chunk)
-	sites, err = elfscan.ScanChunks(r, path, chunk, e.work, e.emit)
-	if err != nil {
-		return 0, 0, err
-	}
-	return sites, e.problems, e.tail()
-}
-
-// scanEncoder encodes a scan chunk by chunk (work, on any goroutine) and
-// writes the chunks in order (emit, on one), recycling their buffers: at
-// most the pool's window of them is in use at once.
-type scanEncoder struct {
+// ScanStream writes a file's --json line as its scan comes in chunks
+// (elfscan.ScanChunks, elfscan.Chunks): the bytes AppendScan would append
+// for the whole scan. Encode runs on any goroutine, Write on one, in
+// order, then End closes the line. A large linked file is never held
+// whole: neither its []Site nor its JSON exist at once. Its buffers are
+// recycled: at most the pool's window of them is in use at once.
+type ScanStream struct {
 	w        io.Writer
+	chunk    int
 	free     *freeList[[]byte]
-	problems int               // counted by emit
+	problems int               // counted by Write
 	file     []elfscan.Problem // the file's own problems, from the first chunk
 }
 
-// encodedChunk is one chunk's JSON and the problems of its sites (and, for
+// EncodedChunk is one chunk's JSON and the problems of its sites (and, for
 // the first chunk, the file's own).
-type encodedChunk struct {
+type EncodedChunk struct {
 	b        []byte
 	problems int
 	file     []elfscan.Problem
 }
 
-func newScanEncoder(w io.Writer, chunk int) *scanEncoder {
-	return &scanEncoder{w: w, free: newFreeList(func() []byte { return make([]byte, 0, 320*chunk) })}
+// NewScanStream starts a --json line written to w.
+func NewScanStream(w io.Writer) *ScanStream { return newScanStream(w, scanChunk) }
+
+// newScanStream is NewScanStream for chunks of about chunk sites (tests
+// cut small files into many).
+func newScanStream(w io.Writer, chunk int) *ScanStream {
+	return &ScanStream{w: w, chunk: chunk, free: newFreeList(func() []byte { return make([]byte, 0, 320*chunk) })}
 }
 
-func (e *scanEncoder) work(c elfscan.Chunk) (encodedChunk, error) {
+// Chunk is how many sites a chunk should hold.
+func (e *ScanStream) Chunk() int { return e.chunk }
+
+// Encode encodes chunk c.
+func (e *ScanStream) Encode(c elfscan.Chunk) (EncodedChunk, error) {
 	b := e.free.get()[:0]
 	if c.Index == 0 {
 		b = appendScanHead(b, c.Path, c.Type, false)
@@ -104,10 +94,11 @@ func (e *scanEncoder) work(c elfscan.Chunk) (encodedChunk, error) {
 	for i := range c.Sites {
 		n += len(c.Sites[i].Problems())
 	}
-	return encodedChunk{b, n, c.FileProblems}, nil
+	return EncodedChunk{b, n, c.FileProblems}, nil
 }
 
-func (e *scanEncoder) emit(c encodedChunk) error {
+// Write writes an encoded chunk; chunks come in order.
+func (e *ScanStream) Write(c EncodedChunk) error {
 	_, err := e.w.Write(c.b)
 	e.problems += c.problems
 	e.file = append(e.file, c.file...)
@@ -115,9 +106,11 @@ func (e *scanEncoder) emit(c encodedChunk) error {
 	return err
 }
 
-func (e *scanEncoder) tail() error {
-	_, err := e.w.Write(appendScanTail(nil, e.problems, e.file, false))
-	return err
+// End closes the line and returns the problems counted: its sites' and
+// the file's own.
+func (e *ScanStream) End() (problems int, err error) {
+	_, err = e.w.Write(appendScanTail(nil, e.problems, e.file, false))
+	return e.problems, err
 }
 
 // freeList recycles buffers between the encoding workers and the writer.

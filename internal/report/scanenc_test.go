@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -162,11 +163,23 @@ func FuzzAppendScan(f *testing.F) {
 	})
 }
 
-// TestStreamScan checks the streaming StreamScan against Scan then
+// streamScan scans the file read from r and streams its --json line to w
+// with chunks of about chunk sites, as cli's scan --json of one file does.
+func streamScan(r io.ReaderAt, path string, w io.Writer, chunk int) (sites, problems int, err error) {
+	e := newScanStream(w, chunk)
+	sites, err = elfscan.ScanChunks(r, path, e.Chunk(), e.Encode, e.Write)
+	if err != nil {
+		return 0, 0, err
+	}
+	problems, err = e.End()
+	return sites, problems, err
+}
+
+// TestScanStream checks the streaming ScanStream against Scan then
 // WriteScan over every fixture (and the bench image when
 // FTPATCH_BENCH_FILE names one), with chunks small enough that each file
 // is cut into many, so the cuts and per-chunk sorts are exercised.
-func TestStreamScan(t *testing.T) {
+func TestScanStream(t *testing.T) {
 	var paths []string
 	for _, p := range testutil.Fixtures(t, "*-*-*.*") {
 		if !strings.HasSuffix(p, ".md") {
@@ -194,12 +207,12 @@ func TestStreamScan(t *testing.T) {
 			switch {
 			case scanErr != nil:
 				if err == nil || got.Len() != 0 || err.Error() != scanErr.Error() {
-					t.Errorf("%s chunk %d: Scan fails (%v); StreamScan: err %v after %d bytes", path, chunk, scanErr, err, got.Len())
+					t.Errorf("%s chunk %d: Scan fails (%v); ScanStream: err %v after %d bytes", path, chunk, scanErr, err, got.Len())
 				}
 			case err != nil:
 				t.Errorf("%s chunk %d: %v", path, chunk, err)
 			case !bytes.Equal(got.Bytes(), want.Bytes()):
-				t.Errorf("%s chunk %d: StreamScan differs from WriteScan at byte %d", path, chunk, firstDiff(got.Bytes(), want.Bytes()))
+				t.Errorf("%s chunk %d: ScanStream differs from WriteScan at byte %d", path, chunk, firstDiff(got.Bytes(), want.Bytes()))
 			case sites != len(f.Sites) || problems != f.Problems():
 				t.Errorf("%s chunk %d: %d sites, %d problems; want %d, %d", path, chunk, sites, problems, len(f.Sites), f.Problems())
 			}

@@ -6,7 +6,6 @@ package report
 
 import (
 	"debug/elf"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -51,9 +50,11 @@ type ShowProblem struct {
 	Detail string `json:"detail"`
 }
 
-// Show is the show object of f, the scan of the file read from r (which
-// gives the BTI words), for the sites whose function selects takes.
-func Show(r io.ReaderAt, path string, f *elfscan.File, selects func(fn string) bool) ShowFile {
+// Show is the show object of f, the scan of the file path, for the sites
+// whose function selects takes. btiWords[i] is the BTI word of f.Sites[i]
+// when that site is selected and has one (the scan keeps no BTI word: the
+// caller reads them, see cli's showDoc).
+func Show(path string, f *elfscan.File, selects func(fn string) bool, btiWords []uint32) ShowFile {
 	rel := f.Type == elf.ET_REL
 	at := func(s *elfscan.Site, a uint64) string { return render.Place(rel, s.Section, a) }
 	doc := ShowFile{File: path, ELFType: ELFType(f.Type), Sites: []ShowSite{}, Total: len(f.Sites)}
@@ -82,11 +83,7 @@ func Show(r io.ReaderAt, path string, f *elfscan.File, selects func(fn string) b
 			spare()
 		}
 		if s.BTI && s.Slot1Off() != elfscan.NoOffset {
-			var b [4]byte
-			w := uint32(0)
-			if _, err := r.ReadAt(b[:], s.Slot1Off()-4); err == nil {
-				w = binary.LittleEndian.Uint32(b[:])
-			}
+			w := btiWords[i]
 			j.Words = append(j.Words, ShowWord{"bti", at(s, s.Entry()), fmt.Sprintf("%08x", w), disasm(w, s.Entry(), nil)})
 		}
 		if s.Slot1Off() != elfscan.NoOffset {

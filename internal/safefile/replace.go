@@ -20,9 +20,8 @@ import (
 // on a signal handled by HandleSignals, the target is left as it was and
 // no temporary file remains. Call it once, with the lock held.
 func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error) {
-	if t.Exists() && t.st.Nlink > 1 && t.opt.Warn != nil {
-		fmt.Fprintf(t.opt.Warn, "ftpatch: warning: file %s has %d hard links: only this name gets the patched file, the other %d keep the old contents\n",
-			t.Name, t.st.Nlink, t.st.Nlink-1)
+	if t.Exists() && t.st.Nlink > 1 {
+		t.warn(Warning{Kind: WarnHardLinks, Links: uint64(t.st.Nlink)})
 	}
 	dir, base := filepath.Split(t.Path)
 	startWrite()
@@ -67,7 +66,7 @@ func (t *Target) Replace(fill func(*os.File) error, perm os.FileMode) (err error
 		derr = d.Sync()
 		d.Close()
 		if derr != nil {
-			t.warnf("warning: %s is written, but the fsync of its folder failed (%v): a crash now could bring the old file back", t.Name, derr)
+			t.warn(Warning{Kind: WarnFolderSync, Err: derr})
 		}
 	}
 	return nil

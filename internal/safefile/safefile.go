@@ -31,7 +31,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -59,9 +58,9 @@ type Options struct {
 	// Wait is how long to wait for a lock another process holds; 0 fails
 	// at once.
 	Wait time.Duration
-	// Warn receives warnings (a file with several hard links); nil
-	// discards them.
-	Warn io.Writer
+	// Warn receives warnings (a file with several hard links, see
+	// Warning), on the goroutine that writes; nil discards them.
+	Warn func(Warning)
 }
 
 // Target is a file about to be replaced, locked (when it exists) from Lock

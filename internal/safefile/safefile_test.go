@@ -3,7 +3,6 @@
 package safefile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -152,14 +151,14 @@ func TestNewOutputTemporaryNotSwept(t *testing.T) {
 				} else if err := os.WriteFile(out, []byte("another program"), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				var warn bytes.Buffer
-				if b, err := Lock(out, Options{Warn: &warn}); err == nil {
+				var warn warnings
+				if b, err := Lock(out, Options{Warn: warn.add}); err == nil {
 					b.Close()
 				} else if !errors.Is(err, ErrLocked) {
 					t.Fatalf("third run: %v", err)
 				}
-				if strings.Contains(warn.String(), "removed") {
-					t.Errorf("the third run removed a live run's file: %s", warn.String())
+				if removed := warn.paths(WarnRemovedStale); len(removed) > 0 {
+					t.Errorf("the third run removed a live run's file: %q", removed)
 				}
 				resume()
 				if err := <-done; err != nil {
@@ -266,8 +265,8 @@ func TestSweepRemovesOnlyItsOwn(t *testing.T) {
 	}
 	release := holdFlock(t, filepath.Join(dir, alive))
 	defer release()
-	var warn bytes.Buffer
-	tg, err := Lock(f, Options{Warn: &warn})
+	var warn warnings
+	tg, err := Lock(f, Options{Warn: warn.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,20 +276,43 @@ func TestSweepRemovesOnlyItsOwn(t *testing.T) {
 	if n := listDir(t, dir); !slices.Equal(n, want) {
 		t.Errorf("folder holds %q, want %q", n, want)
 	}
-	for _, n := range dead {
-		if !strings.Contains(warn.String(), "removed "+filepath.Join(dir, n)+", a temporary file left by an ftpatch run that was killed") {
-			t.Errorf("no note about removing %s: %q", n, warn.String())
+	inDir := func(names []string) []string {
+		var paths []string
+		for _, n := range names {
+			paths = append(paths, filepath.Join(dir, n))
+		}
+		slices.Sort(paths)
+		return paths
+	}
+	// Neither the live run's file nor another target's is named.
+	if got, want := warn.paths(WarnRemovedStale), inDir(dead); !slices.Equal(got, want) {
+		t.Errorf("warned of removing %q, want %q", got, want)
+	}
+	if got, want := warn.paths(WarnForeignTemp), inDir(foreign[:4]); !slices.Equal(got, want) {
+		t.Errorf("warned of leaving %q alone, want %q", got, want)
+	}
+	for _, w := range warn {
+		if w.Name != f {
+			t.Errorf("warning %+v names the target %q, want %q", w, w.Name, f)
 		}
 	}
-	for _, n := range foreign[:4] {
-		if !strings.Contains(warn.String(), "ftpatch: warning: left "+filepath.Join(dir, n)+" alone") {
-			t.Errorf("no warning about leaving %s alone: %q", n, warn.String())
+}
+
+// warnings collects what a Target warns about (Options.Warn).
+type warnings []Warning
+
+func (ws *warnings) add(w Warning) { *ws = append(*ws, w) }
+
+// paths are the Paths of the warnings of kind k, sorted.
+func (ws warnings) paths(k WarningKind) []string {
+	var p []string
+	for _, w := range ws {
+		if w.Kind == k {
+			p = append(p, w.Path)
 		}
 	}
-	live := filepath.Join(dir, alive)
-	if strings.Contains(warn.String(), live+",") || strings.Contains(warn.String(), live+" alone") || strings.Contains(warn.String(), ".s.elf2.") {
-		t.Errorf("said something about a live run's file or another target's: %q", warn.String())
-	}
+	slices.Sort(p)
+	return p
 }
 
 // holdFlock flocks name as a live run holds its temporary.

@@ -3,7 +3,6 @@
 package safefile
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,19 +38,12 @@ func (t *Target) sweep() {
 		}
 		path := filepath.Join(dir, name)
 		if !ours(name, base) {
-			t.warnf("warning: left %s alone: its name looks like an ftpatch temporary file's, but ftpatch did not make it (an older ftpatch's leftover, or someone's file: remove it yourself if it is not needed)", path)
+			t.warn(Warning{Kind: WarnForeignTemp, Path: path})
 			continue
 		}
 		if removeIfDead(path) {
-			t.warnf("warning: removed %s, a temporary file left by an ftpatch run that was killed", path)
+			t.warn(Warning{Kind: WarnRemovedStale, Path: path})
 		}
-	}
-}
-
-// warnf writes one "ftpatch: " line to the Warn writer, if any.
-func (t *Target) warnf(format string, a ...any) {
-	if t.opt.Warn != nil {
-		fmt.Fprintf(t.opt.Warn, "ftpatch: "+format+"\n", a...)
 	}
 }
 

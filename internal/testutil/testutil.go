@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -144,12 +143,17 @@ func BuildFTPatch(t testing.TB, env ...string) string {
 	return bin
 }
 
-// GoTool is the go command: the one on PATH, else the running toolchain's.
+// GoTool is the go command: the one on PATH (go test puts the running
+// toolchain's bin folder first there), else $GOROOT's. runtime.GOROOT is
+// deprecated: the root a test binary was built with may not be there.
 func GoTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	if r := os.Getenv("GOROOT"); r != "" {
+		return filepath.Join(r, "bin", "go")
+	}
+	return "go"
 }
 
 // NeededLibraries returns the DT_NEEDED entries of the ELF file at path.
