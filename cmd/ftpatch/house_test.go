@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/fzipp/gocyclo"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 // The house rules a reviewer would otherwise check by hand (README: "How
@@ -87,7 +89,7 @@ func layerOf(pkg string) int {
 
 // Every package is in the table, and imports only packages of lower layers.
 func TestLayers(t *testing.T) {
-	pkgs, _ := goPackages(t, repoRoot(t))
+	pkgs, _ := goPackages(t, testutil.RepoRoot(t))
 	checked := 0
 	for pkg, files := range pkgs {
 		mine := layerOf(pkg)
@@ -116,7 +118,7 @@ func TestLayers(t *testing.T) {
 
 // No non-test function above gocyclo's limit or maxLines long.
 func TestFunctionSize(t *testing.T) {
-	pkgs, fset := goPackages(t, repoRoot(t))
+	pkgs, fset := goPackages(t, testutil.RepoRoot(t))
 	var stats gocyclo.Stats
 	funcs := 0
 	for _, files := range pkgs {

@@ -279,7 +279,7 @@ func TestBitmaskExhaustive(t *testing.T) {
 		if imms&(size-1) == size-1 || immr >= size {
 			continue // reserved (run fills the element) or non-canonical
 		}
-		w := 0x92000000 | f<<10 | 1<<5 | 0 // and x0, x1, #imm
+		w := 0x92000000 | f<<10 | 1<<5 // and x0, x1, #imm (Rd = 0: x0)
 		asm, err := decodeGNU(w)
 		if err != nil || !strings.HasPrefix(asm, "and x0, x1, #") {
 			t.Fatalf("%#08x: arm64asm %q, %v", w, asm, err)

@@ -273,6 +273,3 @@ func TestELFRelocatable(t *testing.T) {
 	}
 }
 
-// openELF opens path as an Object for the rest of the test and returns its
-// *elf.File.
-var openELF = pairtest.OpenELF

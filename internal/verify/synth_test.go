@@ -35,12 +35,11 @@ const (
 )
 
 type synthSite struct {
-	state    elfscan.State
-	literal  uint64
-	slot1    uint32
-	slot2    uint32
-	bti      bool
-	classicL bool
+	state   elfscan.State
+	literal uint64
+	slot1   uint32
+	slot2   uint32
+	bti     bool
 }
 
 func synthWords(st elfscan.State, ops uint64) synthSite {

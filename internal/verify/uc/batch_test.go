@@ -133,7 +133,7 @@ var chainCode = func() []byte {
 	for i := range code {
 		code[i] = nop
 	}
-	code[0x00/4] = 0x91000400 // add x0, x0, #1
+	code[0] = 0x91000400 // add x0, x0, #1
 	code[0x04/4] = brk
 	code[0x08/4] = 0x9400000e // bl codeBase+0x40
 	code[0x0c/4] = brk
