@@ -20,4 +20,4 @@ sites that are not enabled are left alone.
 `,
 }
 
-func newDisableCmd(io *IO) *cobra.Command { return newIdleCmd(disableCommand, io) }
+func newDisableCmd(stdio *IO) *cobra.Command { return newIdleCmd(disableCommand, stdio) }

@@ -21,7 +21,7 @@ type EnableOptions struct {
 	DirectOffsetSet bool   // --direct-call-offset was given
 }
 
-func newEnableCmd(io *IO) *cobra.Command {
+func newEnableCmd(stdio *IO) *cobra.Command {
 	opts := &EnableOptions{}
 	cmd := &cobra.Command{
 		Use:   "enable [--ops SYM|ADDR] [--trampoline SYM|ADDR] [--direct SYM|ADDR [--direct-call-offset N]] [--init] [--skip-misaligned] [--allow-absolute] [--func GLOB]... [--exclude GLOB]... [-o FILE|DIR] [-j N] [--quiet] [--all-files] [--path GLOB]... [--exclude-path GLOB]... [--wait DURATION] [--dry-run] [--junit FILE] [--sarif FILE] FILE|DIR...",
@@ -45,7 +45,7 @@ refuses. In objects the BL gets a CALL26 against the direct trampoline.
 		Args: patchArgs("enable", &opts.Files),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.DirectOffsetSet = cmd.Flags().Changed("direct-call-offset")
-			return runEnable(opts, io)
+			return runEnable(opts, stdio)
 		},
 	}
 	f := cmd.Flags()
@@ -59,7 +59,7 @@ refuses. In objects the BL gets a CALL26 against the direct trampoline.
 	return cmd
 }
 
-func runEnable(opts *EnableOptions, io *IO) error {
+func runEnable(opts *EnableOptions, stdio *IO) error {
 	req, err := opts.request(patch.OpEnable)
 	if err != nil {
 		return err
@@ -88,5 +88,5 @@ func runEnable(opts *EnableOptions, io *IO) error {
 		}
 		req.Direct, req.DirectCallOffset = &v, opts.DirectOffset
 	}
-	return runPatch(&opts.PatchOptions, req, io)
+	return runPatch(&opts.PatchOptions, req, stdio)
 }

@@ -23,4 +23,4 @@ first. A site whose literal is misaligned is refused, as by enable, unless
 	skipMisaligned: true,
 }
 
-func newInitCmd(io *IO) *cobra.Command { return newIdleCmd(initCommand, io) }
+func newInitCmd(stdio *IO) *cobra.Command { return newIdleCmd(initCommand, stdio) }

@@ -27,14 +27,14 @@ type IdleOptions struct {
 }
 
 // newIdleCmd builds the command c describes.
-func newIdleCmd(c idleCommand, io *IO) *cobra.Command {
+func newIdleCmd(c idleCommand, stdio *IO) *cobra.Command {
 	opts := &IdleOptions{}
 	cmd := &cobra.Command{
 		Use:   string(c.op) + " " + c.use,
 		Short: c.short,
 		Long:  c.long + patchManyHelp,
 		Args:  patchArgs(string(c.op), &opts.Files),
-		RunE:  func(cmd *cobra.Command, args []string) error { return runIdle(c.op, opts, io) },
+		RunE:  func(cmd *cobra.Command, args []string) error { return runIdle(c.op, opts, stdio) },
 	}
 	opts.addFlags(cmd.Flags(), true)
 	if c.skipMisaligned {
@@ -43,11 +43,11 @@ func newIdleCmd(c idleCommand, io *IO) *cobra.Command {
 	return cmd
 }
 
-func runIdle(op patch.Op, opts *IdleOptions, io *IO) error {
+func runIdle(op patch.Op, opts *IdleOptions, stdio *IO) error {
 	req, err := opts.request(op)
 	if err != nil {
 		return err
 	}
 	req.SkipMisaligned = opts.SkipMisaligned
-	return runPatch(&opts.PatchOptions, req, io)
+	return runPatch(&opts.PatchOptions, req, stdio)
 }

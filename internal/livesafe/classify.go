@@ -103,10 +103,10 @@ func (c siteCheck) where(addr uint64, fileOff int64) loc {
 }
 
 // change records an allowed write at l, live-safe or not.
-func (c siteCheck) change(l loc, kind Kind, old, new string, safe bool, why string) {
+func (c siteCheck) change(l loc, kind Kind, oldText, newText string, safe bool, why string) {
 	r := c.a.r
 	r.Changes = append(r.Changes, Change{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset,
-		Func: l.fn, Kind: kind, Old: old, New: new, LiveSafe: safe, Why: why})
+		Func: l.fn, Kind: kind, Old: oldText, New: newText, LiveSafe: safe, Why: why})
 	r.Counts.Changes[kind]++
 	if safe {
 		r.Counts.LiveSafe++
@@ -117,7 +117,7 @@ func (c siteCheck) change(l loc, kind Kind, old, new string, safe bool, why stri
 
 // words returns both files' word at addr (file offset off in ORIG), as
 // text.
-func (c siteCheck) words(addr uint64, off int64) (old, new string) {
+func (c siteCheck) words(addr uint64, off int64) (oldText, newText string) {
 	a, sec := c.a, c.o.SectionIndex()
 	if a.rel {
 		return a.relWord(a.or, sec, a.of, addr), a.relWord(a.pr, sec, a.pf, addr)
@@ -141,8 +141,8 @@ func (c siteCheck) fixedWords(t uint8) bool {
 	o, bad := c.o, false
 	if t&bitBTI != 0 {
 		bti, off := o.Entry(), o.Slot1Off()-4
-		old, new := c.words(bti, off)
-		c.a.problem(c.where(bti, off), fmt.Sprintf("the BTI at the function entry changed: %s -> %s", old, new))
+		oldText, newText := c.words(bti, off)
+		c.a.problem(c.where(bti, off), fmt.Sprintf("the BTI at the function entry changed: %s -> %s", oldText, newText))
 		bad = true
 	}
 	for _, w := range []struct {
@@ -157,8 +157,8 @@ func (c siteCheck) fixedWords(t uint8) bool {
 		if t&w.bit == 0 {
 			continue
 		}
-		old, new := c.words(w.addr, w.off)
-		c.a.problem(c.where(w.addr, w.off), fmt.Sprintf("%s: %s -> %s; it must never change", w.what, old, new))
+		oldText, newText := c.words(w.addr, w.off)
+		c.a.problem(c.where(w.addr, w.off), fmt.Sprintf("%s: %s -> %s; it must never change", w.what, oldText, newText))
 		bad = true
 	}
 	return bad
@@ -177,12 +177,12 @@ func (c siteCheck) literal(p *elfscan.Site) bool {
 		return false
 	}
 	l := c.where(o.Literal(), o.LiteralOff())
-	old, new := literalText(o.LiteralWord, oldRel), literalText(p.LiteralWord, newRel)
+	oldText, newText := literalText(o.LiteralWord, oldRel), literalText(p.LiteralWord, newRel)
 	if o.Literal()%8 != 0 || o.HasProblem(elfscan.CodeMisalignedLiteral) {
-		a.problem(l, fmt.Sprintf("literal changed (%s -> %s) but it is not 8-byte aligned, so no single-copy-atomic store can write it", old, new))
+		a.problem(l, fmt.Sprintf("literal changed (%s -> %s) but it is not 8-byte aligned, so no single-copy-atomic store can write it", oldText, newText))
 		return true
 	}
-	c.change(l, KindLiteral, old, new, true, "")
+	c.change(l, KindLiteral, oldText, newText, true, "")
 	return false
 }
 
@@ -194,14 +194,14 @@ func (c siteCheck) slot1(p *elfscan.Site) bool {
 		return false
 	}
 	l := c.where(o.CallSite()-4, o.Slot1Off())
-	old, new := encode.Disasm(o.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot1Word, o.CallSite()-4)
+	oldText, newText := encode.Disasm(o.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot1Word, o.CallSite()-4)
 	switch {
 	case o.Slot1Word == encode.NOP && p.Slot1Word == encode.MovX9X30:
-		c.change(l, KindMov, old, new, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
+		c.change(l, KindMov, oldText, newText, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
 	case o.Slot1Word == encode.MovX9X30 && p.Slot1Word == encode.NOP:
-		c.change(l, KindUnmov, old, new, false, "MOV X9,X30 -> NOP is not allowed under a running CPU")
+		c.change(l, KindUnmov, oldText, newText, false, "MOV X9,X30 -> NOP is not allowed under a running CPU")
 	default:
-		c.a.problem(l, fmt.Sprintf("slot1 changed from %s to %s; only NOP <-> MOV X9,X30 is allowed", old, new))
+		c.a.problem(l, fmt.Sprintf("slot1 changed from %s to %s; only NOP <-> MOV X9,X30 is allowed", oldText, newText))
 		return true
 	}
 	return false
@@ -217,26 +217,26 @@ func (c siteCheck) slot2(p *elfscan.Site) bool {
 		return false
 	}
 	l := c.where(o.CallSite(), o.Slot2Off())
-	old, new := a.slot2Text(o.Slot2Word, o.CallSite(), oldRel), a.slot2Text(p.Slot2Word, o.CallSite(), newRel)
+	oldText, newText := a.slot2Text(o.Slot2Word, o.CallSite(), oldRel), a.slot2Text(p.Slot2Word, o.CallSite(), newRel)
 	isCall := func(w uint32, rel string) bool {
 		return encode.IsBL(w) && (!a.rel || strings.HasPrefix(rel, "CALL26 ") || strings.HasPrefix(rel, "JUMP26 "))
 	}
 	isNop := func(w uint32, rel string) bool { return w == encode.NOP && rel == "" }
 	switch {
 	case a.rel && encode.IsBL(p.Slot2Word) && newRel == "":
-		a.problem(l, fmt.Sprintf("slot2 is now %s without an R_AARCH64_CALL26 relocation: it would call itself", new))
+		a.problem(l, fmt.Sprintf("slot2 is now %s without an R_AARCH64_CALL26 relocation: it would call itself", newText))
 		return true
 	case a.rel && p.Slot2Word == encode.NOP && newRel != "":
 		a.problem(l, fmt.Sprintf("slot2 is NOP but carries relocation %s: the linker would make it a branch", newRel))
 		return true
 	case isNop(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
-		c.change(l, KindCall, old, new, true, "")
+		c.change(l, KindCall, oldText, newText, true, "")
 	case isCall(o.Slot2Word, oldRel) && isNop(p.Slot2Word, newRel):
-		c.change(l, KindUncall, old, new, true, "")
+		c.change(l, KindUncall, oldText, newText, true, "")
 	case isCall(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
-		c.change(l, KindRetarget, old, new, true, "")
+		c.change(l, KindRetarget, oldText, newText, true, "")
 	default:
-		a.problem(l, fmt.Sprintf("slot2 changed from %s to %s; only NOP <-> BL and BL <-> BL are allowed", old, new))
+		a.problem(l, fmt.Sprintf("slot2 changed from %s to %s; only NOP <-> BL and BL <-> BL are allowed", oldText, newText))
 		return true
 	}
 	return false

@@ -52,7 +52,7 @@ func Compare(orig, patched *elfscan.Object, opts Options) (*Report, error) {
 	}
 	origPath, patchedPath := orig.Path, patched.Path
 	of, pf := orig.ELF(), patched.ELF()
-	os_, err := orig.Scan()
+	origScan, err := orig.Scan()
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", origPath, err)
 	}
@@ -68,11 +68,11 @@ func Compare(orig, patched *elfscan.Object, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", patchedPath, err)
 	}
-	a := &comparison{opts: opts, o: orig, p: patched, oh: oh, ph: ph, of: of, pf: pf, or: orig, pr: patched, os: os_, ps: ps, rel: of.Type == elf.ET_REL,
+	a := &comparison{opts: opts, o: orig, p: patched, oh: oh, ph: ph, of: of, pf: pf, or: orig, pr: patched, os: origScan, ps: ps, rel: of.Type == elf.ET_REL,
 		r: &Report{Orig: origPath, File: patchedPath, Type: of.Type, maxProblems: opts.MaxProblems,
 			Changes: []Change{}, Intermediates: []Intermediate{}, Problems: []Problem{},
-			Counts: Counts{Sites: len(os_.Sites), Changes: map[Kind]int{}}}}
-	a.touched = make([]uint8, len(os_.Sites))
+			Counts: Counts{Sites: len(origScan.Sites), Changes: map[Kind]int{}}}}
+	a.touched = make([]uint8, len(origScan.Sites))
 	a.patched = make(map[siteKey]int, len(ps.Sites))
 	for i := range ps.Sites {
 		s := &ps.Sites[i]

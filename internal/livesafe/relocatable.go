@@ -148,14 +148,14 @@ func (a *comparison) secLoc(sec int, s *elf.Section, off uint64) loc {
 // relSections compares ORIG's sections: headers as they are in the file,
 // then the bytes of each but the tables (relTables, relRelocs).
 func (a *comparison) relSections(rh *rawHeaders, spans map[int][]span) error {
-	for i, os_ := range a.of.Sections {
+	for i, osec := range a.of.Sections {
 		if !a.sectionHeaderOK(rh, i) || elfwrite.Grows(rh.o[i]) {
 			continue
 		}
 		if t := elf.SectionType(rh.o[i].Type); t == elf.SHT_NOBITS || t == elf.SHT_NULL {
 			continue
 		}
-		if err := a.relSectionBytes(i, os_, a.pf.Sections[i], spans[i]); err != nil {
+		if err := a.relSectionBytes(i, osec, a.pf.Sections[i], spans[i]); err != nil {
 			return err
 		}
 	}
@@ -164,18 +164,18 @@ func (a *comparison) relSections(rh *rawHeaders, spans map[int][]span) error {
 
 // relSectionBytes diffs section i's bytes in the files (compressed ones as
 // they are), attributing each difference to a site word or reporting it.
-func (a *comparison) relSectionBytes(i int, os_, ps *elf.Section, sp []span) error {
+func (a *comparison) relSectionBytes(i int, osec, ps *elf.Section, sp []span) error {
 	sortSpans(sp)
-	err := diffRanges(a.or, a.pr, int64(os_.Offset), int64(ps.Offset), int64(os_.FileSize), a.opts.ChunkSize, func(lo, hi int64) {
+	err := diffRanges(a.or, a.pr, int64(osec.Offset), int64(ps.Offset), int64(osec.FileSize), a.opts.ChunkSize, func(lo, hi int64) {
 		a.r.Counts.DifferentBytes += hi - lo
 		a.attribute(sp, lo, hi, func(lo, hi int64) {
-			a.problem(a.secLoc(i, os_, uint64(lo)), fmt.Sprintf("%d byte(s) changed outside any patch site: %s -> %s",
-				hi-lo, hexAt(a.or, int64(os_.Offset)+lo, hi-lo), hexAt(a.pr, int64(ps.Offset)+lo, hi-lo)))
+			a.problem(a.secLoc(i, osec, uint64(lo)), fmt.Sprintf("%d byte(s) changed outside any patch site: %s -> %s",
+				hi-lo, hexAt(a.or, int64(osec.Offset)+lo, hi-lo), hexAt(a.pr, int64(ps.Offset)+lo, hi-lo)))
 		})
 	})
-	a.r.Counts.BytesCompared += int64(os_.FileSize)
+	a.r.Counts.BytesCompared += int64(osec.FileSize)
 	if err != nil {
-		return fmt.Errorf("comparing section %q of %s with %s: %w", os_.Name, a.r.Orig, a.r.File, err)
+		return fmt.Errorf("comparing section %q of %s with %s: %w", osec.Name, a.r.Orig, a.r.File, err)
 	}
 	return nil
 }
