@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
-	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 )
 
 func verifyIO() (*IO, *bytes.Buffer, *bytes.Buffer) {

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
-	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 )
 
 // FuzzCompare compares each fixture (chosen by which) with mutated bytes:

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 )
 
 // rawELF is a test's raw view of an ELF64 little-endian file: enough to

@@ -18,8 +18,8 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/input"
-	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 )
 
 // mustScan scans path, failing the test on error.
@@ -272,4 +272,3 @@ func TestELFRelocatable(t *testing.T) {
 		t.Logf("runfile=%v: %v", runFile, failed)
 	}
 }
-
