@@ -38,9 +38,11 @@ func spdxSource(root, path string) bool {
 // spdxExempt are the tracked paths that keep another licence or are not
 // ftpatch's sources: the kernel patches in linux/ (GPL-2.0, as Linux), the
 // schemas copied from their publishers (testdata/schema, their licences
-// noted there), committed binaries and fuzz inputs.
+// noted there), committed binaries, the generated kernel tree in
+// miniature (testdata/ktree: scripts/fixtures.sh writes it, testdata-check
+// compares it) and fuzz inputs.
 func spdxExempt(path string) bool {
-	for _, p := range []string{"linux/", "testdata/schema/", "testdata/fixtures/", "internal/verify/testdata/fuzz/"} {
+	for _, p := range []string{"linux/", "testdata/schema/", "testdata/fixtures/", "testdata/ktree/", "internal/verify/testdata/fuzz/"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}
