@@ -25,6 +25,7 @@
 //   - --json shapes are a contract (docs/json.md): fields are added, never
 //     renamed or reordered.
 //   - The hand-written scan encoder (AppendScan, WriteScan, ScanStream)
-//     writes byte for byte what encoding/json writes for Scan(f); its tests
+//     writes byte for byte what encoding/json writes for the ScanFile value
+//     its tests build (Scan, scanref_test.go); they
 //     check that over every fixture and hostile names.
 package report

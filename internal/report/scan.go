@@ -67,19 +67,6 @@ func ELFType(t elf.Type) string {
 	return t.String()
 }
 
-// Scan is f's `scan --json` object. (AppendScan writes the same bytes
-// without building it.)
-func Scan(f *elfscan.File) ScanFile {
-	out := ScanFile{File: f.Path, ElfType: ELFType(f.Type), Sites: make([]ScanSite, len(f.Sites)), Problems: f.Problems()}
-	for i := range f.Sites {
-		out.Sites[i] = Site(&f.Sites[i], f.Type == elf.ET_REL)
-	}
-	for _, p := range f.FileProblems() {
-		out.FileProblems = append(out.FileProblems, ShowProblem{Code: string(p.Code), Detail: p.Detail})
-	}
-	return out
-}
-
 // Site is one site's object in ScanFile; rel says the file is ET_REL (refs
 // are relocation expressions).
 func Site(s *elfscan.Site, rel bool) ScanSite {

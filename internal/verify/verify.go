@@ -150,21 +150,6 @@ type Report struct {
 	Failures []Failure
 }
 
-// File verifies every site of the file at path.
-func File(path string, opts Options) (*Report, error) {
-	start := time.Now()
-	img, err := Load(path, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer img.Close()
-	rep, err := Check(img, opts)
-	if rep != nil {
-		rep.Elapsed = time.Since(start)
-	}
-	return rep, err
-}
-
 // Sites returns how many sites img holds.
 func (img *Image) Sites() int { return len(img.sites) }
 
