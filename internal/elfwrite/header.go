@@ -46,7 +46,7 @@ func HasData(s elf.Section64) bool {
 func ReadHeader(r io.ReaderAt) (elf.Header64, error) {
 	var h elf.Header64
 	var b [HeaderSize]byte
-	if err := readFull(r, b[:], 0); err != nil {
+	if err := ReadFull(r, b[:], 0); err != nil {
 		return h, fmt.Errorf("ELF header: %w", err)
 	}
 	if _, err := binary.Decode(b[:], le, &h); err != nil {
@@ -65,7 +65,7 @@ func AppendHeader(b []byte, h *elf.Header64) []byte {
 // entries at e_shoff). The caller has checked that it lies in the file.
 func ReadSectionHeaders(r io.ReaderAt, h *elf.Header64) ([]elf.Section64, error) {
 	b := make([]byte, int(h.Shnum)*SectionHeaderSize)
-	if err := readFull(r, b, int64(h.Shoff)); err != nil {
+	if err := ReadFull(r, b, int64(h.Shoff)); err != nil {
 		return nil, fmt.Errorf("section headers: %w", err)
 	}
 	sh := make([]elf.Section64, h.Shnum)
@@ -82,11 +82,12 @@ func ReadSection(r io.ReaderAt, s elf.Section64) ([]byte, error) {
 		return nil, nil
 	}
 	b := make([]byte, s.Size)
-	return b, readFull(r, b, int64(s.Off))
+	return b, ReadFull(r, b, int64(s.Off))
 }
 
-// readFull reads exactly len(p) bytes at off: a short read is an error.
-func readFull(r io.ReaderAt, p []byte, off int64) error {
+// ReadFull reads exactly len(p) bytes at off: a short read is an error
+// (io.ErrUnexpectedEOF when the reader gave none).
+func ReadFull(r io.ReaderAt, p []byte, off int64) error {
 	n, err := r.ReadAt(p, off)
 	if n == len(p) {
 		return nil

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 )
 
 // sortSpans orders site words by position, for attribute's search.
@@ -89,24 +91,11 @@ func diffRanges(a, b io.ReaderAt, aOff, bOff, n int64, chunk int, fn func(lo, hi
 	return nil
 }
 
-// readFull reads exactly len(p) bytes at off: short reads of a file that is
-// long enough are errors.
-func readFull(r io.ReaderAt, p []byte, off int64) error {
-	n, err := r.ReadAt(p, off)
-	if n == len(p) {
-		return nil
-	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return err
-}
-
 // hexAt shows up to 16 bytes at off of r in hex, "?" if unreadable.
 func hexAt(r io.ReaderAt, off, n int64) string {
 	n = min(n, 16)
 	b := make([]byte, n)
-	if readFull(r, b, off) != nil {
+	if elfwrite.ReadFull(r, b, off) != nil {
 		return "?"
 	}
 	return fmt.Sprintf("%x", b)

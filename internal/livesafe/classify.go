@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
 
@@ -282,13 +283,13 @@ func (a *comparison) patchedView(o, p *elfscan.Site) elfscan.Site {
 		return origOff
 	}
 	var b [8]byte
-	if o.LiteralOff() != elfscan.NoOffset && readFull(a.pr, b[:8], off(o.LiteralOff())) == nil {
+	if o.LiteralOff() != elfscan.NoOffset && elfwrite.ReadFull(a.pr, b[:8], off(o.LiteralOff())) == nil {
 		v.LiteralWord = binary.LittleEndian.Uint64(b[:])
 	}
-	if o.Slot1Off() != elfscan.NoOffset && readFull(a.pr, b[:4], off(o.Slot1Off())) == nil {
+	if o.Slot1Off() != elfscan.NoOffset && elfwrite.ReadFull(a.pr, b[:4], off(o.Slot1Off())) == nil {
 		v.Slot1Word = binary.LittleEndian.Uint32(b[:])
 	}
-	if o.Slot2Off() != elfscan.NoOffset && readFull(a.pr, b[:4], off(o.Slot2Off())) == nil {
+	if o.Slot2Off() != elfscan.NoOffset && elfwrite.ReadFull(a.pr, b[:4], off(o.Slot2Off())) == nil {
 		v.Slot2Word = binary.LittleEndian.Uint32(b[:])
 	}
 	return v

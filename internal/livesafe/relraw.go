@@ -210,7 +210,7 @@ func allZero(r io.ReaderAt, lo, hi int64) (bool, error) {
 	var buf [4096]byte
 	for pos := lo; pos < hi; {
 		n := min(int64(len(buf)), hi-pos)
-		if err := readFull(r, buf[:n], pos); err != nil {
+		if err := elfwrite.ReadFull(r, buf[:n], pos); err != nil {
 			return false, err
 		}
 		for _, c := range buf[:n] {

@@ -12,6 +12,7 @@ import (
 	"io"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/encode"
 )
 
@@ -119,7 +120,7 @@ func (a *comparison) slot2Text(w uint32, pc uint64, rel string) string {
 // fileWord disassembles the word at file offset off of r, "?" if unreadable.
 func (a *comparison) fileWord(r io.ReaderAt, off int64, pc uint64) string {
 	var b [4]byte
-	if off < 0 || readFull(r, b[:], off) != nil {
+	if off < 0 || elfwrite.ReadFull(r, b[:], off) != nil {
 		return "?"
 	}
 	return encode.Disasm(binary.LittleEndian.Uint32(b[:]), pc)
