@@ -151,7 +151,8 @@ input errors.
 type verified struct {
 	rep   *verify.Report
 	sites []elfscan.Site
-	total int // the file's sites, before --func/--exclude
+	total int  // the file's sites, before --func/--exclude
+	rel   bool // the file is a relocatable object (a module)
 	// tool: an object found by a walk that has no trampoline of its own
 	// ran ftpatch's instead (--run-file-trampoline over a tree).
 	tool bool
@@ -248,7 +249,7 @@ func verifyAll(opts *VerifyOptions, in *runInputs, vopts verify.Options, stdio *
 				return verified{}, it.err
 			}
 			v, err := verifyOne(it.path, vopts, stdio, len(in.items) == 1, ci.Active())
-			if errors.Is(err, verify.ErrNoFileTrampoline) && it.rel != "" && isObject(it.path) {
+			if errors.Is(err, verify.ErrNoFileTrampoline) && it.rel != "" && v.rel {
 				// A module of a tree reaches the kernel's trampoline
 				// through a relocation: its sites run the tool's.
 				vo := vopts
@@ -398,7 +399,7 @@ func verifyOne(path string, vopts verify.Options, stdio *IO, bar, withSites bool
 	if err != nil {
 		return verified{}, err
 	}
-	var v verified
+	v := verified{rel: o.Rel()}
 	v.rep, err = verifyImage(func() (*verify.Image, error) {
 		defer o.Close() // the Image keeps what it needs, and the scan stays usable
 		img, err := verify.LoadObject(o, vopts)
@@ -410,17 +411,6 @@ func verifyOne(path string, vopts verify.Options, stdio *IO, bar, withSites bool
 		return img, err
 	}, vopts, stdio, bar)
 	return v, err
-}
-
-// isObject reports whether path is a relocatable object (a module): the
-// files --run-file-trampoline cannot run their own trampoline in.
-func isObject(path string) bool {
-	o, err := elfscan.Open(path)
-	if err != nil {
-		return false
-	}
-	defer o.Close()
-	return o.Rel()
 }
 
 // checkedSites are the sites of o that verify checks: its scan's, or the
