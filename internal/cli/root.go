@@ -85,7 +85,8 @@ func helpTopicsOneLine(root *cobra.Command) {
 	}
 }
 
-// Main runs the CLI with args and returns the exit code.
+// Main runs the CLI with args and returns the exit code; the process is
+// to exit with it (the handled signals are ignored once Main returns).
 func Main(args []string) int {
 	defer safefile.HandleSignals()() // a signal removes what a write created, exits 128+signal
 	tuneGC()

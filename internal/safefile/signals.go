@@ -84,8 +84,11 @@ var handledSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP
 //     would write another file then ends, with 128+signal, before it
 //     creates anything for it; further signals are ignored.
 //
-// A signal during a rename waits for it. The returned stop function
-// restores the default handling.
+// A signal during a rename waits for it. The returned stop function ends
+// the run's handling: the signals are ignored from then on, since the
+// process only exits after it (cli.Main's caller). Restoring the default
+// action instead left a window in which a signal killed the process after
+// its file held the new bytes, an exit that says "old bytes".
 func HandleSignals() (stop func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, handledSignals...)
@@ -96,7 +99,7 @@ func HandleSignals() (stop func()) {
 		}
 	}()
 	return func() {
-		signal.Stop(ch)
+		signal.Ignore(handledSignals...) // unregisters ch too
 		if exiting.Load() {
 			select {} // the handler is removing temporaries; it exits
 		}
