@@ -188,7 +188,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 	}
 	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
 		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
-		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
+		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset, Names: flagName}
 	if opts.Select.Active() {
 		vopts.Select = opts.Select.Selects
 	}

@@ -51,6 +51,7 @@ func (img *Image) resolveDirects(o *elfscan.Object, rel *relLayout, opts Options
 		return nil
 	}
 	img.directs = map[uint64]string{}
+	img.directRole = opts.say(patch.RoleDirect)
 	img.standinDirectAt = img.standinBase + offDirect
 	img.placeStandinDirect(img.standinDirectAt)
 	for _, name := range opts.Direct {
@@ -153,7 +154,7 @@ func (img *Image) checkDirect(s *site, to uint64) bool {
 		return false
 	}
 	if _, legal := img.directs[dc]; !legal {
-		s.fail(fmt.Sprintf("op->direct_call (op %#x + %d) 0 or a direct trampoline named by --direct", op, img.directOff),
+		s.fail(fmt.Sprintf("op->direct_call (op %#x + %d) 0 or a direct trampoline named by %s", op, img.directOff, img.directRole),
 			fmt.Sprintf("op->direct_call = %#x", dc))
 		return true
 	}

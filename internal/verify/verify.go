@@ -79,6 +79,10 @@ type Options struct {
 	// Progress, when set, is called from the workers with the number of
 	// sites just finished; it must be safe for concurrent use.
 	Progress func(n int)
+	// Names spells the roles failure messages name (patch.RoleDirect...)
+	// as the caller's users know them (cli: its flag names); nil: each
+	// role's own words.
+	Names patch.Namer
 
 	// allRelocs makes LoadObject apply every dynamic relocation as it
 	// loads (RunIntermediates: its overlays then replace relocated words).
@@ -120,6 +124,14 @@ func (o Options) withDefaults() (Options, error) {
 		o.DirectCallOffset = off
 	}
 	return o, nil
+}
+
+// say spells role as o.Names does.
+func (o Options) say(role patch.Role) string {
+	if o.Names == nil {
+		return string(role)
+	}
+	return o.Names(role)
 }
 
 // Failure is one site that did not behave.
