@@ -9,6 +9,7 @@ import (
 	"debug/elf"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 )
 
 // DefaultMaxProblems is how many problems a report keeps unless
@@ -61,6 +62,21 @@ type Problem struct {
 	FileOffset int64
 	Func       string
 	Detail     string
+	// Run, when set, is the intermediate state whose run misbehaved
+	// (RecordRun); Detail is then empty and report says it from Run.
+	Run *RunFailure
+}
+
+// RunFailure is an intermediate state that did not behave on the CPU as
+// the state it stands for: what was expected and observed, and the site's
+// words in that state (verify.RunIntermediates).
+type RunFailure struct {
+	Order    string // the intermediate's
+	Like     string
+	State    elfscan.State // the state it must behave as
+	Expected string
+	Observed string
+	Words    []encode.Placed
 }
 
 // Intermediate is the static verdict on one site's intermediate state and,
@@ -73,12 +89,13 @@ type Intermediate struct {
 	Like    string // "old" or "new": the state it must behave as
 	Proven  bool   // shown statically: slot2 is NOP, so the literal is unreachable
 	Detail  string
-	// Set by RunIntermediates: the state was run on the emulator (Ran) and
-	// behaved as Like says (Behaves); Run says what it showed, or why no
-	// run happened.
-	Ran     bool
-	Behaves bool
-	Run     string
+	// Set by RunIntermediates: it took the state to run (RunWanted), the
+	// state was run on the emulator (Ran) and behaved as Like says
+	// (Behaves), or did not (Fail says how); report says what it showed.
+	RunWanted bool
+	Ran       bool
+	Behaves   bool
+	Fail      *RunFailure
 
 	// For the run, not shown: the index of the site in ORIG's scan, the
 	// words of the intermediate state and the scan state it must behave as.
@@ -137,16 +154,20 @@ func (r *Report) add(p Problem) {
 	r.Counts.ProblemsKept = len(r.Problems)
 }
 
-// RecordRun records what running intermediate i on the CPU showed: run
-// says so for people; a state that does not behave is also a problem, with
-// detail, at the site, so the report fails and is not live-safe.
-func (r *Report) RecordRun(i int, behaves bool, run, detail string) {
+// RecordRun records what running intermediate i on the CPU showed: fail
+// is nil when it behaved; a state that does not behave is also a problem
+// at the site, so the report fails and is not live-safe.
+func (r *Report) RecordRun(i int, fail *RunFailure) {
 	ic := &r.Intermediates[i]
-	ic.Ran, ic.Behaves, ic.Run = true, behaves, run
+	ic.Ran, ic.Behaves = true, fail == nil
 	r.Counts.Ran++
-	if !behaves {
+	if fail != nil {
+		fail.Order, fail.Like, fail.State = ic.Order, ic.Like, ic.State
+		ic.Fail = fail
 		r.Counts.RunFailed++
-		r.add(ic.at.problem(detail))
+		p := ic.at.problem("")
+		p.Run = fail
+		r.add(p)
 		r.LiveSafe = false
 	}
 }

@@ -109,11 +109,11 @@ func Against(r *livesafe.Report) AgainstReport {
 	}
 	for i, ic := range r.Intermediates {
 		j.Intermediates[i] = AgainstIntermediate{Section: ic.Section, Address: render.Hex(ic.Address), Func: ic.Func,
-			Order: ic.Order, Like: ic.Like, Proven: ic.Proven, Detail: ic.Detail, Ran: ic.Ran, Behaves: ic.Behaves, Run: ic.Run}
+			Order: ic.Order, Like: ic.Like, Proven: ic.Proven, Detail: ic.Detail, Ran: ic.Ran, Behaves: ic.Behaves, Run: runText(ic)}
 	}
 	for i, p := range r.Problems {
 		j.Problems[i] = AgainstProblem{Section: p.Section, Offset: render.Hex(p.Offset), Address: render.Hex(p.Address),
-			FileOffset: p.FileOffset, Func: p.Func, Detail: p.Detail}
+			FileOffset: p.FileOffset, Func: p.Func, Detail: problemDetail(p)}
 	}
 	return j
 }
@@ -237,5 +237,31 @@ func ProblemText(p livesafe.Problem) string {
 	if p.Func != "" {
 		where += " in " + p.Func
 	}
-	return where + ": " + p.Detail
+	return where + ": " + problemDetail(p)
+}
+
+// problemDetail says what is wrong: p's detail, or the run of an
+// intermediate state that misbehaved.
+func problemDetail(p livesafe.Problem) string {
+	f := p.Run
+	if f == nil {
+		return p.Detail
+	}
+	return fmt.Sprintf("intermediate state (%s, between the two writes) does not behave as the %s state %s: expected %s; observed %s; site: %s",
+		f.Order, f.Like, f.State, f.Expected, f.Observed, strings.Join(wordsText(f.Words), "; "))
+}
+
+// runText says what running intermediate ic on the CPU showed, "not run"
+// when RunIntermediates took it but did not run it, "" when nothing
+// took it.
+func runText(ic livesafe.Intermediate) string {
+	switch {
+	case ic.Ran && ic.Fail != nil:
+		return fmt.Sprintf("ran on the CPU: does not behave as the %s state (%s): expected %s; observed %s", ic.Like, ic.State, ic.Fail.Expected, ic.Fail.Observed)
+	case ic.Ran:
+		return fmt.Sprintf("ran on the CPU: behaves as the %s state (%s)", ic.Like, ic.State)
+	case ic.RunWanted:
+		return "not run"
+	}
+	return ""
 }

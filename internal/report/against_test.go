@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 )
 
@@ -18,7 +20,7 @@ func sampleAgainst() *livesafe.Report {
 			{Section: ".text", Offset: 0x10, Address: 0x400010, FileOffset: 0x10010, Func: "fn", Kind: livesafe.KindMov, Old: "nop", New: "mov x9, x30", Why: "w<&>"},
 			{Section: ".text", Offset: 0x18, Address: 0x400018, Kind: livesafe.KindCall, LiveSafe: true}},
 		Intermediates: []livesafe.Intermediate{
-			{Section: ".text", Address: 0x400008, Func: "fn", Order: livesafe.OrderLiteralFirst, Like: "old", Detail: "d", Ran: true, Behaves: true, Run: "ran"},
+			{Section: ".text", Address: 0x400008, Func: "fn", Order: livesafe.OrderLiteralFirst, Like: "old", Detail: "d", RunWanted: true, Ran: true, Behaves: true, State: elfscan.StateNop},
 			{Section: ".text", Address: 0x400028, Proven: true}},
 		Problems: []livesafe.Problem{
 			{Section: ".data", Offset: 0x8, Address: 0x410008, FileOffset: 0x1008, Detail: "changed"},
@@ -32,7 +34,7 @@ func sampleAgainst() *livesafe.Report {
 // livesafe.Report.JSON and Write printed for the same report at main
 // b2e5fb9 (json.Marshal over the tagged livesafe types).
 const (
-	againstJSONBefore = "{\"orig\":\"o\",\"file\":\"f\",\"elf_type\":\"EXEC\",\"changes\":[{\"section\":\".text\",\"offset\":\"0x10\",\"address\":\"0x400010\",\"file_offset\":65552,\"func\":\"fn\",\"kind\":\"mov\",\"old\":\"nop\",\"new\":\"mov x9, x30\",\"live_safe\":false,\"why\":\"w\\u003c\\u0026\\u003e\"},{\"section\":\".text\",\"offset\":\"0x18\",\"address\":\"0x400018\",\"file_offset\":0,\"func\":\"\",\"kind\":\"call\",\"old\":\"\",\"new\":\"\",\"live_safe\":true}],\"intermediates\":[{\"section\":\".text\",\"address\":\"0x400008\",\"func\":\"fn\",\"order\":\"literal-first\",\"like\":\"old\",\"proven\":false,\"detail\":\"d\",\"ran\":true,\"behaves\":true,\"run\":\"ran\"},{\"section\":\".text\",\"address\":\"0x400028\",\"func\":\"\",\"order\":\"\",\"like\":\"\",\"proven\":true,\"detail\":\"\",\"ran\":false,\"behaves\":false}],\"problems\":[{\"section\":\".data\",\"offset\":\"0x8\",\"address\":\"0x410008\",\"file_offset\":4104,\"detail\":\"changed\"},{\"section\":\".x\",\"offset\":\"0x0\",\"address\":\"0x0\",\"file_offset\":0,\"func\":\"g\",\"detail\":\"d2\"}],\"counts\":{\"sites\":9,\"sites_changed\":2,\"changes\":{\"call\":1,\"mov\":1},\"live_safe\":1,\"not_live_safe\":1,\"intermediates\":2,\"intermediates_unproven\":1,\"intermediates_ran\":1,\"intermediates_failed\":1,\"relocs_added\":2,\"relocs_removed\":3,\"symbols_added\":4,\"sections_added\":5,\"bytes_compared\":6,\"problems\":7,\"problems_kept\":2,\"different_bytes\":8},\"live_safe\":false}\n"
+	againstJSONBefore = "{\"orig\":\"o\",\"file\":\"f\",\"elf_type\":\"EXEC\",\"changes\":[{\"section\":\".text\",\"offset\":\"0x10\",\"address\":\"0x400010\",\"file_offset\":65552,\"func\":\"fn\",\"kind\":\"mov\",\"old\":\"nop\",\"new\":\"mov x9, x30\",\"live_safe\":false,\"why\":\"w\\u003c\\u0026\\u003e\"},{\"section\":\".text\",\"offset\":\"0x18\",\"address\":\"0x400018\",\"file_offset\":0,\"func\":\"\",\"kind\":\"call\",\"old\":\"\",\"new\":\"\",\"live_safe\":true}],\"intermediates\":[{\"section\":\".text\",\"address\":\"0x400008\",\"func\":\"fn\",\"order\":\"literal-first\",\"like\":\"old\",\"proven\":false,\"detail\":\"d\",\"ran\":true,\"behaves\":true,\"run\":\"ran on the CPU: behaves as the old state (nop)\"},{\"section\":\".text\",\"address\":\"0x400028\",\"func\":\"\",\"order\":\"\",\"like\":\"\",\"proven\":true,\"detail\":\"\",\"ran\":false,\"behaves\":false}],\"problems\":[{\"section\":\".data\",\"offset\":\"0x8\",\"address\":\"0x410008\",\"file_offset\":4104,\"detail\":\"changed\"},{\"section\":\".x\",\"offset\":\"0x0\",\"address\":\"0x0\",\"file_offset\":0,\"func\":\"g\",\"detail\":\"d2\"}],\"counts\":{\"sites\":9,\"sites_changed\":2,\"changes\":{\"call\":1,\"mov\":1},\"live_safe\":1,\"not_live_safe\":1,\"intermediates\":2,\"intermediates_unproven\":1,\"intermediates_ran\":1,\"intermediates_failed\":1,\"relocs_added\":2,\"relocs_removed\":3,\"symbols_added\":4,\"sections_added\":5,\"bytes_compared\":6,\"problems\":7,\"problems_kept\":2,\"different_bytes\":8},\"live_safe\":false}\n"
 	againstTextBefore = "f: against o (EXEC): FAIL\n  sites 9, changed 2; changes: 1 call, 1 mov\n  relocations +2 -3, symbols +4, sections +5\n  live-safe: no (1 change live-safe, 1 not; 2 intermediate states, 1 unproven)\n  intermediate states run on the CPU: 1, 0 behave as required, 1 failed\n  problems: 7\n    .data+0x8 (0x410008) file offset 0x1008: changed\n    .x+0x0 file offset 0x0 in g: d2\n  not live-safe: 1 mov: w<&>\n  intermediate states not proven:\n    .text 0x400008 fn (literal-first): d\n  changes (! = not live-safe):\n  ! .text+0x10 (0x400010) fn: mov: nop -> mov x9, x30\n    .text+0x18 (0x400018) (no function): call:  -> \n"
 )
 
@@ -78,5 +80,33 @@ func TestAgainstEmptyLists(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("empty report lacks %s: %s", want, b.String())
 		}
+	}
+}
+
+// An intermediate state whose run misbehaved: its run text and its
+// problem, said from the words and values livesafe carries (the sentences
+// verify.RunIntermediates wrote before they moved here).
+func TestAgainstRunFailure(t *testing.T) {
+	r := &livesafe.Report{Intermediates: []livesafe.Intermediate{
+		{Section: ".text", Address: 0x400008, Func: "fn", Order: livesafe.OrderCallFirst, Like: "new", State: elfscan.StateInit},
+		{Order: livesafe.OrderLiteralFirst, Like: "old", RunWanted: true}}}
+	r.RecordRun(0, &livesafe.RunFailure{Expected: "1 call of op->func", Observed: "0 calls of op->func",
+		Words: []encode.Placed{{Addr: 0x400000, Bits: 0x400100, Kind: encode.PlacedLiteral}, {Addr: 0x40000c, Bits: 0xaa1e03e9}}})
+	j := Against(r)
+	if got, want := j.Intermediates[0].Run, "ran on the CPU: does not behave as the new state (init): expected 1 call of op->func; observed 0 calls of op->func"; got != want {
+		t.Errorf("run:\n got %q\nwant %q", got, want)
+	}
+	if got := j.Intermediates[1].Run; got != "not run" {
+		t.Errorf("run of a state not run: %q", got)
+	}
+	if len(j.Problems) != 1 || !r.Failed() {
+		t.Fatalf("problems %+v", j.Problems)
+	}
+	want := "intermediate state (call-first, between the two writes) does not behave as the new state init: expected 1 call of op->func; observed 0 calls of op->func; site: 0x400000: 0000000000400100  .quad 0x400100; 0x40000c: aa1e03e9  mov x9, x30"
+	if got := j.Problems[0].Detail; got != want {
+		t.Errorf("problem:\n got %q\nwant %q", got, want)
+	}
+	if got := ProblemText(r.Problems[0]); !strings.HasSuffix(got, ": "+want) {
+		t.Errorf("problem text %q", got)
 	}
 }

@@ -142,7 +142,7 @@ type Failure struct {
 	State    elfscan.State
 	Expected string
 	Observed string
-	Disasm   []string // the site's words, "address: word  assembly"
+	Words    []encode.Placed // the site's words as loaded (report disassembles them)
 
 	// bug is set when the run failed because of ftpatch itself (a hook
 	// panicked), not because of the file: Check returns it as an error.
@@ -204,8 +204,8 @@ func Check(img *Image, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
-	// Failures are rendered (disassembled) here, after the workers: x/arch's
-	// decoder is not for concurrent use from the run loop.
+	// Failures get the site's words here, after the workers, once the
+	// stops are out of the image's bytes.
 	for _, fs := range ran {
 		for _, f := range fs {
 			if f.f.bug != nil {
@@ -252,7 +252,7 @@ func (img *Image) finish(s *site, f *Failure) *Failure {
 	f.Address = s.entry()
 	f.Site = int(s.index)
 	f.State = s.State
-	f.Disasm = img.disasm(s)
+	f.Words = img.siteWords(s)
 	if f.Func == "" {
 		f.Func = fmt.Sprintf("<no function at %#x>", s.entry())
 	}
