@@ -104,10 +104,10 @@ func (c siteCheck) where(addr uint64, fileOff int64) loc {
 }
 
 // change records an allowed write at l, live-safe or not.
-func (c siteCheck) change(l loc, kind Kind, oldText, newText string, safe bool, why string) {
+func (c siteCheck) change(l loc, kind Kind, old, new Value, safe bool, why string) {
 	r := c.a.r
 	r.Changes = append(r.Changes, Change{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset,
-		Func: l.fn, Kind: kind, Old: oldText, New: newText, LiveSafe: safe, Why: why})
+		Func: l.fn, Kind: kind, Old: old, New: new, LiveSafe: safe, Why: why})
 	r.Counts.Changes[kind]++
 	if safe {
 		r.Counts.LiveSafe++
@@ -183,7 +183,7 @@ func (c siteCheck) literal(p *elfscan.Site) bool {
 		a.problem(l, fmt.Sprintf("literal changed (%s -> %s) but it is not 8-byte aligned, so no single-copy-atomic store can write it", oldText, newText))
 		return true
 	}
-	c.change(l, KindLiteral, oldText, newText, true, "")
+	c.change(l, KindLiteral, Value{o.LiteralWord, oldRel}, Value{p.LiteralWord, newRel}, true, "")
 	return false
 }
 
@@ -195,14 +195,15 @@ func (c siteCheck) slot1(p *elfscan.Site) bool {
 		return false
 	}
 	l := c.where(o.CallSite()-4, o.Slot1Off())
-	oldText, newText := encode.Disasm(o.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot1Word, o.CallSite()-4)
+	old, new := Value{Bits: uint64(o.Slot1Word)}, Value{Bits: uint64(p.Slot1Word)}
 	switch {
 	case o.Slot1Word == encode.NOP && p.Slot1Word == encode.MovX9X30:
-		c.change(l, KindMov, oldText, newText, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
+		c.change(l, KindMov, old, new, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
 	case o.Slot1Word == encode.MovX9X30 && p.Slot1Word == encode.NOP:
-		c.change(l, KindUnmov, oldText, newText, false, "MOV X9,X30 -> NOP is not allowed under a running CPU")
+		c.change(l, KindUnmov, old, new, false, "MOV X9,X30 -> NOP is not allowed under a running CPU")
 	default:
-		c.a.problem(l, fmt.Sprintf("slot1 changed from %s to %s; only NOP <-> MOV X9,X30 is allowed", oldText, newText))
+		c.a.problem(l, fmt.Sprintf("slot1 changed from %s to %s; only NOP <-> MOV X9,X30 is allowed",
+			encode.Disasm(o.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot1Word, o.CallSite()-4)))
 		return true
 	}
 	return false
@@ -218,7 +219,8 @@ func (c siteCheck) slot2(p *elfscan.Site) bool {
 		return false
 	}
 	l := c.where(o.CallSite(), o.Slot2Off())
-	oldText, newText := a.slot2Text(o.Slot2Word, o.CallSite(), oldRel), a.slot2Text(p.Slot2Word, o.CallSite(), newRel)
+	old, new := Value{uint64(o.Slot2Word), oldRel}, Value{uint64(p.Slot2Word), newRel}
+	oldText, newText := a.slot2Text(old, o.CallSite()), a.slot2Text(new, o.CallSite())
 	isCall := func(w uint32, rel string) bool {
 		return encode.IsBL(w) && (!a.rel || strings.HasPrefix(rel, "CALL26 ") || strings.HasPrefix(rel, "JUMP26 "))
 	}
@@ -231,11 +233,11 @@ func (c siteCheck) slot2(p *elfscan.Site) bool {
 		a.problem(l, fmt.Sprintf("slot2 is NOP but carries relocation %s: the linker would make it a branch", newRel))
 		return true
 	case isNop(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
-		c.change(l, KindCall, oldText, newText, true, "")
+		c.change(l, KindCall, old, new, true, "")
 	case isCall(o.Slot2Word, oldRel) && isNop(p.Slot2Word, newRel):
-		c.change(l, KindUncall, oldText, newText, true, "")
+		c.change(l, KindUncall, old, new, true, "")
 	case isCall(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
-		c.change(l, KindRetarget, oldText, newText, true, "")
+		c.change(l, KindRetarget, old, new, true, "")
 	default:
 		a.problem(l, fmt.Sprintf("slot2 changed from %s to %s; only NOP <-> BL and BL <-> BL are allowed", oldText, newText))
 		return true

@@ -48,10 +48,18 @@ type Change struct {
 	FileOffset int64  // in ORIG
 	Func       string
 	Kind       Kind
-	Old        string
-	New        string
+	Old        Value // the word in ORIG (report says it as Kind's slot shows)
+	New        Value // the word in the patched file
 	LiveSafe   bool
 	Why        string // why not live-safe
+}
+
+// Value is one side of a changed site word: its bits (a literal's 8
+// bytes, an instruction's 4) and, in an ET_REL file, the relocation that
+// completes it ("TYPE expr", "" when none).
+type Value struct {
+	Bits uint64
+	Rel  string
 }
 
 // Problem is one difference that is not an allowed patch.

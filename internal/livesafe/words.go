@@ -107,9 +107,10 @@ func literalText(v uint64, rel string) string {
 
 // slot2Text shows a slot2 word: its relocation in ET_REL files (a BL
 // without one would call itself), else its instruction.
-func (a *comparison) slot2Text(w uint32, pc uint64, rel string) string {
-	if rel != "" {
-		return fmt.Sprintf("%#08x %s", w, rel)
+func (a *comparison) slot2Text(v Value, pc uint64) string {
+	w := uint32(v.Bits)
+	if v.Rel != "" {
+		return fmt.Sprintf("%#08x %s", w, v.Rel)
 	}
 	if a.rel && encode.IsBL(w) {
 		return fmt.Sprintf("%#08x bl (no relocation)", w)

@@ -6,10 +6,12 @@ package report
 // line and as text.
 
 import (
+	"debug/elf"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 	"github.com/ftpatch/ftpatch/internal/render"
 )
@@ -103,9 +105,11 @@ func Against(r *livesafe.Report) AgainstReport {
 	for k, n := range c.Changes {
 		j.Counts.Changes[string(k)] = n
 	}
+	rel := r.Type == elf.ET_REL
 	for i, ch := range r.Changes {
 		j.Changes[i] = AgainstChange{Section: ch.Section, Offset: render.Hex(ch.Offset), Address: render.Hex(ch.Address),
-			FileOffset: ch.FileOffset, Func: ch.Func, Kind: string(ch.Kind), Old: ch.Old, New: ch.New, LiveSafe: ch.LiveSafe, Why: ch.Why}
+			FileOffset: ch.FileOffset, Func: ch.Func, Kind: string(ch.Kind), Old: valueText(ch, ch.Old, rel), New: valueText(ch, ch.New, rel),
+			LiveSafe: ch.LiveSafe, Why: ch.Why}
 	}
 	for i, ic := range r.Intermediates {
 		j.Intermediates[i] = AgainstIntermediate{Section: ic.Section, Address: render.Hex(ic.Address), Func: ic.Func,
@@ -195,13 +199,14 @@ func AgainstText(w io.Writer, r *livesafe.Report) error {
 		}
 		fmt.Fprintf(&b, "    %s %s %s (%s): %s\n", ic.Section, render.Hex(ic.Address), funcName(ic.Func), ic.Order, ic.Detail)
 	}
-	writeChanges(&b, "  changes (! = not live-safe):", r.Changes)
+	writeChanges(&b, "  changes (! = not live-safe):", r.Changes, r.Type == elf.ET_REL)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// writeChanges lists up to listLimit changes under title.
-func writeChanges(b *strings.Builder, title string, cs []livesafe.Change) {
+// writeChanges lists up to listLimit changes of a file (rel: ET_REL)
+// under title.
+func writeChanges(b *strings.Builder, title string, cs []livesafe.Change, rel bool) {
 	if len(cs) == 0 {
 		return
 	}
@@ -215,8 +220,37 @@ func writeChanges(b *strings.Builder, title string, cs []livesafe.Change) {
 		if !ch.LiveSafe {
 			mark = "!"
 		}
-		fmt.Fprintf(b, "  %s %s+%s (%s) %s: %s: %s -> %s\n", mark, ch.Section, render.Hex(ch.Offset), render.Hex(ch.Address), funcName(ch.Func), ch.Kind, ch.Old, ch.New)
+		fmt.Fprintf(b, "  %s %s+%s (%s) %s: %s: %s -> %s\n", mark, ch.Section, render.Hex(ch.Offset), render.Hex(ch.Address), funcName(ch.Func), ch.Kind, valueText(ch, ch.Old, rel), valueText(ch, ch.New, rel))
 	}
+}
+
+// valueText says one side v of change ch in a file (rel: ET_REL) as its
+// slot shows: a literal as its value ("nop; nop" while it holds its
+// compiled NOPs), slot1 as its instruction, slot2 as its instruction or,
+// in an object, its relocation (a BL without one would call itself);
+// a relocation follows the word it completes.
+func valueText(ch livesafe.Change, v livesafe.Value, rel bool) string {
+	switch ch.Kind {
+	case livesafe.KindLiteral:
+		s := fmt.Sprintf("%#016x", v.Bits)
+		if v.Bits == uint64(encode.NOP)|uint64(encode.NOP)<<32 {
+			s = "nop; nop"
+		}
+		if v.Rel != "" {
+			s += " + " + v.Rel
+		}
+		return s
+	case livesafe.KindMov, livesafe.KindUnmov:
+		return encode.Disasm(uint32(v.Bits), ch.Address)
+	}
+	w := uint32(v.Bits)
+	switch {
+	case v.Rel != "":
+		return fmt.Sprintf("%#08x %s", w, v.Rel)
+	case rel && encode.IsBL(w):
+		return fmt.Sprintf("%#08x bl (no relocation)", w)
+	}
+	return encode.Disasm(w, ch.Address)
 }
 
 // funcName is f, or says there is none.

@@ -17,8 +17,10 @@ import (
 func sampleAgainst() *livesafe.Report {
 	return &livesafe.Report{Orig: "o", File: "f", Type: elf.ET_EXEC,
 		Changes: []livesafe.Change{
-			{Section: ".text", Offset: 0x10, Address: 0x400010, FileOffset: 0x10010, Func: "fn", Kind: livesafe.KindMov, Old: "nop", New: "mov x9, x30", Why: "w<&>"},
-			{Section: ".text", Offset: 0x18, Address: 0x400018, Kind: livesafe.KindCall, LiveSafe: true}},
+			{Section: ".text", Offset: 0x10, Address: 0x400010, FileOffset: 0x10010, Func: "fn", Kind: livesafe.KindMov,
+				Old: livesafe.Value{Bits: uint64(encode.NOP)}, New: livesafe.Value{Bits: uint64(encode.MovX9X30)}, Why: "w<&>"},
+			{Section: ".text", Offset: 0x18, Address: 0x400018, Kind: livesafe.KindCall, LiveSafe: true,
+				Old: livesafe.Value{Bits: uint64(encode.NOP)}, New: livesafe.Value{Bits: 0x94000002}}},
 		Intermediates: []livesafe.Intermediate{
 			{Section: ".text", Address: 0x400008, Func: "fn", Order: livesafe.OrderLiteralFirst, Like: "old", Detail: "d", RunWanted: true, Ran: true, Behaves: true, State: elfscan.StateNop},
 			{Section: ".text", Address: 0x400028, Proven: true}},
@@ -32,10 +34,12 @@ func sampleAgainst() *livesafe.Report {
 
 // The oracle is the report's rendering before it moved here: what
 // livesafe.Report.JSON and Write printed for the same report at main
-// b2e5fb9 (json.Marshal over the tagged livesafe types).
+// b2e5fb9 (json.Marshal over the tagged livesafe types), but for the call
+// change's words and the intermediate's run, which livesafe now carries as
+// values, not text: their sentences are those livesafe and verify wrote.
 const (
-	againstJSONBefore = "{\"orig\":\"o\",\"file\":\"f\",\"elf_type\":\"EXEC\",\"changes\":[{\"section\":\".text\",\"offset\":\"0x10\",\"address\":\"0x400010\",\"file_offset\":65552,\"func\":\"fn\",\"kind\":\"mov\",\"old\":\"nop\",\"new\":\"mov x9, x30\",\"live_safe\":false,\"why\":\"w\\u003c\\u0026\\u003e\"},{\"section\":\".text\",\"offset\":\"0x18\",\"address\":\"0x400018\",\"file_offset\":0,\"func\":\"\",\"kind\":\"call\",\"old\":\"\",\"new\":\"\",\"live_safe\":true}],\"intermediates\":[{\"section\":\".text\",\"address\":\"0x400008\",\"func\":\"fn\",\"order\":\"literal-first\",\"like\":\"old\",\"proven\":false,\"detail\":\"d\",\"ran\":true,\"behaves\":true,\"run\":\"ran on the CPU: behaves as the old state (nop)\"},{\"section\":\".text\",\"address\":\"0x400028\",\"func\":\"\",\"order\":\"\",\"like\":\"\",\"proven\":true,\"detail\":\"\",\"ran\":false,\"behaves\":false}],\"problems\":[{\"section\":\".data\",\"offset\":\"0x8\",\"address\":\"0x410008\",\"file_offset\":4104,\"detail\":\"changed\"},{\"section\":\".x\",\"offset\":\"0x0\",\"address\":\"0x0\",\"file_offset\":0,\"func\":\"g\",\"detail\":\"d2\"}],\"counts\":{\"sites\":9,\"sites_changed\":2,\"changes\":{\"call\":1,\"mov\":1},\"live_safe\":1,\"not_live_safe\":1,\"intermediates\":2,\"intermediates_unproven\":1,\"intermediates_ran\":1,\"intermediates_failed\":1,\"relocs_added\":2,\"relocs_removed\":3,\"symbols_added\":4,\"sections_added\":5,\"bytes_compared\":6,\"problems\":7,\"problems_kept\":2,\"different_bytes\":8},\"live_safe\":false}\n"
-	againstTextBefore = "f: against o (EXEC): FAIL\n  sites 9, changed 2; changes: 1 call, 1 mov\n  relocations +2 -3, symbols +4, sections +5\n  live-safe: no (1 change live-safe, 1 not; 2 intermediate states, 1 unproven)\n  intermediate states run on the CPU: 1, 0 behave as required, 1 failed\n  problems: 7\n    .data+0x8 (0x410008) file offset 0x1008: changed\n    .x+0x0 file offset 0x0 in g: d2\n  not live-safe: 1 mov: w<&>\n  intermediate states not proven:\n    .text 0x400008 fn (literal-first): d\n  changes (! = not live-safe):\n  ! .text+0x10 (0x400010) fn: mov: nop -> mov x9, x30\n    .text+0x18 (0x400018) (no function): call:  -> \n"
+	againstJSONBefore = "{\"orig\":\"o\",\"file\":\"f\",\"elf_type\":\"EXEC\",\"changes\":[{\"section\":\".text\",\"offset\":\"0x10\",\"address\":\"0x400010\",\"file_offset\":65552,\"func\":\"fn\",\"kind\":\"mov\",\"old\":\"nop\",\"new\":\"mov x9, x30\",\"live_safe\":false,\"why\":\"w\\u003c\\u0026\\u003e\"},{\"section\":\".text\",\"offset\":\"0x18\",\"address\":\"0x400018\",\"file_offset\":0,\"func\":\"\",\"kind\":\"call\",\"old\":\"nop\",\"new\":\"bl 0x400020\",\"live_safe\":true}],\"intermediates\":[{\"section\":\".text\",\"address\":\"0x400008\",\"func\":\"fn\",\"order\":\"literal-first\",\"like\":\"old\",\"proven\":false,\"detail\":\"d\",\"ran\":true,\"behaves\":true,\"run\":\"ran on the CPU: behaves as the old state (nop)\"},{\"section\":\".text\",\"address\":\"0x400028\",\"func\":\"\",\"order\":\"\",\"like\":\"\",\"proven\":true,\"detail\":\"\",\"ran\":false,\"behaves\":false}],\"problems\":[{\"section\":\".data\",\"offset\":\"0x8\",\"address\":\"0x410008\",\"file_offset\":4104,\"detail\":\"changed\"},{\"section\":\".x\",\"offset\":\"0x0\",\"address\":\"0x0\",\"file_offset\":0,\"func\":\"g\",\"detail\":\"d2\"}],\"counts\":{\"sites\":9,\"sites_changed\":2,\"changes\":{\"call\":1,\"mov\":1},\"live_safe\":1,\"not_live_safe\":1,\"intermediates\":2,\"intermediates_unproven\":1,\"intermediates_ran\":1,\"intermediates_failed\":1,\"relocs_added\":2,\"relocs_removed\":3,\"symbols_added\":4,\"sections_added\":5,\"bytes_compared\":6,\"problems\":7,\"problems_kept\":2,\"different_bytes\":8},\"live_safe\":false}\n"
+	againstTextBefore = "f: against o (EXEC): FAIL\n  sites 9, changed 2; changes: 1 call, 1 mov\n  relocations +2 -3, symbols +4, sections +5\n  live-safe: no (1 change live-safe, 1 not; 2 intermediate states, 1 unproven)\n  intermediate states run on the CPU: 1, 0 behave as required, 1 failed\n  problems: 7\n    .data+0x8 (0x410008) file offset 0x1008: changed\n    .x+0x0 file offset 0x0 in g: d2\n  not live-safe: 1 mov: w<&>\n  intermediate states not proven:\n    .text 0x400008 fn (literal-first): d\n  changes (! = not live-safe):\n  ! .text+0x10 (0x400010) fn: mov: nop -> mov x9, x30\n    .text+0x18 (0x400018) (no function): call: nop -> bl 0x400020\n"
 )
 
 func TestAgainstSameAsBefore(t *testing.T) {
@@ -108,5 +112,31 @@ func TestAgainstRunFailure(t *testing.T) {
 	}
 	if got := ProblemText(r.Problems[0]); !strings.HasSuffix(got, ": "+want) {
 		t.Errorf("problem text %q", got)
+	}
+}
+
+// Each slot's words said as livesafe said them before they became values:
+// a literal's value (and relocation), slot1's instruction, slot2's
+// instruction or, in an object, its relocation.
+func TestAgainstValueText(t *testing.T) {
+	nops := uint64(encode.NOP) | uint64(encode.NOP)<<32
+	for _, tc := range []struct {
+		kind livesafe.Kind
+		v    livesafe.Value
+		rel  bool
+		want string
+	}{
+		{livesafe.KindLiteral, livesafe.Value{Bits: nops}, false, "nop; nop"},
+		{livesafe.KindLiteral, livesafe.Value{Bits: 0x410000}, false, "0x0000000000410000"},
+		{livesafe.KindLiteral, livesafe.Value{Bits: 0, Rel: "ABS64 ops+0x8"}, true, "0x0000000000000000 + ABS64 ops+0x8"},
+		{livesafe.KindUnmov, livesafe.Value{Bits: uint64(encode.MovX9X30)}, false, "mov x9, x30"},
+		{livesafe.KindCall, livesafe.Value{Bits: 0x94000000, Rel: "CALL26 ftrace_caller"}, true, "0x94000000 CALL26 ftrace_caller"},
+		{livesafe.KindRetarget, livesafe.Value{Bits: 0x94000000}, true, "0x94000000 bl (no relocation)"},
+		{livesafe.KindCall, livesafe.Value{Bits: 0x94000002}, false, "bl 0x400020"},
+	} {
+		ch := livesafe.Change{Kind: tc.kind, Address: 0x400018}
+		if got := valueText(ch, tc.v, tc.rel); got != tc.want {
+			t.Errorf("%s %+v (rel %v): %q, want %q", tc.kind, tc.v, tc.rel, got, tc.want)
+		}
 	}
 }
