@@ -99,7 +99,7 @@ func Main(args []string) int {
 	err = unknownCommand(root, args, err)
 	var said errInputsFailed
 	if err != nil && !errors.Is(err, ErrFindings) && !errors.As(err, &said) {
-		printError(stdio.Err, err)
+		report.Error(stdio.Err, err)
 		var fe flagError
 		if errors.As(err, &fe) || isArgsError(err) {
 			fmt.Fprint(stdio.Err, cmd.UsageString())

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -436,14 +435,8 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, stdio
 	defer img.Close()
 	releaseBeforeRun()
 	if bar && stdio.IsTerminal && img.Sites() >= progressMin {
-		pb := progressbar.NewOptions(img.Sites(),
-			progressbar.OptionSetWriter(stdio.Err),
-			progressbar.OptionSetDescription("verify"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-		vopts.Progress = func(n int) { pb.Add(n) }
+		pb := report.NewProgress(stdio.Err, img.Sites(), "verify")
+		vopts.Progress = pb.Add
 		defer pb.Finish()
 	}
 	rep, err := verify.Check(img, vopts)

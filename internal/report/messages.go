@@ -104,6 +104,21 @@ func FileWarning(w io.Writer, wn safefile.Warning) {
 	}
 }
 
+// Error writes err as ftpatch's messages are written: each message
+// (several when errors were joined) on its own line starting "ftpatch: ";
+// indented lines continue the message above them.
+func Error(w io.Writer, err error) {
+	var b strings.Builder
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if !strings.HasPrefix(line, " ") {
+			b.WriteString("ftpatch: ")
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	io.WriteString(w, b.String())
+}
+
 // SignalNotice writes what the signal handler did about a signal: the run
 // ends (now, or before its next write) or completes.
 func SignalNotice(w io.Writer, n safefile.SignalNotice) {
