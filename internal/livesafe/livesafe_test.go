@@ -129,7 +129,7 @@ func expect(t *testing.T, r *Report, w want) {
 		t.Fatalf("defect not caught, want %+v", w)
 	}
 	for _, p := range r.Problems {
-		if p.Section == w.section && uint64(p.Offset) == w.offset && p.Func == w.fn && strings.Contains(p.Detail, w.detail) {
+		if p.Section == w.section && uint64(p.Offset) == w.offset && p.Func == w.fn && strings.Contains(ProblemText(p), w.detail) {
 			return
 		}
 	}
@@ -408,7 +408,7 @@ func TestAgainstRelocatableDefects(t *testing.T) {
 						t.Fatal("defect not caught")
 					}
 					for _, p := range r.Problems {
-						if strings.Contains(p.Detail, c.want.detail) && (c.want.section == "" || p.Section == c.want.section) {
+						if strings.Contains(ProblemText(p), c.want.detail) && (c.want.section == "" || p.Section == c.want.section) {
 							return
 						}
 					}

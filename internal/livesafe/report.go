@@ -60,7 +60,28 @@ type Change struct {
 type Value struct {
 	Bits uint64
 	Rel  string
+	// Unrelocated: a BL in slot2 of an ET_REL file with no relocation (it
+	// would call itself). Unread: the word could not be read.
+	Unrelocated, Unread bool
 }
+
+// ProblemCode says what is wrong with a site's words; report says it from
+// the Problem's values. ProblemOther is said by the Problem's Detail.
+type ProblemCode uint8
+
+const (
+	ProblemOther             ProblemCode = iota // Detail says it
+	ProblemNoSite                               // the patched file has no patch site here
+	ProblemUnknownState                         // the patched site (Words: slot1, slot2) is in no known state
+	ProblemBTI                                  // the BTI at the function entry changed (Old, New)
+	ProblemSpare                                // a 5,3 site's spare word changed (Old, New; LiteralAt)
+	ProblemCFI                                  // the kCFI type hash before the NOPs changed (Old, New)
+	ProblemMisalignedLiteral                    // the literal changed (Old, New) but is not 8-byte aligned
+	ProblemSlot1                                // slot1 changed (Old, New), not NOP <-> MOV X9,X30
+	ProblemSlot2Unrelocated                     // ET_REL: slot2 is now a BL (New) without a relocation
+	ProblemSlot2Relocated                       // ET_REL: slot2 is NOP but carries relocation New.Rel
+	ProblemSlot2                                // slot2 changed (Old, New), not NOP <-> BL or BL <-> BL
+)
 
 // Problem is one difference that is not an allowed patch.
 type Problem struct {
@@ -69,7 +90,14 @@ type Problem struct {
 	Address    uint64 // linked: virtual address (0 when not allocated); ET_REL: = Offset
 	FileOffset int64
 	Func       string
-	Detail     string
+	Code       ProblemCode
+	Detail     string // ProblemOther
+	// The words of a site's problem (per Code): the word at Address in
+	// ORIG and in the patched file, or the patched site's words; where the
+	// literal is (ProblemSpare).
+	Old, New  Value
+	Words     []encode.Placed
+	LiteralAt uint64
 	// Run, when set, is the intermediate state whose run misbehaved
 	// (RecordRun); Detail is then empty and report says it from Run.
 	Run *RunFailure

@@ -6,7 +6,6 @@ package report
 // line and as text.
 
 import (
-	"debug/elf"
 	"fmt"
 	"io"
 	"strings"
@@ -105,10 +104,9 @@ func Against(r *livesafe.Report) AgainstReport {
 	for k, n := range c.Changes {
 		j.Counts.Changes[string(k)] = n
 	}
-	rel := r.Type == elf.ET_REL
 	for i, ch := range r.Changes {
 		j.Changes[i] = AgainstChange{Section: ch.Section, Offset: render.Hex(ch.Offset), Address: render.Hex(ch.Address),
-			FileOffset: ch.FileOffset, Func: ch.Func, Kind: string(ch.Kind), Old: valueText(ch, ch.Old, rel), New: valueText(ch, ch.New, rel),
+			FileOffset: ch.FileOffset, Func: ch.Func, Kind: string(ch.Kind), Old: valueText(ch, ch.Old), New: valueText(ch, ch.New),
 			LiveSafe: ch.LiveSafe, Why: ch.Why}
 	}
 	for i, ic := range r.Intermediates {
@@ -199,14 +197,13 @@ func AgainstText(w io.Writer, r *livesafe.Report) error {
 		}
 		fmt.Fprintf(&b, "    %s %s %s (%s): %s\n", ic.Section, render.Hex(ic.Address), funcName(ic.Func), ic.Order, ic.Detail)
 	}
-	writeChanges(&b, "  changes (! = not live-safe):", r.Changes, r.Type == elf.ET_REL)
+	writeChanges(&b, "  changes (! = not live-safe):", r.Changes)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// writeChanges lists up to listLimit changes of a file (rel: ET_REL)
-// under title.
-func writeChanges(b *strings.Builder, title string, cs []livesafe.Change, rel bool) {
+// writeChanges lists up to listLimit changes under title.
+func writeChanges(b *strings.Builder, title string, cs []livesafe.Change) {
 	if len(cs) == 0 {
 		return
 	}
@@ -220,37 +217,55 @@ func writeChanges(b *strings.Builder, title string, cs []livesafe.Change, rel bo
 		if !ch.LiveSafe {
 			mark = "!"
 		}
-		fmt.Fprintf(b, "  %s %s+%s (%s) %s: %s: %s -> %s\n", mark, ch.Section, render.Hex(ch.Offset), render.Hex(ch.Address), funcName(ch.Func), ch.Kind, valueText(ch, ch.Old, rel), valueText(ch, ch.New, rel))
+		fmt.Fprintf(b, "  %s %s+%s (%s) %s: %s: %s -> %s\n", mark, ch.Section, render.Hex(ch.Offset), render.Hex(ch.Address), funcName(ch.Func), ch.Kind, valueText(ch, ch.Old), valueText(ch, ch.New))
 	}
 }
 
-// valueText says one side v of change ch in a file (rel: ET_REL) as its
-// slot shows: a literal as its value ("nop; nop" while it holds its
-// compiled NOPs), slot1 as its instruction, slot2 as its instruction or,
-// in an object, its relocation (a BL without one would call itself);
-// a relocation follows the word it completes.
-func valueText(ch livesafe.Change, v livesafe.Value, rel bool) string {
+// valueText says one side v of change ch as its slot shows: a literal as
+// its value, slot1 as its instruction, slot2 as slot2Text says.
+func valueText(ch livesafe.Change, v livesafe.Value) string {
 	switch ch.Kind {
 	case livesafe.KindLiteral:
-		s := fmt.Sprintf("%#016x", v.Bits)
-		if v.Bits == uint64(encode.NOP)|uint64(encode.NOP)<<32 {
-			s = "nop; nop"
-		}
-		if v.Rel != "" {
-			s += " + " + v.Rel
-		}
-		return s
+		return literalValueText(v)
 	case livesafe.KindMov, livesafe.KindUnmov:
 		return encode.Disasm(uint32(v.Bits), ch.Address)
 	}
+	return slot2Text(v, ch.Address)
+}
+
+// literalValueText says a literal's value ("nop; nop" while it holds its
+// compiled NOPs), and its relocation in ET_REL files.
+func literalValueText(v livesafe.Value) string {
+	s := fmt.Sprintf("%#016x", v.Bits)
+	if v.Bits == uint64(encode.NOP)|uint64(encode.NOP)<<32 {
+		s = "nop; nop"
+	}
+	if v.Rel != "" {
+		s += " + " + v.Rel
+	}
+	return s
+}
+
+// slot2Text says a slot2 word at pc: with its relocation in ET_REL files
+// (a BL without one would call itself), else as its instruction.
+func slot2Text(v livesafe.Value, pc uint64) string {
 	w := uint32(v.Bits)
 	switch {
 	case v.Rel != "":
 		return fmt.Sprintf("%#08x %s", w, v.Rel)
-	case rel && encode.IsBL(w):
+	case v.Unrelocated:
 		return fmt.Sprintf("%#08x bl (no relocation)", w)
 	}
-	return encode.Disasm(w, ch.Address)
+	return encode.Disasm(w, pc)
+}
+
+// fileWordText says a word read from a file at pc as its instruction,
+// "?" when it could not be read.
+func fileWordText(v livesafe.Value, pc uint64) string {
+	if v.Unread {
+		return "?"
+	}
+	return encode.Disasm(uint32(v.Bits), pc)
 }
 
 // funcName is f, or says there is none.
@@ -274,13 +289,45 @@ func ProblemText(p livesafe.Problem) string {
 	return where + ": " + problemDetail(p)
 }
 
-// problemDetail says what is wrong: p's detail, or the run of an
-// intermediate state that misbehaved.
+// problemDetail says what is wrong: the problem of a site's words its
+// code names, said with the words, the run of an intermediate state that
+// misbehaved, or else p's detail.
 func problemDetail(p livesafe.Problem) string {
-	f := p.Run
-	if f == nil {
-		return p.Detail
+	if p.Run != nil {
+		return runProblem(p.Run)
 	}
+	word := func(v livesafe.Value) string { return fileWordText(v, p.Address) }
+	switch p.Code {
+	case livesafe.ProblemNoSite:
+		return "the patched file has no patch site here (its entries table changed?)"
+	case livesafe.ProblemUnknownState:
+		var ws [2]string
+		for i := 0; i < len(p.Words) && i < 2; i++ {
+			ws[i] = encode.Disasm(uint32(p.Words[i].Bits), p.Words[i].Addr)
+		}
+		return fmt.Sprintf("the patched site is in no known state (slot1 %s, slot2 %s)", ws[0], ws[1])
+	case livesafe.ProblemBTI:
+		return fmt.Sprintf("the BTI at the function entry changed: %s -> %s", word(p.Old), word(p.New))
+	case livesafe.ProblemSpare:
+		return fmt.Sprintf("the spare word of this 5,3 site (the literal is at %#x) changed: %s -> %s; it must never change", p.LiteralAt, word(p.Old), word(p.New))
+	case livesafe.ProblemCFI:
+		return fmt.Sprintf("the kCFI type hash before the NOPs changed (indirect calls to the function would trap): %s -> %s; it must never change", word(p.Old), word(p.New))
+	case livesafe.ProblemMisalignedLiteral:
+		return fmt.Sprintf("literal changed (%s -> %s) but it is not 8-byte aligned, so no single-copy-atomic store can write it", literalValueText(p.Old), literalValueText(p.New))
+	case livesafe.ProblemSlot1:
+		return fmt.Sprintf("slot1 changed from %s to %s; only NOP <-> MOV X9,X30 is allowed", word(p.Old), word(p.New))
+	case livesafe.ProblemSlot2Unrelocated:
+		return fmt.Sprintf("slot2 is now %s without an R_AARCH64_CALL26 relocation: it would call itself", slot2Text(p.New, p.Address))
+	case livesafe.ProblemSlot2Relocated:
+		return fmt.Sprintf("slot2 is NOP but carries relocation %s: the linker would make it a branch", p.New.Rel)
+	case livesafe.ProblemSlot2:
+		return fmt.Sprintf("slot2 changed from %s to %s; only NOP <-> BL and BL <-> BL are allowed", slot2Text(p.Old, p.Address), slot2Text(p.New, p.Address))
+	}
+	return p.Detail
+}
+
+// runProblem says an intermediate state's run that misbehaved.
+func runProblem(f *livesafe.RunFailure) string {
 	return fmt.Sprintf("intermediate state (%s, between the two writes) does not behave as the %s state %s: expected %s; observed %s; site: %s",
 		f.Order, f.Like, f.State, f.Expected, f.Observed, strings.Join(wordsText(f.Words), "; "))
 }

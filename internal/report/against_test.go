@@ -123,20 +123,54 @@ func TestAgainstValueText(t *testing.T) {
 	for _, tc := range []struct {
 		kind livesafe.Kind
 		v    livesafe.Value
-		rel  bool
 		want string
 	}{
-		{livesafe.KindLiteral, livesafe.Value{Bits: nops}, false, "nop; nop"},
-		{livesafe.KindLiteral, livesafe.Value{Bits: 0x410000}, false, "0x0000000000410000"},
-		{livesafe.KindLiteral, livesafe.Value{Bits: 0, Rel: "ABS64 ops+0x8"}, true, "0x0000000000000000 + ABS64 ops+0x8"},
-		{livesafe.KindUnmov, livesafe.Value{Bits: uint64(encode.MovX9X30)}, false, "mov x9, x30"},
-		{livesafe.KindCall, livesafe.Value{Bits: 0x94000000, Rel: "CALL26 ftrace_caller"}, true, "0x94000000 CALL26 ftrace_caller"},
-		{livesafe.KindRetarget, livesafe.Value{Bits: 0x94000000}, true, "0x94000000 bl (no relocation)"},
-		{livesafe.KindCall, livesafe.Value{Bits: 0x94000002}, false, "bl 0x400020"},
+		{livesafe.KindLiteral, livesafe.Value{Bits: nops}, "nop; nop"},
+		{livesafe.KindLiteral, livesafe.Value{Bits: 0x410000}, "0x0000000000410000"},
+		{livesafe.KindLiteral, livesafe.Value{Bits: 0, Rel: "ABS64 ops+0x8"}, "0x0000000000000000 + ABS64 ops+0x8"},
+		{livesafe.KindUnmov, livesafe.Value{Bits: uint64(encode.MovX9X30)}, "mov x9, x30"},
+		{livesafe.KindCall, livesafe.Value{Bits: 0x94000000, Rel: "CALL26 ftrace_caller"}, "0x94000000 CALL26 ftrace_caller"},
+		{livesafe.KindRetarget, livesafe.Value{Bits: 0x94000000, Unrelocated: true}, "0x94000000 bl (no relocation)"},
+		{livesafe.KindCall, livesafe.Value{Bits: 0x94000002}, "bl 0x400020"},
 	} {
 		ch := livesafe.Change{Kind: tc.kind, Address: 0x400018}
-		if got := valueText(ch, tc.v, tc.rel); got != tc.want {
-			t.Errorf("%s %+v (rel %v): %q, want %q", tc.kind, tc.v, tc.rel, got, tc.want)
+		if got := valueText(ch, tc.v); got != tc.want {
+			t.Errorf("%s %+v: %q, want %q", tc.kind, tc.v, got, tc.want)
+		}
+	}
+}
+
+// Each problem of a site's words, said from the values livesafe carries as
+// livesafe said it before (its format strings, with its word texts).
+func TestAgainstSiteProblems(t *testing.T) {
+	bti := livesafe.Value{Bits: uint64(encode.BTIC)}
+	for _, tc := range []struct {
+		p    livesafe.Problem
+		want string
+	}{
+		{livesafe.Problem{Code: livesafe.ProblemNoSite}, "the patched file has no patch site here (its entries table changed?)"},
+		{livesafe.Problem{Code: livesafe.ProblemUnknownState, Words: []encode.Placed{{Addr: 0x400014, Bits: uint64(encode.NOP)}, {Addr: 0x400018, Bits: 0x94000002}}},
+			"the patched site is in no known state (slot1 nop, slot2 bl 0x400020)"},
+		{livesafe.Problem{Code: livesafe.ProblemBTI, Address: 0x400010, Old: bti, New: livesafe.Value{Unread: true}},
+			"the BTI at the function entry changed: bti c -> ?"},
+		{livesafe.Problem{Code: livesafe.ProblemSpare, Address: 0x400004, LiteralAt: 0x400008, Old: livesafe.Value{Bits: uint64(encode.NOP)}, New: bti},
+			"the spare word of this 5,3 site (the literal is at 0x400008) changed: nop -> bti c; it must never change"},
+		{livesafe.Problem{Code: livesafe.ProblemCFI, Address: 0x400000, Old: livesafe.Value{Bits: uint64(encode.NOP)}, New: livesafe.Value{Bits: 0x94000002}},
+			"the kCFI type hash before the NOPs changed (indirect calls to the function would trap): nop -> bl 0x400008; it must never change"},
+		{livesafe.Problem{Code: livesafe.ProblemMisalignedLiteral, Old: livesafe.Value{Bits: uint64(encode.NOP) | uint64(encode.NOP)<<32}, New: livesafe.Value{Bits: 0x410000, Rel: "ABS64 ops"}},
+			"literal changed (nop; nop -> 0x0000000000410000 + ABS64 ops) but it is not 8-byte aligned, so no single-copy-atomic store can write it"},
+		{livesafe.Problem{Code: livesafe.ProblemSlot1, Address: 0x400014, Old: livesafe.Value{Bits: uint64(encode.NOP)}, New: bti},
+			"slot1 changed from nop to bti c; only NOP <-> MOV X9,X30 is allowed"},
+		{livesafe.Problem{Code: livesafe.ProblemSlot2Unrelocated, Address: 0x18, New: livesafe.Value{Bits: 0x94000000, Unrelocated: true}},
+			"slot2 is now 0x94000000 bl (no relocation) without an R_AARCH64_CALL26 relocation: it would call itself"},
+		{livesafe.Problem{Code: livesafe.ProblemSlot2Relocated, Address: 0x18, New: livesafe.Value{Bits: uint64(encode.NOP), Rel: "CALL26 f"}},
+			"slot2 is NOP but carries relocation CALL26 f: the linker would make it a branch"},
+		{livesafe.Problem{Code: livesafe.ProblemSlot2, Address: 0x400018, Old: livesafe.Value{Bits: uint64(encode.NOP)}, New: livesafe.Value{Bits: 0x14000002}},
+			"slot2 changed from nop to b 0x400020; only NOP <-> BL and BL <-> BL are allowed"},
+		{livesafe.Problem{Detail: "file type changed from ET_EXEC to ET_DYN"}, "file type changed from ET_EXEC to ET_DYN"},
+	} {
+		if got := problemDetail(tc.p); got != tc.want {
+			t.Errorf("code %d:\n got %q\nwant %q", tc.p.Code, got, tc.want)
 		}
 	}
 }

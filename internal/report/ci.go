@@ -278,7 +278,7 @@ func (c CI) AgainstFile(r *livesafe.Report, allowInit bool) {
 		var fails []JUnitFailure
 		if !ch.LiveSafe && !(allowInit && ch.Kind == livesafe.KindMov) {
 			text := fmt.Sprintf("%s: %s: %s: %s -> %s: not live-safe: %s", r.File, siteText(rel, ch.Func, ch.Section, ch.Address), ch.Kind,
-				valueText(ch, ch.Old, rel), valueText(ch, ch.New, rel), ch.Why)
+				valueText(ch, ch.Old), valueText(ch, ch.New), ch.Why)
 			fails = []JUnitFailure{{Type: RuleNotLiveSafe, Message: string(ch.Kind) + ": " + ch.Why, Text: text}}
 		}
 		c.againstCase(suite, names.name(ch.Func+" "+string(ch.Kind), rel, ch.Section, ch.Address), r.File, ch.Func, ch.Section, ch.Address, rel, fails)
