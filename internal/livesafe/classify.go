@@ -270,7 +270,7 @@ func (c siteCheck) intermediate(p *elfscan.Site) {
 		at.fn = fmt.Sprintf("<no function at %#x>", o.Entry())
 	}
 	a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: o.Entry(), Func: o.Func,
-		Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail, Site: c.i, Words: in.Words, Next: WordsOf(*p), State: state, at: at})
+		Order: in.Order, Like: like, Proven: in.Proven, CallSite: o.CallSite(), Site: c.i, Words: in.Words, Next: WordsOf(*p), State: state, at: at})
 }
 
 // patchedView is o with the words the patched file holds at o's places,

@@ -267,7 +267,6 @@ func TestIntermediateOf(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := IntermediateOf(tt.orig, tt.patched)
-			got.Detail = ""
 			if ok != tt.ok || got.Words != tt.want.Words || got.Order != tt.want.Order || got.LikeOld != tt.want.LikeOld || got.Proven != tt.want.Proven {
 				t.Fatalf("got %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
 			}

@@ -123,8 +123,14 @@ type Intermediate struct {
 	Func    string
 	Order   string
 	Like    string // "old" or "new": the state it must behave as
-	Proven  bool   // shown statically: slot2 is NOP, so the literal is unreachable
-	Detail  string
+	Proven  bool   // shown statically (slot2 is NOP, so the literal is unreachable), or by its run (ProvenBy)
+	// CallSite is the site's slot2, where Words.Slot2 is (for report's
+	// detail: what the old call does while the literal is new).
+	CallSite uint64
+	// ProvenBy says how the run proved it, to the direct trampoline at
+	// Direct (ProveByRun).
+	ProvenBy RunProof
+	Direct   uint64
 	// Set by RunIntermediates: it took the state to run (RunWanted), the
 	// state was run on the emulator (Ran) and behaved as Like says
 	// (Behaves), or did not (Fail says how); report says what it showed.
@@ -215,16 +221,28 @@ func (r *Report) RecordRun(i int, fail *RunFailure) {
 // the common trampoline there (Linux switches a site to a direct ops this
 // way). A report left with no unproven state and nothing else against it
 // becomes live-safe.
-func (r *Report) ProveByRun(i int, why string) {
+func (r *Report) ProveByRun(i int, proof RunProof, direct uint64) {
 	ic := &r.Intermediates[i]
-	if ic.Proven || !ic.Ran || !ic.Behaves {
+	if proof == ProofNone || ic.Proven || !ic.Ran || !ic.Behaves {
 		return
 	}
-	ic.Proven = true
-	ic.Detail += "; " + why
+	ic.Proven, ic.ProvenBy, ic.Direct = true, proof, direct
 	r.Counts.Unproven--
 	r.LiveSafe = !r.Failed() && r.Counts.NotLiveSafe == 0 && r.Counts.Unproven == 0
 }
+
+// RunProof says how a run proved an intermediate state (ProveByRun).
+type RunProof uint8
+
+const (
+	ProofNone RunProof = iota
+	// ProofThroughDirectCall: the old call reaches the direct trampoline
+	// through op->direct_call, as the new BL does.
+	ProofThroughDirectCall
+	// ProofStraightToDirect: the old BL goes straight to the direct
+	// trampoline, which reads no literal.
+	ProofStraightToDirect
+)
 
 // Failed reports whether some difference is not an allowed patch.
 func (r *Report) Failed() bool { return r.Counts.Problems > 0 }

@@ -8,7 +8,6 @@ package livesafe
 import (
 	"debug/elf"
 	"encoding/binary"
-	"fmt"
 	"io"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -41,7 +40,6 @@ type IntermediateState struct {
 	Order   string // OrderLiteralFirst or OrderCallFirst
 	LikeOld bool   // it must behave as the old state (else as the new one)
 	Proven  bool   // statically: slot2 is NOP there, so no code reads the literal
-	Detail  string
 }
 
 // sameRef reports whether two scanned references name the same place.
@@ -80,16 +78,7 @@ func IntermediateOf(orig, patched elfscan.Site) (IntermediateState, bool) {
 		in.Words, in.Order, in.LikeOld = o, OrderLiteralFirst, true
 		in.Words.Literal, in.Words.Ops = p.Literal, p.Ops
 	}
-	like := "new"
-	if in.LikeOld {
-		like = "old"
-	}
-	if in.Words.Slot2 == encode.NOP {
-		in.Proven = true
-		in.Detail = fmt.Sprintf("slot2 is still NOP after the first write, so the literal is unreachable: behaves as the %s state", like)
-	} else {
-		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", encode.Disasm(in.Words.Slot2, orig.CallSite()))
-	}
+	in.Proven = in.Words.Slot2 == encode.NOP
 	return in, true
 }
 

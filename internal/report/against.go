@@ -111,7 +111,7 @@ func Against(r *livesafe.Report) AgainstReport {
 	}
 	for i, ic := range r.Intermediates {
 		j.Intermediates[i] = AgainstIntermediate{Section: ic.Section, Address: render.Hex(ic.Address), Func: ic.Func,
-			Order: ic.Order, Like: ic.Like, Proven: ic.Proven, Detail: ic.Detail, Ran: ic.Ran, Behaves: ic.Behaves, Run: runText(ic)}
+			Order: ic.Order, Like: ic.Like, Proven: ic.Proven, Detail: intermediateDetail(ic), Ran: ic.Ran, Behaves: ic.Behaves, Run: runText(ic)}
 	}
 	for i, p := range r.Problems {
 		j.Problems[i] = AgainstProblem{Section: p.Section, Offset: render.Hex(p.Offset), Address: render.Hex(p.Address),
@@ -195,7 +195,7 @@ func AgainstText(w io.Writer, r *livesafe.Report) error {
 			b.WriteString("    ...\n")
 			break
 		}
-		fmt.Fprintf(&b, "    %s %s %s (%s): %s\n", ic.Section, render.Hex(ic.Address), funcName(ic.Func), ic.Order, ic.Detail)
+		fmt.Fprintf(&b, "    %s %s %s (%s): %s\n", ic.Section, render.Hex(ic.Address), funcName(ic.Func), ic.Order, intermediateDetail(ic))
 	}
 	writeChanges(&b, "  changes (! = not live-safe):", r.Changes)
 	_, err := io.WriteString(w, b.String())
@@ -330,6 +330,23 @@ func problemDetail(p livesafe.Problem) string {
 func runProblem(f *livesafe.RunFailure) string {
 	return fmt.Sprintf("intermediate state (%s, between the two writes) does not behave as the %s state %s: expected %s; observed %s; site: %s",
 		f.Order, f.Like, f.State, f.Expected, f.Observed, strings.Join(wordsText(f.Words), "; "))
+}
+
+// intermediateDetail says how intermediate ic was shown: slot2 still NOP
+// (the literal is unreachable), or what slot2 holds while the literal is
+// new, then how its run proved it, if it did.
+func intermediateDetail(ic livesafe.Intermediate) string {
+	d := fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", encode.Disasm(ic.Words.Slot2, ic.CallSite))
+	if ic.Words.Slot2 == encode.NOP {
+		d = fmt.Sprintf("slot2 is still NOP after the first write, so the literal is unreachable: behaves as the %s state", ic.Like)
+	}
+	switch ic.ProvenBy {
+	case livesafe.ProofThroughDirectCall:
+		d += fmt.Sprintf("; the old call reaches direct trampoline %#x through op->direct_call, as the new BL does", ic.Direct)
+	case livesafe.ProofStraightToDirect:
+		d += fmt.Sprintf("; the old BL goes straight to direct trampoline %#x, which reads no literal", ic.Direct)
+	}
+	return d
 }
 
 // runText says what running intermediate ic on the CPU showed, "not run"

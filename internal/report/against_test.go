@@ -22,8 +22,9 @@ func sampleAgainst() *livesafe.Report {
 			{Section: ".text", Offset: 0x18, Address: 0x400018, Kind: livesafe.KindCall, LiveSafe: true,
 				Old: livesafe.Value{Bits: uint64(encode.NOP)}, New: livesafe.Value{Bits: 0x94000002}}},
 		Intermediates: []livesafe.Intermediate{
-			{Section: ".text", Address: 0x400008, Func: "fn", Order: livesafe.OrderLiteralFirst, Like: "old", Detail: "d", RunWanted: true, Ran: true, Behaves: true, State: elfscan.StateNop},
-			{Section: ".text", Address: 0x400028, Proven: true}},
+			{Section: ".text", Address: 0x400008, Func: "fn", Order: livesafe.OrderLiteralFirst, Like: "old", RunWanted: true, Ran: true, Behaves: true, State: elfscan.StateNop,
+				Words: livesafe.Words{Slot2: 0x94000002}, CallSite: 0x400010},
+			{Section: ".text", Address: 0x400028, Like: "new", Proven: true, Words: livesafe.Words{Slot2: encode.NOP}}},
 		Problems: []livesafe.Problem{
 			{Section: ".data", Offset: 0x8, Address: 0x410008, FileOffset: 0x1008, Detail: "changed"},
 			{Section: ".x", Func: "g", Detail: "d2"}},
@@ -35,11 +36,12 @@ func sampleAgainst() *livesafe.Report {
 // The oracle is the report's rendering before it moved here: what
 // livesafe.Report.JSON and Write printed for the same report at main
 // b2e5fb9 (json.Marshal over the tagged livesafe types), but for the call
-// change's words and the intermediate's run, which livesafe now carries as
-// values, not text: their sentences are those livesafe and verify wrote.
+// change's words and the intermediates' run and detail, which livesafe now
+// carries as values, not text: their sentences are those livesafe and
+// verify wrote.
 const (
-	againstJSONBefore = "{\"orig\":\"o\",\"file\":\"f\",\"elf_type\":\"EXEC\",\"changes\":[{\"section\":\".text\",\"offset\":\"0x10\",\"address\":\"0x400010\",\"file_offset\":65552,\"func\":\"fn\",\"kind\":\"mov\",\"old\":\"nop\",\"new\":\"mov x9, x30\",\"live_safe\":false,\"why\":\"w\\u003c\\u0026\\u003e\"},{\"section\":\".text\",\"offset\":\"0x18\",\"address\":\"0x400018\",\"file_offset\":0,\"func\":\"\",\"kind\":\"call\",\"old\":\"nop\",\"new\":\"bl 0x400020\",\"live_safe\":true}],\"intermediates\":[{\"section\":\".text\",\"address\":\"0x400008\",\"func\":\"fn\",\"order\":\"literal-first\",\"like\":\"old\",\"proven\":false,\"detail\":\"d\",\"ran\":true,\"behaves\":true,\"run\":\"ran on the CPU: behaves as the old state (nop)\"},{\"section\":\".text\",\"address\":\"0x400028\",\"func\":\"\",\"order\":\"\",\"like\":\"\",\"proven\":true,\"detail\":\"\",\"ran\":false,\"behaves\":false}],\"problems\":[{\"section\":\".data\",\"offset\":\"0x8\",\"address\":\"0x410008\",\"file_offset\":4104,\"detail\":\"changed\"},{\"section\":\".x\",\"offset\":\"0x0\",\"address\":\"0x0\",\"file_offset\":0,\"func\":\"g\",\"detail\":\"d2\"}],\"counts\":{\"sites\":9,\"sites_changed\":2,\"changes\":{\"call\":1,\"mov\":1},\"live_safe\":1,\"not_live_safe\":1,\"intermediates\":2,\"intermediates_unproven\":1,\"intermediates_ran\":1,\"intermediates_failed\":1,\"relocs_added\":2,\"relocs_removed\":3,\"symbols_added\":4,\"sections_added\":5,\"bytes_compared\":6,\"problems\":7,\"problems_kept\":2,\"different_bytes\":8},\"live_safe\":false}\n"
-	againstTextBefore = "f: against o (EXEC): FAIL\n  sites 9, changed 2; changes: 1 call, 1 mov\n  relocations +2 -3, symbols +4, sections +5\n  live-safe: no (1 change live-safe, 1 not; 2 intermediate states, 1 unproven)\n  intermediate states run on the CPU: 1, 0 behave as required, 1 failed\n  problems: 7\n    .data+0x8 (0x410008) file offset 0x1008: changed\n    .x+0x0 file offset 0x0 in g: d2\n  not live-safe: 1 mov: w<&>\n  intermediate states not proven:\n    .text 0x400008 fn (literal-first): d\n  changes (! = not live-safe):\n  ! .text+0x10 (0x400010) fn: mov: nop -> mov x9, x30\n    .text+0x18 (0x400018) (no function): call: nop -> bl 0x400020\n"
+	againstJSONBefore = "{\"orig\":\"o\",\"file\":\"f\",\"elf_type\":\"EXEC\",\"changes\":[{\"section\":\".text\",\"offset\":\"0x10\",\"address\":\"0x400010\",\"file_offset\":65552,\"func\":\"fn\",\"kind\":\"mov\",\"old\":\"nop\",\"new\":\"mov x9, x30\",\"live_safe\":false,\"why\":\"w\\u003c\\u0026\\u003e\"},{\"section\":\".text\",\"offset\":\"0x18\",\"address\":\"0x400018\",\"file_offset\":0,\"func\":\"\",\"kind\":\"call\",\"old\":\"nop\",\"new\":\"bl 0x400020\",\"live_safe\":true}],\"intermediates\":[{\"section\":\".text\",\"address\":\"0x400008\",\"func\":\"fn\",\"order\":\"literal-first\",\"like\":\"old\",\"proven\":false,\"detail\":\"slot2 holds bl 0x400018 while the literal is new: the old call reads the new ops\",\"ran\":true,\"behaves\":true,\"run\":\"ran on the CPU: behaves as the old state (nop)\"},{\"section\":\".text\",\"address\":\"0x400028\",\"func\":\"\",\"order\":\"\",\"like\":\"new\",\"proven\":true,\"detail\":\"slot2 is still NOP after the first write, so the literal is unreachable: behaves as the new state\",\"ran\":false,\"behaves\":false}],\"problems\":[{\"section\":\".data\",\"offset\":\"0x8\",\"address\":\"0x410008\",\"file_offset\":4104,\"detail\":\"changed\"},{\"section\":\".x\",\"offset\":\"0x0\",\"address\":\"0x0\",\"file_offset\":0,\"func\":\"g\",\"detail\":\"d2\"}],\"counts\":{\"sites\":9,\"sites_changed\":2,\"changes\":{\"call\":1,\"mov\":1},\"live_safe\":1,\"not_live_safe\":1,\"intermediates\":2,\"intermediates_unproven\":1,\"intermediates_ran\":1,\"intermediates_failed\":1,\"relocs_added\":2,\"relocs_removed\":3,\"symbols_added\":4,\"sections_added\":5,\"bytes_compared\":6,\"problems\":7,\"problems_kept\":2,\"different_bytes\":8},\"live_safe\":false}\n"
+	againstTextBefore = "f: against o (EXEC): FAIL\n  sites 9, changed 2; changes: 1 call, 1 mov\n  relocations +2 -3, symbols +4, sections +5\n  live-safe: no (1 change live-safe, 1 not; 2 intermediate states, 1 unproven)\n  intermediate states run on the CPU: 1, 0 behave as required, 1 failed\n  problems: 7\n    .data+0x8 (0x410008) file offset 0x1008: changed\n    .x+0x0 file offset 0x0 in g: d2\n  not live-safe: 1 mov: w<&>\n  intermediate states not proven:\n    .text 0x400008 fn (literal-first): slot2 holds bl 0x400018 while the literal is new: the old call reads the new ops\n  changes (! = not live-safe):\n  ! .text+0x10 (0x400010) fn: mov: nop -> mov x9, x30\n    .text+0x18 (0x400018) (no function): call: nop -> bl 0x400020\n"
 )
 
 func TestAgainstSameAsBefore(t *testing.T) {
@@ -172,5 +174,29 @@ func TestAgainstSiteProblems(t *testing.T) {
 		if got := problemDetail(tc.p); got != tc.want {
 			t.Errorf("code %d:\n got %q\nwant %q", tc.p.Code, got, tc.want)
 		}
+	}
+}
+
+// An intermediate proven by its run says how, after what slot2 holds.
+func TestAgainstProvenByRun(t *testing.T) {
+	r := &livesafe.Report{Intermediates: []livesafe.Intermediate{
+		{Order: livesafe.OrderLiteralFirst, Like: "old", Words: livesafe.Words{Slot2: 0x94000002}, CallSite: 0x400010},
+		{Order: livesafe.OrderLiteralFirst, Like: "old", Words: livesafe.Words{Slot2: 0x94000002}, CallSite: 0x400010}},
+		Counts: livesafe.Counts{Intermediates: 2, Unproven: 2}}
+	r.RecordRun(0, nil)
+	r.RecordRun(1, nil)
+	r.ProveByRun(0, livesafe.ProofThroughDirectCall, 0x500000)
+	r.ProveByRun(1, livesafe.ProofStraightToDirect, 0x400018)
+	j := Against(r)
+	for i, want := range []string{
+		"slot2 holds bl 0x400018 while the literal is new: the old call reads the new ops; the old call reaches direct trampoline 0x500000 through op->direct_call, as the new BL does",
+		"slot2 holds bl 0x400018 while the literal is new: the old call reads the new ops; the old BL goes straight to direct trampoline 0x400018, which reads no literal",
+	} {
+		if got := j.Intermediates[i].Detail; got != want || !j.Intermediates[i].Proven {
+			t.Errorf("intermediate %d: proven %v, detail\n got %q\nwant %q", i, j.Intermediates[i].Proven, got, want)
+		}
+	}
+	if !r.LiveSafe || r.Counts.Unproven != 0 {
+		t.Errorf("live-safe %v, unproven %d", r.LiveSafe, r.Counts.Unproven)
 	}
 }

@@ -214,9 +214,7 @@ func (img *Image) recordInterJobs(r *livesafe.Report, jobs []*interJob) error {
 		ic := &r.Intermediates[j.check]
 		if j.fail == nil {
 			r.RecordRun(j.check, nil)
-			if why := provenDirect(ic, &j.s); why != "" {
-				r.ProveByRun(j.check, why)
-			}
+			r.ProveByRun(j.check, provenDirect(ic, &j.s), j.s.direct)
 			continue
 		}
 		r.RecordRun(j.check, &livesafe.RunFailure{Expected: j.fail.Expected, Observed: j.fail.Observed, Words: j.words})
