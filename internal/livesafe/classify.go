@@ -161,7 +161,10 @@ func (c siteCheck) fixedWords(t uint8) bool {
 		}
 		old, new := c.words(w.addr, w.off)
 		p := c.where(w.addr, w.off).problem("")
-		p.Code, p.Old, p.New, p.LiteralAt = w.code, old, new, o.Literal()
+		p.Code, p.Old, p.New = w.code, old, new
+		if w.code == ProblemSpare {
+			p.LiteralAt = o.Literal()
+		}
 		c.a.r.add(p)
 		bad = true
 	}

@@ -219,8 +219,10 @@ func (r *Report) RecordRun(i int, fail *RunFailure) {
 // case (verify.RunIntermediates): the old BL goes to the common trampoline,
 // the new one to a direct trampoline, and the new ops' direct_call sends
 // the common trampoline there (Linux switches a site to a direct ops this
-// way). A report left with no unproven state and nothing else against it
-// becomes live-safe.
+// way: ProofThroughDirectCall), or the old BL goes straight to the direct
+// trampoline, which reads no literal (ProofStraightToDirect); direct is
+// that trampoline's address. ProofNone changes nothing. A report left with
+// no unproven state and nothing else against it becomes live-safe.
 func (r *Report) ProveByRun(i int, proof RunProof, direct uint64) {
 	ic := &r.Intermediates[i]
 	if proof == ProofNone || ic.Proven || !ic.Ran || !ic.Behaves {
