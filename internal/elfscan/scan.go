@@ -102,15 +102,6 @@ func (o *Object) scanSites() (*File, error) {
 	return out, nil
 }
 
-// prepare is Object.prepare over a file read from r.
-func prepare(r io.ReaderAt) (*scanner, []record, map[int]int, error) {
-	o, err := NewObject(r, "")
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return o.prepare()
-}
-
 // prepare loads the file's symbols and returns its records, sorted and
 // with equal records made one, with the (rare) repeats counted by record
 // index.

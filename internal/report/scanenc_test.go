@@ -166,8 +166,12 @@ func FuzzAppendScan(f *testing.F) {
 // streamScan scans the file read from r and streams its --json line to w
 // with chunks of about chunk sites, as cli's scan --json of one file does.
 func streamScan(r io.ReaderAt, path string, w io.Writer, chunk int) (sites, problems int, err error) {
+	o, err := elfscan.NewObject(r, path)
+	if err != nil {
+		return 0, 0, err
+	}
 	e := newScanStream(w, chunk)
-	sites, err = elfscan.ScanChunks(r, path, e.Chunk(), e.Encode, e.Write)
+	sites, err = elfscan.ScanChunks(o, e.Chunk(), e.Encode, e.Write)
 	if err != nil {
 		return 0, 0, err
 	}
