@@ -326,7 +326,7 @@ func (o *Object) DynSymbols() (*Symtab, error) {
 	return o.dynsyms, o.dynErr
 }
 
-// Scan returns the file's patch sites (see Scan), computed once and shared:
+// Scan returns the file's patch sites (found as scanSites says), computed once and shared:
 // callers must not modify the result.
 func (o *Object) Scan() (*File, error) {
 	o.scanOnce.Do(func() {

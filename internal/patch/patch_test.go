@@ -18,6 +18,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/safefile"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // apply plans req on path and writes the result to out.
@@ -45,7 +46,7 @@ func apply(t *testing.T, path, out string, req patch.Request) *patch.Changes {
 
 func scan(t *testing.T, path string) *elfscan.File {
 	t.Helper()
-	f, err := elfscan.ScanFile(path)
+	f, err := scantest.File(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // encodingJSON is the oracle: what `scan --json` wrote before the
@@ -74,7 +75,7 @@ func TestAppendScanFixtures(t *testing.T) {
 		if strings.HasSuffix(p, ".md") {
 			continue
 		}
-		f, err := elfscan.ScanFile(p)
+		f, err := scantest.File(p)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -198,7 +199,7 @@ func TestScanStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, scanErr := elfscan.Scan(bytes.NewReader(raw), path)
+		f, scanErr := scantest.Bytes(raw, path)
 		var want bytes.Buffer
 		if scanErr == nil {
 			if err := WriteScan(&want, f); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // TestMalformedEntriesRelocations: a relocation table of the patch entries
@@ -72,7 +73,7 @@ func TestMalformedEntriesRelocations(t *testing.T) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, scanErr := elfscan.ScanFile(p)
+			_, scanErr := scantest.File(p)
 			in, patchErr := patch.Open(p)
 			if in != nil {
 				in.Close()

@@ -18,6 +18,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // Ops is the ops value pairs' enabled sites hold.
@@ -26,7 +27,7 @@ const Ops uint64 = 0x1234_5678_9abc_def0
 // Scan scans path or fails the test.
 func Scan(t testing.TB, path string) *elfscan.File {
 	t.Helper()
-	f, err := elfscan.ScanFile(path)
+	f, err := scantest.File(path)
 	if err != nil {
 		t.Fatalf("scan %s: %v", path, err)
 	}
