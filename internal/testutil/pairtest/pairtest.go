@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -381,6 +382,43 @@ func Synth(t testing.TB, dir string, size, stride int64, enabled bool) (string, 
 	return path, l.nsites
 }
 
+// SynthAt writes to path an ET_EXEC of about size bytes laid out as
+// Synth's, whose nop call-ops sites (no BTI) have their records (the
+// literals) at the file offsets offs: ascending, 8-byte aligned, at least
+// 16 bytes apart, from 0x1000 to size-0x10000.
+func SynthAt(t testing.TB, path string, size int64, offs []int64) {
+	t.Helper()
+	l := synthLayoutOf(size, 8)
+	l.nsites = len(offs)
+	l.entSize = int64(len(offs)) * 8
+	l.strOff = l.entOff + l.entSize
+	l.shOff = (l.strOff + int64(len(l.shstr)) + 7) &^ 7
+	b := l.header()
+	text := make([]byte, l.textSize)
+	add, _ := encode.ADD{Rd: encode.X0, Rn: encode.X0, Imm: 1}.Encode() // fixed operands
+	for i := 0; i < len(text); i += 4 {
+		binary.LittleEndian.PutUint32(text[i:], add)
+	}
+	var ents []byte
+	for k, off := range offs {
+		at := off - synthTextOff
+		if off%8 != 0 || at < 0 || at+16 > l.textSize || k > 0 && off < offs[k-1]+16 {
+			t.Fatalf("SynthAt: site offset %#x is not 8-byte aligned, 16 bytes past the last, in .text (%#x bytes at %#x)", off, l.textSize, synthTextOff)
+		}
+		binary.LittleEndian.PutUint64(text[at:], uint64(encode.NOP)|uint64(encode.NOP)<<32)
+		binary.LittleEndian.PutUint32(text[at+8:], encode.NOP)
+		binary.LittleEndian.PutUint32(text[at+12:], encode.NOP)
+		ents = binary.LittleEndian.AppendUint64(ents, uint64(synthBase+off))
+	}
+	var tail bytes.Buffer
+	tail.Write(ents)
+	l.writeNames(&tail)
+	b = append(append(b, text...), tail.Bytes()...)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // synthLayout is where Synth puts things: .text at textOff (nsites sites
 // of stride bytes), the entries table after it, the section names after
 // that, then the section headers, 8-byte aligned.
@@ -478,6 +516,13 @@ func (l synthLayout) writeTail(w *bufio.Writer) {
 		le.PutUint64(e, uint64(synthBase+synthTextOff+int64(k)*l.stride))
 		w.Write(e)
 	}
+	l.writeNames(w)
+}
+
+// writeNames writes what follows the entries table: the section names,
+// the padding to the section headers and the headers themselves.
+func (l synthLayout) writeNames(w io.Writer) {
+	le := binary.LittleEndian
 	w.Write(l.shstr)
 	w.Write(make([]byte, l.shOff-l.strOff-int64(len(l.shstr))))
 	sh := []Shdr{{},
