@@ -200,12 +200,7 @@ func (f *File) Close() error {
 // a regular file is refused (ErrNotRegular) without being opened for
 // reading. The caller closes the File. Errors do not repeat the path unless
 // they come from the OS.
-func Open(path string) (*File, error) {
-	return OpenLimit(path, MaxDecompressed())
-}
-
-// OpenLimit is Open with an explicit cap on the decompressed size.
-func OpenLimit(path string, limit int64) (*File, error) { return open(path, limit, false) }
+func Open(path string) (*File, error) { return open(path, MaxDecompressed(), false) }
 
 // OpenFound is Open for a file that a folder walk found and did not
 // sniff: opening it sniffs it, and a compressed one is decompressed once,
