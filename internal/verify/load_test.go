@@ -18,6 +18,17 @@ import (
 	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
+// Load opens the file at path as the commands do (elfscan.Open) and lays
+// it out (LoadObject): the tests' one-call path to an Image.
+func Load(path string, opts Options) (*Image, error) {
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	return LoadObject(o, opts)
+}
+
 // TestMalformedEntriesRelocations: a relocation table of the patch entries
 // whose sh_info is not a section, or is a section without contents, is
 // the same error in scan, patch and verify (all read it through the one
