@@ -87,7 +87,7 @@ func TestCIScanValidates(t *testing.T) {
 	r := newCIRun()
 	problems, ignored, files, sites := 0, 0, 0, 0
 	for k, p := range testutil.Fixtures(t, "*") {
-		if ok, _, _ := input.Sniff(p); !ok {
+		if input.Identify(p) != nil {
 			continue
 		}
 		f, err := scantest.File(p)

@@ -32,7 +32,7 @@ func savedOf(t testing.TB, paths ...string) []byte {
 func TestSavedScanRoundTrip(t *testing.T) {
 	var paths []string
 	for _, p := range testutil.Fixtures(t, "*") {
-		if ok, _, _ := input.Sniff(p); ok {
+		if input.Identify(p) == nil {
 			paths = append(paths, p)
 		}
 	}
