@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
@@ -283,7 +284,7 @@ func (o *Obj) AddSym(t testing.TB, name string) uint32 {
 func (o *Obj) AddRela(t testing.TB, target int, r elfscan.Rela) {
 	for i, s := range o.Sh {
 		if s.Type == uint32(elf.SHT_RELA) && int(s.Info) == target {
-			o.Data[i] = elfscan.EncodeRela(o.Data[i], []elfscan.Rela{r})
+			o.Data[i] = elfwrite.AppendRela(o.Data[i], r.Rela64())
 			return
 		}
 	}
@@ -293,7 +294,7 @@ func (o *Obj) AddRela(t testing.TB, target int, r elfscan.Rela) {
 	o.Data[shstr] = append(append(o.Data[shstr], name...), 0)
 	o.Sh = append(o.Sh, Shdr{Name: n, Type: uint32(elf.SHT_RELA), Flags: uint64(elf.SHF_INFO_LINK),
 		Link: uint32(o.Index(t, elf.SHT_SYMTAB)), Info: uint32(target), Addralign: 8, Entsize: 24})
-	o.Data = append(o.Data, elfscan.EncodeRela(nil, []elfscan.Rela{r}))
+	o.Data = append(o.Data, elfwrite.AppendRela(nil, r.Rela64()))
 	o.Names = append(o.Names, name)
 }
 
