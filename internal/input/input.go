@@ -8,7 +8,7 @@
 //     forever); the open itself is non-blocking as a second guard.
 //   - Kernel modules are often compressed (.ko.xz, .ko.zst, .ko.gz). Scan and
 //     verify read them decompressed into memory behind a size cap (see
-//     SetMaxDecompressed); patch commands refuse them (RefuseCompressed),
+//     SetMaxDecompressed); patch commands refuse them (OpenPlain),
 //     since they rewrite words in place.
 //   - The compression is recognised by its magic bytes, never by the file
 //     name: a renamed module is still found, and a .gz that is not gzip is not
