@@ -326,8 +326,8 @@ func (o *Object) DynSymbols() (*Symtab, error) {
 	return o.dynsyms, o.dynErr
 }
 
-// Scan returns the file's patch sites (found as scanSites says), computed once and shared:
-// callers must not modify the result.
+// Scan returns the file's patch sites (found as scanSites says), computed
+// once and shared: callers must not modify the result.
 func (o *Object) Scan() (*File, error) {
 	o.scanOnce.Do(func() {
 		defer recovered(&o.scanErr, "scan")
