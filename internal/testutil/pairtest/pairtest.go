@@ -3,7 +3,9 @@
 // Package pairtest makes pairs of files for tests of the live-safety diff
 // and of verify's intermediate runs: it writes site words itself (and, for
 // ET_REL, rewrites the object with new relocations and symbols), so the
-// checks are tested independently of the patcher. It is for tests only.
+// checks are tested independently of the patcher. The same means make
+// synthetic images with sites where a test wants them (Synth, SynthAt) and
+// varied scans for the encoders' tests (Varied). It is for tests only.
 package pairtest
 
 import (
