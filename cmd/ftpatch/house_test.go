@@ -32,7 +32,7 @@ var layers = [][]string{
 	{"internal/report"},
 	{"internal/verify"},
 	{"internal/livesafe", "internal/patch", "internal/testutil/pairtest"},
-	{"internal/elfwrite"},
+	{"internal/elfwrite", "internal/testutil/scantest"},
 	{"internal/elfscan"},
 	{"internal/input", "internal/safefile", "internal/ktree", "internal/sitediff", "internal/verify/uc"},
 	{"internal/encode", "internal/pool", "internal/render", "internal/dl", "internal/testutil"},

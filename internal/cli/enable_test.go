@@ -15,6 +15,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // ftp runs the ftpatch command line in-process, as Main does, and returns
@@ -114,7 +115,7 @@ func runQemu(t *testing.T, qemu, prog string) (stdout string, counts map[uint64]
 // compares with e2eCalls; want false means no call may be counted.
 func checkCounts(t *testing.T, prog string, counts map[uint64]uint64, want bool) {
 	t.Helper()
-	f, err := elfscan.ScanFile(prog)
+	f, err := scantest.File(prog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func e2eVariants(t *testing.T) []e2eVariant {
 // entries (its sites' entries fall at 0 and at 4 mod 8).
 func checkLayout(t *testing.T, v e2eVariant, path string) {
 	t.Helper()
-	f, err := elfscan.ScanFile(path)
+	f, err := scantest.File(path)
 	if err != nil {
 		t.Fatal(err)
 	}

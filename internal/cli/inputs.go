@@ -265,7 +265,7 @@ func (w walker) takeDeferred(r *runInputs, seen map[string]bool, arg string, can
 	return len(cands)
 }
 
-// skippable says that err, from input.Identify or elfscan.OpenFound, is
+// skippable says that err, from input.Identify or elfscan.Open (Found), is
 // that of a file a walk skips: not ELF, or ELF for another machine.
 func skippable(err error) bool {
 	return errors.Is(err, input.ErrNotELF) || errors.Is(err, input.ErrNotAArch64)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // TestBuildWithoutCgo builds ./cmd/ftpatch with CGO_ENABLED=0 and runs it:
@@ -40,7 +41,7 @@ func TestBuildWithoutCgo(t *testing.T) {
 		t.Fatalf("scan --json: %v\n%s", err, r.stdout)
 	}
 	kfExit(t, 0, bin, dir, "enable", "--init", "--ops", "ops", file)
-	f, err := elfscan.ScanFile(file)
+	f, err := scantest.File(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestBuildWithoutCgo(t *testing.T) {
 		t.Fatal("verify changed the file")
 	}
 	kfExit(t, 0, bin, dir, "disable", file)
-	if f, err = elfscan.ScanFile(file); err != nil {
+	if f, err = scantest.File(file); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range f.Sites {

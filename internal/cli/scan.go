@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
-	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/pool"
 	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/report"
@@ -396,13 +395,13 @@ func scanJSONOne(opts *ScanOptions, path string, out flushWriter, stdio *IO) err
 // error is found before anything is written; an error from w is returned
 // as it is.
 func scanJSONFile(path string, w io.Writer) (sites, problems int, err error) {
-	in, err := input.Open(path)
+	o, err := elfscan.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer in.Close()
+	defer o.Close()
 	line := report.NewScanStream(w)
-	if sites, err = elfscan.ScanChunks(in, path, line.Chunk(), line.Encode, line.Write); err != nil {
+	if sites, err = elfscan.ScanChunks(o, line.Chunk(), line.Encode, line.Write); err != nil {
 		return 0, 0, err
 	}
 	problems, err = line.End()
@@ -424,13 +423,13 @@ func (c *errWriter) Write(p []byte) (int, error) {
 }
 
 // scanOne scans an input, plain or compressed; one a walk did not read
-// is opened with elfscan.OpenFound (see skipped).
+// is opened as elfscan.Found (see skipped).
 func scanOne(it *inputItem) (*elfscan.File, error) {
-	open := elfscan.Open
+	origin := elfscan.Named
 	if it.unsure {
-		open = elfscan.OpenFound
+		origin = elfscan.Found
 	}
-	o, err := open(it.path)
+	o, err := elfscan.Open(it.path, origin)
 	if err != nil {
 		return nil, err
 	}

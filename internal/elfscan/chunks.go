@@ -5,7 +5,6 @@ package elfscan
 import (
 	"context"
 	"debug/elf"
-	"io"
 	"math"
 	"runtime"
 
@@ -26,22 +25,24 @@ type Chunk struct {
 	FileProblems []Problem
 }
 
-// ScanChunks scans the ELF file read from r as Scan does, and hands its
-// sites over in chunks of about chunk sites (at least one chunk, maybe
-// empty): work(c) runs on up to GOMAXPROCS goroutines, and emit gets
-// work's results on the calling goroutine in chunk order. A large linked
-// file is never held whole: its sites are built, sorted and handed over
-// chunk by chunk, each worker reusing its buffers, so its []Site never
-// exists at once. Other files (ET_REL, small ones, ones whose site words
-// may not all be there) are scanned whole, then cut.
+// ScanChunks scans o as Object.Scan does, and hands its sites over in
+// chunks of about chunk sites (at least one chunk, maybe empty): work(c)
+// runs on up to GOMAXPROCS goroutines, and emit gets work's results on the
+// calling goroutine in chunk order. A large linked file is never held
+// whole: its sites are built, sorted and handed over chunk by chunk, each
+// worker reusing its buffers, so its []Site never exists at once. Other
+// files (ET_REL, small ones, ones whose site words may not all be there)
+// are scanned whole, then cut. o's own scan (Object.Scan) is neither used
+// nor kept.
 //
 // A malformed file's error is found before work first runs (words that
 // might be missing send the file down the whole-file path); an error from
 // work or emit ends the scan and is returned as it is. ScanChunks returns
 // the number of sites.
-func ScanChunks[R any](r io.ReaderAt, path string, chunk int, work func(Chunk) (R, error), emit func(R) error) (sites int, err error) {
+func ScanChunks[R any](o *Object, chunk int, work func(Chunk) (R, error), emit func(R) error) (sites int, err error) {
 	chunk = max(chunk, 1)
-	sc, recs, dups, err := prepare(r)
+	path := o.Path
+	sc, recs, dups, err := o.prepare()
 	if err != nil {
 		return 0, err
 	}

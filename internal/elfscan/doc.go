@@ -6,9 +6,9 @@
 // tables with the one lookup policy, the ET_REL relocation index, the
 // dynamic relocations applied by one set of rules, the address <-> section
 // and file offset maps), and the scan that turns a file into plain values
-// (File, Site) that the patch and verify packages consume. It also owns the
-// encodings of those values it defines: Elf64_Rela (EncodeRela, for patch's
-// ET_REL rewrite) and RELR. A large file's scan can be handed over in
+// (File, Site) that the patch and verify packages consume (a Rela gives its
+// Elf64_Rela form, Rela64, for patch's ET_REL rewrite; package elfwrite
+// writes it). A large file's scan can be handed over in
 // ordered chunks (ScanChunks) so that its sites are never held whole. It
 // never writes files and prints nothing: how a scan is shown (--json
 // shapes, text tables) is package report's.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -69,14 +70,28 @@ type Object struct {
 // Open opens the file at path, decompressing it when it is compressed (see
 // input.Open), and checks it is an AArch64 ELF file (see NewObject). The
 // caller closes the Object.
-func Open(path string) (*Object, error) { return openWith(path, input.Open) }
+//
+// A path a folder walk found without reading it is opened as Found: it is
+// sniffed while it is opened (see input.OpenFound), and an error wrapping
+// input.ErrNotELF says the file is not ELF after all, one wrapping
+// ErrNotAArch64 that it is ELF for another machine, class or byte order
+// (told from its first bytes, before it is parsed); either is a file to
+// skip.
+func Open(path string, origin ...Origin) (*Object, error) {
+	open := input.Open
+	if slices.Contains(origin, Found) {
+		open = openFoundAArch64
+	}
+	return openWith(path, open)
+}
 
-// OpenFound is Open for a file a folder walk found without reading it
-// (see input.OpenFound): an error wrapping input.ErrNotELF says the file
-// is not ELF after all, one wrapping ErrNotAArch64 that it is ELF for
-// another machine, class or byte order (told from its first bytes, before
-// it is parsed); either is a file to skip.
-func OpenFound(path string) (*Object, error) { return openWith(path, openFoundAArch64) }
+// Origin says where a path Open opens came from.
+type Origin uint8
+
+const (
+	Named Origin = iota // named by the user (the default)
+	Found               // found by a folder walk, not read yet
+)
 
 // openFoundAArch64 is input.OpenFound, refusing what is not AArch64 ELF
 // from its identification bytes.
@@ -109,6 +124,11 @@ func openWith(path string, open func(string) (*input.File, error)) (*Object, err
 // NewObject parses r as an ELF64 little-endian EM_AARCH64 file of type REL,
 // EXEC or DYN. path is used in results and messages only. Close does not
 // close r.
+//
+// NewObject opens nothing: it is the parser under the two ways to open an
+// input, Open (a path to read, plain or compressed) and patch.Open (a file
+// to rewrite in place, which must be plain and stays open until it is
+// written), and the constructor for bytes a caller already holds.
 func NewObject(r io.ReaderAt, path string) (*Object, error) {
 	f, err := OpenELF(r)
 	if err != nil {
@@ -306,8 +326,8 @@ func (o *Object) DynSymbols() (*Symtab, error) {
 	return o.dynsyms, o.dynErr
 }
 
-// Scan returns the file's patch sites (see Scan), computed once and shared:
-// callers must not modify the result.
+// Scan returns the file's patch sites (found as scanSites says), computed
+// once and shared: callers must not modify the result.
 func (o *Object) Scan() (*File, error) {
 	o.scanOnce.Do(func() {
 		defer recovered(&o.scanErr, "scan")

@@ -27,18 +27,6 @@ type Rela struct {
 // RelaSize is sizeof(Elf64_Rela).
 const RelaSize = 24
 
-// DecodeRela decodes raw little-endian Elf64_Rela entries.
-func DecodeRela(b []byte, name string) ([]Rela, error) {
-	if len(b)%RelaSize != 0 {
-		return nil, fmt.Errorf("%w: section %q size %d is not a multiple of %d", ErrMalformed, name, len(b), RelaSize)
-	}
-	out := make([]Rela, len(b)/RelaSize)
-	for i := range out {
-		out[i] = decodeRela(b[i*RelaSize:])
-	}
-	return out, nil
-}
-
 // decodeRela decodes the Elf64_Rela (elf.Rela64) at the start of e. It is
 // written out rather than through binary.Decode: a kernel image's dynamic
 // relocations are decoded by the hundred thousand.
@@ -56,14 +44,6 @@ func decodeRela(e []byte) Rela {
 // Rela64 returns r as debug/elf's Elf64_Rela.
 func (r Rela) Rela64() elf.Rela64 {
 	return elf.Rela64{Off: r.Off, Info: elf.R_INFO(r.Sym, uint32(r.Type)), Addend: r.Addend}
-}
-
-// EncodeRela appends the little-endian encoding of rs to b.
-func EncodeRela(b []byte, rs []Rela) []byte {
-	for _, r := range rs {
-		b, _ = binary.Append(b, binary.LittleEndian, r.Rela64()) // fixed-size: cannot fail
-	}
-	return b
 }
 
 // Relocs indexes the relocations of an ET_REL file by the section they

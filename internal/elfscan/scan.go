@@ -51,26 +51,6 @@ func MisalignedAdvice(s *Site) string {
 	return MisalignedHelp
 }
 
-// ScanFile scans the (possibly compressed) ELF file at path.
-func ScanFile(path string) (*File, error) {
-	o, err := Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer o.Close()
-	return o.Scan()
-}
-
-// Scan finds every patch site in the ELF file read from r (see
-// Object.Scan). path is recorded in the result and used in messages only.
-func Scan(r io.ReaderAt, path string) (*File, error) {
-	o, err := NewObject(r, path)
-	if err != nil {
-		return nil, err
-	}
-	return o.Scan()
-}
-
 // scanSites finds every patch site of the file.
 //
 // Where the records come from:
@@ -100,15 +80,6 @@ func (o *Object) scanSites() (*File, error) {
 	}
 	sortSites(out.Sites)
 	return out, nil
-}
-
-// prepare is Object.prepare over a file read from r.
-func prepare(r io.ReaderAt) (*scanner, []record, map[int]int, error) {
-	o, err := NewObject(r, "")
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return o.prepare()
 }
 
 // prepare loads the file's symbols and returns its records, sorted and

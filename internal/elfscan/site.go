@@ -285,9 +285,9 @@ func (s *Site) HasProblem(c Code) bool {
 	return false
 }
 
-// The setters below are for views and for tests that build sites by hand;
-// the scan's sites are shared, read-only. A Site copied from another shares
-// its out-of-line part, so a setter gives the site its own copy first.
+// The scan's sites are shared, read-only: a Site copied from another
+// shares its out-of-line part, so TakeFindings, which changes a copy (a
+// view), gives the site its own copy first.
 
 // own gives s its own out-of-line part.
 func (s *Site) own() *siteExtra {
@@ -298,20 +298,6 @@ func (s *Site) own() *siteExtra {
 	}
 	s.x = x
 	return x
-}
-
-// SetRead says the site's literal (when its layout has one), slot1 and
-// slot2, and a 5,3 spare word, were read from the file, the record's bytes
-// being at file offset recOff.
-func (s *Site) SetRead(recOff int64) {
-	s.recOff = recOff
-	s.have |= haveSlot1 | haveSlot2
-	if s.Layout.HasLiteral() {
-		s.have |= haveLiteral
-	}
-	if s.Layout == LayoutCallOps53 {
-		s.have |= haveSpare
-	}
 }
 
 // TakeFindings gives s what p's scan found: its state's values (Ops,
@@ -329,37 +315,6 @@ func (s *Site) TakeFindings(p *Site) {
 	}
 	x := s.own()
 	x.ops, x.hasOps, x.target, x.hasTarget, x.problems = px.ops, px.hasOps, px.target, px.hasTarget, slices.Clip(px.problems)
-}
-
-// SetOps sets Ops (to a copy of *r; nil: none).
-func (s *Site) SetOps(r *Ref) {
-	x := s.own()
-	x.ops, x.hasOps = Ref{}, r != nil
-	if r != nil {
-		x.ops = *r
-	}
-}
-
-// SetTarget sets Target (to a copy of *r; nil: none).
-func (s *Site) SetTarget(r *Ref) {
-	x := s.own()
-	x.target, x.hasTarget = Ref{}, r != nil
-	if r != nil {
-		x.target = *r
-	}
-}
-
-// AddProblem appends a problem.
-func (s *Site) AddProblem(p Problem) { x := s.own(); x.problems = append(x.problems, p) }
-
-// SetSpareWord sets SpareWord.
-func (s *Site) SetSpareWord(w uint32) { s.own().spareWord = w }
-
-// SetCFIHash records a kCFI type hash h read at record-4 (the record's
-// bytes being at the offset SetRead gave).
-func (s *Site) SetCFIHash(h uint32) {
-	s.have |= haveCFIHash
-	s.own().cfiHash = h
 }
 
 // The scanner builds a site's extras in its own scratch (s.x points at it

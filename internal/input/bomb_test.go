@@ -129,10 +129,10 @@ func TestBombAllocation(t *testing.T) {
 				runtime.GC()
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
-				f, err := OpenLimit(path, limit)
+				f, err := openLimit(path, limit)
 				runtime.ReadMemStats(&after)
 				if !errors.Is(err, ErrTooLarge) || f != nil {
-					t.Fatalf("OpenLimit(%d MiB bomb, %d MiB) = %v, %v; want ErrTooLarge", len(b)>>20, limit>>20, f, err)
+					t.Fatalf("openLimit(%d MiB bomb, %d MiB) = %v, %v; want ErrTooLarge", len(b)>>20, limit>>20, f, err)
 				}
 				if alloc := after.TotalAlloc - before.TotalAlloc; alloc > limit+slack {
 					t.Errorf("refusing the bomb allocated %d MiB, want at most %d MiB (the cap + %d MiB)", alloc>>20, (limit+slack)>>20, slack>>20)
@@ -151,9 +151,9 @@ func TestBombAllocation(t *testing.T) {
 func TestBombPeakRSS(t *testing.T) {
 	if p := os.Getenv("FTPATCH_BOMB_CHILD"); p != "" {
 		limit, _ := strconv.ParseInt(os.Getenv("FTPATCH_BOMB_LIMIT"), 10, 64)
-		f, err := OpenLimit(p, limit)
+		f, err := openLimit(p, limit)
 		if !errors.Is(err, ErrTooLarge) || f != nil {
-			fmt.Printf("OpenLimit = %v, %v; want ErrTooLarge\n", f, err)
+			fmt.Printf("openLimit = %v, %v; want ErrTooLarge\n", f, err)
 			os.Exit(3)
 		}
 		os.Exit(0)
@@ -226,3 +226,6 @@ func TestXZHugeDictionary(t *testing.T) {
 		})
 	}
 }
+
+// openLimit is Open with an explicit cap on the decompressed size.
+func openLimit(path string, limit int64) (*File, error) { return open(path, limit, false) }

@@ -4,7 +4,6 @@ package input
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -277,21 +276,4 @@ func decodeError(c string, n int64, err error) error {
 		return fmt.Errorf("%w: %s: %w", ErrCorrupt, c, err)
 	}
 	return fmt.Errorf("%w: %s at decompressed byte %d: %w", ErrCorrupt, c, n, err)
-}
-
-// sniffCompressed decompresses just enough of r to see the ELF magic. A
-// stream that fails before it shows whether it is ELF is a decode error
-// (see shownNotELF); one that ends cleanly before 4 bytes is not ELF.
-func sniffCompressed(c string, r io.Reader) (bool, error) {
-	p, err := getDecoder(c, r)
-	if err != nil {
-		return false, err
-	}
-	defer p.put()
-	var got [len("\x7fELF")]byte
-	n, err := fill(p.d, got[:])
-	if err != nil && err != io.EOF {
-		return false, decodeError(c, int64(n), err)
-	}
-	return bytes.Equal(got[:n], elfMagic), nil
 }

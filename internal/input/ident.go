@@ -122,9 +122,8 @@ func CheckIdentAt(r io.ReaderAt) error {
 // verdict: nil for an AArch64 ELF file, an error wrapping ErrNotELF or
 // ErrNotAArch64 for a file a walk skips. Any other error says the file
 // could not be read, is not a regular file, or is a compressed stream that
-// fails before its bytes show what it is (ErrCorrupt, as Open and Sniff
-// say; see shownNotELF): a walk keeps such a file, for the command to
-// report.
+// fails before its bytes show what it is (ErrCorrupt, as Open says; see
+// shownNotELF): a walk keeps such a file, for the command to report.
 func Identify(path string) error {
 	f, _, err := openRegularFile(path)
 	if err != nil {

@@ -8,7 +8,7 @@
 //     forever); the open itself is non-blocking as a second guard.
 //   - Kernel modules are often compressed (.ko.xz, .ko.zst, .ko.gz). Scan and
 //     verify read them decompressed into memory behind a size cap (see
-//     SetMaxDecompressed); patch commands refuse them (RefuseCompressed),
+//     SetMaxDecompressed); patch commands refuse them (OpenPlain),
 //     since they rewrite words in place.
 //   - The compression is recognised by its magic bytes, never by the file
 //     name: a renamed module is still found, and a .gz that is not gzip is not
@@ -58,7 +58,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/render"
 )
 
-// Compression formats, as reported by File.Compression and Sniff.
+// Compression formats, as reported by File.Compression.
 const (
 	None = ""
 	XZ   = "xz"
@@ -200,12 +200,7 @@ func (f *File) Close() error {
 // a regular file is refused (ErrNotRegular) without being opened for
 // reading. The caller closes the File. Errors do not repeat the path unless
 // they come from the OS.
-func Open(path string) (*File, error) {
-	return OpenLimit(path, MaxDecompressed())
-}
-
-// OpenLimit is Open with an explicit cap on the decompressed size.
-func OpenLimit(path string, limit int64) (*File, error) { return open(path, limit, false) }
+func Open(path string) (*File, error) { return open(path, MaxDecompressed(), false) }
 
 // OpenFound is Open for a file that a folder walk found and did not
 // sniff: opening it sniffs it, and a compressed one is decompressed once,
@@ -213,8 +208,8 @@ func OpenLimit(path string, limit int64) (*File, error) { return open(path, limi
 // ELF magic, or (compressed) its first decompressed buffer does not (the
 // whole file when its headers give its size, else 64 KiB; see
 // shownNotELF), the error wraps ErrNotELF, and nothing more is decoded:
-// the walk skips the file, as Sniff would have said to. A stream that
-// fails before it shows its first bytes is ErrCorrupt, as Sniff says. The walk
+// the walk skips the file. A stream that fails before it shows its first
+// bytes is ErrCorrupt, as Identify says. The walk
 // checked the kind of file from its directory entry (or its stat, for a
 // symlink), so the file is not stat'ed again before the open (the opened
 // file is still checked).
@@ -436,7 +431,7 @@ func (f *fdFile) Close() error {
 }
 
 // openRegularFile is openRegular (with the stat first) for a caller that
-// needs an *os.File: Sniff, and the patch commands (OpenPlain).
+// needs an *os.File: the patch commands (OpenPlain).
 func openRegularFile(path string) (*os.File, fs.FileInfo, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -494,31 +489,6 @@ func checkMode(m fs.FileMode) error {
 	return fmt.Errorf("is %s, %w: ftpatch reads only ELF files (plain or compressed)", render.FileKind(m), ErrNotRegular)
 }
 
-// Sniff reports whether the file at path is an ELF file, plain or
-// compressed, reading only its first bytes (for a compressed file: only a
-// small decompressed prefix). It is meant for directory walks: a file that
-// is not ELF is (false, c, nil); err is set when the file cannot be read,
-// is not a regular file, or its compressed stream fails before it shows
-// whether it is ELF (ErrCorrupt, as Open says; see shownNotELF).
-func Sniff(path string) (isELF bool, compression string, err error) {
-	f, _, err := openRegularFile(path)
-	if err != nil {
-		return false, "", err
-	}
-	defer f.Close()
-	var head [magicLen]byte
-	n, err := f.ReadAt(head[:], 0)
-	if err != nil && err != io.EOF {
-		return false, "", err
-	}
-	c := DetectCompression(head[:n])
-	if c == None {
-		return bytes.HasPrefix(head[:n], elfMagic), c, nil
-	}
-	isELF, err = sniffCompressed(c, f)
-	return isELF, c, err
-}
-
 // CompressedError says that a command that rewrites files was given a
 // compressed one, and how to decompress it. errors.Is(err, ErrCompressed)
 // holds. Its message names the file, so commands need not wrap it again.
@@ -546,17 +516,6 @@ func decompressCommand(c string) string {
 		return "gzip -d"
 	}
 	return "decompress"
-}
-
-// RefuseCompressed returns a *CompressedError when the file at path starts
-// with a compression magic, nil for a plain file, and an error when it
-// cannot be read or is not a regular file.
-func RefuseCompressed(path string) error {
-	f, err := OpenPlain(path)
-	if err != nil {
-		return err
-	}
-	return f.Close()
 }
 
 // OpenPlain opens path for a command that rewrites it (init, enable,

@@ -240,9 +240,11 @@ func TestAgainstUnknownState(t *testing.T) {
 
 func TestIntermediateOf(t *testing.T) {
 	bl := uint32(0x94000010)
+	// A scanned call-ops site (its literal read) with the words of each case.
+	base := *pairtest.Pick(t, pairtest.Scan(t, testutil.Fixtures(t, "clang-callops-static.elf")[0]), false)
 	site := func(lit uint64, s1, s2 uint32) elfscan.Site {
-		s := elfscan.Site{Layout: elfscan.LayoutCallOps, LiteralWord: lit, Slot1Word: s1, Slot2Word: s2, Record: 0x100 - 12}
-		s.SetRead(0)
+		s := base
+		s.LiteralWord, s.Slot1Word, s.Slot2Word = lit, s1, s2
 		return s
 	}
 	tests := []struct {

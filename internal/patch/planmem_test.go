@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 )
@@ -51,33 +50,6 @@ func TestPlanBytesPerWrite(t *testing.T) {
 	t.Logf("%d sites, %d writes: %.0f bytes allocated per write", c.Sites, words, per)
 	if per > 16 {
 		t.Errorf("Plan allocates %.0f bytes per written word, want <= 16", per)
-	}
-}
-
-// The scan of an enabled file holds one copy of the ops and trampoline
-// its sites share (a kernel's 200k enabled sites would otherwise hold 200k
-// of each), and a view that changes one site's copy leaves the others alone.
-func TestEnabledSitesShareExtras(t *testing.T) {
-	fx := testutil.Fixtures(t, "gcc-callops-bti-static.elf")[0]
-	en := filepath.Join(t.TempDir(), "en.elf")
-	apply(t, fx, en, patch.Request{Op: patch.OpEnable, InitToo: true, Ops: &patch.Value{Sym: "ops"}})
-	sites := scan(t, en).Sites
-	if len(sites) < 2 {
-		t.Fatalf("%d sites", len(sites))
-	}
-	a, b := &sites[0], &sites[1]
-	if a.State != elfscan.StateEnabled || a.Ops() == nil || a.Target() == nil || *a.Ops() != *b.Ops() || *a.Target() != *b.Target() {
-		t.Fatalf("sites %+v %+v: want enabled, same ops and target", a, b)
-	}
-	if a.Ops() != b.Ops() || a.Target() != b.Target() {
-		t.Errorf("alike enabled sites hold their own ops/target copies (%p %p), want one shared", a.Ops(), b.Ops())
-	}
-	ops := *b.Ops()
-	v := *a
-	v.SetOps(&elfscan.Ref{Addr: 1})
-	v.AddProblem(elfscan.Problem{Code: elfscan.CodeUnexpectedInsn, Detail: "x"})
-	if *a.Ops() != ops || *b.Ops() != ops || len(a.Problems()) != 0 || len(b.Problems()) != 0 || v.Ops().Addr != 1 {
-		t.Errorf("changing a copy changed the scan: a ops %+v problems %v, b ops %+v; copy ops %+v", a.Ops(), a.Problems(), b.Ops(), v.Ops())
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // setShdr64 overwrites the 8-byte field at off (48: sh_addralign) of
@@ -57,7 +58,7 @@ func TestHugeAddralign(t *testing.T) {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := elfscan.ScanFile(p); err != nil {
+		if _, err := scantest.File(p); err != nil {
 			t.Errorf("sh_addralign %#x: scan: %v", align, err)
 		}
 		in, err := Open(p)
@@ -129,7 +130,7 @@ func rewriteOnce(t *testing.T, b []byte, req Request) {
 		}
 		return
 	}
-	sf, err := elfscan.Scan(bytes.NewReader(out), "rewritten.o")
+	sf, err := scantest.Bytes(out, "rewritten.o")
 	if err != nil {
 		t.Fatalf("%s: the rewritten file does not scan: %v", req.Op, err)
 	}

@@ -7,31 +7,29 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
 )
 
-// synthSites makes nop call-ops sites (no BTI) whose records are at the
-// given file offsets, in that order, and a file holding their words.
+// synthSites scans a file of size bytes whose nop call-ops sites (no
+// BTI) have their records at the file offsets offs (pairtest.SynthAt), and
+// returns its sites in the order of offs.
 func synthSites(t *testing.T, offs []int64, size int) ([]elfscan.Site, string) {
 	t.Helper()
-	b := make([]byte, size)
-	sites := make([]elfscan.Site, len(offs))
-	nops := uint64(encode.NOP) | uint64(encode.NOP)<<32
-	for i, off := range offs {
-		s := elfscan.Site{Func: "f", Section: ".text", Record: 0x10000 + uint64(off), Layout: elfscan.LayoutCallOps,
-			State: elfscan.StateNop, LiteralWord: nops, Slot1Word: encode.NOP, Slot2Word: encode.NOP}
-		s.SetRead(off)
-		sites[i] = s
-		binary.LittleEndian.PutUint64(b[off:], nops)
-		binary.LittleEndian.PutUint32(b[off+8:], encode.NOP)
-		binary.LittleEndian.PutUint32(b[off+12:], encode.NOP)
-	}
 	p := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
+	pairtest.SynthAt(t, p, int64(size), slices.Sorted(slices.Values(offs)))
+	f := pairtest.Scan(t, p)
+	sites := make([]elfscan.Site, len(offs))
+	for i, off := range offs {
+		k := slices.IndexFunc(f.Sites, func(s elfscan.Site) bool { return s.LiteralOff() == off })
+		if k < 0 || f.Sites[k].Layout != elfscan.LayoutCallOps || f.Sites[k].State != elfscan.StateNop || f.Sites[k].BTI {
+			t.Fatalf("%s: no nop call-ops site without BTI whose literal is at %#x", p, off)
+		}
+		sites[i] = f.Sites[k]
 	}
 	return sites, p
 }
@@ -74,8 +72,8 @@ func TestPlanWritesSpans(t *testing.T) {
 		offs    []int64
 		ordered bool
 	}{
-		{"file order", []int64{0x100, 0x200, 0x100 + spanMax - 8, spanMax + 0x400, 2*spanMax + 0x400}, true},
-		{"sections out of file order", []int64{2 * spanMax, 0x40, spanMax + 8, 0x80}, false},
+		{"file order", []int64{0x1100, 0x1200, 0x1100 + spanMax - 8, spanMax + 0x1400, 2*spanMax + 0x1400}, true},
+		{"sections out of file order", []int64{2 * spanMax, 0x1040, spanMax + 8, 0x1080}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sites, path := synthSites(t, tc.offs, size)
@@ -133,13 +131,13 @@ func TestPlanWritesSpans(t *testing.T) {
 
 // A changed word is found before anything is written.
 func TestPlanWritesChanged(t *testing.T) {
-	sites, path := synthSites(t, []int64{0x100, 0x200}, 0x1000)
+	sites, path := synthSites(t, []int64{0x1100, 0x1200}, 0x20000)
 	ws := writes{sites: sites, op: OpInit}
 	for i := range sites {
 		ws.add(sitePlan{site: int32(i), slot1: encode.MovX9X30, set: 1 << SlotSlot1}, 0)
 	}
 	b, _ := os.ReadFile(path)
-	binary.LittleEndian.PutUint32(b[0x200+8:], encode.MovX9X30)
+	binary.LittleEndian.PutUint32(b[0x1200+8:], encode.MovX9X30)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
@@ -87,10 +88,10 @@ func TestCIScanValidates(t *testing.T) {
 	r := newCIRun()
 	problems, ignored, files, sites := 0, 0, 0, 0
 	for k, p := range testutil.Fixtures(t, "*") {
-		if ok, _, _ := input.Sniff(p); !ok {
+		if input.Identify(p) != nil {
 			continue
 		}
-		f, err := elfscan.ScanFile(p)
+		f, err := scantest.File(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +156,7 @@ func TestCIScanValidates(t *testing.T) {
 // static function).
 func TestCIVerifyValidates(t *testing.T) {
 	p := testutil.Fixtures(t, "gcc-callops-kimage.elf")[0]
-	f, err := elfscan.ScanFile(p)
+	f, err := scantest.File(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestRulesCoverCodes(t *testing.T) {
 func TestCIValidatorsRefuse(t *testing.T) {
 	r := newCIRun()
 	p := testutil.Fixtures(t, "gcc-callops-static.elf")[0]
-	f, err := elfscan.ScanFile(p)
+	f, err := scantest.File(p)
 	if err != nil {
 		t.Fatal(err)
 	}

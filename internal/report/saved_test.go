@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // savedOf is what scan --json prints for the files at paths, stamped.
@@ -18,7 +18,7 @@ func savedOf(t testing.TB, paths ...string) []byte {
 	var b bytes.Buffer
 	w := NewVersionStamp(&b, "v0-test")
 	for _, p := range paths {
-		f, err := elfscan.ScanFile(p)
+		f, err := scantest.File(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,7 +32,7 @@ func savedOf(t testing.TB, paths ...string) []byte {
 func TestSavedScanRoundTrip(t *testing.T) {
 	var paths []string
 	for _, p := range testutil.Fixtures(t, "*") {
-		if ok, _, _ := input.Sniff(p); ok {
+		if input.Identify(p) == nil {
 			paths = append(paths, p)
 		}
 	}
@@ -47,7 +47,7 @@ func TestSavedScanRoundTrip(t *testing.T) {
 		t.Fatalf("%d lines, want %d and the error line last", len(s.Lines), len(paths)+1)
 	}
 	for i, p := range paths {
-		f, _ := elfscan.ScanFile(p)
+		f, _ := scantest.File(p)
 		elfType, sites, err := s.Sites(i)
 		if err != nil || s.Lines[i].File != p || elfType != ELFType(f.Type) || len(sites) != len(f.Sites) {
 			t.Fatalf("line %d: %q %s, %d sites, %v; want %q %s, %d sites", i, s.Lines[i].File, elfType, len(sites), err, p, ELFType(f.Type), len(f.Sites))

@@ -8,14 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/pairtest"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // encodingJSON is the oracle: what `scan --json` wrote before the
@@ -74,7 +76,7 @@ func TestAppendScanFixtures(t *testing.T) {
 		if strings.HasSuffix(p, ".md") {
 			continue
 		}
-		f, err := elfscan.ScanFile(p)
+		f, err := scantest.File(p)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -101,21 +103,67 @@ func randString(r *rand.Rand) string {
 	return string(b)
 }
 
-func randRef(r *rand.Rand) *elfscan.Ref {
-	if r.IntN(3) == 0 {
-		return nil
+// variedSites are the sites of pairtest.Varied's scans (every fixture, in
+// patched states, with random words and hostile symbol names), checked to
+// hold what the encoders must get right: every state, problems, ops and
+// targets with and without symbols (and ET_REL's symbol+addend form, the
+// addend negative too), 5,3
+// spare words, kCFI hashes, names JSON must escape.
+func variedSites(t testing.TB) []elfscan.Site {
+	t.Helper()
+	var sites []elfscan.Site
+	have := map[string]int{}
+	for _, f := range pairtest.Varied(t) {
+		for _, s := range f.Sites {
+			have["state "+s.State.String()]++
+			have["layout "+s.Layout.String()]++
+			if len(s.Problems()) > 0 {
+				have["problems"]++
+			}
+			for _, r := range []*elfscan.Ref{s.Ops(), s.Target()} {
+				switch {
+				case r == nil:
+				case r.Sym == "":
+					have["ref without symbol"]++
+				case f.Type == elf.ET_REL:
+					have["object ref"]++
+					if int64(r.Addr) < 0 {
+						have["negative addend"]++
+					}
+				default:
+					have["ref with symbol"]++
+				}
+				if q, _ := json.Marshal(r); r != nil && !strings.Contains(string(q), r.Sym) {
+					have["escaped symbol"]++
+				}
+			}
+			if s.Layout == elfscan.LayoutCallOps53 && s.SpareWord() != encode.NOP {
+				have["odd spare word"]++
+			}
+			if s.CFIHashOff() != elfscan.NoOffset {
+				have["kcfi hash"]++
+			}
+			sites = append(sites, s)
+		}
 	}
-	addrs := []uint64{0, 1, 0x10, math.MaxUint64, 1 << 63, uint64(math.MaxInt64), r.Uint64()}
-	ref := &elfscan.Ref{Addr: addrs[r.IntN(len(addrs))]}
-	if r.IntN(2) == 0 {
-		ref.Sym = randString(r)
+	for _, want := range []string{"state nop", "state init", "state enabled", "state unknown", "layout classic", "layout call-ops",
+		"layout call-ops-5-3", "problems", "ref without symbol", "ref with symbol", "object ref", "negative addend", "escaped symbol", "odd spare word", "kcfi hash"} {
+		if have[want] == 0 {
+			t.Fatalf("no site of pairtest.Varied's scans has %s (%v): the encoders would go untested on it", want, have)
+		}
 	}
-	return ref
+	return sites
 }
 
-// Random sites and names, in every ELF type, against encoding/json.
+// Every varied scan whole, then random picks of their sites with random
+// names (and invalid layouts and states), in every ELF type, against
+// encoding/json.
 func TestAppendScanRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
+	for _, f := range pairtest.Varied(t) {
+		checkJSON(t, f.Path, f)
+	}
+	pool := variedSites(t)
 	layouts := []elfscan.Layout{elfscan.LayoutCallOps, elfscan.LayoutCallOps53, elfscan.LayoutClassic, elfscan.Layout(200)}
 	states := []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateEnabled, elfscan.StateUnknown, elfscan.State(0xff)}
 	for iter := range 300 {
@@ -125,19 +173,15 @@ func TestAppendScanRandom(t *testing.T) {
 			n = 2*scanChunk + r.IntN(scanChunk) // WriteScan's chunked path
 		}
 		for range n {
-			s := elfscan.Site{Func: randString(r), Section: randString(r), Record: r.Uint64() >> r.IntN(64),
-				Layout: layouts[r.IntN(len(layouts))], BTI: r.IntN(2) == 0, State: states[r.IntN(len(states))]}
-			s.SetOps(randRef(r))
-			s.SetTarget(randRef(r))
-			for range r.IntN(3) {
-				s.AddProblem(elfscan.Problem{Code: elfscan.Code(randString(r)), Detail: randString(r)})
-			}
+			s := pool[r.IntN(len(pool))]
 			if r.IntN(2) == 0 {
-				s.SetRead(int64(r.IntN(1 << 20)))
-				s.SetSpareWord(r.Uint32())
+				s.Func, s.Section = randString(r), randString(r)
 			}
-			if r.IntN(3) == 0 {
-				s.SetCFIHash(r.Uint32())
+			if r.IntN(4) == 0 {
+				s.Layout, s.State = layouts[r.IntN(len(layouts))], states[r.IntN(len(states))]
+			}
+			if r.IntN(4) == 0 {
+				s.Record, s.BTI = r.Uint64()>>r.IntN(64), r.IntN(2) == 0
 			}
 			f.Sites = append(f.Sites, s)
 		}
@@ -145,20 +189,20 @@ func TestAppendScanRandom(t *testing.T) {
 	}
 }
 
-// Every string, as a site's names and a file path, against encoding/json.
+// Every string, as a site's names and a file path, against encoding/json,
+// over the varied sites (picked by the fuzzed number).
 func FuzzAppendScan(f *testing.F) {
 	for _, s := range hostile {
 		f.Add(s, int64(-8))
 	}
-	f.Fuzz(func(t *testing.T, s string, addend int64) {
-		ref := &elfscan.Ref{Addr: uint64(addend), Sym: s}
+	pool := variedSites(f)
+	f.Fuzz(func(t *testing.T, s string, pick int64) {
 		for _, typ := range []elf.Type{elf.ET_REL, elf.ET_DYN} {
-			site := elfscan.Site{Func: s, Section: s, Layout: elfscan.LayoutCallOps, State: elfscan.State(len(s))}
-			site.SetOps(ref)
-			site.SetTarget(ref)
-			site.AddProblem(elfscan.Problem{Code: elfscan.Code(s), Detail: s})
+			site := pool[uint64(pick)%uint64(len(pool))]
+			site.Func, site.Section, site.State = s, s, elfscan.State(len(s))
 			file := &elfscan.File{Path: s, Type: typ, Sites: []elfscan.Site{site}}
 			checkJSON(t, "fuzz", file)
+			pick = pick*31 + 7
 		}
 	})
 }
@@ -166,8 +210,12 @@ func FuzzAppendScan(f *testing.F) {
 // streamScan scans the file read from r and streams its --json line to w
 // with chunks of about chunk sites, as cli's scan --json of one file does.
 func streamScan(r io.ReaderAt, path string, w io.Writer, chunk int) (sites, problems int, err error) {
+	o, err := elfscan.NewObject(r, path)
+	if err != nil {
+		return 0, 0, err
+	}
 	e := newScanStream(w, chunk)
-	sites, err = elfscan.ScanChunks(r, path, e.Chunk(), e.Encode, e.Write)
+	sites, err = elfscan.ScanChunks(o, e.Chunk(), e.Encode, e.Write)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -194,7 +242,7 @@ func TestScanStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, scanErr := elfscan.Scan(bytes.NewReader(raw), path)
+		f, scanErr := scantest.Bytes(raw, path)
 		var want bytes.Buffer
 		if scanErr == nil {
 			if err := WriteScan(&want, f); err != nil {

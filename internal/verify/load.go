@@ -20,19 +20,9 @@ import (
 // DefaultTrampoline is the symbol enabled sites must call, as for enable.
 const DefaultTrampoline = "ftrace_caller"
 
-// Load opens and scans the (possibly compressed) file at path and lays it
-// out for emulation: see Image. The caller closes the Image.
-func Load(path string, opts Options) (*Image, error) {
-	o, err := elfscan.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer o.Close()
-	return LoadObject(o, opts)
-}
-
-// LoadObject lays out an opened file, with its (shared) scan. The Image
-// does not keep o: the caller may close it once LoadObject returns.
+// LoadObject lays out an opened file (elfscan.Open), with its (shared)
+// scan, for emulation: see Image. The Image does not keep o: the caller
+// may close it once LoadObject returns, and closes the Image.
 func LoadObject(o *elfscan.Object, opts Options) (img *Image, err error) {
 	if opts, err = opts.withDefaults(); err != nil {
 		return nil, err

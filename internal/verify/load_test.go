@@ -15,7 +15,19 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
+
+// Load opens the file at path as the commands do (elfscan.Open) and lays
+// it out (LoadObject): the tests' one-call path to an Image.
+func Load(path string, opts Options) (*Image, error) {
+	o, err := elfscan.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	return LoadObject(o, opts)
+}
 
 // TestMalformedEntriesRelocations: a relocation table of the patch entries
 // whose sh_info is not a section, or is a section without contents, is
@@ -72,7 +84,7 @@ func TestMalformedEntriesRelocations(t *testing.T) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, scanErr := elfscan.ScanFile(p)
+			_, scanErr := scantest.File(p)
 			in, patchErr := patch.Open(p)
 			if in != nil {
 				in.Close()

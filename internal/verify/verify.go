@@ -4,7 +4,7 @@
 // Unicorn's arm64 CPU. It is the only package that imports the emulator
 // (through internal/verify/uc).
 //
-// Flow: Load lays a file out in emulated memory (linked files at their
+// Flow: LoadObject lays a file out in emulated memory (linked files at their
 // addresses, ET_REL sections at synthetic ones with the site relocations
 // applied, verify's stand-ins added) and checks what is static; Check then
 // runs every site on a pool of engines (runPool), one per worker, each mapping the

@@ -3,7 +3,9 @@
 // Package pairtest makes pairs of files for tests of the live-safety diff
 // and of verify's intermediate runs: it writes site words itself (and, for
 // ET_REL, rewrites the object with new relocations and symbols), so the
-// checks are tested independently of the patcher. It is for tests only.
+// checks are tested independently of the patcher. The same means make
+// synthetic images with sites where a test wants them (Synth, SynthAt) and
+// varied scans for the encoders' tests (Varied). It is for tests only.
 package pairtest
 
 import (
@@ -11,13 +13,16 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/elfwrite"
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/testutil"
+	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
 )
 
 // Ops is the ops value pairs' enabled sites hold.
@@ -26,7 +31,7 @@ const Ops uint64 = 0x1234_5678_9abc_def0
 // Scan scans path or fails the test.
 func Scan(t testing.TB, path string) *elfscan.File {
 	t.Helper()
-	f, err := elfscan.ScanFile(path)
+	f, err := scantest.File(path)
 	if err != nil {
 		t.Fatalf("scan %s: %v", path, err)
 	}
@@ -281,7 +286,7 @@ func (o *Obj) AddSym(t testing.TB, name string) uint32 {
 func (o *Obj) AddRela(t testing.TB, target int, r elfscan.Rela) {
 	for i, s := range o.Sh {
 		if s.Type == uint32(elf.SHT_RELA) && int(s.Info) == target {
-			o.Data[i] = elfscan.EncodeRela(o.Data[i], []elfscan.Rela{r})
+			o.Data[i] = elfwrite.AppendRela(o.Data[i], r.Rela64())
 			return
 		}
 	}
@@ -291,7 +296,7 @@ func (o *Obj) AddRela(t testing.TB, target int, r elfscan.Rela) {
 	o.Data[shstr] = append(append(o.Data[shstr], name...), 0)
 	o.Sh = append(o.Sh, Shdr{Name: n, Type: uint32(elf.SHT_RELA), Flags: uint64(elf.SHF_INFO_LINK),
 		Link: uint32(o.Index(t, elf.SHT_SYMTAB)), Info: uint32(target), Addralign: 8, Entsize: 24})
-	o.Data = append(o.Data, elfscan.EncodeRela(nil, []elfscan.Rela{r}))
+	o.Data = append(o.Data, elfwrite.AppendRela(nil, r.Rela64()))
 	o.Names = append(o.Names, name)
 }
 
@@ -378,6 +383,43 @@ func Synth(t testing.TB, dir string, size, stride int64, enabled bool) (string, 
 		t.Fatal(err)
 	}
 	return path, l.nsites
+}
+
+// SynthAt writes to path an ET_EXEC of about size bytes laid out as
+// Synth's, whose nop call-ops sites (no BTI) have their records (the
+// literals) at the file offsets offs: ascending, 8-byte aligned, at least
+// 16 bytes apart, from 0x1000 to size-0x10000.
+func SynthAt(t testing.TB, path string, size int64, offs []int64) {
+	t.Helper()
+	l := synthLayoutOf(size, 8)
+	l.nsites = len(offs)
+	l.entSize = int64(len(offs)) * 8
+	l.strOff = l.entOff + l.entSize
+	l.shOff = (l.strOff + int64(len(l.shstr)) + 7) &^ 7
+	b := l.header()
+	text := make([]byte, l.textSize)
+	add, _ := encode.ADD{Rd: encode.X0, Rn: encode.X0, Imm: 1}.Encode() // fixed operands
+	for i := 0; i < len(text); i += 4 {
+		binary.LittleEndian.PutUint32(text[i:], add)
+	}
+	var ents []byte
+	for k, off := range offs {
+		at := off - synthTextOff
+		if off%8 != 0 || at < 0 || at+16 > l.textSize || k > 0 && off < offs[k-1]+16 {
+			t.Fatalf("SynthAt: site offset %#x is not 8-byte aligned, 16 bytes past the last, in .text (%#x bytes at %#x)", off, l.textSize, synthTextOff)
+		}
+		binary.LittleEndian.PutUint64(text[at:], uint64(encode.NOP)|uint64(encode.NOP)<<32)
+		binary.LittleEndian.PutUint32(text[at+8:], encode.NOP)
+		binary.LittleEndian.PutUint32(text[at+12:], encode.NOP)
+		ents = binary.LittleEndian.AppendUint64(ents, uint64(synthBase+off))
+	}
+	var tail bytes.Buffer
+	tail.Write(ents)
+	l.writeNames(&tail)
+	b = append(append(b, text...), tail.Bytes()...)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // synthLayout is where Synth puts things: .text at textOff (nsites sites
@@ -477,6 +519,13 @@ func (l synthLayout) writeTail(w *bufio.Writer) {
 		le.PutUint64(e, uint64(synthBase+synthTextOff+int64(k)*l.stride))
 		w.Write(e)
 	}
+	l.writeNames(w)
+}
+
+// writeNames writes what follows the entries table: the section names,
+// the padding to the section headers and the headers themselves.
+func (l synthLayout) writeNames(w io.Writer) {
+	le := binary.LittleEndian
 	w.Write(l.shstr)
 	w.Write(make([]byte, l.shOff-l.strOff-int64(len(l.shstr))))
 	sh := []Shdr{{},
