@@ -194,7 +194,7 @@ func TestDirectCallsVerifyCatches(t *testing.T) {
 	}{
 		{"direct trampoline returns without the parent", []string{"--ops", "ops_plain", "--direct", "bad_direct_tramp", "--func", "f_add"}, "X30 = "},
 		{"BL to a function that is no direct trampoline", []string{"--ops", "ops_plain", "--trampoline", "cb", "--func", "f_add"}, "or a direct trampoline: "},
-		{"direct_call pointing at data", []string{"--ops", "ops_junk", "--func", "f_mul"}, "op->direct_call = "},
+		{"direct_call pointing at data", []string{"--ops", "ops_junk", "--func", "f_mul"}, "a direct trampoline named by --direct\n    observed: op->direct_call = "},
 		{"direct ops but BL to a function that is no trampoline", []string{"--ops", "ops_quiet", "--trampoline", "cb", "--func", "f_mul"}, "or a direct trampoline: "},
 		{"ops without direct_call: a plain op->func call", []string{"--ops", "ops_plain", "--func", "f_mul"}, ""},
 		{"ops with direct_call through the common trampoline", []string{"--ops", "ops_quiet", "--func", "f_mul"}, ""},

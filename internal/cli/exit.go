@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/verify"
@@ -73,22 +72,7 @@ func reportInput(stdio *IO, jsonOut io.Writer, file string, err error) {
 			f.Flush() // the line before the message, for a reader of both
 		}
 	}
-	printError(stdio.Err, err)
-}
-
-// printError writes err as ftpatch's messages are written: each message
-// (several when errors were joined) on its own line starting "ftpatch: ";
-// indented lines continue the message above them.
-func printError(w io.Writer, err error) {
-	var b strings.Builder
-	for _, line := range strings.Split(err.Error(), "\n") {
-		if !strings.HasPrefix(line, " ") {
-			b.WriteString("ftpatch: ")
-		}
-		b.WriteString(line)
-		b.WriteByte('\n')
-	}
-	io.WriteString(w, b.String())
+	report.Error(stdio.Err, err)
 }
 
 // inFile names path in err; errors joined together (a plan's refusals of

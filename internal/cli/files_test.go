@@ -669,6 +669,13 @@ func (p *promise) signalAt(t *testing.T, stage string, sig syscall.Signal, named
 	if strings.Contains(r.stderr, "goroutine ") {
 		t.Errorf("goroutine dump on stderr: %.200s", r.stderr)
 	}
+	msg := fmt.Sprintf("ftpatch: %v\n", sig)
+	if isNew {
+		msg = fmt.Sprintf("ftpatch: %v after the file was written; completing the run\n", sig)
+	}
+	if !strings.Contains(r.stderr, msg) {
+		t.Errorf("stderr %q, want the handler's %q", r.stderr, msg)
+	}
 	if n := names(t, dir); !slices.Equal(n, []string{"k.elf"}) {
 		t.Errorf("folder holds %q", n)
 	}

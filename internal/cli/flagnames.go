@@ -24,6 +24,7 @@ var flagNames = map[patch.Role]string{
 	patch.RoleSkipMisaligned:    "--skip-misaligned",
 	patch.RoleAllowAbsolute:     "--allow-absolute",
 	patch.RoleClassicTrampoline: "ftpatch trampoline --classic --ops",
+	patch.RoleFileTrampoline:    "--run-file-trampoline",
 }
 
 // flagName is role's flag (a role with none: its own words).

@@ -22,6 +22,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/pool"
+	"github.com/ftpatch/ftpatch/internal/report"
 )
 
 // patchMany patches every input of o. Before anything is written it
@@ -77,7 +78,7 @@ func patchItem(o *PatchOptions, req patch.Request, it *inputItem, out string, di
 	}
 	p := &patchOutput{}
 	if o.DryRun {
-		fmt.Fprintf(&p.stdout, "# %s\n", it.path)
+		report.PlanHeader(&p.stdout, it.path)
 	} else if out != "" {
 		if err := dirs.make(filepath.Dir(out)); err != nil {
 			return nil, fmt.Errorf("file %s: -o %s: %w", it.path, o.Output, err)
@@ -95,7 +96,7 @@ func patchItem(o *PatchOptions, req patch.Request, it *inputItem, out string, di
 	return p, nil
 }
 
-// indent puts two spaces before each line of s (printError keeps such
+// indent puts two spaces before each line of s (report.Error keeps such
 // lines under the message above them).
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/ftpatch/ftpatch/internal/report"
 	"github.com/ftpatch/ftpatch/internal/safefile"
 )
 
@@ -88,16 +89,17 @@ func helpTopicsOneLine(root *cobra.Command) {
 // Main runs the CLI with args and returns the exit code; the process is
 // to exit with it (the handled signals are ignored once Main returns).
 func Main(args []string) int {
-	defer safefile.HandleSignals()() // a signal removes what a write created, exits 128+signal
-	tuneGC()
 	stdio := &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, IsTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
+	// A signal removes what a write created and exits 128+signal, saying so.
+	defer safefile.HandleSignals(func(n safefile.SignalNotice) { report.SignalNotice(stdio.Err, n) })()
+	tuneGC()
 	root := NewRoot(stdio)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
 	err = unknownCommand(root, args, err)
 	var said errInputsFailed
 	if err != nil && !errors.Is(err, ErrFindings) && !errors.As(err, &said) {
-		printError(stdio.Err, err)
+		report.Error(stdio.Err, err)
 		var fe flagError
 		if errors.As(err, &fe) || isArgsError(err) {
 			fmt.Fprint(stdio.Err, cmd.UsageString())

@@ -7,9 +7,7 @@ package cli
 
 import (
 	"io"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
 
 	"github.com/ftpatch/ftpatch/internal/report"
@@ -31,7 +29,7 @@ type runState struct {
 	// goes to stderr, for a reader of both.
 	jsonOut io.Writer
 	flush   func()
-	bar     *progressbar.ProgressBar
+	bar     *report.Progress // nil: none
 }
 
 // newRunState starts a run of cmd over in: it says which folders were
@@ -45,13 +43,7 @@ func newRunState(cmd string, stdio *IO, in *runInputs, jsonOut io.Writer, quiet 
 		}
 	}
 	if stdio.IsTerminal && !quiet && in.folders > 0 && len(in.items) >= progressMinInputs {
-		r.bar = progressbar.NewOptions(len(in.items),
-			progressbar.OptionSetWriter(stdio.Err),
-			progressbar.OptionSetDescription(cmd),
-			progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
+		r.bar = report.NewProgress(stdio.Err, len(in.items), cmd)
 	}
 	return r
 }
@@ -62,9 +54,7 @@ func (r *runState) toStderr() {
 	if r.flush != nil {
 		r.flush()
 	}
-	if r.bar != nil {
-		r.bar.Clear()
-	}
+	r.bar.Clear()
 }
 
 // fail reports input i's error in its place (stderr, and its JSON line)
@@ -89,18 +79,14 @@ func (r *runState) skipped(i int, err error) bool {
 
 // step moves the progress bar one input on.
 func (r *runState) step() {
-	if r.bar != nil {
-		r.bar.Add(1)
-	}
+	r.bar.Add(1)
 }
 
 // finish ends the run: the line naming what was skipped (unless quiet),
 // then, for a run that has one, the summary on stderr and, with --json, as
 // the last line of stdout.
 func (r *runState) finish() error {
-	if r.bar != nil {
-		r.bar.Finish()
-	}
+	r.bar.Finish()
 	if r.flush != nil {
 		r.flush()
 	}

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -188,7 +187,7 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 	}
 	vopts := verify.Options{Trampoline: opts.Trampoline, TrampolineNamed: opts.TrampolineNamed,
 		RunFileTrampoline: opts.RunFileTrampoline, Jobs: opts.Jobs, Seed: opts.Seed,
-		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset}
+		Direct: opts.Direct, DirectCallOffset: opts.DirectCallOffset, Names: flagName}
 	if opts.Select.Active() {
 		vopts.Select = opts.Select.Selects
 	}
@@ -436,14 +435,8 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, stdio
 	defer img.Close()
 	releaseBeforeRun()
 	if bar && stdio.IsTerminal && img.Sites() >= progressMin {
-		pb := progressbar.NewOptions(img.Sites(),
-			progressbar.OptionSetWriter(stdio.Err),
-			progressbar.OptionSetDescription("verify"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-		vopts.Progress = func(n int) { pb.Add(n) }
+		pb := report.NewProgress(stdio.Err, img.Sites(), "verify")
+		vopts.Progress = pb.Add
 		defer pb.Finish()
 	}
 	rep, err := verify.Check(img, vopts)

@@ -44,7 +44,7 @@ func (a *comparison) classify(i int) {
 	a.r.Counts.SitesChanged++
 	p := c.patchedSite()
 	if p == nil {
-		a.problem(c.where(c.o.Entry(), c.o.Slot1Off()), "the patched file has no patch site here (its entries table changed?)")
+		a.siteProblem(c.where(c.o.Entry(), c.o.Slot1Off()), ProblemNoSite, Value{}, Value{})
 		return
 	}
 	t := a.touched[i]
@@ -54,8 +54,10 @@ func (a *comparison) classify(i int) {
 	bad = c.slot2(p) || bad
 	if !bad && p.State == elfscan.StateUnknown {
 		o := c.o
-		a.problem(c.where(o.Entry(), o.Slot1Off()), fmt.Sprintf("the patched site is in no known state (slot1 %s, slot2 %s)",
-			encode.Disasm(p.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot2Word, o.CallSite())))
+		q := c.where(o.Entry(), o.Slot1Off()).problem("")
+		q.Code = ProblemUnknownState
+		q.Words = []encode.Placed{{Addr: o.CallSite() - 4, Bits: uint64(p.Slot1Word)}, {Addr: o.CallSite(), Bits: uint64(p.Slot2Word)}}
+		a.r.add(q)
 	}
 	c.intermediate(p)
 }
@@ -104,10 +106,10 @@ func (c siteCheck) where(addr uint64, fileOff int64) loc {
 }
 
 // change records an allowed write at l, live-safe or not.
-func (c siteCheck) change(l loc, kind Kind, oldText, newText string, safe bool, why string) {
+func (c siteCheck) change(l loc, kind Kind, old, new Value, safe bool, why string) {
 	r := c.a.r
 	r.Changes = append(r.Changes, Change{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset,
-		Func: l.fn, Kind: kind, Old: oldText, New: newText, LiveSafe: safe, Why: why})
+		Func: l.fn, Kind: kind, Old: old, New: new, LiveSafe: safe, Why: why})
 	r.Counts.Changes[kind]++
 	if safe {
 		r.Counts.LiveSafe++
@@ -116,14 +118,13 @@ func (c siteCheck) change(l loc, kind Kind, oldText, newText string, safe bool, 
 	}
 }
 
-// words returns both files' word at addr (file offset off in ORIG), as
-// text.
-func (c siteCheck) words(addr uint64, off int64) (oldText, newText string) {
+// words returns both files' word at addr (file offset off in ORIG).
+func (c siteCheck) words(addr uint64, off int64) (old, new Value) {
 	a, sec := c.a, c.o.SectionIndex()
 	if a.rel {
-		return a.relWord(a.or, sec, a.of, addr), a.relWord(a.pr, sec, a.pf, addr)
+		return relWord(a.or, sec, a.of, addr), relWord(a.pr, sec, a.pf, addr)
 	}
-	return a.fileWord(a.or, off, addr), a.fileWord(a.pr, off, addr)
+	return fileWord(a.or, off), fileWord(a.pr, off)
 }
 
 // relAt returns the relocation at addr in the site's section in one
@@ -142,24 +143,29 @@ func (c siteCheck) fixedWords(t uint8) bool {
 	o, bad := c.o, false
 	if t&bitBTI != 0 {
 		bti, off := o.Entry(), o.Slot1Off()-4
-		oldText, newText := c.words(bti, off)
-		c.a.problem(c.where(bti, off), fmt.Sprintf("the BTI at the function entry changed: %s -> %s", oldText, newText))
+		old, new := c.words(bti, off)
+		c.a.siteProblem(c.where(bti, off), ProblemBTI, old, new)
 		bad = true
 	}
 	for _, w := range []struct {
 		bit  uint8
 		addr uint64
 		off  int64
-		what string
+		code ProblemCode
 	}{
-		{bitSpare, o.Spare(), o.SpareOff(), fmt.Sprintf("the spare word of this 5,3 site (the literal is at %#x) changed", o.Literal())},
-		{bitCFI, o.CFIHashAddr(), o.CFIHashOff(), "the kCFI type hash before the NOPs changed (indirect calls to the function would trap)"},
+		{bitSpare, o.Spare(), o.SpareOff(), ProblemSpare},
+		{bitCFI, o.CFIHashAddr(), o.CFIHashOff(), ProblemCFI},
 	} {
 		if t&w.bit == 0 {
 			continue
 		}
-		oldText, newText := c.words(w.addr, w.off)
-		c.a.problem(c.where(w.addr, w.off), fmt.Sprintf("%s: %s -> %s; it must never change", w.what, oldText, newText))
+		old, new := c.words(w.addr, w.off)
+		p := c.where(w.addr, w.off).problem("")
+		p.Code, p.Old, p.New = w.code, old, new
+		if w.code == ProblemSpare {
+			p.LiteralAt = o.Literal()
+		}
+		c.a.r.add(p)
 		bad = true
 	}
 	return bad
@@ -178,12 +184,12 @@ func (c siteCheck) literal(p *elfscan.Site) bool {
 		return false
 	}
 	l := c.where(o.Literal(), o.LiteralOff())
-	oldText, newText := literalText(o.LiteralWord, oldRel), literalText(p.LiteralWord, newRel)
+	old, new := Value{Bits: o.LiteralWord, Rel: oldRel}, Value{Bits: p.LiteralWord, Rel: newRel}
 	if o.Literal()%8 != 0 || o.HasProblem(elfscan.CodeMisalignedLiteral) {
-		a.problem(l, fmt.Sprintf("literal changed (%s -> %s) but it is not 8-byte aligned, so no single-copy-atomic store can write it", oldText, newText))
+		a.siteProblem(l, ProblemMisalignedLiteral, old, new)
 		return true
 	}
-	c.change(l, KindLiteral, oldText, newText, true, "")
+	c.change(l, KindLiteral, old, new, true, "")
 	return false
 }
 
@@ -195,14 +201,14 @@ func (c siteCheck) slot1(p *elfscan.Site) bool {
 		return false
 	}
 	l := c.where(o.CallSite()-4, o.Slot1Off())
-	oldText, newText := encode.Disasm(o.Slot1Word, o.CallSite()-4), encode.Disasm(p.Slot1Word, o.CallSite()-4)
+	old, new := Value{Bits: uint64(o.Slot1Word)}, Value{Bits: uint64(p.Slot1Word)}
 	switch {
 	case o.Slot1Word == encode.NOP && p.Slot1Word == encode.MovX9X30:
-		c.change(l, KindMov, oldText, newText, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
+		c.change(l, KindMov, old, new, false, "NOP -> MOV X9,X30 is an init-time change: not allowed under a running CPU")
 	case o.Slot1Word == encode.MovX9X30 && p.Slot1Word == encode.NOP:
-		c.change(l, KindUnmov, oldText, newText, false, "MOV X9,X30 -> NOP is not allowed under a running CPU")
+		c.change(l, KindUnmov, old, new, false, "MOV X9,X30 -> NOP is not allowed under a running CPU")
 	default:
-		c.a.problem(l, fmt.Sprintf("slot1 changed from %s to %s; only NOP <-> MOV X9,X30 is allowed", oldText, newText))
+		c.a.siteProblem(l, ProblemSlot1, old, new)
 		return true
 	}
 	return false
@@ -218,26 +224,26 @@ func (c siteCheck) slot2(p *elfscan.Site) bool {
 		return false
 	}
 	l := c.where(o.CallSite(), o.Slot2Off())
-	oldText, newText := a.slot2Text(o.Slot2Word, o.CallSite(), oldRel), a.slot2Text(p.Slot2Word, o.CallSite(), newRel)
+	old, new := a.slot2Value(o.Slot2Word, oldRel), a.slot2Value(p.Slot2Word, newRel)
 	isCall := func(w uint32, rel string) bool {
 		return encode.IsBL(w) && (!a.rel || strings.HasPrefix(rel, "CALL26 ") || strings.HasPrefix(rel, "JUMP26 "))
 	}
 	isNop := func(w uint32, rel string) bool { return w == encode.NOP && rel == "" }
 	switch {
 	case a.rel && encode.IsBL(p.Slot2Word) && newRel == "":
-		a.problem(l, fmt.Sprintf("slot2 is now %s without an R_AARCH64_CALL26 relocation: it would call itself", newText))
+		a.siteProblem(l, ProblemSlot2Unrelocated, old, new)
 		return true
 	case a.rel && p.Slot2Word == encode.NOP && newRel != "":
-		a.problem(l, fmt.Sprintf("slot2 is NOP but carries relocation %s: the linker would make it a branch", newRel))
+		a.siteProblem(l, ProblemSlot2Relocated, old, new)
 		return true
 	case isNop(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
-		c.change(l, KindCall, oldText, newText, true, "")
+		c.change(l, KindCall, old, new, true, "")
 	case isCall(o.Slot2Word, oldRel) && isNop(p.Slot2Word, newRel):
-		c.change(l, KindUncall, oldText, newText, true, "")
+		c.change(l, KindUncall, old, new, true, "")
 	case isCall(o.Slot2Word, oldRel) && isCall(p.Slot2Word, newRel):
-		c.change(l, KindRetarget, oldText, newText, true, "")
+		c.change(l, KindRetarget, old, new, true, "")
 	default:
-		a.problem(l, fmt.Sprintf("slot2 changed from %s to %s; only NOP <-> BL and BL <-> BL are allowed", oldText, newText))
+		a.siteProblem(l, ProblemSlot2, old, new)
 		return true
 	}
 	return false
@@ -267,7 +273,7 @@ func (c siteCheck) intermediate(p *elfscan.Site) {
 		at.fn = fmt.Sprintf("<no function at %#x>", o.Entry())
 	}
 	a.r.Intermediates = append(a.r.Intermediates, Intermediate{Section: o.Section, Address: o.Entry(), Func: o.Func,
-		Order: in.Order, Like: like, Proven: in.Proven, Detail: in.Detail, Site: c.i, Words: in.Words, Next: WordsOf(*p), State: state, at: at})
+		Order: in.Order, Like: like, Proven: in.Proven, CallSite: o.CallSite(), Site: c.i, Words: in.Words, Next: WordsOf(*p), State: state, at: at})
 }
 
 // patchedView is o with the words the patched file holds at o's places,

@@ -156,6 +156,14 @@ type relPos struct {
 // problem reports a difference that is not an allowed patch.
 func (a *comparison) problem(l loc, detail string) { a.r.add(l.problem(detail)) }
 
+// siteProblem records a problem of a site's words at l: code, with the
+// word's old and new values.
+func (a *comparison) siteProblem(l loc, code ProblemCode, old, new Value) {
+	p := l.problem("")
+	p.Code, p.Old, p.New = code, old, new
+	a.r.add(p)
+}
+
 // problem is the Problem at l.
 func (l loc) problem(detail string) Problem {
 	return Problem{Section: l.section, Offset: l.offset, Address: l.addr, FileOffset: l.fileOffset, Func: l.fn, Detail: detail}

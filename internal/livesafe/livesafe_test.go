@@ -129,7 +129,7 @@ func expect(t *testing.T, r *Report, w want) {
 		t.Fatalf("defect not caught, want %+v", w)
 	}
 	for _, p := range r.Problems {
-		if p.Section == w.section && uint64(p.Offset) == w.offset && p.Func == w.fn && strings.Contains(p.Detail, w.detail) {
+		if p.Section == w.section && uint64(p.Offset) == w.offset && p.Func == w.fn && strings.Contains(ProblemText(p), w.detail) {
 			return
 		}
 	}
@@ -269,7 +269,6 @@ func TestIntermediateOf(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := IntermediateOf(tt.orig, tt.patched)
-			got.Detail = ""
 			if ok != tt.ok || got.Words != tt.want.Words || got.Order != tt.want.Order || got.LikeOld != tt.want.LikeOld || got.Proven != tt.want.Proven {
 				t.Fatalf("got %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
 			}
@@ -410,7 +409,7 @@ func TestAgainstRelocatableDefects(t *testing.T) {
 						t.Fatal("defect not caught")
 					}
 					for _, p := range r.Problems {
-						if strings.Contains(p.Detail, c.want.detail) && (c.want.section == "" || p.Section == c.want.section) {
+						if strings.Contains(ProblemText(p), c.want.detail) && (c.want.section == "" || p.Section == c.want.section) {
 							return
 						}
 					}

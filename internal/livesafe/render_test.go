@@ -12,7 +12,7 @@ import (
 	"github.com/ftpatch/ftpatch/internal/report"
 )
 
-func init() { livesafe.Render = render }
+func init() { livesafe.Render, livesafe.ProblemText = render, report.ProblemText }
 
 func render(t testing.TB, r *livesafe.Report) string {
 	t.Helper()

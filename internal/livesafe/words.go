@@ -8,7 +8,6 @@ package livesafe
 import (
 	"debug/elf"
 	"encoding/binary"
-	"fmt"
 	"io"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -41,7 +40,6 @@ type IntermediateState struct {
 	Order   string // OrderLiteralFirst or OrderCallFirst
 	LikeOld bool   // it must behave as the old state (else as the new one)
 	Proven  bool   // statically: slot2 is NOP there, so no code reads the literal
-	Detail  string
 }
 
 // sameRef reports whether two scanned references name the same place.
@@ -80,56 +78,31 @@ func IntermediateOf(orig, patched elfscan.Site) (IntermediateState, bool) {
 		in.Words, in.Order, in.LikeOld = o, OrderLiteralFirst, true
 		in.Words.Literal, in.Words.Ops = p.Literal, p.Ops
 	}
-	like := "new"
-	if in.LikeOld {
-		like = "old"
-	}
-	if in.Words.Slot2 == encode.NOP {
-		in.Proven = true
-		in.Detail = fmt.Sprintf("slot2 is still NOP after the first write, so the literal is unreachable: behaves as the %s state", like)
-	} else {
-		in.Detail = fmt.Sprintf("slot2 holds %s while the literal is new: the old call reads the new ops", encode.Disasm(in.Words.Slot2, orig.CallSite()))
-	}
+	in.Proven = in.Words.Slot2 == encode.NOP
 	return in, true
 }
 
-// literalText shows a literal's value, and its relocation in ET_REL files.
-func literalText(v uint64, rel string) string {
-	s := fmt.Sprintf("%#016x", v)
-	if v == uint64(encode.NOP)|uint64(encode.NOP)<<32 {
-		s = "nop; nop"
-	}
-	if rel != "" {
-		s += " + " + rel
-	}
-	return s
+// slot2Value is a slot2 word w with its relocation rel (ET_REL files),
+// marked when it is a BL an object does not relocate (it would call
+// itself).
+func (a *comparison) slot2Value(w uint32, rel string) Value {
+	return Value{Bits: uint64(w), Rel: rel, Unrelocated: a.rel && rel == "" && encode.IsBL(w)}
 }
 
-// slot2Text shows a slot2 word: its relocation in ET_REL files (a BL
-// without one would call itself), else its instruction.
-func (a *comparison) slot2Text(w uint32, pc uint64, rel string) string {
-	if rel != "" {
-		return fmt.Sprintf("%#08x %s", w, rel)
-	}
-	if a.rel && encode.IsBL(w) {
-		return fmt.Sprintf("%#08x bl (no relocation)", w)
-	}
-	return encode.Disasm(w, pc)
-}
-
-// fileWord disassembles the word at file offset off of r, "?" if unreadable.
-func (a *comparison) fileWord(r io.ReaderAt, off int64, pc uint64) string {
+// fileWord is the word at file offset off of r, marked Unread when it
+// cannot be read.
+func fileWord(r io.ReaderAt, off int64) Value {
 	var b [4]byte
 	if off < 0 || elfwrite.ReadFull(r, b[:], off) != nil {
-		return "?"
+		return Value{Unread: true}
 	}
-	return encode.Disasm(binary.LittleEndian.Uint32(b[:]), pc)
+	return Value{Bits: uint64(binary.LittleEndian.Uint32(b[:]))}
 }
 
 // relWord is fileWord at offset off of ET_REL section sec of f.
-func (a *comparison) relWord(r io.ReaderAt, sec int, f *elf.File, off uint64) string {
+func relWord(r io.ReaderAt, sec int, f *elf.File, off uint64) Value {
 	if sec <= 0 || sec >= len(f.Sections) {
-		return "?"
+		return Value{Unread: true}
 	}
-	return a.fileWord(r, int64(f.Sections[sec].Offset+off), off)
+	return fileWord(r, int64(f.Sections[sec].Offset+off))
 }

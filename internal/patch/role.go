@@ -24,6 +24,7 @@ const (
 	RoleSkipMisaligned    Role = "skip misaligned"    // leave sites with a misaligned literal alone
 	RoleAllowAbsolute     Role = "allow absolute"     // store an absolute address in a PIE
 	RoleClassicTrampoline Role = "classic trampoline" // how to build a classic trampoline for an ops
+	RoleFileTrampoline    Role = "file trampoline"    // verify runs the file's own trampoline, not the tool's
 )
 
 // Namer spells a role as a caller's users know it.

@@ -192,8 +192,8 @@ func verifyCase(file string, rel bool, s *elfscan.Site, name string, failed *ver
 // verifyFailureText is a failed site as verify's text shows it.
 func verifyFailureText(file string, rel bool, section string, f verify.Failure) string {
 	t := fmt.Sprintf("%s: %s (%s)\nexpected: %s\nobserved: %s\n", file, siteText(rel, f.Func, section, f.Address), f.State, f.Expected, f.Observed)
-	for _, l := range f.Disasm {
-		t += "  " + l + "\n"
+	for _, w := range f.Words {
+		t += "  " + wordText(w) + "\n"
 	}
 	return t
 }
@@ -277,15 +277,17 @@ func (c CI) AgainstFile(r *livesafe.Report, allowInit bool) {
 	for _, ch := range r.Changes {
 		var fails []JUnitFailure
 		if !ch.LiveSafe && !(allowInit && ch.Kind == livesafe.KindMov) {
-			text := fmt.Sprintf("%s: %s: %s: %s -> %s: not live-safe: %s", r.File, siteText(rel, ch.Func, ch.Section, ch.Address), ch.Kind, ch.Old, ch.New, ch.Why)
+			text := fmt.Sprintf("%s: %s: %s: %s -> %s: not live-safe: %s", r.File, siteText(rel, ch.Func, ch.Section, ch.Address), ch.Kind,
+				valueText(ch, ch.Old), valueText(ch, ch.New), ch.Why)
 			fails = []JUnitFailure{{Type: RuleNotLiveSafe, Message: string(ch.Kind) + ": " + ch.Why, Text: text}}
 		}
 		c.againstCase(suite, names.name(ch.Func+" "+string(ch.Kind), rel, ch.Section, ch.Address), r.File, ch.Func, ch.Section, ch.Address, rel, fails)
 	}
 	for _, p := range r.Problems {
-		text := fmt.Sprintf("%s: %s (file offset %#x in %s): %s", r.File, render.Place(true, p.Section, p.Offset), p.FileOffset, r.Orig, p.Detail)
+		detail := problemDetail(p)
+		text := fmt.Sprintf("%s: %s (file offset %#x in %s): %s", r.File, render.Place(true, p.Section, p.Offset), p.FileOffset, r.Orig, detail)
 		name := names.name("difference at "+render.Place(true, p.Section, p.Offset), rel, p.Section, p.Address)
-		c.againstCase(suite, name, r.File, p.Func, p.Section, p.Address, rel, []JUnitFailure{{Type: RuleNotLiveSafe, Message: p.Detail, Text: text}})
+		c.againstCase(suite, name, r.File, p.Func, p.Section, p.Address, rel, []JUnitFailure{{Type: RuleNotLiveSafe, Message: detail, Text: text}})
 	}
 	if c.JUnit != nil {
 		c.JUnit.EndSuite(-1)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/input"
 	"github.com/ftpatch/ftpatch/internal/testutil"
 	"github.com/ftpatch/ftpatch/internal/testutil/scantest"
@@ -165,7 +166,7 @@ func TestCIVerifyValidates(t *testing.T) {
 	rep := &verify.Report{File: "dir with space/ü:vmlinux", ELFType: f.Type, Sites: len(sites)}
 	for i := 0; i < len(sites); i += 2 {
 		rep.Failures = append(rep.Failures, verify.Failure{Func: sites[i].Func, Address: sites[i].Entry(), Site: i, State: sites[i].State,
-			Expected: "one call of op->func", Observed: "0 calls of op->func", Disasm: []string{"0x0: d503201f  nop"}})
+			Expected: "one call of op->func", Observed: "0 calls of op->func", Words: []encode.Placed{{Addr: 0, Bits: 0xd503201f}}})
 	}
 	rep.Failed = len(rep.Failures)
 	r := newCIRun()

@@ -14,9 +14,13 @@
 // leaf formatting primitives stay in package render (the one Hex type,
 // places, relocation expressions, JSON string quoting) because the data
 // packages need them too, for their error messages and problem details,
-// and cannot import this package without a cycle. Disassembly is
-// encode.Disasm, the one disassembler; this package adds only how a site's
-// words are annotated (a BL's resolved target, a literal's value).
+// and cannot import this package without a cycle. The data packages carry
+// words, addresses and typed codes (verify's failed site words as
+// encode.Placed, livesafe's change values and problem codes); this package
+// says them. Disassembly is encode.Disasm, the one disassembler; this
+// package adds only how a site's words are annotated (a BL's resolved
+// target, a literal's value). Messages (errors, warnings, what a signal
+// did) and the progress bars are written here too.
 //
 // Invariants:
 //   - JUnit and SARIF are written as the results come: a JUnit suite's

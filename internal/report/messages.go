@@ -104,6 +104,34 @@ func FileWarning(w io.Writer, wn safefile.Warning) {
 	}
 }
 
+// Error writes err as ftpatch's messages are written: each message
+// (several when errors were joined) on its own line starting "ftpatch: ";
+// indented lines continue the message above them.
+func Error(w io.Writer, err error) {
+	var b strings.Builder
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if !strings.HasPrefix(line, " ") {
+			b.WriteString("ftpatch: ")
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	io.WriteString(w, b.String())
+}
+
+// SignalNotice writes what the signal handler did about a signal: the run
+// ends (now, or before its next write) or completes.
+func SignalNotice(w io.Writer, n safefile.SignalNotice) {
+	switch n.Stage {
+	case safefile.SignalCompleting:
+		fmt.Fprintf(w, "ftpatch: %v after the file was written; completing the run\n", n.Sig)
+	case safefile.SignalExitBeforeNext:
+		fmt.Fprintf(w, "ftpatch: %v before the next file was written\n", n.Sig)
+	default:
+		fmt.Fprintf(w, "ftpatch: %v\n", n.Sig)
+	}
+}
+
 // Skipped is what a run's walks left out: N files that are not 64-bit
 // little-endian AArch64 ELF, counted by reason (in the order the line
 // names them), the first few named as "path (what it is)".

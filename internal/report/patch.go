@@ -15,6 +15,12 @@ import (
 	"github.com/ftpatch/ftpatch/internal/render"
 )
 
+// PlanHeader writes the line that starts the plan of input file, in a
+// --dry-run over several inputs.
+func PlanHeader(w io.Writer, file string) {
+	fmt.Fprintf(w, "# %s\n", file)
+}
+
 // PlanText writes plan c (init, enable, disable --dry-run), one line per
 // word, relocation, symbol and alignment changed:
 //

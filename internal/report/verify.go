@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/render"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
@@ -48,7 +49,7 @@ func Verify(r *verify.Report) VerifyFile {
 	}
 	for _, f := range r.Failures {
 		j.Failures = append(j.Failures, VerifyFailure{Func: f.Func, Address: render.Hex(f.Address).String(), State: f.State.String(),
-			Expected: f.Expected, Observed: f.Observed, Disasm: f.Disasm})
+			Expected: f.Expected, Observed: f.Observed, Disasm: wordsText(f.Words)})
 	}
 	return j
 }
@@ -81,10 +82,33 @@ func VerifyText(w io.Writer, r *verify.Report) error {
 		verdict, r.File, ELFType(r.ELFType), render.Count(r.Sites, "site"), r.Passed, r.Failed, strings.Join(states, ", "), r.Elapsed.Seconds(), skipped)
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "  %s at %s (%s)\n    expected: %s\n    observed: %s\n", f.Func, render.Hex(f.Address), f.State, f.Expected, f.Observed)
-		for _, l := range f.Disasm {
-			fmt.Fprintf(&b, "      %s\n", l)
+		for _, w := range f.Words {
+			fmt.Fprintf(&b, "      %s\n", wordText(w))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// wordsText is each of ws as wordText says it; nil for none.
+func wordsText(ws []encode.Placed) []string {
+	var out []string
+	for _, w := range ws {
+		out = append(out, wordText(w))
+	}
+	return out
+}
+
+// wordText says a word of a site, "address: word  assembly" in GNU
+// syntax: a literal as .quad, a 5,3 site's spare word marked so.
+func wordText(w encode.Placed) string {
+	switch w.Kind {
+	case encode.PlacedLiteral:
+		return fmt.Sprintf("%#x: %016x  .quad %#x", w.Addr, w.Bits, w.Bits)
+	case encode.PlacedUnmapped:
+		return fmt.Sprintf("%#x: unmapped", w.Addr)
+	case encode.PlacedSpare:
+		return fmt.Sprintf("%#x: %08x  %s (spare)", w.Addr, w.Bits, encode.Disasm(uint32(w.Bits), w.Addr))
+	}
+	return fmt.Sprintf("%#x: %08x  %s", w.Addr, w.Bits, encode.Disasm(uint32(w.Bits), w.Addr))
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/verify"
 )
 
@@ -21,7 +22,9 @@ func sampleVerify() *verify.Report {
 		Elapsed: 1500 * time.Millisecond,
 		Failures: []verify.Failure{{Func: "f3", Address: 0x401068, State: elfscan.StateEnabled,
 			Expected: "one call of op->func", Observed: "X19 = 0x0 (was 0x1)",
-			Disasm: []string{"0x401068: d503245f  bti c", "0x40106c: aa1e03e9  mov x9, x30"}}},
+			Words: []encode.Placed{{Addr: 0x401058, Bits: 0xd503201f, Kind: encode.PlacedSpare},
+				{Addr: 0x40105c, Bits: 0xffff000000401000, Kind: encode.PlacedLiteral},
+				{Addr: 0x401068, Bits: 0xd503245f}, {Addr: 0x40106c, Bits: 0xaa1e03e9}, {Addr: 0x401070, Kind: encode.PlacedUnmapped}}}},
 	}
 }
 
@@ -34,8 +37,11 @@ func TestVerifyText(t *testing.T) {
   f3 at 0x401068 (enabled)
     expected: one call of op->func
     observed: X19 = 0x0 (was 0x1)
+      0x401058: d503201f  nop (spare)
+      0x40105c: ffff000000401000  .quad 0xffff000000401000
       0x401068: d503245f  bti c
       0x40106c: aa1e03e9  mov x9, x30
+      0x401070: unmapped
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
@@ -60,7 +66,7 @@ func TestVerifyJSON(t *testing.T) {
 		}
 	}
 	f := m["failures"].([]any)[0].(map[string]any)
-	if f["func"] != "f3" || f["address"] != "0x401068" || f["state"] != "enabled" || len(f["disasm"].([]any)) != 2 {
+	if f["func"] != "f3" || f["address"] != "0x401068" || f["state"] != "enabled" || len(f["disasm"].([]any)) != 5 || f["disasm"].([]any)[1] != "0x40105c: ffff000000401000  .quad 0xffff000000401000" {
 		t.Errorf("failure %v", f)
 	}
 }

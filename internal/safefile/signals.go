@@ -3,7 +3,6 @@
 package safefile
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"sync"
@@ -28,7 +27,32 @@ var cleanup = struct {
 	// stopping is the signal that came when every write had passed its
 	// commit point: the run completes, and a later write ends it.
 	stopping os.Signal
+	// notice tells the user what the handler does (HandleSignals).
+	notice func(SignalNotice)
 }{paths: map[string]bool{}}
+
+// SignalNotice is what the signal handler did about Sig, for the user:
+// the run ends (Stage SignalExit, or SignalExitBeforeNext when a run that
+// had been let complete was about to write another file) or completes
+// (SignalCompleting: every write had passed its commit point).
+type SignalNotice struct {
+	Sig   os.Signal
+	Stage SignalStage
+}
+
+// SignalStage says what a handled signal did to the run.
+type SignalStage int
+
+const (
+	// SignalExit: the writes under way are undone; the process exits with
+	// 128+signal.
+	SignalExit SignalStage = iota + 1
+	// SignalExitBeforeNext: after SignalCompleting, the run was about to
+	// write another file: it exits with 128+signal before creating any.
+	SignalExitBeforeNext
+	// SignalCompleting: the file was written; the run completes.
+	SignalCompleting
+)
 
 // signalled is set once the handler has a signal; exiting once it has
 // decided to end the process (it then does, with 128+signal).
@@ -54,7 +78,7 @@ func startWrite() {
 	cleanup.mu.Lock()
 	defer cleanup.mu.Unlock()
 	if cleanup.stopping != nil {
-		exitOn(cleanup.stopping, "before the next file was written")
+		exitOn(cleanup.stopping, SignalExitBeforeNext)
 	}
 	cleanup.writing++
 }
@@ -84,12 +108,19 @@ var handledSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP
 //     would write another file then ends, with 128+signal, before it
 //     creates anything for it; further signals are ignored.
 //
-// A signal during a rename waits for it. The returned stop function ends
+// A signal during a rename waits for it. notice, when set, is told what the
+// handler does, before it exits or lets the run go on (it runs on the
+// handler's goroutine, or on the goroutine starting a write, while the
+// process holds off renames: it must only write the message). The
+// returned stop function ends
 // the run's handling: the signals are ignored from then on, since the
 // process only exits after it (cli.Main's caller). Restoring the default
 // action instead left a window in which a signal killed the process after
 // its file held the new bytes, an exit that says "old bytes".
-func HandleSignals() (stop func()) {
+func HandleSignals(notice func(SignalNotice)) (stop func()) {
+	cleanup.mu.Lock()
+	cleanup.notice = notice
+	cleanup.mu.Unlock()
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, handledSignals...)
 	go func() {
@@ -115,10 +146,10 @@ func onSignal(sig os.Signal) {
 		return
 	}
 	if cleanup.writing > 0 || cleanup.written == 0 {
-		exitOn(sig, "") // never unlocks: holds off other renames
+		exitOn(sig, SignalExit) // never unlocks: holds off other renames
 	}
 	cleanup.stopping = sig
-	fmt.Fprintf(os.Stderr, "ftpatch: %v after the file was written; completing the run\n", sig)
+	tell(SignalNotice{sig, SignalCompleting})
 	cleanup.mu.Unlock()
 	handled.Store(true)
 }
@@ -126,19 +157,24 @@ func onSignal(sig os.Signal) {
 // handled is set when the handler let the run complete (for testSignal).
 var handled atomic.Bool
 
-// exitOn removes what the writes under way created and ends the process
-// with 128+sig. The caller holds cleanup.mu.
-func exitOn(sig os.Signal, when string) {
+// exitOn removes what the writes under way created, tells the user (stage
+// says when) and ends the process with 128+sig. The caller holds
+// cleanup.mu.
+func exitOn(sig os.Signal, stage SignalStage) {
 	exiting.Store(true)
 	for p := range cleanup.paths {
 		os.Remove(p)
 	}
-	if when != "" {
-		fmt.Fprintf(os.Stderr, "ftpatch: %v %s\n", sig, when)
-	} else {
-		fmt.Fprintf(os.Stderr, "ftpatch: %v\n", sig)
-	}
+	tell(SignalNotice{sig, stage})
 	os.Exit(128 + int(sig.(syscall.Signal)))
+}
+
+// tell hands n to the notice callback, if any. The caller holds
+// cleanup.mu.
+func tell(n SignalNotice) {
+	if cleanup.notice != nil {
+		cleanup.notice(n)
+	}
 }
 
 // Test hooks, for tests that run the real binary: FTPATCH_TEST_SIGNAL_AT

@@ -51,6 +51,7 @@ func (img *Image) resolveDirects(o *elfscan.Object, rel *relLayout, opts Options
 		return nil
 	}
 	img.directs = map[uint64]string{}
+	img.directRole = opts.say(patch.RoleDirect)
 	img.standinDirectAt = img.standinBase + offDirect
 	img.placeStandinDirect(img.standinDirectAt)
 	for _, name := range opts.Direct {
@@ -153,7 +154,7 @@ func (img *Image) checkDirect(s *site, to uint64) bool {
 		return false
 	}
 	if _, legal := img.directs[dc]; !legal {
-		s.fail(fmt.Sprintf("op->direct_call (op %#x + %d) 0 or a direct trampoline named by --direct", op, img.directOff),
+		s.fail(fmt.Sprintf("op->direct_call (op %#x + %d) 0 or a direct trampoline named by %s", op, img.directOff, img.directRole),
 			fmt.Sprintf("op->direct_call = %#x", dc))
 		return true
 	}
@@ -178,8 +179,8 @@ func (img *Image) directNames() string {
 	return s
 }
 
-// provenDirect says why an intermediate state that ran and behaved is
-// proven, or "". Only for a literal-first change of a call-ops site in a
+// provenDirect says how an intermediate state that ran and behaved is
+// proven (livesafe.ProofNone: it is not). Only for a literal-first change of a call-ops site in a
 // linked file (an object's BL targets are relocations) whose BL moves
 // between the common trampoline and a direct trampoline D, and whose run
 // entered D:
@@ -189,19 +190,19 @@ func (img *Image) directNames() string {
 //     site to a direct ops this way);
 //   - old BL straight to D: it reads no literal at all, so the new literal
 //     cannot change what it does.
-func provenDirect(ic *livesafe.Intermediate, s *site) string {
+func provenDirect(ic *livesafe.Intermediate, s *site) livesafe.RunProof {
 	if s.direct == 0 || ic.Order != livesafe.OrderLiteralFirst || !encode.IsBL(ic.Words.Slot2) || !encode.IsBL(ic.Next.Slot2) ||
 		ic.Words.Target != nil && ic.Words.Target.SymIndex != 0 {
-		return ""
+		return livesafe.ProofNone
 	}
 	from, to := encode.BLTarget(ic.Words.Slot2, s.callSite()), encode.BLTarget(ic.Next.Slot2, s.callSite())
 	switch {
 	case from == to:
-		return ""
+		return livesafe.ProofNone
 	case to == s.direct:
-		return fmt.Sprintf("the old call reaches direct trampoline %#x through op->direct_call, as the new BL does", s.direct)
+		return livesafe.ProofThroughDirectCall
 	case from == s.direct:
-		return fmt.Sprintf("the old BL goes straight to direct trampoline %#x, which reads no literal", s.direct)
+		return livesafe.ProofStraightToDirect
 	}
-	return ""
+	return livesafe.ProofNone
 }

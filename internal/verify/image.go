@@ -89,6 +89,7 @@ type Image struct {
 
 	directs         map[uint64]string // legal direct trampolines (direct.go); nil without --direct
 	directOff       int64             // op->direct_call offset; 0 without --direct
+	directRole      string            // how failures name the legal direct trampolines' role (Options.Names)
 	standinDirectAt uint64
 	rel             *relLayout // ET_REL: where sections went (nil when linked)
 

@@ -23,9 +23,9 @@ package verify
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
+	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/livesafe"
 )
 
@@ -44,8 +44,8 @@ type interJob struct {
 	check  int  // index in livesafe.Report.Intermediates
 	s      site // ORIG's site, with the state it must behave as
 	ov     []ovWrite
-	lo, hi uint64   // the site's range, for the translation cache
-	disasm []string // the overlaid words, for failures
+	lo, hi uint64          // the site's range, for the translation cache
+	words  []encode.Placed // the overlaid words, for failures
 	fail   *Failure
 }
 
@@ -66,7 +66,7 @@ func RunIntermediates(r *livesafe.Report, orig *elfscan.Object, opts Options) er
 		return err
 	}
 	for k := range r.Intermediates {
-		r.Intermediates[k].Run = "not run"
+		r.Intermediates[k].RunWanted = true
 	}
 	osf, err := orig.Scan()
 	if err != nil {
@@ -102,7 +102,7 @@ func firstEnabledClassic(sites []elfscan.Site) bool {
 	return false
 }
 
-// interJobs builds each job: overlay, static check, disassembly, all on
+// interJobs builds each job: overlay, static check, the words, all on
 // the image's bytes while no engine exists, restored after each; cowAt
 // are the regions the overlays write.
 func (img *Image) interJobs(r *livesafe.Report, classic bool, opts Options) (jobs []*interJob, cowAt map[*region]bool, err error) {
@@ -118,7 +118,7 @@ func (img *Image) interJobs(r *livesafe.Report, classic bool, opts Options) (job
 			img.checkStatic(&j.s, classic, opts)
 			j.fail = j.s.static
 		}
-		j.disasm = img.disasm(&j.s)
+		j.words = img.siteWords(&j.s)
 		for n, w := range j.ov {
 			if saved[n] != nil {
 				copy(img.bytes(w.addr, uint64(len(w.b))), saved[n])
@@ -203,8 +203,7 @@ func (img *Image) runInterJobs(jobs []*interJob, cowAt map[*region]bool, opts Op
 	})
 }
 
-// recordInterJobs records each job's outcome in r, after the workers:
-// failures are rendered here, never in a worker.
+// recordInterJobs records each job's outcome in r, after the workers.
 func (img *Image) recordInterJobs(r *livesafe.Report, jobs []*interJob) error {
 	for _, j := range jobs {
 		if j.fail != nil && j.fail.bug != nil {
@@ -213,20 +212,12 @@ func (img *Image) recordInterJobs(r *livesafe.Report, jobs []*interJob) error {
 	}
 	for _, j := range jobs {
 		ic := &r.Intermediates[j.check]
-		like := j.s.State
 		if j.fail == nil {
-			r.RecordRun(j.check, true, fmt.Sprintf("ran on the CPU: behaves as the %s state (%s)", ic.Like, like), "")
-			if why := provenDirect(ic, &j.s); why != "" {
-				r.ProveByRun(j.check, why)
-			}
+			r.RecordRun(j.check, nil)
+			r.ProveByRun(j.check, provenDirect(ic, &j.s), j.s.direct)
 			continue
 		}
-		f := img.finish(&j.s, j.fail)
-		f.Disasm = j.disasm
-		r.RecordRun(j.check, false,
-			fmt.Sprintf("ran on the CPU: does not behave as the %s state (%s): expected %s; observed %s", ic.Like, like, f.Expected, f.Observed),
-			fmt.Sprintf("intermediate state (%s, between the two writes) does not behave as the %s state %s: expected %s; observed %s; site: %s",
-				ic.Order, ic.Like, like, f.Expected, f.Observed, strings.Join(f.Disasm, "; ")))
+		r.RecordRun(j.check, &livesafe.RunFailure{Expected: j.fail.Expected, Observed: j.fail.Observed, Words: j.words})
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ func interAllBehave(t *testing.T, r *livesafe.Report, want int) {
 		t.Fatalf("want %d intermediates, all run and behaving: counts %+v", want, r.Counts)
 	}
 	for _, ic := range r.Intermediates {
-		if !ic.Ran || !ic.Behaves || !strings.Contains(ic.Run, "behaves as the") {
+		if !ic.RunWanted || !ic.Ran || !ic.Behaves || ic.Fail != nil {
 			t.Fatalf("%s: %+v", ic.Func, ic)
 		}
 	}
@@ -56,7 +56,7 @@ func TestIntermediatesRunLinked(t *testing.T) {
 			r := interAgainst(t, init, enabled)
 			interAllBehave(t, r, lit)
 			for _, ic := range r.Intermediates {
-				if ic.Like != "old" || !strings.Contains(ic.Run, "(init)") {
+				if ic.Like != "old" || ic.State != elfscan.StateInit {
 					t.Fatalf("enable: %+v", ic)
 				}
 			}
@@ -101,7 +101,7 @@ func TestIntermediatesRunRelocatable(t *testing.T) {
 // interFindProblem returns the intermediate-run problem naming fn.
 func interFindProblem(r *livesafe.Report, fn string) *livesafe.Problem {
 	for i, p := range r.Problems {
-		if p.Func == fn && strings.Contains(p.Detail, "intermediate state") {
+		if p.Func == fn && p.Run != nil {
 			return &r.Problems[i]
 		}
 	}
@@ -125,7 +125,7 @@ func TestIntermediatesBadCaught(t *testing.T) {
 			t.Fatalf("FILE alone must pass: %+v %v", rep, err)
 		}
 		r := interAgainst(t, orig, file)
-		if p := interFindProblem(r, s.Func); p == nil || !strings.Contains(p.Detail, "BL to trampoline") {
+		if p := interFindProblem(r, s.Func); p == nil || !strings.Contains(ProblemText(*p), "BL to trampoline") {
 			agDump(t, r)
 			t.Fatalf("no intermediate failure for %s", s.Func)
 		}
@@ -143,7 +143,7 @@ func TestIntermediatesBadCaught(t *testing.T) {
 		agPatchBytes(t, file, s.LiteralOff(), binary.LittleEndian.AppendUint64(nil, 0x0bad_0bad_0bad_0bad))
 		agPatchBytes(t, file, s.Slot2Off(), binary.LittleEndian.AppendUint32(nil, bl))
 		r := interAgainst(t, orig, file)
-		if p := interFindProblem(r, s.Func); p == nil || !strings.Contains(p.Detail, "literal") {
+		if p := interFindProblem(r, s.Func); p == nil || !strings.Contains(ProblemText(*p), "observed literal") {
 			agDump(t, r)
 			t.Fatalf("no intermediate failure for %s", s.Func)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/patch"
 	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
@@ -188,7 +189,7 @@ func (b *binder) classicOp(s *site) {
 		if img.rel == nil {
 			why = img.classicFileErr
 		}
-		s.fail("a call-ops site, or a classic kernel's ftrace_caller, or verify's classic trampoline", "classic site with --run-file-trampoline: "+why)
+		s.fail("a call-ops site, or a classic kernel's ftrace_caller, or verify's classic trampoline", "classic site with "+b.opts.say(patch.RoleFileTrampoline)+": "+why)
 		return
 	}
 	s.op = img.standinOps

@@ -196,10 +196,10 @@ func TestSynthDefectsCaught(t *testing.T) {
 			if !strings.Contains(f.Observed, tc.want) {
 				t.Errorf("observed %q, want %q", f.Observed, tc.want)
 			}
-			if len(f.Disasm) < 3 {
-				t.Errorf("disasm %q", f.Disasm)
+			if len(f.Words) < 3 {
+				t.Errorf("words %+v", f.Words)
 			}
-			t.Logf("%s: expected %s; observed %s; %q", f.Func, f.Expected, f.Observed, f.Disasm)
+			t.Logf("%s: expected %s; observed %s; %+v", f.Func, f.Expected, f.Observed, f.Words)
 		})
 	}
 }

@@ -79,6 +79,10 @@ type Options struct {
 	// Progress, when set, is called from the workers with the number of
 	// sites just finished; it must be safe for concurrent use.
 	Progress func(n int)
+	// Names spells the roles failure messages name (patch.RoleDirect...)
+	// as the caller's users know them (cli: its flag names); nil: each
+	// role's own words.
+	Names patch.Namer
 
 	// allRelocs makes LoadObject apply every dynamic relocation as it
 	// loads (RunIntermediates: its overlays then replace relocated words).
@@ -122,6 +126,14 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// say spells role as o.Names does.
+func (o Options) say(role patch.Role) string {
+	if o.Names == nil {
+		return string(role)
+	}
+	return o.Names(role)
+}
+
 // Failure is one site that did not behave.
 type Failure struct {
 	Func     string
@@ -130,7 +142,7 @@ type Failure struct {
 	State    elfscan.State
 	Expected string
 	Observed string
-	Disasm   []string // the site's words, "address: word  assembly"
+	Words    []encode.Placed // the site's words as loaded (report disassembles them)
 
 	// bug is set when the run failed because of ftpatch itself (a hook
 	// panicked), not because of the file: Check returns it as an error.
@@ -192,8 +204,8 @@ func Check(img *Image, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
-	// Failures are rendered (disassembled) here, after the workers: x/arch's
-	// decoder is not for concurrent use from the run loop.
+	// Failures get the site's words here, after the workers, once the
+	// stops are out of the image's bytes.
 	for _, fs := range ran {
 		for _, f := range fs {
 			if f.f.bug != nil {
@@ -240,7 +252,7 @@ func (img *Image) finish(s *site, f *Failure) *Failure {
 	f.Address = s.entry()
 	f.Site = int(s.index)
 	f.State = s.State
-	f.Disasm = img.disasm(s)
+	f.Words = img.siteWords(s)
 	if f.Func == "" {
 		f.Func = fmt.Sprintf("<no function at %#x>", s.entry())
 	}
