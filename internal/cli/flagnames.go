@@ -8,9 +8,11 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/ftpatch/ftpatch/internal/encode"
 	"github.com/ftpatch/ftpatch/internal/patch"
+	"github.com/ftpatch/ftpatch/internal/safefile"
 )
 
 // flagNames spells each role of a request as the flag that gives it.
@@ -64,4 +66,23 @@ func checkDirectCallOffset(direct, set bool, off int64) error {
 		return UsageErrorf("%s: %v", flagName(patch.RoleDirectCallOffset), err)
 	}
 	return nil
+}
+
+// withLockFlags says a safefile error (from Begin or Lock, not wrapped)
+// with the flags of a command: the output Begin failed on as -o gave it,
+// and, for a lock still held, how to wait for it when the command has
+// --wait (canWait).
+func withLockFlags(err error, canWait bool) error {
+	var out *safefile.OutputError
+	if errors.As(err, &out) && err == error(out) {
+		return fmt.Errorf("-o %s: %w", out.Path, withLockFlags(out.Err, canWait))
+	}
+	var held *safefile.LockedError
+	if !canWait || !errors.As(err, &held) || err != error(held) {
+		return err
+	}
+	if held.Waited > 0 {
+		return fmt.Errorf("%w (wait longer: --wait DURATION)", err)
+	}
+	return fmt.Errorf("%w; wait for it with --wait DURATION (e.g. --wait 1m)", err)
 }

@@ -196,7 +196,7 @@ func patchFile(o *PatchOptions, req patch.Request, file, output string, ownSelec
 	if !o.DryRun { // lock before reading, until the new file is in place
 		var err error
 		if job, err = safefile.Begin(file, output, safefile.Options{Wait: o.Wait, Warn: warnTo(stderr)}); err != nil {
-			return nil, fmt.Errorf("file %s: %w", file, err)
+			return nil, fmt.Errorf("file %s: %w", file, withLockFlags(err, true))
 		}
 		defer job.Close()
 		path = job.Input

@@ -120,7 +120,7 @@ func runTrampoline(opts *TrampolineOptions, stdio *IO) error {
 func writeTrampolineFile(path string, data []byte, perm os.FileMode, warn io.Writer) error {
 	t, err := safefile.Lock(path, safefile.Options{Warn: warnTo(warn)})
 	if err != nil {
-		return err
+		return withLockFlags(err, false) // trampoline has no --wait
 	}
 	defer t.Close()
 	return t.Replace(func(f *os.File) error {

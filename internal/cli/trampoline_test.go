@@ -107,3 +107,23 @@ func TestTrampolineKeepsMode(t *testing.T) {
 		t.Errorf("after rewrite: %v, %v", fi.Mode(), err)
 	}
 }
+
+// An output another ftpatch holds is refused at once, unchanged, and the
+// message names no --wait: trampoline has none (only the patch commands).
+func TestTrampolineLockedOutput(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "t.o")
+	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	release := holdLock(t, p)
+	defer release()
+	stdio, _, _ := trampolineIO()
+	err := runTrampoline(&TrampolineOptions{Name: "ftrace_caller", Output: p}, stdio)
+	want := "-o " + p + ": locked by another process: another ftpatch is patching it"
+	if err == nil || err.Error() != want {
+		t.Errorf("locked output: %v; want %q", err, want)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "old" {
+		t.Errorf("locked output changed: %q", b)
+	}
+}

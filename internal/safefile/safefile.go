@@ -176,7 +176,7 @@ func Begin(input, output string, opt Options) (*Job, error) {
 	if !inPlace {
 		var outSt *unix.Stat_t
 		if outReal, outSt, err = resolve(output); err != nil {
-			return nil, fmt.Errorf("-o %s: %w", output, err)
+			return nil, &OutputError{Path: output, Err: err}
 		}
 		inPlace = outSt != nil && outSt.Dev == inSt.Dev && outSt.Ino == inSt.Ino
 	}
@@ -207,7 +207,7 @@ func Begin(input, output string, opt Options) (*Job, error) {
 	lockOut := func() (err error) {
 		j.Target, err = Lock(output, opt)
 		if err != nil {
-			return fmt.Errorf("-o %s: %w", output, err)
+			return &OutputError{Path: output, Err: err}
 		}
 		return nil
 	}
@@ -316,6 +316,34 @@ func openRegularNB(path string) (*os.File, unix.Stat_t, error) {
 	return f, st, nil
 }
 
+// LockedError is ErrLocked once the wait for a lock is over (Options.Wait):
+// Waited is how long it waited (0: not at all), Who who holds the lock.
+// How to wait longer is the caller's to say (it names its own flag).
+type LockedError struct {
+	Waited time.Duration
+	Who    string
+}
+
+func (e *LockedError) Error() string {
+	if e.Waited > 0 {
+		return fmt.Sprintf("%v: still locked after waiting %v; %s", ErrLocked, e.Waited, e.Who)
+	}
+	return fmt.Sprintf("%v: %s", ErrLocked, e.Who)
+}
+
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// OutputError is Begin's error about its output (not its input): the
+// caller names the output as its user gave it.
+type OutputError struct {
+	Path string
+	Err  error
+}
+
+func (e *OutputError) Error() string { return "output " + e.Path + ": " + e.Err.Error() }
+
+func (e *OutputError) Unwrap() error { return e.Err }
+
 // waiter paces the retries of a lock another process holds: flock has no
 // timeout, so the lock is polled with LOCK_NB, backing off from pollMin to
 // pollMax, until Options.Wait has passed.
@@ -330,13 +358,10 @@ func newWaiter(opt Options) *waiter {
 }
 
 // again sleeps before the next try, or, once the wait is over, returns
-// the error wrapping ErrLocked; who says who holds the lock.
+// a *LockedError; who says who holds the lock.
 func (w *waiter) again(who string) error {
 	if !time.Now().Before(w.deadline) {
-		if w.wait > 0 {
-			return fmt.Errorf("%w: still locked after waiting %v; %s (wait longer: --wait DURATION)", ErrLocked, w.wait, who)
-		}
-		return fmt.Errorf("%w: %s; wait for it with --wait DURATION (e.g. --wait 1m)", ErrLocked, who)
+		return &LockedError{Waited: w.wait, Who: who}
 	}
 	time.Sleep(min(w.poll, time.Until(w.deadline)))
 	w.poll = min(2*w.poll, pollMax)
