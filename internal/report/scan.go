@@ -6,7 +6,6 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -177,26 +176,4 @@ func refText(v, sym string) string {
 		return v + "<" + sym + ">"
 	}
 	return v
-}
-
-// CheckSummary closes a scan --check run over several files with the
-// problems counted by code; ignored codes are marked.
-func CheckSummary(w io.Writer, files, sites int, byCode map[elfscan.Code]int, ignore map[elfscan.Code]bool) {
-	codes := make([]string, 0, len(byCode))
-	for c := range byCode {
-		codes = append(codes, string(c))
-	}
-	sort.Strings(codes)
-	fmt.Fprintf(w, "check: %s, %s", render.Count(files, "file"), render.Count(sites, "site"))
-	if len(codes) == 0 {
-		fmt.Fprintf(w, ", no problems\n")
-		return
-	}
-	for _, c := range codes {
-		fmt.Fprintf(w, ", %s: %d", c, byCode[elfscan.Code(c)])
-		if ignore[elfscan.Code(c)] {
-			fmt.Fprint(w, " (ignored)")
-		}
-	}
-	fmt.Fprintln(w)
 }
