@@ -139,9 +139,8 @@ func runDiff(opts *DiffOptions, stdio *IO) (err error) {
 				if file == "" {
 					file = oldSide.name(pairs[k].old)
 				}
-				reportInput(stdio, jsonOut(opts.JSON, out), file, err)
 				ci.InputError(file, err.Error())
-				return nil
+				return reportInput(stdio, jsonOut(opts.JSON, out), file, err)
 			}
 			return t.emit(out, o, opts.JSON, ci)
 		})

@@ -64,15 +64,20 @@ func (e errInputsFailed) Error() string {
 
 // reportInput reports the error of one input of several: on stderr with
 // the prefix every ftpatch message has, and, when jsonOut is set, as that
-// input's JSON line, {"file":…,"error":…} with the same text.
-func reportInput(stdio *IO, jsonOut io.Writer, file string, err error) {
+// input's JSON line, {"file":…,"error":…} with the same text. It returns
+// the error of writing that line (the caller's "writing output").
+func reportInput(stdio *IO, jsonOut io.Writer, file string, err error) (werr error) {
 	if jsonOut != nil {
-		report.WriteLine(jsonOut, report.InputError{File: file, Error: err.Error()})
+		werr = report.WriteLine(jsonOut, report.InputError{File: file, Error: err.Error()})
 		if f, ok := jsonOut.(interface{ Flush() error }); ok {
-			f.Flush() // the line before the message, for a reader of both
+			// the line before the message, for a reader of both
+			if ferr := f.Flush(); werr == nil {
+				werr = ferr
+			}
 		}
 	}
 	report.Error(stdio.Err, err)
+	return werr
 }
 
 // inFile names path in err; errors joined together (a plan's refusals of

@@ -30,6 +30,8 @@ type runState struct {
 	jsonOut io.Writer
 	flush   func()
 	bar     *report.Progress // nil: none
+	// writeErr is the first failed write of an input's error line.
+	writeErr error
 }
 
 // newRunState starts a run of cmd over in: it says which folders were
@@ -62,7 +64,9 @@ func (r *runState) toStderr() {
 func (r *runState) fail(i int, err error) {
 	r.toStderr()
 	r.sum.Failed++
-	reportInput(r.io, r.jsonOut, r.in.items[i].path, err)
+	if werr := reportInput(r.io, r.jsonOut, r.in.items[i].path, err); r.writeErr == nil {
+		r.writeErr = werr
+	}
 }
 
 // skipped reports whether err, from opening input i, says it is a file
@@ -101,6 +105,9 @@ func (r *runState) finish() error {
 		r.sum.Skipped = map[string]int{}
 	}
 	report.SummaryText(r.io.Err, &r.sum)
+	if r.writeErr != nil {
+		return r.writeErr
+	}
 	if r.jsonOut != nil {
 		if err := report.WriteSummary(r.jsonOut, &r.sum); err != nil {
 			return err

@@ -374,7 +374,9 @@ func scanJSONOne(opts *ScanOptions, path string, out flushWriter, stdio *IO) err
 	sites, problems, err := scanJSONFile(path, w)
 	if err != nil && w.err == nil {
 		// The file's own error: the scan found it before writing.
-		reportInput(stdio, out, path, fmt.Errorf("file %s: %w", path, err))
+		if werr := reportInput(stdio, out, path, fmt.Errorf("file %s: %w", path, err)); werr != nil {
+			return fmt.Errorf("writing output: %w", werr)
+		}
 		return errInputsFailed{1}
 	}
 	ferr := out.Flush()

@@ -56,7 +56,9 @@ func runShow(opts *ShowOptions, stdio *IO) error {
 	if err != nil {
 		if opts.JSON {
 			// Its line, as scan and verify give a failed input (docs/json.md).
-			reportInput(stdio, out, opts.File, err)
+			if werr := reportInput(stdio, out, opts.File, err); werr != nil {
+				return fmt.Errorf("writing output: %w", werr)
+			}
 			return errInputsFailed{1}
 		}
 		return err

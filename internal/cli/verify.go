@@ -385,8 +385,10 @@ func runVerifyAgainst(opts *VerifyOptions, file string, vopts verify.Options, st
 // read or loaded.
 func againstInputError(stdio *IO, jsonErr io.Writer, ci *ciFiles, file string, err error) error {
 	err = fmt.Errorf("file %s: %w", file, err)
-	reportInput(stdio, jsonErr, file, err)
 	ci.InputError(file, err.Error())
+	if werr := reportInput(stdio, jsonErr, file, err); werr != nil {
+		return fmt.Errorf("writing output: %w", werr)
+	}
 	return errInputsFailed{1}
 }
 
