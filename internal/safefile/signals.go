@@ -112,18 +112,21 @@ var handledSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP
 // handler does, before it exits or lets the run go on (it runs on the
 // handler's goroutine, or on the goroutine starting a write, while the
 // process holds off renames: it must only write the message). The
-// returned stop function ends
-// the run's handling: the signals are ignored from then on, since the
-// process only exits after it (cli.Main's caller). Restoring the default
-// action instead left a window in which a signal killed the process after
-// its file held the new bytes, an exit that says "old bytes".
+// returned stop function ends the run's handling once a signal already
+// taken has been dealt with: the signals are ignored from then on, since
+// the process only exits after it (cli.Main's caller). Restoring the
+// default action instead left a window in which a signal killed the
+// process after its file held the new bytes, an exit that says "old
+// bytes".
 func HandleSignals(notice func(SignalNotice)) (stop func()) {
 	cleanup.mu.Lock()
 	cleanup.notice = notice
 	cleanup.mu.Unlock()
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, handledSignals...)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		for sig := range ch {
 			signalled.Store(true)
 			onSignal(sig)
@@ -131,10 +134,12 @@ func HandleSignals(notice func(SignalNotice)) (stop func()) {
 	}()
 	return func() {
 		signal.Ignore(handledSignals...) // unregisters ch too
-		if exiting.Load() {
-			select {} // the handler is removing temporaries; it exits
-		}
 		close(ch)
+		// A signal taken before the stop is decided on and told before
+		// the process exits: the handler may still be waiting for the
+		// last rename's lock, and a run it let complete ended without
+		// its notice (or, exiting, it removes temporaries and exits).
+		<-done
 	}
 }
 
