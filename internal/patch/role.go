@@ -30,6 +30,14 @@ const (
 // Namer spells a role as a caller's users know it.
 type Namer func(Role) string
 
+// Say is role as name spells it (a nil Namer: the role's own words).
+func (name Namer) Say(role Role) string {
+	if name == nil {
+		return string(role)
+	}
+	return name(role)
+}
+
 // Words is a message that names roles: a fmt format and its arguments,
 // among which each Role (and each Words) is spelled when the message is
 // said. A %w verb wraps as fmt.Errorf's does.
@@ -47,10 +55,7 @@ func (w Words) Spell(name Namer) error {
 	for i, a := range w.args {
 		switch a := a.(type) {
 		case Role:
-			args[i] = string(a)
-			if name != nil {
-				args[i] = name(a)
-			}
+			args[i] = name.Say(a)
 		case Words:
 			args[i] = a.Spell(name) // an error: for %s and %w alike
 		default:

@@ -51,7 +51,7 @@ func (img *Image) resolveDirects(o *elfscan.Object, rel *relLayout, opts Options
 		return nil
 	}
 	img.directs = map[uint64]string{}
-	img.directRole = opts.say(patch.RoleDirect)
+	img.directRole = opts.Names.Say(patch.RoleDirect)
 	img.standinDirectAt = img.standinBase + offDirect
 	img.placeStandinDirect(img.standinDirectAt)
 	for _, name := range opts.Direct {

@@ -189,7 +189,7 @@ func (b *binder) classicOp(s *site) {
 		if img.rel == nil {
 			why = img.classicFileErr
 		}
-		s.fail("a call-ops site, or a classic kernel's ftrace_caller, or verify's classic trampoline", "classic site with "+b.opts.say(patch.RoleFileTrampoline)+": "+why)
+		s.fail("a call-ops site, or a classic kernel's ftrace_caller, or verify's classic trampoline", "classic site with "+b.opts.Names.Say(patch.RoleFileTrampoline)+": "+why)
 		return
 	}
 	s.op = img.standinOps

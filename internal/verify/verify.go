@@ -126,14 +126,6 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// say spells role as o.Names does.
-func (o Options) say(role patch.Role) string {
-	if o.Names == nil {
-		return string(role)
-	}
-	return o.Names(role)
-}
-
 // Failure is one site that did not behave.
 type Failure struct {
 	Func     string
