@@ -183,12 +183,11 @@ func (st *symtab) key(s rawSym) uint32 {
 }
 
 // isMapping reports AArch64 mapping symbols ($x, $d, $x.42), which mark
-// code and data, not functions.
+// code and data, not functions. The type first: reading each symbol's name
+// misses the cache (the string table is megabytes, in its own order), and
+// in a kernel fewer than half the symbols are STT_NOTYPE.
 func (st *symtab) isMapping(s rawSym) bool {
-	if int(s.name) >= len(st.strtab) || st.strtab[s.name] != '$' {
-		return false
-	}
-	return s.typ() == elf.STT_NOTYPE
+	return s.typ() == elf.STT_NOTYPE && int(s.name) < len(st.strtab) && st.strtab[s.name] == '$'
 }
 
 func (st *symtab) nameBytes(off uint32) []byte {
