@@ -5,7 +5,9 @@
 package verify
 
 import (
+	"bytes"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime"
@@ -413,6 +415,33 @@ func TestEnginesRecycled(t *testing.T) {
 	}
 	if len(got[0]) != len(bad) || !slices.Equal(got[0], got[1]) {
 		t.Errorf("failures: %q with one engine each, %q recycled every 64 sites", got[0], got[1])
+	}
+	if n := uc.OpenEngines(); n != before {
+		t.Errorf("%d engines left open", n-before)
+	}
+}
+
+// A replacement engine that cannot be made stops the run: Check returns
+// why, the BRKs leave the image, and no engine is left open.
+func TestEngineNotReplaced(t *testing.T) {
+	ss := make([]synthSite, 3*batchSites+100)
+	for i := range ss {
+		ss[i] = synthWords(elfscan.StateNop, 0)
+	}
+	want := errors.New("no engine today")
+	opts := Options{Jobs: 1, recycle: 64, recycleErr: want}
+	img := buildSynth(t, ss, opts, nil)
+	pristine := slices.Clone(img.bytes(synSites, uint64(len(ss))*siteSize))
+	if len(pristine) == 0 {
+		t.Fatal("no sites' words in the image")
+	}
+	before := uc.OpenEngines()
+	rep, err := Check(img, opts)
+	if rep != nil || !errors.Is(err, want) {
+		t.Fatalf("Check: %v, %v; want the replacement's error", rep, err)
+	}
+	if !bytes.Equal(img.bytes(synSites, uint64(len(ss))*siteSize), pristine) {
+		t.Error("the image's words are not its own after the run")
 	}
 	if n := uc.OpenEngines(); n != before {
 		t.Errorf("%d engines left open", n-before)

@@ -91,6 +91,9 @@ type Options struct {
 	goJudge bool
 	// recycle (tests), when > 0, replaces recycleSites.
 	recycle int
+	// recycleErr (tests), when set, is the error of making the engine
+	// that replaces a recycled one.
+	recycleErr error
 }
 
 // Defaults of Options, set by withDefaults.
