@@ -5,7 +5,8 @@
 package verify
 
 // The emulator side of verify, built only with cgo (the Unicorn binding
-// needs it): engines, the pool that runs sites on them, the watchdog.
+// needs it): engines, and the pool that runs sites on them. The watchdog
+// that stops a run going on too long is the runner's, in C (uc.Runner.Watch).
 // nocgo.go stands in for it when cgo is off.
 
 import (
@@ -42,11 +43,9 @@ const batchSites = 512
 
 // slice is the CPU time a run may take on the fast path (no instruction
 // count) before the watchdog stops it and it runs again on the budget
-// path; a site's run takes microseconds. The watchdog ticks at half of it:
-// at 2 ms, its 1 ms tick with the Go scheduler's wake-ups around it made
-// ~4,000 futex and nanosleep calls in a 53k-site run, against ~1,500 at 10
-// ms (strace -c); a looping site costs at most two slices (retry) before
-// the budget engine, maxSliced of them on each engine.
+// path; a site's run takes microseconds. The watchdog ticks at half of it
+// (uc.Runner.Watch); a looping site costs at most two slices (retry)
+// before the budget engine, maxSliced of them on each engine.
 const slice = 10 * time.Millisecond
 
 // maxSliced is how many runs of an engine may be stopped at slice before
@@ -167,6 +166,11 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 		return nil, fmt.Errorf("op->func hooks: %w", err)
 	}
 	e.runner.SetJudge(opts.Seed, img.sentinel)
+	if count == 0 {
+		e.runner.Watch(opts.Timeout, slice)
+	} else {
+		e.runner.Watch(opts.Timeout, 0) // its instruction count ends a loop
+	}
 	if st := img.stops; st != nil && count == 0 {
 		if err := e.runner.SetReturnTraps(st.retTraps, 9); err != nil {
 			return nil, err
@@ -206,7 +210,7 @@ func (e *engine) budgetEngine() (*engine, error) {
 	return b, nil
 }
 
-// close closes e and its budget engine; the watchdog must have stopped.
+// close closes e and its budget engine; neither may be running a batch.
 func (e *engine) close() {
 	if b := e.budget.Load(); b != nil {
 		b.close()
@@ -536,7 +540,7 @@ func Preload() { go uc.Preload() }
 
 // runPool runs do(e, lo, hi) for the jobs [lo, hi) of [0, n) on a pool
 // of engines over img, one goroutine each, handing out chunk indices at a
-// time, with a watchdog that stops a run exceeding opts.Timeout (and, on
+// time; each engine's watchdog stops a run exceeding opts.Timeout (and, on
 // the fast path, slice). Workers: opts.Jobs (default runtime.NumCPU()), no
 // more than one per 256 jobs, and at most limit when limit > 0. cow selects
 // the regions each engine copies (newEngineCOW). Check and
@@ -548,20 +552,11 @@ func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chu
 		workers = min(workers, limit)
 	}
 	chunk = max(chunk, 1)
-	slots := make([]*slot, workers)
-	for w := range slots {
-		slots[w] = &slot{}
-	}
-	stop := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		watchdog(slots, opts.Timeout, stop)
-		close(stopped)
-	}()
+	engines := make([]*engine, workers) // each worker's, closed at the end
 	var next atomic.Int64
 	var failed atomic.Pointer[error] // an engine could not be made: every worker stops
 	var wg sync.WaitGroup
-	for _, s := range slots {
+	for w := range engines {
 		wg.Go(func() {
 			// Each worker makes its engine (the engines are made at once)
 			// on a thread of its own: Unicorn's allocations stay in one
@@ -574,32 +569,30 @@ func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chu
 				failed.CompareAndSwap(nil, &err)
 				return
 			}
-			s.set(e)
+			engines[w] = e
 			for failed.Load() == nil {
 				lo := int(next.Add(int64(chunk))) - chunk
 				if lo >= n {
 					return
 				}
 				hi := min(lo+chunk, n)
-				do(s.e, lo, hi)
+				do(e, lo, hi)
 				if opts.Progress != nil {
 					opts.Progress(hi - lo)
 				}
-				if s.e.ran += hi - lo; cow == nil && s.e.ran >= opts.recycleAfter() && hi < n {
-					if err := s.recycle(img, opts); err != nil {
+				if e.ran += hi - lo; cow == nil && e.ran >= opts.recycleAfter() && hi < n {
+					if e, err = e.recycle(img, opts); err != nil {
 						failed.CompareAndSwap(nil, &err)
-						return
 					}
+					engines[w] = e
 				}
 			}
 		})
 	}
 	wg.Wait()
-	close(stop)
-	<-stopped // before the engines close: it polls their runners
-	for _, s := range slots {
-		if s.e != nil {
-			s.e.close()
+	for _, e := range engines {
+		if e != nil {
+			e.close()
 		}
 	}
 	if err := failed.Load(); err != nil {
@@ -626,102 +619,25 @@ func (o Options) recycleAfter() int {
 	return recycleSites
 }
 
-// slot is one worker's engine, replaced every recycleSites sites; the
-// watchdog reads it under mu.
-type slot struct {
-	mu sync.RWMutex
-	e  *engine
-}
-
-// set makes e s's engine.
-func (s *slot) set(e *engine) {
-	s.mu.Lock()
-	s.e = e
-	s.mu.Unlock()
-}
-
-// recycle replaces s's engine with a new one, made once the old one is
-// closed: it then gets the memory its predecessor freed, already in the
-// hypervisor's hands (Unicorn's tables, the translation buffer's huge
+// recycle closes e and returns the new engine that replaces it, made once
+// e is closed: it then gets the memory its predecessor freed, already in
+// the hypervisor's hands (Unicorn's tables, the translation buffer's huge
 // pages), as the floor's engines do. Made first, each new engine faulted in
 // memory of its own: verify --json of the 53k-site nop bench image cost
 // 7% more cpu with -j 2 (316 against 293 ms) and 3% more with -j 1 (21
-// interleaved pairs). The worker stops when no new engine can be made.
-func (s *slot) recycle(img *Image, opts Options) error {
-	old := s.e
-	s.set(nil)
-	old.close()
+// interleaved pairs). It returns nil when no new engine can be made: the
+// worker stops.
+func (e *engine) recycle(img *Image, opts Options) (*engine, error) {
+	e.close()
 	if opts.recycleErr != nil {
-		return opts.recycleErr
+		return nil, opts.recycleErr
 	}
 	ne, err := newEngineCOW(img, opts, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ne.sliced = old.sliced
-	s.set(ne)
-	return nil
-}
-
-// watched is what the watchdog knows of one runner's current run.
-type watched struct {
-	seq  uint64
-	wall time.Time
-	cpu  int64
-}
-
-// watchdog stops a run that exceeds timeout (wall clock), or slice (CPU
-// time of its thread) on the fast path, where the run goes on to the
-// budget engine. Every run is seen at least once by a tick of a few
-// milliseconds, without the timer thread Unicorn would start for every run
-// given a timeout (~100 µs each).
-func watchdog(slots []*slot, timeout time.Duration, stop <-chan struct{}) {
-	tick := time.NewTicker(min(max(timeout/4, 500*time.Microsecond), slice/2))
-	defer tick.Stop()
-	seen := map[*engine]*watched{}
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-tick.C:
-			for _, s := range slots {
-				s.mu.RLock()
-				if e := s.e; e != nil {
-					for _, x := range []*engine{e, e.budget.Load()} {
-						if x != nil {
-							x.watch(seen, now, timeout)
-						}
-					}
-				}
-				s.mu.RUnlock()
-			}
-			if len(seen) > 4*len(slots) { // engines recycled since
-				clear(seen)
-			}
-		}
-	}
-}
-
-// watch is the watchdog's look at x's runner at now: it stops a run seen
-// before that has gone on too long.
-func (x *engine) watch(seen map[*engine]*watched, now time.Time, timeout time.Duration) {
-	seq, running, cpu := x.runner.Poll()
-	w := seen[x]
-	if !running {
-		return
-	}
-	if w == nil || w.seq != seq {
-		seen[x] = &watched{seq, now, cpu}
-		return
-	}
-	switch {
-	case now.Sub(w.wall) > timeout:
-		x.runner.Stop(seq, uc.StopTimeout)
-	case x.count == 0 && cpu >= 0 && w.cpu >= 0 && time.Duration(cpu-w.cpu) > slice:
-		x.runner.Stop(seq, uc.StopSlice)
-	case x.count == 0 && (cpu < 0 || w.cpu < 0) && now.Sub(w.wall) > slice:
-		x.runner.Stop(seq, uc.StopSlice)
-	}
+	ne.sliced = e.sliced
+	return ne, nil
 }
 
 // runOverlay runs j's site with its overlay written in the engine's own

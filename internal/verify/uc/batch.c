@@ -230,6 +230,155 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *user) {
 	}
 }
 
+// The watchdog: one thread for the process, started with the first batch,
+// visits the runners in a batch every few milliseconds and stops a run
+// that went past its timeout (wall clock) or its CPU slice, as
+// ftp_runner_watch set them. It is C's, not a Go goroutine's: a Go timer
+// ticking through the runs kept the Go scheduler from sleeping while every
+// worker was in C (its threads woke and slept again at each tick and
+// each return from C). With no runner in a batch it waits, ticking not.
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watch_cv = PTHREAD_COND_INITIALIZER;
+static struct ftp_runner *watch_list;
+static int watch_started;
+static int64_t watch_cur_tick; // what the watchdog waits for; 0: a runner
+
+static int64_t now_ns(clockid_t c) {
+	struct timespec ts;
+	if (clock_gettime(c, &ts) != 0) {
+		return -1;
+	}
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// watch_tick is how often the watchdog looks, for r: a quarter of its
+// timeout, at least 0.5 ms, at most half its slice.
+static int64_t watch_tick(const struct ftp_runner *r) {
+	int64_t t = r->timeout_ns > 0 ? r->timeout_ns / 4 : INT64_MAX;
+	if (t < 500000) {
+		t = 500000;
+	}
+	if (r->slice_ns > 0 && t > r->slice_ns / 2) {
+		t = r->slice_ns / 2;
+	}
+	return t;
+}
+
+// watch_one is the watchdog's look at r at now: it stops a run seen
+// before that has gone on too long. The watch list's lock is held.
+static void watch_one(struct ftp_runner *r, int64_t now) {
+	uint64_t seq;
+	int running;
+	int64_t cpu;
+	ftp_runner_poll(r, &seq, &running, &cpu);
+	if (!running) {
+		return;
+	}
+	if (!r->seen || r->seen_seq != seq) {
+		r->seen = 1;
+		r->seen_seq = seq;
+		r->seen_wall = now;
+		r->seen_cpu = cpu;
+		return;
+	}
+	if (r->timeout_ns > 0 && now - r->seen_wall > r->timeout_ns) {
+		ftp_runner_stop(r, seq, FTP_STOP_TIMEOUT);
+	} else if (r->slice_ns > 0 && cpu >= 0 && r->seen_cpu >= 0 && cpu - r->seen_cpu > r->slice_ns) {
+		ftp_runner_stop(r, seq, FTP_STOP_SLICE);
+	} else if (r->slice_ns > 0 && (cpu < 0 || r->seen_cpu < 0) && now - r->seen_wall > r->slice_ns) {
+		ftp_runner_stop(r, seq, FTP_STOP_SLICE);
+	}
+}
+
+static void *watch_loop(void *arg) {
+	(void)arg;
+	pthread_mutex_lock(&watch_mu);
+	for (;;) {
+		while (watch_list == NULL) {
+			watch_cur_tick = 0;
+			pthread_cond_wait(&watch_cv, &watch_mu);
+		}
+		int64_t tick = watch_tick(watch_list);
+		for (struct ftp_runner *r = watch_list->watch_next; r != NULL; r = r->watch_next) {
+			int64_t t = watch_tick(r);
+			tick = t < tick ? t : tick;
+		}
+		watch_cur_tick = tick;
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		int64_t ns = dl.tv_nsec + tick % 1000000000;
+		dl.tv_sec += tick / 1000000000 + ns / 1000000000;
+		dl.tv_nsec = ns % 1000000000;
+		// Until the tick, or a runner that needs a shorter one (watch_add).
+		pthread_cond_timedwait(&watch_cv, &watch_mu, &dl);
+		int64_t now = now_ns(CLOCK_MONOTONIC);
+		for (struct ftp_runner *r = watch_list; r != NULL; r = r->watch_next) {
+			watch_one(r, now);
+		}
+	}
+	return NULL;
+}
+
+// watch_add puts r on the watch list for a batch (unless nothing limits
+// its runs), starting the watchdog thread the first time. Without a thread
+// (none could be started) runs are not stopped: the instruction count of
+// budget runs still ends them.
+static void watch_add(struct ftp_runner *r) {
+	pthread_mutex_lock(&watch_mu);
+	if (r->timeout_ns <= 0 && r->slice_ns <= 0) {
+		pthread_mutex_unlock(&watch_mu);
+		return;
+	}
+	if (!watch_started) {
+		pthread_t t;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		watch_started = pthread_create(&t, &a, watch_loop, NULL) == 0;
+		pthread_attr_destroy(&a);
+	}
+	r->seen = 0;
+	r->watch_next = watch_list;
+	r->watch_prev = &watch_list;
+	if (watch_list != NULL) {
+		watch_list->watch_prev = &r->watch_next;
+	}
+	watch_list = r;
+	if (watch_cur_tick == 0 || watch_tick(r) < watch_cur_tick) {
+		pthread_cond_signal(&watch_cv);
+	}
+	pthread_mutex_unlock(&watch_mu);
+}
+
+// watch_remove takes r off the watch list after its batch: the watchdog
+// then no longer touches it (its engine may be closed).
+static void watch_remove(struct ftp_runner *r) {
+	pthread_mutex_lock(&watch_mu);
+	if (r->watch_prev == NULL) { // not on the list
+		pthread_mutex_unlock(&watch_mu);
+		return;
+	}
+	*r->watch_prev = r->watch_next;
+	if (r->watch_next != NULL) {
+		r->watch_next->watch_prev = r->watch_prev;
+	}
+	r->watch_next = NULL;
+	r->watch_prev = NULL;
+	pthread_mutex_unlock(&watch_mu);
+}
+
+// ftp_runner_watch sets what a run of r may take before the watchdog
+// stops it: timeout_ns of wall clock, and slice_ns of its thread's CPU
+// (0: no slice).
+void ftp_runner_watch(struct ftp_runner *r, int64_t timeout_ns, int64_t slice_ns) {
+	pthread_mutex_lock(&watch_mu);
+	r->timeout_ns = timeout_ns;
+	r->slice_ns = slice_ns;
+	pthread_mutex_unlock(&watch_mu);
+}
+
+static int runner_batch(struct ftp_runner *r, struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain);
+
 // ftp_runner_batch runs runs[0..n) in order, each under the instruction
 // count (0: none), first dropping the translations of [begin, until+4) when
 // flush is set. It stops after a run the watchdog stopped or during which a
@@ -245,6 +394,13 @@ int ftp_runner_batch(struct ftp_runner *r, struct ftp_run *runs, struct ftp_resu
 	pthread_mutex_lock(&r->mu);
 	r->have_clock = pthread_getcpuclockid(pthread_self(), &r->clock) == 0;
 	pthread_mutex_unlock(&r->mu);
+	watch_add(r);
+	int done = runner_batch(r, runs, out, n, count, flush, chain);
+	watch_remove(r);
+	return done;
+}
+
+static int runner_batch(struct ftp_runner *r, struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain) {
 	r->runs = runs;
 	r->out = out;
 	r->n = n;

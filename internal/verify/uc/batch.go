@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 	"unsafe"
 )
 
@@ -80,8 +81,9 @@ func init() {
 // more than a short run): each run sets X0-X30, SP and NZCV, runs until an
 // address, and reads them back with PC. A code hook in C intercepts calls
 // of a set of addresses: it records X0-X3 and returns to X30 at once.
-// A watchdog in another goroutine may stop a run by Poll and Stop. Not safe
-// for concurrent use, except Poll and Stop.
+// The watchdog (Watch) stops a run that goes on too long; Poll and Stop
+// let a caller do the same. Not safe for concurrent use, except Poll and
+// Stop.
 type Runner struct {
 	u *unicorn
 	r *C.struct_ftp_runner
@@ -154,6 +156,17 @@ func Seeds(seed, index uint64) (regs [BatchIn]uint64) {
 // parent address (X30 on entry) a judged init or enabled run must pass on.
 func (r *Runner) SetJudge(seed, sentinel uint64) {
 	C.ftp_runner_judge(r.r, C.uint64_t(seed), C.uint64_t(sentinel))
+}
+
+// Watch has the watchdog stop a run of r that goes on for more than
+// timeout (wall clock; Result.Stopped is StopTimeout) or uses more than
+// slice of its thread's CPU (StopSlice); zero means no such limit. The
+// watchdog is one thread in C for the process, which looks at the runners
+// in a batch every few milliseconds (a quarter of the timeout, at least
+// 0.5 ms, at most half the slice) and at nothing between batches: no Go
+// timer wakes the Go scheduler while every worker is in C.
+func (r *Runner) Watch(timeout, slice time.Duration) {
+	C.ftp_runner_watch(r.r, C.int64_t(timeout), C.int64_t(slice))
 }
 
 // Free releases the runner; its engine must be closed already.

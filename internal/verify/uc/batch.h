@@ -85,6 +85,15 @@ struct ftp_runner {
 	clockid_t clock;  // CPU clock of the thread running the batch
 	int have_clock;
 
+	// The watchdog thread's view (batch.c, watch_*): what a run may take
+	// (ftp_runner_watch), the run it saw last, and the list of runners in
+	// a batch, which it visits. Guarded by the watch list's lock.
+	int64_t timeout_ns, slice_ns; // slice 0: no CPU slice
+	struct ftp_runner *watch_next, **watch_prev;
+	uint64_t seen_seq;
+	int64_t seen_wall, seen_cpu;
+	int seen;
+
 	int regs_in[FTP_NIN], regs_out[FTP_NOUT];
 	void *ptr_in[FTP_NIN], *ptr_out[FTP_NOUT];
 };
@@ -94,6 +103,7 @@ void ftp_runner_free(struct ftp_runner *r);
 int ftp_runner_ret_traps(struct ftp_runner *r, const uint64_t *addrs, size_t n, int reg);
 void ftp_runner_judge(struct ftp_runner *r, uint64_t seed, uint64_t sentinel);
 int ftp_runner_batch(struct ftp_runner *r, struct ftp_run *runs, struct ftp_result *out, int n, uint64_t count, int flush, int chain);
+void ftp_runner_watch(struct ftp_runner *r, int64_t timeout_ns, int64_t slice_ns);
 void ftp_runner_poll(struct ftp_runner *r, uint64_t *seq, int *running, int64_t *cpu_ns);
 void ftp_runner_stop(struct ftp_runner *r, uint64_t seq, uint32_t why);
 
