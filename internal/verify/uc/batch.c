@@ -238,7 +238,8 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *user) {
 // worker was in C (its threads woke and slept again at each tick and
 // each return from C). With no runner in a batch it waits, ticking not.
 static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t watch_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t watch_cv; // on CLOCK_MONOTONIC: see watch_init
+static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
 static struct ftp_runner *watch_list;
 static int watch_started;
 static int64_t watch_cur_tick; // what the watchdog waits for; 0: a runner
@@ -290,6 +291,16 @@ static void watch_one(struct ftp_runner *r, int64_t now) {
 	}
 }
 
+// watch_init makes watch_cv wait on the monotonic clock: a wall clock set
+// back must not hold the watchdog (and a looping run) for as long.
+static void watch_init(void) {
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&watch_cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
 static void *watch_loop(void *arg) {
 	(void)arg;
 	pthread_mutex_lock(&watch_mu);
@@ -305,7 +316,7 @@ static void *watch_loop(void *arg) {
 		}
 		watch_cur_tick = tick;
 		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
+		clock_gettime(CLOCK_MONOTONIC, &dl);
 		int64_t ns = dl.tv_nsec + tick % 1000000000;
 		dl.tv_sec += tick / 1000000000 + ns / 1000000000;
 		dl.tv_nsec = ns % 1000000000;
@@ -324,6 +335,7 @@ static void *watch_loop(void *arg) {
 // (none could be started) runs are not stopped: the instruction count of
 // budget runs still ends them.
 static void watch_add(struct ftp_runner *r) {
+	pthread_once(&watch_once, watch_init);
 	pthread_mutex_lock(&watch_mu);
 	if (r->timeout_ns <= 0 && r->slice_ns <= 0) {
 		pthread_mutex_unlock(&watch_mu);

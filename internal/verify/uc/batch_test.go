@@ -121,6 +121,36 @@ func TestRunnerStop(t *testing.T) {
 	}
 }
 
+// The watchdog (Watch) stops a looping run at its CPU slice, or, with no
+// slice, at its timeout, and the run after it in the batch does not run;
+// the next batch's runs are its own again. A runner with no limits is not
+// watched: TestRunnerStop's loop runs until its caller stops it.
+func TestRunnerWatch(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		timeout, slice time.Duration
+		want           uint32
+	}{
+		{"slice", time.Hour, 20 * time.Millisecond, StopSlice},
+		{"timeout", 50 * time.Millisecond, 0, StopTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, r := newRunner(t)
+			r.Watch(tc.timeout, tc.slice)
+			runs := []Run{{Begin: runnerLoop, Until: runnerLoop + 4}, {Begin: codeBase, Until: codeBase + 12}}
+			out := make([]Result, 2)
+			n, err := r.Run(runs, out, 0, false, false)
+			if err != nil || n != 1 || out[0].Stopped != tc.want || out[0].Regs[BatchPC] != runnerLoop {
+				t.Fatalf("ran %d, %v, stopped %d at %#x; want 1 run stopped (%d) at the loop", n, err, out[0].Stopped, out[0].Regs[BatchPC], tc.want)
+			}
+			n, err = r.Run(runs[1:], out[1:], 0, true, false)
+			if err != nil || n != 1 || out[1].Stopped != 0 || out[1].Err != 0 {
+				t.Fatalf("the next batch: ran %d, %v, stopped %d, err %d", n, err, out[1].Stopped, out[1].Err)
+			}
+		})
+	}
+}
+
 // chainCode: runs that end at a BRK each, with the ways a run can go wrong
 // between them (an SVC, a BRK not its own, an unmapped load).
 var chainCode = func() []byte {
