@@ -166,6 +166,9 @@ func (r *Runner) SetJudge(seed, sentinel uint64) {
 // 0.5 ms, at most half the slice) and at nothing between batches: no Go
 // timer wakes the Go scheduler while every worker is in C.
 func (r *Runner) Watch(timeout, slice time.Duration) {
+	if r == nil || r.r == nil {
+		return
+	}
 	C.ftp_runner_watch(r.r, C.int64_t(timeout), C.int64_t(slice))
 }
 
