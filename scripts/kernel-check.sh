@@ -25,7 +25,7 @@
 #     sites) and enabled with the kernel's list ops, against the emulator
 #     floor on the same runs (scripts/floor.sh, scripts/verify-floor.c),
 #     FLOOR_REPS (5) interleaved pairs, cpu per site; and verify's wall time
-#     with -j 1 and -j 2
+#     with -j 1 and -j 2, beside the floor's own on the same runs
 #
 # Each step says what it runs and how long it took; the script stops with a
 # non-zero status at the first step that does not do what it must. The
@@ -189,20 +189,32 @@ floor_rows() {
 		floor_compare "$fdir" "$floor_reps" "$n" "$img" "$plan" "$ftpatch" verify || { echo "kernel-check: FAIL: floor rows" >&2; exit 1; }
 		summary+=("$(printf '%-9s %-64s %8s' "$kver_short" "verify vs floor, $n $state sites: $floor_us vs $floor_floor_us µs cpu/site" "${floor_ratio}x")")
 	done
-	echo "== verify wall time, -j 1 and -j 2, enabled sites"
-	local i a b w1=() w2=()
+	# The floor's own -j 2 / -j 1 on the same runs is the yardstick for
+	# verify's: what two workers gain when nothing but the emulator runs
+	# (its start and the second engine's extra translation are serial or
+	# doubled work it cannot split).
+	echo "== verify and floor wall time, -j 1 and -j 2, enabled sites"
+	local i a b fa fb w1=() w2=() f1=() f2=() fplan=$w/floor-enabled.plan
 	for ((i = 0; i <= floor_reps; i++)); do
 		a=$(floor_cpu "$ftpatch" verify -j 1 "$2") || exit 1
 		b=$(floor_cpu "$ftpatch" verify -j 2 "$2") || exit 1
+		fa=$(floor_cpu "$fdir/verify-floor" -j 1 "$fplan" "$2") || exit 1
+		fb=$(floor_cpu "$fdir/verify-floor" -j 2 "$fplan" "$2") || exit 1
 		((i == 0)) && continue
-		w1+=("${a#* }") w2+=("${b#* }")
+		w1+=("${a#* }") w2+=("${b#* }") f1+=("${fa#* }") f2+=("${fb#* }")
 	done
 	a=$(printf '%s\n' "${w1[@]}" | floor_median)
 	b=$(printf '%s\n' "${w2[@]}" | floor_median)
-	echo "   wall: -j 1 ${a}s, -j 2 ${b}s ($floor_reps interleaved pairs, medians)"
+	fa=$(printf '%s\n' "${f1[@]}" | floor_median)
+	fb=$(printf '%s\n' "${f2[@]}" | floor_median)
+	echo "   wall: verify -j 1 ${a}s, -j 2 ${b}s; floor -j 1 ${fa}s, -j 2 ${fb}s ($floor_reps interleaved rounds, medians)"
 	summary+=("$(printf '%-9s %-64s %7ss' "$kver_short" "verify -j 1, $n enabled sites (wall)" "$a")")
-	summary+=("$(printf '%-9s %-64s %7ss %s' "$kver_short" "verify -j 2, $n enabled sites (wall)" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx of -j 1", (a > 0 ? b / a : 0) }')")")
+	summary+=("$(printf '%-9s %-64s %7ss %s' "$kver_short" "verify -j 2, $n enabled sites (wall)" "$b" "$(jratio "$a" "$b")")")
+	summary+=("$(printf '%-9s %-64s %7ss %s' "$kver_short" "floor -j 2 on the same runs (wall; floor -j 1 ${fa}s)" "$fb" "$(jratio "$fa" "$fb")")")
 }
+
+# jratio A B: "B/Ax of -j 1".
+jratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx of -j 1", (a > 0 ? b / a : 0) }'; }
 
 check_callops() {
 	local v=$1 mods=$2 w=$3
