@@ -177,11 +177,12 @@ hexadd() { printf '%x' $((0x$1 + $2)); }
 # then verify's wall time on ENIMG with -j 1 and -j 2. Rows go to the
 # summary; a floor that fails a site stops the check.
 floor_rows() {
-	local img state plan n line
+	local img state plan n line fplan
 	for img in "$1" "$2"; do
 		state=nop
 		[[ $img == "$2" ]] && state=enabled
 		plan=$w/floor-$state.plan
+		fplan=$plan # the enabled one, last, for the wall rows
 		echo "== floor: verify vs the emulator floor, $state sites"
 		floor_plan "$fdir" "$img" "$plan" || { echo "kernel-check: FAIL: floor plan of $img" >&2; exit 1; }
 		line=$("$fdir/verify-floor" "$plan" "$img") || { echo "kernel-check: FAIL: the floor fails sites of $img: $line" >&2; exit 1; }
@@ -190,11 +191,9 @@ floor_rows() {
 		summary+=("$(printf '%-9s %-64s %8s' "$kver_short" "verify vs floor, $n $state sites: $floor_us vs $floor_floor_us µs cpu/site" "${floor_ratio}x")")
 	done
 	# The floor's own -j 2 / -j 1 on the same runs is the yardstick for
-	# verify's: what two workers gain when nothing but the emulator runs
-	# (its start and the second engine's extra translation are serial or
-	# doubled work it cannot split).
+	# verify's: what two workers gain when nothing but the emulator runs.
 	echo "== verify and floor wall time, -j 1 and -j 2, enabled sites"
-	local i a b fa fb w1=() w2=() f1=() f2=() fplan=$w/floor-enabled.plan
+	local i a b fa fb w1=() w2=() f1=() f2=()
 	for ((i = 0; i <= floor_reps; i++)); do
 		a=$(floor_cpu "$ftpatch" verify -j 1 "$2") || exit 1
 		b=$(floor_cpu "$ftpatch" verify -j 2 "$2") || exit 1
