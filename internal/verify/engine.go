@@ -66,9 +66,9 @@ type engine struct {
 	mu     uc.Unicorn
 	runner *uc.Runner
 	img    *Image
-	count  uint64 // instruction limit of each run: 0 on the fast path
-	runs   []uc.Run
-	res    []uc.Result
+	count  uint64      // instruction limit of each run: 0 on the fast path
+	runs   []uc.Run    // a batch's runs and results: made by the first batch,
+	res    []uc.Result // handed on by recycle
 	before [nIn]uint64
 	after  [nOut]uint64
 
@@ -134,8 +134,7 @@ func newEngineOver(img *Image, opts Options, count uint64, mem func(*region) ([]
 	if err != nil {
 		return nil, fmt.Errorf("unicorn: %w", err)
 	}
-	e = &engine{mu: mu, img: img, opts: opts, count: count, owned: true, goJudge: opts.goJudge,
-		runs: make([]uc.Run, batchSites), res: make([]uc.Result, batchSites)}
+	e = &engine{mu: mu, img: img, opts: opts, count: count, owned: true, goJudge: opts.goJudge}
 	*ep = e
 	defer func() {
 		if err != nil {
@@ -355,6 +354,9 @@ func (e *engine) runOnBudget(ss []*site, fails []*Failure) {
 // chained (their stop addresses hold a BRK: see stopSet), or all not. It
 // returns how many sites it settled in fails.
 func (e *engine) runBatch(ss []*site, fails []*Failure) int {
+	if e.runs == nil {
+		e.runs, e.res = make([]uc.Run, batchSites), make([]uc.Result, batchSites)
+	}
 	chain := e.chained(ss[0])
 	n := 1
 	for max := min(len(ss), len(e.runs)); n < max && e.chained(ss[n]) == chain; n++ {
@@ -637,6 +639,9 @@ func (e *engine) recycle(img *Image, opts Options) (*engine, error) {
 		return nil, err
 	}
 	ne.sliced = e.sliced
+	// The batch arrays go to the new engine (~330 KiB, fresh memory for
+	// each new engine otherwise).
+	ne.runs, ne.res, ne.ss, ne.fs = e.runs, e.res, e.ss, e.fs
 	return ne, nil
 }
 
