@@ -24,7 +24,7 @@
 #   the floor rows: verify (ftpatch's trampoline) of vmlinux as shipped (nop
 #     sites) and enabled with the kernel's list ops, against the emulator
 #     floor on the same runs (scripts/floor.sh, scripts/verify-floor.c),
-#     FLOOR_REPS (5) interleaved pairs, cpu per site; and verify's wall time
+#     FLOOR_REPS (11) interleaved pairs, cpu per site; and verify's wall time
 #     with -j 1 and -j 2, beside the floor's own on the same runs
 #
 # Each step says what it runs and how long it took; the script stops with a
@@ -50,7 +50,7 @@ fi
 [[ -x $ftpatch ]] || { echo "$0: $ftpatch: not an executable (make build)" >&2; exit 2; }
 # shellcheck source=scripts/floor.sh
 . "$here/scripts/floor.sh"
-floor_reps=${FLOOR_REPS:-5}
+floor_reps=${FLOOR_REPS:-11}
 [[ -n $readelf ]] || { echo "$0: no readelf (apt: binutils-aarch64-linux-gnu)" >&2; exit 2; }
 command -v xz >/dev/null || { echo "$0: xz not found (apt: xz-utils)" >&2; exit 2; }
 # Absolute: the flow runs from inside the cache.
