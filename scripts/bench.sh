@@ -146,14 +146,15 @@ median() {
 measure() {
 	local f g
 	f=$(mktemp) g=$(mktemp)
-	if ! /usr/bin/time -f '%e %U %S %M' -o "$f" bash -c "$1; r=\$?; times >'$g'; exit \$r" >/dev/null; then
+	if ! /usr/bin/time -f '%e %M' -o "$f" bash -c "$1; r=\$?; times >'$g'; exit \$r" >/dev/null; then
 		rm -f "$f" "$g"
 		return 1
 	fi
-	# The cpu from the shell's own `times` (its user and system time, then
-	# its children's, to the millisecond, with the locale's decimal mark):
-	# GNU time's %U and %S are hundredths each, a few percent of a verify.
-	awk -v wall="$(cut -d' ' -f1 "$f")" -v rss="$(cut -d' ' -f4 "$f")" '
+	# Wall time and peak memory from GNU time; the cpu from the shell's own
+	# `times` (its user and system time, then its children's, to the
+	# millisecond, with the locale's decimal mark): GNU time's %U and %S are
+	# hundredths each, a few percent of a verify.
+	awk -v wall="$(cut -d' ' -f1 "$f")" -v rss="$(cut -d' ' -f2 "$f")" '
 		{ for (i = 1; i <= NF; i++) { split($i, p, "m"); sub(/s$/, "", p[2]); sub(/,/, ".", p[2]); cpu += p[1] * 60 + p[2] } }
 		END { printf "%s %.3f %s\n", wall, cpu, rss }' "$g"
 	rm -f "$f" "$g"
