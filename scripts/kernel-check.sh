@@ -177,12 +177,11 @@ hexadd() { printf '%x' $((0x$1 + $2)); }
 # then verify's wall time on ENIMG with -j 1 and -j 2. Rows go to the
 # summary; a floor that fails a site stops the check.
 floor_rows() {
-	local img state plan n line fplan
+	local img state plan n line
 	for img in "$1" "$2"; do
 		state=nop
 		[[ $img == "$2" ]] && state=enabled
 		plan=$w/floor-$state.plan
-		fplan=$plan # the enabled one, last, for the wall rows
 		echo "== floor: verify vs the emulator floor, $state sites"
 		floor_plan "$fdir" "$img" "$plan" || { echo "kernel-check: FAIL: floor plan of $img" >&2; exit 1; }
 		line=$("$fdir/verify-floor" "$plan" "$img") || { echo "kernel-check: FAIL: the floor fails sites of $img: $line" >&2; exit 1; }
@@ -192,13 +191,14 @@ floor_rows() {
 	done
 	# The floor's own -j 2 / -j 1 on the same runs is the yardstick for
 	# verify's: what two workers gain when nothing but the emulator runs.
+	# $plan is the last one made: the enabled image's.
 	echo "== verify and floor wall time, -j 1 and -j 2, enabled sites"
 	local i a b fa fb w1=() w2=() f1=() f2=()
 	for ((i = 0; i <= floor_reps; i++)); do
 		a=$(floor_cpu "$ftpatch" verify -j 1 "$2") || exit 1
 		b=$(floor_cpu "$ftpatch" verify -j 2 "$2") || exit 1
-		fa=$(floor_cpu "$fdir/verify-floor" -j 1 "$fplan" "$2") || exit 1
-		fb=$(floor_cpu "$fdir/verify-floor" -j 2 "$fplan" "$2") || exit 1
+		fa=$(floor_cpu "$fdir/verify-floor" -j 1 "$plan" "$2") || exit 1
+		fb=$(floor_cpu "$fdir/verify-floor" -j 2 "$plan" "$2") || exit 1
 		((i == 0)) && continue
 		w1+=("${a#* }") w2+=("${b#* }") f1+=("${fa#* }") f2+=("${fb#* }")
 	done
