@@ -25,3 +25,7 @@ func Scan(r io.ReaderAt, path string) (*File, error) {
 	}
 	return o.Scan()
 }
+
+// Mapped reports whether the table's entries and names are views of the
+// file (Object.mapped), not copies.
+func (t *Symtab) Mapped() bool { return t.st.raw != nil && !t.st.owned }

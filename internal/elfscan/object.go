@@ -255,6 +255,17 @@ func (o *Object) sectionBytes(s *elf.Section) (b []byte, release func(), err err
 	return b, nop, nil
 }
 
+// mapped returns the contents of section s mapped from a plain file read
+// in place (input.File.Map: no copy, valid after Close), or nil: the input
+// is in memory, or s is compressed, empty or not all in the file.
+func (o *Object) mapped(s *elf.Section) []byte {
+	in, ok := o.r.(*input.File)
+	if !ok || o.closer == nil || o.mem != nil || s.Type == elf.SHT_NOBITS || s.Flags&elf.SHF_COMPRESSED != 0 || s.Size == 0 || s.Size > 1<<40 || s.Offset > 1<<40 {
+		return nil
+	}
+	return in.Map(int64(s.Offset), int64(s.Size))
+}
+
 // ELF returns the parsed ELF file.
 func (o *Object) ELF() *elf.File { return o.f }
 
@@ -288,7 +299,7 @@ func (o *Object) Symbols() (*Symtab, error) {
 	o.symOnce.Do(func() {
 		defer recovered(&o.symErr, "symbol table")
 		var scratch []keyed
-		st, sec, err := loadSymtab(o.f, o.mem, o.Rel(), &scratch)
+		st, sec, err := loadSymtab(o.f, o.mem, o.mapped, o.Rel(), &scratch)
 		if err != nil {
 			o.symErr = err
 			return
@@ -316,7 +327,7 @@ func (o *Object) DynSymbols() (*Symtab, error) {
 			return
 		}
 		var scratch []keyed
-		st, err := loadSymtabSection(o.f, o.mem, sec, o.Rel(), &scratch)
+		st, err := loadSymtabSection(o.f, o.mem, o.mapped, sec, o.Rel(), &scratch)
 		if err != nil {
 			o.dynErr = err
 			return

@@ -326,3 +326,75 @@ func TestReleaseKeepsScan(t *testing.T) {
 		}
 	}
 }
+
+// TestMappedSymtab: a plain file too large to be read whole has its symbol
+// table and names mapped from the file, not copied, and they read as the
+// copies do (every symbol, the lookups, the scan); they stay valid after
+// Close and Release, which hand no mapped memory to the next file.
+func TestMappedSymtab(t *testing.T) {
+	paths := append(testutil.Fixtures(t, "*-kimage.elf"), testutil.Fixtures(t, "*-module.ko")...)
+	type view struct {
+		syms []elfscan.Sym
+		scan *elfscan.File
+	}
+	read := func(o *elfscan.Object) (view, *elfscan.Symtab) {
+		t.Helper()
+		st, err := o.Symbols()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v view
+		for i := range st.Len() {
+			s, _ := st.Sym(uint32(i))
+			v.syms = append(v.syms, s)
+		}
+		if v.scan, err = o.Scan(); err != nil {
+			t.Fatal(err)
+		}
+		return v, st
+	}
+	for _, path := range paths {
+		want, st := read(openObject(t, path))
+		if st.Mapped() {
+			t.Fatalf("%s (%d symbols): mapped, though read whole", path, st.Len())
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		big := filepath.Join(t.TempDir(), filepath.Base(path))
+		// Bytes after the last section change nothing an ELF reader sees.
+		if err := os.WriteFile(big, append(b, make([]byte, 2<<20)...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, release := range []bool{false, true} {
+			o, err := elfscan.Open(big)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, st := read(o)
+			if !st.Mapped() {
+				t.Errorf("%s padded to %d bytes: symbol table copied, not mapped", path, len(b)+2<<20)
+			}
+			if s, err := o.Lookup(want.syms[len(want.syms)-1].Name); err != nil || s.Name != want.syms[len(want.syms)-1].Name {
+				t.Errorf("%s: Lookup of the last symbol: %v, %v", path, s, err)
+			}
+			if release {
+				err = o.Release()
+			} else {
+				err = o.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Another file through the pools, then the names again.
+			openObject(t, paths[0]).Symbols()
+			if !reflect.DeepEqual(got.syms, want.syms) {
+				t.Errorf("%s (release %v): mapped symbols differ from copied ones", path, release)
+			}
+			if got.scan.Path = want.scan.Path; !reflect.DeepEqual(got.scan, want.scan) {
+				t.Errorf("%s (release %v): scan with a mapped table differs", path, release)
+			}
+		}
+	}
+}

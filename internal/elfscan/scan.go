@@ -274,10 +274,10 @@ func (sc *scanner) relRecords() ([]record, error) {
 				return nil, fmt.Errorf("%w: section %q entry %d at %#x: two relocations", ErrMalformed, s.Name, e, rl.Off)
 			}
 			covered[e] = true
-			if rl.Sym == 0 || int(rl.Sym) >= len(sc.st.syms) {
+			if rl.Sym == 0 || int(rl.Sym) >= sc.st.len() {
 				return nil, fmt.Errorf("%w: section %q entry %d at %#x: symbol index %d out of range", ErrMalformed, s.Name, e, rl.Off, rl.Sym)
 			}
-			sym := sc.st.syms[rl.Sym]
+			sym := sc.st.sym(rl.Sym)
 			if sym.shndx == 0 || int(sym.shndx) >= len(f.Sections) {
 				return nil, fmt.Errorf("%w: section %q entry %d at %#x: symbol %q is not defined in a section (st_shndx %d)",
 					ErrMalformed, s.Name, e, rl.Off, sc.st.name(int32(rl.Sym)), sym.shndx)

@@ -526,8 +526,8 @@ func (sc *scanner) symName(key uint32, a uint64) string {
 // section's for a section symbol) and the addend.
 func (sc *scanner) relRef(rl Rela) Ref {
 	ref := Ref{Addr: uint64(rl.Addend), SymIndex: rl.Sym}
-	if int(rl.Sym) < len(sc.st.syms) && rl.Sym != 0 {
-		sym := sc.st.syms[rl.Sym]
+	if int(rl.Sym) < sc.st.len() && rl.Sym != 0 {
+		sym := sc.st.sym(rl.Sym)
 		if sym.typ() == elf.STT_SECTION && int(sym.shndx) < len(sc.f.Sections) {
 			ref.Sym = sc.f.Sections[sym.shndx].Name
 		} else {

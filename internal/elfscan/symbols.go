@@ -4,6 +4,7 @@ package elfscan
 
 import (
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -51,14 +52,14 @@ func (t *Symtab) Name() string {
 func (t *Symtab) SectionHeader() *elf.Section { return t.sec }
 
 // Len is the number of entries, the null symbol included (0 for no table).
-func (t *Symtab) Len() int { return len(t.st.syms) }
+func (t *Symtab) Len() int { return t.st.len() }
 
 // Sym returns symbol i; ok is false when i is out of range.
 func (t *Symtab) Sym(i uint32) (s Sym, ok bool) {
-	if int(i) >= len(t.st.syms) {
+	if int(i) >= t.st.len() {
 		return Sym{}, false
 	}
-	r := t.st.syms[i]
+	r := t.st.sym(i)
 	return Sym{Index: i, Name: t.st.name(int32(i)), Value: r.value, Size: r.size, Section: elf.SectionIndex(r.shndx), Info: r.info, Other: r.other}, true
 }
 
@@ -93,8 +94,9 @@ func (t *Symtab) At(sec int, v uint64) (Sym, bool) {
 
 // each calls fn with the index of every symbol named name.
 func (st *symtab) each(name string, fn func(i int)) {
-	for i := 1; i < len(st.syms); i++ {
-		off, end := int(st.syms[i].name), int(st.syms[i].name)+len(name)
+	for i, n := 1, st.len(); i < n; i++ {
+		off := int(binary.LittleEndian.Uint32(st.raw[i*symSize:]))
+		end := off + len(name)
 		if end <= len(st.strtab) && (end == len(st.strtab) || st.strtab[end] == 0) && string(st.strtab[off:end]) == name {
 			fn(i)
 		}
@@ -106,7 +108,7 @@ func (st *symtab) each(name string, fn func(i int)) {
 func (t *Symtab) Undefined(name string) uint32 {
 	found := 0
 	t.st.each(name, func(i int) {
-		s := t.st.syms[i]
+		s := t.st.sym(uint32(i))
 		if found == 0 && s.shndx == uint16(elf.SHN_UNDEF) && s.typ() != elf.STT_SECTION && s.typ() != elf.STT_FILE {
 			found = i
 		}
@@ -126,7 +128,7 @@ func (t *Symtab) lookup(name string, sections []*elf.Section) (Sym, bool, error)
 	var best int32 = -1
 	var places []place
 	t.st.each(name, func(i int) {
-		s := t.st.syms[i]
+		s := t.st.sym(uint32(i))
 		if s.shndx == uint16(elf.SHN_UNDEF) || s.typ() == elf.STT_SECTION || s.typ() == elf.STT_FILE {
 			return
 		}
@@ -137,7 +139,7 @@ func (t *Symtab) lookup(name string, sections []*elf.Section) (Sym, bool, error)
 		if !slices.Contains(places, p) {
 			places = append(places, p)
 		}
-		if best < 0 || elf.ST_BIND(t.st.syms[best].info) == elf.STB_LOCAL && elf.ST_BIND(s.info) != elf.STB_LOCAL {
+		if best < 0 || elf.ST_BIND(t.st.sym(uint32(best)).info) == elf.STB_LOCAL && elf.ST_BIND(s.info) != elf.STB_LOCAL {
 			best = int32(i)
 		}
 	})

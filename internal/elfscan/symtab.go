@@ -11,14 +11,34 @@ import (
 	"unsafe"
 )
 
-// symtab is a compact view of one symbol table: names stay in the string
-// table until asked for, so a kernel's 100k symbols cost a few allocations.
+// symtab is a compact view of one symbol table: the entries stay as the
+// file has them (24 bytes each, decoded when read) and names stay in the
+// string table until asked for, so a kernel's 200k symbols cost a few
+// allocations, or none but the sorted index when the file is mapped.
 type symtab struct {
-	syms   []rawSym // by index; element 0 is the null symbol
+	raw    []byte   // the entries, symSize bytes each, by index; entry 0 is the null symbol
 	sorted []symRef // useful symbols sorted by (key section, value, index)
 	strtab []byte
 	rel    bool // ET_REL: values are section offsets, keyed by st_shndx
+	owned  bool // raw is a copy of this table's (pooled), not a view of the file
 	hint   int  // lower's last answer: lookups come in address order
+}
+
+// len is the number of entries, the null symbol included.
+func (st *symtab) len() int { return len(st.raw) / symSize }
+
+// sym decodes entry i (an Elf64_Sym, by hand: lookups read a few fields
+// of many entries), which must be in range.
+func (st *symtab) sym(i uint32) rawSym {
+	b := st.raw[int(i)*symSize:][:symSize]
+	return rawSym{
+		name:  binary.LittleEndian.Uint32(b),
+		info:  b[4],
+		other: b[5],
+		shndx: binary.LittleEndian.Uint16(b[6:]),
+		value: binary.LittleEndian.Uint64(b[8:]),
+		size:  binary.LittleEndian.Uint64(b[16:]),
+	}
 }
 
 // symRef is one entry of the sorted index: 16 bytes, for a cache-friendly
@@ -52,8 +72,9 @@ func (s rawSym) rank2() uint8 {
 const symSize = 24 // sizeof(Elf64_Sym)
 
 // loadSymtab reads .symtab (else .dynsym) and its string table, and
-// returns the section it read (nil when there is neither).
-func loadSymtab(f *elf.File, mem []byte, rel bool, scratch *[]keyed) (*symtab, *elf.Section, error) {
+// returns the section it read (nil when there is neither). view maps a
+// section of a plain file in place (Object.mapped), or returns nil.
+func loadSymtab(f *elf.File, mem []byte, view func(*elf.Section) []byte, rel bool, scratch *[]keyed) (*symtab, *elf.Section, error) {
 	var sec *elf.Section
 	for _, t := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 		for _, s := range f.Sections {
@@ -69,15 +90,16 @@ func loadSymtab(f *elf.File, mem []byte, rel bool, scratch *[]keyed) (*symtab, *
 	if sec == nil {
 		return &symtab{rel: rel}, nil, nil
 	}
-	st, err := loadSymtabSection(f, mem, sec, rel, scratch)
+	st, err := loadSymtabSection(f, mem, view, sec, rel, scratch)
 	return st, sec, err
 }
 
-// loadSymtabSection reads the symbol table sec and its string table. The
-// symbols are decoded as they stream in, or in place when mem (Object.mem)
-// holds them; only the string table is kept whole (names share its memory,
-// so it is always a copy).
-func loadSymtabSection(f *elf.File, mem []byte, sec *elf.Section, rel bool, scratch *[]keyed) (*symtab, error) {
+// loadSymtabSection reads the symbol table sec and its string table. A
+// plain file read in place has both mapped (view), never copied. Otherwise
+// the entries are copied (from mem, Object.mem, when it holds them, else
+// as they stream in) and the string table is read whole: names share its
+// memory, and mem goes to the next input at Close.
+func loadSymtabSection(f *elf.File, mem []byte, view func(*elf.Section) []byte, sec *elf.Section, rel bool, scratch *[]keyed) (*symtab, error) {
 	st := &symtab{rel: rel}
 	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
 		return nil, fmt.Errorf("%w: section %q: string table index %d out of range", ErrMalformed, sec.Name, sec.Link)
@@ -88,9 +110,12 @@ func loadSymtabSection(f *elf.File, mem []byte, sec *elf.Section, rel bool, scra
 	if sec.Size%symSize != 0 {
 		return nil, fmt.Errorf("%w: section %q at %#x: size %d is not a multiple of %d", ErrMalformed, sec.Name, sec.Offset, sec.Size, symSize)
 	}
-	var err error
-	if st.strtab, err = SafeData(f.Sections[sec.Link]); err != nil {
-		return nil, err
+	strsec := f.Sections[sec.Link]
+	if st.strtab = view(strsec); st.strtab == nil {
+		var err error
+		if st.strtab, err = SafeData(strsec); err != nil {
+			return nil, err
+		}
 	}
 	// Capacity from the header, but bounded: a corrupt size must not
 	// allocate more than the data that actually arrives.
@@ -101,42 +126,43 @@ func loadSymtabSection(f *elf.File, mem []byte, sec *elf.Section, rel bool, scra
 			n = 64 // the section runs past the file: grow as data arrives
 		}
 	}
-	st.syms, st.sorted = getSymBufs(n)
-	// Each entry is an elf.Sym64, decoded by hand: a kernel has ~100k.
-	decode := func(b []byte) error {
-		for ; len(b) >= symSize; b = b[symSize:] {
-			i := len(st.syms)
-			s := rawSym{
-				name:  binary.LittleEndian.Uint32(b),
-				info:  b[4],
-				other: b[5],
-				shndx: binary.LittleEndian.Uint16(b[6:]),
-				value: binary.LittleEndian.Uint64(b[8:]),
-				size:  binary.LittleEndian.Uint64(b[16:]),
-			}
-			st.syms = append(st.syms, s)
-			if i == 0 || s.shndx == uint16(elf.SHN_UNDEF) || s.shndx >= uint16(elf.SHN_LORESERVE) && s.shndx != uint16(elf.SHN_ABS) {
-				continue
-			}
-			switch s.typ() {
-			case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_NOTYPE, elf.STT_GNU_IFUNC:
-			default:
-				continue
-			}
-			if st.isMapping(s) {
-				continue
-			}
-			st.sorted = append(st.sorted, symRef{value: s.value, idx: int32(i), key: st.key(s)})
+	st.sorted = getSortedBuf(n)
+	if st.raw = view(sec); st.raw == nil {
+		st.raw, st.owned = getRawBuf(n*symSize), true
+		add := func(b []byte) error {
+			st.raw = append(st.raw, b[:len(b)/symSize*symSize]...)
+			return nil
 		}
-		return nil
+		var err error
+		if end := sec.Offset + sec.Size; sec.Flags&elf.SHF_COMPRESSED == 0 && end >= sec.Offset && end <= uint64(len(mem)) {
+			err = add(mem[sec.Offset:end])
+		} else {
+			err = streamSection(sec, symSize*2048, add)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if end := sec.Offset + sec.Size; sec.Flags&elf.SHF_COMPRESSED == 0 && end >= sec.Offset && end <= uint64(len(mem)) {
-		err = decode(mem[sec.Offset:end])
-	} else {
-		err = streamSection(sec, symSize*2048, decode)
-	}
-	if err != nil {
-		return nil, err
+	for i, m := 1, st.len(); i < m; i++ {
+		b := st.raw[i*symSize:][:symSize]
+		shndx := binary.LittleEndian.Uint16(b[6:])
+		if shndx == uint16(elf.SHN_UNDEF) || shndx >= uint16(elf.SHN_LORESERVE) && shndx != uint16(elf.SHN_ABS) {
+			continue
+		}
+		switch elf.ST_TYPE(b[4]) {
+		case elf.STT_NOTYPE:
+			if st.isMapping(binary.LittleEndian.Uint32(b)) {
+				continue
+			}
+		case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_GNU_IFUNC:
+		default:
+			continue
+		}
+		key := uint32(0)
+		if rel {
+			key = uint32(shndx)
+		}
+		st.sorted = append(st.sorted, symRef{value: binary.LittleEndian.Uint64(b[8:]), idx: int32(i), key: key})
 	}
 	// Entries were appended in index order and radixSort is stable, so ties
 	// stay ordered by index.
@@ -144,50 +170,51 @@ func loadSymtabSection(f *elf.File, mem []byte, sec *elf.Section, rel bool, scra
 	return st, nil
 }
 
-// symBufs is the pool of a symbol table's two arrays, which Object.Release
-// returns: in a folder walk each file's table would otherwise be fresh
-// memory (about a sixth of what scan allocates per module).
-var symBufs sync.Pool // of *symArrays
+// The pools of a symbol table's arrays, which Object.Release returns: in a
+// folder walk each file's table would otherwise be fresh memory (about a
+// sixth of what scan allocates per module).
+var rawBufs, sortedBufs sync.Pool // of *[]byte, *[]symRef
 
-type symArrays struct {
-	syms   []rawSym
-	sorted []symRef
-}
-
-// getSymBufs returns empty arrays with room for n symbols: pooled ones
+// getRawBuf returns an empty buffer with room for n bytes: a pooled one
 // when large enough.
-func getSymBufs(n int) ([]rawSym, []symRef) {
-	if p, _ := symBufs.Get().(*symArrays); p != nil && cap(p.syms) >= n && cap(p.sorted) >= n {
-		return p.syms[:0], p.sorted[:0]
+func getRawBuf(n int) []byte {
+	if p, _ := rawBufs.Get().(*[]byte); p != nil && cap(*p) >= n {
+		return (*p)[:0]
 	}
-	return make([]rawSym, 0, n), make([]symRef, 0, n)
+	return make([]byte, 0, n)
 }
 
-// recycle hands st's arrays to the pool and empties st, which must not be
-// used afterwards (nothing else may refer to the arrays).
+// getSortedBuf returns an empty index with room for n symbols: a pooled
+// one when large enough.
+func getSortedBuf(n int) []symRef {
+	if p, _ := sortedBufs.Get().(*[]symRef); p != nil && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]symRef, 0, n)
+}
+
+// recycle hands st's arrays to the pools and empties st, which must not be
+// used afterwards (nothing else may refer to the arrays). A view of the
+// file is not st's to hand on.
 func (st *symtab) recycle() {
-	if cap(st.syms) == 0 || cap(st.sorted) == 0 {
-		return
+	if st.owned && cap(st.raw) > 0 {
+		b := st.raw[:0]
+		rawBufs.Put(&b)
 	}
-	symBufs.Put(&symArrays{syms: st.syms[:0], sorted: st.sorted[:0]})
-	st.syms, st.sorted = nil, nil
+	if cap(st.sorted) > 0 {
+		r := st.sorted[:0]
+		sortedBufs.Put(&r)
+	}
+	st.raw, st.sorted, st.owned = nil, nil, false
 }
 
-// key is the section a symbol's value is relative to: st_shndx in ET_REL,
-// one address space otherwise.
-func (st *symtab) key(s rawSym) uint32 {
-	if st.rel {
-		return uint32(s.shndx)
-	}
-	return 0
-}
-
-// isMapping reports AArch64 mapping symbols ($x, $d, $x.42), which mark
-// code and data, not functions. The type first: reading each symbol's name
-// misses the cache (the string table is megabytes, in its own order), and
-// in a kernel fewer than half the symbols are STT_NOTYPE.
-func (st *symtab) isMapping(s rawSym) bool {
-	return s.typ() == elf.STT_NOTYPE && int(s.name) < len(st.strtab) && st.strtab[s.name] == '$'
+// isMapping reports whether an STT_NOTYPE symbol named at name is an
+// AArch64 mapping symbol ($x, $d, $x.42), which marks code or data, not a
+// function. Callers test the type first: reading each symbol's name misses
+// the cache (the string table is megabytes, in its own order), and in a
+// kernel fewer than half the symbols are STT_NOTYPE.
+func (st *symtab) isMapping(name uint32) bool {
+	return int(name) < len(st.strtab) && st.strtab[name] == '$'
 }
 
 func (st *symtab) nameBytes(off uint32) []byte {
@@ -207,7 +234,7 @@ func (st *symtab) nameBytes(off uint32) []byte {
 // name returns symbol i's name. It shares the string table's memory
 // (never written after loading) instead of copying each name.
 func (st *symtab) name(i int32) string {
-	b := st.nameBytes(st.syms[i].name)
+	b := st.nameBytes(st.sym(uint32(i)).name)
 	if len(b) == 0 {
 		return ""
 	}
@@ -256,7 +283,7 @@ func (st *symtab) at(sec uint32, v uint64, maxRank int) int32 {
 		if r.key != sec || r.value != v {
 			break
 		}
-		if rk := st.syms[r.idx].rank2(); rk < bestRank {
+		if rk := st.sym(uint32(r.idx)).rank2(); rk < bestRank {
 			best, bestRank = r.idx, rk
 		}
 	}
@@ -272,7 +299,7 @@ func (st *symtab) object(sec uint32, v uint64) int32 {
 		if r.key != sec || r.value != v {
 			break
 		}
-		if s := st.syms[r.idx]; s.typ() == elf.STT_OBJECT && (best < 0 || elf.ST_BIND(s.info) != elf.STB_LOCAL) {
+		if s := st.sym(uint32(r.idx)); s.typ() == elf.STT_OBJECT && (best < 0 || elf.ST_BIND(s.info) != elf.STB_LOCAL) {
 			best = r.idx
 			if elf.ST_BIND(s.info) != elf.STB_LOCAL {
 				break
@@ -290,7 +317,7 @@ func (st *symtab) containing(sec uint32, v uint64) int32 {
 		if r.key != sec {
 			break
 		}
-		if s := st.syms[r.idx]; rank(s) == 0 && v-s.value < s.size {
+		if s := st.sym(uint32(r.idx)); rank(s) == 0 && v-s.value < s.size {
 			return r.idx
 		}
 	}

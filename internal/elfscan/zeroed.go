@@ -57,7 +57,8 @@ func (sc *scanner) zeroedEntries(records int) []Problem {
 // aligned entry after three NOPs may be 4,2 after a padding NOP: it does not
 // count.
 func (sc *scanner) entryShapes() (n53, n42 int) {
-	for _, s := range sc.st.syms {
+	for i, n := 0, sc.st.len(); i < n; i++ {
+		s := sc.st.sym(uint32(i))
 		if n53+n42 >= shapeSample {
 			break
 		}

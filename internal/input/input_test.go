@@ -242,8 +242,42 @@ func TestOpenInputPlainWholeOrInPlace(t *testing.T) {
 			case !whole && (b != nil || in.file == nil || in.r != io.ReaderAt(in.file)):
 				t.Errorf("%s (%d bytes, plainWholeMax %d): not read in place through its file", name, len(want), plainWholeMax)
 			}
+			// Map: the file's own bytes when read in place (any offset,
+			// page-aligned or not), nothing otherwise or out of range;
+			// what it mapped stays readable after Close.
+			n := int64(len(want))
+			var mapped [][2]int64
+			for _, r := range [][2]int64{{0, n}, {1, n - 1}, {n/2 | 1, n / 3}, {n - 1, 1}} {
+				m := in.Map(r[0], r[1])
+				switch {
+				case whole && m != nil:
+					t.Errorf("%s: Map(%d, %d) of a file read whole: %d bytes, want nil", name, r[0], r[1], len(m))
+				case !whole && !bytes.Equal(m, want[r[0]:r[0]+r[1]]):
+					t.Errorf("%s: Map(%d, %d) is not the file's bytes", name, r[0], r[1])
+				}
+				mapped = append(mapped, r)
+			}
+			for _, r := range [][2]int64{{-1, 2}, {0, n + 1}, {n, 1}, {1, 0}, {n / 2, 1 << 62}} {
+				if m := in.Map(r[0], r[1]); m != nil {
+					t.Errorf("%s: Map(%d, %d) out of range: %d bytes, want nil", name, r[0], r[1], len(m))
+				}
+			}
+			var views [][]byte
+			if !whole {
+				for _, r := range mapped {
+					views = append(views, in.Map(r[0], r[1]))
+				}
+			}
 			if err := in.Close(); err != nil {
 				t.Errorf("Close: %v", err)
+			}
+			for k, v := range views {
+				if r := mapped[k]; !bytes.Equal(v, want[r[0]:r[0]+r[1]]) {
+					t.Errorf("%s: Map(%d, %d) after Close is not the file's bytes", name, r[0], r[1])
+				}
+			}
+			if m := in.Map(0, n); m != nil {
+				t.Errorf("%s: Map after Close: %d bytes, want nil", name, len(m))
 			}
 			if err := in.Close(); err != nil {
 				t.Errorf("second Close: %v", err)
