@@ -128,21 +128,37 @@ func loadSymtabSection(f *elf.File, mem []byte, view func(*elf.Section) []byte, 
 	}
 	st.sorted = getSortedBuf(n)
 	if st.raw = view(sec); st.raw == nil {
-		st.raw, st.owned = getRawBuf(n*symSize), true
-		add := func(b []byte) error {
-			st.raw = append(st.raw, b[:len(b)/symSize*symSize]...)
-			return nil
-		}
 		var err error
-		if end := sec.Offset + sec.Size; sec.Flags&elf.SHF_COMPRESSED == 0 && end >= sec.Offset && end <= uint64(len(mem)) {
-			err = add(mem[sec.Offset:end])
-		} else {
-			err = streamSection(sec, symSize*2048, add)
-		}
-		if err != nil {
+		if st.raw, err = copyEntries(sec, mem, n); err != nil {
 			return nil, err
 		}
+		st.owned = true
 	}
+	st.index(scratch)
+	return st, nil
+}
+
+// copyEntries copies the entries of symbol table sec (about n of them):
+// from mem when it holds them, else as they stream in, into a pooled
+// buffer.
+func copyEntries(sec *elf.Section, mem []byte, n int) ([]byte, error) {
+	raw := getRawBuf(n * symSize)
+	add := func(b []byte) error {
+		raw = append(raw, b[:len(b)/symSize*symSize]...)
+		return nil
+	}
+	var err error
+	if end := sec.Offset + sec.Size; sec.Flags&elf.SHF_COMPRESSED == 0 && end >= sec.Offset && end <= uint64(len(mem)) {
+		err = add(mem[sec.Offset:end])
+	} else {
+		err = streamSection(sec, symSize*2048, add)
+	}
+	return raw, err
+}
+
+// index appends every useful symbol (defined, of a type that can name a
+// function or an object, not a mapping symbol) to st.sorted and sorts it.
+func (st *symtab) index(scratch *[]keyed) {
 	for i, m := 1, st.len(); i < m; i++ {
 		b := st.raw[i*symSize:][:symSize]
 		shndx := binary.LittleEndian.Uint16(b[6:])
@@ -159,7 +175,7 @@ func loadSymtabSection(f *elf.File, mem []byte, view func(*elf.Section) []byte, 
 			continue
 		}
 		key := uint32(0)
-		if rel {
+		if st.rel {
 			key = uint32(shndx)
 		}
 		st.sorted = append(st.sorted, symRef{value: binary.LittleEndian.Uint64(b[8:]), idx: int32(i), key: key})
@@ -167,7 +183,6 @@ func loadSymtabSection(f *elf.File, mem []byte, view func(*elf.Section) []byte, 
 	// Entries were appended in index order and radixSort is stable, so ties
 	// stay ordered by index.
 	radixSort(st.sorted, scratch)
-	return st, nil
 }
 
 // The pools of a symbol table's arrays, which Object.Release returns: in a
