@@ -148,9 +148,10 @@ type File struct {
 	Size        int64  // size of the (decompressed) contents
 
 	r    io.ReaderAt
-	file *fdFile  // large plain files: read in place, closed by Close
-	buf  *chunks  // the bytes in memory: decompressed, or a small plain file's
-	maps [][]byte // what Map mapped: never unmapped (see Map)
+	file *fdFile    // large plain files: read in place, closed by Close
+	buf  *chunks    // the bytes in memory: decompressed, or a small plain file's
+	mu   sync.Mutex // guards maps: an Object maps its tables from several goroutines
+	maps [][]byte   // what Map mapped: never unmapped (see Map)
 }
 
 // ReadAt reads from the (decompressed) contents.
@@ -187,7 +188,9 @@ func (f *File) Map(off, n int64) []byte {
 	if err != nil {
 		return nil
 	}
+	f.mu.Lock()
 	f.maps = append(f.maps, m)
+	f.mu.Unlock()
 	return m[off-lo:][:n:n]
 }
 
@@ -210,10 +213,12 @@ func (f *File) Close() error {
 		f.buf.release()
 		f.buf = nil
 	}
+	f.mu.Lock()
 	for _, m := range f.maps {
 		syscall.Madvise(m, syscall.MADV_DONTNEED)
 	}
 	f.maps = nil
+	f.mu.Unlock()
 	if f.file != nil {
 		file := f.file
 		f.file = nil
