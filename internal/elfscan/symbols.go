@@ -4,7 +4,6 @@ package elfscan
 
 import (
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,7 +94,7 @@ func (t *Symtab) At(sec int, v uint64) (Sym, bool) {
 // each calls fn with the index of every symbol named name.
 func (st *symtab) each(name string, fn func(i int)) {
 	for i, n := 1, st.len(); i < n; i++ {
-		off := int(binary.LittleEndian.Uint32(st.raw[i*symSize:]))
+		off := int(st.sym(uint32(i)).name)
 		end := off + len(name)
 		if end <= len(st.strtab) && (end == len(st.strtab) || st.strtab[end] == 0) && string(st.strtab[off:end]) == name {
 			fn(i)

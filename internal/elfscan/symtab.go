@@ -117,6 +117,24 @@ func loadSymtabSection(f *elf.File, mem []byte, view func(*elf.Section) []byte, 
 			return nil, err
 		}
 	}
+	if st.raw = view(sec); st.raw == nil {
+		var err error
+		if st.raw, err = copyEntries(sec, mem); err != nil {
+			return nil, err
+		}
+		st.owned = true
+	}
+	st.sorted = getSortedBuf(st.len())
+	st.index(scratch)
+	return st, nil
+}
+
+// copyEntries copies the entries of symbol table sec into a pooled
+// buffer: from mem when it holds them, else as they stream in.
+func copyEntries(sec *elf.Section, mem []byte) ([]byte, error) {
+	if end := sec.Offset + sec.Size; sec.Flags&elf.SHF_COMPRESSED == 0 && end >= sec.Offset && end <= uint64(len(mem)) {
+		return append(getRawBuf(int(sec.Size)), mem[sec.Offset:end]...), nil
+	}
 	// Capacity from the header, but bounded: a corrupt size must not
 	// allocate more than the data that actually arrives.
 	n := int(min(sec.Size/symSize, 1<<20))
@@ -126,33 +144,11 @@ func loadSymtabSection(f *elf.File, mem []byte, view func(*elf.Section) []byte, 
 			n = 64 // the section runs past the file: grow as data arrives
 		}
 	}
-	st.sorted = getSortedBuf(n)
-	if st.raw = view(sec); st.raw == nil {
-		var err error
-		if st.raw, err = copyEntries(sec, mem, n); err != nil {
-			return nil, err
-		}
-		st.owned = true
-	}
-	st.index(scratch)
-	return st, nil
-}
-
-// copyEntries copies the entries of symbol table sec (about n of them):
-// from mem when it holds them, else as they stream in, into a pooled
-// buffer.
-func copyEntries(sec *elf.Section, mem []byte, n int) ([]byte, error) {
 	raw := getRawBuf(n * symSize)
-	add := func(b []byte) error {
+	err := streamSection(sec, symSize*2048, func(b []byte) error {
 		raw = append(raw, b[:len(b)/symSize*symSize]...)
 		return nil
-	}
-	var err error
-	if end := sec.Offset + sec.Size; sec.Flags&elf.SHF_COMPRESSED == 0 && end >= sec.Offset && end <= uint64(len(mem)) {
-		err = add(mem[sec.Offset:end])
-	} else {
-		err = streamSection(sec, symSize*2048, add)
-	}
+	})
 	return raw, err
 }
 
@@ -160,14 +156,13 @@ func copyEntries(sec *elf.Section, mem []byte, n int) ([]byte, error) {
 // function or an object, not a mapping symbol) to st.sorted and sorts it.
 func (st *symtab) index(scratch *[]keyed) {
 	for i, m := 1, st.len(); i < m; i++ {
-		b := st.raw[i*symSize:][:symSize]
-		shndx := binary.LittleEndian.Uint16(b[6:])
-		if shndx == uint16(elf.SHN_UNDEF) || shndx >= uint16(elf.SHN_LORESERVE) && shndx != uint16(elf.SHN_ABS) {
+		s := st.sym(uint32(i))
+		if s.shndx == uint16(elf.SHN_UNDEF) || s.shndx >= uint16(elf.SHN_LORESERVE) && s.shndx != uint16(elf.SHN_ABS) {
 			continue
 		}
-		switch elf.ST_TYPE(b[4]) {
+		switch s.typ() {
 		case elf.STT_NOTYPE:
-			if st.isMapping(binary.LittleEndian.Uint32(b)) {
+			if st.isMapping(s.name) {
 				continue
 			}
 		case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_GNU_IFUNC:
@@ -176,9 +171,9 @@ func (st *symtab) index(scratch *[]keyed) {
 		}
 		key := uint32(0)
 		if st.rel {
-			key = uint32(shndx)
+			key = uint32(s.shndx)
 		}
-		st.sorted = append(st.sorted, symRef{value: binary.LittleEndian.Uint64(b[8:]), idx: int32(i), key: key})
+		st.sorted = append(st.sorted, symRef{value: s.value, idx: int32(i), key: key})
 	}
 	// Entries were appended in index order and radixSort is stable, so ties
 	// stay ordered by index.
