@@ -102,7 +102,7 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	}
 	if planting > 0 {
 		st.planted = make([]plantAt, 0, planting+len(img.retX9))
-		img.populateStops(each)
+		img.populateStops(each, opts.Jobs)
 		read := img.readWords()
 		var r *region // the last one found: sites come in address order
 		each(func(i int) {
@@ -133,21 +133,39 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 // file is copied on a fault of its own, and, in a process with threads on
 // other CPUs (the Go runtime's), each such fault also flushes their TLBs
 // (flush_tlb_mm_range: an interrupt to each; 5% of verify's cpu on the
-// 53k-site nop bench image). Best effort: a kernel without
+// 53k-site nop bench image). The span is cut into jobs parts populated at
+// once: a kernel's text is 25 MB of copies, ~23 ms of one CPU before any
+// run starts (Debian's 6.12 cloud vmlinux). Best effort: a kernel without
 // MADV_POPULATE_WRITE (Linux 5.14) faults page by page as before.
-func (img *Image) populateStops(each func(func(i int))) {
+func (img *Image) populateStops(each func(func(i int)), jobs int) {
 	lo, hi := stopSpan(img, each)
+	hp := uint64(os.Getpagesize())
+	var parts [][2]uint64 // [start, end) of each madvise
 	for _, r := range img.regions {
 		a, b := max(lo, r.addr), min(hi, r.addr+r.size)
 		if r.prot&uc.PROT_EXEC == 0 || a >= b {
 			continue
 		}
-		hp := uint64(os.Getpagesize())
 		m := r.mem[a-r.addr : b-r.addr]
 		p := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(m))))
-		start := p &^ (hp - 1)
-		syscall.Syscall(syscall.SYS_MADVISE, uintptr(start), uintptr(p+uint64(len(m))-start), madvPopulateWrite)
+		parts = append(parts, splitPages(p&^(hp-1), p+uint64(len(m)), hp, jobs)...)
 	}
+	var wg sync.WaitGroup
+	for _, pt := range parts {
+		wg.Go(func() { syscall.Syscall(syscall.SYS_MADVISE, uintptr(pt[0]), uintptr(pt[1]-pt[0]), madvPopulateWrite) })
+	}
+	wg.Wait()
+}
+
+// splitPages cuts [start, end) (start page-aligned, start < end) into at
+// most n consecutive parts, each but the first starting on a page.
+func splitPages(start, end, page uint64, n int) [][2]uint64 {
+	step := max(((end-start)/uint64(max(n, 1))+page-1)&^(page-1), page)
+	var parts [][2]uint64
+	for x := start; x < end; x += step {
+		parts = append(parts, [2]uint64{x, min(x+step, end)})
+	}
+	return parts
 }
 
 // stopSpan is the span of the nop and init sites' stop addresses.

@@ -198,3 +198,37 @@ func TestStopsFailureAsUnchained(t *testing.T) {
 		}
 	}
 }
+
+// splitPages must cover its span exactly, in at most n parts, each after
+// the first starting on a page: populateStops madvises each part at once.
+func TestSplitPages(t *testing.T) {
+	const page = 4096
+	for _, c := range []struct {
+		start, end uint64
+		n          int
+	}{
+		{0x10000, 0x10004, 8},                // a span smaller than n bytes
+		{0x10000, 0x10000 + 5*page + 12, 2},  // an odd tail
+		{0x10000, 0x10000 + 25<<20, 2},       // a kernel's text
+		{0x10000, 0x10000 + 3*page, 1},       // -j 1: one part
+		{0x10000, 0x10000 + 3*page, 0},       // no jobs: one part
+		{0x10000, 0x10000 + 3*page, 16},      // more jobs than pages
+		{0xfffff000, 0xfffff000 + 2*page, 2}, // across 4 GiB
+	} {
+		parts := splitPages(c.start, c.end, page, c.n)
+		if len(parts) == 0 || len(parts) > max(c.n, 1) {
+			t.Errorf("%#x-%#x in %d: %d parts", c.start, c.end, c.n, len(parts))
+			continue
+		}
+		at := c.start
+		for k, p := range parts {
+			if p[0] != at || p[1] <= p[0] || k > 0 && p[0]%page != 0 {
+				t.Errorf("%#x-%#x in %d: part %d is %#x-%#x, after %#x", c.start, c.end, c.n, k, p[0], p[1], at)
+			}
+			at = p[1]
+		}
+		if at != c.end {
+			t.Errorf("%#x-%#x in %d: parts end at %#x", c.start, c.end, c.n, at)
+		}
+	}
+}
