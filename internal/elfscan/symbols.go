@@ -4,6 +4,7 @@ package elfscan
 
 import (
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -91,12 +92,15 @@ func (t *Symtab) At(sec int, v uint64) (Sym, bool) {
 	return t.sym(t.view().named(uint32(sec), v))
 }
 
-// each calls fn with the index of every symbol named name.
+// each calls fn with the index of every symbol named name. It reads only
+// each entry's name field (in place, as index does) and the string table
+// where it could match.
 func (st *symtab) each(name string, fn func(i int)) {
-	for i, n := 1, st.len(); i < n; i++ {
-		off := int(st.sym(uint32(i)).name)
-		end := off + len(name)
-		if end <= len(st.strtab) && (end == len(st.strtab) || st.strtab[end] == 0) && string(st.strtab[off:end]) == name {
+	raw, strtab := st.raw, st.strtab
+	for i, off := 1, symSize; off <= len(raw)-symSize; i, off = i+1, off+symSize {
+		at := int(binary.LittleEndian.Uint32(raw[off:]))
+		end := at + len(name)
+		if end <= len(strtab) && (end == len(strtab) || strtab[end] == 0) && string(strtab[at:end]) == name {
 			fn(i)
 		}
 	}

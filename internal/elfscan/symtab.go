@@ -154,15 +154,20 @@ func copyEntries(sec *elf.Section, mem []byte) ([]byte, error) {
 
 // index appends every useful symbol (defined, of a type that can name a
 // function or an object, not a mapping symbol) to st.sorted and sorts it.
+// It reads the four fields it tests in place, walking the entries by
+// offset: through sym (six fields, two bounds checks an entry), indexing a
+// kernel's 228k entries cost 4.0 ms of cpu instead of 1.6-2.1.
 func (st *symtab) index(scratch *[]keyed) {
-	for i, m := 1, st.len(); i < m; i++ {
-		s := st.sym(uint32(i))
-		if s.shndx == uint16(elf.SHN_UNDEF) || s.shndx >= uint16(elf.SHN_LORESERVE) && s.shndx != uint16(elf.SHN_ABS) {
+	raw := st.raw
+	for i, off := 1, symSize; off <= len(raw)-symSize; i, off = i+1, off+symSize {
+		b := raw[off : off+symSize : off+symSize]
+		shndx := binary.LittleEndian.Uint16(b[6:])
+		if shndx == uint16(elf.SHN_UNDEF) || shndx >= uint16(elf.SHN_LORESERVE) && shndx != uint16(elf.SHN_ABS) {
 			continue
 		}
-		switch s.typ() {
+		switch elf.ST_TYPE(b[4]) {
 		case elf.STT_NOTYPE:
-			if st.isMapping(s.name) {
+			if st.isMapping(binary.LittleEndian.Uint32(b)) {
 				continue
 			}
 		case elf.STT_FUNC, elf.STT_OBJECT, elf.STT_GNU_IFUNC:
@@ -171,9 +176,9 @@ func (st *symtab) index(scratch *[]keyed) {
 		}
 		key := uint32(0)
 		if st.rel {
-			key = uint32(s.shndx)
+			key = uint32(shndx)
 		}
-		st.sorted = append(st.sorted, symRef{value: s.value, idx: int32(i), key: key})
+		st.sorted = append(st.sorted, symRef{value: binary.LittleEndian.Uint64(b[8:]), idx: int32(i), key: key})
 	}
 	// Entries were appended in index order and radixSort is stable, so ties
 	// stay ordered by index.
