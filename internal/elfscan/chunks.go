@@ -48,7 +48,7 @@ func ScanChunks[R any](o *Object, chunk int, work func(Chunk) (R, error), emit f
 	}
 	bounds := sc.streamChunks(recs, chunk)
 	if bounds == nil {
-		out := &File{Path: path, Type: sc.f.Type, Sites: make([]Site, len(recs)), fileProblems: sc.zeroedEntries(len(recs))}
+		out := &File{Path: path, Type: sc.f.Type, Sites: newSites(len(recs)), fileProblems: sc.zeroedEntries(len(recs))}
 		if err := sc.sites(out.Sites, recs, dups); err != nil {
 			return 0, err
 		}
@@ -76,7 +76,7 @@ func ScanChunks[R any](o *Object, chunk int, work func(Chunk) (R, error), emit f
 			defer func() { builders <- b }()
 			lo, hi := bounds[k], bounds[k+1]
 			if cap(b.sites) < hi-lo {
-				b.sites = make([]Site, hi-lo)
+				b.sites = newSites(hi - lo)
 			}
 			part := b.sites[:hi-lo]
 			if err := b.sc.buildSites(part, recs, lo, dups); err != nil {
