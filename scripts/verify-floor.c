@@ -40,6 +40,9 @@
 // The seeding and the checks of a run: verify's own (one copy).
 #include "../internal/verify/uc/check.h"
 
+// verify's populateChunk (internal/verify/stops.go).
+#define POPULATE_CHUNK (256u << 10)
+
 // The libunicorn entry points the floor calls, resolved with dlsym.
 #define FLOOR_UC_FUNCS(X) \
 	X(uc_version)         \
@@ -219,16 +222,30 @@ static void map_image(const char *image) {
 		}
 	}
 	close(fd);
-	// The pages that take BRKs copied in at once, as verify's populateStops
-	// does (best effort).
+	// The pages that take BRKs copied in a chunk at a time, each chunk's
+	// writes (its BRKs) made right after, while its pages are in the
+	// caches, as verify's plantAll does (best effort); then every other
+	// write. The plan's writes are in address order (floorplan.go).
+	uint8_t *done = calloc(plan.nwrites ? plan.nwrites : 1, 1);
+	uint64_t hp = (uint64_t)sysconf(_SC_PAGESIZE), k = 0;
 	for (uint64_t i = 0; i < plan.nregions; i++) {
 		struct region *r = &plan.regions[i];
 		uint64_t a = plan.pop_lo > r->addr ? plan.pop_lo : r->addr;
 		uint64_t b = plan.pop_hi < r->addr + r->size ? plan.pop_hi : r->addr + r->size;
-		if ((r->prot & UC_PROT_EXEC) && a < b) {
-			uint64_t hp = (uint64_t)sysconf(_SC_PAGESIZE);
-			uint64_t p = (uint64_t)(uintptr_t)plan.mem[i] + (a - r->addr), start = p & ~(hp - 1);
-			madvise((void *)start, p + (b - a) - start, 23 /* MADV_POPULATE_WRITE */);
+		if (!(r->prot & UC_PROT_EXEC) || a >= b) {
+			continue;
+		}
+		for (uint64_t c = a & ~(hp - 1); c < b; c += POPULATE_CHUNK) {
+			uint64_t e = c + POPULATE_CHUNK < b ? c + POPULATE_CHUNK : b;
+			madvise((uint8_t *)plan.mem[i] + (c - r->addr), e - c, 23 /* MADV_POPULATE_WRITE */);
+			for (; k < plan.nwrites && plan.writes[k].addr + plan.writes[k].len <= e; k++) {
+				struct write *w = &plan.writes[k];
+				uint8_t *dst = w->addr >= c ? host(w->addr, w->len) : NULL;
+				if (dst != NULL) {
+					memcpy(dst, plan.blob + w->blob, w->len);
+					done[k] = 1;
+				}
+			}
 		}
 	}
 	for (uint64_t i = 0; i < plan.nwrites; i++) {
@@ -237,8 +254,11 @@ static void map_image(const char *image) {
 		if (dst == NULL) {
 			die(2, "%s: a write outside the image", image);
 		}
-		memcpy(dst, plan.blob + w->blob, w->len);
+		if (!done[i]) {
+			memcpy(dst, plan.blob + w->blob, w->len);
+		}
 	}
+	free(done);
 }
 
 #define NIN FTP_NIN

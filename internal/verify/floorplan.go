@@ -17,8 +17,9 @@ package verify
 //	         uc/check.h's ftp_seed_regs(seed, i)), chunk (sites a worker
 //	         takes at a time), recycle (sites an engine runs before it is
 //	         replaced), populate lo, hi (the span of the image whose
-//	         executable pages are copied in at once before the writes:
-//	         populateStops; lo >= hi: none), then the counts: regions,
+//	         executable pages are copied in a chunk at a time, each
+//	         chunk's writes made after it, as plantAll plants BRKs;
+//	         lo >= hi: none), then the counts: regions,
 //	         pieces, writes, funcs, retTraps, sites, blob bytes
 //	regions  addr, size, prot, blobOff (the region's bytes in the blob, or
 //	         noBlob: zeros and file pieces)

@@ -3,10 +3,12 @@
 package verify
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
+	"sort"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -102,14 +104,13 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	}
 	if planting > 0 {
 		st.planted = make([]plantAt, 0, planting+len(img.retX9))
-		img.populateStops(each, opts.Jobs)
-		read := img.readWords()
-		var r *region // the last one found: sites come in address order
+		stops := make([]siteStop, 0, planting)
 		each(func(i int) {
 			if s := &img.sites[i]; s.State != elfscan.StateEnabled {
-				r = st.plant(i, s, r, read)
+				stops = append(stops, siteStop{i: i, addr: s.callSite() + 4})
 			}
 		})
+		st.plantAll(stops, img.readWords(), opts.Jobs)
 	}
 	// The tool's trampolines (in verify's stand-in code, where no site
 	// is) run instead of the file's, always: see the RunFileTrampoline test
@@ -127,35 +128,84 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	return st
 }
 
-// populateStops copies in, at once, the pages of the image's file that
-// will take BRKs (madvise MADV_POPULATE_WRITE over the span of the nop and
-// init sites' stop addresses): written one by one, each page of a mapped
-// file is copied on a fault of its own, and, in a process with threads on
-// other CPUs (the Go runtime's), each such fault also flushes their TLBs
-// (flush_tlb_mm_range: an interrupt to each; 5% of verify's cpu on the
-// 53k-site nop bench image). The span is cut into jobs parts populated at
-// once: a kernel's text is 25 MB of copies, ~23 ms of one CPU before any
-// run starts (Debian's 6.12 cloud vmlinux). Best effort: a kernel without
-// MADV_POPULATE_WRITE (Linux 5.14) faults page by page as before.
-func (img *Image) populateStops(each func(func(i int)), jobs int) {
-	lo, hi := stopSpan(img, each)
+// siteStop is a nop or init site's stop address, where its BRK goes.
+type siteStop struct {
+	i    int
+	addr uint64
+}
+
+// populateChunk is how much of the image plantAll copies in before it
+// plants the BRKs there, while those pages are still in the CPU's caches.
+const populateChunk = 256 << 10
+
+// plantAll plants the BRKs of stops (in site order). The pages that take
+// them are copied in at once (madvise MADV_POPULATE_WRITE): written one by
+// one, each page of a mapped file is copied on a fault of its own, and, in
+// a process with threads on other CPUs (the Go runtime's), each such fault
+// also flushes their TLBs (flush_tlb_mm_range: an interrupt to each; 5% of
+// verify's cpu on the 53k-site nop bench image). Best effort: a kernel
+// without MADV_POPULATE_WRITE (Linux 5.14) faults page by page as before.
+//
+// A kernel's text is 25 MB of such copies and 44k BRKs, before any run:
+// the span of the stops is cut into jobs parts done at once, and each part
+// is copied in populateChunk at a time, each chunk's BRKs planted right
+// after. Copied whole first and planted after, the cloud 6.12 vmlinux (nop)
+// took 13-15 ms of one CPU in the copies and another 5.8 ms in the BRKs,
+// nearly all of it the load of each stop's word (perf annotate); this
+// whole step, 16-25 ms of cpu at -j 1, takes 12-16 now (medians 22.4 and
+// 12.9 of six runs), and verify 0.94x the cpu (15 interleaved pairs). The
+// floor lays its image out the same way (scripts/verify-floor.c).
+func (st *stopSet) plantAll(stops []siteStop, read func(uint64) bool, jobs int) {
+	img := st.img
+	// In address order; sites sharing a stop keep theirs (see restore).
+	if !slices.IsSortedFunc(stops, cmpStop) {
+		slices.SortStableFunc(stops, cmpStop)
+	}
+	type part struct {
+		r      *region
+		lo, hi uint64 // guest addresses, lo page-aligned
+		stops  []siteStop
+		done   []plantAt
+	}
+	var parts []*part
 	hp := uint64(os.Getpagesize())
-	var parts [][2]uint64 // [start, end) of each madvise
 	for _, r := range img.regions {
-		a, b := max(lo, r.addr), min(hi, r.addr+r.size)
-		if r.prot&uc.PROT_EXEC == 0 || a >= b {
+		lo := sort.Search(len(stops), func(k int) bool { return stops[k].addr >= r.addr })
+		hi := sort.Search(len(stops), func(k int) bool { return stops[k].addr >= r.addr+r.size })
+		if r.prot&uc.PROT_EXEC == 0 || lo >= hi {
 			continue
 		}
-		m := r.mem[a-r.addr : b-r.addr]
-		p := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(m))))
-		parts = append(parts, splitPages(p&^(hp-1), p+uint64(len(m)), hp, jobs)...)
+		in := stops[lo:hi]
+		a, b := in[0].addr&^(hp-1), min(in[len(in)-1].addr+4, r.addr+r.size)
+		for _, pg := range splitPages(a, b, hp, jobs) {
+			k := sort.Search(len(in), func(k int) bool { return in[k].addr >= pg[1] })
+			parts = append(parts, &part{r: r, lo: pg[0], hi: pg[1], stops: in[:k]})
+			in = in[k:]
+		}
 	}
 	var wg sync.WaitGroup
 	for _, pt := range parts {
-		wg.Go(func() { syscall.Syscall(syscall.SYS_MADVISE, uintptr(pt[0]), uintptr(pt[1]-pt[0]), madvPopulateWrite) })
+		wg.Go(func() {
+			in := pt.stops
+			for c := pt.lo; c < pt.hi; c += populateChunk {
+				end := min(c+populateChunk, pt.hi)
+				m := pt.r.mem[c-pt.r.addr : end-pt.r.addr]
+				syscall.Syscall(syscall.SYS_MADVISE, uintptr(unsafe.Pointer(unsafe.SliceData(m))), uintptr(len(m)), madvPopulateWrite)
+				k := 0
+				for ; k < len(in) && in[k].addr < end; k++ {
+					st.plant(in[k].i, &img.sites[in[k].i], pt.r, read, &pt.done)
+				}
+				in = in[k:]
+			}
+		})
 	}
 	wg.Wait()
+	for _, pt := range parts {
+		st.planted = append(st.planted, pt.done...)
+	}
 }
+
+func cmpStop(a, b siteStop) int { return cmp.Compare(a.addr, b.addr) }
 
 // splitPages cuts [start, end) (start page-aligned, start < end) into at
 // most n consecutive parts, each but the first starting on a page.
@@ -168,7 +218,8 @@ func splitPages(start, end, page uint64, n int) [][2]uint64 {
 	return parts
 }
 
-// stopSpan is the span of the nop and init sites' stop addresses.
+// stopSpan is the span of the nop and init sites' stop addresses (the
+// floor's plan copies it in at once: floorplan.go).
 func stopSpan(img *Image, each func(func(i int))) (lo, hi uint64) {
 	lo = ^uint64(0)
 	each(func(i int) {
@@ -217,28 +268,18 @@ func (img *Image) readWords() func(stop uint64) bool {
 	}
 }
 
-// plant puts a BRK at site i's stop address, unless a passing run reads
-// the word there (read) or it is not in executable memory; r is the region
-// of the last stop (sites come in address order), and plant returns this
-// one's.
-func (st *stopSet) plant(i int, s *site, r *region, read func(uint64) bool) *region {
+// plant puts a BRK at site i's stop address in r, unless a passing run
+// reads the word there (read) or it is not in r's executable memory, and
+// appends what it replaced to planted.
+func (st *stopSet) plant(i int, s *site, r *region, read func(uint64) bool, planted *[]plantAt) {
 	stop := s.callSite() + 4
-	if stop < s.callSite() || stop%4 != 0 || read(stop) {
-		return r
-	}
-	if r == nil || stop < r.addr || stop-r.addr >= r.size {
-		if r = st.img.find(stop); r == nil {
-			return nil
-		}
-	}
-	if r.prot&uc.PROT_EXEC == 0 || stop-r.addr > r.size-4 {
-		return r
+	if stop < s.callSite() || stop%4 != 0 || read(stop) || stop < r.addr || r.prot&uc.PROT_EXEC == 0 || stop-r.addr > r.size-4 {
+		return
 	}
 	st.chained[i] = true
 	off := stop - r.addr
-	st.planted = append(st.planted, plantAt{addr: stop, word: binary.LittleEndian.Uint32(r.mem[off:])})
+	*planted = append(*planted, plantAt{addr: stop, word: binary.LittleEndian.Uint32(r.mem[off:])})
 	binary.LittleEndian.PutUint32(r.mem[off:], stopBRK)
-	return r
 }
 
 // meets reports whether the word [w, w+4) overlaps [a, a+n) for an a of

@@ -232,3 +232,57 @@ func TestSplitPages(t *testing.T) {
 		}
 	}
 }
+
+// With code over several of plantAll's chunks and parts (-j 3), every nop
+// and init site still gets its BRK and no other word changes, a stop
+// planted twice is restored to the image's own word, and Check passes.
+func TestStopsPlantedInParts(t *testing.T) {
+	var ss []synthSite
+	for i := range 3 * populateChunk / siteSize {
+		st := []elfscan.State{elfscan.StateNop, elfscan.StateInit, elfscan.StateNop, elfscan.StateEnabled}[i%4]
+		ss = append(ss, synthWords(st, 0))
+	}
+	img := buildSynth(t, ss, Options{}, nil)
+	before := regionBytes(img)
+	opts := Options{Jobs: 3}
+	dup := len(img.sites) - 2                                 // a nop site, as is site 0
+	st := img.plantStops(append(allSites(img), dup, 0), opts) // two stops planted twice
+	if st == nil {
+		t.Fatal("nothing planted")
+	}
+	brks := 0
+	for i := range img.sites {
+		s := &img.sites[i]
+		w, _ := img.read32(s.callSite() + 4)
+		if !st.chained[i] || (w == stopBRK) != (s.State != elfscan.StateEnabled) {
+			t.Fatalf("site %d of %d (%s): chained %v, word at stop %#08x", i, len(img.sites), s.State, st.chained[i], w)
+		}
+		if w == stopBRK {
+			brks++
+		}
+	}
+	if want := brks + 2 + len(st.retTraps); len(st.planted) != want {
+		t.Errorf("%d words planted, want %d", len(st.planted), want)
+	}
+	diff := 0 // words changed anywhere: the BRKs and the return traps
+	for ri, r := range img.regions {
+		for k := 0; k < len(r.mem); k += 4 {
+			if !bytes.Equal(r.mem[k:k+4], before[ri][k:k+4]) {
+				diff++
+			}
+		}
+	}
+	if diff != brks+len(st.retTraps) {
+		t.Errorf("%d words changed, for %d BRKs and %d return traps", diff, brks, len(st.retTraps))
+	}
+	st.restore()
+	for ri, r := range img.regions {
+		if !bytes.Equal(r.mem, before[ri]) {
+			t.Errorf("%s not restored", r.name)
+		}
+	}
+	rep, err := Check(img, opts)
+	if err != nil || rep.Failed != 0 || rep.Sites != len(ss) {
+		t.Fatalf("check: %v, %+v", err, rep)
+	}
+}
