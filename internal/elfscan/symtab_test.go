@@ -13,26 +13,35 @@ import (
 // TestSymtabIndexSkipsMappingSymbols builds a table by hand: the index
 // holds the defined functions, objects and plain labels, and no mapping
 // symbol ($x, $d), undefined symbol or section symbol; a lookup at a
-// mapping symbol's address alone finds nothing, and names come from the
-// string table.
+// mapping symbol's address alone finds nothing, names come from the
+// string table, and of several symbols at one address a lookup takes the
+// best ranked.
 func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
-	strtab := []byte("\x00$x\x00$d.1\x00f\x00obj\x00lbl\x00ext\x00")
+	strtab := []byte("\x00$x\x00$d.1\x00f\x00obj\x00lbl\x00ext\x00lf\x00gf\x00l2\x00g2\x00")
 	off := func(s string) uint32 { return uint32(bytes.Index(strtab, []byte("\x00"+s+"\x00")) + 1) }
 	type ent struct {
 		name  string
 		info  uint8
 		shndx uint16
 		value uint64
+		size  uint64
 	}
+	local, global := uint8(elf.STB_LOCAL)<<4, uint8(elf.STB_GLOBAL)<<4
 	ents := []ent{
-		{"", 0, 0, 0}, // the null symbol
-		{"$x", uint8(elf.STT_NOTYPE), 1, 0x10},
-		{"f", uint8(elf.STB_GLOBAL)<<4 | uint8(elf.STT_FUNC), 1, 0x20},
-		{"$d.1", uint8(elf.STT_NOTYPE), 1, 0x30},
-		{"obj", uint8(elf.STT_OBJECT), 1, 0x30},
-		{"lbl", uint8(elf.STT_NOTYPE), 1, 0x40},
-		{"ext", uint8(elf.STB_GLOBAL)<<4 | uint8(elf.STT_FUNC), uint16(elf.SHN_UNDEF), 0},
-		{"", uint8(elf.STT_SECTION), 1, 0},
+		{"", 0, 0, 0, 0}, // the null symbol
+		{"$x", uint8(elf.STT_NOTYPE), 1, 0x10, 0},
+		{"f", global | uint8(elf.STT_FUNC), 1, 0x20, 0},
+		{"$d.1", uint8(elf.STT_NOTYPE), 1, 0x30, 0},
+		{"obj", uint8(elf.STT_OBJECT), 1, 0x30, 0},
+		{"lbl", uint8(elf.STT_NOTYPE), 1, 0x40, 0},
+		{"ext", global | uint8(elf.STT_FUNC), uint16(elf.SHN_UNDEF), 0, 0},
+		{"", uint8(elf.STT_SECTION), 1, 0, 0},
+		// At one address: sized before unsized, then global before local,
+		// whatever their order in the table.
+		{"lf", local | uint8(elf.STT_FUNC), 1, 0x50, 0},
+		{"gf", global | uint8(elf.STT_FUNC), 1, 0x50, 8},
+		{"l2", local | uint8(elf.STT_FUNC), 1, 0x60, 4},
+		{"g2", global | uint8(elf.STT_FUNC), 1, 0x60, 4},
 	}
 	raw := make([]byte, len(ents)*symSize)
 	for i, e := range ents {
@@ -43,6 +52,7 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 		b[4] = e.info
 		binary.LittleEndian.PutUint16(b[6:], e.shndx)
 		binary.LittleEndian.PutUint64(b[8:], e.value)
+		binary.LittleEndian.PutUint64(b[16:], e.size)
 	}
 	st := &symtab{raw: raw, strtab: strtab}
 	var scratch []keyed
@@ -51,7 +61,7 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 	for _, r := range st.sorted {
 		got = append(got, st.name(r.idx))
 	}
-	if want := []string{"f", "obj", "lbl"}; !slices.Equal(got, want) {
+	if want := []string{"f", "obj", "lbl", "lf", "gf", "l2", "g2"}; !slices.Equal(got, want) {
 		t.Errorf("index: %q, want %q", got, want)
 	}
 	if i := st.at(0, 0x10, 3); i >= 0 {
@@ -59,6 +69,14 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 	}
 	if i := st.named(0, 0x30); i < 0 || st.name(i) != "obj" {
 		t.Errorf("named 0x30: %d", i)
+	}
+	for _, c := range []struct {
+		v    uint64
+		want string
+	}{{0x50, "gf"}, {0x60, "g2"}} {
+		if i := st.at(0, c.v, 1); i < 0 || st.name(i) != c.want {
+			t.Errorf("at %#x: %d, want %s", c.v, i, c.want)
+		}
 	}
 	var found []int
 	st.each("lbl", func(i int) { found = append(found, i) })
