@@ -227,6 +227,9 @@ static void map_image(const char *image) {
 	// caches, as verify's plantAll does (best effort); then every other
 	// write. The plan's writes are in address order (floorplan.go).
 	uint8_t *done = calloc(plan.nwrites ? plan.nwrites : 1, 1);
+	if (done == NULL) {
+		die(2, "%s", "out of memory");
+	}
 	uint64_t hp = (uint64_t)sysconf(_SC_PAGESIZE), k = 0;
 	for (uint64_t i = 0; i < plan.nregions; i++) {
 		struct region *r = &plan.regions[i];

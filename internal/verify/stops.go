@@ -106,7 +106,8 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 		st.planted = make([]plantAt, 0, planting+len(img.retX9))
 		stops := make([]siteStop, 0, planting)
 		each(func(i int) {
-			if s := &img.sites[i]; s.State != elfscan.StateEnabled {
+			// A stop past the top of the address space gets no BRK.
+			if s := &img.sites[i]; s.State != elfscan.StateEnabled && s.callSite()+4 > s.callSite() {
 				stops = append(stops, siteStop{i: i, addr: s.callSite() + 4})
 			}
 		})
@@ -193,7 +194,7 @@ func (st *stopSet) plantAll(stops []siteStop, read func(uint64) bool, jobs int) 
 				syscall.Syscall(syscall.SYS_MADVISE, uintptr(unsafe.Pointer(unsafe.SliceData(m))), uintptr(len(m)), madvPopulateWrite)
 				k := 0
 				for ; k < len(in) && in[k].addr < end; k++ {
-					st.plant(in[k].i, &img.sites[in[k].i], pt.r, read, &pt.done)
+					st.plant(in[k], pt.r, read, &pt.done)
 				}
 				in = in[k:]
 			}
@@ -268,15 +269,15 @@ func (img *Image) readWords() func(stop uint64) bool {
 	}
 }
 
-// plant puts a BRK at site i's stop address in r, unless a passing run
-// reads the word there (read) or it is not in r's executable memory, and
-// appends what it replaced to planted.
-func (st *stopSet) plant(i int, s *site, r *region, read func(uint64) bool, planted *[]plantAt) {
-	stop := s.callSite() + 4
-	if stop < s.callSite() || stop%4 != 0 || read(stop) || stop < r.addr || r.prot&uc.PROT_EXEC == 0 || stop-r.addr > r.size-4 {
+// plant puts a BRK at stop ss in r (executable, holding ss.addr), unless a
+// passing run reads the word there (read) or it is not a whole word of r,
+// and appends what it replaced to planted.
+func (st *stopSet) plant(ss siteStop, r *region, read func(uint64) bool, planted *[]plantAt) {
+	stop := ss.addr
+	if stop%4 != 0 || read(stop) || stop-r.addr > r.size-4 {
 		return
 	}
-	st.chained[i] = true
+	st.chained[ss.i] = true
 	off := stop - r.addr
 	*planted = append(*planted, plantAt{addr: stop, word: binary.LittleEndian.Uint32(r.mem[off:])})
 	binary.LittleEndian.PutUint32(r.mem[off:], stopBRK)
