@@ -166,8 +166,13 @@ func (st *stopSet) plantAll(stops []siteStop, read func(uint64) bool, jobs int) 
 		r      *region
 		lo, hi uint64 // guest addresses, lo page-aligned
 		stops  []siteStop
-		done   []plantAt
+		done   []plantAt // its words, in st.planted's array at its stops' offset
 	}
+	// Each part appends what it replaces to its own stretch of st.planted's
+	// array (room for one word per stop), compacted in order at the end:
+	// a list per part, grown by append, was ~2.5 MB more fresh memory on
+	// the 53k-site bench image (peak 53 against 48 MiB).
+	buf := st.planted[len(st.planted):cap(st.planted)]
 	var parts []*part
 	hp := uint64(os.Getpagesize())
 	for _, r := range img.regions {
@@ -176,12 +181,12 @@ func (st *stopSet) plantAll(stops []siteStop, read func(uint64) bool, jobs int) 
 		if r.prot&uc.PROT_EXEC == 0 || lo >= hi {
 			continue
 		}
-		in := stops[lo:hi]
+		in, off := stops[lo:hi], lo
 		a, b := in[0].addr&^(hp-1), min(in[len(in)-1].addr+4, r.addr+r.size)
 		for _, pg := range splitPages(a, b, hp, jobs) {
 			k := sort.Search(len(in), func(k int) bool { return in[k].addr >= pg[1] })
-			parts = append(parts, &part{r: r, lo: pg[0], hi: pg[1], stops: in[:k]})
-			in = in[k:]
+			parts = append(parts, &part{r: r, lo: pg[0], hi: pg[1], stops: in[:k], done: buf[off : off : off+k]})
+			in, off = in[k:], off+k
 		}
 	}
 	var wg sync.WaitGroup
@@ -201,9 +206,11 @@ func (st *stopSet) plantAll(stops []siteStop, read func(uint64) bool, jobs int) 
 		})
 	}
 	wg.Wait()
+	n := 0
 	for _, pt := range parts {
-		st.planted = append(st.planted, pt.done...)
+		n += copy(buf[n:], pt.done) // n <= the part's offset: a move down
 	}
+	st.planted = st.planted[:len(st.planted)+n]
 }
 
 func cmpStop(a, b siteStop) int { return cmp.Compare(a.addr, b.addr) }
