@@ -7,6 +7,7 @@ package verify
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
@@ -284,5 +285,46 @@ func TestStopsPlantedInParts(t *testing.T) {
 	rep, err := Check(img, opts)
 	if err != nil || rep.Failed != 0 || rep.Sites != len(ss) {
 		t.Fatalf("check: %v, %+v", err, rep)
+	}
+}
+
+// plantAll in parts, some of whose stops take no BRK (a passing run reads
+// the word there): it records exactly the words it replaced, in address
+// order, and restore gives the image back.
+func TestStopsPlantAllSkipsReadWords(t *testing.T) {
+	var ss []synthSite
+	for range 3 * populateChunk / siteSize {
+		ss = append(ss, synthWords(elfscan.StateNop, 0))
+	}
+	img := buildSynth(t, ss, Options{}, nil)
+	before := regionBytes(img)
+	st := &stopSet{img: img, chained: make([]bool, len(img.sites)), planted: make([]plantAt, 0, len(img.sites))}
+	var stops []siteStop
+	read := map[uint64]bool{}
+	var want []plantAt
+	for i := range img.sites {
+		a := img.sites[i].callSite() + 4
+		stops = append(stops, siteStop{i: i, addr: a})
+		if i%7 == 3 {
+			read[a] = true
+			continue
+		}
+		w, _ := img.read32(a)
+		want = append(want, plantAt{addr: a, word: w})
+	}
+	st.plantAll(stops, func(a uint64) bool { return read[a] }, 3)
+	if !slices.Equal(st.planted, want) {
+		t.Fatalf("%d words planted, want %d (first %v, want %v)", len(st.planted), len(want), st.planted[:min(2, len(st.planted))], want[:2])
+	}
+	for i := range img.sites {
+		if a := img.sites[i].callSite() + 4; st.chained[i] == read[a] {
+			t.Fatalf("site %d: chained %v, its stop read by a run %v", i, st.chained[i], read[a])
+		}
+	}
+	st.restore()
+	for ri, r := range img.regions {
+		if !bytes.Equal(r.mem, before[ri]) {
+			t.Errorf("%s not restored", r.name)
+		}
 	}
 }
