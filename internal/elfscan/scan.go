@@ -223,6 +223,9 @@ func (sc *scanner) sites(out []Site, recs []record, dups map[int]int) error {
 // duplicate-entry when dups says so.
 func (sc *scanner) buildSites(out []Site, recs []record, lo int, dups map[int]int) error {
 	for k := range out {
+		if k%warmSites == 0 {
+			sc.st.warm(recs[lo+k:lo+min(k+warmSites, len(out))], sc.rel)
+		}
 		s := &out[k]
 		rec := recs[lo+k]
 		if err := sc.site(rec, s); err != nil {

@@ -17,6 +17,37 @@ import (
 // string table, and of several symbols at one address a lookup takes the
 // best ranked.
 func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
+	st := handSymtab()
+	var got []string
+	for _, r := range st.sorted {
+		got = append(got, st.name(r.idx))
+	}
+	if want := []string{"f", "obj", "lbl", "lf", "gf", "l2", "g2"}; !slices.Equal(got, want) {
+		t.Errorf("index: %q, want %q", got, want)
+	}
+	if i := st.at(0, 0x10, 3); i >= 0 {
+		t.Errorf("at 0x10 (only $x): %q", st.name(i))
+	}
+	if i := st.named(0, 0x30); i < 0 || st.name(i) != "obj" {
+		t.Errorf("named 0x30: %d", i)
+	}
+	for _, c := range []struct {
+		v    uint64
+		want string
+	}{{0x50, "gf"}, {0x60, "g2"}} {
+		if i := st.at(0, c.v, 1); i < 0 || st.name(i) != c.want {
+			t.Errorf("at %#x: %d, want %s", c.v, i, c.want)
+		}
+	}
+	var found []int
+	st.each("lbl", func(i int) { found = append(found, i) })
+	if !slices.Equal(found, []int{5}) {
+		t.Errorf("each lbl: %v, want [5]", found)
+	}
+}
+
+// handSymtab is the indexed table of TestSymtabIndexSkipsMappingSymbols.
+func handSymtab() *symtab {
 	strtab := []byte("\x00$x\x00$d.1\x00f\x00obj\x00lbl\x00ext\x00lf\x00gf\x00l2\x00g2\x00")
 	off := func(s string) uint32 { return uint32(bytes.Index(strtab, []byte("\x00"+s+"\x00")) + 1) }
 	type ent struct {
@@ -57,30 +88,38 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 	st := &symtab{raw: raw, strtab: strtab}
 	var scratch []keyed
 	st.index(&scratch)
-	var got []string
-	for _, r := range st.sorted {
-		got = append(got, st.name(r.idx))
-	}
-	if want := []string{"f", "obj", "lbl", "lf", "gf", "l2", "g2"}; !slices.Equal(got, want) {
-		t.Errorf("index: %q, want %q", got, want)
-	}
-	if i := st.at(0, 0x10, 3); i >= 0 {
-		t.Errorf("at 0x10 (only $x): %q", st.name(i))
-	}
-	if i := st.named(0, 0x30); i < 0 || st.name(i) != "obj" {
-		t.Errorf("named 0x30: %d", i)
-	}
+	return st
+}
+
+// TestSymtabWarm: warm loads the entries of the symbols at each record's
+// candidate entries (record-4 to record+12) and no others, also at the
+// ends of the address space, and leaves the lookup hint where it was.
+func TestSymtabWarm(t *testing.T) {
+	st := handSymtab()
 	for _, c := range []struct {
-		v    uint64
-		want string
-	}{{0x50, "gf"}, {0x60, "g2"}} {
-		if i := st.at(0, c.v, 1); i < 0 || st.name(i) != c.want {
-			t.Errorf("at %#x: %d, want %s", c.v, i, c.want)
+		recs []uint64
+		want int
+	}{
+		{[]uint64{0x18}, 1},       // f at 0x20 (record+8)
+		{[]uint64{0x48}, 2},       // lf and gf at 0x50 (record+8)
+		{[]uint64{0x44}, 3},       // lbl at 0x40 (record-4), lf and gf at 0x50 (record+12)
+		{[]uint64{0x54}, 4},       // lf, gf at 0x50 (record-4); l2, g2 at 0x60 (record+12)
+		{[]uint64{0x58}, 2},       // l2 and g2 at 0x60 (record+8)
+		{[]uint64{0x14, 0x44}, 4}, // f; lbl, lf, gf
+		{[]uint64{0x70}, 0},
+		{[]uint64{0, 2}, 0},
+		{[]uint64{^uint64(0) - 2}, 0},
+	} {
+		recs := make([]record, len(c.recs))
+		for i, v := range c.recs {
+			recs[i] = record{value: v, key: 1}
 		}
-	}
-	var found []int
-	st.each("lbl", func(i int) { found = append(found, i) })
-	if !slices.Equal(found, []int{5}) {
-		t.Errorf("each lbl: %v, want [5]", found)
+		st.hint = 2
+		if n := st.warm(recs, false); n != c.want {
+			t.Errorf("warm %#x: %d entries, want %d", c.recs, n, c.want)
+		}
+		if st.hint != 2 {
+			t.Errorf("warm %#x moved the hint to %d", c.recs, st.hint)
+		}
 	}
 }
