@@ -60,11 +60,15 @@ type rawSym struct {
 
 func (s rawSym) typ() elf.SymType { return elf.ST_TYPE(s.info) }
 
-// rank2 orders candidates at one address: rank()*2, +1 when local, so
-// smaller wins.
-func (s rawSym) rank2() uint8 {
-	r := uint8(rank(s) * 2)
-	if elf.ST_BIND(s.info) == elf.STB_LOCAL {
+// rank2 orders candidates at one address from their st_info and st_size:
+// rank*2, +1 when local, so smaller wins. at reads just those two fields
+// of each candidate: decoding the whole entry into a rawSym and passing it
+// to rank by value stalled on the copy (the fields stored one by one, then
+// loaded 16 bytes at a time: 55% of rank's samples on that store, perf
+// annotate).
+func rank2(info uint8, size uint64) uint8 {
+	r := uint8(rankOf(info, size) * 2)
+	if elf.ST_BIND(info) == elf.STB_LOCAL {
 		r++
 	}
 	return r
@@ -258,13 +262,16 @@ func (st *symtab) name(i int32) string {
 }
 
 // rank orders candidates at one address: sized functions first.
-func rank(s rawSym) int {
-	switch {
-	case (s.typ() == elf.STT_FUNC || s.typ() == elf.STT_GNU_IFUNC) && s.size > 0:
+func rank(s rawSym) int { return rankOf(s.info, s.size) }
+
+// rankOf is rank of a symbol's st_info and st_size.
+func rankOf(info uint8, size uint64) int {
+	switch t := elf.ST_TYPE(info); {
+	case (t == elf.STT_FUNC || t == elf.STT_GNU_IFUNC) && size > 0:
 		return 0
-	case s.typ() == elf.STT_FUNC || s.typ() == elf.STT_GNU_IFUNC:
+	case t == elf.STT_FUNC || t == elf.STT_GNU_IFUNC:
 		return 1
-	case s.typ() == elf.STT_NOTYPE:
+	case t == elf.STT_NOTYPE:
 		return 2
 	default:
 		return 3
@@ -350,7 +357,8 @@ func (st *symtab) at(sec uint32, v uint64, maxRank int) int32 {
 		if r.key != sec || r.value != v {
 			break
 		}
-		if rk := st.sym(uint32(r.idx)).rank2(); rk < bestRank {
+		b := st.raw[int(r.idx)*symSize:][:symSize]
+		if rk := rank2(b[4], binary.LittleEndian.Uint64(b[16:])); rk < bestRank {
 			best, bestRank = r.idx, rk
 		}
 	}
