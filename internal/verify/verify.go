@@ -209,13 +209,16 @@ func Check(img *Image, opts Options) (*Report, error) {
 		}
 	}
 	rep := &Report{File: img.Path, ELFType: img.Type, Sites: len(img.sites) - skipped, Skipped: skipped, ByState: map[elfscan.State]int{}}
+	// Counted in an array, then put in the map: a map increment a site
+	// was 0.8 ms of a 53k-site verify (perf: mapassign under Check).
+	var byState [256]int   // elfscan.State is a uint8
 	var next []siteFailure // the failures of the runs not yet reported
 	for k := 0; k < len(img.sites); k++ {
 		s := &img.sites[k]
 		if s.skip {
 			continue
 		}
-		rep.ByState[s.State]++
+		byState[s.State]++
 		f := s.static
 		if f == nil {
 			if k%batchSites == 0 && len(ran) > 0 {
@@ -227,6 +230,11 @@ func Check(img *Image, opts Options) (*Report, error) {
 		}
 		if f != nil {
 			rep.Failures = append(rep.Failures, *img.finish(s, f))
+		}
+	}
+	for st, n := range byState {
+		if n > 0 {
+			rep.ByState[elfscan.State(st)] = n
 		}
 	}
 	rep.Failed = len(rep.Failures)
