@@ -65,3 +65,32 @@ func cmpKeyed(x, y keyed) int {
 	}
 	return cmp.Compare(x.value, y.value)
 }
+
+// TestSortSites: sites come out by (section index, entry), stably, and
+// sorted ones stay as they are.
+func TestSortSites(t *testing.T) {
+	mk := func(sec int32, rec uint64, fn string) Site {
+		return Site{Func: fn, secIndex: sec, Record: rec, Layout: LayoutCallOps}
+	}
+	sorted := []Site{mk(1, 0x10, "a"), mk(1, 0x20, "b"), mk(1, 0x20, "b2"), mk(2, 0x8, "c")}
+	for _, c := range []struct {
+		in   []Site
+		want []string
+	}{
+		{sorted, []string{"a", "b", "b2", "c"}},
+		{[]Site{mk(2, 0x8, "c"), mk(1, 0x20, "b"), mk(1, 0x10, "a"), mk(1, 0x20, "b2")}, []string{"a", "b", "b2", "c"}},
+		{[]Site{mk(1, 0x10, "a"), mk(1, 0x30, "d"), mk(1, 0x20, "b")}, []string{"a", "b", "d"}},
+		{[]Site{mk(1, 0x20, "b"), mk(1, 0x10, "a")}, []string{"a", "b"}},
+		{nil, nil},
+	} {
+		s := slices.Clone(c.in)
+		sortSites(s)
+		var got []string
+		for _, x := range s {
+			got = append(got, x.Func)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("sortSites: %q, want %q", got, c.want)
+		}
+	}
+}

@@ -127,16 +127,22 @@ func (o *Object) prepare() (*scanner, []record, map[int]int, error) {
 	return sc, recs[:n], dups, nil
 }
 
-// sortSites sorts sites by (section index, entry), stably.
+// sortSites sorts sites by (section index, entry), stably. Sites are
+// built from sorted records, so they mostly are already: the check walks
+// them by pointer (slices.IsSortedFunc copied two 80-byte Sites a
+// comparison: 1.6% of a scan of the bench image).
 func sortSites(sites []Site) {
-	cmpSite := func(a, b Site) int {
+	cmpSite := func(a, b *Site) int {
 		if a.secIndex != b.secIndex {
 			return cmp.Compare(a.secIndex, b.secIndex)
 		}
 		return cmp.Compare(a.Entry(), b.Entry())
 	}
-	if !slices.IsSortedFunc(sites, cmpSite) {
-		slices.SortStableFunc(sites, cmpSite)
+	for i := 1; i < len(sites); i++ {
+		if cmpSite(&sites[i], &sites[i-1]) < 0 {
+			slices.SortStableFunc(sites, func(a, b Site) int { return cmpSite(&a, &b) })
+			return
+		}
 	}
 }
 
