@@ -77,13 +77,14 @@ struct ftp_runner {
 	struct ftp_result *out;
 	int n, cur;
 
-	// With the watchdog (ftp_runner_poll, ftp_runner_stop).
-	pthread_mutex_t mu;
-	uint64_t seq;     // runs started
-	int running;
-	uint32_t stopped;
-	clockid_t clock;  // CPU clock of the thread running the batch
-	int have_clock;
+	// With the watchdog (ftp_runner_poll, ftp_runner_stop), without a lock
+	// (batch.c, the RUN_* bits): state is seq << RUN_SEQ_SHIFT | why the
+	// watchdog stopped the run << RUN_WHY_SHIFT | running, written with
+	// atomic operations; clock is the CPU clock of the thread running
+	// the batch << 1 | 1, 0 when unknown.
+	uint64_t state;
+	uint64_t seq; // runs started; the runner's thread's own
+	int64_t clock;
 
 	// The watchdog thread's view (batch.c, watch_*): what a run may take
 	// (ftp_runner_watch), the run it saw last, and the list of runners in
