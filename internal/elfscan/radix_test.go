@@ -11,8 +11,10 @@ import (
 
 // TestRadixSortProperty compares radixSort with the standard library's
 // stable sort on random inputs shaped like its real ones: kernel addresses
-// sharing their high bytes, few and many section keys, runs already sorted,
-// many equal values, and sizes on both sides of the insertion-sort cutoff.
+// sharing their high bytes, symbols with small values among them, values
+// differing only in their high bits, few and many section keys, runs
+// already sorted, many equal values, and sizes on both sides of the
+// insertion-sort cutoff.
 // Elements carry their input position in idx, so stability is checked too.
 func TestRadixSortProperty(t *testing.T) {
 	rng := rand.New(rand.NewSource(8))
@@ -20,6 +22,13 @@ func TestRadixSortProperty(t *testing.T) {
 		func() uint64 { return rng.Uint64() },
 		func() uint64 { return 0xffff800080000000 + uint64(rng.Intn(1<<24))*4 }, // a kernel's text
 		func() uint64 { return uint64(rng.Intn(8)) },                            // many ties
+		func() uint64 { // a kernel's symbols: text, and a few small SHN_ABS values
+			if rng.Intn(50) == 0 {
+				return uint64(rng.Intn(1 << 12))
+			}
+			return 0xffff800080000000 + uint64(rng.Intn(1<<26))
+		},
+		func() uint64 { return uint64(rng.Intn(1<<12)) << 40 }, // only high bits differ
 	}
 	keys := []func() uint32{
 		func() uint32 { return 0 },
@@ -28,7 +37,7 @@ func TestRadixSortProperty(t *testing.T) {
 	}
 	var scratch []keyed
 	for it := 0; it < 600; it++ {
-		n := []int{0, 1, 2, 63, 64, 65, 200, 5000}[it%8]
+		n := []int{0, 1, 2, 63, 64, 65, 200, 5000, 20000}[it%9]
 		v, k := values[rng.Intn(len(values))], keys[rng.Intn(len(keys))]
 		a := make([]keyed, n)
 		for i := range a {
