@@ -123,3 +123,33 @@ func TestSymtabWarm(t *testing.T) {
 		}
 	}
 }
+
+// TestSymtabEach: each finds a name wherever the string table holds it
+// whole, also as the tail of a longer name and at the table's end without
+// a NUL, and never a prefix of a name.
+func TestSymtabEach(t *testing.T) {
+	strtab := []byte("\x00xfoo\x00foo\x00bar")
+	raw := make([]byte, 7*symSize)
+	for i, off := range []uint32{0, 1, 2, 6, 10, 7, 40} { // xfoo, foo (tail), foo, bar, oo (tail), out of range
+		binary.LittleEndian.PutUint32(raw[i*symSize:], off)
+	}
+	st := &symtab{raw: raw, strtab: strtab}
+	for _, c := range []struct {
+		name string
+		want []int
+	}{
+		{"foo", []int{2, 3}},
+		{"xfoo", []int{1}},
+		{"bar", []int{4}},
+		{"oo", []int{5}},
+		{"fo", nil},
+		{"ba", nil},
+		{"nothere", nil},
+	} {
+		var got []int
+		st.each(c.name, func(i int) { got = append(got, i) })
+		if !slices.Equal(got, c.want) {
+			t.Errorf("each %q: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
