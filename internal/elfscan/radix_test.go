@@ -29,14 +29,21 @@ func TestRadixSortProperty(t *testing.T) {
 			return 0xffff800080000000 + uint64(rng.Intn(1<<26))
 		},
 		func() uint64 { return uint64(rng.Intn(1<<12)) << 40 }, // only high bits differ
+		func() uint64 { // a few apart: sortApart
+			if rng.Intn(1000) == 0 {
+				return rng.Uint64()
+			}
+			return 0xffff800080000000 + uint64(rng.Intn(1<<26))
+		},
 	}
 	keys := []func() uint32{
 		func() uint32 { return 0 },
 		func() uint32 { return uint32(rng.Intn(40)) },
 		func() uint32 { return rng.Uint32() },
+		func() uint32 { return uint32(rng.Intn(2000)) / 1999 }, // a few keys apart
 	}
 	var scratch []keyed
-	for it := 0; it < 600; it++ {
+	for it := 0; it < 1200; it++ {
 		n := []int{0, 1, 2, 63, 64, 65, 200, 5000, 20000}[it%9]
 		v, k := values[rng.Intn(len(values))], keys[rng.Intn(len(keys))]
 		a := make([]keyed, n)
