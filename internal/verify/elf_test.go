@@ -272,3 +272,55 @@ func TestELFRelocatable(t *testing.T) {
 		t.Logf("runfile=%v: %v", runFile, failed)
 	}
 }
+
+// TestDynRelocAtSite: a dynamic relocation verify does not apply, moved
+// onto a word of one site of a shared library (its literal, then its call
+// slot), fails that site, and only it; placed on no site's words it fails
+// none.
+func TestDynRelocAtSite(t *testing.T) {
+	_, _, so := buildProgram(t)
+	sf := mustScan(t, so)
+	if len(sf.Sites) < 3 {
+		t.Fatalf("%d sites", len(sf.Sites))
+	}
+	f, err := elf.Open(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rela := f.Section(".rela.dyn")
+	f.Close()
+	if rela == nil || rela.Size < 24 {
+		t.Fatal("no .rela.dyn entry to move")
+	}
+	s := &sf.Sites[1]
+	for _, c := range []struct {
+		name string
+		at   uint64
+		fail bool
+	}{
+		{"literal", s.Literal(), true},
+		{"call slot", s.CallSite(), true},
+		{"between sites", s.Entry() + 16, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := os.ReadFile(so)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := b[rela.Offset:]
+			binary.LittleEndian.PutUint64(e, c.at)
+			binary.LittleEndian.PutUint64(e[8:], uint64(elf.R_AARCH64_TLS_TPREL64)) // not applied: unresolved
+			p := filepath.Join(t.TempDir(), "moved.so")
+			if err := os.WriteFile(p, b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			rep := verifyPath(t, p, Options{})
+			switch {
+			case !c.fail && rep.Failed != 0:
+				t.Errorf("%d failures: %+v", rep.Failed, rep.Failures)
+			case c.fail && (rep.Failed != 1 || rep.Failures[0].Address != s.Entry() || !strings.Contains(rep.Failures[0].Observed, "dynamic relocation")):
+				t.Errorf("want the site at %#x failed for its relocation; got %+v", s.Entry(), rep.Failures)
+			}
+		})
+	}
+}
