@@ -33,13 +33,36 @@ func radixSort(a []keyed, scratch *[]keyed) {
 		}
 		return byte(e.key >> (8 * (d - 8)))
 	}
+	// Only the bytes that differ somewhere are counted and passed over. A
+	// count of a byte every element shares adds one to the same counter
+	// each time, each add waiting for the last one's store: counting all
+	// twelve was ~30% of radixSort on a kernel's symbols (perf annotate),
+	// where eight bytes (the high ones of addresses, the key) are the same.
+	v0, k0 := a[0].value, a[0].key
+	var vdiff uint64
+	var kdiff uint32
+	for i := range a {
+		vdiff |= a[i].value ^ v0
+		kdiff |= a[i].key ^ k0
+	}
+	var vd, kd []int // the bytes of value and of key that differ
+	for d := range 8 {
+		if byte(vdiff>>(8*d)) != 0 {
+			vd = append(vd, d)
+		}
+	}
+	for d := range 4 {
+		if byte(kdiff>>(8*d)) != 0 {
+			kd = append(kd, d)
+		}
+	}
 	var counts [12][256]int
 	for i := range a {
 		e := &a[i]
-		for d := range 8 {
+		for _, d := range vd {
 			counts[d][byte(e.value>>(8*d))]++
 		}
-		for d := range 4 {
+		for _, d := range kd {
 			counts[8+d][byte(e.key>>(8*d))]++
 		}
 	}
@@ -50,7 +73,7 @@ func radixSort(a []keyed, scratch *[]keyed) {
 	src, dst := a, tmp
 	for d := range 12 {
 		c := &counts[d]
-		if c[digit(&src[0], d)] == len(a) {
+		if c[digit(&src[0], d)] == len(a) || d < 8 && byte(vdiff>>(8*d)) == 0 || d >= 8 && byte(kdiff>>(8*(d-8))) == 0 {
 			continue // the same in every element
 		}
 		pos := 0
