@@ -2,6 +2,8 @@
 
 package elfscan
 
+import "slices"
+
 // keyed is a value placed in a section: the element of radixSort, 16
 // bytes. It is a symbol in the sorted index (idx its symbol index) or an
 // entries-table record (key its section index, value its address).
@@ -15,8 +17,8 @@ type keyed struct {
 // bytes: a kernel's symbols and entries are large and only nearly sorted,
 // where a comparison sort spends most of a scan. Bytes that are the same
 // in every element (the high bytes of kernel addresses, the key of linked
-// files) cost no pass. *scratch is grown as needed and kept for the next
-// sort.
+// files) are neither counted nor passed over. *scratch is grown as needed
+// and kept for the next sort.
 func radixSort(a []keyed, scratch *[]keyed) {
 	const small = 64
 	if len(a) <= small {
@@ -38,24 +40,7 @@ func radixSort(a []keyed, scratch *[]keyed) {
 	// each time, each add waiting for the last one's store: counting all
 	// twelve was ~30% of radixSort on a kernel's symbols (perf annotate),
 	// where eight bytes (the high ones of addresses, the key) are the same.
-	v0, k0 := a[0].value, a[0].key
-	var vdiff uint64
-	var kdiff uint32
-	for i := range a {
-		vdiff |= a[i].value ^ v0
-		kdiff |= a[i].key ^ k0
-	}
-	var vd, kd []int // the bytes of value and of key that differ
-	for d := range 8 {
-		if byte(vdiff>>(8*d)) != 0 {
-			vd = append(vd, d)
-		}
-	}
-	for d := range 4 {
-		if byte(kdiff>>(8*d)) != 0 {
-			kd = append(kd, d)
-		}
-	}
+	vd, kd := differing(a) // the bytes of value and of key that differ
 	var counts [12][256]int
 	for i := range a {
 		e := &a[i]
@@ -63,7 +48,7 @@ func radixSort(a []keyed, scratch *[]keyed) {
 			counts[d][byte(e.value>>(8*d))]++
 		}
 		for _, d := range kd {
-			counts[8+d][byte(e.key>>(8*d))]++
+			counts[d][byte(e.key>>(8*(d-8)))]++
 		}
 	}
 	if cap(*scratch) < len(a) {
@@ -71,11 +56,8 @@ func radixSort(a []keyed, scratch *[]keyed) {
 	}
 	tmp := (*scratch)[:len(a)]
 	src, dst := a, tmp
-	for d := range 12 {
+	for _, d := range slices.Concat(vd, kd) {
 		c := &counts[d]
-		if c[digit(&src[0], d)] == len(a) || d < 8 && byte(vdiff>>(8*d)) == 0 || d >= 8 && byte(kdiff>>(8*(d-8))) == 0 {
-			continue // the same in every element
-		}
 		pos := 0
 		for b := range c {
 			c[b], pos = pos, pos+c[b]
@@ -90,6 +72,30 @@ func radixSort(a []keyed, scratch *[]keyed) {
 	if &src[0] != &a[0] {
 		copy(a, src)
 	}
+}
+
+// differing returns the digits of radixSort (0..7: value's bytes, 8..11:
+// key's) that are not the same in every element of a (not empty), least
+// significant first: those of value, then those of key.
+func differing(a []keyed) (vd, kd []int) {
+	v0, k0 := a[0].value, a[0].key
+	var vdiff uint64
+	var kdiff uint32
+	for i := range a {
+		vdiff |= a[i].value ^ v0
+		kdiff |= a[i].key ^ k0
+	}
+	for d := range 8 {
+		if byte(vdiff>>(8*d)) != 0 {
+			vd = append(vd, d)
+		}
+	}
+	for d := range 4 {
+		if byte(kdiff>>(8*d)) != 0 {
+			kd = append(kd, 8+d)
+		}
+	}
+	return vd, kd
 }
 
 func keyedLess(x, y *keyed) bool {

@@ -579,33 +579,7 @@ func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chu
 				}
 				hi := min(lo+chunk, n)
 				do(e, lo, hi)
-				// A chunk is one long call into C, and a goroutine that
-				// never reschedules looks to the runtime's monitor
-				// (sysmon) like one running for over 10 ms: it takes the
-				// worker's P during the call and keeps waking every 20 µs,
-				// preempting the engines on a busy machine. Yielding
-				// between chunks lets it back off: verify of a 6.12 cloud
-				// vmlinux made ~650 context switches instead of ~1,170
-				// and ~220 sysmon sleeps instead of ~560 (medians of 13);
-				// its cpu, 0.96x (nop) and 0.99x (enabled), medians of 31
-				// and 21 interleaved pairs on a noisy host.
-				//
-				// It yields unlocked: a locked goroutine's yield hands its
-				// P to another thread, wakes it, and sleeps until that
-				// thread hands the P back (stoplockedm, startlockedm:
-				// futex calls on both sides). Unlocked, the same thread
-				// runs it again at once, and relocks; Unicorn keeps no
-				// state in its threads (libunicorn 2.0.1's only TLS is a
-				// random seed), so an engine that moved would still run.
-				// verify --json of the 53k-site nop bench image: 1,073 ->
-				// 260 context switches, 565 -> 140 futex calls; perf, 12
-				// runs at 10 kHz: the scheduler's samples 463 -> 175,
-				// sysmon's 237 -> 178. Its cpu is within the host's noise
-				// (0.966x, 0.990x on the cloud vmlinux, 1.011x: 21, 41
-				// and 41 interleaved pairs).
-				runtime.UnlockOSThread()
-				runtime.Gosched()
-				runtime.LockOSThread()
+				yieldUnlocked()
 				if opts.Progress != nil {
 					opts.Progress(hi - lo)
 				}
@@ -628,6 +602,33 @@ func runPool(img *Image, opts Options, limit int, cow func(*region) bool, n, chu
 		return *err
 	}
 	return nil
+}
+
+// yieldUnlocked lets the scheduler run between a worker's chunks.
+//
+// A chunk is one long call into C, and a goroutine that never reschedules
+// looks to the runtime's monitor (sysmon) like one running for over 10 ms:
+// it takes the worker's P during the call and keeps waking every 20 µs,
+// preempting the engines on a busy machine. Yielding between chunks lets it
+// back off: verify of a 6.12 cloud vmlinux made ~650 context switches
+// instead of ~1,170 and ~220 sysmon sleeps instead of ~560 (medians of 13);
+// its cpu, 0.96x (nop) and 0.99x (enabled), medians of 31 and 21 interleaved
+// pairs on a noisy host.
+//
+// It yields unlocked: a locked goroutine's yield hands its P to another
+// thread, wakes it, and sleeps until that thread hands the P back
+// (stoplockedm, startlockedm: futex calls on both sides). Unlocked, the same
+// thread runs it again at once, and relocks; Unicorn keeps no state in its
+// threads (libunicorn 2.0.1's only TLS is a random seed), so an engine that
+// moved would still run. verify --json of the 53k-site nop bench image:
+// 1,073 -> 260 context switches, 565 -> 140 futex calls; perf, 12 runs at 10
+// kHz: the scheduler's samples 463 -> 175, sysmon's 237 -> 178. Its cpu is
+// within the host's noise (0.966x, 0.990x on the cloud vmlinux, 1.011x: 21,
+// 41 and 41 interleaved pairs).
+func yieldUnlocked() {
+	runtime.UnlockOSThread()
+	runtime.Gosched()
+	runtime.LockOSThread()
 }
 
 // recycleSites is how many sites an engine runs before runPool replaces it
