@@ -11,25 +11,61 @@ import (
 )
 
 // TestSymtabIndexSkipsMappingSymbols builds a table by hand: the index
-// holds the defined functions, objects and plain labels, and no mapping
-// symbol ($x, $d), undefined symbol or section symbol; a lookup at a
-// mapping symbol's address alone finds nothing, names come from the
-// string table, and of several symbols at one address a lookup takes the
-// best ranked.
+// holds the defined functions and plain labels, the data objects apart,
+// and no mapping symbol ($x, $d), undefined symbol or section symbol; a
+// lookup at a mapping symbol's address alone finds nothing, names come
+// from the string table, and of several symbols at one address a lookup
+// takes the best ranked, a data object only where nothing else is (at) or
+// before a label (named).
 func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 	st := handSymtab()
-	var got []string
-	for _, r := range st.sorted {
-		got = append(got, st.name(r.idx))
+	names := func(refs []symRef) []string {
+		var got []string
+		for _, r := range refs {
+			got = append(got, st.name(r.idx))
+		}
+		return got
 	}
-	if want := []string{"f", "obj", "lbl", "lf", "gf", "l2", "g2"}; !slices.Equal(got, want) {
+	if got, want := names(st.sorted), []string{"f", "lbl", "lf", "gf", "l2", "g2"}; !slices.Equal(got, want) {
 		t.Errorf("index: %q, want %q", got, want)
+	}
+	if got, want := names(st.objs.refs), []string{"obj", "lobj", "obj2", "lone"}; !slices.Equal(got, want) {
+		t.Errorf("objects before their first lookup: %q, want %q (index order)", got, want)
 	}
 	if i := st.at(0, 0x10, 3); i >= 0 {
 		t.Errorf("at 0x10 (only $x): %q", st.name(i))
 	}
-	if i := st.named(0, 0x30); i < 0 || st.name(i) != "obj" {
-		t.Errorf("named 0x30: %d", i)
+	for _, c := range []struct {
+		v       uint64
+		maxRank int
+		named   bool
+		want    string
+	}{
+		{0x30, 3, true, "obj"},
+		{0x30, 3, false, "obj"},  // nothing but an object there
+		{0x30, 2, false, ""},     // objects rank 3
+		{0x40, 3, true, "obj2"},  // an object before a label, global first
+		{0x40, 3, false, "lbl"},  // a label before an object
+		{0x70, 3, false, "lone"}, // alone
+		{0x70, 3, true, "lone"},
+	} {
+		i := st.at(0, c.v, c.maxRank)
+		if c.named {
+			i = st.named(0, c.v)
+		}
+		got := ""
+		if i >= 0 {
+			got = st.name(i)
+		}
+		if got != c.want {
+			t.Errorf("at %#x (rank <= %d, named %v): %q, want %q", c.v, c.maxRank, c.named, got, c.want)
+		}
+	}
+	if got, want := names(st.objs.sorted()), []string{"obj", "lobj", "obj2", "lone"}; !slices.Equal(got, want) {
+		t.Errorf("objects: %q, want %q", got, want)
+	}
+	if i := st.object(0, 0x40); i < 0 || st.name(i) != "obj2" {
+		t.Errorf("object 0x40: %d, want obj2", i)
 	}
 	for _, c := range []struct {
 		v    uint64
@@ -48,7 +84,7 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 
 // handSymtab is the indexed table of TestSymtabIndexSkipsMappingSymbols.
 func handSymtab() *symtab {
-	strtab := []byte("\x00$x\x00$d.1\x00f\x00obj\x00lbl\x00ext\x00lf\x00gf\x00l2\x00g2\x00")
+	strtab := []byte("\x00$x\x00$d.1\x00f\x00obj\x00lbl\x00ext\x00lf\x00gf\x00l2\x00g2\x00lobj\x00obj2\x00lone\x00")
 	off := func(s string) uint32 { return uint32(bytes.Index(strtab, []byte("\x00"+s+"\x00")) + 1) }
 	type ent struct {
 		name  string
@@ -73,6 +109,11 @@ func handSymtab() *symtab {
 		{"gf", global | uint8(elf.STT_FUNC), 1, 0x50, 8},
 		{"l2", local | uint8(elf.STT_FUNC), 1, 0x60, 4},
 		{"g2", global | uint8(elf.STT_FUNC), 1, 0x60, 4},
+		// Data objects, indexed apart: at a label's address, global
+		// before local; alone at another.
+		{"lobj", local | uint8(elf.STT_OBJECT), 1, 0x40, 0},
+		{"obj2", global | uint8(elf.STT_OBJECT), 1, 0x40, 0},
+		{"lone", local | uint8(elf.STT_OBJECT), 1, 0x70, 0},
 	}
 	raw := make([]byte, len(ents)*symSize)
 	for i, e := range ents {
