@@ -18,8 +18,8 @@ import (
 // allocations, or none but the sorted index when the file is mapped.
 type symtab struct {
 	raw    []byte   // the entries, symSize bytes each, by index; entry 0 is the null symbol
-	sorted []symRef // useful symbols but data objects, sorted by (key section, value, index)
-	objs   *objects // the data objects, sorted when first looked up; shared by views
+	sorted []symRef // the functions, sorted by (key section, value, index)
+	others *others  // the other useful symbols, sorted when first looked up; shared by views
 	strtab []byte
 	rel    bool // ET_REL: values are section offsets, keyed by st_shndx
 	owned  bool // raw is a copy of this table's (pooled), not a view of the file
@@ -52,19 +52,21 @@ func (a symRef) less(key uint32, v uint64) bool {
 	return a.key < key || a.key == key && a.value < v
 }
 
-// objects are a table's data objects (STT_OBJECT), apart from the other
-// symbols: a scan looks one up only to name an ops literal, so they are
-// sorted the first time one is looked up. A kernel's are a third of its
-// indexed symbols (52,951 of 147,380 in the cloud 6.12 vmlinux): left out
-// of the sort a scan makes before its first site, `scan --quiet -j 1` of
-// it took 0.953x the cpu, verify of its nop sites 0.972x (21 pairs each).
-type objects struct {
+// others are a table's useful symbols that are not functions: plain
+// labels (STT_NOTYPE) and data objects (STT_OBJECT), which rank after
+// every function. A scan looks one up only where no function symbol
+// places a site, or to name an ops literal, so they are sorted the first
+// time one is looked up. A kernel's are most of its indexed symbols (96,154
+// of 147,380 in the cloud 6.12 vmlinux, which needs none of them for its
+// nop sites). With the objects alone apart, `scan --quiet -j 1` of it took
+// 0.953x the cpu, verify of its nop sites 0.972x (21 pairs each).
+type others struct {
 	once sync.Once
 	refs []symRef // in index order until sorted
 }
 
-// sorted returns the objects sorted by (key section, value, index).
-func (o *objects) sorted() []symRef {
+// sorted returns the symbols sorted by (key section, value, index).
+func (o *others) sorted() []symRef {
 	o.once.Do(func() {
 		var scratch []keyed
 		radixSort(o.refs, &scratch)
@@ -115,7 +117,7 @@ func loadSymtab(f *elf.File, mem []byte, view func(*elf.Section) []byte, rel boo
 		}
 	}
 	if sec == nil {
-		return &symtab{rel: rel, objs: &objects{}}, nil, nil
+		return &symtab{rel: rel, others: &others{}}, nil, nil
 	}
 	st, err := loadSymtabSection(f, mem, view, sec, rel, scratch)
 	return st, sec, err
@@ -127,7 +129,7 @@ func loadSymtab(f *elf.File, mem []byte, view func(*elf.Section) []byte, rel boo
 // as they stream in) and the string table is read whole: names share its
 // memory, and mem goes to the next input at Close.
 func loadSymtabSection(f *elf.File, mem []byte, view func(*elf.Section) []byte, sec *elf.Section, rel bool, scratch *[]keyed) (*symtab, error) {
-	st := &symtab{rel: rel, objs: &objects{}} // index replaces objs
+	st := &symtab{rel: rel, others: &others{}} // index replaces others
 	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
 		return nil, fmt.Errorf("%w: section %q: string table index %d out of range", ErrMalformed, sec.Name, sec.Link)
 	}
@@ -181,33 +183,33 @@ func copyEntries(sec *elf.Section, mem []byte) ([]byte, error) {
 
 // index appends every useful symbol (defined, of a type that can name a
 // function or an object, not a mapping symbol) to st.sorted and sorts it,
-// but the data objects, which go to st.objs, from the far end of the same
-// buffer, to be sorted when first looked up. It reads the four fields it
-// tests in place, walking the entries by offset: through sym (six fields,
-// two bounds checks an entry), indexing a kernel's 228k entries cost 4.0
-// ms of cpu instead of 1.6-2.1.
+// but the labels and data objects, which go to st.others, from the far
+// end of the same buffer, to be sorted when first looked up. It reads the
+// four fields it tests in place, walking the entries by offset: through
+// sym (six fields, two bounds checks an entry), indexing a kernel's 228k
+// entries cost 4.0 ms of cpu instead of 1.6-2.1.
 func (st *symtab) index(scratch *[]keyed) {
 	raw := st.raw
 	if cap(st.sorted) < st.len() { // room for every entry: both ends fit
 		st.sorted = make([]symRef, 0, st.len())
 	}
 	buf := st.sorted[:cap(st.sorted)]
-	n, m := 0, 0 // symbols from the front, objects from the back
+	n, m := 0, 0 // functions from the front, the others from the back
 	for i, off := 1, symSize; off <= len(raw)-symSize; i, off = i+1, off+symSize {
 		b := raw[off : off+symSize : off+symSize]
 		shndx := binary.LittleEndian.Uint16(b[6:])
 		if shndx == uint16(elf.SHN_UNDEF) || shndx >= uint16(elf.SHN_LORESERVE) && shndx != uint16(elf.SHN_ABS) {
 			continue
 		}
-		obj := false
+		fn := false
 		switch elf.ST_TYPE(b[4]) {
 		case elf.STT_NOTYPE:
 			if st.isMapping(binary.LittleEndian.Uint32(b)) {
 				continue
 			}
-		case elf.STT_OBJECT:
-			obj = true
 		case elf.STT_FUNC, elf.STT_GNU_IFUNC:
+			fn = true
+		case elf.STT_OBJECT:
 		default:
 			continue
 		}
@@ -216,18 +218,18 @@ func (st *symtab) index(scratch *[]keyed) {
 			key = uint32(shndx)
 		}
 		r := symRef{value: binary.LittleEndian.Uint64(b[8:]), idx: int32(i), key: key}
-		if obj {
-			m++
-			buf[len(buf)-m] = r
-		} else {
+		if fn {
 			buf[n] = r
 			n++
+		} else {
+			m++
+			buf[len(buf)-m] = r
 		}
 	}
 	st.sorted = buf[:n]
-	objs := buf[len(buf)-m:]
-	slices.Reverse(objs) // back in index order: the sort is stable
-	st.objs = &objects{refs: objs}
+	rest := buf[len(buf)-m:]
+	slices.Reverse(rest) // back in index order: the sort is stable
+	st.others = &others{refs: rest}
 	// Entries were appended in index order and radixSort is stable, so ties
 	// stay ordered by index.
 	radixSort(st.sorted, scratch)
@@ -268,7 +270,7 @@ func (st *symtab) recycle() {
 		r := st.sorted[:0]
 		sortedBufs.Put(&r)
 	}
-	st.raw, st.sorted, st.owned, st.objs = nil, nil, false, nil // objs shared sorted's array
+	st.raw, st.sorted, st.owned, st.others = nil, nil, false, nil // others shared sorted's array
 }
 
 // isMapping reports whether an STT_NOTYPE symbol named at name is an
@@ -345,8 +347,8 @@ func (st *symtab) lower(sec uint32, v uint64) int {
 const warmSites = 16
 
 // warm loads, ahead of the lookups of the sites of recs, the entries and
-// names of the symbols at each record's candidate entries (record-4 to
-// record+12: symbolShape's). The entries are in index order and the
+// names of the functions at each record's candidate entries (record-4 to
+// record+12: symbolShape's; the others are rarely looked up). The entries are in index order and the
 // names in the string table's, neither in address order: building each
 // site in turn, at and name each waited for one miss a site, 87% of at's
 // samples on the entry's load (perf annotate). Here the loads of a block
@@ -394,13 +396,13 @@ func (st *symtab) warm(recs []record, rel bool) int {
 // most maxRank, or -1: by rank, then global before local, then the lowest
 // index (deterministic).
 //
-// Data objects rank last (3), so they are looked up, apart, only when
-// maxRank admits them and no other symbol is there.
+// Functions rank first (0, 1), so the others are looked up, apart, only
+// when maxRank admits them and no function is there.
 func (st *symtab) at(sec uint32, v uint64, maxRank int) int32 {
 	best := st.bestAt(st.sorted, st.lower(sec, v), sec, v, maxRank)
-	if best < 0 && maxRank >= 3 {
-		objs := st.objs.sorted()
-		best = st.bestAt(objs, lowerIn(objs, sec, v), sec, v, maxRank)
+	if best < 0 && maxRank >= 2 {
+		rest := st.others.sorted()
+		best = st.bestAt(rest, lowerIn(rest, sec, v), sec, v, maxRank)
 	}
 	return best
 }
@@ -431,13 +433,13 @@ func lowerIn(refs []symRef, sec uint32, v uint64) int {
 // global before local, or -1.
 func (st *symtab) object(sec uint32, v uint64) int32 {
 	best := int32(-1)
-	objs := st.objs.sorted()
-	for i := lowerIn(objs, sec, v); i < len(objs); i++ {
-		r := objs[i]
+	rest := st.others.sorted()
+	for i := lowerIn(rest, sec, v); i < len(rest); i++ {
+		r := rest[i]
 		if r.key != sec || r.value != v {
 			break
 		}
-		if s := st.sym(uint32(r.idx)); best < 0 || elf.ST_BIND(s.info) != elf.STB_LOCAL {
+		if s := st.sym(uint32(r.idx)); s.typ() == elf.STT_OBJECT && (best < 0 || elf.ST_BIND(s.info) != elf.STB_LOCAL) {
 			best = r.idx
 			if elf.ST_BIND(s.info) != elf.STB_LOCAL {
 				break

@@ -11,12 +11,12 @@ import (
 )
 
 // TestSymtabIndexSkipsMappingSymbols builds a table by hand: the index
-// holds the defined functions and plain labels, the data objects apart,
+// holds the defined functions, the plain labels and data objects apart,
 // and no mapping symbol ($x, $d), undefined symbol or section symbol; a
 // lookup at a mapping symbol's address alone finds nothing, names come
 // from the string table, and of several symbols at one address a lookup
-// takes the best ranked, a data object only where nothing else is (at) or
-// before a label (named).
+// takes the best ranked, a label or data object only where no function
+// is, an object only where no label is (at) or before a label (named).
 func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 	st := handSymtab()
 	names := func(refs []symRef) []string {
@@ -26,11 +26,11 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 		}
 		return got
 	}
-	if got, want := names(st.sorted), []string{"f", "lbl", "lf", "gf", "l2", "g2"}; !slices.Equal(got, want) {
+	if got, want := names(st.sorted), []string{"f", "lf", "gf", "l2", "g2"}; !slices.Equal(got, want) {
 		t.Errorf("index: %q, want %q", got, want)
 	}
-	if got, want := names(st.objs.refs), []string{"obj", "lobj", "obj2", "lone"}; !slices.Equal(got, want) {
-		t.Errorf("objects before their first lookup: %q, want %q (index order)", got, want)
+	if got, want := names(st.others.refs), []string{"obj", "lbl", "lobj", "obj2", "lone"}; !slices.Equal(got, want) {
+		t.Errorf("labels and objects before their first lookup: %q, want %q (index order)", got, want)
 	}
 	if i := st.at(0, 0x10, 3); i >= 0 {
 		t.Errorf("at 0x10 (only $x): %q", st.name(i))
@@ -42,10 +42,12 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 		want    string
 	}{
 		{0x30, 3, true, "obj"},
-		{0x30, 3, false, "obj"},  // nothing but an object there
-		{0x30, 2, false, ""},     // objects rank 3
-		{0x40, 3, true, "obj2"},  // an object before a label, global first
-		{0x40, 3, false, "lbl"},  // a label before an object
+		{0x30, 3, false, "obj"}, // nothing but an object there
+		{0x30, 2, false, ""},    // objects rank 3
+		{0x40, 3, true, "obj2"}, // an object before a label, global first
+		{0x40, 3, false, "lbl"}, // a label before an object
+		{0x40, 2, false, "lbl"},
+		{0x40, 1, false, ""},     // no function there
 		{0x70, 3, false, "lone"}, // alone
 		{0x70, 3, true, "lone"},
 	} {
@@ -61,8 +63,8 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 			t.Errorf("at %#x (rank <= %d, named %v): %q, want %q", c.v, c.maxRank, c.named, got, c.want)
 		}
 	}
-	if got, want := names(st.objs.sorted()), []string{"obj", "lobj", "obj2", "lone"}; !slices.Equal(got, want) {
-		t.Errorf("objects: %q, want %q", got, want)
+	if got, want := names(st.others.sorted()), []string{"obj", "lbl", "lobj", "obj2", "lone"}; !slices.Equal(got, want) {
+		t.Errorf("labels and objects: %q, want %q", got, want)
 	}
 	if i := st.object(0, 0x40); i < 0 || st.name(i) != "obj2" {
 		t.Errorf("object 0x40: %d, want obj2", i)
@@ -132,8 +134,8 @@ func handSymtab() *symtab {
 	return st
 }
 
-// TestSymtabWarm: warm loads the entries of the symbols at each record's
-// candidate entries (record-4 to record+12) and no others, also at the
+// TestSymtabWarm: warm loads the entries of the functions at each
+// record's candidate entries (record-4 to record+12) and no others, also at the
 // ends of the address space, and leaves the lookup hint where it was.
 func TestSymtabWarm(t *testing.T) {
 	st := handSymtab()
@@ -143,10 +145,10 @@ func TestSymtabWarm(t *testing.T) {
 	}{
 		{[]uint64{0x18}, 1},       // f at 0x20 (record+8)
 		{[]uint64{0x48}, 2},       // lf and gf at 0x50 (record+8)
-		{[]uint64{0x44}, 3},       // lbl at 0x40 (record-4), lf and gf at 0x50 (record+12)
+		{[]uint64{0x44}, 2},       // lf and gf at 0x50 (record+12); not lbl, a label, at 0x40
 		{[]uint64{0x54}, 4},       // lf, gf at 0x50 (record-4); l2, g2 at 0x60 (record+12)
 		{[]uint64{0x58}, 2},       // l2 and g2 at 0x60 (record+8)
-		{[]uint64{0x14, 0x44}, 4}, // f; lbl, lf, gf
+		{[]uint64{0x14, 0x44}, 3}, // f; lf, gf
 		{[]uint64{0x70}, 0},
 		{[]uint64{0, 2}, 0},
 		{[]uint64{^uint64(0) - 2}, 0},
