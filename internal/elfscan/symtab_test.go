@@ -29,7 +29,7 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 	if got, want := names(st.sorted), []string{"f", "lf", "gf", "l2", "g2"}; !slices.Equal(got, want) {
 		t.Errorf("index: %q, want %q", got, want)
 	}
-	if got, want := names(st.others.refs), []string{"obj", "lbl", "lobj", "obj2", "lone"}; !slices.Equal(got, want) {
+	if got, want := names(st.others.refs), []string{"obj", "lbl", "lobj", "obj2", "lone", "lab2"}; !slices.Equal(got, want) {
 		t.Errorf("labels and objects before their first lookup: %q, want %q (index order)", got, want)
 	}
 	if i := st.at(0, 0x10, 3); i >= 0 {
@@ -63,11 +63,17 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 			t.Errorf("at %#x (rank <= %d, named %v): %q, want %q", c.v, c.maxRank, c.named, got, c.want)
 		}
 	}
-	if got, want := names(st.others.sorted()), []string{"obj", "lbl", "lobj", "obj2", "lone"}; !slices.Equal(got, want) {
+	if got, want := names(st.others.sorted()), []string{"obj", "lbl", "lobj", "obj2", "lone", "lab2"}; !slices.Equal(got, want) {
 		t.Errorf("labels and objects: %q, want %q", got, want)
 	}
 	if i := st.object(0, 0x40); i < 0 || st.name(i) != "obj2" {
 		t.Errorf("object 0x40: %d, want obj2", i)
+	}
+	if i := st.object(0, 0x80); i >= 0 {
+		t.Errorf("object 0x80 (a label alone): %q", st.name(i))
+	}
+	if i := st.at(0, 0x80, 2); i < 0 || st.name(i) != "lab2" {
+		t.Errorf("at 0x80: %d, want lab2", i)
 	}
 	for _, c := range []struct {
 		v    uint64
@@ -86,7 +92,7 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 
 // handSymtab is the indexed table of TestSymtabIndexSkipsMappingSymbols.
 func handSymtab() *symtab {
-	strtab := []byte("\x00$x\x00$d.1\x00f\x00obj\x00lbl\x00ext\x00lf\x00gf\x00l2\x00g2\x00lobj\x00obj2\x00lone\x00")
+	strtab := []byte("\x00$x\x00$d.1\x00f\x00obj\x00lbl\x00ext\x00lf\x00gf\x00l2\x00g2\x00lobj\x00obj2\x00lone\x00lab2\x00")
 	off := func(s string) uint32 { return uint32(bytes.Index(strtab, []byte("\x00"+s+"\x00")) + 1) }
 	type ent struct {
 		name  string
@@ -116,6 +122,7 @@ func handSymtab() *symtab {
 		{"lobj", local | uint8(elf.STT_OBJECT), 1, 0x40, 0},
 		{"obj2", global | uint8(elf.STT_OBJECT), 1, 0x40, 0},
 		{"lone", local | uint8(elf.STT_OBJECT), 1, 0x70, 0},
+		{"lab2", global | uint8(elf.STT_NOTYPE), 1, 0x80, 0}, // a label alone
 	}
 	raw := make([]byte, len(ents)*symSize)
 	for i, e := range ents {
