@@ -109,12 +109,19 @@ func (o *Object) readDynTable(rels []DynReloc, s *elf.Section, buf []byte) ([]Dy
 		}
 		for k := 0; k < n/RelaSize; k++ {
 			e := decodeRela(buf[k*RelaSize:])
-			if e.Type == elf.R_AARCH64_NONE {
+			rl := DynReloc{Off: e.Off, Sym: e.Sym, typ: uint32(e.Type), table: uint16(i), index: int32(int(pos)/RelaSize + k)}
+			switch e.Type {
+			case elf.R_AARCH64_NONE:
 				continue
-			}
-			rl, err := o.dynReloc(e, i, int(pos)/RelaSize+k)
-			if err != nil {
-				return nil, err
+			case elf.R_AARCH64_RELATIVE:
+				// Most of a table, resolved here: through a call an entry,
+				// reading the bench image's 53k took 704 samples instead
+				// of 274 (readDynTable and dynReloc, perf, 15 scans).
+				rl.Value, rl.Resolved = uint64(e.Addend), true
+			default:
+				if rl, err = o.resolveDyn(rl, e.Addend); err != nil {
+					return nil, err
+				}
 			}
 			rels = append(rels, rl)
 		}
@@ -123,19 +130,18 @@ func (o *Object) readDynTable(rels []DynReloc, s *elf.Section, buf []byte) ([]Dy
 	return rels, nil
 }
 
-// dynReloc is entry index of table (a section index), resolved by DynRelocs' rules.
-func (o *Object) dynReloc(e Rela, table, index int) (DynReloc, error) {
-	rl := DynReloc{Off: e.Off, Sym: e.Sym, typ: uint32(e.Type), table: uint16(table), index: int32(index)}
-	switch e.Type {
-	case elf.R_AARCH64_RELATIVE:
-		rl.Value, rl.Resolved = uint64(e.Addend), true
+// resolveDyn resolves rl, of any type but R_AARCH64_NONE and RELATIVE,
+// by DynRelocs' rules: the types that add the addend to a .dynsym symbol's
+// value when it is defined; any other stays unresolved.
+func (o *Object) resolveDyn(rl DynReloc, addend int64) (DynReloc, error) {
+	switch rl.Type() {
 	case elf.R_AARCH64_ABS64, elf.R_AARCH64_GLOB_DAT, elf.R_AARCH64_JUMP_SLOT:
 		syms, err := o.DynSymbols()
 		if err != nil {
 			return rl, err
 		}
-		if sym, ok := syms.Sym(e.Sym); ok && e.Sym != 0 && sym.Defined() {
-			rl.Value, rl.Resolved = sym.Value+uint64(e.Addend), true
+		if sym, ok := syms.Sym(rl.Sym); ok && rl.Sym != 0 && sym.Defined() {
+			rl.Value, rl.Resolved = sym.Value+uint64(addend), true
 		}
 	}
 	return rl, nil
