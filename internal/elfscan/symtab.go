@@ -56,10 +56,11 @@ func (a symRef) less(key uint32, v uint64) bool {
 // labels (STT_NOTYPE) and data objects (STT_OBJECT), which rank after
 // every function. A scan looks one up only where no function symbol
 // places a site, or to name an ops literal, so they are sorted the first
-// time one is looked up. A kernel's are most of its indexed symbols (96,154
-// of 147,380 in the cloud 6.12 vmlinux, which needs none of them for its
-// nop sites). With the objects alone apart, `scan --quiet -j 1` of it took
-// 0.953x the cpu, verify of its nop sites 0.972x (21 pairs each).
+// time one is looked up. A kernel's are most of its indexed symbols
+// (96,154 of 147,380 in the cloud 6.12 vmlinux, which needs none of them
+// for its nop sites). Apart, `scan --quiet -j 1` of it took 0.953x the
+// cpu with the objects, then 0.941x of that with the labels too; verify
+// of its nop sites 0.972x, then 0.986x (21 pairs each).
 type others struct {
 	once sync.Once
 	refs []symRef // in index order until sorted
@@ -348,13 +349,13 @@ const warmSites = 16
 
 // warm loads, ahead of the lookups of the sites of recs, the entries and
 // names of the functions at each record's candidate entries (record-4 to
-// record+12: symbolShape's; the others are rarely looked up). The entries are in index order and the
-// names in the string table's, neither in address order: building each
-// site in turn, at and name each waited for one miss a site, 87% of at's
-// samples on the entry's load (perf annotate). Here the loads of a block
-// do not wait for each other. key is 0 for a linked file, the record's
-// section in ET_REL. It leaves the lookup hint where it found it, and
-// returns how many entries it loaded.
+// record+12: symbolShape's; the others are rarely looked up). The entries
+// are in index order and the names in the string table's, neither in
+// address order: building each site in turn, at and name each waited for
+// one miss a site, 87% of at's samples on the entry's load (perf
+// annotate). Here the loads of a block do not wait for each other. key is
+// 0 for a linked file, the record's section in ET_REL. It leaves the
+// lookup hint where it found it, and returns how many entries it loaded.
 func (st *symtab) warm(recs []record, rel bool) int {
 	var idx [warmSites * 4]int32
 	n, h := 0, st.hint
