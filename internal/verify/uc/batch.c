@@ -467,7 +467,11 @@ void ftp_runner_poll(struct ftp_runner *r, uint64_t *seq, int *running, int64_t 
 // the run's state, which end_run takes out as it ends the run (one atomic
 // exchange), then asks Unicorn to stop. A run that ends first keeps no
 // why and is not stopped; asked again while the same run goes on (the
-// watchdog's next look), it asks Unicorn again.
+// watchdog's next look), it asks Unicorn again. Unicorn may be asked after
+// the run has ended: the watchdog calls it with the watch list's lock held,
+// which the batch takes before it returns (watch_remove), so the request
+// cannot reach a later batch; another caller must not start one until it
+// has returned.
 void ftp_runner_stop(struct ftp_runner *r, uint64_t seq, uint32_t why) {
 	uint64_t st = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
 	for (;;) {

@@ -237,7 +237,7 @@ func (r *Runner) Poll() (seq uint64, running bool, cpuNS int64) {
 }
 
 // Stop stops run seq (as Poll counts) if it is still running; its Result
-// says why.
+// says why. No batch may start on r until Stop has returned.
 func (r *Runner) Stop(seq uint64, why uint32) {
 	C.ftp_runner_stop(r.r, C.uint64_t(seq), C.uint32_t(why))
 }
