@@ -66,8 +66,12 @@ type others struct {
 	refs []symRef // in index order until sorted
 }
 
-// sorted returns the symbols sorted by (key section, value, index).
+// sorted returns the symbols sorted by (key section, value, index); none
+// for a table never indexed (nil).
 func (o *others) sorted() []symRef {
+	if o == nil {
+		return nil
+	}
 	o.once.Do(func() {
 		var scratch []keyed
 		radixSort(o.refs, &scratch)
@@ -86,11 +90,11 @@ type rawSym struct {
 func (s rawSym) typ() elf.SymType { return elf.ST_TYPE(s.info) }
 
 // rank2 orders candidates at one address from their st_info and st_size:
-// rank*2, +1 when local, so smaller wins. at reads just those two fields
+// rankOf*2, +1 when local, so smaller wins. at reads just those two fields
 // of each candidate: decoding the whole entry into a rawSym and passing it
-// to rank by value stalled on the copy (the fields stored one by one, then
-// loaded 16 bytes at a time: 55% of rank's samples on that store, perf
-// annotate).
+// to a rank taking it by value stalled on the copy (the fields stored one
+// by one, then loaded 16 bytes at a time: 55% of its samples on that
+// store, perf annotate).
 func rank2(info uint8, size uint64) uint8 {
 	r := uint8(rankOf(info, size) * 2)
 	if elf.ST_BIND(info) == elf.STB_LOCAL {
@@ -118,7 +122,7 @@ func loadSymtab(f *elf.File, mem []byte, view func(*elf.Section) []byte, rel boo
 		}
 	}
 	if sec == nil {
-		return &symtab{rel: rel, others: &others{}}, nil, nil
+		return &symtab{rel: rel}, nil, nil
 	}
 	st, err := loadSymtabSection(f, mem, view, sec, rel, scratch)
 	return st, sec, err
@@ -130,7 +134,7 @@ func loadSymtab(f *elf.File, mem []byte, view func(*elf.Section) []byte, rel boo
 // as they stream in) and the string table is read whole: names share its
 // memory, and mem goes to the next input at Close.
 func loadSymtabSection(f *elf.File, mem []byte, view func(*elf.Section) []byte, sec *elf.Section, rel bool, scratch *[]keyed) (*symtab, error) {
-	st := &symtab{rel: rel, others: &others{}} // index replaces others
+	st := &symtab{rel: rel}
 	if int(sec.Link) >= len(f.Sections) || sec.Link == 0 {
 		return nil, fmt.Errorf("%w: section %q: string table index %d out of range", ErrMalformed, sec.Name, sec.Link)
 	}
@@ -307,10 +311,8 @@ func (st *symtab) name(i int32) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// rank orders candidates at one address: sized functions first.
-func rank(s rawSym) int { return rankOf(s.info, s.size) }
-
-// rankOf is rank of a symbol's st_info and st_size.
+// rankOf orders candidates at one address by their st_info and st_size:
+// sized functions first.
 func rankOf(info uint8, size uint64) int {
 	switch t := elf.ST_TYPE(info); {
 	case (t == elf.STT_FUNC || t == elf.STT_GNU_IFUNC) && size > 0:
@@ -337,7 +339,7 @@ func (st *symtab) lower(sec uint32, v uint64) int {
 			}
 		}
 	}
-	i := sort.Search(n, func(i int) bool { return !st.sorted[i].less(sec, v) })
+	i := lowerIn(st.sorted, sec, v)
 	st.hint = i
 	return i
 }
@@ -458,7 +460,7 @@ func (st *symtab) containing(sec uint32, v uint64) int32 {
 		if r.key != sec {
 			break
 		}
-		if s := st.sym(uint32(r.idx)); rank(s) == 0 && v-s.value < s.size {
+		if s := st.sym(uint32(r.idx)); rankOf(s.info, s.size) == 0 && v-s.value < s.size {
 			return r.idx
 		}
 	}
