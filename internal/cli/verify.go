@@ -444,6 +444,7 @@ func verifyImage(load func() (*verify.Image, error), vopts verify.Options, stdio
 		vopts.Progress = pb.Add
 		defer pb.Finish()
 	}
+	vopts.Closing = true // the deferred Close is all that follows
 	rep, err := verify.Check(img, vopts)
 	if err != nil {
 		return nil, err

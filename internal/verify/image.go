@@ -77,6 +77,7 @@ type Image struct {
 	trampAltErr string
 
 	sites []site
+	tally tally           // of sites, as bind left them
 	funcs map[uint64]bool // op->func addresses to intercept
 	// stops is the BRKs planted for chained runs while Check's pool runs
 	// (see stopSet); nil otherwise. checkMu makes Checks of one image take

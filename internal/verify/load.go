@@ -113,6 +113,44 @@ type binder struct {
 	// The last op whose first word is code, and that word: the enabled
 	// sites of a kernel share one or two ops.
 	lastOp, lastFn uint64
+	tally          tally // of its range
+}
+
+// tally counts an image's sites as bind leaves them, for Check and its
+// steps, which otherwise each walked every site for them: a walk of the
+// ~50k sites of a kernel loads each one's Site from its own cache line
+// (perf, the 53k-site bench image: ~1 ms of cpu in Check's four walks).
+type tally struct {
+	skipped, static int
+	byState         [256]int // of the sites not skipped (elfscan.State is a uint8)
+	enabledRuns     int      // enabled sites that run: neither skipped nor failed statically
+	statics         []int32  // the sites that failed statically, in site order
+}
+
+// add counts site i.
+func (t *tally) add(i int, s *site) {
+	switch {
+	case s.skip:
+		t.skipped++
+		return
+	case s.static != nil:
+		t.static++
+		t.statics = append(t.statics, int32(i))
+	case s.State == elfscan.StateEnabled:
+		t.enabledRuns++
+	}
+	t.byState[s.State]++
+}
+
+// merge adds u, whose sites all come after t's.
+func (t *tally) merge(u *tally) {
+	t.skipped += u.skipped
+	t.static += u.static
+	t.enabledRuns += u.enabledRuns
+	for k, n := range u.byState {
+		t.byState[k] += n
+	}
+	t.statics = append(t.statics, u.statics...)
 }
 
 func (b *binder) checkStatic(s *site) {
@@ -583,6 +621,10 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 	if parts > 1 {
 		maps.Copy(img.funcs, binders[0].funcs)
 	}
+	img.tally = tally{}
+	for k := range binders {
+		img.tally.merge(&binders[k].tally)
+	}
 }
 
 // unappliedNear reports whether a dynamic relocation verify does not apply
@@ -613,6 +655,7 @@ func (b *binder) bindRange(rel *relLayout, dynOther map[uint64]elf.R_AARCH64, si
 		*s = site{Site: &sites[i], index: int32(i)}
 		if s.HasProblem(elfscan.CodeNoFunction) {
 			s.skip = true // as Linux, which disables a record it finds no symbol for
+			b.tally.add(i, s)
 			continue
 		}
 		if rel != nil {
@@ -631,5 +674,6 @@ func (b *binder) bindRange(rel *relLayout, dynOther map[uint64]elf.R_AARCH64, si
 		if s.static == nil {
 			b.checkStatic(s)
 		}
+		b.tally.add(i, s)
 	}
 }

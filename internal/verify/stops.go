@@ -87,18 +87,31 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 		}
 	}
 	st := &stopSet{img: img, chained: make([]bool, len(img.sites))}
-	runs, planting := 0, 0
-	each(func(i int) {
-		runs++
+	// An enabled site's run returns from the tool's trampoline through a
+	// return trap (retTraps): no BRK at its stop address, so no copy of
+	// its page.
+	chainEnabled := func(i int) {
 		if img.sites[i].State == elfscan.StateEnabled {
-			// Its run returns from the tool's trampoline through a
-			// return trap (retTraps): no BRK at its stop address, so no
-			// copy of its page.
 			st.chained[i] = true
-		} else {
-			planting++
 		}
-	})
+	}
+	var runs, planting int
+	if run == nil {
+		t := &img.tally
+		runs = len(img.sites) - t.skipped - t.static
+		planting = runs - t.enabledRuns
+		if t.enabledRuns > 0 {
+			each(chainEnabled)
+		}
+	} else {
+		runs = len(run)
+		each(func(i int) {
+			chainEnabled(i)
+			if !st.chained[i] {
+				planting++
+			}
+		})
+	}
 	if runs == 0 {
 		return nil
 	}
@@ -249,16 +262,18 @@ const madvPopulateWrite = 23
 func (img *Image) readWords() func(stop uint64) bool {
 	var lits []uint64
 	ops := map[uint64]bool{}
-	for i := range img.sites {
-		s := &img.sites[i]
-		if s.skip || s.State != elfscan.StateEnabled {
-			continue
-		}
-		if s.Layout.HasLiteral() {
-			lits = append(lits, s.literal())
-		}
-		if s.op != 0 {
-			ops[s.op] = true
+	if img.tally.byState[elfscan.StateEnabled] > 0 { // else nothing to find: no walk
+		for i := range img.sites {
+			s := &img.sites[i]
+			if s.skip || s.State != elfscan.StateEnabled {
+				continue
+			}
+			if s.Layout.HasLiteral() {
+				lits = append(lits, s.literal())
+			}
+			if s.op != 0 {
+				ops[s.op] = true
+			}
 		}
 	}
 	for op := range ops {
@@ -309,6 +324,16 @@ func (st *stopSet) restore() {
 	}
 	for k := len(st.planted) - 1; k >= 0; k-- { // last to first: see plantStops
 		st.img.write32(st.planted[k].addr, st.planted[k].word)
+	}
+	st.release()
+}
+
+// release unmaps the pristine copies and forgets the words the BRKs
+// replaced, leaving the BRKs in the image's bytes: for an image nothing
+// reads again (Options.Closing); every engine of the pool must be closed.
+func (st *stopSet) release() {
+	if st == nil {
+		return
 	}
 	st.planted = nil
 	for _, m := range st.clean {

@@ -7,6 +7,7 @@ package verify
 import (
 	"bytes"
 	"encoding/binary"
+	"maps"
 	"slices"
 	"testing"
 
@@ -325,6 +326,66 @@ func TestStopsPlantAllSkipsReadWords(t *testing.T) {
 	for ri, r := range img.regions {
 		if !bytes.Equal(r.mem, before[ri]) {
 			t.Errorf("%s not restored", r.name)
+		}
+	}
+}
+
+// Check reports static failures and the runs' in site order, counted from
+// bind's tally; with Options.Closing it leaves its BRKs in an image whose
+// runs all passed (the caller only closes it), but puts the image's words
+// back when a failure is to show them.
+func TestCheckClosing(t *testing.T) {
+	ss := []synthSite{synthWords(elfscan.StateNop, 0), synthWords(elfscan.StateNop, 0),
+		{state: elfscan.StateUnknown, slot1: encode.NOP, slot2: encode.NOP},
+		synthWords(elfscan.StateNop, 0), synthWords(elfscan.StateEnabled, 0)}
+	var w [4]byte
+	binary.LittleEndian.PutUint32(w[:], stopBRK)
+	brks := func(img *Image) int {
+		n := 0
+		for _, r := range img.regions {
+			n += bytes.Count(r.mem, w[:])
+		}
+		return n
+	}
+
+	passing := slices.Delete(slices.Clone(ss), 2, 3)
+	for _, closing := range []bool{false, true} {
+		img := buildSynth(t, passing, Options{Jobs: 1}, nil)
+		rep, err := Check(img, Options{Jobs: 1, Closing: closing})
+		if err != nil || rep.Failed != 0 || rep.Passed != 4 {
+			t.Fatalf("closing %v: %v, %+v", closing, err, rep)
+		}
+		// Closing: the three nop sites' stops and the trampolines' RET X9.
+		if n, want := brks(img), map[bool]int{false: 0, true: 3 + len(img.retX9)}[closing]; n != want {
+			t.Errorf("closing %v: %d BRKs left after Check, want %d", closing, n, want)
+		}
+		if img.stops != nil {
+			t.Error("stops left after Check")
+		}
+	}
+
+	mutate := func(img *Image) {
+		b, _ := encode.B{From: synSites + 12, To: synSites + siteSize + 20}.Encode()
+		img.write32(synSites+12, b)                     // f0: B to f1's stop address
+		img.write32(synSites+3*siteSize+12, 0x91000400) // f3: ADD X0, X0, #1
+	}
+	img := buildSynth(t, ss, Options{Jobs: 1}, mutate)
+	before := regionBytes(img)
+	rep, err := Check(img, Options{Jobs: 1, Closing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range rep.Failures {
+		got = append(got, f.Func)
+	}
+	want := map[elfscan.State]int{elfscan.StateNop: 3, elfscan.StateUnknown: 1, elfscan.StateEnabled: 1}
+	if !slices.Equal(got, []string{"f0", "f2", "f3"}) || rep.Passed != 2 || rep.Sites != 5 || !maps.Equal(rep.ByState, want) {
+		t.Errorf("failures %v, passed %d of %d, by state %v; want f0 f2 f3, 2 of 5, %v", got, rep.Passed, rep.Sites, rep.ByState, want)
+	}
+	for ri, r := range img.regions {
+		if !bytes.Equal(r.mem, before[ri]) {
+			t.Errorf("%s not restored after a Closing Check with failures", r.name)
 		}
 	}
 }
