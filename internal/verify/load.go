@@ -551,45 +551,13 @@ func (img *Image) bindAlt(o *elfscan.Object, rel *relLayout, sites []elfscan.Sit
 // file's is to run, and makes each site absolute and statically checked.
 // o may be nil for a synthetic image (then --trampoline must be an address).
 func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]elf.R_AARCH64, sites []elfscan.Site, opts Options) {
-	classic := false
-	for i := range sites {
-		if sites[i].State == elfscan.StateEnabled {
-			classic = sites[i].Layout == elfscan.LayoutClassic
-			break
-		}
-	}
-	ours := img.ourTramp
-	if classic {
-		ours = img.ourClassic
-	}
-	if rel != nil {
-		img.tramp = rel.resolveTramp(img, opts, img.trampName, ours, &img.trampErr)
-	} else {
-		a, terr := resolveLinked(o, img.trampName)
-		switch {
-		case terr != nil:
-			img.trampErr = terr.Error()
-		case !opts.RunFileTrampoline:
-			if !img.isCode(a) {
-				img.trampErr = fmt.Sprintf("trampoline %s at %#x is not in an executable segment", img.trampName, a)
-				break
-			}
-			img.tramp = a
-			if w, err := (encode.B{From: a, To: ours}).Encode(); err == nil {
-				img.write32(a, w) // B, not BL: X30 must stay the site's
-			} else {
-				img.tramp = 0
-				img.trampErr = fmt.Sprintf("trampoline %s at %#x: verify's own trampoline is out of reach: %v", img.trampName, a, err)
-			}
-		default:
-			img.tramp = a
-			if classic {
-				img.classicFileErr = img.setupClassicFile(o)
-			}
-		}
-	}
-	if !classic && img.ourTrampAlt != 0 {
-		img.bindAlt(o, rel, sites, opts)
+	// The first enabled site decides the layout; with none (a nop or init
+	// image) bindAlt has nothing to look for either: one walk for both.
+	first := firstEnabled(sites)
+	classic := first >= 0 && sites[first].Layout == elfscan.LayoutClassic
+	img.bindTramp(o, rel, classic, opts)
+	if !classic && img.ourTrampAlt != 0 && first >= 0 {
+		img.bindAlt(o, rel, sites[first:], opts)
 	}
 	img.sites = make([]site, len(sites))
 	// Sites are checked on up to GOMAXPROCS goroutines, each a range of
@@ -624,6 +592,52 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 	img.tally = tally{}
 	for k := range binders {
 		img.tally.merge(&binders[k].tally)
+	}
+}
+
+// firstEnabled is the index of the first enabled site, -1 when none is.
+func firstEnabled(sites []elfscan.Site) int {
+	for i := range sites {
+		if sites[i].State == elfscan.StateEnabled {
+			return i
+		}
+	}
+	return -1
+}
+
+// bindTramp resolves the trampoline the enabled sites must reach and,
+// unless the file's own is to run, redirects it to the tool's (classic or
+// call-ops).
+func (img *Image) bindTramp(o *elfscan.Object, rel *relLayout, classic bool, opts Options) {
+	ours := img.ourTramp
+	if classic {
+		ours = img.ourClassic
+	}
+	if rel != nil {
+		img.tramp = rel.resolveTramp(img, opts, img.trampName, ours, &img.trampErr)
+	} else {
+		a, terr := resolveLinked(o, img.trampName)
+		switch {
+		case terr != nil:
+			img.trampErr = terr.Error()
+		case !opts.RunFileTrampoline:
+			if !img.isCode(a) {
+				img.trampErr = fmt.Sprintf("trampoline %s at %#x is not in an executable segment", img.trampName, a)
+				break
+			}
+			img.tramp = a
+			if w, err := (encode.B{From: a, To: ours}).Encode(); err == nil {
+				img.write32(a, w) // B, not BL: X30 must stay the site's
+			} else {
+				img.tramp = 0
+				img.trampErr = fmt.Sprintf("trampoline %s at %#x: verify's own trampoline is out of reach: %v", img.trampName, a, err)
+			}
+		default:
+			img.tramp = a
+			if classic {
+				img.classicFileErr = img.setupClassicFile(o)
+			}
+		}
 	}
 }
 
