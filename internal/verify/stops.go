@@ -44,12 +44,21 @@ type stopSet struct {
 	// address, a run that does not return through the trampoline goes on
 	// past it, fails on the fast path and runs again on the budget engine).
 	chained []bool
-	planted []plantAt // in planting order
+	// stops are the nop and init sites given a stop, by index, in address
+	// order, and words what was at each one's stop address: a site's stop
+	// took a BRK when the site is chained (for one site, all its entries
+	// alike; see plant). 8 bytes a stop: an address and a word each, kept
+	// twice (the stops to plant, the words planted), were 32, 1.3 MB more
+	// fresh memory on the 53k-site bench image.
+	stops []int32
+	words []uint32
 	// retTraps are the tool's trampolines' `RET X9` words, also under a
 	// BRK: a run returning from the trampoline into its function
 	// (X9 = its stop address) ends there, as the RET would have, without
 	// translating a block at its stop address (uc.Runner.SetReturnTraps).
+	// retWords are the words they replaced, in planting order.
 	retTraps []uint64
+	retWords []plantAt
 
 	once  sync.Once
 	clean map[*region][]byte // pristine copies, made on first need
@@ -116,15 +125,14 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 		return nil
 	}
 	if planting > 0 {
-		st.planted = make([]plantAt, 0, planting+len(img.retX9))
-		stops := make([]siteStop, 0, planting)
+		st.stops = make([]int32, 0, planting)
 		each(func(i int) {
 			// A stop past the top of the address space gets no BRK.
 			if s := &img.sites[i]; s.State != elfscan.StateEnabled && s.callSite()+4 > s.callSite() {
-				stops = append(stops, siteStop{i: i, addr: s.callSite() + 4})
+				st.stops = append(st.stops, int32(i))
 			}
 		})
-		st.plantAll(stops, img.readWords(), opts.Jobs)
+		st.plantAll(img.readWords(), opts.Jobs)
 	}
 	// The tool's trampolines (in verify's stand-in code, where no site
 	// is) run instead of the file's, always: see the RunFileTrampoline test
@@ -132,7 +140,7 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	for _, a := range img.retX9 {
 		if w, ok := img.read32(a); ok {
 			st.retTraps = append(st.retTraps, a)
-			st.planted = append(st.planted, plantAt{addr: a, word: w})
+			st.retWords = append(st.retWords, plantAt{addr: a, word: w})
 			img.write32(a, stopBRK)
 		}
 	}
@@ -142,17 +150,27 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	return st
 }
 
-// siteStop is a nop or init site's stop address, where its BRK goes.
-type siteStop struct {
-	i    int
-	addr uint64
+// stopAt is site i's stop address, where its BRK goes.
+func (img *Image) stopAt(i int32) uint64 { return img.sites[i].callSite() + 4 }
+
+// replaced calls do with each word a BRK replaced, the last planted first:
+// a word planted twice was saved first as the image's own.
+func (st *stopSet) replaced(do func(addr uint64, word uint32)) {
+	for k := len(st.retWords) - 1; k >= 0; k-- {
+		do(st.retWords[k].addr, st.retWords[k].word)
+	}
+	for k := len(st.stops) - 1; k >= 0; k-- {
+		if i := st.stops[k]; st.chained[i] {
+			do(st.img.stopAt(i), st.words[k])
+		}
+	}
 }
 
 // populateChunk is how much of the image plantAll copies in before it
 // plants the BRKs there, while those pages are still in the CPU's caches.
 const populateChunk = 256 << 10
 
-// plantAll plants the BRKs of stops (in site order). The pages that take
+// plantAll plants the BRKs of st.stops (in site order). The pages that take
 // them are copied in at once (madvise MADV_POPULATE_WRITE): written one by
 // one, each page of a mapped file is copied on a fault of its own, and, in
 // a process with threads on other CPUs (the Go runtime's), each such fault
@@ -169,64 +187,56 @@ const populateChunk = 256 << 10
 // whole step, 16-25 ms of cpu at -j 1, takes 12-16 now (medians 22.4 and
 // 12.9 of six runs), and verify 0.94x the cpu (15 interleaved pairs). The
 // floor lays its image out the same way (scripts/verify-floor.c).
-func (st *stopSet) plantAll(stops []siteStop, read func(uint64) bool, jobs int) {
-	img := st.img
+func (st *stopSet) plantAll(read func(uint64) bool, jobs int) {
+	img, stops := st.img, st.stops
 	// In address order; sites sharing a stop keep theirs (see restore).
-	if !slices.IsSortedFunc(stops, cmpStop) {
-		slices.SortStableFunc(stops, cmpStop)
+	byAddr := func(a, b int32) int { return cmp.Compare(img.stopAt(a), img.stopAt(b)) }
+	if !slices.IsSortedFunc(stops, byAddr) {
+		slices.SortStableFunc(stops, byAddr)
 	}
+	st.words = make([]uint32, len(stops))
+	// Each part writes the words it replaces at its stops' places in
+	// st.words.
 	type part struct {
 		r      *region
-		lo, hi uint64 // guest addresses, lo page-aligned
-		stops  []siteStop
-		done   []plantAt // its words, in st.planted's array at its stops' offset
+		lo, hi uint64  // guest addresses, lo page-aligned
+		stops  []int32 // its stops
+		words  []uint32
 	}
-	// Each part appends what it replaces to its own stretch of st.planted's
-	// array (room for one word per stop), compacted in order at the end:
-	// a list per part, grown by append, was ~2.5 MB more fresh memory on
-	// the 53k-site bench image (peak 53 against 48 MiB).
-	buf := st.planted[len(st.planted):cap(st.planted)]
 	var parts []*part
 	hp := uint64(os.Getpagesize())
+	at := func(in []int32, a uint64) int { // the first of in at a or above
+		return sort.Search(len(in), func(k int) bool { return img.stopAt(in[k]) >= a })
+	}
 	for _, r := range img.regions {
-		lo := sort.Search(len(stops), func(k int) bool { return stops[k].addr >= r.addr })
-		hi := sort.Search(len(stops), func(k int) bool { return stops[k].addr >= r.addr+r.size })
+		lo, hi := at(stops, r.addr), at(stops, r.addr+r.size)
 		if r.prot&uc.PROT_EXEC == 0 || lo >= hi {
 			continue
 		}
-		in, off := stops[lo:hi], lo
-		a, b := in[0].addr&^(hp-1), min(in[len(in)-1].addr+4, r.addr+r.size)
+		in, words := stops[lo:hi], st.words[lo:hi]
+		a, b := img.stopAt(in[0])&^(hp-1), min(img.stopAt(in[len(in)-1])+4, r.addr+r.size)
 		for _, pg := range splitPages(a, b, hp, jobs) {
-			k := sort.Search(len(in), func(k int) bool { return in[k].addr >= pg[1] })
-			parts = append(parts, &part{r: r, lo: pg[0], hi: pg[1], stops: in[:k], done: buf[off : off : off+k]})
-			in, off = in[k:], off+k
+			k := at(in, pg[1])
+			parts = append(parts, &part{r: r, lo: pg[0], hi: pg[1], stops: in[:k], words: words[:k]})
+			in, words = in[k:], words[k:]
 		}
 	}
 	var wg sync.WaitGroup
 	for _, pt := range parts {
 		wg.Go(func() {
-			in := pt.stops
+			k := 0
 			for c := pt.lo; c < pt.hi; c += populateChunk {
 				end := min(c+populateChunk, pt.hi)
 				m := pt.r.mem[c-pt.r.addr : end-pt.r.addr]
 				syscall.Syscall(syscall.SYS_MADVISE, uintptr(unsafe.Pointer(unsafe.SliceData(m))), uintptr(len(m)), madvPopulateWrite)
-				k := 0
-				for ; k < len(in) && in[k].addr < end; k++ {
-					st.plant(in[k], pt.r, read, &pt.done)
+				for ; k < len(pt.stops) && img.stopAt(pt.stops[k]) < end; k++ {
+					st.plant(pt.stops[k], pt.r, read, &pt.words[k])
 				}
-				in = in[k:]
 			}
 		})
 	}
 	wg.Wait()
-	n := 0
-	for _, pt := range parts {
-		n += copy(buf[n:], pt.done) // n <= the part's offset: a move down
-	}
-	st.planted = st.planted[:len(st.planted)+n]
 }
-
-func cmpStop(a, b siteStop) int { return cmp.Compare(a.addr, b.addr) }
 
 // splitPages cuts [start, end) (start page-aligned, start < end) into at
 // most n consecutive parts, each but the first starting on a page.
@@ -291,17 +301,17 @@ func (img *Image) readWords() func(stop uint64) bool {
 	}
 }
 
-// plant puts a BRK at stop ss in r (executable, holding ss.addr), unless a
-// passing run reads the word there (read) or it is not a whole word of r,
-// and appends what it replaced to planted.
-func (st *stopSet) plant(ss siteStop, r *region, read func(uint64) bool, planted *[]plantAt) {
-	stop := ss.addr
+// plant puts a BRK at site i's stop in r (executable, holding the stop
+// address), unless a passing run reads the word there (read) or it is not
+// a whole word of r, and saves what it replaced in *word.
+func (st *stopSet) plant(i int32, r *region, read func(uint64) bool, word *uint32) {
+	stop := st.img.stopAt(i)
 	if stop%4 != 0 || read(stop) || stop-r.addr > r.size-4 {
 		return
 	}
-	st.chained[ss.i] = true
+	st.chained[i] = true
 	off := stop - r.addr
-	*planted = append(*planted, plantAt{addr: stop, word: binary.LittleEndian.Uint32(r.mem[off:])})
+	*word = binary.LittleEndian.Uint32(r.mem[off:])
 	binary.LittleEndian.PutUint32(r.mem[off:], stopBRK)
 }
 
@@ -322,9 +332,7 @@ func (st *stopSet) restore() {
 	if st == nil {
 		return
 	}
-	for k := len(st.planted) - 1; k >= 0; k-- { // last to first: see plantStops
-		st.img.write32(st.planted[k].addr, st.planted[k].word)
-	}
+	st.replaced(func(a uint64, w uint32) { st.img.write32(a, w) })
 	st.release()
 }
 
@@ -335,7 +343,7 @@ func (st *stopSet) release() {
 	if st == nil {
 		return
 	}
-	st.planted = nil
+	st.stops, st.words, st.retWords = nil, nil, nil
 	for _, m := range st.clean {
 		syscall.Munmap(m)
 	}
@@ -350,20 +358,20 @@ func (st *stopSet) release() {
 func (st *stopSet) pristine(r *region) ([]byte, error) {
 	st.once.Do(func() {
 		st.clean = map[*region][]byte{}
-		// Last to first: a word planted twice was saved first as the
-		// image's own.
-		for k := len(st.planted) - 1; k >= 0; k-- {
-			p := st.planted[k]
-			rg := st.img.find(p.addr)
-			if rg == nil {
-				continue
+		st.replaced(func(a uint64, w uint32) {
+			rg := st.img.find(a)
+			if rg == nil || st.err != nil {
+				return
 			}
 			m, err := st.copyOf(rg)
 			if err != nil {
 				st.err = err
 				return
 			}
-			binary.LittleEndian.PutUint32(m[p.addr-rg.addr:], p.word)
+			binary.LittleEndian.PutUint32(m[a-rg.addr:], w)
+		})
+		if st.err != nil {
+			return
 		}
 		for _, rg := range st.img.regions {
 			if !st.img.hasRelocs(rg) {

@@ -23,6 +23,14 @@ func regionBytes(img *Image) [][]byte {
 	return out
 }
 
+// plantedWords is every word st's BRKs replaced, in planting order.
+func plantedWords(st *stopSet) []plantAt {
+	var out []plantAt
+	st.replaced(func(a uint64, w uint32) { out = append(out, plantAt{addr: a, word: w}) })
+	slices.Reverse(out)
+	return out
+}
+
 func allSites(img *Image) []int {
 	run := make([]int, len(img.sites))
 	for i := range run {
@@ -263,8 +271,8 @@ func TestStopsPlantedInParts(t *testing.T) {
 			brks++
 		}
 	}
-	if want := brks + 2 + len(st.retTraps); len(st.planted) != want {
-		t.Errorf("%d words planted, want %d", len(st.planted), want)
+	if got, want := len(plantedWords(st)), brks+2+len(st.retTraps); got != want {
+		t.Errorf("%d words planted, want %d", got, want)
 	}
 	diff := 0 // words changed anywhere: the BRKs and the return traps
 	for ri, r := range img.regions {
@@ -299,13 +307,12 @@ func TestStopsPlantAllSkipsReadWords(t *testing.T) {
 	}
 	img := buildSynth(t, ss, Options{}, nil)
 	before := regionBytes(img)
-	st := &stopSet{img: img, chained: make([]bool, len(img.sites)), planted: make([]plantAt, 0, len(img.sites))}
-	var stops []siteStop
+	st := &stopSet{img: img, chained: make([]bool, len(img.sites))}
 	read := map[uint64]bool{}
 	var want []plantAt
 	for i := range img.sites {
 		a := img.sites[i].callSite() + 4
-		stops = append(stops, siteStop{i: i, addr: a})
+		st.stops = append(st.stops, int32(i))
 		if i%7 == 3 {
 			read[a] = true
 			continue
@@ -313,9 +320,9 @@ func TestStopsPlantAllSkipsReadWords(t *testing.T) {
 		w, _ := img.read32(a)
 		want = append(want, plantAt{addr: a, word: w})
 	}
-	st.plantAll(stops, func(a uint64) bool { return read[a] }, 3)
-	if !slices.Equal(st.planted, want) {
-		t.Fatalf("%d words planted, want %d (first %v, want %v)", len(st.planted), len(want), st.planted[:min(2, len(st.planted))], want[:2])
+	st.plantAll(func(a uint64) bool { return read[a] }, 3)
+	if got := plantedWords(st); !slices.Equal(got, want) {
+		t.Fatalf("%d words planted, want %d (first %v, want %v)", len(got), len(want), got[:min(2, len(got))], want[:2])
 	}
 	for i := range img.sites {
 		if a := img.sites[i].callSite() + 4; st.chained[i] == read[a] {
