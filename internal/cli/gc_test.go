@@ -3,16 +3,11 @@
 package cli
 
 import (
-	"fmt"
 	"math"
-	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"strings"
 	"testing"
-	"unsafe"
 )
 
 // tuneGC: the collector runs at gcFloor while little is live, at twice what
@@ -105,60 +100,6 @@ func TestTuneGC(t *testing.T) {
 		if want := gcLimit(live); got > want || got < want-want/64 {
 			t.Errorf("gcPercent(%d) = %d: goal %d, want %d", live, p, got, want)
 		}
-	}
-}
-
-// hugeHeap leaves the memory the heap grows into next marked for huge
-// pages (VmFlags hg in /proc/self/smaps), where the kernel has them: most of
-// the next 12 MiB allocated lands there. In a process of its own (the test
-// binary run again): like verify, which calls it at start, it is about a
-// young heap, not one other tests have left holes in.
-func TestHugeHeap(t *testing.T) {
-	if b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil || strings.Contains(string(b), "[never]") {
-		t.Skip("no transparent huge pages here")
-	}
-	if os.Getenv("FTPATCH_HUGEHEAP_CHILD") != "1" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHugeHeap$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "FTPATCH_HUGEHEAP_CHILD=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		return
-	}
-	hugeHeap(32 << 20)
-	var bufs [][]byte
-	for range 12 {
-		bufs = append(bufs, make([]byte, 1<<20))
-	}
-	smaps, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Skip(err)
-	}
-	type vma struct {
-		lo, hi uint64
-		hg     bool
-	}
-	var vmas []vma
-	for _, l := range strings.Split(string(smaps), "\n") {
-		var lo, hi uint64
-		if n, _ := fmt.Sscanf(l, "%x-%x", &lo, &hi); n == 2 && strings.Contains(l, " ") {
-			vmas = append(vmas, vma{lo: lo, hi: hi})
-		} else if strings.HasPrefix(l, "VmFlags:") && len(vmas) > 0 {
-			vmas[len(vmas)-1].hg = strings.Contains(l, " hg")
-		}
-	}
-	marked := 0
-	for _, b := range bufs {
-		at := uint64(uintptr(unsafe.Pointer(&b[0])))
-		for _, v := range vmas {
-			if at >= v.lo && at < v.hi && v.hg {
-				marked++
-			}
-		}
-	}
-	runtime.KeepAlive(bufs)
-	if marked < len(bufs)/2 {
-		t.Errorf("%d of %d MiB allocated after hugeHeap are in memory marked for huge pages", marked, len(bufs))
 	}
 }
 

@@ -171,14 +171,10 @@ func runVerify(opts *VerifyOptions, stdio *IO) (err error) {
 	}
 	in := newWalker(opts.Walk, false).expand(opts.Files)
 	if len(in.items) == 1 {
-		// Before libunicorn loads: hugeHeap's collection took 16-21 ms
-		// of wall time while the loader mapped the library on the other
-		// CPU (verify -j 2 of Debian's 6.12 cloud vmlinux), 5-7 ms alone.
-		if it := in.items[0]; it.err == nil {
-			if fi, err := os.Stat(it.path); err == nil && fi.Size() >= hugeHeapInput {
-				hugeHeap(64 << 20)
-			}
-		}
+		// The Go heap stays on 4 KiB pages: see "A sixth look" in the
+		// README (huge pages for it cost a cold host 1.35-1.79x the
+		// floor's cpu where 4 KiB pages cost 1.21-1.23x).
+		//
 		// One file's sites and image stay live until its report is
 		// written: a collection at the folder floor freed little and
 		// cost ~20 ms of cpu on the 53k-site bench image (~0.4 µs a
