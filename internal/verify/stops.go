@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -45,12 +44,15 @@ type stopSet struct {
 	// past it, fails on the fast path and runs again on the budget engine).
 	chained []bool
 	// stops are the nop and init sites given a stop, by index, in address
-	// order, and words what was at each one's stop address: a site's stop
-	// took a BRK when the site is chained (for one site, all its entries
-	// alike; see plant). 8 bytes a stop: an address and a word each, kept
-	// twice (the stops to plant, the words planted), were 32, 1.3 MB more
-	// fresh memory on the 53k-site bench image.
+	// order, addrs their stop addresses and words what was at each: a
+	// site's stop took a BRK when the site is chained (for one site, all
+	// its entries alike; see plant). 16 bytes a stop: an address and a
+	// word each, kept twice (the stops to plant, the words planted), were
+	// 32, 0.85 MB more fresh memory on the 53k-site bench image; the
+	// address looked up from the site's instead cost more cpu than that
+	// saved (perf: plantAll's loads of each site, between its copies).
 	stops []int32
+	addrs []uint64
 	words []uint32
 	// retTraps are the tool's trampolines' `RET X9` words, also under a
 	// BRK: a run returning from the trampoline into its function
@@ -125,13 +127,16 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 		return nil
 	}
 	if planting > 0 {
-		st.stops = make([]int32, 0, planting)
+		st.stops, st.addrs = make([]int32, 0, planting), make([]uint64, 0, planting)
 		each(func(i int) {
 			// A stop past the top of the address space gets no BRK.
-			if s := &img.sites[i]; s.State != elfscan.StateEnabled && s.callSite()+4 > s.callSite() {
-				st.stops = append(st.stops, int32(i))
+			if s := &img.sites[i]; s.State != elfscan.StateEnabled {
+				if a := s.callSite() + 4; a > s.callSite() {
+					st.stops, st.addrs = append(st.stops, int32(i)), append(st.addrs, a)
+				}
 			}
 		})
+		st.sortStops()
 		st.plantAll(img.readWords(), opts.Jobs)
 	}
 	// The tool's trampolines (in verify's stand-in code, where no site
@@ -150,8 +155,26 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 	return st
 }
 
-// stopAt is site i's stop address, where its BRK goes.
-func (img *Image) stopAt(i int32) uint64 { return img.sites[i].callSite() + 4 }
+// sortStops puts the stops in address order (they are in site order,
+// which nearly always is that already); sites sharing a stop keep theirs
+// (see restore).
+func (st *stopSet) sortStops() {
+	if slices.IsSorted(st.addrs) {
+		return
+	}
+	type stop struct {
+		addr uint64
+		i    int32
+	}
+	all := make([]stop, len(st.stops))
+	for k := range all {
+		all[k] = stop{st.addrs[k], st.stops[k]}
+	}
+	slices.SortStableFunc(all, func(a, b stop) int { return cmp.Compare(a.addr, b.addr) })
+	for k, s := range all {
+		st.addrs[k], st.stops[k] = s.addr, s.i
+	}
+}
 
 // replaced calls do with each word a BRK replaced, the last planted first:
 // a word planted twice was saved first as the image's own.
@@ -161,7 +184,7 @@ func (st *stopSet) replaced(do func(addr uint64, word uint32)) {
 	}
 	for k := len(st.stops) - 1; k >= 0; k-- {
 		if i := st.stops[k]; st.chained[i] {
-			do(st.img.stopAt(i), st.words[k])
+			do(st.addrs[k], st.words[k])
 		}
 	}
 }
@@ -170,8 +193,8 @@ func (st *stopSet) replaced(do func(addr uint64, word uint32)) {
 // plants the BRKs there, while those pages are still in the CPU's caches.
 const populateChunk = 256 << 10
 
-// plantAll plants the BRKs of st.stops (in site order). The pages that take
-// them are copied in at once (madvise MADV_POPULATE_WRITE): written one by
+// plantAll plants the BRKs of st.stops (in address order). The pages that
+// take them are copied in at once (madvise MADV_POPULATE_WRITE): written one by
 // one, each page of a mapped file is copied on a fault of its own, and, in
 // a process with threads on other CPUs (the Go runtime's), each such fault
 // also flushes their TLBs (flush_tlb_mm_range: an interrupt to each; 5% of
@@ -188,49 +211,40 @@ const populateChunk = 256 << 10
 // 12.9 of six runs), and verify 0.94x the cpu (15 interleaved pairs). The
 // floor lays its image out the same way (scripts/verify-floor.c).
 func (st *stopSet) plantAll(read func(uint64) bool, jobs int) {
-	img, stops := st.img, st.stops
-	// In address order; sites sharing a stop keep theirs (see restore).
-	byAddr := func(a, b int32) int { return cmp.Compare(img.stopAt(a), img.stopAt(b)) }
-	if !slices.IsSortedFunc(stops, byAddr) {
-		slices.SortStableFunc(stops, byAddr)
-	}
-	st.words = make([]uint32, len(stops))
-	// Each part writes the words it replaces at its stops' places in
-	// st.words.
+	img, addrs := st.img, st.addrs // in address order
+	st.words = make([]uint32, len(addrs))
+	// Each part plants stops [lo, hi) of st's arrays, writing the words
+	// it replaces at their places in st.words.
 	type part struct {
-		r      *region
-		lo, hi uint64  // guest addresses, lo page-aligned
-		stops  []int32 // its stops
-		words  []uint32
+		r          *region
+		from, to   uint64 // guest addresses, from page-aligned
+		start, end int    // its stops
 	}
-	var parts []*part
+	var parts []part
 	hp := uint64(os.Getpagesize())
-	at := func(in []int32, a uint64) int { // the first of in at a or above
-		return sort.Search(len(in), func(k int) bool { return img.stopAt(in[k]) >= a })
-	}
 	for _, r := range img.regions {
-		lo, hi := at(stops, r.addr), at(stops, r.addr+r.size)
+		lo, _ := slices.BinarySearch(addrs, r.addr)
+		hi, _ := slices.BinarySearch(addrs, r.addr+r.size)
 		if r.prot&uc.PROT_EXEC == 0 || lo >= hi {
 			continue
 		}
-		in, words := stops[lo:hi], st.words[lo:hi]
-		a, b := img.stopAt(in[0])&^(hp-1), min(img.stopAt(in[len(in)-1])+4, r.addr+r.size)
+		a, b := addrs[lo]&^(hp-1), min(addrs[hi-1]+4, r.addr+r.size)
 		for _, pg := range splitPages(a, b, hp, jobs) {
-			k := at(in, pg[1])
-			parts = append(parts, &part{r: r, lo: pg[0], hi: pg[1], stops: in[:k], words: words[:k]})
-			in, words = in[k:], words[k:]
+			k, _ := slices.BinarySearch(addrs[lo:hi], pg[1])
+			parts = append(parts, part{r: r, from: pg[0], to: pg[1], start: lo, end: lo + k})
+			lo += k
 		}
 	}
 	var wg sync.WaitGroup
 	for _, pt := range parts {
 		wg.Go(func() {
-			k := 0
-			for c := pt.lo; c < pt.hi; c += populateChunk {
-				end := min(c+populateChunk, pt.hi)
+			k := pt.start
+			for c := pt.from; c < pt.to; c += populateChunk {
+				end := min(c+populateChunk, pt.to)
 				m := pt.r.mem[c-pt.r.addr : end-pt.r.addr]
 				syscall.Syscall(syscall.SYS_MADVISE, uintptr(unsafe.Pointer(unsafe.SliceData(m))), uintptr(len(m)), madvPopulateWrite)
-				for ; k < len(pt.stops) && img.stopAt(pt.stops[k]) < end; k++ {
-					st.plant(pt.stops[k], pt.r, read, &pt.words[k])
+				for ; k < pt.end && addrs[k] < end; k++ {
+					st.plant(st.stops[k], addrs[k], pt.r, read, &st.words[k])
 				}
 			}
 		})
@@ -301,11 +315,10 @@ func (img *Image) readWords() func(stop uint64) bool {
 	}
 }
 
-// plant puts a BRK at site i's stop in r (executable, holding the stop
-// address), unless a passing run reads the word there (read) or it is not
-// a whole word of r, and saves what it replaced in *word.
-func (st *stopSet) plant(i int32, r *region, read func(uint64) bool, word *uint32) {
-	stop := st.img.stopAt(i)
+// plant puts a BRK at site i's stop address in r (executable, holding
+// it), unless a passing run reads the word there (read) or it is not a
+// whole word of r, and saves what it replaced in *word.
+func (st *stopSet) plant(i int32, stop uint64, r *region, read func(uint64) bool, word *uint32) {
 	if stop%4 != 0 || read(stop) || stop-r.addr > r.size-4 {
 		return
 	}
@@ -343,7 +356,7 @@ func (st *stopSet) release() {
 	if st == nil {
 		return
 	}
-	st.stops, st.words, st.retWords = nil, nil, nil
+	st.stops, st.addrs, st.words, st.retWords = nil, nil, nil, nil
 	for _, m := range st.clean {
 		syscall.Munmap(m)
 	}

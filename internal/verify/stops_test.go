@@ -312,7 +312,7 @@ func TestStopsPlantAllSkipsReadWords(t *testing.T) {
 	var want []plantAt
 	for i := range img.sites {
 		a := img.sites[i].callSite() + 4
-		st.stops = append(st.stops, int32(i))
+		st.stops, st.addrs = append(st.stops, int32(i)), append(st.addrs, a)
 		if i%7 == 3 {
 			read[a] = true
 			continue
