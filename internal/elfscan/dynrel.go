@@ -41,6 +41,9 @@ func (r DynReloc) Type() elf.R_AARCH64 { return elf.R_AARCH64(r.typ) }
 type DynRelocs struct {
 	f    *elf.File
 	rels []DynReloc // by Off; entries at one Off in file order
+	// unresolved are the addresses of the relocations readDynTable could
+	// not resolve (few: most files have none), in file order.
+	unresolved []uint64
 }
 
 // DynRelocs returns the dynamic relocations of a linked file (none for an
@@ -67,7 +70,7 @@ func (o *Object) buildDynRelocs() (*DynRelocs, error) {
 	d.rels = make([]DynReloc, 0, min(total, 1<<24))
 	buf := make([]byte, RelaSize*2048)
 	for _, s := range tables {
-		if d.rels, err = o.readDynTable(d.rels, s, buf); err != nil {
+		if d.rels, d.unresolved, err = o.readDynTable(d.rels, d.unresolved, s, buf); err != nil {
 			return nil, err
 		}
 	}
@@ -98,14 +101,15 @@ func (o *Object) dynTables() (tables []*elf.Section, total uint64, err error) {
 }
 
 // readDynTable appends the relocations of table s (R_AARCH64_NONE
-// apart) to rels, reading it through buf.
-func (o *Object) readDynTable(rels []DynReloc, s *elf.Section, buf []byte) ([]DynReloc, error) {
+// apart) to rels, and the addresses of those it cannot resolve to
+// unresolved, reading it through buf.
+func (o *Object) readDynTable(rels []DynReloc, unresolved []uint64, s *elf.Section, buf []byte) ([]DynReloc, []uint64, error) {
 	i := slices.Index(o.f.Sections, s)
 	sr := io.NewSectionReader(o.r, int64(s.Offset), int64(s.Size))
 	for pos := int64(0); pos < int64(s.Size); {
 		n, err := sr.ReadAt(buf[:min(int64(len(buf)), int64(s.Size)-pos)], pos)
 		if n%RelaSize != 0 || n == 0 {
-			return nil, fmt.Errorf("%w: section %q at %#x: truncated at %#x: %w", ErrMalformed, s.Name, s.Offset, pos+int64(n), err)
+			return nil, nil, fmt.Errorf("%w: section %q at %#x: truncated at %#x: %w", ErrMalformed, s.Name, s.Offset, pos+int64(n), err)
 		}
 		for k := 0; k < n/RelaSize; k++ {
 			e := decodeRela(buf[k*RelaSize:])
@@ -120,14 +124,17 @@ func (o *Object) readDynTable(rels []DynReloc, s *elf.Section, buf []byte) ([]Dy
 				rl.Value, rl.Resolved = uint64(e.Addend), true
 			default:
 				if rl, err = o.resolveDyn(rl, e.Addend); err != nil {
-					return nil, err
+					return nil, nil, err
+				}
+				if !rl.Resolved {
+					unresolved = append(unresolved, rl.Off)
 				}
 			}
 			rels = append(rels, rl)
 		}
 		pos += int64(n)
 	}
-	return rels, nil
+	return rels, unresolved, nil
 }
 
 // resolveDyn resolves rl, of any type but R_AARCH64_NONE and RELATIVE,
@@ -152,6 +159,21 @@ func cmpDynOff(a, b DynReloc) int { return cmp.Compare(a.Off, b.Off) }
 // All returns every dynamic relocation, by address (entries at one address
 // in file order: the last one wins). The caller must not modify them.
 func (d *DynRelocs) All() []DynReloc { return d.rels }
+
+// Unresolved returns the relocations that decide their word (the last one
+// at their address) and are not resolved, by address: what a caller that
+// applies the others must refuse. Found from the few readDynTable could
+// not resolve, without a walk over All.
+func (d *DynRelocs) Unresolved() []DynReloc {
+	addrs := slices.Compact(slices.Sorted(slices.Values(d.unresolved)))
+	var out []DynReloc
+	for _, a := range addrs {
+		if r, ok := d.At(a); ok && !r.Resolved {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 // At returns the relocation that decides the word at addr (the last one
 // there), if any.

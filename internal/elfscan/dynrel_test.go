@@ -4,6 +4,7 @@ package elfscan
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -45,6 +46,36 @@ func TestDynSeek(t *testing.T) {
 				}
 			}
 			next = first
+		}
+	}
+}
+
+// TestDynUnresolved checks Unresolved, found from readDynTable's list of
+// the relocations it could not resolve, against a walk over All: the last
+// relocation at an address decides it, repeats of an address and of a
+// listed address count once.
+func TestDynUnresolved(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for round := 0; round < 300; round++ {
+		d := &DynRelocs{}
+		off := uint64(0)
+		for n := rnd.IntN(200); len(d.rels) < n; {
+			off += uint64(rnd.IntN(3)) * 8 // 0: a repeated address
+			r := DynReloc{Off: off, Resolved: rnd.IntN(4) != 0}
+			if !r.Resolved {
+				d.unresolved = append(d.unresolved, off)
+			}
+			d.rels = append(d.rels, r)
+		}
+		rnd.Shuffle(len(d.unresolved), func(i, j int) { d.unresolved[i], d.unresolved[j] = d.unresolved[j], d.unresolved[i] })
+		var want []DynReloc // the oracle: the last relocation at each address, when unresolved
+		for i, r := range d.rels {
+			if (i+1 == len(d.rels) || d.rels[i+1].Off != r.Off) && !r.Resolved {
+				want = append(want, r)
+			}
+		}
+		if got := d.Unresolved(); !slices.Equal(got, want) {
+			t.Fatalf("round %d: Unresolved() = %v, want %v", round, got, want)
 		}
 	}
 }

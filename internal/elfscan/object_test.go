@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -187,6 +188,20 @@ long get(void) { ext_fn(); return defined_var + ext_var; }
 		if v, err := o.Load64(r.Off); w.resolved && (err != nil || v != w.value) || !w.resolved && err == nil {
 			t.Errorf("Load64(%#x) = %#x, %v; readelf: %#x resolved %v", r.Off, v, err, w.value, w.resolved)
 		}
+	}
+	var unresolved []uint64 // readelf's, by address (one relocation an address here)
+	for a, w := range wants {
+		if !w.resolved {
+			unresolved = append(unresolved, a)
+		}
+	}
+	slices.Sort(unresolved)
+	var got []uint64
+	for _, r := range d.Unresolved() {
+		got = append(got, r.Off)
+	}
+	if len(unresolved) == 0 || !slices.Equal(got, unresolved) {
+		t.Errorf("Unresolved at %#x; readelf: %#x (the test library must have some)", got, unresolved)
 	}
 }
 

@@ -469,17 +469,16 @@ func (img *Image) applyDynRelocs(o *elfscan.Object, all bool) (map[uint64]elf.R_
 		return nil, err
 	}
 	other := map[uint64]elf.R_AARCH64{}
-	for _, r := range d.All() {
-		if r.Resolved {
-			if all {
+	for _, r := range d.Unresolved() { // few: no walk over the ~100k others
+		other[r.Off] = r.Type()
+	}
+	if all {
+		for _, r := range d.All() {
+			if r.Resolved {
 				img.write64(r.Off, r.Value)
 			}
-			delete(other, r.Off)
-		} else {
-			other[r.Off] = r.Type()
 		}
-	}
-	if !all && len(d.All()) > 0 {
+	} else if len(d.All()) > 0 {
 		img.dyn = d
 	}
 	return other, nil
