@@ -49,10 +49,13 @@ func ScanChunks[R any](o *Object, chunk int, work func(Chunk) (R, error), emit f
 	bounds := sc.streamChunks(recs, chunk)
 	if bounds == nil {
 		out := &File{Path: path, Type: sc.f.Type, Sites: newSites(len(recs)), fileProblems: sc.zeroedEntries(len(recs))}
-		if err := sc.sites(out.Sites, recs, dups); err != nil {
+		ordered, err := sc.sites(out.Sites, recs, dups)
+		if err != nil {
 			return 0, err
 		}
-		sortSites(out.Sites)
+		if !ordered {
+			sortSites(out.Sites)
+		}
 		return len(out.Sites), Chunks(out, chunk, work, emit)
 	}
 	chunks := len(bounds) - 1
@@ -79,11 +82,14 @@ func ScanChunks[R any](o *Object, chunk int, work func(Chunk) (R, error), emit f
 				b.sites = newSites(hi - lo)
 			}
 			part := b.sites[:hi-lo]
-			if err := b.sc.buildSites(part, recs, lo, dups); err != nil {
+			ordered, err := b.sc.buildSites(part, recs, lo, dups)
+			if err != nil {
 				var zero R
 				return zero, err
 			}
-			sortSites(part)
+			if !ordered {
+				sortSites(part)
+			}
 			return work(Chunk{Path: path, Type: sc.f.Type, Index: k, Start: lo, Sites: part})
 		},
 		func(_ int, res R, err error) error {

@@ -7,6 +7,8 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+
+	"github.com/ftpatch/ftpatch/internal/testutil"
 )
 
 // TestRadixSortProperty compares radixSort with the standard library's
@@ -109,4 +111,57 @@ func TestSortSites(t *testing.T) {
 			t.Errorf("sortSites: %q, want %q", got, c.want)
 		}
 	}
+}
+
+// sites reports whether the sites it built are in (section index, entry)
+// order, checked as each is built and across the parallel builders'
+// bounds: records given in order, reversed, and (more than two builders'
+// worth) each half in order but the halves swapped.
+func TestSitesOrdered(t *testing.T) {
+	o, err := Open(testutil.Fixtures(t, "gcc-callops-kimage.elf")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	sc, recs, _, err := o.prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) < 2 {
+		t.Fatalf("%d records: the fixture needs two", len(recs))
+	}
+	halves := func(n int) []record { // recs[1] then recs[0], n of each
+		out := make([]record, 0, 2*n)
+		for _, r := range []record{recs[1], recs[0]} {
+			for range n {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		recs []record
+		want bool
+	}{
+		{"in order", recs, true},
+		{"reversed", reversed(recs), false},
+		{"halves swapped", halves(parallelSites + 1), false},
+		{"one record repeated", halves(parallelSites + 1)[:parallelSites+1], true},
+	} {
+		out := newSites(len(c.recs))
+		got, err := sc.sites(out, c.recs, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if sorted := slices.IsSortedFunc(out, func(a, b Site) int { return cmpSite(&a, &b) }); got != c.want || got != sorted {
+			t.Errorf("%s: sites reports ordered %v, want %v (the sites are sorted: %v)", c.name, got, c.want, sorted)
+		}
+	}
+}
+
+func reversed[T any](s []T) []T {
+	out := slices.Clone(s)
+	slices.Reverse(out)
+	return out
 }
