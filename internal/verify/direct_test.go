@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ftpatch/ftpatch/internal/elfscan"
 	"github.com/ftpatch/ftpatch/internal/encode"
+	"github.com/ftpatch/ftpatch/internal/verify/uc"
 )
 
 // synDirect is a direct trampoline in the synthetic image's code.
@@ -84,4 +86,43 @@ func blWord(from, to uint64) uint32 {
 		panic(err)
 	}
 	return w
+}
+
+// A direct site whose run was stopped at its slice after it had entered
+// its direct trampoline runs again on the fast path (engine.retry), and
+// the entry of the stopped run is not counted with the retry's.
+func TestDirectSliceRetryCountsOnce(t *testing.T) {
+	good := []uint32{encode.BTIC, 0xaa1e03ea /* mov x10, x30 */, 0xaa0903fe /* mov x30, x9 */, 0xd65f0140 /* ret x10 */}
+	ss := []synthSite{synthWords(elfscan.StateEnabled, 0)}
+	opts := Options{Jobs: 1, Direct: []string{fmt.Sprintf("%#x", synDirect)}}
+	img := buildSynth(t, ss, opts, func(img *Image) {
+		for i, w := range good {
+			img.write32(synDirect+4*uint64(i), w)
+		}
+		call := uint64(synSites + 16)
+		img.write32(call, blWord(call, synDirect))
+		if err := img.resolveDirects(nil, nil, opts); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e, err := newEngine(img, Options{MaxInsns: 10000, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	s := &img.sites[0]
+	if s.direct == 0 {
+		t.Fatal("the site has no direct trampoline")
+	}
+	var run uc.Run
+	e.setRun(s, &run)
+	// The stopped run had entered the direct trampoline.
+	e.directHits, e.directAt = 1, synDirect
+	res := uc.Result{Stopped: uc.StopSlice, Regs: [uc.BatchOut]uint64{rPC: synDirect}}
+	if f := e.judge(s, &run, &res); f != nil {
+		t.Fatalf("a good direct site stopped once at its slice fails: %s / %s", f.Expected, f.Observed)
+	}
+	if e.budget.Load() != nil {
+		t.Error("a budget engine was made for a site the fast path ran")
+	}
 }

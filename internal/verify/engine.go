@@ -439,8 +439,13 @@ func (e *engine) judge(s *site, run *uc.Run, res *uc.Result) *Failure {
 // hash table of translated blocks takes milliseconds), and such a site
 // need not cost the budget engine (a second engine and a copy of the
 // image's regions). A run stopped at its slice again counts towards
-// maxSliced as before.
+// maxSliced as before. What the Go hooks counted during the stopped run is
+// forgotten first: a direct site's stopped run may have entered its direct
+// trampoline already, and counted with the retry's entry it failed as two
+// (seen on the cloud 6.12 vmlinux with every site through ftrace_caller's
+// direct path, one site in a few runs in a slow hour).
 func (e *engine) retry(s *site, run *uc.Run, res *uc.Result) {
+	e.directHits = 0
 	var again [1]uc.Result
 	got, err := e.runner.Run(unsafe.Slice(run, 1), again[:], 0, e.dirty, e.chained(s))
 	if got == 1 && err == nil {
