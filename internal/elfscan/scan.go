@@ -466,8 +466,8 @@ func (sc *scanner) noteEntries(ranges []entriesRange) {
 
 // entriesChunk is how much of an entries table rangeRecords reads at a
 // time: the records are all it keeps, and a table read whole was 0.4 MB
-// more fresh memory for the 53k-site bench image (each MB fresh from the
-// kernel ~0.5-0.9 ms of cpu there).
+// more fresh memory for the 53k-site bench image (what fresh memory costs
+// verify: the README's sixth look).
 const entriesChunk = 64 << 10
 
 // rangeRecords appends the records of entries range rg to recs.

@@ -194,12 +194,13 @@ func (st *stopSet) replaced(do func(addr uint64, word uint32)) {
 const populateChunk = 256 << 10
 
 // plantAll plants the BRKs of st.stops (in address order). The pages that
-// take them are copied in at once (madvise MADV_POPULATE_WRITE): written one by
-// one, each page of a mapped file is copied on a fault of its own, and, in
-// a process with threads on other CPUs (the Go runtime's), each such fault
-// also flushes their TLBs (flush_tlb_mm_range: an interrupt to each; 5% of
-// verify's cpu on the 53k-site nop bench image). Best effort: a kernel
-// without MADV_POPULATE_WRITE (Linux 5.14) faults page by page as before.
+// take them are copied in at once (madvise MADV_POPULATE_WRITE): written
+// one by one, each page of a mapped file is copied on a fault of its own,
+// and, in a process with threads on other CPUs (the Go runtime's), each
+// such fault also flushes their TLBs (flush_tlb_mm_range: an interrupt to
+// each; 5% of verify's cpu on the 53k-site nop bench image). Best effort:
+// a kernel without MADV_POPULATE_WRITE (Linux 5.14) faults page by page as
+// before.
 //
 // A kernel's text is 25 MB of such copies and 44k BRKs, before any run:
 // the span of the stops is cut into jobs parts done at once, and each part
@@ -213,8 +214,8 @@ const populateChunk = 256 << 10
 func (st *stopSet) plantAll(read func(uint64) bool, jobs int) {
 	img, addrs := st.img, st.addrs // in address order
 	st.words = make([]uint32, len(addrs))
-	// Each part plants stops [lo, hi) of st's arrays, writing the words
-	// it replaces at their places in st.words.
+	// Each part plants stops [start, end) of st's arrays, writing the
+	// words it replaces at their places in st.words.
 	type part struct {
 		r          *region
 		from, to   uint64 // guest addresses, from page-aligned
