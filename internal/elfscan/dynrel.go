@@ -160,6 +160,17 @@ func cmpDynOff(a, b DynReloc) int { return cmp.Compare(a.Off, b.Off) }
 // in file order: the last one wins). The caller must not modify them.
 func (d *DynRelocs) All() []DynReloc { return d.rels }
 
+// Overlaps reports whether the 8-byte word of any relocation overlaps
+// [lo, hi).
+func (d *DynRelocs) Overlaps(lo, hi uint64) bool {
+	from := uint64(0)
+	if lo >= 7 {
+		from = lo - 7 // the lowest word start that reaches lo
+	}
+	i := d.seek(from, 0)
+	return i < len(d.rels) && d.rels[i].Off < hi
+}
+
 // Unresolved returns the relocations that decide their word (the last one
 // at their address) and are not resolved, by address: what a caller that
 // applies the others must refuse. Found from the few readDynTable could

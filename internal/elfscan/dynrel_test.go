@@ -79,3 +79,24 @@ func TestDynUnresolved(t *testing.T) {
 		}
 	}
 }
+
+// TestDynOverlaps checks Overlaps against a walk: a relocation's 8-byte
+// word overlaps [lo, hi) when it starts before hi and ends after lo.
+func TestDynOverlaps(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for round := 0; round < 300; round++ {
+		d := &DynRelocs{}
+		off := uint64(rnd.IntN(16))
+		for n := rnd.IntN(40); len(d.rels) < n; {
+			off += uint64(rnd.IntN(24))
+			d.rels = append(d.rels, DynReloc{Off: off})
+		}
+		for lo := uint64(0); lo < off+16; lo++ {
+			hi := lo + uint64(1+rnd.IntN(8))
+			want := slices.ContainsFunc(d.rels, func(r DynReloc) bool { return r.Off < hi && r.Off+8 > lo })
+			if got := d.Overlaps(lo, hi); got != want {
+				t.Fatalf("round %d: Overlaps(%#x, %#x) = %v, want %v (relocations at %v)", round, lo, hi, got, want, d.rels)
+			}
+		}
+	}
+}

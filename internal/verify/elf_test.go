@@ -324,3 +324,58 @@ func TestDynRelocAtSite(t *testing.T) {
 		})
 	}
 }
+
+// callWord gives the word the image holds at each site's call site: the
+// scan's copy where the image's bytes there are the file's, the image's own
+// where verify wrote there (a redirected trampoline entry) or a piece of
+// the image does not map the offset the scan read.
+func TestCallWordIsTheImages(t *testing.T) {
+	exe, _, _ := buildProgram(t)
+	sf := mustScan(t, exe)
+	p := patchCopy(t, exe, sf, elfscan.StateEnabled, nil)
+	o, err := elfscan.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	img, err := LoadObject(o, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	shortcut := 0
+	b := &binder{img: img, fromScan: true}
+	for i := range img.sites {
+		s := &img.sites[i]
+		w, ok := b.callWord(s)
+		want, wok := img.read32(s.callSite())
+		if w != want || ok != wok {
+			t.Fatalf("site %d: callWord %#08x %v, the image holds %#08x %v", i, w, ok, want, wok)
+		}
+		if img.fileOffset(s.callSite(), 4) == s.Slot2Off() {
+			shortcut++
+		}
+	}
+	if shortcut != len(img.sites) || len(img.sites) < 4 {
+		t.Errorf("the scan's word serves %d of %d sites, want all", shortcut, len(img.sites))
+	}
+	s := &img.sites[0]
+	a := s.callSite()
+	img.write32(a, encode.NOP) // as if verify had redirected a trampoline entry there
+	if w, _ := (&binder{img: img}).callWord(s); w != encode.NOP {
+		t.Errorf("a binder of an intermediate state (not fromScan): %#08x, want the image's NOP", w)
+	}
+	img.tramp = a
+	if w, _ := b.callWord(s); w != encode.NOP {
+		t.Errorf("at a word verify wrote: %#08x, want the image's NOP", w)
+	}
+	img.tramp = 0
+	brk, _ := encode.BRK{Imm16: 1}.Encode()
+	img.write32(a, brk)
+	for k := range img.pieces {
+		img.pieces[k].off++ // the pieces no longer map the offsets the scan read
+	}
+	if w, _ := b.callWord(s); w == s.Slot2Word {
+		t.Errorf("with the file's offset unmapped: the scan's word %#08x", w)
+	}
+}

@@ -97,6 +97,8 @@ type Image struct {
 	// dyn is a linked file's dynamic relocations when they are applied
 	// only where read (applyDynRelocs); nil when all are in the bytes.
 	dyn *elfscan.DynRelocs
+	// relocated says applyDynRelocs wrote them all into the bytes.
+	relocated bool
 	// opMu serialises the reads and relocations of ops' first words by
 	// bind's goroutines (binder.checkStatic).
 	opMu sync.Mutex
@@ -476,6 +478,7 @@ func (img *Image) applyDynRelocs(o *elfscan.Object, all bool) (map[uint64]elf.R_
 		for _, r := range d.All() {
 			if r.Resolved {
 				img.write64(r.Off, r.Value)
+				img.relocated = true
 			}
 		}
 	} else if len(d.All()) > 0 {

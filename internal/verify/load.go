@@ -114,6 +114,11 @@ type binder struct {
 	// sites of a kernel share one or two ops.
 	lastOp, lastFn uint64
 	tally          tally // of its range
+	// fromScan lets it take a site's words from the scan where the image
+	// holds the file's bytes (Image.scanned): bind's sites, whose Sites
+	// are the scan's (not an intermediate state's, whose words are its
+	// own and the image's overlaid).
+	fromScan bool
 }
 
 // tally counts an image's sites as bind leaves them, for Check and its
@@ -195,7 +200,7 @@ func (b *binder) checkBL(s *site) bool {
 		s.fail("every enabled site in one layout", "a "+s.Layout.String()+" site among sites of the other layout")
 		return false
 	}
-	w, ok := img.read32(s.callSite())
+	w, ok := b.callWord(s)
 	if !ok || !encode.IsBL(w) {
 		s.fail("BL at the call site", fmt.Sprintf("word %#08x", w))
 		return false
@@ -217,6 +222,44 @@ func (b *binder) checkBL(s *site) bool {
 		return false
 	}
 	return true
+}
+
+// callWord is the word at s's call site as the image holds it: the
+// scan's copy (Site.Slot2Word) where the image holds the file's bytes there
+// (scanned) and b may take it (fromScan).
+func (b *binder) callWord(s *site) (uint32, bool) {
+	if a := s.callSite(); !b.fromScan || !b.img.scanned(a, 4, s.Slot2Off()) {
+		return b.img.read32(a)
+	}
+	return s.Slot2Word, true
+}
+
+// scanned reports whether the image's n bytes at addr are the file's at
+// off, where the scan read them (NoOffset: it did not): a linked image
+// whose dynamic relocations were not all written up front and none of
+// which (applied when read: relocate) covers them, outside the trampoline
+// entries verify redirects, where a piece of the image maps off at addr.
+// bind then takes the scan's copies of a site's call word and literal:
+// reading the image was each page's first touch and each word's first
+// cache miss, all paid again by the site's run (perf, the cloud 6.12
+// vmlinux, enabled: checkBL ~250 samples of ~12,500 a run, then as many in
+// checkOp).
+func (img *Image) scanned(addr, n uint64, off int64) bool {
+	overlaps := func(a uint64) bool { return a != 0 && a < addr+n && a+4 > addr }
+	return off != elfscan.NoOffset && img.rel == nil && !img.relocated &&
+		(img.dyn == nil || !img.dyn.Overlaps(addr, addr+n)) &&
+		!overlaps(img.tramp) && !overlaps(img.trampAlt) && img.fileOffset(addr, n) == off
+}
+
+// fileOffset is where in the file the n bytes the image holds at addr come
+// from, -1 when no one piece of it put them there.
+func (img *Image) fileOffset(addr, n uint64) int64 {
+	for _, p := range img.pieces {
+		if addr >= p.vaddr && addr-p.vaddr < p.n && p.n-(addr-p.vaddr) >= n {
+			return p.off + int64(addr-p.vaddr)
+		}
+	}
+	return -1
 }
 
 // classicOp gives an enabled classic site verify's stand-in op, unless the
@@ -243,8 +286,11 @@ func (b *binder) checkOp(s *site) {
 		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal()))
 		return
 	}
-	img.relocate(s.literal(), &b.litHint)
-	op, ok := img.read64(s.literal())
+	op, ok := s.LiteralWord, true
+	if !b.fromScan || !img.scanned(s.literal(), 8, s.LiteralOff()) {
+		img.relocate(s.literal(), &b.litHint)
+		op, ok = img.read64(s.literal())
+	}
 	if !ok {
 		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal()))
 		return
@@ -573,7 +619,7 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 	var wg sync.WaitGroup
 	for k := range binders {
 		b := &binders[k]
-		*b = binder{img: img, classic: classic, opts: opts, funcs: img.funcs, unapplied: unapplied}
+		*b = binder{img: img, classic: classic, opts: opts, funcs: img.funcs, unapplied: unapplied, fromScan: true}
 		lo, hi := k*len(sites)/parts, (k+1)*len(sites)/parts
 		if parts == 1 {
 			b.bindRange(rel, dynOther, sites, lo, hi)
