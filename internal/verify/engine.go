@@ -292,6 +292,11 @@ func (e *engine) runRange(lo, hi int) []siteFailure {
 	return out
 }
 
+// forgetHookCounts clears what the Go hooks count during a run (the
+// direct-trampoline hook counts per engine, not per run), before a run
+// that is judged by them: a direct site's own, or its retry (retry).
+func (e *engine) forgetHookCounts() { e.directHits = 0 }
+
 // run executes one site and returns its failure, if any.
 func (e *engine) run(s *site) *Failure {
 	var f [1]*Failure
@@ -323,7 +328,7 @@ func (e *engine) runSites(ss []*site, fails []*Failure) {
 			}
 			return
 		}
-		e.directHits = 0
+		e.forgetHookCounts()
 	}
 	for i := 0; i < len(ss); {
 		done := e.runBatch(ss[i:], fails[i:])
@@ -445,7 +450,7 @@ func (e *engine) judge(s *site, run *uc.Run, res *uc.Result) *Failure {
 // (seen on the cloud 6.12 vmlinux with every site through ftrace_caller's
 // direct path, one site in a few runs in a slow hour).
 func (e *engine) retry(s *site, run *uc.Run, res *uc.Result) {
-	e.directHits = 0
+	e.forgetHookCounts()
 	var again [1]uc.Result
 	got, err := e.runner.Run(unsafe.Slice(run, 1), again[:], 0, e.dirty, e.chained(s))
 	if got == 1 && err == nil {

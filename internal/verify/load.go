@@ -234,6 +234,18 @@ func (b *binder) callWord(s *site) (uint32, bool) {
 	return s.Slot2Word, true
 }
 
+// literalWord is the word at s's literal as the image holds it, relocated
+// (relocate): the scan's copy (Site.LiteralWord) where the image holds the
+// file's bytes there (scanned) and b may take it (fromScan).
+func (b *binder) literalWord(s *site) (uint64, bool) {
+	a := s.literal()
+	if !b.fromScan || !b.img.scanned(a, 8, s.LiteralOff()) {
+		b.img.relocate(a, &b.litHint)
+		return b.img.read64(a)
+	}
+	return s.LiteralWord, true
+}
+
 // scanned reports whether the image's n bytes at addr are the file's at
 // off, where the scan read them (NoOffset: it did not): a linked image
 // whose dynamic relocations were not all written up front and none of
@@ -286,11 +298,7 @@ func (b *binder) checkOp(s *site) {
 		s.fail("literal 8-byte aligned", fmt.Sprintf("literal at %#x", s.literal()))
 		return
 	}
-	op, ok := s.LiteralWord, true
-	if !b.fromScan || !img.scanned(s.literal(), 8, s.LiteralOff()) {
-		img.relocate(s.literal(), &b.litHint)
-		op, ok = img.read64(s.literal())
-	}
+	op, ok := b.literalWord(s)
 	if !ok {
 		s.fail("literal in mapped memory", fmt.Sprintf("literal at %#x unmapped", s.literal()))
 		return

@@ -131,8 +131,8 @@ func (img *Image) plantStops(run []int, opts Options) *stopSet {
 		each(func(i int) {
 			// A stop past the top of the address space gets no BRK.
 			if s := &img.sites[i]; s.State != elfscan.StateEnabled {
-				if a := s.callSite() + 4; a > s.callSite() {
-					st.stops, st.addrs = append(st.stops, int32(i)), append(st.addrs, a)
+				if cs := s.callSite(); cs+4 > cs {
+					st.stops, st.addrs = append(st.stops, int32(i)), append(st.addrs, cs+4)
 				}
 			}
 		})
