@@ -379,3 +379,69 @@ func TestCallWordIsTheImages(t *testing.T) {
 		t.Errorf("with the file's offset unmapped: the scan's word %#08x", w)
 	}
 }
+
+// A linked image with no enabled site calls no trampoline: load looks none
+// up and redirects nothing (a lookup by name walks the whole symbol
+// table). With enabled sites the file's trampoline is redirected to
+// verify's with a B; an object binds its call sites' relocations to it
+// whatever their state.
+func TestTrampolineOnlyForEnabled(t *testing.T) {
+	exe, obj, _ := buildProgram(t)
+	sf := mustScan(t, exe)
+	at := testutil.SymbolAddr(t, exe, "ftrace_caller")
+	load := func(path string) *Image {
+		t.Helper()
+		o, err := elfscan.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { o.Close() })
+		img, err := LoadObject(o, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { img.Close() })
+		return img
+	}
+	for _, st := range []elfscan.State{elfscan.StateNop, elfscan.StateInit} {
+		p := exe
+		if st != elfscan.StateNop {
+			p = patchCopy(t, exe, sf, st, nil)
+		}
+		img := load(p)
+		want := fileWord(t, p, at)
+		if got, _ := img.read32(at); img.tramp != 0 || got != want {
+			t.Errorf("%s image: trampoline %#x, word at ftrace_caller %#08x, want 0 and the file's %#08x", st, img.tramp, got, want)
+		}
+	}
+	img := load(patchCopy(t, exe, sf, elfscan.StateEnabled, nil))
+	b, _ := encode.B{From: at, To: img.ourTramp}.Encode()
+	if got, _ := img.read32(at); img.tramp != at || got != b {
+		t.Errorf("enabled image: trampoline %#x, word there %#08x, want %#x and B to verify's (%#08x)", img.tramp, got, at, b)
+	}
+	if img := load(obj); img.tramp != img.ourTramp {
+		t.Errorf("nop object: trampoline %#x, want verify's %#x", img.tramp, img.ourTramp)
+	}
+}
+
+// fileWord reads the 32-bit word at virtual address addr of a linked file
+// through debug/elf's sections.
+func fileWord(t *testing.T, path string, addr uint64) uint32 {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_PROGBITS && addr >= s.Addr && addr+4 <= s.Addr+s.Size {
+			var b [4]byte
+			if _, err := s.ReadAt(b[:], int64(addr-s.Addr)); err != nil {
+				t.Fatal(err)
+			}
+			return binary.LittleEndian.Uint32(b[:])
+		}
+	}
+	t.Fatalf("%s: no section holds %#x", path, addr)
+	return 0
+}
