@@ -383,20 +383,21 @@ func TestCallWordIsTheImages(t *testing.T) {
 // A linked image with no enabled site calls no trampoline: load looks none
 // up and redirects nothing (a lookup by name walks the whole symbol
 // table). With enabled sites the file's trampoline is redirected to
-// verify's with a B; an object binds its call sites' relocations to it
-// whatever their state.
+// verify's with a B, and so it is for intermediate states (whose overlays
+// may hold a BL) whatever the sites' state; an object binds its call
+// sites' relocations to it whatever their state.
 func TestTrampolineOnlyForEnabled(t *testing.T) {
 	exe, obj, _ := buildProgram(t)
 	sf := mustScan(t, exe)
 	at := testutil.SymbolAddr(t, exe, "ftrace_caller")
-	load := func(path string) *Image {
+	load := func(path string, opts Options) *Image {
 		t.Helper()
 		o, err := elfscan.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { o.Close() })
-		img, err := LoadObject(o, Options{})
+		img, err := LoadObject(o, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,18 +409,23 @@ func TestTrampolineOnlyForEnabled(t *testing.T) {
 		if st != elfscan.StateNop {
 			p = patchCopy(t, exe, sf, st, nil)
 		}
-		img := load(p)
+		img := load(p, Options{})
 		want := fileWord(t, p, at)
 		if got, _ := img.read32(at); img.tramp != 0 || got != want {
 			t.Errorf("%s image: trampoline %#x, word at ftrace_caller %#08x, want 0 and the file's %#08x", st, img.tramp, got, want)
 		}
+		img = load(p, Options{allRelocs: true})
+		b, _ := encode.B{From: at, To: img.ourTramp}.Encode()
+		if got, _ := img.read32(at); img.tramp != at || got != b {
+			t.Errorf("%s image for intermediate states: trampoline %#x, word there %#08x, want %#x and B to verify's (%#08x)", st, img.tramp, got, at, b)
+		}
 	}
-	img := load(patchCopy(t, exe, sf, elfscan.StateEnabled, nil))
+	img := load(patchCopy(t, exe, sf, elfscan.StateEnabled, nil), Options{})
 	b, _ := encode.B{From: at, To: img.ourTramp}.Encode()
 	if got, _ := img.read32(at); img.tramp != at || got != b {
 		t.Errorf("enabled image: trampoline %#x, word there %#08x, want %#x and B to verify's (%#08x)", img.tramp, got, at, b)
 	}
-	if img := load(obj); img.tramp != img.ourTramp {
+	if img := load(obj, Options{}); img.tramp != img.ourTramp {
 		t.Errorf("nop object: trampoline %#x, want verify's %#x", img.tramp, img.ourTramp)
 	}
 }

@@ -609,10 +609,11 @@ func (img *Image) bind(o *elfscan.Object, rel *relLayout, dynOther map[uint64]el
 	// image's runs call no trampoline, so it is not looked up: a lookup by
 	// name walks the whole symbol table (in the cloud 6.12 vmlinux ~1.6 ms,
 	// 0.6% of verifying its nop sites; perf). An object's sites still bind
-	// a BL relocation at a call site to it (placeSite).
+	// a BL relocation at a call site to it (placeSite), and intermediate
+	// states (allRelocs: RunIntermediates' overlays) may put a BL anywhere.
 	first := firstEnabled(sites)
 	classic := first >= 0 && sites[first].Layout == elfscan.LayoutClassic
-	if first >= 0 || rel != nil {
+	if first >= 0 || rel != nil || opts.allRelocs {
 		img.bindTramp(o, rel, classic, opts)
 	}
 	if !classic && img.ourTrampAlt != 0 && first >= 0 {
