@@ -6,7 +6,6 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"sort"
 	"sync"
 	"unsafe"
@@ -19,7 +18,7 @@ import (
 type symtab struct {
 	raw    []byte   // the entries, symSize bytes each, by index; entry 0 is the null symbol
 	sorted []symRef // the functions, sorted by (key section, value, index)
-	others *others  // the other useful symbols, sorted when first looked up; shared by views
+	others *others  // the other useful symbols, walked or sorted when looked up; shared by views
 	strtab []byte
 	rel    bool // ET_REL: values are section offsets, keyed by st_shndx
 	owned  bool // raw is a copy of this table's (pooled), not a view of the file
@@ -55,28 +54,105 @@ func (a symRef) less(key uint32, v uint64) bool {
 // others are a table's useful symbols that are not functions: plain
 // labels (STT_NOTYPE) and data objects (STT_OBJECT), which rank after
 // every function. A scan looks one up only where no function symbol
-// places a site, or to name an ops literal, so they are sorted the first
-// time one is looked up. A kernel's are most of its indexed symbols
-// (96,154 of 147,380 in the cloud 6.12 vmlinux, which needs none of them
-// for its nop sites). Apart, `scan --quiet -j 1` of it took 0.953x the
-// cpu with the objects, then 0.941x of that with the labels too; verify
-// of its nop sites 0.972x, then 0.986x (21 pairs each).
+// places a site, or to name an ops literal: 6 times in all for the
+// enabled cloud 6.12 vmlinux, 2 for the enabled bench image, never for a
+// nop image or the bench's modules. So the first othersWalks lookups walk
+// the table (in index order, as the sorted refs order ties), and only then
+// are the others collected and sorted. A kernel's are most of its indexed
+// symbols (96,154 of 147,380 in the cloud 6.12 vmlinux): collected by
+// index, they took 1.5 MB, and their sort's scratch 1.5 MB more, each
+// page fresh memory (~750 page faults, at 3-13 µs each on this machine).
 type others struct {
-	once sync.Once
-	refs []symRef // in index order until sorted
+	mu    sync.Mutex
+	walks int      // the lookups walks answered
+	built bool     // refs is collected and sorted
+	refs  []symRef // sorted by (key section, value, index)
 }
 
-// sorted returns the symbols sorted by (key section, value, index); none
-// for a table never indexed (nil).
-func (o *others) sorted() []symRef {
+// othersWalks is how many lookups of the others walk the table before
+// they are collected and sorted: a walk of a kernel's 228k entries costs
+// about what sorting them does, and a file that needs many lookups (sites
+// no function symbol places) pays for 8 walks at most.
+const othersWalks = 8
+
+// eachOther calls fn with the index of each of st's others defined at
+// (sec, v), in index order; none for a table never indexed.
+func (st *symtab) eachOther(sec uint32, v uint64, fn func(idx int32)) {
+	o := st.others
 	if o == nil {
-		return nil
+		return
 	}
-	o.once.Do(func() {
-		var scratch []keyed
-		radixSort(o.refs, &scratch)
-	})
-	return o.refs
+	o.mu.Lock()
+	if !o.built && o.walks >= othersWalks {
+		o.refs, o.built = st.collectOthers(), true
+	}
+	o.walks++
+	built, refs := o.built, o.refs
+	o.mu.Unlock()
+	if built {
+		for i := lowerIn(refs, sec, v); i < len(refs) && refs[i].key == sec && refs[i].value == v; i++ {
+			fn(refs[i].idx)
+		}
+		return
+	}
+	raw := st.raw
+	for i, off := 1, symSize; off <= len(raw)-symSize; i, off = i+1, off+symSize {
+		b := raw[off : off+symSize : off+symSize]
+		if binary.LittleEndian.Uint64(b[8:]) != v {
+			continue
+		}
+		if c, key := st.classify(b); c == classOther && key == sec && !st.mappingAt(b) {
+			fn(int32(i))
+		}
+	}
+}
+
+// collectOthers returns st's others sorted by (key section, value, index).
+func (st *symtab) collectOthers() []symRef {
+	var refs []symRef
+	raw := st.raw
+	for i, off := 1, symSize; off <= len(raw)-symSize; i, off = i+1, off+symSize {
+		b := raw[off : off+symSize : off+symSize]
+		if c, key := st.classify(b); c == classOther && !st.mappingAt(b) {
+			refs = append(refs, symRef{value: binary.LittleEndian.Uint64(b[8:]), idx: int32(i), key: key})
+		}
+	}
+	var scratch []keyed
+	radixSort(refs, &scratch) // appended in index order, and radixSort is stable
+	return refs
+}
+
+// The classes of a symbol table entry (classify).
+const (
+	classNone  = iota // undefined, or of a type that names no code or data
+	classFunc         // a function (STT_FUNC, STT_GNU_IFUNC)
+	classOther        // a label (STT_NOTYPE, which may be a mapping symbol) or a data object
+)
+
+// classify tells what the index makes of entry b, and its key (its section
+// in ET_REL, else 0). It reads no name: whether a label is a mapping
+// symbol is mappingAt's.
+func (st *symtab) classify(b []byte) (class int, key uint32) {
+	shndx := binary.LittleEndian.Uint16(b[6:])
+	if shndx == uint16(elf.SHN_UNDEF) || shndx >= uint16(elf.SHN_LORESERVE) && shndx != uint16(elf.SHN_ABS) {
+		return classNone, 0
+	}
+	if st.rel {
+		key = uint32(shndx)
+	}
+	switch elf.ST_TYPE(b[4]) {
+	case elf.STT_FUNC, elf.STT_GNU_IFUNC:
+		return classFunc, key
+	case elf.STT_NOTYPE, elf.STT_OBJECT:
+		return classOther, key
+	}
+	return classNone, 0
+}
+
+// mappingAt reports whether entry b is an AArch64 mapping symbol (see
+// isMapping).
+func (st *symtab) mappingAt(b []byte) bool {
+	return elf.ST_TYPE(b[4]) == elf.STT_NOTYPE && st.isMapping(binary.LittleEndian.Uint32(b))
 }
 
 type rawSym struct {
@@ -186,55 +262,27 @@ func copyEntries(sec *elf.Section, mem []byte) ([]byte, error) {
 	return raw, err
 }
 
-// index appends every useful symbol (defined, of a type that can name a
-// function or an object, not a mapping symbol) to st.sorted and sorts it,
-// but the labels and data objects, which go to st.others, from the far
-// end of the same buffer, to be sorted when first looked up. It reads the
-// four fields it tests in place, walking the entries by offset: through
-// sym (six fields, two bounds checks an entry), indexing a kernel's 228k
-// entries cost 4.0 ms of cpu instead of 1.6-2.1.
+// index appends every function symbol (defined, STT_FUNC or
+// STT_GNU_IFUNC) to st.sorted and sorts it; the others are looked up apart
+// (eachOther). It reads the fields it tests in place, walking the entries
+// by offset: through sym (six fields, two bounds checks an entry),
+// indexing a kernel's 228k entries cost 4.0 ms of cpu instead of 1.6-2.1.
 func (st *symtab) index(scratch *[]keyed) {
 	raw := st.raw
-	if cap(st.sorted) < st.len() { // room for every entry: both ends fit
+	if cap(st.sorted) < st.len() { // room for every entry
 		st.sorted = make([]symRef, 0, st.len())
 	}
 	buf := st.sorted[:cap(st.sorted)]
-	n, m := 0, 0 // functions from the front, the others from the back
+	n := 0
 	for i, off := 1, symSize; off <= len(raw)-symSize; i, off = i+1, off+symSize {
 		b := raw[off : off+symSize : off+symSize]
-		shndx := binary.LittleEndian.Uint16(b[6:])
-		if shndx == uint16(elf.SHN_UNDEF) || shndx >= uint16(elf.SHN_LORESERVE) && shndx != uint16(elf.SHN_ABS) {
-			continue
-		}
-		fn := false
-		switch elf.ST_TYPE(b[4]) {
-		case elf.STT_NOTYPE:
-			if st.isMapping(binary.LittleEndian.Uint32(b)) {
-				continue
-			}
-		case elf.STT_FUNC, elf.STT_GNU_IFUNC:
-			fn = true
-		case elf.STT_OBJECT:
-		default:
-			continue
-		}
-		key := uint32(0)
-		if st.rel {
-			key = uint32(shndx)
-		}
-		r := symRef{value: binary.LittleEndian.Uint64(b[8:]), idx: int32(i), key: key}
-		if fn {
-			buf[n] = r
+		if c, key := st.classify(b); c == classFunc {
+			buf[n] = symRef{value: binary.LittleEndian.Uint64(b[8:]), idx: int32(i), key: key}
 			n++
-		} else {
-			m++
-			buf[len(buf)-m] = r
 		}
 	}
 	st.sorted = buf[:n]
-	rest := buf[len(buf)-m:]
-	slices.Reverse(rest) // back in index order: the sort is stable
-	st.others = &others{refs: rest}
+	st.others = &others{}
 	// Entries were appended in index order and radixSort is stable, so ties
 	// stay ordered by index.
 	radixSort(st.sorted, scratch)
@@ -275,7 +323,7 @@ func (st *symtab) recycle() {
 		r := st.sorted[:0]
 		sortedBufs.Put(&r)
 	}
-	st.raw, st.sorted, st.owned, st.others = nil, nil, false, nil // others shared sorted's array
+	st.raw, st.sorted, st.owned, st.others = nil, nil, false, nil
 }
 
 // isMapping reports whether an STT_NOTYPE symbol named at name is an
@@ -402,28 +450,30 @@ func (st *symtab) warm(recs []record, rel bool) int {
 // Functions rank first (0, 1), so the others are looked up, apart, only
 // when maxRank admits them and no function is there.
 func (st *symtab) at(sec uint32, v uint64, maxRank int) int32 {
-	best := st.bestAt(st.sorted, st.lower(sec, v), sec, v, maxRank)
-	if best < 0 && maxRank >= 2 {
-		rest := st.others.sorted()
-		best = st.bestAt(rest, lowerIn(rest, sec, v), sec, v, maxRank)
+	p := newPick(maxRank)
+	for i := st.lower(sec, v); i < len(st.sorted) && st.sorted[i].key == sec && st.sorted[i].value == v; i++ {
+		p.consider(st, st.sorted[i].idx)
 	}
-	return best
+	if p.best < 0 && maxRank >= 2 {
+		st.eachOther(sec, v, func(idx int32) { p.consider(st, idx) })
+	}
+	return p.best
 }
 
-// bestAt is at's choice among the entries of refs from i on at (sec, v).
-func (st *symtab) bestAt(refs []symRef, i int, sec uint32, v uint64, maxRank int) int32 {
-	best, bestRank := int32(-1), uint8(maxRank*2+2)
-	for ; i < len(refs); i++ {
-		r := refs[i]
-		if r.key != sec || r.value != v {
-			break
-		}
-		b := st.raw[int(r.idx)*symSize:][:symSize]
-		if rk := rank2(b[4], binary.LittleEndian.Uint64(b[16:])); rk < bestRank {
-			best, bestRank = r.idx, rk
-		}
+// pick is at's choice among the symbols at one address, offered in index
+// order: the best rank no worse than its limit, the first of equals.
+type pick struct {
+	best int32
+	rank uint8
+}
+
+func newPick(maxRank int) pick { return pick{best: -1, rank: uint8(maxRank*2 + 2)} }
+
+func (p *pick) consider(st *symtab, idx int32) {
+	b := st.raw[int(idx)*symSize:][:symSize]
+	if rk := rank2(b[4], binary.LittleEndian.Uint64(b[16:])); rk < p.rank {
+		p.best, p.rank = idx, rk
 	}
-	return best
 }
 
 // lowerIn returns the first position in refs (sorted) whose (key, value)
@@ -435,20 +485,12 @@ func lowerIn(refs []symRef, sec uint32, v uint64) int {
 // object returns a data object (STT_OBJECT) defined exactly at (sec, v),
 // global before local, or -1.
 func (st *symtab) object(sec uint32, v uint64) int32 {
-	best := int32(-1)
-	rest := st.others.sorted()
-	for i := lowerIn(rest, sec, v); i < len(rest); i++ {
-		r := rest[i]
-		if r.key != sec || r.value != v {
-			break
+	best, global := int32(-1), false
+	st.eachOther(sec, v, func(idx int32) {
+		if s := st.sym(uint32(idx)); !global && s.typ() == elf.STT_OBJECT && (best < 0 || elf.ST_BIND(s.info) != elf.STB_LOCAL) {
+			best, global = idx, elf.ST_BIND(s.info) != elf.STB_LOCAL
 		}
-		if s := st.sym(uint32(r.idx)); s.typ() == elf.STT_OBJECT && (best < 0 || elf.ST_BIND(s.info) != elf.STB_LOCAL) {
-			best = r.idx
-			if elf.ST_BIND(s.info) != elf.STB_LOCAL {
-				break
-			}
-		}
-	}
+	})
 	return best
 }
 

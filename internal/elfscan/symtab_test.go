@@ -29,51 +29,66 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 	if got, want := names(st.sorted), []string{"f", "lf", "gf", "l2", "g2"}; !slices.Equal(got, want) {
 		t.Errorf("index: %q, want %q", got, want)
 	}
-	if got, want := names(st.others.refs), []string{"obj", "lbl", "lobj", "obj2", "lone", "lab2"}; !slices.Equal(got, want) {
-		t.Errorf("labels and objects before their first lookup: %q, want %q (index order)", got, want)
+	if st.others.built || st.others.refs != nil {
+		t.Errorf("labels and objects collected before their first lookup: %q", names(st.others.refs))
 	}
-	if i := st.at(0, 0x10, 3); i >= 0 {
-		t.Errorf("at 0x10 (only $x): %q", st.name(i))
+	// The same answers from walks of the table (the first othersWalks
+	// lookups) and from the collected, sorted others.
+	for _, walked := range []bool{true, false} {
+		st.others.walks = -100 // this phase's lookups all walk
+		if !walked {
+			st.others.walks = othersWalks // the next lookup collects them
+		}
+		lookups := st.others.walks
+		if i := st.at(0, 0x10, 3); i >= 0 {
+			t.Errorf("walked %v: at 0x10 (only $x): %q", walked, st.name(i))
+		}
+		for _, c := range []struct {
+			v       uint64
+			maxRank int
+			named   bool
+			want    string
+		}{
+			{0x30, 3, true, "obj"},
+			{0x30, 3, false, "obj"}, // nothing but an object there
+			{0x30, 2, false, ""},    // objects rank 3
+			{0x40, 3, true, "obj2"}, // an object before a label, global first
+			{0x40, 3, false, "lbl"}, // a label before an object
+			{0x40, 2, false, "lbl"},
+			{0x40, 1, false, ""},     // no function there
+			{0x70, 3, false, "lone"}, // alone
+			{0x70, 3, true, "lone"},
+		} {
+			i := st.at(0, c.v, c.maxRank)
+			if c.named {
+				i = st.named(0, c.v)
+			}
+			got := ""
+			if i >= 0 {
+				got = st.name(i)
+			}
+			if got != c.want {
+				t.Errorf("walked %v: at %#x (rank <= %d, named %v): %q, want %q", walked, c.v, c.maxRank, c.named, got, c.want)
+			}
+		}
+		if i := st.object(0, 0x40); i < 0 || st.name(i) != "obj2" {
+			t.Errorf("walked %v: object 0x40: %d, want obj2", walked, i)
+		}
+		if i := st.object(0, 0x80); i >= 0 {
+			t.Errorf("walked %v: object 0x80 (a label alone): %q", walked, st.name(i))
+		}
+		if i := st.object(1, 0x30); i >= 0 {
+			t.Errorf("walked %v: object in section 1 of a linked table (keyed 0): %q", walked, st.name(i))
+		}
+		if i := st.at(0, 0x80, 2); i < 0 || st.name(i) != "lab2" {
+			t.Errorf("walked %v: at 0x80: %d, want lab2", walked, i)
+		}
+		if st.others.built == walked || st.others.walks <= lookups {
+			t.Errorf("walked %v: built %v after %d lookups of the others (%d before)", walked, st.others.built, st.others.walks, lookups)
+		}
 	}
-	for _, c := range []struct {
-		v       uint64
-		maxRank int
-		named   bool
-		want    string
-	}{
-		{0x30, 3, true, "obj"},
-		{0x30, 3, false, "obj"}, // nothing but an object there
-		{0x30, 2, false, ""},    // objects rank 3
-		{0x40, 3, true, "obj2"}, // an object before a label, global first
-		{0x40, 3, false, "lbl"}, // a label before an object
-		{0x40, 2, false, "lbl"},
-		{0x40, 1, false, ""},     // no function there
-		{0x70, 3, false, "lone"}, // alone
-		{0x70, 3, true, "lone"},
-	} {
-		i := st.at(0, c.v, c.maxRank)
-		if c.named {
-			i = st.named(0, c.v)
-		}
-		got := ""
-		if i >= 0 {
-			got = st.name(i)
-		}
-		if got != c.want {
-			t.Errorf("at %#x (rank <= %d, named %v): %q, want %q", c.v, c.maxRank, c.named, got, c.want)
-		}
-	}
-	if got, want := names(st.others.sorted()), []string{"obj", "lbl", "lobj", "obj2", "lone", "lab2"}; !slices.Equal(got, want) {
+	if got, want := names(st.others.refs), []string{"obj", "lbl", "lobj", "obj2", "obj3", "lone", "lab2"}; !slices.Equal(got, want) {
 		t.Errorf("labels and objects: %q, want %q", got, want)
-	}
-	if i := st.object(0, 0x40); i < 0 || st.name(i) != "obj2" {
-		t.Errorf("object 0x40: %d, want obj2", i)
-	}
-	if i := st.object(0, 0x80); i >= 0 {
-		t.Errorf("object 0x80 (a label alone): %q", st.name(i))
-	}
-	if i := st.at(0, 0x80, 2); i < 0 || st.name(i) != "lab2" {
-		t.Errorf("at 0x80: %d, want lab2", i)
 	}
 	for _, c := range []struct {
 		v    uint64
@@ -92,7 +107,7 @@ func TestSymtabIndexSkipsMappingSymbols(t *testing.T) {
 
 // handSymtab is the indexed table of TestSymtabIndexSkipsMappingSymbols.
 func handSymtab() *symtab {
-	strtab := []byte("\x00$x\x00$d.1\x00f\x00obj\x00lbl\x00ext\x00lf\x00gf\x00l2\x00g2\x00lobj\x00obj2\x00lone\x00lab2\x00")
+	strtab := []byte("\x00$x\x00$d.1\x00f\x00obj\x00lbl\x00ext\x00lf\x00gf\x00l2\x00g2\x00lobj\x00obj2\x00lone\x00lab2\x00obj3\x00")
 	off := func(s string) uint32 { return uint32(bytes.Index(strtab, []byte("\x00"+s+"\x00")) + 1) }
 	type ent struct {
 		name  string
@@ -123,6 +138,7 @@ func handSymtab() *symtab {
 		{"obj2", global | uint8(elf.STT_OBJECT), 1, 0x40, 0},
 		{"lone", local | uint8(elf.STT_OBJECT), 1, 0x70, 0},
 		{"lab2", global | uint8(elf.STT_NOTYPE), 1, 0x80, 0}, // a label alone
+		{"obj3", global | uint8(elf.STT_OBJECT), 1, 0x40, 0}, // a second global object: the first wins
 	}
 	raw := make([]byte, len(ents)*symSize)
 	for i, e := range ents {
